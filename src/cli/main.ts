@@ -1,0 +1,50 @@
+/**
+ * The single place that turns outcomes into exit codes and error text:
+ * user errors become one red line (plus the tool's stderr as detail), usage
+ * errors exit 2, and only unexpected bugs show a stack (with --debug).
+ */
+import { CommanderError } from 'commander';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorMessage, isOperationError } from '../core/errors.js';
+import type { AppIO, Tool } from './app.js';
+import { buildProgram } from './program.js';
+
+/** Parses `argv` (without node and script) and runs the command; resolves to the exit code. */
+export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}): Promise<number> {
+  const stderr = io.stderr ?? ((t: string) => process.stderr.write(t));
+  const program = buildProgram(tool, io);
+  const env = io.env ?? process.env;
+  const colorless = argv.includes('--no-color') || (env.NO_COLOR ?? '') !== '' || !process.stderr.isTTY;
+  const red = (s: string) => (colorless ? s : `\u001b[31m${s}\u001b[39m`);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.code === 'commander.help'
+      ) {
+        return EXIT_OK;
+      }
+      // commander has already printed its message; unknown commands and bad options are usage errors.
+      return EXIT_USAGE;
+    }
+    if (isOperationError(error)) {
+      stderr(`${red(`${tool}: ${error.message}`)}\n`);
+      if (error.detail) stderr(`${error.detail.replace(/^/gm, '  ')}\n`);
+      return error.exitCode;
+    }
+    const debug = argv.includes('--debug');
+    stderr(`${red(`${tool}: internal error: ${errorMessage(error)}`)}\n`);
+    if (debug && error instanceof Error && error.stack) stderr(`${error.stack}\n`);
+    else stderr('  (run with --debug for a stack trace)\n');
+    return EXIT_FAILED;
+  }
+}
+
+export async function main(tool: Tool): Promise<void> {
+  const code = await runCli(tool, process.argv.slice(2));
+  // Long-running commands (serve-plugin, mount --foreground) resolve only when done.
+  process.exitCode = code;
+}

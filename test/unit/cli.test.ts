@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/main.js';
+
+async function capture(tool: 'simplectl' | 'zkfsctl', argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(tool, argv, {
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
+    env: { NO_COLOR: '1' },
+  });
+  return { code, stdout, stderr };
+}
+
+describe('command line', () => {
+  it('lists every operation in simplectl --help and exits 0', async () => {
+    const r = await capture('simplectl', ['--help']);
+    expect(r.code).toBe(0);
+    for (const name of [
+      'scan-disks',
+      'match-query',
+      'initialize-disk',
+      'luks-open',
+      'luks-close',
+      'mount',
+      'umount',
+      'mount-zk',
+      'serve-plugin',
+    ]) {
+      expect(r.stdout).toContain(name);
+    }
+  });
+
+  it('gives zkfsctl the ZooKeeper operations under short names', async () => {
+    const r = await capture('zkfsctl', ['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/mount <hosts> <path> <dir>/);
+    expect(r.stdout).toContain('umount');
+    expect(r.stdout).not.toContain('scan-disks');
+  });
+
+  it('prints the package version', async () => {
+    const r = await capture('zkfsctl', ['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('exits 2 with a suggestion on an unknown command', async () => {
+    const r = await capture('simplectl', ['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown command 'frobnicate'");
+    expect(r.stderr).toContain('--help');
+  });
+
+  it('exits 2 on an unknown option and on a missing argument', async () => {
+    expect((await capture('simplectl', ['scan-disks', '--bogus'])).code).toBe(2);
+    const r = await capture('simplectl', ['initialize-disk']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("missing required argument 'device'");
+  });
+
+  it('rejects an invalid --log-level with exit 2', async () => {
+    const r = await capture('simplectl', ['--log-level', 'loud', 'status']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('loud');
+  });
+});
