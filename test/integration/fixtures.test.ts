@@ -35,6 +35,17 @@ describe('ZooKeeper fixture', () => {
     await zk.stop();
     expect(await zk.srvr(0)).toBe('');
   });
+
+  it('runs a three-server ensemble that survives losing its leader', async () => {
+    const zk = await startZk({ servers: 3 });
+    const leader = await zk.leader();
+    await zk.kill(leader);
+    const data = Buffer.from('after failover');
+    expect(await zkRoundTrip(zk.connectString, '/ensemble', data)).toEqual(data);
+    await zk.start(leader);
+    expect(await zk.srvr(leader)).toMatch(/Mode: (leader|follower)/);
+    await zk.stop();
+  });
 });
 
 describe.skipIf(missing({ loop: true }))('loop disk fixture', () => {
