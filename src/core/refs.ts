@@ -1,0 +1,68 @@
+/**
+ * Reference counting of Docker mounts, per Mount `ID` (shared/reference.md §2).
+ * The engine may send the same ID twice (it mounts once to copy image content
+ * in), may Unmount an ID it never mounted, or may forget to Unmount across its
+ * own restart; these transitions are pure so every case is table-tested.
+ */
+
+/** Outstanding Mount calls per engine mount ID. Absent IDs have count 0; counts are never below 1. */
+export type MountRefs = Readonly<Record<string, number>>;
+
+/** Total outstanding mounts over every ID. */
+export function totalRefs(refs: MountRefs): number {
+  let total = 0;
+  for (const count of Object.values(refs)) total += count;
+  return total;
+}
+
+export interface AddRefResult {
+  refs: MountRefs;
+  /** True when nothing held the volume before: the caller must mount it. */
+  first: boolean;
+}
+
+/** One more Mount by `id`. */
+export function addRef(refs: MountRefs, id: string): AddRefResult {
+  return { refs: { ...refs, [id]: (refs[id] ?? 0) + 1 }, first: totalRefs(refs) === 0 };
+}
+
+export interface ReleaseRefResult {
+  refs: MountRefs;
+  /** False when `id` held nothing: the Unmount is ignored and the counts stay as they were. */
+  known: boolean;
+  /** True when this Unmount released the last reference: the caller must unmount. */
+  last: boolean;
+}
+
+/** One Unmount by `id`. An unknown ID changes nothing, so no count ever drops below zero. */
+export function releaseRef(refs: MountRefs, id: string): ReleaseRefResult {
+  const count = refs[id] ?? 0;
+  if (count <= 0) return { refs, known: false, last: false };
+  const next: Record<string, number> = { ...refs };
+  if (count === 1) delete next[id];
+  else next[id] = count - 1;
+  return { refs: next, known: true, last: totalRefs(next) === 0 };
+}
+
+/** What start-up must do to make the mount table agree with the saved references. */
+export type ReconcileAction = 'none' | 'keep' | 'remount' | 'unmount';
+
+/**
+ * The saved references say whether a container still uses a volume; the mount
+ * table (never the saved state) says whether it is mounted.
+ */
+export function reconcileAction(refs: MountRefs, mounted: boolean): ReconcileAction {
+  const used = totalRefs(refs) > 0;
+  if (used) return mounted ? 'keep' : 'remount';
+  return mounted ? 'unmount' : 'none';
+}
+
+/** Drops malformed entries (non-positive or non-integer counts) from refs read back from disk. */
+export function sanitizeRefs(value: unknown): MountRefs {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+  const refs: Record<string, number> = {};
+  for (const [id, count] of Object.entries(value)) {
+    if (typeof count === 'number' && Number.isInteger(count) && count > 0) refs[id] = count;
+  }
+  return refs;
+}

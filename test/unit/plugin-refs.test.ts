@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import {
+  addRef,
+  type MountRefs,
+  reconcileAction,
+  releaseRef,
+  sanitizeRefs,
+  totalRefs,
+} from '../../src/core/refs.js';
+
+describe('mount references', () => {
+  it('mounts on the first reference only', () => {
+    const a = addRef({}, 'c1');
+    expect(a).toEqual({ refs: { c1: 1 }, first: true });
+    const b = addRef(a.refs, 'c2');
+    expect(b).toEqual({ refs: { c1: 1, c2: 1 }, first: false });
+  });
+
+  it('counts the same ID mounted twice (the engine copies image content with a second mount)', () => {
+    const twice = addRef(addRef({}, 'c1').refs, 'c1');
+    expect(twice).toEqual({ refs: { c1: 2 }, first: false });
+    const once = releaseRef(twice.refs, 'c1');
+    expect(once).toEqual({ refs: { c1: 1 }, known: true, last: false });
+    expect(releaseRef(once.refs, 'c1')).toEqual({ refs: {}, known: true, last: true });
+  });
+
+  it('tears down on the last Unmount over several IDs', () => {
+    let refs: MountRefs = {};
+    for (const id of ['a', 'b', 'c']) refs = addRef(refs, id).refs;
+    const steps = ['b', 'a', 'c'].map((id) => {
+      const r = releaseRef(refs, id);
+      refs = r.refs;
+      return r.last;
+    });
+    expect(steps).toEqual([false, false, true]);
+    expect(totalRefs(refs)).toBe(0);
+  });
+
+  it.each([
+    ['an empty volume', {}],
+    ['a volume held by another ID', { other: 2 }],
+  ])('ignores an Unmount of an unknown ID on %s: never below zero', (_label, refs: MountRefs) => {
+    const r = releaseRef(refs, 'never-mounted');
+    expect(r).toEqual({ refs, known: false, last: false });
+    expect(Object.values(r.refs).every((n) => n > 0)).toBe(true);
+  });
+
+  it.each([
+    [{}, false, 'none'],
+    [{}, true, 'unmount'],
+    [{ c1: 1 }, true, 'keep'],
+    [{ c1: 1 }, false, 'remount'],
+  ] as const)('reconciles refs %j with mounted=%s as %s', (refs, mounted, action) => {
+    expect(reconcileAction(refs, mounted)).toBe(action);
+  });
+
+  it('drops malformed counts read back from disk', () => {
+    expect(sanitizeRefs({ a: 1, b: 0, c: -3, d: 1.5, e: '2', f: 4 })).toEqual({ a: 1, f: 4 });
+    expect(sanitizeRefs(null)).toEqual({});
+    expect(sanitizeRefs([1, 2])).toEqual({});
+  });
+});
