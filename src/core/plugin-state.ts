@@ -84,10 +84,19 @@ export function parseState(value: unknown, source: string): PluginState {
   return { version: STATE_VERSION, volumes };
 }
 
-/** The volume called `name`, or an error whose message Docker shows ("no such volume"). */
+/** The engine asked about a volume this plugin does not have (it asks before every Create). */
+export class NoSuchVolumeError extends OperationError {
+  override readonly name: string = 'NoSuchVolumeError';
+
+  constructor(volume: string) {
+    super(`no such volume: ${volume}`);
+  }
+}
+
+/** The volume called `name`, or a NoSuchVolumeError. */
 export function getVolume(state: PluginState, name: string): VolumeRecord {
   const volume = state.volumes[name];
-  if (!volume) throw new OperationError(`no such volume: ${name}`);
+  if (!volume) throw new NoSuchVolumeError(name);
   return volume;
 }
 

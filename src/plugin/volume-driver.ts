@@ -1,0 +1,55 @@
+/**
+ * The two seams of the plugin. `VolumeDriver` is what the protocol router
+ * calls, one method per endpoint, in plain types: the router never sees
+ * storage and a driver never sees HTTP. `VolumeBackend` is what the `simple`
+ * and `zookeeper` drivers provide to the shared volume store: how to check
+ * options and how to mount and unmount one volume, by calling the same
+ * command handlers as the CLI.
+ */
+import type { CommandContext } from '../commands/context.js';
+import type { VolumeRecord } from '../core/plugin-state.js';
+
+export interface VolumeSummary {
+  name: string;
+  /** Set only while the volume is mounted. */
+  mountpoint?: string;
+}
+
+export interface VolumeDetails extends VolumeSummary {
+  createdAt: string;
+  /** Shown by `docker volume inspect`; never holds secrets. */
+  status: Record<string, unknown>;
+}
+
+export interface VolumeDriver {
+  create(name: string, options: Record<string, string>): Promise<void>;
+  remove(name: string): Promise<void>;
+  /** Mounts for engine mount `id` (first reference mounts) and returns the mount point. */
+  mount(name: string, id: string): Promise<string>;
+  /** The mount point while mounted, else undefined. */
+  path(name: string): Promise<string | undefined>;
+  /** Releases engine mount `id` (last reference unmounts); an unknown ID is harmless. */
+  unmount(name: string, id: string): Promise<void>;
+  get(name: string): Promise<VolumeDetails>;
+  list(): Promise<VolumeSummary[]>;
+  capabilities(): { scope: 'local' | 'global' };
+  /** Create option keys whose values are secrets (ZooKeeper `auth`): masked in debug logs. */
+  readonly secretOptions: readonly string[];
+  /** Secret values currently held, to be redacted from every reply and log line. */
+  secrets(): readonly string[];
+}
+
+export interface VolumeBackend {
+  /** The Docker driver name this backend serves by default ("simple", "zookeeper"). */
+  readonly driver: string;
+  /** Option keys whose values are secrets: kept only in the 0600 state file. */
+  readonly secretOptions: readonly string[];
+  /** Checks a Create request; returns the options to store, filled with defaults. Throws UsageError. */
+  normalizeOptions(name: string, options: Readonly<Record<string, string>>): Record<string, string>;
+  /** Mounts `volume` at `dir` (an existing empty directory) and returns when it is usable. */
+  mount(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
+  /** Unmounts what `mount` mounted at `dir`. */
+  unmount(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
+  /** Driver facts for `docker volume inspect`, without secrets. */
+  status(volume: VolumeRecord): Record<string, unknown>;
+}
