@@ -89,7 +89,7 @@ process.on('SIGTERM', () => server.close().then(() => process.exit(0)));
       // Sent before the child has even loaded: it waits in the listen backlog.
       const first = post(socketPath, '/Plugin.Activate');
       let out = '';
-      proc.stdout.on('data', (d) => {
+      proc.stdout?.on('data', (d) => {
         out += d;
       });
       await new Promise<void>((resolve) => parent.close(() => resolve()));
