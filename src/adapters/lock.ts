@@ -1,0 +1,194 @@
+/**
+ * An exclusive lock between processes (and between callers in one process):
+ * a lock file created with O_EXCL that records its holder's pid and process
+ * start time. A holder that died (crash, SIGKILL, reboot) leaves the file
+ * behind; the next caller sees the holder is gone and breaks the lock. Breaking
+ * is itself serialised by an atomic mkdir, and the file is re-read under it, so
+ * two waiters never both delete a lock that a third has just taken.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { OperationError } from '../core/errors.js';
+
+export interface LockOptions {
+  /** Give up after this long (default 120 s: initialising a large disk takes a while). */
+  timeoutMs?: number;
+  /** How often to look again while another holder has it (default 50 ms, with jitter). */
+  pollMs?: number;
+  /** Recorded in the lock file and named in "waiting for" errors, e.g. "mount label.fast". */
+  purpose?: string;
+}
+
+export interface LockHolder {
+  pid: number;
+  /** Makes each acquisition's file content unique, so release never removes a later holder's file. */
+  nonce?: string;
+  /** Field 22 of /proc/<pid>/stat: tells a live holder from a recycled pid. */
+  startTime: string;
+  purpose: string;
+  since: string;
+}
+
+export interface LockHandle {
+  readonly path: string;
+  /** Removes the lock file if it is still ours (idempotent). */
+  release(): Promise<void>;
+}
+
+/** A break directory older than this belongs to a breaker that died mid-way. */
+const BREAK_STALE_MS = 10_000;
+
+/** Start time of a process, or undefined when it does not exist. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `pid` runs and is the same process that was recorded (not a recycled pid). */
+export function isProcessAlive(pid: number, startTime?: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  const now = processStartTime(pid);
+  if (now === undefined) return false;
+  return startTime === undefined || startTime === now;
+}
+
+function parseHolder(text: string): LockHolder | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<LockHolder>;
+    if (typeof value.pid !== 'number') return undefined;
+    return {
+      pid: value.pid,
+      startTime: String(value.startTime ?? ''),
+      purpose: String(value.purpose ?? ''),
+      since: String(value.since ?? ''),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Who holds the lock at `path`, if anyone (a torn or foreign file reads as undefined). */
+export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
+  try {
+    return parseHolder(await readFile(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+async function tryCreate(path: string, content: string): Promise<boolean> {
+  try {
+    const handle = await open(path, 'wx', 0o600);
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+/**
+ * Removes the lock file if it still holds exactly `seen` and its holder is dead.
+ * A file whose content cannot be parsed is given BREAK_STALE_MS to be completed
+ * (its writer may be between create and write) before it is treated as stale.
+ */
+async function breakIfStale(path: string, seen: string): Promise<void> {
+  const breaker = `${path}.break`;
+  try {
+    await mkdir(breaker, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const age = await stat(breaker).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
+    if (age > BREAK_STALE_MS) await rmdir(breaker).catch(() => {});
+    return;
+  }
+  try {
+    const now = await readFile(path, 'utf8').catch(() => undefined);
+    if (now === undefined || now !== seen) return;
+    const holder = parseHolder(now);
+    if (holder && isProcessAlive(holder.pid, holder.startTime)) return;
+    if (!holder) {
+      const age = await stat(path).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
+      if (age <= BREAK_STALE_MS) return;
+    }
+    await unlink(path).catch(() => {});
+  } finally {
+    await rmdir(breaker).catch(() => {});
+  }
+}
+
+/** Waits for and takes the lock at `path`. */
+export async function acquireLock(path: string, options: LockOptions = {}): Promise<LockHandle> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const pollMs = options.pollMs ?? 50;
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const me: LockHolder = {
+    pid: process.pid,
+    startTime: processStartTime(process.pid) ?? '',
+    purpose: options.purpose ?? '',
+    since: new Date().toISOString(),
+    nonce: randomBytes(6).toString('hex'),
+  };
+  const content = `${JSON.stringify(me)}\n`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await tryCreate(path, content)) break;
+    const seen = await readFile(path, 'utf8').catch(() => undefined);
+    if (seen === undefined) continue; // released between our create and read: try again at once
+    const holder = parseHolder(seen);
+    if (!holder || !isProcessAlive(holder.pid, holder.startTime)) {
+      await breakIfStale(path, seen);
+      const after = await readFile(path, 'utf8').catch(() => undefined);
+      if (after !== seen) continue;
+    }
+    if (Date.now() >= deadline) {
+      const who = holder
+        ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}`
+        : 'whose lock file is unreadable (remove it if no simplectl is running)';
+      throw new OperationError(
+        `timed out after ${(timeoutMs / 1000).toFixed(1)} s waiting for the lock ${path}, ${who}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, pollMs / 2 + Math.random() * pollMs));
+  }
+  let released = false;
+  return {
+    path,
+    release: async () => {
+      if (released) return;
+      released = true;
+      // Only remove the file if it is still ours: never delete a lock someone else took.
+      const now = await readFile(path, 'utf8').catch(() => undefined);
+      if (now === content) await unlink(path).catch(() => {});
+    },
+  };
+}
+
+/** Runs `work` while holding the lock at `path`; releases it however `work` ends. */
+export async function withLock<T>(path: string, options: LockOptions, work: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(path, options);
+  try {
+    return await work();
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * Which disk belongs to which volume, and what is mounted where: the persistent
+ * state of simplectl volumes, and its pure transitions.
+ *
+ * A volume is identified by its name (the query as given, exactly as Docker
+ * names it). A disk assigned to a volume stays assigned across umount and mount,
+ * keeping its number, until the volume is released (`umount --release`, or the
+ * plugin's Remove) or the disk disappears; an exclusive volume's disks are never
+ * given to another volume meanwhile. Disks are identified by the UUID of their
+ * data partition, which survives reboots and device renames.
+ *
+ * Every function returns a new state; nothing here does I/O.
+ */
+
+export const STATE_VERSION = 1;
+
+export interface VolumesState {
+  version: typeof STATE_VERSION;
+  volumes: Record<string, VolumeRecord>;
+}
+
+export interface VolumeRecord {
+  /** The volume name (the query). May hold a passphrase: the state file is 0600. */
+  name: string;
+  exclusive: boolean;
+  /** Disks assigned to the volume, by disk id. */
+  disks: Record<string, AssignedDisk>;
+  /** Numbers of disks that left (disappeared), offered back to them if they return. */
+  rememberedNumbers: Record<string, number>;
+  mount: VolumeMount | null;
+  createdAt: string;
+}
+
+export interface AssignedDisk {
+  /** UUID of the disk's data partition (lowercase). */
+  id: string;
+  /** Directory number for numeric naming; null for uuid naming. */
+  number: number | null;
+  /** Whole-disk device where it was last seen, e.g. /dev/loop3. */
+  device: string;
+  /** The device's diskseq when last seen: a changed value means other media now sits there. */
+  diskseq: number | null;
+  assignedAt: string;
+}
+
+export interface VolumeMount {
+  /** The volume root (where the tmpfs is mounted). */
+  dir: string;
+  mountedAt: string;
+  dynamic: boolean;
+  /** Disks mounted in the volume now, by disk id. */
+  disks: Record<string, MountedDisk>;
+  /** Directory names of persist-numbering placeholders. */
+  placeholders: string[];
+  /** The detached watcher process of a dynamic volume, when one was started. */
+  watcher: WatcherRecord | null;
+}
+
+export interface MountedDisk {
+  id: string;
+  /** Directory name under the volume root. */
+  dirName: string;
+  mountPoint: string;
+  /** Whole-disk device, e.g. /dev/loop3. */
+  device: string;
+  /** What is mounted: the data partition, or the LUKS mapper device. */
+  source: string;
+  fsType: string;
+  /** LUKS mapper name opened for this mount, if any (closed on release). */
+  mapper: string | null;
+}
+
+export interface WatcherRecord {
+  pid: number;
+  startTime: string;
+  log: string;
+}
+
+export function emptyState(): VolumesState {
+  return { version: STATE_VERSION, volumes: {} };
+}
+
+function clone(state: VolumesState): VolumesState {
+  return structuredClone(state);
+}
+
+/** Volumes that have disk `id` assigned. */
+export function diskHolders(state: VolumesState, id: string): VolumeRecord[] {
+  return Object.values(state.volumes).filter((v) => v.disks[id] !== undefined);
+}
+
+/**
+ * May disk `id` be given to volume `name`? Yes when no other volume holds it,
+ * or when this volume and every other holder are all non-exclusive.
+ */
+export function isAvailable(state: VolumesState, name: string, exclusive: boolean, id: string): boolean {
+  const others = diskHolders(state, id).filter((v) => v.name !== name);
+  if (others.length === 0) return true;
+  return !exclusive && others.every((v) => !v.exclusive);
+}
+
+/** The volume mounted at `dir`, if the state knows one. */
+export function volumeAtDir(state: VolumesState, dir: string): VolumeRecord | undefined {
+  return Object.values(state.volumes).find((v) => v.mount?.dir === dir);
+}
+
+/** Returns the state with volume `name` present (created empty if new). */
+export function ensureVolume(
+  state: VolumesState,
+  name: string,
+  exclusive: boolean,
+  now: string,
+): VolumesState {
+  const next = clone(state);
+  const existing = next.volumes[name];
+  if (existing) existing.exclusive = exclusive;
+  else
+    next.volumes[name] = { name, exclusive, disks: {}, rememberedNumbers: {}, mount: null, createdAt: now };
+  return next;
+}
+
+export type NewAssignment = Omit<AssignedDisk, 'assignedAt'>;
+
+/** Assigns disks to an existing volume. Throws if one is not available to it (callers check first). */
+export function assignDisks(
+  state: VolumesState,
+  name: string,
+  disks: readonly NewAssignment[],
+  now: string,
+): VolumesState {
+  const next = clone(state);
+  const volume = next.volumes[name];
+  if (!volume) throw new RangeError(`no volume '${name}' in the state`);
+  for (const disk of disks) {
+    if (!isAvailable(next, name, volume.exclusive, disk.id)) {
+      throw new RangeError(`disk ${disk.id} is assigned to another volume`);
+    }
+    volume.disks[disk.id] = { ...disk, assignedAt: volume.disks[disk.id]?.assignedAt ?? now };
+    delete volume.rememberedNumbers[disk.id];
+  }
+  return next;
+}
+
+/** Updates where an assigned disk was last seen. */
+export function updateDiskLocation(
+  state: VolumesState,
+  name: string,
+  id: string,
+  device: string,
+  diskseq: number | null,
+): VolumesState {
+  const next = clone(state);
+  const disk = next.volumes[name]?.disks[id];
+  if (disk) {
+    disk.device = device;
+    disk.diskseq = diskseq;
+  }
+  return next;
+}
+
+/** Releases one disk from a volume; its number is remembered for when it comes back. */
+export function releaseDisk(state: VolumesState, name: string, id: string): VolumesState {
+  const next = clone(state);
+  const volume = next.volumes[name];
+  const disk = volume?.disks[id];
+  if (!volume || !disk) return next;
+  if (disk.number !== null) volume.rememberedNumbers[id] = disk.number;
+  delete volume.disks[id];
+  if (volume.mount) delete volume.mount.disks[id];
+  return next;
+}
+
+/** Forgets a volume entirely, releasing all its disks. */
+export function releaseVolume(state: VolumesState, name: string): VolumesState {
+  const next = clone(state);
+  delete next.volumes[name];
+  return next;
+}
+
+/** Sets (or with null clears) a volume's mount. */
+export function setMount(state: VolumesState, name: string, mount: VolumeMount | null): VolumesState {
+  const next = clone(state);
+  const volume = next.volumes[name];
+  if (!volume) throw new RangeError(`no volume '${name}' in the state`);
+  volume.mount = mount === null ? null : structuredClone(mount);
+  return next;
+}
+
+/** What reconciliation needs to know about the machine, as plain lookups. */
+export interface HostFacts {
+  /** Is a volume root tmpfs of ours mounted at exactly `dir`? */
+  isVolumeRoot(dir: string): boolean;
+  /** Is anything mounted at exactly `path`? */
+  isMounted(path: string): boolean;
+  /** The device's current diskseq, `null` when unknown, or undefined when the device is gone or empty. */
+  deviceSeq(device: string): number | null | undefined;
+  /** Where a scan within scope found disk `id` now, if it did. */
+  locate(id: string): { device: string; diskseq: number | null } | undefined;
+  /** Is the recorded watcher process still running? */
+  isWatcherAlive(watcher: WatcherRecord): boolean;
+}
+
+export interface ReconcileResult {
+  state: VolumesState;
+  /** One sentence per change, for the log. */
+  notes: string[];
+  /** LUKS mappers of mounts that are gone; the caller closes those no longer in use. */
+  orphanMappers: string[];
+}
+
+/**
+ * Brings the state in line with the machine after a restart or crash: mounts
+ * that no longer exist are forgotten, disks mounted nowhere that disappeared
+ * are released (their numbers remembered), moved disks get their new device,
+ * and dead watchers are cleared. Disks still mounted are left to umount or the
+ * watcher, and a device that merely lies outside the scan's scope is not
+ * mistaken for a missing one.
+ */
+export function reconcile(state: VolumesState, facts: HostFacts): ReconcileResult {
+  let next = clone(state);
+  const notes: string[] = [];
+  const orphanMappers: string[] = [];
+  for (const volume of Object.values(next.volumes)) {
+    const mount = volume.mount;
+    if (mount && !facts.isVolumeRoot(mount.dir)) {
+      notes.push(`volume ${volume.name} is no longer mounted at ${mount.dir}; forgetting that mount`);
+      for (const d of Object.values(mount.disks)) if (d.mapper) orphanMappers.push(d.mapper);
+      volume.mount = null;
+    } else if (mount) {
+      for (const d of Object.values(mount.disks)) {
+        if (!facts.isMounted(d.mountPoint)) {
+          notes.push(`disk ${d.id} of volume ${volume.name} is no longer mounted at ${d.mountPoint}`);
+          if (d.mapper) orphanMappers.push(d.mapper);
+          delete mount.disks[d.id];
+        }
+      }
+      if (mount.watcher && !facts.isWatcherAlive(mount.watcher)) {
+        notes.push(`the watcher (pid ${mount.watcher.pid}) of volume ${volume.name} is no longer running`);
+        mount.watcher = null;
+      }
+    }
+  }
+  for (const volume of Object.values(next.volumes)) {
+    for (const disk of Object.values(volume.disks)) {
+      if (volume.mount?.disks[disk.id]) continue;
+      const seq = facts.deviceSeq(disk.device);
+      const sameMedia = seq !== undefined && (seq === null || disk.diskseq === null || seq === disk.diskseq);
+      if (sameMedia) continue;
+      const found = facts.locate(disk.id);
+      if (found) {
+        if (found.device !== disk.device || found.diskseq !== disk.diskseq) {
+          notes.push(`disk ${disk.id} of volume ${volume.name} moved from ${disk.device} to ${found.device}`);
+          next = updateDiskLocation(next, volume.name, disk.id, found.device, found.diskseq);
+        }
+        continue;
+      }
+      if (seq !== undefined) continue; // the device holds other media; ours may be out of scope
+      notes.push(`disk ${disk.id} of volume ${volume.name} (last seen as ${disk.device}) is gone; released`);
+      next = releaseDisk(next, volume.name, disk.id);
+    }
+  }
+  return { state: next, notes, orphanMappers: [...new Set(orphanMappers)] };
+}
+
+/** Checks that parsed JSON looks like a state file; returns it typed or explains what is wrong. */
+export function validateState(value: unknown): VolumesState | string {
+  if (typeof value !== 'object' || value === null) return 'not a JSON object';
+  const v = value as Partial<VolumesState>;
+  if (v.version !== STATE_VERSION)
+    return `unsupported version ${JSON.stringify(v.version)} (expected ${STATE_VERSION})`;
+  if (typeof v.volumes !== 'object' || v.volumes === null) return "no 'volumes' object";
+  for (const [name, volume] of Object.entries(v.volumes)) {
+    if (typeof volume !== 'object' || volume === null || typeof volume.disks !== 'object') {
+      return `volume '${name}' is malformed`;
+    }
+    volume.rememberedNumbers ??= {};
+    volume.mount ??= null;
+  }
+  return v as VolumesState;
+}

@@ -1,0 +1,54 @@
+/**
+ * Numbers of disks in a numerically named volume (`simple-0`, `simple-1`, …).
+ * A disk that already has a number keeps it; a disk coming back gets the number
+ * it had if that is still free; everything else gets the lowest free number.
+ * With a limit (max-disks), numbers stay below it so that persist-numbering's
+ * directories 0 … max-disks−1 are the only ones that ever exist.
+ */
+
+export interface NumberRequest {
+  /** Disk id to number. */
+  id: string;
+  /** A number this disk had before (remembered across release), if any. */
+  preferred?: number | null;
+}
+
+export interface AllocateOptions {
+  /** Numbers held by the volume's other disks. */
+  taken: Iterable<number>;
+  /** Disks needing a number, in the order they should get the lowest free ones. */
+  wanted: readonly NumberRequest[];
+  /** Numbers must be below this; 0 = no limit. */
+  limit?: number;
+}
+
+/**
+ * Gives each wanted disk a number. Preferred numbers are honoured first (in
+ * request order) so that a returning disk is not pushed out of its old slot by
+ * a newcomer listed before it. Throws when the limit leaves no free number:
+ * callers cap the disk count at max-disks, so that means state was edited by hand.
+ */
+export function allocateNumbers(options: AllocateOptions): Map<string, number> {
+  const limit = options.limit ?? 0;
+  const used = new Set(options.taken);
+  const result = new Map<string, number>();
+  const fits = (n: number) => Number.isInteger(n) && n >= 0 && (limit === 0 || n < limit);
+  for (const request of options.wanted) {
+    const p = request.preferred;
+    if (p !== undefined && p !== null && fits(p) && !used.has(p) && !result.has(request.id)) {
+      used.add(p);
+      result.set(request.id, p);
+    }
+  }
+  let next = 0;
+  for (const request of options.wanted) {
+    if (result.has(request.id)) continue;
+    while (used.has(next)) next++;
+    if (!fits(next)) {
+      throw new RangeError(`no free disk number below ${limit} for disk ${request.id}`);
+    }
+    used.add(next);
+    result.set(request.id, next);
+  }
+  return result;
+}

@@ -1,0 +1,209 @@
+import { describe, expect, it } from 'vitest';
+import {
+  assignDisks,
+  emptyState,
+  ensureVolume,
+  type HostFacts,
+  isAvailable,
+  type MountedDisk,
+  reconcile,
+  releaseDisk,
+  releaseVolume,
+  setMount,
+  type VolumesState,
+  validateState,
+  volumeAtDir,
+} from '../../src/core/assignments.js';
+
+const NOW = '2026-01-01T00:00:00.000Z';
+
+function withVolume(state: VolumesState, name: string, exclusive: boolean, ids: string[]): VolumesState {
+  const s = ensureVolume(state, name, exclusive, NOW);
+  return assignDisks(
+    s,
+    name,
+    ids.map((id, i) => ({ id, number: i, device: `/dev/loop${i}`, diskseq: 10 + i })),
+    NOW,
+  );
+}
+
+function mounted(id: string, i: number, dir = '/v'): MountedDisk {
+  return {
+    id,
+    dirName: `simple-${i}`,
+    mountPoint: `${dir}/simple-${i}`,
+    device: `/dev/loop${i}`,
+    source: `/dev/loop${i}p2`,
+    fsType: 'ext4',
+    mapper: null,
+  };
+}
+
+const allHere: HostFacts = {
+  isVolumeRoot: () => true,
+  isMounted: () => true,
+  deviceSeq: (device) => 10 + Number(device.replace('/dev/loop', '')),
+  locate: () => undefined,
+  isWatcherAlive: () => true,
+};
+
+describe('exclusivity', () => {
+  it('an exclusive volume keeps its disks from every other volume', () => {
+    const s = withVolume(emptyState(), 'A', true, ['d0']);
+    expect(isAvailable(s, 'A', true, 'd0')).toBe(true);
+    expect(isAvailable(s, 'B', true, 'd0')).toBe(false);
+    expect(isAvailable(s, 'B', false, 'd0')).toBe(false);
+    expect(isAvailable(s, 'B', true, 'd1')).toBe(true);
+  });
+
+  it('non-exclusive volumes may share a disk; an exclusive one may not join them', () => {
+    const s = withVolume(emptyState(), 'A', false, ['d0']);
+    expect(isAvailable(s, 'B', false, 'd0')).toBe(true);
+    expect(isAvailable(s, 'B', true, 'd0')).toBe(false);
+  });
+
+  it('assignDisks refuses a disk held by another volume', () => {
+    const s = ensureVolume(withVolume(emptyState(), 'A', true, ['d0']), 'B', true, NOW);
+    expect(() =>
+      assignDisks(s, 'B', [{ id: 'd0', number: 0, device: '/dev/x', diskseq: null }], NOW),
+    ).toThrow(/assigned to another volume/);
+  });
+
+  it('releasing a volume frees its disks', () => {
+    const s = releaseVolume(withVolume(emptyState(), 'A', true, ['d0']), 'A');
+    expect(isAvailable(s, 'B', true, 'd0')).toBe(true);
+    expect(s.volumes).toEqual({});
+  });
+
+  it('never mutates the state it was given', () => {
+    const s = emptyState();
+    const copy = structuredClone(s);
+    withVolume(s, 'A', true, ['d0']);
+    expect(s).toEqual(copy);
+  });
+});
+
+describe('releaseDisk', () => {
+  it('remembers the number so a returning disk can get it back', () => {
+    let s = withVolume(emptyState(), 'A', true, ['d0', 'd1']);
+    s = releaseDisk(s, 'A', 'd1');
+    expect(s.volumes.A?.disks.d1).toBeUndefined();
+    expect(s.volumes.A?.rememberedNumbers).toEqual({ d1: 1 });
+    s = assignDisks(s, 'A', [{ id: 'd1', number: 1, device: '/dev/loop5', diskseq: 99 }], NOW);
+    expect(s.volumes.A?.rememberedNumbers).toEqual({});
+  });
+});
+
+describe('reconcile', () => {
+  it('changes nothing when the machine matches the state', () => {
+    let s = withVolume(emptyState(), 'A', true, ['d0']);
+    s = setMount(s, 'A', {
+      dir: '/v',
+      mountedAt: NOW,
+      dynamic: false,
+      disks: { d0: mounted('d0', 0) },
+      placeholders: [],
+      watcher: null,
+    });
+    const r = reconcile(s, allHere);
+    expect(r.state).toEqual(s);
+    expect(r.notes).toEqual([]);
+  });
+
+  it('forgets a mount whose root is gone and hands back its mappers', () => {
+    let s = withVolume(emptyState(), 'A', true, ['d0']);
+    s = setMount(s, 'A', {
+      dir: '/v',
+      mountedAt: NOW,
+      dynamic: true,
+      disks: { d0: { ...mounted('d0', 0), mapper: 'simple-d0' } },
+      placeholders: [],
+      watcher: { pid: 1, startTime: '1', log: '/x' },
+    });
+    const r = reconcile(s, { ...allHere, isVolumeRoot: () => false });
+    expect(r.state.volumes.A?.mount).toBeNull();
+    expect(r.state.volumes.A?.disks.d0).toBeDefined(); // still assigned: the volume may be mounted again
+    expect(r.orphanMappers).toEqual(['simple-d0']);
+    expect(r.notes.join()).toMatch(/no longer mounted at \/v/);
+  });
+
+  it('drops disk mounts that vanished and dead watchers', () => {
+    let s = withVolume(emptyState(), 'A', true, ['d0', 'd1']);
+    s = setMount(s, 'A', {
+      dir: '/v',
+      mountedAt: NOW,
+      dynamic: true,
+      disks: { d0: mounted('d0', 0), d1: mounted('d1', 1) },
+      placeholders: [],
+      watcher: { pid: 1, startTime: '1', log: '/x' },
+    });
+    const r = reconcile(s, {
+      ...allHere,
+      isMounted: (p) => p !== '/v/simple-1',
+      isWatcherAlive: () => false,
+    });
+    expect(Object.keys(r.state.volumes.A?.mount?.disks ?? {})).toEqual(['d0']);
+    expect(r.state.volumes.A?.mount?.watcher).toBeNull();
+  });
+
+  it('releases an unmounted disk whose device is gone, remembering its number', () => {
+    const s = withVolume(emptyState(), 'A', true, ['d0', 'd1']);
+    const r = reconcile(s, { ...allHere, deviceSeq: (d) => (d === '/dev/loop1' ? undefined : 10) });
+    expect(Object.keys(r.state.volumes.A?.disks ?? {})).toEqual(['d0']);
+    expect(r.state.volumes.A?.rememberedNumbers).toEqual({ d1: 1 });
+    expect(r.notes.join()).toMatch(/d1 .* gone; released/);
+  });
+
+  it('follows a disk that moved to another device', () => {
+    const s = withVolume(emptyState(), 'A', true, ['d0']);
+    const r = reconcile(s, {
+      ...allHere,
+      deviceSeq: () => undefined,
+      locate: (id) => (id === 'd0' ? { device: '/dev/loop7', diskseq: 50 } : undefined),
+    });
+    expect(r.state.volumes.A?.disks.d0).toMatchObject({ device: '/dev/loop7', diskseq: 50 });
+  });
+
+  it('keeps a disk whose device now holds other media but which the scan did not cover', () => {
+    const s = withVolume(emptyState(), 'A', true, ['d0']);
+    const r = reconcile(s, { ...allHere, deviceSeq: () => 77 });
+    expect(r.state.volumes.A?.disks.d0).toBeDefined();
+  });
+
+  it('never releases a disk that is still mounted', () => {
+    let s = withVolume(emptyState(), 'A', true, ['d0']);
+    s = setMount(s, 'A', {
+      dir: '/v',
+      mountedAt: NOW,
+      dynamic: false,
+      disks: { d0: mounted('d0', 0) },
+      placeholders: [],
+      watcher: null,
+    });
+    const r = reconcile(s, { ...allHere, deviceSeq: () => undefined });
+    expect(r.state.volumes.A?.disks.d0).toBeDefined();
+  });
+});
+
+describe('volumeAtDir and validateState', () => {
+  it('finds the volume mounted at a directory', () => {
+    let s = withVolume(emptyState(), 'A', true, []);
+    s = setMount(s, 'A', {
+      dir: '/v',
+      mountedAt: NOW,
+      dynamic: false,
+      disks: {},
+      placeholders: [],
+      watcher: null,
+    });
+    expect(volumeAtDir(s, '/v')?.name).toBe('A');
+    expect(volumeAtDir(s, '/w')).toBeUndefined();
+  });
+
+  it('accepts a state file and explains a bad one', () => {
+    expect(validateState({ version: 1, volumes: {} })).toEqual({ version: 1, volumes: {} });
+    expect(validateState({ version: 9, volumes: {} })).toMatch(/unsupported version 9/);
+    expect(validateState([])).toMatch(/no 'volumes'|unsupported/);
+    expect(validateState({ version: 1, volumes: { x: 3 } })).toMatch(/volume 'x' is malformed/);
+  });
+});
