@@ -1,17 +1,80 @@
-import { NotImplementedError } from '../core/errors.js';
+/**
+ * `simplectl match-query QUERY`: which disks a volume query would get, in
+ * what order and with what preparation, and why each other disk does not
+ * match. Tests the query's passphrase against each encrypted candidate with
+ * `cryptsetup open --test-passphrase` (nothing is mapped).
+ *
+ * Exports: `matchQuery(options, ctx)` → `MatchQueryResult`.
+ */
+import { testPassphrase } from '../adapters/cryptsetup.js';
+import { queryPassphrase } from '../adapters/keys.js';
+import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
+import { rereadPartitions } from '../adapters/partx.js';
+import type { DiskReport } from '../core/disk-state.js';
+import { type MatchResult, matchDisks } from '../core/match.js';
+import { formatQuery, parseQuery, type VolumeQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
+import { type ScanDisksOptions, scanDisks } from './scan-disks.js';
 
 export interface MatchQueryOptions {
-  [key: string]: unknown;
+  /** A volume name, or a query parsed already. */
+  query: string | VolumeQuery;
+  /** The plugin's `-o` options, merged over the name (only when `query` is a string). */
+  options?: Readonly<Record<string, string>>;
+  /** Kernel-name globs limiting the scan (see scanDisks). */
+  include?: readonly string[];
+  /** The volume asking: disks already assigned to it count as available. */
+  volume?: string;
+  assignmentOf?: ScanDisksOptions['assignmentOf'];
+  /** A scan done already (skips scanning). */
+  disks?: readonly DiskReport[];
+  host?: HostIdentity;
+  env?: NodeJS.ProcessEnv;
 }
 
-export interface MatchQueryResult {
-  [key: string]: unknown;
+export interface MatchQueryResult extends MatchResult {
+  /** Canonical query, passphrase redacted. */
+  query: string;
+  minDisks: number;
+  maxDisks: number;
 }
 
-export async function matchQuery(
-  _options: MatchQueryOptions,
-  _ctx: CommandContext,
-): Promise<MatchQueryResult> {
-  throw new NotImplementedError('match-query');
+export async function matchQuery(options: MatchQueryOptions, ctx: CommandContext): Promise<MatchQueryResult> {
+  const query =
+    typeof options.query === 'string' ? parseQuery(options.query, options.options ?? {}) : options.query;
+  const host = options.host ?? (await hostIdentity());
+  const disks =
+    options.disks ??
+    (await scanDisks(
+      {
+        include: options.include ?? [],
+        host,
+        ...(options.assignmentOf ? { assignmentOf: options.assignmentOf } : {}),
+      },
+      ctx,
+    ));
+  const passphrase = await queryPassphrase(query, {
+    log: ctx.log,
+    ...(options.env ? { env: options.env } : {}),
+  });
+  const unlocks = new Map<string, boolean>();
+  if (passphrase !== null) {
+    for (const disk of disks) {
+      if (disk.state !== 'initialised' || disk.label !== query.label || !disk.encrypted) continue;
+      ctx.progress(`testing the passphrase on ${disk.device}`);
+      // Without udev the kernel may not have the partition nodes yet.
+      if (!disk.dataPartition.present) await rereadPartitions(disk.device, ctx.log);
+      unlocks.set(disk.device, await testPassphrase(disk.dataPartition.device, passphrase, ctx.log));
+    }
+  }
+  const result = matchDisks(query, disks, host, {
+    unlocks,
+    ...(options.volume ? { volume: options.volume } : {}),
+  });
+  return {
+    query: formatQuery(query, { redact: true }),
+    minDisks: query.minDisks,
+    maxDisks: query.maxDisks,
+    ...result,
+  };
 }

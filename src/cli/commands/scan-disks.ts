@@ -1,15 +1,53 @@
 import { Command } from 'commander';
 import { scanDisks } from '../../commands/scan-disks.js';
+import type { DiskReport } from '../../core/disk-state.js';
+import { humanSize } from '../../core/units.js';
 import type { App } from '../app.js';
-import { printResult } from '../output.js';
+import { type Output, printResult, table, withSpinner } from '../output.js';
+
+export const INCLUDE_HELP =
+  'consider exactly the devices whose kernel names match these globs, loop devices included (e.g. "loop*", sdb); ' +
+  'default: every whole disk except loop, ram, zram, dm, md, sr, fd, nbd';
+
+/** One line of details per disk state, shared with match-query. */
+export function diskDetail(disk: DiskReport, out: Output): string {
+  if (disk.state === 'rejected') return out.color.red(disk.reason);
+  if (disk.state === 'blank') return out.color.green('blank: can be initialised');
+  const parts = [
+    disk.thisHost ? 'this host' : `host ${disk.hostname || '?'}`,
+    disk.encrypted ? 'LUKS' : 'plain',
+    disk.filesystem ?? 'no filesystem',
+  ];
+  if (disk.mounted) parts.push(`mounted at ${disk.mountPoints.join(', ')}`);
+  else if (disk.inUse) parts.push('in use');
+  if (disk.assignment) parts.push(`assigned to ${disk.assignment.volumes.join(', ')}`);
+  return [parts.join(', '), ...disk.warnings.map((w) => out.color.yellow(`warning: ${w}`))].join('; ');
+}
+
+export function renderDisks(disks: readonly DiskReport[], out: Output): string {
+  if (disks.length === 0) return 'no disks found';
+  return table(
+    out,
+    ['DEVICE', 'SIZE', 'STATE', 'LABEL', 'DETAILS'],
+    disks.map((d) => [
+      d.device,
+      humanSize(d.sizeBytes),
+      d.state,
+      d.state === 'initialised' ? d.label : '-',
+      diskDetail(d, out),
+    ]),
+  );
+}
 
 export function scanDisksCommand(getApp: () => App): Command {
   return new Command('scan-disks')
     .description('list block devices and classify each as blank, initialised or rejected')
-    .option('--include <glob...>', 'also consider devices matching these names (e.g. "loop*")')
+    .option('--include <glob...>', INCLUDE_HELP)
     .action(async (options: { include?: string[] }) => {
       const app = getApp();
-      const result = await scanDisks({ include: options.include ?? [] }, app.context());
-      printResult(app.out, result, (r) => JSON.stringify(r));
+      const result = await withSpinner(app.out, 'scanning disks', (progress) =>
+        scanDisks({ include: options.include ?? [] }, app.context({ progress })),
+      );
+      printResult(app.out, result, renderDisks);
     });
 }

@@ -1,0 +1,195 @@
+/**
+ * Gathers the facts about whole disks that core/disk-state.ts classifies:
+ * sysfs for the device list and sizes, `blkid -p` and `partx` for what is on
+ * the disk (read from the disk itself, so no udev and no kernel partition
+ * nodes are needed), the mount table and /proc/swaps for what uses it.
+ *
+ * Exports: `listBlockDevices({ include })`, `resolveDisk(device)`, `inspectDisk(device, { logger })`,
+ * `readDevice(device, offset, length)`, `writeDevice(device, offset, data)`, `assertNotBusy(device)`.
+ */
+import { constants } from 'node:fs';
+import { open, readFile, realpath } from 'node:fs/promises';
+import type { DiskFacts } from '../core/disk-state.js';
+import { OperationError, UsageError } from '../core/errors.js';
+import { decodeMetadata, METADATA_PARTITION_BYTES } from '../core/metadata.js';
+import { globMatches, kernelName, METADATA_PARTITION_NAME, VIRTUAL_DEVICE_GLOBS } from '../core/names.js';
+import { probe } from './blkid.js';
+import type { Logger } from './logger.js';
+import { readMountTable } from './mountinfo.js';
+import { readPartitionTable } from './partx.js';
+import { listSysBlock, readSysBlock, SYS_CLASS_BLOCK, type SysBlockDevice } from './sysfs.js';
+
+export interface ListOptions {
+  /**
+   * Globs of kernel names ("loop5", "sd*", "/dev/vdb"). When given, exactly the
+   * whole devices matching one of them are listed, virtual ones included;
+   * otherwise every whole disk except virtual devices (loop, ram, zram, dm, …).
+   */
+  include?: readonly string[];
+}
+
+/** Whole disks with a medium (size > 0), filtered as `include` says, in natural name order. */
+export async function listBlockDevices(options: ListOptions = {}): Promise<SysBlockDevice[]> {
+  const include = (options.include ?? []).map(kernelName);
+  const all = await listSysBlock();
+  const hidden = await Promise.all(
+    all.map(
+      async (d) =>
+        (await readFile(`${SYS_CLASS_BLOCK}/${d.name}/hidden`, 'utf8').catch(() => '0')).trim() === '1',
+    ),
+  );
+  return all.filter((d, i) => {
+    if (d.isPartition || d.sizeBytes === 0 || hidden[i]) return false;
+    if (include.length > 0) return include.some((g) => globMatches(g, d.name));
+    return !VIRTUAL_DEVICE_GLOBS.some((g) => globMatches(g, d.name));
+  });
+}
+
+/** The whole disk named by a path or kernel name (symlinks such as /dev/disk/by-id/… are followed). */
+export async function resolveDisk(device: string): Promise<SysBlockDevice> {
+  let name = kernelName(device);
+  if (device.startsWith('/')) {
+    try {
+      name = kernelName(await realpath(device));
+    } catch {
+      throw new OperationError(`${device}: no such block device`);
+    }
+  }
+  const sys = await readSysBlock(name);
+  if (!sys) throw new OperationError(`${device}: no such block device`);
+  if (sys.isPartition) {
+    throw new UsageError(`${device} is a partition; give the whole disk (/dev/${sys.parent})`);
+  }
+  if (sys.sizeBytes === 0) throw new OperationError(`${device} has no medium (size 0)`);
+  return sys;
+}
+
+/** Reads `length` bytes at `offset` of a device (short at the end of the device). */
+export async function readDevice(device: string, offset: number, length: number): Promise<Buffer> {
+  const handle = await open(device, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, offset);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes `data` at `offset` of a device and flushes it to the medium. */
+export async function writeDevice(device: string, offset: number, data: Uint8Array): Promise<void> {
+  const handle = await open(device, constants.O_WRONLY | constants.O_EXCL);
+  try {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Throws when another program holds `device` exclusively (a mount, swap,
+ * dm-crypt, md …): an O_EXCL open of a block device fails with EBUSY then.
+ * Used right before writing, not while scanning, so a scan never makes a
+ * concurrent mount fail.
+ */
+export async function assertNotBusy(device: string): Promise<void> {
+  try {
+    const handle = await open(device, constants.O_RDONLY | constants.O_EXCL);
+    await handle.close();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EBUSY') {
+      throw new OperationError(`${device} is in use by another program (it cannot be opened exclusively)`);
+    }
+    throw error;
+  }
+}
+
+async function dmName(holder: string): Promise<string | null> {
+  return (await readFile(`${SYS_CLASS_BLOCK}/${holder}/dm/name`, 'utf8').catch(() => '')).trim() || null;
+}
+
+async function swapDevices(): Promise<string[]> {
+  const text = await readFile('/proc/swaps', 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(/\s+/)[0] ?? '')
+    .filter(Boolean);
+}
+
+/** Reads everything classifyDisk needs about one whole disk. Never writes. */
+export async function inspectDisk(
+  disk: SysBlockDevice | string,
+  options: { logger?: Logger } = {},
+): Promise<DiskFacts & { model: string | null }> {
+  const sys = typeof disk === 'string' ? await resolveDisk(disk) : disk;
+  const logger = options.logger;
+  const whole = await probe(sys.device, logger ? { logger } : {});
+  const facts: DiskFacts & { model: string | null } = {
+    name: sys.name,
+    device: sys.device,
+    model: sys.model,
+    sizeBytes: sys.sizeBytes,
+    readOnly: sys.readOnly,
+    signature: whole.values,
+    ambiguous: whole.ambivalent,
+    partitions: [],
+    kernelPartitions: sys.partitions,
+    mountPoints: [],
+    holders: [],
+    busy: false,
+  };
+  if (whole.values.PTTYPE !== undefined) {
+    facts.partitions = (await readPartitionTable(sys.device, logger)) ?? [];
+    const meta = facts.partitions.filter((p) => p.name === METADATA_PARTITION_NAME);
+    const data = facts.partitions.filter((p) => p.name !== METADATA_PARTITION_NAME);
+    if (meta.length === 1 && data.length === 1) {
+      const m = meta[0]!;
+      const d = data[0]!;
+      const bytes = await readDevice(
+        sys.device,
+        m.start * 512,
+        Math.min(m.sectors * 512, METADATA_PARTITION_BYTES),
+      );
+      try {
+        facts.metadata = { ok: true, value: decodeMetadata(bytes) };
+      } catch (error) {
+        facts.metadata = { ok: false, error: (error as Error).message };
+      }
+      const dataProbe = await probe(sys.device, {
+        offset: d.start * 512,
+        size: d.sectors * 512,
+        ...(logger ? { logger } : {}),
+      });
+      facts.dataSignature = dataProbe.values;
+    }
+  }
+
+  // What uses the disk: its own node, its partitions, and anything stacked on them.
+  const parts = await Promise.all(sys.partitions.map((p) => readSysBlock(p)));
+  const members = [sys, ...parts.filter((p): p is SysBlockDevice => p !== undefined)];
+  const holders = [...new Set(members.flatMap((m) => m.holders))];
+  const stacked = await Promise.all(holders.map((h) => readSysBlock(h)));
+  const sources = new Set(members.map((m) => m.device));
+  const numbers = new Set(members.map((m) => m.devNumber));
+  for (const h of stacked) {
+    if (!h) continue;
+    sources.add(h.device);
+    numbers.add(h.devNumber);
+    const name = await dmName(h.name);
+    if (name) sources.add(`/dev/mapper/${name}`);
+  }
+  const table = await readMountTable();
+  facts.mountPoints = table
+    .filter((e) => sources.has(e.source) || numbers.has(e.device))
+    .map((e) => e.mountPoint);
+  const swaps = await swapDevices();
+  for (const s of swaps) if (sources.has(s)) facts.mountPoints.push(`[swap ${s}]`);
+  facts.holders = holders;
+  return facts;
+}

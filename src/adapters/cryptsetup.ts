@@ -1,0 +1,101 @@
+/**
+ * LUKS through `cryptsetup`. The passphrase always travels on standard input
+ * (`--key-file -`, which reads it byte for byte, no trailing newline), never
+ * in argv or a log line; stdin is closed once written so luksFormat cannot
+ * hang as it did in the original tool (shared/reference.md §1).
+ *
+ * Exports: `luksFormat`, `testPassphrase`, `open`, `close`, `isLuks`, `deviceMapperAvailable`,
+ * `FAST_KDF_ENV`, `LuksFormatOptions`.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { OperationError } from '../core/errors.js';
+import { run } from './exec.js';
+import type { Logger } from './logger.js';
+
+/**
+ * When this environment variable is "1", key slots use PBKDF2 with 1000
+ * iterations: fast and weak. For tests only; a warning is logged every time.
+ */
+export const FAST_KDF_ENV = 'SIMPLECTL_INSECURE_FAST_KDF';
+
+export interface LuksFormatOptions {
+  cipher?: string | null;
+  keySizeBits?: number | null;
+  hash?: string | null;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+function logOpts(logger: Logger | undefined, purpose: string, passphrase?: string) {
+  return {
+    ...(logger ? { logger } : {}),
+    purpose,
+    ...(passphrase !== undefined ? { input: passphrase, secrets: [passphrase] } : {}),
+  };
+}
+
+export async function luksFormat(
+  device: string,
+  passphrase: string,
+  options: LuksFormatOptions = {},
+): Promise<void> {
+  const args = ['luksFormat', '--batch-mode', '--key-file', '-'];
+  if (options.cipher) args.push('--cipher', options.cipher);
+  if (options.keySizeBits) args.push('--key-size', String(options.keySizeBits));
+  if (options.hash) args.push('--hash', options.hash);
+  if ((options.env ?? process.env)[FAST_KDF_ENV] === '1') {
+    options.logger?.warn(`${FAST_KDF_ENV}=1: using a weak key derivation (tests only)`);
+    args.push('--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000');
+  }
+  args.push(device);
+  await run('cryptsetup', args, logOpts(options.logger, `formatting ${device} as LUKS`, passphrase));
+}
+
+/** True when `passphrase` opens the LUKS header on `device`; nothing is mapped. */
+export async function testPassphrase(device: string, passphrase: string, logger?: Logger): Promise<boolean> {
+  const result = await run('cryptsetup', ['open', '--test-passphrase', '--key-file', '-', device], {
+    ...logOpts(logger, `testing the passphrase of ${device}`, passphrase),
+    okExitCodes: [2],
+  });
+  return result.exitCode === 0;
+}
+
+/** Maps the LUKS container on `device` to /dev/mapper/`name`; returns that path. */
+export async function open(
+  device: string,
+  name: string,
+  passphrase: string,
+  logger?: Logger,
+): Promise<string> {
+  const result = await run('cryptsetup', ['open', '--type', 'luks', '--key-file', '-', device, name], {
+    ...logOpts(logger, `opening ${device} as ${name}`, passphrase),
+    okExitCodes: [2],
+  });
+  if (result.exitCode === 2) throw new OperationError(`the passphrase does not open ${device}`);
+  return `/dev/mapper/${name}`;
+}
+
+export async function close(name: string, logger?: Logger): Promise<void> {
+  await run('cryptsetup', ['close', name], logOpts(logger, `closing ${name}`));
+}
+
+export async function isLuks(device: string, logger?: Logger): Promise<boolean> {
+  const result = await run('cryptsetup', ['isLuks', device], {
+    ...logOpts(logger, `checking ${device}`),
+    okExitCodes: [1],
+  });
+  return result.exitCode === 0;
+}
+
+/** Whether the kernel can map devices (cryptsetup open needs it); tries to load dm_mod once. */
+export async function deviceMapperAvailable(logger?: Logger): Promise<boolean> {
+  const has = async () =>
+    existsSync('/dev/mapper/control') ||
+    /device-mapper/.test(await readFile('/proc/misc', 'utf8').catch(() => ''));
+  if (await has()) return true;
+  await run('modprobe', ['dm_mod'], { ...logOpts(logger, 'loading dm_mod'), okExitCodes: [1] }).catch(
+    () => {},
+  );
+  return has();
+}

@@ -1,0 +1,98 @@
+/**
+ * Partition tables through `partx`: read from the disk itself (so it works
+ * before the kernel knows the partitions, and without udev), and pushed to
+ * the kernel after a change (this kernel has no GPT parser of its own, and
+ * hosts without udevd never re-read: shared/reference.md §4).
+ *
+ * Exports: `PartitionEntry`, `readPartitionTable(device)`, `parsePartxPairs(text)`,
+ * `rereadPartitions(device)`, `forgetPartitions(device)`.
+ */
+import { existsSync } from 'node:fs';
+import { run, ToolError } from './exec.js';
+import type { Logger } from './logger.js';
+
+export interface PartitionEntry {
+  number: number;
+  /** First sector (512 bytes). */
+  start: number;
+  sectors: number;
+  /** Type GUID, lower case (GPT) or hex code (dos). */
+  type: string;
+  /** GPT partition name ("" for dos). */
+  name: string;
+  /** PARTUUID, lower case. */
+  uuid: string;
+}
+
+function unescapePairValue(value: string): string {
+  return value.replace(/\\x([0-9a-fA-F]{2})/g, (_, hex: string) =>
+    String.fromCharCode(Number.parseInt(hex, 16)),
+  );
+}
+
+/** Parses `partx -P` output: KEY="value" pairs, one partition per line. */
+export function parsePartxPairs(text: string): PartitionEntry[] {
+  const entries: PartitionEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const fields: Record<string, string> = {};
+    for (const m of line.matchAll(/([A-Z]+)="((?:[^"\\]|\\.)*)"/g)) fields[m[1]!] = unescapePairValue(m[2]!);
+    entries.push({
+      number: Number(fields.NR),
+      start: Number(fields.START),
+      sectors: Number(fields.SECTORS),
+      type: (fields.TYPE ?? '').toLowerCase(),
+      name: fields.NAME ?? '',
+      uuid: (fields.UUID ?? '').toLowerCase(),
+    });
+  }
+  return entries;
+}
+
+/** The partitions recorded on `device`; [] when it has a table without partitions, null when it has none. */
+export async function readPartitionTable(device: string, logger?: Logger): Promise<PartitionEntry[] | null> {
+  const result = await run('partx', ['-P', '-o', 'NR,START,SECTORS,TYPE,NAME,UUID', device], {
+    okExitCodes: [1],
+    ...(logger ? { logger } : {}),
+    purpose: `reading the partition table of ${device}`,
+  });
+  if (result.exitCode === 1) {
+    if (/failed to read partition table/.test(result.stderr)) return null;
+    throw new ToolError(
+      `reading the partition table of ${device} failed: ${result.stderr.trim()}`,
+      `partx -P ${device}`,
+      1,
+      result.stderr,
+    );
+  }
+  return parsePartxPairs(result.stdout);
+}
+
+/**
+ * Tells the kernel about the partitions now on `device` (adds, updates and
+ * removes nodes), falling back to partprobe; waits for udev when it runs.
+ */
+export async function rereadPartitions(device: string, logger?: Logger): Promise<void> {
+  const opts = { ...(logger ? { logger } : {}), purpose: `re-reading the partition table of ${device}` };
+  try {
+    // `-u` updates entries the kernel has; `-a` adds missing ones. partx -u alone
+    // adds on current util-linux, but older ones need -a, which fails when all exist.
+    await run('partx', ['-u', device], opts);
+    await run('partx', ['-a', device], { ...opts, okExitCodes: [1] });
+  } catch (error) {
+    logger?.debug(`partx failed, trying partprobe: ${(error as Error).message}`);
+    await run('partprobe', [device], opts);
+  }
+  if (existsSync('/run/udev/control')) {
+    await run('udevadm', ['settle', '--timeout=10'], { ...opts, okExitCodes: [1] }).catch(() => {});
+  }
+}
+
+/** Drops the kernel's partition nodes of `device` (before rewriting its table). */
+export async function forgetPartitions(device: string, logger?: Logger): Promise<void> {
+  await run('partx', ['-d', device], {
+    okExitCodes: [1],
+    ...(logger ? { logger } : {}),
+    purpose: `removing the old partitions of ${device} from the kernel`,
+  });
+}

@@ -1,0 +1,240 @@
+/**
+ * What a disk is, decided from facts read elsewhere (sysfs, blkid, partx, the
+ * mount table): blank (a candidate), initialised (ours: label, owner, …) or
+ * rejected (with the reason). Rules: shared/reference.md §1 "Disk layout".
+ *
+ * Exports: `DiskFacts` (input), `DiskReport` = `BlankDisk | InitialisedDisk | RejectedDisk`
+ * (output), `classifyDisk(facts, host)`, `MIN_DISK_BYTES`, `DiskAssignment`, `PartitionReport`.
+ */
+import type { DiskMetadata } from './metadata.js';
+import { METADATA_PARTITION_NAME, METADATA_PARTITION_TYPE, partitionName } from './names.js';
+import { humanSize } from './units.js';
+
+/** Smallest disk we initialise: 2 MiB of layout plus room for a filesystem. */
+export const MIN_DISK_BYTES = 16 * 1024 * 1024;
+
+export interface PartitionFact {
+  number: number;
+  start: number;
+  sectors: number;
+  type: string;
+  name: string;
+  uuid: string;
+}
+
+/** Everything the adapters found out about one whole disk. */
+export interface DiskFacts {
+  /** Kernel name ("loop5"). */
+  name: string;
+  /** "/dev/loop5". */
+  device: string;
+  sizeBytes: number;
+  readOnly: boolean;
+  /** `blkid -p` of the whole disk: PTTYPE for a partition table, TYPE/USAGE for a filesystem or other signature. */
+  signature: Record<string, string>;
+  /** blkid saw conflicting signatures. */
+  ambiguous: boolean;
+  /** Partition table entries (partx), [] when there are none. */
+  partitions: PartitionFact[];
+  /** Partition kernel names the kernel currently has nodes for. */
+  kernelPartitions: string[];
+  /** Decoded metadata of partition 1, or why it could not be read (only probed for our layout). */
+  metadata?: { ok: true; value: DiskMetadata } | { ok: false; error: string };
+  /** `blkid -p` of the data partition (only probed for our layout). */
+  dataSignature?: Record<string, string>;
+  /** Mount points of the disk, its partitions, or devices stacked on them. */
+  mountPoints: string[];
+  /** Devices stacked on the disk or its partitions (dm-crypt, md), kernel names. */
+  holders: string[];
+  /** Another program holds the device (or a partition) open exclusively. */
+  busy: boolean;
+}
+
+export interface PartitionReport {
+  number: number;
+  /** The node the partition has or will have once the kernel re-reads the table ("/dev/loop5p2"). */
+  device: string;
+  /** Whether the kernel has that node now (it does not before `partx -u` on hosts without udev). */
+  present: boolean;
+  /** PARTUUID. */
+  uuid: string;
+  name: string;
+  offsetBytes: number;
+  sizeBytes: number;
+}
+
+/** Volumes that hold a disk; filled in by the volume layer from its state (null from a plain scan). */
+export interface DiskAssignment {
+  volumes: string[];
+  exclusive: boolean;
+}
+
+interface DiskCommon {
+  device: string;
+  name: string;
+  sizeBytes: number;
+  model?: string | null;
+  mounted: boolean;
+  mountPoints: string[];
+  /** Mounted, held by a stacked device, or opened exclusively by something. */
+  inUse: boolean;
+  holders: string[];
+  assignment: DiskAssignment | null;
+}
+
+export interface BlankDisk extends DiskCommon {
+  state: 'blank';
+}
+
+export interface RejectedDisk extends DiskCommon {
+  state: 'rejected';
+  /** One sentence: why the disk is neither blank nor ours. */
+  reason: string;
+}
+
+export interface InitialisedDisk extends DiskCommon {
+  state: 'initialised';
+  /** Name of the data partition (the disk's type). */
+  label: string;
+  hostname: string;
+  machineId: string;
+  numbering: string;
+  /** Initialised by this host (hostname and machine-id both match). */
+  thisHost: boolean;
+  encrypted: boolean;
+  /** Filesystem of the data partition; for encrypted disks as recorded in metadata, else null. */
+  filesystem: string | null;
+  metadata: DiskMetadata;
+  metadataPartition: PartitionReport;
+  dataPartition: PartitionReport;
+  /** Inconsistencies worth showing (label in metadata differs from the partition name, …). */
+  warnings: string[];
+}
+
+export type DiskReport = BlankDisk | InitialisedDisk | RejectedDisk;
+
+function partitionReport(facts: DiskFacts, p: PartitionFact): PartitionReport {
+  const name = partitionName(facts.name, p.number);
+  return {
+    number: p.number,
+    device: `/dev/${name}`,
+    present: facts.kernelPartitions.includes(name),
+    uuid: p.uuid,
+    name: p.name,
+    offsetBytes: p.start * 512,
+    sizeBytes: p.sectors * 512,
+  };
+}
+
+function describeSignature(sig: Record<string, string>): string {
+  const type = sig.TYPE ?? 'unknown';
+  if (sig.USAGE === 'filesystem') return `has a filesystem (${type}) and no partition table`;
+  if (type === 'crypto_LUKS') return 'is a LUKS container without a partition table';
+  return `has a ${type} signature${sig.USAGE ? ` (${sig.USAGE})` : ''} and no partition table`;
+}
+
+/** Why a partition table is not ours, or undefined when it is our layout. */
+function layoutProblem(facts: DiskFacts): string | undefined {
+  const pttype = facts.signature.PTTYPE;
+  if (pttype !== 'gpt') return `has a foreign partition table (${pttype})`;
+  const parts = facts.partitions;
+  if (parts.length === 0) return 'has an empty GPT partition table';
+  const meta = parts.filter((p) => p.name === METADATA_PARTITION_NAME && p.type === METADATA_PARTITION_TYPE);
+  if (meta.length === 0) {
+    return `has a GPT partition table without a ${METADATA_PARTITION_NAME} partition (${parts.length} partition${parts.length === 1 ? '' : 's'})`;
+  }
+  if (meta.length > 1) return `has ${meta.length} ${METADATA_PARTITION_NAME} partitions`;
+  if (parts.length === 1) return `has a ${METADATA_PARTITION_NAME} partition but no data partition`;
+  if (parts.length > 2)
+    return `has ${parts.length - 1} partitions besides ${METADATA_PARTITION_NAME} (expected one)`;
+  return undefined;
+}
+
+/** Classifies one disk. `host` decides `thisHost`. */
+export function classifyDisk(facts: DiskFacts, host: { hostname: string; machineId: string }): DiskReport {
+  const mounted = facts.mountPoints.length > 0;
+  const common: DiskCommon = {
+    device: facts.device,
+    name: facts.name,
+    sizeBytes: facts.sizeBytes,
+    mounted,
+    mountPoints: facts.mountPoints,
+    inUse: mounted || facts.holders.length > 0 || facts.busy,
+    holders: facts.holders,
+    assignment: null,
+  };
+  const usage: string[] = [];
+  if (mounted) usage.push(`mounted at ${facts.mountPoints.join(', ')}`);
+  else if (facts.holders.length > 0) usage.push(`held by ${facts.holders.join(', ')}`);
+  else if (facts.busy) usage.push('opened exclusively by another program');
+  const reject = (reason: string): RejectedDisk => ({
+    ...common,
+    state: 'rejected',
+    reason: [reason, ...usage].join('; '),
+  });
+
+  if (facts.ambiguous) return reject('has conflicting signatures (blkid -p cannot tell what it is)');
+  if (facts.signature.PTTYPE !== undefined) {
+    const problem = layoutProblem(facts);
+    if (problem) return reject(problem);
+    return initialised(facts, common, host, reject);
+  }
+  if (facts.signature.TYPE !== undefined) return reject(describeSignature(facts.signature));
+  if (facts.partitions.length > 0) return reject('has partitions but no recognised partition table');
+  if (facts.sizeBytes < MIN_DISK_BYTES) {
+    return reject(
+      `is too small (${humanSize(facts.sizeBytes)}; at least ${humanSize(MIN_DISK_BYTES)} needed)`,
+    );
+  }
+  if (facts.readOnly) return reject('is read-only');
+  if (usage.length > 0) return reject('holds no signature blkid recognises, but is in use');
+  return { ...common, state: 'blank' };
+}
+
+function initialised(
+  facts: DiskFacts,
+  common: DiskCommon,
+  host: { hostname: string; machineId: string },
+  reject: (reason: string) => RejectedDisk,
+): DiskReport {
+  const metaPart = facts.partitions.find((p) => p.name === METADATA_PARTITION_NAME)!;
+  const dataPart = facts.partitions.find((p) => p !== metaPart)!;
+  if (!facts.metadata) return reject('metadata partition was not read');
+  if (!facts.metadata.ok)
+    return reject(`has an unreadable ${METADATA_PARTITION_NAME} partition: ${facts.metadata.error}`);
+  const m = facts.metadata.value;
+  const warnings: string[] = [];
+  const data = facts.dataSignature ?? {};
+  const luks = data.TYPE === 'crypto_LUKS';
+  if (m.label !== dataPart.name) {
+    warnings.push(`metadata says label '${m.label}' but the data partition is named '${dataPart.name}'`);
+  }
+  if (m.encrypted !== luks) {
+    warnings.push(
+      m.encrypted
+        ? 'metadata says encrypted but the data partition holds no LUKS header'
+        : 'data partition is LUKS but metadata says not encrypted',
+    );
+  }
+  if (facts.readOnly) warnings.push('the disk is read-only');
+  const filesystem = luks
+    ? (m.metadata.filesystem ?? null)
+    : data.USAGE === 'filesystem'
+      ? (data.TYPE ?? null)
+      : null;
+  return {
+    ...common,
+    state: 'initialised',
+    label: dataPart.name,
+    hostname: m.hostname,
+    machineId: m.machineId,
+    numbering: m.numbering,
+    thisHost: m.hostname === host.hostname && m.machineId === host.machineId,
+    encrypted: luks || m.encrypted,
+    filesystem,
+    metadata: m,
+    metadataPartition: partitionReport(facts, metaPart),
+    dataPartition: partitionReport(facts, dataPart),
+    warnings,
+  };
+}
