@@ -1,0 +1,194 @@
+import { describe, expect, it } from 'vitest';
+import { classifyDisk, type DiskFacts, MIN_DISK_BYTES } from '../../src/core/disk-state.js';
+import { newMetadata } from '../../src/core/metadata.js';
+import { DATA_PARTITION_TYPE, METADATA_PARTITION_TYPE } from '../../src/core/names.js';
+
+const HOST = { hostname: 'node1', machineId: 'abc' };
+const GIB = 2 ** 30;
+
+function facts(overrides: Partial<DiskFacts> = {}): DiskFacts {
+  return {
+    name: 'loop5',
+    device: '/dev/loop5',
+    sizeBytes: GIB,
+    readOnly: false,
+    signature: {},
+    ambiguous: false,
+    partitions: [],
+    kernelPartitions: [],
+    mountPoints: [],
+    holders: [],
+    busy: false,
+    ...overrides,
+  };
+}
+
+const META = {
+  number: 1,
+  start: 2048,
+  sectors: 2049,
+  type: METADATA_PARTITION_TYPE,
+  name: 'simple-metadata',
+  uuid: 'u1',
+};
+const DATA = {
+  number: 2,
+  start: 6144,
+  sectors: 2000000,
+  type: DATA_PARTITION_TYPE,
+  name: 'fast',
+  uuid: 'u2',
+};
+
+function ours(
+  overrides: Partial<DiskFacts> = {},
+  meta = newMetadata({ hostname: 'node1', machineId: 'abc', label: 'fast' }),
+) {
+  return facts({
+    signature: { PTTYPE: 'gpt' },
+    partitions: [META, DATA],
+    metadata: { ok: true, value: meta },
+    dataSignature: { TYPE: 'ext4', USAGE: 'filesystem' },
+    ...overrides,
+  });
+}
+
+describe('classifyDisk', () => {
+  it('calls a disk without table or signature blank', () => {
+    expect(classifyDisk(facts(), HOST)).toMatchObject({ state: 'blank', inUse: false, mounted: false });
+  });
+
+  it.each<[string, Partial<DiskFacts>, RegExp]>([
+    [
+      'filesystem without a table',
+      { signature: { TYPE: 'ext4', USAGE: 'filesystem' } },
+      /has a filesystem \(ext4\) and no partition table/,
+    ],
+    [
+      'bare LUKS',
+      { signature: { TYPE: 'crypto_LUKS', USAGE: 'crypto' } },
+      /LUKS container without a partition table/,
+    ],
+    ['swap signature', { signature: { TYPE: 'swap', USAGE: 'other' } }, /has a swap signature \(other\)/],
+    [
+      'dos table',
+      { signature: { PTTYPE: 'dos' }, partitions: [{ ...DATA, type: '0x83' }] },
+      /foreign partition table \(dos\)/,
+    ],
+    ['empty GPT', { signature: { PTTYPE: 'gpt' } }, /empty GPT/],
+    [
+      'GPT without our partition',
+      { signature: { PTTYPE: 'gpt' }, partitions: [DATA] },
+      /without a simple-metadata partition \(1 partition\)/,
+    ],
+    [
+      'metadata partition of the wrong type',
+      { signature: { PTTYPE: 'gpt' }, partitions: [{ ...META, type: DATA_PARTITION_TYPE }, DATA] },
+      /without a simple-metadata partition \(2 partitions\)/,
+    ],
+    [
+      'two metadata partitions',
+      { signature: { PTTYPE: 'gpt' }, partitions: [META, { ...META, number: 2 }, DATA] },
+      /has 2 simple-metadata partitions/,
+    ],
+    ['no data partition', { signature: { PTTYPE: 'gpt' }, partitions: [META] }, /no data partition/],
+    [
+      'two data partitions',
+      { signature: { PTTYPE: 'gpt' }, partitions: [META, DATA, { ...DATA, number: 3 }] },
+      /2 partitions besides simple-metadata/,
+    ],
+    ['conflicting signatures', { ambiguous: true }, /conflicting signatures/],
+    ['too small', { sizeBytes: MIN_DISK_BYTES - 512 }, /too small \(16.0 MiB|too small/],
+    ['read-only', { readOnly: true }, /read-only/],
+    ['blank but in use', { holders: ['dm-0'] }, /in use; held by dm-0/],
+  ])('rejects a disk with %s', (_, f, reason) => {
+    const report = classifyDisk(facts(f), HOST);
+    expect(report.state).toBe('rejected');
+    expect(report.state === 'rejected' && report.reason).toMatch(reason);
+  });
+
+  it('adds the mount point to the reason of a mounted foreign disk', () => {
+    const r = classifyDisk(
+      facts({ signature: { TYPE: 'ext4', USAGE: 'filesystem' }, mountPoints: ['/mnt/x'] }),
+      HOST,
+    );
+    expect(r).toMatchObject({ state: 'rejected', mounted: true, inUse: true });
+    expect(r.state === 'rejected' && r.reason).toBe(
+      'has a filesystem (ext4) and no partition table; mounted at /mnt/x',
+    );
+  });
+
+  it('rejects our layout with unreadable metadata, saying why', () => {
+    const r = classifyDisk(ours({ metadata: { ok: false, error: 'no NUL byte ends the metadata' } }), HOST);
+    expect(r.state === 'rejected' && r.reason).toMatch(/unreadable simple-metadata partition: no NUL/);
+  });
+
+  it('reads an initialised disk: label from the partition name, owner, filesystem, partitions', () => {
+    const r = classifyDisk(ours({ kernelPartitions: ['loop5p1', 'loop5p2'] }), HOST);
+    expect(r).toMatchObject({
+      state: 'initialised',
+      label: 'fast',
+      hostname: 'node1',
+      machineId: 'abc',
+      thisHost: true,
+      encrypted: false,
+      filesystem: 'ext4',
+      warnings: [],
+      metadataPartition: {
+        number: 1,
+        device: '/dev/loop5p1',
+        present: true,
+        offsetBytes: 1048576,
+        sizeBytes: 2049 * 512,
+      },
+      dataPartition: {
+        number: 2,
+        device: '/dev/loop5p2',
+        present: true,
+        uuid: 'u2',
+        offsetBytes: 6144 * 512,
+      },
+    });
+  });
+
+  it('names partitions of sdX disks without a p', () => {
+    const r = classifyDisk(ours({ name: 'sdb', device: '/dev/sdb' }), HOST);
+    expect(r.state === 'initialised' && r.dataPartition.device).toBe('/dev/sdb2');
+    expect(r.state === 'initialised' && r.dataPartition.present).toBe(false);
+  });
+
+  it('marks a disk of another host', () => {
+    const r = classifyDisk(
+      ours({}, newMetadata({ hostname: 'other', machineId: 'zzz', label: 'fast' })),
+      HOST,
+    );
+    expect(r).toMatchObject({ state: 'initialised', thisHost: false, hostname: 'other' });
+  });
+
+  it('reads an encrypted disk: LUKS data, filesystem from metadata', () => {
+    const meta = newMetadata({
+      hostname: 'node1',
+      machineId: 'abc',
+      label: 'fast',
+      encrypted: true,
+      metadata: { filesystem: 'xfs' },
+    });
+    const r = classifyDisk(ours({ dataSignature: { TYPE: 'crypto_LUKS', USAGE: 'crypto' } }, meta), HOST);
+    expect(r).toMatchObject({ state: 'initialised', encrypted: true, filesystem: 'xfs', warnings: [] });
+  });
+
+  it('warns when metadata and disk disagree', () => {
+    const meta = newMetadata({ hostname: 'node1', machineId: 'abc', label: 'slow', encrypted: true });
+    const r = classifyDisk(ours({ dataSignature: {} }, meta), HOST);
+    expect(r.state === 'initialised' && r.warnings).toEqual([
+      "metadata says label 'slow' but the data partition is named 'fast'",
+      'metadata says encrypted but the data partition holds no LUKS header',
+    ]);
+    expect(r.state === 'initialised' && r.filesystem).toBeNull();
+  });
+
+  it('keeps a mounted initialised disk initialised, in use', () => {
+    const r = classifyDisk(ours({ mountPoints: ['/srv/a'] }), HOST);
+    expect(r).toMatchObject({ state: 'initialised', mounted: true, inUse: true, mountPoints: ['/srv/a'] });
+  });
+});
