@@ -1,17 +1,107 @@
-import { NotImplementedError } from '../core/errors.js';
+/**
+ * Runs a Docker volume plugin until SIGTERM/SIGINT (or `signal`): loads the
+ * saved volumes, reconciles them with the mount table, then serves the
+ * protocol on the plugin socket. Stopping never unmounts anything: containers
+ * keep their volumes, and the next start picks the references up again.
+ */
+import { resolveStateDir } from '../adapters/volume-state.js';
+import { UsageError } from '../core/errors.js';
+import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../plugin/paths.js';
+import { Router } from '../plugin/router.js';
+import { startPluginServer } from '../plugin/server.js';
+import { SIMPLE_DRIVER, simpleBackend } from '../plugin/simple-driver.js';
+import type { VolumeBackend } from '../plugin/volume-driver.js';
+import { type ReconcileEntry, VolumeStore } from '../plugin/volume-store.js';
+import { ZK_DRIVER, zkBackend } from '../plugin/zk-driver.js';
 import type { CommandContext } from './context.js';
 
 export interface ServePluginOptions {
-  [key: string]: unknown;
+  driver: PluginDriver;
+  /** Plugin name = socket basename = `docker volume create -d NAME`; defaults to the driver. */
+  name?: string;
+  socket?: string;
+  stateDir?: string;
+  mountRoot?: string;
+  /** simple: device name globs also considered (e.g. loop devices). */
+  include?: readonly string[];
+  /** Largest request body accepted. */
+  maxBodyBytes?: number;
+  /** Stops serving when aborted; SIGTERM and SIGINT also stop it. */
+  signal?: AbortSignal;
+  /** Called once the socket accepts requests. */
+  onListening?: (address: string) => void;
 }
 
 export interface ServePluginResult {
-  [key: string]: unknown;
+  driver: PluginDriver;
+  name: string;
+  address: string;
+  stateFile: string;
+  mountRoot: string;
+  reconciled: ReconcileEntry[];
+  /** What stopped the server. */
+  stoppedBy: string;
+}
+
+export function pluginBackend(driver: string, include: readonly string[] = []): VolumeBackend {
+  if (driver === ZK_DRIVER) {
+    if (include.length > 0) throw new UsageError('--include applies to the simple driver only');
+    return zkBackend();
+  }
+  if (driver === SIMPLE_DRIVER) return simpleBackend({ stateDir: resolveStateDir(), include });
+  throw new UsageError(`unknown driver ${JSON.stringify(driver)} (expected ${PLUGIN_DRIVERS.join(' or ')})`);
 }
 
 export async function servePlugin(
-  _options: ServePluginOptions,
-  _ctx: CommandContext,
+  options: ServePluginOptions,
+  ctx: CommandContext,
 ): Promise<ServePluginResult> {
-  throw new NotImplementedError('serve-plugin');
+  const backend = pluginBackend(options.driver, options.include);
+  const paths = pluginPaths({ ...options, name: options.name ?? options.driver });
+  const store = await VolumeStore.open({
+    backend,
+    stateFile: paths.stateFile,
+    mountRoot: paths.mountRoot,
+    ctx,
+  });
+  ctx.progress('reconciling volumes with the mount table');
+  const reconciled = await store.reconcile();
+  const server = await startPluginServer({
+    router: new Router({ driver: store, log: ctx.log }),
+    log: ctx.log,
+    listen: { socketPath: paths.socket },
+    maxBodyBytes: options.maxBodyBytes,
+  });
+  ctx.log.info(
+    `${options.driver} plugin "${paths.name}" ready on ${server.address} (${store.names().length} volume(s), state ${paths.stateFile})`,
+  );
+  options.onListening?.(server.address);
+
+  const stoppedBy = await new Promise<string>((resolve) => {
+    const stop = (why: string) => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      options.signal?.removeEventListener('abort', onAbort);
+      resolve(why);
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    const onAbort = () => stop('abort');
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
+    if (options.signal?.aborted) stop('abort');
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  ctx.log.info(`stopping on ${stoppedBy}: finishing requests in flight; volumes stay mounted`);
+  await server.close();
+  await store.flush();
+  return {
+    driver: options.driver,
+    name: paths.name,
+    address: server.address,
+    stateFile: paths.stateFile,
+    mountRoot: paths.mountRoot,
+    reconciled,
+    stoppedBy,
+  };
 }

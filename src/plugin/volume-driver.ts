@@ -42,8 +42,10 @@ export interface VolumeDriver {
 export interface VolumeBackend {
   /** The Docker driver name this backend serves by default ("simple", "zookeeper"). */
   readonly driver: string;
-  /** Option keys whose values are secrets: kept only in the 0600 state file. */
+  /** Option keys whose values are secrets: kept only in the 0600 state file, masked in logs. */
   readonly secretOptions: readonly string[];
+  /** Every secret a volume carries (in its options or inside its name), to redact everywhere. */
+  secretsOf(name: string, options: Readonly<Record<string, string>>): string[];
   /** Checks a Create request; returns the options to store, filled with defaults. Throws UsageError. */
   normalizeOptions(name: string, options: Readonly<Record<string, string>>): Record<string, string>;
   /** Mounts `volume` at `dir` (an existing empty directory) and returns when it is usable. */

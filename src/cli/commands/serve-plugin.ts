@@ -1,16 +1,135 @@
-import { Command } from 'commander';
+import { isAbsolute, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { buildPluginRootfs } from '../../commands/build-plugin-rootfs.js';
 import { servePlugin } from '../../commands/serve-plugin.js';
+import { writeSystemdUnits } from '../../commands/write-systemd-units.js';
+import { managedPluginConfig } from '../../plugin/managed.js';
+import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../../plugin/paths.js';
+import { systemdUnits } from '../../plugin/systemd.js';
 import type { App } from '../app.js';
-import { printResult } from '../output.js';
+import { printResult, withSpinner } from '../output.js';
 
-export type DriverName = 'simple' | 'zookeeper';
+export type DriverName = PluginDriver;
 
-export function servePluginCommand(getApp: () => App, driver: DriverName): Command {
-  return new Command('serve-plugin')
-    .description(`serve the "${driver}" Docker volume plugin`)
-    .action(async () => {
+interface ServePluginFlags {
+  driver?: PluginDriver;
+  name?: string;
+  socket?: string;
+  stateDir?: string;
+  mountRoot?: string;
+  include?: string[];
+  printSystemdUnits?: boolean;
+  writeSystemdUnits?: string;
+  printPluginConfig?: boolean;
+  buildRootfs?: string;
+}
+
+/** The serve-plugin arguments that reproduce these flags, for ExecStart=. */
+function serveArgs(tool: App['tool'], driver: PluginDriver, flags: ServePluginFlags): string[] {
+  const paths = pluginPaths({ ...flags, name: flags.name ?? driver });
+  const args = ['--log-level', 'info', 'serve-plugin'];
+  if (tool === 'simplectl') args.push('--driver', driver);
+  args.push('--name', paths.name, '--socket', paths.socket);
+  if (flags.stateDir) args.push('--state-dir', resolve(flags.stateDir));
+  if (flags.mountRoot) args.push('--mount-root', resolve(flags.mountRoot));
+  if (flags.include?.length) args.push('--include', ...flags.include);
+  return args;
+}
+
+function selfPath(tool: App['tool']): string {
+  const script = process.argv[1] ?? `/usr/bin/${tool}`;
+  return isAbsolute(script) ? script : resolve(script);
+}
+
+export function servePluginCommand(getApp: () => App, defaultDriver: DriverName): Command {
+  const cmd = new Command('serve-plugin').description(
+    `serve the "${defaultDriver}" Docker volume plugin on /run/docker/plugins/NAME.sock (or the socket systemd passes)`,
+  );
+  if (defaultDriver === 'simple') {
+    cmd
+      .addOption(
+        new Option('--driver <driver>', 'which driver to serve')
+          .choices([...PLUGIN_DRIVERS])
+          .default('simple'),
+      )
+      .option('--include <glob...>', 'simple: also consider devices matching these names (e.g. "loop*")');
+  }
+  return cmd
+    .option(
+      '--name <name>',
+      'plugin name: the socket file name and `docker volume create -d NAME` (default: driver)',
+    )
+    .option(
+      '--socket <path>',
+      'socket to bind when systemd passes none (default /run/docker/plugins/NAME.sock)',
+    )
+    .option('--state-dir <dir>', 'where the plugin keeps its volumes (default /var/lib/volkit/plugins/NAME)')
+    .option('--mount-root <dir>', 'where volumes are mounted (default STATE-DIR/volumes)')
+    .option('--print-systemd-units', 'print the systemd socket and service units for these options, and exit')
+    .option('--write-systemd-units <dir>', 'write those units into DIR (e.g. /etc/systemd/system), and exit')
+    .option('--print-plugin-config', 'print config.json of the managed (docker plugin) form, and exit')
+    .option(
+      '--build-rootfs <dir>',
+      'build DIR/config.json and DIR/rootfs for `docker plugin create`, and exit',
+    )
+    .action(async (flags: ServePluginFlags) => {
       const app = getApp();
-      const result = await servePlugin({ driver }, app.context());
-      printResult(app.out, result, (r) => JSON.stringify(r));
+      const driver = flags.driver ?? defaultDriver;
+      const unitOptions = () => {
+        const paths = pluginPaths({ ...flags, name: flags.name ?? driver });
+        return systemdUnits({
+          name: paths.name,
+          execPath: selfPath(app.tool),
+          args: serveArgs(app.tool, driver, flags),
+          socket: paths.socket,
+          manPage: `${app.tool}(1)`,
+        });
+      };
+      if (flags.printSystemdUnits) {
+        const units = unitOptions();
+        printResult(app.out, { units }, (r) => r.units.map((u) => `# ${u.fileName}\n${u.text}`).join('\n'));
+        return;
+      }
+      if (flags.writeSystemdUnits) {
+        const result = await writeSystemdUnits(
+          { dir: flags.writeSystemdUnits, units: unitOptions() },
+          app.context(),
+        );
+        printResult(app.out, result, (r) =>
+          [...r.files.map((f) => `wrote ${f}`), `next: ${r.enableCommand}`].join('\n'),
+        );
+        return;
+      }
+      if (flags.printPluginConfig) {
+        const config = managedPluginConfig({ tool: app.tool, driver, nodePath: '/usr/local/bin/node' });
+        app.out.stdout(`${JSON.stringify(config, null, 2)}\n`);
+        return;
+      }
+      if (flags.buildRootfs) {
+        const dir = resolve(flags.buildRootfs);
+        const result = await withSpinner(app.out, `building the plugin in ${dir}`, (progress) =>
+          buildPluginRootfs({ tool: app.tool, driver, dir }, app.context({ progress })),
+        );
+        printResult(app.out, result, (r) =>
+          [
+            `built ${r.configFile} and ${r.rootfs} (${r.packages.length} npm packages, ${r.hostFiles.length} host files)`,
+            ...(r.missingTools.length > 0 ? [`tools not on this host: ${r.missingTools.join(', ')}`] : []),
+            `next: ${r.createCommand}`,
+          ].join('\n'),
+        );
+        return;
+      }
+      const result = await servePlugin(
+        {
+          driver,
+          name: flags.name,
+          socket: flags.socket,
+          stateDir: flags.stateDir,
+          mountRoot: flags.mountRoot,
+          include: flags.include ?? [],
+        },
+        app.context(),
+      );
+      printResult(app.out, result, (r) => `${r.name}: stopped on ${r.stoppedBy}`);
     });
 }

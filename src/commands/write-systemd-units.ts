@@ -1,0 +1,32 @@
+/** Writes the plugin's systemd unit files (see plugin/systemd.ts) into a unit directory. */
+import { join } from 'node:path';
+import { writeFileAtomic } from '../adapters/state-file.js';
+import type { UnitFile } from '../plugin/systemd.js';
+import type { CommandContext } from './context.js';
+
+export interface WriteSystemdUnitsOptions {
+  /** e.g. /etc/systemd/system */
+  dir: string;
+  units: readonly UnitFile[];
+}
+
+export interface WriteSystemdUnitsResult {
+  files: string[];
+  /** What to run next. */
+  enableCommand: string;
+}
+
+export async function writeSystemdUnits(
+  options: WriteSystemdUnitsOptions,
+  ctx: CommandContext,
+): Promise<WriteSystemdUnitsResult> {
+  const files: string[] = [];
+  for (const unit of options.units) {
+    const path = join(options.dir, unit.fileName);
+    await writeFileAtomic(path, unit.text, 0o644);
+    ctx.log.info(`wrote ${path}`);
+    files.push(path);
+  }
+  const socket = options.units.find((u) => u.fileName.endsWith('.socket'))?.fileName ?? '';
+  return { files, enableCommand: `systemctl daemon-reload && systemctl enable --now ${socket}` };
+}

@@ -1,0 +1,63 @@
+/**
+ * The `simple` driver: the volume name is a disk query
+ * (`label.fast_min-disks.2`, shared/reference.md §1), `-o` options add
+ * settings a name cannot hold (a passphrase with spaces), and mounting is the
+ * same handler as `simplectl mount`, sharing the host's disk assignments
+ * (SIMPLECTL_STATE_DIR) with the CLI.
+ */
+import type { CommandContext } from '../commands/context.js';
+import { volumeMount } from '../commands/volume-mount.js';
+import { volumeUmount } from '../commands/volume-umount.js';
+import type { VolumeRecord } from '../core/plugin-state.js';
+import { parseQuery, QUERY_FIELDS, wantsEncryption } from '../core/query.js';
+import type { VolumeBackend } from './volume-driver.js';
+
+export const SIMPLE_DRIVER = 'simple';
+const SECRET_KEYS = QUERY_FIELDS.filter((f) => f.kind === 'secret').map((f) => f.key);
+
+export interface SimpleBackendOptions {
+  /** The disk-assignment state directory shared with the CLI. */
+  stateDir: string;
+  /** Device name globs also considered (loop devices in tests), as `--include` of the CLI. */
+  include: readonly string[];
+}
+
+export function simpleBackend(options: SimpleBackendOptions): VolumeBackend {
+  return {
+    driver: SIMPLE_DRIVER,
+    secretOptions: SECRET_KEYS,
+    secretsOf: (name, opts) => {
+      const q = parseQuery(name, opts);
+      return q.encryptionPassphrase ? [q.encryptionPassphrase] : [];
+    },
+    normalizeOptions: (name, opts) => {
+      parseQuery(name, opts); // throws a UsageError naming the bad setting
+      return { ...opts };
+    },
+    mount: async (volume: VolumeRecord, dir: string, ctx: CommandContext) => {
+      await volumeMount(
+        {
+          query: volume.name,
+          dir,
+          options: { ...volume.options },
+          stateDir: options.stateDir,
+          include: [...options.include],
+        },
+        ctx,
+      );
+    },
+    unmount: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {
+      await volumeUmount({ dir, stateDir: options.stateDir }, ctx);
+    },
+    status: (volume) => {
+      const q = parseQuery(volume.name, volume.options);
+      return {
+        label: q.label,
+        minDisks: q.minDisks,
+        maxDisks: q.maxDisks,
+        filesystem: q.filesystem ?? 'any',
+        encrypted: wantsEncryption(q),
+      };
+    },
+  };
+}

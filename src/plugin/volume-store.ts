@@ -1,0 +1,272 @@
+/**
+ * The shared half of both drivers: volumes and their options, per-ID mount
+ * references, the mount point of each volume under the mount root, and the
+ * state file. A backend (simple or zookeeper) only says how to check options
+ * and how to mount and unmount one volume. Every change is saved atomically
+ * before it is acknowledged; whether something is mounted always comes from
+ * the kernel's mount table, never from saved state.
+ */
+import { mkdir, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { readJson, writeJsonAtomic } from '../adapters/state-file.js';
+import type { CommandContext } from '../commands/context.js';
+import { errorMessage, OperationError } from '../core/errors.js';
+import {
+  addVolume,
+  emptyState,
+  getVolume,
+  type PluginState,
+  parseState,
+  removeVolume,
+  type VolumeRecord,
+  withRefs,
+} from '../core/plugin-state.js';
+import { addRef, type ReconcileAction, reconcileAction, releaseRef, totalRefs } from '../core/refs.js';
+import type { VolumeBackend, VolumeDetails, VolumeDriver, VolumeSummary } from './volume-driver.js';
+
+export interface VolumeStoreOptions {
+  backend: VolumeBackend;
+  /** JSON state file (0600: it may hold ZooKeeper auth). */
+  stateFile: string;
+  /** Volumes are mounted at `<mountRoot>/<name>`. */
+  mountRoot: string;
+  ctx: CommandContext;
+  now?: () => Date;
+  readMounts?: () => Promise<MountEntry[]>;
+}
+
+export interface ReconcileEntry {
+  name: string;
+  action: ReconcileAction;
+  /** Why the action failed; the volume is left as it was. */
+  error?: string;
+}
+
+export class VolumeStore implements VolumeDriver {
+  readonly secretOptions: readonly string[];
+  private state: PluginState;
+  private saving: Promise<void> = Promise.resolve();
+  private readonly backend: VolumeBackend;
+  private readonly stateFile: string;
+  private readonly mountRoot: string;
+  private readonly ctx: CommandContext;
+  private readonly now: () => Date;
+  private readonly readMounts: () => Promise<MountEntry[]>;
+
+  private constructor(options: VolumeStoreOptions, state: PluginState) {
+    this.backend = options.backend;
+    this.secretOptions = options.backend.secretOptions;
+    this.stateFile = options.stateFile;
+    this.mountRoot = options.mountRoot;
+    this.ctx = options.ctx;
+    this.now = options.now ?? (() => new Date());
+    this.readMounts = options.readMounts ?? readMountTable;
+    this.state = state;
+    for (const secret of this.secrets()) this.ctx.log.addSecret(secret);
+  }
+
+  /** Loads the state file (an absent file is an empty state). */
+  static async open(options: VolumeStoreOptions): Promise<VolumeStore> {
+    const raw = await readJson<unknown>(options.stateFile, emptyState());
+    return new VolumeStore(options, parseState(raw, options.stateFile));
+  }
+
+  /** Where volume `name` is mounted. */
+  mountpointOf(name: string): string {
+    return join(this.mountRoot, name);
+  }
+
+  /** Names of the volumes held, sorted. */
+  names(): string[] {
+    return Object.keys(this.state.volumes).sort();
+  }
+
+  capabilities(): { scope: 'local' } {
+    return { scope: 'local' };
+  }
+
+  secrets(): string[] {
+    return Object.values(this.state.volumes).flatMap((v) => this.backend.secretsOf(v.name, v.options));
+  }
+
+  async create(name: string, options: Record<string, string>): Promise<void> {
+    const normalized = this.backend.normalizeOptions(name, options);
+    for (const secret of this.backend.secretsOf(name, normalized)) this.ctx.log.addSecret(secret);
+    let created = false;
+    await this.update(name, (state) => {
+      const result = addVolume(state, name, normalized, this.now());
+      created = result.created;
+      return result.state;
+    });
+    this.ctx.log.debug(
+      created ? `created volume ${name}` : `volume ${name} already exists with these options`,
+    );
+  }
+
+  async remove(name: string): Promise<void> {
+    const volume = getVolume(this.state, name);
+    const dir = this.mountpointOf(name);
+    const held = totalRefs(volume.refs);
+    if (held > 0) {
+      // The engine only removes volumes no container uses: these IDs are ones it never released.
+      this.ctx.log.warn(
+        `removing volume ${name} still holding ${held} mount reference(s) the engine never released (${Object.keys(volume.refs).join(', ')})`,
+      );
+    }
+    if (await this.isMounted(dir)) await this.teardown(volume, dir);
+    await this.update(name, (state) => removeVolume(state, name));
+    // rmdir, never a recursive delete: whatever is in there is not ours to destroy.
+    await rmdir(dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') this.ctx.log.warn(`could not remove mount point ${dir}: ${error.message}`);
+    });
+  }
+
+  async mount(name: string, id: string): Promise<string> {
+    const volume = getVolume(this.state, name);
+    const dir = this.mountpointOf(name);
+    const { refs, first } = addRef(volume.refs, id);
+    let mountedHere = false;
+    if (!(await this.isMounted(dir))) {
+      if (!first) this.ctx.log.warn(`volume ${name} is in use but not mounted; mounting it again`);
+      await this.mountAt(volume, dir);
+      mountedHere = true;
+    }
+    try {
+      await this.update(name, (state) => withRefs(state, name, refs));
+    } catch (error) {
+      if (mountedHere) {
+        await this.backend.unmount(volume, dir, this.ctx).catch((e: unknown) => {
+          this.ctx.log.error(`could not undo the mount of ${name} at ${dir}: ${errorMessage(e)}`);
+        });
+      }
+      throw error;
+    }
+    this.ctx.log.debug(`volume ${name} mounted for ${id}; ${totalRefs(refs)} reference(s)`);
+    return dir;
+  }
+
+  async path(name: string): Promise<string | undefined> {
+    getVolume(this.state, name);
+    const dir = this.mountpointOf(name);
+    return (await this.isMounted(dir)) ? dir : undefined;
+  }
+
+  async unmount(name: string, id: string): Promise<void> {
+    const volume = getVolume(this.state, name);
+    const released = releaseRef(volume.refs, id);
+    if (!released.known) {
+      this.ctx.log.warn(`Unmount of volume ${name} by unknown mount ID ${id} ignored`);
+      return;
+    }
+    // Saved first: if the unmount below fails, start-up reconciliation finishes it.
+    await this.update(name, (state) => withRefs(state, name, released.refs));
+    const dir = this.mountpointOf(name);
+    if (released.last && (await this.isMounted(dir))) await this.teardown(volume, dir);
+    this.ctx.log.debug(`volume ${name} released by ${id}; ${totalRefs(released.refs)} reference(s) left`);
+  }
+
+  async get(name: string): Promise<VolumeDetails> {
+    const volume = getVolume(this.state, name);
+    const dir = this.mountpointOf(name);
+    const details: VolumeDetails = {
+      name,
+      createdAt: volume.createdAt,
+      status: { ...this.backend.status(volume), mounts: totalRefs(volume.refs) },
+    };
+    if (await this.isMounted(dir)) details.mountpoint = dir;
+    return details;
+  }
+
+  async list(): Promise<VolumeSummary[]> {
+    const table = await this.readMounts();
+    return this.names().map((name) => {
+      const dir = this.mountpointOf(name);
+      return mountAt(table, dir) ? { name, mountpoint: dir } : { name };
+    });
+  }
+
+  /**
+   * Makes the mount table agree with the saved references after a restart:
+   * volumes still in use are mounted again if their mount is gone, mounts no
+   * one holds are taken down. Failures are reported, never fatal.
+   */
+  async reconcile(): Promise<ReconcileEntry[]> {
+    const table = await this.readMounts();
+    const entries: ReconcileEntry[] = [];
+    for (const name of this.names()) {
+      const volume = getVolume(this.state, name);
+      const dir = this.mountpointOf(name);
+      const action = reconcileAction(volume.refs, mountAt(table, dir) !== undefined);
+      const entry: ReconcileEntry = { name, action };
+      try {
+        if (action === 'remount') {
+          await this.mountAt(volume, dir);
+          this.ctx.log.info(
+            `remounted volume ${name} at ${dir}: ${totalRefs(volume.refs)} mount(s) still use it`,
+          );
+        } else if (action === 'unmount') {
+          await this.teardown(volume, dir);
+          this.ctx.log.info(`unmounted volume ${name} at ${dir}: nothing uses it`);
+        } else if (action === 'keep') {
+          this.ctx.log.info(
+            `volume ${name} is still mounted at ${dir} for ${totalRefs(volume.refs)} mount(s)`,
+          );
+        }
+      } catch (error) {
+        entry.error = errorMessage(error);
+        this.ctx.log.error(`start-up: could not ${action} volume ${name}: ${entry.error}`);
+      }
+      entries.push(entry);
+    }
+    return entries;
+  }
+
+  /** Waits for state writes in flight. */
+  async flush(): Promise<void> {
+    await this.saving;
+  }
+
+  private async isMounted(dir: string): Promise<boolean> {
+    return mountAt(await this.readMounts(), dir) !== undefined;
+  }
+
+  private async mountAt(volume: VolumeRecord, dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await this.backend.mount(volume, dir, this.ctx);
+  }
+
+  private async teardown(volume: VolumeRecord, dir: string): Promise<void> {
+    try {
+      await this.backend.unmount(volume, dir, this.ctx);
+    } catch (error) {
+      throw new OperationError(`could not unmount volume ${volume.name} at ${dir}: ${errorMessage(error)}`, {
+        cause: error,
+        detail: error instanceof OperationError ? error.detail : undefined,
+      });
+    }
+  }
+
+  /**
+   * Applies `change` and saves. Requests on one volume are serialized by the
+   * router, so on a failed save only that volume's record is put back.
+   */
+  private async update(name: string, change: (state: PluginState) => PluginState): Promise<void> {
+    const before = this.state.volumes[name];
+    this.state = change(this.state);
+    // Each write saves the newest state, and writes never overlap, so the last one on disk is the newest.
+    const write = this.saving.then(() => writeJsonAtomic(this.stateFile, this.state));
+    this.saving = write.catch(() => {});
+    try {
+      await write;
+    } catch (error) {
+      const volumes = { ...this.state.volumes };
+      if (before) volumes[name] = before;
+      else delete volumes[name];
+      this.state = { ...this.state, volumes };
+      throw new OperationError(`cannot save plugin state to ${this.stateFile}: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+  }
+}
