@@ -1,0 +1,210 @@
+/**
+ * Where zkfs keeps what a znode cannot: the file/directory type (hybrid and
+ * file mode), permission bits, owner, group and times set by chmod, chown and
+ * utimens.
+ *
+ * Every directory znode may have one reserved child, `__zkfs__` (META_NODE),
+ * whose data is a small JSON document describing the directory's entries:
+ *
+ *     {"zkfs":1,"e":{"notes.txt":{"t":"f","m":416},"bin":{"t":"d","u":1000,"g":1000}}}
+ *
+ * - `t`  type, "f" or "d" (written at create/mkdir time, so every host agrees)
+ * - `m`  permission bits (0o7777); absent = 0666/0777 minus --umask
+ * - `u`, `g`  owner and group; absent = --uid/--gid
+ * - `mt`, `at`  mtime and atime in ms set by utimens (or kept across a
+ *   rename); `mt` applies while the znode's data version is still `v`, so the
+ *   next write shows the write's own time without touching this document
+ *
+ * The entry for the mount root itself is kept under the name ".". Entries of
+ * names that no longer exist are ignored. Unknown keys are preserved on
+ * rewrite.
+ *
+ * Why a per-directory child: it is hidden from listings, a lookup needs one
+ * read per directory (cached with the directory), creating a file and
+ * recording its type is one atomic multi, concurrent writers in different
+ * directories never contend, and a renamed directory carries its own
+ * document along as an ordinary child. A file znode never gets a child, so
+ * tools that see raw ZooKeeper still find files as leaves.
+ */
+import type { NodeKind } from './modes.js';
+
+export const META_FORMAT = 1;
+
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+
+/** One entry of a directory's metadata document. */
+export interface MetaEntry {
+  t?: 'f' | 'd';
+  m?: number;
+  u?: number;
+  g?: number;
+  mt?: number;
+  at?: number;
+  v?: number;
+  [unknown: string]: unknown;
+}
+
+export interface DirMeta {
+  entries: Record<string, MetaEntry>;
+  /** Top-level keys this version does not know, kept as they were. */
+  extra: Record<string, unknown>;
+  /** True when the stored document could not be parsed (it is then treated as empty). */
+  corrupt: boolean;
+}
+
+/** Defaults for nodes without stored attributes (the mount's --uid, --gid, --umask). */
+export interface AttrDefaults {
+  uid: number;
+  gid: number;
+  umask: number;
+}
+
+/** What getattr reports, minus size. */
+export interface EffectiveAttrs {
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  atimeMs: number;
+  ctimeMs: number;
+}
+
+/** The parts of a znode stat the attribute rules need. */
+export interface StatTimes {
+  mtimeMs: number;
+  version: number;
+}
+
+export const ROOT_ENTRY = '.';
+
+export function emptyMeta(): DirMeta {
+  return { entries: {}, extra: {}, corrupt: false };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads a metadata document; an absent node is `undefined`, unreadable JSON is empty and `corrupt`. */
+export function parseMeta(data: Buffer | undefined): DirMeta {
+  if (data === undefined || data.length === 0) return emptyMeta();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data.toString('utf8'));
+  } catch {
+    return { ...emptyMeta(), corrupt: true };
+  }
+  if (!isRecord(parsed) || !isRecord(parsed.e)) return { ...emptyMeta(), corrupt: true };
+  const entries: Record<string, MetaEntry> = {};
+  for (const [name, value] of Object.entries(parsed.e)) {
+    if (isRecord(value)) entries[name] = sanitizeEntry(value);
+  }
+  const { e: _e, zkfs: _v, ...extra } = parsed;
+  return { entries, extra, corrupt: false };
+}
+
+/** Drops fields of the wrong type so a hand-edited document cannot poison getattr. */
+function sanitizeEntry(value: Record<string, unknown>): MetaEntry {
+  const out: MetaEntry = { ...value };
+  if (out.t !== 'f' && out.t !== 'd') delete out.t;
+  for (const key of ['m', 'u', 'g', 'mt', 'at', 'v'] as const) {
+    const n = out[key];
+    if (typeof n !== 'number' || !Number.isFinite(n)) delete out[key];
+  }
+  return out;
+}
+
+export function encodeMeta(meta: DirMeta): Buffer {
+  return Buffer.from(JSON.stringify({ zkfs: META_FORMAT, ...meta.extra, e: meta.entries }), 'utf8');
+}
+
+/** A copy of `meta` with `name` set to `entry`, or removed when `entry` is undefined or empty. */
+export function withEntry(meta: DirMeta, name: string, entry: MetaEntry | undefined): DirMeta {
+  const entries = { ...meta.entries };
+  if (entry === undefined || Object.keys(entry).length === 0) delete entries[name];
+  else entries[name] = entry;
+  return { entries, extra: meta.extra, corrupt: false };
+}
+
+export function isEmptyMeta(meta: DirMeta): boolean {
+  return Object.keys(meta.entries).length === 0 && Object.keys(meta.extra).length === 0;
+}
+
+export function storedType(entry: MetaEntry | undefined): NodeKind | undefined {
+  if (entry?.t === 'f') return 'file';
+  if (entry?.t === 'd') return 'dir';
+  return undefined;
+}
+
+/** The entry a new node starts with: its type and, when not the default, its permission bits. */
+export function newEntry(kind: NodeKind, mode: number, defaults: AttrDefaults): MetaEntry {
+  const entry: MetaEntry = { t: kind === 'dir' ? 'd' : 'f' };
+  const perms = mode & 0o7777;
+  if (perms !== defaultPerms(kind, defaults)) entry.m = perms;
+  return entry;
+}
+
+export function defaultPerms(kind: NodeKind, defaults: AttrDefaults): number {
+  return (kind === 'dir' ? 0o777 : 0o666) & ~defaults.umask;
+}
+
+/** The stored mtime override, if it still applies to this data version. */
+function mtimeOverride(entry: MetaEntry | undefined, stat: StatTimes): number | undefined {
+  if (entry?.mt === undefined) return undefined;
+  return entry.v === undefined || entry.v === stat.version ? entry.mt : undefined;
+}
+
+/** Mode, owner and times of a node from its stat and stored entry. */
+export function effectiveAttrs(
+  kind: NodeKind,
+  stat: StatTimes,
+  entry: MetaEntry | undefined,
+  defaults: AttrDefaults,
+): EffectiveAttrs {
+  const perms = entry?.m ?? defaultPerms(kind, defaults);
+  const override = mtimeOverride(entry, stat);
+  const mtimeMs = override ?? stat.mtimeMs;
+  return {
+    mode: (kind === 'dir' ? S_IFDIR : S_IFREG) | (perms & 0o7777),
+    uid: entry?.u ?? defaults.uid,
+    gid: entry?.g ?? defaults.gid,
+    mtimeMs,
+    atimeMs: override !== undefined ? (entry?.at ?? mtimeMs) : mtimeMs,
+    ctimeMs: stat.mtimeMs,
+  };
+}
+
+export function withMode(entry: MetaEntry | undefined, mode: number): MetaEntry {
+  return { ...entry, m: mode & 0o7777 };
+}
+
+/** chown: uid or gid of -1 (or 0xffffffff, as the kernel passes it) leaves that field alone. */
+export function withOwner(entry: MetaEntry | undefined, uid: number, gid: number): MetaEntry {
+  const out: MetaEntry = { ...entry };
+  if (uid !== -1 && uid !== 0xffffffff) out.u = uid;
+  if (gid !== -1 && gid !== 0xffffffff) out.g = gid;
+  return out;
+}
+
+export function withTimes(
+  entry: MetaEntry | undefined,
+  atimeMs: number,
+  mtimeMs: number,
+  version: number,
+): MetaEntry {
+  return { ...entry, mt: Math.round(mtimeMs), at: Math.round(atimeMs), v: version };
+}
+
+/**
+ * The entry a node keeps when it is moved: the move recreates the znode (data
+ * version 0, new mtime), so the time the user saw is pinned as an override.
+ */
+export function entryForMove(entry: MetaEntry | undefined, stat: StatTimes): MetaEntry {
+  const mt = mtimeOverride(entry, stat) ?? stat.mtimeMs;
+  const out: MetaEntry = { ...entry, mt, v: 0 };
+  if (entry?.at === undefined || mtimeOverride(entry, stat) === undefined) delete out.at;
+  return out;
+}

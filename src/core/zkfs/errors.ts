@@ -1,0 +1,100 @@
+/**
+ * The closed set of errors a zkfs operation may end with. Every layer below
+ * the FUSE face throws FsError with one of these codes; the single translator
+ * to kernel errnos is toErrno() in src/adapters/fuse.ts — update it together
+ * with FS_ERROR_CODES. `reason` is for the daemon's log, never for the caller:
+ * the kernel only carries the code, so anything a user needs to know about an
+ * EIO or an EXDEV must be logged where it is raised.
+ */
+
+export const FS_ERROR_CODES = [
+  'ENOENT',
+  'EEXIST',
+  'ENOTEMPTY',
+  'ENOTDIR',
+  'EISDIR',
+  'EACCES',
+  'EPERM',
+  'EFBIG',
+  'EROFS',
+  'EXDEV',
+  'EINVAL',
+  'ENAMETOOLONG',
+  'ENOTSUP',
+  'ENODATA',
+  'ERANGE',
+  'EBADF',
+  'ENOSPC',
+  'ETIMEDOUT',
+  'EIO',
+] as const;
+
+export type FsErrorCode = (typeof FS_ERROR_CODES)[number];
+
+export class FsError extends Error {
+  override readonly name = 'FsError';
+  readonly code: FsErrorCode;
+
+  constructor(code: FsErrorCode, reason?: string, options: { cause?: unknown } = {}) {
+    super(reason ? `${code}: ${reason}` : code, options.cause === undefined ? undefined : options);
+    this.code = code;
+  }
+}
+
+export function isFsError(error: unknown): error is FsError {
+  return error instanceof FsError;
+}
+
+/** ZooKeeper's KeeperException codes by name, as node-zookeeper-client reports them. */
+export type ZkErrorName =
+  | 'NO_NODE'
+  | 'NODE_EXISTS'
+  | 'NOT_EMPTY'
+  | 'NO_AUTH'
+  | 'INVALID_ACL'
+  | 'AUTH_FAILED'
+  | 'BAD_VERSION'
+  | 'BAD_ARGUMENTS'
+  | 'NO_CHILDREN_FOR_EPHEMERALS'
+  | 'CONNECTION_LOSS'
+  | 'OPERATION_TIMEOUT'
+  | 'SESSION_EXPIRED'
+  | 'MARSHALLING_ERROR'
+  | 'UNIMPLEMENTED'
+  | 'SYSTEM_ERROR'
+  | 'RUNTIME_INCONSISTENCY'
+  | 'DATA_INCONSISTENCY'
+  | 'API_ERROR'
+  | 'TIMEOUT'
+  | 'UNKNOWN';
+
+/**
+ * The errno a ZooKeeper failure means to a file tool. BAD_VERSION is a lost
+ * race with another writer: callers that can retry do so before it gets here,
+ * and callers that cannot (a buffered write) log why before the EIO.
+ */
+export function fsCodeForZk(name: ZkErrorName): FsErrorCode {
+  switch (name) {
+    case 'NO_NODE':
+      return 'ENOENT';
+    case 'NODE_EXISTS':
+      return 'EEXIST';
+    case 'NOT_EMPTY':
+      return 'ENOTEMPTY';
+    case 'NO_AUTH':
+    case 'INVALID_ACL':
+    case 'AUTH_FAILED':
+      return 'EACCES';
+    case 'BAD_ARGUMENTS':
+      return 'EINVAL';
+    case 'NO_CHILDREN_FOR_EPHEMERALS':
+      return 'EPERM';
+    case 'CONNECTION_LOSS':
+    case 'OPERATION_TIMEOUT':
+    case 'SESSION_EXPIRED':
+    case 'TIMEOUT':
+      return 'ETIMEDOUT';
+    default:
+      return 'EIO';
+  }
+}

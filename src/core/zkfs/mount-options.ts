@@ -1,0 +1,157 @@
+/**
+ * The options of `zkfsctl mount`, checked and defaulted once at the door so
+ * nothing further down tests for undefined. Every problem is a UsageError
+ * that names the option and the bad value.
+ */
+import { UsageError } from '../errors.js';
+import { parseSize, SizeError } from '../units.js';
+import { isZkfsMode, type ZkfsMode } from './modes.js';
+import { normalizeZkPath } from './paths.js';
+import { ZK_MAX_REQUEST_BYTES } from './zk-ops.js';
+
+export interface ZkHost {
+  host: string;
+  port: number;
+}
+
+/** What the server counts against jute.maxbuffer by default; the default --max-file-size. */
+export const DEFAULT_MAX_FILE_SIZE = ZK_MAX_REQUEST_BYTES;
+
+/** FUSE -o options zkfs understands (the rest are refused rather than ignored). */
+export const FUSE_OPTIONS = ['allow_other', 'allow_root', 'default_permissions', 'ro'] as const;
+export type FuseOption = (typeof FUSE_OPTIONS)[number];
+
+/**
+ * Parses a connection string `h1:2181,h2:2181` (IPv6 as `[::1]:2181`).
+ * Ports are mandatory (shared/reference.md §3); a chroot suffix is refused
+ * because the ZooKeeper path is its own argument.
+ */
+export function parseHosts(hosts: string): ZkHost[] {
+  const text = hosts.trim();
+  if (text === '') throw new UsageError('HOSTS is empty; expected host:port[,host:port...]');
+  if (text.includes('/')) {
+    throw new UsageError(`HOSTS '${hosts}' contains a path; give the ZooKeeper path as the PATH argument`);
+  }
+  return text.split(',').map((part) => {
+    const item = part.trim();
+    const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d+)$/.exec(item);
+    if (!m) {
+      throw new UsageError(
+        `'${item}' in HOSTS is not host:port (ports are required, e.g. zk1:2181,zk2:2181)`,
+      );
+    }
+    const port = Number(m[2]);
+    if (port < 1 || port > 65535) throw new UsageError(`port ${m[2]} in HOSTS is out of range`);
+    return { host: m[1]!, port };
+  });
+}
+
+/** Digest credentials `user:password`; the password may itself contain ':'. */
+export function parseAuth(auth: string): { user: string; password: string } {
+  const value = auth.replace(/\r?\n$/, '');
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new UsageError('auth must be user:password (digest scheme)');
+  return { user: value.slice(0, colon), password: value.slice(colon + 1) };
+}
+
+function parseId(name: string, value: string | number): number {
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 0xfffffffe) {
+    throw new UsageError(`--${name} '${value}' is not a numeric id`);
+  }
+  return n;
+}
+
+export function parseUmask(value: string | number): number {
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= 0 && value <= 0o777) return value;
+  } else if (/^0?[0-7]{1,3}$/.test(value)) {
+    return Number.parseInt(value, 8);
+  }
+  throw new UsageError(`--umask '${value}' is not an octal mask such as 022`);
+}
+
+export function parseMaxFileSize(value: string | number): number {
+  let bytes: number;
+  try {
+    bytes = typeof value === 'number' ? value : parseSize(value);
+  } catch (error) {
+    if (error instanceof SizeError) throw new UsageError(`--max-file-size: ${error.message}`);
+    throw error;
+  }
+  if (!Number.isInteger(bytes) || bytes < 1 || bytes > ZK_MAX_REQUEST_BYTES) {
+    throw new UsageError(
+      `--max-file-size ${value} is out of range: ZooKeeper and its client take 1 to ${ZK_MAX_REQUEST_BYTES} bytes per node`,
+    );
+  }
+  return bytes;
+}
+
+export function parseMode(value: string): ZkfsMode {
+  const lower = value.toLowerCase();
+  if (!isZkfsMode(lower)) throw new UsageError(`--mode '${value}' is not one of hybrid, dir, file`);
+  return lower;
+}
+
+/** Splits `-o a,b -o c` into known options; anything else is a usage error. */
+export function parseFuseOptions(values: readonly string[]): FuseOption[] {
+  const out: FuseOption[] = [];
+  for (const value of values) {
+    for (const item of value.split(',')) {
+      const name = item.trim();
+      if (name === '') continue;
+      if (!(FUSE_OPTIONS as readonly string[]).includes(name)) {
+        throw new UsageError(`-o ${name} is not supported (supported: ${FUSE_OPTIONS.join(', ')})`);
+      }
+      if (!out.includes(name as FuseOption)) out.push(name as FuseOption);
+    }
+  }
+  return out;
+}
+
+export interface RawMountOptions {
+  hosts: string;
+  path: string;
+  mode?: string | undefined;
+  uid?: string | number | undefined;
+  gid?: string | number | undefined;
+  umask?: string | number | undefined;
+  maxFileSize?: string | number | undefined;
+  options?: readonly string[] | undefined;
+  readOnly?: boolean | undefined;
+}
+
+export interface ResolvedMountOptions {
+  hosts: ZkHost[];
+  /** The connection string as the client takes it. */
+  connectString: string;
+  path: string;
+  mode: ZkfsMode;
+  uid: number;
+  gid: number;
+  umask: number;
+  maxFileSize: number;
+  fuseOptions: FuseOption[];
+  readOnly: boolean;
+}
+
+/** Checks every option and fills in the defaults (uid/gid default to `owner`, the mounting user). */
+export function resolveMountOptions(
+  raw: RawMountOptions,
+  owner: { uid: number; gid: number },
+): ResolvedMountOptions {
+  const hosts = parseHosts(raw.hosts);
+  const fuseOptions = parseFuseOptions(raw.options ?? []);
+  return {
+    hosts,
+    connectString: hosts.map((h) => `${h.host}:${h.port}`).join(','),
+    path: normalizeZkPath(raw.path),
+    mode: raw.mode === undefined ? 'hybrid' : parseMode(raw.mode),
+    uid: raw.uid === undefined ? owner.uid : parseId('uid', raw.uid),
+    gid: raw.gid === undefined ? owner.gid : parseId('gid', raw.gid),
+    umask: raw.umask === undefined ? 0o022 : parseUmask(raw.umask),
+    maxFileSize: raw.maxFileSize === undefined ? DEFAULT_MAX_FILE_SIZE : parseMaxFileSize(raw.maxFileSize),
+    fuseOptions: fuseOptions.filter((o) => o !== 'ro'),
+    readOnly: Boolean(raw.readOnly) || fuseOptions.includes('ro'),
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * ZooKeeper write operations as plain data, and the size of the request
+ * that carries them. A server drops the connection (it does not answer with
+ * an error) when a request exceeds its jute.maxbuffer, 1048575 bytes by
+ * default, and this client library refuses more than 1 MiB outright, so
+ * zkfs measures each write before sending it: an oversized setData becomes
+ * EFBIG and an oversized rename transaction EXDEV.
+ */
+
+/** The default jute.maxbuffer of a ZooKeeper server, and the largest request zkfs sends. */
+export const ZK_MAX_REQUEST_BYTES = 1048575;
+
+export interface AclEntry {
+  perms: number;
+  scheme: string;
+  id: string;
+}
+
+export type ZkOp =
+  | { op: 'create'; path: string; data: Buffer; acl: readonly AclEntry[] }
+  | { op: 'delete'; path: string; version: number }
+  | { op: 'setData'; path: string; data: Buffer; version: number }
+  | { op: 'check'; path: string; version: number };
+
+/** Any version (ZooKeeper's -1). */
+export const ANY_VERSION = -1;
+
+function str(s: string): number {
+  return 4 + Buffer.byteLength(s);
+}
+
+/** Bytes one op adds to a multi request (its MultiHeader included). */
+export function opBytes(op: ZkOp): number {
+  const header = 9; // type, done flag, err
+  switch (op.op) {
+    case 'create':
+      return (
+        header +
+        str(op.path) +
+        4 +
+        op.data.length +
+        4 +
+        op.acl.reduce((n, a) => n + 4 + str(a.scheme) + str(a.id), 0) +
+        4
+      );
+    case 'delete':
+    case 'check':
+      return header + str(op.path) + 4;
+    case 'setData':
+      return header + str(op.path) + 4 + op.data.length + 4;
+  }
+}
+
+/** Bytes of a whole multi request as the server counts them (length prefix excluded). */
+export function multiBytes(ops: readonly ZkOp[]): number {
+  return 8 + ops.reduce((n, op) => n + opBytes(op), 0) + 9;
+}
+
+/** Bytes of a plain setData request for `dataLength` bytes at `path`. */
+export function setDataBytes(path: string, dataLength: number): number {
+  return 8 + str(path) + 4 + dataLength + 4;
+}

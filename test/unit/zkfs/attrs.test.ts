@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import {
+  effectiveAttrs,
+  emptyMeta,
+  encodeMeta,
+  entryForMove,
+  newEntry,
+  parseMeta,
+  S_IFDIR,
+  S_IFREG,
+  storedType,
+  withEntry,
+  withMode,
+  withOwner,
+  withTimes,
+} from '../../../src/core/zkfs/attrs.js';
+
+const defaults = { uid: 0, gid: 0, umask: 0o022 };
+
+describe('metadata document', () => {
+  it('round-trips entries and keeps unknown keys', () => {
+    const text = '{"zkfs":1,"future":[1,2],"e":{"a":{"t":"f","m":416,"x":"kept"},"b":{"t":"d"}}}';
+    const meta = parseMeta(Buffer.from(text));
+    expect(meta.corrupt).toBe(false);
+    expect(meta.entries.a).toEqual({ t: 'f', m: 416, x: 'kept' });
+    const again = parseMeta(encodeMeta(withEntry(meta, 'c', { t: 'f' })));
+    expect(again.entries).toEqual({ a: { t: 'f', m: 416, x: 'kept' }, b: { t: 'd' }, c: { t: 'f' } });
+    expect(again.extra).toEqual({ future: [1, 2] });
+  });
+
+  it('treats a missing or empty node as empty and garbage as empty but corrupt', () => {
+    expect(parseMeta(undefined)).toEqual(emptyMeta());
+    expect(parseMeta(Buffer.alloc(0))).toEqual(emptyMeta());
+    expect(parseMeta(Buffer.from('not json')).corrupt).toBe(true);
+    expect(parseMeta(Buffer.from('[1]')).corrupt).toBe(true);
+  });
+
+  it('drops fields of the wrong type', () => {
+    const meta = parseMeta(Buffer.from('{"zkfs":1,"e":{"a":{"t":"x","m":"777","u":5}}}'));
+    expect(meta.entries.a).toEqual({ u: 5 });
+  });
+
+  it('removes an entry when it is set to undefined or to nothing', () => {
+    const meta = withEntry(withEntry(emptyMeta(), 'a', { t: 'f' }), 'b', { t: 'd' });
+    expect(Object.keys(withEntry(meta, 'a', undefined).entries)).toEqual(['b']);
+    expect(Object.keys(withEntry(meta, 'b', {}).entries)).toEqual(['a']);
+    expect(Object.keys(meta.entries)).toEqual(['a', 'b']);
+  });
+});
+
+describe('attributes', () => {
+  const stat = { mtimeMs: 1_700_000_000_000, version: 3 };
+
+  it('records the type and only non-default permission bits of a new node', () => {
+    expect(newEntry('file', 0o100644, defaults)).toEqual({ t: 'f' });
+    expect(newEntry('file', 0o600, defaults)).toEqual({ t: 'f', m: 0o600 });
+    expect(newEntry('dir', 0o755, defaults)).toEqual({ t: 'd' });
+    expect(storedType({ t: 'd' })).toBe('dir');
+    expect(storedType(undefined)).toBeUndefined();
+  });
+
+  it('falls back to the mount defaults and the znode times', () => {
+    expect(effectiveAttrs('file', stat, undefined, { uid: 7, gid: 8, umask: 0o027 })).toEqual({
+      mode: S_IFREG | 0o640,
+      uid: 7,
+      gid: 8,
+      mtimeMs: stat.mtimeMs,
+      atimeMs: stat.mtimeMs,
+      ctimeMs: stat.mtimeMs,
+    });
+    expect(effectiveAttrs('dir', stat, undefined, defaults).mode).toBe(S_IFDIR | 0o755);
+  });
+
+  it('applies chmod, chown (-1 keeps a field) and utimens', () => {
+    let entry = withMode({ t: 'f' }, 0o104755);
+    entry = withOwner(entry, 1000, 0xffffffff);
+    entry = withTimes(entry, 1000, 2000, stat.version);
+    const attrs = effectiveAttrs('file', stat, entry, defaults);
+    expect(attrs).toMatchObject({ mode: S_IFREG | 0o4755, uid: 1000, gid: 0, mtimeMs: 2000, atimeMs: 1000 });
+    expect(attrs.ctimeMs).toBe(stat.mtimeMs);
+  });
+
+  it('lets a later write win over a stored mtime', () => {
+    const entry = withTimes({ t: 'f' }, 1000, 2000, 3);
+    expect(effectiveAttrs('file', { mtimeMs: 9000, version: 4 }, entry, defaults).mtimeMs).toBe(9000);
+  });
+
+  it('pins the visible mtime of a moved node to the recreated version 0', () => {
+    expect(entryForMove({ t: 'f' }, stat)).toEqual({ t: 'f', mt: stat.mtimeMs, v: 0 });
+    const touched = withTimes({ t: 'f' }, 1000, 2000, 3);
+    expect(entryForMove(touched, stat)).toEqual({ t: 'f', mt: 2000, at: 1000, v: 0 });
+    const stale = withTimes({ t: 'f' }, 1000, 2000, 1);
+    expect(entryForMove(stale, stat)).toEqual({ t: 'f', mt: stat.mtimeMs, v: 0 });
+  });
+});

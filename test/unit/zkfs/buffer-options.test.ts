@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../../src/core/errors.js';
+import { FsError } from '../../../src/core/zkfs/errors.js';
+import { FileBuffer } from '../../../src/core/zkfs/file-buffer.js';
+import {
+  parseAuth,
+  parseFuseOptions,
+  parseHosts,
+  parseMaxFileSize,
+  resolveMountOptions,
+} from '../../../src/core/zkfs/mount-options.js';
+import { setDataBytes } from '../../../src/core/zkfs/zk-ops.js';
+
+function fsCode(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof FsError ? error.code : 'other';
+  }
+  return undefined;
+}
+
+describe('file buffer', () => {
+  it('writes at any offset, fills gaps with NUL bytes and keeps binary data', () => {
+    const b = new FileBuffer(Buffer.from('abc'), 100);
+    b.write(Buffer.from([0, 255, 10]), 1);
+    expect(b.content()).toEqual(Buffer.from([97, 0, 255, 10]));
+    b.write(Buffer.from('z'), 8);
+    expect(b.content()).toEqual(Buffer.from([97, 0, 255, 10, 0, 0, 0, 0, 122]));
+    expect(b.read(7, 10)).toEqual(Buffer.from([0, 122]));
+    expect(b.read(50, 10)).toEqual(Buffer.alloc(0));
+  });
+
+  it('truncates down and up', () => {
+    const b = new FileBuffer(Buffer.from('hello'), 100);
+    b.truncate(2);
+    expect(b.content().toString()).toBe('he');
+    b.truncate(4);
+    expect(b.content()).toEqual(Buffer.from([104, 101, 0, 0]));
+  });
+
+  it('refuses to grow past the limit and leaves the content untouched', () => {
+    const b = new FileBuffer(Buffer.from('12345'), 8);
+    expect(fsCode(() => b.write(Buffer.from('6789'), 5))).toBe('EFBIG');
+    expect(fsCode(() => b.truncate(9))).toBe('EFBIG');
+    expect(b.content().toString()).toBe('12345');
+    b.write(Buffer.from('678'), 5);
+    expect(b.length).toBe(8);
+  });
+
+  it('stays linear over many small appends', () => {
+    const b = new FileBuffer(Buffer.alloc(0), 1 << 20);
+    for (let i = 0; i < 4096; i++) b.write(Buffer.from([i & 255]), i);
+    expect(b.length).toBe(4096);
+    expect(b.read(4095, 1)[0]).toBe(255);
+  });
+});
+
+describe('mount options', () => {
+  it('parses connection strings and insists on ports', () => {
+    expect(parseHosts('zk1:2181,10.0.0.2:2182,[::1]:2183')).toEqual([
+      { host: 'zk1', port: 2181 },
+      { host: '10.0.0.2', port: 2182 },
+      { host: '[::1]', port: 2183 },
+    ]);
+    expect(() => parseHosts('zk1')).toThrow(/ports are required/);
+    expect(() => parseHosts('zk1:2181,zk2')).toThrow(/'zk2'/);
+    expect(() => parseHosts('zk1:99999')).toThrow(/out of range/);
+    expect(() => parseHosts('zk1:2181/app')).toThrow(/PATH argument/);
+    expect(() => parseHosts('')).toThrow(UsageError);
+  });
+
+  it('splits digest credentials at the first colon', () => {
+    expect(parseAuth('user:pa:ss\n')).toEqual({ user: 'user', password: 'pa:ss' });
+    expect(() => parseAuth('nocolon')).toThrow(/user:password/);
+    expect(() => parseAuth(':pw')).toThrow(UsageError);
+  });
+
+  it('accepts sizes with units up to what one ZooKeeper request carries', () => {
+    expect(parseMaxFileSize('512K')).toBe(512_000);
+    expect(parseMaxFileSize('1048575')).toBe(1048575);
+    expect(() => parseMaxFileSize('1Mi')).toThrow(/out of range/);
+    expect(() => parseMaxFileSize('2M')).toThrow(/out of range/);
+    expect(() => parseMaxFileSize('lots')).toThrow(/--max-file-size/);
+  });
+
+  it('knows the -o options it supports and refuses the rest', () => {
+    expect(parseFuseOptions(['allow_other,ro', 'allow_other'])).toEqual(['allow_other', 'ro']);
+    expect(() => parseFuseOptions(['noexec'])).toThrow(/-o noexec is not supported/);
+  });
+
+  it('fills in every default once', () => {
+    expect(resolveMountOptions({ hosts: '127.0.0.1:2181', path: '/app/' }, { uid: 5, gid: 6 })).toEqual({
+      hosts: [{ host: '127.0.0.1', port: 2181 }],
+      connectString: '127.0.0.1:2181',
+      path: '/app',
+      mode: 'hybrid',
+      uid: 5,
+      gid: 6,
+      umask: 0o022,
+      maxFileSize: 1048575,
+      fuseOptions: [],
+      readOnly: false,
+    });
+    const r = resolveMountOptions(
+      { hosts: 'a:1', path: '/', mode: 'FILE', umask: '077', uid: '0', options: ['ro'] },
+      { uid: 5, gid: 6 },
+    );
+    expect(r).toMatchObject({ mode: 'file', umask: 0o077, uid: 0, readOnly: true, fuseOptions: [] });
+    expect(() => resolveMountOptions({ hosts: 'a:1', path: '/', mode: 'tree' }, { uid: 0, gid: 0 })).toThrow(
+      /--mode 'tree'/,
+    );
+    expect(() => resolveMountOptions({ hosts: 'a:1', path: '/', umask: '999' }, { uid: 0, gid: 0 })).toThrow(
+      /--umask/,
+    );
+  });
+});
+
+describe('request sizes', () => {
+  it('matches what a ZooKeeper 3.8 server accepts (measured: 1048546 data bytes at a 9-byte path)', () => {
+    expect(setDataBytes('/b1048546', 1048546)).toBe(1048575);
+  });
+});

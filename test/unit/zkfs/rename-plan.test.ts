@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { emptyMeta, encodeMeta, type MetaEntry, parseMeta, withEntry } from '../../../src/core/zkfs/attrs.js';
+import { FsError } from '../../../src/core/zkfs/errors.js';
+import { type PlanNode, planRename, type RenameInput } from '../../../src/core/zkfs/rename-plan.js';
+import { multiBytes, ZK_MAX_REQUEST_BYTES } from '../../../src/core/zkfs/zk-ops.js';
+
+const acl = [{ perms: 31, scheme: 'world', id: 'anyone' }];
+
+function node(rel: string, data: string, version = 0, mtimeMs = 1000): PlanNode {
+  return { rel, data: Buffer.from(data), version, mtimeMs, acl, ephemeral: false };
+}
+
+function metaDoc(path: string, version: number | undefined, entries: Record<string, MetaEntry> = {}) {
+  let meta = emptyMeta();
+  for (const [k, v] of Object.entries(entries)) meta = withEntry(meta, k, v);
+  return { path, version, meta, acl };
+}
+
+function summary(ops: ReturnType<typeof planRename>['ops']): string[] {
+  return ops.map((o) => `${o.op} ${o.path}${'version' in o ? ` @${o.version}` : ''}`);
+}
+
+describe('rename plan', () => {
+  it('moves a file within one directory with one metadata write', () => {
+    const input: RenameInput = {
+      from: '/r/a',
+      to: '/r/b',
+      nodes: [node('', 'hello', 4, 5000)],
+      fromMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
+      toMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    };
+    const plan = planRename(input);
+    expect(summary(plan.ops)).toEqual(['create /r/b', 'delete /r/a @4', 'setData /r/__zkfs__ @7']);
+    const create = plan.ops[0]!;
+    expect(create.op === 'create' && create.data.toString()).toBe('hello');
+    const meta = parseMeta(plan.ops[2]!.op === 'setData' ? plan.ops[2]!.data : undefined);
+    expect(meta.entries).toEqual({ b: { t: 'f', m: 0o600, mt: 5000, v: 0 } });
+    expect(plan.bytes).toBe(multiBytes(plan.ops));
+  });
+
+  it('moves a directory tree parents first, deletes children first, and rewrites nested metadata', () => {
+    const sub = encodeMeta(withEntry(emptyMeta(), 'f', { t: 'f', m: 0o640 }));
+    const input: RenameInput = {
+      from: '/r/d',
+      to: '/s/e',
+      nodes: [
+        node('', '', 1, 100),
+        node('x', 'X', 2, 200),
+        node('sub', '', 0, 300),
+        { ...node('sub/__zkfs__', ''), data: sub, version: 5 },
+        node('sub/f', 'F', 3, 400),
+      ],
+      fromMeta: metaDoc('/r/__zkfs__', 2, { d: { t: 'd' }, other: { t: 'f' } }),
+      toMeta: metaDoc('/s/__zkfs__', undefined),
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    };
+    const plan = planRename(input);
+    expect(summary(plan.ops)).toEqual([
+      'create /s/e',
+      'create /s/e/__zkfs__',
+      'create /s/e/x',
+      'create /s/e/sub',
+      'create /s/e/sub/__zkfs__',
+      'create /s/e/sub/f',
+      'delete /r/d/sub/f @3',
+      'delete /r/d/sub/__zkfs__ @5',
+      'delete /r/d/sub @0',
+      'delete /r/d/x @2',
+      'delete /r/d @1',
+      'setData /r/__zkfs__ @2',
+      'create /s/__zkfs__',
+    ]);
+    const dataOf = (i: number) => {
+      const op = plan.ops[i]!;
+      return op.op === 'create' || op.op === 'setData' ? op.data : undefined;
+    };
+    expect(parseMeta(dataOf(1)).entries).toEqual({ x: { mt: 200, v: 0 }, sub: { mt: 300, v: 0 } });
+    expect(parseMeta(dataOf(4)).entries).toEqual({ f: { t: 'f', m: 0o640, mt: 400, v: 0 } });
+    expect(parseMeta(dataOf(11)).entries).toEqual({ other: { t: 'f' } });
+    expect(parseMeta(dataOf(12)).entries).toEqual({ e: { t: 'd', mt: 100, v: 0 } });
+  });
+
+  it('replaces an existing destination in the same transaction, before creating it', () => {
+    const plan = planRename({
+      from: '/r/new',
+      to: '/r/old',
+      nodes: [node('', 'v2', 0)],
+      replace: { version: 9, metaVersion: undefined },
+      fromMeta: metaDoc('/r/__zkfs__', 1, { new: { t: 'f' }, old: { t: 'f', m: 0o600 } }),
+      toMeta: metaDoc('/r/__zkfs__', 1, { new: { t: 'f' }, old: { t: 'f', m: 0o600 } }),
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    });
+    expect(summary(plan.ops)).toEqual([
+      'delete /r/old @9',
+      'create /r/old',
+      'delete /r/new @0',
+      'setData /r/__zkfs__ @1',
+    ]);
+    const op = plan.ops[3]!;
+    expect(parseMeta(op.op === 'setData' ? op.data : undefined).entries).toEqual({
+      old: { t: 'f', mt: 1000, v: 0 },
+    });
+  });
+
+  it('deletes the metadata child of an empty directory it replaces', () => {
+    const plan = planRename({
+      from: '/r/a',
+      to: '/r/b',
+      nodes: [node('', '')],
+      replace: { version: 0, metaVersion: 3 },
+      fromMeta: metaDoc('/r/__zkfs__', 0),
+      toMeta: metaDoc('/r/__zkfs__', 0),
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    });
+    expect(summary(plan.ops).slice(0, 2)).toEqual(['delete /r/b/__zkfs__ @3', 'delete /r/b @0']);
+  });
+
+  it('moves only the symlink table for a symbolic link, and adds extra documents last', () => {
+    const plan = planRename({
+      from: '/r/l',
+      to: '/r/m',
+      nodes: [],
+      fromMeta: metaDoc('/r/__zkfs__', 0),
+      toMeta: metaDoc('/r/__zkfs__', 0),
+      docs: [{ path: '/r/__symlinks__', version: 6, data: Buffer.from('/m=t'), acl }],
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    });
+    expect(summary(plan.ops)).toEqual(['setData /r/__zkfs__ @0', 'setData /r/__symlinks__ @6']);
+  });
+
+  it('refuses ephemeral nodes and oversized transactions with clear codes', () => {
+    const base = {
+      from: '/r/a',
+      to: '/r/b',
+      fromMeta: metaDoc('/r/__zkfs__', 0),
+      toMeta: metaDoc('/r/__zkfs__', 0),
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    };
+    const eph = () => planRename({ ...base, nodes: [{ ...node('', 'x'), ephemeral: true }] });
+    expect(eph).toThrow(FsError);
+    try {
+      eph();
+    } catch (error) {
+      expect((error as FsError).code).toBe('EPERM');
+    }
+    const big = () =>
+      planRename({ ...base, nodes: [node('', 'x'.repeat(600_000)), node('y', 'y'.repeat(600_000))] });
+    try {
+      big();
+      expect.unreachable();
+    } catch (error) {
+      expect((error as FsError).code).toBe('EXDEV');
+      expect((error as FsError).message).toMatch(/transaction/);
+    }
+  });
+});
