@@ -1,0 +1,212 @@
+/**
+ * The volume store shared by both drivers, against the real mount table: a
+ * small backend that mounts a tmpfs stands in for a driver so that reference
+ * counting, persistence and start-up reconciliation are shown on real mounts.
+ * The real drivers are exercised in plugin-zk.test.ts, plugin-simple.test.ts
+ * and the Docker end-to-end tests.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { run } from '../../src/adapters/exec.js';
+import { createLogger } from '../../src/adapters/logger.js';
+import { defaultContext } from '../../src/commands/context.js';
+import { OperationError, UsageError } from '../../src/core/errors.js';
+import type { VolumeBackend } from '../../src/plugin/volume-driver.js';
+import { VolumeStore } from '../../src/plugin/volume-store.js';
+import { onCleanup } from '../fixtures/cleanup.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+
+function mountedAt(dir: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === dir);
+}
+
+/** Mounts a small tmpfs; counts calls; `fail` makes the next mount fail like a real driver would. */
+function tmpfsBackend() {
+  const calls = { mount: 0, unmount: 0 };
+  let fail = false;
+  const backend: VolumeBackend = {
+    driver: 'tmpfs-test',
+    secretOptions: ['auth'],
+    secretsOf: (_n, o) => (o.auth ? [o.auth] : []),
+    normalizeOptions: (_name, options) => {
+      if (options.size === undefined) throw new UsageError('missing option size');
+      return { ...options };
+    },
+    mount: async (volume, dir) => {
+      calls.mount++;
+      if (fail) {
+        fail = false;
+        throw new OperationError('backend refused to mount');
+      }
+      await run('mount', ['-t', 'tmpfs', '-o', `size=${volume.options.size}`, `volkit-${volume.name}`, dir]);
+    },
+    unmount: async (_volume, dir) => {
+      calls.unmount++;
+      await run('umount', [dir]);
+    },
+    status: (volume) => ({ size: volume.options.size }),
+  };
+  return { backend, calls, failNext: () => (fail = true) };
+}
+
+async function openStore(root: string, backend: VolumeBackend, lines: string[] = []) {
+  const log = createLogger({ level: 'debug', write: (l) => lines.push(l) });
+  return VolumeStore.open({
+    backend,
+    stateFile: join(root, 'state', 'plugin-state.json'),
+    mountRoot: join(root, 'volumes'),
+    ctx: defaultContext({ log }),
+  });
+}
+
+function newRoot(): string {
+  const root = scratchDir('plugin-store');
+  onCleanup(`mounts under ${root}`, () => {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const target = line.split(' ')[4];
+      if (target?.startsWith(`${root}/`)) execFileSync('umount', ['-l', target]);
+    }
+  });
+  return root;
+}
+
+describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
+  it('mounts on the first Mount ID, shares the mount, unmounts on the last Unmount', async () => {
+    const root = newRoot();
+    const { backend, calls } = tmpfsBackend();
+    const store = await openStore(root, backend);
+    await store.create('data', { size: '1m' });
+    const dir = await store.mount('data', 'id1');
+    expect(dir).toBe(join(root, 'volumes', 'data'));
+    expect(mountedAt(dir)).toBe(true);
+    writeFileSync(join(dir, 'file'), 'kept while mounted');
+    expect(await store.mount('data', 'id2')).toBe(dir);
+    expect(calls.mount).toBe(1);
+
+    await store.unmount('data', 'id1');
+    expect(mountedAt(dir)).toBe(true);
+    await store.unmount('data', 'never-mounted'); // harmless
+    await store.unmount('data', 'id1'); // already released: harmless too
+    expect(readFileSync(join(dir, 'file'), 'utf8')).toBe('kept while mounted');
+    expect((await store.get('data')).status).toEqual({ size: '1m', mounts: 1 });
+
+    await store.unmount('data', 'id2');
+    expect(mountedAt(dir)).toBe(false);
+    expect(calls.unmount).toBe(1);
+    expect((await store.get('data')).status).toEqual({ size: '1m', mounts: 0 });
+    expect(await store.path('data')).toBeUndefined();
+  });
+
+  it('reports the mount point in Get, Path and List only while mounted', async () => {
+    const root = newRoot();
+    const { backend } = tmpfsBackend();
+    const store = await openStore(root, backend);
+    await store.create('a', { size: '1m' });
+    await store.create('b', { size: '1m' });
+    const dir = await store.mount('b', 'x');
+    expect(await store.list()).toEqual([{ name: 'a' }, { name: 'b', mountpoint: dir }]);
+    expect((await store.get('b')).mountpoint).toBe(dir);
+    expect((await store.get('a')).mountpoint).toBeUndefined();
+    expect(await store.path('b')).toBe(dir);
+    await store.unmount('b', 'x');
+  });
+
+  it('keeps state in a 0600 file, secrets included, and out of Get', async () => {
+    const root = newRoot();
+    const { backend } = tmpfsBackend();
+    const lines: string[] = [];
+    const store = await openStore(root, backend, lines);
+    await store.create('s', { size: '1m', auth: 'alice:pw-123' });
+    const file = join(root, 'state', 'plugin-state.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, 'utf8')).toContain('alice:pw-123');
+    expect(JSON.stringify(await store.get('s'))).not.toContain('pw-123');
+    expect(store.secrets()).toEqual(['alice:pw-123']);
+    expect(lines.join('\n')).not.toContain('pw-123');
+  });
+
+  it('leaves nothing behind when the backend fails to mount', async () => {
+    const root = newRoot();
+    const t = tmpfsBackend();
+    const store = await openStore(root, t.backend);
+    await store.create('f', { size: '1m' });
+    t.failNext();
+    await expect(store.mount('f', 'id1')).rejects.toThrow('backend refused to mount');
+    expect((await store.get('f')).status.mounts).toBe(0);
+    // The next attempt works and the engine's later Unmount of the failed ID is harmless.
+    await store.mount('f', 'id2');
+    await store.unmount('f', 'id1');
+    expect((await store.get('f')).status.mounts).toBe(1);
+    await store.unmount('f', 'id2');
+  });
+
+  it('after a restart keeps mounts in use, remounts lost ones and takes down unused ones', async () => {
+    const root = newRoot();
+    const t = tmpfsBackend();
+    const first = await openStore(root, t.backend);
+    for (const name of ['kept', 'lost', 'stray', 'idle']) await first.create(name, { size: '1m' });
+    const kept = await first.mount('kept', 'c1');
+    const lost = await first.mount('lost', 'c2');
+    await first.flush();
+    // The plugin dies: its mounts stay, except one someone unmounted meanwhile; one is mounted by hand.
+    execFileSync('umount', [lost]);
+    const stray = join(root, 'volumes', 'stray');
+    execFileSync('mkdir', ['-p', stray]);
+    execFileSync('mount', ['-t', 'tmpfs', 'volkit-stray', stray]);
+
+    const lines: string[] = [];
+    const second = await openStore(root, t.backend, lines);
+    const report = await second.reconcile();
+    expect(report).toEqual([
+      { name: 'idle', action: 'none' },
+      { name: 'kept', action: 'keep' },
+      { name: 'lost', action: 'remount' },
+      { name: 'stray', action: 'unmount' },
+    ]);
+    expect([kept, lost].map(mountedAt)).toEqual([true, true]);
+    expect(mountedAt(stray)).toBe(false);
+    expect(lines.some((l) => l.includes('remounted volume lost'))).toBe(true);
+
+    // The references survived the restart: each container's Unmount releases its volume.
+    await second.unmount('kept', 'c1');
+    await second.unmount('lost', 'c2');
+    expect([kept, lost].map(mountedAt)).toEqual([false, false]);
+  });
+
+  it('removes a volume: unmounts what the engine forgot, removes the empty mount point, keeps data', async () => {
+    const root = newRoot();
+    const { backend } = tmpfsBackend();
+    const lines: string[] = [];
+    const store = await openStore(root, backend, lines);
+    await store.create('r', { size: '1m' });
+    const dir = await store.mount('r', 'forgotten');
+    await store.remove('r');
+    expect(mountedAt(dir)).toBe(false);
+    expect(existsSync(dir)).toBe(false);
+    expect(lines.some((l) => l.includes('never released (forgotten)'))).toBe(true);
+    await expect(store.get('r')).rejects.toThrow('no such volume: r');
+
+    // A mount point holding files (not ours to delete) is left in place.
+    await store.create('r2', { size: '1m' });
+    const dir2 = join(root, 'volumes', 'r2');
+    execFileSync('mkdir', ['-p', dir2]);
+    writeFileSync(join(dir2, 'precious'), 'x');
+    await store.remove('r2');
+    expect(readFileSync(join(dir2, 'precious'), 'utf8')).toBe('x');
+  });
+
+  it('rejects Create with bad options and with different options for an existing name', async () => {
+    const root = newRoot();
+    const { backend } = tmpfsBackend();
+    const store = await openStore(root, backend);
+    await expect(store.create('v', {})).rejects.toThrow('missing option size');
+    await store.create('v', { size: '1m' });
+    await store.create('v', { size: '1m' });
+    await expect(store.create('v', { size: '2m' })).rejects.toThrow('already exists with different options');
+    await expect(store.mount('nope', 'x')).rejects.toThrow('no such volume: nope');
+  });
+});
