@@ -1,0 +1,409 @@
+/**
+ * A promise wrapper over node-zookeeper-client: bounded connect and request
+ * times, digest auth, typed stats (64-bit fields as bigint, times as ms),
+ * watches, session events and `multi`.
+ *
+ * Two library quirks are worked around here:
+ * - Transaction.check/setData/remove turn version 0 into -1 (`version || -1`),
+ *   silently dropping the version check on every fresh node; multi() pushes
+ *   its ops onto the transaction directly instead.
+ * - A request larger than the server's jute.maxbuffer makes the server drop
+ *   the connection rather than answer; callers measure with core/zkfs/zk-ops.
+ */
+import zookeeper from 'node-zookeeper-client';
+import { OperationError } from '../core/errors.js';
+import type { ZkErrorName } from '../core/zkfs/errors.js';
+import type { AclEntry, ZkOp } from '../core/zkfs/zk-ops.js';
+import type { Logger } from './logger.js';
+import { silentLogger } from './logger.js';
+
+export interface ZkStat {
+  czxid: bigint;
+  mzxid: bigint;
+  pzxid: bigint;
+  ctimeMs: number;
+  mtimeMs: number;
+  version: number;
+  cversion: number;
+  aversion: number;
+  ephemeralOwner: bigint;
+  dataLength: number;
+  numChildren: number;
+}
+
+export type ZkEventType = 'created' | 'deleted' | 'dataChanged' | 'childrenChanged';
+export interface ZkEvent {
+  type: ZkEventType;
+  path: string;
+}
+export type ZkWatcher = (event: ZkEvent) => void;
+
+export type ZkSessionState = 'connected' | 'readOnly' | 'disconnected' | 'expired' | 'authFailed';
+
+/** A ZooKeeper request failed; `zkName` is the KeeperException code name. */
+export class ZkError extends Error {
+  override readonly name = 'ZkError';
+  readonly zkName: ZkErrorName;
+  readonly path: string | undefined;
+  /** For a failed multi: the index of the op that failed. */
+  readonly opIndex: number | undefined;
+
+  constructor(zkName: ZkErrorName, path?: string, opIndex?: number, cause?: unknown) {
+    super(`ZooKeeper ${zkName}${path ? ` at ${path}` : ''}`, cause === undefined ? undefined : { cause });
+    this.zkName = zkName;
+    this.path = path;
+    this.opIndex = opIndex;
+  }
+}
+
+export function isZkError(error: unknown, ...names: ZkErrorName[]): error is ZkError {
+  return error instanceof ZkError && (names.length === 0 || names.includes(error.zkName));
+}
+
+export interface ZkConnectOptions {
+  /** `host:port,host:port`. */
+  connectString: string;
+  /** Digest credentials; sent with addAuthInfo, never logged. */
+  auth?: { user: string; password: string } | undefined;
+  sessionTimeoutMs?: number;
+  /** How long connect() waits for a session before giving up. */
+  connectTimeoutMs?: number;
+  /** How long one request may take (including waiting for a reconnect). */
+  requestTimeoutMs?: number;
+  logger?: Logger;
+}
+
+const KNOWN_NAMES = new Set<string>([
+  'NO_NODE',
+  'NODE_EXISTS',
+  'NOT_EMPTY',
+  'NO_AUTH',
+  'INVALID_ACL',
+  'AUTH_FAILED',
+  'BAD_VERSION',
+  'BAD_ARGUMENTS',
+  'NO_CHILDREN_FOR_EPHEMERALS',
+  'CONNECTION_LOSS',
+  'OPERATION_TIMEOUT',
+  'SESSION_EXPIRED',
+  'MARSHALLING_ERROR',
+  'UNIMPLEMENTED',
+  'SYSTEM_ERROR',
+  'RUNTIME_INCONSISTENCY',
+  'DATA_INCONSISTENCY',
+  'API_ERROR',
+]);
+
+/** Exception code numbers the library reports in multi results. */
+const CODE_NAMES = new Map<number, ZkErrorName>(
+  Object.entries(zookeeper.Exception as unknown as Record<string, unknown>)
+    .filter((e): e is [string, number] => typeof e[1] === 'number' && KNOWN_NAMES.has(e[0]))
+    .map(([name, code]) => [code, name as ZkErrorName]),
+);
+
+function toZkError(error: unknown, path?: string): ZkError {
+  if (error instanceof ZkError) return error;
+  const name = (error as { name?: unknown } | null)?.name;
+  const zkName: ZkErrorName =
+    typeof name === 'string' && KNOWN_NAMES.has(name) ? (name as ZkErrorName) : 'UNKNOWN';
+  return new ZkError(zkName, path, undefined, error);
+}
+
+function long(buffer: Buffer | undefined): bigint {
+  if (!buffer || buffer.length < 8) return 0n;
+  return buffer.readBigInt64BE(0);
+}
+
+export function toZkStat(stat: zookeeper.Stat): ZkStat {
+  return {
+    czxid: long(stat.czxid),
+    mzxid: long(stat.mzxid),
+    pzxid: long(stat.pzxid),
+    ctimeMs: Number(long(stat.ctime)),
+    mtimeMs: Number(long(stat.mtime)),
+    version: stat.version,
+    cversion: stat.cversion,
+    aversion: stat.aversion,
+    ephemeralOwner: long(stat.ephemeralOwner),
+    dataLength: stat.dataLength,
+    numChildren: stat.numChildren,
+  };
+}
+
+function fromAcl(acl: zookeeper.ACL): AclEntry {
+  // The library's ACL objects carry `permission`; its type definitions say `perms`.
+  const perms = (acl as unknown as { permission?: number }).permission ?? acl.perms;
+  return { perms, scheme: acl.id.scheme, id: acl.id.id };
+}
+
+function toAcl(entry: AclEntry): zookeeper.ACL {
+  return new zookeeper.ACL(entry.perms, new zookeeper.Id(entry.scheme, entry.id));
+}
+
+/** world:anyone with every permission: what ZooKeeper tools create by default. */
+export const OPEN_ACL: readonly AclEntry[] = [{ perms: 31, scheme: 'world', id: 'anyone' }];
+
+const EVENT_TYPES: Record<number, ZkEventType> = {
+  [zookeeper.Event.NODE_CREATED]: 'created',
+  [zookeeper.Event.NODE_DELETED]: 'deleted',
+  [zookeeper.Event.NODE_DATA_CHANGED]: 'dataChanged',
+  [zookeeper.Event.NODE_CHILDREN_CHANGED]: 'childrenChanged',
+};
+
+function wrapWatcher(watch: ZkWatcher | undefined): ((event: zookeeper.Event) => void) | undefined {
+  if (!watch) return undefined;
+  return (event) => {
+    const type = EVENT_TYPES[event.getType()];
+    if (type) watch({ type, path: event.getPath() });
+  };
+}
+
+// The library's op codes (jute.OP_CODES) for the ops multi() pushes directly.
+const OP_CREATE = 1;
+const OP_DELETE = 2;
+const OP_SET_DATA = 5;
+const OP_CHECK = 13;
+const PERSISTENT = 0;
+const EPHEMERAL = 1;
+
+type Callback<T> = (error: unknown, value: T) => void;
+
+export class ZkClient {
+  private readonly listeners = new Set<(state: ZkSessionState) => void>();
+  private closed = false;
+
+  private constructor(
+    private readonly client: zookeeper.Client,
+    private readonly requestTimeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    client.on('state', (state: zookeeper.State) => {
+      const mapped = mapState(state);
+      if (!mapped) return;
+      this.log.debug(`zookeeper: session ${mapped}`);
+      for (const listener of this.listeners) listener(mapped);
+    });
+  }
+
+  /**
+   * Opens a session, or fails after `connectTimeoutMs` with an OperationError
+   * naming the servers (never hangs while the ensemble is unreachable).
+   */
+  static async connect(options: ZkConnectOptions): Promise<ZkClient> {
+    const log = options.logger ?? silentLogger;
+    const timeoutMs = options.connectTimeoutMs ?? 10_000;
+    const client = zookeeper.createClient(options.connectString, {
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      spinDelay: 500,
+      retries: 0,
+    });
+    if (options.auth) {
+      log.addSecret(options.auth.password);
+      client.addAuthInfo('digest', Buffer.from(`${options.auth.user}:${options.auth.password}`));
+    }
+    await new Promise<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        client.removeListener('connected', onConnected);
+        client.removeListener('connectedReadOnly', onConnected);
+        client.removeListener('authenticationFailed', onAuthFailed);
+        if (error) {
+          client.close();
+          reject(error);
+        } else resolve();
+      };
+      const onConnected = () => done();
+      const onAuthFailed = () =>
+        done(new OperationError(`ZooKeeper at ${options.connectString} refused the credentials`));
+      const timer = setTimeout(
+        () =>
+          done(
+            new OperationError(
+              `could not connect to ZooKeeper at ${options.connectString} within ${Math.round(timeoutMs / 1000)} s`,
+              {
+                detail:
+                  'check that the servers are running and reachable, and that HOSTS names their client ports',
+              },
+            ),
+          ),
+        timeoutMs,
+      );
+      client.once('connected', onConnected);
+      client.once('connectedReadOnly', onConnected);
+      client.once('authenticationFailed', onAuthFailed);
+      log.debug(`zookeeper: connecting to ${options.connectString}`);
+      client.connect();
+    });
+    const zk = new ZkClient(client, options.requestTimeoutMs ?? 15_000, log);
+    log.info(`zookeeper: session 0x${zk.sessionId} with ${options.connectString}`);
+    return zk;
+  }
+
+  get sessionId(): string {
+    return this.client.getSessionId().toString('hex');
+  }
+
+  /** Subscribes to session state changes; returns the unsubscribe function. */
+  onState(listener: (state: ZkSessionState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private call<T>(path: string, start: (callback: Callback<T>) => void): Promise<T> {
+    if (this.closed) return Promise.reject(new ZkError('CONNECTION_LOSS', path));
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new ZkError('TIMEOUT', path));
+      }, this.requestTimeoutMs);
+      try {
+        start((error, value) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (error) reject(toZkError(error, path));
+          else resolve(value);
+        });
+      } catch (error) {
+        // The library asserts on bad arguments (invalid path, oversized data) synchronously.
+        settled = true;
+        clearTimeout(timer);
+        reject(new ZkError('BAD_ARGUMENTS', path, undefined, error));
+      }
+    });
+  }
+
+  /** The node's stat, or null when it does not exist. */
+  async exists(path: string, watch?: ZkWatcher): Promise<ZkStat | null> {
+    const w = wrapWatcher(watch);
+    const stat = await this.call<zookeeper.Stat | null>(path, (cb) =>
+      w ? this.client.exists(path, w, cb) : this.client.exists(path, cb),
+    );
+    return stat ? toZkStat(stat) : null;
+  }
+
+  async getData(path: string, watch?: ZkWatcher): Promise<{ data: Buffer; stat: ZkStat }> {
+    const w = wrapWatcher(watch);
+    const [data, stat] = await this.call<[Buffer | null, zookeeper.Stat]>(path, (cb) => {
+      const done = (error: unknown, data: Buffer, stat: zookeeper.Stat) => cb(error, [data, stat]);
+      if (w) this.client.getData(path, w, done);
+      else this.client.getData(path, done);
+    });
+    return { data: data ?? Buffer.alloc(0), stat: toZkStat(stat) };
+  }
+
+  async getChildren(path: string, watch?: ZkWatcher): Promise<{ children: string[]; stat: ZkStat }> {
+    const w = wrapWatcher(watch);
+    const [children, stat] = await this.call<[string[], zookeeper.Stat]>(path, (cb) => {
+      const done = (error: unknown, children: string[], stat: zookeeper.Stat) => cb(error, [children, stat]);
+      if (w) this.client.getChildren(path, w, done);
+      else this.client.getChildren(path, done);
+    });
+    return { children, stat: toZkStat(stat) };
+  }
+
+  async getAcl(path: string): Promise<{ acl: AclEntry[]; stat: ZkStat }> {
+    const [acl, stat] = await this.call<[zookeeper.ACL[], zookeeper.Stat]>(path, (cb) =>
+      this.client.getACL(path, (error, acl, stat) => cb(error, [acl, stat])),
+    );
+    return { acl: acl.map(fromAcl), stat: toZkStat(stat) };
+  }
+
+  async create(
+    path: string,
+    data: Buffer,
+    options: { acl?: readonly AclEntry[]; ephemeral?: boolean } = {},
+  ): Promise<string> {
+    const acl = (options.acl && options.acl.length > 0 ? options.acl : OPEN_ACL).map(toAcl);
+    return this.call<string>(path, (cb) =>
+      this.client.create(path, data, acl, options.ephemeral ? EPHEMERAL : PERSISTENT, cb),
+    );
+  }
+
+  /** Sets data at `version` (-1: any); resolves to the new stat. */
+  async setData(path: string, data: Buffer, version: number): Promise<ZkStat> {
+    const stat = await this.call<zookeeper.Stat>(path, (cb) => this.client.setData(path, data, version, cb));
+    return toZkStat(stat);
+  }
+
+  async remove(path: string, version: number): Promise<void> {
+    await this.call<void>(path, (cb) => this.client.remove(path, version, (error) => cb(error, undefined)));
+  }
+
+  /**
+   * Runs `ops` atomically. On failure throws a ZkError whose `opIndex` and
+   * `path` name the op that failed.
+   */
+  async multi(ops: readonly ZkOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    const txn = this.client.transaction() as unknown as {
+      ops: unknown[];
+      commit: zookeeper.Transaction['commit'];
+    };
+    for (const op of ops) {
+      switch (op.op) {
+        case 'create':
+          txn.ops.push({
+            type: OP_CREATE,
+            path: op.path,
+            data: op.data,
+            acls: (op.acl.length > 0 ? op.acl : OPEN_ACL).map(toAcl),
+            mode: PERSISTENT,
+          });
+          break;
+        case 'delete':
+          txn.ops.push({ type: OP_DELETE, path: op.path, version: op.version });
+          break;
+        case 'setData':
+          txn.ops.push({ type: OP_SET_DATA, path: op.path, data: op.data, version: op.version });
+          break;
+        case 'check':
+          txn.ops.push({ type: OP_CHECK, path: op.path, version: op.version });
+          break;
+      }
+    }
+    const label = `multi(${ops.length} ops)`;
+    await this.call<void>(label, (cb) =>
+      txn.commit((error, results: { err?: number }[] | undefined) => {
+        if (!error) return cb(null, undefined);
+        const index = (results ?? []).findIndex((r) => r.err !== undefined && r.err !== 0 && r.err !== -2);
+        const code = index >= 0 ? results?.[index]?.err : undefined;
+        const name = code !== undefined ? CODE_NAMES.get(code) : undefined;
+        if (index >= 0 && name) cb(new ZkError(name, ops[index]?.path, index), undefined);
+        else cb(error, undefined);
+      }),
+    );
+  }
+
+  /** Closes the session (ephemeral nodes go, watches stop). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      this.client.once('disconnected', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.client.close();
+    });
+  }
+}
+
+function mapState(state: zookeeper.State): ZkSessionState | undefined {
+  switch (state.name) {
+    case 'SYNC_CONNECTED':
+      return 'connected';
+    case 'CONNECTED_READ_ONLY':
+      return 'readOnly';
+    case 'DISCONNECTED':
+      return 'disconnected';
+    case 'EXPIRED':
+      return 'expired';
+    case 'AUTH_FAILED':
+      return 'authFailed';
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,97 @@
+/** The ZooKeeper adapter against a real server: typed stats, errors, multi with real version checks, auth, timeouts. */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isZkError, ZkClient } from '../../src/adapters/zookeeper.js';
+import { OperationError } from '../../src/core/errors.js';
+import { freePort } from '../fixtures/ports.js';
+import { startZk, type ZkServer } from '../fixtures/zk-server.js';
+
+function digestId(user: string, password: string): string {
+  return `${user}:${createHash('sha1').update(`${user}:${password}`).digest('base64')}`;
+}
+
+describe('ZooKeeper adapter', () => {
+  let zk: ZkServer;
+  let client: ZkClient;
+
+  beforeAll(async () => {
+    zk = await startZk();
+    client = await ZkClient.connect({ connectString: zk.connectString });
+  });
+  afterAll(async () => {
+    await client?.close();
+  });
+
+  it('creates, reads, updates and removes a node with binary data and a full stat', async () => {
+    const data = Buffer.from([0, 1, 2, 0, 255]);
+    await client.create('/a', data);
+    const read = await client.getData('/a');
+    expect(read.data).toEqual(data);
+    expect(read.stat).toMatchObject({ version: 0, dataLength: 5, numChildren: 0, ephemeralOwner: 0n });
+    expect(read.stat.mtimeMs).toBeGreaterThan(Date.UTC(2020, 0, 1));
+    expect(typeof read.stat.czxid).toBe('bigint');
+    const stat = await client.setData('/a', Buffer.from('x'), 0);
+    expect(stat.version).toBe(1);
+    await expect(client.setData('/a', Buffer.from('y'), 0)).rejects.toSatisfy((e) =>
+      isZkError(e, 'BAD_VERSION'),
+    );
+    expect(await client.exists('/missing')).toBeNull();
+    await expect(client.getData('/missing')).rejects.toSatisfy((e) => isZkError(e, 'NO_NODE'));
+    await client.remove('/a', 1);
+    expect(await client.exists('/a')).toBeNull();
+  });
+
+  it('checks version 0 inside multi (the library alone would send -1) and names the failing op', async () => {
+    await client.create('/m', Buffer.from('v0'));
+    await client.setData('/m', Buffer.from('v1'), -1);
+    const attempt = client.multi([
+      { op: 'create', path: '/m2', data: Buffer.alloc(0), acl: [] },
+      { op: 'setData', path: '/m', data: Buffer.from('lost'), version: 0 },
+    ]);
+    await expect(attempt).rejects.toSatisfy(
+      (e) => isZkError(e, 'BAD_VERSION') && e.opIndex === 1 && e.path === '/m',
+    );
+    expect(await client.exists('/m2')).toBeNull();
+    expect((await client.getData('/m')).data.toString()).toBe('v1');
+    await client.multi([
+      { op: 'check', path: '/m', version: 1 },
+      { op: 'create', path: '/m2', data: Buffer.from('ok'), acl: [] },
+      { op: 'delete', path: '/m', version: 1 },
+    ]);
+    expect(await client.exists('/m')).toBeNull();
+    expect((await client.getData('/m2')).data.toString()).toBe('ok');
+  });
+
+  it('lists children and delivers watches', async () => {
+    await client.create('/w', Buffer.alloc(0));
+    const event = new Promise((resolve) => void client.getChildren('/w', resolve));
+    await client.create('/w/c', Buffer.alloc(0));
+    expect(await event).toEqual({ type: 'childrenChanged', path: '/w' });
+    expect((await client.getChildren('/w')).children).toEqual(['c']);
+  });
+
+  it('sends digest credentials so ACL-protected nodes open, and reports NO_AUTH without them', async () => {
+    const acl = [{ perms: 31, scheme: 'digest', id: digestId('alice', 's3cret') }];
+    const alice = await ZkClient.connect({
+      connectString: zk.connectString,
+      auth: { user: 'alice', password: 's3cret' },
+    });
+    try {
+      await alice.create('/secret', Buffer.from('hidden'), { acl });
+      expect((await alice.getData('/secret')).data.toString()).toBe('hidden');
+      expect((await alice.getAcl('/secret')).acl).toEqual(acl);
+    } finally {
+      await alice.close();
+    }
+    await expect(client.getData('/secret')).rejects.toSatisfy((e) => isZkError(e, 'NO_AUTH'));
+  });
+
+  it('gives up connecting to a server that is not there within the bound', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    await expect(
+      ZkClient.connect({ connectString: `127.0.0.1:${port}`, connectTimeoutMs: 1500 }),
+    ).rejects.toThrow(OperationError);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
