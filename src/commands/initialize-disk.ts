@@ -1,17 +1,270 @@
-import { NotImplementedError } from '../core/errors.js';
+/**
+ * `simplectl initialize-disk DEVICE QUERY`: the simple GPT layout, the
+ * metadata blob, LUKS when the query has a passphrase or key, and a
+ * filesystem. Refuses disks that are not blank unless `force` (an `untyped`
+ * disk may be claimed for another label without it: README "Automatic
+ * typing"), and always refuses a disk in use. Asks through ctx.confirm before
+ * writing (the original asked only when told not to).
+ *
+ * Exports: `initializeDisk(options, ctx)` → `InitializeDiskResult`.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { assertNotBusy, resolveDisk, writeDevice } from '../adapters/block-devices.js';
+import * as cryptsetup from '../adapters/cryptsetup.js';
+import { hasCommand, run, ToolError } from '../adapters/exec.js';
+import { queryPassphrase } from '../adapters/keys.js';
+import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
+import { forgetPartitions, rereadPartitions } from '../adapters/partx.js';
+import { type InitStep, minimumDiskBytes, mkfsArgs, planInitialisation } from '../core/disk-plan.js';
+import type { DiskReport } from '../core/disk-state.js';
+import { OperationError } from '../core/errors.js';
+import type { DiskMetadata } from '../core/metadata.js';
+import { formatQuery, parseQuery, UNTYPED_LABEL, type VolumeQuery, wantsEncryption } from '../core/query.js';
+import { formatCommand } from '../core/redact.js';
+import { humanSize } from '../core/units.js';
 import type { CommandContext } from './context.js';
+import { inspectAndClassify } from './scan-disks.js';
 
 export interface InitializeDiskOptions {
-  [key: string]: unknown;
+  /** Whole disk: /dev/sdb, sdb, or a /dev/disk/by-id/… link. */
+  device: string;
+  /** Settings for the disk; `label` defaults to `untyped` here. */
+  query: string | VolumeQuery;
+  /** The plugin's `-o` options, merged over the query string. */
+  options?: Readonly<Record<string, string>>;
+  /** Erase a disk that is not blank. Never overrides "in use". */
+  force?: boolean;
+  /** Check and plan, change nothing. */
+  dryRun?: boolean;
+  host?: HostIdentity;
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface InitializeDiskResult {
-  [key: string]: unknown;
+  device: string;
+  label: string;
+  filesystem: string;
+  encrypted: boolean;
+  dryRun: boolean;
+  /** What the disk was before. */
+  previousState: DiskReport['state'];
+  /** An `untyped` disk claimed for another label (its data erased). */
+  relabelled: boolean;
+  metadata: DiskMetadata;
+  metadataPartition: { device: string; uuid: string };
+  dataPartition: { device: string; uuid: string };
+  /** Steps in order, with the command lines they run (never a passphrase). */
+  steps: { description: string; command: string | null }[];
+  /** The disk as scan-disks sees it afterwards (absent on a dry run). */
+  disk?: DiskReport;
+}
+
+function describe(report: DiskReport): string {
+  if (report.state === 'rejected') return `it ${report.reason}`;
+  if (report.state === 'initialised') {
+    return `it is initialised already (label '${report.label}', host '${report.hostname || '?'}')`;
+  }
+  return 'it is blank';
+}
+
+function stepCommand(step: InitStep): string | null {
+  switch (step.kind) {
+    case 'run':
+      return formatCommand(step.command, step.args);
+    case 'forget-partitions':
+      return formatCommand('partx', ['-d', step.device]);
+    case 'reread-partitions':
+      return formatCommand('partx', ['-u', step.device]);
+    case 'luks-format':
+      return formatCommand('cryptsetup', ['luksFormat', '--batch-mode', '--key-file', '-', step.device]);
+    case 'luks-open':
+      return formatCommand('cryptsetup', [
+        'open',
+        '--type',
+        'luks',
+        '--key-file',
+        '-',
+        step.device,
+        step.name,
+      ]);
+    case 'mkfs':
+      return formatCommand('mkfs', mkfsArgs(step.filesystem, step.device));
+    case 'luks-close':
+      return formatCommand('cryptsetup', ['close', step.name]);
+    case 'write-metadata':
+      return null;
+  }
+}
+
+async function requireTools(tools: string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const tool of tools) if (!(await hasCommand(tool))) missing.push(tool);
+  if (missing.length > 0) {
+    throw new OperationError(
+      `initialize-disk needs ${missing.join(', ')}, not found in PATH (Debian: gdisk, util-linux, cryptsetup-bin, e2fsprogs/xfsprogs/btrfs-progs)`,
+    );
+  }
 }
 
 export async function initializeDisk(
-  _options: InitializeDiskOptions,
-  _ctx: CommandContext,
+  options: InitializeDiskOptions,
+  ctx: CommandContext,
 ): Promise<InitializeDiskResult> {
-  throw new NotImplementedError('initialize-disk');
+  const query =
+    typeof options.query === 'string'
+      ? parseQuery(options.query, options.options ?? {}, { requireLabel: false })
+      : options.query;
+  const host = options.host ?? (await hostIdentity());
+  const sys = await resolveDisk(options.device);
+  const device = sys.device;
+  const before = await inspectAndClassify(sys, host, ctx);
+  if (before.inUse) {
+    const how = before.mounted
+      ? `mounted at ${before.mountPoints.join(', ')}`
+      : `held by ${before.holders.join(', ') || 'another program'}`;
+    throw new OperationError(`${device} is in use (${how}); unmount or close it first. Nothing was changed.`);
+  }
+  const relabel =
+    before.state === 'initialised' && before.label === UNTYPED_LABEL && query.label !== UNTYPED_LABEL;
+  if (before.state !== 'blank' && !options.force && !relabel) {
+    throw new OperationError(
+      `${device} is not blank: ${describe(before)}. Use --force to erase it. Nothing was changed.`,
+    );
+  }
+  const encrypted = wantsEncryption(query);
+  const plan = planInitialisation({
+    device,
+    sizeBytes: sys.sizeBytes,
+    query,
+    host,
+    wipe: before.state !== 'blank',
+    ...(before.state === 'initialised' ? { previous: before.metadata } : {}),
+    partitionUuids: { metadata: randomUUID(), data: randomUUID() },
+  });
+  const minimum = minimumDiskBytes(plan.filesystem, encrypted);
+  if (sys.sizeBytes < minimum) {
+    throw new OperationError(
+      `${device} (${humanSize(sys.sizeBytes)}) is too small for ${plan.filesystem}${encrypted ? ' inside LUKS' : ''}: ` +
+        `it needs at least ${humanSize(minimum)}. Nothing was changed.`,
+    );
+  }
+  // Everything that can fail without touching the disk happens before the first write.
+  const passphrase = await queryPassphrase(query, {
+    log: ctx.log,
+    ...(options.env ? { env: options.env } : {}),
+  });
+  await requireTools([
+    'sgdisk',
+    'partx',
+    'wipefs',
+    `mkfs.${plan.filesystem}`,
+    ...(encrypted ? ['cryptsetup'] : []),
+  ]);
+  if (encrypted && !options.dryRun && !(await cryptsetup.deviceMapperAvailable(ctx.log))) {
+    throw new OperationError(
+      'encryption needs the kernel device-mapper (to create the filesystem inside LUKS), which is not available ' +
+        'on this host (no /dev/mapper/control, and dm_mod cannot be loaded). Nothing was changed.',
+    );
+  }
+  const result: InitializeDiskResult = {
+    device,
+    label: plan.label,
+    filesystem: plan.filesystem,
+    encrypted,
+    dryRun: options.dryRun ?? false,
+    previousState: before.state,
+    relabelled: relabel,
+    metadata: plan.metadata,
+    metadataPartition: { device: plan.metadataPartition, uuid: plan.partitionUuids.metadata },
+    dataPartition: { device: plan.dataPartition, uuid: plan.partitionUuids.data },
+    steps: plan.steps.map((s) => ({ description: s.description, command: stepCommand(s) })),
+  };
+  if (options.dryRun) return result;
+
+  const lost = before.state === 'blank' ? 'It is blank.' : `Everything on it is erased: ${describe(before)}.`;
+  const ok = await ctx.confirm(
+    `Initialise ${device} (${humanSize(sys.sizeBytes)}) as '${plan.label}' with ${plan.filesystem}` +
+      `${encrypted ? ' inside LUKS' : ''}? ${lost}`,
+  );
+  if (!ok) throw new OperationError('initialize-disk cancelled; nothing was changed');
+  await assertNotBusy(device);
+
+  ctx.log.info(`initialising ${device} with ${formatQuery(query, { redact: true })}`);
+  let openMapping: string | null = null;
+  for (const step of plan.steps) {
+    ctx.progress(step.description);
+    ctx.log.info(step.description);
+    try {
+      await runStep(step, query, passphrase, ctx, options.env);
+      if (step.kind === 'luks-open') openMapping = step.name;
+      if (step.kind === 'luks-close') openMapping = null;
+    } catch (error) {
+      if (openMapping) await cryptsetup.close(openMapping, ctx.log).catch(() => {});
+      const message = error instanceof Error ? error.message : String(error);
+      throw new OperationError(
+        `initialising ${device} failed while ${step.description}: ${message}. ` +
+          `The disk is now ${step.ifFails}; run initialize-disk --force to start over.`,
+        { cause: error, ...(error instanceof ToolError ? { detail: error.detail } : {}) },
+      );
+    }
+  }
+  result.disk = await inspectAndClassify(device, host, ctx);
+  return result;
+}
+
+async function runStep(
+  step: InitStep,
+  query: VolumeQuery,
+  passphrase: string | null,
+  ctx: CommandContext,
+  env: NodeJS.ProcessEnv | undefined,
+): Promise<void> {
+  const log = ctx.log;
+  switch (step.kind) {
+    case 'run':
+      try {
+        await run(step.command, step.args, { logger: log, purpose: step.description });
+      } catch (error) {
+        if (!step.optional) throw error;
+        log.debug(`${step.description}: skipped (${(error as Error).message})`);
+      }
+      return;
+    case 'forget-partitions':
+      await forgetPartitions(step.device, log);
+      return;
+    case 'reread-partitions': {
+      await rereadPartitions(step.device, log);
+      const missing = [1, 2]
+        .map((n) => `${step.device}${/\d$/.test(step.device) ? 'p' : ''}${n}`)
+        .filter((p) => !existsSync(p));
+      if (missing.length > 0)
+        throw new OperationError(`the kernel shows no ${missing.join(', ')} after re-reading`);
+      return;
+    }
+    case 'write-metadata': {
+      const buffer = Buffer.alloc(step.padTo);
+      step.bytes.copy(buffer);
+      await writeDevice(step.device, 0, buffer);
+      return;
+    }
+    case 'luks-format':
+      await cryptsetup.luksFormat(step.device, passphrase!, {
+        cipher: query.encryptionCipher,
+        keySizeBits: query.encryptionKeySize,
+        hash: query.encryptionHash,
+        logger: log,
+        ...(env ? { env } : {}),
+      });
+      return;
+    case 'luks-open':
+      await cryptsetup.open(step.device, step.name, passphrase!, log);
+      return;
+    case 'mkfs':
+      await run('mkfs', mkfsArgs(step.filesystem, step.device), { logger: log, purpose: step.description });
+      return;
+    case 'luks-close':
+      await cryptsetup.close(step.name, log);
+      return;
+  }
 }

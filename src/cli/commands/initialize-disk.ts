@@ -1,23 +1,64 @@
 import { Command } from 'commander';
-import { initializeDisk } from '../../commands/initialize-disk.js';
+import ora, { type Ora } from 'ora';
+import { type InitializeDiskResult, initializeDisk } from '../../commands/initialize-disk.js';
 import type { App } from '../app.js';
-import { printResult, withSpinner } from '../output.js';
+import { type Output, printResult } from '../output.js';
+import { parseKeyValues } from './match-query.js';
+
+function render(r: InitializeDiskResult, out: Output): string {
+  const what = `'${r.label}' with ${r.filesystem}${r.encrypted ? ' inside LUKS' : ''}`;
+  if (r.dryRun) {
+    return [
+      `would initialise ${r.device} as ${what}${r.relabelled ? ' (relabelling an untyped disk: its data is erased)' : ''}:`,
+      ...r.steps.map(
+        (s, i) => `  ${i + 1}. ${s.description}${s.command ? out.color.dim(`\n     ${s.command}`) : ''}`,
+      ),
+    ].join('\n');
+  }
+  return out.color.green(
+    `${r.device} initialised as ${what}: metadata ${r.metadataPartition.device}, data ${r.dataPartition.device} (PARTUUID ${r.dataPartition.uuid})`,
+  );
+}
 
 export function initializeDiskCommand(getApp: () => App): Command {
   return new Command('initialize-disk')
     .description('write the simple GPT layout and metadata to a disk, then LUKS and a filesystem')
     .argument('<device>', 'whole block device, e.g. /dev/sdb')
-    .argument('<query>', 'settings for the disk, e.g. label.fast_filesystem.xfs')
+    .argument('<query>', 'settings for the disk, e.g. label.fast_filesystem.xfs (label defaults to untyped)')
     .option('-y, --yes', 'do not ask for confirmation before destroying data')
-    .option('--force', 'initialise even a disk that is not blank')
-    .action(async (device: string, query: string, options: { yes?: boolean; force?: boolean }) => {
-      const app = getApp();
-      const result = await withSpinner(app.out, `initialising ${device}`, (progress) =>
-        initializeDisk(
-          { device, query, force: options.force ?? false },
-          app.context({ yes: options.yes ?? false, progress }),
-        ),
-      );
-      printResult(app.out, result, (r) => JSON.stringify(r));
-    });
+    .option('--force', 'initialise even a disk that is not blank (never one that is mounted or in use)')
+    .option('--dry-run', 'check everything and print the steps, change nothing')
+    .option('-o, --opt <key=value...>', 'extra settings merged over QUERY (values may hold any character)')
+    .action(
+      async (
+        device: string,
+        query: string,
+        options: { yes?: boolean; force?: boolean; dryRun?: boolean; opt?: string[] },
+      ) => {
+        const app = getApp();
+        // The spinner starts with the first slow step, after the confirmation prompt.
+        let spinner: Ora | undefined;
+        const progress = (step: string) => {
+          if (!app.out.interactive) return;
+          spinner ??= ora({ stream: process.stderr }).start();
+          spinner.text = step;
+        };
+        try {
+          const result = await initializeDisk(
+            {
+              device,
+              query,
+              options: parseKeyValues(options.opt ?? []),
+              force: options.force ?? false,
+              dryRun: options.dryRun ?? false,
+            },
+            app.context({ yes: options.yes ?? false, progress }),
+          );
+          spinner?.stop();
+          printResult(app.out, result, render);
+        } finally {
+          spinner?.stop();
+        }
+      },
+    );
 }
