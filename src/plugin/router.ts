@@ -58,12 +58,11 @@ interface Route {
 function decodeOptions(value: unknown): Record<string, string> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new UsageError('Opts must be an object');
-  const options: Record<string, string> = {};
   for (const [key, v] of Object.entries(value)) {
     if (typeof v !== 'string') throw new UsageError(`option ${JSON.stringify(key)} must be a string`);
-    options[key] = v;
   }
-  return options;
+  // fromEntries defines own properties, so a "__proto__" key stays an (unknown) option.
+  return Object.fromEntries(Object.entries(value as Record<string, string>));
 }
 
 const ROUTES: Readonly<Record<string, Route>> = {

@@ -82,16 +82,20 @@ export async function startPluginServer(options: PluginServerOptions): Promise<P
     send(res, await router.handle({ method: req.method ?? '', path: req.url ?? '', body }));
   };
 
-  const http = createServer({ keepAliveTimeout: 30_000, requestTimeout: 300_000 }, (req, res) => {
-    const task = handle(req, res).catch((error: unknown) => {
-      // Only a broken connection gets here; the router itself never throws.
-      log.debug(`connection error: ${error instanceof Error ? error.message : String(error)}`);
-      if (!res.headersSent) send(res, { status: 400, body: { Err: 'could not read the request' } }, true);
-      else res.destroy();
-    });
-    inFlight.add(task);
-    void task.finally(() => inFlight.delete(task));
-  });
+  // No Host check: a unix socket has no virtual hosts, and Node would answer a bare 400 without {"Err"}.
+  const http = createServer(
+    { keepAliveTimeout: 30_000, requestTimeout: 300_000, requireHostHeader: false },
+    (req, res) => {
+      const task = handle(req, res).catch((error: unknown) => {
+        // Only a broken connection gets here; the router itself never throws.
+        log.debug(`connection error: ${error instanceof Error ? error.message : String(error)}`);
+        if (!res.headersSent) send(res, { status: 400, body: { Err: 'could not read the request' } }, true);
+        else res.destroy();
+      });
+      inFlight.add(task);
+      void task.finally(() => inFlight.delete(task));
+    },
+  );
   http.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     log.debug(`malformed HTTP from a client: ${error.code ?? error.message}`);
     if (!socket.writable || socket.destroyed) {

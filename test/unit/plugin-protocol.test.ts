@@ -194,6 +194,22 @@ describe('plugin protocol round trips', () => {
     expect(driver.calls).toEqual([{ method: 'create', args: ['cfg', {}] }]);
   });
 
+  it('keeps a "__proto__" option as an ordinary key for the driver to refuse', async () => {
+    await post(socketPath, '/VolumeDriver.Create', '{"Name":"cfg","Opts":{"__proto__":"x"}}\n');
+    const options = driver.calls[0]?.args[1] as Record<string, string>;
+    expect(Object.keys(options)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(options)).toBe(Object.prototype);
+  });
+
+  it('answers a request without a Host header (a unix socket has no virtual hosts)', async () => {
+    const reply = await raw(
+      socketPath,
+      'POST /Plugin.Activate HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+    );
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    expect(reply).toContain('{"Implements":["VolumeDriver"]}');
+  });
+
   it('removes', async () => {
     expect((await post(socketPath, '/VolumeDriver.Remove', '{"Name":"cfg"}\n')).json).toEqual({ Err: '' });
     expect(driver.calls).toEqual([{ method: 'remove', args: ['cfg'] }]);

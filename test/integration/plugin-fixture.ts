@@ -1,0 +1,153 @@
+/**
+ * Runs the project's own plugin server (the built `serve-plugin` binary) as
+ * an operator would, with every path under the run's scratch root except the
+ * socket when Docker must find it: dockerd only looks in /run/docker/plugins,
+ * so those sockets get a unique name per run and are removed at cleanup.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { onCleanup } from '../fixtures/cleanup.js';
+import { REPO_ROOT, scratchDir } from '../fixtures/environment.js';
+
+export const DOCKER_PLUGIN_DIR = '/run/docker/plugins';
+
+export interface PluginReply {
+  status: number;
+  json: Record<string, unknown>;
+}
+
+export interface PluginProcess {
+  name: string;
+  socket: string;
+  stateDir: string;
+  mountRoot: string;
+  logFile: string;
+  pid(): number | undefined;
+  /** POSTs like the engine: Accept header, no Content-Type, body ending in a newline. */
+  post(path: string, body?: unknown): Promise<PluginReply>;
+  /** Sends a signal and waits for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the server again with the same state, socket and options. */
+  start(): Promise<void>;
+  logs(): string;
+}
+
+export interface PluginOptions {
+  tool: 'zkfsctl' | 'simplectl';
+  driver?: 'simple' | 'zookeeper';
+  /** Bind in /run/docker/plugins so a dockerd finds it (default: a socket in the scratch dir). */
+  forDocker?: boolean;
+  include?: string[];
+  env?: Record<string, string>;
+}
+
+/** A driver name no other run or real plugin uses. */
+export function uniquePluginName(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export async function startPluginProcess(options: PluginOptions): Promise<PluginProcess> {
+  const dir = scratchDir('plugin');
+  const name = uniquePluginName(options.driver === 'simple' ? 'volkit-simple' : 'volkit-zk');
+  const socket = options.forDocker ? join(DOCKER_PLUGIN_DIR, `${name}.sock`) : join(dir, `${name}.sock`);
+  const stateDir = join(dir, 'state');
+  const mountRoot = join(dir, 'volumes');
+  const logFile = join(dir, 'plugin.log');
+  const agent = new Agent({ keepAlive: false });
+  let child: ChildProcess | undefined;
+
+  const args = ['--log-level', 'debug', 'serve-plugin'];
+  if (options.tool === 'simplectl') args.push('--driver', options.driver ?? 'simple');
+  args.push('--name', name, '--socket', socket, '--state-dir', stateDir, '--mount-root', mountRoot);
+  if (options.include?.length) args.push('--include', ...options.include);
+
+  const post: PluginProcess['post'] = (path, body = {}) =>
+    new Promise((resolve, reject) => {
+      const text = typeof body === 'string' ? body : `${JSON.stringify(body)}\n`;
+      const req = request(
+        {
+          socketPath: socket,
+          path,
+          method: 'POST',
+          agent,
+          headers: {
+            Accept: 'application/vnd.docker.plugins.v1.2+json',
+            'Content-Length': Buffer.byteLength(text),
+          },
+        },
+        (res) => {
+          let data = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => {
+            data += d;
+          });
+          res.on('end', () => {
+            try {
+              resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) });
+            } catch (error) {
+              reject(new Error(`reply to ${path} is not JSON: ${data} (${String(error)})`));
+            }
+          });
+        },
+      );
+      req.setTimeout(60_000, () => req.destroy(new Error(`no reply to ${path} within 60 s`)));
+      req.on('error', reject);
+      req.end(text);
+    });
+
+  const kill: PluginProcess['kill'] = async (signal = 'SIGTERM') => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill(signal);
+    });
+  };
+
+  const start = async () => {
+    if (child) throw new Error('plugin server already running');
+    const log = openSync(logFile, 'a');
+    child = spawn(join(REPO_ROOT, 'bin', options.tool), args, {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, NO_COLOR: '1', ...options.env },
+    });
+    const c = child;
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (c.exitCode !== null || c.signalCode !== null) {
+        throw new Error(`plugin server exited early: ${readFileSync(logFile, 'utf8').slice(-3000)}`);
+      }
+      if (existsSync(socket)) {
+        const ok = await post('/Plugin.Activate', '').then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        if (ok) return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`plugin server not answering on ${socket} within 30 s; see ${logFile}`);
+  };
+
+  onCleanup(`plugin server ${name}`, async () => {
+    await kill('SIGTERM');
+    // A SIGKILLed server cannot remove its socket; this one may live outside the scratch root.
+    rmSync(socket, { force: true });
+  });
+  await start();
+  return {
+    name,
+    socket,
+    stateDir,
+    mountRoot,
+    logFile,
+    pid: () => child?.pid,
+    post,
+    kill,
+    start,
+    logs: () => readFileSync(logFile, 'utf8'),
+  };
+}
