@@ -1,0 +1,145 @@
+/** scan-disks on real loop devices in every state, through the built CLI. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { DiskReport } from '../../src/core/disk-state.js';
+import { cli } from '../fixtures/cli.js';
+import { missing } from '../fixtures/environment.js';
+import type { LoopDisk } from '../fixtures/loop-disk.js';
+import {
+  blankDisk,
+  dosDisk,
+  foreignExt4Disk,
+  foreignGptDisk,
+  initialisedDisk,
+  kernelName,
+  luksDisk,
+  mountReadOnly,
+  TEST_ENV,
+} from '../fixtures/simple-disks.js';
+
+async function scan(disks: LoopDisk[]): Promise<Map<string, DiskReport>> {
+  const r = await cli('simplectl', ['--json', 'scan-disks', '--include', ...disks.map(kernelName)], {
+    env: TEST_ENV,
+  });
+  expect(r.stderr).toBe('');
+  expect(r.exitCode).toBe(0);
+  const reports = JSON.parse(r.stdout) as DiskReport[];
+  return new Map(reports.map((d) => [d.device, d]));
+}
+
+describe.skipIf(missing({ loop: true }))('scan-disks', () => {
+  let blank: LoopDisk;
+  let plain: LoopDisk;
+  let luks: LoopDisk;
+  let ext4: LoopDisk;
+  let gpt: LoopDisk;
+  let dos: LoopDisk;
+  let mountedExt4: LoopDisk;
+  let mountedOurs: LoopDisk;
+  let all: LoopDisk[];
+
+  beforeAll(async () => {
+    blank = await blankDisk();
+    plain = await initialisedDisk('label.fast_filesystem.ext4');
+    luks = await luksDisk('vault', 'correct horse');
+    ext4 = await foreignExt4Disk();
+    gpt = await foreignGptDisk();
+    dos = await dosDisk();
+    mountedExt4 = await foreignExt4Disk();
+    mountReadOnly(mountedExt4.device);
+    mountedOurs = await initialisedDisk('label.busy');
+    mountReadOnly(`${mountedOurs.device}p2`);
+    all = [blank, plain, luks, ext4, gpt, dos, mountedExt4, mountedOurs];
+  });
+
+  it('classifies every kind of disk', async () => {
+    const byDevice = await scan(all);
+    expect([...byDevice.keys()].sort()).toEqual(all.map((d) => d.device).sort());
+    expect(byDevice.get(blank.device)).toMatchObject({
+      state: 'blank',
+      sizeBytes: 64 * 2 ** 20,
+      inUse: false,
+    });
+    expect(byDevice.get(plain.device)).toMatchObject({
+      state: 'initialised',
+      label: 'fast',
+      hostname: hostname(),
+      machineId: readFileSync('/etc/machine-id', 'utf8').trim(),
+      thisHost: true,
+      encrypted: false,
+      filesystem: 'ext4',
+      mounted: false,
+      inUse: false,
+      assignment: null,
+      warnings: [],
+      metadataPartition: {
+        number: 1,
+        device: `${plain.device}p1`,
+        offsetBytes: 2048 * 512,
+        sizeBytes: 2049 * 512,
+      },
+      dataPartition: { number: 2, device: `${plain.device}p2`, name: 'fast' },
+    });
+    expect(byDevice.get(luks.device)).toMatchObject({
+      state: 'initialised',
+      label: 'vault',
+      hostname: 'h',
+      thisHost: false,
+      encrypted: true,
+      filesystem: 'ext4',
+      warnings: [],
+    });
+    const reason = (d: LoopDisk) => {
+      const r = byDevice.get(d.device)!;
+      expect(r.state).toBe('rejected');
+      return r.state === 'rejected' ? r.reason : '';
+    };
+    expect(reason(ext4)).toBe('has a filesystem (ext4) and no partition table');
+    expect(reason(gpt)).toBe('has a GPT partition table without a simple-metadata partition (1 partition)');
+    expect(reason(dos)).toBe('has a foreign partition table (dos)');
+    expect(reason(mountedExt4)).toMatch(
+      /^has a filesystem \(ext4\) and no partition table; mounted at \/.*\/m$/,
+    );
+    expect(byDevice.get(mountedOurs.device)).toMatchObject({
+      state: 'initialised',
+      label: 'busy',
+      mounted: true,
+      inUse: true,
+    });
+  });
+
+  it('reads disks whose partitions the kernel does not know yet (no udev, no GPT parser)', async () => {
+    execFileSync('partx', ['-d', plain.device]);
+    const report = (await scan([plain])).get(plain.device)!;
+    expect(report).toMatchObject({ state: 'initialised', label: 'fast', filesystem: 'ext4' });
+    expect(report.state === 'initialised' && report.dataPartition.present).toBe(false);
+    execFileSync('partx', ['-u', plain.device]);
+  });
+
+  it('lists only the devices --include names, and accepts /dev paths and globs', async () => {
+    const r = await cli('simplectl', ['--json', 'scan-disks', '--include', blank.device]);
+    expect((JSON.parse(r.stdout) as DiskReport[]).map((d) => d.device)).toEqual([blank.device]);
+    const none = await cli('simplectl', ['--json', 'scan-disks', '--include', 'loop-no-such*']);
+    expect(JSON.parse(none.stdout)).toEqual([]);
+  });
+
+  it('prints a table for people', async () => {
+    const r = await cli('simplectl', [
+      'scan-disks',
+      '--include',
+      kernelName(blank),
+      kernelName(plain),
+      kernelName(ext4),
+    ]);
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^DEVICE\s+SIZE\s+STATE\s+LABEL\s+DETAILS$/);
+    expect(r.stdout).toMatch(new RegExp(`${blank.device}\\s+64\\.0 MiB\\s+blank`));
+    expect(r.stdout).toMatch(
+      new RegExp(`${plain.device}\\s+64\\.0 MiB\\s+initialised\\s+fast\\s+this host, plain, ext4`),
+    );
+    expect(r.stdout).toMatch(new RegExp(`${ext4.device}\\s+64\\.0 MiB\\s+rejected\\s+-\\s+has a filesystem`));
+  });
+});
