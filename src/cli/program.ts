@@ -12,7 +12,12 @@ import { luksCloseCommand, luksOpenCommand } from './commands/luks.js';
 import { matchQueryCommand } from './commands/match-query.js';
 import { scanDisksCommand } from './commands/scan-disks.js';
 import { servePluginCommand } from './commands/serve-plugin.js';
-import { volumeMountCommand, volumeStatusCommand, volumeUmountCommand } from './commands/volume.js';
+import {
+  volumeMountCommand,
+  volumeReleaseCommand,
+  volumeStatusCommand,
+  volumeUmountCommand,
+} from './commands/volume.js';
 import { mountZkCommand, umountZkCommand, zkStatusCommand } from './commands/zk.js';
 
 export function packageVersion(): string {
@@ -45,6 +50,7 @@ function subcommands(tool: Tool, getApp: () => App): Command[] {
     luksCloseCommand(getApp),
     volumeMountCommand(getApp),
     volumeUmountCommand(getApp),
+    volumeReleaseCommand(getApp),
     volumeStatusCommand(getApp),
     mountZkCommand(getApp, 'mount-zk'),
     umountZkCommand(getApp, 'umount-zk'),

@@ -1,17 +1,166 @@
-import { NotImplementedError } from '../core/errors.js';
+/**
+ * `simplectl umount DIR` (and the simple plugin's Unmount): stop the volume's
+ * watcher, unmount its disks and close their LUKS mappings, unmount the root.
+ * The disks stay assigned to the volume (same disks, same numbers next time)
+ * unless `release` is given; `volumeRelease` frees an unmounted volume's disks.
+ *
+ * Unmounting a directory that holds no volume throws NotMountedError, so a
+ * caller that wants "unmount if mounted" catches exactly that.
+ *
+ * Exports: `volumeUmount`, `volumeRelease`, `NotMountedError`.
+ */
+import { resolve } from 'node:path';
+import { unmount, VOLUME_ROOT_SOURCE } from '../adapters/mount.js';
+import { mountAt, mountsUnder, readMountTable } from '../adapters/mountinfo.js';
+import { loadState, resolveStateDir, withStateLock } from '../adapters/volume-state.js';
+import { type MountedDisk, releaseVolume, setMount, volumeAtDir } from '../core/assignments.js';
+import { OperationError } from '../core/errors.js';
+import { redactQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
+import { unmountDisk } from './volume-disks.js';
+import { mappersInUse } from './volume-survey.js';
+import { stopWatcher } from './volume-watch.js';
+
+/** Nothing simplectl mounted is at the directory. */
+export class NotMountedError extends OperationError {
+  override readonly name: string = 'NotMountedError';
+}
 
 export interface VolumeUmountOptions {
-  [key: string]: unknown;
+  /** The volume root given to mount. */
+  dir: string;
+  stateDir?: string;
+  /** Also release the volume's disks (they may then go to other volumes). */
+  release?: boolean;
+  /** Detach busy disks now and let the kernel finish when they are released (umount -l). */
+  lazy?: boolean;
+  lockTimeoutMs?: number;
 }
 
 export interface VolumeUmountResult {
-  [key: string]: unknown;
+  /** The volume name (passphrase redacted), or null when the state did not know the mount. */
+  volume: string | null;
+  dir: string;
+  /** Mount points unmounted, disks first, the root last. */
+  unmounted: string[];
+  /** True when the volume's disk assignments were released. */
+  released: boolean;
 }
 
 export async function volumeUmount(
-  _options: VolumeUmountOptions,
-  _ctx: CommandContext,
+  options: VolumeUmountOptions,
+  ctx: CommandContext,
 ): Promise<VolumeUmountResult> {
-  throw new NotImplementedError('umount');
+  const dir = resolve(options.dir);
+  const stateDir = resolveStateDir(options.stateDir);
+  // The watcher takes the lock for each pass: stop it before taking the lock ourselves.
+  const watcher = volumeAtDir(await loadState(stateDir), dir)?.mount?.watcher;
+  if (watcher) await stopWatcher(watcher);
+  const lock = { purpose: `umount ${dir}`, timeoutMs: options.lockTimeoutMs ?? 120_000 };
+  return withStateLock(stateDir, lock, async (session) => {
+    const table = await readMountTable();
+    const root = mountAt(table, dir);
+    const volume = volumeAtDir(session.state, dir);
+    if (!root) {
+      if (volume) {
+        // The root is gone (reboot, or someone unmounted it): only the state is left to fix.
+        let next = setMount(session.state, volume.name, null);
+        if (options.release) next = releaseVolume(next, volume.name);
+        await session.commit(next);
+      }
+      throw new NotMountedError(`${dir} is not mounted`);
+    }
+    if (root.fsType !== 'tmpfs' || root.source !== VOLUME_ROOT_SOURCE) {
+      throw new NotMountedError(
+        `${dir} is not a simplectl volume (it is a ${root.fsType} mount of ${root.source})`,
+      );
+    }
+    const unmounted: string[] = [];
+    const recorded = new Map<string, MountedDisk>(
+      Object.values(volume?.mount?.disks ?? {}).map((d) => [d.mountPoint, d]),
+    );
+    // Everything under the root, deepest first: recorded disks and anything a crash left untracked.
+    for (const entry of mountsUnder(table, dir)) {
+      if (entry.mountPoint === dir) continue;
+      const disk = recorded.get(entry.mountPoint);
+      try {
+        if (disk) {
+          const rest = volume ? setMount(session.state, volume.name, null) : session.state;
+          await unmountDisk(
+            disk,
+            { lazy: options.lazy ?? false, mapperInUse: (m) => mappersInUse(rest).has(m) },
+            ctx,
+          );
+        } else {
+          await unmount(entry.mountPoint, { lazy: options.lazy ?? false, logger: ctx.log });
+        }
+      } catch (error) {
+        if (volume?.mount) {
+          // Record what is gone so that a second umount carries on from here.
+          const left = Object.fromEntries(
+            Object.entries(volume.mount.disks).filter(([, d]) => !unmounted.includes(d.mountPoint)),
+          );
+          await session.commit(
+            setMount(session.state, volume.name, { ...volume.mount, disks: left, watcher: null }),
+          );
+        }
+        throw error;
+      }
+      unmounted.push(entry.mountPoint);
+    }
+    await unmount(dir, { logger: ctx.log });
+    unmounted.push(dir);
+    let released = false;
+    if (volume) {
+      let next = setMount(session.state, volume.name, null);
+      if (options.release) {
+        next = releaseVolume(next, volume.name);
+        released = true;
+      }
+      await session.commit(next);
+    }
+    ctx.log.info(`unmounted ${dir}${released ? ' and released its disks' : ''}`);
+    return { volume: volume ? redactQuery(volume.name) : null, dir, unmounted, released };
+  });
+}
+
+export interface VolumeReleaseOptions {
+  /** The volume name (the query) whose disks to release. */
+  name: string;
+  stateDir?: string;
+  lockTimeoutMs?: number;
+}
+
+export interface VolumeReleaseResult {
+  volume: string;
+  /** UUIDs of the disks that were assigned to it. */
+  disks: string[];
+}
+
+/**
+ * Forgets a volume and frees its disks for other volumes (the plugin's
+ * Remove). The volume must not be mounted. Releasing an unknown volume is a
+ * no-op that returns no disks.
+ */
+export async function volumeRelease(
+  options: VolumeReleaseOptions,
+  ctx: CommandContext,
+): Promise<VolumeReleaseResult> {
+  const stateDir = resolveStateDir(options.stateDir);
+  const lock = {
+    purpose: `release ${redactQuery(options.name)}`,
+    timeoutMs: options.lockTimeoutMs ?? 120_000,
+  };
+  return withStateLock(stateDir, lock, async (session) => {
+    const volume = session.state.volumes[options.name];
+    if (!volume) return { volume: redactQuery(options.name), disks: [] };
+    if (volume.mount && mountAt(await readMountTable(), volume.mount.dir)) {
+      throw new OperationError(
+        `volume ${redactQuery(options.name)} is mounted at ${volume.mount.dir}; unmount it first`,
+      );
+    }
+    await session.commit(releaseVolume(session.state, options.name));
+    ctx.log.info(`released volume ${redactQuery(options.name)}`);
+    return { volume: redactQuery(options.name), disks: Object.keys(volume.disks) };
+  });
 }

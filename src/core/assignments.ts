@@ -22,6 +22,8 @@ export interface VolumesState {
 export interface VolumeRecord {
   /** The volume name (the query). May hold a passphrase: the state file is 0600. */
   name: string;
+  /** Settings given besides the name (the plugin's `-o` options); may hold a passphrase. */
+  options: Record<string, string>;
   exclusive: boolean;
   /** Disks assigned to the volume, by disk id. */
   disks: Record<string, AssignedDisk>;
@@ -99,23 +101,45 @@ export function isAvailable(state: VolumesState, name: string, exclusive: boolea
   return !exclusive && others.every((v) => !v.exclusive);
 }
 
+/** The volumes holding disk `id`, in the shape the matcher reads (core/disk-state.ts DiskAssignment). */
+export function assignmentOf(
+  state: VolumesState,
+  id: string,
+): { volumes: string[]; exclusive: boolean } | null {
+  const holders = diskHolders(state, id);
+  if (holders.length === 0) return null;
+  return { volumes: holders.map((v) => v.name), exclusive: holders.some((v) => v.exclusive) };
+}
+
 /** The volume mounted at `dir`, if the state knows one. */
 export function volumeAtDir(state: VolumesState, dir: string): VolumeRecord | undefined {
   return Object.values(state.volumes).find((v) => v.mount?.dir === dir);
 }
 
-/** Returns the state with volume `name` present (created empty if new). */
+/** Returns the state with volume `name` present (created empty if new), with its current settings. */
 export function ensureVolume(
   state: VolumesState,
   name: string,
   exclusive: boolean,
   now: string,
+  options: Record<string, string> = {},
 ): VolumesState {
   const next = clone(state);
   const existing = next.volumes[name];
-  if (existing) existing.exclusive = exclusive;
-  else
-    next.volumes[name] = { name, exclusive, disks: {}, rememberedNumbers: {}, mount: null, createdAt: now };
+  if (existing) {
+    existing.exclusive = exclusive;
+    existing.options = { ...options };
+  } else {
+    next.volumes[name] = {
+      name,
+      options: { ...options },
+      exclusive,
+      disks: {},
+      rememberedNumbers: {},
+      mount: null,
+      createdAt: now,
+    };
+  }
   return next;
 }
 
@@ -216,26 +240,33 @@ export interface ReconcileResult {
  * watcher, and a device that merely lies outside the scan's scope is not
  * mistaken for a missing one.
  */
-export function reconcile(state: VolumesState, facts: HostFacts): ReconcileResult {
+export function reconcile(
+  state: VolumesState,
+  facts: HostFacts,
+  /** How a volume is named in notes (names may hold a passphrase: pass a redacting function). */
+  show: (name: string) => string = (name) => name,
+): ReconcileResult {
   let next = clone(state);
   const notes: string[] = [];
   const orphanMappers: string[] = [];
   for (const volume of Object.values(next.volumes)) {
     const mount = volume.mount;
     if (mount && !facts.isVolumeRoot(mount.dir)) {
-      notes.push(`volume ${volume.name} is no longer mounted at ${mount.dir}; forgetting that mount`);
+      notes.push(`volume ${show(volume.name)} is no longer mounted at ${mount.dir}; forgetting that mount`);
       for (const d of Object.values(mount.disks)) if (d.mapper) orphanMappers.push(d.mapper);
       volume.mount = null;
     } else if (mount) {
       for (const d of Object.values(mount.disks)) {
         if (!facts.isMounted(d.mountPoint)) {
-          notes.push(`disk ${d.id} of volume ${volume.name} is no longer mounted at ${d.mountPoint}`);
+          notes.push(`disk ${d.id} of volume ${show(volume.name)} is no longer mounted at ${d.mountPoint}`);
           if (d.mapper) orphanMappers.push(d.mapper);
           delete mount.disks[d.id];
         }
       }
       if (mount.watcher && !facts.isWatcherAlive(mount.watcher)) {
-        notes.push(`the watcher (pid ${mount.watcher.pid}) of volume ${volume.name} is no longer running`);
+        notes.push(
+          `the watcher (pid ${mount.watcher.pid}) of volume ${show(volume.name)} is no longer running`,
+        );
         mount.watcher = null;
       }
     }
@@ -249,13 +280,17 @@ export function reconcile(state: VolumesState, facts: HostFacts): ReconcileResul
       const found = facts.locate(disk.id);
       if (found) {
         if (found.device !== disk.device || found.diskseq !== disk.diskseq) {
-          notes.push(`disk ${disk.id} of volume ${volume.name} moved from ${disk.device} to ${found.device}`);
+          notes.push(
+            `disk ${disk.id} of volume ${show(volume.name)} moved from ${disk.device} to ${found.device}`,
+          );
           next = updateDiskLocation(next, volume.name, disk.id, found.device, found.diskseq);
         }
         continue;
       }
       if (seq !== undefined) continue; // the device holds other media; ours may be out of scope
-      notes.push(`disk ${disk.id} of volume ${volume.name} (last seen as ${disk.device}) is gone; released`);
+      notes.push(
+        `disk ${disk.id} of volume ${show(volume.name)} (last seen as ${disk.device}) is gone; released`,
+      );
       next = releaseDisk(next, volume.name, disk.id);
     }
   }
@@ -274,6 +309,7 @@ export function validateState(value: unknown): VolumesState | string {
       return `volume '${name}' is malformed`;
     }
     volume.rememberedNumbers ??= {};
+    volume.options ??= {};
     volume.mount ??= null;
   }
   return v as VolumesState;

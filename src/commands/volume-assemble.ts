@@ -1,0 +1,253 @@
+/**
+ * The steps shared by `simplectl mount` and the dynamic-mounts watcher:
+ * choose disks for a volume, make chosen blank disks usable, number them, and
+ * bring a mounted volume's disks in line with what is attached (add newcomers,
+ * drop disks that left). All of it runs under the state lock.
+ */
+import type { HostIdentity } from '../adapters/machine.js';
+import type { StateSession } from '../adapters/volume-state.js';
+import {
+  assignDisks,
+  ensureVolume,
+  type MountedDisk,
+  releaseDisk,
+  setMount,
+  type VolumeRecord,
+} from '../core/assignments.js';
+import type { DiskReport, InitialisedDisk } from '../core/disk-state.js';
+import { OperationError } from '../core/errors.js';
+import type { ChosenDisk, MatchResult } from '../core/match.js';
+import { allocateNumbers } from '../core/numbering.js';
+import { redactQuery, type VolumeQuery } from '../core/query.js';
+import { layoutChanges, layoutEntries } from '../core/volume-layout.js';
+import type { CommandContext } from './context.js';
+import { matchQuery } from './match-query.js';
+import { Undo } from './undo.js';
+import { currentDiskseq, diskId, mountDisk, unmountDisk } from './volume-disks.js';
+import { prepareDisk } from './volume-prepare.js';
+import { changeSealedLayout } from './volume-root.js';
+import { mappersInUse } from './volume-survey.js';
+
+/** A volume as the assembly steps need it. */
+export interface VolumeSpec {
+  /** The volume's identity: the name exactly as given. */
+  name: string;
+  query: VolumeQuery;
+  /** Settings given besides the name (plugin `-o`). */
+  options: Record<string, string>;
+  passphrase: string | null;
+}
+
+export interface AssembleContext {
+  session: StateSession;
+  host: HostIdentity;
+  ctx: CommandContext;
+}
+
+/** The name to show in messages and results (any passphrase replaced by ***). */
+export function shown(spec: VolumeSpec): string {
+  return redactQuery(spec.name);
+}
+
+/** Which disks the volume gets from `disks`, tested against the query's passphrase. */
+export async function chooseDisks(
+  spec: VolumeSpec,
+  disks: DiskReport[],
+  ac: AssembleContext,
+): Promise<MatchResult> {
+  return matchQuery({ query: spec.query, disks, volume: spec.name, host: ac.host }, ac.ctx);
+}
+
+/** The error for a volume that cannot get min-disks disks; `detail` says why each other disk did not match. */
+export function tooFewDisks(spec: VolumeSpec, match: MatchResult): OperationError {
+  const lines = match.rejected.map((r) => `${r.disk.device}: ${r.reasons.join('; ') || 'does not match'}`);
+  const found = match.chosen.length;
+  return new OperationError(
+    `volume ${shown(spec)} needs at least ${spec.query.minDisks} disk${spec.query.minDisks === 1 ? '' : 's'} ` +
+      `labelled '${spec.query.label}'; only ${found} ${found === 1 ? 'is' : 'are'} available`,
+    lines.length > 0 ? { detail: lines.join('\n') } : {},
+  );
+}
+
+/** Makes each chosen disk an initialised disk of the query's label (initialising blank ones). */
+export async function prepareChosen(
+  spec: VolumeSpec,
+  chosen: readonly ChosenDisk[],
+  ac: AssembleContext,
+): Promise<InitialisedDisk[]> {
+  const ready: InitialisedDisk[] = [];
+  for (const disk of chosen) ready.push(await prepareDisk(spec, disk, ac));
+  return ready;
+}
+
+/** Numbers for disks joining `volume` (numeric naming); existing members keep theirs. */
+export function numbersFor(
+  spec: VolumeSpec,
+  volume: VolumeRecord | undefined,
+  joining: readonly InitialisedDisk[],
+): Map<string, number | null> {
+  const result = new Map<string, number | null>();
+  if (spec.query.namingStyle !== 'numeric') {
+    for (const d of joining) result.set(diskId(d), null);
+    return result;
+  }
+  const members = Object.values(volume?.disks ?? {});
+  const fresh = joining.filter((d) => volume?.disks[diskId(d)]?.number == null);
+  for (const d of joining) {
+    const n = volume?.disks[diskId(d)]?.number;
+    if (n != null) result.set(diskId(d), n);
+  }
+  const numbered = allocateNumbers({
+    taken: members.map((m) => m.number).filter((n): n is number => n !== null),
+    wanted: fresh.map((d) => ({
+      id: diskId(d),
+      preferred:
+        volume?.rememberedNumbers[diskId(d)] ??
+        (spec.query.persistNumbering && /^\d+$/.test(d.numbering) ? Number(d.numbering) : null),
+    })),
+    limit: spec.query.maxDisks,
+  });
+  for (const [id, n] of numbered) result.set(id, n);
+  return result;
+}
+
+/** Records `disks` as assigned to the volume (creating its record), with their numbers. */
+export async function assign(
+  spec: VolumeSpec,
+  disks: readonly InitialisedDisk[],
+  numbers: ReadonlyMap<string, number | null>,
+  ac: AssembleContext,
+): Promise<void> {
+  const now = new Date().toISOString();
+  let next = ensureVolume(ac.session.state, spec.name, spec.query.exclusive, now, spec.options);
+  const rows = [];
+  for (const d of disks) {
+    rows.push({
+      id: diskId(d),
+      number: numbers.get(diskId(d)) ?? null,
+      device: d.device,
+      diskseq: await currentDiskseq(d.device),
+    });
+  }
+  next = assignDisks(next, spec.name, rows, now);
+  await ac.session.commit(next);
+}
+
+/** The directory entries of a mounted volume given its mounted disks. */
+export function entriesFor(spec: VolumeSpec, volume: VolumeRecord, mounted: readonly { id: string }[]) {
+  return layoutEntries(
+    spec.query,
+    mounted.map((m) => ({ id: m.id, number: volume.disks[m.id]?.number ?? null })),
+  );
+}
+
+export interface SyncOutcome {
+  added: MountedDisk[];
+  removed: MountedDisk[];
+}
+
+/**
+ * One pass of dynamic-mounts on a mounted volume: unmount (lazily) disks that
+ * left and release them, then mount newly attached matching disks. `present`
+ * are the disks in scope now (from survey()).
+ */
+export async function syncMountedVolume(
+  spec: VolumeSpec,
+  present: DiskReport[],
+  ac: AssembleContext,
+): Promise<SyncOutcome> {
+  const { ctx } = ac;
+  const volume = ac.session.state.volumes[spec.name];
+  const mount = volume?.mount;
+  if (!volume || !mount) return { added: [], removed: [] };
+  const root = mount.dir;
+  const here = new Map<string, DiskReport>();
+  for (const d of present) if (d.state === 'initialised') here.set(diskId(d), d);
+
+  // Disks that left: their device is gone, detaching, or holds another disk now.
+  const removed = Object.values(mount.disks).filter((m) => here.get(m.id)?.device !== m.device);
+  let state = ac.session.state;
+  for (const m of removed) {
+    ctx.log.info(`volume ${shown(spec)}: disk ${m.id} (${m.device}) left; unmounting ${m.mountPoint}`);
+    const others = releaseDisk(state, spec.name, m.id);
+    await unmountDisk(m, { lazy: true, mapperInUse: (x) => mappersInUse(others).has(x) }, ctx);
+    state = releaseDisk(state, spec.name, m.id);
+  }
+  if (removed.length > 0) {
+    const after = state.volumes[spec.name]!;
+    const remaining = Object.values(after.mount?.disks ?? {});
+    const before = [...Object.values(mount.disks).map((m) => m.dirName), ...mount.placeholders];
+    const entries = entriesFor(spec, after, remaining);
+    await changeSealedLayout(root, layoutChanges(before, entries), ctx);
+    state = setMount(state, spec.name, {
+      ...after.mount!,
+      placeholders: entries.filter((e) => e.diskId === null).map((e) => e.name),
+    });
+    await ac.session.commit(state);
+  }
+
+  // Newcomers: chosen by the matcher (members first, up to max-disks) and not mounted yet.
+  const match = await chooseDisks(spec, present, ac);
+  const mountedIds = new Set(Object.keys(ac.session.state.volumes[spec.name]?.mount?.disks ?? {}));
+  const joining = match.chosen.filter((d) => d.state !== 'initialised' || !mountedIds.has(diskId(d)));
+  if (joining.length === 0) return { added: [], removed };
+  const ready = await prepareChosen(spec, joining, ac);
+  const added = await addToMountedVolume(spec, ready, ac);
+  return { added, removed };
+}
+
+/** Assigns, numbers and mounts `disks` into the already sealed root of a mounted volume. */
+export async function addToMountedVolume(
+  spec: VolumeSpec,
+  disks: readonly InitialisedDisk[],
+  ac: AssembleContext,
+): Promise<MountedDisk[]> {
+  const { ctx } = ac;
+  const numbers = numbersFor(spec, ac.session.state.volumes[spec.name], disks);
+  await assign(spec, disks, numbers, ac);
+  const volume = ac.session.state.volumes[spec.name]!;
+  const mount = volume.mount!;
+  const existing = Object.values(mount.disks);
+  const entries = entriesFor(spec, volume, [...existing, ...disks.map((d) => ({ id: diskId(d) }))]);
+  const before = [...existing.map((m) => m.dirName), ...mount.placeholders];
+  await changeSealedLayout(mount.dir, layoutChanges(before, entries), ctx);
+  const added: MountedDisk[] = [];
+  for (const disk of disks) {
+    const entry = entries.find((e) => e.diskId === diskId(disk))!;
+    const undo = new Undo();
+    try {
+      added.push(
+        await mountDisk(
+          { disk, root: mount.dir, dirName: entry.name, passphrase: spec.passphrase },
+          ctx,
+          undo,
+        ),
+      );
+      ctx.log.info(`volume ${shown(spec)}: added ${disk.device} as ${entry.name}`);
+    } catch (error) {
+      await undo.run(ctx.log);
+      // Leave it unassigned so the next pass (or another volume) may try again.
+      await ac.session.commit(releaseDisk(ac.session.state, spec.name, diskId(disk)));
+      ctx.log.error(`volume ${shown(spec)}: could not add ${disk.device}: ${(error as Error).message}`);
+    }
+  }
+  const now = ac.session.state.volumes[spec.name]!;
+  const mountedNow = [...existing, ...added];
+  const finalEntries = entriesFor(spec, now, mountedNow);
+  await changeSealedLayout(
+    mount.dir,
+    layoutChanges(
+      entries.map((e) => e.name),
+      finalEntries,
+    ),
+    ctx,
+  );
+  await ac.session.commit(
+    setMount(ac.session.state, spec.name, {
+      ...now.mount!,
+      disks: Object.fromEntries(mountedNow.map((m) => [m.id, m])),
+      placeholders: finalEntries.filter((e) => e.diskId === null).map((e) => e.name),
+    }),
+  );
+  return added;
+}

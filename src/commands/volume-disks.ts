@@ -1,0 +1,128 @@
+/**
+ * One disk in and out of a volume: make its data partition visible to the
+ * kernel, open it when encrypted, mount it on its directory; and the reverse.
+ * Each step that creates something registers its undo.
+ */
+import { join } from 'node:path';
+import { probe } from '../adapters/blkid.js';
+import * as cryptsetup from '../adapters/cryptsetup.js';
+import { blockDeviceFacts } from '../adapters/disk-watch.js';
+import { isBusyError, mountFilesystem, unmount } from '../adapters/mount.js';
+import { mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { rereadPartitions } from '../adapters/partx.js';
+import type { MountedDisk } from '../core/assignments.js';
+import type { InitialisedDisk } from '../core/disk-state.js';
+import { errorMessage, OperationError } from '../core/errors.js';
+import { kernelName, mapperName } from '../core/names.js';
+import type { CommandContext } from './context.js';
+import type { Undo } from './undo.js';
+
+/** The device's diskseq now (null when the kernel does not report one). */
+export async function currentDiskseq(device: string): Promise<number | null> {
+  return (await blockDeviceFacts(kernelName(device)))?.diskseq ?? null;
+}
+
+/** The disk id the volume layer uses: its data partition's UUID, lowercase. */
+export function diskId(disk: InitialisedDisk): string {
+  return disk.dataPartition.uuid.toLowerCase();
+}
+
+export interface MountDiskRequest {
+  disk: InitialisedDisk;
+  /** Volume root and the disk's directory name under it. */
+  root: string;
+  dirName: string;
+  /** For encrypted disks. */
+  passphrase: string | null;
+}
+
+/** Mounts one initialised disk at root/dirName (the directory exists). */
+export async function mountDisk(
+  req: MountDiskRequest,
+  ctx: CommandContext,
+  undo: Undo,
+): Promise<MountedDisk> {
+  const { disk } = req;
+  const mountPoint = join(req.root, req.dirName);
+  const partition = disk.dataPartition.device;
+  if (!disk.dataPartition.present) {
+    // Hosts without udev (and loop devices attached without -P) learn partitions only when told.
+    ctx.progress(`reading the partition table of ${disk.device}`);
+    await rereadPartitions(disk.device, ctx.log);
+  }
+  let source = partition;
+  let mapper: string | null = null;
+  let fsType = disk.filesystem;
+  if (disk.encrypted) {
+    if (req.passphrase === null)
+      throw new OperationError(`${disk.device} is encrypted and the query gives no passphrase`);
+    if (!(await cryptsetup.deviceMapperAvailable(ctx.log))) {
+      throw new OperationError(
+        `cannot open the encrypted disk ${disk.device}: this kernel has no device-mapper`,
+      );
+    }
+    mapper = mapperName(disk.dataPartition.uuid);
+    const existing = `/dev/mapper/${mapper}`;
+    ctx.progress(`opening ${partition}`);
+    try {
+      source = await cryptsetup.open(partition, mapper, req.passphrase, ctx.log);
+      const name = mapper;
+      undo.push(`close ${name}`, () => cryptsetup.close(name, ctx.log));
+    } catch (error) {
+      // Shared by a non-exclusive volume: the mapping is already there and ours to reuse.
+      if (!/already exists|in use/i.test(errorMessage(error))) throw error;
+      source = existing;
+      mapper = null;
+    }
+    fsType = (await probe(source, { logger: ctx.log })).values.TYPE ?? fsType;
+  }
+  ctx.progress(`mounting ${source} at ${mountPoint}`);
+  await mountFilesystem(source, mountPoint, { ...(fsType ? { fsType } : {}), logger: ctx.log });
+  undo.push(`unmount ${mountPoint}`, () => unmount(mountPoint, { logger: ctx.log }));
+  const table = await readMountTable();
+  return {
+    id: diskId(disk),
+    dirName: req.dirName,
+    mountPoint,
+    device: disk.device,
+    source,
+    fsType: fsType ?? mountAt(table, mountPoint)?.fsType ?? '',
+    mapper,
+  };
+}
+
+export interface UnmountDiskOptions {
+  /** Detach even if busy (the disk is gone, or the operator asked). */
+  lazy?: boolean;
+  /** True when another mount still uses the mapper (a non-exclusive volume shares it). */
+  mapperInUse?: (mapper: string) => boolean;
+}
+
+/** Unmounts one disk of a volume and closes its LUKS mapping; a mount point already gone is fine. */
+export async function unmountDisk(
+  disk: MountedDisk,
+  options: UnmountDiskOptions,
+  ctx: CommandContext,
+): Promise<void> {
+  if (mountAt(await readMountTable(), disk.mountPoint)) {
+    try {
+      await unmount(disk.mountPoint, { lazy: options.lazy ?? false, logger: ctx.log });
+    } catch (error) {
+      if (isBusyError(error)) {
+        throw new OperationError(
+          `${disk.mountPoint} is busy (a process still uses the disk); stop it, or unmount with --lazy`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+  if (disk.mapper && !options.mapperInUse?.(disk.mapper)) {
+    try {
+      await cryptsetup.close(disk.mapper, ctx.log);
+    } catch (error) {
+      // After a lazy unmount the mapping may still be held; it cannot be closed yet.
+      ctx.log.warn(`could not close ${disk.mapper}: ${errorMessage(error)}`);
+    }
+  }
+}
