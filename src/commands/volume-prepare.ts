@@ -11,7 +11,11 @@ import type { ChosenDisk } from '../core/match.js';
 import { initializeDisk } from './initialize-disk.js';
 import type { AssembleContext, VolumeSpec } from './volume-assemble.js';
 
-export async function prepareDisk(spec: VolumeSpec, disk: ChosenDisk, ac: AssembleContext): Promise<InitialisedDisk> {
+export async function prepareDisk(
+  spec: VolumeSpec,
+  disk: ChosenDisk,
+  ac: AssembleContext,
+): Promise<InitialisedDisk> {
   if (disk.action === 'use' && disk.state === 'initialised') return disk;
   const verb = disk.action === 'relabel' ? 'claiming the untyped disk' : 'initialising the blank disk';
   ac.ctx.progress(`${verb} ${disk.device}`);
