@@ -1,0 +1,256 @@
+/**
+ * initialize-disk on real loop devices: the layout and metadata it writes, and
+ * the disks it must refuse, which stay byte-identical (sha256 of the image).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { InitializeDiskResult } from '../../src/commands/initialize-disk.js';
+import type { DiskReport } from '../../src/core/disk-state.js';
+import { encodeMetadata, newMetadata } from '../../src/core/metadata.js';
+import { cli } from '../fixtures/cli.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import type { LoopDisk } from '../fixtures/loop-disk.js';
+import {
+  blankDisk,
+  dosDisk,
+  foreignExt4Disk,
+  foreignGptDisk,
+  initialisedDisk,
+  kernelName,
+  keyDir,
+  luksDisk,
+  mountReadOnly,
+  sha256File,
+  TEST_ENV,
+} from '../fixtures/simple-disks.js';
+
+function simplectl(args: string[], env: Record<string, string> = {}) {
+  return cli('simplectl', args, { env: { ...TEST_ENV, ...env } });
+}
+
+async function scanOne(disk: LoopDisk): Promise<DiskReport> {
+  const r = await simplectl(['--json', 'scan-disks', '--include', kernelName(disk)]);
+  return (JSON.parse(r.stdout) as DiskReport[])[0]!;
+}
+
+/** Runs initialize-disk expecting a refusal; the image must not change by a single byte. */
+async function expectRefusal(
+  disk: LoopDisk,
+  args: string[],
+  message: RegExp,
+  env: Record<string, string> = {},
+) {
+  const before = await sha256File(disk.file);
+  const r = await simplectl(['initialize-disk', disk.device, ...args], env);
+  expect(r.exitCode, r.stderr).not.toBe(0);
+  expect(r.stderr).toMatch(message);
+  expect(await sha256File(disk.file)).toBe(before);
+  return r;
+}
+
+describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
+  it('writes the original layout and metadata, then ext4', async () => {
+    const disk = await blankDisk();
+    const r = await simplectl(['--json', 'initialize-disk', disk.device, 'label.fast', '--yes']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as InitializeDiskResult;
+    expect(result).toMatchObject({
+      device: disk.device,
+      label: 'fast',
+      filesystem: 'ext4',
+      encrypted: false,
+      previousState: 'blank',
+    });
+
+    const parts = execFileSync('partx', ['-P', '-o', 'NR,START,SECTORS,TYPE,NAME,UUID', disk.device], {
+      encoding: 'utf8',
+    });
+    expect(parts).toContain(
+      `NR="1" START="2048" SECTORS="2049" TYPE="903b0d2d-812e-4029-89fa-a905b9cd80c1" NAME="simple-metadata" UUID="${result.metadataPartition.uuid}"`,
+    );
+    expect(parts).toContain(`NR="2" START="6144"`);
+    expect(parts).toContain(
+      `TYPE="0fc63daf-8483-4772-8e79-3d69d8477de4" NAME="fast" UUID="${result.dataPartition.uuid}"`,
+    );
+
+    // The blob is exactly what the original wrote: compact JSON, fixed key order, one NUL, then zeros.
+    const expected = encodeMetadata(
+      newMetadata({
+        hostname: hostname(),
+        machineId: readFileSync('/etc/machine-id', 'utf8').trim(),
+        label: 'fast',
+        metadata: { filesystem: 'ext4' },
+      }),
+    );
+    const image = readFileSync(disk.file);
+    const blob = image.subarray(2048 * 512, 2048 * 512 + expected.length + 16);
+    expect(blob.subarray(0, expected.length)).toEqual(expected);
+    expect(blob.subarray(0, 12).toString()).toBe('{"version":1');
+    expect(blob.subarray(expected.length).every((b) => b === 0)).toBe(true);
+
+    expect(existsSync(`${disk.device}p2`)).toBe(true); // partx -u ran
+    expect(
+      execFileSync('blkid', ['-p', '-o', 'value', '-s', 'TYPE', `${disk.device}p2`], {
+        encoding: 'utf8',
+      }).trim(),
+    ).toBe('ext4');
+    expect(result.disk).toMatchObject({ state: 'initialised', label: 'fast', filesystem: 'ext4' });
+  });
+
+  it.each(['xfs', 'btrfs'])('creates %s when asked', async (fs) => {
+    const disk = await blankDisk(320);
+    const r = await simplectl(['initialize-disk', disk.device, `label.big_filesystem.${fs}`, '--yes']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await scanOne(disk)).toMatchObject({ state: 'initialised', label: 'big', filesystem: fs });
+  });
+
+  it('refuses a filesystem without a partition table, even confirmed', async () => {
+    await expectRefusal(
+      await foreignExt4Disk(),
+      ['label.fast', '--yes'],
+      /is not blank: it has a filesystem \(ext4\).*--force/,
+    );
+  });
+
+  it('refuses foreign GPT and dos tables', async () => {
+    await expectRefusal(
+      await foreignGptDisk(),
+      ['label.fast', '--yes'],
+      /without a simple-metadata partition/,
+    );
+    await expectRefusal(await dosDisk(), ['label.fast', '--yes'], /foreign partition table \(dos\)/);
+  });
+
+  it('refuses an initialised disk without --force', async () => {
+    const disk = await initialisedDisk('label.fast');
+    await expectRefusal(disk, ['label.slow', '--yes'], /initialised already \(label 'fast'/);
+  });
+
+  it('refuses a mounted disk even with --force', async () => {
+    const ext4 = await foreignExt4Disk();
+    mountReadOnly(ext4.device);
+    await expectRefusal(
+      ext4,
+      ['label.fast', '--yes', '--force'],
+      /is in use \(mounted at .*\); unmount or close it first/,
+    );
+    const ours = await initialisedDisk('label.fast');
+    mountReadOnly(`${ours.device}p2`);
+    await expectRefusal(ours, ['label.fast', '--yes', '--force'], /is in use \(mounted at/);
+  });
+
+  it('asks before writing: without --yes and without a terminal it refuses', async () => {
+    await expectRefusal(
+      await blankDisk(),
+      ['label.fast'],
+      /Refusing without --yes: there is no terminal to ask/,
+    );
+  });
+
+  it('refuses bad queries, too-small disks and partitions before touching anything', async () => {
+    const disk = await blankDisk(32);
+    const bad = await expectRefusal(disk, ['label.fast_colour.red', '--yes'], /unknown setting 'colour'/);
+    expect(bad.exitCode).toBe(2);
+    await expectRefusal(disk, ['label.fast_filesystem.xfs', '--yes'], /too small for xfs: it needs at least/);
+    const part = await initialisedDisk('label.p');
+    const r = await simplectl(['initialize-disk', `${part.device}p2`, 'label.x', '--yes']);
+    expect(r.stderr).toMatch(/is a partition; give the whole disk/);
+  });
+
+  it('--dry-run prints the plan and changes nothing', async () => {
+    const disk = await blankDisk();
+    const before = await sha256File(disk.file);
+    const r = await simplectl(['initialize-disk', disk.device, 'label.fast', '--dry-run']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`would initialise ${disk.device} as 'fast' with ext4`);
+    expect(r.stdout).toContain(
+      'sgdisk -o -n 1:1M:2M -t 1:903b0d2d-812e-4029-89fa-a905b9cd80c1 -c 1:simple-metadata',
+    );
+    expect(await sha256File(disk.file)).toBe(before);
+  });
+
+  it('with --force erases and re-initialises a disk, and its old filesystem is gone', async () => {
+    const disk = await foreignExt4Disk();
+    const r = await simplectl(['initialize-disk', disk.device, 'label.fresh', '--yes', '--force']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await scanOne(disk)).toMatchObject({ state: 'initialised', label: 'fresh', filesystem: 'ext4' });
+  });
+
+  it('claims an untyped disk for a label without --force, destroying its data', async () => {
+    const disk = await initialisedDisk('filesystem.ext4'); // no label: untyped
+    expect(await scanOne(disk)).toMatchObject({ state: 'initialised', label: 'untyped' });
+    const dir = join(scratchDir('untyped'), 'm');
+    mkdirSync(dir);
+    execFileSync('mount', [`${disk.device}p2`, dir]);
+    writeFileSync(join(dir, 'secret.txt'), 'left by the previous owner');
+    execFileSync('umount', [dir]);
+
+    const r = await simplectl(['--json', 'initialize-disk', disk.device, 'label.fast', '--yes']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      relabelled: true,
+      previousState: 'initialised',
+      label: 'fast',
+    });
+    expect(await scanOne(disk)).toMatchObject({ state: 'initialised', label: 'fast' });
+    execFileSync('mount', ['-o', 'ro', `${disk.device}p2`, dir]);
+    try {
+      expect(existsSync(join(dir, 'secret.txt'))).toBe(false);
+    } finally {
+      execFileSync('umount', [dir]);
+    }
+  });
+
+  it('refuses encryption where the kernel cannot map LUKS, before writing', async () => {
+    const hasDm = existsSync('/dev/mapper/control');
+    const disk = await blankDisk();
+    const keys = keyDir({ k: 'correct horse' });
+    if (hasDm) return; // the UML test covers the full cycle where device-mapper exists
+    await expectRefusal(
+      disk,
+      ['label.fast_encryption-key.k', '--yes'],
+      /device-mapper.*Nothing was changed/,
+      {
+        SIMPLECTL_KEY_DIR: keys,
+      },
+    );
+  });
+
+  it('refuses a key file others can read, and a missing one, naming it', async () => {
+    const disk = await blankDisk();
+    const open = keyDir({ k: 'pw' }, 0o644);
+    await expectRefusal(
+      disk,
+      ['label.fast_encryption-key.k', '--yes'],
+      /key file .*\/k is accessible by group or others \(mode 644\)/,
+      {
+        SIMPLECTL_KEY_DIR: open,
+      },
+    );
+    await expectRefusal(
+      disk,
+      ['label.fast_encryption-key.nope', '--yes'],
+      /key file .*\/nope does not exist/,
+      {
+        SIMPLECTL_KEY_DIR: open,
+      },
+    );
+  });
+
+  it('warns about an inline passphrase and never prints it', async () => {
+    const disk = await luksDisk('vault', 'pw');
+    const r = await simplectl([
+      '--json',
+      'match-query',
+      'label.vault_encryption-passphrase.hunter2',
+      '--include',
+      kernelName(disk),
+    ]);
+    expect(r.stderr).toContain('the passphrase is part of the volume name');
+    expect(r.stdout + r.stderr).not.toContain('hunter2');
+    expect(JSON.parse(r.stdout).query).toBe('label.vault_encryption-passphrase.***');
+  });
+});
