@@ -11,6 +11,7 @@ import { run } from '../adapters/exec.js';
 import { OperationError, UsageError } from '../core/errors.js';
 import {
   MANAGED_INSTALL_DIR,
+  MANAGED_NODE_PATH,
   MANAGED_PATH,
   MANAGED_PROPAGATED_MOUNT,
   MANAGED_STATE_DIR,
@@ -208,11 +209,11 @@ export async function buildPluginRootfs(
     // Symlinks (mkfs.ext4 -> mke2fs, lib*.so.6 -> lib*.so.6.0.x) become plain copies under the name used.
     await cp(path, target, { dereference: true });
   };
-  for (const bin of binaries) await copyHostFile(bin);
-  // The node binary also answers as `node` on PATH, for scripts started with /usr/bin/env node.
+  // Node goes to one fixed place (it is large): the entrypoint and `#!/usr/bin/env node` both find it there.
   await mkdir(join(rootfs, 'usr/local/bin'), { recursive: true });
-  await cp(nodePath, join(rootfs, 'usr/local/bin/node'));
-  hostFiles.add('/usr/local/bin/node');
+  await cp(nodePath, join(rootfs, MANAGED_NODE_PATH));
+  hostFiles.add(MANAGED_NODE_PATH);
+  for (const bin of binaries.slice(1)) await copyHostFile(bin);
   for (const file of [...binaries, ...(await nativeFiles(join(install, 'node_modules')).catch(() => []))]) {
     for (const lib of await sharedLibraries(file, ctx)) await copyHostFile(lib);
   }
@@ -235,11 +236,7 @@ export async function buildPluginRootfs(
   await writeFile(join(rootfs, 'etc/machine-id'), '');
 
   const configFile = join(dir, 'config.json');
-  const config = managedPluginConfig({
-    tool: options.tool,
-    driver: options.driver,
-    nodePath: '/usr/local/bin/node',
-  });
+  const config = managedPluginConfig({ tool: options.tool, driver: options.driver });
   await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
   if (missingTools.length > 0) {
     ctx.log.warn(`not found on this host, so not in the plugin: ${missingTools.join(', ')}`);

@@ -11,13 +11,13 @@ export const MANAGED_INSTALL_DIR = '/opt/volkit';
 /** Mount points returned to the engine live here, propagated to the host. */
 export const MANAGED_PROPAGATED_MOUNT = '/mnt/volumes';
 export const MANAGED_STATE_DIR = '/var/lib/volkit';
+/** The node binary inside the root filesystem. */
+export const MANAGED_NODE_PATH = '/usr/local/bin/node';
 export const MANAGED_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface ManagedConfigOptions {
   tool: 'simplectl' | 'zkfsctl';
   driver: PluginDriver;
-  /** Node binary inside the root filesystem. */
-  nodePath: string;
 }
 
 /** The socket file name, relative to /run/docker/plugins inside the plugin. */
@@ -57,7 +57,7 @@ export function managedPluginConfig(options: ManagedConfigOptions): Record<strin
     description: `volkit "${driver}" volume plugin (${tool} serve-plugin)`,
     documentation: `man:${tool}(1)`,
     entrypoint: [
-      options.nodePath,
+      MANAGED_NODE_PATH,
       `${MANAGED_INSTALL_DIR}/dist/cli/${tool}.js`,
       '--log-level',
       'info',

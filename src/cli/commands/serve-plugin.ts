@@ -101,7 +101,7 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
         return;
       }
       if (flags.printPluginConfig) {
-        const config = managedPluginConfig({ tool: app.tool, driver, nodePath: '/usr/local/bin/node' });
+        const config = managedPluginConfig({ tool: app.tool, driver });
         app.out.stdout(`${JSON.stringify(config, null, 2)}\n`);
         return;
       }
