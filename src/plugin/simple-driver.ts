@@ -7,7 +7,7 @@
  */
 import type { CommandContext } from '../commands/context.js';
 import { volumeMount } from '../commands/volume-mount.js';
-import { volumeUmount } from '../commands/volume-umount.js';
+import { volumeRelease, volumeUmount } from '../commands/volume-umount.js';
 import type { VolumeRecord } from '../core/plugin-state.js';
 import { parseQuery, QUERY_FIELDS, wantsEncryption } from '../core/query.js';
 import type { VolumeBackend } from './volume-driver.js';
@@ -48,6 +48,10 @@ export function simpleBackend(options: SimpleBackendOptions): VolumeBackend {
     },
     unmount: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {
       await volumeUmount({ dir, stateDir: options.stateDir }, ctx);
+    },
+    // `docker volume rm`: the disks stop being this volume's and may go to others.
+    forget: async (volume: VolumeRecord, ctx: CommandContext) => {
+      await volumeRelease({ name: volume.name, stateDir: options.stateDir }, ctx);
     },
     status: (volume) => {
       const q = parseQuery(volume.name, volume.options);

@@ -52,6 +52,8 @@ export interface VolumeBackend {
   mount(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
   /** Unmounts what `mount` mounted at `dir`. */
   unmount(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
+  /** Lets go of what the volume held besides its mount (the simple driver frees its disks). */
+  forget?(volume: VolumeRecord, ctx: CommandContext): Promise<void>;
   /** Driver facts for `docker volume inspect`, without secrets. */
   status(volume: VolumeRecord): Record<string, unknown>;
 }

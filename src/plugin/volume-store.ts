@@ -115,6 +115,7 @@ export class VolumeStore implements VolumeDriver {
       );
     }
     if (await this.isMounted(dir)) await this.teardown(volume, dir);
+    await this.backend.forget?.(volume, this.ctx);
     await this.update(name, (state) => removeVolume(state, name));
     // rmdir, never a recursive delete: whatever is in there is not ours to destroy.
     await rmdir(dir).catch((error: NodeJS.ErrnoException) => {

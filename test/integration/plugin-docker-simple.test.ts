@@ -1,0 +1,176 @@
+/**
+ * The `simple` plugin end to end: a private dockerd, the project's own plugin
+ * server on /run/docker/plugins/<unique>.sock, real loop disks initialised by
+ * our CLI, and the real `docker` CLI. A volume is named by its query; files
+ * written in a container land on the disks; the server is killed and
+ * restarted while a container holds the volume; dockerd is restarted.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { onCleanup } from '../fixtures/cleanup.js';
+import { type Dockerd, startDockerd } from '../fixtures/dockerd.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { initialisedDisk, kernelName, TEST_ENV } from '../fixtures/simple-disks.js';
+import { type PluginProcess, startPluginProcess } from './plugin-fixture.js';
+
+function mountedAt(dir: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === dir);
+}
+
+/** Reads a file from a disk's data partition, mounted read-only on the host for a moment. */
+function readFromDisk(device: string, file: string): string {
+  const dir = join(scratchDir('peek'), 'mnt');
+  mkdirSync(dir);
+  execFileSync('mount', ['-o', 'ro', `${device}p2`, dir]);
+  try {
+    return readFileSync(join(dir, file), 'utf8');
+  } finally {
+    execFileSync('umount', [dir]);
+  }
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function refsOf(plugin: PluginProcess, name: string): Promise<number> {
+  const r = await plugin.post('/VolumeDriver.Get', { Name: name });
+  return (r.json.Volume as { Status: { mounts: number } }).Status.mounts;
+}
+
+describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with a real Docker engine', () => {
+  it('serves a query-named volume over two loop disks through docker volume and docker run', async () => {
+    const label = `e2e${Math.random().toString(36).slice(2, 8)}`;
+    const disks = [await initialisedDisk(`label.${label}`), await initialisedDisk(`label.${label}`)];
+    const engine: Dockerd = await startDockerd();
+    const image = await engine.busyboxImage();
+    const plugin = await startPluginProcess({
+      tool: 'simplectl',
+      driver: 'simple',
+      forDocker: true,
+      include: disks.map(kernelName),
+      env: { ...TEST_ENV, SIMPLECTL_STATE_DIR: join(scratchDir('simple-state'), 'state') },
+    });
+    const volume = `label.${label}_min-disks.2`;
+    const docker = engine.docker;
+    onCleanup(`docker volume ${volume}`, async () => {
+      await docker(['rm', '-f', 'holder', 'second'], { reject: false });
+      await docker(['volume', 'rm', '-f', volume], { reject: false });
+    });
+
+    await docker(['volume', 'create', '-d', plugin.name, volume]);
+    const ls = await docker(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']);
+    expect(ls.stdout.split('\n')).toContain(`${plugin.name} ${volume}`);
+    const inspect = JSON.parse((await docker(['volume', 'inspect', volume])).stdout)[0];
+    expect(inspect).toMatchObject({
+      Name: volume,
+      Driver: plugin.name,
+      Status: { label, minDisks: 2, mounts: 0 },
+    });
+
+    // One directory per disk under a read-only root; writes go to the disks.
+    const run = await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      `${volume}:/data`,
+      image,
+      'sh',
+      '-c',
+      'ls /data; for d in /data/*; do echo "from a container" > $d/hello; done; touch /data/x 2>/dev/null || echo root-ro',
+    ]);
+    const dirs = run.stdout.split('\n').filter((l) => l.startsWith('simple-'));
+    expect(dirs).toHaveLength(2);
+    expect(run.stdout).toContain('root-ro');
+    const mountpoint = join(plugin.mountRoot, volume);
+    expect(mountedAt(mountpoint)).toBe(false); // released by the last Unmount
+    for (const disk of disks) expect(readFromDisk(disk.device, 'hello')).toBe('from a container\n');
+
+    // A container holds the volume while the plugin server is killed and restarted.
+    await docker([
+      'run',
+      '-d',
+      '--name',
+      'holder',
+      '--network',
+      'none',
+      '-v',
+      `${volume}:/data`,
+      image,
+      'sh',
+      '-c',
+      'while ! ls /data/*/stop >/dev/null 2>&1; do sleep 0.2; done',
+    ]);
+    await waitUntil('the volume to be mounted', () => mountedAt(mountpoint));
+    expect(await refsOf(plugin, volume)).toBe(1);
+    await plugin.kill('SIGKILL');
+    await plugin.start();
+    expect(plugin.logs()).toContain(`volume ${volume} is still mounted at ${mountpoint} for 1 mount(s)`);
+    const exec = await docker([
+      'exec',
+      'holder',
+      'sh',
+      '-c',
+      `echo after-restart > ${'/data/$(ls /data | head -n 1)'}/kept; cat /data/*/kept`,
+    ]);
+    expect(exec.stdout).toBe('after-restart');
+
+    // A second container shares it; each Unmount releases one reference, the last unmounts.
+    await docker([
+      'run',
+      '-d',
+      '--name',
+      'second',
+      '--network',
+      'none',
+      '-v',
+      `${volume}:/data`,
+      image,
+      'sleep',
+      '600',
+    ]);
+    await waitUntil('two references', async () => (await refsOf(plugin, volume)) === 2);
+    await docker(['rm', '-f', 'second']);
+    await waitUntil('one reference', async () => (await refsOf(plugin, volume)) === 1);
+    expect(mountedAt(mountpoint)).toBe(true);
+    await docker(['exec', 'holder', 'sh', '-c', 'for d in /data/*; do touch $d/stop; done']);
+    await docker(['wait', 'holder']);
+    await docker(['rm', 'holder']);
+    await waitUntil('the volume to be released', () => !mountedAt(mountpoint));
+    expect(await refsOf(plugin, volume)).toBe(0);
+
+    // The engine restarts: the volume is still there and still works.
+    await engine.restart();
+    const after = await docker(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']);
+    expect(after.stdout.split('\n')).toContain(`${plugin.name} ${volume}`);
+    const again = await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      `${volume}:/data`,
+      image,
+      'sh',
+      '-c',
+      'cat /data/*/kept',
+    ]);
+    expect(again.stdout).toBe('after-restart');
+
+    await docker(['volume', 'rm', volume]);
+    expect((await docker(['volume', 'ls', '-q'])).stdout).not.toContain(volume);
+    expect((await plugin.post('/VolumeDriver.List', {})).json).toEqual({ Volumes: [], Err: '' });
+    expect(plugin.logs()).not.toMatch(/internal error/);
+  });
+});
