@@ -24,6 +24,7 @@ export const FS_ERROR_CODES = [
   'ENODATA',
   'ERANGE',
   'EBADF',
+  'EBUSY',
   'ENOSPC',
   'ETIMEDOUT',
   'EIO',

@@ -1,0 +1,225 @@
+/**
+ * getattr, chmod, chown, utimens, extended attributes and statfs. Sizes and
+ * times come from the znode stat (never its data); mode, owner and times
+ * set by tools persist in the directory's metadata document, so `cp -a`,
+ * `rsync -a` and `tar x` keep them and every host sees them.
+ */
+import {
+  effectiveAttrs,
+  encodeMeta,
+  type MetaEntry,
+  S_IFLNK,
+  S_IFREG,
+  withEntry,
+  withMode,
+  withOwner,
+  withTimes,
+} from '../../core/zkfs/attrs.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import type { ZkOp } from '../../core/zkfs/zk-ops.js';
+import type { ZkStat } from '../zookeeper.js';
+import { asFsError, commitWithRetry } from './commit.js';
+import { isDirty } from './open-files.js';
+import { assertWritable, type NodeTarget, resolve, type VfsContext } from './resolve.js';
+
+export interface FileAttr {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  atimeMs: number;
+  ctimeMs: number;
+  nlink: number;
+}
+
+/** The size shown for directories (their data is in `_zoo_data_`). */
+const DIR_SIZE = 4096;
+
+async function entryOf(ctx: VfsContext, node: NodeTarget): Promise<MetaEntry | undefined> {
+  return (await ctx.tree.meta(node.metaDir)).value.entries[node.entryName];
+}
+
+export async function getattr(ctx: VfsContext, path: string): Promise<FileAttr> {
+  const target = await resolve(ctx, path);
+  if (target.type === 'symlink') {
+    return {
+      mode: S_IFLNK | 0o777,
+      uid: ctx.defaults.uid,
+      gid: ctx.defaults.gid,
+      size: Buffer.byteLength(target.target),
+      mtimeMs: target.mtimeMs,
+      atimeMs: target.mtimeMs,
+      ctimeMs: target.mtimeMs,
+      nlink: 1,
+    };
+  }
+  const node = target.type === 'data' ? target.dir : target;
+  const entry = await entryOf(ctx, node);
+  const attrs = effectiveAttrs(target.type === 'dir' ? 'dir' : 'file', node.stat, entry, ctx.defaults);
+  const result: FileAttr = { ...attrs, size: target.stat.dataLength, nlink: 1 };
+  if (target.type === 'dir') result.size = DIR_SIZE;
+  if (target.type === 'data') {
+    // The pseudo-file is a plain file whatever the directory's permissions.
+    result.mode = S_IFREG | (0o666 & ~ctx.defaults.umask);
+    result.mtimeMs = node.stat.mtimeMs;
+    result.atimeMs = node.stat.mtimeMs;
+  }
+  if (target.type !== 'dir') {
+    const open = ctx.files.byZnode(target.znode);
+    if (open && isDirty(open)) {
+      result.size = open.buffer.length;
+      result.mtimeMs = open.mtimeMs;
+      result.ctimeMs = open.mtimeMs;
+    }
+  }
+  return result;
+}
+
+/** Rewrites one entry of a directory's metadata document, re-reading it if another host raced us. */
+export async function updateEntry(
+  ctx: VfsContext,
+  node: NodeTarget,
+  change: (entry: MetaEntry | undefined, stat: ZkStat) => MetaEntry | undefined,
+): Promise<void> {
+  await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[] | null> => {
+    const doc = attempt === 0 ? await ctx.tree.meta(node.metaDir) : await ctx.tree.freshMeta(node.metaDir);
+    const stat = attempt === 0 ? node.stat : ((await ctx.tree.freshStat(node.znode)) ?? node.stat);
+    const before = doc.value.entries[node.entryName];
+    const after = change(before, stat);
+    if (JSON.stringify(before ?? {}) === JSON.stringify(after ?? {})) return null;
+    const data = encodeMeta(withEntry(doc.value, node.entryName, after));
+    if (doc.version === undefined) {
+      return [{ op: 'create', path: doc.path, data, acl: await ctx.tree.acl(node.metaDir) }];
+    }
+    return [{ op: 'setData', path: doc.path, data, version: doc.version }];
+  }).catch((error: unknown) => {
+    throw asFsError(error, `updating attributes of ${node.path}`);
+  });
+  ctx.tree.metas.invalidate(node.metaDir);
+  ctx.tree.stats.invalidate(node.metaDir);
+  ctx.tree.children.invalidate(node.metaDir);
+}
+
+/** Resolves a target whose attributes can be stored; links and `_zoo_data_` have none of their own. */
+async function storable(ctx: VfsContext, path: string): Promise<NodeTarget | undefined> {
+  assertWritable(ctx);
+  const target = await resolve(ctx, path);
+  return target.type === 'file' || target.type === 'dir' ? target : undefined;
+}
+
+export async function chmod(ctx: VfsContext, path: string, mode: number): Promise<void> {
+  const node = await storable(ctx, path);
+  if (node) await updateEntry(ctx, node, (entry) => withMode(entry, mode));
+}
+
+export async function chown(ctx: VfsContext, path: string, uid: number, gid: number): Promise<void> {
+  const node = await storable(ctx, path);
+  if (node) await updateEntry(ctx, node, (entry) => withOwner(entry, uid, gid));
+}
+
+/**
+ * libfuse 2 hands UTIME_OMIT through as 0 s + 1073741822 ns, which
+ * fuse-native turns into 1073 ms: keep the stored value for that half.
+ */
+const OMITTED_MS = 1073;
+
+export async function utimens(
+  ctx: VfsContext,
+  path: string,
+  atimeMs: number,
+  mtimeMs: number,
+): Promise<void> {
+  const node = await storable(ctx, path);
+  if (!node) return;
+  await updateEntry(ctx, node, (entry, stat) => {
+    const current = effectiveAttrs(node.type, stat, entry, ctx.defaults);
+    return withTimes(
+      entry,
+      atimeMs === OMITTED_MS ? current.atimeMs : atimeMs,
+      mtimeMs === OMITTED_MS ? current.mtimeMs : mtimeMs,
+      stat.version,
+    );
+  });
+}
+
+const XATTR_PREFIX = 'user.zk.';
+
+/** The znode stat as read-only extended attributes. */
+function statXattrs(stat: ZkStat): Record<string, string> {
+  const hex = (n: bigint) => `0x${n.toString(16)}`;
+  return {
+    version: String(stat.version),
+    cversion: String(stat.cversion),
+    aversion: String(stat.aversion),
+    czxid: hex(stat.czxid),
+    mzxid: hex(stat.mzxid),
+    pzxid: hex(stat.pzxid),
+    ctime: String(stat.ctimeMs),
+    mtime: String(stat.mtimeMs),
+    ephemeralOwner: hex(stat.ephemeralOwner),
+    dataLength: String(stat.dataLength),
+    numChildren: String(stat.numChildren),
+  };
+}
+
+async function xattrStat(ctx: VfsContext, path: string): Promise<ZkStat | undefined> {
+  const target = await resolve(ctx, path);
+  if (target.type === 'symlink') return undefined;
+  const stat = await ctx.tree.freshStat(target.znode);
+  if (!stat) throw new FsError('ENOENT', `${path} vanished`);
+  return stat;
+}
+
+export async function listxattr(ctx: VfsContext, path: string): Promise<string[]> {
+  const stat = await xattrStat(ctx, path);
+  return stat ? Object.keys(statXattrs(stat)).map((k) => XATTR_PREFIX + k) : [];
+}
+
+/** The value of `name`, or undefined when there is no such attribute (ENODATA). */
+export async function getxattr(ctx: VfsContext, path: string, name: string): Promise<Buffer | undefined> {
+  if (!name.startsWith(XATTR_PREFIX)) {
+    await resolve(ctx, path);
+    return undefined;
+  }
+  const stat = await xattrStat(ctx, path);
+  const value = stat ? statXattrs(stat)[name.slice(XATTR_PREFIX.length)] : undefined;
+  return value === undefined ? undefined : Buffer.from(value);
+}
+
+export async function setxattr(ctx: VfsContext, path: string, name: string): Promise<never> {
+  await resolve(ctx, path);
+  if (name.startsWith(XATTR_PREFIX)) throw new FsError('EPERM', `${name} is read-only (the znode stat)`);
+  throw new FsError('ENOTSUP', 'zkfs stores no extended attributes');
+}
+
+export interface FsStats {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  namemax: number;
+}
+
+/**
+ * ZooKeeper has no notion of free space; a nominal 4 GiB with everything
+ * free keeps df(1) (which hides 0-block filesystems) and installers happy.
+ */
+export function statfs(): FsStats {
+  const blocks = 1 << 20;
+  return {
+    bsize: 4096,
+    frsize: 4096,
+    blocks,
+    bfree: blocks,
+    bavail: blocks,
+    files: 1_000_000,
+    ffree: 1_000_000,
+    favail: 1_000_000,
+    namemax: 255,
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Writing shared documents safely. A directory's metadata document and the
+ * symlink table may be rewritten by any host at any time, so every write is
+ * a multi that checks the version read; when another host got there first
+ * the documents are read again and the change is reapplied (the old tool
+ * rewrote `__symlinks__` blindly, so two hosts lost each other's links).
+ */
+import { FsError, fsCodeForZk, isFsError } from '../../core/zkfs/errors.js';
+import { META_NODE, SYMLINKS_NODE } from '../../core/zkfs/paths.js';
+import type { ZkOp } from '../../core/zkfs/zk-ops.js';
+import { isZkError, ZkError } from '../zookeeper.js';
+import type { ZkTree } from './tree.js';
+
+const MAX_ATTEMPTS = 8;
+
+/** Any thrown value as the FsError a tool should see; `what` names the operation for the log. */
+export function asFsError(error: unknown, what: string): FsError {
+  if (isFsError(error)) return error;
+  if (error instanceof ZkError) {
+    return new FsError(fsCodeForZk(error.zkName), `${what}: ${error.message}`, { cause: error });
+  }
+  return new FsError('EIO', `${what}: ${error instanceof Error ? error.message : String(error)}`, {
+    cause: error,
+  });
+}
+
+function isDocPath(path: string | undefined): boolean {
+  if (!path) return false;
+  return path.endsWith(`/${META_NODE}`) || path.endsWith(`/${SYMLINKS_NODE}`);
+}
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+/**
+ * Builds and commits a multi, rebuilding it from fresh reads when it lost a
+ * race on a shared document. `build(attempt)` returns the ops (attempt > 0:
+ * read documents fresh) or null when there is nothing to write.
+ * `retryAlso` may accept other failures as races (a rename re-reads its
+ * whole source tree).
+ */
+export async function commitWithRetry(
+  tree: ZkTree,
+  build: (attempt: number) => Promise<ZkOp[] | null>,
+  retryAlso?: (error: ZkError) => boolean,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const ops = await build(attempt);
+    if (!ops || ops.length === 0) return;
+    try {
+      await tree.client.multi(ops);
+      return;
+    } catch (error) {
+      const lostRace = isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE') && isDocPath(error.path);
+      const retry = lostRace || (error instanceof ZkError && retryAlso?.(error) === true);
+      if (!retry || attempt + 1 >= MAX_ATTEMPTS) throw error;
+      if (error instanceof ZkError && error.path) {
+        if (error.path.endsWith(`/${SYMLINKS_NODE}`)) tree.forgetSymlinks();
+        else if (error.path.endsWith(`/${META_NODE}`)) tree.metas.invalidate(parentOf(error.path));
+      }
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * (attempt + 1)));
+    }
+  }
+}

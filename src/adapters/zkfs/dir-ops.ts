@@ -1,0 +1,173 @@
+/**
+ * Directory entries: readdir, mkdir, rmdir, unlink, and symbolic links
+ * (kept in `__symlinks__` under the mount root, core/zkfs/symlinks.ts).
+ * Creating or removing a node and recording it in its directory's metadata
+ * is one multi, so other hosts never see one without the other.
+ */
+import { encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import { showsDataFile } from '../../core/zkfs/modes.js';
+import {
+  baseName,
+  checkNewName,
+  DATA_FILE,
+  isHiddenChild,
+  META_NODE,
+  parentPath,
+  toZnode,
+  zkChild,
+} from '../../core/zkfs/paths.js';
+import {
+  checkTarget,
+  encodeSymlinks,
+  hasLinksWithin,
+  linksIn,
+  type SymlinkMap,
+} from '../../core/zkfs/symlinks.js';
+import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
+import { asFsError, commitWithRetry } from './commit.js';
+import { isDirty } from './open-files.js';
+import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
+
+export async function readdir(ctx: VfsContext, path: string): Promise<string[]> {
+  const dir = await resolveDir(ctx, path);
+  const [children, links] = await Promise.all([
+    ctx.tree.childNames(dir.znode).catch((error: unknown) => {
+      throw asFsError(error, `listing ${path}`);
+    }),
+    ctx.tree.symlinks(),
+  ]);
+  const names = new Set<string>(['.', '..']);
+  const open = ctx.files.byZnode(dir.znode);
+  if (showsDataFile(ctx.mode, dir.stat.dataLength) || (open && isDirty(open))) names.add(DATA_FILE);
+  for (const name of children) if (!isHiddenChild(name, dir.isRoot)) names.add(name);
+  for (const name of linksIn(links.value, path)) names.add(name);
+  return [...names];
+}
+
+/** The op that writes `doc` at the version read, or creates it when it does not exist yet. */
+function docWrite(path: string, version: number | undefined, data: Buffer, acl: readonly AclEntry[]): ZkOp {
+  return version === undefined ? { op: 'create', path, data, acl } : { op: 'setData', path, data, version };
+}
+
+export async function mkdir(ctx: VfsContext, path: string, mode: number): Promise<void> {
+  assertWritable(ctx);
+  const parent = await resolveDir(ctx, parentPath(path));
+  const name = baseName(path);
+  checkNewName(name, parent.isRoot);
+  if (name === DATA_FILE) throw new FsError('EPERM', `${DATA_FILE} is the directory's data pseudo-file`);
+  if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
+  const znode = toZnode(ctx.root, path);
+  await commitWithRetry(ctx.tree, async (attempt) => {
+    const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
+    const acl = await ctx.tree.acl(parent.znode);
+    const meta = encodeMeta(withEntry(doc.value, name, newEntry('dir', mode, ctx.defaults)));
+    return [
+      { op: 'create', path: znode, data: Buffer.alloc(0), acl },
+      docWrite(doc.path, doc.version, meta, acl),
+    ];
+  }).catch((error: unknown) => {
+    throw asFsError(error, `creating directory ${path}`);
+  });
+  ctx.tree.forget(znode);
+  ctx.tree.forget(parent.znode);
+}
+
+/** The ops that remove a node's entry from its directory's metadata, if it has one. */
+async function dropEntry(ctx: VfsContext, node: NodeTarget, fresh: boolean): Promise<ZkOp[]> {
+  const doc = fresh ? await ctx.tree.freshMeta(node.metaDir) : await ctx.tree.meta(node.metaDir);
+  if (doc.version === undefined || doc.value.entries[node.entryName] === undefined) return [];
+  const data = encodeMeta(withEntry(doc.value, node.entryName, undefined));
+  return [{ op: 'setData', path: doc.path, data, version: doc.version }];
+}
+
+export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
+  assertWritable(ctx);
+  const dir = await resolveDir(ctx, path);
+  if (dir.isRoot) throw new FsError('EBUSY', 'the mount root cannot be removed');
+  await commitWithRetry(ctx.tree, async (attempt) => {
+    const stat = await ctx.tree.freshStat(dir.znode);
+    if (!stat) throw new FsError('ENOENT', `${path} vanished`);
+    const children = await ctx.tree.freshChildNames(dir.znode);
+    const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
+    const visible = children.filter((c) => c !== META_NODE);
+    if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
+      throw new FsError('ENOTEMPTY', `${path} is not empty`);
+    }
+    const ops: ZkOp[] = [];
+    if (children.includes(META_NODE))
+      ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
+    ops.push({ op: 'delete', path: dir.znode, version: stat.version });
+    ops.push(...(await dropEntry(ctx, dir, attempt > 0)));
+    return ops;
+  }).catch((error: unknown) => {
+    throw asFsError(error, `removing directory ${path}`);
+  });
+  ctx.tree.forgetTree(dir.znode);
+  ctx.tree.forget(dir.metaDir);
+}
+
+export async function unlink(ctx: VfsContext, path: string): Promise<void> {
+  assertWritable(ctx);
+  const target = await resolve(ctx, path);
+  if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+  if (target.type === 'symlink') {
+    await updateSymlinks(ctx, (map) => {
+      map.delete(path);
+    });
+    return;
+  }
+  if (target.type === 'data') {
+    // Removing `_zoo_data_` empties the directory's data.
+    await ctx.client.setData(target.znode, Buffer.alloc(0), -1).catch((error: unknown) => {
+      throw asFsError(error, `clearing ${path}`);
+    });
+    ctx.files.markDeleted(target.znode);
+    ctx.tree.forget(target.znode);
+    return;
+  }
+  await commitWithRetry(ctx.tree, async (attempt) => [
+    { op: 'delete', path: target.znode, version: -1 },
+    ...(await dropEntry(ctx, target, attempt > 0)),
+  ]).catch((error: unknown) => {
+    throw asFsError(error, `removing ${path}`);
+  });
+  ctx.files.markDeleted(target.znode);
+  ctx.tree.forget(target.znode);
+  ctx.tree.forget(target.metaDir);
+}
+
+/** Applies `change` to the symlink table and writes it back at the version read (re-reading on a race). */
+export async function updateSymlinks(ctx: VfsContext, change: (map: SymlinkMap) => void): Promise<void> {
+  await commitWithRetry(ctx.tree, async (attempt) => {
+    const doc = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
+    const map: SymlinkMap = new Map(doc.value);
+    change(map);
+    const data = encodeSymlinks(map);
+    return [docWrite(doc.path, doc.version, data, await ctx.tree.acl(ctx.root))];
+  }).catch((error: unknown) => {
+    throw asFsError(error, 'updating the symlink table');
+  });
+  ctx.tree.forgetSymlinks();
+  ctx.tree.forget(ctx.root);
+}
+
+export async function symlink(ctx: VfsContext, target: string, path: string): Promise<void> {
+  assertWritable(ctx);
+  const parent = await resolveDir(ctx, parentPath(path));
+  const name = baseName(path);
+  checkNewName(name, parent.isRoot);
+  if (name === DATA_FILE) throw new FsError('EPERM', `${DATA_FILE} is the directory's data pseudo-file`);
+  checkTarget(target);
+  if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
+  await updateSymlinks(ctx, (map) => {
+    if (map.has(path)) throw new FsError('EEXIST', `${path} exists`);
+    map.set(path, target);
+  });
+}
+
+export async function readlink(ctx: VfsContext, path: string): Promise<string> {
+  const target = await resolve(ctx, path);
+  if (target.type !== 'symlink') throw new FsError('EINVAL', `${path} is not a symbolic link`);
+  return target.target;
+}

@@ -1,0 +1,210 @@
+/**
+ * File contents: open reads the znode's data and version once; reads and
+ * writes work on the shared buffer; flush (every close, fsync) writes the
+ * whole content with one setData checked against that version. A write that
+ * would lose another client's newer data is refused with EIO and the reason
+ * logged — never a silent overwrite. A file can never grow past
+ * --max-file-size or past what one ZooKeeper request carries (EFBIG), and
+ * nothing is ever cut short.
+ */
+import { encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import { allowsRegularFiles } from '../../core/zkfs/modes.js';
+import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
+import { setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
+import { isZkError } from '../zookeeper.js';
+import { asFsError, commitWithRetry } from './commit.js';
+import { isDirty, type OpenFile } from './open-files.js';
+import { assertWritable, lookup, resolve, resolveDir, type VfsContext } from './resolve.js';
+
+const O_ACCMODE = 0o3;
+const O_WRONLY = 0o1;
+const O_RDWR = 0o2;
+const O_APPEND = 0o2000;
+
+function checkRequestSize(znode: string, length: number, what: string): void {
+  const bytes = setDataBytes(znode, length);
+  if (bytes > ZK_MAX_REQUEST_BYTES) {
+    throw new FsError(
+      'EFBIG',
+      `${what}: ${length} bytes at ${znode} need a ${bytes}-byte request (limit ${ZK_MAX_REQUEST_BYTES})`,
+    );
+  }
+}
+
+/** Reads a node's data fresh into the open-file table (or refreshes a clean buffer). */
+async function load(ctx: VfsContext, znode: string, mountPath: string): Promise<OpenFile> {
+  const existing = ctx.files.byZnode(znode);
+  if (existing && isDirty(existing)) return existing;
+  const { data, stat } = await ctx.client.getData(znode).catch((error: unknown) => {
+    throw asFsError(error, `reading ${mountPath}`);
+  });
+  ctx.tree.stats.set(znode, stat);
+  const again = ctx.files.byZnode(znode);
+  if (again) {
+    // Another open raced this one; a clean buffer takes the newer content.
+    if (!isDirty(again) && stat.version >= again.version) {
+      again.buffer.reset(data);
+      again.version = stat.version;
+    }
+    return again;
+  }
+  return ctx.files.attach(znode, mountPath, data, stat.version, ctx.maxFileSize);
+}
+
+export async function open(ctx: VfsContext, path: string, flags: number): Promise<number> {
+  const target = await resolve(ctx, path);
+  if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+  if (target.type === 'symlink') throw new FsError('EINVAL', `${path} is a symbolic link`);
+  const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;
+  if (writable) assertWritable(ctx);
+  const file = await load(ctx, target.znode, path);
+  return ctx.files.open(file, { writable, append: (flags & O_APPEND) !== 0 });
+}
+
+/** Creates an empty file (or opens `_zoo_data_`, which always exists for a directory). */
+export async function create(ctx: VfsContext, path: string, mode: number): Promise<number> {
+  assertWritable(ctx);
+  const parent = await resolveDir(ctx, parentPath(path));
+  const name = baseName(path);
+  if (name === DATA_FILE) {
+    const file = await load(ctx, parent.znode, path);
+    return ctx.files.open(file, { writable: true, append: false });
+  }
+  checkNewName(name, parent.isRoot);
+  if (!allowsRegularFiles(ctx.mode)) {
+    throw new FsError('ENOTSUP', `dir mode: only ${DATA_FILE} can be a file`);
+  }
+  if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
+  const znode = toZnode(ctx.root, path);
+  await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
+    const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
+    const acl = await ctx.tree.acl(parent.znode);
+    const meta = encodeMeta(withEntry(doc.value, name, newEntry('file', mode, ctx.defaults)));
+    return [
+      { op: 'create', path: znode, data: Buffer.alloc(0), acl },
+      doc.version === undefined
+        ? { op: 'create', path: doc.path, data: meta, acl }
+        : { op: 'setData', path: doc.path, data: meta, version: doc.version },
+    ];
+  }).catch((error: unknown) => {
+    throw asFsError(error, `creating ${path}`);
+  });
+  ctx.tree.forget(znode);
+  ctx.tree.forget(parent.znode);
+  ctx.files.markDeleted(znode); // a stale buffer of an earlier file by this name
+  const file = ctx.files.attach(znode, path, Buffer.alloc(0), 0, ctx.maxFileSize);
+  return ctx.files.open(file, { writable: true, append: false });
+}
+
+export function read(ctx: VfsContext, fh: number, length: number, position: number): Buffer {
+  return ctx.files.get(fh).file.buffer.read(position, length);
+}
+
+export function write(ctx: VfsContext, fh: number, data: Buffer, position: number): number {
+  assertWritable(ctx);
+  const handle = ctx.files.get(fh);
+  const file = handle.file;
+  // The kernel computes the append offset from the size it last saw; the buffer is the truth.
+  const offset = handle.append ? file.buffer.length : position;
+  checkRequestSize(
+    file.znode,
+    Math.max(file.buffer.length, offset + data.length),
+    `writing ${file.mountPath}`,
+  );
+  const written = file.buffer.write(data, offset);
+  file.seq++;
+  file.mtimeMs = Date.now();
+  return written;
+}
+
+async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
+  if (!isDirty(file) || file.deleted) return;
+  const seq = file.seq;
+  const content = file.buffer.content();
+  try {
+    const stat = await ctx.client.setData(file.znode, content, file.version);
+    file.version = stat.version;
+    file.flushedSeq = seq;
+    ctx.tree.stats.set(file.znode, stat);
+  } catch (error) {
+    if (isZkError(error, 'BAD_VERSION')) {
+      const now = await ctx.client.exists(file.znode).catch(() => null);
+      ctx.log.error(
+        `write to ${file.mountPath} refused: another client changed it since it was opened ` +
+          `(opened at data version ${file.version}, now ${now?.version ?? 'unknown'}); ` +
+          `${content.length} bytes not written — reopen the file and write again`,
+      );
+      throw new FsError('EIO', `conflicting write to ${file.mountPath}`);
+    }
+    if (isZkError(error, 'NO_NODE')) {
+      ctx.log.error(`write to ${file.mountPath} lost: another client deleted it while it was open`);
+      throw new FsError('EIO', `${file.mountPath} was deleted`);
+    }
+    throw asFsError(error, `writing ${file.mountPath}`);
+  }
+}
+
+/** Writes the file's buffer back if it changed; one write at a time per file. */
+export function flushFile(ctx: VfsContext, file: OpenFile): Promise<void> {
+  const next = file.flushing.then(() => writeBack(ctx, file));
+  file.flushing = next.catch(() => {});
+  return next;
+}
+
+export async function flush(ctx: VfsContext, fh: number): Promise<void> {
+  await flushFile(ctx, ctx.files.get(fh).file);
+}
+
+export async function release(ctx: VfsContext, fh: number): Promise<void> {
+  const { file } = ctx.files.get(fh);
+  try {
+    await flushFile(ctx, file);
+  } catch (error) {
+    // close() already reported this through flush; release cannot.
+    if (isDirty(file)) ctx.log.warn(`${file.mountPath}: unwritten changes dropped at close`);
+    void error;
+  } finally {
+    ctx.files.close(fh);
+  }
+}
+
+export async function ftruncate(ctx: VfsContext, fh: number, size: number): Promise<void> {
+  assertWritable(ctx);
+  const file = ctx.files.get(fh).file;
+  checkRequestSize(file.znode, size, `truncating ${file.mountPath}`);
+  file.buffer.truncate(size);
+  file.seq++;
+  file.mtimeMs = Date.now();
+}
+
+/** truncate(2) by path: immediate, through the open buffer when the file is open here. */
+export async function truncate(ctx: VfsContext, path: string, size: number): Promise<void> {
+  assertWritable(ctx);
+  const target = await resolve(ctx, path);
+  if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+  if (target.type === 'symlink') throw new FsError('EINVAL', `${path} is a symbolic link`);
+  if (size > ctx.maxFileSize) throw new FsError('EFBIG', `${size} bytes exceed --max-file-size`);
+  checkRequestSize(target.znode, size, `truncating ${path}`);
+  const open = ctx.files.byZnode(target.znode);
+  if (open) {
+    open.buffer.truncate(size);
+    open.seq++;
+    open.mtimeMs = Date.now();
+    await flushFile(ctx, open);
+    return;
+  }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { data, stat } = await ctx.client.getData(target.znode);
+      if (data.length === size) return;
+      const next = Buffer.alloc(size);
+      data.copy(next, 0, 0, Math.min(size, data.length));
+      ctx.tree.stats.set(target.znode, await ctx.client.setData(target.znode, next, stat.version));
+      return;
+    } catch (error) {
+      if (isZkError(error, 'BAD_VERSION') && attempt < 5) continue;
+      throw asFsError(error, `truncating ${path}`);
+    }
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Open files of one mount. All handles on one znode share one OpenFile (so a
+ * process that opens a file twice sees its own writes, as on a local disk);
+ * the OpenFile keeps the bytes, the data version read at open, and whether
+ * they changed. Each flush writes the whole content with one setData at that
+ * version, one flush at a time per file.
+ */
+
+import { FsError } from '../../core/zkfs/errors.js';
+import { FileBuffer } from '../../core/zkfs/file-buffer.js';
+import { isWithin } from '../../core/zkfs/paths.js';
+
+export interface OpenFile {
+  znode: string;
+  /** Path in the mount, for log messages. */
+  mountPath: string;
+  buffer: FileBuffer;
+  /** Data version the buffer is based on. */
+  version: number;
+  /** Bumped by every change; the buffer is clean when `flushedSeq === seq`. */
+  seq: number;
+  flushedSeq: number;
+  refs: number;
+  /** Unlinked here: its content goes nowhere. */
+  deleted: boolean;
+  /** Time of the last local change, shown by getattr while dirty. */
+  mtimeMs: number;
+  /** The tail of this file's flush queue. */
+  flushing: Promise<void>;
+}
+
+export interface Handle {
+  file: OpenFile;
+  writable: boolean;
+  append: boolean;
+}
+
+export function isDirty(file: OpenFile): boolean {
+  return file.seq !== file.flushedSeq;
+}
+
+export class OpenFiles {
+  private readonly handles = new Map<number, Handle>();
+  private readonly files = new Map<string, OpenFile>();
+  private nextFh = 1;
+
+  /** The OpenFile of `znode`, if any handle has it open. */
+  byZnode(znode: string): OpenFile | undefined {
+    return this.files.get(znode);
+  }
+
+  /** Adopts a freshly read file, or returns the one already open. */
+  attach(znode: string, mountPath: string, data: Buffer, version: number, maxSize: number): OpenFile {
+    const existing = this.files.get(znode);
+    if (existing) return existing;
+    const file: OpenFile = {
+      znode,
+      mountPath,
+      buffer: new FileBuffer(data, Math.max(maxSize, data.length)),
+      version,
+      seq: 0,
+      flushedSeq: 0,
+      refs: 0,
+      deleted: false,
+      mtimeMs: Date.now(),
+      flushing: Promise.resolve(),
+    };
+    this.files.set(znode, file);
+    return file;
+  }
+
+  open(file: OpenFile, options: { writable: boolean; append: boolean }): number {
+    // fuse-native treats fh 0 as "none", and fh travels as a uint32.
+    let fh = this.nextFh;
+    while (this.handles.has(fh) || fh === 0) fh = (fh + 1) % 0xffffffff;
+    this.nextFh = (fh + 1) % 0xffffffff;
+    file.refs++;
+    this.handles.set(fh, { file, ...options });
+    return fh;
+  }
+
+  get(fh: number): Handle {
+    const handle = this.handles.get(fh);
+    if (!handle) throw new FsError('EBADF', `no open file with handle ${fh}`);
+    return handle;
+  }
+
+  /** Drops a handle; returns its file and whether that was the last handle on it. */
+  close(fh: number): { file: OpenFile; last: boolean } {
+    const handle = this.get(fh);
+    this.handles.delete(fh);
+    const file = handle.file;
+    file.refs--;
+    const last = file.refs <= 0;
+    if (last && this.files.get(file.znode) === file) this.files.delete(file.znode);
+    return { file, last };
+  }
+
+  /** Marks the files at or below `znode` unlinked: later flushes write nothing. */
+  markDeleted(znode: string): void {
+    for (const [key, file] of this.files) {
+      if (isWithin(key, znode)) {
+        file.deleted = true;
+        this.files.delete(key);
+      }
+    }
+  }
+
+  /** Re-keys open files after a rename of `from` to `to` (versions restart at 0 if unchanged). */
+  moved(
+    from: string,
+    to: string,
+    versions: ReadonlyMap<string, number>,
+    mountFrom: string,
+    mountTo: string,
+  ): void {
+    for (const [key, file] of [...this.files]) {
+      if (!isWithin(key, from)) continue;
+      this.files.delete(key);
+      file.znode = to + key.slice(from.length);
+      if (file.mountPath === mountFrom || file.mountPath.startsWith(`${mountFrom}/`)) {
+        file.mountPath = mountTo + file.mountPath.slice(mountFrom.length);
+      }
+      if (versions.get(key) === file.version) file.version = 0;
+      this.files.set(file.znode, file);
+    }
+  }
+
+  /** Number of open handles (the daemon waits for them to drain before it exits). */
+  get openCount(): number {
+    return this.handles.size;
+  }
+
+  allFiles(): OpenFile[] {
+    return [...new Set([...this.handles.values()].map((h) => h.file))];
+  }
+}

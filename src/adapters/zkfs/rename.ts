@@ -1,0 +1,256 @@
+/**
+ * rename(2): reads the source subtree, the metadata documents and the
+ * symlink table, and commits core/zkfs/rename-plan.ts as one multi. If
+ * another client changed anything meanwhile the multi fails as a whole and
+ * is rebuilt from fresh reads. `_zoo_data_` may be the source or the target
+ * (an editor saving a directory's data through a temporary file).
+ */
+import { type DirMeta, encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import {
+  baseName,
+  checkNewName,
+  DATA_FILE,
+  isWithin,
+  META_NODE,
+  parentPath,
+  toZnode,
+  zkChild,
+} from '../../core/zkfs/paths.js';
+import { type DocWrite, type MetaDoc, type PlanNode, planRename } from '../../core/zkfs/rename-plan.js';
+import { encodeSymlinks, hasLinksWithin, moveLinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
+import { multiBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
+import type { ZkError } from '../zookeeper.js';
+import { asFsError, commitWithRetry } from './commit.js';
+import {
+  assertWritable,
+  lookup,
+  type NodeTarget,
+  resolve,
+  resolveDir,
+  type Target,
+  type VfsContext,
+} from './resolve.js';
+import type { DocSnapshot } from './tree.js';
+
+interface Built {
+  ops: ZkOp[];
+  /** Source znode → data version it was moved at (open files follow the move). */
+  versions: Map<string, number>;
+  /** A move into or out of `_zoo_data_`: the source's open buffers are orphaned, not moved. */
+  dataMove?: boolean;
+}
+
+/** Reads the subtree under `znode`, parents first; EXDEV as soon as it cannot fit one request. */
+async function gather(ctx: VfsContext, znode: string): Promise<PlanNode[]> {
+  const nodes: PlanNode[] = [];
+  let bytes = 0;
+  const queue: string[] = [''];
+  while (queue.length > 0) {
+    const level = queue.splice(0, queue.length);
+    const read = await Promise.all(
+      level.map(async (rel) => {
+        const path = rel === '' ? znode : `${znode}/${rel}`;
+        const [{ data, stat }, { acl }] = await Promise.all([
+          ctx.client.getData(path),
+          ctx.client.getAcl(path),
+        ]);
+        const children = stat.numChildren > 0 ? (await ctx.client.getChildren(path)).children : [];
+        return { rel, data, stat, acl, children };
+      }),
+    );
+    for (const r of read) {
+      nodes.push({
+        rel: r.rel,
+        data: r.data,
+        version: r.stat.version,
+        mtimeMs: r.stat.mtimeMs,
+        acl: r.acl,
+        ephemeral: r.stat.ephemeralOwner !== 0n,
+      });
+      // Each node is created and deleted: its path twice, its data once.
+      bytes += r.data.length + 2 * Buffer.byteLength(r.rel) + 2 * Buffer.byteLength(znode) + 100;
+      if (bytes > ZK_MAX_REQUEST_BYTES) {
+        throw new FsError('EXDEV', `${znode} is too large to rename in one ZooKeeper transaction`);
+      }
+      for (const child of r.children.sort()) queue.push(r.rel === '' ? child : `${r.rel}/${child}`);
+    }
+  }
+  return nodes;
+}
+
+async function metaDoc(ctx: VfsContext, dir: string, fresh: boolean): Promise<MetaDoc> {
+  const doc: DocSnapshot<DirMeta> = fresh ? await ctx.tree.freshMeta(dir) : await ctx.tree.meta(dir);
+  return { path: doc.path, version: doc.version, meta: doc.value, acl: await ctx.tree.acl(dir) };
+}
+
+function metaOp(doc: MetaDoc, meta: DirMeta): ZkOp {
+  const data = encodeMeta(meta);
+  return doc.version === undefined
+    ? { op: 'create', path: doc.path, data, acl: doc.acl }
+    : { op: 'setData', path: doc.path, data, version: doc.version };
+}
+
+function fit(ops: ZkOp[], what: string): ZkOp[] {
+  const bytes = multiBytes(ops);
+  if (bytes > ZK_MAX_REQUEST_BYTES) throw new FsError('EXDEV', `${what} needs a ${bytes}-byte transaction`);
+  return ops;
+}
+
+/** A file's data moved into a directory's `_zoo_data_`, replacing it. */
+async function intoDataFile(ctx: VfsContext, src: Target, dst: NodeTarget, fresh: boolean): Promise<Built> {
+  if (src.type !== 'file')
+    throw new FsError(src.type === 'dir' ? 'EISDIR' : 'EINVAL', `${src.path} is not a file`);
+  const { data, stat } = await ctx.client.getData(src.znode);
+  const dirStat = await ctx.tree.freshStat(dst.znode);
+  if (!dirStat) throw new FsError('ENOENT', `${dst.path} vanished`);
+  const from = await metaDoc(ctx, src.metaDir, fresh);
+  const ops: ZkOp[] = [
+    { op: 'setData', path: dst.znode, data, version: dirStat.version },
+    { op: 'delete', path: src.znode, version: stat.version },
+  ];
+  if (from.meta.entries[src.entryName] !== undefined) {
+    ops.push(metaOp(from, withEntry(from.meta, src.entryName, undefined)));
+  }
+  return { ops: fit(ops, `moving ${src.path}`), versions: new Map(), dataMove: true };
+}
+
+/** A directory's `_zoo_data_` moved out into a new file (the directory's data becomes empty). */
+async function outOfDataFile(
+  ctx: VfsContext,
+  dir: NodeTarget,
+  to: string,
+  dst: Target | undefined,
+  fresh: boolean,
+): Promise<Built> {
+  if (dst?.type === 'dir') throw new FsError('EISDIR', `${to} is a directory`);
+  if (dst?.type === 'symlink') throw new FsError('EEXIST', `${to} is a symbolic link`);
+  const { data, stat } = await ctx.client.getData(dir.znode);
+  const parent = toZnode(ctx.root, parentPath(to));
+  const name = baseName(to);
+  const doc = await metaDoc(ctx, parent, fresh);
+  const znode = toZnode(ctx.root, to);
+  const ops: ZkOp[] = [];
+  if (dst?.type === 'file') ops.push({ op: 'delete', path: znode, version: dst.stat.version });
+  ops.push({ op: 'create', path: znode, data, acl: doc.acl });
+  ops.push({ op: 'setData', path: dir.znode, data: Buffer.alloc(0), version: stat.version });
+  ops.push(
+    metaOp(doc, withEntry(doc.meta, name, newEntry('file', 0o666 & ~ctx.defaults.umask, ctx.defaults))),
+  );
+  return { ops: fit(ops, `moving ${dir.path}/${DATA_FILE}`), versions: new Map(), dataMove: true };
+}
+
+async function build(ctx: VfsContext, from: string, to: string, fresh: boolean): Promise<Built> {
+  const fromZnode = toZnode(ctx.root, from);
+  const toZnodePath = toZnode(ctx.root, to);
+  if (fresh) {
+    ctx.tree.forgetTree(fromZnode);
+    ctx.tree.forget(toZnodePath);
+    ctx.tree.forgetSymlinks();
+  }
+  const src = await resolve(ctx, from);
+  const dstParent = await resolveDir(ctx, parentPath(to));
+  const dst = await lookup(ctx, to);
+  if (src.type === 'dir' && src.isRoot) throw new FsError('EBUSY', 'the mount root cannot be renamed');
+  if (src.type === 'data' && dst?.type === 'data') throw new FsError('EINVAL', 'both names are _zoo_data_');
+  if (dst?.type === 'data' || (baseName(to) === DATA_FILE && !dst))
+    return intoDataFile(ctx, src, dstParent, fresh);
+  if (src.type === 'data') return outOfDataFile(ctx, src.dir, to, dst, fresh);
+
+  const srcIsDir = src.type === 'dir';
+  let replace: { version: number; metaVersion?: number | undefined } | undefined;
+  if (dst?.type === 'dir') {
+    if (!srcIsDir) throw new FsError('EISDIR', `${to} is a directory`);
+    const children = await ctx.tree.freshChildNames(dst.znode);
+    const stat = (await ctx.tree.freshStat(dst.znode)) ?? dst.stat;
+    const links = await ctx.tree.symlinks();
+    if (children.some((c) => c !== META_NODE) || stat.dataLength > 0 || hasLinksWithin(links.value, to)) {
+      throw new FsError('ENOTEMPTY', `${to} is not empty`);
+    }
+    const metaStat = children.includes(META_NODE)
+      ? await ctx.client.exists(zkChild(dst.znode, META_NODE))
+      : null;
+    replace = { version: stat.version, metaVersion: metaStat?.version };
+  } else if (dst?.type === 'file') {
+    if (srcIsDir) throw new FsError('ENOTDIR', `${to} is not a directory`);
+    replace = { version: dst.stat.version };
+  } else if (dst?.type === 'symlink' && srcIsDir) {
+    throw new FsError('ENOTDIR', `${to} is not a directory`);
+  }
+
+  const nodes = src.type === 'symlink' ? [] : await gather(ctx, fromZnode);
+  const links = await ctx.tree.symlinks();
+  let nextLinks: SymlinkMap | undefined = moveLinks(links.value, from, to);
+  if (dst?.type === 'symlink' && src.type !== 'symlink') {
+    nextLinks = new Map(nextLinks ?? links.value);
+    nextLinks.delete(to);
+  }
+  const docs: DocWrite[] = nextLinks
+    ? [
+        {
+          path: links.path,
+          version: links.version,
+          data: encodeSymlinks(nextLinks),
+          acl: await ctx.tree.acl(ctx.root),
+        },
+      ]
+    : [];
+  const metaDir = src.type === 'symlink' ? toZnode(ctx.root, parentPath(from)) : src.metaDir;
+  const fromMeta = await metaDoc(ctx, metaDir, fresh);
+  const toMeta = dstParent.znode === metaDir ? fromMeta : await metaDoc(ctx, dstParent.znode, fresh);
+  const plan = planRename({
+    from: fromZnode,
+    to: toZnodePath,
+    nodes,
+    replace,
+    fromMeta,
+    toMeta,
+    docs,
+    maxBytes: ZK_MAX_REQUEST_BYTES,
+  });
+  const versions = new Map(nodes.map((n) => [n.rel === '' ? fromZnode : `${fromZnode}/${n.rel}`, n.version]));
+  return { ops: plan.ops, versions };
+}
+
+/** Losing a race on any node the plan read means: read again and rebuild. */
+function isRace(error: ZkError): boolean {
+  return ['BAD_VERSION', 'NO_NODE', 'NODE_EXISTS', 'NOT_EMPTY'].includes(error.zkName);
+}
+
+export async function rename(ctx: VfsContext, from: string, to: string): Promise<void> {
+  assertWritable(ctx);
+  if (from === to) return;
+  if (isWithin(to, from)) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+  const name = baseName(to);
+  if (name !== DATA_FILE) checkNewName(name, parentPath(to) === '/');
+  let done: Built | undefined;
+  try {
+    await commitWithRetry(
+      ctx.tree,
+      async (attempt) => {
+        done = await build(ctx, from, to, attempt > 0);
+        return done.ops;
+      },
+      isRace,
+    );
+  } catch (error) {
+    const fsError = asFsError(error, `renaming ${from} to ${to}`);
+    if (fsError.code === 'EXDEV' || fsError.code === 'EIO' || fsError.code === 'EPERM') {
+      ctx.log.warn(`rename ${from} → ${to}: ${fsError.message}`);
+    }
+    throw fsError;
+  }
+  const fromZnode = toZnode(ctx.root, from);
+  const toZnodePath = toZnode(ctx.root, to);
+  if (done?.dataMove) {
+    ctx.files.markDeleted(fromZnode);
+  } else {
+    ctx.files.markDeleted(toZnodePath);
+    ctx.files.moved(fromZnode, toZnodePath, done?.versions ?? new Map(), from, to);
+  }
+  ctx.tree.forgetTree(fromZnode);
+  ctx.tree.forgetTree(toZnodePath);
+  ctx.tree.forget(toZnode(ctx.root, parentPath(from)));
+  ctx.tree.forget(toZnode(ctx.root, parentPath(to)));
+  ctx.tree.forgetSymlinks();
+}

@@ -1,0 +1,126 @@
+/**
+ * What a path in the mount is: the root, a file or directory znode, a
+ * directory's `_zoo_data_` pseudo-file, or a symbolic link — decided from
+ * the znode's stat and its directory's metadata alone (never its data).
+ */
+import { type AttrDefaults, ROOT_ENTRY, storedType } from '../../core/zkfs/attrs.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import { nodeKind, showsDataFile, type ZkfsMode } from '../../core/zkfs/modes.js';
+import { baseName, DATA_FILE, isHiddenChild, parentPath, toZnode } from '../../core/zkfs/paths.js';
+import type { Logger } from '../logger.js';
+import type { ZkClient, ZkStat } from '../zookeeper.js';
+import type { OpenFiles } from './open-files.js';
+import type { ZkTree } from './tree.js';
+
+export interface VfsConfig {
+  client: ZkClient;
+  /** The mounted znode ("/" or "/app"). */
+  root: string;
+  mode: ZkfsMode;
+  readOnly: boolean;
+  maxFileSize: number;
+  defaults: AttrDefaults;
+  log: Logger;
+}
+
+/** Everything the filesystem operations share. */
+export interface VfsContext extends VfsConfig {
+  tree: ZkTree;
+  files: OpenFiles;
+}
+
+export interface NodeTarget {
+  type: 'file' | 'dir';
+  path: string;
+  znode: string;
+  stat: ZkStat;
+  /** The directory znode whose metadata holds this node's entry. */
+  metaDir: string;
+  /** This node's name in that document ("." for the mount root). */
+  entryName: string;
+  isRoot: boolean;
+}
+
+export interface DataTarget {
+  type: 'data';
+  path: string;
+  /** The directory whose data this pseudo-file is. */
+  dir: NodeTarget;
+  znode: string;
+  stat: ZkStat;
+}
+
+export interface LinkTarget {
+  type: 'symlink';
+  path: string;
+  target: string;
+  /** The symlink table's stat time, shown as the link's times. */
+  mtimeMs: number;
+}
+
+export type Target = NodeTarget | DataTarget | LinkTarget;
+
+/** The target at `path`, or undefined when nothing is there. */
+export async function lookup(ctx: VfsContext, path: string): Promise<Target | undefined> {
+  if (path === '/' || path === '') {
+    const stat = await ctx.tree.stat(ctx.root);
+    if (!stat) return undefined;
+    return {
+      type: 'dir',
+      path: '/',
+      znode: ctx.root,
+      stat,
+      metaDir: ctx.root,
+      entryName: ROOT_ENTRY,
+      isRoot: true,
+    };
+  }
+  const parent = parentPath(path);
+  const name = baseName(path);
+  if (isHiddenChild(name, parent === '/')) return undefined;
+
+  const links = await ctx.tree.symlinks();
+  const target = links.value.get(path);
+  if (target !== undefined) {
+    const linkStat = links.version === undefined ? null : await ctx.tree.stat(links.path);
+    return { type: 'symlink', path, target, mtimeMs: linkStat?.mtimeMs ?? Date.now() };
+  }
+
+  if (name === DATA_FILE) {
+    const dir = await lookup(ctx, parent);
+    if (dir?.type !== 'dir') return undefined;
+    const open = ctx.files.byZnode(dir.znode);
+    if (!showsDataFile(ctx.mode, dir.stat.dataLength) && !open) return undefined;
+    return { type: 'data', path, dir, znode: dir.znode, stat: dir.stat };
+  }
+
+  const znode = toZnode(ctx.root, path);
+  const stat = await ctx.tree.stat(znode);
+  if (!stat) return undefined;
+  const metaDir = toZnode(ctx.root, parent);
+  const entry = (await ctx.tree.meta(metaDir)).value.entries[name];
+  const type = nodeKind(ctx.mode, {
+    numChildren: stat.numChildren,
+    dataLength: stat.dataLength,
+    storedType: storedType(entry),
+  });
+  return { type, path, znode, stat, metaDir, entryName: name, isRoot: false };
+}
+
+/** Like lookup, but ENOENT when nothing is there. */
+export async function resolve(ctx: VfsContext, path: string): Promise<Target> {
+  const target = await lookup(ctx, path);
+  if (!target) throw new FsError('ENOENT', `${path} does not exist`);
+  return target;
+}
+
+/** Resolves a path that must be a directory (ENOTDIR otherwise). */
+export async function resolveDir(ctx: VfsContext, path: string): Promise<NodeTarget> {
+  const target = await resolve(ctx, path);
+  if (target.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+  return target;
+}
+
+export function assertWritable(ctx: VfsContext): void {
+  if (ctx.readOnly) throw new FsError('EROFS', 'mounted read-only');
+}

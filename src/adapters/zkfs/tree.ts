@@ -1,0 +1,140 @@
+/**
+ * Cached reads of the mounted ZooKeeper subtree, in the terms the
+ * filesystem needs: a node's stat, its children, a directory's metadata
+ * document (core/zkfs/attrs.ts), an ACL, and the symlink table. Writes go
+ * straight to the client; callers then tell the tree what they changed.
+ */
+import { type DirMeta, emptyMeta, parseMeta } from '../../core/zkfs/attrs.js';
+import { META_NODE, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
+import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
+import type { AclEntry } from '../../core/zkfs/zk-ops.js';
+import type { Logger } from '../logger.js';
+import { isZkError, type ZkClient, type ZkStat } from '../zookeeper.js';
+import { CacheSlot, type FreshnessRule } from './node-cache.js';
+
+/** A metadata or symlink document as read: `version` undefined when its node does not exist. */
+export interface DocSnapshot<T> {
+  path: string;
+  version: number | undefined;
+  value: T;
+}
+
+export class ZkTree {
+  readonly stats: CacheSlot<ZkStat | null>;
+  readonly children: CacheSlot<string[]>;
+  readonly metas: CacheSlot<DocSnapshot<DirMeta>>;
+  readonly acls: CacheSlot<AclEntry[]>;
+  readonly links: CacheSlot<DocSnapshot<SymlinkMap>>;
+  private readonly warned = new Set<string>();
+
+  constructor(
+    readonly client: ZkClient,
+    /** The mounted znode. */
+    readonly root: string,
+    fresh: FreshnessRule,
+    private readonly log: Logger,
+  ) {
+    this.stats = new CacheSlot(fresh);
+    this.children = new CacheSlot(fresh);
+    this.metas = new CacheSlot(fresh);
+    this.acls = new CacheSlot(fresh);
+    this.links = new CacheSlot(fresh);
+  }
+
+  /** The stat of `znode`, or null when it does not exist. */
+  stat(znode: string): Promise<ZkStat | null> {
+    return this.stats.get(znode, () => this.client.exists(znode));
+  }
+
+  /** A stat read now, bypassing (and refreshing) the cache. */
+  async freshStat(znode: string): Promise<ZkStat | null> {
+    this.stats.invalidate(znode);
+    return this.stat(znode);
+  }
+
+  /** Every child name of `znode`, hidden ones included. */
+  childNames(znode: string): Promise<string[]> {
+    return this.children.get(znode, async () => {
+      const { children, stat } = await this.client.getChildren(znode);
+      this.stats.set(znode, stat);
+      return children.sort();
+    });
+  }
+
+  async freshChildNames(znode: string): Promise<string[]> {
+    this.children.invalidate(znode);
+    return this.childNames(znode);
+  }
+
+  /** The metadata document of directory `dir`; empty (version undefined) when it has none. */
+  meta(dir: string): Promise<DocSnapshot<DirMeta>> {
+    const path = zkChild(dir, META_NODE);
+    return this.metas.get(dir, async () => {
+      try {
+        const { data, stat } = await this.client.getData(path);
+        const meta = parseMeta(data);
+        if (meta.corrupt && !this.warned.has(path)) {
+          this.warned.add(path);
+          this.log.warn(`${path} is not a valid zkfs metadata document; its entries are ignored`);
+        }
+        return { path, version: stat.version, value: meta };
+      } catch (error) {
+        if (isZkError(error, 'NO_NODE')) return { path, version: undefined, value: emptyMeta() };
+        throw error;
+      }
+    });
+  }
+
+  async freshMeta(dir: string): Promise<DocSnapshot<DirMeta>> {
+    this.metas.invalidate(dir);
+    return this.meta(dir);
+  }
+
+  acl(znode: string): Promise<AclEntry[]> {
+    return this.acls.get(znode, async () => (await this.client.getAcl(znode)).acl);
+  }
+
+  /** The symlink table of the mount (`__symlinks__` under the root). */
+  symlinks(): Promise<DocSnapshot<SymlinkMap>> {
+    const path = zkChild(this.root, SYMLINKS_NODE);
+    return this.links.get(path, async () => {
+      try {
+        const { data, stat } = await this.client.getData(path);
+        return { path, version: stat.version, value: parseSymlinks(data) };
+      } catch (error) {
+        if (isZkError(error, 'NO_NODE')) return { path, version: undefined, value: new Map() };
+        throw error;
+      }
+    });
+  }
+
+  async freshSymlinks(): Promise<DocSnapshot<SymlinkMap>> {
+    this.links.invalidate(zkChild(this.root, SYMLINKS_NODE));
+    return this.symlinks();
+  }
+
+  /** Forget one node: its stat, children, metadata, ACL. */
+  forget(znode: string): void {
+    this.stats.invalidate(znode);
+    this.children.invalidate(znode);
+    this.metas.invalidate(znode);
+    this.acls.invalidate(znode);
+  }
+
+  /** Forget a node and everything below it. */
+  forgetTree(znode: string): void {
+    this.stats.invalidateTree(znode);
+    this.children.invalidateTree(znode);
+    this.metas.invalidateTree(znode);
+    this.acls.invalidateTree(znode);
+  }
+
+  forgetSymlinks(): void {
+    this.links.invalidate(zkChild(this.root, SYMLINKS_NODE));
+  }
+
+  /** Forget everything (for a session change). */
+  forgetAll(): void {
+    for (const slot of [this.stats, this.children, this.metas, this.acls, this.links]) slot.clear();
+  }
+}

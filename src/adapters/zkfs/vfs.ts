@@ -1,0 +1,132 @@
+/**
+ * The ZooKeeper filesystem without FUSE: every operation the kernel can ask
+ * for, in mount paths, resolving to values or throwing FsError
+ * (core/zkfs/errors.ts). adapters/fuse.ts only translates calls and errors.
+ * Tests drive this class directly against a real ZooKeeper; the same code
+ * serves the mount.
+ */
+import type { FsErrorCode } from '../../core/zkfs/errors.js';
+import * as attrs from './attr-ops.js';
+import * as dirs from './dir-ops.js';
+import * as files from './file-ops.js';
+import { ttlFreshness } from './node-cache.js';
+import { OpenFiles } from './open-files.js';
+import { rename } from './rename.js';
+import type { VfsConfig, VfsContext } from './resolve.js';
+import { ZkTree } from './tree.js';
+
+export type { FileAttr, FsStats } from './attr-ops.js';
+export type { VfsConfig } from './resolve.js';
+
+export interface VfsOptions extends VfsConfig {
+  /** How long cached stats, listings and metadata stay fresh (ms); other mounts' changes show after this. */
+  cacheTtlMs?: number;
+}
+
+/** Counters a status command can show. */
+export interface VfsCounters {
+  ops: number;
+  errors: Partial<Record<FsErrorCode, number>>;
+}
+
+export class ZkVfs {
+  readonly ctx: VfsContext;
+  readonly counters: VfsCounters = { ops: 0, errors: {} };
+
+  constructor(options: VfsOptions) {
+    const tree = new ZkTree(
+      options.client,
+      options.root,
+      ttlFreshness(options.cacheTtlMs ?? 1000),
+      options.log,
+    );
+    this.ctx = { ...options, tree, files: new OpenFiles() };
+  }
+
+  get tree(): ZkTree {
+    return this.ctx.tree;
+  }
+
+  /** Open handles (the daemon lets them drain before exiting). */
+  get openHandles(): number {
+    return this.ctx.files.openCount;
+  }
+
+  getattr(path: string) {
+    return attrs.getattr(this.ctx, path);
+  }
+  readdir(path: string) {
+    return dirs.readdir(this.ctx, path);
+  }
+  mkdir(path: string, mode: number) {
+    return dirs.mkdir(this.ctx, path, mode);
+  }
+  rmdir(path: string) {
+    return dirs.rmdir(this.ctx, path);
+  }
+  unlink(path: string) {
+    return dirs.unlink(this.ctx, path);
+  }
+  symlink(target: string, path: string) {
+    return dirs.symlink(this.ctx, target, path);
+  }
+  readlink(path: string) {
+    return dirs.readlink(this.ctx, path);
+  }
+  rename(from: string, to: string) {
+    return rename(this.ctx, from, to);
+  }
+  create(path: string, mode: number) {
+    return files.create(this.ctx, path, mode);
+  }
+  open(path: string, flags: number) {
+    return files.open(this.ctx, path, flags);
+  }
+  read(fh: number, length: number, position: number) {
+    return files.read(this.ctx, fh, length, position);
+  }
+  write(fh: number, data: Buffer, position: number) {
+    return files.write(this.ctx, fh, data, position);
+  }
+  flush(fh: number) {
+    return files.flush(this.ctx, fh);
+  }
+  fsync(fh: number) {
+    return files.flush(this.ctx, fh);
+  }
+  release(fh: number) {
+    return files.release(this.ctx, fh);
+  }
+  truncate(path: string, size: number) {
+    return files.truncate(this.ctx, path, size);
+  }
+  ftruncate(fh: number, size: number) {
+    return files.ftruncate(this.ctx, fh, size);
+  }
+  chmod(path: string, mode: number) {
+    return attrs.chmod(this.ctx, path, mode);
+  }
+  chown(path: string, uid: number, gid: number) {
+    return attrs.chown(this.ctx, path, uid, gid);
+  }
+  utimens(path: string, atimeMs: number, mtimeMs: number) {
+    return attrs.utimens(this.ctx, path, atimeMs, mtimeMs);
+  }
+  getxattr(path: string, name: string) {
+    return attrs.getxattr(this.ctx, path, name);
+  }
+  listxattr(path: string) {
+    return attrs.listxattr(this.ctx, path);
+  }
+  setxattr(path: string, name: string) {
+    return attrs.setxattr(this.ctx, path, name);
+  }
+  statfs() {
+    return attrs.statfs();
+  }
+
+  /** Writes back every changed open file (before an unmount). */
+  async flushAll(): Promise<void> {
+    await Promise.allSettled(this.ctx.files.allFiles().map((f) => files.flushFile(this.ctx, f)));
+  }
+}
