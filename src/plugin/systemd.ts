@@ -30,7 +30,7 @@ export function unitBaseName(name: string): string {
 /** Quotes one ExecStart word the way systemd reads it; `%` is a specifier prefix and is doubled. */
 export function systemdQuote(word: string): string {
   const escaped = word.replace(/%/g, '%%');
-  if (/^[A-Za-z0-9_./:=@+,-]+$/.test(escaped)) return escaped;
+  if (/^[A-Za-z0-9_./:=@+,%-]+$/.test(escaped)) return escaped;
   return `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 

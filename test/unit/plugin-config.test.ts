@@ -1,0 +1,132 @@
+/** Driver option checks, plugin paths, systemd unit text and the managed plugin's config.json. */
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/core/errors.js';
+import { managedPluginConfig } from '../../src/plugin/managed.js';
+import { pluginPaths } from '../../src/plugin/paths.js';
+import { systemdQuote, systemdUnits } from '../../src/plugin/systemd.js';
+import { normalizeZkOptions } from '../../src/plugin/zk-driver.js';
+
+describe('zookeeper driver options', () => {
+  it.each([
+    [{ hosts: '127.0.0.1:2181' }, { hosts: '127.0.0.1:2181', path: '/', mode: 'HYBRID' }],
+    [{ host: 'zk1:2181' }, { hosts: 'zk1:2181', path: '/', mode: 'HYBRID' }],
+    [
+      { hosts: 'zk1:2181, zk2:2182', path: '/app', mode: 'dir' },
+      { hosts: 'zk1:2181,zk2:2182', path: '/app', mode: 'DIR' },
+    ],
+    [
+      { hosts: '[::1]:2181', mode: 'FILE' },
+      { hosts: '[::1]:2181', path: '/', mode: 'FILE' },
+    ],
+    [
+      { hosts: 'h:1', host: 'h:1', auth: 'alice:pw:with:colons' },
+      { hosts: 'h:1', path: '/', mode: 'HYBRID', auth: 'alice:pw:with:colons' },
+    ],
+  ])('accepts %j', (input, expected) => {
+    expect(normalizeZkOptions(input)).toEqual(expected);
+  });
+
+  it.each([
+    [{}, 'missing option hosts'],
+    [{ hosts: '' }, 'missing option hosts'],
+    [{ hosts: 'zk1' }, '"zk1" is not host:port (ports are required'],
+    [{ hosts: 'zk1:2181,zk2' }, '"zk2" is not host:port'],
+    [{ hosts: 'zk1:0' }, 'is not host:port'],
+    [{ hosts: 'zk1:65536' }, 'is not host:port'],
+    [{ hosts: 'zk1:2181/chroot' }, 'is not host:port'],
+    [{ hosts: 'a:1', host: 'b:1' }, 'hosts and host disagree'],
+    [{ hosts: 'a:1', path: 'app' }, 'option path: "app" is not an absolute'],
+    [{ hosts: 'a:1', path: '/app/' }, 'is not an absolute'],
+    [{ hosts: 'a:1', mode: 'weird' }, 'option mode: "weird" is not one of HYBRID, DIR, FILE'],
+    [{ hosts: 'a:1', auth: 'nocolon' }, 'option auth: expected user:password'],
+    [{ hosts: 'a:1', size: '1' }, 'unknown option "size" for the zookeeper driver'],
+    [JSON.parse('{"hosts":"a:1","__proto__":"x"}'), 'unknown option "__proto__"'],
+  ])('refuses %j', (input, message) => {
+    expect(() => normalizeZkOptions(input)).toThrow(UsageError);
+    expect(() => normalizeZkOptions(input)).toThrow(message);
+  });
+});
+
+describe('plugin paths', () => {
+  it('derives every default from the plugin name', () => {
+    expect(pluginPaths({ name: 'zookeeper' })).toEqual({
+      name: 'zookeeper',
+      socket: '/run/docker/plugins/zookeeper.sock',
+      stateDir: '/var/lib/volkit/plugins/zookeeper',
+      stateFile: '/var/lib/volkit/plugins/zookeeper/plugin-state.json',
+      mountRoot: '/var/lib/volkit/plugins/zookeeper/volumes',
+    });
+    expect(pluginPaths({ name: 'z', stateDir: '/s', socket: '/x.sock' })).toMatchObject({
+      socket: '/x.sock',
+      stateFile: '/s/plugin-state.json',
+      mountRoot: '/s/volumes',
+    });
+  });
+
+  it.each(['', '../x', 'a/b', '.hidden', 'a b'])('refuses the plugin name %j', (name) => {
+    expect(() => pluginPaths({ name })).toThrow('invalid plugin name');
+  });
+});
+
+describe('systemd units', () => {
+  const [socket, service] = systemdUnits({
+    name: 'zookeeper',
+    execPath: '/usr/bin/zkfsctl',
+    args: ['--log-level', 'info', 'serve-plugin', '--name', 'zookeeper', '--state-dir', '/var/lib/my state'],
+    socket: '/run/docker/plugins/zookeeper.sock',
+    manPage: 'zkfsctl(1)',
+  });
+
+  it('orders the socket before docker.service and binds the plugin path with mode 0660', () => {
+    expect(socket?.fileName).toBe('volkit-zookeeper-plugin.socket');
+    expect(socket?.text).toContain('Before=docker.service\n');
+    expect(socket?.text).toContain('ListenStream=/run/docker/plugins/zookeeper.sock\n');
+    expect(socket?.text).toContain('SocketMode=0660\n');
+    expect(socket?.text).toContain('WantedBy=sockets.target\n');
+  });
+
+  it('runs serve-plugin, keeps mounts when the service stops, and needs its socket', () => {
+    expect(service?.fileName).toBe('volkit-zookeeper-plugin.service');
+    expect(service?.text).toContain(
+      'ExecStart=/usr/bin/zkfsctl --log-level info serve-plugin --name zookeeper --state-dir "/var/lib/my state"\n',
+    );
+    expect(service?.text).toContain('Requires=volkit-zookeeper-plugin.socket\n');
+    expect(service?.text).toContain('KillMode=process\n');
+    expect(service?.text).toContain('Before=docker.service\n');
+  });
+
+  it.each([
+    ['plain/path', 'plain/path'],
+    ['with space', '"with space"'],
+    ['50%', '50%%'],
+    ['say "hi"', '"say \\"hi\\""'],
+  ])('quotes %j as %s', (word, quoted) => {
+    expect(systemdQuote(word)).toBe(quoted);
+  });
+});
+
+describe('managed plugin config.json', () => {
+  it('declares a FUSE volume driver with CAP_SYS_ADMIN, /dev/fuse and a propagated mount for zookeeper', () => {
+    const config = managedPluginConfig({ tool: 'zkfsctl', driver: 'zookeeper' });
+    expect(config).toMatchObject({
+      interface: { types: ['docker.volumedriver/1.0'], socket: 'zookeeper.sock' },
+      network: { type: 'host' },
+      propagatedMount: '/mnt/volumes',
+      linux: { capabilities: ['CAP_SYS_ADMIN'], devices: [{ path: '/dev/fuse' }], allowAllDevices: false },
+    });
+    const entrypoint = config.entrypoint as string[];
+    expect(entrypoint.slice(0, 2)).toEqual(['/usr/local/bin/node', '/opt/volkit/dist/cli/zkfsctl.js']);
+    expect(entrypoint.join(' ')).toContain('--socket /run/docker/plugins/zookeeper.sock');
+    expect(entrypoint.join(' ')).toContain('--mount-root /mnt/volumes');
+  });
+
+  it('gives the simple driver the host devices and machine id', () => {
+    const config = managedPluginConfig({ tool: 'simplectl', driver: 'simple' });
+    expect((config.entrypoint as string[]).join(' ')).toContain('serve-plugin --driver simple');
+    expect(config.linux).toMatchObject({ allowAllDevices: true });
+    expect((config.mounts as { destination: string }[]).map((m) => m.destination)).toEqual([
+      '/dev',
+      '/etc/machine-id',
+    ]);
+  });
+});
