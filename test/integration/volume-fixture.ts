@@ -1,0 +1,146 @@
+/**
+ * Helpers for the volume tests: a private state directory, the CLI run with
+ * it and with exactly the test's own loop devices, and loop images that can
+ * be detached and attached again (a disk unplugged and plugged back), with a
+ * cleanup that only ever detaches a device still backed by our own file.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { onCleanup } from '../fixtures/cleanup.js';
+import { type CliResult, cli } from '../fixtures/cli.js';
+import { scratchDir } from '../fixtures/environment.js';
+import { mountsOf } from '../fixtures/loop-disk.js';
+import { TEST_ENV } from '../fixtures/simple-disks.js';
+
+/** A label no other test uses, so scans never mix tests up. */
+export function uniqueLabel(prefix = 'v'): string {
+  return `${prefix}${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export interface VolumeEnv {
+  stateDir: string;
+  /** Runs simplectl with --state-dir (and `include` for mount). */
+  run(args: readonly string[], options?: { env?: Record<string, string> }): Promise<CliResult>;
+  /** `simplectl mount QUERY DIR --include …`, registering an unmount for cleanup. */
+  mount(
+    query: string,
+    dir: string,
+    devices: readonly string[],
+    env?: Record<string, string>,
+  ): Promise<CliResult>;
+  status(): Promise<StatusJson>;
+}
+
+export interface StatusJson {
+  volumes: {
+    volume: string;
+    mounted: boolean;
+    dir: string | null;
+    watcher: { pid: number; alive: boolean } | null;
+    disks: {
+      uuid: string;
+      number: number | null;
+      device: string;
+      mountPoint: string | null;
+      name: string | null;
+    }[];
+    placeholders: string[];
+  }[];
+  assignments: { uuid: string; device: string; volumes: string[] }[];
+  notes: string[];
+}
+
+export function volumeEnv(): VolumeEnv {
+  const stateDir = join(scratchDir('state'), 'simplectl');
+  const run = (args: readonly string[], options: { env?: Record<string, string> } = {}) =>
+    cli('simplectl', [...args, '--state-dir', stateDir], { env: { ...TEST_ENV, ...options.env } });
+  return {
+    stateDir,
+    run,
+    mount: (query, dir, devices, env) => {
+      onCleanup(`volume at ${dir}`, async () => {
+        if (mountsUnder(dir).length > 0) await run(['umount', '--lazy', dir]);
+        for (const m of mountsUnder(dir)) execFileSync('umount', ['-l', m]);
+      });
+      return run(['mount', query, dir, '--include', ...devices.map((d) => d.replace('/dev/', ''))], {
+        ...(env ? { env } : {}),
+      });
+    },
+    status: async () => {
+      const r = await run(['status', '--json']);
+      if (r.exitCode !== 0) throw new Error(`status failed: ${r.stderr}`);
+      return JSON.parse(r.stdout) as StatusJson;
+    },
+  };
+}
+
+/** Mount points at or below `dir`, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => (line.split(' ')[4] ?? '').replace(/\\040/g, ' '))
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** What mount shows for `dir`: its source and options, or undefined. */
+export function mountInfo(dir: string): { source: string; options: string[]; fsType: string } | undefined {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[4] !== dir) continue;
+    const dash = f.indexOf('-');
+    return { source: f[dash + 2] ?? '', options: (f[5] ?? '').split(','), fsType: f[dash + 1] ?? '' };
+  }
+  return undefined;
+}
+
+function backingFile(device: string): string | undefined {
+  const path = `/sys/block/${device.replace('/dev/', '')}/loop/backing_file`;
+  return existsSync(path) ? readFileSync(path, 'utf8').trim() : undefined;
+}
+
+/** Attaches `file` to a free loop device (a disk plugged in); cleanup detaches it only if still ours. */
+export function attachImage(file: string): string {
+  const device = execFileSync('losetup', ['--find', '--show', file], { encoding: 'utf8' }).trim();
+  onCleanup(`loop device ${device} (${file})`, () => detachImage(device, file));
+  return device;
+}
+
+/** Detaches `device` if it is still backed by `file`: unmounts, drops partitions, detaches. */
+export function detachImage(device: string, file: string): void {
+  if (backingFile(device) !== file) return;
+  for (const m of mountsOf(device)) execFileSync('umount', ['-l', m]);
+  try {
+    execFileSync('partx', ['-d', device], { stdio: 'ignore' });
+  } catch {
+    // no partitions
+  }
+  try {
+    execFileSync('losetup', ['-d', device], { stdio: 'ignore' });
+  } catch {
+    // detached meanwhile
+  }
+}
+
+/** Polls until `probe` returns a value, failing after `timeoutMs` with `what`. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** PARTUUID of a device's data partition, read with blkid. */
+export function dataPartUuid(device: string): string {
+  return execFileSync('blkid', ['-p', '-s', 'PART_ENTRY_UUID', '-o', 'value', `${device}p2`], {
+    encoding: 'utf8',
+  }).trim();
+}

@@ -1,0 +1,313 @@
+/**
+ * simplectl mount / umount / status on real loop disks, as an operator runs
+ * them: directory names, the read-only root, exclusivity, numbering across
+ * remounts and restarts, persist-numbering placeholders, and failures that
+ * leave nothing behind.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { blankDisk, initialisedDisk } from '../fixtures/simple-disks.js';
+import {
+  attachImage,
+  dataPartUuid,
+  mountInfo,
+  mountsUnder,
+  uniqueLabel,
+  volumeEnv,
+} from './volume-fixture.js';
+
+function writeFails(path: string): string | undefined {
+  try {
+    writeFileSync(path, 'x');
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code;
+  }
+}
+
+function loopSnapshot(): string {
+  return execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'], {
+    encoding: 'utf8',
+  })
+    .split('\n')
+    .filter((l) => l.includes(process.env.VOLKIT_TEST_ROOT ?? '/nonexistent'))
+    .sort()
+    .join('\n');
+}
+
+describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
+  it('assembles three disks as simple-0..2 under a read-only root, initialising a blank one', async () => {
+    const label = uniqueLabel();
+    const disks = [
+      await initialisedDisk(`label.${label}`),
+      await initialisedDisk(`label.${label}`),
+      await blankDisk(),
+    ];
+    const env = volumeEnv();
+    const dir = join(scratchDir('vol'), 'v');
+    const r = await env.mount(
+      `label.${label}_min-disks.3`,
+      dir,
+      disks.map((d) => d.device),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['simple-0', 'simple-1', 'simple-2']);
+    const root = mountInfo(dir);
+    expect(root).toMatchObject({ fsType: 'tmpfs', source: 'simplectl-volume' });
+    expect(root?.options).toContain('ro');
+    expect(writeFails(join(dir, 'stray'))).toBe('EROFS');
+    const sources = ['simple-0', 'simple-1', 'simple-2'].map((n) => mountInfo(join(dir, n))?.source);
+    expect(sources.sort()).toEqual(disks.map((d) => `${d.device}p2`).sort());
+    // The disks themselves are writable, and the blank one now carries our label.
+    writeFileSync(join(dir, 'simple-2', 'data'), 'hello');
+    expect(readFileSync(join(dir, 'simple-2', 'data'), 'utf8')).toBe('hello');
+    const blankPart = execFileSync(
+      'blkid',
+      ['-p', '-s', 'PART_ENTRY_NAME', '-o', 'value', `${disks[2]!.device}p2`],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(blankPart.trim()).toBe(label);
+
+    const status = await env.status();
+    expect(status.volumes).toHaveLength(1);
+    expect(status.volumes[0]).toMatchObject({ volume: `label.${label}_min-disks.3`, mounted: true, dir });
+    expect(status.volumes[0]?.disks.map((d) => d.number)).toEqual([0, 1, 2]);
+
+    const again = await env.mount(
+      `label.${label}_min-disks.3`,
+      dir,
+      disks.map((d) => d.device),
+    );
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toMatch(/already mounted/);
+
+    const u = await env.run(['umount', dir]);
+    expect(u.exitCode).toBe(0);
+    expect(mountsUnder(dir)).toEqual([]);
+    const twice = await env.run(['umount', dir]);
+    expect(twice.exitCode).toBe(1);
+    expect(twice.stderr).toMatch(/is not mounted/);
+  });
+
+  it('names directories <basename><partition-uuid> with naming-style uuid', async () => {
+    const label = uniqueLabel();
+    const disks = [await initialisedDisk(`label.${label}`), await initialisedDisk(`label.${label}`)];
+    const env = volumeEnv();
+    const dir = join(scratchDir('vol'), 'v');
+    const r = await env.mount(
+      `label.${label}_naming-style.uuid_basename.disk-`,
+      dir,
+      disks.map((d) => d.device),
+    );
+    expect(r.exitCode).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(disks.map((d) => `disk-${dataPartUuid(d.device)}`).sort());
+    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+  });
+
+  it('gives an exclusive volume’s disks to no other volume until released', async () => {
+    const label = uniqueLabel();
+    const disks = [
+      await initialisedDisk(`label.${label}`),
+      await initialisedDisk(`label.${label}`),
+      await initialisedDisk(`label.${label}`),
+    ];
+    const devices = disks.map((d) => d.device);
+    const env = volumeEnv();
+    const a = join(scratchDir('vol'), 'a');
+    const b = join(scratchDir('vol'), 'b');
+    expect((await env.mount(`label.${label}_max-disks.2`, a, devices)).exitCode).toBe(0);
+    const tooMany = await env.mount(`label.${label}_min-disks.2`, b, devices);
+    expect(tooMany.exitCode).toBe(1);
+    expect(tooMany.stderr).toMatch(/needs at least 2 disks .* only 1 is available/);
+    expect(tooMany.stderr).toMatch(/assigned to volume label\.\w+_max-disks\.2 \(exclusive\)/);
+    expect(existsSync(b)).toBe(false);
+
+    expect((await env.mount(`label.${label}`, b, devices)).exitCode).toBe(0);
+    const status = await env.status();
+    const sourcesOf = (dir: string) =>
+      mountsUnder(dir)
+        .filter((m) => m !== dir)
+        .map((m) => mountInfo(m)?.source);
+    expect(sourcesOf(a)).toHaveLength(2);
+    expect(sourcesOf(b)).toHaveLength(1);
+    expect(new Set([...sourcesOf(a), ...sourcesOf(b)]).size).toBe(3);
+    expect(status.assignments.every((x) => x.volumes.length === 1)).toBe(true);
+
+    // Unmounted, A still holds its disks; released, they are free again.
+    expect((await env.run(['umount', a])).exitCode).toBe(0);
+    const c = join(scratchDir('vol'), 'c');
+    expect((await env.mount(`label.${label}_min-disks.2_basename.c-`, c, devices)).exitCode).toBe(1);
+    expect((await env.run(['release', `label.${label}_max-disks.2`])).exitCode).toBe(0);
+    expect((await env.mount(`label.${label}_min-disks.2_basename.c-`, c, devices)).exitCode).toBe(0);
+    expect(readdirSync(c).sort()).toEqual(['c-0', 'c-1']);
+    for (const dir of [b, c]) expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+  });
+
+  it('keeps each disk’s number across umount and mount, and across a restart with new device names', async () => {
+    const label = uniqueLabel();
+    const disks = [
+      await initialisedDisk(`label.${label}`),
+      await initialisedDisk(`label.${label}`),
+      await initialisedDisk(`label.${label}`),
+    ];
+    const env = volumeEnv();
+    const dir = join(scratchDir('vol'), 'v');
+    const query = `label.${label}`;
+    expect(
+      (
+        await env.mount(
+          query,
+          dir,
+          disks.map((d) => d.device),
+        )
+      ).exitCode,
+    ).toBe(0);
+    const numbering = async () =>
+      Object.fromEntries(((await env.status()).volumes[0]?.disks ?? []).map((d) => [d.uuid, d.number]));
+    const first = await numbering();
+    for (const name of readdirSync(dir)) writeFileSync(join(dir, name, 'whoami'), name);
+
+    expect((await env.run(['umount', dir])).exitCode).toBe(0);
+    expect(
+      (
+        await env.mount(
+          query,
+          dir,
+          disks.map((d) => d.device),
+        )
+      ).exitCode,
+    ).toBe(0);
+    expect(await numbering()).toEqual(first);
+    for (const name of readdirSync(dir)) expect(readFileSync(join(dir, name, 'whoami'), 'utf8')).toBe(name);
+
+    // A crash and reboot: mounts vanish without umount, disks come back under other names.
+    for (const m of mountsUnder(dir)) execFileSync('umount', ['-l', m]);
+    for (const d of disks) await d.detach();
+    const reattached = [...disks].reverse().map((d) => attachImage(d.file));
+    const stale = await env.status();
+    expect(stale.notes.join('\n')).toMatch(/no longer mounted/);
+    const r = await env.mount(query, dir, reattached);
+    expect(r.stderr).toBe('');
+    expect(await numbering()).toEqual(first);
+    for (const name of readdirSync(dir)) expect(readFileSync(join(dir, name, 'whoami'), 'utf8')).toBe(name);
+    const status = await env.status();
+    expect(status.notes).toEqual([]);
+    expect(status.volumes[0]?.disks.map((d) => d.device).sort()).toEqual([...reattached].sort());
+    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+  });
+
+  it('keeps empty read-only placeholders for missing numbers with persist-numbering', async () => {
+    const label = uniqueLabel();
+    const disks = [await initialisedDisk(`label.${label}`), await initialisedDisk(`label.${label}`)];
+    const env = volumeEnv();
+    const dir = join(scratchDir('vol'), 'v');
+    const query = `label.${label}_max-disks.4_persist-numbering`;
+    expect(
+      (
+        await env.mount(
+          query,
+          dir,
+          disks.map((d) => d.device),
+        )
+      ).exitCode,
+    ).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['simple-0', 'simple-1', 'simple-2', 'simple-3']);
+    for (const p of ['simple-2', 'simple-3']) {
+      expect(readdirSync(join(dir, p))).toEqual([]);
+      expect(mountInfo(join(dir, p))).toBeUndefined();
+      expect(writeFails(join(dir, p, 'x'))).toBe('EROFS');
+    }
+    const before = (await env.status()).volumes[0]!;
+    expect(before.placeholders).toEqual(['simple-2', 'simple-3']);
+    const second = before.disks.find((d) => d.number === 1)!;
+
+    // Disk 0 goes away while unmounted: disk 1 keeps its number, 0 becomes a placeholder.
+    expect((await env.run(['umount', dir])).exitCode).toBe(0);
+    const gone = disks.find((d) => d.device === before.disks.find((x) => x.number === 0)!.device)!;
+    await gone.detach();
+    // Only the remaining disk is in scope: the freed loop device may be reused by anyone.
+    expect((await env.mount(query, dir, [second.device])).exitCode).toBe(0);
+    const after = (await env.status()).volumes[0]!;
+    expect(after.disks).toEqual([expect.objectContaining({ uuid: second.uuid, number: 1 })]);
+    expect(after.placeholders).toEqual(['simple-0', 'simple-2', 'simple-3']);
+    expect(mountInfo(join(dir, 'simple-1'))?.source).toBe(`${second.device}p2`);
+    expect(readdirSync(join(dir, 'simple-0'))).toEqual([]);
+    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+  });
+
+  it('mounts an empty read-only volume at once with min-disks.0', async () => {
+    const env = volumeEnv();
+    const dir = join(scratchDir('vol'), 'v');
+    const disk = await blankDisk();
+    const r = await env.mount(`label.${uniqueLabel()}_min-disks.0`, dir, [disk.device]);
+    expect(r.exitCode).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(mountInfo(dir)?.options).toContain('ro');
+    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+  });
+});
+
+describe.skipIf(missing({ loop: true }))('a mount that fails', () => {
+  it('with too few disks changes nothing', async () => {
+    const label = uniqueLabel();
+    const disks = [await initialisedDisk(`label.${label}`), await blankDisk()];
+    const env = volumeEnv();
+    const dir = join(scratchDir('vol'), 'v');
+    expect((await env.run(['status'])).exitCode).toBe(0);
+    const table = readFileSync('/proc/self/mountinfo', 'utf8');
+    const loops = loopSnapshot();
+    const r = await env.mount(
+      `label.${label}_min-disks.3`,
+      dir,
+      disks.map((d) => d.device),
+    );
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/needs at least 3 disks labelled '\w+'; only 2 are available/);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).toBe(table);
+    expect(loopSnapshot()).toBe(loops);
+    expect(existsSync(dir)).toBe(false);
+    expect((await env.status()).volumes).toEqual([]);
+    // The blank disk was not initialised for a volume that could not be assembled (blkid: 2 = nothing found).
+    expect(spawnSync('blkid', ['-p', disks[1]!.device]).status).toBe(2);
+  });
+
+  it('half-way undoes every step: nothing mounted, nothing newly assigned', async () => {
+    const label = uniqueLabel();
+    const disks = [
+      await initialisedDisk(`label.${label}`),
+      await initialisedDisk(`label.${label}`),
+      await initialisedDisk(`label.${label}`),
+    ];
+    const env = volumeEnv();
+    // One disk stays assigned from an earlier volume: the failed mount must not take it away.
+    const keeper = join(scratchDir('vol'), 'keep');
+    expect((await env.mount(`label.${label}_max-disks.1`, keeper, [disks[0]!.device])).exitCode).toBe(0);
+    expect((await env.run(['umount', keeper])).exitCode).toBe(0);
+    const stateBefore = readFileSync(join(env.stateDir, 'volumes.json'), 'utf8');
+    // The last disk in mount order loses its filesystem, so mounting it fails after the others worked.
+    const broken = [...disks.slice(1)].sort((x, y) =>
+      x.device.localeCompare(y.device, 'en', { numeric: true }),
+    )[1]!;
+    execFileSync('wipefs', ['-a', `${broken.device}p2`], { stdio: 'ignore' });
+    const table = readFileSync('/proc/self/mountinfo', 'utf8');
+    const loops = loopSnapshot();
+    const dir = join(scratchDir('vol'), 'v');
+    const r = await env.mount(
+      `label.${label}_min-disks.2_basename.x-`,
+      dir,
+      disks.slice(1).map((d) => d.device),
+    );
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`mounting ${broken.device}p2`));
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).toBe(table);
+    expect(loopSnapshot()).toBe(loops);
+    expect(readFileSync(join(env.stateDir, 'volumes.json'), 'utf8')).toBe(stateBefore);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
