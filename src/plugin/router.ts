@@ -184,7 +184,7 @@ export class Router {
       if (this.log.enabled('debug')) this.log.debug(`${endpoint} request ${this.describe(body)}`);
       if (route.named) {
         const name = validateVolumeName(body.Name);
-        volume = name;
+        volume = this.driver.displayName?.(name) ?? name;
         reply = { status: 200, body: await this.queue.run(name, () => route.run(this.driver, body, name)) };
       } else {
         reply = { status: 200, body: await route.run(this.driver, body, '') };

@@ -37,6 +37,8 @@ export interface VolumeDriver {
   readonly secretOptions: readonly string[];
   /** Secret values currently held, to be redacted from every reply and log line. */
   secrets(): readonly string[];
+  /** The name as logs may show it (a simple volume's name can hold a passphrase). */
+  displayName?(name: string): string;
 }
 
 export interface VolumeBackend {
@@ -44,6 +46,8 @@ export interface VolumeBackend {
   readonly driver: string;
   /** Option keys whose values are secrets: kept only in the 0600 state file, masked in logs. */
   readonly secretOptions: readonly string[];
+  /** The name with any secret inside it masked, for logs. */
+  displayName?(name: string): string;
   /** Every secret a volume carries (in its options or inside its name), to redact everywhere. */
   secretsOf(name: string, options: Readonly<Record<string, string>>): string[];
   /** Checks a Create request; returns the options to store, filled with defaults. Throws UsageError. */

@@ -86,6 +86,10 @@ export class VolumeStore implements VolumeDriver {
     return { scope: 'local' };
   }
 
+  displayName(name: string): string {
+    return this.backend.displayName?.(name) ?? name;
+  }
+
   secrets(): string[] {
     return Object.values(this.state.volumes).flatMap((v) => this.backend.secretsOf(v.name, v.options));
   }

@@ -79,6 +79,9 @@ class FakeDriver implements VolumeDriver {
   secrets() {
     return ['s3cret'];
   }
+  displayName(name: string) {
+    return name.replace('hidden', '***');
+  }
 }
 
 interface Reply {
@@ -199,6 +202,12 @@ describe('plugin protocol round trips', () => {
     const options = driver.calls[0]?.args[1] as Record<string, string>;
     expect(Object.keys(options)).toEqual(['__proto__']);
     expect(Object.getPrototypeOf(options)).toBe(Object.prototype);
+  });
+
+  it('logs the volume name as the driver shows it (a name may hold a passphrase)', async () => {
+    await post(socketPath, '/VolumeDriver.Get', '{"Name":"xhiddenx"}\n');
+    const info = logLines.filter((l) => l.startsWith('info:'));
+    expect(info[0]).toContain('volume=x***x ok');
   });
 
   it('answers a request without a Host header (a unix socket has no virtual hosts)', async () => {
