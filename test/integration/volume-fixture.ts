@@ -144,3 +144,20 @@ export function dataPartUuid(device: string): string {
     encoding: 'utf8',
   }).trim();
 }
+
+/**
+ * A loop device name nobody uses now, far above those `losetup --find` hands
+ * out, so a test can name it in --include before attaching anything to it.
+ */
+export function unusedLoopDevice(): string {
+  for (;;) {
+    const n = 200 + Math.floor(Math.random() * 300);
+    if (backingFile(`/dev/loop${n}`) === undefined) return `/dev/loop${n}`;
+  }
+}
+
+/** Attaches `file` to exactly `device` (plugging a disk in); cleanup detaches it only if still ours. */
+export function attachImageAt(file: string, device: string): void {
+  execFileSync('losetup', [device, file]);
+  onCleanup(`loop device ${device} (${file})`, () => detachImage(device, file));
+}
