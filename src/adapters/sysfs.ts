@@ -89,7 +89,8 @@ export async function readSysBlock(
     holders: await list(join(dir, 'holders')),
     partitions: partitions.sort(naturalCompare),
     loopBackingFile: backing === null || backing === '' ? null : backing,
-    model: model === '' ? null : model,
+    // Some drivers (UML's ubd) report "(null)".
+    model: model === '' || model === '(null)' ? null : model,
   };
 }
 

@@ -1,0 +1,153 @@
+/**
+ * The whole encrypted-disk cycle through the project's own CLI, inside
+ * User-Mode Linux (this host's kernel has no device-mapper):
+ * initialize-disk with LUKS (which runs mkfs inside the container) →
+ * luks-open → mount → write → read back → umount → luks-close, then open
+ * again to prove the data persisted. Afterwards the host reads the same image
+ * through a loop device: initialised, encrypted, and the key still opens it.
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, ftruncateSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { InitializeDiskResult } from '../../src/commands/initialize-disk.js';
+import type { LuksOpenResult } from '../../src/commands/luks-open.js';
+import type { MatchQueryResult } from '../../src/commands/match-query.js';
+import type { DiskReport } from '../../src/core/disk-state.js';
+import { onCleanup } from '../fixtures/cleanup.js';
+import { cli } from '../fixtures/cli.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { keyDir, TEST_ENV } from '../fixtures/simple-disks.js';
+import { runInUml, type UmlResult } from '../fixtures/uml.js';
+
+// Each step leaves <name>.out, <name>.err and <name>.rc in $RESULTS.
+const SCRIPT = String.raw`
+S="$NODE $REPO/bin/simplectl"
+step() { name=$1; shift; "$@" > "$RESULTS/$name.out" 2> "$RESULTS/$name.err"; echo $? > "$RESULTS/$name.rc"; }
+step init $S --json initialize-disk /dev/ubda label.secure_encryption-key.k_filesystem.ext4 --yes
+step scan $S --json scan-disks --include ubda
+step match $S --json match-query label.secure_encryption-key.k --include ubda
+printf 'wrong horse\n' | step wrong $S luks-open /dev/ubda
+printf 'correct horse\n' | step open $S --json luks-open /dev/ubda
+M=$(ls /dev/mapper | grep '^simple-')
+mkdir -p /run/mnt
+step mount mount "/dev/mapper/$M" /run/mnt
+echo 'written inside UML' > /run/mnt/hello.txt && sync
+step read cat /run/mnt/hello.txt
+step busy $S luks-close "$M"
+step umount umount /run/mnt
+step close $S luks-close "$M"
+ls /dev/mapper > "$RESULTS/mapper-after-close.txt"
+step reopen $S luks-open /dev/ubda --key-name k
+step remount mount -o ro "/dev/mapper/$M" /run/mnt
+step reread cat /run/mnt/hello.txt
+umount /run/mnt
+step reclose $S luks-close "/dev/mapper/$M"
+`;
+
+describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mode Linux', () => {
+  let uml: UmlResult;
+  let image: string;
+  let keys: string;
+
+  const rc = (name: string) => uml.read(`${name}.rc`).trim();
+  const json = <T>(name: string) => JSON.parse(uml.read(`${name}.out`)) as T;
+  const why = (name: string) =>
+    `${name}: ${uml.read(`${name}.err`)}\n--- output ---\n${uml.output}\n--- console ---\n${uml.console.slice(-3000)}`;
+
+  beforeAll(async () => {
+    image = join(scratchDir('uml-disk'), 'disk.img');
+    const fd = openSync(image, 'w');
+    ftruncateSync(fd, 128 * 1024 * 1024);
+    closeSync(fd);
+    keys = keyDir({ k: 'correct horse' });
+    uml = await runInUml({
+      script: SCRIPT,
+      disks: [image],
+      env: { ...TEST_ENV, SIMPLECTL_KEY_DIR: keys, NO_COLOR: '1' },
+    });
+  }, 300_000);
+
+  it('boots, runs the script to its end', () => {
+    expect(uml.exitCode, uml.console.slice(-3000)).toBe(0);
+  });
+
+  it('initialize-disk formats LUKS and creates ext4 inside it', () => {
+    expect(rc('init'), why('init')).toBe('0');
+    expect(json<InitializeDiskResult>('init')).toMatchObject({
+      device: '/dev/ubda',
+      label: 'secure',
+      encrypted: true,
+      filesystem: 'ext4',
+      dataPartition: { device: '/dev/ubda2' },
+      disk: { state: 'initialised', encrypted: true, filesystem: 'ext4', hostname: 'uml-guest' },
+    });
+    const steps = json<InitializeDiskResult>('init')
+      .steps.map((s) => s.command ?? '')
+      .join('\n');
+    expect(steps).not.toContain('correct horse');
+    expect(uml.read('init.err')).not.toContain('correct horse');
+  });
+
+  it('scan-disks and match-query see the encrypted disk, and the key opens it', () => {
+    expect(json<DiskReport[]>('scan')[0]).toMatchObject({
+      state: 'initialised',
+      label: 'secure',
+      encrypted: true,
+    });
+    expect(rc('match'), why('match')).toBe('0');
+    expect(json<MatchQueryResult>('match').chosen.map((d) => d.device)).toEqual(['/dev/ubda']);
+  });
+
+  it('luks-open refuses a wrong passphrase', () => {
+    expect(rc('wrong')).toBe('1');
+    expect(uml.read('wrong.err')).toContain('the passphrase does not open /dev/ubda2');
+  });
+
+  it('opens, mounts, writes, reads back, and closes only once unmounted', () => {
+    expect(rc('open'), why('open')).toBe('0');
+    const opened = json<LuksOpenResult>('open');
+    expect(opened.dataPartition).toBe('/dev/ubda2');
+    expect(opened.mapper).toMatch(/^\/dev\/mapper\/simple-[0-9a-f-]{36}$/);
+    expect(rc('mount'), why('mount')).toBe('0');
+    expect(uml.read('read.out')).toBe('written inside UML\n');
+    expect(rc('busy')).toBe('1');
+    expect(uml.read('busy.err')).toMatch(/is mounted at \/run\/mnt; unmount it first/);
+    expect(rc('umount'), why('umount')).toBe('0');
+    expect(rc('close'), why('close')).toBe('0');
+    expect(uml.read('mapper-after-close.txt').trim()).toBe('control');
+  });
+
+  it('the data persists: reopened with the key file, the file is still there', () => {
+    expect(rc('reopen'), why('reopen')).toBe('0');
+    expect(rc('remount'), why('remount')).toBe('0');
+    expect(uml.read('reread.out')).toBe('written inside UML\n');
+    expect(rc('reclose'), why('reclose')).toBe('0');
+  });
+
+  it('the host reads the same image as an initialised, encrypted disk the key opens', async () => {
+    const device = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
+    onCleanup(`loop device ${device}`, () => {
+      execFileSync('partx', ['-d', device], { stdio: 'ignore' });
+      execFileSync('losetup', ['-d', device]);
+    });
+    const name = device.replace('/dev/', '');
+    const scan = await cli('simplectl', ['--json', 'scan-disks', '--include', name]);
+    expect(JSON.parse(scan.stdout)[0]).toMatchObject({
+      state: 'initialised',
+      label: 'secure',
+      hostname: 'uml-guest',
+      encrypted: true,
+      filesystem: 'ext4',
+      warnings: [],
+    });
+    const match = await cli(
+      'simplectl',
+      ['--json', 'match-query', 'label.secure_encryption-key.k', '--include', name],
+      {
+        env: { SIMPLECTL_KEY_DIR: keys },
+      },
+    );
+    expect((JSON.parse(match.stdout) as MatchQueryResult).chosen.map((d) => d.device)).toEqual([device]);
+  });
+});
