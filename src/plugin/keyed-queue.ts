@@ -20,14 +20,4 @@ export class KeyedQueue {
     });
     return result;
   }
-
-  /** Keys with queued or running tasks. */
-  get size(): number {
-    return this.tails.size;
-  }
-
-  /** Resolves once every task queued so far has settled. */
-  async drain(): Promise<void> {
-    while (this.tails.size > 0) await Promise.all([...this.tails.values()]);
-  }
 }

@@ -125,9 +125,6 @@ const ROUTES: Readonly<Record<string, Route>> = {
   },
 };
 
-/** The endpoints the router answers, for tests and docs. */
-export const ENDPOINT_PATHS: readonly string[] = Object.keys(ROUTES);
-
 function statusOf(error: unknown): number {
   if (error instanceof RequestError) return error.status;
   if (error instanceof NoSuchVolumeError) return 404;
@@ -170,7 +167,7 @@ export class Router {
   async handle(request: PluginRequest): Promise<PluginReply> {
     const started = process.hrtime.bigint();
     const path = request.path.split('?')[0] ?? '';
-    const endpoint = path.replace(/^\//, '') || '/';
+    const endpoint = path.slice(1, 200) || '/';
     let volume: string | undefined;
     let reply: PluginReply;
     try {
@@ -209,11 +206,6 @@ export class Router {
     this.log.info(`${endpoint}${volume ? ` volume=${volume}` : ''} ${outcome} ${ms.toFixed(1)} ms`);
     if (this.log.enabled('debug')) this.log.debug(`${endpoint} reply ${JSON.stringify(reply.body)}`);
     return reply;
-  }
-
-  /** Waits for every request in flight (used on shutdown). */
-  drain(): Promise<void> {
-    return this.queue.drain();
   }
 
   /** Registers secret option values with the logger before anything about the request is logged. */
