@@ -73,7 +73,11 @@ export async function hostFacts(
 export function mappersInUse(state: VolumesState): Set<string> {
   const used = new Set<string>();
   for (const v of Object.values(state.volumes)) {
-    for (const d of Object.values(v.mount?.disks ?? {})) if (d.mapper) used.add(d.mapper);
+    for (const d of Object.values(v.mount?.disks ?? {})) {
+      if (d.mapper) used.add(d.mapper);
+      // A volume sharing a mapping another one opened records only its source.
+      if (d.source.startsWith('/dev/mapper/')) used.add(d.source.slice('/dev/mapper/'.length));
+    }
   }
   return used;
 }

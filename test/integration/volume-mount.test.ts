@@ -149,6 +149,25 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     for (const dir of [b, c]) expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
   });
 
+  it('lets non-exclusive volumes share a disk, and keeps an exclusive one out', async () => {
+    const label = uniqueLabel();
+    const disk = await initialisedDisk(`label.${label}`);
+    const env = volumeEnv();
+    const a = join(scratchDir('vol'), 'a');
+    const b = join(scratchDir('vol'), 'b');
+    expect((await env.mount(`label.${label}_exclusive.false`, a, [disk.device])).exitCode).toBe(0);
+    expect((await env.mount(`label.${label}_exclusive.false_basename.b-`, b, [disk.device])).exitCode).toBe(
+      0,
+    );
+    writeFileSync(join(a, 'simple-0', 'shared'), 'both see this');
+    expect(readFileSync(join(b, 'b-0', 'shared'), 'utf8')).toBe('both see this');
+    const c = join(scratchDir('vol'), 'c');
+    const exclusive = await env.mount(`label.${label}_basename.c-`, c, [disk.device]);
+    expect(exclusive.exitCode).toBe(1);
+    expect((await env.status()).assignments[0]?.volumes).toHaveLength(2);
+    for (const dir of [a, b]) expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+  });
+
   it('keeps each disk’s number across umount and mount, and across a restart with new device names', async () => {
     const label = uniqueLabel();
     const disks = [
