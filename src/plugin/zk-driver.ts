@@ -10,25 +10,21 @@ import { mountZk } from '../commands/mount-zk.js';
 import { umountZk } from '../commands/umount-zk.js';
 import { UsageError } from '../core/errors.js';
 import type { VolumeRecord } from '../core/plugin-state.js';
+import { parseAuth, parseHosts, parseMode } from '../core/zkfs/mount-options.js';
+import { normalizeZkPath } from '../core/zkfs/paths.js';
 import type { VolumeBackend } from './volume-driver.js';
 
 export const ZK_DRIVER = 'zookeeper';
 const OPTION_KEYS = ['hosts', 'host', 'path', 'mode', 'auth'] as const;
-const MODES = ['HYBRID', 'DIR', 'FILE'] as const;
-const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$/;
 
-function checkHosts(hosts: string): string {
-  const members = hosts.split(',');
-  for (const member of members) {
-    const m = HOST_PORT.exec(member.trim());
-    const port = m ? Number(m[2]) : 0;
-    if (!m || port < 1 || port > 65535) {
-      throw new UsageError(
-        `option hosts: ${JSON.stringify(member)} is not host:port (ports are required, e.g. zk1:2181,zk2:2181)`,
-      );
-    }
+/** Runs one of zkfsctl mount's option parsers, naming the Docker option in its error. */
+function option<T>(name: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof UsageError) throw new UsageError(`option ${name}: ${error.message}`);
+    throw error;
   }
-  return members.map((m) => m.trim()).join(',');
 }
 
 /** Checks `-o` options of `docker volume create -d zookeeper` and fills in the defaults. */
@@ -48,20 +44,16 @@ export function normalizeZkOptions(options: Readonly<Record<string, string>>): R
       'missing option hosts: the ZooKeeper connection string, e.g. -o hosts=zk1:2181,zk2:2181',
     );
   }
-  const path = options.path ?? '/';
-  if (!path.startsWith('/') || path.includes('\0') || (path.length > 1 && path.endsWith('/'))) {
-    throw new UsageError(
-      `option path: ${JSON.stringify(path)} is not an absolute ZooKeeper path such as /app`,
-    );
-  }
-  const mode = (options.mode ?? 'HYBRID').toUpperCase();
-  if (!(MODES as readonly string[]).includes(mode)) {
-    throw new UsageError(`option mode: ${JSON.stringify(options.mode)} is not one of HYBRID, DIR, FILE`);
-  }
-  const normalized: Record<string, string> = { hosts: checkHosts(hosts), path, mode };
+  const normalized: Record<string, string> = {
+    hosts: option('hosts', () => parseHosts(hosts))
+      .map((h) => `${h.host}:${h.port}`)
+      .join(','),
+    path: option('path', () => normalizeZkPath(options.path ?? '/')),
+    mode: option('mode', () => parseMode(options.mode ?? 'hybrid')).toUpperCase(),
+  };
   if (options.auth !== undefined) {
     // Digest credentials; the old plugin dropped the scheme and so never authenticated.
-    if (!/^[^:]+:.*$/.test(options.auth)) throw new UsageError('option auth: expected user:password');
+    option('auth', () => parseAuth(options.auth!));
     normalized.auth = options.auth;
   }
   return normalized;

@@ -10,6 +10,7 @@ describe('zookeeper driver options', () => {
   it.each([
     [{ hosts: '127.0.0.1:2181' }, { hosts: '127.0.0.1:2181', path: '/', mode: 'HYBRID' }],
     [{ host: 'zk1:2181' }, { hosts: 'zk1:2181', path: '/', mode: 'HYBRID' }],
+    [{ hosts: 'h:1', path: '/app/' }, { hosts: 'h:1', path: '/app', mode: 'HYBRID' }],
     [
       { hosts: 'zk1:2181, zk2:2182', path: '/app', mode: 'dir' },
       { hosts: 'zk1:2181,zk2:2182', path: '/app', mode: 'DIR' },
@@ -29,16 +30,16 @@ describe('zookeeper driver options', () => {
   it.each([
     [{}, 'missing option hosts'],
     [{ hosts: '' }, 'missing option hosts'],
-    [{ hosts: 'zk1' }, '"zk1" is not host:port (ports are required'],
-    [{ hosts: 'zk1:2181,zk2' }, '"zk2" is not host:port'],
-    [{ hosts: 'zk1:0' }, 'is not host:port'],
-    [{ hosts: 'zk1:65536' }, 'is not host:port'],
-    [{ hosts: 'zk1:2181/chroot' }, 'is not host:port'],
+    [{ hosts: 'zk1' }, "option hosts: 'zk1' in HOSTS is not host:port (ports are required"],
+    [{ hosts: 'zk1:2181,zk2' }, "option hosts: 'zk2' in HOSTS is not host:port"],
+    [{ hosts: 'zk1:0' }, 'option hosts: port 0 in HOSTS is out of range'],
+    [{ hosts: 'zk1:65536' }, 'out of range'],
+    [{ hosts: 'zk1:2181/chroot' }, 'contains a path'],
     [{ hosts: 'a:1', host: 'b:1' }, 'hosts and host disagree'],
-    [{ hosts: 'a:1', path: 'app' }, 'option path: "app" is not an absolute'],
-    [{ hosts: 'a:1', path: '/app/' }, 'is not an absolute'],
-    [{ hosts: 'a:1', mode: 'weird' }, 'option mode: "weird" is not one of HYBRID, DIR, FILE'],
-    [{ hosts: 'a:1', auth: 'nocolon' }, 'option auth: expected user:password'],
+    [{ hosts: 'a:1', path: 'app' }, "option path: ZooKeeper path 'app' must start with /"],
+    [{ hosts: 'a:1', path: '/a/../b' }, "option path: ZooKeeper path '/a/../b' is invalid"],
+    [{ hosts: 'a:1', mode: 'weird' }, "option mode: --mode 'weird' is not one of hybrid, dir, file"],
+    [{ hosts: 'a:1', auth: 'nocolon' }, 'option auth: auth must be user:password'],
     [{ hosts: 'a:1', size: '1' }, 'unknown option "size" for the zookeeper driver'],
     [JSON.parse('{"hosts":"a:1","__proto__":"x"}'), 'unknown option "__proto__"'],
   ])('refuses %j', (input, message) => {
