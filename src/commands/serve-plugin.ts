@@ -4,6 +4,7 @@
  * protocol on the plugin socket. Stopping never unmounts anything: containers
  * keep their volumes, and the next start picks the references up again.
  */
+import { join } from 'node:path';
 import { resolveStateDir } from '../adapters/volume-state.js';
 import { UsageError } from '../core/errors.js';
 import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../plugin/paths.js';
@@ -43,10 +44,14 @@ export interface ServePluginResult {
   stoppedBy: string;
 }
 
-export function pluginBackend(driver: string, include: readonly string[] = []): VolumeBackend {
+export function pluginBackend(
+  driver: string,
+  stateDir: string,
+  include: readonly string[] = [],
+): VolumeBackend {
   if (driver === ZK_DRIVER) {
     if (include.length > 0) throw new UsageError('--include applies to the simple driver only');
-    return zkBackend();
+    return zkBackend({ logDir: join(stateDir, 'logs') });
   }
   if (driver === SIMPLE_DRIVER) return simpleBackend({ stateDir: resolveStateDir(), include });
   throw new UsageError(`unknown driver ${JSON.stringify(driver)} (expected ${PLUGIN_DRIVERS.join(' or ')})`);
@@ -56,8 +61,8 @@ export async function servePlugin(
   options: ServePluginOptions,
   ctx: CommandContext,
 ): Promise<ServePluginResult> {
-  const backend = pluginBackend(options.driver, options.include);
   const paths = pluginPaths({ ...options, name: options.name ?? options.driver });
+  const backend = pluginBackend(options.driver, paths.stateDir, options.include);
   const store = await VolumeStore.open({
     backend,
     stateFile: paths.stateFile,

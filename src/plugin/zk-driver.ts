@@ -5,6 +5,7 @@
  * it documented but had stopped reading), `path`, `mode` and `auth`; the auth
  * string stays in the 0600 state file and never reaches a reply or a log.
  */
+import { join } from 'node:path';
 import type { CommandContext } from '../commands/context.js';
 import { mountZk } from '../commands/mount-zk.js';
 import { umountZk } from '../commands/umount-zk.js';
@@ -59,15 +60,32 @@ export function normalizeZkOptions(options: Readonly<Record<string, string>>): R
   return normalized;
 }
 
-export function zkBackend(): VolumeBackend {
+export interface ZkBackendOptions {
+  /** Where each volume's FUSE daemon logs (`<name>.log`). */
+  logDir: string;
+}
+
+export function zkBackend(options: ZkBackendOptions): VolumeBackend {
   return {
     driver: ZK_DRIVER,
     secretOptions: ['auth'],
     secretsOf: (_name, options) => (options.auth ? [options.auth] : []),
     normalizeOptions: (_name, options) => normalizeZkOptions(options),
     mount: async (volume: VolumeRecord, dir: string, ctx: CommandContext) => {
-      const { hosts, path, mode, auth } = volume.options;
-      await mountZk({ hosts, path, dir, mode, ...(auth ? { auth } : {}) }, ctx);
+      const o = volume.options;
+      await mountZk(
+        {
+          hosts: o.hosts ?? '',
+          path: o.path ?? '/',
+          dir,
+          mode: o.mode,
+          auth: o.auth,
+          // Containers run processes under any uid; the daemon runs as root, so this needs no fuse.conf.
+          options: ['allow_other'],
+          logFile: join(options.logDir, `${volume.name}.log`),
+        },
+        ctx,
+      );
     },
     unmount: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {
       await umountZk({ dir }, ctx);
