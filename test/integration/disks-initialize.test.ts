@@ -204,6 +204,28 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
     }
   });
 
+  it('says which step failed and what state it left the disk in, and --force recovers', async () => {
+    const disk = await blankDisk();
+    // A mkfs that fails, first in PATH: the only way to make a real step fail half-way.
+    const bin = scratchDir('failing-mkfs');
+    writeFileSync(join(bin, 'mkfs'), '#!/bin/sh\necho "mkfs: simulated failure" >&2\nexit 1\n', {
+      mode: 0o755,
+    });
+    const r = await simplectl(['initialize-disk', disk.device, 'label.fast', '--yes'], {
+      PATH: `${bin}:${process.env.PATH}`,
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`initialising ${disk.device} failed while creating ext4 on ${disk.device}p2`);
+    expect(r.stderr).toContain(
+      "The disk is now partitioned, metadata written (label 'fast'), without a complete filesystem",
+    );
+    expect(r.stderr).toContain('mkfs: simulated failure');
+    expect(await scanOne(disk)).toMatchObject({ state: 'initialised', label: 'fast', filesystem: null });
+    const again = await simplectl(['initialize-disk', disk.device, 'label.fast', '--yes', '--force']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(await scanOne(disk)).toMatchObject({ state: 'initialised', label: 'fast', filesystem: 'ext4' });
+  });
+
   it('refuses encryption where the kernel cannot map LUKS, before writing', async () => {
     const hasDm = existsSync('/dev/mapper/control');
     const disk = await blankDisk();
