@@ -68,7 +68,14 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     });
 
     await docker(['volume', 'create', '-d', plugin.name, volume]);
-    const ls = await docker(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']);
+    const ls = await docker([
+      'volume',
+      'ls',
+      '--filter',
+      `driver=${plugin.name}`,
+      '--format',
+      '{{.Driver}} {{.Name}}',
+    ]);
     expect(ls.stdout.split('\n')).toContain(`${plugin.name} ${volume}`);
     const inspect = JSON.parse((await docker(['volume', 'inspect', volume])).stdout)[0];
     expect(inspect).toMatchObject({
@@ -152,7 +159,14 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
 
     // The engine restarts: the volume is still there and still works.
     await engine.restart();
-    const after = await docker(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']);
+    const after = await docker([
+      'volume',
+      'ls',
+      '--filter',
+      `driver=${plugin.name}`,
+      '--format',
+      '{{.Driver}} {{.Name}}',
+    ]);
     expect(after.stdout.split('\n')).toContain(`${plugin.name} ${volume}`);
     const again = await docker([
       'run',
@@ -169,7 +183,9 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     expect(again.stdout).toBe('after-restart');
 
     await docker(['volume', 'rm', volume]);
-    expect((await docker(['volume', 'ls', '-q'])).stdout).not.toContain(volume);
+    expect((await docker(['volume', 'ls', '-q', '--filter', `driver=${plugin.name}`])).stdout).not.toContain(
+      volume,
+    );
     expect((await plugin.post('/VolumeDriver.List', {})).json).toEqual({ Volumes: [], Err: '' });
     expect(plugin.logs()).not.toMatch(/internal error/);
   });
