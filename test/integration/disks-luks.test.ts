@@ -1,0 +1,54 @@
+/**
+ * luks-open and luks-close on this host, whose kernel has no device-mapper:
+ * they must find the LUKS partition, check the passphrase source, and fail
+ * with a clear sentence instead of a cryptsetup trace. The full open/close
+ * cycle runs in luks-uml.test.ts.
+ */
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { cli } from '../fixtures/cli.js';
+import { missing } from '../fixtures/environment.js';
+import { blankDisk, initialisedDisk, keyDir, luksDisk, sha256File } from '../fixtures/simple-disks.js';
+
+describe.skipIf(missing({ loop: true }))('luks-open and luks-close on the host', () => {
+  it('explains that this kernel cannot map LUKS, leaving the disk as it was', async () => {
+    if (existsSync('/dev/mapper/control')) return; // a kernel with device-mapper: luks-uml covers it
+    const disk = await luksDisk('vault', 'pw');
+    const before = await sha256File(disk.file);
+    const r = await cli('simplectl', ['luks-open', disk.device], { input: 'pw\n' });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('this kernel has no device-mapper');
+    expect(await sha256File(disk.file)).toBe(before);
+  });
+
+  it('refuses disks that are not encrypted or not ours', async () => {
+    const plain = await initialisedDisk('label.fast');
+    const r = await cli('simplectl', ['luks-open', plain.device], { input: 'pw\n' });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`${plain.device} is not encrypted (label 'fast')`);
+    const blank = await blankDisk();
+    const b = await cli('simplectl', ['luks-open', blank.device], { input: 'pw\n' });
+    expect(b.stderr).toContain(`${blank.device} is not an initialised disk (it is blank)`);
+  });
+
+  it('checks the passphrase sources', async () => {
+    const disk = await luksDisk('vault', 'pw');
+    const empty = await cli('simplectl', ['luks-open', disk.device], { input: '\n' });
+    expect(empty.exitCode).toBe(2);
+    expect(empty.stderr).toContain('the passphrase is empty');
+    const keys = keyDir({ k: 'pw' }, 0o640);
+    const shared = await cli('simplectl', ['luks-open', disk.device, '--key-name', 'k'], {
+      env: { SIMPLECTL_KEY_DIR: keys },
+    });
+    expect(shared.stderr).toMatch(/accessible by group or others \(mode 640\)/);
+    const both = await cli('simplectl', ['luks-open', disk.device, '--key-name', 'k', '--key-file', '/x']);
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toContain('give --key-file or --key-name, not both');
+  });
+
+  it('luks-close says when a mapping is not open', async () => {
+    const r = await cli('simplectl', ['luks-close', 'simple-no-such-mapping']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('simple-no-such-mapping is not open');
+  });
+});
