@@ -4,6 +4,7 @@
  * bring a mounted volume's disks in line with what is attached (add newcomers,
  * drop disks that left). All of it runs under the state lock.
  */
+import { INLINE_PASSPHRASE_WARNING } from '../adapters/keys.js';
 import type { HostIdentity } from '../adapters/machine.js';
 import type { StateSession } from '../adapters/volume-state.js';
 import {
@@ -55,7 +56,12 @@ export async function chooseDisks(
   disks: DiskReport[],
   ac: AssembleContext,
 ): Promise<MatchResult> {
-  return matchQuery({ query: spec.query, disks, volume: spec.name, host: ac.host }, ac.ctx);
+  // The caller has read the passphrase (and warned about an inline one) already: say it once.
+  const log = {
+    ...ac.ctx.log,
+    warn: (m: string) => (m === INLINE_PASSPHRASE_WARNING ? undefined : ac.ctx.log.warn(m)),
+  };
+  return matchQuery({ query: spec.query, disks, volume: spec.name, host: ac.host }, { ...ac.ctx, log });
 }
 
 /** The error for a volume that cannot get min-disks disks; `detail` says why each other disk did not match. */

@@ -3,6 +3,7 @@
  * kernel, open it when encrypted, mount it on its directory; and the reverse.
  * Each step that creates something registers its undo.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { probe } from '../adapters/blkid.js';
 import * as cryptsetup from '../adapters/cryptsetup.js';
@@ -69,8 +70,17 @@ export async function mountDisk(
       const name = mapper;
       undo.push(`close ${name}`, () => cryptsetup.close(name, ctx.log));
     } catch (error) {
+      const text = `${errorMessage(error)}\n${(error as { detail?: string }).detail ?? ''}`;
+      if (/cannot initialize device-mapper/i.test(text)) {
+        throw new OperationError(
+          `cannot open the encrypted disk ${disk.device}: this kernel has no device-mapper`,
+          {
+            cause: error,
+          },
+        );
+      }
       // Shared by a non-exclusive volume: the mapping is already there and ours to reuse.
-      if (!/already exists|in use/i.test(errorMessage(error))) throw error;
+      if (!existsSync(existing)) throw error;
       source = existing;
       mapper = null;
     }

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing, scratchDir } from '../fixtures/environment.js';
-import { blankDisk, initialisedDisk } from '../fixtures/simple-disks.js';
+import { blankDisk, initialisedDisk, luksDisk } from '../fixtures/simple-disks.js';
 import {
   attachImage,
   dataPartUuid,
@@ -294,6 +294,26 @@ describe.skipIf(missing({ loop: true }))('a mount that fails', () => {
     expect((await env.status()).volumes).toEqual([]);
     // The blank disk was not initialised for a volume that could not be assembled (blkid: 2 = nothing found).
     expect(spawnSync('blkid', ['-p', disks[1]!.device]).status).toBe(2);
+  });
+
+  it('with an encrypted disk that cannot be mounted says why, never shows the passphrase, and leaves nothing', async () => {
+    const label = uniqueLabel();
+    const disk = await luksDisk(label, 'hunter2x');
+    const env = volumeEnv();
+    const dir = join(scratchDir('vol'), 'v');
+    const table = readFileSync('/proc/self/mountinfo', 'utf8');
+    const r = await env.mount(`label.${label}_encryption-passphrase.hunter2x`, dir, [disk.device]);
+    expect(r.stderr).not.toMatch(/hunter2x/);
+    expect(r.stderr.match(/passphrase is part of the volume name/g)).toHaveLength(1);
+    expect(r.exitCode).toBe(1);
+    if (!/device-mapper/.test(readFileSync('/proc/misc', 'utf8'))) {
+      expect(r.stderr).toMatch(
+        new RegExp(`cannot open the encrypted disk ${disk.device}: this kernel has no device-mapper`),
+      );
+    } // else the fixture's LUKS container holds no filesystem, and mounting it fails
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).toBe(table);
+    expect(existsSync(dir)).toBe(false);
+    expect((await env.status()).volumes).toEqual([]);
   });
 
   it('half-way undoes every step: nothing mounted, nothing newly assigned', async () => {
