@@ -1,14 +1,218 @@
-import { NotImplementedError } from '../core/errors.js';
+/**
+ * `zkfsctl mount HOSTS PATH DIR`: checks every option, then either serves
+ * the mount in this process (`foreground`, until `signal` aborts or someone
+ * unmounts DIR) or starts a detached daemon doing so and returns once the
+ * mount is live. Safe to call from a long-running server: no process state
+ * is touched, and credentials travel as values (to a daemon on its standard
+ * input), never on a command line or in the environment.
+ *
+ * PATH is created in ZooKeeper when missing (as the old Docker plugin did)
+ * unless `create` is false.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { fileLogger, notifyParent, spawnDaemon } from '../adapters/zkfs/daemon.js';
+import { escapeMountPoint } from '../adapters/zkfs/run-state.js';
+import { serveZkfs } from '../adapters/zkfs/serve.js';
+import { errorMessage, isOperationError, OperationError, UsageError } from '../core/errors.js';
+import { parseAuth, type ResolvedMountOptions, resolveMountOptions } from '../core/zkfs/mount-options.js';
+import { isWithin } from '../core/zkfs/paths.js';
 import type { CommandContext } from './context.js';
 
 export interface MountZkOptions {
-  [key: string]: unknown;
+  /** Connection string `h1:2181,h2:2181` (ports required). */
+  hosts: string;
+  /** ZooKeeper path to mount. */
+  path: string;
+  /** Mount point (must exist and not be mounted). */
+  dir: string;
+  /** hybrid (default), dir or file; case-insensitive. */
+  mode?: string | undefined;
+  /** Digest credentials `user:password`. */
+  auth?: string | undefined;
+  /** A file holding `user:password`, or `-` for standard input. */
+  authFile?: string | undefined;
+  readOnly?: boolean | undefined;
+  /** Bytes (units accepted: 512K); default 1048575. */
+  maxFileSize?: string | number | undefined;
+  uid?: string | number | undefined;
+  gid?: string | number | undefined;
+  /** Octal, e.g. "022". */
+  umask?: string | number | undefined;
+  /** FUSE -o options: allow_other, allow_root, default_permissions, ro. */
+  options?: readonly string[] | undefined;
+  foreground?: boolean | undefined;
+  /** Where the daemon logs (default /var/log/zkfsctl/<mount point>.log); foreground: optional. */
+  logFile?: string | undefined;
+  /** Create PATH in ZooKeeper when missing (default true). */
+  create?: boolean | undefined;
+  /** Seconds to wait for a ZooKeeper session (default 10). */
+  connectTimeout?: number | undefined;
+  /** How long cached metadata stays fresh, in ms (default 1000). */
+  cacheTtlMs?: number | undefined;
+  /** Foreground only: aborting it unmounts and makes mountZk resolve. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface MountZkResult {
-  [key: string]: unknown;
+  dir: string;
+  hosts: string;
+  path: string;
+  mode: string;
+  readOnly: boolean;
+  /** The process serving the mount. */
+  pid: number;
+  logFile?: string | undefined;
+  foreground: boolean;
+  /** Foreground only: how the mount ended. */
+  ended?: 'stopped' | 'unmounted' | undefined;
 }
 
-export async function mountZk(_options: MountZkOptions, _ctx: CommandContext): Promise<MountZkResult> {
-  throw new NotImplementedError('mount-zk');
+const DEFAULT_CONNECT_TIMEOUT_S = 10;
+
+export function defaultLogFile(dir: string): string {
+  return `/var/log/zkfsctl/${escapeMountPoint(dir)}.log`;
+}
+
+async function readAuth(options: MountZkOptions): Promise<{ user: string; password: string } | undefined> {
+  if (options.auth !== undefined && options.authFile !== undefined) {
+    throw new UsageError('give either --auth or --auth-file, not both');
+  }
+  if (options.auth !== undefined) return parseAuth(options.auth);
+  if (options.authFile === undefined) return undefined;
+  const file = options.authFile === '-' ? '/dev/stdin' : options.authFile;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read --auth-file ${options.authFile}: ${errorMessage(error)}`);
+  }
+  return parseAuth(text.split('\n')[0] ?? '');
+}
+
+async function checkMountPoint(dir: string): Promise<void> {
+  const existing = mountAt(await readMountTable(), dir);
+  if (existing) {
+    throw new OperationError(`${dir} is already a mount point (${existing.fsType} from ${existing.source})`, {
+      detail: existing.fsType === 'fuse.zkfs' ? `unmount it first: zkfsctl umount ${dir}` : undefined,
+    });
+  }
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(dir);
+  } catch {
+    throw new UsageError(`mount point ${dir} does not exist`);
+  }
+  if (!info.isDirectory()) throw new UsageError(`mount point ${dir} is not a directory`);
+}
+
+function daemonArgs(
+  resolved: ResolvedMountOptions,
+  dir: string,
+  options: MountZkOptions,
+  logFile: string,
+  hasAuth: boolean,
+  level: string,
+): string[] {
+  const args = [
+    '--log-level',
+    level === 'debug' ? 'debug' : 'info',
+    'mount',
+    '--foreground',
+    '--log-file',
+    logFile,
+    '--mode',
+    resolved.mode,
+    '--max-file-size',
+    String(resolved.maxFileSize),
+    '--uid',
+    String(resolved.uid),
+    '--gid',
+    String(resolved.gid),
+    '--umask',
+    resolved.umask.toString(8).padStart(3, '0'),
+    '--connect-timeout',
+    String(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S),
+  ];
+  for (const o of resolved.fuseOptions) args.push('-o', o);
+  if (resolved.readOnly) args.push('--read-only');
+  if (options.create === false) args.push('--no-create');
+  if (hasAuth) args.push('--auth-file', '-');
+  args.push(resolved.connectString, resolved.path, dir);
+  return args;
+}
+
+export async function mountZk(options: MountZkOptions, ctx: CommandContext): Promise<MountZkResult> {
+  const resolved = resolveMountOptions(options, {
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+  });
+  if (options.dir === '') throw new UsageError('DIR is empty');
+  const dir = resolve(options.dir);
+  const connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S;
+  if (!Number.isFinite(connectTimeout) || connectTimeout <= 0) {
+    throw new UsageError(`--connect-timeout ${connectTimeout} is not a positive number of seconds`);
+  }
+  const logFile =
+    options.logFile !== undefined
+      ? resolve(options.logFile)
+      : options.foreground
+        ? undefined
+        : defaultLogFile(dir);
+  if (logFile && (isWithin(logFile, dir) || !isAbsolute(logFile))) {
+    throw new UsageError(`the log file ${logFile} cannot be inside the mount point`);
+  }
+  const base = {
+    dir,
+    hosts: resolved.connectString,
+    path: resolved.path,
+    mode: resolved.mode,
+    readOnly: resolved.readOnly,
+    logFile,
+  };
+
+  if (!options.foreground) {
+    const auth = await readAuth(options);
+    await checkMountPoint(dir);
+    ctx.progress(`mounting ${resolved.connectString}${resolved.path} at ${dir}`);
+    const { pid } = await spawnDaemon({
+      args: daemonArgs(resolved, dir, options, logFile!, auth !== undefined, ctx.log.level),
+      input: auth ? `${auth.user}:${auth.password}\n` : undefined,
+      logFile: logFile!,
+      timeoutMs: connectTimeout * 1000 + 30_000,
+    });
+    ctx.log.info(
+      `mounted ${resolved.connectString}${resolved.path} at ${dir} (daemon pid ${pid}, log ${logFile})`,
+    );
+    return { ...base, pid, foreground: false };
+  }
+
+  const log = logFile ? fileLogger(logFile, ctx.log.level === 'debug' ? 'debug' : 'info') : ctx.log;
+  try {
+    const auth = await readAuth(options);
+    if (auth) log.addSecret(auth.password);
+    await checkMountPoint(dir);
+    const result = await serveZkfs({
+      resolved,
+      dir,
+      auth,
+      createPath: options.create !== false,
+      connectTimeoutMs: connectTimeout * 1000,
+      cacheTtlMs: options.cacheTtlMs,
+      logFile,
+      log,
+      stop: options.signal ?? new AbortController().signal,
+      onReady: (pid) => notifyParent({ type: 'ready', pid }),
+    });
+    return { ...base, pid: process.pid, foreground: true, ended: result.reason };
+  } catch (error) {
+    log.error(`mount failed: ${errorMessage(error)}`);
+    notifyParent({
+      type: 'failed',
+      message: errorMessage(error),
+      detail: isOperationError(error) ? error.detail : undefined,
+    });
+    throw error;
+  }
 }

@@ -1,14 +1,78 @@
-import { NotImplementedError } from '../core/errors.js';
+/**
+ * `zkfsctl umount DIR`: unmounts a zkfs mount and waits for its daemon to
+ * flush, close its ZooKeeper session and exit. DIR must be a zkfs mount
+ * (type fuse.zkfs in the mount table); anything else is refused by name.
+ */
+import { resolve } from 'node:path';
+import { run, ToolError } from '../adapters/exec.js';
+import { mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { processAlive, readMountRecord, removeMountRecord } from '../adapters/zkfs/run-state.js';
+import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
+import { OperationError, UsageError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
 
 export interface UmountZkOptions {
-  [key: string]: unknown;
+  dir: string;
+  /** Detach even while files are open (the daemon finishes once they are closed). */
+  lazy?: boolean | undefined;
+  /** How long to wait for the daemon to exit, in ms (default 30 s). */
+  timeoutMs?: number | undefined;
 }
 
 export interface UmountZkResult {
-  [key: string]: unknown;
+  dir: string;
+  /** The daemon that served it, when known. */
+  pid?: number | undefined;
+  lazy: boolean;
+  /** False when the daemon was still running when the wait ended (lazy unmount with open files). */
+  daemonExited: boolean;
 }
 
-export async function umountZk(_options: UmountZkOptions, _ctx: CommandContext): Promise<UmountZkResult> {
-  throw new NotImplementedError('umount-zk');
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!processAlive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return !processAlive(pid);
+}
+
+export async function umountZk(options: UmountZkOptions, ctx: CommandContext): Promise<UmountZkResult> {
+  if (options.dir === '') throw new UsageError('DIR is empty');
+  const dir = resolve(options.dir);
+  const lazy = options.lazy ?? false;
+  const entry = mountAt(await readMountTable(), dir);
+  if (!entry) throw new OperationError(`${dir} is not mounted`);
+  if (entry.fsType !== ZKFS_FSTYPE) {
+    throw new OperationError(`${dir} is not a ZooKeeper mount (it is ${entry.fsType} from ${entry.source})`);
+  }
+  const record = await readMountRecord(dir).catch(() => undefined);
+  const pid = record && processAlive(record.pid) ? record.pid : undefined;
+  try {
+    await run('fusermount', [lazy ? '-uz' : '-u', dir], {
+      logger: ctx.log,
+      purpose: `unmounting ${dir}`,
+      timeoutMs: 60_000,
+    });
+  } catch (error) {
+    if (error instanceof ToolError && /busy/i.test(error.stderr)) {
+      throw new OperationError(`${dir} is busy: files or directories in it are still in use`, {
+        detail: 'close them (fuser -vm DIR shows which processes) or unmount with --lazy',
+      });
+    }
+    throw error;
+  }
+  let daemonExited = true;
+  if (pid !== undefined) {
+    ctx.progress(`waiting for the daemon (pid ${pid}) to exit`);
+    daemonExited = await waitForExit(pid, lazy ? 2_000 : (options.timeoutMs ?? 30_000));
+    if (!daemonExited && !lazy) {
+      throw new OperationError(`${dir} is unmounted but its daemon (pid ${pid}) has not exited`, {
+        detail: record?.logFile ? `see its log: ${record.logFile}` : undefined,
+      });
+    }
+  }
+  if (daemonExited) await removeMountRecord(dir, record?.pid);
+  ctx.log.info(`unmounted ${dir}`);
+  return { dir, pid: record?.pid, lazy, daemonExited };
 }

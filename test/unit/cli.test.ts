@@ -38,7 +38,7 @@ describe('command line', () => {
   it('gives zkfsctl the ZooKeeper operations under short names', async () => {
     const r = await capture('zkfsctl', ['--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/mount <hosts> <path> <dir>/);
+    expect(r.stdout).toMatch(/mount \[options\] <hosts> <path> <dir>/);
     expect(r.stdout).toContain('umount');
     expect(r.stdout).not.toContain('scan-disks');
   });

@@ -1,9 +1,40 @@
-import { Command } from 'commander';
-import { mountZk } from '../../commands/mount-zk.js';
+import { Command, Option } from 'commander';
+import { type MountZkResult, mountZk } from '../../commands/mount-zk.js';
 import { umountZk } from '../../commands/umount-zk.js';
 import { zkStatus } from '../../commands/zk-status.js';
 import type { App } from '../app.js';
-import { printResult } from '../output.js';
+import { printResult, withSpinner } from '../output.js';
+
+interface MountFlags {
+  mode?: string;
+  auth?: string;
+  authFile?: string;
+  readOnly?: boolean;
+  maxFileSize?: string;
+  uid?: string;
+  gid?: string;
+  umask?: string;
+  option: string[];
+  foreground?: boolean;
+  logFile?: string;
+  create: boolean;
+  connectTimeout?: string;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function renderMount(r: MountZkResult): string {
+  if (r.foreground) return `${r.dir}: ${r.ended === 'stopped' ? 'stopped and unmounted' : 'unmounted'}`;
+  const details = [
+    r.mode,
+    r.readOnly ? 'read-only' : undefined,
+    `pid ${r.pid}`,
+    r.logFile ? `log ${r.logFile}` : undefined,
+  ];
+  return `mounted ${r.hosts}${r.path} at ${r.dir} (${details.filter(Boolean).join(', ')})`;
+}
 
 export function mountZkCommand(getApp: () => App, name: string): Command {
   return new Command(name)
@@ -11,10 +42,64 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
     .argument('<hosts>', 'connection string, e.g. zk1:2181,zk2:2181 (ports required)')
     .argument('<path>', 'ZooKeeper path to mount, e.g. /app')
     .argument('<dir>', 'mount point')
-    .action(async (hosts: string, path: string, dir: string) => {
+    .addOption(new Option('--mode <mode>', 'how znodes appear: hybrid, dir or file').default('hybrid'))
+    .option('--auth <user:password>', 'digest credentials (visible in ps; prefer --auth-file)')
+    .option('--auth-file <file>', 'read user:password from FILE (- for standard input)')
+    .option('--read-only', 'refuse every change (EROFS)')
+    .option('--max-file-size <bytes>', 'largest file, units allowed (default 1048575, the server limit)')
+    .option('--uid <uid>', 'owner of nodes without a stored owner (default: yours)')
+    .option('--gid <gid>', 'group of nodes without a stored group (default: yours)')
+    .option('--umask <mask>', 'permissions of nodes without stored ones (default 022)')
+    .option(
+      '-o, --option <opt>',
+      'FUSE option: allow_other, allow_root, default_permissions, ro (repeatable)',
+      collect,
+      [],
+    )
+    .option('--foreground', 'serve in this process until unmounted or signalled (logs to stderr)')
+    .option('--log-file <file>', 'daemon log (default /var/log/zkfsctl/<dir>.log)')
+    .option('--no-create', 'fail if PATH does not exist instead of creating it')
+    .option('--connect-timeout <seconds>', 'give up connecting to ZooKeeper after this long (default 10)')
+    .action(async (hosts: string, path: string, dir: string, flags: MountFlags) => {
       const app = getApp();
-      const result = await mountZk({ hosts, path, dir }, app.context());
-      printResult(app.out, result, (r) => JSON.stringify(r));
+      const connectTimeout = flags.connectTimeout === undefined ? undefined : Number(flags.connectTimeout);
+      const options = {
+        hosts,
+        path,
+        dir,
+        mode: flags.mode,
+        auth: flags.auth,
+        authFile: flags.authFile,
+        readOnly: flags.readOnly,
+        maxFileSize: flags.maxFileSize,
+        uid: flags.uid,
+        gid: flags.gid,
+        umask: flags.umask,
+        options: flags.option,
+        foreground: flags.foreground,
+        logFile: flags.logFile,
+        create: flags.create,
+        connectTimeout,
+      };
+      if (!flags.foreground) {
+        const result = await withSpinner(app.out, `mounting ${hosts}${path} at ${dir}`, (progress) =>
+          mountZk(options, app.context({ progress })),
+        );
+        printResult(app.out, result, renderMount);
+        return;
+      }
+      // SIGTERM and SIGINT end the mount cleanly (flush, unmount, close the session).
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      try {
+        const result = await mountZk({ ...options, signal: stop.signal }, app.context());
+        printResult(app.out, result, renderMount);
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
     });
 }
 
@@ -22,10 +107,17 @@ export function umountZkCommand(getApp: () => App, name: string): Command {
   return new Command(name)
     .description('unmount a ZooKeeper filesystem and stop its daemon')
     .argument('<dir>', 'mount point')
-    .action(async (dir: string) => {
+    .option('--lazy', 'detach now even if files are open; the daemon exits once they are closed')
+    .action(async (dir: string, flags: { lazy?: boolean }) => {
       const app = getApp();
-      const result = await umountZk({ dir }, app.context());
-      printResult(app.out, result, (r) => JSON.stringify(r));
+      const result = await withSpinner(app.out, `unmounting ${dir}`, (progress) =>
+        umountZk({ dir, lazy: flags.lazy }, app.context({ progress })),
+      );
+      printResult(app.out, result, (r) =>
+        r.daemonExited
+          ? `unmounted ${r.dir}`
+          : `detached ${r.dir}; its daemon exits once open files are closed`,
+      );
     });
 }
 

@@ -1,0 +1,138 @@
+/**
+ * Running a mount in the background. The caller starts
+ * `node …/zkfsctl.js mount --foreground …` as a detached child whose output
+ * goes to the log file, hands it the credentials on standard input (never
+ * argv or the environment), and waits on an IPC channel until the child says
+ * the mount is live or why it is not. Only then does `mount` return, so a
+ * script can use the mount point on the next line; an unreachable ensemble
+ * fails within the connect timeout and the child is gone.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { OperationError } from '../../core/errors.js';
+import { createLogger, type Logger, type LogLevel } from '../logger.js';
+
+/** Set in the daemon's environment so it reports readiness over IPC (it holds no secret). */
+export const DAEMON_ENV = 'ZKFSCTL_DAEMON';
+
+export type DaemonMessage =
+  | { type: 'ready'; pid: number }
+  | { type: 'failed'; message: string; detail?: string | undefined };
+
+export interface SpawnDaemonOptions {
+  /** Arguments after the script: `mount --foreground …`. */
+  args: readonly string[];
+  /** Written to the child's standard input, then closed. */
+  input?: string | undefined;
+  logFile: string;
+  /** How long to wait for the child to report. */
+  timeoutMs: number;
+}
+
+/** The built CLI entry point the daemon runs (dist/cli/zkfsctl.js). */
+export function cliScript(): string {
+  const beside = fileURLToPath(new URL('../../cli/zkfsctl.js', import.meta.url));
+  if (existsSync(beside)) return beside;
+  // Running from sources (tests): the build output sits in dist/.
+  return fileURLToPath(new URL('../../../dist/cli/zkfsctl.js', import.meta.url));
+}
+
+function logTail(file: string, lines = 5): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Starts the daemon and resolves with its pid once it reports the mount live; rejects with its reason. */
+export async function spawnDaemon(options: SpawnDaemonOptions): Promise<{ pid: number }> {
+  mkdirSync(dirname(options.logFile), { recursive: true, mode: 0o755 });
+  const logFd = openSync(options.logFile, 'a', 0o640);
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(process.execPath, [cliScript(), ...options.args], {
+      detached: true,
+      stdio: ['pipe', logFd, logFd, 'ipc'],
+      env: { ...process.env, [DAEMON_ENV]: '1', NO_COLOR: '1' },
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  child.stdin?.on('error', () => {});
+  child.stdin?.end(options.input ?? '');
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | undefined, pid?: number) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.removeAllListeners('message');
+      child.removeAllListeners('exit');
+      if (child.connected) child.disconnect();
+      if (error) {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        reject(error);
+      } else {
+        child.unref();
+        resolve({ pid: pid ?? child.pid ?? 0 });
+      }
+    };
+    const timer = setTimeout(
+      () =>
+        finish(
+          new OperationError(`the mount did not come up within ${Math.round(options.timeoutMs / 1000)} s`, {
+            detail: `log ${options.logFile}:\n${logTail(options.logFile)}`,
+          }),
+        ),
+      options.timeoutMs,
+    );
+    child.on('message', (message: DaemonMessage) => {
+      if (message.type === 'ready') finish(undefined, message.pid);
+      else if (message.type === 'failed') {
+        finish(new OperationError(message.message, message.detail ? { detail: message.detail } : {}));
+      }
+    });
+    child.on('exit', (code, signal) => {
+      finish(
+        new OperationError(
+          `the mount daemon exited (${signal ?? `code ${code}`}) before the mount was live`,
+          {
+            detail: `log ${options.logFile}:\n${logTail(options.logFile)}`,
+          },
+        ),
+      );
+    });
+    child.on('error', (error) =>
+      finish(new OperationError(`could not start the mount daemon: ${error.message}`)),
+    );
+  });
+}
+
+/** In the daemon: tells the parent the outcome (no-op when not started by spawnDaemon). */
+export function notifyParent(message: DaemonMessage): void {
+  if (process.env[DAEMON_ENV] !== '1' || !process.send) return;
+  process.send(message, () => {
+    if (process.connected) process.disconnect();
+  });
+}
+
+/** A timestamped logger appending to `file` (the daemon's log). */
+export function fileLogger(file: string, level: LogLevel): Logger {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+  const fd = openSync(file, 'a', 0o640);
+  return createLogger({
+    level,
+    timestamps: true,
+    name: `zkfsctl[${process.pid}]`,
+    write: (line) => {
+      try {
+        writeSync(fd, `${line}\n`);
+      } catch {
+        // a full or vanished log must not take the mount down
+      }
+    },
+  });
+}

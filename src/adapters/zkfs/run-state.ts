@@ -1,0 +1,76 @@
+/**
+ * One small JSON file per live mount under /run/zkfsctl (or
+ * $ZKFSCTL_RUN_DIR): which daemon serves which mount point, what it
+ * mounted, and where it logs. umount reads it to wait for the daemon to
+ * exit; a status command reads it to find the daemon. It never holds the
+ * credentials. Written atomically, mode 0600.
+ */
+import { readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readJson, writeJsonAtomic } from '../state-file.js';
+
+export interface MountRecord {
+  dir: string;
+  pid: number;
+  hosts: string;
+  path: string;
+  mode: string;
+  readOnly: boolean;
+  logFile?: string | undefined;
+  startedAt: string;
+}
+
+export function runDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.ZKFSCTL_RUN_DIR ?? '/run/zkfsctl';
+}
+
+/** A file name for a mount point, in the style of systemd-escape ("/mnt/a b" → "mnt-a\x20b"). */
+export function escapeMountPoint(dir: string): string {
+  const trimmed = dir.replace(/^\/+|\/+$/g, '');
+  if (trimmed === '') return '-';
+  return trimmed
+    .replace(/[^A-Za-z0-9_.:/]|^\./g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .replace(/\//g, '-');
+}
+
+function recordPath(dir: string): string {
+  return join(runDir(), `${escapeMountPoint(dir)}.json`);
+}
+
+export async function writeMountRecord(record: MountRecord): Promise<void> {
+  await writeJsonAtomic(recordPath(record.dir), record);
+}
+
+export async function readMountRecord(dir: string): Promise<MountRecord | undefined> {
+  return readJson<MountRecord | undefined>(recordPath(dir), undefined);
+}
+
+export async function removeMountRecord(dir: string, pid?: number): Promise<void> {
+  if (pid !== undefined) {
+    const current = await readMountRecord(dir).catch(() => undefined);
+    if (current && current.pid !== pid) return; // a newer daemon owns it now
+  }
+  await unlink(recordPath(dir)).catch(() => {});
+}
+
+export async function listMountRecords(): Promise<MountRecord[]> {
+  const names = await readdir(runDir()).catch(() => [] as string[]);
+  const records: MountRecord[] = [];
+  for (const name of names.filter((n) => n.endsWith('.json'))) {
+    const record = await readJson<MountRecord | undefined>(join(runDir(), name), undefined).catch(
+      () => undefined,
+    );
+    if (record) records.push(record);
+  }
+  return records;
+}
+
+/** True while a process with this pid exists. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
