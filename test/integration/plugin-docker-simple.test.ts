@@ -13,13 +13,7 @@ import { onCleanup } from '../fixtures/cleanup.js';
 import { type Dockerd, startDockerd } from '../fixtures/dockerd.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { initialisedDisk, kernelName, TEST_ENV } from '../fixtures/simple-disks.js';
-import { type PluginProcess, startPluginProcess } from './plugin-fixture.js';
-
-function mountedAt(dir: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === dir);
-}
+import { mountedAt, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
 
 /** Reads a file from a disk's data partition, mounted read-only on the host for a moment. */
 function readFromDisk(device: string, file: string): string {
@@ -31,20 +25,6 @@ function readFromDisk(device: string, file: string): string {
   } finally {
     execFileSync('umount', [dir]);
   }
-}
-
-async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function refsOf(plugin: PluginProcess, name: string): Promise<number> {
-  const r = await plugin.post('/VolumeDriver.Get', { Name: name });
-  return (r.json.Volume as { Status: { mounts: number } }).Status.mounts;
 }
 
 describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with a real Docker engine', () => {

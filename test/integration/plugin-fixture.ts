@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
+import zookeeper from 'node-zookeeper-client';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { REPO_ROOT, scratchDir } from '../fixtures/environment.js';
 
@@ -150,4 +151,46 @@ export async function startPluginProcess(options: PluginOptions): Promise<Plugin
     start,
     logs: () => readFileSync(logFile, 'utf8'),
   };
+}
+
+/** True when something is mounted exactly at `dir` (read from the mount table, never the path). */
+export function mountedAt(dir: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === dir);
+}
+
+export async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Outstanding mount references of a volume, as the plugin reports them in Get. */
+export async function refsOf(plugin: PluginProcess, name: string): Promise<number> {
+  const r = await plugin.post('/VolumeDriver.Get', { Name: name });
+  return (r.json.Volume as { Status: { mounts: number } }).Status.mounts;
+}
+
+/** Reads one znode's data straight from ZooKeeper. */
+export function readZnode(connectString: string, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const client = zookeeper.createClient(connectString, { sessionTimeout: 5000 });
+    const timer = setTimeout(() => {
+      client.close();
+      reject(new Error('no ZooKeeper session within 10 s'));
+    }, 10_000);
+    client.once('connected', () => {
+      client.getData(path, (error, data) => {
+        clearTimeout(timer);
+        client.close();
+        if (error) reject(error);
+        else resolve(data ? data.toString('utf8') : '');
+      });
+    });
+    client.connect();
+  });
 }

@@ -17,12 +17,7 @@ import type { VolumeBackend } from '../../src/plugin/volume-driver.js';
 import { VolumeStore } from '../../src/plugin/volume-store.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
-
-function mountedAt(dir: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === dir);
-}
+import { mountedAt } from './plugin-fixture.js';
 
 /** Mounts a small tmpfs; counts calls; `fail` makes the next mount fail like a real driver would. */
 function tmpfsBackend() {
