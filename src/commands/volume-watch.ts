@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type DiskWatchOptions, watchDisks } from '../adapters/disk-watch.js';
@@ -22,7 +22,7 @@ import { isProcessAlive, processStartTime } from '../adapters/lock.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
 import { type StateSession, watcherLogDir, withStateLock } from '../adapters/volume-state.js';
 import { setMount, volumeAtDir, type WatcherRecord } from '../core/assignments.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, OperationError } from '../core/errors.js';
 import { parseQuery, redactQuery, wantsEncryption } from '../core/query.js';
 import type { CommandContext } from './context.js';
 import { type SyncOutcome, syncMountedVolume, type VolumeSpec } from './volume-assemble.js';
@@ -125,6 +125,9 @@ export async function ensureWatcher(
   const mount = session.state.volumes[name]?.mount;
   if (!mount || options.mode === 'none') return;
   if (mount.watcher && isProcessAlive(mount.watcher.pid, mount.watcher.startTime)) return;
+  if (!existsSync(WATCHER_ENTRY)) {
+    throw new OperationError(`the volume watcher ${WATCHER_ENTRY} is missing (run npm run build)`);
+  }
   const log = watcherLogPath(options.stateDir, mount.dir);
   mkdirSync(watcherLogDir(options.stateDir), { recursive: true, mode: 0o700 });
   const fd = openSync(log, 'a', 0o600);
