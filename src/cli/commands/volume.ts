@@ -4,6 +4,7 @@ import { type VolumeStatusResult, volumeStatus } from '../../commands/volume-sta
 import { type VolumeReleaseResult, volumeRelease, volumeUmount } from '../../commands/volume-umount.js';
 import type { App } from '../app.js';
 import { type Output, printResult, table, withSpinner } from '../output.js';
+import { parseKeyValues } from './match-query.js';
 
 const STATE_DIR_HELP = 'state directory (default: $SIMPLECTL_STATE_DIR or /var/lib/simplectl)';
 
@@ -69,22 +70,30 @@ export function volumeMountCommand(getApp: () => App): Command {
     .argument('<query>', 'volume query, e.g. label.fast_min-disks.2')
     .argument('<dir>', 'where the volume root (a read-only tmpfs) is mounted; created if missing')
     .option('--include <glob...>', 'consider exactly the devices whose names match (e.g. "loop5")')
+    .option('-o, --opt <key=value...>', 'extra settings merged over QUERY (values may hold any character)')
     .option('--state-dir <dir>', STATE_DIR_HELP)
-    .action(async (query: string, dir: string, options: { include?: string[]; stateDir?: string }) => {
-      const app = getApp();
-      const result = await withSpinner(app.out, `mounting ${dir}`, (progress) =>
-        volumeMount(
-          {
-            query,
-            dir,
-            include: options.include ?? [],
-            ...(options.stateDir ? { stateDir: options.stateDir } : {}),
-          },
-          app.context({ progress }),
-        ),
-      );
-      printResult(app.out, result, renderMount);
-    });
+    .action(
+      async (
+        query: string,
+        dir: string,
+        options: { include?: string[]; opt?: string[]; stateDir?: string },
+      ) => {
+        const app = getApp();
+        const result = await withSpinner(app.out, `mounting ${dir}`, (progress) =>
+          volumeMount(
+            {
+              query,
+              dir,
+              options: parseKeyValues(options.opt ?? []),
+              include: options.include ?? [],
+              ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+            },
+            app.context({ progress }),
+          ),
+        );
+        printResult(app.out, result, renderMount);
+      },
+    );
 }
 
 export function volumeUmountCommand(getApp: () => App): Command {
