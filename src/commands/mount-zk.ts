@@ -9,6 +9,7 @@
  * PATH is created in ZooKeeper when missing (as the old Docker plugin did)
  * unless `create` is false.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
@@ -81,10 +82,10 @@ async function readAuth(options: MountZkOptions): Promise<{ user: string; passwo
   }
   if (options.auth !== undefined) return parseAuth(options.auth);
   if (options.authFile === undefined) return undefined;
-  const file = options.authFile === '-' ? '/dev/stdin' : options.authFile;
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // fd 0 rather than /dev/stdin: a socket (as Node's child pipes are) cannot be opened by path.
+    text = options.authFile === '-' ? readFileSync(0, 'utf8') : await readFile(options.authFile, 'utf8');
   } catch (error) {
     throw new UsageError(`cannot read --auth-file ${options.authFile}: ${errorMessage(error)}`);
   }

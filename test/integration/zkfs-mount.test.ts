@@ -1,0 +1,268 @@
+/**
+ * zkfsctl mount and umount as an operator uses them: the daemon, readiness,
+ * bounded failure, signals, credentials, read-only mounts, and refusals.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { escapeMountPoint } from '../../src/adapters/zkfs/run-state.js';
+import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { missing, REPO_ROOT, scratchDir } from '../fixtures/environment.js';
+import { freePort } from '../fixtures/ports.js';
+import { startZk, type ZkServer } from '../fixtures/zk-server.js';
+import { eventually, mountZkfs, zkfsctl, zkfsRunDir } from '../fixtures/zkfs-mount.js';
+
+function isMounted(dir: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${dir} `);
+}
+
+function recordFile(dir: string): string {
+  return join(zkfsRunDir(), `${escapeMountPoint(dir)}.json`);
+}
+
+function daemonPid(dir: string): number {
+  return (JSON.parse(readFileSync(recordFile(dir), 'utf8')) as { pid: number }).pid;
+}
+
+/** Waits until process `pid` holds `path` open (read from /proc, never touching the mount). */
+async function holdsOpen(pid: number, path: string): Promise<void> {
+  await eventually(async () => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  }, `process ${pid} opens ${path}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
+  let zk: ZkServer;
+  let client: ZkClient;
+
+  beforeAll(async () => {
+    zk = await startZk();
+    client = await ZkClient.connect({ connectString: zk.connectString });
+  });
+  afterAll(async () => {
+    await client?.close();
+  });
+
+  it('returns once the mount is live, creates PATH, serves it, and unmounts cleanly', async () => {
+    const m = await mountZkfs(zk.connectString, '/life/app');
+    // Usable on the very next line, no waiting.
+    expect(await m.ok('echo hi > greeting && cat greeting')).toBe('hi\n');
+    expect((await client.getData('/life/app/greeting')).data.toString()).toBe('hi\n');
+    const table = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.includes(` ${m.dir} `));
+    expect(table).toMatch(/ - fuse\.zkfs zkfs:\/life\/app /);
+    const df = await m.ok('df -P .');
+    expect(df).toMatch(/zkfs:\/life\/app\s+\d+\s+\d+\s+\d+/);
+    const pid = daemonPid(m.dir);
+    expect(alive(pid)).toBe(true);
+    const r = await m.unmount();
+    expect(r?.exitCode).toBe(0);
+    expect(r?.stdout).toContain(`unmounted ${m.dir}`);
+    expect(isMounted(m.dir)).toBe(false);
+    expect(alive(pid)).toBe(false);
+    expect(existsSync(recordFile(m.dir))).toBe(false);
+    expect(m.log()).toMatch(/mounted .*\/life\/app/);
+  });
+
+  it('fails within the connect timeout when ZooKeeper is unreachable, leaving nothing behind', async () => {
+    const dir = scratchDir('zkfs-unreachable');
+    const port = await freePort();
+    const logFile = join(scratchDir('zkfs-log'), 'daemon.log');
+    const started = Date.now();
+    const r = await zkfsctl([
+      'mount',
+      `127.0.0.1:${port}`,
+      '/x',
+      dir,
+      '--connect-timeout',
+      '2',
+      '--log-file',
+      logFile,
+    ]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`could not connect to ZooKeeper at 127.0.0.1:${port} within 2 s`);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(isMounted(dir)).toBe(false);
+  });
+
+  it('refuses bad input with exit 2 and a message naming it', async () => {
+    const dir = scratchDir('zkfs-bad');
+    const cases: [string[], RegExp][] = [
+      [['mount', 'localhost', '/x', dir], /ports are required/],
+      [['mount', zk.connectString, 'x', dir], /must start with \//],
+      [['mount', zk.connectString, '/x', dir, '--mode', 'tree'], /--mode 'tree'/],
+      [['mount', zk.connectString, '/x', join(dir, 'missing')], /does not exist/],
+      [['mount', zk.connectString, '/x', dir, '-o', 'exec'], /-o exec is not supported/],
+      [['mount', zk.connectString, '/x', dir, '--max-file-size', '2M'], /out of range/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await zkfsctl(args);
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(isMounted(dir)).toBe(false);
+  });
+
+  it('refuses to mount twice, to unmount what is not a zkfs mount, and to unmount nothing', async () => {
+    const m = await mountZkfs(zk.connectString, '/twice');
+    const again = await zkfsctl(['mount', zk.connectString, '/twice', m.dir]);
+    expect(again.exitCode).toBe(1);
+    expect(again.stderr).toContain('already a mount point');
+    const tmpfs = scratchDir('zkfs-tmpfs');
+    await execa('mount', ['-t', 'tmpfs', 'volkit-test', tmpfs]);
+    try {
+      const r = await zkfsctl(['umount', tmpfs]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain('is not a ZooKeeper mount');
+      expect(isMounted(tmpfs)).toBe(true);
+    } finally {
+      await execa('umount', [tmpfs]);
+    }
+    await m.unmount();
+    const r = await zkfsctl(['umount', m.dir]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('is not mounted');
+  });
+
+  it('refuses a busy unmount, then detaches with --lazy and lets the daemon finish', async () => {
+    const m = await mountZkfs(zk.connectString, '/busy');
+    await m.ok('echo x > f');
+    const pid = daemonPid(m.dir);
+    const holder = execa('bash', ['-c', 'exec 3<f; read -r _'], { cwd: m.dir, stdin: 'pipe', reject: false });
+    await holdsOpen(holder.pid!, join(m.dir, 'f'));
+    const busy = await zkfsctl(['umount', m.dir]);
+    expect(busy.exitCode).toBe(1);
+    expect(busy.stderr).toContain('is busy');
+    expect(isMounted(m.dir)).toBe(true);
+    const lazy = await zkfsctl(['umount', '--lazy', m.dir]);
+    expect(lazy.exitCode).toBe(0);
+    expect(isMounted(m.dir)).toBe(false);
+    holder.stdin?.end('\n');
+    await holder;
+    await eventually(async () => !alive(pid), 'the daemon exits once the last file is closed');
+  });
+
+  it('unmounts on SIGTERM to the daemon', async () => {
+    const m = await mountZkfs(zk.connectString, '/term');
+    await m.ok('printf kept > f');
+    const pid = daemonPid(m.dir);
+    process.kill(pid, 'SIGTERM');
+    await eventually(async () => !alive(pid) && !isMounted(m.dir), 'daemon exits and the mount is gone');
+    expect((await client.getData('/term/f')).data.toString()).toBe('kept');
+    expect(m.log()).toContain('stopping: unmounting');
+  });
+
+  it('serves in the foreground until SIGINT', async () => {
+    const dir = scratchDir('zkfs-fg');
+    const child = execa(
+      join(REPO_ROOT, 'bin/zkfsctl'),
+      ['--log-level', 'info', 'mount', '--foreground', zk.connectString, '/fg', dir],
+      { reject: false, env: { ZKFSCTL_RUN_DIR: zkfsRunDir() } },
+    );
+    await eventually(async () => isMounted(dir), 'foreground mount appears');
+    const ls = await execa('bash', ['-c', 'echo fg > f && cat f'], { cwd: dir });
+    expect(ls.stdout).toBe('fg');
+    child.kill('SIGINT');
+    const r = await child;
+    expect(r.exitCode).toBe(0);
+    expect(isMounted(dir)).toBe(false);
+    expect(String(r.stderr)).toContain('stopping');
+  });
+
+  it('authenticates with digest credentials from standard input, never exposing them', async () => {
+    const id = `bob:${createHash('sha1').update('bob:pw-Secret9').digest('base64')}`;
+    await client.create('/locked', Buffer.alloc(0), { acl: [{ perms: 31, scheme: 'digest', id }] });
+    // Without credentials the mount cannot even list the path.
+    const denied = await zkfsctl([
+      'mount',
+      zk.connectString,
+      '/locked',
+      scratchDir('zkfs-denied'),
+      '--log-file',
+      join(scratchDir('zkfs-log'), 'd.log'),
+    ]);
+    expect(denied.exitCode).toBe(1);
+    expect(denied.stderr).toContain('refused');
+    const m = await mountZkfs(zk.connectString, '/locked', {
+      args: ['--auth-file', '-'],
+      input: 'bob:pw-Secret9\n',
+    });
+    await m.ok('mkdir sub && printf secret > sub/f');
+    expect(await m.ok('cat sub/f')).toBe('secret');
+    // New nodes inherit their parent's ACL, so they are not world-readable.
+    const bob = await ZkClient.connect({
+      connectString: zk.connectString,
+      auth: { user: 'bob', password: 'pw-Secret9' },
+    });
+    try {
+      expect((await bob.getAcl('/locked/sub/f')).acl).toEqual([{ perms: 31, scheme: 'digest', id }]);
+    } finally {
+      await bob.close();
+    }
+    await expect(client.getData('/locked/sub/f')).rejects.toThrow(/NO_AUTH/);
+    const pid = daemonPid(m.dir);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain('pw-Secret9');
+    expect(readFileSync(`/proc/${pid}/environ`, 'utf8')).not.toContain('pw-Secret9');
+    expect(m.log()).not.toContain('pw-Secret9');
+  });
+
+  it('maps ACL refusals to EACCES', async () => {
+    await client.create('/acl', Buffer.alloc(0));
+    await client.create('/acl/ro', Buffer.from('r'), { acl: [{ perms: 1, scheme: 'world', id: 'anyone' }] });
+    const m = await mountZkfs(zk.connectString, '/acl');
+    const r = await m.sh('echo x > ro');
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('Permission denied');
+    expect(await m.ok('cat ro')).toBe('r');
+  });
+
+  it('refuses every change on a read-only mount with EROFS', async () => {
+    await client.create('/ro', Buffer.alloc(0));
+    await client.create('/ro/f', Buffer.from('old'));
+    const m = await mountZkfs(zk.connectString, '/ro', { args: ['--read-only'] });
+    expect(await m.ok('cat f')).toBe('old');
+    for (const script of ['echo x > f', 'mkdir d', 'rm f', 'touch g', 'mv f g', 'ln -s f l', 'chmod 600 f']) {
+      const r = await m.sh(script);
+      expect(r.exitCode, script).not.toBe(0);
+      expect(r.stderr, script).toContain('Read-only file system');
+    }
+    expect((await client.getData('/ro/f')).data.toString()).toBe('old');
+  });
+
+  it('refuses a missing PATH with --no-create', async () => {
+    const r = await zkfsctl([
+      'mount',
+      zk.connectString,
+      '/nope',
+      scratchDir('zkfs-nc'),
+      '--no-create',
+      '--log-file',
+      join(scratchDir('zkfs-log'), 'n.log'),
+    ]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('ZooKeeper path /nope does not exist');
+    expect(await client.exists('/nope')).toBeNull();
+  });
+});
