@@ -107,19 +107,38 @@ export function write(ctx: VfsContext, fh: number, data: Buffer, position: numbe
   const file = handle.file;
   // The kernel computes the append offset from the size it last saw; the buffer is the truth.
   const offset = handle.append ? file.buffer.length : position;
-  checkRequestSize(
-    file.znode,
-    Math.max(file.buffer.length, offset + data.length),
-    `writing ${file.mountPath}`,
-  );
-  const written = file.buffer.write(data, offset);
+  handle.pending = true;
+  const written = refuseTooLarge(file, () => {
+    checkRequestSize(
+      file.znode,
+      Math.max(file.buffer.length, offset + data.length),
+      `writing ${file.mountPath}`,
+    );
+    return file.buffer.write(data, offset);
+  });
   file.seq++;
   file.mtimeMs = Date.now();
   return written;
 }
 
+/** Runs a size-changing step; an EFBIG marks the file so its partial content is never written back. */
+function refuseTooLarge<T>(file: OpenFile, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (error instanceof FsError && error.code === 'EFBIG') file.refused = error;
+    throw error;
+  }
+}
+
 async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
   if (!isDirty(file) || file.deleted) return;
+  if (file.refused) {
+    ctx.log.warn(
+      `${file.mountPath}: not written back: ${file.refused.message}; it keeps its previous content`,
+    );
+    throw new FsError('EFBIG', file.refused.message);
+  }
   const seq = file.seq;
   const content = file.buffer.content();
   try {
@@ -152,14 +171,19 @@ export function flushFile(ctx: VfsContext, file: OpenFile): Promise<void> {
   return next;
 }
 
+/** close(2) and fsync(2): writes back what this handle changed (with whatever else is buffered). */
 export async function flush(ctx: VfsContext, fh: number): Promise<void> {
-  await flushFile(ctx, ctx.files.get(fh).file);
+  const handle = ctx.files.get(fh);
+  if (!handle.pending) return;
+  await flushFile(ctx, handle.file);
+  handle.pending = false;
 }
 
 export async function release(ctx: VfsContext, fh: number): Promise<void> {
-  const { file } = ctx.files.get(fh);
+  const handle = ctx.files.get(fh);
+  const file = handle.file;
   try {
-    await flushFile(ctx, file);
+    if (handle.pending) await flushFile(ctx, file);
   } catch (error) {
     // close() already reported this through flush; release cannot.
     if (isDirty(file)) ctx.log.warn(`${file.mountPath}: unwritten changes dropped at close`);
@@ -171,9 +195,13 @@ export async function release(ctx: VfsContext, fh: number): Promise<void> {
 
 export async function ftruncate(ctx: VfsContext, fh: number, size: number): Promise<void> {
   assertWritable(ctx);
-  const file = ctx.files.get(fh).file;
-  checkRequestSize(file.znode, size, `truncating ${file.mountPath}`);
-  file.buffer.truncate(size);
+  const handle = ctx.files.get(fh);
+  const file = handle.file;
+  handle.pending = true;
+  refuseTooLarge(file, () => {
+    checkRequestSize(file.znode, size, `truncating ${file.mountPath}`);
+    file.buffer.truncate(size);
+  });
   file.seq++;
   file.mtimeMs = Date.now();
 }

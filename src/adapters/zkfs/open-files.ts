@@ -27,12 +27,25 @@ export interface OpenFile {
   mtimeMs: number;
   /** The tail of this file's flush queue. */
   flushing: Promise<void>;
+  /**
+   * Set when a write or truncate was refused as too large: from then on the
+   * buffer is never written back, so the znode keeps its last complete
+   * content instead of the prefix written before the refusal.
+   */
+  refused?: FsError | undefined;
 }
 
 export interface Handle {
   file: OpenFile;
   writable: boolean;
   append: boolean;
+  /**
+   * This handle changed the buffer since its last flush. Only such a handle's
+   * flush or release writes back: a reader closing, or the late release of a
+   * handle that was already flushed, must not push another writer's
+   * half-finished content to ZooKeeper.
+   */
+  pending: boolean;
 }
 
 export function isDirty(file: OpenFile): boolean {
@@ -75,7 +88,7 @@ export class OpenFiles {
     while (this.handles.has(fh) || fh === 0) fh = (fh + 1) % 0xffffffff;
     this.nextFh = (fh + 1) % 0xffffffff;
     file.refs++;
-    this.handles.set(fh, { file, ...options });
+    this.handles.set(fh, { file, ...options, pending: false });
     return fh;
   }
 

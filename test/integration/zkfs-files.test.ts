@@ -1,0 +1,154 @@
+/**
+ * File contents through a real mount, driven by shell tools, in every mode
+ * (dir mode writes a directory's `_zoo_data_`). Contents are compared byte
+ * for byte with what ZooKeeper holds.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { startZk, type ZkServer } from '../fixtures/zk-server.js';
+import { eventually, mountZkfs, type ZkfsMount } from '../fixtures/zkfs-mount.js';
+
+let zk: ZkServer;
+let client: ZkClient;
+
+beforeAll(async () => {
+  zk = await startZk();
+  client = await ZkClient.connect({ connectString: zk.connectString });
+});
+afterAll(async () => {
+  await client?.close();
+});
+
+const MODES = ['hybrid', 'file', 'dir'] as const;
+
+describe.skipIf(missing({ fuse: true })).each(MODES)('file contents in %s mode', (mode) => {
+  let m: ZkfsMount;
+  const root = `/files-${mode}`;
+  /** Where file `name` lives in this mode: the file itself, or `name/_zoo_data_` in dir mode. */
+  const at = (name: string) => (mode === 'dir' ? `${name}/_zoo_data_` : name);
+  const prepare = async (name: string) => {
+    if (mode === 'dir') await m.ok(`mkdir -p ${name}`);
+  };
+  const zkData = async (name: string) => (await client.getData(`${root}/${name}`)).data;
+
+  beforeAll(async () => {
+    m = await mountZkfs(zk.connectString, root, { mode });
+  });
+
+  it('writes with > and reads with cat, byte for byte', async () => {
+    await prepare('greeting');
+    await m.ok(`echo 'hello, world' > ${at('greeting')}`);
+    expect((await m.read(at('greeting'))).toString()).toBe('hello, world\n');
+    expect((await zkData('greeting')).toString()).toBe('hello, world\n');
+  });
+
+  it('keeps binary data with NUL bytes exactly, up to a megabyte', async () => {
+    const src = join(scratchDir('zkfs-src'), 'blob');
+    const bytes = Buffer.concat([Buffer.from([0, 0, 1, 255, 0, 10, 13, 0]), randomBytes(1_000_000)]);
+    writeFileSync(src, bytes);
+    await prepare('blob');
+    await m.ok(`cp ${src} ${at('blob')} && cmp ${src} ${at('blob')}`);
+    expect(await m.read(at('blob'))).toEqual(bytes);
+    expect(await zkData('blob')).toEqual(bytes);
+    expect(await m.ok(`stat -c %s ${at('blob')}`)).toBe(`${bytes.length}\n`);
+  });
+
+  it('writes at any offset with dd, appends with >>, truncates with truncate', async () => {
+    await prepare('edit');
+    const f = at('edit');
+    await m.ok(`printf abcdef > ${f}`);
+    await m.ok(`printf XY | dd of=${f} bs=1 seek=2 conv=notrunc status=none`);
+    expect((await m.read(f)).toString()).toBe('abXYef');
+    await m.ok(`printf Z | dd of=${f} bs=1 seek=10 conv=notrunc status=none`);
+    expect(await m.read(f)).toEqual(Buffer.from('abXYef\0\0\0\0Z'));
+    await m.ok(`echo one >> ${f}; echo two >> ${f}`);
+    expect(await zkData('edit')).toEqual(Buffer.from('abXYef\0\0\0\0Zone\ntwo\n'));
+    await m.ok(`truncate -s 3 ${f}`);
+    expect((await zkData('edit')).toString()).toBe('abX');
+    await m.ok(`truncate -s 5 ${f}`);
+    expect(await zkData('edit')).toEqual(Buffer.from('abX\0\0'));
+    await m.ok(`: > ${f}`);
+    expect((await zkData('edit')).length).toBe(0);
+    expect(await m.ok(`wc -c < ${f}`)).toBe('0\n');
+  });
+
+  it('reports size and mtime from the znode stat', async () => {
+    await prepare('stamp');
+    await m.ok(`printf 12345 > ${at('stamp')}`);
+    const stat = await client.exists(`${root}/stamp`);
+    const out = (await m.ok(`stat -c '%s %Y' ${at('stamp')}`)).trim().split(' ');
+    expect(Number(out[0])).toBe(5);
+    expect(Number(out[1])).toBe(Math.floor(stat!.mtimeMs / 1000));
+  });
+
+  it('refuses a write that would overwrite a newer version with EIO, and logs why', async () => {
+    await prepare('race');
+    const f = at('race');
+    await m.ok(`printf original > ${f}`);
+    // dd opens the file (reading its version), then waits for its input.
+    const dd = execa('dd', [`of=${f}`, 'bs=4', 'count=1', 'conv=notrunc,fsync', 'status=none'], {
+      cwd: m.dir,
+      stdin: 'pipe',
+      reject: false,
+    });
+    await eventually(async () => {
+      const fds = await execa('ls', ['-l', `/proc/${dd.pid}/fd`], { reject: false });
+      return String(fds.stdout).includes(join(m.dir, f));
+    }, 'dd has the file open');
+    await client.setData(`${root}/race`, Buffer.from('the other host'), -1);
+    dd.stdin?.end('mine');
+    const r = await dd;
+    expect(r.exitCode).not.toBe(0);
+    expect(String(r.stderr)).toContain('Input/output error');
+    expect((await zkData('race')).toString()).toBe('the other host');
+    expect(m.log()).toMatch(/write to \/race.* refused: another client changed it/);
+  });
+
+  it.skipIf(mode === 'dir')('refuses regular files nowhere but dir mode', async () => {
+    await m.ok('echo x > plain');
+    expect((await zkData('plain')).toString()).toBe('x\n');
+  });
+
+  it.skipIf(mode !== 'dir')('refuses a regular file that is not _zoo_data_ in dir mode', async () => {
+    const r = await m.sh('echo x > plain');
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('Operation not supported');
+    expect(await client.exists(`${root}/plain`)).toBeNull();
+  });
+});
+
+describe.skipIf(missing({ fuse: true }))('file size limits', () => {
+  it('refuses growth past --max-file-size with EFBIG and keeps the previous content whole', async () => {
+    const m = await mountZkfs(zk.connectString, '/limit', { args: ['--max-file-size', '1000'] });
+    await m.ok('head -c 1000 /dev/urandom > full');
+    const before = (await client.getData('/limit/full')).data;
+    expect(before.length).toBe(1000);
+    const grow = await m.sh('echo more >> full');
+    expect(grow.exitCode).not.toBe(0);
+    expect(grow.stderr).toContain('File too large');
+    const big = await m.sh('head -c 1500 /dev/zero | dd of=full bs=500 conv=notrunc status=none');
+    expect(big.stderr).toContain('File too large');
+    expect((await client.getData('/limit/full')).data).toEqual(before);
+    const trunc = await m.sh('truncate -s 1001 full');
+    expect(trunc.stderr).toContain('File too large');
+    expect((await client.getData('/limit/full')).data).toEqual(before);
+  });
+
+  it('refuses what one ZooKeeper request cannot carry at the default limit, without a partial file', async () => {
+    const m = await mountZkfs(zk.connectString, '/serverlimit');
+    const src = join(scratchDir('zkfs-src'), 'mib');
+    writeFileSync(src, randomBytes(1024 * 1024));
+    const r = await m.sh(`cp ${src} huge`);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('File too large');
+    expect((await client.getData('/serverlimit/huge')).data.length).toBe(0);
+    // The session survived (an oversized request would have cost the connection).
+    await m.ok('printf ok > after');
+    expect((await client.getData('/serverlimit/after')).data.toString()).toBe('ok');
+  });
+});
