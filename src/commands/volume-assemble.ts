@@ -170,8 +170,15 @@ export async function syncMountedVolume(
   const here = new Map<string, DiskReport>();
   for (const d of present) if (d.state === 'initialised') here.set(diskId(d), d);
 
-  // Disks that left: their device is gone, detaching, or holds another disk now.
-  const removed = Object.values(mount.disks).filter((m) => here.get(m.id)?.device !== m.device);
+  // Disks that left: their device is gone, detaching, holds another disk now, or holds new
+  // media under the same name (a changed diskseq: unplugged and plugged back between passes).
+  const removed: MountedDisk[] = [];
+  for (const m of Object.values(mount.disks)) {
+    const recorded = volume.disks[m.id]?.diskseq ?? null;
+    const seq = await currentDiskseq(m.device);
+    const replaced = recorded !== null && seq !== null && seq !== recorded;
+    if (here.get(m.id)?.device !== m.device || replaced) removed.push(m);
+  }
   let state = ac.session.state;
   for (const m of removed) {
     ctx.log.info(`volume ${shown(spec)}: disk ${m.id} (${m.device}) left; unmounting ${m.mountPoint}`);
