@@ -5,7 +5,7 @@
  * it documented but had stopped reading), `path`, `mode` and `auth`; the auth
  * string stays in the 0600 state file and never reaches a reply or a log.
  */
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { CommandContext } from '../commands/context.js';
 import { mountZk } from '../commands/mount-zk.js';
 import { umountZk } from '../commands/umount-zk.js';
@@ -16,7 +16,7 @@ import { normalizeZkPath } from '../core/zkfs/paths.js';
 import type { VolumeBackend } from './volume-driver.js';
 
 export const ZK_DRIVER = 'zookeeper';
-const OPTION_KEYS = ['hosts', 'host', 'path', 'mode', 'auth'] as const;
+const OPTION_KEYS = ['hosts', 'host', 'path', 'mode', 'auth', 'auth-file'] as const;
 
 /** Runs one of zkfsctl mount's option parsers, naming the Docker option in its error. */
 function option<T>(name: string, parse: () => T): T {
@@ -33,7 +33,7 @@ export function normalizeZkOptions(options: Readonly<Record<string, string>>): R
   const unknown = Object.keys(options).filter((k) => !(OPTION_KEYS as readonly string[]).includes(k));
   if (unknown.length > 0) {
     throw new UsageError(
-      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} for the zookeeper driver (expected hosts, path, mode, auth)`,
+      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} for the zookeeper driver (expected hosts, path, mode, auth, auth-file)`,
     );
   }
   if (options.hosts !== undefined && options.host !== undefined && options.hosts !== options.host) {
@@ -52,10 +52,20 @@ export function normalizeZkOptions(options: Readonly<Record<string, string>>): R
     path: option('path', () => normalizeZkPath(options.path ?? '/')),
     mode: option('mode', () => parseMode(options.mode ?? 'hybrid')).toUpperCase(),
   };
+  if (options.auth !== undefined && options['auth-file'] !== undefined) {
+    throw new UsageError('give option auth or auth-file, not both');
+  }
   if (options.auth !== undefined) {
     // Digest credentials; the old plugin dropped the scheme and so never authenticated.
     option('auth', () => parseAuth(options.auth!));
     normalized.auth = options.auth;
+  }
+  const authFile = options['auth-file'];
+  if (authFile !== undefined) {
+    // Read at each mount: the credentials then stay out of the engine's own volume records too.
+    if (!isAbsolute(authFile))
+      throw new UsageError(`option auth-file: ${JSON.stringify(authFile)} is not an absolute path`);
+    normalized['auth-file'] = authFile;
   }
   return normalized;
 }
@@ -80,6 +90,7 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
           dir,
           mode: o.mode,
           auth: o.auth,
+          authFile: o['auth-file'],
           // Containers run processes under any uid; the daemon runs as root, so this needs no fuse.conf.
           options: ['allow_other'],
           logFile: join(options.logDir, `${volume.name}.log`),
@@ -94,7 +105,11 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
       hosts: volume.options.hosts,
       path: volume.options.path,
       mode: volume.options.mode,
-      auth: volume.options.auth ? 'digest (hidden)' : 'none',
+      auth: volume.options.auth
+        ? 'digest (hidden)'
+        : volume.options['auth-file']
+          ? `digest from ${volume.options['auth-file']}`
+          : 'none',
     }),
   };
 }

@@ -10,7 +10,10 @@ describe('zookeeper driver options', () => {
   it.each([
     [{ hosts: '127.0.0.1:2181' }, { hosts: '127.0.0.1:2181', path: '/', mode: 'HYBRID' }],
     [{ host: 'zk1:2181' }, { hosts: 'zk1:2181', path: '/', mode: 'HYBRID' }],
-    [{ hosts: 'h:1', path: '/app/' }, { hosts: 'h:1', path: '/app', mode: 'HYBRID' }],
+    [
+      { hosts: 'h:1', path: '/app/' },
+      { hosts: 'h:1', path: '/app', mode: 'HYBRID' },
+    ],
     [
       { hosts: 'zk1:2181, zk2:2182', path: '/app', mode: 'dir' },
       { hosts: 'zk1:2181,zk2:2182', path: '/app', mode: 'DIR' },
@@ -22,6 +25,10 @@ describe('zookeeper driver options', () => {
     [
       { hosts: 'h:1', host: 'h:1', auth: 'alice:pw:with:colons' },
       { hosts: 'h:1', path: '/', mode: 'HYBRID', auth: 'alice:pw:with:colons' },
+    ],
+    [
+      { hosts: 'h:1', 'auth-file': '/etc/volkit/zk.auth' },
+      { hosts: 'h:1', path: '/', mode: 'HYBRID', 'auth-file': '/etc/volkit/zk.auth' },
     ],
   ])('accepts %j', (input, expected) => {
     expect(normalizeZkOptions(input)).toEqual(expected);
@@ -41,6 +48,8 @@ describe('zookeeper driver options', () => {
     [{ hosts: 'a:1', mode: 'weird' }, "option mode: --mode 'weird' is not one of hybrid, dir, file"],
     [{ hosts: 'a:1', auth: 'nocolon' }, 'option auth: auth must be user:password'],
     [{ hosts: 'a:1', size: '1' }, 'unknown option "size" for the zookeeper driver'],
+    [{ hosts: 'a:1', auth: 'u:p', 'auth-file': '/f' }, 'give option auth or auth-file, not both'],
+    [{ hosts: 'a:1', 'auth-file': 'rel/f' }, 'option auth-file: "rel/f" is not an absolute path'],
     [JSON.parse('{"hosts":"a:1","__proto__":"x"}'), 'unknown option "__proto__"'],
   ])('refuses %j', (input, message) => {
     expect(() => normalizeZkOptions(input)).toThrow(UsageError);

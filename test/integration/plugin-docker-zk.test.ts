@@ -1,0 +1,278 @@
+/**
+ * The `zookeeper` plugin end to end: a real ZooKeeper, a private dockerd, the
+ * project's own plugin server on /run/docker/plugins/<unique>.sock and the
+ * real `docker` CLI. Files written in containers are read straight from
+ * ZooKeeper; two containers share a volume; the plugin server is killed and
+ * restarted under a running container; dockerd is restarted; auth never shows.
+ */
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import zookeeper from 'node-zookeeper-client';
+import { describe, expect, it } from 'vitest';
+import { onCleanup } from '../fixtures/cleanup.js';
+import { startDockerd } from '../fixtures/dockerd.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { startZk } from '../fixtures/zk-server.js';
+import { mountedAt, readZnode, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
+
+/** Creates `path` readable and writable only by the digest identity `auth` (user:password). */
+function createProtectedNode(connectString: string, path: string, auth: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const client = zookeeper.createClient(connectString, { sessionTimeout: 5000 });
+    client.once('connected', () => {
+      client.addAuthInfo('digest', Buffer.from(auth));
+      const acl = [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('auth', ''))];
+      client.create(path, Buffer.alloc(0), acl, zookeeper.CreateMode.PERSISTENT, (error) => {
+        client.close();
+        if (error) reject(error);
+        else resolve();
+      });
+    });
+    client.connect();
+  });
+}
+
+describe.skipIf(missing({ root: true, fuse: true }))(
+  'zookeeper volume plugin with a real Docker engine',
+  () => {
+    it('creates, shares, survives plugin and engine restarts, and removes a ZooKeeper volume', async () => {
+      const zk = await startZk();
+      const engine = await startDockerd();
+      const image = await engine.busyboxImage();
+      const plugin = await startPluginProcess({ tool: 'zkfsctl', forDocker: true });
+      const docker = engine.docker;
+      const port = zk.clientPorts[0];
+      onCleanup('zookeeper test containers and volumes', async () => {
+        await docker(['rm', '-f', 'holder'], { reject: false });
+        await docker(['volume', 'rm', '-f', 'cfg', 'secure', 'filed', 'anonymous'], { reject: false });
+      });
+
+      await docker([
+        'volume',
+        'create',
+        '-d',
+        plugin.name,
+        '-o',
+        `hosts=127.0.0.1:${port}`,
+        '-o',
+        'path=/app',
+        'cfg',
+      ]);
+      const run = await docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'cfg:/data',
+        image,
+        'sh',
+        '-c',
+        'echo hello > /data/greeting && mkdir -p /data/conf && echo "a=1" > /data/conf/app.ini && cat /data/greeting',
+      ]);
+      expect(run.stdout).toBe('hello');
+      expect(await readZnode(zk.connectString, '/app/greeting')).toBe('hello\n');
+      expect(await readZnode(zk.connectString, '/app/conf/app.ini')).toBe('a=1\n');
+      const mountpoint = join(plugin.mountRoot, 'cfg');
+      expect(mountedAt(mountpoint)).toBe(false);
+
+      // Two containers share the volume: one holds it, the other reads what it wrote.
+      await docker([
+        'run',
+        '-d',
+        '--name',
+        'holder',
+        '--network',
+        'none',
+        '-v',
+        'cfg:/data',
+        image,
+        'sh',
+        '-c',
+        'echo from-holder > /data/shared; while [ ! -e /data/stop ]; do sleep 0.2; done',
+      ]);
+      await waitUntil('the holder to write', async () => {
+        try {
+          return (await readZnode(zk.connectString, '/app/shared')) === 'from-holder\n';
+        } catch {
+          return false;
+        }
+      });
+      const second = await docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'cfg:/data',
+        image,
+        'cat',
+        '/data/shared',
+      ]);
+      expect(second.stdout).toBe('from-holder');
+      expect(await refsOf(plugin, 'cfg')).toBe(1);
+
+      // The plugin server dies and comes back while the holder uses the volume.
+      await plugin.kill('SIGKILL');
+      await plugin.start();
+      expect(plugin.logs()).toContain(`volume cfg is still mounted at ${mountpoint} for 1 mount(s)`);
+      const exec = await docker([
+        'exec',
+        'holder',
+        'sh',
+        '-c',
+        'echo after > /data/after-restart && cat /data/greeting',
+      ]);
+      expect(exec.stdout).toBe('hello');
+      expect(await readZnode(zk.connectString, '/app/after-restart')).toBe('after\n');
+      await docker(['exec', 'holder', 'touch', '/data/stop']);
+      await docker(['wait', 'holder']);
+      await docker(['rm', 'holder']);
+      await waitUntil('the volume to be released', () => !mountedAt(mountpoint));
+      expect(await refsOf(plugin, 'cfg')).toBe(0);
+
+      // Digest auth reaches ZooKeeper (the old plugin dropped it): /secure is readable by alice only.
+      await createProtectedNode(zk.connectString, '/secure', 'alice:s3cret-pw');
+      const authFile = join(scratchDir('zk-auth'), 'alice.auth');
+      writeFileSync(authFile, 'alice:s3cret-pw\n', { mode: 0o600 });
+      await docker([
+        'volume',
+        'create',
+        '-d',
+        plugin.name,
+        '-o',
+        `host=127.0.0.1:${port}`,
+        '-o',
+        'path=/secure',
+        '-o',
+        'auth=alice:s3cret-pw',
+        'secure',
+      ]);
+      await docker([
+        'volume',
+        'create',
+        '-d',
+        plugin.name,
+        '-o',
+        `hosts=127.0.0.1:${port}`,
+        '-o',
+        'path=/secure',
+        '-o',
+        `auth-file=${authFile}`,
+        'filed',
+      ]);
+      await docker([
+        'volume',
+        'create',
+        '-d',
+        plugin.name,
+        '-o',
+        `hosts=127.0.0.1:${port}`,
+        '-o',
+        'path=/secure',
+        'anonymous',
+      ]);
+      const secure = await docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'secure:/data',
+        image,
+        'sh',
+        '-c',
+        'echo x > /data/y && cat /data/y',
+      ]);
+      expect(secure.stdout).toBe('x');
+      const filed = await docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'filed:/data',
+        image,
+        'cat',
+        '/data/y',
+      ]);
+      expect(filed.stdout).toBe('x');
+      const anonymous = await docker(
+        ['run', '--rm', '--network', 'none', '-v', 'anonymous:/data', image, 'cat', '/data/y'],
+        { reject: false },
+      );
+      expect(anonymous.exitCode).not.toBe(0);
+
+      // The secret stays out of Get replies (inspect's Status), logs and every file but the 0600 state file.
+      // (The engine keeps its own copy of `-o` options, shown as Options: auth-file avoids that.)
+      const inspected = JSON.parse((await docker(['volume', 'inspect', 'secure', 'filed'])).stdout);
+      expect(inspected[0]).toMatchObject({
+        Driver: plugin.name,
+        Status: { path: '/secure', auth: 'digest (hidden)' },
+      });
+      expect(inspected[1]).toMatchObject({ Status: { auth: `digest from ${authFile}` } });
+      expect(JSON.stringify(inspected.map((v: { Status: unknown }) => v.Status))).not.toContain('s3cret');
+      expect(JSON.stringify(inspected[1])).not.toContain('s3cret');
+      expect(plugin.logs()).not.toContain('s3cret');
+      for (const log of readdirSync(join(plugin.stateDir, 'logs'))) {
+        expect(readFileSync(join(plugin.stateDir, 'logs', log), 'utf8')).not.toContain('s3cret');
+      }
+      const stateFile = join(plugin.stateDir, 'plugin-state.json');
+      expect(statSync(stateFile).mode & 0o777).toBe(0o600);
+      const state = readFileSync(stateFile, 'utf8');
+      expect(state).toContain('alice:s3cret-pw');
+      expect(state.split('s3cret').length).toBe(2); // only the volume given auth inline
+      await docker(['volume', 'rm', 'filed', 'anonymous']);
+
+      // The engine restarts: both volumes are still there and still work.
+      await engine.restart();
+      const ls = await docker([
+        'volume',
+        'ls',
+        '--filter',
+        `driver=${plugin.name}`,
+        '--format',
+        '{{.Driver}} {{.Name}}',
+      ]);
+      expect(ls.stdout.split('\n').sort()).toEqual([`${plugin.name} cfg`, `${plugin.name} secure`]);
+      const again = await docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'cfg:/data',
+        image,
+        'cat',
+        '/data/after-restart',
+      ]);
+      expect(again.stdout).toBe('after');
+
+      // Removing a volume forgets it; the data stays in ZooKeeper.
+      await docker(['volume', 'rm', 'cfg', 'secure']);
+      expect((await docker(['volume', 'ls', '-q', '--filter', `driver=${plugin.name}`])).stdout).toBe('');
+      expect(await readZnode(zk.connectString, '/app/greeting')).toBe('hello\n');
+      expect(plugin.logs()).not.toMatch(/internal error/);
+    });
+
+    it('answers docker volume create with the plugin error for missing or bad options', async () => {
+      const engine = await startDockerd();
+      const plugin = await startPluginProcess({ tool: 'zkfsctl', forDocker: true });
+      const missingHosts = await engine.docker(['volume', 'create', '-d', plugin.name, 'nohosts'], {
+        reject: false,
+      });
+      expect(missingHosts.exitCode).not.toBe(0);
+      expect(missingHosts.stderr).toContain('missing option hosts');
+      const badPort = await engine.docker(
+        ['volume', 'create', '-d', plugin.name, '-o', 'hosts=127.0.0.1', 'noport'],
+        {
+          reject: false,
+        },
+      );
+      expect(badPort.stderr).toContain('ports are required');
+      expect((await engine.docker(['volume', 'ls', '-q', '--filter', `driver=${plugin.name}`])).stdout).toBe(
+        '',
+      );
+    });
+  },
+);
