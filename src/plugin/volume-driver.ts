@@ -56,6 +56,10 @@ export interface VolumeBackend {
   mount(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
   /** Unmounts what `mount` mounted at `dir`. */
   unmount(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
+  /** False when the mount at `dir` lost the process serving it (a FUSE daemon that died). */
+  alive?(dir: string): Promise<boolean>;
+  /** Takes down a mount that `alive` found dead, so it can be mounted again. */
+  discard?(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
   /** Lets go of what the volume held besides its mount (the simple driver frees its disks). */
   forget?(volume: VolumeRecord, ctx: CommandContext): Promise<void>;
   /** Driver facts for `docker volume inspect`, without secrets. */

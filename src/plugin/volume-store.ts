@@ -132,7 +132,7 @@ export class VolumeStore implements VolumeDriver {
     const dir = this.mountpointOf(name);
     const { refs, first } = addRef(volume.refs, id);
     let mountedHere = false;
-    if (!(await this.isMounted(dir))) {
+    if (!(await this.isServed(volume, dir))) {
       if (!first) this.ctx.log.warn(`volume ${name} is in use but not mounted; mounting it again`);
       await this.mountAt(volume, dir);
       mountedHere = true;
@@ -197,14 +197,14 @@ export class VolumeStore implements VolumeDriver {
    * one holds are taken down. Failures are reported, never fatal.
    */
   async reconcile(): Promise<ReconcileEntry[]> {
-    const table = await this.readMounts();
     const entries: ReconcileEntry[] = [];
     for (const name of this.names()) {
       const volume = getVolume(this.state, name);
       const dir = this.mountpointOf(name);
-      const action = reconcileAction(volume.refs, mountAt(table, dir) !== undefined);
-      const entry: ReconcileEntry = { name, action };
+      const entry: ReconcileEntry = { name, action: 'none' };
       try {
+        const action = reconcileAction(volume.refs, await this.isServed(volume, dir));
+        entry.action = action;
         if (action === 'remount') {
           await this.mountAt(volume, dir);
           this.ctx.log.info(
@@ -220,7 +220,7 @@ export class VolumeStore implements VolumeDriver {
         }
       } catch (error) {
         entry.error = errorMessage(error);
-        this.ctx.log.error(`start-up: could not ${action} volume ${name}: ${entry.error}`);
+        this.ctx.log.error(`start-up: could not ${entry.action} volume ${name}: ${entry.error}`);
       }
       entries.push(entry);
     }
@@ -234,6 +234,19 @@ export class VolumeStore implements VolumeDriver {
 
   private async isMounted(dir: string): Promise<boolean> {
     return mountAt(await this.readMounts(), dir) !== undefined;
+  }
+
+  /**
+   * True when `dir` is mounted and its server still runs. A mount whose FUSE
+   * daemon died (every access fails with ENOTCONN) is taken down here so that
+   * it can be mounted again.
+   */
+  private async isServed(volume: VolumeRecord, dir: string): Promise<boolean> {
+    if (!(await this.isMounted(dir))) return false;
+    if (!this.backend.alive || (await this.backend.alive(dir))) return true;
+    this.ctx.log.warn(`volume ${volume.name}: the process serving ${dir} is gone; mounting it afresh`);
+    await this.backend.discard?.(volume, dir, this.ctx);
+    return this.isMounted(dir);
   }
 
   private async mountAt(volume: VolumeRecord, dir: string): Promise<void> {

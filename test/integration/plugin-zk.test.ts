@@ -1,0 +1,63 @@
+/**
+ * The zookeeper driver over a real ZooKeeper and real FUSE, through the
+ * plugin socket: a volume whose FUSE daemon died is mounted afresh on the
+ * next Mount and at start-up, instead of handing containers a dead mount.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readMountRecord } from '../../src/adapters/zkfs/run-state.js';
+import { missing } from '../fixtures/environment.js';
+import { startZk } from '../fixtures/zk-server.js';
+import { mountedAt, readZnode, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
+
+async function killDaemon(dir: string): Promise<void> {
+  const record = await readMountRecord(dir);
+  if (!record) throw new Error(`no daemon record for ${dir}`);
+  process.kill(record.pid, 'SIGKILL');
+  await waitUntil(`daemon ${record.pid} to die`, () => {
+    try {
+      process.kill(record.pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real FUSE', () => {
+  it('mounts afresh a volume whose FUSE daemon died, on Mount and at start-up', async () => {
+    const zk = await startZk();
+    const plugin = await startPluginProcess({ tool: 'zkfsctl' });
+    const create = await plugin.post('/VolumeDriver.Create', {
+      Name: 'rec',
+      Opts: { hosts: zk.connectString, path: '/rec', mode: 'hybrid' },
+    });
+    expect(create).toEqual({ status: 200, json: { Err: '' } });
+    const first = await plugin.post('/VolumeDriver.Mount', { Name: 'rec', ID: 'c1' });
+    const dir = first.json.Mountpoint as string;
+    expect(dir).toBe(join(plugin.mountRoot, 'rec'));
+    writeFileSync(join(dir, 'note'), 'written through FUSE\n');
+    expect(await readZnode(zk.connectString, '/rec/note')).toBe('written through FUSE\n');
+
+    await killDaemon(dir);
+    const second = await plugin.post('/VolumeDriver.Mount', { Name: 'rec', ID: 'c2' });
+    expect(second).toEqual({ status: 200, json: { Mountpoint: dir, Err: '' } });
+    expect(readFileSync(join(dir, 'note'), 'utf8')).toBe('written through FUSE\n');
+    expect(plugin.logs()).toContain('the process serving');
+    expect(await refsOf(plugin, 'rec')).toBe(2);
+
+    // Both the server and the daemon die; the restarted server serves the volume again.
+    await plugin.kill('SIGKILL');
+    await killDaemon(dir);
+    await plugin.start();
+    expect(plugin.logs()).toContain(`remounted volume rec at ${dir}: 2 mount(s) still use it`);
+    expect(readFileSync(join(dir, 'note'), 'utf8')).toBe('written through FUSE\n');
+
+    await plugin.post('/VolumeDriver.Unmount', { Name: 'rec', ID: 'c1' });
+    expect(mountedAt(dir)).toBe(true);
+    await plugin.post('/VolumeDriver.Unmount', { Name: 'rec', ID: 'c2' });
+    expect(mountedAt(dir)).toBe(false);
+    expect(await refsOf(plugin, 'rec')).toBe(0);
+  });
+});
