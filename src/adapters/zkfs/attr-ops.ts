@@ -187,9 +187,14 @@ export async function getxattr(ctx: VfsContext, path: string, name: string): Pro
   return value === undefined ? undefined : Buffer.from(value);
 }
 
+/**
+ * Setting or removing any attribute is refused with ENOTSUP, the user.zk.*
+ * ones included: it is the code cp and mv skip quietly when they copy a
+ * file's attributes, where EPERM would print one error per attribute.
+ */
 export async function setxattr(ctx: VfsContext, path: string, name: string): Promise<never> {
   await resolve(ctx, path);
-  if (name.startsWith(XATTR_PREFIX)) throw new FsError('EPERM', `${name} is read-only (the znode stat)`);
+  if (name.startsWith(XATTR_PREFIX)) throw new FsError('ENOTSUP', `${name} is read-only (the znode stat)`);
   throw new FsError('ENOTSUP', 'zkfs stores no extended attributes');
 }
 

@@ -99,18 +99,23 @@ function fit(ops: ZkOp[], what: string): ZkOp[] {
 
 /** A file's data moved into a directory's `_zoo_data_`, replacing it. */
 async function intoDataFile(ctx: VfsContext, src: Target, dst: NodeTarget, fresh: boolean): Promise<Built> {
-  if (src.type !== 'file')
+  if (src.type === 'dir' || src.type === 'symlink') {
     throw new FsError(src.type === 'dir' ? 'EISDIR' : 'EINVAL', `${src.path} is not a file`);
+  }
   const { data, stat } = await ctx.client.getData(src.znode);
   const dirStat = await ctx.tree.freshStat(dst.znode);
   if (!dirStat) throw new FsError('ENOENT', `${dst.path} vanished`);
-  const from = await metaDoc(ctx, src.metaDir, fresh);
-  const ops: ZkOp[] = [
-    { op: 'setData', path: dst.znode, data, version: dirStat.version },
-    { op: 'delete', path: src.znode, version: stat.version },
-  ];
-  if (from.meta.entries[src.entryName] !== undefined) {
-    ops.push(metaOp(from, withEntry(from.meta, src.entryName, undefined)));
+  const ops: ZkOp[] = [{ op: 'setData', path: dst.znode, data, version: dirStat.version }];
+  if (src.type === 'data') {
+    // One directory's data moved into another's: the source directory keeps no data.
+    if (src.znode === dst.znode) return { ops: [], versions: new Map(), dataMove: true };
+    ops.push({ op: 'setData', path: src.znode, data: Buffer.alloc(0), version: stat.version });
+  } else {
+    ops.push({ op: 'delete', path: src.znode, version: stat.version });
+    const from = await metaDoc(ctx, src.metaDir, fresh);
+    if (from.meta.entries[src.entryName] !== undefined) {
+      ops.push(metaOp(from, withEntry(from.meta, src.entryName, undefined)));
+    }
   }
   return { ops: fit(ops, `moving ${src.path}`), versions: new Map(), dataMove: true };
 }
@@ -152,7 +157,6 @@ async function build(ctx: VfsContext, from: string, to: string, fresh: boolean):
   const dstParent = await resolveDir(ctx, parentPath(to));
   const dst = await lookup(ctx, to);
   if (src.type === 'dir' && src.isRoot) throw new FsError('EBUSY', 'the mount root cannot be renamed');
-  if (src.type === 'data' && dst?.type === 'data') throw new FsError('EINVAL', 'both names are _zoo_data_');
   if (dst?.type === 'data' || (baseName(to) === DATA_FILE && !dst))
     return intoDataFile(ctx, src, dstParent, fresh);
   if (src.type === 'data') return outOfDataFile(ctx, src.dir, to, dst, fresh);
