@@ -32,7 +32,9 @@ describe.skipIf(missing({ loop: true }))('volume handlers in-process', () => {
     const stateDir = scratchDir('state');
     const dir = join(scratchDir('vol'), 'v');
     const include = disks.map((d) => d.device.replace('/dev/', ''));
-    onCleanup(`volume ${dir}`, () => volumeUmount({ dir, stateDir, lazy: true }, ctx).catch(() => {}));
+    onCleanup(`volume ${dir}`, async () => {
+      await volumeUmount({ dir, stateDir, lazy: true }, ctx).catch(() => {});
+    });
     const name = `label.${label}_max-disks.2`;
     const mounted = await volumeMount({ query: name, dir, stateDir, include }, ctx);
     expect(mounted).toMatchObject({ dir, dynamic: false, watcher: null, alreadyMounted: false });
@@ -72,7 +74,9 @@ describe.skipIf(missing({ loop: true }))('volume handlers in-process', () => {
     const stateDir = scratchDir('state');
     const dir = join(scratchDir('vol'), 'v');
     const include = [slot.replace('/dev/', '')];
-    onCleanup(`volume ${dir}`, () => volumeUmount({ dir, stateDir, lazy: true }, ctx).catch(() => {}));
+    onCleanup(`volume ${dir}`, async () => {
+      await volumeUmount({ dir, stateDir, lazy: true }, ctx).catch(() => {});
+    });
     const name = `label.${label}_min-disks.0_dynamic-mounts`;
     const mounted = await volumeMount({ query: name, dir, stateDir, include, watcher: 'none' }, ctx);
     expect(mounted).toMatchObject({ dynamic: true, watcher: null, disks: [] });
