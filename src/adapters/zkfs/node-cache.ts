@@ -33,12 +33,37 @@ export interface CacheStats {
   misses: number;
 }
 
+/**
+ * Observers of a slot's contents, for a memory budget (watch-cache.ts):
+ * `stored` after a value is kept, `hit` when a fresh value is returned,
+ * `dropped` when a kept value is forgotten.
+ */
+export interface SlotHooks<T> {
+  stored?(key: string, value: T): void;
+  hit?(key: string): void;
+  dropped?(key: string): void;
+}
+
+/** Loads of one key in flight; invalidation bumps `generation` so they are not stored. */
+interface Loading {
+  generation: number;
+  count: number;
+}
+
 /** One keyed table of cached values. */
 export class CacheSlot<T> {
   private readonly entries = new Map<string, CacheEntry<T>>();
   private readonly inflight = new Map<string, Promise<T>>();
-  private readonly generations = new Map<string, number>();
+  /** Only keys with loads in flight, so the table stays as small as the cache. */
+  private readonly loading = new Map<string, Loading>();
   readonly stats: CacheStats = { hits: 0, misses: 0 };
+  hooks: SlotHooks<T> = {};
+  /**
+   * Whether set() from callers is kept. A watch-driven cache turns it off:
+   * a value a caller read may predate a change notice already applied, so
+   * only loads (which detect that) and put() by the watch layer fill it.
+   */
+  trustSet = true;
 
   constructor(
     private readonly fresh: FreshnessRule,
@@ -56,8 +81,21 @@ export class CacheSlot<T> {
     return this.peek(key) !== undefined;
   }
 
+  /** Stores a value the caller read or wrote (ignored when `trustSet` is off). */
   set(key: string, value: T): void {
+    if (this.trustSet) this.put(key, value);
+  }
+
+  /** Stores a value known to be current. */
+  put(key: string, value: T): void {
     this.entries.set(key, { value, readAt: this.now() });
+    this.hooks.stored?.(key, value);
+  }
+
+  /** Forgets `key` (cancelling the storing of loads in flight) and stores `value`. */
+  replace(key: string, value: T): void {
+    this.invalidate(key);
+    this.put(key, value);
   }
 
   /** Returns the fresh cached value or loads it once, however many callers ask at the same time. */
@@ -65,43 +103,48 @@ export class CacheSlot<T> {
     const cached = this.peek(key);
     if (cached !== undefined) {
       this.stats.hits++;
+      this.hooks.hit?.(key);
       return cached;
     }
     const pending = this.inflight.get(key);
     if (pending) return pending;
     this.stats.misses++;
-    const generation = this.generations.get(key) ?? 0;
-    const promise = load().then(
-      (value) => {
-        if ((this.generations.get(key) ?? 0) === generation) this.set(key, value);
-        return value;
-      },
-      (error: unknown) => {
-        throw error;
-      },
-    );
+    let state = this.loading.get(key);
+    if (!state) {
+      state = { generation: 0, count: 0 };
+      this.loading.set(key, state);
+    }
+    const loading = state;
+    const generation = loading.generation;
+    loading.count++;
+    const promise = load().then((value) => {
+      if (loading.generation === generation) this.put(key, value);
+      return value;
+    });
     const tracked = promise.finally(() => {
       if (this.inflight.get(key) === tracked) this.inflight.delete(key);
+      if (--loading.count === 0 && this.loading.get(key) === loading) this.loading.delete(key);
     });
     this.inflight.set(key, tracked);
     return tracked;
   }
 
   invalidate(key: string): void {
-    this.entries.delete(key);
+    if (this.entries.delete(key)) this.hooks.dropped?.(key);
     this.inflight.delete(key);
-    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
+    const loading = this.loading.get(key);
+    if (loading) loading.generation++;
   }
 
   /** Forgets `prefix` and every key below it (`prefix/…`). */
   invalidateTree(prefix: string): void {
     const below = prefix === '/' ? '/' : `${prefix}/`;
-    const keys = new Set([...this.entries.keys(), ...this.inflight.keys()]);
+    const keys = new Set([...this.entries.keys(), ...this.loading.keys()]);
     for (const key of keys) if (key === prefix || key.startsWith(below)) this.invalidate(key);
   }
 
   clear(): void {
-    for (const key of [...this.entries.keys(), ...this.inflight.keys()]) this.invalidate(key);
+    for (const key of new Set([...this.entries.keys(), ...this.loading.keys()])) this.invalidate(key);
   }
 
   get size(): number {

@@ -1,0 +1,95 @@
+/**
+ * How much a mount may keep in memory, and what it forgets first: a byte
+ * budget over opaque keys, least recently used first. Pure bookkeeping — the
+ * caller stores the values and drops the keys `add` hands back.
+ *
+ * One entry may use at most `maxEntryShare` of the budget, so a single
+ * 1 MiB znode can never flush a whole small cache.
+ */
+
+/** Default memory budget of a mount's cache (bytes). */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+
+export class LruBudget {
+  /** Map order is recency order: the first key is the least recently used. */
+  private readonly sizes = new Map<string, number>();
+  private used = 0;
+
+  constructor(
+    readonly limitBytes: number,
+    /** Largest fraction of the budget one entry may take. */
+    readonly maxEntryShare = 1 / 8,
+  ) {
+    if (!Number.isFinite(limitBytes) || limitBytes < 0)
+      throw new RangeError(`bad cache budget ${limitBytes}`);
+  }
+
+  /** The largest entry that is kept at all. */
+  get maxEntryBytes(): number {
+    return Math.floor(this.limitBytes * this.maxEntryShare);
+  }
+
+  get usedBytes(): number {
+    return this.used;
+  }
+
+  get count(): number {
+    return this.sizes.size;
+  }
+
+  has(key: string): boolean {
+    return this.sizes.has(key);
+  }
+
+  /**
+   * Records `key` (new or replaced) as the most recently used entry of
+   * `bytes`; returns the keys the caller must now forget, least recently
+   * used first — `key` itself when it is too large to keep.
+   */
+  add(key: string, bytes: number): string[] {
+    this.remove(key);
+    if (bytes > this.maxEntryBytes) return [key];
+    this.sizes.set(key, bytes);
+    this.used += bytes;
+    const evicted: string[] = [];
+    for (const [old, size] of this.sizes) {
+      if (this.used <= this.limitBytes) break;
+      if (old === key) continue;
+      this.sizes.delete(old);
+      this.used -= size;
+      evicted.push(old);
+    }
+    return evicted;
+  }
+
+  /** Marks `key` as just used (no-op for unknown keys). */
+  touch(key: string): void {
+    const size = this.sizes.get(key);
+    if (size === undefined) return;
+    this.sizes.delete(key);
+    this.sizes.set(key, size);
+  }
+
+  remove(key: string): void {
+    const size = this.sizes.get(key);
+    if (size === undefined) return;
+    this.sizes.delete(key);
+    this.used -= size;
+  }
+
+  clear(): void {
+    this.sizes.clear();
+    this.used = 0;
+  }
+}
+
+/** Hits over all lookups, 0 when there were none. */
+export function hitRate(hits: number, misses: number): number {
+  const total = hits + misses;
+  return total === 0 ? 0 : hits / total;
+}
+
+/** Rough in-memory cost of a string key plus a fixed per-entry overhead (Map slot, objects). */
+export function entryOverhead(key: string): number {
+  return 96 + key.length * 2;
+}

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { CacheSlot } from '../../../src/adapters/zkfs/node-cache.js';
+import { hitRate, LruBudget } from '../../../src/core/zkfs/cache-policy.js';
+
+describe('LruBudget', () => {
+  it('evicts least recently used entries once over budget', () => {
+    const b = new LruBudget(300, 1);
+    expect(b.add('a', 100)).toEqual([]);
+    expect(b.add('b', 100)).toEqual([]);
+    expect(b.add('c', 100)).toEqual([]);
+    b.touch('a');
+    expect(b.add('d', 100)).toEqual(['b']);
+    expect(b.add('e', 150)).toEqual(['c', 'a']);
+    expect(b.usedBytes).toBe(250);
+    expect(b.count).toBe(2);
+  });
+
+  it('refuses an entry larger than its share, replacing keeps one size', () => {
+    const b = new LruBudget(800, 1 / 8);
+    expect(b.maxEntryBytes).toBe(100);
+    expect(b.add('big', 101)).toEqual(['big']);
+    expect(b.has('big')).toBe(false);
+    b.add('x', 50);
+    b.add('x', 80);
+    expect(b.usedBytes).toBe(80);
+    b.add('x', 500); // grown past the share: dropped
+    expect(b.usedBytes).toBe(0);
+    expect(b.has('x')).toBe(false);
+  });
+
+  it('a zero budget keeps nothing', () => {
+    const b = new LruBudget(0);
+    expect(b.add('a', 1)).toEqual(['a']);
+    expect(b.count).toBe(0);
+  });
+
+  it('rejects a negative budget', () => {
+    expect(() => new LruBudget(-1)).toThrow(RangeError);
+  });
+
+  it('hit rate', () => {
+    expect(hitRate(0, 0)).toBe(0);
+    expect(hitRate(3, 1)).toBe(0.75);
+  });
+});
+
+describe('CacheSlot', () => {
+  const always = () => true;
+
+  it('does not store a load that was invalidated while in flight, and forgets finished loads', async () => {
+    const slot = new CacheSlot<number>(always);
+    let resolve!: (n: number) => void;
+    const pending = slot.get('k', () => new Promise<number>((r) => (resolve = r)));
+    slot.invalidate('k');
+    resolve(1);
+    expect(await pending).toBe(1);
+    expect(slot.peek('k')).toBeUndefined();
+    expect(await slot.get('k', async () => 2)).toBe(2);
+    expect(slot.peek('k')).toBe(2);
+    // No bookkeeping is left for keys without loads in flight.
+    expect((slot as unknown as { loading: Map<string, unknown> }).loading.size).toBe(0);
+  });
+
+  it('an older load finishing after a newer one started is not stored', async () => {
+    const slot = new CacheSlot<number>(always);
+    let first!: (n: number) => void;
+    const a = slot.get('k', () => new Promise<number>((r) => (first = r)));
+    slot.invalidate('k');
+    let second!: (n: number) => void;
+    const b = slot.get('k', () => new Promise<number>((r) => (second = r)));
+    second(2);
+    await b;
+    slot.invalidate('k'); // nothing in flight now: generation state was dropped
+    first(1);
+    await a;
+    expect(slot.peek('k')).toBeUndefined();
+  });
+
+  it('ignores set() when told to and still takes put() and replace()', () => {
+    const slot = new CacheSlot<number>(always);
+    slot.trustSet = false;
+    slot.set('k', 1);
+    expect(slot.peek('k')).toBeUndefined();
+    slot.put('k', 2);
+    slot.replace('k', 3);
+    expect(slot.peek('k')).toBe(3);
+  });
+
+  it('reports stores, hits and drops to its hooks', async () => {
+    const slot = new CacheSlot<string>(always);
+    const seen: string[] = [];
+    slot.hooks = {
+      stored: (k, v) => seen.push(`stored ${k}=${v}`),
+      hit: (k) => seen.push(`hit ${k}`),
+      dropped: (k) => seen.push(`dropped ${k}`),
+    };
+    await slot.get('/a', async () => 'x');
+    await slot.get('/a', async () => 'y');
+    slot.put('/a/b', 'z');
+    slot.invalidateTree('/a');
+    slot.invalidate('/a');
+    expect(seen).toEqual(['stored /a=x', 'hit /a', 'stored /a/b=z', 'dropped /a', 'dropped /a/b']);
+    expect(slot.stats).toEqual({ hits: 1, misses: 1 });
+  });
+});
