@@ -13,7 +13,7 @@ import { onCleanup } from '../fixtures/cleanup.js';
 import { type Dockerd, startDockerd } from '../fixtures/dockerd.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { initialisedDisk, kernelName, TEST_ENV } from '../fixtures/simple-disks.js';
-import { mountedAt, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
+import { mountedAt, refsOf, runArgs, startPluginProcess, waitUntil } from './plugin-fixture.js';
 
 /** Reads a file from a disk's data partition, mounted read-only on the host for a moment. */
 function readFromDisk(device: string, file: string): string {
@@ -65,18 +65,13 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     });
 
     // One directory per disk under a read-only root; writes go to the disks.
-    const run = await docker([
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      '-v',
-      `${volume}:/data`,
-      image,
-      'sh',
-      '-c',
-      'ls /data; for d in /data/*; do echo "from a container" > $d/hello; done; touch /data/x 2>/dev/null || echo root-ro',
-    ]);
+    const run = await docker(
+      runArgs(
+        image,
+        volume,
+        'ls /data; for d in /data/*; do echo "from a container" > $d/hello; done; touch /data/x 2>/dev/null || echo root-ro',
+      ),
+    );
     const dirs = run.stdout.split('\n').filter((l) => l.startsWith('simple-'));
     expect(dirs).toHaveLength(2);
     expect(run.stdout).toContain('root-ro');
@@ -85,20 +80,9 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     for (const disk of disks) expect(readFromDisk(disk.device, 'hello')).toBe('from a container\n');
 
     // A container holds the volume while the plugin server is killed and restarted.
-    await docker([
-      'run',
-      '-d',
-      '--name',
-      'holder',
-      '--network',
-      'none',
-      '-v',
-      `${volume}:/data`,
-      image,
-      'sh',
-      '-c',
-      'while ! ls /data/*/stop >/dev/null 2>&1; do sleep 0.2; done',
-    ]);
+    await docker(
+      runArgs(image, volume, 'while ! ls /data/*/stop >/dev/null 2>&1; do sleep 0.2; done', 'holder'),
+    );
     await waitUntil('the volume to be mounted', () => mountedAt(mountpoint));
     expect(await refsOf(plugin, volume)).toBe(1);
     await plugin.kill('SIGKILL');
@@ -114,19 +98,7 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     expect(exec.stdout).toBe('after-restart');
 
     // A second container shares it; each Unmount releases one reference, the last unmounts.
-    await docker([
-      'run',
-      '-d',
-      '--name',
-      'second',
-      '--network',
-      'none',
-      '-v',
-      `${volume}:/data`,
-      image,
-      'sleep',
-      '600',
-    ]);
+    await docker(runArgs(image, volume, 'sleep 600', 'second'));
     await waitUntil('two references', async () => (await refsOf(plugin, volume)) === 2);
     await docker(['rm', '-f', 'second']);
     await waitUntil('one reference', async () => (await refsOf(plugin, volume)) === 1);
@@ -148,18 +120,7 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
       '{{.Driver}} {{.Name}}',
     ]);
     expect(after.stdout.split('\n')).toContain(`${plugin.name} ${volume}`);
-    const again = await docker([
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      '-v',
-      `${volume}:/data`,
-      image,
-      'sh',
-      '-c',
-      'cat /data/*/kept',
-    ]);
+    const again = await docker(runArgs(image, volume, 'cat /data/*/kept'));
     expect(again.stdout).toBe('after-restart');
 
     await docker(['volume', 'rm', volume]);

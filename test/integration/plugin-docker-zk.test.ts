@@ -13,7 +13,7 @@ import { onCleanup } from '../fixtures/cleanup.js';
 import { startDockerd } from '../fixtures/dockerd.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
-import { mountedAt, readZnode, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
+import { mountedAt, readZnode, refsOf, runArgs, startPluginProcess, waitUntil } from './plugin-fixture.js';
 
 /** Creates `path` readable and writable only by the digest identity `auth` (user:password). */
 function createProtectedNode(connectString: string, path: string, auth: string): Promise<void> {
@@ -58,18 +58,13 @@ describe.skipIf(missing({ root: true, fuse: true }))(
         'path=/app',
         'cfg',
       ]);
-      const run = await docker([
-        'run',
-        '--rm',
-        '--network',
-        'none',
-        '-v',
-        'cfg:/data',
-        image,
-        'sh',
-        '-c',
-        'echo hello > /data/greeting && mkdir -p /data/conf && echo "a=1" > /data/conf/app.ini && cat /data/greeting',
-      ]);
+      const run = await docker(
+        runArgs(
+          image,
+          'cfg',
+          'echo hello > /data/greeting && mkdir -p /data/conf && echo "a=1" > /data/conf/app.ini && cat /data/greeting',
+        ),
+      );
       expect(run.stdout).toBe('hello');
       expect(await readZnode(zk.connectString, '/app/greeting')).toBe('hello\n');
       expect(await readZnode(zk.connectString, '/app/conf/app.ini')).toBe('a=1\n');
@@ -77,20 +72,14 @@ describe.skipIf(missing({ root: true, fuse: true }))(
       expect(mountedAt(mountpoint)).toBe(false);
 
       // Two containers share the volume: one holds it, the other reads what it wrote.
-      await docker([
-        'run',
-        '-d',
-        '--name',
-        'holder',
-        '--network',
-        'none',
-        '-v',
-        'cfg:/data',
-        image,
-        'sh',
-        '-c',
-        'echo from-holder > /data/shared; while [ ! -e /data/stop ]; do sleep 0.2; done',
-      ]);
+      await docker(
+        runArgs(
+          image,
+          'cfg',
+          'echo from-holder > /data/shared; while [ ! -e /data/stop ]; do sleep 0.2; done',
+          'holder',
+        ),
+      );
       await waitUntil('the holder to write', async () => {
         try {
           return (await readZnode(zk.connectString, '/app/shared')) === 'from-holder\n';
@@ -98,17 +87,7 @@ describe.skipIf(missing({ root: true, fuse: true }))(
           return false;
         }
       });
-      const second = await docker([
-        'run',
-        '--rm',
-        '--network',
-        'none',
-        '-v',
-        'cfg:/data',
-        image,
-        'cat',
-        '/data/shared',
-      ]);
+      const second = await docker(runArgs(image, 'cfg', 'cat /data/shared'));
       expect(second.stdout).toBe('from-holder');
       expect(await refsOf(plugin, 'cfg')).toBe(1);
 
@@ -172,35 +151,11 @@ describe.skipIf(missing({ root: true, fuse: true }))(
         'path=/secure',
         'anonymous',
       ]);
-      const secure = await docker([
-        'run',
-        '--rm',
-        '--network',
-        'none',
-        '-v',
-        'secure:/data',
-        image,
-        'sh',
-        '-c',
-        'echo x > /data/y && cat /data/y',
-      ]);
+      const secure = await docker(runArgs(image, 'secure', 'echo x > /data/y && cat /data/y'));
       expect(secure.stdout).toBe('x');
-      const filed = await docker([
-        'run',
-        '--rm',
-        '--network',
-        'none',
-        '-v',
-        'filed:/data',
-        image,
-        'cat',
-        '/data/y',
-      ]);
+      const filed = await docker(runArgs(image, 'filed', 'cat /data/y'));
       expect(filed.stdout).toBe('x');
-      const anonymous = await docker(
-        ['run', '--rm', '--network', 'none', '-v', 'anonymous:/data', image, 'cat', '/data/y'],
-        { reject: false },
-      );
+      const anonymous = await docker(runArgs(image, 'anonymous', 'cat /data/y'), { reject: false });
       expect(anonymous.exitCode).not.toBe(0);
 
       // The secret stays out of Get replies (inspect's Status), logs and every file but the 0600 state file.
@@ -235,17 +190,7 @@ describe.skipIf(missing({ root: true, fuse: true }))(
         '{{.Driver}} {{.Name}}',
       ]);
       expect(ls.stdout.split('\n').sort()).toEqual([`${plugin.name} cfg`, `${plugin.name} secure`]);
-      const again = await docker([
-        'run',
-        '--rm',
-        '--network',
-        'none',
-        '-v',
-        'cfg:/data',
-        image,
-        'cat',
-        '/data/after-restart',
-      ]);
+      const again = await docker(runArgs(image, 'cfg', 'cat /data/after-restart'));
       expect(again.stdout).toBe('after');
 
       // Removing a volume forgets it; the data stays in ZooKeeper.

@@ -194,3 +194,9 @@ export function readZnode(connectString: string, path: string): Promise<string> 
     client.connect();
   });
 }
+
+/** `docker run` of `sh -c SCRIPT` in IMAGE with VOLUME at /data, no network: removed after, or detached as NAME. */
+export function runArgs(image: string, volume: string, script: string, name?: string): string[] {
+  const lifetime = name ? ['-d', '--name', name] : ['--rm'];
+  return ['run', ...lifetime, '--network', 'none', '-v', `${volume}:/data`, image, 'sh', '-c', script];
+}

@@ -10,7 +10,7 @@ import { cli } from '../fixtures/cli.js';
 import { startDockerd } from '../fixtures/dockerd.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
-import { readZnode, uniquePluginName } from './plugin-fixture.js';
+import { readZnode, runArgs, uniquePluginName } from './plugin-fixture.js';
 
 describe.skipIf(missing({ root: true, fuse: true }))('managed zookeeper plugin', () => {
   it('builds offline, installs with docker plugin create, and serves volumes', async () => {
@@ -56,18 +56,7 @@ describe.skipIf(missing({ root: true, fuse: true }))('managed zookeeper plugin',
     expect(volume.Status).toMatchObject({ hosts: zk.connectString, path: '/managed', mode: 'HYBRID' });
     // The plugin mounts inside its own container; the engine finds the mount under the propagated mount.
     const image = await engine.busyboxImage();
-    const run = await engine.docker([
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      '-v',
-      'mcfg:/data',
-      image,
-      'sh',
-      '-c',
-      'echo managed > /data/m && cat /data/m',
-    ]);
+    const run = await engine.docker(runArgs(image, 'mcfg', 'echo managed > /data/m && cat /data/m'));
     expect(run.stdout).toBe('managed');
     expect(await readZnode(zk.connectString, '/managed/m')).toBe('managed\n');
     await engine.docker(['volume', 'rm', 'mcfg']);
