@@ -19,8 +19,8 @@ import { FsError } from '../../core/zkfs/errors.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkStat } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
-import { isDirty } from './open-files.js';
-import { assertWritable, type NodeTarget, resolve, type VfsContext } from './resolve.js';
+import { isDirty, type OpenFile } from './open-files.js';
+import { assertWritable, type LinkTarget, type NodeTarget, resolve, type VfsContext } from './resolve.js';
 
 export interface FileAttr {
   mode: number;
@@ -36,20 +36,27 @@ export interface FileAttr {
 /** The size shown for directories (their data is in `_zoo_data_`). */
 const DIR_SIZE = 4096;
 
-async function entryOf(ctx: VfsContext, node: NodeTarget): Promise<MetaEntry | undefined> {
-  return (await ctx.tree.meta(node.metaDir)).value.entries[node.entryName];
+/** Where a node's (or a link's) stored attributes live. */
+type EntryOwner = Pick<NodeTarget, 'path' | 'metaDir' | 'entryName'> & {
+  znode?: string;
+  stat?: ZkStat;
+};
+
+async function entryOf(ctx: VfsContext, owner: EntryOwner): Promise<MetaEntry | undefined> {
+  return (await ctx.tree.meta(owner.metaDir)).value.entries[owner.entryName];
 }
 
 export async function getattr(ctx: VfsContext, path: string): Promise<FileAttr> {
   const target = await resolve(ctx, path);
   if (target.type === 'symlink') {
+    const entry = await entryOf(ctx, target);
     return {
       mode: S_IFLNK | 0o777,
-      uid: ctx.defaults.uid,
-      gid: ctx.defaults.gid,
+      uid: entry?.u ?? ctx.defaults.uid,
+      gid: entry?.g ?? ctx.defaults.gid,
       size: Buffer.byteLength(target.target),
-      mtimeMs: target.mtimeMs,
-      atimeMs: target.mtimeMs,
+      mtimeMs: entry?.mt ?? target.mtimeMs,
+      atimeMs: entry?.at ?? entry?.mt ?? target.mtimeMs,
       ctimeMs: target.mtimeMs,
       nlink: 1,
     };
@@ -77,40 +84,49 @@ export async function getattr(ctx: VfsContext, path: string): Promise<FileAttr> 
 }
 
 /** Rewrites one entry of a directory's metadata document, re-reading it if another host raced us. */
+/** Rewrites one entry of a directory's metadata document, re-reading it if another host raced us. */
 export async function updateEntry(
   ctx: VfsContext,
-  node: NodeTarget,
-  change: (entry: MetaEntry | undefined, stat: ZkStat) => MetaEntry | undefined,
+  owner: EntryOwner,
+  change: (entry: MetaEntry | undefined, stat: ZkStat | undefined) => MetaEntry | undefined,
 ): Promise<void> {
   await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[] | null> => {
-    const doc = attempt === 0 ? await ctx.tree.meta(node.metaDir) : await ctx.tree.freshMeta(node.metaDir);
-    const stat = attempt === 0 ? node.stat : ((await ctx.tree.freshStat(node.znode)) ?? node.stat);
-    const before = doc.value.entries[node.entryName];
+    const doc = attempt === 0 ? await ctx.tree.meta(owner.metaDir) : await ctx.tree.freshMeta(owner.metaDir);
+    const stat =
+      attempt === 0 || owner.znode === undefined
+        ? owner.stat
+        : ((await ctx.tree.freshStat(owner.znode)) ?? owner.stat);
+    const before = doc.value.entries[owner.entryName];
     const after = change(before, stat);
     if (JSON.stringify(before ?? {}) === JSON.stringify(after ?? {})) return null;
-    const data = encodeMeta(withEntry(doc.value, node.entryName, after));
+    const data = encodeMeta(withEntry(doc.value, owner.entryName, after));
     if (doc.version === undefined) {
-      return [{ op: 'create', path: doc.path, data, acl: await ctx.tree.acl(node.metaDir) }];
+      return [{ op: 'create', path: doc.path, data, acl: await ctx.tree.acl(owner.metaDir) }];
     }
     return [{ op: 'setData', path: doc.path, data, version: doc.version }];
   }).catch((error: unknown) => {
-    throw asFsError(error, `updating attributes of ${node.path}`);
+    throw asFsError(error, `updating attributes of ${owner.path}`);
   });
-  ctx.tree.metas.invalidate(node.metaDir);
-  ctx.tree.stats.invalidate(node.metaDir);
-  ctx.tree.children.invalidate(node.metaDir);
+  ctx.tree.metas.invalidate(owner.metaDir);
+  ctx.tree.stats.invalidate(owner.metaDir);
+  ctx.tree.children.invalidate(owner.metaDir);
 }
 
-/** Resolves a target whose attributes can be stored; links and `_zoo_data_` have none of their own. */
-async function storable(ctx: VfsContext, path: string): Promise<NodeTarget | undefined> {
+/**
+ * Resolves a target whose attributes can be stored: a node, or a symbolic
+ * link (owner and times only, under its name). `_zoo_data_` has none of its
+ * own: changes to it are accepted and ignored.
+ */
+async function storable(ctx: VfsContext, path: string): Promise<NodeTarget | LinkTarget | undefined> {
   assertWritable(ctx);
   const target = await resolve(ctx, path);
-  return target.type === 'file' || target.type === 'dir' ? target : undefined;
+  return target.type === 'data' ? undefined : target;
 }
 
 export async function chmod(ctx: VfsContext, path: string, mode: number): Promise<void> {
   const node = await storable(ctx, path);
-  if (node) await updateEntry(ctx, node, (entry) => withMode(entry, mode));
+  // A link's own mode is always 0777 (Linux has no lchmod).
+  if (node && node.type !== 'symlink') await updateEntry(ctx, node, (entry) => withMode(entry, mode));
 }
 
 export async function chown(ctx: VfsContext, path: string, uid: number, gid: number): Promise<void> {
@@ -124,6 +140,10 @@ export async function chown(ctx: VfsContext, path: string, uid: number, gid: num
  */
 const OMITTED_MS = 1073;
 
+function pick(requested: number, current: number): number {
+  return requested === OMITTED_MS ? current : requested;
+}
+
 export async function utimens(
   ctx: VfsContext,
   path: string,
@@ -132,15 +152,43 @@ export async function utimens(
 ): Promise<void> {
   const node = await storable(ctx, path);
   if (!node) return;
+  if (node.type === 'symlink') {
+    await updateEntry(ctx, node, (entry) =>
+      withTimes(
+        entry,
+        pick(atimeMs, entry?.at ?? node.mtimeMs),
+        pick(mtimeMs, entry?.mt ?? node.mtimeMs),
+        undefined,
+      ),
+    );
+    return;
+  }
+  const open = node.type === 'file' ? ctx.files.byZnode(node.znode) : undefined;
+  if (open && isDirty(open)) {
+    // The data is not written yet; the times apply to the version the flush will make.
+    open.pendingTimes = { atimeMs: pick(atimeMs, open.mtimeMs), mtimeMs: pick(mtimeMs, open.mtimeMs) };
+    open.mtimeMs = open.pendingTimes.mtimeMs;
+    return;
+  }
   await updateEntry(ctx, node, (entry, stat) => {
-    const current = effectiveAttrs(node.type, stat, entry, ctx.defaults);
+    const current = effectiveAttrs(node.type, stat ?? node.stat, entry, ctx.defaults);
     return withTimes(
       entry,
-      atimeMs === OMITTED_MS ? current.atimeMs : atimeMs,
-      mtimeMs === OMITTED_MS ? current.mtimeMs : mtimeMs,
-      stat.version,
+      pick(atimeMs, current.atimeMs),
+      pick(mtimeMs, current.mtimeMs),
+      (stat ?? node.stat).version,
     );
   });
+}
+
+/** After a flush: the times set while the data was pending, pinned to the version just written. */
+export async function applyPendingTimes(ctx: VfsContext, file: OpenFile, version: number): Promise<void> {
+  const times = file.pendingTimes;
+  if (!times) return;
+  file.pendingTimes = undefined;
+  const target = await resolve(ctx, file.mountPath).catch(() => undefined);
+  if (target?.type !== 'file' || target.znode !== file.znode) return;
+  await updateEntry(ctx, target, (entry) => withTimes(entry, times.atimeMs, times.mtimeMs, version));
 }
 
 const XATTR_PREFIX = 'user.zk.';

@@ -25,6 +25,7 @@ import {
   type SymlinkMap,
 } from '../../core/zkfs/symlinks.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
+import { updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { isDirty } from './open-files.js';
 import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
@@ -115,6 +116,7 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     await updateSymlinks(ctx, (map) => {
       map.delete(path);
     });
+    await updateEntry(ctx, target, () => undefined); // owner and times stored for it, if any
     return;
   }
   if (target.type === 'data') {

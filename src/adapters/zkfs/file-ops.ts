@@ -13,6 +13,7 @@ import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import { setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError } from '../zookeeper.js';
+import { applyPendingTimes } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { isDirty, type OpenFile } from './open-files.js';
 import { assertWritable, lookup, resolve, resolveDir, type VfsContext } from './resolve.js';
@@ -108,6 +109,7 @@ export function write(ctx: VfsContext, fh: number, data: Buffer, position: numbe
   // The kernel computes the append offset from the size it last saw; the buffer is the truth.
   const offset = handle.append ? file.buffer.length : position;
   handle.pending = true;
+  file.pendingTimes = undefined; // a write after futimens makes its own mtime
   const written = refuseTooLarge(file, () => {
     checkRequestSize(
       file.znode,
@@ -146,6 +148,13 @@ async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
     file.version = stat.version;
     file.flushedSeq = seq;
     ctx.tree.stats.set(file.znode, stat);
+    if (file.pendingTimes && file.flushedSeq === file.seq) {
+      await applyPendingTimes(ctx, file, stat.version).catch((error: unknown) => {
+        ctx.log.warn(
+          `${file.mountPath}: times not kept: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      });
+    }
   } catch (error) {
     if (isZkError(error, 'BAD_VERSION')) {
       const now = await ctx.client.exists(file.znode).catch(() => null);

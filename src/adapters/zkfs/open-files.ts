@@ -33,6 +33,11 @@ export interface OpenFile {
    * content instead of the prefix written before the refusal.
    */
   refused?: FsError | undefined;
+  /**
+   * Times set (futimens) while the buffer was not yet written back, as cp -a
+   * and tar do before close: applied once the flush has made the new version.
+   */
+  pendingTimes?: { atimeMs: number; mtimeMs: number } | undefined;
 }
 
 export interface Handle {

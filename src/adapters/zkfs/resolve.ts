@@ -54,8 +54,11 @@ export interface LinkTarget {
   type: 'symlink';
   path: string;
   target: string;
-  /** The symlink table's stat time, shown as the link's times. */
+  /** The symlink table's stat time, shown as the link's times unless some were stored. */
   mtimeMs: number;
+  /** Owner and times set by lchown/lutimes live in the directory's metadata under the link's name. */
+  metaDir: string;
+  entryName: string;
 }
 
 export type Target = NodeTarget | DataTarget | LinkTarget;
@@ -83,7 +86,14 @@ export async function lookup(ctx: VfsContext, path: string): Promise<Target | un
   const target = links.value.get(path);
   if (target !== undefined) {
     const linkStat = links.version === undefined ? null : await ctx.tree.stat(links.path);
-    return { type: 'symlink', path, target, mtimeMs: linkStat?.mtimeMs ?? Date.now() };
+    return {
+      type: 'symlink',
+      path,
+      target,
+      mtimeMs: linkStat?.mtimeMs ?? Date.now(),
+      metaDir: toZnode(ctx.root, parent),
+      entryName: name,
+    };
   }
 
   if (name === DATA_FILE) {

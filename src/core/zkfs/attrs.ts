@@ -189,13 +189,16 @@ export function withOwner(entry: MetaEntry | undefined, uid: number, gid: number
   return out;
 }
 
+/** utimens; `version` undefined (a symbolic link, which has no data version) pins the times for good. */
 export function withTimes(
   entry: MetaEntry | undefined,
   atimeMs: number,
   mtimeMs: number,
-  version: number,
+  version: number | undefined,
 ): MetaEntry {
-  return { ...entry, mt: Math.round(mtimeMs), at: Math.round(atimeMs), v: version };
+  const out: MetaEntry = { ...entry, mt: Math.round(mtimeMs), at: Math.round(atimeMs), v: version };
+  if (version === undefined) delete out.v;
+  return out;
 }
 
 /**

@@ -166,9 +166,10 @@ export function planRename(input: RenameInput): RenamePlan {
 
   const fromName = nameOf(input.from);
   const toName = nameOf(input.to);
+  // A symbolic link (no nodes) keeps its stored owner and times as they are.
   const moved: MetaEntry | undefined = root
     ? entryForMove(input.fromMeta.meta.entries[fromName], root)
-    : undefined;
+    : input.fromMeta.meta.entries[fromName];
   if (input.fromMeta.path === input.toMeta.path) {
     const meta = withEntry(withEntry(input.fromMeta.meta, fromName, undefined), toName, moved);
     ops.push(writeDoc(input.toMeta.path, input.toMeta.version, encodeMeta(meta), input.toMeta.acl));

@@ -80,6 +80,12 @@ describe('attributes', () => {
     expect(attrs.ctimeMs).toBe(stat.mtimeMs);
   });
 
+  it('pins the times of a symbolic link (no data version) for good', () => {
+    const entry = withTimes(undefined, 1000, 2000, undefined);
+    expect(entry).toEqual({ mt: 2000, at: 1000 });
+    expect(effectiveAttrs('file', { mtimeMs: 9000, version: 8 }, entry, defaults).mtimeMs).toBe(2000);
+  });
+
   it('lets a later write win over a stored mtime', () => {
     const entry = withTimes({ t: 'f' }, 1000, 2000, 3);
     expect(effectiveAttrs('file', { mtimeMs: 9000, version: 4 }, entry, defaults).mtimeMs).toBe(9000);

@@ -121,12 +121,15 @@ describe('rename plan', () => {
       from: '/r/l',
       to: '/r/m',
       nodes: [],
-      fromMeta: metaDoc('/r/__zkfs__', 0),
-      toMeta: metaDoc('/r/__zkfs__', 0),
+      fromMeta: metaDoc('/r/__zkfs__', 0, { l: { u: 7, mt: 123 } }),
+      toMeta: metaDoc('/r/__zkfs__', 0, { l: { u: 7, mt: 123 } }),
       docs: [{ path: '/r/__symlinks__', version: 6, data: Buffer.from('/m=t'), acl }],
       maxBytes: ZK_MAX_REQUEST_BYTES,
     });
     expect(summary(plan.ops)).toEqual(['setData /r/__zkfs__ @0', 'setData /r/__symlinks__ @6']);
+    const op = plan.ops[0]!;
+    // The link keeps its stored owner and times under its new name.
+    expect(parseMeta(op.op === 'setData' ? op.data : undefined).entries).toEqual({ m: { u: 7, mt: 123 } });
   });
 
   it('refuses ephemeral nodes and oversized transactions with clear codes', () => {
