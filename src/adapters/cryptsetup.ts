@@ -7,7 +7,6 @@
  * Exports: `luksFormat`, `testPassphrase`, `open`, `close`, `isLuks`, `deviceMapperAvailable`,
  * `FAST_KDF_ENV`, `LuksFormatOptions`.
  */
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { OperationError } from '../core/errors.js';
 import { run } from './exec.js';
@@ -90,9 +89,9 @@ export async function isLuks(device: string, logger?: Logger): Promise<boolean> 
 
 /** Whether the kernel can map devices (cryptsetup open needs it); tries to load dm_mod once. */
 export async function deviceMapperAvailable(logger?: Logger): Promise<boolean> {
-  const has = async () =>
-    existsSync('/dev/mapper/control') ||
-    /device-mapper/.test(await readFile('/proc/misc', 'utf8').catch(() => ''));
+  // Only the kernel's own registry counts: libdevmapper creates /dev/mapper/control on first use
+  // even where the kernel has no device-mapper, so that node proves nothing.
+  const has = async () => /\bdevice-mapper\b/.test(await readFile('/proc/misc', 'utf8').catch(() => ''));
   if (await has()) return true;
   await run('modprobe', ['dm_mod'], { ...logOpts(logger, 'loading dm_mod'), okExitCodes: [1] }).catch(
     () => {},

@@ -164,7 +164,7 @@ export async function initializeDisk(
   if (encrypted && !options.dryRun && !(await cryptsetup.deviceMapperAvailable(ctx.log))) {
     throw new OperationError(
       'encryption needs the kernel device-mapper (to create the filesystem inside LUKS), which is not available ' +
-        'on this host (no /dev/mapper/control, and dm_mod cannot be loaded). Nothing was changed.',
+        'on this host (/proc/misc lists no device-mapper, and dm_mod cannot be loaded). Nothing was changed.',
     );
   }
   const result: InitializeDiskResult = {
