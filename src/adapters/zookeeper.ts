@@ -168,6 +168,15 @@ const EPHEMERAL = 1;
 
 type Callback<T> = (error: unknown, value: T) => void;
 
+/**
+ * What the filesystem needs of a connection: a ZkClient, or a ZkSession
+ * (adapters/zkfs/session.ts) that outlives connection loss and expiry.
+ */
+export type ZkApi = Pick<
+  ZkClient,
+  'exists' | 'getData' | 'getChildren' | 'getAcl' | 'create' | 'setData' | 'remove' | 'multi' | 'close'
+>;
+
 export class ZkClient {
   private readonly listeners = new Set<(state: ZkSessionState) => void>();
   private closed = false;
@@ -241,6 +250,11 @@ export class ZkClient {
 
   get sessionId(): string {
     return this.client.getSessionId().toString('hex');
+  }
+
+  /** The library client underneath, for protocol extensions (adapters/zkfs/persistent-watch.ts). */
+  get library(): zookeeper.Client {
+    return this.client;
   }
 
   /** Subscribes to session state changes; returns the unsubscribe function. */

@@ -37,7 +37,7 @@ function checkRequestSize(znode: string, length: number, what: string): void {
 async function load(ctx: VfsContext, znode: string, mountPath: string): Promise<OpenFile> {
   const existing = ctx.files.byZnode(znode);
   if (existing && isDirty(existing)) return existing;
-  const { data, stat } = await ctx.client.getData(znode).catch((error: unknown) => {
+  const { data, stat } = await ctx.tree.readData(znode).catch((error: unknown) => {
     throw asFsError(error, `reading ${mountPath}`);
   });
   ctx.tree.stats.set(znode, stat);

@@ -8,12 +8,12 @@ import { FsError } from '../../core/zkfs/errors.js';
 import { nodeKind, showsDataFile, type ZkfsMode } from '../../core/zkfs/modes.js';
 import { baseName, DATA_FILE, isHiddenChild, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import type { Logger } from '../logger.js';
-import type { ZkClient, ZkStat } from '../zookeeper.js';
+import type { ZkApi, ZkStat } from '../zookeeper.js';
 import type { OpenFiles } from './open-files.js';
 import type { ZkTree } from './tree.js';
 
 export interface VfsConfig {
-  client: ZkClient;
+  client: ZkApi;
   /** The mounted znode ("/" or "/app"). */
   root: string;
   mode: ZkfsMode;

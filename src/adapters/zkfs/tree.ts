@@ -9,7 +9,7 @@ import { META_NODE, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
 import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { AclEntry } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
-import { isZkError, type ZkClient, type ZkStat } from '../zookeeper.js';
+import { isZkError, type ZkApi, type ZkStat } from '../zookeeper.js';
 import { CacheSlot, type FreshnessRule } from './node-cache.js';
 
 /** A metadata or symlink document as read: `version` undefined when its node does not exist. */
@@ -17,6 +17,12 @@ export interface DocSnapshot<T> {
   path: string;
   version: number | undefined;
   value: T;
+}
+
+/** A node's data with the stat it was read at. */
+export interface NodeData {
+  data: Buffer;
+  stat: ZkStat;
 }
 
 export class ZkTree {
@@ -28,7 +34,7 @@ export class ZkTree {
   private readonly warned = new Set<string>();
 
   constructor(
-    readonly client: ZkClient,
+    readonly client: ZkApi,
     /** The mounted znode. */
     readonly root: string,
     fresh: FreshnessRule,
@@ -50,6 +56,11 @@ export class ZkTree {
   async freshStat(znode: string): Promise<ZkStat | null> {
     this.stats.invalidate(znode);
     return this.stat(znode);
+  }
+
+  /** A node's data, for opening it: read afresh here; a watch-driven tree may answer from memory. */
+  readData(znode: string): Promise<NodeData> {
+    return this.client.getData(znode);
   }
 
   /** Every child name of `znode`, hidden ones included. */

@@ -21,6 +21,8 @@ export type { VfsConfig } from './resolve.js';
 export interface VfsOptions extends VfsConfig {
   /** How long cached stats, listings and metadata stay fresh (ms); other mounts' changes show after this. */
   cacheTtlMs?: number;
+  /** A tree to use instead, e.g. the mount's watch-driven one (watch-cache.ts). */
+  tree?: ZkTree;
 }
 
 /** Counters a status command can show. */
@@ -34,12 +36,9 @@ export class ZkVfs {
   readonly counters: VfsCounters = { ops: 0, errors: {} };
 
   constructor(options: VfsOptions) {
-    const tree = new ZkTree(
-      options.client,
-      options.root,
-      ttlFreshness(options.cacheTtlMs ?? 1000),
-      options.log,
-    );
+    const tree =
+      options.tree ??
+      new ZkTree(options.client, options.root, ttlFreshness(options.cacheTtlMs ?? 1000), options.log);
     this.ctx = { ...options, tree, files: new OpenFiles() };
   }
 

@@ -1,0 +1,491 @@
+/**
+ * The ZooKeeper connection of a long-lived mount. It has the same calls as
+ * ZkClient, but an operation outlives the faults a mount must ride out:
+ *
+ * - Connection loss (a server died, the ensemble elects a leader): the
+ *   library reconnects to another server of the connection string;
+ *   operations wait for it, up to `reconnectTimeoutMs`, instead of failing
+ *   at once. A request that was in flight when the connection dropped is
+ *   sent again.
+ * - Session expiry (the mount was cut off longer than the session timeout):
+ *   the library's client is dead for good. A new session is opened (and
+ *   reopened until it works), listeners are told so they can rebuild watches
+ *   and drop what they cached, and waiting operations go on over it.
+ * - A server that stops answering without closing the socket: the library
+ *   pings but never checks the replies, so a watchdog drops a connection
+ *   silent for two thirds of the session timeout, as ZooKeeper's Java client
+ *   does.
+ *
+ * A write whose outcome is unknown (the connection dropped before its reply)
+ * is sent again; if that fails because the first one did take effect
+ * (BAD_VERSION, NODE_EXISTS, NO_NODE), the node is read back and the write
+ * counts as done when ZooKeeper holds exactly what it wrote. So a write is
+ * never reported lost when it was applied, nor applied twice when it was
+ * versioned.
+ */
+import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import {
+  isZkError,
+  type ZkApi,
+  ZkClient,
+  type ZkConnectOptions,
+  ZkError,
+  type ZkSessionState,
+  type ZkStat,
+  type ZkWatcher,
+} from '../zookeeper.js';
+import {
+  addRecursiveWatch,
+  connectedServer,
+  dropConnection,
+  negotiatedTimeout,
+  observeNotifications,
+  type WatchNotice,
+  watchTraffic,
+} from './zk-wire.js';
+
+export interface SessionOptions extends ZkConnectOptions {
+  /** How long an operation waits for a lost connection or an expired session to come back (ms). */
+  reconnectTimeoutMs: number;
+}
+
+export type SessionState = 'connected' | 'disconnected' | 'expired' | 'closed';
+
+export type SessionChange =
+  | { type: 'connected'; renewed: boolean }
+  | { type: 'disconnected' }
+  | { type: 'expired' };
+
+/** What the session counts, for `zkfsctl status`. */
+export interface SessionCounters {
+  /** Requests sent (each attempt counts). */
+  requests: number;
+  /** Operations sent again after a connection loss or expiry. */
+  retries: number;
+  /** Connections re-established within the same session. */
+  reconnects: number;
+  /** Sessions that expired and were replaced. */
+  expiries: number;
+  /** Writes found applied after their reply was lost. */
+  confirmedWrites: number;
+  /** Operations that gave up waiting for a connection. */
+  timeouts: number;
+}
+
+/** Told about each write before it is first sent and once its outcome is known (watch-cache.ts). */
+export interface WriteObserver {
+  begin(ops: readonly ZkOp[]): unknown;
+  /** `stat` is the new stat of a single setData. */
+  end(token: unknown, ok: boolean, stat?: ZkStat): void;
+}
+
+const RETRYABLE = ['CONNECTION_LOSS', 'SESSION_EXPIRED', 'OPERATION_TIMEOUT', 'TIMEOUT'] as const;
+
+function isRetryable(error: unknown): boolean {
+  return isZkError(error, ...RETRYABLE);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether ZooKeeper shows every effect of `ops` (after a multi whose reply was lost). */
+async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<boolean> {
+  for (const op of ops) {
+    if (op.op === 'check') continue;
+    if (op.op === 'delete') {
+      if (await client.exists(op.path)) return false;
+      continue;
+    }
+    const now = await client.getData(op.path).catch(() => undefined);
+    if (!now?.data.equals(op.data)) return false;
+    if (op.op === 'setData' && op.version >= 0 && now.stat.version <= op.version) return false;
+  }
+  return true;
+}
+
+export class ZkSession implements ZkApi {
+  readonly counters: SessionCounters = {
+    requests: 0,
+    retries: 0,
+    reconnects: 0,
+    expiries: 0,
+    confirmedWrites: 0,
+    timeouts: 0,
+  };
+  private client: ZkClient;
+  private current: SessionState = 'connected';
+  private connectedAt = Date.now();
+  private readonly listeners = new Set<(change: SessionChange) => void>();
+  private readonly noticeListeners = new Set<(notice: WatchNotice) => void>();
+  private waiters: (() => void)[] = [];
+  /** Rejects the attempts still running on a client once it has been replaced. */
+  private abandon: (error: Error) => void = () => {};
+  private abandoned: Promise<never> = new Promise<never>(() => {});
+  private observer: WriteObserver | undefined;
+  private readonly watchdog: NodeJS.Timeout;
+  private lastTraffic = Date.now();
+  private lastTick = Date.now();
+  private readonly sockets = new WeakSet<object>();
+  private renewing = false;
+  private readonly log: Logger;
+
+  private constructor(
+    client: ZkClient,
+    private readonly options: SessionOptions,
+  ) {
+    this.log = options.logger ?? silentLogger;
+    this.client = client;
+    this.adopt(client);
+    this.watchdog = setInterval(() => this.checkTraffic(), 1000);
+    this.watchdog.unref();
+  }
+
+  /** Opens the first session; fails like ZkClient.connect (bounded by connectTimeoutMs). */
+  static async open(options: SessionOptions): Promise<ZkSession> {
+    const client = await ZkClient.connect(ZkSession.clientOptions(options));
+    return new ZkSession(client, options);
+  }
+
+  private static clientOptions(options: SessionOptions): ZkConnectOptions {
+    // One attempt may wait as long as the whole operation may.
+    return { ...options, requestTimeoutMs: Math.max(1000, options.reconnectTimeoutMs) };
+  }
+
+  get state(): SessionState {
+    return this.current;
+  }
+
+  get sessionId(): string {
+    return this.client.sessionId;
+  }
+
+  /** `host:port` of the server in use, when connected. */
+  get server(): string | undefined {
+    return this.current === 'connected' ? connectedServer(this.client.library) : undefined;
+  }
+
+  /** Since when the current connection is up (ms since epoch). */
+  get connectedSince(): number | undefined {
+    return this.current === 'connected' ? this.connectedAt : undefined;
+  }
+
+  /** Session timeout granted by the server (ms). */
+  get sessionTimeoutMs(): number {
+    return negotiatedTimeout(this.client.library) ?? this.options.sessionTimeoutMs ?? 30_000;
+  }
+
+  onChange(listener: (change: SessionChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Every watch notification, called synchronously as it arrives (before any later reply is handled). */
+  onNotice(listener: (notice: WatchNotice) => void): () => void {
+    this.noticeListeners.add(listener);
+    return () => this.noticeListeners.delete(listener);
+  }
+
+  setWriteObserver(observer: WriteObserver | undefined): void {
+    this.observer = observer;
+  }
+
+  /**
+   * Adds a persistent recursive watch on `path` for the current connection
+   * (see zk-wire.ts). Call it again after every 'connected' change.
+   */
+  addRecursiveWatch(path: string): Promise<void> {
+    this.counters.requests++;
+    return addRecursiveWatch(this.client.library, path);
+  }
+
+  private emit(change: SessionChange): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        this.log.error(`session listener failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  }
+
+  private adopt(client: ZkClient): void {
+    this.client = client;
+    this.abandoned = new Promise<never>((_, reject) => {
+      this.abandon = reject;
+    });
+    this.abandoned.catch(() => {});
+    observeNotifications(client.library, (notice) => {
+      if (client !== this.client) return;
+      this.lastTraffic = Date.now();
+      for (const listener of this.noticeListeners) listener(notice);
+    });
+    client.onState((state) => this.onClientState(client, state));
+    watchTraffic(client.library, this.sockets, () => {
+      this.lastTraffic = Date.now();
+    });
+  }
+
+  private onClientState(client: ZkClient, state: ZkSessionState): void {
+    if (client !== this.client || this.current === 'closed') return;
+    switch (state) {
+      case 'connected': {
+        const was = this.current;
+        this.current = 'connected';
+        this.connectedAt = Date.now();
+        this.lastTraffic = Date.now();
+        watchTraffic(client.library, this.sockets, () => {
+          this.lastTraffic = Date.now();
+        });
+        if (was === 'disconnected') {
+          this.counters.reconnects++;
+          this.log.info(
+            `zookeeper: reconnected to ${this.server ?? 'the ensemble'} (session 0x${this.sessionId})`,
+          );
+        }
+        this.emit({ type: 'connected', renewed: false });
+        this.wake();
+        return;
+      }
+      case 'disconnected':
+        if (this.current !== 'connected') return;
+        this.current = 'disconnected';
+        this.log.warn(
+          `zookeeper: connection lost; trying the other servers, operations wait up to ${Math.round(this.options.reconnectTimeoutMs / 1000)} s`,
+        );
+        this.emit({ type: 'disconnected' });
+        return;
+      case 'expired':
+        this.current = 'expired';
+        this.log.warn(`zookeeper: session 0x${this.sessionId} expired; opening a new one`);
+        this.emit({ type: 'expired' });
+        void this.renew();
+        return;
+      case 'authFailed':
+        this.log.error('zookeeper: the servers refused the credentials on reconnection');
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Opens sessions until one works (or the session is closed). */
+  private async renew(): Promise<void> {
+    if (this.renewing) return;
+    this.renewing = true;
+    try {
+      for (let attempt = 0; this.current === 'expired'; attempt++) {
+        try {
+          const next = await ZkClient.connect(ZkSession.clientOptions(this.options));
+          if (this.current !== 'expired') {
+            await next.close();
+            return;
+          }
+          const old = this.client;
+          const abandonOld = this.abandon;
+          this.adopt(next);
+          abandonOld(new ZkError('SESSION_EXPIRED'));
+          void old.close().catch(() => {});
+          this.counters.expiries++;
+          this.current = 'connected';
+          this.connectedAt = Date.now();
+          this.lastTraffic = Date.now();
+          this.log.warn(`zookeeper: new session 0x${this.sessionId} with ${this.server ?? 'the ensemble'}`);
+          this.emit({ type: 'connected', renewed: true });
+          this.wake();
+          return;
+        } catch (error) {
+          this.log.warn(
+            `zookeeper: could not open a new session: ${error instanceof Error ? error.message : String(error)}`,
+          );
+          await sleep(Math.min(5000, 500 * (attempt + 1)));
+        }
+      }
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Drops a connection that has been silent too long (see the module comment). */
+  private checkTraffic(): void {
+    const now = Date.now();
+    const stalled = now - this.lastTick > 3000; // this process was paused or starved: not the server's fault
+    this.lastTick = now;
+    if (stalled) {
+      this.lastTraffic = now;
+      return;
+    }
+    if (this.current !== 'connected') return;
+    const limit = (this.sessionTimeoutMs * 2) / 3 + 1000;
+    if (now - this.lastTraffic > limit) {
+      this.log.warn(
+        `zookeeper: ${this.server ?? 'the server'} has not answered for ${now - this.lastTraffic} ms; reconnecting`,
+      );
+      this.lastTraffic = now;
+      dropConnection(this.client.library);
+    }
+  }
+
+  /** The client once connected; rejects with TIMEOUT at `deadline`. */
+  private ready(deadline: number, path: string): Promise<ZkClient> {
+    if (this.current === 'closed') return Promise.reject(new ZkError('CONNECTION_LOSS', path));
+    if (this.current === 'connected') return Promise.resolve(this.client);
+    return new Promise<ZkClient>((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.waiters = this.waiters.filter((w) => w !== wake);
+          this.counters.timeouts++;
+          reject(new ZkError('TIMEOUT', path));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      const wake = () => {
+        clearTimeout(timer);
+        if (this.current === 'connected') resolve(this.client);
+        else reject(new ZkError('CONNECTION_LOSS', path));
+      };
+      this.waiters.push(wake);
+    });
+  }
+
+  /**
+   * Runs `attempt` until it succeeds, fails for a reason other than the
+   * connection, or the deadline passes. `verify` decides, after a write was
+   * sent again, whether its failure only shows that the earlier send worked.
+   */
+  private async run<T>(
+    path: string,
+    attempt: (client: ZkClient) => Promise<T>,
+    verify?: (client: ZkClient, error: ZkError) => Promise<T | undefined>,
+  ): Promise<T> {
+    const deadline = Date.now() + this.options.reconnectTimeoutMs;
+    let resent = false;
+    for (;;) {
+      const client = await this.ready(deadline, path);
+      this.counters.requests++;
+      try {
+        return await Promise.race([attempt(client), this.abandoned]);
+      } catch (error) {
+        if (this.current === 'closed') throw error;
+        if (isRetryable(error) || client !== this.client) {
+          if (Date.now() >= deadline) {
+            this.counters.timeouts++;
+            throw new ZkError('TIMEOUT', path, undefined, error);
+          }
+          this.counters.retries++;
+          resent = true;
+          // The library reports the state change right after failing the request.
+          if (this.current === 'connected' && client === this.client) await sleep(20);
+          continue;
+        }
+        if (resent && verify && error instanceof ZkError) {
+          const done = await verify(this.client, error).catch(() => undefined);
+          if (done !== undefined) {
+            this.counters.confirmedWrites++;
+            return done;
+          }
+        }
+        throw error;
+      }
+    }
+  }
+
+  /** A write: the observer hears of it around run(). */
+  private async write<T>(
+    ops: readonly ZkOp[],
+    attempt: (client: ZkClient) => Promise<T>,
+    verify: (client: ZkClient, error: ZkError) => Promise<T | undefined>,
+    statOf?: (result: T) => ZkStat,
+  ): Promise<T> {
+    const observer = this.observer;
+    const token = observer?.begin(ops);
+    try {
+      const result = await this.run(ops[0]?.path ?? '/', attempt, verify);
+      observer?.end(token, true, statOf?.(result));
+      return result;
+    } catch (error) {
+      observer?.end(token, false);
+      throw error;
+    }
+  }
+
+  exists(path: string, watch?: ZkWatcher): Promise<ZkStat | null> {
+    return this.run(path, (c) => c.exists(path, watch));
+  }
+
+  getData(path: string, watch?: ZkWatcher): Promise<{ data: Buffer; stat: ZkStat }> {
+    return this.run(path, (c) => c.getData(path, watch));
+  }
+
+  getChildren(path: string, watch?: ZkWatcher): Promise<{ children: string[]; stat: ZkStat }> {
+    return this.run(path, (c) => c.getChildren(path, watch));
+  }
+
+  getAcl(path: string): Promise<{ acl: AclEntry[]; stat: ZkStat }> {
+    return this.run(path, (c) => c.getAcl(path));
+  }
+
+  create(
+    path: string,
+    data: Buffer,
+    options: { acl?: readonly AclEntry[]; ephemeral?: boolean } = {},
+  ): Promise<string> {
+    return this.write(
+      [{ op: 'create', path, data, acl: options.acl ?? [] }],
+      (c) => c.create(path, data, options),
+      async (c, error) => {
+        if (error.zkName !== 'NODE_EXISTS' || options.ephemeral) return undefined;
+        const now = await c.getData(path);
+        return now.data.equals(data) ? path : undefined;
+      },
+    );
+  }
+
+  setData(path: string, data: Buffer, version: number): Promise<ZkStat> {
+    return this.write(
+      [{ op: 'setData', path, data, version }],
+      (c) => c.setData(path, data, version),
+      async (c, error) => {
+        if (error.zkName !== 'BAD_VERSION') return undefined;
+        const now = await c.getData(path);
+        return now.data.equals(data) && now.stat.version > version ? now.stat : undefined;
+      },
+      (stat) => stat,
+    );
+  }
+
+  remove(path: string, version: number): Promise<void> {
+    return this.write(
+      [{ op: 'delete', path, version }],
+      (c) => c.remove(path, version).then(() => true as const),
+      async (_c, error) => (error.zkName === 'NO_NODE' ? (true as const) : undefined),
+    ).then(() => undefined);
+  }
+
+  multi(ops: readonly ZkOp[]): Promise<void> {
+    return this.write(
+      ops,
+      (c) => c.multi(ops).then(() => true as const),
+      async (c, error) => {
+        if (!isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE')) return undefined;
+        return (await multiApplied(c, ops)) ? (true as const) : undefined;
+      },
+    ).then(() => undefined);
+  }
+
+  /** Ends the session (idempotent). */
+  async close(): Promise<void> {
+    if (this.current === 'closed') return;
+    this.current = 'closed';
+    clearInterval(this.watchdog);
+    this.wake();
+    this.abandon(new ZkError('CONNECTION_LOSS'));
+    await this.client.close();
+  }
+}

@@ -1,0 +1,446 @@
+/**
+ * The mount's picture of ZooKeeper — stats, child lists, file data,
+ * directory metadata documents, the symlink table — kept exact by one
+ * persistent recursive watch on the mount root (zk-wire.ts), within a
+ * memory budget (core/zkfs/cache-policy.ts).
+ *
+ * Why it is exact: ZooKeeper sends a connection's notifications and replies
+ * in the order the changes happened, and a change's notification before the
+ * reply of any read that sees it. Notifications are applied synchronously as
+ * they arrive; every load remembers its key's generation when it starts and
+ * is only stored if no notification touched the key meanwhile (node-cache.ts),
+ * so a reply read before a change can never be stored after it. A value a
+ * caller read on its own (CacheSlot.set) is ignored for the same reason.
+ *
+ * What a notification does: a data change forgets the node's stat and data;
+ * a creation or deletion also patches the parent's cached child list and
+ * child count, so writing many files into one directory does not re-list it.
+ * The mount's own writes (session.ts tells us about them) are written
+ * through once their reply is in — when exactly one notification for the
+ * node came meanwhile, which was ours.
+ *
+ * While the watch is not in place (connecting, reconnecting, a new session)
+ * nothing is served from memory and everything read before is dropped once
+ * it is back, since changes in between were not reported. A server without
+ * persistent watches (ZooKeeper before 3.6) gets time-limited caching.
+ *
+ * Directory listings prefetch their children's stats and small data with
+ * pipelined requests (a window of them in flight), so `ls -l`, `find` and
+ * `cat` of a cold tree do not wait for one round trip after another.
+ */
+import { type DirMeta, parseMeta } from '../../core/zkfs/attrs.js';
+import { entryOverhead, hitRate, LruBudget } from '../../core/zkfs/cache-policy.js';
+import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
+import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
+import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
+import type { Logger } from '../logger.js';
+import { isZkError, type ZkStat } from '../zookeeper.js';
+import { type CacheEntry, CacheSlot, type SlotHooks } from './node-cache.js';
+import type { SessionChange, WriteObserver, ZkSession } from './session.js';
+import { type DocSnapshot, type NodeData, ZkTree } from './tree.js';
+import type { WatchNotice } from './zk-wire.js';
+
+export interface WatchCacheOptions {
+  /** Memory budget (bytes); 0 keeps nothing. */
+  cacheBytes: number;
+  /** Freshness without persistent watches (ms). */
+  fallbackTtlMs: number;
+  /** ACL changes send no notification: how long a read ACL is reused (ms). */
+  aclTtlMs?: number;
+  /** Requests a listing keeps in flight while prefetching its children. */
+  prefetchWindow?: number;
+}
+
+/** watch: exact; waiting: watch being (re)established, nothing served; ttl: no persistent watches. */
+export type CacheMode = 'watch' | 'waiting' | 'ttl';
+
+export interface CacheStatus {
+  mode: CacheMode;
+  entries: number;
+  bytes: number;
+  limitBytes: number;
+  hits: number;
+  misses: number;
+  hitRate: number;
+  /** Notifications received. */
+  notices: number;
+  evictions: number;
+  /** Children whose stat (and data) a listing fetched ahead. */
+  prefetched: number;
+}
+
+interface Gate {
+  mode: CacheMode;
+  ttlMs: number;
+}
+
+interface WriteTracker {
+  ops: readonly ZkOp[];
+  epoch: number;
+  /** Notifications seen per written path while the write was out. */
+  seen: Map<string, number>;
+}
+
+const STAT_BYTES = 160;
+
+function insertSorted(list: readonly string[], name: string): string[] {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((list[mid] as string) < name) lo = mid + 1;
+    else hi = mid;
+  }
+  return [...list.slice(0, lo), name, ...list.slice(lo)];
+}
+
+export class WatchedTree extends ZkTree implements WriteObserver {
+  readonly data: CacheSlot<NodeData>;
+  private readonly gate: Gate;
+  private readonly budget: LruBudget;
+  private readonly slots = new Map<string, CacheSlot<unknown>>();
+  private readonly trackers = new Set<WriteTracker>();
+  private readonly aclTtlMs: number;
+  private readonly window: number;
+  private epoch = 0;
+  private armFailures = 0;
+  private notices = 0;
+  private evictions = 0;
+  private prefetched = 0;
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private active = 0;
+  /** Data bytes prefetched since the queue last ran dry; past a quarter of the budget, stats only. */
+  private prefetchBytes = 0;
+  private readonly linksPath: string;
+
+  constructor(
+    private readonly session: ZkSession,
+    root: string,
+    private readonly logger: Logger,
+    options: WatchCacheOptions,
+  ) {
+    const gate: Gate = { mode: 'waiting', ttlMs: options.fallbackTtlMs };
+    const fresh = (entry: CacheEntry<unknown>, now: number) =>
+      gate.mode === 'watch' || (gate.mode === 'ttl' && now - entry.readAt < gate.ttlMs);
+    super(session, root, fresh, logger);
+    this.gate = gate;
+    this.budget = new LruBudget(options.cacheBytes);
+    this.aclTtlMs = options.aclTtlMs ?? 1000;
+    this.window = options.prefetchWindow ?? 64;
+    this.linksPath = zkChild(root, SYMLINKS_NODE);
+    this.data = new CacheSlot<NodeData>(fresh);
+    const sized = <T>(prefix: string, slot: CacheSlot<T>, size: (key: string, value: T) => number) => {
+      this.slots.set(prefix, slot as unknown as CacheSlot<unknown>);
+      slot.trustSet = false;
+      slot.hooks = this.hooks(prefix, size);
+    };
+    sized('s', this.stats, (key) => entryOverhead(key) + STAT_BYTES);
+    sized('c', this.children, (key, names) =>
+      names.reduce((n, name) => n + 48 + name.length * 2, entryOverhead(key) + 64),
+    );
+    sized('d', this.data, (key, d) => entryOverhead(key) + STAT_BYTES + d.data.length);
+    sized(
+      'm',
+      this.metas,
+      (key, doc) => entryOverhead(key) + 200 + Object.keys(doc.value.entries).length * 160,
+    );
+    sized('a', this.acls, (key, acl) => entryOverhead(key) + 120 * acl.length);
+    sized('l', this.links, (key, doc) => entryOverhead(key) + 200 + doc.value.size * 200);
+    session.onNotice((notice) => this.onNotice(notice));
+    session.onChange((change) => this.onSessionChange(change));
+    session.setWriteObserver(this);
+  }
+
+  private hooks<T>(prefix: string, size: (key: string, value: T) => number): SlotHooks<T> {
+    return {
+      stored: (key, value) => {
+        for (const id of this.budget.add(prefix + key, size(key, value))) {
+          this.evictions++;
+          this.slots.get(id[0] as string)?.invalidate(id.slice(1));
+        }
+      },
+      hit: (key) => this.budget.touch(prefix + key),
+      dropped: (key) => this.budget.remove(prefix + key),
+    };
+  }
+
+  get mode(): CacheMode {
+    return this.gate.mode;
+  }
+
+  /** Whether cached values are being served as exact. */
+  private get live(): boolean {
+    return this.gate.mode === 'watch';
+  }
+
+  /** Puts the watch in place; call once the session is open. */
+  start(): Promise<void> {
+    return this.arm();
+  }
+
+  private async arm(): Promise<void> {
+    if (this.gate.mode === 'ttl') return;
+    const epoch = ++this.epoch;
+    this.gate.mode = 'waiting';
+    this.forgetAll();
+    try {
+      await this.session.addRecursiveWatch(this.root);
+    } catch (error) {
+      if (epoch !== this.epoch) return;
+      const name = (error as { name?: unknown } | null)?.name;
+      this.armFailures++;
+      // An old server refuses the request, or drops the connection over it.
+      if (name !== 'CONNECTION_LOSS' || this.armFailures >= 3) {
+        this.gate.mode = 'ttl';
+        for (const slot of this.slots.values()) slot.trustSet = true;
+        this.logger.warn(
+          `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.gate.ttlMs} ms`,
+        );
+      }
+      return;
+    }
+    if (epoch !== this.epoch) return;
+    this.armFailures = 0;
+    // Whatever was read before the watch was in place may have missed a change.
+    this.forgetAll();
+    this.gate.mode = 'watch';
+  }
+
+  private onSessionChange(change: SessionChange): void {
+    if (this.gate.mode === 'ttl') {
+      if (change.type === 'connected' && change.renewed) this.forgetAll();
+      return;
+    }
+    if (change.type === 'connected') {
+      void this.arm();
+      return;
+    }
+    this.epoch++;
+    this.gate.mode = 'waiting';
+    this.forgetAll();
+  }
+
+  private onNotice(notice: WatchNotice): void {
+    this.notices++;
+    for (const tracker of this.trackers) {
+      const n = tracker.seen.get(notice.path);
+      if (n !== undefined) tracker.seen.set(notice.path, n + 1);
+    }
+    if (this.gate.mode === 'waiting') return;
+    this.apply(notice);
+  }
+
+  private apply({ type, path }: WatchNotice): void {
+    const name = baseName(path);
+    const parent = parentPath(path);
+    switch (type) {
+      case 'dataChanged':
+        this.stats.invalidate(path);
+        this.data.invalidate(path);
+        break;
+      case 'created':
+        this.stats.invalidate(path);
+        this.data.invalidate(path);
+        this.children.invalidate(path);
+        if (path !== this.root) this.childChanged(parent, name, 1);
+        break;
+      case 'deleted':
+        this.stats.replace(path, null);
+        this.data.invalidate(path);
+        this.children.invalidate(path);
+        this.metas.invalidate(path);
+        this.acls.invalidate(path);
+        if (path !== this.root) this.childChanged(parent, name, -1);
+        break;
+      case 'childrenChanged':
+        this.children.invalidate(path);
+        this.stats.invalidate(path);
+        break;
+    }
+    if (name === META_NODE) this.metas.invalidate(parent);
+    if (path === this.linksPath) this.links.invalidate(path);
+  }
+
+  /** A child appeared or vanished: patch what is cached of its parent, or forget it. */
+  private childChanged(parent: string, name: string, delta: 1 | -1): void {
+    const list = this.children.peek(parent);
+    const stat = this.stats.peek(parent);
+    const consistent = list !== undefined && list.includes(name) === delta < 0;
+    if (list && consistent) {
+      this.children.replace(parent, delta > 0 ? insertSorted(list, name) : list.filter((n) => n !== name));
+    } else {
+      this.children.invalidate(parent);
+    }
+    if (stat && (list === undefined || consistent)) {
+      this.stats.replace(parent, {
+        ...stat,
+        numChildren: Math.max(0, stat.numChildren + delta),
+        cversion: stat.cversion + 1,
+      });
+    } else {
+      this.stats.invalidate(parent);
+    }
+  }
+
+  begin(ops: readonly ZkOp[]): unknown {
+    const tracker: WriteTracker = { ops, epoch: this.epoch, seen: new Map(ops.map((op) => [op.path, 0])) };
+    this.trackers.add(tracker);
+    return tracker;
+  }
+
+  end(token: unknown, ok: boolean, stat?: ZkStat): void {
+    const tracker = token as WriteTracker;
+    this.trackers.delete(tracker);
+    if (!ok || !this.live || tracker.epoch !== this.epoch) return;
+    for (const op of tracker.ops) {
+      // Exactly one notice: ours. More: someone else changed it too, and the notice already dropped it.
+      if (tracker.seen.get(op.path) !== 1) continue;
+      this.writeThrough(op, tracker.ops.length === 1 ? stat : undefined);
+    }
+  }
+
+  private writeThrough(op: ZkOp, stat: ZkStat | undefined): void {
+    if (op.op !== 'setData' && op.op !== 'create') return;
+    const version = op.op === 'create' ? 0 : op.version >= 0 ? op.version + 1 : stat?.version;
+    if (stat) {
+      this.stats.replace(op.path, stat);
+      this.data.replace(op.path, { data: op.data, stat });
+    }
+    if (version === undefined) return;
+    if (baseName(op.path) === META_NODE) {
+      const meta = parseMeta(op.data);
+      if (!meta.corrupt) {
+        const doc: DocSnapshot<DirMeta> = { path: op.path, version, value: meta };
+        this.metas.replace(parentPath(op.path), doc);
+      }
+    } else if (op.path === this.linksPath) {
+      const doc: DocSnapshot<SymlinkMap> = { path: op.path, version, value: parseSymlinks(op.data) };
+      this.links.replace(op.path, doc);
+    }
+  }
+
+  override childNames(znode: string): Promise<string[]> {
+    return super.childNames(znode).then((names) => {
+      if (this.live) this.prefetch(znode, names);
+      return names;
+    });
+  }
+
+  /** Fetches the stats (and data, while small) of `names` under `dir` that are not cached, pipelined. */
+  private prefetch(dir: string, names: readonly string[]): void {
+    for (const name of names) {
+      if (name === META_NODE || (dir === this.root && name === SYMLINKS_NODE)) continue;
+      const child = zkChild(dir, name);
+      if (this.queued.has(child) || this.stats.has(child)) continue;
+      this.queued.add(child);
+      this.queue.push(child);
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.active < this.window && this.queue.length > 0 && this.live) {
+      const child = this.queue.shift() as string;
+      this.queued.delete(child);
+      if (this.stats.has(child)) continue;
+      this.active++;
+      this.prefetched++;
+      this.stats
+        .get(child, () => this.loadNode(child))
+        .catch(() => {})
+        .finally(() => {
+          this.active--;
+          if (this.queue.length === 0 && this.active === 0) this.prefetchBytes = 0;
+          this.pump();
+        });
+    }
+    if (!this.live) {
+      this.queue.length = 0;
+      this.queued.clear();
+    }
+  }
+
+  /** A node's stat, reading its data along when the budget allows (one request either way). */
+  private async loadNode(znode: string): Promise<ZkStat | null> {
+    if (this.prefetchBytes > this.budget.limitBytes / 4) return this.session.exists(znode);
+    try {
+      const node = await this.data.get(znode, () => this.session.getData(znode));
+      this.prefetchBytes += node.data.length;
+      return node.stat;
+    } catch (error) {
+      if (isZkError(error, 'NO_NODE')) return null;
+      throw error;
+    }
+  }
+
+  override async readData(znode: string): Promise<NodeData> {
+    if (!this.live) return super.readData(znode);
+    const node = await this.data.get(znode, () => this.session.getData(znode));
+    // The stat is as current as the data while the data entry is the one just read.
+    if (this.data.peek(znode) === node && !this.stats.has(znode)) this.stats.put(znode, node.stat);
+    return node;
+  }
+
+  override acl(znode: string): Promise<AclEntry[]> {
+    const cached = this.acls.peek(znode);
+    if (cached !== undefined && this.aclReadAt(znode) < Date.now() - this.aclTtlMs) {
+      this.acls.invalidate(znode);
+    }
+    return this.acls.get(znode, async () => {
+      const { acl } = await this.session.getAcl(znode);
+      this.aclTimes.set(znode, Date.now());
+      if (this.aclTimes.size > 4096) this.aclTimes.clear();
+      return acl;
+    });
+  }
+
+  private readonly aclTimes = new Map<string, number>();
+
+  private aclReadAt(znode: string): number {
+    return this.aclTimes.get(znode) ?? 0;
+  }
+
+  // While the watch is live, the notices of the mount's own writes arrive before their replies and
+  // update the cache precisely; forgetting more after a write would only cost round trips.
+  override forget(znode: string): void {
+    if (this.live) this.acls.invalidate(znode);
+    else super.forget(znode);
+  }
+
+  override forgetTree(znode: string): void {
+    if (!this.live) super.forgetTree(znode);
+  }
+
+  override forgetSymlinks(): void {
+    if (!this.live) super.forgetSymlinks();
+  }
+
+  override forgetAll(): void {
+    super.forgetAll();
+    this.data?.clear();
+  }
+
+  status(): CacheStatus {
+    let hits = 0;
+    let misses = 0;
+    let entries = 0;
+    for (const slot of this.slots.values()) {
+      hits += slot.stats.hits;
+      misses += slot.stats.misses;
+      entries += slot.size;
+    }
+    return {
+      mode: this.gate.mode,
+      entries,
+      bytes: this.budget.usedBytes,
+      limitBytes: this.budget.limitBytes,
+      hits,
+      misses,
+      hitRate: hitRate(hits, misses),
+      notices: this.notices,
+      evictions: this.evictions,
+      prefetched: this.prefetched,
+    };
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * What node-zookeeper-client 1.1 lacks, added from outside: ZooKeeper 3.6+
+ * persistent recursive watches, a view of every notification, the server a
+ * connection talks to, and a way to notice a server that stopped answering.
+ *
+ * Persistent recursive watches (`addWatch`, opcode 106): One such watch on
+ * the mount root reports every creation, deletion and data change below it,
+ * for as long as the connection lasts, at no cost per node — where one-shot
+ * watches would need a data and a child watch per cached node, re-armed
+ * after every change.
+ *
+ * How it fits the library (checked at run time; any mismatch means "not
+ * supported" and the caller falls back to time-limited caching):
+ * - the request is queued like the library's own, but under the op code of
+ *   a request whose reply has no body (delete), so the library decodes the
+ *   reply; the bytes on the wire carry 106;
+ * - notifications for paths the library has no watcher for are dropped by
+ *   its WatcherManager.emit, so we observe every notification there first;
+ * - the library re-registers only its own watches after a reconnect, and
+ *   a server forgets a connection's watches when it closes: the caller adds
+ *   the watch again on every (re)connection and treats what it cached
+ *   before as unverified.
+ */
+import type zookeeper from 'node-zookeeper-client';
+import type { ZkEventType } from '../zookeeper.js';
+
+const OP_ADD_WATCH = 106;
+/** The op code the library is told, so it reads an empty reply body. */
+const OP_DELETE = 2;
+export const PERSISTENT_RECURSIVE = 1;
+
+const EVENT_TYPES: Record<number, ZkEventType> = {
+  1: 'created',
+  2: 'deleted',
+  3: 'dataChanged',
+  4: 'childrenChanged',
+};
+
+interface WireEvent {
+  type: number;
+  path: string;
+}
+
+interface Internals {
+  queue(request: unknown, callback: (error: unknown) => void): void;
+  watcherManager: { emit(event: WireEvent): void };
+  socket?: { remoteAddress?: string; remotePort?: number } | null;
+}
+
+/** The library's connection manager, when it has the shape this module relies on. */
+function internals(client: zookeeper.Client): Internals | undefined {
+  const cm = (client as unknown as { connectionManager?: Partial<Internals> }).connectionManager;
+  if (!cm || typeof cm.queue !== 'function' || typeof cm.watcherManager?.emit !== 'function')
+    return undefined;
+  return cm as Internals;
+}
+
+/** Whether this library build can carry persistent watches at all. */
+export function supportsPersistentWatches(client: zookeeper.Client): boolean {
+  return internals(client) !== undefined;
+}
+
+/** The request as the library queues it: it assigns `header.xid`, then calls toBuffer(). */
+function addWatchRequest(path: string, mode: number) {
+  const pathBytes = Buffer.from(path);
+  const header = { xid: 0, type: OP_DELETE };
+  return {
+    header,
+    payload: { setChrootPath: () => {} },
+    toBuffer(): Buffer {
+      const buffer = Buffer.alloc(4 + 4 + 4 + 4 + pathBytes.length + 4);
+      let offset = buffer.writeInt32BE(buffer.length - 4, 0);
+      offset = buffer.writeInt32BE(header.xid, offset);
+      offset = buffer.writeInt32BE(OP_ADD_WATCH, offset);
+      offset = buffer.writeInt32BE(pathBytes.length, offset);
+      offset += pathBytes.copy(buffer, offset);
+      buffer.writeInt32BE(mode, offset);
+      return buffer;
+    },
+  };
+}
+
+/**
+ * Adds a persistent recursive watch on `path` for this connection. Rejects
+ * with the library's exception (an old server answers UNIMPLEMENTED or
+ * drops the connection) or a plain Error when the library does not fit.
+ */
+export function addRecursiveWatch(client: zookeeper.Client, path: string): Promise<void> {
+  const cm = internals(client);
+  if (!cm) return Promise.reject(new Error('this node-zookeeper-client cannot send addWatch'));
+  return new Promise((resolve, reject) => {
+    cm.queue(addWatchRequest(path, PERSISTENT_RECURSIVE), (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+export interface WatchNotice {
+  type: ZkEventType;
+  path: string;
+}
+
+/**
+ * Calls `listener` synchronously for every notification the connection
+ * receives, before the library's own watchers. Returns the undo function.
+ */
+export function observeNotifications(
+  client: zookeeper.Client,
+  listener: (notice: WatchNotice) => void,
+): () => void {
+  const cm = internals(client);
+  if (!cm) return () => {};
+  const manager = cm.watcherManager;
+  const original = manager.emit;
+  manager.emit = function (this: unknown, event: WireEvent) {
+    const type = EVENT_TYPES[event.type];
+    try {
+      if (type) listener({ type, path: event.path });
+    } catch {
+      // a failing observer must not break the connection's reader
+    }
+    return original.call(this, event);
+  };
+  return () => {
+    manager.emit = original;
+  };
+}
+
+/**
+ * Closes the connection's socket so the library reconnects (to the next
+ * server). Used when a server stops answering without closing the socket:
+ * the library sends pings but never checks that replies come back.
+ */
+export function dropConnection(client: zookeeper.Client): void {
+  const socket = (internals(client)?.socket ?? null) as { destroy?: () => void } | null;
+  socket?.destroy?.();
+}
+
+/** Calls `listener` whenever bytes arrive on the connection's current socket. */
+export function watchTraffic(client: zookeeper.Client, seen: WeakSet<object>, listener: () => void): void {
+  const socket = internals(client)?.socket as { on?: (e: string, l: () => void) => void } | null | undefined;
+  if (!socket || typeof socket.on !== 'function' || seen.has(socket)) return;
+  seen.add(socket);
+  socket.on('data', listener);
+}
+
+/** The session timeout the server granted (ms), as the library recorded it. */
+export function negotiatedTimeout(client: zookeeper.Client): number | undefined {
+  const timeout = (client as unknown as { connectionManager?: { sessionTimeout?: unknown } })
+    .connectionManager?.sessionTimeout;
+  return typeof timeout === 'number' && timeout > 0 ? timeout : undefined;
+}
+
+/** `host:port` of the server the connection currently talks to, if any. */
+export function connectedServer(client: zookeeper.Client): string | undefined {
+  const socket = internals(client)?.socket;
+  if (!socket?.remoteAddress || !socket.remotePort) return undefined;
+  const host = socket.remoteAddress.includes(':') ? `[${socket.remoteAddress}]` : socket.remoteAddress;
+  return `${host}:${socket.remotePort}`;
+}
