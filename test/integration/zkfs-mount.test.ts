@@ -251,6 +251,33 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect((await client.getData('/ro/f')).data.toString()).toBe('old');
   });
 
+  it('shows --uid, --gid and --umask for nodes with nothing stored, and lets others in only with -o allow_other', async () => {
+    // Run as nobody from inside the mount (the scratch root above it is 0700).
+    const asNobody = (dir: string, script: string) =>
+      execa('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', 'sh', '-c', script], {
+        cwd: dir,
+        reject: false,
+      });
+    await client.create('/owners', Buffer.alloc(0));
+    await client.create('/owners/f', Buffer.from('readable'));
+    const m = await mountZkfs(zk.connectString, '/owners', {
+      args: ['--uid', '1234', '--gid', '5678', '--umask', '027'],
+    });
+    expect(await m.ok('stat -c "%u %g %a" f .')).toBe('1234 5678 640\n1234 5678 750\n');
+
+    await client.create('/open', Buffer.alloc(0));
+    await client.create('/open/f', Buffer.from('for everyone'));
+    const own = await mountZkfs(zk.connectString, '/open');
+    expect(await own.ok('stat -c %a f')).toBe('644\n');
+    const denied = await asNobody(own.dir, 'cat f');
+    expect(denied.exitCode).not.toBe(0);
+    expect(String(denied.stderr)).toContain('Permission denied');
+    const shared = await mountZkfs(zk.connectString, '/open', { args: ['-o', 'allow_other'] });
+    expect(String((await asNobody(shared.dir, 'cat f')).stdout)).toBe('for everyone');
+    // Modes still apply to other users (default_permissions): f is 0644 and root's.
+    expect(String((await asNobody(shared.dir, 'echo x > f')).stderr)).toContain('Permission denied');
+  });
+
   it('refuses a missing PATH with --no-create', async () => {
     const r = await zkfsctl([
       'mount',
