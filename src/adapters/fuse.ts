@@ -64,7 +64,11 @@ export interface FuseMountOptions {
   fsname: string;
   /** Makes the mount type `fuse.<subtype>`. */
   subtype: string;
-  /** Seconds the kernel may cache attributes and names (libfuse default 1). */
+  /**
+   * Seconds the kernel may cache attributes and names (libfuse default 1).
+   * It bounds how stale another host's change can look: fuse-native cannot
+   * tell the kernel to drop an entry.
+   */
   attrTimeoutS?: number;
   log: Logger;
 }
@@ -241,7 +245,8 @@ function operations(vfs: ZkVfs, log: Logger): FuseOperations {
 /** Mounts `vfs` at `dir`; resolves once the kernel has initialised the mount. */
 export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptions): Promise<FuseMount> {
   const log = options.log;
-  const attrTimeout = options.attrTimeoutS ?? 1;
+  // fuse-native drops a 0 (libfuse would then use 1 s): the shortest it passes on is 1 ms.
+  const attrTimeout = Math.max(options.attrTimeoutS ?? 1, 0.001);
   const fuse = new Fuse(dir, operations(vfs, log), {
     fsname: options.fsname,
     subtype: options.subtype,
@@ -251,6 +256,9 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     defaultPermissions: true,
     attrTimeout,
     entryTimeout: attrTimeout,
+    // Page cache kept across opens while size and mtime are unchanged, dropped when they change.
+    autoCache: true,
+    acAttrTimeout: attrTimeout,
     // A reply later than this is an error to the caller rather than a hung process.
     timeout: 120_000,
   });

@@ -252,7 +252,7 @@ export class ZkClient {
     return this.client.getSessionId().toString('hex');
   }
 
-  /** The library client underneath, for protocol extensions (adapters/zkfs/persistent-watch.ts). */
+  /** The library client underneath, for protocol extensions (adapters/zkfs/zk-wire.ts). */
   get library(): zookeeper.Client {
     return this.client;
   }

@@ -18,7 +18,8 @@ import {
   volumeStatusCommand,
   volumeUmountCommand,
 } from './commands/volume.js';
-import { mountZkCommand, umountZkCommand, zkStatusCommand } from './commands/zk.js';
+import { mountZkCommand, umountZkCommand } from './commands/zk.js';
+import { zkStatusCommand } from './commands/zk-status.js';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

@@ -17,6 +17,7 @@ import { fileLogger, notifyParent, spawnDaemon } from '../adapters/zkfs/daemon.j
 import { escapeMountPoint } from '../adapters/zkfs/run-state.js';
 import { serveZkfs } from '../adapters/zkfs/serve.js';
 import { errorMessage, isOperationError, OperationError, UsageError } from '../core/errors.js';
+import { type CoherenceOptions, resolveCoherenceOptions } from '../core/zkfs/coherence-options.js';
 import { parseAuth, type ResolvedMountOptions, resolveMountOptions } from '../core/zkfs/mount-options.js';
 import { isWithin } from '../core/zkfs/paths.js';
 import type { CommandContext } from './context.js';
@@ -50,8 +51,16 @@ export interface MountZkOptions {
   create?: boolean | undefined;
   /** Seconds to wait for a ZooKeeper session (default 10). */
   connectTimeout?: number | undefined;
-  /** How long cached metadata stays fresh, in ms (default 1000). */
+  /** How long cached metadata stays fresh, in ms (default 1000), when the servers cannot watch. */
   cacheTtlMs?: number | undefined;
+  /** Memory for the watch-driven cache (bytes, units accepted: 64M); 0 caches nothing. */
+  cacheSize?: string | number | undefined;
+  /** Milliseconds the kernel may reuse attributes and names (default 50). */
+  attrTimeout?: string | number | undefined;
+  /** Seconds an operation waits for a lost ZooKeeper connection to come back (default 30). */
+  reconnectTimeout?: string | number | undefined;
+  /** ZooKeeper session timeout in seconds (default 30; servers clamp it). */
+  sessionTimeout?: string | number | undefined;
   /** Foreground only: aborting it unmounts and makes mountZk resolve. */
   signal?: AbortSignal | undefined;
 }
@@ -110,6 +119,7 @@ async function checkMountPoint(dir: string): Promise<void> {
 
 function daemonArgs(
   resolved: ResolvedMountOptions,
+  coherence: CoherenceOptions,
   dir: string,
   options: MountZkOptions,
   logFile: string,
@@ -135,6 +145,14 @@ function daemonArgs(
     resolved.umask.toString(8).padStart(3, '0'),
     '--connect-timeout',
     String(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S),
+    '--cache-size',
+    String(coherence.cacheBytes),
+    '--attr-timeout',
+    String(coherence.attrTimeoutMs),
+    '--reconnect-timeout',
+    String(coherence.reconnectTimeoutMs / 1000),
+    '--session-timeout',
+    String(coherence.sessionTimeoutMs / 1000),
   ];
   for (const o of resolved.fuseOptions) args.push('-o', o);
   if (resolved.readOnly) args.push('--read-only');
@@ -149,6 +167,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
   });
+  const coherence = resolveCoherenceOptions(options);
   if (options.dir === '') throw new UsageError('DIR is empty');
   const dir = resolve(options.dir);
   const connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S;
@@ -178,7 +197,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
     await checkMountPoint(dir);
     ctx.progress(`mounting ${resolved.connectString}${resolved.path} at ${dir}`);
     const { pid } = await spawnDaemon({
-      args: daemonArgs(resolved, dir, options, logFile!, auth !== undefined, ctx.log.level),
+      args: daemonArgs(resolved, coherence, dir, options, logFile!, auth !== undefined, ctx.log.level),
       input: auth ? `${auth.user}:${auth.password}\n` : undefined,
       logFile: logFile!,
       timeoutMs: connectTimeout * 1000 + 30_000,
@@ -201,6 +220,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
       createPath: options.create !== false,
       connectTimeoutMs: connectTimeout * 1000,
       cacheTtlMs: options.cacheTtlMs,
+      coherence,
       logFile,
       log,
       stop: options.signal ?? new AbortController().signal,

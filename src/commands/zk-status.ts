@@ -1,14 +1,56 @@
-import { NotImplementedError } from '../core/errors.js';
+/**
+ * `zkfsctl status DIR`: what the daemon serving a zkfs mount knows about
+ * itself — its ZooKeeper session and server, its cache (size, hit rate,
+ * mode), and counts of requests, operations and errors. DIR must be a zkfs
+ * mount made on this host (its run record names the daemon); the daemon is
+ * asked over its status socket and must answer within `timeoutMs`.
+ */
+import { resolve } from 'node:path';
+import { mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { processAlive, readMountRecord, runDir } from '../adapters/zkfs/run-state.js';
+import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
+import { type MountStatus, queryStatus, statusSocketPath } from '../adapters/zkfs/status-socket.js';
+import { errorMessage, OperationError, UsageError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
 
 export interface ZkStatusOptions {
-  [key: string]: unknown;
+  /** The mount point. */
+  dir: string;
+  /** How long to wait for the daemon's answer (ms, default 3000). */
+  timeoutMs?: number | undefined;
 }
 
-export interface ZkStatusResult {
-  [key: string]: unknown;
-}
+export type ZkStatusResult = MountStatus;
 
-export async function zkStatus(_options: ZkStatusOptions, _ctx: CommandContext): Promise<ZkStatusResult> {
-  throw new NotImplementedError('zk-status');
+export async function zkStatus(options: ZkStatusOptions, ctx: CommandContext): Promise<ZkStatusResult> {
+  if (options.dir === '') throw new UsageError('DIR is empty');
+  const dir = resolve(options.dir);
+  const entry = mountAt(await readMountTable(), dir);
+  if (!entry) throw new OperationError(`${dir} is not mounted`);
+  if (entry.fsType !== ZKFS_FSTYPE) {
+    throw new OperationError(`${dir} is not a ZooKeeper mount (${entry.fsType} from ${entry.source})`);
+  }
+  const record = await readMountRecord(dir);
+  if (!record) {
+    throw new OperationError(`no daemon is recorded for ${dir} in ${runDir()}`, {
+      detail: 'was it mounted with another ZKFSCTL_RUN_DIR, or by another host namespace?',
+    });
+  }
+  if (!processAlive(record.pid)) {
+    throw new OperationError(`the daemon of ${dir} (pid ${record.pid}) is not running`, {
+      detail: `the mount is dead; take it down with: zkfsctl umount --lazy ${dir}`,
+    });
+  }
+  const socket = statusSocketPath(record.pid);
+  ctx.log.debug(`asking ${socket}`);
+  try {
+    return await queryStatus(socket, options.timeoutMs ?? 3000);
+  } catch (error) {
+    throw new OperationError(
+      `the daemon of ${dir} (pid ${record.pid}) does not answer: ${errorMessage(error)}`,
+      {
+        detail: record.logFile ? `see its log ${record.logFile}` : undefined,
+      },
+    );
+  }
 }

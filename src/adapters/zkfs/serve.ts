@@ -5,15 +5,19 @@
  * still buffered, unmount, and close the session.
  */
 import { OperationError } from '../../core/errors.js';
+import { type CoherenceOptions, resolveCoherenceOptions } from '../../core/zkfs/coherence-options.js';
 import type { ResolvedMountOptions } from '../../core/zkfs/mount-options.js';
 import { zkChild } from '../../core/zkfs/paths.js';
 import { run } from '../exec.js';
 import { type FuseMount, mountFuse } from '../fuse.js';
 import type { Logger } from '../logger.js';
 import { mountAt, readMountTable } from '../mountinfo.js';
-import { isZkError, ZkClient } from '../zookeeper.js';
+import { isZkError, type ZkApi } from '../zookeeper.js';
 import { removeMountRecord, writeMountRecord } from './run-state.js';
+import { ZkSession } from './session.js';
+import { collectStatus, type StatusServer, serveStatus, statusSocketPath } from './status-socket.js';
 import { ZkVfs } from './vfs.js';
+import { WatchedTree } from './watch-cache.js';
 
 /** The mount table type of every zkfs mount (`fuse.<subtype>`). */
 export const ZKFS_FSTYPE = 'fuse.zkfs';
@@ -26,7 +30,10 @@ export interface ServeOptions {
   /** Create the ZooKeeper path when it does not exist. */
   createPath: boolean;
   connectTimeoutMs: number;
+  /** Freshness of cached metadata when the servers cannot watch (before ZooKeeper 3.6), ms. */
   cacheTtlMs?: number;
+  /** Cache size, kernel attribute timeout, reconnect and session timeouts (defaults when absent). */
+  coherence?: CoherenceOptions | undefined;
   logFile?: string | undefined;
   log: Logger;
   /** Aborting it unmounts and ends serve(). */
@@ -41,7 +48,7 @@ export interface ServeResult {
   reason: 'stopped' | 'unmounted';
 }
 
-async function ensurePath(client: ZkClient, path: string, create: boolean, log: Logger): Promise<void> {
+async function ensurePath(client: ZkApi, path: string, create: boolean, log: Logger): Promise<void> {
   try {
     if (await client.exists(path)) return;
     if (!create) throw new OperationError(`ZooKeeper path ${path} does not exist`);
@@ -61,7 +68,7 @@ async function ensurePath(client: ZkClient, path: string, create: boolean, log: 
   }
 }
 
-async function checkReadable(client: ZkClient, path: string): Promise<void> {
+async function checkReadable(client: ZkApi, path: string): Promise<void> {
   try {
     await client.getChildren(path);
   } catch (error) {
@@ -112,16 +119,26 @@ async function unmountAndDrain(mount: FuseMount, vfs: ZkVfs, dir: string, log: L
 
 export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
   const { resolved, dir, log } = options;
-  const client = await ZkClient.connect({
+  const coherence = options.coherence ?? resolveCoherenceOptions({});
+  const client = await ZkSession.open({
     connectString: resolved.connectString,
     auth: options.auth,
     connectTimeoutMs: options.connectTimeoutMs,
+    sessionTimeoutMs: coherence.sessionTimeoutMs,
+    reconnectTimeoutMs: coherence.reconnectTimeoutMs,
     logger: log,
   });
   let mount: FuseMount | undefined;
+  let status: StatusServer | undefined;
   try {
     await ensurePath(client, resolved.path, options.createPath && !resolved.readOnly, log);
     await checkReadable(client, resolved.path);
+    // Kept exact by a watch; it drops what it holds across reconnections and new sessions.
+    const tree = new WatchedTree(client, resolved.path, log, {
+      cacheBytes: coherence.cacheBytes,
+      fallbackTtlMs: options.cacheTtlMs ?? 1000,
+    });
+    await tree.start();
     const vfs = new ZkVfs({
       client,
       root: resolved.path,
@@ -130,12 +147,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       maxFileSize: resolved.maxFileSize,
       defaults: { uid: resolved.uid, gid: resolved.gid, umask: resolved.umask },
       log,
-      ...(options.cacheTtlMs !== undefined ? { cacheTtlMs: options.cacheTtlMs } : {}),
-    });
-    client.onState((state) => {
-      if (state === 'expired')
-        log.error('ZooKeeper session expired; operations fail until it is re-established');
-      if (state === 'connected') vfs.tree.forgetAll();
+      tree,
     });
     try {
       mount = await mountFuse(vfs, dir, {
@@ -143,6 +155,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         subtype: ZKFS_SUBTYPE,
         allowOther: resolved.fuseOptions.includes('allow_other'),
         allowRoot: resolved.fuseOptions.includes('allow_root'),
+        attrTimeoutS: coherence.attrTimeoutMs / 1000,
         log,
       });
     } catch (error) {
@@ -153,6 +166,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         },
       );
     }
+    const startedAt = new Date().toISOString();
     await writeMountRecord({
       dir,
       pid: process.pid,
@@ -161,8 +175,21 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       mode: resolved.mode,
       readOnly: resolved.readOnly,
       logFile: options.logFile,
-      startedAt: new Date().toISOString(),
+      startedAt,
     }).catch((error: unknown) => log.warn(`could not record the mount: ${String(error)}`));
+    const about = { dir, hosts: resolved.connectString, path: resolved.path, mode: resolved.mode };
+    status = await serveStatus(
+      statusSocketPath(process.pid),
+      () =>
+        collectStatus({
+          mount: { ...about, readOnly: resolved.readOnly, startedAt },
+          session: client,
+          tree,
+          vfs,
+          attrTimeoutMs: coherence.attrTimeoutMs,
+        }),
+      log,
+    );
     log.info(
       `mounted ${resolved.connectString}${resolved.path} at ${dir} (${resolved.mode} mode${resolved.readOnly ? ', read-only' : ''})`,
     );
@@ -181,6 +208,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     }
     return { dir, reason };
   } finally {
+    await status?.close();
     await removeMountRecord(dir, process.pid);
     await client.close();
   }

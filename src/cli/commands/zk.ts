@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { type MountZkResult, mountZk } from '../../commands/mount-zk.js';
 import { umountZk } from '../../commands/umount-zk.js';
-import { zkStatus } from '../../commands/zk-status.js';
 import type { App } from '../app.js';
 import { printResult, withSpinner } from '../output.js';
 
@@ -19,6 +18,10 @@ interface MountFlags {
   logFile?: string;
   create: boolean;
   connectTimeout?: string;
+  cacheSize?: string;
+  attrTimeout?: string;
+  reconnectTimeout?: string;
+  sessionTimeout?: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -60,6 +63,13 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
     .option('--log-file <file>', 'daemon log (default /var/log/zkfsctl/<dir>.log)')
     .option('--no-create', 'fail if PATH does not exist instead of creating it')
     .option('--connect-timeout <seconds>', 'give up connecting to ZooKeeper after this long (default 10)')
+    .option(
+      '--cache-size <bytes>',
+      'memory for cached stats, listings and data, units allowed (default 64Mi)',
+    )
+    .option('--attr-timeout <ms>', 'how long the kernel may reuse attributes and names (default 50)')
+    .option('--reconnect-timeout <seconds>', 'how long operations wait for a lost connection (default 30)')
+    .option('--session-timeout <seconds>', 'ZooKeeper session timeout to ask for (default 30)')
     .action(async (hosts: string, path: string, dir: string, flags: MountFlags) => {
       const app = getApp();
       const connectTimeout = flags.connectTimeout === undefined ? undefined : Number(flags.connectTimeout);
@@ -80,6 +90,10 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
         logFile: flags.logFile,
         create: flags.create,
         connectTimeout,
+        cacheSize: flags.cacheSize,
+        attrTimeout: flags.attrTimeout,
+        reconnectTimeout: flags.reconnectTimeout,
+        sessionTimeout: flags.sessionTimeout,
       };
       if (!flags.foreground) {
         const result = await withSpinner(app.out, `mounting ${hosts}${path} at ${dir}`, (progress) =>
@@ -118,16 +132,5 @@ export function umountZkCommand(getApp: () => App, name: string): Command {
           ? `unmounted ${r.dir}`
           : `detached ${r.dir}; its daemon exits once open files are closed`,
       );
-    });
-}
-
-export function zkStatusCommand(getApp: () => App, name: string): Command {
-  return new Command(name)
-    .description("show a ZooKeeper mount's session, server, cache and counters")
-    .argument('<dir>', 'mount point')
-    .action(async (dir: string) => {
-      const app = getApp();
-      const result = await zkStatus({ dir }, app.context());
-      printResult(app.out, result, (r) => JSON.stringify(r));
     });
 }

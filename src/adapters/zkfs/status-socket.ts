@@ -1,0 +1,143 @@
+/**
+ * How `zkfsctl status` asks a mount's daemon about itself: the daemon
+ * listens on a unix socket in the run directory (mode 0600, named after its
+ * pid so the path stays short) and answers every connection with one JSON
+ * document, then closes it. Nothing in it is secret.
+ */
+import { chmod, unlink } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from '../logger.js';
+import { runDir } from './run-state.js';
+import type { SessionCounters, SessionState, ZkSession } from './session.js';
+import type { ZkVfs } from './vfs.js';
+import type { CacheStatus, WatchedTree } from './watch-cache.js';
+
+export interface MountStatus {
+  dir: string;
+  pid: number;
+  hosts: string;
+  path: string;
+  mode: string;
+  readOnly: boolean;
+  startedAt: string;
+  session: SessionCounters & {
+    id: string;
+    state: SessionState;
+    server?: string | undefined;
+    timeoutMs: number;
+    connectedSince?: string | undefined;
+  };
+  cache: CacheStatus;
+  /** Filesystem operations served, and those that failed by errno name. */
+  operations: { total: number; errors: Record<string, number> };
+  openFiles: number;
+  kernel: { attrTimeoutMs: number };
+}
+
+export interface StatusSources {
+  mount: Pick<MountStatus, 'dir' | 'hosts' | 'path' | 'mode' | 'readOnly' | 'startedAt'>;
+  session: ZkSession;
+  tree: WatchedTree;
+  vfs: ZkVfs;
+  attrTimeoutMs: number;
+}
+
+/** The status document of a live mount. */
+export function collectStatus(s: StatusSources): MountStatus {
+  const since = s.session.connectedSince;
+  return {
+    ...s.mount,
+    pid: process.pid,
+    session: {
+      id: `0x${s.session.sessionId}`,
+      state: s.session.state,
+      server: s.session.server,
+      timeoutMs: s.session.sessionTimeoutMs,
+      connectedSince: since === undefined ? undefined : new Date(since).toISOString(),
+      ...s.session.counters,
+    },
+    cache: s.tree.status(),
+    operations: { total: s.vfs.counters.ops, errors: { ...s.vfs.counters.errors } },
+    openFiles: s.vfs.openHandles,
+    kernel: { attrTimeoutMs: s.attrTimeoutMs },
+  };
+}
+
+export function statusSocketPath(pid: number, dir = runDir()): string {
+  return join(dir, `zkfsctl-${pid}.sock`);
+}
+
+export interface StatusServer {
+  path: string;
+  close(): Promise<void>;
+}
+
+/** Serves `collect()` on `path` until closed. A failure to listen is logged, not fatal. */
+export async function serveStatus(
+  path: string,
+  collect: () => MountStatus,
+  log: Logger,
+): Promise<StatusServer> {
+  await unlink(path).catch(() => {});
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    let body: string;
+    try {
+      body = `${JSON.stringify(collect())}\n`;
+    } catch (error) {
+      body = `${JSON.stringify({ error: error instanceof Error ? error.message : String(error) })}\n`;
+    }
+    socket.end(body);
+  });
+  server.unref();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    await chmod(path, 0o600);
+  } catch (error) {
+    log.warn(`status socket ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return {
+    path,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await unlink(path).catch(() => {});
+    },
+  };
+}
+
+/** The daemon's answer on `path`; rejects when nothing answers within `timeoutMs`. */
+export function queryStatus(path: string, timeoutMs = 3000): Promise<MountStatus> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = createConnection(path);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      try {
+        const parsed = JSON.parse(text) as MountStatus | { error: string };
+        if ('error' in parsed) reject(new Error(parsed.error));
+        else resolve(parsed);
+      } catch {
+        reject(new Error('the daemon sent no valid status'));
+      }
+    });
+  });
+}

@@ -1,0 +1,67 @@
+import { Command } from 'commander';
+import { type ZkStatusResult, zkStatus } from '../../commands/zk-status.js';
+import { humanSize } from '../../core/units.js';
+import type { App } from '../app.js';
+import { type Output, printResult, table } from '../output.js';
+
+const n = (value: number) => value.toLocaleString('en-US');
+
+function age(iso: string | undefined, now = Date.now()): string {
+  if (!iso) return '';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+/** The status as a two-column table for people (`--json` prints the document itself). */
+export function renderZkStatus(r: ZkStatusResult, out: Output): string {
+  const s = r.session;
+  const c = r.cache;
+  const errors = Object.entries(r.operations.errors).sort((a, b) => b[1] - a[1]);
+  const errorTotal = errors.reduce((sum, [, count]) => sum + count, 0);
+  const state =
+    s.state === 'connected'
+      ? out.color.green(`connected to ${s.server ?? '?'} for ${age(s.connectedSince)}`)
+      : out.color.yellow(s.state);
+  const modes: Record<string, string> = {
+    watch: 'kept exact by a watch',
+    waiting: 'rebuilding (watch being set up)',
+    ttl: 'time-limited (no persistent watches on the server)',
+  };
+  const rows: string[][] = [
+    ['mount', `${r.hosts}${r.path} (${r.mode}${r.readOnly ? ', read-only' : ''}), daemon pid ${r.pid}`],
+    ['session', `${s.id}, ${state}, timeout ${Math.round(s.timeoutMs / 1000)} s`],
+    ['faults', `${n(s.reconnects)} reconnections, ${n(s.expiries)} expired sessions replaced`],
+    [
+      'requests',
+      `${n(s.requests)} to ZooKeeper, ${n(s.retries)} retried, ${n(s.confirmedWrites)} writes confirmed after a lost reply, ${n(s.timeouts)} timed out`,
+    ],
+    [
+      'cache',
+      `${modes[c.mode] ?? c.mode}, ${n(c.entries)} entries, ${humanSize(c.bytes)} of ${humanSize(c.limitBytes)}`,
+    ],
+    [
+      'hit rate',
+      `${(c.hitRate * 100).toFixed(1)}% (${n(c.hits)} hits, ${n(c.misses)} misses), ${n(c.notices)} change notices, ${n(c.evictions)} evictions`,
+    ],
+    [
+      'operations',
+      `${n(r.operations.total)}, ${errorTotal === 0 ? 'no errors' : `${n(errorTotal)} errors (${errors.map(([code, count]) => `${code} ${n(count)}`).join(', ')})`}`,
+    ],
+    ['open files', n(r.openFiles)],
+    ['kernel cache', `attributes and names for ${r.kernel.attrTimeoutMs} ms`],
+  ];
+  return `${r.dir}\n${table(out, ['', ''], rows).split('\n').slice(1).join('\n')}`;
+}
+
+export function zkStatusCommand(getApp: () => App, name: string): Command {
+  return new Command(name)
+    .description("show a ZooKeeper mount's session, server, cache and counters")
+    .argument('<dir>', 'mount point')
+    .action(async (dir: string) => {
+      const app = getApp();
+      const result = await zkStatus({ dir }, app.context());
+      printResult(app.out, result, renderZkStatus);
+    });
+}
