@@ -17,9 +17,10 @@
  */
 import { createRequire } from 'node:module';
 import Fuse, { type FuseOperations } from 'fuse-native';
-import { type FsErrorCode, isFsError } from '../core/zkfs/errors.js';
+import { type FsErrorCode, fsCodeForZk, isFsError } from '../core/zkfs/errors.js';
 import type { Logger } from './logger.js';
 import type { ZkVfs } from './zkfs/vfs.js';
+import { ZkError } from './zookeeper.js';
 
 const ERRNO: Record<FsErrorCode, number> = {
   ENOENT: -2,
@@ -44,12 +45,20 @@ const ERRNO: Record<FsErrorCode, number> = {
   EPERM: -1,
 };
 
+/** The FsError code an operation's failure stands for (a ZooKeeper failure no operation wrapped included). */
+function failureCode(error: unknown): FsErrorCode {
+  if (isFsError(error)) return error.code;
+  if (error instanceof ZkError) return fsCodeForZk(error.zkName);
+  return 'EIO';
+}
+
 /** The negative errno for anything an operation threw; unexpected errors are logged as bugs. */
 export function toErrno(error: unknown, log: Logger, what: string): number {
-  if (isFsError(error)) {
-    if (error.code === 'EIO' || error.code === 'ETIMEDOUT') log.warn(`${what}: ${error.message}`);
+  if (isFsError(error) || error instanceof ZkError) {
+    const code = failureCode(error);
+    if (code === 'EIO' || code === 'ETIMEDOUT') log.warn(`${what}: ${error.message}`);
     else log.debug(`${what}: ${error.message}`);
-    return ERRNO[error.code];
+    return ERRNO[code];
   }
   log.error(
     `${what}: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
@@ -139,7 +148,8 @@ function operations(vfs: ZkVfs, log: Logger): FuseOperations {
         (value) => reply(0, value),
         (error: unknown) => {
           const errno = toErrno(error, log, what);
-          if (isFsError(error)) vfs.counters.errors[error.code] = (vfs.counters.errors[error.code] ?? 0) + 1;
+          const code = failureCode(error);
+          vfs.counters.errors[code] = (vfs.counters.errors[code] ?? 0) + 1;
           reply(errno);
         },
       );

@@ -1,0 +1,302 @@
+/**
+ * The watch-driven cache and the fault-tolerant session without FUSE,
+ * against a real ZooKeeper: what is served from memory, how other clients'
+ * changes arrive, memory bounds, connection loss and session expiry.
+ */
+import { createRequire } from 'node:module';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/adapters/logger.js';
+import { asFsError } from '../../src/adapters/zkfs/commit.js';
+import { ZkSession } from '../../src/adapters/zkfs/session.js';
+import { ZkVfs } from '../../src/adapters/zkfs/vfs.js';
+import { WatchedTree } from '../../src/adapters/zkfs/watch-cache.js';
+import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { onCleanup } from '../fixtures/cleanup.js';
+import { startZk, type ZkServer } from '../fixtures/zk-server.js';
+
+const require = createRequire(import.meta.url);
+const zookeeper = require('node-zookeeper-client') as typeof import('node-zookeeper-client');
+
+let zk: ZkServer;
+let raw: ZkClient;
+const logged: string[] = [];
+const log = createLogger({ level: 'info', write: (l) => logged.push(l) });
+
+beforeAll(async () => {
+  zk = await startZk();
+  raw = await ZkClient.connect({ connectString: zk.connectString });
+});
+afterAll(async () => {
+  await raw?.close();
+});
+
+interface Mounted {
+  session: ZkSession;
+  tree: WatchedTree;
+  vfs: ZkVfs;
+  root: string;
+}
+
+let counter = 0;
+async function mount(options: { root?: string; cacheBytes?: number; reconnectTimeoutMs?: number } = {}) {
+  const root = options.root ?? `/c${++counter}`;
+  if (!(await raw.exists(root))) await raw.create(root, Buffer.alloc(0));
+  const session = await ZkSession.open({
+    connectString: zk.connectString,
+    reconnectTimeoutMs: options.reconnectTimeoutMs ?? 20_000,
+    sessionTimeoutMs: 4000,
+    logger: log,
+  });
+  onCleanup(`session on ${root}`, () => session.close());
+  const tree = new WatchedTree(session, root, log, {
+    cacheBytes: options.cacheBytes ?? 8 << 20,
+    fallbackTtlMs: 1000,
+  });
+  await tree.start();
+  const vfs = new ZkVfs({
+    client: session,
+    root,
+    mode: 'hybrid',
+    readOnly: false,
+    maxFileSize: 1048575,
+    defaults: { uid: 0, gid: 0, umask: 0o022 },
+    log,
+    tree,
+  });
+  return { session, tree, vfs, root } satisfies Mounted;
+}
+
+async function writeFile(vfs: ZkVfs, path: string, data: string | Buffer): Promise<void> {
+  const fh = await vfs.create(path, 0o644);
+  vfs.write(fh, Buffer.from(data), 0);
+  await vfs.flush(fh);
+  await vfs.release(fh);
+}
+
+async function readFile(vfs: ZkVfs, path: string): Promise<string> {
+  const fh = await vfs.open(path, 0);
+  const data = vfs.read(fh, 1 << 21, 0);
+  await vfs.release(fh);
+  return data.toString();
+}
+
+/** Polls until `check` holds (notices arrive within milliseconds; the bound is generous). */
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    if (await check()) return Date.now() - start;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * Ends `session` from the server side: another connection takes it over with
+ * its id and password and closes it. The session's own client may win it back
+ * before the close arrives, so this repeats until the session was replaced.
+ */
+async function expireFromServer(session: ZkSession): Promise<void> {
+  const expiries = session.counters.expiries;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const library = (session as unknown as { client: ZkClient }).client.library;
+    const thief = zookeeper.createClient(zk.connectString, {
+      sessionId: library.getSessionId(),
+      sessionPassword: library.getSessionPassword(),
+    } as never);
+    thief.connect();
+    await new Promise<void>((resolve) => thief.once('connected', () => resolve()));
+    thief.close();
+    try {
+      await until(async () => session.counters.expiries > expiries, 'a new session', 3000);
+      return;
+    } catch {
+      // won back before the close: try again
+    }
+  }
+  throw new Error('could not expire the session from the server side');
+}
+
+/** The errno a failure means to a file tool (what the FUSE face returns). */
+function errnoOf(error: unknown): string {
+  return asFsError(error, 'test').code;
+}
+
+async function walk(vfs: ZkVfs, dir = '/'): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of await vfs.readdir(dir)) {
+    if (name === '.' || name === '..') continue;
+    const path = dir === '/' ? `/${name}` : `${dir}/${name}`;
+    const attr = await vfs.getattr(path);
+    if ((attr.mode & 0o170000) === 0o040000) out.push(...(await walk(vfs, path)));
+    else out.push(`${path}=${await readFile(vfs, path)}`);
+  }
+  return out;
+}
+
+describe('watch-driven cache', () => {
+  it('answers repeated listings, stats and reads of unchanged nodes without a request', async () => {
+    const m = await mount();
+    await m.vfs.mkdir('/d', 0o755);
+    for (let i = 0; i < 20; i++) await writeFile(m.vfs, `/d/f${i}`, `content ${i}`);
+    const first = await walk(m.vfs);
+    expect(first).toHaveLength(20);
+    const before = m.session.counters.requests;
+    expect(await walk(m.vfs)).toEqual(first);
+    expect(await walk(m.vfs)).toEqual(first);
+    expect(m.session.counters.requests).toBe(before);
+    expect(m.tree.status()).toMatchObject({ mode: 'watch' });
+    expect(m.tree.status().hitRate).toBeGreaterThan(0.5);
+  });
+
+  it("sees another client's data changes, creations and deletions at once", async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/f', 'one');
+    expect(await readFile(m.vfs, '/f')).toBe('one');
+    await raw.setData(`${m.root}/f`, Buffer.from('two!'), -1);
+    await until(async () => (await readFile(m.vfs, '/f')) === 'two!', 'the new content');
+    expect((await m.vfs.getattr('/f')).size).toBe(4);
+    await raw.create(`${m.root}/g`, Buffer.from('from raw'));
+    await until(async () => (await m.vfs.readdir('/')).includes('g'), 'the new node listed');
+    expect(await readFile(m.vfs, '/g')).toBe('from raw');
+    await raw.remove(`${m.root}/g`, -1);
+    await until(async () => !(await m.vfs.readdir('/')).includes('g'), 'the node gone');
+    await expect(m.vfs.getattr('/g')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('keeps child counts exact: a file that gains a child elsewhere becomes a directory here', async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/leaf', 'data');
+    expect((await m.vfs.getattr('/leaf')).mode & 0o170000).toBe(0o100000);
+    await raw.create(`${m.root}/leaf/child`, Buffer.from('x'));
+    await until(
+      async () => ((await m.vfs.getattr('/leaf')).mode & 0o170000) === 0o040000,
+      'leaf shown as a directory',
+    );
+    expect(await m.vfs.readdir('/leaf')).toContain('child');
+    await raw.remove(`${m.root}/leaf/child`, -1);
+    await until(
+      async () => ((await m.vfs.getattr('/leaf')).mode & 0o170000) === 0o100000,
+      'leaf a file again',
+    );
+  });
+
+  it('two mounts of one tree see each other within milliseconds', async () => {
+    const a = await mount();
+    const b = await mount({ root: a.root });
+    await writeFile(a.vfs, '/shared', 'v0');
+    await until(async () => (await b.vfs.readdir('/')).includes('shared'), 'b lists it');
+    for (let i = 1; i <= 20; i++) {
+      const fh = await a.vfs.open('/shared', 2);
+      a.vfs.write(fh, Buffer.from(`v${i}`), 0);
+      await a.vfs.flush(fh);
+      await a.vfs.release(fh);
+      const ms = await until(async () => (await readFile(b.vfs, '/shared')) === `v${i}`, `b reads v${i}`);
+      expect(ms).toBeLessThan(1000);
+    }
+  });
+
+  it('stays within its memory budget, evicting least recently used entries', async () => {
+    const m = await mount({ cacheBytes: 64 * 1024 });
+    const block = 'x'.repeat(1024);
+    for (let i = 0; i < 150; i++) await writeFile(m.vfs, `/f${i}`, `${i}:${block}`);
+    for (let i = 0; i < 150; i++) expect(await readFile(m.vfs, `/f${i}`)).toBe(`${i}:${block}`);
+    const status = m.tree.status();
+    expect(status.bytes).toBeLessThanOrEqual(64 * 1024);
+    expect(status.evictions).toBeGreaterThan(0);
+  });
+
+  it('prefetches the stats and data of a listed directory, so the walk after it needs no request', async () => {
+    const m = await mount();
+    await raw.create(`${m.root}/many`, Buffer.alloc(0));
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) => raw.create(`${m.root}/many/n${i}`, Buffer.from(`n${i}`))),
+    );
+    const names = await m.vfs.readdir('/many');
+    expect(names).toHaveLength(302);
+    await until(async () => m.tree.status().prefetched >= 300, 'prefetch issued');
+    // Give the pipelined replies a moment, then everything is in memory.
+    await until(async () => {
+      const before = m.session.counters.requests;
+      for (let i = 0; i < 300; i++) await m.vfs.getattr(`/many/n${i}`);
+      return m.session.counters.requests === before;
+    }, 'all stats prefetched');
+    const before = m.session.counters.requests;
+    for (let i = 0; i < 300; i++) expect(await readFile(m.vfs, `/many/n${i}`)).toBe(`n${i}`);
+    expect(m.session.counters.requests).toBe(before);
+  });
+});
+
+describe('session faults', () => {
+  it('waits through a server restart, then carries on with its watch in place', async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/f', 'before');
+    await zk.kill(0);
+    const pendingWrite = (async () => {
+      const fh = await m.vfs.open('/f', 2);
+      m.vfs.write(fh, Buffer.from('during'), 0);
+      await m.vfs.flush(fh);
+      await m.vfs.release(fh);
+    })();
+    const pendingRead = m.vfs.readdir('/');
+    await new Promise((r) => setTimeout(r, 1500));
+    await zk.start(0);
+    await pendingWrite;
+    expect(await pendingRead).toContain('f');
+    expect((await raw.getData(`${m.root}/f`)).data.toString()).toBe('during');
+    expect(m.session.counters.reconnects).toBeGreaterThanOrEqual(1);
+    await until(async () => m.tree.status().mode === 'watch', 'watch set again');
+    await raw.setData(`${m.root}/f`, Buffer.from('after'), -1);
+    await until(async () => (await readFile(m.vfs, '/f')) === 'after', 'a change after the restart');
+  });
+
+  it('gives up with ETIMEDOUT after the reconnect timeout', async () => {
+    const m = await mount({ reconnectTimeoutMs: 1500 });
+    await zk.kill(0);
+    try {
+      const started = Date.now();
+      const error = await m.vfs.readdir('/nothing-cached').catch((e: unknown) => e);
+      expect(errnoOf(error)).toBe('ETIMEDOUT');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await zk.start(0);
+    }
+    await until(async () => m.session.state === 'connected', 'reconnected', 20_000);
+    expect((await m.vfs.readdir('/')).sort()).toEqual(['.', '..']);
+  });
+
+  it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/open', 'old');
+    await writeFile(m.vfs, '/cached', 'old');
+    expect(await readFile(m.vfs, '/cached')).toBe('old');
+    const fh = await m.vfs.open('/open', 2);
+    m.vfs.write(fh, Buffer.from('buffered across expiry'), 0);
+    const oldId = m.session.sessionId;
+    await raw.setData(`${m.root}/cached`, Buffer.from('changed while away'), -1);
+    await expireFromServer(m.session);
+    expect(m.session.sessionId).not.toBe(oldId);
+    await until(async () => m.tree.status().mode === 'watch', 'watch set again');
+    expect(await readFile(m.vfs, '/cached')).toBe('changed while away');
+    await m.vfs.flush(fh);
+    await m.vfs.release(fh);
+    expect((await raw.getData(`${m.root}/open`)).data.toString()).toBe('buffered across expiry');
+    await raw.setData(`${m.root}/cached`, Buffer.from('seen by the new watch'), -1);
+    await until(
+      async () => (await readFile(m.vfs, '/cached')) === 'seen by the new watch',
+      'new watch works',
+    );
+    expect(logged.join('\n')).toMatch(/expired; opening a new one/);
+  });
+
+  it('keeps the version check across expiry: a conflicting write made meanwhile is refused', async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/v', 'base');
+    const fh = await m.vfs.open('/v', 2);
+    m.vfs.write(fh, Buffer.from('mine'), 0);
+    await raw.setData(`${m.root}/v`, Buffer.from('theirs'), -1);
+    await expireFromServer(m.session);
+    await expect(m.vfs.flush(fh)).rejects.toMatchObject({ code: 'EIO' });
+    await m.vfs.release(fh);
+    expect((await raw.getData(`${m.root}/v`)).data.toString()).toBe('theirs');
+  });
+});
