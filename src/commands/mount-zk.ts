@@ -208,7 +208,8 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
     return { ...base, pid, foreground: false };
   }
 
-  const log = logFile ? fileLogger(logFile, ctx.log.level === 'debug' ? 'debug' : 'info') : ctx.log;
+  const fileLog = logFile ? fileLogger(logFile, ctx.log.level === 'debug' ? 'debug' : 'info') : undefined;
+  const log = fileLog ?? ctx.log;
   try {
     const auth = await readAuth(options);
     if (auth) log.addSecret(auth.password);
@@ -235,5 +236,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
       detail: isOperationError(error) ? error.detail : undefined,
     });
     throw error;
+  } finally {
+    fileLog?.close();
   }
 }

@@ -119,15 +119,16 @@ export function notifyParent(message: DaemonMessage): void {
   });
 }
 
-/** A timestamped logger appending to `file` (the daemon's log). */
-export function fileLogger(file: string, level: LogLevel): Logger {
+/** A timestamped logger appending to `file` (the daemon's log); close() releases the file. */
+export function fileLogger(file: string, level: LogLevel): Logger & { close(): void } {
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  const fd = openSync(file, 'a', 0o640);
-  return createLogger({
+  let fd: number | undefined = openSync(file, 'a', 0o640);
+  const logger = createLogger({
     level,
     timestamps: true,
     name: `zkfsctl[${process.pid}]`,
     write: (line) => {
+      if (fd === undefined) return;
       try {
         writeSync(fd, `${line}\n`);
       } catch {
@@ -135,4 +136,11 @@ export function fileLogger(file: string, level: LogLevel): Logger {
       }
     },
   });
+  return {
+    ...logger,
+    close: () => {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    },
+  };
 }
