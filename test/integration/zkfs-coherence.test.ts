@@ -1,0 +1,147 @@
+/**
+ * Coherence of real mounts: what a mount answers from memory (no request to
+ * ZooKeeper), how fast another mount's or client's change becomes visible
+ * through the kernel, and `zkfsctl status`.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MountStatus } from '../../src/adapters/zkfs/status-socket.js';
+import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { startZk, type ZkServer } from '../fixtures/zk-server.js';
+import { eventually, mountZkfs, zkfsctl } from '../fixtures/zkfs-mount.js';
+
+async function status(dir: string): Promise<MountStatus> {
+  const r = await zkfsctl(['--json', 'status', dir]);
+  if (r.exitCode !== 0) throw new Error(`zkfsctl status ${dir} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as MountStatus;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/**
+ * Writes `count` values to A and polls B with read(2) until it shows each
+ * one; prints one latency (ms) per write, from the moment the writer's
+ * close() returned. A separate process, so the test runner's own event loop
+ * does not skew the timing.
+ */
+const LATENCY_SCRIPT = `
+const fs = require('node:fs');
+const [a, b, count] = process.argv.slice(2);
+const out = [];
+for (let i = 0; i < Number(count); i++) {
+  const value = 'value ' + i + ' ' + 'x'.repeat(i % 13);
+  fs.writeFileSync(a, value);
+  const start = process.hrtime.bigint();
+  for (;;) {
+    let seen = null;
+    try { seen = fs.readFileSync(b, 'utf8'); } catch {}
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    if (seen === value || ms > 5000) { out.push(seen === value ? ms : Infinity); break; }
+  }
+}
+process.stdout.write(JSON.stringify(out));
+`;
+
+describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
+  let zk: ZkServer;
+  let client: ZkClient;
+
+  beforeAll(async () => {
+    zk = await startZk();
+    client = await ZkClient.connect({ connectString: zk.connectString });
+  });
+  afterAll(async () => {
+    await client?.close();
+  });
+
+  it('answers a repeated ls -lR and cat of unchanged nodes without a request to ZooKeeper', async () => {
+    const m = await mountZkfs(zk.connectString, '/coh/quiet');
+    await m.ok('mkdir -p a/b && for i in $(seq 1 30); do echo "f $i" > a/f$i; echo "g $i" > a/b/g$i; done');
+    await m.ok('ls -lR . > /dev/null && cat a/f* a/b/g* > /dev/null');
+    const before = await status(m.dir);
+    // Longer than the kernel's attribute timeout: the kernel asks the daemon again, the daemon needs nobody.
+    const listing = await m.ok(
+      'sleep 0.2; ls -lR .; cat a/f* a/b/g*; sleep 0.2; ls -lR . >/dev/null; cat a/f1',
+    );
+    const after = await status(m.dir);
+    expect(listing).toContain('g 30');
+    expect(after.session.requests).toBe(before.session.requests);
+    expect(after.operations.total).toBeGreaterThan(before.operations.total + 60);
+    expect(after.cache.hits).toBeGreaterThan(before.cache.hits);
+    expect(after.cache.mode).toBe('watch');
+  });
+
+  it("shows another client's changes: data, new nodes, deletions, a child under a file", async () => {
+    const m = await mountZkfs(zk.connectString, '/coh/other');
+    await m.ok('echo one > f && mkdir d && cat f && ls d');
+    await client.setData('/coh/other/f', Buffer.from('two\n'), -1);
+    await eventually(async () => (await m.ok('cat f')) === 'two\n', 'new content', 2000);
+    await client.create('/coh/other/d/n', Buffer.from('new\n'));
+    await eventually(async () => (await m.ok('ls d')) === 'n\n', 'new node listed', 2000);
+    expect(await m.ok('cat d/n')).toBe('new\n');
+    await client.create('/coh/other/f/child', Buffer.from('c'));
+    await eventually(async () => (await m.sh('test -d f')).exitCode === 0, 'f became a directory', 2000);
+    await client.remove('/coh/other/f/child', -1);
+    await client.remove('/coh/other/d/n', -1);
+    await eventually(async () => (await m.ok('ls d')) === '', 'node gone', 2000);
+  });
+
+  it('a write on one mount is read on another within 100 ms (1,000 writes, p50 and p99)', async () => {
+    const a = await mountZkfs(zk.connectString, '/coh/pair');
+    const b = await mountZkfs(zk.connectString, '/coh/pair');
+    await a.ok('echo start > shared');
+    await eventually(async () => (await b.sh('cat shared')).stdout === 'start\n', 'b sees the file');
+    const script = join(scratchDir('zkfs-latency'), 'latency.cjs');
+    writeFileSync(script, LATENCY_SCRIPT);
+    const r = await execa(process.execPath, [script, join(a.dir, 'shared'), join(b.dir, 'shared'), '1000'], {
+      timeout: 300_000,
+    });
+    const latencies = (JSON.parse(r.stdout) as (number | null)[]).map((x) => (x === null ? Infinity : x));
+    const sorted = [...latencies].sort((x, y) => x - y);
+    const p50 = percentile(sorted, 50);
+    const p99 = percentile(sorted, 99);
+    const max = sorted[sorted.length - 1] ?? Number.NaN;
+    console.log(
+      `zkfs coherence: ${latencies.length} writes on one mount read on another: ` +
+        `p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
+    );
+    expect(latencies).toHaveLength(1000);
+    expect(p99).toBeLessThan(100);
+  });
+
+  it('zkfsctl status shows the session, server, cache and counters; refuses what is not a zkfs mount', async () => {
+    const m = await mountZkfs(zk.connectString, '/coh/status');
+    await m.ok('echo x > f && cat f && ls -l');
+    const text = await zkfsctl(['status', m.dir]);
+    expect(text.exitCode).toBe(0);
+    expect(text.stdout).toContain(m.dir);
+    expect(text.stdout).toMatch(new RegExp(`connected to 127\\.0\\.0\\.1:${zk.clientPorts[0]}`));
+    expect(text.stdout).toMatch(/kept exact by a watch, \d+ entries, .* of 64\.0 MiB/);
+    expect(text.stdout).toMatch(/hit rate\s+\d+\.\d% \(\d+ hits, \d+ misses\)/);
+    expect(text.stdout).toMatch(/operations\s+\d+/);
+    const json = await status(m.dir);
+    expect(json.session).toMatchObject({ state: 'connected', server: `127.0.0.1:${zk.clientPorts[0]}` });
+    expect(json.session.id).toMatch(/^0x[0-9a-f]{16}$/);
+    expect(json.cache.entries).toBeGreaterThan(0);
+    expect(json.operations.total).toBeGreaterThan(0);
+    expect(json.kernel.attrTimeoutMs).toBe(50);
+    const elsewhere = await zkfsctl(['status', scratchDir('zkfs-not-mounted')]);
+    expect(elsewhere.exitCode).toBe(1);
+    expect(elsewhere.stderr).toContain('is not mounted');
+    const bad = await zkfsctl([
+      'mount',
+      zk.connectString,
+      '/x',
+      scratchDir('zkfs-bad'),
+      '--cache-size',
+      'lots',
+    ]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('--cache-size');
+  });
+});
