@@ -5,6 +5,7 @@
  */
 const benches: [string, () => Promise<{ bench: () => Promise<void> }>][] = [
   ['plugin', () => import('./plugin.js')],
+  ['zkfs', () => import('./zkfs.js')],
 ];
 
 const only = process.argv.slice(2);

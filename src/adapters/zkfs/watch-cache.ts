@@ -77,13 +77,14 @@ interface Gate {
 interface WriteTracker {
   ops: readonly ZkOp[];
   epoch: number;
-  /** Notifications seen per written path while the write was out. */
+  /** Notifications seen per written path (about it or a direct child) while the write was out. */
   seen: Map<string, number>;
 }
 
 const STAT_BYTES = 160;
 
-function insertSorted(list: readonly string[], name: string): string[] {
+/** Where `name` is or would go in a sorted list. */
+function position(list: readonly string[], name: string): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
@@ -91,7 +92,16 @@ function insertSorted(list: readonly string[], name: string): string[] {
     if ((list[mid] as string) < name) lo = mid + 1;
     else hi = mid;
   }
-  return [...list.slice(0, lo), name, ...list.slice(lo)];
+  return lo;
+}
+
+function insertSorted(list: readonly string[], name: string): string[] {
+  const at = position(list, name);
+  return [...list.slice(0, at), name, ...list.slice(at)];
+}
+
+function sortedIncludes(list: readonly string[], name: string): boolean {
+  return list[position(list, name)] === name;
 }
 
 export class WatchedTree extends ZkTree implements WriteObserver {
@@ -223,9 +233,14 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   private onNotice(notice: WatchNotice): void {
     this.notices++;
-    for (const tracker of this.trackers) {
-      const n = tracker.seen.get(notice.path);
-      if (n !== undefined) tracker.seen.set(notice.path, n + 1);
+    if (this.trackers.size > 0) {
+      const parent = parentPath(notice.path);
+      for (const tracker of this.trackers) {
+        for (const path of [notice.path, parent]) {
+          const n = tracker.seen.get(path);
+          if (n !== undefined) tracker.seen.set(path, n + 1);
+        }
+      }
     }
     if (this.gate.mode === 'waiting') return;
     this.apply(notice);
@@ -294,7 +309,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     this.trackers.delete(tracker);
     if (!ok || !this.live || tracker.epoch !== this.epoch) return;
     for (const op of tracker.ops) {
-      // Exactly one notice: ours. More: someone else changed it too, and the notice already dropped it.
+      // Exactly one notice about the node or its children: ours. More: someone else changed it
+      // too, and their notice already dropped what we knew.
       if (tracker.seen.get(op.path) !== 1) continue;
       this.writeThrough(op, tracker.ops.length === 1 ? stat : undefined);
     }
@@ -302,6 +318,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   private writeThrough(op: ZkOp, stat: ZkStat | undefined): void {
     if (op.op !== 'setData' && op.op !== 'create') return;
+    // A node just created here has no children: new names in it need no lookup.
+    if (op.op === 'create') this.children.replace(op.path, []);
     const version = op.op === 'create' ? 0 : op.version >= 0 ? op.version + 1 : stat?.version;
     if (stat) {
       this.stats.replace(op.path, stat);
@@ -318,6 +336,18 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       const doc: DocSnapshot<SymlinkMap> = { path: op.path, version, value: parseSymlinks(op.data) };
       this.links.replace(op.path, doc);
     }
+  }
+
+  /** A name missing from its directory's cached (exact) listing does not exist: no request. */
+  override stat(znode: string): Promise<ZkStat | null> {
+    if (this.live && znode !== this.root && !this.stats.has(znode)) {
+      const siblings = this.children.peek(parentPath(znode));
+      if (siblings && !sortedIncludes(siblings, baseName(znode))) {
+        this.stats.stats.hits++;
+        return Promise.resolve(null);
+      }
+    }
+    return super.stat(znode);
   }
 
   override childNames(znode: string): Promise<string[]> {
