@@ -1,6 +1,6 @@
 /**
  * How much a mount may keep in memory, and what it forgets first: a byte
- * budget over opaque keys, least recently used first. Pure bookkeeping — the
+ * budget over opaque keys, least recently used first (approximately). Pure bookkeeping — the
  * caller stores the values and drops the keys `add` hands back.
  *
  * One entry may use at most `maxEntryShare` of the budget, so a single
@@ -11,8 +11,12 @@
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
 export class LruBudget {
-  /** Map order is recency order: the first key is the least recently used. */
-  private readonly sizes = new Map<string, number>();
+  /**
+   * Map order is insertion order; a used entry gets a second chance (it is
+   * moved to the end when eviction reaches it) instead of being moved on
+   * every hit, which keeps hits cheap (CLOCK, an LRU approximation).
+   */
+  private readonly entries = new Map<string, { size: number; used: boolean }>();
   private used = 0;
 
   constructor(
@@ -34,11 +38,11 @@ export class LruBudget {
   }
 
   get count(): number {
-    return this.sizes.size;
+    return this.entries.size;
   }
 
   has(key: string): boolean {
-    return this.sizes.has(key);
+    return this.entries.has(key);
   }
 
   /**
@@ -49,14 +53,23 @@ export class LruBudget {
   add(key: string, bytes: number): string[] {
     this.remove(key);
     if (bytes > this.maxEntryBytes) return [key];
-    this.sizes.set(key, bytes);
+    this.entries.set(key, { size: bytes, used: false });
     this.used += bytes;
     const evicted: string[] = [];
-    for (const [old, size] of this.sizes) {
-      if (this.used <= this.limitBytes) break;
-      if (old === key) continue;
-      this.sizes.delete(old);
-      this.used -= size;
+    while (this.used > this.limitBytes) {
+      const [old, entry] = this.entries.entries().next().value as [string, { size: number; used: boolean }];
+      this.entries.delete(old);
+      if (entry.used && old !== key) {
+        entry.used = false;
+        this.entries.set(old, entry);
+        continue;
+      }
+      if (old === key) {
+        // Everything else got its second chance and stays: only possible when `key` alone is over.
+        this.entries.set(old, entry);
+        continue;
+      }
+      this.used -= entry.size;
       evicted.push(old);
     }
     return evicted;
@@ -64,21 +77,19 @@ export class LruBudget {
 
   /** Marks `key` as just used (no-op for unknown keys). */
   touch(key: string): void {
-    const size = this.sizes.get(key);
-    if (size === undefined) return;
-    this.sizes.delete(key);
-    this.sizes.set(key, size);
+    const entry = this.entries.get(key);
+    if (entry) entry.used = true;
   }
 
   remove(key: string): void {
-    const size = this.sizes.get(key);
-    if (size === undefined) return;
-    this.sizes.delete(key);
-    this.used -= size;
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    this.used -= entry.size;
   }
 
   clear(): void {
-    this.sizes.clear();
+    this.entries.clear();
     this.used = 0;
   }
 }

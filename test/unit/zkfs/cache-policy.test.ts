@@ -3,16 +3,28 @@ import { CacheSlot } from '../../../src/adapters/zkfs/node-cache.js';
 import { hitRate, LruBudget } from '../../../src/core/zkfs/cache-policy.js';
 
 describe('LruBudget', () => {
-  it('evicts least recently used entries once over budget', () => {
+  it('evicts the oldest entries once over budget, giving used ones a second chance', () => {
     const b = new LruBudget(300, 1);
     expect(b.add('a', 100)).toEqual([]);
     expect(b.add('b', 100)).toEqual([]);
     expect(b.add('c', 100)).toEqual([]);
     b.touch('a');
     expect(b.add('d', 100)).toEqual(['b']);
-    expect(b.add('e', 150)).toEqual(['c', 'a']);
+    // a was used, so it went to the back of the queue when eviction reached it.
+    expect(b.add('e', 150)).toEqual(['c', 'd']);
     expect(b.usedBytes).toBe(250);
     expect(b.count).toBe(2);
+    expect(b.has('a') && b.has('e')).toBe(true);
+  });
+
+  it('keeps a new entry that fits even when every other entry was used', () => {
+    const b = new LruBudget(200, 1);
+    b.add('a', 100);
+    b.add('b', 100);
+    b.touch('a');
+    b.touch('b');
+    expect(b.add('c', 150)).toEqual(['a', 'b']);
+    expect(b.usedBytes).toBe(150);
   });
 
   it('refuses an entry larger than its share, replacing keeps one size', () => {
