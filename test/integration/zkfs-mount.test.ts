@@ -232,9 +232,12 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     await client.create('/acl', Buffer.alloc(0));
     await client.create('/acl/ro', Buffer.from('r'), { acl: [{ perms: 1, scheme: 'world', id: 'anyone' }] });
     const m = await mountZkfs(zk.connectString, '/acl');
-    const r = await m.sh('echo x > ro');
-    expect(r.exitCode).not.toBe(0);
-    expect(r.stderr).toContain('Permission denied');
+    for (const script of ['echo x > ro', 'echo x >> ro', 'truncate -s 0 ro']) {
+      const r = await m.sh(script);
+      expect(r.exitCode, script).not.toBe(0);
+      expect(r.stderr, script).toContain('Permission denied');
+    }
+    expect((await client.getData('/acl/ro')).data.toString()).toBe('r');
     expect(await m.ok('cat ro')).toBe('r');
   });
 

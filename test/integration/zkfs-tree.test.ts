@@ -67,6 +67,23 @@ describe.skipIf(missing({ fuse: true })).each(MODES)('directory tree in %s mode'
     expect(await m.ok(cat('w/v/u/f'))).toBe('payload');
   });
 
+  it('renames atomically: a concurrent reader of the directory never sees both names or neither', async () => {
+    await m.ok(`mkdir -p flip/x && ${put('flip/x/y', 'z')} && mv flip/x flip/a`);
+    let flipping = true;
+    const seen = new Set<string>();
+    const reader = (async () => {
+      while (flipping) {
+        const { children } = await client.getChildren(`${root}/flip`);
+        seen.add(children.filter((c) => c === 'a' || c === 'b').join('+'));
+      }
+    })();
+    await m.ok('for i in $(seq 15); do mv flip/a flip/b && mv flip/b flip/a; done');
+    flipping = false;
+    await reader;
+    expect([...seen].sort()).toEqual(['a', 'b']);
+    expect(await m.ok(cat('flip/a/y'))).toBe('z');
+  });
+
   it.skipIf(mode === 'dir')('replaces an existing file on mv and keeps the moved mtime', async () => {
     await m.ok(`${put('newer', 'v2')} && ${put('older', 'v1')} && touch -d @1500000000 newer`);
     await m.ok('mv newer older');

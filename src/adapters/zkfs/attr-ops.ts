@@ -226,10 +226,9 @@ export async function listxattr(ctx: VfsContext, path: string): Promise<string[]
 
 /** The value of `name`, or undefined when there is no such attribute (ENODATA). */
 export async function getxattr(ctx: VfsContext, path: string, name: string): Promise<Buffer | undefined> {
-  if (!name.startsWith(XATTR_PREFIX)) {
-    await resolve(ctx, path);
-    return undefined;
-  }
+  // The kernel asks for security.capability before every write: answer without a lookup
+  // (it only asks about paths it has just resolved).
+  if (!name.startsWith(XATTR_PREFIX)) return undefined;
   const stat = await xattrStat(ctx, path);
   const value = stat ? statXattrs(stat)[name.slice(XATTR_PREFIX.length)] : undefined;
   return value === undefined ? undefined : Buffer.from(value);

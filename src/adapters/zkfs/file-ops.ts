@@ -7,6 +7,7 @@
  * --max-file-size or past what one ZooKeeper request carries (EFBIG), and
  * nothing is ever cut short.
  */
+import { aclAllows, PERM_WRITE, sessionIdentities } from '../../core/zkfs/acl.js';
 import { encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
@@ -30,6 +31,19 @@ function checkRequestSize(znode: string, length: number, what: string): void {
       'EFBIG',
       `${what}: ${length} bytes at ${znode} need a ${bytes}-byte request (limit ${ZK_MAX_REQUEST_BYTES})`,
     );
+  }
+}
+
+/**
+ * EACCES at open when the node's ACL certainly refuses this session WRITE:
+ * the data would only be refused at close, an error shells never report.
+ */
+async function checkWriteAcl(ctx: VfsContext, znode: string, path: string): Promise<void> {
+  const acl = await ctx.tree.acl(znode).catch(() => undefined); // reading an ACL needs READ or ADMIN
+  if (!acl) return;
+  const identities = ctx.identities ?? sessionIdentities();
+  if (aclAllows(acl, identities, PERM_WRITE) === 'no') {
+    throw new FsError('EACCES', `the ACL of ${path} does not let this session write`);
   }
 }
 
@@ -58,7 +72,10 @@ export async function open(ctx: VfsContext, path: string, flags: number): Promis
   if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
   if (target.type === 'symlink') throw new FsError('EINVAL', `${path} is a symbolic link`);
   const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;
-  if (writable) assertWritable(ctx);
+  if (writable) {
+    assertWritable(ctx);
+    await checkWriteAcl(ctx, target.znode, path);
+  }
   const file = await load(ctx, target.znode, path);
   return ctx.files.open(file, { writable, append: (flags & O_APPEND) !== 0 });
 }
@@ -143,6 +160,7 @@ async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
   }
   const seq = file.seq;
   const content = file.buffer.content();
+  ctx.log.debug(`write back ${file.mountPath}: ${content.length} bytes over data version ${file.version}`);
   try {
     const stat = await ctx.client.setData(file.znode, content, file.version);
     file.version = stat.version;
@@ -180,19 +198,20 @@ export function flushFile(ctx: VfsContext, file: OpenFile): Promise<void> {
   return next;
 }
 
-/** close(2) and fsync(2): writes back what this handle changed (with whatever else is buffered). */
+/** close(2) and fsync(2): writes back what this handle wrote (with whatever else is buffered). */
 export async function flush(ctx: VfsContext, fh: number): Promise<void> {
   const handle = ctx.files.get(fh);
   if (!handle.pending) return;
   await flushFile(ctx, handle.file);
   handle.pending = false;
+  handle.truncated = false;
 }
 
 export async function release(ctx: VfsContext, fh: number): Promise<void> {
   const handle = ctx.files.get(fh);
   const file = handle.file;
   try {
-    if (handle.pending) await flushFile(ctx, file);
+    if (handle.pending || handle.truncated) await flushFile(ctx, file);
   } catch (error) {
     // close() already reported this through flush; release cannot.
     if (isDirty(file)) ctx.log.warn(`${file.mountPath}: unwritten changes dropped at close`);
@@ -206,7 +225,7 @@ export async function ftruncate(ctx: VfsContext, fh: number, size: number): Prom
   assertWritable(ctx);
   const handle = ctx.files.get(fh);
   const file = handle.file;
-  handle.pending = true;
+  handle.truncated = true;
   refuseTooLarge(file, () => {
     checkRequestSize(file.znode, size, `truncating ${file.mountPath}`);
     file.buffer.truncate(size);
@@ -225,10 +244,18 @@ export async function truncate(ctx: VfsContext, path: string, size: number): Pro
   checkRequestSize(target.znode, size, `truncating ${path}`);
   const open = ctx.files.byZnode(target.znode);
   if (open) {
-    open.buffer.truncate(size);
+    refuseTooLarge(open, () => open.buffer.truncate(size));
     open.seq++;
     open.mtimeMs = Date.now();
-    await flushFile(ctx, open);
+    open.pendingTimes = undefined;
+    // ftruncate(2) and O_TRUNC reach libfuse 2 without their file handle. When the
+    // file is open for writing here, the truncating process is (nearly always) the
+    // one that opened it last: its close writes the file back once, with its data,
+    // so other hosts never see it emptied in between (see Handle.truncated). Older
+    // handles may only be waiting for their release and must not write it back.
+    const writer = ctx.files.writers(open).at(-1);
+    if (writer) writer.truncated = true;
+    else await flushFile(ctx, open);
     return;
   }
   for (let attempt = 0; ; attempt++) {

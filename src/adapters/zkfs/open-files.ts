@@ -51,6 +51,14 @@ export interface Handle {
    * half-finished content to ZooKeeper.
    */
   pending: boolean;
+  /**
+   * This handle only truncated the file (O_TRUNC, ftruncate) since its last
+   * flush. Programs close a duplicate descriptor right after opening (the
+   * shell's `>`, dd), which sends a flush before any data is written: that
+   * flush must not publish the emptied file, so a truncation alone is written
+   * back by the next flush that follows a write, or at release.
+   */
+  truncated: boolean;
 }
 
 export function isDirty(file: OpenFile): boolean {
@@ -93,7 +101,7 @@ export class OpenFiles {
     while (this.handles.has(fh) || fh === 0) fh = (fh + 1) % 0xffffffff;
     this.nextFh = (fh + 1) % 0xffffffff;
     file.refs++;
-    this.handles.set(fh, { file, ...options, pending: false });
+    this.handles.set(fh, { file, ...options, pending: false, truncated: false });
     return fh;
   }
 
@@ -142,6 +150,11 @@ export class OpenFiles {
       if (versions.get(key) === file.version) file.version = 0;
       this.files.set(file.znode, file);
     }
+  }
+
+  /** The handles open for writing on `file`, oldest first. */
+  writers(file: OpenFile): Handle[] {
+    return [...this.handles.values()].filter((h) => h.file === file && h.writable);
   }
 
   /** Number of open handles (the daemon waits for them to drain before it exits). */

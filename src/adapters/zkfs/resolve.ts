@@ -3,6 +3,7 @@
  * directory's `_zoo_data_` pseudo-file, or a symbolic link — decided from
  * the znode's stat and its directory's metadata alone (never its data).
  */
+import type { AclIdentity } from '../../core/zkfs/acl.js';
 import { type AttrDefaults, ROOT_ENTRY, storedType } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { nodeKind, showsDataFile, type ZkfsMode } from '../../core/zkfs/modes.js';
@@ -21,6 +22,8 @@ export interface VfsConfig {
   maxFileSize: number;
   defaults: AttrDefaults;
   log: Logger;
+  /** Who this session is for ACL checks at open (core/zkfs/acl.ts); default world:anyone only. */
+  identities?: readonly AclIdentity[];
 }
 
 /** Everything the filesystem operations share. */

@@ -5,6 +5,7 @@
  * still buffered, unmount, and close the session.
  */
 import { OperationError } from '../../core/errors.js';
+import { sessionIdentities } from '../../core/zkfs/acl.js';
 import { type CoherenceOptions, resolveCoherenceOptions } from '../../core/zkfs/coherence-options.js';
 import type { ResolvedMountOptions } from '../../core/zkfs/mount-options.js';
 import { zkChild } from '../../core/zkfs/paths.js';
@@ -13,6 +14,7 @@ import { type FuseMount, mountFuse } from '../fuse.js';
 import type { Logger } from '../logger.js';
 import { mountAt, readMountTable } from '../mountinfo.js';
 import { isZkError, type ZkApi } from '../zookeeper.js';
+import { KernelNotifier } from './kernel-notify.js';
 import { removeMountRecord, writeMountRecord } from './run-state.js';
 import { ZkSession } from './session.js';
 import { collectStatus, type StatusServer, serveStatus, statusSocketPath } from './status-socket.js';
@@ -130,6 +132,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
   });
   let mount: FuseMount | undefined;
   let status: StatusServer | undefined;
+  let notifier: KernelNotifier | undefined;
   try {
     await ensurePath(client, resolved.path, options.createPath && !resolved.readOnly, log);
     await checkReadable(client, resolved.path);
@@ -148,6 +151,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       defaults: { uid: resolved.uid, gid: resolved.gid, umask: resolved.umask },
       log,
       tree,
+      identities: sessionIdentities(options.auth),
     });
     try {
       mount = await mountFuse(vfs, dir, {
@@ -156,8 +160,16 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         allowOther: resolved.fuseOptions.includes('allow_other'),
         allowRoot: resolved.fuseOptions.includes('allow_root'),
         attrTimeoutS: coherence.attrTimeoutMs / 1000,
+        observer: {
+          attrServed: (path) => notifier?.attrServed(path),
+          renamed: (_from, to) => notifier?.renamed(to),
+        },
         log,
       });
+      // The kernel keeps attributes, names and pages for --attr-timeout; watches tell it what changed.
+      notifier = await KernelNotifier.open(dir, coherence.attrTimeoutMs, log);
+      if (notifier) tree.onStale = (stale) => (stale === 'all' ? notifier?.invalidateAll() : notifier?.invalidate(stale));
+      else log.warn(`the kernel may show other hosts' changes only after --attr-timeout (${coherence.attrTimeoutMs} ms)`);
     } catch (error) {
       throw new OperationError(
         `could not mount FUSE at ${dir}: ${error instanceof Error ? error.message : String(error)}`,
@@ -208,6 +220,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     }
     return { dir, reason };
   } finally {
+    notifier?.close();
     await status?.close();
     await removeMountRecord(dir, process.pid);
     await client.close();

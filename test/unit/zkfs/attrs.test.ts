@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { aclAllows, PERM_READ, PERM_WRITE, sessionIdentities } from '../../../src/core/zkfs/acl.js';
 import {
   effectiveAttrs,
   emptyMeta,
@@ -97,5 +98,26 @@ describe('attributes', () => {
     expect(entryForMove(touched, stat)).toEqual({ t: 'f', mt: 2000, at: 1000, v: 0 });
     const stale = withTimes({ t: 'f' }, 1000, 2000, 1);
     expect(entryForMove(stale, stat)).toEqual({ t: 'f', mt: stat.mtimeMs, v: 0 });
+  });
+});
+
+describe('ACL judgement', () => {
+  const world = (perms: number) => ({ perms, scheme: 'world', id: 'anyone' });
+  const alice = sessionIdentities({ user: 'alice', password: 's3cret' });
+
+  it('computes the digest identity as ZooKeeper does', () => {
+    expect(alice[1]).toEqual({ scheme: 'digest', id: 'alice:uLxpHc/uhT86OXPoSjJTp1M8CJY=' });
+    expect(sessionIdentities()).toEqual([{ scheme: 'world', id: 'anyone' }]);
+  });
+
+  it('decides for world and own digest entries, and leaves other schemes to the server', () => {
+    expect(aclAllows([world(31)], sessionIdentities(), PERM_WRITE)).toBe('yes');
+    expect(aclAllows([world(PERM_READ)], sessionIdentities(), PERM_WRITE)).toBe('no');
+    const own = { perms: 31, scheme: 'digest', id: alice[1]!.id };
+    expect(aclAllows([world(PERM_READ), own], alice, PERM_WRITE)).toBe('yes');
+    expect(aclAllows([world(PERM_READ), own], sessionIdentities(), PERM_WRITE)).toBe('no');
+    expect(aclAllows([{ perms: 31, scheme: 'ip', id: '10.0.0.1' }], sessionIdentities(), PERM_WRITE)).toBe(
+      'unknown',
+    );
   });
 });
