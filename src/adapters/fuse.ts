@@ -75,11 +75,18 @@ export interface FuseMountOptions {
   subtype: string;
   /**
    * Seconds the kernel may cache attributes and names (libfuse default 1).
-   * It bounds how stale another host's change can look: fuse-native cannot
-   * tell the kernel to drop an entry.
+   * fuse-native cannot tell the kernel to drop an entry; zkfs/kernel-notify.ts
+   * does, through `observer`.
    */
   attrTimeoutS?: number;
+  /** Told of every path whose attributes the kernel is given, and of renames (zkfs/kernel-notify.ts). */
+  observer?: FuseObserver | undefined;
   log: Logger;
+}
+
+export interface FuseObserver {
+  attrServed(path: string): void;
+  renamed(from: string, to: string): void;
 }
 
 export interface FuseMount {
@@ -139,7 +146,7 @@ function nativeBinding(): { fuse_native_unmount(mnt: string, thread: Buffer): vo
   }
 }
 
-function operations(vfs: ZkVfs, log: Logger): FuseOperations {
+function operations(vfs: ZkVfs, log: Logger, observer?: FuseObserver): FuseOperations {
   const run = <T>(what: string, work: () => Promise<T> | T, reply: (errno: number, value?: T) => void) => {
     vfs.counters.ops++;
     Promise.resolve()
@@ -162,6 +169,7 @@ function operations(vfs: ZkVfs, log: Logger): FuseOperations {
         () => vfs.getattr(path),
         (errno, a) => {
           if (errno !== 0 || !a) return cb(errno);
+          observer?.attrServed(path);
           cb(0, {
             mode: a.mode,
             uid: a.uid,
@@ -185,7 +193,15 @@ function operations(vfs: ZkVfs, log: Logger): FuseOperations {
     mkdir: (path, mode, cb) => run(`mkdir ${path}`, () => vfs.mkdir(path, mode), cb),
     rmdir: (path, cb) => run(`rmdir ${path}`, () => vfs.rmdir(path), cb),
     unlink: (path, cb) => run(`unlink ${path}`, () => vfs.unlink(path), cb),
-    rename: (from, to, cb) => run(`rename ${from} ${to}`, () => vfs.rename(from, to), cb),
+    rename: (from, to, cb) =>
+      run(
+        `rename ${from} ${to}`,
+        () => vfs.rename(from, to),
+        (errno) => {
+          if (errno === 0) observer?.renamed(from, to);
+          cb(errno);
+        },
+      ),
     symlink: (target, path, cb) => run(`symlink ${path}`, () => vfs.symlink(target, path), cb),
     readlink: (path, cb) =>
       run(
@@ -257,7 +273,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
   const log = options.log;
   // fuse-native drops a 0 (libfuse would then use 1 s): the shortest it passes on is 1 ms.
   const attrTimeout = Math.max(options.attrTimeoutS ?? 1, 0.001);
-  const fuse = new Fuse(dir, operations(vfs, log), {
+  const fuse = new Fuse(dir, operations(vfs, log, options.observer), {
     fsname: options.fsname,
     subtype: options.subtype,
     allowOther: options.allowOther ?? false,

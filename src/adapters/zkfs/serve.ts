@@ -166,16 +166,22 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         },
         log,
       });
-      // The kernel keeps attributes, names and pages for --attr-timeout; watches tell it what changed.
-      notifier = await KernelNotifier.open(dir, coherence.attrTimeoutMs, log);
-      if (notifier) tree.onStale = (stale) => (stale === 'all' ? notifier?.invalidateAll() : notifier?.invalidate(stale));
-      else log.warn(`the kernel may show other hosts' changes only after --attr-timeout (${coherence.attrTimeoutMs} ms)`);
     } catch (error) {
       throw new OperationError(
         `could not mount FUSE at ${dir}: ${error instanceof Error ? error.message : String(error)}`,
         {
           detail: 'is /dev/fuse present and are you root (or is allow_other permitted in /etc/fuse.conf)?',
         },
+      );
+    }
+    // The kernel keeps attributes, names and pages for --attr-timeout; watches tell it what changed.
+    notifier = await KernelNotifier.open(dir, coherence.attrTimeoutMs, log);
+    if (notifier) {
+      const kernel = notifier;
+      tree.onStale = (stale) => kernel.apply(stale);
+    } else {
+      log.warn(
+        `the kernel may show other hosts' changes only after --attr-timeout (${coherence.attrTimeoutMs} ms)`,
       );
     }
     const startedAt = new Date().toISOString();
@@ -198,6 +204,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
           session: client,
           tree,
           vfs,
+          notifier,
           attrTimeoutMs: coherence.attrTimeoutMs,
         }),
       log,

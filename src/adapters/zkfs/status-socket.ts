@@ -8,6 +8,7 @@ import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../logger.js';
+import type { KernelNotifier } from './kernel-notify.js';
 import { runDir } from './run-state.js';
 import type { SessionCounters, SessionState, ZkSession } from './session.js';
 import type { ZkVfs } from './vfs.js';
@@ -32,7 +33,13 @@ export interface MountStatus {
   /** Filesystem operations served, and those that failed by errno name. */
   operations: { total: number; errors: Record<string, number> };
   openFiles: number;
-  kernel: { attrTimeoutMs: number };
+  kernel: {
+    attrTimeoutMs: number;
+    /** Whether the daemon tells the kernel what changed (else it relies on the timeout). */
+    notifications: boolean;
+    /** Cached kernel entries dropped because they changed. */
+    invalidations: number;
+  };
 }
 
 export interface StatusSources {
@@ -40,6 +47,7 @@ export interface StatusSources {
   session: ZkSession;
   tree: WatchedTree;
   vfs: ZkVfs;
+  notifier: KernelNotifier | undefined;
   attrTimeoutMs: number;
 }
 
@@ -60,7 +68,11 @@ export function collectStatus(s: StatusSources): MountStatus {
     cache: s.tree.status(),
     operations: { total: s.vfs.counters.ops, errors: { ...s.vfs.counters.errors } },
     openFiles: s.vfs.openHandles,
-    kernel: { attrTimeoutMs: s.attrTimeoutMs },
+    kernel: {
+      attrTimeoutMs: s.attrTimeoutMs,
+      notifications: s.notifier !== undefined,
+      invalidations: s.notifier?.counters.sent ?? 0,
+    },
   };
 }
 

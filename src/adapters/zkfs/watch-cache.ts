@@ -30,11 +30,20 @@
  */
 import { type DirMeta, parseMeta } from '../../core/zkfs/attrs.js';
 import { entryOverhead, hitRate, LruBudget } from '../../core/zkfs/cache-policy.js';
-import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
+import {
+  baseName,
+  DATA_FILE,
+  META_NODE,
+  parentPath,
+  SYMLINKS_NODE,
+  toMountPath,
+  zkChild,
+} from '../../core/zkfs/paths.js';
 import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
 import { isZkError, type ZkStat } from '../zookeeper.js';
+import type { Stale, StaleEntry } from './kernel-notify.js';
 import { type CacheEntry, CacheSlot, type SlotHooks } from './node-cache.js';
 import type { SessionChange, WriteObserver, ZkSession } from './session.js';
 import { type DocSnapshot, type NodeData, ZkTree } from './tree.js';
@@ -79,6 +88,8 @@ interface WriteTracker {
   epoch: number;
   /** Notifications seen per written path (about it or a direct child) while the write was out. */
   seen: Map<string, number>;
+  /** Kernel invalidations held back: the kernel already knows about its own writes. */
+  stale: StaleEntry[];
 }
 
 const STAT_BYTES = 160;
@@ -123,6 +134,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   /** Data bytes prefetched since the queue last ran dry; past a quarter of the budget, stats only. */
   private prefetchBytes = 0;
   private readonly linksPath: string;
+  /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
+  onStale: ((stale: Stale) => void) | undefined;
 
   constructor(
     private readonly session: ZkSession,
@@ -215,6 +228,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     // Whatever was read before the watch was in place may have missed a change.
     this.forgetAll();
     this.gate.mode = 'watch';
+    this.onStale?.('all');
   }
 
   private onSessionChange(change: SessionChange): void {
@@ -233,17 +247,68 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   private onNotice(notice: WatchNotice): void {
     this.notices++;
+    const kernel = this.onStale !== undefined && this.gate.mode !== 'waiting';
+    // Worked out before apply() forgets what it needs.
+    let stale = kernel ? this.staleFor(notice) : undefined;
+    const isDoc = baseName(notice.path) === META_NODE;
+    const before = kernel && isDoc ? this.metas.peek(parentPath(notice.path)) : undefined;
+    let own = false;
     if (this.trackers.size > 0) {
       const parent = parentPath(notice.path);
       for (const tracker of this.trackers) {
         for (const path of [notice.path, parent]) {
           const n = tracker.seen.get(path);
-          if (n !== undefined) tracker.seen.set(path, n + 1);
+          if (n === undefined) continue;
+          tracker.seen.set(path, n + 1);
+          if (path !== notice.path || own) continue;
+          // The kernel saw this mount's own write; it only needs telling if someone else wrote too.
+          own = true;
+          if (Array.isArray(stale)) tracker.stale.push(...stale);
+          stale = undefined;
         }
       }
     }
     if (this.gate.mode === 'waiting') return;
     this.apply(notice);
+    if (kernel && isDoc && !own && before) {
+      // Which entries changed, the document read again says.
+      const dir = parentPath(notice.path);
+      void this.meta(dir).then(
+        (after) => this.onStale?.(this.docChanges(dir, before.value, after.value)),
+        () => this.onStale?.(stale ?? 'prune'),
+      );
+      return;
+    }
+    if (stale && (typeof stale === 'string' || stale.length > 0)) this.onStale?.(stale);
+  }
+
+  private mountPath(znode: string): string {
+    return toMountPath(this.root, znode);
+  }
+
+  private childPath(dir: string, name: string): string {
+    const at = this.mountPath(dir);
+    return at === '/' ? `/${name}` : `${at}/${name}`;
+  }
+
+  /** The entries of directory `dir` whose metadata differs between two documents. */
+  private docChanges(dir: string, before: DirMeta, after: DirMeta): StaleEntry[] {
+    const out: StaleEntry[] = [];
+    const names = new Set([...Object.keys(before.entries), ...Object.keys(after.entries)]);
+    for (const name of names) {
+      if (JSON.stringify(before.entries[name]) === JSON.stringify(after.entries[name])) continue;
+      if (name === '.') out.push({ path: '/', entry: false });
+      else out.push({ path: this.childPath(dir, name), entry: true });
+    }
+    return out;
+  }
+
+  /** Whether `znode` is sure to stay a directory (children, or made by mkdir). */
+  private staysDir(znode: string): boolean {
+    if (znode === this.root) return true;
+    const stat = this.stats.peek(znode);
+    if (stat && stat.numChildren > 1) return true;
+    return this.metas.peek(parentPath(znode))?.value.entries[baseName(znode)]?.t === 'd';
   }
 
   private apply({ type, path }: WatchNotice): void {
@@ -277,6 +342,34 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     if (path === this.linksPath) this.links.invalidate(path);
   }
 
+  /**
+   * The mount paths the kernel may hold stale copies of after `notice`, as
+   * far as the cache (before the notice is applied) tells. A directory's
+   * metadata document is handled by onNotice: this gives the fallback.
+   */
+  private staleFor({ type, path }: WatchNotice): Stale {
+    const name = baseName(path);
+    const parent = parentPath(path);
+    if (name === META_NODE) {
+      // Entries of `parent` changed and the old document is unknown: drop every name below it.
+      return parent === this.root ? 'prune' : [{ path: this.mountPath(parent), entry: true }];
+    }
+    if (path === this.linksPath) {
+      const links = this.links.peek(path);
+      return links ? [...links.value.keys()].map((link) => ({ path: link, entry: true })) : 'prune';
+    }
+    const at = this.mountPath(path);
+    const dataFile = { path: this.childPath(path, DATA_FILE), entry: true };
+    if (type === 'dataChanged') {
+      // New size and times; a node typed by its data alone may even turn from file to directory.
+      return [{ path: at, entry: !this.staysDir(path) && path !== this.root }, dataFile];
+    }
+    const out: StaleEntry[] = [{ path: at, entry: path !== this.root }];
+    // A first child turns a file into a directory; losing the last may turn it back.
+    if (path !== this.root && !this.staysDir(parent)) out.push({ path: this.mountPath(parent), entry: true });
+    return out;
+  }
+
   /** A child appeared or vanished: patch what is cached of its parent, or forget it. */
   private childChanged(parent: string, name: string, delta: 1 | -1): void {
     const list = this.children.peek(parent);
@@ -299,7 +392,12 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   begin(ops: readonly ZkOp[]): unknown {
-    const tracker: WriteTracker = { ops, epoch: this.epoch, seen: new Map(ops.map((op) => [op.path, 0])) };
+    const tracker: WriteTracker = {
+      ops,
+      epoch: this.epoch,
+      seen: new Map(ops.map((op) => [op.path, 0])),
+      stale: [],
+    };
     this.trackers.add(tracker);
     return tracker;
   }
@@ -307,6 +405,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   end(token: unknown, ok: boolean, stat?: ZkStat): void {
     const tracker = token as WriteTracker;
     this.trackers.delete(tracker);
+    const alone = ok && tracker.ops.every((op) => tracker.seen.get(op.path) === 1);
+    if (!alone && tracker.stale.length > 0) this.onStale?.(tracker.stale);
     if (!ok || !this.live || tracker.epoch !== this.epoch) return;
     for (const op of tracker.ops) {
       // Exactly one notice about the node or its children: ours. More: someone else changed it

@@ -5,6 +5,7 @@ import type { App } from '../app.js';
 import { type Output, printResult, table } from '../output.js';
 
 const n = (value: number) => value.toLocaleString('en-US');
+const seconds = (ms: number) => (ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`);
 
 function age(iso: string | undefined, now = Date.now()): string {
   if (!iso) return '';
@@ -50,7 +51,12 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
       `${n(r.operations.total)}, ${errorTotal === 0 ? 'no errors' : `${n(errorTotal)} errors (${errors.map(([code, count]) => `${code} ${n(count)}`).join(', ')})`}`,
     ],
     ['open files', n(r.openFiles)],
-    ['kernel cache', `attributes and names for ${r.kernel.attrTimeoutMs} ms`],
+    [
+      'kernel cache',
+      r.kernel.notifications
+        ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far)`
+        : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
+    ],
   ];
   return `${r.dir}\n${table(out, ['', ''], rows).split('\n').slice(1).join('\n')}`;
 }

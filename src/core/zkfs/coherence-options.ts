@@ -3,10 +3,10 @@
  * coherence and availability, checked and defaulted once at the door:
  *
  * - cache size: memory for the watch-driven cache (stats, listings, data);
- * - attribute timeout: how long the kernel may reuse attributes and names
- *   without asking the daemon. fuse-native cannot tell the kernel to drop
- *   an entry, so this bounds how stale another host's change can look
- *   (the daemon itself learns of it within milliseconds, by a watch);
+ * - attribute timeout: how long the kernel may reuse attributes, names and
+ *   pages without asking the daemon. The daemon tells it to drop what a
+ *   watch reports changed (adapters/zkfs/kernel-notify.ts), so this only
+ *   matters while the watch is down, or if the kernel refuses the notices;
  * - reconnect timeout: how long an operation waits for a lost connection
  *   (or an expired session) to come back before it fails with ETIMEDOUT;
  * - session timeout: asked of ZooKeeper (servers clamp it to 2–20 ticks).
@@ -15,7 +15,7 @@ import { UsageError } from '../errors.js';
 import { parseSize, SizeError } from '../units.js';
 import { DEFAULT_CACHE_BYTES } from './cache-policy.js';
 
-export const DEFAULT_ATTR_TIMEOUT_MS = 50;
+export const DEFAULT_ATTR_TIMEOUT_MS = 10_000;
 export const DEFAULT_RECONNECT_TIMEOUT_S = 30;
 export const DEFAULT_SESSION_TIMEOUT_S = 30;
 
