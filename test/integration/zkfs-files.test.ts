@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
-import { missing, scratchDir } from '../fixtures/environment.js';
+import { itWhen, missing, scratchDir } from '../fixtures/environment.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 import { eventually, mountZkfs, type ZkfsMount } from '../fixtures/zkfs-mount.js';
 
@@ -127,12 +127,12 @@ describe.skipIf(missing({ fuse: true })).each(MODES)('file contents in %s mode',
     expect(m.log()).toMatch(/write to \/race.* refused: another client changed it/);
   });
 
-  it.skipIf(mode === 'dir')('refuses regular files nowhere but dir mode', async () => {
+  itWhen(mode !== 'dir')('refuses regular files nowhere but dir mode', async () => {
     await m.ok('echo x > plain');
     expect((await zkData('plain')).toString()).toBe('x\n');
   });
 
-  it.skipIf(mode !== 'dir')('refuses a regular file that is not _zoo_data_ in dir mode', async () => {
+  itWhen(mode === 'dir')('refuses a regular file that is not _zoo_data_ in dir mode', async () => {
     const r = await m.sh('echo x > plain');
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain('Operation not supported');
