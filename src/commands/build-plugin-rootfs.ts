@@ -16,8 +16,8 @@ import {
   MANAGED_PROPAGATED_MOUNT,
   MANAGED_STATE_DIR,
   managedPluginConfig,
-} from '../plugin/managed.js';
-import type { PluginDriver } from '../plugin/paths.js';
+} from '../core/managed-plugin.js';
+import type { PluginDriver } from '../core/plugin-paths.js';
 import type { CommandContext } from './context.js';
 
 /** Tools each driver's handlers run (through adapters/exec.ts or a spawned daemon). */

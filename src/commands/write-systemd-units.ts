@@ -1,7 +1,7 @@
-/** Writes the plugin's systemd unit files (see plugin/systemd.ts) into a unit directory. */
+/** Writes the plugin's systemd unit files (see core/systemd-units.ts) into a unit directory. */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../adapters/state-file.js';
-import type { UnitFile } from '../plugin/systemd.js';
+import type { UnitFile } from '../core/systemd-units.js';
 import type { CommandContext } from './context.js';
 
 export interface WriteSystemdUnitsOptions {

@@ -1,9 +1,9 @@
 /** Driver option checks, plugin paths, systemd unit text and the managed plugin's config.json. */
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/core/errors.js';
-import { managedPluginConfig } from '../../src/plugin/managed.js';
-import { pluginPaths } from '../../src/plugin/paths.js';
-import { systemdQuote, systemdUnits } from '../../src/plugin/systemd.js';
+import { managedPluginConfig } from '../../src/core/managed-plugin.js';
+import { pluginPaths } from '../../src/core/plugin-paths.js';
+import { systemdQuote, systemdUnits } from '../../src/core/systemd-units.js';
 import { normalizeZkOptions } from '../../src/plugin/zk-driver.js';
 
 describe('zookeeper driver options', () => {

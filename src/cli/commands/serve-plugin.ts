@@ -1,11 +1,11 @@
 import { isAbsolute, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { buildPluginRootfs } from '../../commands/build-plugin-rootfs.js';
-import { servePlugin } from '../../commands/serve-plugin.js';
 import { writeSystemdUnits } from '../../commands/write-systemd-units.js';
-import { managedPluginConfig } from '../../plugin/managed.js';
-import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../../plugin/paths.js';
-import { systemdUnits } from '../../plugin/systemd.js';
+import { managedPluginConfig } from '../../core/managed-plugin.js';
+import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../../core/plugin-paths.js';
+import { systemdUnits } from '../../core/systemd-units.js';
+import { servePlugin } from '../../plugin/serve.js';
 import type { App } from '../app.js';
 import { printResult, withSpinner } from '../output.js';
 

@@ -3,7 +3,7 @@
  * basename Docker knows it by, `-d NAME`).
  */
 import { join } from 'node:path';
-import { UsageError } from '../core/errors.js';
+import { UsageError } from './errors.js';
 
 /** Where dockerd looks for plugin sockets (it also reads /etc/docker/plugins and /usr/lib/docker/plugins). */
 export const DOCKER_PLUGIN_DIR = '/run/docker/plugins';

@@ -6,15 +6,15 @@
  */
 import { join } from 'node:path';
 import { resolveStateDir } from '../adapters/volume-state.js';
+import type { CommandContext } from '../commands/context.js';
 import { UsageError } from '../core/errors.js';
-import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../plugin/paths.js';
-import { Router } from '../plugin/router.js';
-import { startPluginServer } from '../plugin/server.js';
-import { SIMPLE_DRIVER, simpleBackend } from '../plugin/simple-driver.js';
-import type { VolumeBackend } from '../plugin/volume-driver.js';
-import { type ReconcileEntry, VolumeStore } from '../plugin/volume-store.js';
-import { ZK_DRIVER, zkBackend } from '../plugin/zk-driver.js';
-import type { CommandContext } from './context.js';
+import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../core/plugin-paths.js';
+import { Router } from './router.js';
+import { startPluginServer } from './server.js';
+import { SIMPLE_DRIVER, simpleBackend } from './simple-driver.js';
+import type { VolumeBackend } from './volume-driver.js';
+import { type ReconcileEntry, VolumeStore } from './volume-store.js';
+import { ZK_DRIVER, zkBackend } from './zk-driver.js';
 
 export interface ServePluginOptions {
   driver: PluginDriver;

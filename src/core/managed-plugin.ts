@@ -4,7 +4,7 @@
  * the same package runs `serve-plugin` with its volumes under the propagated
  * mount, so the engine sees them on the host.
  */
-import type { PluginDriver } from './paths.js';
+import type { PluginDriver } from './plugin-paths.js';
 
 /** Where the package is installed inside the plugin's root filesystem. */
 export const MANAGED_INSTALL_DIR = '/opt/volkit';
