@@ -11,11 +11,11 @@
  *
  * Exports: `watchVolume`, `syncVolume`, `ensureWatcher`, `stopWatcher`, `WatcherMode`.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnDetachedNode } from '../adapters/detached-process.js';
 import { type DiskWatchOptions, watchDisks } from '../adapters/disk-watch.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { isProcessAlive, processStartTime } from '../adapters/lock.js';
@@ -130,20 +130,9 @@ export async function ensureWatcher(
   }
   const log = watcherLogPath(options.stateDir, mount.dir);
   mkdirSync(watcherLogDir(options.stateDir), { recursive: true, mode: 0o700 });
-  const fd = openSync(log, 'a', 0o600);
-  const args = [WATCHER_ENTRY, '--dir', mount.dir, '--state-dir', options.stateDir];
+  const args = ['--dir', mount.dir, '--state-dir', options.stateDir];
   for (const glob of options.include) args.push('--include', glob);
-  let pid: number | undefined;
-  try {
-    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd] });
-    pid = await new Promise<number>((resolve, reject) => {
-      child.once('spawn', () => resolve(child.pid!));
-      child.once('error', reject);
-    });
-    child.unref();
-  } finally {
-    closeSync(fd);
-  }
+  const pid = await spawnDetachedNode(WATCHER_ENTRY, args, log);
   const watcher: WatcherRecord = { pid, startTime: processStartTime(pid) ?? '', log };
   ctx.log.info(`volume ${redactQuery(name)}: watcher started (pid ${pid}, log ${log})`);
   await session.commit(setMount(session.state, name, { ...mount, watcher }));
