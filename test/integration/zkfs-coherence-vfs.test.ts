@@ -103,11 +103,22 @@ async function expireFromServer(session: ZkSession): Promise<void> {
       sessionId: library.getSessionId(),
       sessionPassword: library.getSessionPassword(),
     } as never);
-    thief.connect();
-    await new Promise<void>((resolve) => thief.once('connected', () => resolve()));
+    // 'expired': the session is gone already (an earlier attempt closed it).
+    const taken = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5000);
+      thief.once('connected', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      thief.once('expired', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+      thief.connect();
+    });
     thief.close();
     try {
-      await until(async () => session.counters.expiries > expiries, 'a new session', 3000);
+      await until(async () => session.counters.expiries > expiries, 'a new session', taken ? 5000 : 10_000);
       return;
     } catch {
       // won back before the close: try again
