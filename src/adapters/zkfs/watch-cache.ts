@@ -42,7 +42,7 @@ import {
 import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
-import { isZkError, type ZkStat } from '../zookeeper.js';
+import { isZkError, OPEN_ACL, type ZkStat } from '../zookeeper.js';
 import type { Stale, StaleEntry } from './kernel-notify.js';
 import { type CacheEntry, CacheSlot, type SlotHooks } from './node-cache.js';
 import type { SessionChange, WriteObserver, ZkSession } from './session.js';
@@ -418,8 +418,16 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   private writeThrough(op: ZkOp, stat: ZkStat | undefined): void {
     if (op.op !== 'setData' && op.op !== 'create') return;
-    // A node just created here has no children: new names in it need no lookup.
-    if (op.op === 'create') this.children.replace(op.path, []);
+    if (op.op === 'create') {
+      // A node just created here has no children (new names in it need no lookup) and the ACL it was
+      // created with; and the kernel asks for its attributes next, so start reading them now.
+      this.children.replace(op.path, []);
+      this.acls.replace(op.path, [...(op.acl.length > 0 ? op.acl : OPEN_ACL)]);
+      this.aclTimes.set(op.path, Date.now());
+      if (baseName(op.path) !== META_NODE) {
+        this.stats.get(op.path, () => this.session.exists(op.path)).catch(() => {});
+      }
+    }
     const version = op.op === 'create' ? 0 : op.version >= 0 ? op.version + 1 : stat?.version;
     if (stat) {
       this.stats.replace(op.path, stat);
@@ -534,8 +542,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   // While the watch is live, the notices of the mount's own writes arrive before their replies and
   // update the cache precisely; forgetting more after a write would only cost round trips.
   override forget(znode: string): void {
-    if (this.live) this.acls.invalidate(znode);
-    else super.forget(znode);
+    if (!this.live) super.forget(znode);
   }
 
   override forgetTree(znode: string): void {
