@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import type { MountStatus } from '../../../src/adapters/zkfs/status-socket.js';
+import { renderZkStatus } from '../../../src/cli/commands/zk-status.js';
+import { createOutput } from '../../../src/cli/output.js';
+
+const status: MountStatus = {
+  dir: '/mnt/app',
+  pid: 4242,
+  hosts: 'zk1:2181,zk2:2181',
+  path: '/app',
+  mode: 'hybrid',
+  readOnly: false,
+  startedAt: '2026-01-01T00:00:00.000Z',
+  session: {
+    id: '0x0100000000000001',
+    state: 'connected',
+    server: '10.0.0.2:2181',
+    timeoutMs: 30_000,
+    connectedSince: new Date(Date.now() - 90_000).toISOString(),
+    requests: 12_345,
+    retries: 3,
+    reconnects: 2,
+    expiries: 1,
+    confirmedWrites: 1,
+    timeouts: 0,
+  },
+  cache: {
+    mode: 'watch',
+    entries: 2048,
+    bytes: 3 * 1024 * 1024,
+    limitBytes: 64 * 1024 * 1024,
+    hits: 975,
+    misses: 25,
+    hitRate: 0.975,
+    notices: 40,
+    evictions: 0,
+    prefetched: 300,
+  },
+  operations: { total: 50_000, errors: { ENOENT: 12, EIO: 1 } },
+  openFiles: 2,
+  kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17 },
+};
+
+describe('zkfsctl status output', () => {
+  it('shows session, server, cache, hit rate and counters in plain lines', () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    const text = renderZkStatus(status, out);
+    expect(text.split('\n')[0]).toBe('/mnt/app');
+    expect(text).toMatch(
+      /session\s+0x0100000000000001, connected to 10\.0\.0\.2:2181 for 90 s, timeout 30 s/,
+    );
+    expect(text).toMatch(/faults\s+2 reconnections, 1 expired sessions replaced/);
+    expect(text).toMatch(/requests\s+12,345 to ZooKeeper, 3 retried, 1 writes confirmed/);
+    expect(text).toMatch(/cache\s+kept exact by a watch, 2,048 entries, 3\.00 MiB of 64\.0 MiB/);
+    expect(text).toMatch(/hit rate\s+97\.5% \(975 hits, 25 misses\), 40 change notices, 0 evictions/);
+    expect(text).toMatch(/operations\s+50,000, 13 errors \(ENOENT 12, EIO 1\)/);
+    expect(text).toMatch(
+      /kernel cache\s+attributes, names and pages up to 10 s, dropped on change \(17 so far\)/,
+    );
+  });
+
+  it('says when the session is down', () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    const text = renderZkStatus(
+      { ...status, session: { ...status.session, state: 'disconnected', server: undefined } },
+      out,
+    );
+    expect(text).toMatch(/session\s+0x0100000000000001, disconnected/);
+  });
+});
