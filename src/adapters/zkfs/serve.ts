@@ -215,6 +215,8 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     options.onReady?.(process.pid);
 
     await watchUnmount(dir, options.stop);
+    // Before libfuse closes the /dev/fuse descriptor, whose number could then be reused.
+    notifier?.close();
     const reason = options.stop.aborted ? 'stopped' : 'unmounted';
     if (reason === 'stopped') {
       log.info(`stopping: unmounting ${dir}`);

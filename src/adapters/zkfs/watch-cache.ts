@@ -128,7 +128,9 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private notices = 0;
   private evictions = 0;
   private prefetched = 0;
-  private readonly queue: string[] = [];
+  /** Children waiting to be prefetched: queue[head…]. */
+  private queue: string[] = [];
+  private head = 0;
   private readonly queued = new Set<string>();
   private active = 0;
   /** Data bytes prefetched since the queue last ran dry; past a quarter of the budget, stats only. */
@@ -460,7 +462,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   override childNames(znode: string): Promise<string[]> {
     return super.childNames(znode).then((names) => {
-      if (this.live) this.prefetch(znode, names);
+      if (this.live && this.budget.limitBytes > 0) this.prefetch(znode, names);
       return names;
     });
   }
@@ -478,8 +480,12 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   private pump(): void {
-    while (this.active < this.window && this.queue.length > 0 && this.live) {
-      const child = this.queue.shift() as string;
+    while (this.active < this.window && this.head < this.queue.length && this.live) {
+      const child = this.queue[this.head++] as string;
+      if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
       this.queued.delete(child);
       if (this.stats.has(child)) continue;
       this.active++;
@@ -489,13 +495,14 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         .catch(() => {})
         .finally(() => {
           this.active--;
-          if (this.queue.length === 0 && this.active === 0) this.prefetchBytes = 0;
+          if (this.head >= this.queue.length && this.active === 0) this.prefetchBytes = 0;
           this.pump();
         });
     }
-    if (!this.live) {
-      this.queue.length = 0;
-      this.queued.clear();
+    if (!this.live || this.head >= this.queue.length) {
+      this.queue = this.live ? this.queue.slice(this.head) : [];
+      this.head = 0;
+      if (!this.live) this.queued.clear();
     }
   }
 
