@@ -91,6 +91,31 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     await eventually(async () => (await m.ok('ls d')) === '', 'node gone', 2000);
   });
 
+  it('modes, owners, links and renames made on one mount show on another at once, though its kernel caches for 10 s', async () => {
+    const a = await mountZkfs(zk.connectString, '/coh/meta');
+    const b = await mountZkfs(zk.connectString, '/coh/meta');
+    await a.ok('mkdir -p d/e && echo x > d/f && echo y > d/e/g');
+    // b's kernel now holds all of it.
+    expect(await b.ok('stat -c "%a %u %F" d/f d/e d/e/g')).toBe(
+      '644 0 regular file\n755 0 directory\n644 0 regular file\n',
+    );
+    const soon = (check: () => Promise<boolean>, what: string) => eventually(check, what, 1000);
+    await a.ok('chmod 600 d/f && chown 123 d/e/g');
+    await soon(async () => (await b.ok('stat -c "%a" d/f')) === '600\n', 'mode');
+    await soon(async () => (await b.ok('stat -c "%u" d/e/g')) === '123\n', 'owner');
+    await a.ok('ln -s f d/link');
+    await soon(async () => (await b.sh('readlink d/link')).stdout === 'f\n', 'new link');
+    await a.ok('rm d/link && mv d/e d/moved');
+    await soon(
+      async () => (await b.sh('test -e d/link || test -e d/e')).exitCode !== 0,
+      'link and old name gone',
+    );
+    expect(await b.ok('cat d/moved/g')).toBe('y\n');
+    await a.ok('echo bigger content > d/f');
+    await soon(async () => (await b.ok('cat d/f')) === 'bigger content\n', 'content');
+    expect(await b.ok('stat -c %s d/f')).toBe('15\n');
+  });
+
   it('a write on one mount is read on another within 100 ms (1,000 writes, p50 and p99)', async () => {
     const a = await mountZkfs(zk.connectString, '/coh/pair');
     const b = await mountZkfs(zk.connectString, '/coh/pair');
