@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
-import { itWhen, missing, scratchDir } from '../fixtures/environment.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { itWhen } from '../fixtures/it-when.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 import { eventually, mountZkfs, type ZkfsMount } from '../fixtures/zkfs-mount.js';
 
