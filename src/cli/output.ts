@@ -3,12 +3,12 @@
  * text for people, JSON with --json), logs and spinners on stderr.
  */
 import { Chalk, type ChalkInstance } from 'chalk';
-import ora from 'ora';
+import ora, { type Ora } from 'ora';
 
 export interface Output {
   json: boolean;
   color: ChalkInstance;
-  /** True when stderr is a terminal and spinners may be drawn. */
+  /** True when stderr is a terminal with a width, so spinners may be drawn. */
   interactive: boolean;
   stdout(text: string): void;
   stderr(text: string): void;
@@ -22,11 +22,20 @@ export interface OutputOptions {
   interactive?: boolean;
 }
 
+/**
+ * Whether a spinner may be drawn on `stream`: a terminal that reports its
+ * width. A terminal of 0 columns (a serial console, `script` without a size)
+ * sends ora's line counting into an endless loop, so no spinner there.
+ */
+export function canAnimate(stream: { isTTY?: boolean; columns?: number }): boolean {
+  return Boolean(stream.isTTY) && (stream.columns ?? 0) > 0;
+}
+
 export function createOutput(options: OutputOptions): Output {
   return {
     json: options.json,
     color: new Chalk({ level: options.color ? 1 : 0 }),
-    interactive: options.interactive ?? (Boolean(process.stderr.isTTY) && !options.json),
+    interactive: options.interactive ?? (canAnimate(process.stderr) && !options.json),
     stdout: options.stdout ?? ((t) => process.stdout.write(t)),
     stderr: options.stderr ?? ((t) => process.stderr.write(t)),
   };
@@ -59,6 +68,14 @@ export function table(out: Output, headers: readonly string[], rows: readonly (r
 }
 
 /**
+ * Starts a spinner on stderr, coloured only when the output is (chalk's own
+ * detection, which ora uses, ignores NO_COLOR). Call only when `out.interactive`.
+ */
+export function startSpinner(out: Output, text = ''): Ora {
+  return ora({ text, stream: process.stderr, color: out.color.level > 0 ? 'cyan' : false }).start();
+}
+
+/**
  * Runs `work` with a spinner on an interactive terminal; `progress(step)`
  * updates its text. Without a TTY the steps go nowhere (logs carry them).
  */
@@ -68,7 +85,7 @@ export async function withSpinner<T>(
   work: (progress: (step: string) => void) => Promise<T>,
 ): Promise<T> {
   if (!out.interactive) return work(() => {});
-  const spinner = ora({ text, stream: process.stderr }).start();
+  const spinner = startSpinner(out, text);
   try {
     const result = await work((step) => {
       spinner.text = step;

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { type InitializeDiskResult, initializeDisk } from '../../commands/initialize-disk.js';
 import type { App } from '../app.js';
-import { type Output, printResult } from '../output.js';
+import { type Output, printResult, startSpinner } from '../output.js';
 import { parseKeyValues } from './match-query.js';
 
 function render(r: InitializeDiskResult, out: Output): string {
@@ -40,7 +40,7 @@ export function initializeDiskCommand(getApp: () => App): Command {
         let spinner: Ora | undefined;
         const progress = (step: string) => {
           if (!app.out.interactive) return;
-          spinner ??= ora({ stream: process.stderr }).start();
+          spinner ??= startSpinner(app.out);
           spinner.text = step;
         };
         try {

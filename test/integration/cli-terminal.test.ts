@@ -1,0 +1,52 @@
+/**
+ * simplectl on a real terminal (a pseudo-terminal from script(1)): spinners
+ * and colours are for terminals only, and a terminal that reports no width
+ * (a serial console) must not hang the command.
+ */
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { missing, REPO_ROOT } from '../fixtures/environment.js';
+import { createLoopDisk } from '../fixtures/loop-disk.js';
+
+/** Runs `simplectl ARGS` in a pseudo-terminal of `cols` columns; everything it shows, and its exit code. */
+async function onTerminal(cols: number, args: string, env: Record<string, string> = {}) {
+  const command = `stty cols ${cols} rows ${cols === 0 ? 0 : 24}; ${REPO_ROOT}/bin/simplectl ${args}`;
+  const r = await execa('script', ['-qec', command, '/dev/null'], {
+    reject: false,
+    timeout: 30_000,
+    env: { ...env, TERM: 'xterm' },
+    extendEnv: true,
+  });
+  return { exitCode: r.exitCode, timedOut: r.timedOut, screen: String(r.stdout) };
+}
+
+const SGR_COLOUR = /\u001b\[(1|2|3[0-9])m/;
+
+describe.skipIf(missing({ loop: true }))('simplectl on a terminal', () => {
+  it('finishes on a terminal of 0 columns (no spinner there)', async () => {
+    const disk = await createLoopDisk();
+    const name = disk.device.replace('/dev/', '');
+    const r = await onTerminal(0, `scan-disks --include ${name}`, { NO_COLOR: '' });
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode).toBe(0);
+    expect(r.screen).toMatch(new RegExp(`${disk.device} +64.0 MiB +blank`));
+  });
+
+  it('colours tables on a terminal, and not with NO_COLOR or --no-color', async () => {
+    const disk = await createLoopDisk();
+    const name = disk.device.replace('/dev/', '');
+    const coloured = await onTerminal(80, `scan-disks --include ${name}`, { NO_COLOR: '' });
+    expect(coloured.exitCode).toBe(0);
+    expect(coloured.screen).toMatch(SGR_COLOUR);
+    for (const [args, env] of [
+      [`scan-disks --include ${name}`, { NO_COLOR: '1' }],
+      [`--no-color scan-disks --include ${name}`, { NO_COLOR: '' }],
+    ] as const) {
+      const plain = await onTerminal(80, args, env);
+      expect(plain.exitCode).toBe(0);
+      // The spinner may still move the cursor; no text is coloured.
+      expect(plain.screen).not.toMatch(SGR_COLOUR);
+      expect(plain.screen).toMatch(new RegExp(`${disk.device} +64.0 MiB +blank`));
+    }
+  });
+});
