@@ -11,8 +11,9 @@
  * Read workload: `find DIR -type f -print0 | xargs -0 cat | wc -c` over a
  * tree of 10,000 znodes (100 directories of 99 files, 200–600 bytes each),
  * cold (a fresh mount) and warm (the same mount again). Write workload:
- * `cp -r` of 1,000 1 KiB files onto the mount against the client creating
- * each node and setting its data, one file after another as cp does.
+ * `cp -r` of 1,000 1 KiB files onto the mount (as one directory of 1,000
+ * and as ten of 100) against the client creating each node and setting its
+ * data, one file after another as cp does.
  *
  * Targets: cold within 1.5x of the floor; warm faster than the floor and
  * within 3x of tmpfs; cp within 2x of the client. Each line says whether
@@ -192,6 +193,14 @@ interface Row {
   verdict?: string;
 }
 
+interface WriteResult {
+  dirs: number;
+  perDir: number;
+  clientMs: number;
+  copy: Measured;
+  docBytes: number;
+}
+
 interface Measured {
   ms: number;
   /** FUSE requests the daemon served. */
@@ -279,39 +288,50 @@ export async function bench(): Promise<void> {
     if (!cold || !warm) throw new Error('nothing measured');
     const cache = (await mountStatus(mount.dir)).cache;
 
-    // Writing: cp -r of 1,000 1 KiB files against create + setData per file with the client.
-    const source = join(tmpfs, 'src');
-    mkdirSync(source);
+    // Writing: cp -r of 1,000 1 KiB files against create + setData per file with the client, as one
+    // directory of 1,000 and as 10 directories of 100 (each create rewrites its directory's metadata
+    // document, so the size of a directory matters).
     const block = Buffer.alloc(1024, 'w');
-    for (let i = 0; i < WRITE_FILES; i++)
-      writeFileSync(join(source, `w${String(i).padStart(4, '0')}`), block);
     await client.create('/bench/write', Buffer.alloc(0));
-    const clientWrite = await best(2, async (run = 0) => {
-      const base = `/bench/write/client${Date.now()}${run}`;
-      await client.create(base, Buffer.alloc(0));
-      const { ms } = await timed(async () => {
-        for (let i = 0; i < WRITE_FILES; i++) {
-          const path = `${base}/w${String(i).padStart(4, '0')}`;
-          await client.create(path, Buffer.alloc(0));
-          await client.setData(path, block, 0);
-        }
-      });
-      return ms;
-    });
     const target = await mountZkfs(zk.connectString, '/bench/write');
-    let copy: Measured | undefined;
-    for (let run = 0; run < 2; run++) {
-      const dest = `cp${run}`;
-      const m = await measured(target.dir, async () => {
-        const { ms } = await timed(() => shell(target.dir, `cp -r ${source} ${dest}`));
+    const writes: WriteResult[] = [];
+    for (const dirs of [1, 10]) {
+      const perDir = WRITE_FILES / dirs;
+      const source = join(tmpfs, `src${dirs}`);
+      const rel = (d: number, f: number) => `d${d}/w${String(f).padStart(4, '0')}`;
+      for (let d = 0; d < dirs; d++) {
+        mkdirSync(join(source, `d${d}`), { recursive: true });
+        for (let f = 0; f < perDir; f++) writeFileSync(join(source, rel(d, f)), block);
+      }
+      const clientMs = await best(2, async () => {
+        const base = `/bench/write/client${dirs}-${serial++}`;
+        const { ms } = await timed(async () => {
+          await client.create(base, Buffer.alloc(0));
+          for (let d = 0; d < dirs; d++) {
+            await client.create(`${base}/d${d}`, Buffer.alloc(0));
+            for (let f = 0; f < perDir; f++) {
+              await client.create(`${base}/${rel(d, f)}`, Buffer.alloc(0));
+              await client.setData(`${base}/${rel(d, f)}`, block, 0);
+            }
+          }
+        });
         return ms;
       });
-      const count = await shell(target.dir, `ls ${dest} | wc -l`);
-      if (Number(count.trim()) !== WRITE_FILES) throw new Error(`cp wrote ${count.trim()} files`);
-      if (!copy || m.ms < copy.ms) copy = m;
+      let copy: Measured | undefined;
+      for (let run = 0; run < 2; run++) {
+        const dest = `cp${dirs}-${run}`;
+        const m = await measured(target.dir, async () => {
+          const { ms } = await timed(() => shell(target.dir, `cp -r ${source} ${dest}`));
+          return ms;
+        });
+        const count = await shell(target.dir, `find ${dest} -type f | wc -l`);
+        if (Number(count.trim()) !== WRITE_FILES) throw new Error(`cp wrote ${count.trim()} files`);
+        if (!copy || m.ms < copy.ms) copy = m;
+      }
+      if (!copy) throw new Error('nothing measured');
+      const doc = await client.exists(`/bench/write/cp${dirs}-0/d0/__zkfs__`);
+      writes.push({ dirs, perDir, clientMs, copy, docBytes: doc?.dataLength ?? 0 });
     }
-    if (!copy) throw new Error('nothing measured');
-    const doc = await client.exists('/bench/write/cp0/__zkfs__');
 
     const met = (ok: boolean) => (ok ? 'target met' : 'TARGET MISSED');
     const rows: Row[] = [
@@ -331,13 +351,19 @@ export async function bench(): Promise<void> {
         tmpfs: tmpfsMs,
         verdict: `${met(warm.ms < floor && warm.ms <= 3 * tmpfsMs)} (< floor, <= 3x tmpfs)`,
       },
-      { label: `client: create + setData x ${WRITE_FILES}`, ms: clientWrite, floor: clientWrite },
-      {
-        label: `zkfs: cp -r of ${WRITE_FILES} 1 KiB files`,
-        ms: copy.ms,
-        floor: clientWrite,
-        verdict: `${met(copy.ms <= 2 * clientWrite)} (<= 2x client)`,
-      },
+      ...writes.flatMap((w): Row[] => [
+        {
+          label: `client: create + setData, ${w.dirs} x ${w.perDir} files`,
+          ms: w.clientMs,
+          floor: w.clientMs,
+        },
+        {
+          label: `zkfs: cp -r, ${w.dirs} x ${w.perDir} 1 KiB files`,
+          ms: w.copy.ms,
+          floor: w.clientMs,
+          verdict: `${met(w.copy.ms <= 2 * w.clientMs)} (<= 2x client)`,
+        },
+      ]),
     ];
     console.log(
       `\n${'workload'.padEnd(44)}${'ms'.padStart(9)}${'/floor'.padStart(9)}${'/tmpfs'.padStart(9)}`,
@@ -356,7 +382,10 @@ export async function bench(): Promise<void> {
         'where the time goes (requests that reached the daemon from the kernel, and requests it sent to ZooKeeper):',
         `  cold: ${m(cold.ops)} FUSE requests (${per(cold, files)} per file), ${m(cold.requests)} ZooKeeper requests (the floor sends ${m(files + 2 * DIRS + 1)}); ${each(cold)} us of wall time per FUSE request`,
         `  warm: ${m(warm.ops)} FUSE requests (${per(warm, files)} per file: open, flush, release), ${m(warm.requests)} ZooKeeper requests; ${each(warm)} us per FUSE request`,
-        `  cp:   ${m(copy.ops)} FUSE requests (${per(copy, WRITE_FILES)} per file), ${m(copy.requests)} ZooKeeper requests (the client sends ${m(2 * WRITE_FILES)}); the directory's metadata document grew to ${((doc?.dataLength ?? 0) / 1024).toFixed(0)} KiB and is rewritten with every file created`,
+        ...writes.map(
+          (w) =>
+            `  cp ${w.dirs} x ${w.perDir}: ${m(w.copy.ops)} FUSE requests (${per(w.copy, WRITE_FILES)} per file), ${m(w.copy.requests)} ZooKeeper requests (the client sends ${m(2 * WRITE_FILES + w.dirs + 1)}); each directory's metadata document (rewritten with every file created in it) ends at ${(w.docBytes / 1024).toFixed(0)} KiB`,
+        ),
         `  warm cache: hit rate ${(cache.hitRate * 100).toFixed(1)}%, ${m(cache.entries)} entries, ${(cache.bytes / 1048576).toFixed(1)} MiB`,
         "  Every FUSE request is a round trip between a libfuse thread and the daemon's event loop in fuse-native;",
         '  tmpfs answers the same system calls inside the kernel, and the client floor needs no system call per file.',
