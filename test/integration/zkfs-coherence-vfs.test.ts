@@ -237,6 +237,41 @@ describe('watch-driven cache', () => {
   });
 });
 
+describe('servers without persistent watches (before ZooKeeper 3.6)', () => {
+  it('falls back to time-limited caching and says so', async () => {
+    const root = `/c${++counter}`;
+    await raw.create(root, Buffer.alloc(0));
+    const session = await ZkSession.open({
+      connectString: zk.connectString,
+      reconnectTimeoutMs: 5000,
+      logger: log,
+    });
+    onCleanup('old-server session', () => session.close());
+    // What an old server answers to addWatch.
+    session.addRecursiveWatch = () =>
+      Promise.reject(Object.assign(new Error('UNIMPLEMENTED'), { name: 'UNIMPLEMENTED' }));
+    const tree = new WatchedTree(session, root, log, { cacheBytes: 1 << 20, fallbackTtlMs: 300 });
+    await tree.start();
+    expect(tree.mode).toBe('ttl');
+    expect(logged.join('\n')).toMatch(/no persistent watches/);
+    const vfs = new ZkVfs({
+      client: session,
+      root,
+      mode: 'hybrid',
+      readOnly: false,
+      maxFileSize: 1048575,
+      defaults: { uid: 0, gid: 0, umask: 0o022 },
+      log,
+      tree,
+    });
+    await writeFile(vfs, '/f', 'one');
+    expect((await vfs.getattr('/f')).size).toBe(3);
+    await raw.setData(`${root}/f`, Buffer.from('three'), -1);
+    const ms = await until(async () => (await vfs.getattr('/f')).size === 5, 'the change after the TTL');
+    expect(ms).toBeLessThan(2000);
+  });
+});
+
 describe('session faults', () => {
   it('waits through a server restart, then carries on with its watch in place', async () => {
     const m = await mount();
