@@ -67,7 +67,10 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
       '--cache-size <bytes>',
       'memory for cached stats, listings and data, units allowed (default 64Mi)',
     )
-    .option('--attr-timeout <ms>', 'how long the kernel may keep attributes and pages; changes drop them (default 10000)')
+    .option(
+      '--attr-timeout <ms>',
+      'how long the kernel may keep attributes and pages; changes drop them (default 10000)',
+    )
     .option('--reconnect-timeout <seconds>', 'how long operations wait for a lost connection (default 30)')
     .option('--session-timeout <seconds>', 'ZooKeeper session timeout to ask for (default 30)')
     .action(async (hosts: string, path: string, dir: string, flags: MountFlags) => {
