@@ -13,7 +13,7 @@
  */
 import type { BlankDisk, DiskReport, InitialisedDisk } from './disk-state.js';
 import { naturalCompare } from './names.js';
-import { UNTYPED_LABEL, type VolumeQuery, wantsEncryption } from './query.js';
+import { redactQuery, UNTYPED_LABEL, type VolumeQuery, wantsEncryption } from './query.js';
 import { formatSize, humanSize } from './units.js';
 
 /** What has to happen to a chosen disk before it can be mounted. */
@@ -91,8 +91,9 @@ export function diskReasons(
   const assigned = disk.assignment?.volumes ?? [];
   const others = assigned.filter((v) => v !== options.volume);
   if (others.length > 0 && (query.exclusive || disk.assignment?.exclusive)) {
+    // Another volume's name may hold its passphrase.
     reasons.push(
-      `assigned to volume ${others.join(', ')}${disk.assignment?.exclusive ? ' (exclusive)' : ''}`,
+      `assigned to volume ${others.map(redactQuery).join(', ')}${disk.assignment?.exclusive ? ' (exclusive)' : ''}`,
     );
   } else if (assigned.length === 0 && disk.inUse) {
     reasons.push(

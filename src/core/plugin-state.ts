@@ -15,6 +15,12 @@ export interface VolumeRecord {
   /** ISO 8601 time of the Create call. */
   createdAt: string;
   refs: MountRefs;
+  /**
+   * The volume's directory under the mount root when it is not the name
+   * itself: a name holding a secret gets another, so that the secret never
+   * shows in the (world-readable) mount table or a Mountpoint reply.
+   */
+  dir?: string;
 }
 
 export interface PluginState {
@@ -79,6 +85,7 @@ export function parseState(value: unknown, source: string): PluginState {
       options,
       createdAt: typeof r.createdAt === 'string' ? r.createdAt : new Date(0).toISOString(),
       refs: sanitizeRefs(r.refs),
+      ...(typeof r.dir === 'string' ? { dir: validateVolumeName(r.dir) } : {}),
     };
   }
   return { version: STATE_VERSION, volumes };
@@ -111,19 +118,30 @@ export interface AddVolumeResult {
   created: boolean;
 }
 
-/** Records a new volume; creating it again with the same options is a no-op, with others an error. */
+/**
+ * Records a new volume; creating it again with the same options is a no-op
+ * (it keeps its directory), with others an error. `dir` is its directory
+ * under the mount root when that is not `name` (see VolumeRecord.dir).
+ */
 export function addVolume(
   state: PluginState,
   name: string,
   options: Readonly<Record<string, string>>,
   now: Date,
+  dir?: string,
 ): AddVolumeResult {
   const existing = state.volumes[name];
   if (existing) {
     if (sameOptions(existing.options, options)) return { state, created: false };
     throw new UsageError(`volume ${name} already exists with different options`);
   }
-  const record: VolumeRecord = { name, options: { ...options }, createdAt: now.toISOString(), refs: {} };
+  const record: VolumeRecord = {
+    name,
+    options: { ...options },
+    createdAt: now.toISOString(),
+    refs: {},
+    ...(dir !== undefined ? { dir: validateVolumeName(dir) } : {}),
+  };
   return { state: { ...state, volumes: { ...state.volumes, [name]: record } }, created: true };
 }
 

@@ -10,6 +10,7 @@
  * - `formatQuery(query, { redact? })`: the canonical name (label first, then every non-default
  *   setting in field order); `parseQuery(formatQuery(q))` deep-equals `q`.
  * - `redactQuery(name)`: the name with any passphrase replaced by `***`, for logs and errors.
+ * - `querySecrets(name, options)`: the passphrases a name and its options carry, for redaction.
  * - `QUERY_FIELDS`: every setting, its kind, default and meaning (README table, help, tests).
  * - `DEFAULT_QUERY`, `UNTYPED_LABEL`, `MAX_LABEL_LENGTH`, `SUPPORTED_FILESYSTEMS`.
  *
@@ -356,6 +357,21 @@ export function formatQuery(q: VolumeQuery, options: { redact?: boolean } = {}):
     settings.push(`${field.key}.${text}`);
   }
   return settings.join('_');
+}
+
+/**
+ * Every passphrase a name and its options carry, read leniently (from a
+ * malformed name too), so that a face can hide them before it logs or
+ * answers anything about the request.
+ */
+export function querySecrets(name: string, options: Readonly<Record<string, string>> = {}): string[] {
+  const found: string[] = [];
+  for (const setting of name.split('_')) {
+    const dot = setting.indexOf('.');
+    if (dot > 0 && SECRET_KEYS.has(setting.slice(0, dot))) found.push(setting.slice(dot + 1));
+  }
+  for (const [key, value] of Object.entries(options)) if (SECRET_KEYS.has(key)) found.push(value);
+  return [...new Set(found.filter((secret) => secret !== ''))];
 }
 
 /** The name with the value of any secret setting replaced by `***`. */

@@ -170,6 +170,7 @@ export class Router {
     const endpoint = path.slice(1, 200) || '/';
     let volume: string | undefined;
     let reply: PluginReply;
+    let requestSecrets: readonly string[] = [];
     try {
       const route = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
       if (!route) throw new RequestError(404, `unknown endpoint ${JSON.stringify(path.slice(0, 200))}`);
@@ -177,7 +178,7 @@ export class Router {
         throw new RequestError(405, `method ${request.method} not allowed on ${path} (use POST)`);
       }
       const body = decodeBody(request.body);
-      this.hideSecrets(body);
+      requestSecrets = this.hideSecrets(body);
       if (this.log.enabled('debug')) this.log.debug(`${endpoint} request ${this.describe(body)}`);
       if (route.named) {
         const name = validateVolumeName(body.Name);
@@ -190,7 +191,7 @@ export class Router {
       const status = statusOf(error);
       const message = redact(
         error instanceof OperationError ? error.message : `internal error: ${errorMessage(error)}`,
-        this.driver.secrets(),
+        [...this.driver.secrets(), ...requestSecrets],
       );
       if (!(error instanceof OperationError)) {
         this.log.error(`${endpoint}: ${message}`);
@@ -208,14 +209,25 @@ export class Router {
     return reply;
   }
 
-  /** Registers secret option values with the logger before anything about the request is logged. */
-  private hideSecrets(body: Body): void {
-    const opts = body.Opts;
-    if (typeof opts !== 'object' || opts === null) return;
+  /**
+   * Registers the request's secrets (option values, and any the driver finds
+   * in the name) with the logger before anything about the request is
+   * logged; returns them so that an error reply can hide them too.
+   */
+  private hideSecrets(body: Body): string[] {
+    const found: string[] = [];
+    const opts =
+      typeof body.Opts === 'object' && body.Opts !== null ? (body.Opts as Record<string, unknown>) : {};
     for (const key of this.driver.secretOptions) {
-      const value = (opts as Record<string, unknown>)[key];
-      if (typeof value === 'string') this.log.addSecret(value);
+      const value = opts[key];
+      if (typeof value === 'string') found.push(value);
     }
+    if (typeof body.Name === 'string' && this.driver.secretsIn) {
+      const strings = Object.entries(opts).filter((e): e is [string, string] => typeof e[1] === 'string');
+      found.push(...this.driver.secretsIn(body.Name, Object.fromEntries(strings)));
+    }
+    for (const secret of found) this.log.addSecret(secret);
+    return found;
   }
 
   private describe(body: Body): string {

@@ -9,7 +9,7 @@ import type { CommandContext } from '../commands/context.js';
 import { volumeMount } from '../commands/volume-mount.js';
 import { volumeRelease, volumeUmount } from '../commands/volume-umount.js';
 import type { VolumeRecord } from '../core/plugin-state.js';
-import { parseQuery, QUERY_FIELDS, redactQuery, wantsEncryption } from '../core/query.js';
+import { parseQuery, QUERY_FIELDS, querySecrets, redactQuery, wantsEncryption } from '../core/query.js';
 import type { VolumeBackend } from './volume-driver.js';
 
 export const SIMPLE_DRIVER = 'simple';
@@ -27,10 +27,7 @@ export function simpleBackend(options: SimpleBackendOptions): VolumeBackend {
     driver: SIMPLE_DRIVER,
     secretOptions: SECRET_KEYS,
     displayName: redactQuery,
-    secretsOf: (name, opts) => {
-      const q = parseQuery(name, opts);
-      return q.encryptionPassphrase ? [q.encryptionPassphrase] : [];
-    },
+    secretsOf: (name, opts) => querySecrets(name, opts),
     normalizeOptions: (name, opts) => {
       parseQuery(name, opts); // throws a UsageError naming the bad setting
       return { ...opts };

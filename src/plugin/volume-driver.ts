@@ -37,6 +37,11 @@ export interface VolumeDriver {
   readonly secretOptions: readonly string[];
   /** Secret values currently held, to be redacted from every reply and log line. */
   secrets(): readonly string[];
+  /**
+   * Secrets one request carries in its name or options, found even for a
+   * volume not held or a malformed request, so nothing about it shows them.
+   */
+  secretsIn?(name: string, options: Readonly<Record<string, string>>): readonly string[];
   /** The name as logs may show it (a simple volume's name can hold a passphrase). */
   displayName?(name: string): string;
 }
@@ -48,7 +53,10 @@ export interface VolumeBackend {
   readonly secretOptions: readonly string[];
   /** The name with any secret inside it masked, for logs. */
   displayName?(name: string): string;
-  /** Every secret a volume carries (in its options or inside its name), to redact everywhere. */
+  /**
+   * Every secret a volume carries (in its options or inside its name), to
+   * redact everywhere. Must not throw on a malformed name or options.
+   */
   secretsOf(name: string, options: Readonly<Record<string, string>>): string[];
   /** Checks a Create request; returns the options to store, filled with defaults. Throws UsageError. */
   normalizeOptions(name: string, options: Readonly<Record<string, string>>): Record<string, string>;

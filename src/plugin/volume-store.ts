@@ -6,6 +6,7 @@
  * before it is acknowledged; whether something is mounted always comes from
  * the kernel's mount table, never from saved state.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
@@ -74,7 +75,7 @@ export class VolumeStore implements VolumeDriver {
 
   /** Where volume `name` is mounted. */
   mountpointOf(name: string): string {
-    return join(this.mountRoot, name);
+    return join(this.mountRoot, this.state.volumes[name]?.dir ?? name);
   }
 
   /** Names of the volumes held, sorted. */
@@ -94,12 +95,16 @@ export class VolumeStore implements VolumeDriver {
     return Object.values(this.state.volumes).flatMap((v) => this.backend.secretsOf(v.name, v.options));
   }
 
+  secretsIn(name: string, options: Readonly<Record<string, string>>): string[] {
+    return this.backend.secretsOf(name, options);
+  }
+
   async create(name: string, options: Record<string, string>): Promise<void> {
     const normalized = this.backend.normalizeOptions(name, options);
     for (const secret of this.backend.secretsOf(name, normalized)) this.ctx.log.addSecret(secret);
     let created = false;
     await this.update(name, (state) => {
-      const result = addVolume(state, name, normalized, this.now());
+      const result = addVolume(state, name, normalized, this.now(), this.secretFreeDir(name));
       created = result.created;
       return result.state;
     });
@@ -230,6 +235,22 @@ export class VolumeStore implements VolumeDriver {
   /** Waits for state writes in flight. */
   async flush(): Promise<void> {
     await this.saving;
+  }
+
+  /**
+   * A directory name for a volume whose name shows a secret differently than
+   * it is (a simple volume's inline passphrase): the masked name and a random
+   * suffix, so the mount table never shows the secret. Undefined otherwise.
+   */
+  private secretFreeDir(name: string): string | undefined {
+    const shown = this.displayName(name);
+    if (shown === name) return undefined;
+    const masked = shown
+      .replace(/\*+/g, 'hidden')
+      .replace(/[^A-Za-z0-9_.-]+/g, 'x')
+      .replace(/\.\.+/g, '.')
+      .slice(0, 200);
+    return `${masked}-${randomBytes(6).toString('hex')}`;
   }
 
   private async isMounted(dir: string): Promise<boolean> {

@@ -191,6 +191,14 @@ describe('matchDisks', () => {
     expect(why(r, 'other')).toEqual(['assigned to volume v2 (exclusive)']);
   });
 
+  it('names another volume without its passphrase', () => {
+    const other = disk('other', 'fast', {
+      assignment: { volumes: ['label.fast_encryption-passphrase.Hush'], exclusive: true },
+    });
+    const r = matchDisks(parseQuery('label.fast'), [other], HOST, { volume: 'v1' });
+    expect(why(r, 'other')).toEqual(['assigned to volume label.fast_encryption-passphrase.*** (exclusive)']);
+  });
+
   it('shares non-exclusive disks between non-exclusive volumes only', () => {
     const shared = disk('s', 'fast', {
       mounted: true,

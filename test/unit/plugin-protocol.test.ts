@@ -23,7 +23,10 @@ interface Call {
   args: unknown[];
 }
 
-/** Remembers every call; volumes named "missing" do not exist, "boom" throws a bug. */
+/**
+ * Remembers every call; volumes named "missing…" do not exist, "boom" throws a
+ * bug; a name part "pw.X" carries the secret X, as a simple volume's passphrase.
+ */
 class FakeDriver implements VolumeDriver {
   readonly calls: Call[] = [];
   readonly secretOptions = ['auth'];
@@ -34,7 +37,7 @@ class FakeDriver implements VolumeDriver {
 
   private async step(method: string, name: string | undefined, ...args: unknown[]): Promise<void> {
     this.calls.push({ method, args: name === undefined ? args : [name, ...args] });
-    if (name === 'missing') throw new NoSuchVolumeError(name);
+    if (name?.startsWith('missing')) throw new NoSuchVolumeError(name);
     if (name === 'boom') throw new TypeError('cannot read properties of undefined');
     if (name === 'leaky') throw new OperationError('cannot connect with digest alice:s3cret');
     if (this.delayMs > 0 && name !== undefined) {
@@ -80,7 +83,10 @@ class FakeDriver implements VolumeDriver {
     return ['s3cret'];
   }
   displayName(name: string) {
-    return name.replace('hidden', '***');
+    return name.replace('hidden', '***').replace(/pw\.[a-zA-Z0-9]+/, 'pw.***');
+  }
+  secretsIn(name: string) {
+    return [...name.matchAll(/pw\.([a-zA-Z0-9]+)/g)].map((m) => m[1] ?? '');
   }
 }
 
@@ -343,6 +349,23 @@ describe('plugin protocol errors', () => {
     expect(logLines.length).toBeGreaterThan(1);
     expect(logLines.join('\n')).not.toContain('s3cret');
     expect(logLines.join('\n')).toContain('"auth":"***"');
+  });
+});
+
+describe('secrets in volume names', () => {
+  it.each([
+    ['/VolumeDriver.Get', '{"Name":"missing_pw.Topsecret"}'],
+    ['/VolumeDriver.Path', '{"Name":"missing_pw.Topsecret"}'],
+    ['/VolumeDriver.Remove', '{"Name":"missing_pw.Topsecret"}'],
+    ['/VolumeDriver.Mount', '{"Name":"missing_pw.Topsecret","ID":"m"}'],
+    ['/VolumeDriver.Create', '{"Name":"missing_pw.Topsecret","Opts":{"x":"1"}}'],
+  ])('an unknown volume whose name holds a secret: %s says so without it', async (path, body) => {
+    const r = await post(socketPath, path, `${body}\n`);
+    expect(r.status).toBe(404);
+    expect(r.json.Err).toBe('no such volume: missing_pw.***');
+    expect(logLines.filter((l) => l.startsWith('info:'))).toHaveLength(1);
+    expect(logLines.join('\n')).toContain('volume=missing_pw.***');
+    expect(logLines.join('\n')).not.toContain('Topsecret');
   });
 });
 

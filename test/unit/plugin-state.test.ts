@@ -71,6 +71,16 @@ describe('plugin state transitions', () => {
     );
   });
 
+  it('keeps the directory given to a volume whose name holds a secret, across Create and a reload', () => {
+    const { state } = addVolume(emptyState(), 'label.a_pw.x', {}, now, 'label.a_pw.hidden-0a1b');
+    expect(getVolume(state, 'label.a_pw.x').dir).toBe('label.a_pw.hidden-0a1b');
+    expect(addVolume(state, 'label.a_pw.x', {}, now, 'other').state).toBe(state);
+    expect(parseState(JSON.parse(JSON.stringify(state)), 'f')).toEqual(state);
+    expect(() => addVolume(emptyState(), 'v', {}, now, '../escape')).toThrow("contains '/'");
+    const bad = { version: 1, volumes: { v: { dir: '..' } } };
+    expect(() => parseState(bad, 'f')).toThrow("contains '..'");
+  });
+
   it('removes a volume and says "no such volume" for unknown names', () => {
     const { state } = addVolume(emptyState(), 'cfg', {}, now);
     expect(removeVolume(state, 'cfg').volumes).toEqual({});

@@ -5,6 +5,7 @@ import {
   formatQuery,
   parseQuery,
   QUERY_FIELDS,
+  querySecrets,
   redactQuery,
   UNTYPED_LABEL,
   type VolumeQuery,
@@ -248,6 +249,18 @@ describe('formatQuery', () => {
     expect(redactQuery('label.a_encryption-passphrase.secret_min-disks.2')).toBe(
       'label.a_encryption-passphrase.***_min-disks.2',
     );
+  });
+
+  it.each([
+    ['label.a', {}, []],
+    ['label.a_encryption-passphrase.secret_min-disks.2', {}, ['secret']],
+    ['label.a', { 'encryption-passphrase': 'two words', 'min-disks': '2' }, ['two words']],
+    // Read leniently: a malformed or unknown-keyed name still gives up its passphrase.
+    ['label.a_encryption-passphrase.se.cret_bogus', {}, ['se.cret']],
+    ['encryption-passphrase.x__', { label: 'a' }, ['x']],
+    ['label.a_encryption-passphrase', {}, []],
+  ] as const)('finds the passphrases in %s %o', (name, options, expected) => {
+    expect(querySecrets(name, options)).toEqual(expected);
   });
 
   it('refuses to write a passphrase a name cannot hold, without showing it', () => {

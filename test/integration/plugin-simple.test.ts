@@ -1,0 +1,137 @@
+/**
+ * The `simple` driver's plugin face without a Docker engine: the project's
+ * own server process, spoken to as the engine speaks, over real loop disks.
+ * Replies for unknown volumes, names that could leave the mount root, `-o`
+ * options merged over the name, and a passphrase inside a volume name, which
+ * must show up in no reply, log line, mount table entry or status output.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli } from '../fixtures/cli.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { initialisedDisk, kernelName, TEST_ENV } from '../fixtures/simple-disks.js';
+import { mountedAt, startPluginProcess } from './plugin-fixture.js';
+
+const SECRET = 'Quietly-4242';
+
+async function simplePlugin(include: string[]) {
+  const stateDir = join(scratchDir('simple-state'), 'state');
+  const plugin = await startPluginProcess({
+    tool: 'simplectl',
+    driver: 'simple',
+    include,
+    env: { ...TEST_ENV, SIMPLECTL_STATE_DIR: stateDir },
+  });
+  return { plugin, stateDir };
+}
+
+describe.skipIf(missing({ root: true, loop: true }))('simple driver over the plugin protocol', () => {
+  it('answers Get, Path, Mount, Unmount and Remove of an unknown volume with 404 and an Err', async () => {
+    const { plugin } = await simplePlugin(['loop-none']);
+    for (const path of ['Get', 'Path', 'Remove']) {
+      const r = await plugin.post(`/VolumeDriver.${path}`, { Name: 'label.nope' });
+      expect(r).toEqual({ status: 404, json: { Err: 'no such volume: label.nope' } });
+    }
+    for (const path of ['Mount', 'Unmount']) {
+      const r = await plugin.post(`/VolumeDriver.${path}`, { Name: 'label.nope', ID: 'c1' });
+      expect(r).toEqual({ status: 404, json: { Err: 'no such volume: label.nope' } });
+    }
+    expect((await plugin.post('/VolumeDriver.List', {})).json).toEqual({ Volumes: [], Err: '' });
+  });
+
+  it('refuses names that could leave the mount root, and malformed queries, creating nothing', async () => {
+    const { plugin } = await simplePlugin(['loop-none']);
+    for (const [name, why] of [
+      ['../label.x', "contains '/'"],
+      ['label.x/..', "contains '/'"],
+      ['label..x', "contains '..'"],
+      ['label.x_bogus.1', "unknown setting 'bogus'"],
+      ['label.x_min-disks.3_max-disks.2', 'min-disks (3) is greater than max-disks (2)'],
+    ]) {
+      const r = await plugin.post('/VolumeDriver.Create', { Name: name });
+      expect(r.status, name).toBe(400);
+      expect(r.json.Err).toContain(why);
+    }
+    const bad = await plugin.post('/VolumeDriver.Create', { Name: 'label.x', Opts: { 'min-disks': 'many' } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.Err).toContain("setting 'min-disks': 'many' is not a whole number");
+    expect((await plugin.post('/VolumeDriver.List', {})).json).toEqual({ Volumes: [], Err: '' });
+  });
+
+  it('merges -o options over the settings of the name', async () => {
+    const label = `opt${Math.random().toString(36).slice(2, 8)}`;
+    const disks = [await initialisedDisk(`label.${label}`), await initialisedDisk(`label.${label}`)];
+    const { plugin } = await simplePlugin(disks.map(kernelName));
+    const name = `label.${label}_min-disks.3`;
+    const created = await plugin.post('/VolumeDriver.Create', {
+      Name: name,
+      Opts: { 'min-disks': '2', basename: 'part-' },
+    });
+    expect(created).toEqual({ status: 200, json: { Err: '' } });
+    const mounted = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
+    expect(mounted.status).toBe(200);
+    const dir = mounted.json.Mountpoint as string;
+    expect(mountedAt(join(dir, 'part-0'))).toBe(true);
+    expect(mountedAt(join(dir, 'part-1'))).toBe(true);
+    expect(await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: 'c1' })).toEqual({
+      status: 200,
+      json: { Err: '' },
+    });
+    expect(mountedAt(dir)).toBe(false);
+    expect((await plugin.post('/VolumeDriver.Remove', { Name: name })).status).toBe(200);
+  });
+
+  it('keeps a passphrase in a volume name out of replies, logs, the mount table and status', async () => {
+    const { plugin, stateDir } = await simplePlugin(['loop-none']);
+    const name = `label.quiet_min-disks.0_encryption-passphrase.${SECRET}`;
+    const unknown = await plugin.post('/VolumeDriver.Get', {
+      Name: `label.other_encryption-passphrase.${SECRET}`,
+    });
+    expect(unknown).toEqual({
+      status: 404,
+      json: { Err: 'no such volume: label.other_encryption-passphrase.***' },
+    });
+
+    expect((await plugin.post('/VolumeDriver.Create', { Name: name })).status).toBe(200);
+    const mounted = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
+    expect(mounted.status).toBe(200);
+    const dir = mounted.json.Mountpoint as string;
+    expect(dir.startsWith(`${plugin.mountRoot}/label.quiet_min-disks.0_encryption-passphrase.hidden-`)).toBe(
+      true,
+    );
+    expect(mountedAt(dir)).toBe(true);
+    const replies = [
+      mounted,
+      await plugin.post('/VolumeDriver.Path', { Name: name }),
+      await plugin.post('/VolumeDriver.List', {}),
+    ];
+    const get = await plugin.post('/VolumeDriver.Get', { Name: name });
+    expect((get.json.Volume as { Mountpoint: string }).Mountpoint).toBe(dir);
+    // The engine's own name for the volume is the one place it may appear.
+    const withoutName = (r: { json: unknown }) => JSON.stringify(r.json).split(name).join('NAME');
+    for (const r of [...replies, get]) expect(withoutName(r)).not.toContain(SECRET);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(SECRET);
+
+    for (const args of [['status'], ['--json', 'status']]) {
+      const status = await cli('simplectl', args, { env: { SIMPLECTL_STATE_DIR: stateDir } });
+      expect(status.exitCode).toBe(0);
+      expect(status.stdout).toContain(dir);
+      expect(status.stdout + status.stderr).not.toContain(SECRET);
+    }
+
+    // The directory is the volume's for good: a restarted server mounts it there again.
+    await plugin.kill('SIGTERM');
+    await plugin.start();
+    expect((await plugin.post('/VolumeDriver.Path', { Name: name })).json).toEqual({
+      Mountpoint: dir,
+      Err: '',
+    });
+    expect(await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: 'c1' })).toEqual({
+      status: 200,
+      json: { Err: '' },
+    });
+    expect((await plugin.post('/VolumeDriver.Remove', { Name: name })).status).toBe(200);
+    expect(plugin.logs()).not.toContain(SECRET);
+  });
+});
