@@ -10,10 +10,11 @@ import { testPassphrase } from '../adapters/cryptsetup.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
 import { rereadPartitions } from '../adapters/partx.js';
-import type { DiskReport } from '../core/disk-state.js';
+import { type DiskReport, withShownAssignment } from '../core/disk-state.js';
 import { type MatchResult, matchDisks } from '../core/match.js';
-import { formatQuery, parseQuery, type VolumeQuery } from '../core/query.js';
+import { formatQuery, parseQuery, redactQuery, type VolumeQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
+import { savedAssignments, type VolumeStateScope } from './disk-assignments.js';
 import { type ScanDisksOptions, scanDisks } from './scan-disks.js';
 
 export interface MatchQueryOptions {
@@ -26,6 +27,12 @@ export interface MatchQueryOptions {
   /** The volume asking: disks already assigned to it count as available. */
   volume?: string;
   assignmentOf?: ScanDisksOptions['assignmentOf'];
+  /**
+   * Honour the disk assignments of this volume state, as a mount would: disks
+   * another (exclusive) volume holds do not match; those of the volume named
+   * `volume` (default: the query as given) do. Ignored with `assignmentOf` or `disks`.
+   */
+  volumeState?: VolumeStateScope;
   /** A scan done already (skips scanning). */
   disks?: readonly DiskReport[];
   host?: HostIdentity;
@@ -43,14 +50,15 @@ export async function matchQuery(options: MatchQueryOptions, ctx: CommandContext
   const query =
     typeof options.query === 'string' ? parseQuery(options.query, options.options ?? {}) : options.query;
   const host = options.host ?? (await hostIdentity());
+  const fromState = !options.disks && !options.assignmentOf && options.volumeState !== undefined;
+  const assignmentOf =
+    options.assignmentOf ?? (fromState ? await savedAssignments(options.volumeState!, ctx.log) : undefined);
+  const volume =
+    options.volume ?? (fromState && typeof options.query === 'string' ? options.query : undefined);
   const disks =
     options.disks ??
     (await scanDisks(
-      {
-        include: options.include ?? [],
-        host,
-        ...(options.assignmentOf ? { assignmentOf: options.assignmentOf } : {}),
-      },
+      { include: options.include ?? [], host, ...(assignmentOf ? { assignmentOf } : {}) },
       ctx,
     ));
   const passphrase = await queryPassphrase(query, {
@@ -67,14 +75,22 @@ export async function matchQuery(options: MatchQueryOptions, ctx: CommandContext
       unlocks.set(disk.device, await testPassphrase(disk.dataPartition.device, passphrase, ctx.log));
     }
   }
-  const result = matchDisks(query, disks, host, {
-    unlocks,
-    ...(options.volume ? { volume: options.volume } : {}),
-  });
+  const result = matchDisks(query, disks, host, { unlocks, ...(volume ? { volume } : {}) });
   return {
     query: formatQuery(query, { redact: true }),
     minDisks: query.minDisks,
     maxDisks: query.maxDisks,
+    ...shownAssignments(result),
+  };
+}
+
+/** The result with every disk's assignment naming volumes masked (their names may hold passphrases). */
+function shownAssignments(result: MatchResult): MatchResult {
+  const show = <T extends DiskReport>(disk: T): T => withShownAssignment(disk, redactQuery);
+  return {
     ...result,
+    chosen: result.chosen.map((d) => show(d)),
+    spare: result.spare.map((d) => show(d)),
+    rejected: result.rejected.map((r) => ({ ...r, disk: show(r.disk) })),
   };
 }

@@ -4,7 +4,8 @@
  * rejected (with the reason). Rules: shared/reference.md §1 "Disk layout".
  *
  * Exports: `DiskFacts` (input), `DiskReport` = `BlankDisk | InitialisedDisk | RejectedDisk`
- * (output), `classifyDisk(facts, host)`, `MIN_DISK_BYTES`, `DiskAssignment`, `PartitionReport`.
+ * (output), `classifyDisk(facts, host)`, `withShownAssignment(report, show)`, `MIN_DISK_BYTES`,
+ * `DiskAssignment`, `PartitionReport`.
  */
 import type { DiskMetadata } from './metadata.js';
 import { METADATA_PARTITION_NAME, METADATA_PARTITION_TYPE, partitionName } from './names.js';
@@ -112,6 +113,15 @@ export interface InitialisedDisk extends DiskCommon {
 }
 
 export type DiskReport = BlankDisk | InitialisedDisk | RejectedDisk;
+
+/**
+ * A copy of `report` whose assignment names its volumes as `show` writes
+ * them: a volume's name may hold its passphrase, so what is shown is masked.
+ */
+export function withShownAssignment<T extends DiskReport>(report: T, show: (name: string) => string): T {
+  if (!report.assignment) return report;
+  return { ...report, assignment: { ...report.assignment, volumes: report.assignment.volumes.map(show) } };
+}
 
 function partitionReport(facts: DiskFacts, p: PartitionFact): PartitionReport {
   const name = partitionName(facts.name, p.number);

@@ -4,7 +4,7 @@ import { OperationError, UsageError } from '../../core/errors.js';
 import { humanSize } from '../../core/units.js';
 import type { App } from '../app.js';
 import { type Output, printResult, table, withSpinner } from '../output.js';
-import { INCLUDE_HELP } from './scan-disks.js';
+import { INCLUDE_HELP, STATE_DIR_HELP } from './shared-options.js';
 
 const ACTION_TEXT = { use: 'use', relabel: 'relabel (erases it)', initialise: 'initialise' } as const;
 
@@ -40,11 +40,17 @@ export function matchQueryCommand(getApp: () => App): Command {
     .argument('<query>', 'volume query, e.g. label.fast_min-disks.2')
     .option('--include <glob...>', INCLUDE_HELP)
     .option('-o, --opt <key=value...>', 'extra query settings, as the plugin receives them with -o')
-    .action(async (query: string, options: { include?: string[]; opt?: string[] }) => {
+    .option('--state-dir <dir>', `${STATE_DIR_HELP}: disks other volumes hold do not match`)
+    .action(async (query: string, options: { include?: string[]; opt?: string[]; stateDir?: string }) => {
       const app = getApp();
       const result = await withSpinner(app.out, 'matching disks', (progress) =>
         matchQuery(
-          { query, include: options.include ?? [], options: parseKeyValues(options.opt ?? []) },
+          {
+            query,
+            include: options.include ?? [],
+            options: parseKeyValues(options.opt ?? []),
+            volumeState: options.stateDir ? { dir: options.stateDir } : {},
+          },
           app.context({ progress }),
         ),
       );

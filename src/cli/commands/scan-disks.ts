@@ -4,10 +4,7 @@ import type { DiskReport } from '../../core/disk-state.js';
 import { humanSize } from '../../core/units.js';
 import type { App } from '../app.js';
 import { type Output, printResult, table, withSpinner } from '../output.js';
-
-export const INCLUDE_HELP =
-  'consider exactly the devices whose kernel names match these globs, loop devices included (e.g. "loop*", sdb); ' +
-  'default: every whole disk except loop, ram, zram, dm, md, sr, fd, nbd';
+import { INCLUDE_HELP, STATE_DIR_HELP } from './shared-options.js';
 
 /** One line of details per disk state, shared with match-query. */
 export function diskDetail(disk: DiskReport, out: Output): string {
@@ -43,10 +40,12 @@ export function scanDisksCommand(getApp: () => App): Command {
   return new Command('scan-disks')
     .description('list block devices and classify each as blank, initialised or rejected')
     .option('--include <glob...>', INCLUDE_HELP)
-    .action(async (options: { include?: string[] }) => {
+    .option('--state-dir <dir>', `${STATE_DIR_HELP}, which says which volume holds a disk`)
+    .action(async (options: { include?: string[]; stateDir?: string }) => {
       const app = getApp();
+      const volumeState = options.stateDir ? { dir: options.stateDir } : {};
       const result = await withSpinner(app.out, 'scanning disks', (progress) =>
-        scanDisks({ include: options.include ?? [] }, app.context({ progress })),
+        scanDisks({ include: options.include ?? [], volumeState }, app.context({ progress })),
       );
       printResult(app.out, result, renderDisks);
     });

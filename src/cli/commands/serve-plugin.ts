@@ -8,6 +8,7 @@ import { systemdUnits } from '../../core/systemd-units.js';
 import { servePlugin } from '../../plugin/serve.js';
 import type { App } from '../app.js';
 import { printResult, withSpinner } from '../output.js';
+import { INCLUDE_HELP } from './shared-options.js';
 
 export type DriverName = PluginDriver;
 
@@ -52,7 +53,7 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
           .choices([...PLUGIN_DRIVERS])
           .default('simple'),
       )
-      .option('--include <glob...>', 'simple: also consider devices matching these names (e.g. "loop*")');
+      .option('--include <glob...>', `simple: ${INCLUDE_HELP}`);
   }
   return cmd
     .option(

@@ -5,8 +5,7 @@ import { type VolumeReleaseResult, volumeRelease, volumeUmount } from '../../com
 import type { App } from '../app.js';
 import { type Output, printResult, table, withSpinner } from '../output.js';
 import { parseKeyValues } from './match-query.js';
-
-const STATE_DIR_HELP = 'state directory (default: $SIMPLECTL_STATE_DIR or /var/lib/simplectl)';
+import { INCLUDE_HELP, STATE_DIR_HELP } from './shared-options.js';
 
 function renderMount(r: VolumeMountResult, out: Output): string {
   const what = r.alreadyMounted ? 'is already mounted' : 'mounted';
@@ -69,7 +68,7 @@ export function volumeMountCommand(getApp: () => App): Command {
     .description('assemble a volume from the disks matching QUERY and mount it at DIR')
     .argument('<query>', 'volume query, e.g. label.fast_min-disks.2')
     .argument('<dir>', 'where the volume root (a read-only tmpfs) is mounted; created if missing')
-    .option('--include <glob...>', 'consider exactly the devices whose names match (e.g. "loop5")')
+    .option('--include <glob...>', INCLUDE_HELP)
     .option('-o, --opt <key=value...>', 'extra settings merged over QUERY (values may hold any character)')
     .option('--state-dir <dir>', STATE_DIR_HELP)
     .action(
