@@ -29,6 +29,21 @@ function daemonPid(dir: string): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `check` until it holds; a check that throws counts as not yet, and the last error is reported. */
+async function within(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
 /**
  * Writes files w/f0, w/f1, … one after another until STOP exists, and reports
  * each close() as "ok N" or "fail N CODE" on a line as it happens.
@@ -91,7 +106,15 @@ describe.skipIf(missing({ fuse: true }))('zkfs on a three-server ensemble', () =
     await zk.start(leader);
     await progress(50, 'writes after the leader came back');
 
-    const server = (await status(m.dir)).session.server ?? '';
+    let server = '';
+    await within(
+      async () => {
+        server = (await status(m.dir)).session.server ?? '';
+        return server !== '';
+      },
+      'the mount connected to a server',
+      30_000,
+    );
     const mine = zk.clientPorts.findIndex((port) => server.endsWith(`:${port}`));
     expect(mine).toBeGreaterThanOrEqual(0);
     await zk.kill(mine);
@@ -161,9 +184,9 @@ describe.skipIf(missing({ fuse: true }))('zkfs on a three-server ensemble', () =
       process.kill(pid, 'SIGCONT');
     }
 
-    await eventually(async () => (await status(m.dir)).session.expiries >= 1, 'a new session', 30_000);
+    await within(async () => (await status(m.dir)).session.expiries >= 1, 'a new session', 30_000);
     expect(existsSync(join(m.dir, 'cached'))).toBe(true);
-    await eventually(
+    await within(
       async () => (await m.ok('cat cached')) === 'changed during the pause\n',
       'the change made during the pause',
       5000,
@@ -179,7 +202,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs on a three-server ensemble', () =
 
     // The rebuilt watch reports changes again.
     await client.setData('/cluster/expiry/cached', Buffer.from('after\n'), -1);
-    await eventually(async () => (await m.ok('cat cached')) === 'after\n', 'a change after recovery', 2000);
+    await within(async () => (await m.ok('cat cached')) === 'after\n', 'a change after recovery', 2000);
     expect(m.log()).toMatch(/expired; opening a new one/);
     const after = await status(m.dir);
     expect(after.session.state).toBe('connected');
