@@ -4,7 +4,8 @@
  * filesystem. Refuses disks that are not blank unless `force` (an `untyped`
  * disk may be claimed for another label without it: README "Automatic
  * typing"), and always refuses a disk in use. Asks through ctx.confirm before
- * writing (the original asked only when told not to).
+ * writing (the original asked only when told not to). Holds the disk's lock
+ * (adapters/disk-lock.ts) from its first look at the disk to its last write.
  *
  * Exports: `initializeDisk(options, ctx)` → `InitializeDiskResult`.
  */
@@ -12,10 +13,12 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { assertNotBusy, resolveDisk, writeDevice } from '../adapters/block-devices.js';
 import * as cryptsetup from '../adapters/cryptsetup.js';
+import { lockDisk } from '../adapters/disk-lock.js';
 import { hasCommand, run, ToolError } from '../adapters/exec.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
 import { forgetPartitions, rereadPartitions } from '../adapters/partx.js';
+import type { SysBlockDevice } from '../adapters/sysfs.js';
 import { type InitStep, minimumDiskBytes, mkfsArgs, planInitialisation } from '../core/disk-plan.js';
 import type { DiskReport } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
@@ -117,6 +120,23 @@ export async function initializeDisk(
       : options.query;
   const host = options.host ?? (await hostIdentity());
   const sys = await resolveDisk(options.device);
+  if (options.dryRun) return initialise(options, query, host, sys, ctx);
+  const lock = await lockDisk(sys.name, sys.device, `initialize-disk ${sys.device}`);
+  try {
+    return await initialise(options, query, host, sys, ctx);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Everything after the disk is found (and, unless a dry run, locked). */
+async function initialise(
+  options: InitializeDiskOptions,
+  query: VolumeQuery,
+  host: HostIdentity,
+  sys: SysBlockDevice,
+  ctx: CommandContext,
+): Promise<InitializeDiskResult> {
   const device = sys.device;
   const before = await inspectAndClassify(sys, host, ctx);
   if (before.inUse) {

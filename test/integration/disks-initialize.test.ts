@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { diskLockPath } from '../../src/adapters/disk-lock.js';
+import { acquireLock } from '../../src/adapters/lock.js';
 import type { InitializeDiskResult } from '../../src/commands/initialize-disk.js';
 import type { DiskReport } from '../../src/core/disk-state.js';
 import { encodeMetadata, newMetadata } from '../../src/core/metadata.js';
@@ -158,6 +160,31 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
     const part = await initialisedDisk('label.p');
     const r = await simplectl(['initialize-disk', `${part.device}p2`, 'label.x', '--yes']);
     expect(r.stderr).toMatch(/is a partition; give the whole disk/);
+  });
+
+  it('refuses a disk another simplectl is working on, and of two at once exactly one wins', async () => {
+    const disk = await blankDisk();
+    // Another run holding the disk's lock (this test process stands in for it).
+    const held = await acquireLock(diskLockPath(kernelName(disk)), { purpose: 'initialize-disk elsewhere' });
+    try {
+      const r = await expectRefusal(disk, ['label.a', '--yes'], /is busy: another simplectl/);
+      expect(r.stderr).toContain(`pid ${process.pid}, initialize-disk elsewhere`);
+      expect(r.exitCode).toBe(1);
+    } finally {
+      await held.release();
+    }
+    const runs = await Promise.all(
+      ['label.a', 'label.b'].map((query) => simplectl(['initialize-disk', disk.device, query, '--yes'])),
+    );
+    expect(runs.map((r) => r.exitCode).sort()).toEqual([0, 1]);
+    const loser = runs.find((r) => r.exitCode === 1)!;
+    expect(loser.stderr).toMatch(/is busy: another simplectl|is not blank/);
+    const winner = runs.findIndex((r) => r.exitCode === 0);
+    expect(await scanOne(disk)).toMatchObject({
+      state: 'initialised',
+      label: ['a', 'b'][winner],
+      warnings: [],
+    });
   });
 
   it('--dry-run prints the plan and changes nothing', async () => {

@@ -1,0 +1,36 @@
+/**
+ * One writer per disk: initialize-disk (and a volume mount initialising a
+ * disk through it) holds a lock named after the disk from its first look at
+ * the disk to its last write, so two runs on one disk never interleave their
+ * checks and writes. Lock files live in /run/lock, which a reboot empties.
+ *
+ * Exports: `DISK_LOCK_DIR`, `diskLockPath(name)`, `lockDisk(name, device, purpose)`.
+ */
+import { join } from 'node:path';
+import { OperationError } from '../core/errors.js';
+import { acquireLock, type LockHandle, readLockHolder } from './lock.js';
+
+export const DISK_LOCK_DIR = '/run/lock/simplectl';
+
+/** The lock file of the disk whose kernel name is `name`. */
+export function diskLockPath(name: string): string {
+  return join(DISK_LOCK_DIR, `disk-${name}.lock`);
+}
+
+/**
+ * Takes the disk's lock at once, or throws an OperationError naming who
+ * holds it: waiting would only act on a disk another run has just changed.
+ */
+export async function lockDisk(name: string, device: string, purpose: string): Promise<LockHandle> {
+  const path = diskLockPath(name);
+  try {
+    return await acquireLock(path, { timeoutMs: 0, purpose });
+  } catch (error) {
+    const holder = await readLockHolder(path);
+    if (!holder) throw error;
+    throw new OperationError(
+      `${device} is busy: another simplectl (pid ${holder.pid}${holder.purpose ? `, ${holder.purpose}` : ''}) ` +
+        `has been working on it since ${holder.since}. Nothing was changed.`,
+    );
+  }
+}
