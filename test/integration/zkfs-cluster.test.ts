@@ -37,6 +37,7 @@ async function within(check: () => Promise<boolean>, what: string, timeoutMs: nu
     try {
       if (await check()) return;
     } catch (error) {
+      if (!last) console.log(`(${what}: retrying after ${String(error)})`);
       last = error;
     }
     await sleep(100);
