@@ -6,9 +6,15 @@
 
 import { run } from './exec.js';
 import type { Logger } from './logger.js';
+import type { MountEntry } from './mountinfo.js';
 
 /** The source name of every volume root tmpfs; lets a mount table alone show which roots are ours. */
 export const VOLUME_ROOT_SOURCE = 'simplectl-volume';
+
+/** True when `entry` (a mount table line) is a volume root simplectl mounted. */
+export function isVolumeRoot(entry: MountEntry | undefined): boolean {
+  return entry !== undefined && entry.fsType === 'tmpfs' && entry.source === VOLUME_ROOT_SOURCE;
+}
 
 export interface TmpfsOptions {
   /** Size limit in KiB (the volume root only holds directories: 4 KiB is plenty). */

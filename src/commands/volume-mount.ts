@@ -40,7 +40,7 @@ import {
   type VolumeSpec,
 } from './volume-assemble.js';
 import { diskId, mountDisk } from './volume-disks.js';
-import { applyLayout, createVolumeRoot, sealVolumeRoot } from './volume-root.js';
+import { applyLayout, checkVolumeDir, createVolumeRoot, sealVolumeRoot } from './volume-root.js';
 import { survey } from './volume-survey.js';
 import { ensureWatcher, type WatcherMode } from './volume-watch.js';
 
@@ -131,6 +131,7 @@ export async function volumeMount(
     passphrase,
   };
   const dir = resolve(options.dir);
+  await checkVolumeDir(dir);
   const stateDir = resolveStateDir(options.stateDir);
   const include = options.include ?? [];
   const host = options.host ?? (await hostIdentity());

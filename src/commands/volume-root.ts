@@ -5,19 +5,45 @@
  * brief read-write window (remount rw, mkdir/rmdir, remount ro); the disks
  * mounted below are not affected by remounting their parent.
  */
-import { mkdir, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mountTmpfs, remount, unmount, VOLUME_ROOT_SOURCE } from '../adapters/mount.js';
+import { isVolumeRoot, mountTmpfs, remount, unmount } from '../adapters/mount.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
-import { OperationError } from '../core/errors.js';
+import { OperationError, UsageError } from '../core/errors.js';
 import type { LayoutChanges } from '../core/volume-layout.js';
 import type { CommandContext } from './context.js';
 import type { Undo } from './undo.js';
 
-/** True when a volume root of ours is mounted at exactly `dir`. */
-export async function isVolumeRootMounted(dir: string): Promise<boolean> {
-  const entry = mountAt(await readMountTable(), dir);
-  return entry !== undefined && entry.fsType === 'tmpfs' && entry.source === VOLUME_ROOT_SOURCE;
+/**
+ * Refuses, before anything changes, a DIR that cannot take a volume root: a
+ * file, another filesystem's mount point, or a directory with something in it
+ * (the root would hide it). A missing DIR is fine (it is created); a volume
+ * root already mounted there is left to the caller, which knows whose it is.
+ * Asks the mount table before touching the path (a dead FUSE mount hangs a stat).
+ */
+export async function checkVolumeDir(dir: string): Promise<void> {
+  const mounted = mountAt(await readMountTable(), dir);
+  if (isVolumeRoot(mounted)) return;
+  if (mounted) {
+    throw new OperationError(`${dir} is already a mount point (${mounted.fsType} from ${mounted.source})`);
+  }
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(dir)).isDirectory();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new UsageError(`${dir} cannot be a directory: part of its path is a file`);
+    throw error;
+  }
+  if (!isDirectory) throw new UsageError(`${dir} is not a directory`);
+  const entries = await readdir(dir);
+  if (entries.length > 0) {
+    const some = entries.sort().slice(0, 3).join(', ') + (entries.length > 3 ? ', …' : '');
+    throw new OperationError(
+      `${dir} is not empty (${some}): a volume mounted there would hide what it holds; give an empty or new directory`,
+    );
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import * as cryptsetup from '../adapters/cryptsetup.js';
 import { blockDeviceFacts, isPresent } from '../adapters/disk-watch.js';
 import { isProcessAlive } from '../adapters/lock.js';
 import type { HostIdentity } from '../adapters/machine.js';
-import { VOLUME_ROOT_SOURCE } from '../adapters/mount.js';
+import { isVolumeRoot } from '../adapters/mount.js';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
 import type { StateSession } from '../adapters/volume-state.js';
 import { assignmentOf, type HostFacts, reconcile, type VolumesState } from '../core/assignments.js';
@@ -58,10 +58,7 @@ export async function hostFacts(
     }
   }
   return {
-    isVolumeRoot: (dir) => {
-      const entry = mountAt(table, dir);
-      return entry !== undefined && entry.fsType === 'tmpfs' && entry.source === VOLUME_ROOT_SOURCE;
-    },
+    isVolumeRoot: (dir) => isVolumeRoot(mountAt(table, dir)),
     isMounted: (path) => mountAt(table, path) !== undefined,
     deviceSeq: (device) => seqs.get(device),
     locate: (id) => located.get(id),

@@ -10,7 +10,7 @@
  * Exports: `volumeUmount`, `volumeRelease`, `NotMountedError`.
  */
 import { resolve } from 'node:path';
-import { unmount, VOLUME_ROOT_SOURCE } from '../adapters/mount.js';
+import { isVolumeRoot, unmount } from '../adapters/mount.js';
 import { mountAt, mountsUnder, readMountTable } from '../adapters/mountinfo.js';
 import { loadState, resolveStateDir, withStateLock } from '../adapters/volume-state.js';
 import { type MountedDisk, releaseVolume, setMount, volumeAtDir } from '../core/assignments.js';
@@ -70,9 +70,9 @@ export async function volumeUmount(
       }
       throw new NotMountedError(`${dir} is not mounted`);
     }
-    if (root.fsType !== 'tmpfs' || root.source !== VOLUME_ROOT_SOURCE) {
+    if (!isVolumeRoot(root)) {
       throw new NotMountedError(
-        `${dir} is not a simplectl volume (it is a ${root.fsType} mount of ${root.source})`,
+        `${dir} is not a simplectl volume (${root.fsType} from ${root.source} is mounted there)`,
       );
     }
     const unmounted: string[] = [];

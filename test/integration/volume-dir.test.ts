@@ -1,0 +1,75 @@
+/**
+ * `simplectl mount QUERY DIR` and `umount DIR` with a DIR that cannot be a
+ * volume root: refused before anything changes, even when the volume would
+ * have had a blank disk initialised for it, and with the exit code of the
+ * kind of mistake (2 for a path that cannot be a directory, 1 otherwise).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { mountsOf } from '../fixtures/loop-disk.js';
+import { blankDisk, mountReadOnly, sha256File } from '../fixtures/simple-disks.js';
+import { mountsUnder, uniqueLabel, volumeEnv } from './volume-fixture.js';
+
+describe.skipIf(missing({ root: true, loop: true }))('a volume directory that cannot take a volume', () => {
+  it('refuses a non-empty directory, a file, a path through a file and a mount point, changing nothing', async () => {
+    const disk = await blankDisk();
+    const env = volumeEnv();
+    const base = scratchDir('vol-dir');
+    const full = join(base, 'full');
+    mkdirSync(full);
+    writeFileSync(join(full, 'precious'), 'data\n');
+    const file = join(base, 'file');
+    writeFileSync(file, 'not a directory\n');
+    const other = await blankDisk();
+    execFileSync('mkfs.ext4', ['-q', other.device]);
+    const mountPoint = mountReadOnly(other.device);
+    const before = await sha256File(disk.file);
+    // min-disks.1 with only a blank disk in scope: a mount that got going would initialise it.
+    const query = `label.${uniqueLabel()}`;
+    for (const [dir, code, message] of [
+      [
+        full,
+        1,
+        `${full} is not empty (precious): a volume mounted there would hide what it holds; give an empty or new directory`,
+      ],
+      [file, 2, `${file} is not a directory`],
+      [join(file, 'sub'), 2, `${file}/sub cannot be a directory: part of its path is a file`],
+      [mountPoint, 1, `${mountPoint} is already a mount point (ext4 from ${other.device})`],
+    ] as const) {
+      const r = await env.mount(query, dir, [disk.device]);
+      expect(r.exitCode, r.stderr).toBe(code);
+      expect(r.stderr.trim()).toBe(`simplectl: ${message}`);
+    }
+    expect(readFileSync(join(full, 'precious'), 'utf8')).toBe('data\n');
+    expect(await sha256File(disk.file)).toBe(before);
+    expect(mountsOf(disk.device)).toEqual([]);
+    expect(mountsUnder(base)).toEqual([]);
+    expect((await env.status()).volumes).toEqual([]);
+  });
+
+  it('umount of a directory that holds no volume says so and exits 1', async () => {
+    const env = volumeEnv();
+    const plain = join(scratchDir('vol-dir'), 'plain');
+    mkdirSync(plain);
+    const notMounted = await env.run(['umount', plain]);
+    expect(notMounted.exitCode).toBe(1);
+    expect(notMounted.stderr.trim()).toBe(`simplectl: ${plain} is not mounted`);
+    const missingDir = join(plain, 'nowhere');
+    expect((await env.run(['umount', missingDir])).stderr.trim()).toBe(
+      `simplectl: ${missingDir} is not mounted`,
+    );
+    expect(existsSync(missingDir)).toBe(false);
+    const other = await blankDisk();
+    execFileSync('mkfs.ext4', ['-q', other.device]);
+    const mountPoint = mountReadOnly(other.device);
+    const foreign = await env.run(['umount', mountPoint]);
+    expect(foreign.exitCode).toBe(1);
+    expect(foreign.stderr.trim()).toBe(
+      `simplectl: ${mountPoint} is not a simplectl volume (ext4 from ${other.device} is mounted there)`,
+    );
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${mountPoint} `);
+  });
+});
