@@ -20,10 +20,21 @@ import { missing, scratchDir } from '../fixtures/environment.js';
 import { keyDir, TEST_ENV } from '../fixtures/simple-disks.js';
 import { runInUml, type UmlResult } from '../fixtures/uml.js';
 
-// Each step leaves <name>.out, <name>.err and <name>.rc in $RESULTS.
+// Each step leaves <name>.out, <name>.err and <name>.rc in $RESULTS. A cryptsetup wrapper
+// first in PATH records the argv of every call (arguments end in \037, calls in \036).
 const SCRIPT = String.raw`
 S="$NODE $REPO/bin/simplectl"
 step() { name=$1; shift; "$@" > "$RESULTS/$name.out" 2> "$RESULTS/$name.err"; echo $? > "$RESULTS/$name.rc"; }
+REAL_CRYPTSETUP=$(command -v cryptsetup)
+mkdir -p /run/argv-shim
+cat > /run/argv-shim/cryptsetup <<SHIM
+#!/bin/sh
+printf '%s\037' "\$@" >> "$RESULTS/cryptsetup.argv"
+printf '\036' >> "$RESULTS/cryptsetup.argv"
+exec $REAL_CRYPTSETUP "\$@"
+SHIM
+chmod 755 /run/argv-shim/cryptsetup
+export PATH="/run/argv-shim:$PATH"
 step init $S --json initialize-disk /dev/ubda label.secure_encryption-key.k_filesystem.ext4 --yes
 step scan $S --json scan-disks --include ubda
 step match $S --json match-query label.secure_encryption-key.k --include ubda
@@ -43,6 +54,8 @@ step remount mount -o ro "/dev/mapper/$M" /run/mnt
 step reread cat /run/mnt/hello.txt
 umount /run/mnt
 step reclose $S luks-close "/dev/mapper/$M"
+step keyfile $S luks-open /dev/ubda --key-file "$SIMPLECTL_KEY_DIR/k"
+step keyfile-close $S luks-close "$M"
 `;
 
 describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mode Linux', () => {
@@ -123,6 +136,26 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(rc('remount'), why('remount')).toBe('0');
     expect(uml.read('reread.out')).toBe('written inside UML\n');
     expect(rc('reclose'), why('reclose')).toBe('0');
+  });
+
+  it('opens with --key-file too; cryptsetup only ever got the passphrase on stdin', () => {
+    expect(rc('keyfile'), why('keyfile')).toBe('0');
+    expect(rc('keyfile-close'), why('keyfile-close')).toBe('0');
+    const calls = uml
+      .read('cryptsetup.argv')
+      .split('\u001e')
+      .filter((c) => c !== '')
+      .map((c) => c.split('\u001f').slice(0, -1));
+    for (const call of calls) expect(call.join(' ')).not.toMatch(/correct horse|wrong horse/);
+    const format = calls.filter((c) => c[0] === 'luksFormat');
+    expect(format).toHaveLength(1);
+    expect(format[0]).toEqual(expect.arrayContaining(['--key-file', '-', '/dev/ubda2']));
+    const opens = calls.filter((c) => c[0] === 'open').map((c) => c.join(' '));
+    // initialize-disk (mkfs inside), the wrong and right passphrase, --key-name, --key-file.
+    expect(opens.filter((c) => /^open --type luks --key-file - \/dev\/ubda2 simple-/.test(c))).toHaveLength(
+      5,
+    );
+    expect(opens).toContain('open --test-passphrase --key-file - /dev/ubda2');
   });
 
   it('the host reads the same image as an initialised, encrypted disk the key opens', async () => {
