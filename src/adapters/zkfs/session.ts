@@ -36,14 +36,14 @@ import {
   type ZkStat,
   type ZkWatcher,
 } from '../zookeeper.js';
+import { SilenceWatchdog } from './silence-watchdog.js';
+import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-verify.js';
 import {
   addRecursiveWatch,
   connectedServer,
-  dropConnection,
   negotiatedTimeout,
   observeNotifications,
   type WatchNotice,
-  watchTraffic,
 } from './zk-wire.js';
 
 export interface SessionOptions extends ZkConnectOptions {
@@ -89,21 +89,6 @@ function isRetryable(error: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Whether ZooKeeper shows every effect of `ops` (after a multi whose reply was lost). */
-async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<boolean> {
-  for (const op of ops) {
-    if (op.op === 'check') continue;
-    if (op.op === 'delete') {
-      if (await client.exists(op.path)) return false;
-      continue;
-    }
-    const now = await client.getData(op.path).catch(() => undefined);
-    if (!now?.data.equals(op.data)) return false;
-    if (op.op === 'setData' && op.version >= 0 && now.stat.version <= op.version) return false;
-  }
-  return true;
-}
-
 export class ZkSession implements ZkApi {
   readonly counters: SessionCounters = {
     requests: 0,
@@ -123,10 +108,7 @@ export class ZkSession implements ZkApi {
   private abandon: (error: Error) => void = () => {};
   private abandoned: Promise<never> = new Promise<never>(() => {});
   private observer: WriteObserver | undefined;
-  private readonly watchdog: NodeJS.Timeout;
-  private lastTraffic = Date.now();
-  private lastTick = Date.now();
-  private readonly sockets = new WeakSet<object>();
+  private readonly watchdog: SilenceWatchdog;
   private renewing = false;
   private readonly log: Logger;
 
@@ -135,10 +117,16 @@ export class ZkSession implements ZkApi {
     private readonly options: SessionOptions,
   ) {
     this.log = options.logger ?? silentLogger;
+    this.watchdog = new SilenceWatchdog({
+      current: () => ({ client: this.client, connected: this.current === 'connected' }),
+      sessionTimeoutMs: () => this.sessionTimeoutMs,
+      onSilent: (ms) =>
+        this.log.warn(
+          `zookeeper: ${this.server ?? 'the server'} has not answered for ${ms} ms; reconnecting`,
+        ),
+    });
     this.client = client;
     this.adopt(client);
-    this.watchdog = setInterval(() => this.checkTraffic(), 1000);
-    this.watchdog.unref();
   }
 
   /** Opens the first session; fails like ZkClient.connect (bounded by connectTimeoutMs). */
@@ -217,13 +205,11 @@ export class ZkSession implements ZkApi {
     this.abandoned.catch(() => {});
     observeNotifications(client.library, (notice) => {
       if (client !== this.client) return;
-      this.lastTraffic = Date.now();
+      this.watchdog.heard();
       for (const listener of this.noticeListeners) listener(notice);
     });
     client.onState((state) => this.onClientState(client, state));
-    watchTraffic(client.library, this.sockets, () => {
-      this.lastTraffic = Date.now();
-    });
+    this.watchdog.heard(client);
   }
 
   private onClientState(client: ZkClient, state: ZkSessionState): void {
@@ -233,10 +219,7 @@ export class ZkSession implements ZkApi {
         const was = this.current;
         this.current = 'connected';
         this.connectedAt = Date.now();
-        this.lastTraffic = Date.now();
-        watchTraffic(client.library, this.sockets, () => {
-          this.lastTraffic = Date.now();
-        });
+        this.watchdog.heard(client);
         if (was === 'disconnected') {
           this.counters.reconnects++;
           this.log.info(
@@ -289,7 +272,6 @@ export class ZkSession implements ZkApi {
           this.counters.expiries++;
           this.current = 'connected';
           this.connectedAt = Date.now();
-          this.lastTraffic = Date.now();
           this.log.warn(`zookeeper: new session 0x${this.sessionId} with ${this.server ?? 'the ensemble'}`);
           this.emit({ type: 'connected', renewed: true });
           this.wake();
@@ -310,26 +292,6 @@ export class ZkSession implements ZkApi {
     const waiters = this.waiters;
     this.waiters = [];
     for (const wake of waiters) wake();
-  }
-
-  /** Drops a connection that has been silent too long (see the module comment). */
-  private checkTraffic(): void {
-    const now = Date.now();
-    const stalled = now - this.lastTick > 3000; // this process was paused or starved: not the server's fault
-    this.lastTick = now;
-    if (stalled) {
-      this.lastTraffic = now;
-      return;
-    }
-    if (this.current !== 'connected') return;
-    const limit = (this.sessionTimeoutMs * 2) / 3 + 1000;
-    if (now - this.lastTraffic > limit) {
-      this.log.warn(
-        `zookeeper: ${this.server ?? 'the server'} has not answered for ${now - this.lastTraffic} ms; reconnecting`,
-      );
-      this.lastTraffic = now;
-      dropConnection(this.client.library);
-    }
   }
 
   /** The client once connected; rejects with TIMEOUT at `deadline`. */
@@ -439,11 +401,7 @@ export class ZkSession implements ZkApi {
     return this.write(
       [{ op: 'create', path, data, acl: options.acl ?? [] }],
       (c) => c.create(path, data, options),
-      async (c, error) => {
-        if (error.zkName !== 'NODE_EXISTS' || options.ephemeral) return undefined;
-        const now = await c.getData(path);
-        return now.data.equals(data) ? path : undefined;
-      },
+      verifyCreate(path, data, options),
     );
   }
 
@@ -451,11 +409,7 @@ export class ZkSession implements ZkApi {
     return this.write(
       [{ op: 'setData', path, data, version }],
       (c) => c.setData(path, data, version),
-      async (c, error) => {
-        if (error.zkName !== 'BAD_VERSION') return undefined;
-        const now = await c.getData(path);
-        return now.data.equals(data) && now.stat.version > version ? now.stat : undefined;
-      },
+      verifySetData(path, data, version),
       (stat) => stat,
     );
   }
@@ -464,26 +418,21 @@ export class ZkSession implements ZkApi {
     return this.write(
       [{ op: 'delete', path, version }],
       (c) => c.remove(path, version).then(() => true as const),
-      async (_c, error) => (error.zkName === 'NO_NODE' ? (true as const) : undefined),
+      verifyRemove(),
     ).then(() => undefined);
   }
 
   multi(ops: readonly ZkOp[]): Promise<void> {
-    return this.write(
-      ops,
-      (c) => c.multi(ops).then(() => true as const),
-      async (c, error) => {
-        if (!isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE')) return undefined;
-        return (await multiApplied(c, ops)) ? (true as const) : undefined;
-      },
-    ).then(() => undefined);
+    return this.write(ops, (c) => c.multi(ops).then(() => true as const), verifyMulti(ops)).then(
+      () => undefined,
+    );
   }
 
   /** Ends the session (idempotent). */
   async close(): Promise<void> {
     if (this.current === 'closed') return;
     this.current = 'closed';
-    clearInterval(this.watchdog);
+    this.watchdog.stop();
     this.wake();
     this.abandon(new ZkError('CONNECTION_LOSS'));
     await this.client.close();

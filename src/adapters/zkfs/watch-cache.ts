@@ -29,23 +29,20 @@
  * `cat` of a cold tree do not wait for one round trip after another.
  */
 import { type DirMeta, parseMeta } from '../../core/zkfs/attrs.js';
-import { entryOverhead, hitRate, LruBudget } from '../../core/zkfs/cache-policy.js';
-import {
-  baseName,
-  DATA_FILE,
-  META_NODE,
-  parentPath,
-  SYMLINKS_NODE,
-  toMountPath,
-  zkChild,
-} from '../../core/zkfs/paths.js';
+import { hitRate } from '../../core/zkfs/cache-policy.js';
+import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
+import { insertSorted, sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
 import { isZkError, OPEN_ACL, type ZkStat } from '../zookeeper.js';
-import type { Stale, StaleEntry } from './kernel-notify.js';
-import { type CacheEntry, CacheSlot, type SlotHooks } from './node-cache.js';
+import type { Stale } from './kernel-notify.js';
+import { type CacheView, docChanges, staleFor } from './kernel-stale.js';
+import { type CacheEntry, CacheSlot } from './node-cache.js';
+import { type OwnWrite, OwnWrites } from './own-writes.js';
+import { Prefetcher } from './prefetch.js';
 import type { SessionChange, WriteObserver, ZkSession } from './session.js';
+import { SlotBudget, sizeOf } from './slot-budget.js';
 import { type DocSnapshot, type NodeData, ZkTree } from './tree.js';
 import type { WatchNotice } from './zk-wire.js';
 
@@ -83,58 +80,19 @@ interface Gate {
   ttlMs: number;
 }
 
-interface WriteTracker {
-  ops: readonly ZkOp[];
-  epoch: number;
-  /** Notifications seen per written path (about it or a direct child) while the write was out. */
-  seen: Map<string, number>;
-  /** Kernel invalidations held back: the kernel already knows about its own writes. */
-  stale: StaleEntry[];
-}
-
-const STAT_BYTES = 160;
-
-/** Where `name` is or would go in a sorted list. */
-function position(list: readonly string[], name: string): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((list[mid] as string) < name) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function insertSorted(list: readonly string[], name: string): string[] {
-  const at = position(list, name);
-  return [...list.slice(0, at), name, ...list.slice(at)];
-}
-
-function sortedIncludes(list: readonly string[], name: string): boolean {
-  return list[position(list, name)] === name;
-}
-
 export class WatchedTree extends ZkTree implements WriteObserver {
   readonly data: CacheSlot<NodeData>;
   private readonly gate: Gate;
-  private readonly budget: LruBudget;
-  private readonly slots = new Map<string, CacheSlot<unknown>>();
-  private readonly trackers = new Set<WriteTracker>();
+  private readonly memory: SlotBudget;
+  private readonly own = new OwnWrites();
   private readonly aclTtlMs: number;
-  private readonly window: number;
   private epoch = 0;
   private armFailures = 0;
   private notices = 0;
-  private evictions = 0;
-  private prefetched = 0;
-  /** Children waiting to be prefetched: queue[head…]. */
-  private queue: string[] = [];
-  private head = 0;
-  private readonly queued = new Set<string>();
-  private active = 0;
+  private readonly prefetcher: Prefetcher;
   /** Data bytes prefetched since the queue last ran dry; past a quarter of the budget, stats only. */
   private prefetchBytes = 0;
+  private readonly view: CacheView;
   private readonly linksPath: string;
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
   onStale: ((stale: Stale) => void) | undefined;
@@ -150,44 +108,41 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       gate.mode === 'watch' || (gate.mode === 'ttl' && now - entry.readAt < gate.ttlMs);
     super(session, root, fresh, logger);
     this.gate = gate;
-    this.budget = new LruBudget(options.cacheBytes);
+    this.memory = new SlotBudget(options.cacheBytes);
     this.aclTtlMs = options.aclTtlMs ?? 1000;
-    this.window = options.prefetchWindow ?? 64;
+    this.prefetcher = new Prefetcher(
+      {
+        active: () => this.live,
+        has: (znode) => this.stats.has(znode),
+        load: (znode) => this.stats.get(znode, () => this.loadNode(znode)),
+      },
+      options.prefetchWindow ?? 64,
+      () => {
+        this.prefetchBytes = 0;
+      },
+    );
     this.linksPath = zkChild(root, SYMLINKS_NODE);
+    this.view = {
+      root,
+      linksPath: this.linksPath,
+      stat: (znode) => this.stats.peek(znode),
+      meta: (dir) => this.metas.peek(dir)?.value,
+      links: () => this.links.peek(this.linksPath)?.value,
+    };
     this.data = new CacheSlot<NodeData>(fresh);
     const sized = <T>(prefix: string, slot: CacheSlot<T>, size: (key: string, value: T) => number) => {
-      this.slots.set(prefix, slot as unknown as CacheSlot<unknown>);
       slot.trustSet = false;
-      slot.hooks = this.hooks(prefix, size);
+      this.memory.attach(prefix, slot, size);
     };
-    sized('s', this.stats, (key) => entryOverhead(key) + STAT_BYTES);
-    sized('c', this.children, (key, names) =>
-      names.reduce((n, name) => n + 48 + name.length * 2, entryOverhead(key) + 64),
-    );
-    sized('d', this.data, (key, d) => entryOverhead(key) + STAT_BYTES + d.data.length);
-    sized(
-      'm',
-      this.metas,
-      (key, doc) => entryOverhead(key) + 200 + Object.keys(doc.value.entries).length * 160,
-    );
-    sized('a', this.acls, (key, acl) => entryOverhead(key) + 120 * acl.length);
-    sized('l', this.links, (key, doc) => entryOverhead(key) + 200 + doc.value.size * 200);
+    sized('s', this.stats, sizeOf.stat);
+    sized('c', this.children, sizeOf.children);
+    sized('d', this.data, sizeOf.data);
+    sized('m', this.metas, sizeOf.meta);
+    sized('a', this.acls, sizeOf.acl);
+    sized('l', this.links, sizeOf.links);
     session.onNotice((notice) => this.onNotice(notice));
     session.onChange((change) => this.onSessionChange(change));
     session.setWriteObserver(this);
-  }
-
-  private hooks<T>(prefix: string, size: (key: string, value: T) => number): SlotHooks<T> {
-    return {
-      stored: (key, value) => {
-        for (const id of this.budget.add(prefix + key, size(key, value))) {
-          this.evictions++;
-          this.slots.get(id[0] as string)?.invalidate(id.slice(1));
-        }
-      },
-      hit: (key) => this.budget.touch(prefix + key),
-      dropped: (key) => this.budget.remove(prefix + key),
-    };
   }
 
   get mode(): CacheMode {
@@ -218,7 +173,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       // An old server refuses the request, or drops the connection over it.
       if (name !== 'CONNECTION_LOSS' || this.armFailures >= 3) {
         this.gate.mode = 'ttl';
-        for (const slot of this.slots.values()) slot.trustSet = true;
+        for (const slot of this.memory.all()) slot.trustSet = true;
         this.logger.warn(
           `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.gate.ttlMs} ms`,
         );
@@ -251,66 +206,24 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     this.notices++;
     const kernel = this.onStale !== undefined && this.gate.mode !== 'waiting';
     // Worked out before apply() forgets what it needs.
-    let stale = kernel ? this.staleFor(notice) : undefined;
+    let stale = kernel ? staleFor(this.view, notice) : undefined;
     const isDoc = baseName(notice.path) === META_NODE;
     const before = kernel && isDoc ? this.metas.peek(parentPath(notice.path)) : undefined;
-    let own = false;
-    if (this.trackers.size > 0) {
-      const parent = parentPath(notice.path);
-      for (const tracker of this.trackers) {
-        for (const path of [notice.path, parent]) {
-          const n = tracker.seen.get(path);
-          if (n === undefined) continue;
-          tracker.seen.set(path, n + 1);
-          if (path !== notice.path || own) continue;
-          // The kernel saw this mount's own write; it only needs telling if someone else wrote too.
-          own = true;
-          if (Array.isArray(stale)) tracker.stale.push(...stale);
-          stale = undefined;
-        }
-      }
-    }
+    // The kernel saw this mount's own writes; it only needs telling if someone else wrote too.
+    const own = this.own.observe(notice.path, stale);
+    if (own) stale = undefined;
     if (this.gate.mode === 'waiting') return;
     this.apply(notice);
     if (kernel && isDoc && !own && before) {
       // Which entries changed, the document read again says.
       const dir = parentPath(notice.path);
       void this.meta(dir).then(
-        (after) => this.onStale?.(this.docChanges(dir, before.value, after.value)),
+        (after) => this.onStale?.(docChanges(this.view, dir, before.value, after.value)),
         () => this.onStale?.(stale ?? 'prune'),
       );
       return;
     }
     if (stale && (typeof stale === 'string' || stale.length > 0)) this.onStale?.(stale);
-  }
-
-  private mountPath(znode: string): string {
-    return toMountPath(this.root, znode);
-  }
-
-  private childPath(dir: string, name: string): string {
-    const at = this.mountPath(dir);
-    return at === '/' ? `/${name}` : `${at}/${name}`;
-  }
-
-  /** The entries of directory `dir` whose metadata differs between two documents. */
-  private docChanges(dir: string, before: DirMeta, after: DirMeta): StaleEntry[] {
-    const out: StaleEntry[] = [];
-    const names = new Set([...Object.keys(before.entries), ...Object.keys(after.entries)]);
-    for (const name of names) {
-      if (JSON.stringify(before.entries[name]) === JSON.stringify(after.entries[name])) continue;
-      if (name === '.') out.push({ path: '/', entry: false });
-      else out.push({ path: this.childPath(dir, name), entry: true });
-    }
-    return out;
-  }
-
-  /** Whether `znode` is sure to stay a directory (children, or made by mkdir). */
-  private staysDir(znode: string): boolean {
-    if (znode === this.root) return true;
-    const stat = this.stats.peek(znode);
-    if (stat && stat.numChildren > 1) return true;
-    return this.metas.peek(parentPath(znode))?.value.entries[baseName(znode)]?.t === 'd';
   }
 
   private apply({ type, path }: WatchNotice): void {
@@ -344,34 +257,6 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     if (path === this.linksPath) this.links.invalidate(path);
   }
 
-  /**
-   * The mount paths the kernel may hold stale copies of after `notice`, as
-   * far as the cache (before the notice is applied) tells. A directory's
-   * metadata document is handled by onNotice: this gives the fallback.
-   */
-  private staleFor({ type, path }: WatchNotice): Stale {
-    const name = baseName(path);
-    const parent = parentPath(path);
-    if (name === META_NODE) {
-      // Entries of `parent` changed and the old document is unknown: drop every name below it.
-      return parent === this.root ? 'prune' : [{ path: this.mountPath(parent), entry: true }];
-    }
-    if (path === this.linksPath) {
-      const links = this.links.peek(path);
-      return links ? [...links.value.keys()].map((link) => ({ path: link, entry: true })) : 'prune';
-    }
-    const at = this.mountPath(path);
-    const dataFile = { path: this.childPath(path, DATA_FILE), entry: true };
-    if (type === 'dataChanged') {
-      // New size and times; a node typed by its data alone may even turn from file to directory.
-      return [{ path: at, entry: !this.staysDir(path) && path !== this.root }, dataFile];
-    }
-    const out: StaleEntry[] = [{ path: at, entry: path !== this.root }];
-    // A first child turns a file into a directory; losing the last may turn it back.
-    if (path !== this.root && !this.staysDir(parent)) out.push({ path: this.mountPath(parent), entry: true });
-    return out;
-  }
-
   /** A child appeared or vanished: patch what is cached of its parent, or forget it. */
   private childChanged(parent: string, name: string, delta: 1 | -1): void {
     const list = this.children.peek(parent);
@@ -394,28 +279,15 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   begin(ops: readonly ZkOp[]): unknown {
-    const tracker: WriteTracker = {
-      ops,
-      epoch: this.epoch,
-      seen: new Map(ops.map((op) => [op.path, 0])),
-      stale: [],
-    };
-    this.trackers.add(tracker);
-    return tracker;
+    return this.own.begin(ops, this.epoch);
   }
 
   end(token: unknown, ok: boolean, stat?: ZkStat): void {
-    const tracker = token as WriteTracker;
-    this.trackers.delete(tracker);
-    const alone = ok && tracker.ops.every((op) => tracker.seen.get(op.path) === 1);
-    if (!alone && tracker.stale.length > 0) this.onStale?.(tracker.stale);
-    if (!ok || !this.live || tracker.epoch !== this.epoch) return;
-    for (const op of tracker.ops) {
-      // Exactly one notice about the node or its children: ours. More: someone else changed it
-      // too, and their notice already dropped what we knew.
-      if (tracker.seen.get(op.path) !== 1) continue;
-      this.writeThrough(op, tracker.ops.length === 1 ? stat : undefined);
-    }
+    const write = token as OwnWrite;
+    const { alone, stale } = this.own.finish(write, ok);
+    if (stale.length > 0) this.onStale?.(stale);
+    if (!this.live || write.epoch !== this.epoch) return;
+    for (const op of alone) this.writeThrough(op, write.ops.length === 1 ? stat : undefined);
   }
 
   private writeThrough(op: ZkOp, stat: ZkStat | undefined): void {
@@ -462,53 +334,20 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   override childNames(znode: string): Promise<string[]> {
     return super.childNames(znode).then((names) => {
-      if (this.live && this.budget.limitBytes > 0) this.prefetch(znode, names);
+      if (this.live && this.memory.budget.limitBytes > 0) {
+        // Their stats (and data, while small), before the lookups that usually follow a listing.
+        const children = names.filter(
+          (n) => n !== META_NODE && !(znode === this.root && n === SYMLINKS_NODE),
+        );
+        this.prefetcher.add(children.map((n) => zkChild(znode, n)));
+      }
       return names;
     });
   }
 
-  /** Fetches the stats (and data, while small) of `names` under `dir` that are not cached, pipelined. */
-  private prefetch(dir: string, names: readonly string[]): void {
-    for (const name of names) {
-      if (name === META_NODE || (dir === this.root && name === SYMLINKS_NODE)) continue;
-      const child = zkChild(dir, name);
-      if (this.queued.has(child) || this.stats.has(child)) continue;
-      this.queued.add(child);
-      this.queue.push(child);
-    }
-    this.pump();
-  }
-
-  private pump(): void {
-    while (this.active < this.window && this.head < this.queue.length && this.live) {
-      const child = this.queue[this.head++] as string;
-      if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
-      }
-      this.queued.delete(child);
-      if (this.stats.has(child)) continue;
-      this.active++;
-      this.prefetched++;
-      this.stats
-        .get(child, () => this.loadNode(child))
-        .catch(() => {})
-        .finally(() => {
-          this.active--;
-          if (this.head >= this.queue.length && this.active === 0) this.prefetchBytes = 0;
-          this.pump();
-        });
-    }
-    if (!this.live || this.head >= this.queue.length) {
-      this.queue = this.live ? this.queue.slice(this.head) : [];
-      this.head = 0;
-      if (!this.live) this.queued.clear();
-    }
-  }
-
   /** A node's stat, reading its data along when the budget allows (one request either way). */
   private async loadNode(znode: string): Promise<ZkStat | null> {
-    if (this.prefetchBytes > this.budget.limitBytes / 4) return this.session.exists(znode);
+    if (this.prefetchBytes > this.memory.budget.limitBytes / 4) return this.session.exists(znode);
     try {
       const node = await this.data.get(znode, () => this.session.getData(znode));
       this.prefetchBytes += node.data.length;
@@ -569,7 +408,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     let hits = 0;
     let misses = 0;
     let entries = 0;
-    for (const slot of this.slots.values()) {
+    for (const slot of this.memory.all()) {
       hits += slot.stats.hits;
       misses += slot.stats.misses;
       entries += slot.size;
@@ -577,14 +416,14 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return {
       mode: this.gate.mode,
       entries,
-      bytes: this.budget.usedBytes,
-      limitBytes: this.budget.limitBytes,
+      bytes: this.memory.budget.usedBytes,
+      limitBytes: this.memory.budget.limitBytes,
       hits,
       misses,
       hitRate: hitRate(hits, misses),
       notices: this.notices,
-      evictions: this.evictions,
-      prefetched: this.prefetched,
+      evictions: this.memory.evictions,
+      prefetched: this.prefetcher.count,
     };
   }
 }

@@ -1,0 +1,79 @@
+/**
+ * Which of the kernel's cached entries a change notice makes stale, worked
+ * out from what the mount cached before applying it (watch-cache.ts), for
+ * kernel-notify.ts to drop. Narrow on purpose: dropping a directory's name
+ * also drops every name cached below it, so that is done only when the
+ * directory's own type may have changed or nothing better is known.
+ */
+import type { DirMeta } from '../../core/zkfs/attrs.js';
+import { baseName, DATA_FILE, META_NODE, parentPath, toMountPath } from '../../core/zkfs/paths.js';
+import type { SymlinkMap } from '../../core/zkfs/symlinks.js';
+import type { ZkStat } from '../zookeeper.js';
+import type { Stale, StaleEntry } from './kernel-notify.js';
+import type { WatchNotice } from './zk-wire.js';
+
+/** What the cache knew before the notice (undefined: not cached). */
+export interface CacheView {
+  root: string;
+  linksPath: string;
+  stat(znode: string): ZkStat | null | undefined;
+  meta(dir: string): DirMeta | undefined;
+  links(): SymlinkMap | undefined;
+}
+
+function mountPath(view: CacheView, znode: string): string {
+  return toMountPath(view.root, znode);
+}
+
+function childPath(view: CacheView, dir: string, name: string): string {
+  const at = mountPath(view, dir);
+  return at === '/' ? `/${name}` : `${at}/${name}`;
+}
+
+/** Whether `znode` is sure to stay a directory (children, or made by mkdir). */
+function staysDir(view: CacheView, znode: string): boolean {
+  if (znode === view.root) return true;
+  const stat = view.stat(znode);
+  if (stat && stat.numChildren > 1) return true;
+  return view.meta(parentPath(znode))?.entries[baseName(znode)]?.t === 'd';
+}
+
+/**
+ * The mount paths the kernel may hold stale copies of after `notice`. For
+ * a directory's metadata document this is the fallback: the caller diffs
+ * the document (docChanges) when it had the old one.
+ */
+export function staleFor(view: CacheView, { type, path }: WatchNotice): Stale {
+  const name = baseName(path);
+  const parent = parentPath(path);
+  if (name === META_NODE) {
+    // Entries of `parent` changed and the old document is unknown: drop every name below it.
+    return parent === view.root ? 'prune' : [{ path: mountPath(view, parent), entry: true }];
+  }
+  if (path === view.linksPath) {
+    const links = view.links();
+    return links ? [...links.keys()].map((link) => ({ path: link, entry: true })) : 'prune';
+  }
+  const at = mountPath(view, path);
+  const dataFile = { path: childPath(view, path, DATA_FILE), entry: true };
+  if (type === 'dataChanged') {
+    // New size and times; a node typed by its data alone may even turn from file to directory.
+    return [{ path: at, entry: !staysDir(view, path) && path !== view.root }, dataFile];
+  }
+  const out: StaleEntry[] = [{ path: at, entry: path !== view.root }];
+  // A first child turns a file into a directory; losing the last may turn it back.
+  if (path !== view.root && !staysDir(view, parent)) out.push({ path: mountPath(view, parent), entry: true });
+  return out;
+}
+
+/** The entries of directory `dir` whose metadata differs between two documents. */
+export function docChanges(view: CacheView, dir: string, before: DirMeta, after: DirMeta): StaleEntry[] {
+  const out: StaleEntry[] = [];
+  const names = new Set([...Object.keys(before.entries), ...Object.keys(after.entries)]);
+  for (const name of names) {
+    if (JSON.stringify(before.entries[name]) === JSON.stringify(after.entries[name])) continue;
+    if (name === '.') out.push({ path: '/', entry: false });
+    else out.push({ path: childPath(view, dir, name), entry: true });
+  }
+  return out;
+}

@@ -1,0 +1,68 @@
+/**
+ * Telling the mount's own writes apart from everyone else's. ZooKeeper
+ * sends a write's change notice before its reply, so while a write is out
+ * every notice about a path it writes is counted: exactly one by the time
+ * the reply is in means the notice was ours and nobody else touched the
+ * node, and the cache may take what we wrote (write-through); more means
+ * someone else wrote too, and their notice already dropped what we knew.
+ * A notice about a child counts for its parent, so a node we created with
+ * no children is known to have none.
+ *
+ * The kernel needs no telling about writes made through it, so stale
+ * kernel entries a notice names are held back with the write and only
+ * passed on when it turns out not to have been ours alone.
+ */
+import { parentPath } from '../../core/zkfs/paths.js';
+import type { ZkOp } from '../../core/zkfs/zk-ops.js';
+import type { Stale, StaleEntry } from './kernel-notify.js';
+
+export interface OwnWrite {
+  ops: readonly ZkOp[];
+  /** The cache's epoch when the write was sent (a watch re-armed since voids what we know). */
+  epoch: number;
+  /** Notices seen per written path (about it or a direct child) while the write was out. */
+  seen: Map<string, number>;
+  held: StaleEntry[];
+}
+
+export class OwnWrites {
+  private readonly open = new Set<OwnWrite>();
+
+  begin(ops: readonly ZkOp[], epoch: number): OwnWrite {
+    const write: OwnWrite = { ops, epoch, seen: new Map(ops.map((op) => [op.path, 0])), held: [] };
+    this.open.add(write);
+    return write;
+  }
+
+  /**
+   * Counts a notice about `path` against the writes in flight. Returns
+   * whether one of them wrote `path` (then `stale`, if a list, is held
+   * with it).
+   */
+  observe(path: string, stale: Stale | undefined): boolean {
+    if (this.open.size === 0) return false;
+    const parent = parentPath(path);
+    let own = false;
+    for (const write of this.open) {
+      for (const at of [path, parent]) {
+        const n = write.seen.get(at);
+        if (n === undefined) continue;
+        write.seen.set(at, n + 1);
+        if (at !== path || own) continue;
+        own = true;
+        if (Array.isArray(stale)) write.held.push(...stale);
+      }
+    }
+    return own;
+  }
+
+  /**
+   * Ends a write. Returns the ops whose notice was ours alone (to write
+   * through) and the kernel entries to drop after all (someone else wrote).
+   */
+  finish(write: OwnWrite, ok: boolean): { alone: ZkOp[]; stale: StaleEntry[] } {
+    this.open.delete(write);
+    const alone = ok ? write.ops.filter((op) => write.seen.get(op.path) === 1) : [];
+    return { alone, stale: alone.length === write.ops.length ? [] : write.held };
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Whether a write whose reply was lost took effect after all. A write sent
+ * again after a connection loss fails when the first one did go through
+ * (BAD_VERSION, NODE_EXISTS, NO_NODE); these read the node back and answer
+ * the original write's result when ZooKeeper holds exactly what it wrote,
+ * or undefined when the failure is real (session.ts).
+ */
+import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
+import { isZkError, type ZkClient, type ZkError, type ZkStat } from '../zookeeper.js';
+
+/** Whether ZooKeeper shows every effect of `ops`. */
+async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<boolean> {
+  for (const op of ops) {
+    if (op.op === 'check') continue;
+    if (op.op === 'delete') {
+      if (await client.exists(op.path)) return false;
+      continue;
+    }
+    const now = await client.getData(op.path).catch(() => undefined);
+    if (!now?.data.equals(op.data)) return false;
+    if (op.op === 'setData' && op.version >= 0 && now.stat.version <= op.version) return false;
+  }
+  return true;
+}
+
+export function verifyCreate(
+  path: string,
+  data: Buffer,
+  options: { acl?: readonly AclEntry[]; ephemeral?: boolean },
+) {
+  return async (client: ZkClient, error: ZkError): Promise<string | undefined> => {
+    if (error.zkName !== 'NODE_EXISTS' || options.ephemeral) return undefined;
+    const now = await client.getData(path);
+    return now.data.equals(data) ? path : undefined;
+  };
+}
+
+export function verifySetData(path: string, data: Buffer, version: number) {
+  return async (client: ZkClient, error: ZkError): Promise<ZkStat | undefined> => {
+    if (error.zkName !== 'BAD_VERSION') return undefined;
+    const now = await client.getData(path);
+    return now.data.equals(data) && now.stat.version > version ? now.stat : undefined;
+  };
+}
+
+export function verifyRemove() {
+  return async (_client: ZkClient, error: ZkError): Promise<true | undefined> =>
+    error.zkName === 'NO_NODE' ? true : undefined;
+}
+
+export function verifyMulti(ops: readonly ZkOp[]) {
+  return async (client: ZkClient, error: ZkError): Promise<true | undefined> => {
+    if (!isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE')) return undefined;
+    return (await multiApplied(client, ops)) ? true : undefined;
+  };
+}
