@@ -3,13 +3,13 @@
  * NAME in a root-only key directory. Key files and `--key-file` hold the
  * passphrase itself; one trailing newline is dropped so `echo pass > file` works.
  *
- * Exports: `keyDirectory(env)`, `readKeyFile(path)`, `queryPassphrase(query, { env, log })`,
+ * Exports: `keyDirectory(env)`, `readKeyFile(path)`, `readNamedKey(name, env)`, `queryPassphrase(query, { env, log })`,
  * `DEFAULT_KEY_DIR`, `KEY_DIR_ENV`, `INLINE_PASSPHRASE_WARNING`.
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OperationError } from '../core/errors.js';
-import type { VolumeQuery } from '../core/query.js';
+import { OperationError, UsageError } from '../core/errors.js';
+import { isQueryWord, type VolumeQuery } from '../core/query.js';
 import type { Logger } from './logger.js';
 
 export const DEFAULT_KEY_DIR = '/etc/simplectl/keys';
@@ -65,6 +65,15 @@ export async function readKeyFile(path: string, options: { privateOnly?: boolean
 }
 
 /**
+ * The passphrase in the key directory's root-only file `name`, as
+ * `encryption-key.NAME` and `luks-open --key-name NAME` both name it.
+ */
+export async function readNamedKey(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (!isQueryWord(name)) throw new UsageError(`'${name}' is not a key name (letters, digits and '-')`);
+  return readKeyFile(join(keyDirectory(env), name), { privateOnly: true });
+}
+
+/**
  * The passphrase a query asks for: from the key directory for
  * `encryption-key.NAME`, inline (with a warning) for `encryption-passphrase`,
  * null when the query wants no encryption.
@@ -74,8 +83,7 @@ export async function queryPassphrase(
   options: { env?: NodeJS.ProcessEnv; log?: Logger } = {},
 ): Promise<string | null> {
   if (query.encryptionKey !== null) {
-    const dir = keyDirectory(options.env);
-    const passphrase = await readKeyFile(join(dir, query.encryptionKey), { privateOnly: true });
+    const passphrase = await readNamedKey(query.encryptionKey, options.env);
     options.log?.addSecret(passphrase);
     return passphrase;
   }

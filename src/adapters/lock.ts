@@ -7,10 +7,10 @@
  * two waiters never both delete a lock that a third has just taken.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OperationError } from '../core/errors.js';
+import { isProcessAlive, processStartTime } from './processes.js';
 
 export interface LockOptions {
   /** Give up after this long (default 120 s: initialising a large disk takes a while). */
@@ -39,34 +39,6 @@ export interface LockHandle {
 
 /** A break directory older than this belongs to a breaker that died mid-way. */
 const BREAK_STALE_MS = 10_000;
-
-/** Fields of /proc/<pid>/stat after the command name (field 3 onwards), or undefined. */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/** Start time of a process, or undefined when it does not exist. */
-export function processStartTime(pid: number): string | undefined {
-  return statFields(pid)?.[19];
-}
-
-/**
- * True when `pid` runs and is the same process that was recorded (not a
- * recycled pid). A zombie counts as dead: where nothing reaps orphans it stays
- * in /proc long after it exited.
- */
-export function isProcessAlive(pid: number, startTime?: string): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  const fields = statFields(pid);
-  if (fields === undefined || fields[0] === 'Z' || fields[0] === 'X') return false;
-  return startTime === undefined || startTime === fields[19];
-}
 
 function parseHolder(text: string): LockHolder | undefined {
   try {

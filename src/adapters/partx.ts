@@ -4,25 +4,13 @@
  * the kernel after a change (this kernel has no GPT parser of its own, and
  * hosts without udevd never re-read: shared/reference.md §4).
  *
- * Exports: `PartitionEntry`, `readPartitionTable(device)`, `parsePartxPairs(text)`,
+ * Exports: `readPartitionTable(device)` → core's `PartitionFact[]`, `parsePartxPairs(text)`,
  * `rereadPartitions(device)`, `forgetPartitions(device)`.
  */
 import { existsSync } from 'node:fs';
+import type { PartitionFact } from '../core/disk-state.js';
 import { run, ToolError } from './exec.js';
 import type { Logger } from './logger.js';
-
-export interface PartitionEntry {
-  number: number;
-  /** First sector (512 bytes). */
-  start: number;
-  sectors: number;
-  /** Type GUID, lower case (GPT) or hex code (dos). */
-  type: string;
-  /** GPT partition name ("" for dos). */
-  name: string;
-  /** PARTUUID, lower case. */
-  uuid: string;
-}
 
 function unescapePairValue(value: string): string {
   return value.replace(/\\x([0-9a-fA-F]{2})/g, (_, hex: string) =>
@@ -31,8 +19,8 @@ function unescapePairValue(value: string): string {
 }
 
 /** Parses `partx -P` output: KEY="value" pairs, one partition per line. */
-export function parsePartxPairs(text: string): PartitionEntry[] {
-  const entries: PartitionEntry[] = [];
+export function parsePartxPairs(text: string): PartitionFact[] {
+  const entries: PartitionFact[] = [];
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
     const fields: Record<string, string> = {};
@@ -50,7 +38,7 @@ export function parsePartxPairs(text: string): PartitionEntry[] {
 }
 
 /** The partitions recorded on `device`; [] when it has a table without partitions, null when it has none. */
-export async function readPartitionTable(device: string, logger?: Logger): Promise<PartitionEntry[] | null> {
+export async function readPartitionTable(device: string, logger?: Logger): Promise<PartitionFact[] | null> {
   const result = await run('partx', ['-P', '-o', 'NR,START,SECTORS,TYPE,NAME,UUID', device], {
     okExitCodes: [1],
     ...(logger ? { logger } : {}),

@@ -9,6 +9,7 @@ import { realpath } from 'node:fs/promises';
 import * as cryptsetup from '../adapters/cryptsetup.js';
 import { readMountTable } from '../adapters/mountinfo.js';
 import { OperationError, UsageError } from '../core/errors.js';
+import { isMapperName } from '../core/names.js';
 import type { CommandContext } from './context.js';
 
 export interface LuksCloseOptions {
@@ -22,8 +23,7 @@ export interface LuksCloseResult {
 
 export async function luksClose(options: LuksCloseOptions, ctx: CommandContext): Promise<LuksCloseResult> {
   const name = options.name.replace(/^\/dev\/mapper\//, '');
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
-    throw new UsageError(`'${options.name}' is not a mapping name`);
+  if (!isMapperName(name)) throw new UsageError(`'${options.name}' is not a mapping name`);
   const path = `/dev/mapper/${name}`;
   if (!existsSync(path)) throw new OperationError(`${name} is not open (no ${path})`);
   const node = await realpath(path).catch(() => path);

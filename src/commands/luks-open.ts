@@ -13,7 +13,7 @@ import { hostIdentity } from '../adapters/machine.js';
 import { rereadPartitions } from '../adapters/partx.js';
 import { readSysBlock } from '../adapters/sysfs.js';
 import { OperationError, UsageError } from '../core/errors.js';
-import { kernelName, mapperName } from '../core/names.js';
+import { isMapperName, kernelName, mapperName } from '../core/names.js';
 import type { CommandContext } from './context.js';
 import { inspectAndClassify } from './scan-disks.js';
 
@@ -62,8 +62,7 @@ export async function luksOpen(options: LuksOpenOptions, ctx: CommandContext): P
   ctx.log.addSecret(options.passphrase);
   const target = await luksTarget(options.device, ctx);
   const name = options.name ?? mapperName(target.uuid);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
-    throw new UsageError(`'${name}' is not a valid mapping name`);
+  if (!isMapperName(name)) throw new UsageError(`'${name}' is not a valid mapping name`);
   if (existsSync(`/dev/mapper/${name}`))
     throw new OperationError(`${name} is open already (/dev/mapper/${name})`);
   if (!(await cryptsetup.deviceMapperAvailable(ctx.log))) {

@@ -7,8 +7,8 @@
  * volumes, for a plugin server starting up).
  */
 import { blockDeviceFacts, isPresent } from '../adapters/disk-watch.js';
-import { isProcessAlive } from '../adapters/lock.js';
 import { readMountTable } from '../adapters/mountinfo.js';
+import { isProcessAlive } from '../adapters/processes.js';
 import { loadState, resolveStateDir } from '../adapters/volume-state.js';
 import { reconcile, type VolumesState } from '../core/assignments.js';
 import { kernelName } from '../core/names.js';

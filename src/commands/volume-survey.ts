@@ -6,10 +6,10 @@
  */
 import * as cryptsetup from '../adapters/cryptsetup.js';
 import { blockDeviceFacts, isPresent } from '../adapters/disk-watch.js';
-import { isProcessAlive } from '../adapters/lock.js';
 import type { HostIdentity } from '../adapters/machine.js';
 import { isVolumeRoot } from '../adapters/mount.js';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { isProcessAlive } from '../adapters/processes.js';
 import type { StateSession } from '../adapters/volume-state.js';
 import { assignmentOf, type HostFacts, reconcile, type VolumesState } from '../core/assignments.js';
 import type { DiskReport } from '../core/disk-state.js';

@@ -14,12 +14,17 @@ import { humanSize } from './units.js';
 /** Smallest disk we initialise: 2 MiB of layout plus room for a filesystem. */
 export const MIN_DISK_BYTES = 16 * 1024 * 1024;
 
+/** One partition table entry, as read from the disk (adapters/partx.ts). */
 export interface PartitionFact {
   number: number;
+  /** First sector (512 bytes). */
   start: number;
   sectors: number;
+  /** Type GUID, lower case (GPT) or hex code (dos). */
   type: string;
+  /** GPT partition name ("" for dos). */
   name: string;
+  /** PARTUUID, lower case. */
   uuid: string;
 }
 

@@ -2,7 +2,7 @@
  * Names derived from other names, in one place so every caller agrees
  * (partition nodes, LUKS mapping names, device globs).
  *
- * Exports: `naturalCompare`, `kernelName`, `partitionName`, `mapperName`,
+ * Exports: `naturalCompare`, `kernelName`, `partitionName`, `mapperName`, `isMapperName`,
  * `globMatches`, `VIRTUAL_DEVICE_GLOBS`, `METADATA_PARTITION_NAME`, `METADATA_PARTITION_TYPE`,
  * `DATA_PARTITION_TYPE`.
  */
@@ -43,6 +43,11 @@ export function kernelName(device: string): string {
 export function partitionName(disk: string, n: number): string {
   const name = kernelName(disk);
   return /\d$/.test(name) ? `${name}p${n}` : `${name}${n}`;
+}
+
+/** Whether `name` is a device-mapper name luks-open may create or luks-close may close. */
+export function isMapperName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name);
 }
 
 /** The device-mapper name an opened data partition gets: stable across reboots and hosts. */

@@ -18,6 +18,7 @@
  * ignored unknown keys, sectors vs bytes, cipher read into hash, no defaults) are fixed here.
  */
 import { UsageError } from './errors.js';
+import { REDACTED } from './redact.js';
 import { formatSize, parseSize, SizeError } from './units.js';
 
 export type NamingStyle = 'numeric' | 'uuid';
@@ -176,6 +177,11 @@ function f(
 const FIELD_BY_KEY = new Map(QUERY_FIELDS.map((field) => [field.key, field]));
 /** Keys and values of a name (shared/reference.md §1); fits Docker's volume-name rule. */
 const TOKEN = /^[a-zA-Z0-9][a-zA-Z0-9-]*$/;
+
+/** Whether `text` can be a key or value in a volume name (an `encryption-key` NAME, say). */
+export function isQueryWord(text: string): boolean {
+  return TOKEN.test(text);
+}
 const TRUE_WORDS = new Set(['true', 't', 'yes', 'y', 'on', '1']);
 const FALSE_WORDS = new Set(['false', 'f', 'no', 'n', 'off', '0']);
 const SECRET_KEYS = new Set(QUERY_FIELDS.filter((x) => x.kind === 'secret').map((x) => x.key));
@@ -215,7 +221,7 @@ export function parseQuery(
     if (seen.has(key)) fail(`setting '${key}' is given twice`);
     seen.add(key);
     if (value !== undefined && value !== '' && !TOKEN.test(value)) {
-      const v = SECRET_KEYS.has(key) ? '***' : value;
+      const v = SECRET_KEYS.has(key) ? REDACTED : value;
       fail(`malformed setting '${key}': value '${v}' may hold only letters, digits and '-' (not first)`);
     }
     assign(query, field, value ?? '', fail);
@@ -238,7 +244,7 @@ function unknownKey(key: string): string {
 
 function redactSetting(setting: string): string {
   const key = setting.split('.')[0] ?? '';
-  return SECRET_KEYS.has(key) ? `${key}.***` : setting;
+  return SECRET_KEYS.has(key) ? `${key}.${REDACTED}` : setting;
 }
 
 /** Stores one setting's value in `query`, checked for its kind. Empty values mean true for booleans. */
@@ -250,7 +256,7 @@ function assign(
   fromOption = false,
 ): void {
   const bad = (why: string): never => {
-    const shown = field.kind === 'secret' ? '***' : value;
+    const shown = field.kind === 'secret' ? REDACTED : value;
     return fail(`setting '${field.key}': '${shown}' ${why}`);
   };
   const target = query as unknown as Record<string, unknown>;
@@ -349,9 +355,9 @@ export function formatQuery(q: VolumeQuery, options: { redact?: boolean } = {}):
     if (typeof value === 'boolean') text = String(value);
     else if (field.kind === 'size') text = formatSize(value as number);
     else text = String(value);
-    if (field.kind === 'secret' && options.redact) text = '***';
+    if (field.kind === 'secret' && options.redact) text = REDACTED;
     else if (!TOKEN.test(text)) {
-      const shown = field.kind === 'secret' ? '***' : text;
+      const shown = field.kind === 'secret' ? REDACTED : text;
       throw new UsageError(`setting '${field.key}' value '${shown}' cannot be written in a volume name`);
     }
     settings.push(`${field.key}.${text}`);

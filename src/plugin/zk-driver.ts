@@ -6,7 +6,8 @@
  * string stays in the 0600 state file and never reaches a reply or a log.
  */
 import { isAbsolute, join } from 'node:path';
-import { processAlive, readMountRecord } from '../adapters/zkfs/run-state.js';
+import { isProcessAlive } from '../adapters/processes.js';
+import { readMountRecord } from '../adapters/zkfs/run-state.js';
 import type { CommandContext } from '../commands/context.js';
 import { mountZk } from '../commands/mount-zk.js';
 import { umountZk } from '../commands/umount-zk.js';
@@ -104,7 +105,7 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
     },
     alive: async (dir: string) => {
       const record = await readMountRecord(dir).catch(() => undefined);
-      return record !== undefined && processAlive(record.pid);
+      return record !== undefined && isProcessAlive(record.pid);
     },
     discard: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {
       await umountZk({ dir, lazy: true }, ctx);

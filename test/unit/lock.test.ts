@@ -3,13 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  acquireLock,
-  isProcessAlive,
-  processStartTime,
-  readLockHolder,
-  withLock,
-} from '../../src/adapters/lock.js';
+import { acquireLock, readLockHolder, withLock } from '../../src/adapters/lock.js';
+import { isProcessAlive, processStartTime } from '../../src/adapters/processes.js';
 
 const dirs: string[] = [];
 function lockFile(): string {

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
-import { keyDirectory, passphraseFromText, readKeyFile } from '../../adapters/keys.js';
+import { passphraseFromText, readKeyFile, readNamedKey } from '../../adapters/keys.js';
 import { luksClose } from '../../commands/luks-close.js';
 import { luksOpen } from '../../commands/luks-open.js';
 import { UsageError } from '../../core/errors.js';
@@ -38,11 +38,7 @@ async function passphrase(options: { keyFile?: string; keyName?: string }, devic
     throw new UsageError('give --key-file or --key-name, not both');
   }
   if (options.keyFile !== undefined) return readKeyFile(options.keyFile);
-  if (options.keyName !== undefined) {
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9-]*$/.test(options.keyName))
-      throw new UsageError(`'${options.keyName}' is not a key name`);
-    return readKeyFile(`${keyDirectory()}/${options.keyName}`, { privateOnly: true });
-  }
+  if (options.keyName !== undefined) return readNamedKey(options.keyName);
   if (process.stdin.isTTY) return promptHidden(`Passphrase for ${device}: `);
   return passphraseFromText(await readStdin());
 }
