@@ -49,6 +49,8 @@ const PACKAGE_FILES = ['package.json', 'bin', 'dist', 'man'];
 export interface BuildPluginRootfsOptions {
   tool: 'simplectl' | 'zkfsctl';
   driver: PluginDriver;
+  /** simple: the devices the plugin may consider, as `serve-plugin --include`. */
+  include?: readonly string[];
   /** Output directory; must be absent or empty. */
   dir: string;
   /** Package to copy; defaults to the one running. */
@@ -236,7 +238,11 @@ export async function buildPluginRootfs(
   await writeFile(join(rootfs, 'etc/machine-id'), '');
 
   const configFile = join(dir, 'config.json');
-  const config = managedPluginConfig({ tool: options.tool, driver: options.driver });
+  const config = managedPluginConfig({
+    tool: options.tool,
+    driver: options.driver,
+    ...(options.include ? { include: options.include } : {}),
+  });
   await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
   if (missingTools.length > 0) {
     ctx.log.warn(`not found on this host, so not in the plugin: ${missingTools.join(', ')}`);

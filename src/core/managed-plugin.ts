@@ -18,6 +18,8 @@ export const MANAGED_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 export interface ManagedConfigOptions {
   tool: 'simplectl' | 'zkfsctl';
   driver: PluginDriver;
+  /** simple: the devices the plugin may consider (`serve-plugin --include`); default every whole disk. */
+  include?: readonly string[];
 }
 
 /** The socket file name, relative to /run/docker/plugins inside the plugin. */
@@ -33,7 +35,8 @@ export function managedPluginConfig(options: ManagedConfigOptions): Record<strin
   if (driver === 'zookeeper') {
     devices.push({ path: '/dev/fuse' });
   } else {
-    // Whole disks: the host's devices, its machine id (disk ownership) and its disk assignments.
+    // Whole disks: the host's devices and its machine id (disk ownership). The disk assignments
+    // stay in the plugin's own state, apart from those of a simplectl run on the host.
     mounts.push(
       {
         name: 'dev',
@@ -71,6 +74,7 @@ export function managedPluginConfig(options: ManagedConfigOptions): Record<strin
       MANAGED_STATE_DIR,
       '--mount-root',
       MANAGED_PROPAGATED_MOUNT,
+      ...(options.include?.length ? ['--include', ...options.include] : []),
     ],
     workdir: '/',
     env: [{ name: 'PATH', description: 'search path of the tools', settable: [], value: MANAGED_PATH }],

@@ -63,6 +63,27 @@ describe('command line', () => {
     expect(r.stderr).toContain("missing required argument 'device'");
   });
 
+  it.each([
+    [
+      ['--print-systemd-units', '--print-plugin-config'],
+      "cannot be used with option '--print-plugin-config'",
+    ],
+    [['--print-plugin-config', '--name', 'x'], '--name does not apply to the managed plugin'],
+    [
+      ['--build-rootfs', '/nonexistent/x', '--state-dir', '/s', '--socket', '/s.sock'],
+      '--socket, --state-dir do not apply',
+    ],
+    [
+      ['--driver', 'zookeeper', '--include', 'loop1', '--print-systemd-units'],
+      '--include applies to the simple driver only',
+    ],
+  ])('serve-plugin %j: a usage error, not an option silently ignored', async (args, message) => {
+    const r = await capture('simplectl', ['serve-plugin', ...args]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stdout).toBe('');
+  });
+
   it('rejects an invalid --log-level with exit 2', async () => {
     const r = await capture('simplectl', ['--log-level', 'loud', 'status']);
     expect(r.code).toBe(2);

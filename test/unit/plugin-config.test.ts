@@ -139,4 +139,12 @@ describe('managed plugin config.json', () => {
       '/etc/machine-id',
     ]);
   });
+
+  it('passes --include on to the managed simple plugin', () => {
+    const config = managedPluginConfig({ tool: 'simplectl', driver: 'simple', include: ['loop5', 'sd[bc]'] });
+    expect((config.entrypoint as string[]).slice(-3)).toEqual(['--include', 'loop5', 'sd[bc]']);
+    expect(managedPluginConfig({ tool: 'simplectl', driver: 'simple' }).entrypoint).not.toContain(
+      '--include',
+    );
+  });
 });

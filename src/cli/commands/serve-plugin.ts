@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { buildPluginRootfs } from '../../commands/build-plugin-rootfs.js';
 import { writeSystemdUnits } from '../../commands/write-systemd-units.js';
+import { UsageError } from '../../core/errors.js';
 import { managedPluginConfig } from '../../core/managed-plugin.js';
 import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../../core/plugin-paths.js';
 import { systemdUnits } from '../../core/systemd-units.js';
@@ -37,6 +38,37 @@ function serveArgs(tool: App['tool'], driver: PluginDriver, flags: ServePluginFl
   return args;
 }
 
+/** The options that print, write or build something and exit: at most one per run. */
+const ACTIONS = ['printSystemdUnits', 'writeSystemdUnits', 'printPluginConfig', 'buildRootfs'] as const;
+
+function actionOption(flags: string, description: string, name: (typeof ACTIONS)[number]): Option {
+  return new Option(flags, description).conflicts(ACTIONS.filter((a) => a !== name));
+}
+
+/** Server options the managed plugin cannot take: its name comes from `docker plugin create`, its paths are fixed. */
+const SERVER_ONLY = [
+  ['name', '--name'],
+  ['socket', '--socket'],
+  ['stateDir', '--state-dir'],
+  ['mountRoot', '--mount-root'],
+] as const;
+
+/** Refuses options that would be silently ignored. */
+function checkFlags(driver: PluginDriver, flags: ServePluginFlags): void {
+  if (driver !== 'simple' && flags.include?.length) {
+    throw new UsageError('--include applies to the simple driver only');
+  }
+  if (flags.printPluginConfig || flags.buildRootfs) {
+    const given = SERVER_ONLY.filter(([key]) => flags[key] !== undefined).map(([, flag]) => flag);
+    if (given.length > 0) {
+      throw new UsageError(
+        `${given.join(', ')} ${given.length === 1 ? 'does' : 'do'} not apply to the managed plugin: ` +
+          '`docker plugin create NAME` names it, and its socket, state and mount root are fixed inside it',
+      );
+    }
+  }
+}
+
 function selfPath(tool: App['tool']): string {
   const script = process.argv[1] ?? `/usr/bin/${tool}`;
   return isAbsolute(script) ? script : resolve(script);
@@ -66,16 +98,38 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
     )
     .option('--state-dir <dir>', 'where the plugin keeps its volumes (default /var/lib/volkit/plugins/NAME)')
     .option('--mount-root <dir>', 'where volumes are mounted (default STATE-DIR/volumes)')
-    .option('--print-systemd-units', 'print the systemd socket and service units for these options, and exit')
-    .option('--write-systemd-units <dir>', 'write those units into DIR (e.g. /etc/systemd/system), and exit')
-    .option('--print-plugin-config', 'print config.json of the managed (docker plugin) form, and exit')
-    .option(
-      '--build-rootfs <dir>',
-      'build DIR/config.json and DIR/rootfs for `docker plugin create`, and exit',
+    .addOption(
+      actionOption(
+        '--print-systemd-units',
+        'print the systemd socket and service units for these options, and exit',
+        'printSystemdUnits',
+      ),
+    )
+    .addOption(
+      actionOption(
+        '--write-systemd-units <dir>',
+        'write those units into DIR (e.g. /etc/systemd/system), and exit',
+        'writeSystemdUnits',
+      ),
+    )
+    .addOption(
+      actionOption(
+        '--print-plugin-config',
+        'print config.json of the managed (docker plugin) form (with --include), and exit',
+        'printPluginConfig',
+      ),
+    )
+    .addOption(
+      actionOption(
+        '--build-rootfs <dir>',
+        'build DIR/config.json and DIR/rootfs for `docker plugin create`, and exit',
+        'buildRootfs',
+      ),
     )
     .action(async (flags: ServePluginFlags) => {
       const app = getApp();
       const driver = flags.driver ?? defaultDriver;
+      checkFlags(driver, flags);
       const unitOptions = () => {
         const paths = pluginPaths({ ...flags, name: flags.name ?? driver });
         return systemdUnits({
@@ -102,14 +156,21 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
         return;
       }
       if (flags.printPluginConfig) {
-        const config = managedPluginConfig({ tool: app.tool, driver });
+        const config = managedPluginConfig({
+          tool: app.tool,
+          driver,
+          ...(flags.include ? { include: flags.include } : {}),
+        });
         app.out.stdout(`${JSON.stringify(config, null, 2)}\n`);
         return;
       }
       if (flags.buildRootfs) {
         const dir = resolve(flags.buildRootfs);
         const result = await withSpinner(app.out, `building the plugin in ${dir}`, (progress) =>
-          buildPluginRootfs({ tool: app.tool, driver, dir }, app.context({ progress })),
+          buildPluginRootfs(
+            { tool: app.tool, driver, dir, ...(flags.include ? { include: flags.include } : {}) },
+            app.context({ progress }),
+          ),
         );
         printResult(app.out, result, (r) =>
           [
