@@ -11,6 +11,7 @@
  *   setting in field order); `parseQuery(formatQuery(q))` deep-equals `q`.
  * - `redactQuery(name)`: the name with any passphrase replaced by `***`, for logs and errors.
  * - `querySecrets(name, options)`: the passphrases a name and its options carry, for redaction.
+ * - `parseOptionPairs(pairs)`: `-o key=value` arguments → the options parseQuery merges.
  * - `QUERY_FIELDS`: every setting, its kind, default and meaning (README table, help, tests).
  * - `DEFAULT_QUERY`, `UNTYPED_LABEL`, `MAX_LABEL_LENGTH`, `SUPPORTED_FILESYSTEMS`.
  *
@@ -378,6 +379,24 @@ export function querySecrets(name: string, options: Readonly<Record<string, stri
   }
   for (const [key, value] of Object.entries(options)) if (SECRET_KEYS.has(key)) found.push(value);
   return [...new Set(found.filter((secret) => secret !== ''))];
+}
+
+/**
+ * `-o key=value` arguments (as `match-query`, `initialize-disk` and `mount`
+ * take them, like the plugin's options) as settings for parseQuery. A
+ * malformed one is named by its leading word only: what follows may be a
+ * passphrase typed with the wrong separator.
+ */
+export function parseOptionPairs(pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const word = /^[A-Za-z0-9-]*/.exec(pair)?.[0] ?? '';
+    if (eq < 0) throw new UsageError(`-o '${word}…' is not key=value`);
+    if (eq === 0) throw new UsageError("-o '=…' names no setting (key=value)");
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
 }
 
 /** The name with the value of any secret setting replaced by `***`. */

@@ -3,6 +3,7 @@ import { UsageError } from '../../src/core/errors.js';
 import {
   DEFAULT_QUERY,
   formatQuery,
+  parseOptionPairs,
   parseQuery,
   QUERY_FIELDS,
   querySecrets,
@@ -261,6 +262,24 @@ describe('formatQuery', () => {
     ['label.a_encryption-passphrase', {}, []],
   ] as const)('finds the passphrases in %s %o', (name, options, expected) => {
     expect(querySecrets(name, options)).toEqual(expected);
+  });
+
+  it('reads -o key=value pairs, values holding any character', () => {
+    expect(parseOptionPairs(['min-disks=2', 'encryption-passphrase=a=b c'])).toEqual({
+      'min-disks': '2',
+      'encryption-passphrase': 'a=b c',
+    });
+    expect(parseOptionPairs([])).toEqual({});
+  });
+
+  it.each([
+    ['encryption-passphrase:hunter2', "-o 'encryption-passphrase…' is not key=value"],
+    ['min-disks', "-o 'min-disks…' is not key=value"],
+    ['=hunter2', "-o '=…' names no setting (key=value)"],
+  ])('refuses -o %s without showing what follows the key', (pair, message) => {
+    const e = error(() => parseOptionPairs([pair]));
+    expect(e.message).toBe(message);
+    expect(e).toBeInstanceOf(UsageError);
   });
 
   it('refuses to write a passphrase a name cannot hold, without showing it', () => {

@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import type { Ora } from 'ora';
 import { type InitializeDiskResult, initializeDisk } from '../../commands/initialize-disk.js';
+import { parseOptionPairs } from '../../core/query.js';
 import type { App } from '../app.js';
 import { type Output, printResult, startSpinner } from '../output.js';
-import { parseKeyValues } from './match-query.js';
 
 function render(r: InitializeDiskResult, out: Output): string {
   const what = `'${r.label}' with ${r.filesystem}${r.encrypted ? ' inside LUKS' : ''}`;
@@ -48,7 +48,7 @@ export function initializeDiskCommand(getApp: () => App): Command {
             {
               device,
               query,
-              options: parseKeyValues(options.opt ?? []),
+              options: parseOptionPairs(options.opt ?? []),
               force: options.force ?? false,
               dryRun: options.dryRun ?? false,
             },

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { type MatchQueryResult, matchQuery } from '../../commands/match-query.js';
-import { OperationError, UsageError } from '../../core/errors.js';
+import { OperationError } from '../../core/errors.js';
+import { parseOptionPairs } from '../../core/query.js';
 import { humanSize } from '../../core/units.js';
 import type { App } from '../app.js';
 import { type Output, printResult, table, withSpinner } from '../output.js';
@@ -48,7 +49,7 @@ export function matchQueryCommand(getApp: () => App): Command {
           {
             query,
             include: options.include ?? [],
-            options: parseKeyValues(options.opt ?? []),
+            options: parseOptionPairs(options.opt ?? []),
             volumeState: options.stateDir ? { dir: options.stateDir } : {},
           },
           app.context({ progress }),
@@ -61,15 +62,4 @@ export function matchQueryCommand(getApp: () => App): Command {
         );
       }
     });
-}
-
-/** "key=value" pairs as the plugin's -o gives them. */
-export function parseKeyValues(pairs: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`-o '${pair.split('=')[0]}…' is not key=value`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return out;
 }

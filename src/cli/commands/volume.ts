@@ -2,9 +2,9 @@ import { Command } from 'commander';
 import { type VolumeMountResult, volumeMount } from '../../commands/volume-mount.js';
 import { type VolumeStatusResult, volumeStatus } from '../../commands/volume-status.js';
 import { type VolumeReleaseResult, volumeRelease, volumeUmount } from '../../commands/volume-umount.js';
+import { parseOptionPairs } from '../../core/query.js';
 import type { App } from '../app.js';
 import { type Output, printResult, table, withSpinner } from '../output.js';
-import { parseKeyValues } from './match-query.js';
 import { INCLUDE_HELP, STATE_DIR_HELP } from './shared-options.js';
 
 function renderMount(r: VolumeMountResult, out: Output): string {
@@ -83,7 +83,7 @@ export function volumeMountCommand(getApp: () => App): Command {
             {
               query,
               dir,
-              options: parseKeyValues(options.opt ?? []),
+              options: parseOptionPairs(options.opt ?? []),
               include: options.include ?? [],
               ...(options.stateDir ? { stateDir: options.stateDir } : {}),
             },
