@@ -4,7 +4,8 @@
  * the disk (read from the disk itself, so no udev and no kernel partition
  * nodes are needed), the mount table and /proc/swaps for what uses it.
  *
- * Exports: `listBlockDevices({ include })`, `resolveDisk(device)`, `inspectDisk(device, { logger })`,
+ * Exports: `listBlockDevices({ include })`, `resolveBlockDevice(device)`, `resolveDisk(device)`,
+ * `inspectDisk(device, { logger })`,
  * `readDevice(device, offset, length)`, `writeDevice(device, offset, data)`, `assertNotBusy(device)`.
  */
 import { constants } from 'node:fs';
@@ -45,18 +46,30 @@ export async function listBlockDevices(options: ListOptions = {}): Promise<SysBl
   });
 }
 
-/** The whole disk named by a path or kernel name (symlinks such as /dev/disk/by-id/… are followed). */
-export async function resolveDisk(device: string): Promise<SysBlockDevice> {
+/**
+ * The block device (whole disk or partition) named by a path or a kernel
+ * name; symlinks such as /dev/disk/by-id/… are followed. Anything else (a
+ * regular file, a name with a '/' in it) is no block device.
+ */
+export async function resolveBlockDevice(device: string): Promise<SysBlockDevice> {
+  const none = () => new OperationError(`${device}: no such block device`);
   let name = kernelName(device);
   if (device.startsWith('/')) {
-    try {
-      name = kernelName(await realpath(device));
-    } catch {
-      throw new OperationError(`${device}: no such block device`);
-    }
+    const real = await realpath(device).catch(() => {
+      throw none();
+    });
+    if (!real.startsWith('/dev/')) throw none();
+    name = kernelName(real);
   }
+  if (name === '' || name.includes('/') || name === '.' || name === '..') throw none();
   const sys = await readSysBlock(name);
-  if (!sys) throw new OperationError(`${device}: no such block device`);
+  if (!sys) throw none();
+  return sys;
+}
+
+/** The whole disk named by a path or kernel name (symlinks such as /dev/disk/by-id/… are followed). */
+export async function resolveDisk(device: string): Promise<SysBlockDevice> {
+  const sys = await resolveBlockDevice(device);
   if (sys.isPartition) {
     throw new UsageError(`${device} is a partition; give the whole disk (/dev/${sys.parent})`);
   }

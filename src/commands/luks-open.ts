@@ -8,10 +8,10 @@
  */
 import { existsSync } from 'node:fs';
 import { probe } from '../adapters/blkid.js';
+import { resolveBlockDevice } from '../adapters/block-devices.js';
 import * as cryptsetup from '../adapters/cryptsetup.js';
 import { hostIdentity } from '../adapters/machine.js';
 import { rereadPartitions } from '../adapters/partx.js';
-import { readSysBlock } from '../adapters/sysfs.js';
 import { OperationError, UsageError } from '../core/errors.js';
 import { isMapperName, kernelName, mapperName } from '../core/names.js';
 import type { CommandContext } from './context.js';
@@ -38,8 +38,7 @@ export async function luksTarget(
   device: string,
   ctx: CommandContext,
 ): Promise<{ partition: string; uuid: string }> {
-  const sys = await readSysBlock(kernelName(device));
-  if (!sys) throw new OperationError(`${device}: no such block device`);
+  const sys = await resolveBlockDevice(device);
   if (sys.isPartition) {
     const values = (await probe(sys.device, { logger: ctx.log })).values;
     if (values.TYPE !== 'crypto_LUKS') throw new OperationError(`${sys.device} holds no LUKS header`);

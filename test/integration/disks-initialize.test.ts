@@ -187,6 +187,23 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
     });
   });
 
+  it('follows a symlink to the disk, and finds no device behind a file or a name with a path in it', async () => {
+    const disk = await blankDisk();
+    const link = join(scratchDir('link'), 'disk');
+    execFileSync('ln', ['-s', disk.device, link]);
+    const r = await simplectl(['--json', 'initialize-disk', link, 'label.linked', '--dry-run']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as InitializeDiskResult).device).toBe(disk.device);
+    const name = kernelName(disk);
+    const before = await sha256File(disk.file);
+    for (const device of [disk.file, `loop-control/../${name}`, `../../../sys/class/block/${name}`]) {
+      const refused = await simplectl(['initialize-disk', device, 'label.x', '--yes']);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr.trim()).toBe(`simplectl: ${device}: no such block device`);
+    }
+    expect(await sha256File(disk.file)).toBe(before);
+  });
+
   it('--dry-run prints the plan and changes nothing', async () => {
     const disk = await blankDisk();
     const before = await sha256File(disk.file);

@@ -4,9 +4,11 @@
  * with a clear sentence instead of a cryptsetup trace. The full open/close
  * cycle runs in luks-uml.test.ts.
  */
+import { symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../fixtures/cli.js';
-import { kernelHasDeviceMapper, missing } from '../fixtures/environment.js';
+import { kernelHasDeviceMapper, missing, scratchDir } from '../fixtures/environment.js';
 import { blankDisk, initialisedDisk, keyDir, luksDisk, sha256File } from '../fixtures/simple-disks.js';
 
 describe.skipIf(missing({ loop: true }))('luks-open and luks-close on the host', () => {
@@ -22,6 +24,24 @@ describe.skipIf(missing({ loop: true }))('luks-open and luks-close on the host',
       expect(await sha256File(disk.file)).toBe(before);
     },
   );
+
+  it('finds the LUKS partition through a symlink to the disk or to the partition', async () => {
+    const disk = await luksDisk('vault', 'pw');
+    const dir = scratchDir('links');
+    for (const [link, target] of [
+      [join(dir, 'disk'), disk.device],
+      [join(dir, 'part'), `${disk.device}p2`],
+    ] as const) {
+      symlinkSync(target, link);
+      const r = await cli('simplectl', ['luks-open', link], { input: 'pw\n' });
+      // Found and checked: only the missing device-mapper (or nothing) stops it.
+      expect(r.stderr).not.toContain('no such block device');
+      if (kernelHasDeviceMapper()) {
+        expect(r.exitCode, r.stderr).toBe(0);
+        await cli('simplectl', ['luks-close', r.stdout.trim().split(' ').pop() ?? '']);
+      } else expect(r.stderr).toContain('this kernel has no device-mapper');
+    }
+  });
 
   it('refuses disks that are not encrypted or not ours', async () => {
     const plain = await initialisedDisk('label.fast');
