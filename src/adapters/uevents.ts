@@ -12,7 +12,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { hasCommand } from './exec.js';
+import { hasCommand, run } from './exec.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 
@@ -50,15 +50,8 @@ export function parseBusyboxLine(line: string): Uevent | undefined {
 
 async function busyboxHasUevent(): Promise<boolean> {
   if (!(await hasCommand('busybox'))) return false;
-  return new Promise((resolve) => {
-    const child = spawn('busybox', ['--list'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.on('error', () => resolve(false));
-    child.on('close', () => resolve(out.split('\n').includes('uevent')));
-  });
+  const applets = await run('busybox', ['--list']).catch(() => undefined);
+  return applets?.stdout.split('\n').includes('uevent') ?? false;
 }
 
 /** Which helper this host has, preferring udevadm; undefined when neither is available. */
