@@ -86,15 +86,26 @@ export async function run(
   }
   const exitCode = result.exitCode ?? -1;
   if (!ok.includes(exitCode)) {
-    const firstLine = stderr.trim().split('\n').filter(Boolean).pop() ?? '';
+    const line = summaryLine(stderr);
     throw new ToolError(
-      `${purpose}${command} failed with exit code ${exitCode}${firstLine ? `: ${firstLine}` : ''}`,
+      `${purpose}${command} failed with exit code ${exitCode}${line ? `: ${line}` : ''}`,
       shown,
       exitCode,
       stderr,
     );
   }
   return { command, args, exitCode, stdout, stderr };
+}
+
+/**
+ * The stderr line that best says what went wrong: the last one that is not an
+ * indented continuation. Tools print banners first (mke2fs its version) and
+ * hints last (mount's indented "dmesg(1) may have more information").
+ */
+export function summaryLine(stderr: string): string {
+  const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+  const own = lines.filter((l) => !/^\s/.test(l));
+  return (own.at(-1) ?? lines.at(-1) ?? '').trim();
 }
 
 /** True when `command` can be found in PATH. */

@@ -109,6 +109,9 @@ export function diskReasons(
           ? `filesystem unknown${disk.encrypted ? ' (encrypted, not recorded in metadata)' : ''}, the query asks for ${query.filesystem}`
           : `filesystem is ${disk.filesystem}, not ${query.filesystem}`,
       );
+    } else if (disk.filesystem === null && !disk.encrypted) {
+      // A half-initialised disk: promising it would only make the mount fail later.
+      reasons.push('its data partition holds no filesystem (initialize-disk --force recreates it)');
     }
     if (wantsEncryption(query)) {
       if (!disk.encrypted) reasons.push('not encrypted, but the query gives a passphrase');

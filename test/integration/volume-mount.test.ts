@@ -5,7 +5,15 @@
  * leave nothing behind.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing, scratchDir } from '../fixtures/environment.js';
@@ -329,19 +337,22 @@ describe.skipIf(missing({ loop: true }))('a mount that fails', () => {
     expect((await env.mount(`label.${label}_max-disks.1`, keeper, [disks[0]!.device])).exitCode).toBe(0);
     expect((await env.run(['umount', keeper])).exitCode).toBe(0);
     const stateBefore = readFileSync(join(env.stateDir, 'volumes.json'), 'utf8');
-    // The last disk in mount order loses its filesystem, so mounting it fails after the others worked.
+    // Something holds the last disk's data partition open exclusively (a scan cannot see that), so
+    // mounting it fails after the others worked.
     const broken = [...disks.slice(1)].sort((x, y) =>
       x.device.localeCompare(y.device, 'en', { numeric: true }),
     )[1]!;
-    execFileSync('wipefs', ['-a', `${broken.device}p2`], { stdio: 'ignore' });
     const table = readFileSync('/proc/self/mountinfo', 'utf8');
     const loops = loopSnapshot();
     const dir = join(scratchDir('vol'), 'v');
-    const r = await env.mount(
-      `label.${label}_min-disks.2_basename.x-`,
-      dir,
-      disks.slice(1).map((d) => d.device),
-    );
+    const holder = openSync(`${broken.device}p2`, constants.O_RDONLY | constants.O_EXCL);
+    const r = await env
+      .mount(
+        `label.${label}_min-disks.2_basename.x-`,
+        dir,
+        disks.slice(1).map((d) => d.device),
+      )
+      .finally(() => closeSync(holder));
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`mounting ${broken.device}p2`));
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).toBe(table);

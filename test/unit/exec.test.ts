@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { run, ToolError } from '../../src/adapters/exec.js';
+import { run, summaryLine, ToolError } from '../../src/adapters/exec.js';
 import { createLogger } from '../../src/adapters/logger.js';
 
 describe('exec adapter', () => {
@@ -17,6 +17,22 @@ describe('exec adapter', () => {
     expect(te.message).toBe('testing: sh failed with exit code 3: boom');
     expect(te.toolExitCode).toBe(3);
     expect(te.detail).toContain('command: sh -c');
+  });
+
+  it.each([
+    ['boom\n', 'boom'],
+    [
+      'mke2fs 1.47.0 (5-Feb-2023)\nmkfs.ext4: Device size reported to be zero.\n',
+      'mkfs.ext4: Device size reported to be zero.',
+    ],
+    [
+      'mount: /m: wrong fs type, bad option, bad superblock on /dev/x.\n       dmesg(1) may have more information after failed mount system call.\n',
+      'mount: /m: wrong fs type, bad option, bad superblock on /dev/x.',
+    ],
+    ['   only indented\n', 'only indented'],
+    ['', ''],
+  ])('sums stderr %j up in the line %j', (stderr, line) => {
+    expect(summaryLine(stderr)).toBe(line);
   });
 
   it('accepts exit codes declared as not failures', async () => {

@@ -145,6 +145,11 @@ describe('matchDisks', () => {
     expect(names(r.chosen)).toEqual(['a']);
     expect(why(r, 'b')).toEqual(['filesystem is ext4, not xfs']);
     expect(why(r, 'c')).toEqual(['filesystem unknown, the query asks for xfs']);
+    const any = matchDisks(parseQuery('label.fast'), disks, HOST);
+    expect(names(any.chosen)).toEqual(['a', 'b']);
+    expect(why(any, 'c')).toEqual([
+      'its data partition holds no filesystem (initialize-disk --force recreates it)',
+    ]);
   });
 
   it('needs encryption both ways and a passphrase that opens the disk', () => {
