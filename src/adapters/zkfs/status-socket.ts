@@ -9,19 +9,13 @@ import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../logger.js';
 import type { KernelNotifier } from './kernel-notify.js';
-import { runDir } from './run-state.js';
+import { type MountRecord, runDir } from './run-state.js';
 import type { SessionCounters, SessionState, ZkSession } from './session.js';
 import type { ZkVfs } from './vfs.js';
 import type { CacheStatus, WatchedTree } from './watch-cache.js';
 
-export interface MountStatus {
-  dir: string;
-  pid: number;
-  hosts: string;
-  path: string;
-  mode: string;
-  readOnly: boolean;
-  startedAt: string;
+/** The daemon's run record (less its log path) plus live counters. */
+export interface MountStatus extends Omit<MountRecord, 'logFile'> {
   session: SessionCounters & {
     id: string;
     state: SessionState;
