@@ -5,10 +5,10 @@
  *   assign.lock    the lock around every change to it (adapters/lock.ts)
  *   watchers/      logs of the detached watchers of dynamic volumes
  */
-import { mkdir } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { emptyState, type VolumesState, validateState } from '../core/assignments.js';
-import { OperationError, UsageError } from '../core/errors.js';
+import { errorMessage, isOperationError, OperationError, UsageError } from '../core/errors.js';
 import { type LockOptions, withLock } from './lock.js';
 import { readJson, writeJsonAtomic } from './state-file.js';
 
@@ -33,10 +33,40 @@ export function watcherLogDir(stateDir: string): string {
   return join(stateDir, 'watchers');
 }
 
+/**
+ * Creates the state directory (0700) and any missing parent, one level at a
+ * time: Node's recursive mkdir spins forever where mkdir says ENOENT under a
+ * parent that exists (/proc, /sys). Every failure names the directory.
+ */
+export async function ensureStateDir(stateDir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let dir = stateDir; ; dir = dirname(dir)) {
+    const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw new OperationError(`cannot use the state directory ${stateDir}: ${errorMessage(error)}`);
+    });
+    if (info?.isDirectory()) break;
+    if (info)
+      throw new OperationError(`cannot use the state directory ${stateDir}: ${dir} is not a directory`);
+    missing.unshift(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const dir of missing) {
+    await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') {
+        throw new OperationError(`cannot create the state directory ${stateDir}: ${errorMessage(error)}`);
+      }
+    });
+  }
+}
+
 /** Reads the state (empty when the file does not exist yet). */
 export async function loadState(stateDir: string): Promise<VolumesState> {
   const path = statePath(stateDir);
-  const raw = await readJson<unknown>(path, emptyState());
+  const raw = await readJson<unknown>(path, emptyState()).catch((error: unknown) => {
+    if (isOperationError(error)) throw error;
+    throw new OperationError(`cannot read the state file ${path}: ${errorMessage(error)}`, { cause: error });
+  });
   const checked = validateState(raw);
   if (typeof checked === 'string') {
     throw new OperationError(`state file ${path} is not usable: ${checked}; fix or move it aside`);
@@ -46,7 +76,7 @@ export async function loadState(stateDir: string): Promise<VolumesState> {
 
 /** Writes the state atomically (a crash leaves the old or the new file, never a torn one). */
 export async function saveState(stateDir: string, state: VolumesState): Promise<void> {
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await ensureStateDir(stateDir);
   await writeJsonAtomic(statePath(stateDir), state);
 }
 
@@ -68,7 +98,7 @@ export async function withStateLock<T>(
   options: LockOptions,
   work: (session: StateSession) => Promise<T>,
 ): Promise<T> {
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await ensureStateDir(stateDir);
   return withLock(lockPath(stateDir), options, async () => {
     const session: StateSession = {
       stateDir,

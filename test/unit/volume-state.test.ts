@@ -10,6 +10,7 @@ import {
   withStateLock,
 } from '../../src/adapters/volume-state.js';
 import { emptyState, ensureVolume } from '../../src/core/assignments.js';
+import { OperationError } from '../../src/core/errors.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -46,6 +47,23 @@ describe('state file', () => {
     expect(Object.keys((await loadState(dir)).volumes)).toEqual(['label.a']);
     expect(statSync(statePath(dir)).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
+  });
+
+  it('creates missing parents 0700 and names a state directory it cannot use', async () => {
+    const base = tempDir();
+    const deep = join(base, 'a', 'b', 'state');
+    await withStateLock(deep, {}, async () => {});
+    expect(statSync(join(base, 'a')).mode & 0o777).toBe(0o700);
+    const file = join(base, 'file');
+    writeFileSync(file, 'x');
+    await expect(withStateLock(file, {}, async () => {})).rejects.toThrow(
+      new OperationError(`cannot use the state directory ${file}: ${file} is not a directory`),
+    );
+    await expect(loadState(file)).rejects.toThrow(`cannot read the state file ${file}/volumes.json: ENOTDIR`);
+    // Where mkdir says ENOENT under a parent that exists, Node's own mkdir -p never returns.
+    await expect(withStateLock('/proc/volkit-no-such-dir/state', {}, async () => {})).rejects.toThrow(
+      'cannot create the state directory /proc/volkit-no-such-dir/state: ENOENT',
+    );
   });
 
   it('names a state file it cannot use', async () => {
