@@ -114,19 +114,44 @@ export async function unmountDisk(
   options: UnmountDiskOptions,
   ctx: CommandContext,
 ): Promise<void> {
-  if (mountAt(await readMountTable(), disk.mountPoint)) {
-    try {
-      await unmount(disk.mountPoint, { lazy: options.lazy ?? false, logger: ctx.log });
-    } catch (error) {
-      if (isBusyError(error)) {
-        throw new OperationError(
-          `${disk.mountPoint} is busy (a process still uses the disk); stop it, or unmount with --lazy`,
-          { cause: error },
-        );
-      }
-      throw error;
+  await detachDisk(disk, options, ctx);
+  await closeDiskMapper(disk, options, ctx);
+}
+
+/** Unmounts one disk of a volume, leaving its LUKS mapping open (so it can be mounted back at once). */
+export async function detachDisk(
+  disk: MountedDisk,
+  options: Pick<UnmountDiskOptions, 'lazy'>,
+  ctx: CommandContext,
+): Promise<void> {
+  if (!mountAt(await readMountTable(), disk.mountPoint)) return;
+  try {
+    await unmount(disk.mountPoint, { lazy: options.lazy ?? false, logger: ctx.log });
+  } catch (error) {
+    if (isBusyError(error)) {
+      throw new OperationError(
+        `${disk.mountPoint} is busy (a process still uses the disk); stop it, or unmount with --lazy`,
+        { cause: error },
+      );
     }
+    throw error;
   }
+}
+
+/** Mounts a disk detachDisk took off back where it was (undoing a umount that could not finish). */
+export async function reattachDisk(disk: MountedDisk, ctx: CommandContext): Promise<void> {
+  await mountFilesystem(disk.source, disk.mountPoint, {
+    ...(disk.fsType ? { fsType: disk.fsType } : {}),
+    logger: ctx.log,
+  });
+}
+
+/** Closes the LUKS mapping of a disk detachDisk unmounted, unless another mount still uses it. */
+export async function closeDiskMapper(
+  disk: MountedDisk,
+  options: Pick<UnmountDiskOptions, 'mapperInUse'>,
+  ctx: CommandContext,
+): Promise<void> {
   if (disk.mapper && !options.mapperInUse?.(disk.mapper)) {
     try {
       await cryptsetup.close(disk.mapper, ctx.log);

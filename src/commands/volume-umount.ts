@@ -14,10 +14,10 @@ import { isVolumeRoot, unmount } from '../adapters/mount.js';
 import { mountAt, mountsUnder, readMountTable } from '../adapters/mountinfo.js';
 import { loadState, resolveStateDir, withStateLock } from '../adapters/volume-state.js';
 import { type MountedDisk, releaseVolume, setMount, volumeAtDir } from '../core/assignments.js';
-import { OperationError } from '../core/errors.js';
+import { errorMessage, OperationError } from '../core/errors.js';
 import { redactQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
-import { unmountDisk } from './volume-disks.js';
+import { closeDiskMapper, detachDisk, reattachDisk } from './volume-disks.js';
 import { mappersInUse } from './volume-survey.js';
 import { stopWatcher } from './volume-watch.js';
 
@@ -79,34 +79,45 @@ export async function volumeUmount(
     const recorded = new Map<string, MountedDisk>(
       Object.values(volume?.mount?.disks ?? {}).map((d) => [d.mountPoint, d]),
     );
+    const detached: MountedDisk[] = [];
     // Everything under the root, deepest first: recorded disks and anything a crash left untracked.
     for (const entry of mountsUnder(table, dir)) {
       if (entry.mountPoint === dir) continue;
       const disk = recorded.get(entry.mountPoint);
       try {
         if (disk) {
-          const rest = volume ? setMount(session.state, volume.name, null) : session.state;
-          await unmountDisk(
-            disk,
-            { lazy: options.lazy ?? false, mapperInUse: (m) => mappersInUse(rest).has(m) },
-            ctx,
-          );
+          await detachDisk(disk, { lazy: options.lazy ?? false }, ctx);
+          detached.push(disk);
         } else {
           await unmount(entry.mountPoint, { lazy: options.lazy ?? false, logger: ctx.log });
         }
       } catch (error) {
+        // All or nothing: a container keeps every disk of its volume, or the volume is gone.
+        const back = await reattach(detached, ctx);
         if (volume?.mount) {
-          // Record what is gone so that a second umount carries on from here.
+          // Record what could not be put back, so that a second umount carries on from here.
           const left = Object.fromEntries(
-            Object.entries(volume.mount.disks).filter(([, d]) => !unmounted.includes(d.mountPoint)),
+            Object.entries(volume.mount.disks).filter(
+              ([, d]) => !unmounted.includes(d.mountPoint) || back.includes(d.mountPoint),
+            ),
           );
           await session.commit(
             setMount(session.state, volume.name, { ...volume.mount, disks: left, watcher: null }),
           );
         }
+        if (back.length === unmounted.length) {
+          throw new OperationError(`${errorMessage(error)}. ${dir} stays mounted, with all its disks.`, {
+            cause: error,
+            ...(error instanceof OperationError && error.detail ? { detail: error.detail } : {}),
+          });
+        }
         throw error;
       }
       unmounted.push(entry.mountPoint);
+    }
+    const rest = volume ? setMount(session.state, volume.name, null) : session.state;
+    for (const disk of detached) {
+      await closeDiskMapper(disk, { mapperInUse: (m) => mappersInUse(rest).has(m) }, ctx);
     }
     await unmount(dir, { logger: ctx.log });
     unmounted.push(dir);
@@ -122,6 +133,20 @@ export async function volumeUmount(
     ctx.log.info(`unmounted ${dir}${released ? ' and released its disks' : ''}`);
     return { volume: volume ? redactQuery(volume.name) : null, dir, unmounted, released };
   });
+}
+
+/** Mounts `disks` back (newest first); returns the mount points that are back. */
+async function reattach(disks: readonly MountedDisk[], ctx: CommandContext): Promise<string[]> {
+  const back: string[] = [];
+  for (const disk of [...disks].reverse()) {
+    try {
+      await reattachDisk(disk, ctx);
+      back.push(disk.mountPoint);
+    } catch (error) {
+      ctx.log.error(`could not mount ${disk.source} back at ${disk.mountPoint}: ${errorMessage(error)}`);
+    }
+  }
+  return back;
 }
 
 export interface VolumeReleaseOptions {

@@ -5,12 +5,12 @@
  * kind of mistake (2 for a path that cannot be a directory, 1 otherwise).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { mountsOf } from '../fixtures/loop-disk.js';
-import { blankDisk, mountReadOnly, sha256File } from '../fixtures/simple-disks.js';
+import { blankDisk, initialisedDisk, mountReadOnly, sha256File } from '../fixtures/simple-disks.js';
 import { mountsUnder, uniqueLabel, volumeEnv } from './volume-fixture.js';
 
 describe.skipIf(missing({ root: true, loop: true }))('a volume directory that cannot take a volume', () => {
@@ -71,5 +71,38 @@ describe.skipIf(missing({ root: true, loop: true }))('a volume directory that ca
       `simplectl: ${mountPoint} is not a simplectl volume (ext4 from ${other.device} is mounted there)`,
     );
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${mountPoint} `);
+  });
+});
+
+describe.skipIf(missing({ root: true, loop: true }))('umount of a volume one of whose disks is busy', () => {
+  it('unmounts nothing: every disk stays mounted, and a second try after the user is gone succeeds', async () => {
+    const label = uniqueLabel();
+    const disks = [await initialisedDisk(`label.${label}`), await initialisedDisk(`label.${label}`)];
+    const env = volumeEnv();
+    const dir = join(scratchDir('vol-busy'), 'v');
+    const mounted = await env.mount(
+      `label.${label}_min-disks.2`,
+      dir,
+      disks.map((d) => d.device),
+    );
+    expect(mounted.exitCode, mounted.stderr).toBe(0);
+    // A file open on the disk unmounted last: the first one has gone by the time umount meets it.
+    const order = mountsUnder(dir).filter((m) => m !== dir);
+    const busy = order.at(-1)!;
+    const handle = openSync(join(busy, 'held'), 'w');
+    try {
+      const r = await env.run(['umount', dir]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(
+        `simplectl: ${busy} is busy (a process still uses the disk); stop it, or unmount with --lazy. ${dir} stays mounted, with all its disks.`,
+      );
+      expect(mountsUnder(dir).sort()).toEqual([dir, ...order].sort());
+      const status = await env.status();
+      expect(status.volumes[0]?.disks.map((d) => d.mountPoint).sort()).toEqual([...order].sort());
+    } finally {
+      closeSync(handle);
+    }
+    expect((await env.run(['umount', dir])).exitCode).toBe(0);
+    expect(mountsUnder(dir)).toEqual([]);
   });
 });
