@@ -1,7 +1,7 @@
 /**
  * Whether a recorded process still runs, read from /proc: the one check
- * behind lock holders, volume watchers and the FUSE daemons the plugin
- * serves, so they all agree on what "alive" means.
+ * behind lock holders, volume watchers and zkfs mount daemons (zkfsctl
+ * status and umount, and the plugin), so they all agree on what "alive" means.
  *
  * Exports: `processStartTime(pid)`, `isProcessAlive(pid, startTime?)`.
  */

@@ -6,7 +6,8 @@
 import { resolve } from 'node:path';
 import { run, ToolError } from '../adapters/exec.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
-import { processAlive, readMountRecord, removeMountRecord } from '../adapters/zkfs/run-state.js';
+import { isProcessAlive } from '../adapters/processes.js';
+import { readMountRecord, removeMountRecord } from '../adapters/zkfs/run-state.js';
 import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
 import { OperationError, UsageError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
@@ -31,10 +32,10 @@ export interface UmountZkResult {
 async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!processAlive(pid)) return true;
+    if (!isProcessAlive(pid)) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
-  return !processAlive(pid);
+  return !isProcessAlive(pid);
 }
 
 export async function umountZk(options: UmountZkOptions, ctx: CommandContext): Promise<UmountZkResult> {
@@ -47,7 +48,7 @@ export async function umountZk(options: UmountZkOptions, ctx: CommandContext): P
     throw new OperationError(`${dir} is not a ZooKeeper mount (it is ${entry.fsType} from ${entry.source})`);
   }
   const record = await readMountRecord(dir).catch(() => undefined);
-  const pid = record && processAlive(record.pid) ? record.pid : undefined;
+  const pid = record && isProcessAlive(record.pid) ? record.pid : undefined;
   try {
     await run('fusermount', [lazy ? '-uz' : '-u', dir], {
       logger: ctx.log,

@@ -7,7 +7,8 @@
  */
 import { resolve } from 'node:path';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
-import { processAlive, readMountRecord, runDir } from '../adapters/zkfs/run-state.js';
+import { isProcessAlive } from '../adapters/processes.js';
+import { readMountRecord, runDir } from '../adapters/zkfs/run-state.js';
 import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
 import { type MountStatus, queryStatus, statusSocketPath } from '../adapters/zkfs/status-socket.js';
 import { errorMessage, OperationError, UsageError } from '../core/errors.js';
@@ -36,7 +37,7 @@ export async function zkStatus(options: ZkStatusOptions, ctx: CommandContext): P
       detail: 'was it mounted with another ZKFSCTL_RUN_DIR, or by another host namespace?',
     });
   }
-  if (!processAlive(record.pid)) {
+  if (!isProcessAlive(record.pid)) {
     throw new OperationError(`the daemon of ${dir} (pid ${record.pid}) is not running`, {
       detail: `the mount is dead; take it down with: zkfsctl umount --lazy ${dir}`,
     });

@@ -64,13 +64,3 @@ export async function listMountRecords(): Promise<MountRecord[]> {
   }
   return records;
 }
-
-/** True while a process with this pid exists. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
