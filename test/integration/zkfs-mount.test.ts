@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isProcessAlive } from '../../src/adapters/processes.js';
 import { escapeMountPoint } from '../../src/adapters/zkfs/run-state.js';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, REPO_ROOT, scratchDir } from '../fixtures/environment.js';
@@ -43,15 +44,6 @@ async function holdsOpen(pid: number, path: string): Promise<void> {
   }, `process ${pid} opens ${path}`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
   let zk: ZkServer;
   let client: ZkClient;
@@ -76,12 +68,12 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     const df = await m.ok('df -P .');
     expect(df).toMatch(/zkfs:\/life\/app\s+\d+\s+\d+\s+\d+/);
     const pid = daemonPid(m.dir);
-    expect(alive(pid)).toBe(true);
+    expect(isProcessAlive(pid)).toBe(true);
     const r = await m.unmount();
     expect(r?.exitCode).toBe(0);
     expect(r?.stdout).toContain(`unmounted ${m.dir}`);
     expect(isMounted(m.dir)).toBe(false);
-    expect(alive(pid)).toBe(false);
+    expect(isProcessAlive(pid)).toBe(false);
     expect(existsSync(recordFile(m.dir))).toBe(false);
     expect(m.log()).toMatch(/mounted .*\/life\/app/);
   });
@@ -161,7 +153,7 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(isMounted(m.dir)).toBe(false);
     holder.stdin?.end('\n');
     await holder;
-    await eventually(async () => !alive(pid), 'the daemon exits once the last file is closed');
+    await eventually(async () => !isProcessAlive(pid), 'the daemon exits once the last file is closed');
   });
 
   it('unmounts on SIGTERM to the daemon', async () => {
@@ -169,7 +161,10 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     await m.ok('printf kept > f');
     const pid = daemonPid(m.dir);
     process.kill(pid, 'SIGTERM');
-    await eventually(async () => !alive(pid) && !isMounted(m.dir), 'daemon exits and the mount is gone');
+    await eventually(
+      async () => !isProcessAlive(pid) && !isMounted(m.dir),
+      'daemon exits and the mount is gone',
+    );
     expect((await client.getData('/term/f')).data.toString()).toBe('kept');
     expect(m.log()).toContain('stopping: unmounting');
   });
