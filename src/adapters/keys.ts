@@ -3,12 +3,16 @@
  * NAME in a root-only key directory. Key files and `--key-file` hold the
  * passphrase itself; one trailing newline is dropped so `echo pass > file` works.
  *
- * Exports: `keyDirectory(env)`, `readKeyFile(path)`, `readNamedKey(name, env)`, `queryPassphrase(query, { env, log })`,
+ * `readSecretFile` is the one reader of secret files, also for zkfsctl's `--auth-file`.
+ *
+ * Exports: `keyDirectory(env)`, `readSecretFile(path, options)`, `readKeyFile(path)`, `readNamedKey(name, env)`,
+ * `queryPassphrase(query, { env, log })`,
  * `DEFAULT_KEY_DIR`, `KEY_DIR_ENV`, `INLINE_PASSPHRASE_WARNING`.
  */
+import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OperationError, UsageError } from '../core/errors.js';
+import { errorMessage, OperationError, UsageError } from '../core/errors.js';
 import { isQueryWord, type VolumeQuery } from '../core/query.js';
 import type { Logger } from './logger.js';
 
@@ -28,40 +32,82 @@ export function passphraseFromText(text: string): string {
   return text.replace(/\r?\n$/, '');
 }
 
+/** How a secret file is named in messages, and what is checked about who can read it. */
+export interface SecretFileOptions {
+  /** How messages name the file: "key file", "--auth-file". */
+  label: string;
+  /**
+   * Files that are readable or writable by group or others, or belong to
+   * another user than root or us: `refuse` them (a secret anyone can read
+   * protects nothing) or `warn` about them on `log`. Default: no check.
+   */
+  othersAccess?: 'refuse' | 'warn' | undefined;
+  log?: Logger | undefined;
+  /** Read standard input (fd 0) when the path is "-". */
+  dashIsStdin?: boolean | undefined;
+}
+
+/** What is wrong with who can read a secret file, or undefined. */
+function accessProblem(label: string, path: string, mode: number, uid: number): string | undefined {
+  if ((mode & 0o077) !== 0) {
+    return `${label} ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`;
+  }
+  const ours = process.getuid?.() ?? 0;
+  if (uid !== 0 && uid !== ours) return `${label} ${path} belongs to uid ${uid}, not root`;
+  return undefined;
+}
+
 /**
- * Reads a passphrase file. `privateOnly` refuses files that are not regular,
- * are readable or writable by group or others, or belong to another user
- * than root or us: a key anyone can read protects nothing.
+ * The whole text of a file holding a secret (passphrase, credentials): a
+ * regular file, or standard input for "-" with `dashIsStdin`. Errors name
+ * the file by `label`.
  */
-export async function readKeyFile(path: string, options: { privateOnly?: boolean } = {}): Promise<string> {
+export async function readSecretFile(path: string, options: SecretFileOptions): Promise<string> {
+  const { label } = options;
+  if (path === '-' && options.dashIsStdin) {
+    try {
+      // fd 0 rather than /dev/stdin: a socket (as Node's child pipes are) cannot be opened by path.
+      return readFileSync(0, 'utf8');
+    } catch (error) {
+      throw new OperationError(`cannot read ${label} - (standard input): ${errorMessage(error)}`);
+    }
+  }
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'r');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new OperationError(
-      code === 'ENOENT' ? `key file ${path} does not exist` : `cannot read key file ${path} (${code})`,
+      code === 'ENOENT' ? `${label} ${path} does not exist` : `cannot read ${label} ${path} (${code})`,
     );
   }
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw new OperationError(`key file ${path} is not a regular file`);
-    if (options.privateOnly) {
-      if ((st.mode & 0o077) !== 0) {
-        throw new OperationError(
-          `key file ${path} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
-        );
-      }
-      const uid = process.getuid?.() ?? 0;
-      if (st.uid !== 0 && st.uid !== uid)
-        throw new OperationError(`key file ${path} belongs to uid ${st.uid}, not root`);
+    if (!st.isFile()) throw new OperationError(`${label} ${path} is not a regular file`);
+    const problem = options.othersAccess ? accessProblem(label, path, st.mode, st.uid) : undefined;
+    if (problem !== undefined) {
+      if (options.othersAccess === 'refuse') throw new OperationError(problem);
+      options.log?.warn(problem);
     }
-    const passphrase = passphraseFromText(await handle.readFile('utf8'));
-    if (passphrase === '') throw new OperationError(`key file ${path} is empty`);
-    return passphrase;
+    return await handle.readFile('utf8');
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Reads a passphrase file. `privateOnly` refuses files that are not regular,
+ * are readable or writable by group or others, or belong to another user
+ * than root or us: a key anyone can read protects nothing.
+ */
+export async function readKeyFile(path: string, options: { privateOnly?: boolean } = {}): Promise<string> {
+  const text = await readSecretFile(path, {
+    label: 'key file',
+    othersAccess: options.privateOnly ? 'refuse' : undefined,
+  });
+  const passphrase = passphraseFromText(text);
+  if (passphrase === '') throw new OperationError(`key file ${path} is empty`);
+  return passphrase;
 }
 
 /**

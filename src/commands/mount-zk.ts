@@ -9,9 +9,10 @@
  * PATH is created in ZooKeeper when missing (as the old Docker plugin did)
  * unless `create` is false.
  */
-import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
+import { readSecretFile } from '../adapters/keys.js';
+import type { Logger } from '../adapters/logger.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { fileLogger, notifyParent, spawnDaemon } from '../adapters/zkfs/daemon.js';
 import { escapeMountPoint } from '../adapters/zkfs/run-state.js';
@@ -85,19 +86,25 @@ export function defaultLogFile(dir: string): string {
   return `/var/log/zkfsctl/${escapeMountPoint(dir)}.log`;
 }
 
-async function readAuth(options: MountZkOptions): Promise<{ user: string; password: string } | undefined> {
+/**
+ * Credentials from --auth, or the first line of --auth-file ("-": standard
+ * input). A file that group or others can read is used, with a warning.
+ */
+async function readAuth(
+  options: MountZkOptions,
+  log: Logger,
+): Promise<{ user: string; password: string } | undefined> {
   if (options.auth !== undefined && options.authFile !== undefined) {
     throw new UsageError('give either --auth or --auth-file, not both');
   }
   if (options.auth !== undefined) return parseAuth(options.auth);
   if (options.authFile === undefined) return undefined;
-  let text: string;
-  try {
-    // fd 0 rather than /dev/stdin: a socket (as Node's child pipes are) cannot be opened by path.
-    text = options.authFile === '-' ? readFileSync(0, 'utf8') : await readFile(options.authFile, 'utf8');
-  } catch (error) {
-    throw new UsageError(`cannot read --auth-file ${options.authFile}: ${errorMessage(error)}`);
-  }
+  const text = await readSecretFile(options.authFile, {
+    label: '--auth-file',
+    othersAccess: 'warn',
+    log,
+    dashIsStdin: true,
+  });
   return parseAuth(text.split('\n')[0] ?? '');
 }
 
@@ -193,7 +200,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
   };
 
   if (!options.foreground) {
-    const auth = await readAuth(options);
+    const auth = await readAuth(options, ctx.log);
     await checkMountPoint(dir);
     ctx.progress(`mounting ${resolved.connectString}${resolved.path} at ${dir}`);
     const { pid } = await spawnDaemon({
@@ -211,7 +218,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
   const fileLog = logFile ? fileLogger(logFile, ctx.log.level === 'debug' ? 'debug' : 'info') : undefined;
   const log = fileLog ?? ctx.log;
   try {
-    const auth = await readAuth(options);
+    const auth = await readAuth(options, ctx.log);
     if (auth) log.addSecret(auth.password);
     await checkMountPoint(dir);
     const result = await serveZkfs({

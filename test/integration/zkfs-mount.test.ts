@@ -3,7 +3,7 @@
  * bounded failure, signals, credentials, read-only mounts, and refusals.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -221,6 +221,36 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain('pw-Secret9');
     expect(readFileSync(`/proc/${pid}/environ`, 'utf8')).not.toContain('pw-Secret9');
     expect(m.log()).not.toContain('pw-Secret9');
+  });
+
+  it('reads credentials from the first line of --auth-file, warns when others can read it, names one it cannot read', async () => {
+    const id = `carol:${createHash('sha1').update('carol:pw-File7').digest('base64')}`;
+    await client.create('/locked-file', Buffer.alloc(0), { acl: [{ perms: 31, scheme: 'digest', id }] });
+    const files = scratchDir('zkfs-auth');
+    const shared = join(files, 'shared.auth');
+    writeFileSync(shared, 'carol:pw-File7\nnot read\n', { mode: 0o644 });
+    const open = await mountZkfs(zk.connectString, '/locked-file', { args: ['--auth-file', shared] });
+    expect(open.stderr).toContain(
+      `--auth-file ${shared} is accessible by group or others (mode 644); chmod 600 it`,
+    );
+    await open.ok('printf one > f');
+    expect(await open.ok('cat f')).toBe('one');
+    await open.unmount();
+
+    const private_ = join(files, 'private.auth');
+    writeFileSync(private_, 'carol:pw-File7\n', { mode: 0o600 });
+    const quiet = await mountZkfs(zk.connectString, '/locked-file', { args: ['--auth-file', private_] });
+    expect(quiet.stderr).not.toContain('--auth-file');
+    expect(await quiet.ok('cat f')).toBe('one');
+    expect(quiet.log()).not.toContain('pw-File7');
+    await quiet.unmount();
+
+    const dir = scratchDir('zkfs-noauth');
+    const missingFile = join(files, 'missing.auth');
+    const r = await zkfsctl(['mount', zk.connectString, '/locked-file', dir, '--auth-file', missingFile]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`--auth-file ${missingFile} does not exist`);
+    expect(isMounted(dir)).toBe(false);
   });
 
   it('maps ACL refusals to EACCES', async () => {
