@@ -6,12 +6,20 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { MountStatus } from '../../src/adapters/zkfs/status-socket.js';
-import { ZkClient } from '../../src/adapters/zookeeper.js';
+import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
-import { startZk, type ZkServer } from '../fixtures/zk-server.js';
-import { eventually, mountZkfs, zkfsctl } from '../fixtures/zkfs-mount.js';
+import type { ZkServer } from '../fixtures/zk-server.js';
+import {
+  eventually,
+  mountTwice,
+  mountZkfs,
+  sees,
+  startZkWithClient,
+  tryMountZkfs,
+  zkfsctl,
+} from '../fixtures/zkfs-mount.js';
 
 async function status(dir: string): Promise<MountStatus> {
   const r = await zkfsctl(['--json', 'status', dir]);
@@ -52,11 +60,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
   let client: ZkClient;
 
   beforeAll(async () => {
-    zk = await startZk();
-    client = await ZkClient.connect({ connectString: zk.connectString });
-  });
-  afterAll(async () => {
-    await client?.close();
+    ({ zk, client } = await startZkWithClient());
   });
 
   it('answers a repeated ls -lR and cat of unchanged nodes without a request to ZooKeeper', async () => {
@@ -92,8 +96,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
   });
 
   it('modes, owners, links and renames made on one mount show on another at once, though its kernel caches for 10 s', async () => {
-    const a = await mountZkfs(zk.connectString, '/coh/meta');
-    const b = await mountZkfs(zk.connectString, '/coh/meta');
+    const [a, b] = await mountTwice(zk.connectString, '/coh/meta');
     await a.ok('mkdir -p d/e && echo x > d/f && echo y > d/e/g');
     // b's kernel now holds all of it.
     expect(await b.ok('stat -c "%a %u %F" d/f d/e d/e/g')).toBe(
@@ -117,10 +120,9 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
   });
 
   it('a write on one mount is read on another within 100 ms (1,000 writes, p50 and p99)', async () => {
-    const a = await mountZkfs(zk.connectString, '/coh/pair');
-    const b = await mountZkfs(zk.connectString, '/coh/pair');
+    const [a, b] = await mountTwice(zk.connectString, '/coh/pair');
     await a.ok('echo start > shared');
-    await eventually(async () => (await b.sh('cat shared')).stdout === 'start\n', 'b sees the file');
+    await sees(b, 'cat shared', 'start\n');
     const script = join(scratchDir('zkfs-latency'), 'latency.cjs');
     writeFileSync(script, LATENCY_SCRIPT);
     const r = await execa(process.execPath, [script, join(a.dir, 'shared'), join(b.dir, 'shared'), '1000'], {
@@ -159,14 +161,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     const elsewhere = await zkfsctl(['status', scratchDir('zkfs-not-mounted')]);
     expect(elsewhere.exitCode).toBe(1);
     expect(elsewhere.stderr).toContain('is not mounted');
-    const bad = await zkfsctl([
-      'mount',
-      zk.connectString,
-      '/x',
-      scratchDir('zkfs-bad'),
-      '--cache-size',
-      'lots',
-    ]);
+    const { result: bad } = await tryMountZkfs(zk.connectString, '/x', { args: ['--cache-size', 'lots'] });
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toContain('--cache-size');
   });

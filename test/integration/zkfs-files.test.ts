@@ -6,32 +6,32 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { itWhen } from '../fixtures/it-when.js';
-import { startZk, type ZkServer } from '../fixtures/zk-server.js';
-import { eventually, mountZkfs, type ZkfsMount } from '../fixtures/zkfs-mount.js';
+import type { ZkServer } from '../fixtures/zk-server.js';
+import {
+  dataPath,
+  eventually,
+  mountZkfs,
+  startBlockedWrite,
+  startZkWithClient,
+  ZKFS_MODES,
+  type ZkfsMount,
+} from '../fixtures/zkfs-mount.js';
 
 let zk: ZkServer;
 let client: ZkClient;
 
 beforeAll(async () => {
-  zk = await startZk();
-  client = await ZkClient.connect({ connectString: zk.connectString });
-});
-afterAll(async () => {
-  await client?.close();
+  ({ zk, client } = await startZkWithClient());
 });
 
-const MODES = ['hybrid', 'file', 'dir'] as const;
-
-describe.skipIf(missing({ fuse: true })).each(MODES)('file contents in %s mode', (mode) => {
+describe.skipIf(missing({ fuse: true })).each(ZKFS_MODES)('file contents in %s mode', (mode) => {
   let m: ZkfsMount;
   const root = `/files-${mode}`;
-  /** Where file `name` lives in this mode: the file itself, or `name/_zoo_data_` in dir mode. */
-  const at = (name: string) => (mode === 'dir' ? `${name}/_zoo_data_` : name);
+  const at = (name: string) => dataPath(mode, name);
   const prepare = async (name: string) => {
     if (mode === 'dir') await m.ok(`mkdir -p ${name}`);
   };
@@ -110,20 +110,11 @@ describe.skipIf(missing({ fuse: true })).each(MODES)('file contents in %s mode',
     const f = at('race');
     await m.ok(`printf original > ${f}`);
     // dd opens the file (reading its version), then waits for its input.
-    const dd = execa('dd', [`of=${f}`, 'bs=4', 'count=1', 'conv=notrunc,fsync', 'status=none'], {
-      cwd: m.dir,
-      stdin: 'pipe',
-      reject: false,
-    });
-    await eventually(async () => {
-      const fds = await execa('ls', ['-l', `/proc/${dd.pid}/fd`], { reject: false });
-      return String(fds.stdout).includes(join(m.dir, f));
-    }, 'dd has the file open');
+    const dd = await startBlockedWrite(m, f, 4);
     await client.setData(`${root}/race`, Buffer.from('the other host'), -1);
-    dd.stdin?.end('mine');
-    const r = await dd;
+    const r = await dd.finish('mine');
     expect(r.exitCode).not.toBe(0);
-    expect(String(r.stderr)).toContain('Input/output error');
+    expect(r.stderr).toContain('Input/output error');
     expect((await zkData('race')).toString()).toBe('the other host');
     expect(m.log()).toMatch(/write to \/race.* refused: another client changed it/);
   });

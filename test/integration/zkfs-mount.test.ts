@@ -3,21 +3,26 @@
  * bounded failure, signals, credentials, read-only mounts, and refusals.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { isProcessAlive } from '../../src/adapters/processes.js';
 import { escapeMountPoint } from '../../src/adapters/zkfs/run-state.js';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, REPO_ROOT, scratchDir } from '../fixtures/environment.js';
 import { freePort } from '../fixtures/ports.js';
-import { startZk, type ZkServer } from '../fixtures/zk-server.js';
-import { eventually, mountZkfs, zkfsctl, zkfsRunDir } from '../fixtures/zkfs-mount.js';
-
-function isMounted(dir: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${dir} `);
-}
+import type { ZkServer } from '../fixtures/zk-server.js';
+import {
+  eventually,
+  isMounted,
+  mountZkfs,
+  startZkWithClient,
+  tryMountZkfs,
+  waitUntilOpen,
+  zkfsctl,
+  zkfsRunDir,
+} from '../fixtures/zkfs-mount.js';
 
 function recordFile(dir: string): string {
   return join(zkfsRunDir(), `${escapeMountPoint(dir)}.json`);
@@ -27,33 +32,12 @@ function daemonPid(dir: string): number {
   return (JSON.parse(readFileSync(recordFile(dir), 'utf8')) as { pid: number }).pid;
 }
 
-/** Waits until process `pid` holds `path` open (read from /proc, never touching the mount). */
-async function holdsOpen(pid: number, path: string): Promise<void> {
-  await eventually(async () => {
-    try {
-      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-        try {
-          return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
-        } catch {
-          return false;
-        }
-      });
-    } catch {
-      return false;
-    }
-  }, `process ${pid} opens ${path}`);
-}
-
 describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
   let zk: ZkServer;
   let client: ZkClient;
 
   beforeAll(async () => {
-    zk = await startZk();
-    client = await ZkClient.connect({ connectString: zk.connectString });
-  });
-  afterAll(async () => {
-    await client?.close();
+    ({ zk, client } = await startZkWithClient());
   });
 
   it('returns once the mount is live, creates PATH, serves it, and unmounts cleanly', async () => {
@@ -79,20 +63,11 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
   });
 
   it('fails within the connect timeout when ZooKeeper is unreachable, leaving nothing behind', async () => {
-    const dir = scratchDir('zkfs-unreachable');
     const port = await freePort();
-    const logFile = join(scratchDir('zkfs-log'), 'daemon.log');
     const started = Date.now();
-    const r = await zkfsctl([
-      'mount',
-      `127.0.0.1:${port}`,
-      '/x',
-      dir,
-      '--connect-timeout',
-      '2',
-      '--log-file',
-      logFile,
-    ]);
+    const { result: r, dir } = await tryMountZkfs(`127.0.0.1:${port}`, '/x', {
+      args: ['--connect-timeout', '2'],
+    });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain(`could not connect to ZooKeeper at 127.0.0.1:${port} within 2 s`);
     expect(Date.now() - started).toBeLessThan(20_000);
@@ -143,7 +118,7 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     await m.ok('echo x > f');
     const pid = daemonPid(m.dir);
     const holder = execa('bash', ['-c', 'exec 3<f; read -r _'], { cwd: m.dir, stdin: 'pipe', reject: false });
-    await holdsOpen(holder.pid!, join(m.dir, 'f'));
+    await waitUntilOpen(holder.pid!, join(m.dir, 'f'));
     const busy = await zkfsctl(['umount', m.dir]);
     expect(busy.exitCode).toBe(1);
     expect(busy.stderr).toContain('is busy');
@@ -190,14 +165,7 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     const id = `bob:${createHash('sha1').update('bob:pw-Secret9').digest('base64')}`;
     await client.create('/locked', Buffer.alloc(0), { acl: [{ perms: 31, scheme: 'digest', id }] });
     // Without credentials the mount cannot even list the path.
-    const denied = await zkfsctl([
-      'mount',
-      zk.connectString,
-      '/locked',
-      scratchDir('zkfs-denied'),
-      '--log-file',
-      join(scratchDir('zkfs-log'), 'd.log'),
-    ]);
+    const { result: denied } = await tryMountZkfs(zk.connectString, '/locked');
     expect(denied.exitCode).toBe(1);
     expect(denied.stderr).toContain('refused');
     const m = await mountZkfs(zk.connectString, '/locked', {
@@ -245,9 +213,10 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(quiet.log()).not.toContain('pw-File7');
     await quiet.unmount();
 
-    const dir = scratchDir('zkfs-noauth');
     const missingFile = join(files, 'missing.auth');
-    const r = await zkfsctl(['mount', zk.connectString, '/locked-file', dir, '--auth-file', missingFile]);
+    const { result: r, dir } = await tryMountZkfs(zk.connectString, '/locked-file', {
+      args: ['--auth-file', missingFile],
+    });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain(`--auth-file ${missingFile} does not exist`);
     expect(isMounted(dir)).toBe(false);
@@ -307,15 +276,7 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
   });
 
   it('refuses a missing PATH with --no-create', async () => {
-    const r = await zkfsctl([
-      'mount',
-      zk.connectString,
-      '/nope',
-      scratchDir('zkfs-nc'),
-      '--no-create',
-      '--log-file',
-      join(scratchDir('zkfs-log'), 'n.log'),
-    ]);
+    const { result: r } = await tryMountZkfs(zk.connectString, '/nope', { args: ['--no-create'] });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('ZooKeeper path /nope does not exist');
     expect(await client.exists('/nope')).toBeNull();

@@ -2,33 +2,34 @@
  * Directories, renames, symbolic links, attributes and extended attributes
  * through a real mount, with the messages tools print, in every mode.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
 import { itWhen } from '../fixtures/it-when.js';
-import { startZk, type ZkServer } from '../fixtures/zk-server.js';
-import { eventually, mountZkfs, type ZkfsMount } from '../fixtures/zkfs-mount.js';
+import type { ZkServer } from '../fixtures/zk-server.js';
+import {
+  dataPath,
+  eventually,
+  mountZkfs,
+  startZkWithClient,
+  ZKFS_MODES,
+  type ZkfsMount,
+} from '../fixtures/zkfs-mount.js';
 
 let zk: ZkServer;
 let client: ZkClient;
 
 beforeAll(async () => {
-  zk = await startZk();
-  client = await ZkClient.connect({ connectString: zk.connectString });
-});
-afterAll(async () => {
-  await client?.close();
+  ({ zk, client } = await startZkWithClient());
 });
 
-const MODES = ['hybrid', 'file', 'dir'] as const;
-
-describe.skipIf(missing({ fuse: true })).each(MODES)('directory tree in %s mode', (mode) => {
+describe.skipIf(missing({ fuse: true })).each(ZKFS_MODES)('directory tree in %s mode', (mode) => {
   let m: ZkfsMount;
   const root = `/tree-${mode}`;
   /** Shell that makes file `p` with content `c` (in dir mode: directory p with _zoo_data_). */
   const put = (p: string, c: string) =>
-    mode === 'dir' ? `mkdir -p '${p}' && printf '${c}' > '${p}/_zoo_data_'` : `printf '${c}' > '${p}'`;
-  const cat = (p: string) => (mode === 'dir' ? `cat '${p}/_zoo_data_'` : `cat '${p}'`);
+    `${mode === 'dir' ? `mkdir -p '${p}' && ` : ''}printf '${c}' > '${dataPath(mode, p)}'`;
+  const cat = (p: string) => `cat '${dataPath(mode, p)}'`;
   const zkString = async (p: string) => (await client.getData(`${root}/${p}`)).data.toString();
 
   beforeAll(async () => {
