@@ -9,11 +9,25 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { onCleanup } from '../fixtures/cleanup.js';
+import {
+  createVolume,
+  finishContainer,
+  listedVolumes,
+  removeAtCleanup,
+  volumeNames,
+} from '../fixtures/docker-run.js';
 import { type Dockerd, startDockerd } from '../fixtures/dockerd.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { initialisedDisk, kernelName, TEST_ENV } from '../fixtures/simple-disks.js';
-import { mountedAt, refsOf, runArgs, startPluginProcess, waitUntil } from './plugin-fixture.js';
+import {
+  crashAndRestart,
+  mountedAt,
+  refsOf,
+  refsOnceReleased,
+  runArgs,
+  startPluginProcess,
+  waitUntil,
+} from './plugin-fixture.js';
 
 /** Reads a file from a disk's data partition, mounted read-only on the host for a moment. */
 function readFromDisk(device: string, file: string): string {
@@ -42,21 +56,10 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     });
     const volume = `label.${label}_min-disks.2`;
     const docker = engine.docker;
-    onCleanup(`docker volume ${volume}`, async () => {
-      await docker(['rm', '-f', 'holder', 'second'], { reject: false });
-      await docker(['volume', 'rm', '-f', volume], { reject: false });
-    });
+    removeAtCleanup(engine, { containers: ['holder', 'second'], volumes: [volume] });
 
-    await docker(['volume', 'create', '-d', plugin.name, volume]);
-    const ls = await docker([
-      'volume',
-      'ls',
-      '--filter',
-      `driver=${plugin.name}`,
-      '--format',
-      '{{.Driver}} {{.Name}}',
-    ]);
-    expect(ls.stdout.split('\n')).toContain(`${plugin.name} ${volume}`);
+    await createVolume(engine, plugin.name, volume);
+    expect(await listedVolumes(engine, plugin.name)).toContain(`${plugin.name} ${volume}`);
     const inspect = JSON.parse((await docker(['volume', 'inspect', volume])).stdout)[0];
     expect(inspect).toMatchObject({
       Name: volume,
@@ -85,8 +88,7 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     );
     await waitUntil('the volume to be mounted', () => mountedAt(mountpoint));
     expect(await refsOf(plugin, volume)).toBe(1);
-    await plugin.kill('SIGKILL');
-    await plugin.start();
+    await crashAndRestart(plugin);
     expect(plugin.logs()).toContain(`volume ${volume} is still mounted at ${mountpoint} for 1 mount(s)`);
     const exec = await docker([
       'exec',
@@ -103,30 +105,17 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     await docker(['rm', '-f', 'second']);
     await waitUntil('one reference', async () => (await refsOf(plugin, volume)) === 1);
     expect(mountedAt(mountpoint)).toBe(true);
-    await docker(['exec', 'holder', 'sh', '-c', 'for d in /data/*; do touch $d/stop; done']);
-    await docker(['wait', 'holder']);
-    await docker(['rm', 'holder']);
-    await waitUntil('the volume to be released', () => !mountedAt(mountpoint));
-    expect(await refsOf(plugin, volume)).toBe(0);
+    await finishContainer(engine, 'holder', ['sh', '-c', 'for d in /data/*; do touch $d/stop; done']);
+    expect(await refsOnceReleased(plugin, volume, mountpoint)).toBe(0);
 
     // The engine restarts: the volume is still there and still works.
     await engine.restart();
-    const after = await docker([
-      'volume',
-      'ls',
-      '--filter',
-      `driver=${plugin.name}`,
-      '--format',
-      '{{.Driver}} {{.Name}}',
-    ]);
-    expect(after.stdout.split('\n')).toContain(`${plugin.name} ${volume}`);
+    expect(await listedVolumes(engine, plugin.name)).toContain(`${plugin.name} ${volume}`);
     const again = await docker(runArgs(image, volume, 'cat /data/*/kept'));
     expect(again.stdout).toBe('after-restart');
 
     await docker(['volume', 'rm', volume]);
-    expect((await docker(['volume', 'ls', '-q', '--filter', `driver=${plugin.name}`])).stdout).not.toContain(
-      volume,
-    );
+    expect(await volumeNames(engine, plugin.name)).toEqual([]);
     expect((await plugin.post('/VolumeDriver.List', {})).json).toEqual({ Volumes: [], Err: '' });
     expect(plugin.logs()).not.toMatch(/internal error/);
   });

@@ -9,11 +9,26 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import zookeeper from 'node-zookeeper-client';
 import { describe, expect, it } from 'vitest';
-import { onCleanup } from '../fixtures/cleanup.js';
+import {
+  createVolume,
+  finishContainer,
+  listedVolumes,
+  removeAtCleanup,
+  volumeNames,
+} from '../fixtures/docker-run.js';
 import { startDockerd } from '../fixtures/dockerd.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
-import { mountedAt, readZnode, refsOf, runArgs, startPluginProcess, waitUntil } from './plugin-fixture.js';
+import {
+  crashAndRestart,
+  mountedAt,
+  readZnode,
+  refsOf,
+  refsOnceReleased,
+  runArgs,
+  startPluginProcess,
+  waitUntil,
+} from './plugin-fixture.js';
 
 /** Creates `path` readable and writable only by the digest identity `auth` (user:password). */
 function createProtectedNode(connectString: string, path: string, auth: string): Promise<void> {
@@ -42,22 +57,9 @@ describe.skipIf(missing({ root: true, fuse: true }))(
       const plugin = await startPluginProcess({ tool: 'zkfsctl', forDocker: true });
       const docker = engine.docker;
       const port = zk.clientPorts[0];
-      onCleanup('zookeeper test containers and volumes', async () => {
-        await docker(['rm', '-f', 'holder'], { reject: false });
-        await docker(['volume', 'rm', '-f', 'cfg', 'secure', 'filed', 'anonymous'], { reject: false });
-      });
+      removeAtCleanup(engine, { containers: ['holder'], volumes: ['cfg', 'secure', 'filed', 'anonymous'] });
 
-      await docker([
-        'volume',
-        'create',
-        '-d',
-        plugin.name,
-        '-o',
-        `hosts=127.0.0.1:${port}`,
-        '-o',
-        'path=/app',
-        'cfg',
-      ]);
+      await createVolume(engine, plugin.name, 'cfg', { hosts: `127.0.0.1:${port}`, path: '/app' });
       const run = await docker(
         runArgs(
           image,
@@ -92,8 +94,7 @@ describe.skipIf(missing({ root: true, fuse: true }))(
       expect(await refsOf(plugin, 'cfg')).toBe(1);
 
       // The plugin server dies and comes back while the holder uses the volume.
-      await plugin.kill('SIGKILL');
-      await plugin.start();
+      await crashAndRestart(plugin);
       expect(plugin.logs()).toContain(`volume cfg is still mounted at ${mountpoint} for 1 mount(s)`);
       const exec = await docker([
         'exec',
@@ -104,53 +105,24 @@ describe.skipIf(missing({ root: true, fuse: true }))(
       ]);
       expect(exec.stdout).toBe('hello');
       expect(await readZnode(zk.connectString, '/app/after-restart')).toBe('after\n');
-      await docker(['exec', 'holder', 'touch', '/data/stop']);
-      await docker(['wait', 'holder']);
-      await docker(['rm', 'holder']);
-      await waitUntil('the volume to be released', () => !mountedAt(mountpoint));
-      expect(await refsOf(plugin, 'cfg')).toBe(0);
+      await finishContainer(engine, 'holder', ['touch', '/data/stop']);
+      expect(await refsOnceReleased(plugin, 'cfg', mountpoint)).toBe(0);
 
       // Digest auth reaches ZooKeeper (the old plugin dropped it): /secure is readable by alice only.
       await createProtectedNode(zk.connectString, '/secure', 'alice:s3cret-pw');
       const authFile = join(scratchDir('zk-auth'), 'alice.auth');
       writeFileSync(authFile, 'alice:s3cret-pw\n', { mode: 0o600 });
-      await docker([
-        'volume',
-        'create',
-        '-d',
-        plugin.name,
-        '-o',
-        `host=127.0.0.1:${port}`,
-        '-o',
-        'path=/secure',
-        '-o',
-        'auth=alice:s3cret-pw',
-        'secure',
-      ]);
-      await docker([
-        'volume',
-        'create',
-        '-d',
-        plugin.name,
-        '-o',
-        `hosts=127.0.0.1:${port}`,
-        '-o',
-        'path=/secure',
-        '-o',
-        `auth-file=${authFile}`,
-        'filed',
-      ]);
-      await docker([
-        'volume',
-        'create',
-        '-d',
-        plugin.name,
-        '-o',
-        `hosts=127.0.0.1:${port}`,
-        '-o',
-        'path=/secure',
-        'anonymous',
-      ]);
+      await createVolume(engine, plugin.name, 'secure', {
+        host: `127.0.0.1:${port}`,
+        path: '/secure',
+        auth: 'alice:s3cret-pw',
+      });
+      await createVolume(engine, plugin.name, 'filed', {
+        hosts: `127.0.0.1:${port}`,
+        path: '/secure',
+        'auth-file': authFile,
+      });
+      await createVolume(engine, plugin.name, 'anonymous', { hosts: `127.0.0.1:${port}`, path: '/secure' });
       const secure = await docker(runArgs(image, 'secure', 'echo x > /data/y && cat /data/y'));
       expect(secure.stdout).toBe('x');
       const filed = await docker(runArgs(image, 'filed', 'cat /data/y'));
@@ -181,21 +153,16 @@ describe.skipIf(missing({ root: true, fuse: true }))(
 
       // The engine restarts: both volumes are still there and still work.
       await engine.restart();
-      const ls = await docker([
-        'volume',
-        'ls',
-        '--filter',
-        `driver=${plugin.name}`,
-        '--format',
-        '{{.Driver}} {{.Name}}',
+      expect((await listedVolumes(engine, plugin.name)).sort()).toEqual([
+        `${plugin.name} cfg`,
+        `${plugin.name} secure`,
       ]);
-      expect(ls.stdout.split('\n').sort()).toEqual([`${plugin.name} cfg`, `${plugin.name} secure`]);
       const again = await docker(runArgs(image, 'cfg', 'cat /data/after-restart'));
       expect(again.stdout).toBe('after');
 
       // Removing a volume forgets it; the data stays in ZooKeeper.
       await docker(['volume', 'rm', 'cfg', 'secure']);
-      expect((await docker(['volume', 'ls', '-q', '--filter', `driver=${plugin.name}`])).stdout).toBe('');
+      expect(await volumeNames(engine, plugin.name)).toEqual([]);
       expect(await readZnode(zk.connectString, '/app/greeting')).toBe('hello\n');
       expect(plugin.logs()).not.toMatch(/internal error/);
     });
@@ -215,9 +182,7 @@ describe.skipIf(missing({ root: true, fuse: true }))(
         },
       );
       expect(badPort.stderr).toContain('ports are required');
-      expect((await engine.docker(['volume', 'ls', '-q', '--filter', `driver=${plugin.name}`])).stdout).toBe(
-        '',
-      );
+      expect(await volumeNames(engine, plugin.name)).toEqual([]);
     });
   },
 );

@@ -175,6 +175,22 @@ export async function refsOf(plugin: PluginProcess, name: string): Promise<numbe
   return (r.json.Volume as { Status: { mounts: number } }).Status.mounts;
 }
 
+/** Kills the plugin server with SIGKILL (a crash) and starts it again on the same state and socket. */
+export async function crashAndRestart(plugin: PluginProcess): Promise<void> {
+  await plugin.kill('SIGKILL');
+  await plugin.start();
+}
+
+/** Waits until nothing is mounted at a volume's mount point any more, then returns its outstanding references. */
+export async function refsOnceReleased(
+  plugin: PluginProcess,
+  name: string,
+  mountpoint: string,
+): Promise<number> {
+  await waitUntil('the volume to be released', () => !mountedAt(mountpoint));
+  return refsOf(plugin, name);
+}
+
 /** Reads one znode's data straight from ZooKeeper. */
 export function readZnode(connectString: string, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
