@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { mountsOf } from '../fixtures/loop-disk.js';
-import { blankDisk, initialisedDisk, mountReadOnly, sha256File } from '../fixtures/simple-disks.js';
-import { mountsUnder, uniqueLabel, volumeEnv } from './volume-fixture.js';
+import { blankDisk, mountReadOnly, sha256File } from '../fixtures/simple-disks.js';
+import { labelledDisks, mountsUnder, uniqueLabel, volumeDir, volumeEnv } from './volume-fixture.js';
 
 describe.skipIf(missing({ root: true, loop: true }))('a volume directory that cannot take a volume', () => {
   it('refuses a non-empty directory, a file, a path through a file and a mount point, changing nothing', async () => {
@@ -77,14 +77,10 @@ describe.skipIf(missing({ root: true, loop: true }))('a volume directory that ca
 describe.skipIf(missing({ root: true, loop: true }))('umount of a volume one of whose disks is busy', () => {
   it('unmounts nothing: every disk stays mounted, and a second try after the user is gone succeeds', async () => {
     const label = uniqueLabel();
-    const disks = [await initialisedDisk(`label.${label}`), await initialisedDisk(`label.${label}`)];
+    const disks = await labelledDisks(label, 2);
     const env = volumeEnv();
-    const dir = join(scratchDir('vol-busy'), 'v');
-    const mounted = await env.mount(
-      `label.${label}_min-disks.2`,
-      dir,
-      disks.map((d) => d.device),
-    );
+    const dir = volumeDir('v', 'vol-busy');
+    const mounted = await env.mount(`label.${label}_min-disks.2`, dir, disks);
     expect(mounted.exitCode, mounted.stderr).toBe(0);
     // A file open on the disk unmounted last: the first one has gone by the time umount meets it.
     const order = mountsUnder(dir).filter((m) => m !== dir);
@@ -102,7 +98,7 @@ describe.skipIf(missing({ root: true, loop: true }))('umount of a volume one of 
     } finally {
       closeSync(handle);
     }
-    expect((await env.run(['umount', dir])).exitCode).toBe(0);
+    await env.umount(dir);
     expect(mountsUnder(dir)).toEqual([]);
   });
 });

@@ -8,25 +8,21 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { missing, scratchDir } from '../fixtures/environment.js';
+import { isProcessAlive } from '../../src/adapters/processes.js';
+import { missing } from '../fixtures/environment.js';
 import { initialisedDisk } from '../fixtures/simple-disks.js';
 import {
   attachImageAt,
+  diskSources,
+  labelledDisks,
   mountInfo,
   mountsUnder,
   uniqueLabel,
   unusedLoopDevice,
+  volumeDir,
   volumeEnv,
   waitFor,
 } from './volume-fixture.js';
-
-function isRunning(pid: number): boolean {
-  try {
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 /** The stated bound: changes show within a few seconds. */
 const FEW_SECONDS = 5_000;
@@ -40,7 +36,7 @@ describe.skipIf(missing({ loop: true }))('dynamic-mounts', () => {
       await second.detach(); // unplugged until the volume is up
       const slot = unusedLoopDevice();
       const env = volumeEnv();
-      const dir = join(scratchDir('vol'), 'v');
+      const dir = volumeDir();
       const r = await env.mount(
         `label.${label}_min-disks.0_dynamic-mounts`,
         dir,
@@ -85,9 +81,9 @@ describe.skipIf(missing({ loop: true }))('dynamic-mounts', () => {
       const status = await env.status();
       expect(status.volumes[0]?.disks.map((d) => d.device)).toEqual([first.device]);
 
-      expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+      await env.umount(dir, { release: true });
       expect(mountsUnder(dir)).toEqual([]);
-      expect(isRunning(watcher!.pid)).toBe(false);
+      expect(isProcessAlive(watcher!.pid)).toBe(false);
     });
   }
 
@@ -98,7 +94,7 @@ describe.skipIf(missing({ loop: true }))('dynamic-mounts', () => {
     await spare.detach();
     const slot = unusedLoopDevice();
     const env = volumeEnv();
-    const dir = join(scratchDir('vol'), 'v');
+    const dir = volumeDir();
     const query = `label.${label}_min-disks.0_max-disks.3_persist-numbering_dynamic-mounts`;
     expect((await env.mount(query, dir, [disk.device, slot])).exitCode).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(['simple-0', 'simple-1', 'simple-2']);
@@ -110,45 +106,39 @@ describe.skipIf(missing({ loop: true }))('dynamic-mounts', () => {
     await waitFor('simple-1 empty again', () => (mountInfo(join(dir, 'simple-1')) ? undefined : true));
     expect(readdirSync(dir).sort()).toEqual(['simple-0', 'simple-1', 'simple-2']);
     expect(readdirSync(join(dir, 'simple-1'))).toEqual([]);
-    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+    await env.umount(dir, { release: true });
   });
 });
 
 describe.skipIf(missing({ loop: true }))('concurrent mounts', () => {
   it('never give one disk to two volumes', async () => {
     const label = uniqueLabel();
-    const disks = [];
-    for (let i = 0; i < 4; i++) disks.push(await initialisedDisk(`label.${label}`));
-    const devices = disks.map((d) => d.device);
+    const disks = await labelledDisks(label, 4);
     const env = volumeEnv();
-    const sourcesOf = (dir: string) =>
-      mountsUnder(dir)
-        .filter((m) => m !== dir)
-        .map((m) => mountInfo(m)?.source);
     for (let round = 0; round < 3; round++) {
-      const a = join(scratchDir('vol'), 'a');
-      const b = join(scratchDir('vol'), 'b');
+      const a = volumeDir('a');
+      const b = volumeDir('b');
       const [ra, rb] = await Promise.all([
-        env.mount(`label.${label}_max-disks.2`, a, devices),
-        env.mount(`label.${label}_max-disks.2_basename.b-`, b, devices),
+        env.mount(`label.${label}_max-disks.2`, a, disks),
+        env.mount(`label.${label}_max-disks.2_basename.b-`, b, disks),
       ]);
       expect([ra.exitCode, rb.exitCode, ra.stderr, rb.stderr]).toEqual([0, 0, '', '']);
-      const all = [...sourcesOf(a), ...sourcesOf(b)];
+      const all = [...diskSources(a), ...diskSources(b)];
       expect(all).toHaveLength(4);
       expect(new Set(all).size).toBe(4);
-      for (const dir of [a, b]) expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+      for (const dir of [a, b]) await env.umount(dir, { release: true });
     }
     // Both want three of the four: exactly one gets them, the other fails and leaves nothing.
-    const a = join(scratchDir('vol'), 'a');
-    const b = join(scratchDir('vol'), 'b');
+    const a = volumeDir('a');
+    const b = volumeDir('b');
     const results = await Promise.all([
-      env.mount(`label.${label}_min-disks.3`, a, devices),
-      env.mount(`label.${label}_min-disks.3_basename.b-`, b, devices),
+      env.mount(`label.${label}_min-disks.3`, a, disks),
+      env.mount(`label.${label}_min-disks.3_basename.b-`, b, disks),
     ]);
     expect(results.map((r) => r.exitCode).sort()).toEqual([0, 1]);
     const [won, lost] = results[0]!.exitCode === 0 ? [a, b] : [b, a];
-    expect(sourcesOf(won)).toHaveLength(4);
+    expect(diskSources(won)).toHaveLength(4);
     expect(existsSync(lost)).toBe(false);
-    expect((await env.run(['umount', '--release', won])).exitCode).toBe(0);
+    await env.umount(won, { release: true });
   });
 });

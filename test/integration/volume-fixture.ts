@@ -9,26 +9,40 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { type CliResult, cli } from '../fixtures/cli.js';
-import { scratchDir } from '../fixtures/environment.js';
-import { mountsOf } from '../fixtures/loop-disk.js';
-import { TEST_ENV } from '../fixtures/simple-disks.js';
+import { scratchDir, testRoot } from '../fixtures/environment.js';
+import { type LoopDisk, mountsOf } from '../fixtures/loop-disk.js';
+import { initialisedDisk, TEST_ENV } from '../fixtures/simple-disks.js';
 
 /** A label no other test uses, so scans never mix tests up. */
 export function uniqueLabel(prefix = 'v'): string {
   return `${prefix}${Math.random().toString(36).slice(2, 8)}`;
 }
 
+/** `count` loop disks initialised with `label`. */
+export async function labelledDisks(label: string, count: number): Promise<LoopDisk[]> {
+  const disks: LoopDisk[] = [];
+  for (let i = 0; i < count; i++) disks.push(await initialisedDisk(`label.${label}`));
+  return disks;
+}
+
+/** A fresh path `name` for a volume to be mounted at (its parent exists, it does not). */
+export function volumeDir(name = 'v', scratch = 'vol'): string {
+  return join(scratchDir(scratch), name);
+}
+
 export interface VolumeEnv {
   stateDir: string;
   /** Runs simplectl with --state-dir (and `include` for mount). */
   run(args: readonly string[], options?: { env?: Record<string, string> }): Promise<CliResult>;
-  /** `simplectl mount QUERY DIR --include …`, registering an unmount for cleanup. */
+  /** `simplectl mount QUERY DIR --include …` over these devices (or disks), registering an unmount for cleanup. */
   mount(
     query: string,
     dir: string,
-    devices: readonly string[],
+    devices: readonly (string | LoopDisk)[],
     env?: Record<string, string>,
   ): Promise<CliResult>;
+  /** `simplectl umount [--release] DIR`, failing the test with simplectl's message unless it succeeds. */
+  umount(dir: string, options?: { release?: boolean }): Promise<void>;
   status(): Promise<StatusJson>;
 }
 
@@ -63,9 +77,14 @@ export function volumeEnv(): VolumeEnv {
         if (mountsUnder(dir).length > 0) await run(['umount', '--lazy', dir]);
         for (const m of mountsUnder(dir)) execFileSync('umount', ['-l', m]);
       });
-      return run(['mount', query, dir, '--include', ...devices.map((d) => d.replace('/dev/', ''))], {
-        ...(env ? { env } : {}),
-      });
+      const names = devices.map((d) => (typeof d === 'string' ? d : d.device).replace('/dev/', ''));
+      return run(['mount', query, dir, '--include', ...names], { ...(env ? { env } : {}) });
+    },
+    umount: async (dir, options = {}) => {
+      const args = ['umount', ...(options.release ? ['--release'] : []), dir];
+      const r = await run(args);
+      if (r.exitCode !== 0)
+        throw new Error(`simplectl ${args.join(' ')} failed (${r.exitCode}): ${r.stderr}`);
     },
     status: async () => {
       const r = await run(['status', '--json']);
@@ -82,6 +101,33 @@ export function mountsUnder(dir: string): string[] {
     .map((line) => (line.split(' ')[4] ?? '').replace(/\\040/g, ' '))
     .filter((m) => m === dir || m.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
+}
+
+/** The devices mounted below a volume's root `dir` (its disks), deepest mount first. */
+export function diskSources(dir: string): (string | undefined)[] {
+  return mountsUnder(dir)
+    .filter((m) => m !== dir)
+    .map((m) => mountInfo(m)?.source);
+}
+
+/**
+ * What this test run has mounted (mount points under its scratch root) and
+ * which loop devices its images back: a failed operation must leave both as
+ * they were. Other runs on the machine are no concern here.
+ */
+export function runSnapshot(): { mounts: string; loops: string } {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => (line.split(' ')[4] ?? '').startsWith(`${testRoot()}/`))
+    .join('\n');
+  const loops = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'], {
+    encoding: 'utf8',
+  })
+    .split('\n')
+    .filter((l) => l.includes(testRoot()))
+    .sort()
+    .join('\n');
+  return { mounts, loops };
 }
 
 /** What mount shows for `dir`: its source and options, or undefined. */

@@ -16,14 +16,18 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { missing, scratchDir, testRoot } from '../fixtures/environment.js';
+import { missing } from '../fixtures/environment.js';
 import { blankDisk, initialisedDisk, luksDisk } from '../fixtures/simple-disks.js';
 import {
   attachImage,
   dataPartUuid,
+  diskSources,
+  labelledDisks,
   mountInfo,
   mountsUnder,
+  runSnapshot,
   uniqueLabel,
+  volumeDir,
   volumeEnv,
 } from './volume-fixture.js';
 
@@ -36,42 +40,13 @@ function writeFails(path: string): string | undefined {
   }
 }
 
-function loopSnapshot(): string {
-  return execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'], {
-    encoding: 'utf8',
-  })
-    .split('\n')
-    .filter((l) => l.includes(process.env.VOLKIT_TEST_ROOT ?? '/nonexistent'))
-    .sort()
-    .join('\n');
-}
-
-/**
- * The mount table lines of this test run (mount points under its scratch root): other
- * runs on the machine mount and unmount things meanwhile, which are no concern here.
- */
-function runMounts(): string {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((line) => (line.split(' ')[4] ?? '').startsWith(`${testRoot()}/`))
-    .join('\n');
-}
-
 describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
   it('assembles three disks as simple-0..2 under a read-only root, initialising a blank one', async () => {
     const label = uniqueLabel();
-    const disks = [
-      await initialisedDisk(`label.${label}`),
-      await initialisedDisk(`label.${label}`),
-      await blankDisk(),
-    ];
+    const disks = [...(await labelledDisks(label, 2)), await blankDisk()];
     const env = volumeEnv();
-    const dir = join(scratchDir('vol'), 'v');
-    const r = await env.mount(
-      `label.${label}_min-disks.3`,
-      dir,
-      disks.map((d) => d.device),
-    );
+    const dir = volumeDir();
+    const r = await env.mount(`label.${label}_min-disks.3`, dir, disks);
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(['simple-0', 'simple-1', 'simple-2']);
@@ -98,11 +73,7 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     expect(status.volumes[0]).toMatchObject({ volume: `label.${label}_min-disks.3`, mounted: true, dir });
     expect(status.volumes[0]?.disks.map((d) => d.number)).toEqual([0, 1, 2]);
 
-    const again = await env.mount(
-      `label.${label}_min-disks.3`,
-      dir,
-      disks.map((d) => d.device),
-    );
+    const again = await env.mount(`label.${label}_min-disks.3`, dir, disks);
     expect(again.exitCode).toBe(0);
     expect(again.stdout).toMatch(/already mounted/);
 
@@ -116,111 +87,78 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
 
   it('names directories <basename><partition-uuid> with naming-style uuid', async () => {
     const label = uniqueLabel();
-    const disks = [await initialisedDisk(`label.${label}`), await initialisedDisk(`label.${label}`)];
+    const disks = await labelledDisks(label, 2);
     const env = volumeEnv();
-    const dir = join(scratchDir('vol'), 'v');
-    const r = await env.mount(
-      `label.${label}_naming-style.uuid_basename.disk-`,
-      dir,
-      disks.map((d) => d.device),
-    );
+    const dir = volumeDir();
+    const r = await env.mount(`label.${label}_naming-style.uuid_basename.disk-`, dir, disks);
     expect(r.exitCode).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(disks.map((d) => `disk-${dataPartUuid(d.device)}`).sort());
-    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+    await env.umount(dir, { release: true });
   });
 
   it('gives an exclusive volume’s disks to no other volume until released', async () => {
     const label = uniqueLabel();
-    const disks = [
-      await initialisedDisk(`label.${label}`),
-      await initialisedDisk(`label.${label}`),
-      await initialisedDisk(`label.${label}`),
-    ];
-    const devices = disks.map((d) => d.device);
+    const disks = await labelledDisks(label, 3);
     const env = volumeEnv();
-    const a = join(scratchDir('vol'), 'a');
-    const b = join(scratchDir('vol'), 'b');
-    expect((await env.mount(`label.${label}_max-disks.2`, a, devices)).exitCode).toBe(0);
-    const tooMany = await env.mount(`label.${label}_min-disks.2`, b, devices);
+    const a = volumeDir('a');
+    const b = volumeDir('b');
+    expect((await env.mount(`label.${label}_max-disks.2`, a, disks)).exitCode).toBe(0);
+    const tooMany = await env.mount(`label.${label}_min-disks.2`, b, disks);
     expect(tooMany.exitCode).toBe(1);
     expect(tooMany.stderr).toMatch(/needs at least 2 disks .* only 1 is available/);
     expect(tooMany.stderr).toMatch(/assigned to volume label\.\w+_max-disks\.2 \(exclusive\)/);
     expect(existsSync(b)).toBe(false);
 
-    expect((await env.mount(`label.${label}`, b, devices)).exitCode).toBe(0);
+    expect((await env.mount(`label.${label}`, b, disks)).exitCode).toBe(0);
     const status = await env.status();
-    const sourcesOf = (dir: string) =>
-      mountsUnder(dir)
-        .filter((m) => m !== dir)
-        .map((m) => mountInfo(m)?.source);
-    expect(sourcesOf(a)).toHaveLength(2);
-    expect(sourcesOf(b)).toHaveLength(1);
-    expect(new Set([...sourcesOf(a), ...sourcesOf(b)]).size).toBe(3);
+    expect(diskSources(a)).toHaveLength(2);
+    expect(diskSources(b)).toHaveLength(1);
+    expect(new Set([...diskSources(a), ...diskSources(b)]).size).toBe(3);
     expect(status.assignments.every((x) => x.volumes.length === 1)).toBe(true);
 
     // Unmounted, A still holds its disks; released, they are free again.
-    expect((await env.run(['umount', a])).exitCode).toBe(0);
-    const c = join(scratchDir('vol'), 'c');
-    expect((await env.mount(`label.${label}_min-disks.2_basename.c-`, c, devices)).exitCode).toBe(1);
+    await env.umount(a);
+    const c = volumeDir('c');
+    expect((await env.mount(`label.${label}_min-disks.2_basename.c-`, c, disks)).exitCode).toBe(1);
     expect((await env.run(['release', `label.${label}_max-disks.2`])).exitCode).toBe(0);
-    expect((await env.mount(`label.${label}_min-disks.2_basename.c-`, c, devices)).exitCode).toBe(0);
+    expect((await env.mount(`label.${label}_min-disks.2_basename.c-`, c, disks)).exitCode).toBe(0);
     expect(readdirSync(c).sort()).toEqual(['c-0', 'c-1']);
-    for (const dir of [b, c]) expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+    for (const dir of [b, c]) await env.umount(dir, { release: true });
   });
 
   it('lets non-exclusive volumes share a disk, and keeps an exclusive one out', async () => {
     const label = uniqueLabel();
     const disk = await initialisedDisk(`label.${label}`);
     const env = volumeEnv();
-    const a = join(scratchDir('vol'), 'a');
-    const b = join(scratchDir('vol'), 'b');
+    const a = volumeDir('a');
+    const b = volumeDir('b');
     expect((await env.mount(`label.${label}_exclusive.false`, a, [disk.device])).exitCode).toBe(0);
     expect((await env.mount(`label.${label}_exclusive.false_basename.b-`, b, [disk.device])).exitCode).toBe(
       0,
     );
     writeFileSync(join(a, 'simple-0', 'shared'), 'both see this');
     expect(readFileSync(join(b, 'b-0', 'shared'), 'utf8')).toBe('both see this');
-    const c = join(scratchDir('vol'), 'c');
+    const c = volumeDir('c');
     const exclusive = await env.mount(`label.${label}_basename.c-`, c, [disk.device]);
     expect(exclusive.exitCode).toBe(1);
     expect((await env.status()).assignments[0]?.volumes).toHaveLength(2);
-    for (const dir of [a, b]) expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+    for (const dir of [a, b]) await env.umount(dir, { release: true });
   });
 
   it('keeps each disk’s number across umount and mount, and across a restart with new device names', async () => {
     const label = uniqueLabel();
-    const disks = [
-      await initialisedDisk(`label.${label}`),
-      await initialisedDisk(`label.${label}`),
-      await initialisedDisk(`label.${label}`),
-    ];
+    const disks = await labelledDisks(label, 3);
     const env = volumeEnv();
-    const dir = join(scratchDir('vol'), 'v');
+    const dir = volumeDir();
     const query = `label.${label}`;
-    expect(
-      (
-        await env.mount(
-          query,
-          dir,
-          disks.map((d) => d.device),
-        )
-      ).exitCode,
-    ).toBe(0);
+    expect((await env.mount(query, dir, disks)).exitCode).toBe(0);
     const numbering = async () =>
       Object.fromEntries(((await env.status()).volumes[0]?.disks ?? []).map((d) => [d.uuid, d.number]));
     const first = await numbering();
     for (const name of readdirSync(dir)) writeFileSync(join(dir, name, 'whoami'), name);
 
-    expect((await env.run(['umount', dir])).exitCode).toBe(0);
-    expect(
-      (
-        await env.mount(
-          query,
-          dir,
-          disks.map((d) => d.device),
-        )
-      ).exitCode,
-    ).toBe(0);
+    await env.umount(dir);
+    expect((await env.mount(query, dir, disks)).exitCode).toBe(0);
     expect(await numbering()).toEqual(first);
     for (const name of readdirSync(dir)) expect(readFileSync(join(dir, name, 'whoami'), 'utf8')).toBe(name);
 
@@ -237,24 +175,16 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     const status = await env.status();
     expect(status.notes).toEqual([]);
     expect(status.volumes[0]?.disks.map((d) => d.device).sort()).toEqual([...reattached].sort());
-    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+    await env.umount(dir, { release: true });
   });
 
   it('keeps empty read-only placeholders for missing numbers with persist-numbering', async () => {
     const label = uniqueLabel();
-    const disks = [await initialisedDisk(`label.${label}`), await initialisedDisk(`label.${label}`)];
+    const disks = await labelledDisks(label, 2);
     const env = volumeEnv();
-    const dir = join(scratchDir('vol'), 'v');
+    const dir = volumeDir();
     const query = `label.${label}_max-disks.4_persist-numbering`;
-    expect(
-      (
-        await env.mount(
-          query,
-          dir,
-          disks.map((d) => d.device),
-        )
-      ).exitCode,
-    ).toBe(0);
+    expect((await env.mount(query, dir, disks)).exitCode).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(['simple-0', 'simple-1', 'simple-2', 'simple-3']);
     for (const p of ['simple-2', 'simple-3']) {
       expect(readdirSync(join(dir, p))).toEqual([]);
@@ -266,7 +196,7 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     const second = before.disks.find((d) => d.number === 1)!;
 
     // Disk 0 goes away while unmounted: disk 1 keeps its number, 0 becomes a placeholder.
-    expect((await env.run(['umount', dir])).exitCode).toBe(0);
+    await env.umount(dir);
     const gone = disks.find((d) => d.device === before.disks.find((x) => x.number === 0)!.device)!;
     await gone.detach();
     // Only the remaining disk is in scope: the freed loop device may be reused by anyone.
@@ -276,18 +206,18 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     expect(after.placeholders).toEqual(['simple-0', 'simple-2', 'simple-3']);
     expect(mountInfo(join(dir, 'simple-1'))?.source).toBe(`${second.device}p2`);
     expect(readdirSync(join(dir, 'simple-0'))).toEqual([]);
-    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+    await env.umount(dir, { release: true });
   });
 
   it('mounts an empty read-only volume at once with min-disks.0', async () => {
     const env = volumeEnv();
-    const dir = join(scratchDir('vol'), 'v');
+    const dir = volumeDir();
     const disk = await blankDisk();
     const r = await env.mount(`label.${uniqueLabel()}_min-disks.0`, dir, [disk.device]);
     expect(r.exitCode).toBe(0);
     expect(readdirSync(dir)).toEqual([]);
     expect(mountInfo(dir)?.options).toContain('ro');
-    expect((await env.run(['umount', '--release', dir])).exitCode).toBe(0);
+    await env.umount(dir, { release: true });
   });
 });
 
@@ -296,19 +226,13 @@ describe.skipIf(missing({ loop: true }))('a mount that fails', () => {
     const label = uniqueLabel();
     const disks = [await initialisedDisk(`label.${label}`), await blankDisk()];
     const env = volumeEnv();
-    const dir = join(scratchDir('vol'), 'v');
+    const dir = volumeDir();
     expect((await env.run(['status'])).exitCode).toBe(0);
-    const table = runMounts();
-    const loops = loopSnapshot();
-    const r = await env.mount(
-      `label.${label}_min-disks.3`,
-      dir,
-      disks.map((d) => d.device),
-    );
+    const before = runSnapshot();
+    const r = await env.mount(`label.${label}_min-disks.3`, dir, disks);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/needs at least 3 disks labelled '\w+'; only 2 are available/);
-    expect(runMounts()).toBe(table);
-    expect(loopSnapshot()).toBe(loops);
+    expect(runSnapshot()).toEqual(before);
     expect(existsSync(dir)).toBe(false);
     expect((await env.status()).volumes).toEqual([]);
     // The blank disk was not initialised for a volume that could not be assembled (blkid: 2 = nothing found).
@@ -319,8 +243,8 @@ describe.skipIf(missing({ loop: true }))('a mount that fails', () => {
     const label = uniqueLabel();
     const disk = await luksDisk(label, 'hunter2x');
     const env = volumeEnv();
-    const dir = join(scratchDir('vol'), 'v');
-    const table = runMounts();
+    const dir = volumeDir();
+    const before = runSnapshot();
     const r = await env.mount(`label.${label}_encryption-passphrase.hunter2x`, dir, [disk.device]);
     expect(r.stderr).not.toMatch(/hunter2x/);
     expect(r.stderr.match(/passphrase is part of the volume name/g)).toHaveLength(1);
@@ -330,44 +254,34 @@ describe.skipIf(missing({ loop: true }))('a mount that fails', () => {
         new RegExp(`cannot open the encrypted disk ${disk.device}: this kernel has no device-mapper`),
       );
     } // else the fixture's LUKS container holds no filesystem, and mounting it fails
-    expect(runMounts()).toBe(table);
+    expect(runSnapshot()).toEqual(before);
     expect(existsSync(dir)).toBe(false);
     expect((await env.status()).volumes).toEqual([]);
   });
 
   it('half-way undoes every step: nothing mounted, nothing newly assigned', async () => {
     const label = uniqueLabel();
-    const disks = [
-      await initialisedDisk(`label.${label}`),
-      await initialisedDisk(`label.${label}`),
-      await initialisedDisk(`label.${label}`),
-    ];
+    const disks = await labelledDisks(label, 3);
     const env = volumeEnv();
     // One disk stays assigned from an earlier volume: the failed mount must not take it away.
-    const keeper = join(scratchDir('vol'), 'keep');
+    const keeper = volumeDir('keep');
     expect((await env.mount(`label.${label}_max-disks.1`, keeper, [disks[0]!.device])).exitCode).toBe(0);
-    expect((await env.run(['umount', keeper])).exitCode).toBe(0);
+    await env.umount(keeper);
     const stateBefore = readFileSync(join(env.stateDir, 'volumes.json'), 'utf8');
     // Something holds the last disk's data partition open exclusively (a scan cannot see that), so
     // mounting it fails after the others worked.
     const broken = [...disks.slice(1)].sort((x, y) =>
       x.device.localeCompare(y.device, 'en', { numeric: true }),
     )[1]!;
-    const table = runMounts();
-    const loops = loopSnapshot();
-    const dir = join(scratchDir('vol'), 'v');
+    const before = runSnapshot();
+    const dir = volumeDir();
     const holder = openSync(`${broken.device}p2`, constants.O_RDONLY | constants.O_EXCL);
     const r = await env
-      .mount(
-        `label.${label}_min-disks.2_basename.x-`,
-        dir,
-        disks.slice(1).map((d) => d.device),
-      )
+      .mount(`label.${label}_min-disks.2_basename.x-`, dir, disks.slice(1))
       .finally(() => closeSync(holder));
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`mounting ${broken.device}p2`));
-    expect(runMounts()).toBe(table);
-    expect(loopSnapshot()).toBe(loops);
+    expect(runSnapshot()).toEqual(before);
     expect(readFileSync(join(env.stateDir, 'volumes.json'), 'utf8')).toBe(stateBefore);
     expect(existsSync(dir)).toBe(false);
   });
