@@ -27,7 +27,6 @@ import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import {
-  isZkError,
   type ZkApi,
   ZkClient,
   type ZkConnectOptions,
@@ -36,6 +35,7 @@ import {
   type ZkStat,
   type ZkWatcher,
 } from '../zookeeper.js';
+import { type RetryCounters, SessionRetry, sleep } from './session-retry.js';
 import { SilenceWatchdog } from './silence-watchdog.js';
 import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-verify.js';
 import {
@@ -59,19 +59,11 @@ export type SessionChange =
   | { type: 'expired' };
 
 /** What the session counts, for `zkfsctl status`. */
-export interface SessionCounters {
-  /** Requests sent (each attempt counts). */
-  requests: number;
-  /** Operations sent again after a connection loss or expiry. */
-  retries: number;
+export interface SessionCounters extends RetryCounters {
   /** Connections re-established within the same session. */
   reconnects: number;
   /** Sessions that expired and were replaced. */
   expiries: number;
-  /** Writes found applied after their reply was lost. */
-  confirmedWrites: number;
-  /** Operations that gave up waiting for a connection. */
-  timeouts: number;
 }
 
 /** Told about each write before it is first sent and once its outcome is known (watch-cache.ts). */
@@ -80,14 +72,6 @@ export interface WriteObserver {
   /** `stat` is the new stat of a single setData. */
   end(token: unknown, ok: boolean, stat?: ZkStat): void;
 }
-
-const RETRYABLE = ['CONNECTION_LOSS', 'SESSION_EXPIRED', 'OPERATION_TIMEOUT', 'TIMEOUT'] as const;
-
-function isRetryable(error: unknown): boolean {
-  return isZkError(error, ...RETRYABLE);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class ZkSession implements ZkApi {
   readonly counters: SessionCounters = {
@@ -103,7 +87,7 @@ export class ZkSession implements ZkApi {
   private connectedAt = Date.now();
   private readonly listeners = new Set<(change: SessionChange) => void>();
   private readonly noticeListeners = new Set<(notice: WatchNotice) => void>();
-  private waiters: (() => void)[] = [];
+  private readonly retry: SessionRetry;
   /** Rejects the attempts still running on a client once it has been replaced. */
   private abandon: (error: Error) => void = () => {};
   private abandoned: Promise<never> = new Promise<never>(() => {});
@@ -117,6 +101,16 @@ export class ZkSession implements ZkApi {
     private readonly options: SessionOptions,
   ) {
     this.log = options.logger ?? silentLogger;
+    this.retry = new SessionRetry(
+      this.counters,
+      () => ({
+        client: this.client,
+        connected: this.current === 'connected',
+        closed: this.current === 'closed',
+        abandoned: this.abandoned,
+      }),
+      options.reconnectTimeoutMs,
+    );
     this.watchdog = new SilenceWatchdog({
       current: () => ({ client: this.client, connected: this.current === 'connected' }),
       sessionTimeoutMs: () => this.sessionTimeoutMs,
@@ -227,7 +221,7 @@ export class ZkSession implements ZkApi {
           );
         }
         this.emit({ type: 'connected', renewed: false });
-        this.wake();
+        this.retry.wake();
         return;
       }
       case 'disconnected':
@@ -274,7 +268,7 @@ export class ZkSession implements ZkApi {
           this.connectedAt = Date.now();
           this.log.warn(`zookeeper: new session 0x${this.sessionId} with ${this.server ?? 'the ensemble'}`);
           this.emit({ type: 'connected', renewed: true });
-          this.wake();
+          this.retry.wake();
           return;
         } catch (error) {
           this.log.warn(
@@ -288,77 +282,7 @@ export class ZkSession implements ZkApi {
     }
   }
 
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  /** The client once connected; rejects with TIMEOUT at `deadline`. */
-  private ready(deadline: number, path: string): Promise<ZkClient> {
-    if (this.current === 'closed') return Promise.reject(new ZkError('CONNECTION_LOSS', path));
-    if (this.current === 'connected') return Promise.resolve(this.client);
-    return new Promise<ZkClient>((resolve, reject) => {
-      const timer = setTimeout(
-        () => {
-          this.waiters = this.waiters.filter((w) => w !== wake);
-          this.counters.timeouts++;
-          reject(new ZkError('TIMEOUT', path));
-        },
-        Math.max(0, deadline - Date.now()),
-      );
-      const wake = () => {
-        clearTimeout(timer);
-        if (this.current === 'connected') resolve(this.client);
-        else reject(new ZkError('CONNECTION_LOSS', path));
-      };
-      this.waiters.push(wake);
-    });
-  }
-
-  /**
-   * Runs `attempt` until it succeeds, fails for a reason other than the
-   * connection, or the deadline passes. `verify` decides, after a write was
-   * sent again, whether its failure only shows that the earlier send worked.
-   */
-  private async run<T>(
-    path: string,
-    attempt: (client: ZkClient) => Promise<T>,
-    verify?: (client: ZkClient, error: ZkError) => Promise<T | undefined>,
-  ): Promise<T> {
-    const deadline = Date.now() + this.options.reconnectTimeoutMs;
-    let resent = false;
-    for (;;) {
-      const client = await this.ready(deadline, path);
-      this.counters.requests++;
-      try {
-        return await Promise.race([attempt(client), this.abandoned]);
-      } catch (error) {
-        if (this.current === 'closed') throw error;
-        if (isRetryable(error) || client !== this.client) {
-          if (Date.now() >= deadline) {
-            this.counters.timeouts++;
-            throw new ZkError('TIMEOUT', path, undefined, error);
-          }
-          this.counters.retries++;
-          resent = true;
-          // The library reports the state change right after failing the request.
-          if (this.current === 'connected' && client === this.client) await sleep(20);
-          continue;
-        }
-        if (resent && verify && error instanceof ZkError) {
-          const done = await verify(this.client, error).catch(() => undefined);
-          if (done !== undefined) {
-            this.counters.confirmedWrites++;
-            return done;
-          }
-        }
-        throw error;
-      }
-    }
-  }
-
-  /** A write: the observer hears of it around run(). */
+  /** A write: the observer hears of it around the retried run. */
   private async write<T>(
     ops: readonly ZkOp[],
     attempt: (client: ZkClient) => Promise<T>,
@@ -368,7 +292,7 @@ export class ZkSession implements ZkApi {
     const observer = this.observer;
     const token = observer?.begin(ops);
     try {
-      const result = await this.run(ops[0]?.path ?? '/', attempt, verify);
+      const result = await this.retry.run(ops[0]?.path ?? '/', attempt, verify);
       observer?.end(token, true, statOf?.(result));
       return result;
     } catch (error) {
@@ -378,19 +302,19 @@ export class ZkSession implements ZkApi {
   }
 
   exists(path: string, watch?: ZkWatcher): Promise<ZkStat | null> {
-    return this.run(path, (c) => c.exists(path, watch));
+    return this.retry.run(path, (c) => c.exists(path, watch));
   }
 
   getData(path: string, watch?: ZkWatcher): Promise<{ data: Buffer; stat: ZkStat }> {
-    return this.run(path, (c) => c.getData(path, watch));
+    return this.retry.run(path, (c) => c.getData(path, watch));
   }
 
   getChildren(path: string, watch?: ZkWatcher): Promise<{ children: string[]; stat: ZkStat }> {
-    return this.run(path, (c) => c.getChildren(path, watch));
+    return this.retry.run(path, (c) => c.getChildren(path, watch));
   }
 
   getAcl(path: string): Promise<{ acl: AclEntry[]; stat: ZkStat }> {
-    return this.run(path, (c) => c.getAcl(path));
+    return this.retry.run(path, (c) => c.getAcl(path));
   }
 
   create(
@@ -433,7 +357,7 @@ export class ZkSession implements ZkApi {
     if (this.current === 'closed') return;
     this.current = 'closed';
     this.watchdog.stop();
-    this.wake();
+    this.retry.wake();
     this.abandon(new ZkError('CONNECTION_LOSS'));
     await this.client.close();
   }

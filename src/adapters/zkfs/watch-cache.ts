@@ -12,10 +12,10 @@
  * so a reply read before a change can never be stored after it. A value a
  * caller read on its own (CacheSlot.set) is ignored for the same reason.
  *
- * What a notification does: a data change forgets the node's stat and data;
- * a creation or deletion also patches the parent's cached child list and
- * child count, so writing many files into one directory does not re-list it.
- * The mount's own writes (session.ts tells us about them) are written
+ * What a notification does (cache-patches.ts): a data change forgets the
+ * node's stat and data; a creation or deletion also patches the parent's
+ * cached child list and child count, so writing many files into one
+ * directory does not re-list it. The mount's own writes (session.ts tells us about them) are written
  * through once their reply is in — when exactly one notification for the
  * node came meanwhile, which was ours.
  *
@@ -28,14 +28,13 @@
  * pipelined requests (a window of them in flight), so `ls -l`, `find` and
  * `cat` of a cold tree do not wait for one round trip after another.
  */
-import { type DirMeta, parseMeta } from '../../core/zkfs/attrs.js';
 import { hitRate } from '../../core/zkfs/cache-policy.js';
 import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
-import { insertSorted, sortedIncludes } from '../../core/zkfs/sorted-names.js';
-import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
+import { sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
-import { isZkError, OPEN_ACL, type ZkStat } from '../zookeeper.js';
+import { isZkError, type ZkStat } from '../zookeeper.js';
+import { applyNotice, writeThrough } from './cache-patches.js';
 import type { Stale } from './kernel-notify.js';
 import { type CacheView, docChanges, staleFor } from './kernel-stale.js';
 import { type CacheEntry, CacheSlot } from './node-cache.js';
@@ -43,7 +42,7 @@ import { type OwnWrite, OwnWrites } from './own-writes.js';
 import { Prefetcher } from './prefetch.js';
 import type { SessionChange, WriteObserver, ZkSession } from './session.js';
 import { SlotBudget, sizeOf } from './slot-budget.js';
-import { type DocSnapshot, type NodeData, ZkTree } from './tree.js';
+import { type NodeData, ZkTree } from './tree.js';
 import type { WatchNotice } from './zk-wire.js';
 
 export interface WatchCacheOptions {
@@ -93,7 +92,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   /** Data bytes prefetched since the queue last ran dry; past a quarter of the budget, stats only. */
   private prefetchBytes = 0;
   private readonly view: CacheView;
-  private readonly linksPath: string;
+  readonly linksPath: string;
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
   onStale: ((stale: Stale) => void) | undefined;
 
@@ -213,7 +212,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const own = this.own.observe(notice.path, stale);
     if (own) stale = undefined;
     if (this.gate.mode === 'waiting') return;
-    this.apply(notice);
+    applyNotice(this, notice);
     if (kernel && isDoc && !own && before) {
       // Which entries changed, the document read again says.
       const dir = parentPath(notice.path);
@@ -226,58 +225,6 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     if (stale && (typeof stale === 'string' || stale.length > 0)) this.onStale?.(stale);
   }
 
-  private apply({ type, path }: WatchNotice): void {
-    const name = baseName(path);
-    const parent = parentPath(path);
-    switch (type) {
-      case 'dataChanged':
-        this.stats.invalidate(path);
-        this.data.invalidate(path);
-        break;
-      case 'created':
-        this.stats.invalidate(path);
-        this.data.invalidate(path);
-        this.children.invalidate(path);
-        if (path !== this.root) this.childChanged(parent, name, 1);
-        break;
-      case 'deleted':
-        this.stats.replace(path, null);
-        this.data.invalidate(path);
-        this.children.invalidate(path);
-        this.metas.invalidate(path);
-        this.acls.invalidate(path);
-        if (path !== this.root) this.childChanged(parent, name, -1);
-        break;
-      case 'childrenChanged':
-        this.children.invalidate(path);
-        this.stats.invalidate(path);
-        break;
-    }
-    if (name === META_NODE) this.metas.invalidate(parent);
-    if (path === this.linksPath) this.links.invalidate(path);
-  }
-
-  /** A child appeared or vanished: patch what is cached of its parent, or forget it. */
-  private childChanged(parent: string, name: string, delta: 1 | -1): void {
-    const list = this.children.peek(parent);
-    const stat = this.stats.peek(parent);
-    const consistent = list !== undefined && list.includes(name) === delta < 0;
-    if (list && consistent) {
-      this.children.replace(parent, delta > 0 ? insertSorted(list, name) : list.filter((n) => n !== name));
-    } else {
-      this.children.invalidate(parent);
-    }
-    if (stat && (list === undefined || consistent)) {
-      this.stats.replace(parent, {
-        ...stat,
-        numChildren: Math.max(0, stat.numChildren + delta),
-        cversion: stat.cversion + 1,
-      });
-    } else {
-      this.stats.invalidate(parent);
-    }
-  }
-
   begin(ops: readonly ZkOp[]): unknown {
     return this.own.begin(ops, this.epoch);
   }
@@ -287,36 +234,16 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const { alone, stale } = this.own.finish(write, ok);
     if (stale.length > 0) this.onStale?.(stale);
     if (!this.live || write.epoch !== this.epoch) return;
-    for (const op of alone) this.writeThrough(op, write.ops.length === 1 ? stat : undefined);
-  }
-
-  private writeThrough(op: ZkOp, stat: ZkStat | undefined): void {
-    if (op.op !== 'setData' && op.op !== 'create') return;
-    if (op.op === 'create') {
-      // A node just created here has no children (new names in it need no lookup) and the ACL it was
-      // created with; and the kernel asks for its attributes next, so start reading them now.
-      this.children.replace(op.path, []);
-      this.acls.replace(op.path, [...(op.acl.length > 0 ? op.acl : OPEN_ACL)]);
-      this.aclTimes.set(op.path, Date.now());
-      if (baseName(op.path) !== META_NODE) {
-        this.stats.get(op.path, () => this.session.exists(op.path)).catch(() => {});
+    for (const op of alone) {
+      writeThrough(this, op, write.ops.length === 1 ? stat : undefined);
+      if (op.op === 'create') {
+        // The ACL written through counts as just read; and the kernel asks for a new node's
+        // attributes next, so start reading them now.
+        this.aclTimes.set(op.path, Date.now());
+        if (baseName(op.path) !== META_NODE) {
+          this.stats.get(op.path, () => this.session.exists(op.path)).catch(() => {});
+        }
       }
-    }
-    const version = op.op === 'create' ? 0 : op.version >= 0 ? op.version + 1 : stat?.version;
-    if (stat) {
-      this.stats.replace(op.path, stat);
-      this.data.replace(op.path, { data: op.data, stat });
-    }
-    if (version === undefined) return;
-    if (baseName(op.path) === META_NODE) {
-      const meta = parseMeta(op.data);
-      if (!meta.corrupt) {
-        const doc: DocSnapshot<DirMeta> = { path: op.path, version, value: meta };
-        this.metas.replace(parentPath(op.path), doc);
-      }
-    } else if (op.path === this.linksPath) {
-      const doc: DocSnapshot<SymlinkMap> = { path: op.path, version, value: parseSymlinks(op.data) };
-      this.links.replace(op.path, doc);
     }
   }
 

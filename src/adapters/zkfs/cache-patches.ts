@@ -1,0 +1,114 @@
+/**
+ * How a change patches the mount's cached picture in place (watch-cache.ts)
+ * instead of forgetting it: a watch notification (anyone's change, this
+ * mount's own included), and a write of this mount whose reply is in, whose
+ * new value is known without reading it back.
+ */
+import { type DirMeta, parseMeta } from '../../core/zkfs/attrs.js';
+import { baseName, META_NODE, parentPath } from '../../core/zkfs/paths.js';
+import { insertSorted } from '../../core/zkfs/sorted-names.js';
+import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
+import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
+import { OPEN_ACL, type ZkStat } from '../zookeeper.js';
+import type { CacheSlot } from './node-cache.js';
+import type { DocSnapshot, NodeData } from './tree.js';
+import type { WatchNotice } from './zk-wire.js';
+
+/** The cached slots of a mount, and where its special nodes are. */
+export interface CachedTree {
+  readonly root: string;
+  /** The `__symlinks__` node of the mount. */
+  readonly linksPath: string;
+  readonly stats: CacheSlot<ZkStat | null>;
+  readonly children: CacheSlot<string[]>;
+  readonly data: CacheSlot<NodeData>;
+  readonly metas: CacheSlot<DocSnapshot<DirMeta>>;
+  readonly acls: CacheSlot<AclEntry[]>;
+  readonly links: CacheSlot<DocSnapshot<SymlinkMap>>;
+}
+
+/**
+ * A notification: a data change forgets the node's stat and data; a creation
+ * or deletion also patches the parent's cached child list and child count,
+ * so writing many files into one directory does not re-list it.
+ */
+export function applyNotice(tree: CachedTree, { type, path }: WatchNotice): void {
+  const name = baseName(path);
+  const parent = parentPath(path);
+  switch (type) {
+    case 'dataChanged':
+      tree.stats.invalidate(path);
+      tree.data.invalidate(path);
+      break;
+    case 'created':
+      tree.stats.invalidate(path);
+      tree.data.invalidate(path);
+      tree.children.invalidate(path);
+      if (path !== tree.root) childChanged(tree, parent, name, 1);
+      break;
+    case 'deleted':
+      tree.stats.replace(path, null);
+      tree.data.invalidate(path);
+      tree.children.invalidate(path);
+      tree.metas.invalidate(path);
+      tree.acls.invalidate(path);
+      if (path !== tree.root) childChanged(tree, parent, name, -1);
+      break;
+    case 'childrenChanged':
+      tree.children.invalidate(path);
+      tree.stats.invalidate(path);
+      break;
+  }
+  if (name === META_NODE) tree.metas.invalidate(parent);
+  if (path === tree.linksPath) tree.links.invalidate(path);
+}
+
+/** A child appeared or vanished: patch what is cached of its parent, or forget it. */
+function childChanged(tree: CachedTree, parent: string, name: string, delta: 1 | -1): void {
+  const list = tree.children.peek(parent);
+  const stat = tree.stats.peek(parent);
+  const consistent = list !== undefined && list.includes(name) === delta < 0;
+  if (list && consistent) {
+    tree.children.replace(parent, delta > 0 ? insertSorted(list, name) : list.filter((n) => n !== name));
+  } else {
+    tree.children.invalidate(parent);
+  }
+  if (stat && (list === undefined || consistent)) {
+    tree.stats.replace(parent, {
+      ...stat,
+      numChildren: Math.max(0, stat.numChildren + delta),
+      cversion: stat.cversion + 1,
+    });
+  } else {
+    tree.stats.invalidate(parent);
+  }
+}
+
+/**
+ * One op of this mount's own write, applied: the data (and stat, when the
+ * reply carried it) it set, the metadata or symlink document it wrote, and
+ * for a node just created, no children and the ACL it was created with.
+ */
+export function writeThrough(tree: CachedTree, op: ZkOp, stat: ZkStat | undefined): void {
+  if (op.op !== 'setData' && op.op !== 'create') return;
+  if (op.op === 'create') {
+    tree.children.replace(op.path, []);
+    tree.acls.replace(op.path, [...(op.acl.length > 0 ? op.acl : OPEN_ACL)]);
+  }
+  const version = op.op === 'create' ? 0 : op.version >= 0 ? op.version + 1 : stat?.version;
+  if (stat) {
+    tree.stats.replace(op.path, stat);
+    tree.data.replace(op.path, { data: op.data, stat });
+  }
+  if (version === undefined) return;
+  if (baseName(op.path) === META_NODE) {
+    const meta = parseMeta(op.data);
+    if (!meta.corrupt) {
+      const doc: DocSnapshot<DirMeta> = { path: op.path, version, value: meta };
+      tree.metas.replace(parentPath(op.path), doc);
+    }
+  } else if (op.path === tree.linksPath) {
+    const doc: DocSnapshot<SymlinkMap> = { path: op.path, version, value: parseSymlinks(op.data) };
+    tree.links.replace(op.path, doc);
+  }
+}
