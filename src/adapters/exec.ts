@@ -25,6 +25,8 @@ export interface RunOptions {
   logger?: Logger;
   /** What the step was for, used in the error sentence ("partitioning /dev/loop3"). */
   purpose?: string;
+  /** A descriptor of ours the tool gets as its fd 3 (mount(8) attaching /dev/fuse). */
+  inheritFd?: number;
 }
 
 export interface RunResult {
@@ -70,6 +72,10 @@ export async function run(
     cwd: options.cwd,
     stripFinalNewline: false,
     encoding: 'utf8',
+    // execa's types list no plain descriptor beyond fd 2, but it passes one on as Node's spawn does.
+    ...(options.inheritFd !== undefined
+      ? { stdio: ['pipe', 'pipe', 'pipe', options.inheritFd as unknown as 'inherit'] as const }
+      : {}),
   });
   const stdout = redact(String(result.stdout ?? ''), secrets);
   const stderr = redact(String(result.stderr ?? ''), secrets);

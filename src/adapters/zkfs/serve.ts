@@ -106,7 +106,7 @@ async function waitForHandles(vfs: ZkVfs, ms: number): Promise<void> {
 async function unmountAndDrain(mount: FuseMount, vfs: ZkVfs, dir: string, log: Logger): Promise<void> {
   await vfs.flushAll();
   try {
-    await run('fusermount', ['-u', dir], { logger: log, purpose: `unmounting ${dir}`, timeoutMs: 30_000 });
+    await run('umount', [dir], { logger: log, purpose: `unmounting ${dir}`, timeoutMs: 30_000 });
     mount.closeNative();
   } catch (error) {
     log.warn(
@@ -160,10 +160,6 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         allowOther: resolved.fuseOptions.includes('allow_other'),
         allowRoot: resolved.fuseOptions.includes('allow_root'),
         attrTimeoutS: coherence.attrTimeoutMs / 1000,
-        observer: {
-          attrServed: (path) => notifier?.attrServed(path),
-          renamed: (_from, to) => notifier?.renamed(to),
-        },
         log,
       });
     } catch (error) {
@@ -175,7 +171,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       );
     }
     // The kernel keeps attributes, names and pages for --attr-timeout; watches tell it what changed.
-    notifier = await KernelNotifier.open(dir, coherence.attrTimeoutMs, log);
+    notifier = await KernelNotifier.open(mount.kernel, log);
     if (notifier) {
       const kernel = notifier;
       tree.onStale = (stale) => kernel.apply(stale);
@@ -215,7 +211,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     options.onReady?.(process.pid);
 
     await watchUnmount(dir, options.stop);
-    // Before libfuse closes the /dev/fuse descriptor, whose number could then be reused.
+    // Before the /dev/fuse descriptor is closed, whose number could then be reused.
     notifier?.close();
     const reason = options.stop.aborted ? 'stopped' : 'unmounted';
     if (reason === 'stopped') {

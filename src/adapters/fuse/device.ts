@@ -1,0 +1,199 @@
+/**
+ * A FUSE connection on /dev/fuse without libfuse: open the device, have
+ * mount(8) attach it to a directory (the kernel takes the descriptor number
+ * from the mounting process, so mount(8) inherits ours as fd 3), then read
+ * requests and write replies.
+ *
+ * Reads block, so they run on libuv's thread pool; a few are kept waiting
+ * so that a request never sits in the kernel while the event loop answers
+ * another. Replies are written straight from the event loop: a reply never
+ * blocks (notifications may, and kernel-notify.ts sends those from the pool).
+ */
+import { closeSync, existsSync, openSync, read, write, writeSync } from 'node:fs';
+import { run } from '../exec.js';
+import type { Logger } from '../logger.js';
+import { mountAt, readMountTable } from '../mountinfo.js';
+
+/** Room for the largest WRITE request (max_write plus headers). */
+export const MAX_WRITE = 128 * 1024;
+const BUFFER_SIZE = MAX_WRITE + 4096;
+/** Reads kept waiting on the device at once. */
+const READERS = 2;
+
+export interface DeviceOptions {
+  dir: string;
+  fsname: string;
+  subtype: string;
+  allowOther: boolean;
+  log: Logger;
+}
+
+export interface FuseDevice {
+  /** Sends a reply; false if the kernel no longer wants it. */
+  send(message: Buffer): boolean;
+  /** Sends a notification from the thread pool (the kernel may make it wait for a lock). */
+  notify(message: Buffer): Promise<NodeJS.ErrnoException | null>;
+  /** Resolves when the connection has ended (unmounted, aborted or closed). */
+  readonly ended: Promise<void>;
+  /** Ends the connection: aborts it in the kernel if still alive, then closes the descriptor. */
+  close(): void;
+}
+
+/** Errors a read may return while the connection goes on. */
+const RETRY = new Set(['ENOENT', 'EINTR', 'EAGAIN']);
+
+const CONNECTIONS = '/sys/fs/fuse/connections';
+
+/**
+ * The connection number of the FUSE mount at `dir` (its device minor), read
+ * from the mount table: a stat() of the mount would be a request to ourselves.
+ */
+async function connectionId(dir: string): Promise<number | undefined> {
+  const entry = mountAt(await readMountTable().catch(() => []), dir);
+  const minor = Number(entry?.device.split(':')[1]);
+  return Number.isInteger(minor) ? minor : undefined;
+}
+
+/**
+ * fusectl (where a connection can be aborted) is mounted at boot by systemd
+ * on most hosts; mount it where it is not, as systemd would.
+ */
+async function ensureFusectl(log: Logger): Promise<void> {
+  const table = await readMountTable().catch(() => []);
+  if (mountAt(table, CONNECTIONS) || !existsSync(CONNECTIONS)) return;
+  await run('mount', ['-t', 'fusectl', 'fusectl', CONNECTIONS], { logger: log, timeoutMs: 10_000 }).catch(
+    (error: unknown) => log.debug(`could not mount fusectl: ${String(error)}`),
+  );
+}
+
+/** Handles one request, given the buffer it arrived in (valid until it returns) and its length. */
+export type RequestListener = (buf: Buffer, length: number) => void;
+
+/**
+ * Mounts a new FUSE connection at `dir`. `listen` is given the function that
+ * sends replies and returns the listener for requests; the first (FUSE_INIT)
+ * can arrive before this resolves.
+ */
+export async function openFuseDevice(
+  options: DeviceOptions,
+  listen: (send: (message: Buffer) => boolean) => RequestListener,
+): Promise<FuseDevice> {
+  const { dir, log } = options;
+  const fd = openSync('/dev/fuse', 'r+');
+  let closed = false;
+  let endResolve: () => void = () => {};
+  const ended = new Promise<void>((resolve) => {
+    endResolve = resolve;
+  });
+  let readers = READERS;
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    endResolve();
+  };
+
+  const readLoop = () => {
+    const buf = Buffer.allocUnsafe(BUFFER_SIZE);
+    const next = () => {
+      if (closed) return stop();
+      read(fd, buf, 0, BUFFER_SIZE, null, (error, length) => {
+        if (error) {
+          if (RETRY.has(error.code ?? '')) return next();
+          if (error.code !== 'ENODEV' && error.code !== 'EBADF' && !closed) {
+            log.warn(`reading /dev/fuse: ${error.message}`);
+          }
+          return stop();
+        }
+        try {
+          onRequest(buf, length);
+        } catch (failure) {
+          log.error(
+            `FUSE request handler: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`,
+          );
+        }
+        next();
+      });
+    };
+    const stop = () => {
+      readers--;
+      if (readers === 0) finish();
+    };
+    next();
+  };
+
+  const send = (message: Buffer): boolean => {
+    if (closed) return false;
+    try {
+      writeSync(fd, message);
+      return true;
+    } catch (error) {
+      // ENOENT: the request was interrupted meanwhile; ENODEV: unmounted.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENODEV') log.warn(`writing /dev/fuse: ${String(error)}`);
+      return false;
+    }
+  };
+
+  const onRequest = listen(send);
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const mountOptions = [
+    'fd=3',
+    'rootmode=40000',
+    `user_id=${uid}`,
+    `group_id=${gid}`,
+    // The kernel checks mode bits and owners against the attributes we report.
+    'default_permissions',
+    ...(options.allowOther ? ['allow_other'] : []),
+  ];
+  try {
+    // -i: no /sbin/mount.fuse helper, the kernel mounts our descriptor directly.
+    await run(
+      'mount',
+      ['-i', '-t', `fuse.${options.subtype}`, '-o', mountOptions.join(','), options.fsname, dir],
+      {
+        logger: log,
+        purpose: `mounting FUSE at ${dir}`,
+        timeoutMs: 30_000,
+        inheritFd: fd,
+      },
+    );
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  // Reads fail until the descriptor is mounted; the kernel has queued FUSE_INIT by now.
+  for (let i = 0; i < READERS; i++) readLoop();
+  const connection = await connectionId(dir);
+  await ensureFusectl(log);
+
+  const close = () => {
+    if (closed) return;
+    if (!finished && connection !== undefined) abortConnection(connection, log);
+    closed = true;
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+  };
+  const notify = (message: Buffer): Promise<NodeJS.ErrnoException | null> =>
+    closed ? Promise.resolve(null) : new Promise((resolve) => write(fd, message, (error) => resolve(error)));
+  return { send, notify, ended, close };
+}
+
+/**
+ * Ends a connection whose mount is gone but which something still holds
+ * (a lazy unmount with files open), so that our waiting reads return.
+ */
+function abortConnection(id: number, log: Logger): void {
+  const path = `${CONNECTIONS}/${id}/abort`;
+  try {
+    const fd = openSync(path, 'w');
+    writeSync(fd, '1');
+    closeSync(fd);
+  } catch (error) {
+    log.debug(`could not abort FUSE connection ${id} (${path}): ${String(error)}`);
+  }
+}

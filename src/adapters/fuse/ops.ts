@@ -1,0 +1,525 @@
+/**
+ * FUSE requests to ZkVfs calls: decode a request, find the path its node id
+ * stands for, call the filesystem, encode the answer. Errors become errnos
+ * in errno.ts; node ids and their paths live in core/fuse/node-table.ts.
+ *
+ * How zkfs uses the protocol, and why:
+ * - OPENDIR is answered "not implemented", so the kernel opens directories
+ *   itself and keeps their listings cached (invalidated by kernel-notify.ts
+ *   when a watch says a directory changed);
+ * - listings are READDIRPLUS: names come with their attributes, so a walk
+ *   needs no LOOKUP per entry;
+ * - a file opened read-only keeps the kernel's page cache and skips FLUSH on
+ *   close: re-reading an unchanged file costs one OPEN and nothing else;
+ * - a file opened for writing is written to ZooKeeper on FLUSH (close), with
+ *   the version check, exactly as before.
+ */
+
+import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
+import {
+  ArgReader,
+  type Attr,
+  attrReply,
+  createReply,
+  type DirEntry,
+  dataReply,
+  direntReply,
+  direntSize,
+  entryReply,
+  errorReply,
+  FUSE_KERNEL_MINOR,
+  InitFlag,
+  initReply,
+  Op,
+  OpenFlag,
+  openReply,
+  RENAME_NOREPLACE,
+  type RequestHeader,
+  readHeader,
+  readInit,
+  SetattrValid,
+  statfsReply,
+  writeReply,
+  xattrSizeReply,
+} from '../../core/fuse/protocol.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import type { Logger } from '../logger.js';
+import type { FileAttr } from '../zkfs/attr-ops.js';
+import type { ZkVfs } from '../zkfs/vfs.js';
+import { MAX_WRITE } from './device.js';
+import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
+
+export interface OpsOptions {
+  vfs: ZkVfs;
+  log: Logger;
+  /** Seconds the kernel may keep names and attributes. */
+  validS: number;
+  /** The node ids handed to the kernel (shared with kernel-notify.ts). */
+  nodes: NodeTable;
+  send(message: Buffer): boolean;
+  /** Called once the kernel has accepted FUSE_INIT. */
+  onInit(): void;
+}
+
+const O_ACCMODE = 0o3;
+const WANTED_FLAGS =
+  InitFlag.ASYNC_READ |
+  InitFlag.BIG_WRITES |
+  InitFlag.AUTO_INVAL_DATA |
+  InitFlag.DO_READDIRPLUS |
+  InitFlag.PARALLEL_DIROPS |
+  InitFlag.MAX_PAGES |
+  InitFlag.CACHE_SYMLINKS |
+  InitFlag.NO_OPENDIR_SUPPORT;
+
+/** Operations the kernel may send that zkfs does not implement; it falls back or gives up by itself. */
+const UNSUPPORTED: ReadonlyMap<number, number> = new Map([
+  [Op.OPENDIR, ENOSYS],
+  [Op.ACCESS, ENOSYS],
+  [Op.LSEEK, ENOSYS],
+  [Op.COPY_FILE_RANGE, ENOSYS],
+  [Op.FALLOCATE, ERRNO.ENOTSUP],
+  [Op.TMPFILE, ERRNO.ENOTSUP],
+  [Op.LINK, ERRNO.EPERM],
+  [Op.MKNOD, ERRNO.EPERM],
+]);
+
+function toAttr(a: FileAttr, ino: number): Attr {
+  return { ...a, ino };
+}
+
+function timeMs(sec: number, nsec: number): number {
+  return sec * 1000 + Math.floor(nsec / 1_000_000);
+}
+
+/** The function device.ts calls with every request. */
+export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
+  const { vfs, log, validS, nodes } = o;
+  /** A directory's names as listed at offset 0, for the READDIRs that continue it. */
+  const listings = new Map<number, string[]>();
+
+  const pathOf = (id: number): string => {
+    const path = nodes.path(id);
+    if (path === undefined) throw new FsError('ENOENT', `node ${id} is no longer in the tree`);
+    return path;
+  };
+
+  /** Attributes for the kernel, with the node id it will know `path` by (one more reference). */
+  const entry = async (unique: bigint, path: string): Promise<Buffer> => {
+    const a = await vfs.getattr(path);
+    const id = nodes.lookup(path);
+    return entryReply(unique, id, toAttr(a, id), validS);
+  };
+
+  const answer = (h: RequestHeader, what: () => string, work: () => Promise<Buffer> | Buffer): void => {
+    vfs.counters.ops++;
+    let pending: Promise<Buffer> | Buffer;
+    try {
+      pending = work();
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    if (Buffer.isBuffer(pending)) {
+      o.send(pending);
+      return;
+    }
+    pending.then(
+      (reply) => o.send(reply),
+      (error: unknown) => {
+        const code = failureCode(error);
+        vfs.counters.errors[code] = (vfs.counters.errors[code] ?? 0) + 1;
+        o.send(errorReply(h.unique, toErrno(error, log, what())));
+      },
+    );
+  };
+
+  const readdir = async (h: RequestHeader, fhOffsetSize: ArgReader, plus: boolean): Promise<Buffer> => {
+    fhOffsetSize.u64(); // fh: none, the kernel opens directories itself
+    const offset = fhOffsetSize.u64();
+    const size = fhOffsetSize.u32();
+    const dir = pathOf(h.nodeId);
+    let names = listings.get(h.nodeId);
+    if (offset === 0 || !names) {
+      names = await vfs.readdir(dir);
+      listings.set(h.nodeId, names);
+    }
+    const all = names; // vfs.readdir lists '.' and '..' first
+    const chosen: DirEntry[] = [];
+    let used = 0;
+    for (let i = offset; i < all.length; i++) {
+      const e: DirEntry = { name: all[i] as string, nextOffset: i + 1, ino: h.nodeId, mode: 0o040000 };
+      const bytes = direntSize(e, plus);
+      if (used + bytes > size) break;
+      used += bytes;
+      chosen.push(e);
+    }
+    if (chosen.length === 0) {
+      listings.delete(h.nodeId);
+      return direntReply(h.unique, [], plus, validS);
+    }
+    const children = chosen.filter((e) => e.name !== '.' && e.name !== '..');
+    const attrs = await Promise.allSettled(children.map((e) => vfs.getattr(childPath(dir, e.name))));
+    children.forEach((e, i) => {
+      const result = attrs[i] as PromiseSettledResult<FileAttr>;
+      if (result.status !== 'fulfilled') {
+        e.mode = 0;
+        e.ino = 0xffffffff; // never a node id in use: the entry vanished meanwhile
+        return;
+      }
+      const path = childPath(dir, e.name);
+      e.mode = result.value.mode;
+      if (plus) {
+        e.nodeId = nodes.lookup(path);
+        e.ino = e.nodeId;
+        e.attr = toAttr(result.value, e.nodeId);
+      } else {
+        e.ino = nodes.idOf(path) ?? 0xffffffff;
+      }
+    });
+    return direntReply(h.unique, chosen, plus, validS);
+  };
+
+  const setattr = async (h: RequestHeader, r: ArgReader): Promise<Buffer> => {
+    const valid = r.u32();
+    r.skip(4);
+    const fh = r.u64();
+    const size = r.u64();
+    r.skip(8); // lock owner
+    const atime = r.u64();
+    const mtime = r.u64();
+    r.skip(8); // ctime
+    const atimensec = r.u32();
+    const mtimensec = r.u32();
+    r.skip(4);
+    const mode = r.u32();
+    r.skip(4);
+    const uid = r.u32();
+    const gid = r.u32();
+    const path = pathOf(h.nodeId);
+    if (valid & SetattrValid.MODE) await vfs.chmod(path, mode);
+    if (valid & (SetattrValid.UID | SetattrValid.GID)) {
+      const current = await vfs.getattr(path);
+      await vfs.chown(
+        path,
+        valid & SetattrValid.UID ? uid : current.uid,
+        valid & SetattrValid.GID ? gid : current.gid,
+      );
+    }
+    if (valid & SetattrValid.SIZE) {
+      if (valid & SetattrValid.FH && fh !== 0) await vfs.ftruncate(fh, size);
+      else await vfs.truncate(path, size);
+    }
+    const times = SetattrValid.ATIME | SetattrValid.MTIME | SetattrValid.ATIME_NOW | SetattrValid.MTIME_NOW;
+    if (valid & times) {
+      // Either time may be left as it is (touch -m, tar): the other keeps its current value.
+      const current = await vfs.getattr(path);
+      const now = Date.now();
+      const at =
+        valid & SetattrValid.ATIME_NOW
+          ? now
+          : valid & SetattrValid.ATIME
+            ? timeMs(atime, atimensec)
+            : current.atimeMs;
+      const mt =
+        valid & SetattrValid.MTIME_NOW
+          ? now
+          : valid & SetattrValid.MTIME
+            ? timeMs(mtime, mtimensec)
+            : current.mtimeMs;
+      await vfs.utimens(path, at, mt);
+    }
+    const a = await vfs.getattr(path);
+    return attrReply(h.unique, toAttr(a, h.nodeId), validS);
+  };
+
+  const xattrAnswer = (unique: bigint, value: Buffer, size: number): Buffer => {
+    if (size === 0) return xattrSizeReply(unique, value.length);
+    if (value.length > size) return errorReply(unique, ERRNO.ERANGE);
+    return dataReply(unique, value);
+  };
+
+  const rename = async (h: RequestHeader, r: ArgReader, withFlags: boolean): Promise<Buffer> => {
+    const newDir = r.u64();
+    const flags = withFlags ? r.u32() : 0;
+    if (withFlags) r.skip(4);
+    const from = childPath(pathOf(h.nodeId), r.name());
+    const to = childPath(pathOf(newDir), r.name());
+    if (flags & ~RENAME_NOREPLACE) return errorReply(h.unique, ERRNO.EINVAL);
+    if (flags & RENAME_NOREPLACE) {
+      const exists = await vfs.getattr(to).then(
+        () => true,
+        () => false,
+      );
+      if (exists) return errorReply(h.unique, ERRNO.EEXIST);
+    }
+    await vfs.rename(from, to);
+    nodes.renamed(from, to);
+    return errorReply(h.unique, 0);
+  };
+
+  return (buf: Buffer, length: number): void => {
+    const h = readHeader(buf);
+    const r = new ArgReader(buf, length);
+    const u = h.unique;
+    switch (h.opcode) {
+      case Op.INIT: {
+        const init = readInit(buf, length);
+        const minor = Math.min(init.minor, FUSE_KERNEL_MINOR);
+        o.send(
+          initReply(u, minor, {
+            maxReadahead: init.maxReadahead,
+            flags: init.flags & WANTED_FLAGS,
+            maxWrite: MAX_WRITE,
+            maxPages: MAX_WRITE / 4096,
+            // zkfs keeps times in milliseconds
+            timeGranNs: 1_000_000,
+          }),
+        );
+        o.onInit();
+        return;
+      }
+      case Op.FORGET:
+        nodes.forget(h.nodeId, r.u64());
+        return;
+      case Op.BATCH_FORGET: {
+        const count = r.u32();
+        r.skip(4);
+        for (let i = 0; i < count; i++) nodes.forget(r.u64(), r.u64());
+        return;
+      }
+      case Op.INTERRUPT:
+        return; // every request is answered anyway, soon
+      case Op.DESTROY:
+        o.send(errorReply(u, 0));
+        return;
+    }
+    const unsupported = UNSUPPORTED.get(h.opcode);
+    if (unsupported !== undefined) {
+      o.send(errorReply(u, unsupported));
+      return;
+    }
+    const where = () => nodes.path(h.nodeId) ?? `node ${h.nodeId}`;
+    switch (h.opcode) {
+      case Op.LOOKUP: {
+        const name = r.name();
+        answer(
+          h,
+          () => `lookup ${where()}/${name}`,
+          () => entry(u, childPath(pathOf(h.nodeId), name)),
+        );
+        return;
+      }
+      case Op.GETATTR:
+        answer(
+          h,
+          () => `getattr ${where()}`,
+          async () => {
+            const a = await vfs.getattr(pathOf(h.nodeId));
+            return attrReply(u, toAttr(a, h.nodeId), validS);
+          },
+        );
+        return;
+      case Op.SETATTR:
+        answer(
+          h,
+          () => `setattr ${where()}`,
+          () => setattr(h, r),
+        );
+        return;
+      case Op.READLINK:
+        answer(
+          h,
+          () => `readlink ${where()}`,
+          async () => dataReply(u, Buffer.from(await vfs.readlink(pathOf(h.nodeId)))),
+        );
+        return;
+      case Op.SYMLINK: {
+        const name = r.name();
+        const target = r.name();
+        answer(
+          h,
+          () => `symlink ${where()}/${name}`,
+          async () => {
+            const path = childPath(pathOf(h.nodeId), name);
+            await vfs.symlink(target, path);
+            return entry(u, path);
+          },
+        );
+        return;
+      }
+      case Op.MKDIR: {
+        const mode = r.u32();
+        r.skip(4);
+        const name = r.name();
+        answer(
+          h,
+          () => `mkdir ${where()}/${name}`,
+          async () => {
+            const path = childPath(pathOf(h.nodeId), name);
+            await vfs.mkdir(path, mode);
+            return entry(u, path);
+          },
+        );
+        return;
+      }
+      case Op.UNLINK:
+      case Op.RMDIR: {
+        const name = r.name();
+        const op = h.opcode === Op.UNLINK ? 'unlink' : 'rmdir';
+        answer(
+          h,
+          () => `${op} ${where()}/${name}`,
+          async () => {
+            const path = childPath(pathOf(h.nodeId), name);
+            await (op === 'unlink' ? vfs.unlink(path) : vfs.rmdir(path));
+            nodes.removed(path);
+            return errorReply(u, 0);
+          },
+        );
+        return;
+      }
+      case Op.RENAME:
+      case Op.RENAME2:
+        answer(
+          h,
+          () => `rename ${where()}`,
+          () => rename(h, r, h.opcode === Op.RENAME2),
+        );
+        return;
+      case Op.OPEN: {
+        const flags = r.u32();
+        answer(
+          h,
+          () => `open ${where()}`,
+          async () => {
+            const fh = await vfs.open(pathOf(h.nodeId), flags);
+            const readOnly = (flags & O_ACCMODE) === 0;
+            return openReply(u, fh, OpenFlag.KEEP_CACHE | (readOnly ? OpenFlag.NOFLUSH : 0));
+          },
+        );
+        return;
+      }
+      case Op.CREATE: {
+        const flags = r.u32();
+        const mode = r.u32();
+        r.skip(8);
+        const name = r.name();
+        answer(
+          h,
+          () => `create ${where()}/${name}`,
+          async () => {
+            const path = childPath(pathOf(h.nodeId), name);
+            const fh = await vfs.create(path, mode);
+            const a = await vfs.getattr(path);
+            const id = nodes.lookup(path);
+            void flags;
+            return createReply(u, id, toAttr(a, id), validS, fh, OpenFlag.KEEP_CACHE);
+          },
+        );
+        return;
+      }
+      case Op.READ: {
+        const fh = r.u64();
+        const offset = r.u64();
+        const size = r.u32();
+        answer(
+          h,
+          () => `read ${where()}`,
+          () => dataReply(u, vfs.read(fh, size, offset)),
+        );
+        return;
+      }
+      case Op.WRITE: {
+        const fh = r.u64();
+        const offset = r.u64();
+        const size = r.u32();
+        r.skip(4 + 8 + 4 + 4);
+        const data = r.bytes(size);
+        answer(
+          h,
+          () => `write ${where()}`,
+          () => writeReply(u, vfs.write(fh, data, offset)),
+        );
+        return;
+      }
+      case Op.STATFS:
+        answer(
+          h,
+          () => 'statfs',
+          () => statfsReply(u, vfs.statfs()),
+        );
+        return;
+      case Op.RELEASE:
+      case Op.FLUSH:
+      case Op.FSYNC: {
+        const fh = r.u64();
+        const op = h.opcode === Op.RELEASE ? 'release' : h.opcode === Op.FLUSH ? 'flush' : 'fsync';
+        answer(
+          h,
+          () => `${op} ${where()}`,
+          async () => {
+            await (op === 'release' ? vfs.release(fh) : op === 'flush' ? vfs.flush(fh) : vfs.fsync(fh));
+            return errorReply(u, 0);
+          },
+        );
+        return;
+      }
+      case Op.RELEASEDIR:
+      case Op.FSYNCDIR:
+      case Op.SYNCFS:
+        o.send(errorReply(u, 0));
+        return;
+      case Op.READDIR:
+      case Op.READDIRPLUS:
+        answer(
+          h,
+          () => `readdir ${where()}`,
+          () => readdir(h, r, h.opcode === Op.READDIRPLUS),
+        );
+        return;
+      case Op.GETXATTR: {
+        const size = r.u32();
+        r.skip(4);
+        const name = r.name();
+        answer(
+          h,
+          () => `getxattr ${where()}`,
+          async () => {
+            const value = await vfs.getxattr(pathOf(h.nodeId), name);
+            if (value === undefined || value === null) return errorReply(u, ERRNO.ENODATA);
+            return xattrAnswer(u, value, size);
+          },
+        );
+        return;
+      }
+      case Op.LISTXATTR: {
+        const size = r.u32();
+        answer(
+          h,
+          () => `listxattr ${where()}`,
+          async () => {
+            const names = await vfs.listxattr(pathOf(h.nodeId));
+            return xattrAnswer(u, Buffer.from(names.map((n) => `${n}\0`).join('')), size);
+          },
+        );
+        return;
+      }
+      case Op.SETXATTR:
+      case Op.REMOVEXATTR: {
+        if (h.opcode === Op.SETXATTR) r.skip(8);
+        const name = r.name();
+        answer(
+          h,
+          () => `setxattr ${where()}`,
+          async () => {
+            await vfs.setxattr(pathOf(h.nodeId), name);
+            return errorReply(u, 0);
+          },
+        );
+        return;
+      }
+      default:
+        o.send(errorReply(u, ENOSYS));
+    }
+  };
+}

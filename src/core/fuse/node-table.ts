@@ -1,0 +1,110 @@
+/**
+ * The node ids the kernel knows a mount's paths by, with the number of
+ * times each was handed out (LOOKUP, CREATE, READDIRPLUS…) so that FORGET
+ * can drop it when the kernel has let go. Ids are never reused while
+ * mounted, so a late FORGET cannot hit a newer node.
+ *
+ * zkfs is path-based; this table turns the kernel's ids back into paths
+ * and follows renames (a directory's whole subtree moves with it).
+ */
+import { ROOT_ID } from './protocol.js';
+
+interface NodeRecord {
+  /** Current mount path, or undefined once the name was removed or replaced. */
+  path: string | undefined;
+  lookups: number;
+}
+
+export function childPath(parent: string, name: string): string {
+  return parent === '/' ? `/${name}` : `${parent}/${name}`;
+}
+
+export class NodeTable {
+  private readonly byId = new Map<number, NodeRecord>();
+  private readonly byPath = new Map<string, number>();
+  private nextId = ROOT_ID + 1;
+
+  constructor() {
+    this.byId.set(ROOT_ID, { path: '/', lookups: 1 });
+    this.byPath.set('/', ROOT_ID);
+  }
+
+  /** The path of node `id`; undefined if unknown or its name is gone. */
+  path(id: number): string | undefined {
+    return this.byId.get(id)?.path;
+  }
+
+  /** The id `path` is known by, if the kernel holds it. */
+  idOf(path: string): number | undefined {
+    return this.byPath.get(path);
+  }
+
+  /** Hands `path` to the kernel once more: its id, created if new. */
+  lookup(path: string): number {
+    const known = this.byPath.get(path);
+    if (known !== undefined) {
+      const record = this.byId.get(known) as NodeRecord;
+      record.lookups++;
+      return known;
+    }
+    const id = this.nextId++;
+    this.byId.set(id, { path, lookups: 1 });
+    this.byPath.set(path, id);
+    return id;
+  }
+
+  /** The kernel dropped `count` references to `id`. */
+  forget(id: number, count: number): void {
+    if (id === ROOT_ID) return;
+    const record = this.byId.get(id);
+    if (!record) return;
+    record.lookups -= count;
+    if (record.lookups > 0) return;
+    this.byId.delete(id);
+    if (record.path !== undefined && this.byPath.get(record.path) === id) this.byPath.delete(record.path);
+  }
+
+  /** `path` no longer names anything (unlink, rmdir); its node lives on until forgotten. */
+  removed(path: string): void {
+    const id = this.byPath.get(path);
+    if (id === undefined) return;
+    this.byPath.delete(path);
+    const record = this.byId.get(id);
+    if (record) record.path = undefined;
+  }
+
+  /** `from` (and everything below it) is now called `to`; whatever `to` was is gone. */
+  renamed(from: string, to: string): void {
+    if (from === to) return;
+    this.removedTree(to);
+    const prefix = `${from}/`;
+    const moves: [string, number][] = [];
+    for (const [path, id] of this.byPath) {
+      if (path === from) moves.push([to, id]);
+      else if (path.startsWith(prefix)) moves.push([to + path.slice(from.length), id]);
+    }
+    for (const [path] of moves) this.byPath.delete(path === to ? from : from + path.slice(to.length));
+    for (const [path, id] of moves) {
+      this.byPath.set(path, id);
+      const record = this.byId.get(id);
+      if (record) record.path = path;
+    }
+  }
+
+  /** Every path the kernel holds a node for. */
+  paths(): IterableIterator<string> {
+    return this.byPath.keys();
+  }
+
+  /** Nodes the kernel holds (root included). */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  private removedTree(path: string): void {
+    const prefix = `${path}/`;
+    for (const p of [...this.byPath.keys()]) {
+      if (p === path || p.startsWith(prefix)) this.removed(p);
+    }
+  }
+}

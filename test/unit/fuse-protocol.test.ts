@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ArgReader,
+  attrReply,
+  direntReply,
+  direntSize,
+  entryReply,
+  errorReply,
+  initReply,
+  readHeader,
+  readInit,
+} from '../../src/core/fuse/protocol.js';
+
+function request(opcode: number, nodeId: number, args: Buffer): Buffer {
+  const header = Buffer.alloc(40);
+  header.writeUInt32LE(40 + args.length, 0);
+  header.writeUInt32LE(opcode, 4);
+  header.writeBigUInt64LE(77n, 8);
+  header.writeBigUInt64LE(BigInt(nodeId), 16);
+  header.writeUInt32LE(1000, 24);
+  return Buffer.concat([header, args]);
+}
+
+const attr = {
+  ino: 5,
+  size: 1000,
+  mode: 0o100644,
+  nlink: 1,
+  uid: 1000,
+  gid: 100,
+  atimeMs: 1_700_000_000_123,
+  mtimeMs: 1_700_000_001_456,
+  ctimeMs: 1_700_000_002_789,
+};
+
+describe('FUSE protocol', () => {
+  it('reads a request header and NUL-terminated names', () => {
+    const buf = request(6, 9, Buffer.from('link\0target\0'));
+    const h = readHeader(buf);
+    expect(h).toMatchObject({ opcode: 6, unique: 77n, nodeId: 9, uid: 1000, length: buf.length });
+    const r = new ArgReader(buf, buf.length);
+    expect(r.name()).toBe('link');
+    expect(r.name()).toBe('target');
+  });
+
+  it('copies write data out of the reused buffer', () => {
+    const args = Buffer.alloc(8);
+    args.writeUInt32LE(3, 0);
+    const buf = request(16, 2, Buffer.concat([args, Buffer.from('abc')]));
+    const r = new ArgReader(buf, buf.length);
+    r.skip(8);
+    const data = r.bytes(3);
+    buf.fill(0);
+    expect(data.toString()).toBe('abc');
+  });
+
+  it('answers FUSE_INIT with version 7 and the minor agreed', () => {
+    const init = Buffer.alloc(16);
+    init.writeUInt32LE(7, 0);
+    init.writeUInt32LE(45, 4);
+    init.writeUInt32LE(131072, 8);
+    init.writeUInt32LE(0xffff, 12);
+    const buf = request(26, 0, init);
+    expect(readInit(buf, buf.length)).toEqual({ major: 7, minor: 45, maxReadahead: 131072, flags: 0xffff });
+    const out = initReply(77n, 31, {
+      maxReadahead: 4096,
+      flags: 0x12,
+      maxWrite: 131072,
+      maxPages: 32,
+      timeGranNs: 1e6,
+    });
+    expect(out.length).toBe(16 + 64);
+    expect(out.readUInt32LE(0)).toBe(out.length);
+    expect(out.readBigUInt64LE(8)).toBe(77n);
+    expect([out.readUInt32LE(16), out.readUInt32LE(20), out.readUInt32LE(36), out.readUInt16LE(44)]).toEqual([
+      7, 31, 131072, 32,
+    ]);
+  });
+
+  it('encodes errors as a bare header with a negative errno', () => {
+    const out = errorReply(5n, -2);
+    expect(out.length).toBe(16);
+    expect(out.readInt32LE(4)).toBe(-2);
+  });
+
+  it('encodes attributes with millisecond times split into seconds and nanoseconds', () => {
+    const out = attrReply(1n, attr, 1.5);
+    expect(out.length).toBe(16 + 104);
+    expect(out.readBigUInt64LE(16)).toBe(1n); // valid seconds
+    expect(out.readUInt32LE(24)).toBe(500_000_000);
+    const a = 32;
+    expect(out.readBigUInt64LE(a)).toBe(5n);
+    expect(out.readBigUInt64LE(a + 8)).toBe(1000n);
+    expect(out.readBigUInt64LE(a + 16)).toBe(2n); // 512-byte blocks
+    expect(out.readBigInt64LE(a + 32)).toBe(1_700_000_001n); // mtime seconds
+    expect(out.readUInt32LE(a + 52)).toBe(456_000_000);
+    expect(out.readUInt32LE(a + 60)).toBe(0o100644);
+    expect(out.readUInt32LE(a + 68)).toBe(1000);
+  });
+
+  it('encodes an entry with its node id', () => {
+    const out = entryReply(1n, 42, attr, 10);
+    expect(out.length).toBe(16 + 128);
+    expect(out.readBigUInt64LE(16)).toBe(42n);
+    expect(out.readBigUInt64LE(16 + 16)).toBe(10n); // entry valid
+  });
+
+  it('lays out directory entries 8-byte aligned, with attributes for READDIRPLUS', () => {
+    const entries = [
+      { name: 'a', nextOffset: 1, ino: 3, mode: 0o040755 },
+      { name: 'file.txt', nextOffset: 2, ino: 4, mode: 0o100644, nodeId: 4, attr },
+    ];
+    expect(direntSize(entries[0]!, false)).toBe(32);
+    expect(direntSize(entries[1]!, true)).toBe(128 + 32);
+    const plain = direntReply(1n, entries, false, 1);
+    expect(plain.length).toBe(16 + 32 + 32);
+    expect(plain.readUInt32LE(16 + 20)).toBe(4); // DT_DIR
+    expect(plain.toString('utf8', 16 + 32 + 24, 16 + 32 + 32)).toBe('file.txt');
+    const plus = direntReply(1n, entries, true, 1);
+    expect(plus.length).toBe(16 + 160 + 160);
+    expect(plus.readBigUInt64LE(16)).toBe(0n); // no node for an entry without one
+    expect(plus.readBigUInt64LE(16 + 160)).toBe(4n);
+    expect(plus.readUInt32LE(16 + 160 + 128 + 20)).toBe(8); // DT_REG
+  });
+});
