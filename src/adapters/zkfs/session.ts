@@ -14,7 +14,9 @@
  * - A server that stops answering without closing the socket: the library
  *   pings but never checks the replies, so a watchdog drops a connection
  *   silent for two thirds of the session timeout, as ZooKeeper's Java client
- *   does.
+ *   does; and a handshake left unanswered (a restarting server) is dropped
+ *   after a few seconds (zk-wire.ts boundHandshake), so the library tries
+ *   again instead of waiting forever.
  *
  * A write whose outcome is unknown (the connection dropped before its reply)
  * is sent again; if that fails because the first one did take effect
@@ -40,7 +42,9 @@ import { SilenceWatchdog } from './silence-watchdog.js';
 import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-verify.js';
 import {
   addRecursiveWatch,
+  boundHandshake,
   connectedServer,
+  handshakeTimeoutMs,
   negotiatedTimeout,
   observeNotifications,
   type WatchNotice,
@@ -203,6 +207,14 @@ export class ZkSession implements ZkApi {
       for (const listener of this.noticeListeners) listener(notice);
     });
     client.onState((state) => this.onClientState(client, state));
+    boundHandshake(
+      client.library,
+      () => handshakeTimeoutMs(this.sessionTimeoutMs),
+      (server, ms) =>
+        this.log.warn(
+          `zookeeper: ${server ?? 'the server'} took the connection but did not answer within ${ms} ms; trying again`,
+        ),
+    );
     this.watchdog.heard(client);
   }
 

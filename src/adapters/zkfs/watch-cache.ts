@@ -56,6 +56,28 @@ export interface WatchCacheOptions {
   prefetchWindow?: number;
 }
 
+/**
+ * What a failed addWatch request says about the server. One older than 3.6
+ * answers UNIMPLEMENTED, or drops the connection over the unknown request
+ * (the third time in a row counts as that); a library without the internals
+ * zk-wire.ts relies on fails with a plain Error. A session that expired or
+ * timed out meanwhile says nothing about the server: set the watch again.
+ */
+export function addWatchVerdict(error: unknown, connectionDrops: number): 'unsupported' | 'again' {
+  const name = errorName(error);
+  if (name === 'CONNECTION_LOSS') return connectionDrops >= 3 ? 'unsupported' : 'again';
+  return name === 'SESSION_EXPIRED' || name === 'OPERATION_TIMEOUT' ? 'again' : 'unsupported';
+}
+
+/** The library's exception name (addWatch is sent past ZkClient, so its errors are the library's). */
+function errorName(error: unknown): unknown {
+  return (error as { name?: unknown } | null)?.name;
+}
+
+function isConnectionLoss(error: unknown): boolean {
+  return errorName(error) === 'CONNECTION_LOSS';
+}
+
 /** watch: exact; waiting: watch being (re)established, nothing served; ttl: no persistent watches. */
 export type CacheMode = 'watch' | 'waiting' | 'ttl';
 
@@ -86,7 +108,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly own = new OwnWrites();
   private readonly aclTtlMs: number;
   private epoch = 0;
-  private armFailures = 0;
+  /** addWatch requests that lost their connection since the watch was last in place. */
+  private connectionDrops = 0;
   private notices = 0;
   private readonly prefetcher: Prefetcher;
   /** Data bytes prefetched since the queue last ran dry; past a quarter of the budget, stats only. */
@@ -167,20 +190,23 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       await this.session.addRecursiveWatch(this.root);
     } catch (error) {
       if (epoch !== this.epoch) return;
-      const name = (error as { name?: unknown } | null)?.name;
-      this.armFailures++;
-      // An old server refuses the request, or drops the connection over it.
-      if (name !== 'CONNECTION_LOSS' || this.armFailures >= 3) {
-        this.gate.mode = 'ttl';
-        for (const slot of this.memory.all()) slot.trustSet = true;
-        this.logger.warn(
-          `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.gate.ttlMs} ms`,
-        );
+      if (isConnectionLoss(error)) this.connectionDrops++;
+      if (addWatchVerdict(error, this.connectionDrops) === 'again') {
+        // A reconnection or a new session sets the watch again; should neither come, so does this.
+        setTimeout(() => {
+          if (epoch === this.epoch && this.session.state === 'connected') void this.arm();
+        }, 1000).unref();
+        return;
       }
+      this.gate.mode = 'ttl';
+      for (const slot of this.memory.all()) slot.trustSet = true;
+      this.logger.warn(
+        `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.gate.ttlMs} ms`,
+      );
       return;
     }
     if (epoch !== this.epoch) return;
-    this.armFailures = 0;
+    this.connectionDrops = 0;
     // Whatever was read before the watch was in place may have missed a change.
     this.forgetAll();
     this.gate.mode = 'watch';

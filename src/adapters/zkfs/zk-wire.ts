@@ -1,7 +1,8 @@
 /**
  * What node-zookeeper-client 1.1 lacks, added from outside: ZooKeeper 3.6+
  * persistent recursive watches, a view of every notification, the server a
- * connection talks to, and a way to notice a server that stopped answering.
+ * connection talks to, a way to notice a server that stopped answering, and
+ * a time limit on the session handshake.
  *
  * Persistent recursive watches (`addWatch`, opcode 106): One such watch on
  * the mount root reports every creation, deletion and data change below it,
@@ -45,7 +46,14 @@ interface Internals {
   queue(request: unknown, callback: (error: unknown) => void): void;
   watcherManager: { emit(event: WireEvent): void };
   socket?: { remoteAddress?: string; remotePort?: number } | null;
+  /** The connection state (the library's ConnectionManager.STATES). */
+  state?: number;
+  /** Sends the session handshake once a socket is connected; looked up anew for every socket. */
+  onSocketConnected?: (...args: unknown[]) => unknown;
 }
+
+/** ConnectionManager.STATES.CONNECTING: the handshake is not answered yet. */
+const CONNECTING = 1;
 
 /** The library's connection manager, when it has the shape this module relies on. */
 function internals(client: zookeeper.Client): Internals | undefined {
@@ -140,6 +148,50 @@ export function watchTraffic(client: zookeeper.Client, seen: WeakSet<object>, li
   if (!socket || typeof socket.on !== 'function' || seen.has(socket)) return;
   seen.add(socket);
   socket.on('data', listener);
+}
+
+/**
+ * How long a server may take to answer the session handshake (ms): a third
+ * of the session timeout (the library's ping interval), at least 1 s for a
+ * loaded server, at most 5 s so that a retry fits well within the session
+ * timeout and the time operations wait for a connection.
+ */
+export function handshakeTimeoutMs(sessionTimeoutMs: number): number {
+  return Math.min(5000, Math.max(1000, Math.round(sessionTimeoutMs / 3)));
+}
+
+/**
+ * Drops a connection whose session handshake is not answered within
+ * `timeoutMs()`, so the library tries again (the next server). The library
+ * stops its connect timer once the socket is connected and starts pinging
+ * only after the answer, so without this it would wait forever: ZooKeeper
+ * 3.8.0 accepts connections while still loading its database, fails them
+ * ("ZooKeeperServer not running", then a NullPointerException while
+ * closing) and leaves them open and unanswered. Covers the handshakes of
+ * every later (re)connection of `client`; returns false when the library
+ * does not have the shape this relies on.
+ */
+export function boundHandshake(
+  client: zookeeper.Client,
+  timeoutMs: () => number,
+  onDropped: (server: string | undefined, waitedMs: number) => void,
+): boolean {
+  const cm = internals(client);
+  const sendHandshake = cm?.onSocketConnected;
+  if (!cm || typeof sendHandshake !== 'function' || typeof cm.state !== 'number') return false;
+  cm.onSocketConnected = function (this: unknown, ...args: unknown[]) {
+    const socket = cm.socket;
+    const result = sendHandshake.apply(this, args);
+    const waitMs = timeoutMs();
+    const timer = setTimeout(() => {
+      if (cm.socket !== socket || cm.state !== CONNECTING) return;
+      onDropped(connectedServer(client), waitMs);
+      (socket as { destroy?: () => void } | null)?.destroy?.();
+    }, waitMs);
+    timer.unref();
+    return result;
+  };
+  return true;
 }
 
 /** The session timeout the server granted (ms), as the library recorded it. */

@@ -1,0 +1,53 @@
+/**
+ * The decisions a mount makes while its ZooKeeper connection is in trouble:
+ * how long a server may leave the session handshake unanswered, and what a
+ * failed persistent-watch request says about the server.
+ */
+import { describe, expect, it } from 'vitest';
+import { addWatchVerdict } from '../../../src/adapters/zkfs/watch-cache.js';
+import { handshakeTimeoutMs } from '../../../src/adapters/zkfs/zk-wire.js';
+
+/** What the library rejects with: an Exception whose name is the code's name. */
+const libraryError = (name: string) => Object.assign(new Error(`Exception: ${name}`), { name });
+
+describe('handshake time limit', () => {
+  it.each([
+    [1000, 1000], // the floor: a loaded server gets a second
+    [3000, 1000],
+    [4000, 1333], // a third of the session timeout (the ping interval)
+    [12_000, 4000],
+    [15_000, 5000],
+    [30_000, 5000], // the default session: capped, so a retry fits in any reconnect wait
+    [3_600_000, 5000],
+  ])('session timeout %i ms: %i ms', (session, expected) => {
+    expect(handshakeTimeoutMs(session)).toBe(expected);
+  });
+
+  it('leaves room for a second attempt within a session timeout of 3 s or more', () => {
+    for (const session of [3000, 4000, 10_000, 30_000, 120_000]) {
+      expect(2 * handshakeTimeoutMs(session)).toBeLessThan(session);
+    }
+  });
+});
+
+describe('a failed addWatch request', () => {
+  it.each([
+    ['UNIMPLEMENTED', 0, 'unsupported'], // what a server before 3.6 answers
+    ['SESSION_EXPIRED', 0, 'again'], // the session was closed under it: not the server's age
+    ['SESSION_EXPIRED', 5, 'again'],
+    ['OPERATION_TIMEOUT', 0, 'again'],
+    ['CONNECTION_LOSS', 1, 'again'], // one dropped connection may be chance
+    ['CONNECTION_LOSS', 2, 'again'],
+    ['CONNECTION_LOSS', 3, 'unsupported'], // an old server drops the connection every time
+    ['MARSHALLING_ERROR', 0, 'unsupported'],
+  ] as const)('%s after %i dropped connections: %s', (name, drops, verdict) => {
+    expect(addWatchVerdict(libraryError(name), drops)).toBe(verdict);
+  });
+
+  it('a library that cannot send it means no persistent watches', () => {
+    expect(addWatchVerdict(new Error('this node-zookeeper-client cannot send addWatch'), 0)).toBe(
+      'unsupported',
+    );
+    expect(addWatchVerdict(undefined, 0)).toBe('unsupported');
+  });
+});
