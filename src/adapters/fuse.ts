@@ -21,6 +21,7 @@ export { toErrno } from './fuse/errno.js';
 export interface FuseMountOptions {
   allowOther?: boolean;
   allowRoot?: boolean;
+  readOnly?: boolean;
   /** Shown as the mount's source in the mount table. */
   fsname: string;
   /** Makes the mount type `fuse.<subtype>`. */
@@ -57,6 +58,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       fsname: options.fsname,
       subtype: options.subtype,
       allowOther: options.allowOther === true || options.allowRoot === true,
+      readOnly: options.readOnly === true,
       log,
     },
     (send) =>

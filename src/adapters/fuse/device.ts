@@ -25,6 +25,8 @@ export interface DeviceOptions {
   fsname: string;
   subtype: string;
   allowOther: boolean;
+  /** Mounted read-only: the kernel refuses opens for writing itself (it never tells us of opens). */
+  readOnly: boolean;
   log: Logger;
 }
 
@@ -146,6 +148,7 @@ export async function openFuseDevice(
     // The kernel checks mode bits and owners against the attributes we report.
     'default_permissions',
     ...(options.allowOther ? ['allow_other'] : []),
+    ...(options.readOnly ? ['ro'] : []),
   ];
   try {
     // -i: no /sbin/mount.fuse helper, the kernel mounts our descriptor directly.

@@ -9,10 +9,10 @@
  *   when a watch says a directory changed);
  * - listings are READDIRPLUS: names come with their attributes, so a walk
  *   needs no LOOKUP per entry;
- * - a file opened read-only keeps the kernel's page cache and skips FLUSH on
- *   close: re-reading an unchanged file costs one OPEN and nothing else;
- * - a file opened for writing is written to ZooKeeper on FLUSH (close), with
- *   the version check, exactly as before.
+ * - OPEN is answered "not implemented" too: the kernel opens files itself and
+ *   keeps their pages, so re-reading an unchanged file costs only the FLUSH
+ *   of its close; writes are buffered per node and written to ZooKeeper on
+ *   that FLUSH, with the version check (inode-handles.ts).
  */
 
 import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
@@ -21,10 +21,7 @@ import {
   type Attr,
   attrReply,
   createReply,
-  type DirEntry,
   dataReply,
-  direntReply,
-  direntSize,
   entryReply,
   errorReply,
   FUSE_KERNEL_MINOR,
@@ -32,7 +29,6 @@ import {
   initReply,
   Op,
   OpenFlag,
-  openReply,
   RENAME_NOREPLACE,
   type RequestHeader,
   readHeader,
@@ -48,6 +44,8 @@ import type { FileAttr } from '../zkfs/attr-ops.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { MAX_WRITE } from './device.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
+import { InodeHandles } from './inode-handles.js';
+import { Listings } from './listings.js';
 
 export interface OpsOptions {
   vfs: ZkVfs;
@@ -61,7 +59,6 @@ export interface OpsOptions {
   onInit(): void;
 }
 
-const O_ACCMODE = 0o3;
 const WANTED_FLAGS =
   InitFlag.ASYNC_READ |
   InitFlag.BIG_WRITES |
@@ -74,6 +71,8 @@ const WANTED_FLAGS =
 
 /** Operations the kernel may send that zkfs does not implement; it falls back or gives up by itself. */
 const UNSUPPORTED: ReadonlyMap<number, number> = new Map([
+  // The kernel then opens files and directories itself and keeps their caches (inode-handles.ts).
+  [Op.OPEN, ENOSYS],
   [Op.OPENDIR, ENOSYS],
   [Op.ACCESS, ENOSYS],
   [Op.LSEEK, ENOSYS],
@@ -95,8 +94,8 @@ function timeMs(sec: number, nsec: number): number {
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
   const { vfs, log, validS, nodes } = o;
-  /** A directory's names as listed at offset 0, for the READDIRs that continue it. */
-  const listings = new Map<number, string[]>();
+  const handles = new InodeHandles(vfs);
+  const listings = new Listings(vfs, nodes, validS);
 
   const pathOf = (id: number): string => {
     const path = nodes.path(id);
@@ -133,52 +132,6 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     );
   };
 
-  const readdir = async (h: RequestHeader, fhOffsetSize: ArgReader, plus: boolean): Promise<Buffer> => {
-    fhOffsetSize.u64(); // fh: none, the kernel opens directories itself
-    const offset = fhOffsetSize.u64();
-    const size = fhOffsetSize.u32();
-    const dir = pathOf(h.nodeId);
-    let names = listings.get(h.nodeId);
-    if (offset === 0 || !names) {
-      names = await vfs.readdir(dir);
-      listings.set(h.nodeId, names);
-    }
-    const all = names; // vfs.readdir lists '.' and '..' first
-    const chosen: DirEntry[] = [];
-    let used = 0;
-    for (let i = offset; i < all.length; i++) {
-      const e: DirEntry = { name: all[i] as string, nextOffset: i + 1, ino: h.nodeId, mode: 0o040000 };
-      const bytes = direntSize(e, plus);
-      if (used + bytes > size) break;
-      used += bytes;
-      chosen.push(e);
-    }
-    if (chosen.length === 0) {
-      listings.delete(h.nodeId);
-      return direntReply(h.unique, [], plus, validS);
-    }
-    const children = chosen.filter((e) => e.name !== '.' && e.name !== '..');
-    const attrs = await Promise.allSettled(children.map((e) => vfs.getattr(childPath(dir, e.name))));
-    children.forEach((e, i) => {
-      const result = attrs[i] as PromiseSettledResult<FileAttr>;
-      if (result.status !== 'fulfilled') {
-        e.mode = 0;
-        e.ino = 0xffffffff; // never a node id in use: the entry vanished meanwhile
-        return;
-      }
-      const path = childPath(dir, e.name);
-      e.mode = result.value.mode;
-      if (plus) {
-        e.nodeId = nodes.lookup(path);
-        e.ino = e.nodeId;
-        e.attr = toAttr(result.value, e.nodeId);
-      } else {
-        e.ino = nodes.idOf(path) ?? 0xffffffff;
-      }
-    });
-    return direntReply(h.unique, chosen, plus, validS);
-  };
-
   const setattr = async (h: RequestHeader, r: ArgReader): Promise<Buffer> => {
     const valid = r.u32();
     r.skip(4);
@@ -206,7 +159,9 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       );
     }
     if (valid & SetattrValid.SIZE) {
-      if (valid & SetattrValid.FH && fh !== 0) await vfs.ftruncate(fh, size);
+      // With a descriptor (ftruncate, O_TRUNC) it is written back at close, like a write.
+      if (valid & SetattrValid.FH)
+        await vfs.ftruncate(fh !== 0 ? fh : await handles.writer(h.nodeId, path), size);
       else await vfs.truncate(path, size);
     }
     const times = SetattrValid.ATIME | SetattrValid.MTIME | SetattrValid.ATIME_NOW | SetattrValid.MTIME_NOW;
@@ -386,21 +341,8 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => rename(h, r, h.opcode === Op.RENAME2),
         );
         return;
-      case Op.OPEN: {
-        const flags = r.u32();
-        answer(
-          h,
-          () => `open ${where()}`,
-          async () => {
-            const fh = await vfs.open(pathOf(h.nodeId), flags);
-            const readOnly = (flags & O_ACCMODE) === 0;
-            return openReply(u, fh, OpenFlag.KEEP_CACHE | (readOnly ? OpenFlag.NOFLUSH : 0));
-          },
-        );
-        return;
-      }
       case Op.CREATE: {
-        const flags = r.u32();
+        r.skip(4); // open flags: a created file is always open for writing
         const mode = r.u32();
         r.skip(8);
         const name = r.name();
@@ -412,7 +354,6 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const fh = await vfs.create(path, mode);
             const a = await vfs.getattr(path);
             const id = nodes.lookup(path);
-            void flags;
             return createReply(u, id, toAttr(a, id), validS, fh, OpenFlag.KEEP_CACHE);
           },
         );
@@ -425,7 +366,13 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `read ${where()}`,
-          () => dataReply(u, vfs.read(fh, size, offset)),
+          async () =>
+            dataReply(
+              u,
+              fh !== 0
+                ? vfs.read(fh, size, offset)
+                : await handles.read(h.nodeId, pathOf(h.nodeId), size, offset),
+            ),
         );
         return;
       }
@@ -438,7 +385,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `write ${where()}`,
-          () => writeReply(u, vfs.write(fh, data, offset)),
+          async () =>
+            writeReply(
+              u,
+              vfs.write(fh !== 0 ? fh : await handles.writer(h.nodeId, pathOf(h.nodeId)), data, offset),
+            ),
         );
         return;
       }
@@ -458,7 +409,8 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `${op} ${where()}`,
           async () => {
-            await (op === 'release' ? vfs.release(fh) : op === 'flush' ? vfs.flush(fh) : vfs.fsync(fh));
+            if (fh === 0) await handles.flush(h.nodeId);
+            else await (op === 'release' ? vfs.release(fh) : op === 'flush' ? vfs.flush(fh) : vfs.fsync(fh));
             return errorReply(u, 0);
           },
         );
@@ -474,7 +426,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `readdir ${where()}`,
-          () => readdir(h, r, h.opcode === Op.READDIRPLUS),
+          () => listings.reply(h, r, pathOf(h.nodeId), h.opcode === Op.READDIRPLUS),
         );
         return;
       case Op.GETXATTR: {

@@ -159,6 +159,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         subtype: ZKFS_SUBTYPE,
         allowOther: resolved.fuseOptions.includes('allow_other'),
         allowRoot: resolved.fuseOptions.includes('allow_root'),
+        readOnly: resolved.readOnly,
         attrTimeoutS: coherence.attrTimeoutMs / 1000,
         log,
       });

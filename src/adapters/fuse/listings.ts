@@ -1,0 +1,77 @@
+/**
+ * READDIR and READDIRPLUS answers. The kernel reads a listing in pieces that
+ * fit its buffer, passing back the offset where the last one stopped; the
+ * names are taken once, at offset 0, and the rest of the reads continue that
+ * snapshot. With READDIRPLUS every entry carries its node and attributes, so
+ * `ls -l` and `find` need no LOOKUP afterwards.
+ */
+import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
+import {
+  type ArgReader,
+  type DirEntry,
+  direntReply,
+  direntSize,
+  type RequestHeader,
+} from '../../core/fuse/protocol.js';
+import type { FileAttr } from '../zkfs/attr-ops.js';
+import type { ZkVfs } from '../zkfs/vfs.js';
+
+/** An inode number no node has: for an entry that vanished between the listing and its attributes. */
+const GONE_INO = 0xffffffff;
+
+export class Listings {
+  /** A directory's names as listed at offset 0, for the reads that continue it. */
+  private readonly snapshots = new Map<number, string[]>();
+
+  constructor(
+    private readonly vfs: ZkVfs,
+    private readonly nodes: NodeTable,
+    private readonly validS: number,
+  ) {}
+
+  /** The reply to a READDIR(PLUS) of directory node `h.nodeId` at `dir`; `r` is at its arguments. */
+  async reply(h: RequestHeader, r: ArgReader, dir: string, plus: boolean): Promise<Buffer> {
+    r.u64(); // fh: none, the kernel opens directories itself
+    const offset = r.u64();
+    const size = r.u32();
+    let names = this.snapshots.get(h.nodeId);
+    if (offset === 0 || !names) {
+      names = await this.vfs.readdir(dir); // '.' and '..' first
+      this.snapshots.set(h.nodeId, names);
+    }
+    const chosen: DirEntry[] = [];
+    let used = 0;
+    for (let i = offset; i < names.length; i++) {
+      const e: DirEntry = { name: names[i] as string, nextOffset: i + 1, ino: h.nodeId, mode: 0o040000 };
+      const bytes = direntSize(e, plus);
+      if (used + bytes > size) break;
+      used += bytes;
+      chosen.push(e);
+    }
+    if (chosen.length === 0) {
+      this.snapshots.delete(h.nodeId);
+      return direntReply(h.unique, [], plus, this.validS);
+    }
+    const children = chosen.filter((e) => e.name !== '.' && e.name !== '..');
+    const attrs = await Promise.allSettled(children.map((e) => this.vfs.getattr(childPath(dir, e.name))));
+    children.forEach((e, i) => {
+      const result = attrs[i] as PromiseSettledResult<FileAttr>;
+      if (result.status !== 'fulfilled') {
+        e.mode = 0;
+        e.ino = GONE_INO;
+        return;
+      }
+      const path = childPath(dir, e.name);
+      e.mode = result.value.mode;
+      if (plus) {
+        // The kernel takes a reference to each node handed out this way, as with LOOKUP.
+        e.nodeId = this.nodes.lookup(path);
+        e.ino = e.nodeId;
+        e.attr = { ...result.value, ino: e.nodeId };
+      } else {
+        e.ino = this.nodes.idOf(path) ?? GONE_INO;
+      }
+    });
+    return direntReply(h.unique, chosen, plus, this.validS);
+  }
+}
