@@ -275,6 +275,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   /** A name missing from its directory's cached (exact) listing does not exist: no request. */
   override stat(znode: string): Promise<ZkStat | null> {
+    // A listing queued it for prefetching: read it now with its data (the open that follows needs it).
+    if (this.live && this.prefetcher.claim(znode)) return this.stats.get(znode, () => this.loadNode(znode));
     if (this.live && znode !== this.root && !this.stats.has(znode)) {
       const siblings = this.children.peek(parentPath(znode));
       if (siblings && !sortedIncludes(siblings, baseName(znode))) {
