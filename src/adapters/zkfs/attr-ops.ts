@@ -134,16 +134,6 @@ export async function chown(ctx: VfsContext, path: string, uid: number, gid: num
   if (node) await updateEntry(ctx, node, (entry) => withOwner(entry, uid, gid));
 }
 
-/**
- * libfuse 2 hands UTIME_OMIT through as 0 s + 1073741822 ns, which
- * fuse-native turns into 1073 ms: keep the stored value for that half.
- */
-const OMITTED_MS = 1073;
-
-function pick(requested: number, current: number): number {
-  return requested === OMITTED_MS ? current : requested;
-}
-
 export async function utimens(
   ctx: VfsContext,
   path: string,
@@ -153,32 +143,19 @@ export async function utimens(
   const node = await storable(ctx, path);
   if (!node) return;
   if (node.type === 'symlink') {
-    await updateEntry(ctx, node, (entry) =>
-      withTimes(
-        entry,
-        pick(atimeMs, entry?.at ?? node.mtimeMs),
-        pick(mtimeMs, entry?.mt ?? node.mtimeMs),
-        undefined,
-      ),
-    );
+    await updateEntry(ctx, node, (entry) => withTimes(entry, atimeMs, mtimeMs, undefined));
     return;
   }
   const open = node.type === 'file' ? ctx.files.byZnode(node.znode) : undefined;
   if (open && isDirty(open)) {
     // The data is not written yet; the times apply to the version the flush will make.
-    open.pendingTimes = { atimeMs: pick(atimeMs, open.mtimeMs), mtimeMs: pick(mtimeMs, open.mtimeMs) };
+    open.pendingTimes = { atimeMs, mtimeMs };
     open.mtimeMs = open.pendingTimes.mtimeMs;
     return;
   }
-  await updateEntry(ctx, node, (entry, stat) => {
-    const current = effectiveAttrs(node.type, stat ?? node.stat, entry, ctx.defaults);
-    return withTimes(
-      entry,
-      pick(atimeMs, current.atimeMs),
-      pick(mtimeMs, current.mtimeMs),
-      (stat ?? node.stat).version,
-    );
-  });
+  await updateEntry(ctx, node, (entry, stat) =>
+    withTimes(entry, atimeMs, mtimeMs, (stat ?? node.stat).version),
+  );
 }
 
 /** After a flush: the times set while the data was pending, pinned to the version just written. */

@@ -248,11 +248,10 @@ export async function truncate(ctx: VfsContext, path: string, size: number): Pro
     open.seq++;
     open.mtimeMs = Date.now();
     open.pendingTimes = undefined;
-    // ftruncate(2) and O_TRUNC reach libfuse 2 without their file handle. When the
-    // file is open for writing here, the truncating process is (nearly always) the
-    // one that opened it last: its close writes the file back once, with its data,
-    // so other hosts never see it emptied in between (see Handle.truncated). Older
-    // handles may only be waiting for their release and must not write it back.
+    // truncate(2) by path while the file is open for writing here: the truncating
+    // process is (nearly always) the one that opened it last, and its close writes
+    // the file back once, with its data, so other hosts never see it emptied in
+    // between (see Handle.truncated). Older handles must not write it back.
     const writer = ctx.files.writers(open).at(-1);
     if (writer) writer.truncated = true;
     else await flushFile(ctx, open);

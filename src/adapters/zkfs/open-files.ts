@@ -96,7 +96,7 @@ export class OpenFiles {
   }
 
   open(file: OpenFile, options: { writable: boolean; append: boolean }): number {
-    // fuse-native treats fh 0 as "none", and fh travels as a uint32.
+    // fh 0 means "no handle" to the kernel (a file it opened itself), and fh travels as a uint32 here.
     let fh = this.nextFh;
     while (this.handles.has(fh) || fh === 0) fh = (fh + 1) % 0xffffffff;
     this.nextFh = (fh + 1) % 0xffffffff;
