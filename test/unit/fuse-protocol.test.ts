@@ -1,15 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { ArgReader, readHeader, readInit, readSetattr, SetattrValid } from '../../src/core/fuse/protocol.js';
 import {
-  ArgReader,
   attrReply,
   direntReply,
   direntSize,
   entryReply,
   errorReply,
   initReply,
-  readHeader,
-  readInit,
-} from '../../src/core/fuse/protocol.js';
+  xattrReply,
+} from '../../src/core/fuse/replies.js';
 
 function request(opcode: number, nodeId: number, args: Buffer): Buffer {
   const header = Buffer.alloc(40);
@@ -75,6 +74,26 @@ describe('FUSE protocol', () => {
     expect([out.readUInt32LE(16), out.readUInt32LE(20), out.readUInt32LE(36), out.readUInt16LE(44)]).toEqual([
       7, 31, 131072, 32,
     ]);
+  });
+
+  it('reads SETATTR with times in milliseconds', () => {
+    const args = Buffer.alloc(88);
+    args.writeUInt32LE(SetattrValid.MTIME | SetattrValid.SIZE, 0);
+    args.writeBigUInt64LE(10n, 16); // size
+    args.writeBigUInt64LE(1_700_000_000n, 40); // mtime
+    args.writeUInt32LE(250_000_000, 60); // mtimensec
+    args.writeUInt32LE(0o100600, 68);
+    const buf = request(4, 3, args);
+    const req = readSetattr(new ArgReader(buf, buf.length));
+    expect(req).toMatchObject({ valid: SetattrValid.MTIME | SetattrValid.SIZE, size: 10, mode: 0o100600 });
+    expect(req.mtimeMs).toBe(1_700_000_000_250);
+  });
+
+  it('answers an xattr size query, the value, or ERANGE when it does not fit', () => {
+    const value = Buffer.from('abc');
+    expect(xattrReply(1n, value, 0).readUInt32LE(16)).toBe(3);
+    expect(xattrReply(1n, value, 8).subarray(16).toString()).toBe('abc');
+    expect(xattrReply(1n, value, 2).readInt32LE(4)).toBe(-34);
   });
 
   it('encodes errors as a bare header with a negative errno', () => {

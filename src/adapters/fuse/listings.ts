@@ -6,13 +6,8 @@
  * `ls -l` and `find` need no LOOKUP afterwards.
  */
 import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
-import {
-  type ArgReader,
-  type DirEntry,
-  direntReply,
-  direntSize,
-  type RequestHeader,
-} from '../../core/fuse/protocol.js';
+import type { ArgReader, RequestHeader } from '../../core/fuse/protocol.js';
+import { type DirEntry, direntReply, direntSize } from '../../core/fuse/replies.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 

@@ -9,43 +9,51 @@
  *   when a watch says a directory changed);
  * - listings are READDIRPLUS: names come with their attributes, so a walk
  *   needs no LOOKUP per entry;
- * - OPEN is answered "not implemented" too: the kernel opens files itself and
- *   keeps their pages, so re-reading an unchanged file costs only the FLUSH
- *   of its close; writes are buffered per node and written to ZooKeeper on
- *   that FLUSH, with the version check (inode-handles.ts).
+ * - a file opened read-only keeps the kernel's page cache and skips FLUSH on
+ *   close: re-reading an unchanged file costs one OPEN (and the RELEASE the
+ *   kernel sends without waiting for it);
+ * - a file opened for writing is written to ZooKeeper on FLUSH (close), with
+ *   the version check against the version it was opened at.
+ *   (Answering OPEN "not implemented" would spare that OPEN too, but then
+ *   the kernel opens files without telling us, and a write could no longer
+ *   be checked against the version its program opened.)
  */
 
 import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
 import {
   ArgReader,
+  FUSE_KERNEL_MINOR,
+  InitFlag,
+  Op,
+  OpenFlag,
+  type RequestHeader,
+  readHeader,
+  readInit,
+  readRename,
+  readSetattr,
+} from '../../core/fuse/protocol.js';
+import {
   type Attr,
   attrReply,
   createReply,
   dataReply,
   entryReply,
   errorReply,
-  FUSE_KERNEL_MINOR,
-  InitFlag,
   initReply,
-  Op,
-  OpenFlag,
-  RENAME_NOREPLACE,
-  type RequestHeader,
-  readHeader,
-  readInit,
-  SetattrValid,
+  openReply,
   statfsReply,
   writeReply,
-  xattrSizeReply,
-} from '../../core/fuse/protocol.js';
+  xattrReply,
+} from '../../core/fuse/replies.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import type { Logger } from '../logger.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { MAX_WRITE } from './device.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
-import { InodeHandles } from './inode-handles.js';
 import { Listings } from './listings.js';
+import { renameNode } from './rename.js';
+import { applySetattr } from './setattr.js';
 
 export interface OpsOptions {
   vfs: ZkVfs;
@@ -59,6 +67,7 @@ export interface OpsOptions {
   onInit(): void;
 }
 
+const O_ACCMODE = 0o3;
 const WANTED_FLAGS =
   InitFlag.ASYNC_READ |
   InitFlag.BIG_WRITES |
@@ -71,8 +80,6 @@ const WANTED_FLAGS =
 
 /** Operations the kernel may send that zkfs does not implement; it falls back or gives up by itself. */
 const UNSUPPORTED: ReadonlyMap<number, number> = new Map([
-  // The kernel then opens files and directories itself and keeps their caches (inode-handles.ts).
-  [Op.OPEN, ENOSYS],
   [Op.OPENDIR, ENOSYS],
   [Op.ACCESS, ENOSYS],
   [Op.LSEEK, ENOSYS],
@@ -87,14 +94,13 @@ function toAttr(a: FileAttr, ino: number): Attr {
   return { ...a, ino };
 }
 
-function timeMs(sec: number, nsec: number): number {
+function _timeMs(sec: number, nsec: number): number {
   return sec * 1000 + Math.floor(nsec / 1_000_000);
 }
 
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
   const { vfs, log, validS, nodes } = o;
-  const handles = new InodeHandles(vfs);
   const listings = new Listings(vfs, nodes, validS);
 
   const pathOf = (id: number): string => {
@@ -133,83 +139,9 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   };
 
   const setattr = async (h: RequestHeader, r: ArgReader): Promise<Buffer> => {
-    const valid = r.u32();
-    r.skip(4);
-    const fh = r.u64();
-    const size = r.u64();
-    r.skip(8); // lock owner
-    const atime = r.u64();
-    const mtime = r.u64();
-    r.skip(8); // ctime
-    const atimensec = r.u32();
-    const mtimensec = r.u32();
-    r.skip(4);
-    const mode = r.u32();
-    r.skip(4);
-    const uid = r.u32();
-    const gid = r.u32();
     const path = pathOf(h.nodeId);
-    if (valid & SetattrValid.MODE) await vfs.chmod(path, mode);
-    if (valid & (SetattrValid.UID | SetattrValid.GID)) {
-      const current = await vfs.getattr(path);
-      await vfs.chown(
-        path,
-        valid & SetattrValid.UID ? uid : current.uid,
-        valid & SetattrValid.GID ? gid : current.gid,
-      );
-    }
-    if (valid & SetattrValid.SIZE) {
-      // With a descriptor (ftruncate, O_TRUNC) it is written back at close, like a write.
-      if (valid & SetattrValid.FH)
-        await vfs.ftruncate(fh !== 0 ? fh : await handles.writer(h.nodeId, path), size);
-      else await vfs.truncate(path, size);
-    }
-    const times = SetattrValid.ATIME | SetattrValid.MTIME | SetattrValid.ATIME_NOW | SetattrValid.MTIME_NOW;
-    if (valid & times) {
-      // Either time may be left as it is (touch -m, tar): the other keeps its current value.
-      const current = await vfs.getattr(path);
-      const now = Date.now();
-      const at =
-        valid & SetattrValid.ATIME_NOW
-          ? now
-          : valid & SetattrValid.ATIME
-            ? timeMs(atime, atimensec)
-            : current.atimeMs;
-      const mt =
-        valid & SetattrValid.MTIME_NOW
-          ? now
-          : valid & SetattrValid.MTIME
-            ? timeMs(mtime, mtimensec)
-            : current.mtimeMs;
-      await vfs.utimens(path, at, mt);
-    }
-    const a = await vfs.getattr(path);
+    const a = await applySetattr(vfs, readSetattr(r), path);
     return attrReply(h.unique, toAttr(a, h.nodeId), validS);
-  };
-
-  const xattrAnswer = (unique: bigint, value: Buffer, size: number): Buffer => {
-    if (size === 0) return xattrSizeReply(unique, value.length);
-    if (value.length > size) return errorReply(unique, ERRNO.ERANGE);
-    return dataReply(unique, value);
-  };
-
-  const rename = async (h: RequestHeader, r: ArgReader, withFlags: boolean): Promise<Buffer> => {
-    const newDir = r.u64();
-    const flags = withFlags ? r.u32() : 0;
-    if (withFlags) r.skip(4);
-    const from = childPath(pathOf(h.nodeId), r.name());
-    const to = childPath(pathOf(newDir), r.name());
-    if (flags & ~RENAME_NOREPLACE) return errorReply(h.unique, ERRNO.EINVAL);
-    if (flags & RENAME_NOREPLACE) {
-      const exists = await vfs.getattr(to).then(
-        () => true,
-        () => false,
-      );
-      if (exists) return errorReply(h.unique, ERRNO.EEXIST);
-    }
-    await vfs.rename(from, to);
-    nodes.renamed(from, to);
-    return errorReply(h.unique, 0);
   };
 
   return (buf: Buffer, length: number): void => {
@@ -338,9 +270,29 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `rename ${where()}`,
-          () => rename(h, r, h.opcode === Op.RENAME2),
+          async () => {
+            const req = readRename(r, h.opcode === Op.RENAME2);
+            const from = childPath(pathOf(h.nodeId), req.oldName);
+            const to = childPath(pathOf(req.newDir), req.newName);
+            await renameNode(vfs, from, to, req.flags);
+            nodes.renamed(from, to);
+            return errorReply(u, 0);
+          },
         );
         return;
+      case Op.OPEN: {
+        const flags = r.u32();
+        answer(
+          h,
+          () => `open ${where()}`,
+          async () => {
+            const fh = await vfs.open(pathOf(h.nodeId), flags);
+            const readOnly = (flags & O_ACCMODE) === 0;
+            return openReply(u, fh, OpenFlag.KEEP_CACHE | (readOnly ? OpenFlag.NOFLUSH : 0));
+          },
+        );
+        return;
+      }
       case Op.CREATE: {
         r.skip(4); // open flags: a created file is always open for writing
         const mode = r.u32();
@@ -366,13 +318,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `read ${where()}`,
-          async () =>
-            dataReply(
-              u,
-              fh !== 0
-                ? vfs.read(fh, size, offset)
-                : await handles.read(h.nodeId, pathOf(h.nodeId), size, offset),
-            ),
+          () => dataReply(u, vfs.read(fh, size, offset)),
         );
         return;
       }
@@ -385,11 +331,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `write ${where()}`,
-          async () =>
-            writeReply(
-              u,
-              vfs.write(fh !== 0 ? fh : await handles.writer(h.nodeId, pathOf(h.nodeId)), data, offset),
-            ),
+          async () => writeReply(u, vfs.write(fh, data, offset)),
         );
         return;
       }
@@ -409,8 +351,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `${op} ${where()}`,
           async () => {
-            if (fh === 0) await handles.flush(h.nodeId);
-            else await (op === 'release' ? vfs.release(fh) : op === 'flush' ? vfs.flush(fh) : vfs.fsync(fh));
+            await (op === 'release' ? vfs.release(fh) : op === 'flush' ? vfs.flush(fh) : vfs.fsync(fh));
             return errorReply(u, 0);
           },
         );
@@ -439,7 +380,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           async () => {
             const value = await vfs.getxattr(pathOf(h.nodeId), name);
             if (value === undefined || value === null) return errorReply(u, ERRNO.ENODATA);
-            return xattrAnswer(u, value, size);
+            return xattrReply(u, value, size);
           },
         );
         return;
@@ -451,7 +392,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => `listxattr ${where()}`,
           async () => {
             const names = await vfs.listxattr(pathOf(h.nodeId));
-            return xattrAnswer(u, Buffer.from(names.map((n) => `${n}\0`).join('')), size);
+            return xattrReply(u, Buffer.from(names.map((n) => `${n}\0`).join('')), size);
           },
         );
         return;

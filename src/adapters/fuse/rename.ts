@@ -1,0 +1,20 @@
+/**
+ * rename(2) and renameat2(2). RENAME_NOREPLACE (mv -n, and coreutils' mv
+ * when it knows the target is absent) is checked here; RENAME_EXCHANGE and
+ * whiteouts are refused with EINVAL, which tells callers to fall back.
+ */
+import { RENAME_NOREPLACE } from '../../core/fuse/protocol.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import type { ZkVfs } from '../zkfs/vfs.js';
+
+export async function renameNode(vfs: ZkVfs, from: string, to: string, flags: number): Promise<void> {
+  if (flags & ~RENAME_NOREPLACE) throw new FsError('EINVAL', `rename flags ${flags} are not supported`);
+  if (flags & RENAME_NOREPLACE) {
+    const exists = await vfs.getattr(to).then(
+      () => true,
+      () => false,
+    );
+    if (exists) throw new FsError('EEXIST', `${to} exists`);
+  }
+  await vfs.rename(from, to);
+}

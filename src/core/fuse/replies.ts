@@ -1,0 +1,237 @@
+/**
+ * FUSE replies (include/uapi/linux/fuse.h), encoded: a 16-byte header (length,
+ * status as a negative errno or 0, the request's `unique`) and the body its
+ * request calls for. Pure.
+ */
+import { FUSE_KERNEL_VERSION } from './protocol.js';
+
+const OUT_HEADER = 16;
+const ATTR_SIZE = 88;
+const ENTRY_OUT_SIZE = 40 + ATTR_SIZE;
+const DIRENT_HEADER = 24;
+const ERANGE = -34;
+
+function reply(unique: bigint, error: number, bodyLength: number): Buffer {
+  const out = Buffer.alloc(OUT_HEADER + bodyLength);
+  out.writeUInt32LE(out.length, 0);
+  out.writeInt32LE(error, 4);
+  out.writeBigUInt64LE(unique, 8);
+  return out;
+}
+
+/** A reply carrying only a status: 0 or a negative errno. */
+export function errorReply(unique: bigint, errno: number): Buffer {
+  return reply(unique, errno, 0);
+}
+
+/** A reply whose body is `data` as it is (READ, READLINK, GETXATTR, LISTXATTR). */
+export function dataReply(unique: bigint, data: Buffer): Buffer {
+  const out = reply(unique, 0, data.length);
+  data.copy(out, OUT_HEADER);
+  return out;
+}
+
+export interface InitReply {
+  maxReadahead: number;
+  flags: number;
+  maxWrite: number;
+  maxPages: number;
+  /** Timestamp granularity in nanoseconds. */
+  timeGranNs: number;
+}
+
+export function initReply(unique: bigint, minor: number, r: InitReply): Buffer {
+  const out = reply(unique, 0, 64);
+  const o = OUT_HEADER;
+  out.writeUInt32LE(FUSE_KERNEL_VERSION, o);
+  out.writeUInt32LE(minor, o + 4);
+  out.writeUInt32LE(r.maxReadahead, o + 8);
+  out.writeUInt32LE(r.flags >>> 0, o + 12);
+  out.writeUInt16LE(16, o + 16); // max_background
+  out.writeUInt16LE(12, o + 18); // congestion_threshold
+  out.writeUInt32LE(r.maxWrite, o + 20);
+  out.writeUInt32LE(r.timeGranNs, o + 24);
+  out.writeUInt16LE(r.maxPages, o + 28);
+  return out;
+}
+
+/** File attributes as the kernel wants them. */
+export interface Attr {
+  ino: number;
+  size: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+function writeTime(out: Buffer, secAt: number, nsecAt: number, ms: number): void {
+  const whole = Math.floor(ms);
+  const sec = Math.floor(whole / 1000);
+  out.writeBigInt64LE(BigInt(sec), secAt);
+  out.writeUInt32LE((whole - sec * 1000) * 1_000_000, nsecAt);
+}
+
+function writeAttr(out: Buffer, at: number, a: Attr): void {
+  out.writeBigUInt64LE(BigInt(a.ino), at);
+  out.writeBigUInt64LE(BigInt(a.size), at + 8);
+  out.writeBigUInt64LE(BigInt(Math.ceil(a.size / 512)), at + 16);
+  writeTime(out, at + 24, at + 48, a.atimeMs);
+  writeTime(out, at + 32, at + 52, a.mtimeMs);
+  writeTime(out, at + 40, at + 56, a.ctimeMs);
+  out.writeUInt32LE(a.mode >>> 0, at + 60);
+  out.writeUInt32LE(a.nlink, at + 64);
+  out.writeUInt32LE(a.uid >>> 0, at + 68);
+  out.writeUInt32LE(a.gid >>> 0, at + 72);
+  out.writeUInt32LE(0, at + 76); // rdev
+  out.writeUInt32LE(4096, at + 80); // blksize
+}
+
+function writeValid(out: Buffer, secAt: number, nsecAt: number, seconds: number): void {
+  const whole = Math.floor(seconds);
+  out.writeBigUInt64LE(BigInt(whole), secAt);
+  out.writeUInt32LE(Math.round((seconds - whole) * 1e9), nsecAt);
+}
+
+function writeEntry(out: Buffer, at: number, nodeId: number, a: Attr | undefined, validS: number): void {
+  out.writeBigUInt64LE(BigInt(nodeId), at);
+  // generation 0: node ids are never reused while mounted
+  if (!a) return;
+  writeValid(out, at + 16, at + 32, validS);
+  writeValid(out, at + 24, at + 36, validS);
+  writeAttr(out, at + 40, a);
+}
+
+/** LOOKUP, MKDIR, SYMLINK reply: a name's node and attributes, both valid for `validS` seconds. */
+export function entryReply(unique: bigint, nodeId: number, a: Attr, validS: number): Buffer {
+  const out = reply(unique, 0, ENTRY_OUT_SIZE);
+  writeEntry(out, OUT_HEADER, nodeId, a, validS);
+  return out;
+}
+
+/** CREATE reply: the new entry and its open file. */
+export function createReply(
+  unique: bigint,
+  nodeId: number,
+  a: Attr,
+  validS: number,
+  fh: number,
+  openFlags: number,
+): Buffer {
+  const out = reply(unique, 0, ENTRY_OUT_SIZE + 16);
+  writeEntry(out, OUT_HEADER, nodeId, a, validS);
+  out.writeBigUInt64LE(BigInt(fh), OUT_HEADER + ENTRY_OUT_SIZE);
+  out.writeUInt32LE(openFlags, OUT_HEADER + ENTRY_OUT_SIZE + 8);
+  return out;
+}
+
+/** GETATTR, SETATTR reply. */
+export function attrReply(unique: bigint, a: Attr, validS: number): Buffer {
+  const out = reply(unique, 0, 16 + ATTR_SIZE);
+  writeValid(out, OUT_HEADER, OUT_HEADER + 8, validS);
+  writeAttr(out, OUT_HEADER + 16, a);
+  return out;
+}
+
+export function openReply(unique: bigint, fh: number, openFlags: number): Buffer {
+  const out = reply(unique, 0, 16);
+  out.writeBigUInt64LE(BigInt(fh), OUT_HEADER);
+  out.writeUInt32LE(openFlags, OUT_HEADER + 8);
+  return out;
+}
+
+export function writeReply(unique: bigint, size: number): Buffer {
+  const out = reply(unique, 0, 8);
+  out.writeUInt32LE(size, OUT_HEADER);
+  return out;
+}
+
+/**
+ * GETXATTR/LISTXATTR: with size 0 the kernel asks how big the answer is;
+ * otherwise the value, or ERANGE when it does not fit.
+ */
+export function xattrReply(unique: bigint, value: Buffer, size: number): Buffer {
+  if (size === 0) {
+    const out = reply(unique, 0, 8);
+    out.writeUInt32LE(value.length, OUT_HEADER);
+    return out;
+  }
+  return value.length > size ? errorReply(unique, ERANGE) : dataReply(unique, value);
+}
+
+export interface StatfsValues {
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  bsize: number;
+  namemax: number;
+  frsize: number;
+}
+
+export function statfsReply(unique: bigint, s: StatfsValues): Buffer {
+  const out = reply(unique, 0, 80);
+  const o = OUT_HEADER;
+  out.writeBigUInt64LE(BigInt(s.blocks), o);
+  out.writeBigUInt64LE(BigInt(s.bfree), o + 8);
+  out.writeBigUInt64LE(BigInt(s.bavail), o + 16);
+  out.writeBigUInt64LE(BigInt(s.files), o + 24);
+  out.writeBigUInt64LE(BigInt(s.ffree), o + 32);
+  out.writeUInt32LE(s.bsize, o + 40);
+  out.writeUInt32LE(s.namemax, o + 44);
+  out.writeUInt32LE(s.frsize, o + 48);
+  return out;
+}
+
+/** One directory entry for a READDIR or READDIRPLUS reply. */
+export interface DirEntry {
+  name: string;
+  /** Offset of the entry after this one (what a later READDIR passes back). */
+  nextOffset: number;
+  ino: number;
+  /** S_IFMT bits of the mode. */
+  mode: number;
+  /** READDIRPLUS: the node handed to the kernel (0 for none) and its attributes. */
+  nodeId?: number;
+  attr?: Attr | undefined;
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Bytes `entry` takes in a READDIR (plus = false) or READDIRPLUS reply. */
+export function direntSize(entry: DirEntry, plus: boolean): number {
+  return (plus ? ENTRY_OUT_SIZE : 0) + align8(DIRENT_HEADER + Buffer.byteLength(entry.name));
+}
+
+/** A READDIR(PLUS) reply of `entries`; the caller keeps the total within the size the kernel asked for. */
+export function direntReply(
+  unique: bigint,
+  entries: readonly DirEntry[],
+  plus: boolean,
+  validS: number,
+): Buffer {
+  let total = 0;
+  for (const e of entries) total += direntSize(e, plus);
+  const out = reply(unique, 0, total);
+  let at = OUT_HEADER;
+  for (const e of entries) {
+    if (plus) {
+      writeEntry(out, at, e.nodeId ?? 0, e.nodeId ? e.attr : undefined, validS);
+      at += ENTRY_OUT_SIZE;
+    }
+    const name = Buffer.from(e.name);
+    out.writeBigUInt64LE(BigInt(e.ino), at);
+    out.writeBigUInt64LE(BigInt(e.nextOffset), at + 8);
+    out.writeUInt32LE(name.length, at + 16);
+    out.writeUInt32LE((e.mode >>> 12) & 0o17, at + 20);
+    name.copy(out, at + DIRENT_HEADER);
+    at += align8(DIRENT_HEADER + name.length);
+  }
+  return out;
+}
