@@ -22,8 +22,6 @@
 import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
 import {
   ArgReader,
-  FUSE_KERNEL_MINOR,
-  InitFlag,
   Op,
   OpenFlag,
   type RequestHeader,
@@ -39,7 +37,6 @@ import {
   dataReply,
   entryReply,
   errorReply,
-  initReply,
   openReply,
   statfsReply,
   writeReply,
@@ -49,8 +46,8 @@ import { FsError } from '../../core/zkfs/errors.js';
 import type { Logger } from '../logger.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
-import { MAX_WRITE } from './device.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
+import { initAnswer } from './init.js';
 import { Listings } from './listings.js';
 import { renameNode } from './rename.js';
 import { applySetattr } from './setattr.js';
@@ -68,16 +65,6 @@ export interface OpsOptions {
 }
 
 const O_ACCMODE = 0o3;
-const WANTED_FLAGS =
-  InitFlag.ASYNC_READ |
-  InitFlag.BIG_WRITES |
-  InitFlag.AUTO_INVAL_DATA |
-  InitFlag.DO_READDIRPLUS |
-  InitFlag.PARALLEL_DIROPS |
-  InitFlag.MAX_PAGES |
-  InitFlag.CACHE_SYMLINKS |
-  InitFlag.NO_OPENDIR_SUPPORT;
-
 /** Operations the kernel may send that zkfs does not implement; it falls back or gives up by itself. */
 const UNSUPPORTED: ReadonlyMap<number, number> = new Map([
   [Op.OPENDIR, ENOSYS],
@@ -150,18 +137,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     const u = h.unique;
     switch (h.opcode) {
       case Op.INIT: {
-        const init = readInit(buf, length);
-        const minor = Math.min(init.minor, FUSE_KERNEL_MINOR);
-        o.send(
-          initReply(u, minor, {
-            maxReadahead: init.maxReadahead,
-            flags: init.flags & WANTED_FLAGS,
-            maxWrite: MAX_WRITE,
-            maxPages: MAX_WRITE / 4096,
-            // zkfs keeps times in milliseconds
-            timeGranNs: 1_000_000,
-          }),
-        );
+        o.send(initAnswer(u, readInit(buf, length)));
         o.onInit();
         return;
       }
