@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isProcessAlive } from '../../src/adapters/processes.js';
 import { readMountRecord } from '../../src/adapters/zkfs/run-state.js';
 import { missing } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
@@ -15,14 +16,8 @@ async function killDaemon(dir: string): Promise<void> {
   const record = await readMountRecord(dir);
   if (!record) throw new Error(`no daemon record for ${dir}`);
   process.kill(record.pid, 'SIGKILL');
-  await waitUntil(`daemon ${record.pid} to die`, () => {
-    try {
-      process.kill(record.pid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  });
+  // A killed daemon is dead once it is a zombie: its reaper may come later.
+  await waitUntil(`daemon ${record.pid} to die`, () => !isProcessAlive(record.pid));
 }
 
 describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real FUSE', () => {
