@@ -16,6 +16,9 @@ import type { ZkErrorName } from '../core/zkfs/errors.js';
 import type { AclEntry, ZkOp } from '../core/zkfs/zk-ops.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
+import { tolerateNewerErrorCodes } from './zk-error-codes.js';
+
+tolerateNewerErrorCodes();
 
 export interface ZkStat {
   czxid: bigint;
