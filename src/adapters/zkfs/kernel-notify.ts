@@ -4,7 +4,7 @@
  * still show another host's change within milliseconds.
  *
  * A notification is a message written to the mount's /dev/fuse descriptor
- * (core/zkfs/fuse-notify.ts) naming nodes by the ids the kernel knows them
+ * (core/fuse/notifications.ts) naming nodes by the ids the kernel knows them
  * by. The mount's node table (core/fuse/node-table.ts) holds exactly the
  * paths the kernel has, so changes to anything else cost nothing.
  *
@@ -12,7 +12,8 @@
  * may make a notification wait for a request in flight on the same
  * directory, and only the event loop answers requests.
  */
-import { FUSE_ROOT_ID, invalEntry, invalInode } from '../../core/zkfs/fuse-notify.js';
+import { invalEntry, invalInode } from '../../core/fuse/notifications.js';
+import { ROOT_ID } from '../../core/fuse/protocol.js';
 import { baseName, parentPath } from '../../core/zkfs/paths.js';
 import type { Logger } from '../logger.js';
 
@@ -64,7 +65,7 @@ export class KernelNotifier {
   /** Checks that the kernel takes notifications on the mount. */
   static async open(link: KernelLink, log: Logger): Promise<KernelNotifier | undefined> {
     // Dropping a name the kernel does not have answers ENOENT when notifications work.
-    const probe = await link.notify(invalEntry(FUSE_ROOT_ID, `.zkfs-probe-${process.pid}`));
+    const probe = await link.notify(invalEntry(ROOT_ID, `.zkfs-probe-${process.pid}`));
     if (probe && probe.code !== 'ENOENT') {
       log.warn(`kernel notifications off: the kernel refused one (${probe.code})`);
       return undefined;
@@ -119,13 +120,13 @@ export class KernelNotifier {
 
   private async drop(path: string, entry: boolean): Promise<void> {
     const self = this.link.nodeIdOf(path);
-    if (self !== undefined) await this.send(invalInode(BigInt(self)));
+    if (self !== undefined) await this.send(invalInode(self));
     if (!entry || path === '/') return;
     const parent = this.link.nodeIdOf(parentPath(path));
     if (parent === undefined) return;
-    await this.send(invalEntry(BigInt(parent), baseName(path)));
+    await this.send(invalEntry(parent, baseName(path)));
     // The kernel keeps directory listings too: a name that came or went changes the parent's.
-    await this.send(invalInode(BigInt(parent)));
+    await this.send(invalInode(parent));
   }
 
   private async send(message: Buffer): Promise<void> {

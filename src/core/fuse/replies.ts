@@ -11,7 +11,8 @@ const ENTRY_OUT_SIZE = 40 + ATTR_SIZE;
 const DIRENT_HEADER = 24;
 const ERANGE = -34;
 
-function reply(unique: bigint, error: number, bodyLength: number): Buffer {
+/** A message to the kernel with room for `bodyLength` bytes after its header. */
+export function frame(unique: bigint, error: number, bodyLength: number): Buffer {
   const out = Buffer.alloc(OUT_HEADER + bodyLength);
   out.writeUInt32LE(out.length, 0);
   out.writeInt32LE(error, 4);
@@ -21,12 +22,12 @@ function reply(unique: bigint, error: number, bodyLength: number): Buffer {
 
 /** A reply carrying only a status: 0 or a negative errno. */
 export function errorReply(unique: bigint, errno: number): Buffer {
-  return reply(unique, errno, 0);
+  return frame(unique, errno, 0);
 }
 
 /** A reply whose body is `data` as it is (READ, READLINK, GETXATTR, LISTXATTR). */
 export function dataReply(unique: bigint, data: Buffer): Buffer {
-  const out = reply(unique, 0, data.length);
+  const out = frame(unique, 0, data.length);
   data.copy(out, OUT_HEADER);
   return out;
 }
@@ -41,7 +42,7 @@ export interface InitReply {
 }
 
 export function initReply(unique: bigint, minor: number, r: InitReply): Buffer {
-  const out = reply(unique, 0, 64);
+  const out = frame(unique, 0, 64);
   const o = OUT_HEADER;
   out.writeUInt32LE(FUSE_KERNEL_VERSION, o);
   out.writeUInt32LE(minor, o + 4);
@@ -107,7 +108,7 @@ function writeEntry(out: Buffer, at: number, nodeId: number, a: Attr | undefined
 
 /** LOOKUP, MKDIR, SYMLINK reply: a name's node and attributes, both valid for `validS` seconds. */
 export function entryReply(unique: bigint, nodeId: number, a: Attr, validS: number): Buffer {
-  const out = reply(unique, 0, ENTRY_OUT_SIZE);
+  const out = frame(unique, 0, ENTRY_OUT_SIZE);
   writeEntry(out, OUT_HEADER, nodeId, a, validS);
   return out;
 }
@@ -121,7 +122,7 @@ export function createReply(
   fh: number,
   openFlags: number,
 ): Buffer {
-  const out = reply(unique, 0, ENTRY_OUT_SIZE + 16);
+  const out = frame(unique, 0, ENTRY_OUT_SIZE + 16);
   writeEntry(out, OUT_HEADER, nodeId, a, validS);
   out.writeBigUInt64LE(BigInt(fh), OUT_HEADER + ENTRY_OUT_SIZE);
   out.writeUInt32LE(openFlags, OUT_HEADER + ENTRY_OUT_SIZE + 8);
@@ -130,21 +131,21 @@ export function createReply(
 
 /** GETATTR, SETATTR reply. */
 export function attrReply(unique: bigint, a: Attr, validS: number): Buffer {
-  const out = reply(unique, 0, 16 + ATTR_SIZE);
+  const out = frame(unique, 0, 16 + ATTR_SIZE);
   writeValid(out, OUT_HEADER, OUT_HEADER + 8, validS);
   writeAttr(out, OUT_HEADER + 16, a);
   return out;
 }
 
 export function openReply(unique: bigint, fh: number, openFlags: number): Buffer {
-  const out = reply(unique, 0, 16);
+  const out = frame(unique, 0, 16);
   out.writeBigUInt64LE(BigInt(fh), OUT_HEADER);
   out.writeUInt32LE(openFlags, OUT_HEADER + 8);
   return out;
 }
 
 export function writeReply(unique: bigint, size: number): Buffer {
-  const out = reply(unique, 0, 8);
+  const out = frame(unique, 0, 8);
   out.writeUInt32LE(size, OUT_HEADER);
   return out;
 }
@@ -155,7 +156,7 @@ export function writeReply(unique: bigint, size: number): Buffer {
  */
 export function xattrReply(unique: bigint, value: Buffer, size: number): Buffer {
   if (size === 0) {
-    const out = reply(unique, 0, 8);
+    const out = frame(unique, 0, 8);
     out.writeUInt32LE(value.length, OUT_HEADER);
     return out;
   }
@@ -174,7 +175,7 @@ export interface StatfsValues {
 }
 
 export function statfsReply(unique: bigint, s: StatfsValues): Buffer {
-  const out = reply(unique, 0, 80);
+  const out = frame(unique, 0, 80);
   const o = OUT_HEADER;
   out.writeBigUInt64LE(BigInt(s.blocks), o);
   out.writeBigUInt64LE(BigInt(s.bfree), o + 8);
@@ -218,7 +219,7 @@ export function direntReply(
 ): Buffer {
   let total = 0;
   for (const e of entries) total += direntSize(e, plus);
-  const out = reply(unique, 0, total);
+  const out = frame(unique, 0, total);
   let at = OUT_HEADER;
   for (const e of entries) {
     if (plus) {

@@ -1,7 +1,7 @@
 /**
  * The closed set of errors a zkfs operation may end with. Every layer below
  * the FUSE face throws FsError with one of these codes; the single translator
- * to kernel errnos is toErrno() in src/adapters/fuse.ts — update it together
+ * to kernel errnos is toErrno() in src/adapters/fuse/errno.ts — update it together
  * with FS_ERROR_CODES. `reason` is for the daemon's log, never for the caller:
  * the kernel only carries the code, so anything a user needs to know about an
  * EIO or an EXDEV must be logged where it is raised.

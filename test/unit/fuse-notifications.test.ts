@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { FUSE_ROOT_ID, invalEntry, invalInode } from '../../../src/core/zkfs/fuse-notify.js';
+import { invalEntry, invalInode } from '../../src/core/fuse/notifications.js';
+import { ROOT_ID } from '../../src/core/fuse/protocol.js';
 
 describe('FUSE notifications', () => {
   it('INVAL_INODE: header with code 2 and unique 0, node id, offset 0, length 0 (everything)', () => {
-    const m = invalInode(0x1234n);
+    const m = invalInode(0x1234);
     expect(m.length).toBe(40);
     expect(m.readUInt32LE(0)).toBe(40);
     expect(m.readInt32LE(4)).toBe(2);
@@ -14,7 +15,7 @@ describe('FUSE notifications', () => {
   });
 
   it('INVAL_ENTRY: code 3, parent, name length in bytes, the name and a NUL', () => {
-    const m = invalEntry(FUSE_ROOT_ID, 'naïve');
+    const m = invalEntry(ROOT_ID, 'naïve');
     const name = Buffer.from('naïve');
     expect(m.length).toBe(32 + name.length + 1);
     expect(m.readUInt32LE(0)).toBe(m.length);

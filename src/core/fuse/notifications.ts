@@ -1,0 +1,35 @@
+/**
+ * The two FUSE kernel notifications zkfs sends (linux/fuse.h), as bytes to
+ * write to the /dev/fuse descriptor of the mount: a notification is a reply
+ * frame with `unique` 0 and the notification code in `error`, then its body.
+ *
+ * - INVAL_INODE drops an inode's cached attributes and page cache;
+ * - INVAL_ENTRY drops a name from a directory (and, for a directory, the
+ *   unused names cached below it).
+ */
+import { frame } from './replies.js';
+
+export const FUSE_NOTIFY_INVAL_INODE = 2;
+export const FUSE_NOTIFY_INVAL_ENTRY = 3;
+
+const HEADER = 16;
+
+/** Drop the attributes and every cached page of node `nodeId`. */
+export function invalInode(nodeId: number): Buffer {
+  const buffer = frame(0n, FUSE_NOTIFY_INVAL_INODE, 24);
+  buffer.writeBigUInt64LE(BigInt(nodeId), HEADER);
+  buffer.writeBigInt64LE(0n, HEADER + 8); // from offset 0
+  buffer.writeBigInt64LE(0n, HEADER + 16); // length 0: to the end
+  return buffer;
+}
+
+/** Drop the name `name` in directory node `parent`. */
+export function invalEntry(parent: number, name: string): Buffer {
+  const bytes = Buffer.from(name);
+  const buffer = frame(0n, FUSE_NOTIFY_INVAL_ENTRY, 16 + bytes.length + 1);
+  buffer.writeBigUInt64LE(BigInt(parent), HEADER);
+  buffer.writeUInt32LE(bytes.length, HEADER + 8);
+  buffer.writeUInt32LE(0, HEADER + 12); // flags
+  bytes.copy(buffer, HEADER + 16);
+  return buffer; // ends with the NUL the kernel expects
+}
