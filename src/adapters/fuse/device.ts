@@ -12,7 +12,7 @@
 import { closeSync, existsSync, openSync, read, write, writeSync } from 'node:fs';
 import { run } from '../exec.js';
 import type { Logger } from '../logger.js';
-import { mountAt, readMountTable } from '../mountinfo.js';
+import { type MountEntry, mountAt, readMountTable } from '../mountinfo.js';
 
 /** Room for the largest WRITE request (max_write plus headers). */
 export const MAX_WRITE = 128 * 1024;
@@ -50,8 +50,8 @@ const CONNECTIONS = '/sys/fs/fuse/connections';
  * The connection number of the FUSE mount at `dir` (its device minor), read
  * from the mount table: a stat() of the mount would be a request to ourselves.
  */
-async function connectionId(dir: string): Promise<number | undefined> {
-  const entry = mountAt(await readMountTable().catch(() => []), dir);
+function connectionId(table: readonly MountEntry[], dir: string): number | undefined {
+  const entry = mountAt(table, dir);
   const minor = Number(entry?.device.split(':')[1]);
   return Number.isInteger(minor) ? minor : undefined;
 }
@@ -60,8 +60,7 @@ async function connectionId(dir: string): Promise<number | undefined> {
  * fusectl (where a connection can be aborted) is mounted at boot by systemd
  * on most hosts; mount it where it is not, as systemd would.
  */
-async function ensureFusectl(log: Logger): Promise<void> {
-  const table = await readMountTable().catch(() => []);
+async function ensureFusectl(table: readonly MountEntry[], log: Logger): Promise<void> {
   if (mountAt(table, CONNECTIONS) || !existsSync(CONNECTIONS)) return;
   await run('mount', ['-t', 'fusectl', 'fusectl', CONNECTIONS], { logger: log, timeoutMs: 10_000 }).catch(
     (error: unknown) => log.debug(`could not mount fusectl: ${String(error)}`),
@@ -168,8 +167,9 @@ export async function openFuseDevice(
   }
   // Reads fail until the descriptor is mounted; the kernel has queued FUSE_INIT by now.
   for (let i = 0; i < READERS; i++) readLoop();
-  const connection = await connectionId(dir);
-  await ensureFusectl(log);
+  const table = await readMountTable().catch(() => []);
+  const connection = connectionId(table, dir);
+  await ensureFusectl(table, log);
 
   const close = () => {
     if (closed) return;

@@ -81,10 +81,6 @@ function toAttr(a: FileAttr, ino: number): Attr {
   return { ...a, ino };
 }
 
-function _timeMs(sec: number, nsec: number): number {
-  return sec * 1000 + Math.floor(nsec / 1_000_000);
-}
-
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
   const { vfs, log, validS, nodes } = o;
@@ -96,11 +92,15 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     return path;
   };
 
-  /** Attributes for the kernel, with the node id it will know `path` by (one more reference). */
-  const entry = async (unique: bigint, path: string): Promise<Buffer> => {
+  /** Attributes of `path` for the kernel, with the node id it will know it by (one more reference). */
+  const handOut = async (path: string): Promise<{ id: number; attr: Attr }> => {
     const a = await vfs.getattr(path);
     const id = nodes.lookup(path);
-    return entryReply(unique, id, toAttr(a, id), validS);
+    return { id, attr: toAttr(a, id) };
+  };
+  const entry = async (unique: bigint, path: string): Promise<Buffer> => {
+    const { id, attr } = await handOut(path);
+    return entryReply(unique, id, attr, validS);
   };
 
   const answer = (h: RequestHeader, what: () => string, work: () => Promise<Buffer> | Buffer): void => {
@@ -123,12 +123,6 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         o.send(errorReply(h.unique, toErrno(error, log, what())));
       },
     );
-  };
-
-  const setattr = async (h: RequestHeader, r: ArgReader): Promise<Buffer> => {
-    const path = pathOf(h.nodeId);
-    const a = await applySetattr(vfs, readSetattr(r), path);
-    return attrReply(h.unique, toAttr(a, h.nodeId), validS);
   };
 
   return (buf: Buffer, length: number): void => {
@@ -182,13 +176,18 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           },
         );
         return;
-      case Op.SETATTR:
+      case Op.SETATTR: {
+        const req = readSetattr(r);
         answer(
           h,
           () => `setattr ${where()}`,
-          () => setattr(h, r),
+          async () => {
+            const a = await applySetattr(vfs, req, pathOf(h.nodeId));
+            return attrReply(u, toAttr(a, h.nodeId), validS);
+          },
         );
         return;
+      }
       case Op.READLINK:
         answer(
           h,
@@ -242,12 +241,12 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         return;
       }
       case Op.RENAME:
-      case Op.RENAME2:
+      case Op.RENAME2: {
+        const req = readRename(r, h.opcode === Op.RENAME2);
         answer(
           h,
           () => `rename ${where()}`,
           async () => {
-            const req = readRename(r, h.opcode === Op.RENAME2);
             const from = childPath(pathOf(h.nodeId), req.oldName);
             const to = childPath(pathOf(req.newDir), req.newName);
             await renameNode(vfs, from, to, req.flags);
@@ -256,6 +255,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           },
         );
         return;
+      }
       case Op.OPEN: {
         const flags = r.u32();
         answer(
@@ -280,9 +280,8 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
             const fh = await vfs.create(path, mode);
-            const a = await vfs.getattr(path);
-            const id = nodes.lookup(path);
-            return createReply(u, id, toAttr(a, id), validS, fh, OpenFlag.KEEP_CACHE);
+            const { id, attr } = await handOut(path);
+            return createReply(u, id, attr, validS, fh, OpenFlag.KEEP_CACHE);
           },
         );
         return;
@@ -307,7 +306,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `write ${where()}`,
-          async () => writeReply(u, vfs.write(fh, data, offset)),
+          () => writeReply(u, vfs.write(fh, data, offset)),
         );
         return;
       }

@@ -78,16 +78,15 @@ export class NodeTable {
     if (from === to) return;
     this.removedTree(to);
     const prefix = `${from}/`;
-    const moves: [string, number][] = [];
+    const moves: [old: string, now: string, id: number][] = [];
     for (const [path, id] of this.byPath) {
-      if (path === from) moves.push([to, id]);
-      else if (path.startsWith(prefix)) moves.push([to + path.slice(from.length), id]);
+      if (path === from || path.startsWith(prefix)) moves.push([path, to + path.slice(from.length), id]);
     }
-    for (const [path] of moves) this.byPath.delete(path === to ? from : from + path.slice(to.length));
-    for (const [path, id] of moves) {
-      this.byPath.set(path, id);
+    for (const [old] of moves) this.byPath.delete(old);
+    for (const [, now, id] of moves) {
+      this.byPath.set(now, id);
       const record = this.byId.get(id);
-      if (record) record.path = path;
+      if (record) record.path = now;
     }
   }
 
