@@ -50,6 +50,20 @@ interface Mounted {
   root: string;
 }
 
+/** The filesystem as a mount serves it (hybrid mode, root's defaults) over `tree`. */
+function vfsOver(session: ZkSession, tree: WatchedTree, root: string): ZkVfs {
+  return new ZkVfs({
+    client: session,
+    root,
+    mode: 'hybrid',
+    readOnly: false,
+    maxFileSize: 1048575,
+    defaults: { uid: 0, gid: 0, umask: 0o022 },
+    log,
+    tree,
+  });
+}
+
 let counter = 0;
 async function mount(options: { root?: string; cacheBytes?: number; reconnectTimeoutMs?: number } = {}) {
   const root = options.root ?? `/c${++counter}`;
@@ -66,17 +80,7 @@ async function mount(options: { root?: string; cacheBytes?: number; reconnectTim
     fallbackTtlMs: 1000,
   });
   await tree.start();
-  const vfs = new ZkVfs({
-    client: session,
-    root,
-    mode: 'hybrid',
-    readOnly: false,
-    maxFileSize: 1048575,
-    defaults: { uid: 0, gid: 0, umask: 0o022 },
-    log,
-    tree,
-  });
-  return { session, tree, vfs, root } satisfies Mounted;
+  return { session, tree, vfs: vfsOver(session, tree, root), root } satisfies Mounted;
 }
 
 async function writeFile(vfs: ZkVfs, path: string, data: string | Buffer): Promise<void> {
@@ -267,16 +271,7 @@ describe('servers without persistent watches (before ZooKeeper 3.6)', () => {
     await tree.start();
     expect(tree.mode).toBe('ttl');
     expect(logged.join('\n')).toMatch(/no persistent watches/);
-    const vfs = new ZkVfs({
-      client: session,
-      root,
-      mode: 'hybrid',
-      readOnly: false,
-      maxFileSize: 1048575,
-      defaults: { uid: 0, gid: 0, umask: 0o022 },
-      log,
-      tree,
-    });
+    const vfs = vfsOver(session, tree, root);
     await writeFile(vfs, '/f', 'one');
     expect((await vfs.getattr('/f')).size).toBe(3);
     await raw.setData(`${root}/f`, Buffer.from('three'), -1);
