@@ -4,21 +4,19 @@
  * from the mounting process, so mount(8) inherits ours as fd 3), then read
  * requests and write replies.
  *
- * Reads block, so they run on libuv's thread pool; a few are kept waiting
- * so that a request never sits in the kernel while the event loop answers
- * another. Replies are written straight from the event loop: a reply never
- * blocks (notifications may, and kernel-notify.ts sends those from the pool).
+ * request-reader.ts reads the requests. Replies are written straight from
+ * the event loop: a reply never blocks (notifications may, and
+ * kernel-notify.ts sends those from the pool).
  */
-import { closeSync, existsSync, openSync, read, write, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, write, writeSync } from 'node:fs';
 import { run } from '../exec.js';
 import type { Logger } from '../logger.js';
 import { type MountEntry, mountAt, readMountTable } from '../mountinfo.js';
+import { type RequestListener, type RequestReader, readRequests } from './request-reader.js';
 
 /** Room for the largest WRITE request (max_write plus headers). */
 export const MAX_WRITE = 128 * 1024;
 const BUFFER_SIZE = MAX_WRITE + 4096;
-/** Reads kept waiting on the device at once. */
-const READERS = 2;
 
 export interface DeviceOptions {
   dir: string;
@@ -40,9 +38,6 @@ export interface FuseDevice {
   /** Ends the connection: aborts it in the kernel if still alive, then closes the descriptor. */
   close(): void;
 }
-
-/** Errors a read may return while the connection goes on. */
-const RETRY = new Set(['ENOENT', 'EINTR', 'EAGAIN']);
 
 const CONNECTIONS = '/sys/fs/fuse/connections';
 
@@ -67,9 +62,6 @@ async function ensureFusectl(table: readonly MountEntry[], log: Logger): Promise
   );
 }
 
-/** Handles one request, given the buffer it arrived in (valid until it returns) and its length. */
-export type RequestListener = (buf: Buffer, length: number) => void;
-
 /**
  * Mounts a new FUSE connection at `dir`. `listen` is given the function that
  * sends replies and returns the listener for requests; the first (FUSE_INIT)
@@ -86,45 +78,16 @@ export async function openFuseDevice(
   const ended = new Promise<void>((resolve) => {
     endResolve = resolve;
   });
-  let readers = READERS;
   let finished = false;
+  let reader: RequestReader | undefined;
   const finish = () => {
     if (finished) return;
     finished = true;
     endResolve();
   };
 
-  const readLoop = () => {
-    const buf = Buffer.allocUnsafe(BUFFER_SIZE);
-    const next = () => {
-      if (closed) return stop();
-      read(fd, buf, 0, BUFFER_SIZE, null, (error, length) => {
-        if (error) {
-          if (RETRY.has(error.code ?? '')) return next();
-          if (error.code !== 'ENODEV' && error.code !== 'EBADF' && !closed) {
-            log.warn(`reading /dev/fuse: ${error.message}`);
-          }
-          return stop();
-        }
-        try {
-          onRequest(buf, length);
-        } catch (failure) {
-          log.error(
-            `FUSE request handler: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`,
-          );
-        }
-        next();
-      });
-    };
-    const stop = () => {
-      readers--;
-      if (readers === 0) finish();
-    };
-    next();
-  };
-
   const send = (message: Buffer): boolean => {
-    if (closed) return false;
+    if (closed || reader?.isOpen() === false) return false;
     try {
       writeSync(fd, message);
       return true;
@@ -166,7 +129,9 @@ export async function openFuseDevice(
     throw error;
   }
   // Reads fail until the descriptor is mounted; the kernel has queued FUSE_INIT by now.
-  for (let i = 0; i < READERS; i++) readLoop();
+  const requests = readRequests(fd, BUFFER_SIZE, onRequest, log);
+  reader = requests;
+  void requests.ended.then(finish);
   const table = await readMountTable().catch(() => []);
   const connection = connectionId(table, dir);
   await ensureFusectl(table, log);
@@ -175,14 +140,12 @@ export async function openFuseDevice(
     if (closed) return;
     if (!finished && connection !== undefined) abortConnection(connection, log);
     closed = true;
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
+    requests.close();
   };
   const notify = (message: Buffer): Promise<NodeJS.ErrnoException | null> =>
-    closed ? Promise.resolve(null) : new Promise((resolve) => write(fd, message, (error) => resolve(error)));
+    closed || !requests.isOpen()
+      ? Promise.resolve(null)
+      : new Promise((resolve) => write(fd, message, (error) => resolve(error)));
   return { send, notify, ended, close };
 }
 

@@ -1,0 +1,171 @@
+/**
+ * Reads FUSE requests from a mounted /dev/fuse descriptor and hands each to
+ * a listener, one read per request.
+ *
+ * The fast way watches the descriptor with the event loop's own epoll, so a
+ * request wakes the thread that answers it. A blocking read on libuv's
+ * thread pool costs a second thread wake-up per request (pool thread, then
+ * event loop), which measured as most of a cached request's wall time. Node
+ * has no public API to poll a character device, so the descriptor is given
+ * to a libuv pipe handle (uv_pipe_open accepts any pollable descriptor) with
+ * a user buffer, which makes one read(2), and so one request, per callback.
+ * Where that binding is missing (a later Node), reads go to the thread pool.
+ */
+import { closeSync, read } from 'node:fs';
+import { Socket, type SocketConstructorOpts } from 'node:net';
+import type { Logger } from '../logger.js';
+
+/** Handles one request, given the buffer it arrived in (valid until it returns) and its length. */
+export type RequestListener = (buf: Buffer, length: number) => void;
+
+/** The reader owns the descriptor from now on: only it closes it. */
+export interface RequestReader {
+  /** Resolves when reading has ended: the connection is gone or the reader was closed. */
+  readonly ended: Promise<void>;
+  /** Whether the descriptor is still open, so that replies may be written to it. */
+  isOpen(): boolean;
+  /** Stops reading and closes the descriptor. */
+  close(): void;
+}
+
+/** Read errors that mean the connection has ended, not that something is wrong. */
+const ENDED = new Set(['ENODEV', 'ECONNABORTED', 'EBADF']);
+/** Read errors after which the next read may succeed. */
+const RETRY = new Set(['ENOENT', 'EINTR', 'EAGAIN']);
+/** Thread-pool reads kept waiting at once, so a request never waits for one to be issued. */
+const POOL_READERS = 2;
+
+interface PipeHandle {
+  open(fd: number): number;
+}
+interface PipeWrap {
+  Pipe: new (type: number) => PipeHandle;
+  constants: { SOCKET: number };
+}
+
+function pipeWrap(): PipeWrap | undefined {
+  try {
+    const binding = (process as unknown as { binding(name: string): PipeWrap }).binding('pipe_wrap');
+    return typeof binding?.Pipe === 'function' ? binding : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(failure: unknown): string {
+  return failure instanceof Error ? (failure.stack ?? failure.message) : String(failure);
+}
+
+/** Starts reading requests of up to `bufferSize` bytes from `fd`. */
+export function readRequests(
+  fd: number,
+  bufferSize: number,
+  onRequest: RequestListener,
+  log: Logger,
+): RequestReader {
+  const handle = (buf: Buffer, length: number) => {
+    try {
+      onRequest(buf, length);
+    } catch (failure) {
+      log.error(`FUSE request handler: ${describe(failure)}`);
+    }
+  };
+  return readInEventLoop(fd, bufferSize, handle, log) ?? readOnThreadPool(fd, bufferSize, handle, log);
+}
+
+function readInEventLoop(
+  fd: number,
+  bufferSize: number,
+  onRequest: RequestListener,
+  log: Logger,
+): RequestReader | undefined {
+  const binding = pipeWrap();
+  if (!binding) return undefined;
+  const pipe = new binding.Pipe(binding.constants.SOCKET);
+  const status = pipe.open(fd);
+  if (status !== 0) {
+    log.debug(
+      `polling /dev/fuse from the event loop failed (libuv error ${status}); reading on the thread pool`,
+    );
+    return undefined;
+  }
+  const buffer = Buffer.allocUnsafe(bufferSize);
+  // `handle` is a documented-internal option of net.Socket, absent from its types.
+  const socket = new Socket({
+    handle: pipe,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer,
+      callback: (length: number) => {
+        onRequest(buffer, length);
+        return true;
+      },
+    },
+  } as SocketConstructorOpts);
+  const ended = new Promise<void>((resolve) => {
+    socket.once('close', () => resolve());
+  });
+  socket.on('error', (error: NodeJS.ErrnoException) => {
+    if (!ENDED.has(error.code ?? '')) log.warn(`reading /dev/fuse: ${error.message}`);
+  });
+  // A read error destroys the socket, and with it (libuv closes a pipe's
+  // descriptor) the descriptor: `destroyed` is set before that happens.
+  return {
+    ended,
+    isOpen: () => !socket.destroyed,
+    close: () => {
+      socket.destroy();
+    },
+  };
+}
+
+function readOnThreadPool(
+  fd: number,
+  bufferSize: number,
+  onRequest: RequestListener,
+  log: Logger,
+): RequestReader {
+  let stopped = false;
+  let open = true;
+  let readers = POOL_READERS;
+  let resolveEnded: () => void = () => {};
+  const ended = new Promise<void>((resolve) => {
+    resolveEnded = resolve;
+  });
+  const readLoop = () => {
+    const buf = Buffer.allocUnsafe(bufferSize);
+    const done = () => {
+      readers--;
+      if (readers === 0) resolveEnded();
+    };
+    const next = () => {
+      if (stopped) return done();
+      read(fd, buf, 0, bufferSize, null, (error, length) => {
+        if (error) {
+          if (RETRY.has(error.code ?? '')) return next();
+          if (!ENDED.has(error.code ?? '') && !stopped) log.warn(`reading /dev/fuse: ${error.message}`);
+          return done();
+        }
+        onRequest(buf, length);
+        next();
+      });
+    };
+    next();
+  };
+  for (let i = 0; i < POOL_READERS; i++) readLoop();
+  return {
+    ended,
+    isOpen: () => open,
+    close: () => {
+      stopped = true;
+      if (!open) return;
+      open = false;
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
