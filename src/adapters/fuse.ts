@@ -66,6 +66,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         vfs,
         log,
         validS: options.attrTimeoutS ?? 1,
+        readOnly: options.readOnly === true,
         nodes,
         send,
         onInit: () => initialised(),

@@ -17,6 +17,10 @@
  *   (Answering OPEN "not implemented" would spare that OPEN too, but then
  *   the kernel opens files without telling us, and a write could no longer
  *   be checked against the version its program opened.)
+ * - a read-only mount has no writes to check or publish at close, so there
+ *   OPEN and FLUSH are answered "not implemented": the kernel then opens and
+ *   closes files by itself, re-reading an unchanged file costs no request at
+ *   all, and a READ (handle 0) reads the node's current data.
  */
 
 import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
@@ -57,6 +61,8 @@ export interface OpsOptions {
   log: Logger;
   /** Seconds the kernel may keep names and attributes. */
   validS: number;
+  /** The mount is read-only: the kernel opens and closes files without us. */
+  readOnly: boolean;
   /** The node ids handed to the kernel (shared with kernel-notify.ts). */
   nodes: NodeTable;
   send(message: Buffer): boolean;
@@ -80,6 +86,9 @@ const UNSUPPORTED: ReadonlyMap<number, number> = new Map([
 function toAttr(a: FileAttr, ino: number): Attr {
   return { ...a, ino };
 }
+
+/** The handle of a file the kernel opened by itself (read-only mounts); real handles start at 1. */
+const NO_HANDLE = 0;
 
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
@@ -257,6 +266,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         return;
       }
       case Op.OPEN: {
+        if (o.readOnly) {
+          o.send(errorReply(u, ENOSYS));
+          return;
+        }
         const flags = r.u32();
         answer(
           h,
@@ -293,7 +306,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `read ${where()}`,
-          () => dataReply(u, vfs.read(fh, size, offset)),
+          () =>
+            fh === NO_HANDLE
+              ? vfs.readPath(pathOf(h.nodeId), size, offset).then((data) => dataReply(u, data))
+              : dataReply(u, vfs.read(fh, size, offset)),
         );
         return;
       }
@@ -321,6 +337,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       case Op.FLUSH:
       case Op.FSYNC: {
         const fh = r.u64();
+        if (fh === NO_HANDLE) {
+          // A file the kernel opened itself: nothing to write back, and no more FLUSHes please.
+          o.send(errorReply(u, h.opcode === Op.FLUSH ? ENOSYS : 0));
+          return;
+        }
         const op = h.opcode === Op.RELEASE ? 'release' : h.opcode === Op.FLUSH ? 'flush' : 'fsync';
         answer(
           h,

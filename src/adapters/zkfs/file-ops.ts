@@ -119,6 +119,26 @@ export function read(ctx: VfsContext, fh: number, length: number, position: numb
   return ctx.files.get(fh).file.buffer.read(position, length);
 }
 
+/**
+ * A read of a file nobody opened through us (read-only mounts, where the
+ * kernel opens files by itself): the node's current data, from the cache.
+ */
+export async function readPath(
+  ctx: VfsContext,
+  path: string,
+  length: number,
+  position: number,
+): Promise<Buffer> {
+  const target = await resolve(ctx, path);
+  if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+  if (target.type === 'symlink') throw new FsError('EINVAL', `${path} is a symbolic link`);
+  const { data, stat } = await ctx.tree.readData(target.znode).catch((error: unknown) => {
+    throw asFsError(error, `reading ${path}`);
+  });
+  ctx.tree.stats.set(target.znode, stat);
+  return data.subarray(position, position + length);
+}
+
 export function write(ctx: VfsContext, fh: number, data: Buffer, position: number): number {
   assertWritable(ctx);
   const handle = ctx.files.get(fh);

@@ -84,6 +84,9 @@ export class ZkVfs {
   read(fh: number, length: number, position: number) {
     return files.read(this.ctx, fh, length, position);
   }
+  readPath(path: string, length: number, position: number) {
+    return files.readPath(this.ctx, path, length, position);
+  }
   write(fh: number, data: Buffer, position: number) {
     return files.write(this.ctx, fh, data, position);
   }
