@@ -155,6 +155,17 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     // The kernel opens, reads and closes cached files without asking the daemon.
     expect(after.operations.total).toBe(before.operations.total);
 
+    // Reading d/f1 puts the files listed after it into the kernel's page cache, never a
+    // directory's or a link's (their pages hold a listing and a target).
+    await a.ok('mkdir d/f1a && echo inside > d/f1a/x && ln -s f2 d/f1b');
+    await client.setData('/coh/ro/d/f1a', Buffer.from('data of a directory'), -1);
+    await sees(b, 'ls -d d/f1a d/f1b', 'd/f1a\nd/f1b\n');
+    await b.ok('cat d/f1 > /dev/null');
+    expect(await b.ok('ls d/f1a; cat d/f1a/x d/f1a/_zoo_data_; echo; readlink d/f1b; cat d/f1b')).toBe(
+      '_zoo_data_\nx\ninside\ndata of a directory\nf2\nfile 2\n',
+    );
+    expect((await status(b.dir)).kernel.pagesStored).toBeGreaterThan(0);
+
     await client.setData('/coh/ro/d/f1', Buffer.from('a longer second version\n'), -1);
     await sees(b, 'cat d/f1; stat -c %s d/f1', 'a longer second version\n24\n');
     await a.ok('echo x > d/f2');

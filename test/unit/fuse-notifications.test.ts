@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { invalEntry, invalInode } from '../../src/core/fuse/notifications.js';
+import { invalEntry, invalInode, storeData } from '../../src/core/fuse/notifications.js';
 import { ROOT_ID } from '../../src/core/fuse/protocol.js';
 
 describe('FUSE notifications', () => {
@@ -25,5 +25,19 @@ describe('FUSE notifications', () => {
     expect(m.readUInt32LE(28)).toBe(0);
     expect(m.subarray(32, 32 + name.length)).toEqual(name);
     expect(m[m.length - 1]).toBe(0);
+  });
+
+  it('STORE: code 4, node id, offset 0, size, padding, then the bytes', () => {
+    const data = Buffer.from('key=value\n');
+    const m = storeData(42, data);
+    expect(m.length).toBe(40 + data.length);
+    expect(m.readUInt32LE(0)).toBe(m.length);
+    expect(m.readInt32LE(4)).toBe(4);
+    expect(m.readBigUInt64LE(8)).toBe(0n);
+    expect(m.readBigUInt64LE(16)).toBe(42n);
+    expect(m.readBigUInt64LE(24)).toBe(0n);
+    expect(m.readUInt32LE(32)).toBe(data.length);
+    expect(m.readUInt32LE(36)).toBe(0);
+    expect(m.subarray(40)).toEqual(data);
   });
 });

@@ -116,7 +116,9 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
 }
 
 export function read(ctx: VfsContext, fh: number, length: number, position: number): Buffer {
-  return ctx.files.get(fh).file.buffer.read(position, length);
+  const file = ctx.files.get(fh).file;
+  if (position === 0) ctx.onReadStart?.(file.mountPath);
+  return file.buffer.read(position, length);
 }
 
 /**
@@ -136,6 +138,7 @@ export async function readPath(
     throw asFsError(error, `reading ${path}`);
   });
   ctx.tree.stats.set(target.znode, stat);
+  if (position === 0) ctx.onReadStart?.(path);
   return data.subarray(position, position + length);
 }
 

@@ -44,16 +44,32 @@ export interface KernelLink {
 const PARALLEL = 2;
 
 export interface NotifyCounters {
-  /** Notifications the kernel acted on. */
+  /** Invalidations the kernel acted on. */
   sent: number;
   /** Notifications for things the kernel no longer had. */
   unknown: number;
+  /** File contents put into the kernel's page cache ahead of a read. */
+  stored: number;
 }
 
+/**
+ * Builds a page-cache store for a path when its turn comes, or says it is
+ * no longer wanted (the content changed or the file was opened meanwhile).
+ */
+export type StoreBuilder = () => Buffer | undefined;
+
 export class KernelNotifier {
-  readonly counters: NotifyCounters = { sent: 0, unknown: 0 };
+  readonly counters: NotifyCounters = { sent: 0, unknown: 0, stored: 0 };
   /** Mount path → whether its name must go too. */
   private readonly queue = new Map<string, boolean>();
+  /** Page-cache stores waiting: they go after every invalidation. */
+  private readonly stores = new Map<string, StoreBuilder>();
+  /**
+   * Paths with a notification in flight. Nothing else starts for such a
+   * path until it is done, so an invalidation can never overtake the store
+   * of the content it invalidates.
+   */
+  private readonly busy = new Set<string>();
   private running = 0;
   private closed = false;
 
@@ -87,9 +103,21 @@ export class KernelNotifier {
     }
   }
 
+  /**
+   * Puts a file's content into the kernel's page cache, so that its first
+   * read needs no request. `build` runs when the store's turn comes and
+   * must then check that the content is still current.
+   */
+  store(path: string, build: StoreBuilder): void {
+    if (this.closed || this.queue.has(path) || this.link.nodeIdOf(path) === undefined) return;
+    this.stores.set(path, build);
+    this.pump();
+  }
+
   close(): void {
     this.closed = true;
     this.queue.clear();
+    this.stores.clear();
   }
 
   private enqueue(path: string, entry: boolean): void {
@@ -100,19 +128,42 @@ export class KernelNotifier {
       !(entry && this.link.nodeIdOf(parentPath(path)) !== undefined)
     )
       return;
+    this.stores.delete(path);
     this.queue.set(path, entry || this.queue.get(path) === true);
     this.pump();
   }
 
+  /** The first waiting path with nothing in flight (at most PARALLEL are). */
+  private nextFree<T>(waiting: Map<string, T>): [string, T] | undefined {
+    for (const item of waiting) if (!this.busy.has(item[0])) return item;
+    return undefined;
+  }
+
   private pump(): void {
-    while (this.running < PARALLEL && this.queue.size > 0) {
-      const [path, entry] = this.queue.entries().next().value as [string, boolean];
-      this.queue.delete(path);
+    while (this.running < PARALLEL) {
+      let work: Promise<void>;
+      let path: string;
+      const drop = this.nextFree(this.queue);
+      if (drop) {
+        path = drop[0];
+        this.queue.delete(path);
+        work = this.drop(path, drop[1]);
+      } else {
+        const store = this.nextFree(this.stores);
+        if (!store) return;
+        path = store[0];
+        this.stores.delete(path);
+        const message = store[1]();
+        if (!message) continue;
+        work = this.send(message, 'store');
+      }
       this.running++;
-      this.drop(path, entry)
+      this.busy.add(path);
+      work
         .catch((error: unknown) => this.log.debug(`kernel notification for ${path}: ${String(error)}`))
         .finally(() => {
           this.running--;
+          this.busy.delete(path);
           this.pump();
         });
     }
@@ -129,11 +180,11 @@ export class KernelNotifier {
     await this.send(invalInode(parent));
   }
 
-  private async send(message: Buffer): Promise<void> {
+  private async send(message: Buffer, kind: 'invalidation' | 'store' = 'invalidation'): Promise<void> {
     if (this.closed) return;
     const error = await this.link.notify(message);
-    if (!error) this.counters.sent++;
+    if (!error) this.counters[kind === 'store' ? 'stored' : 'sent']++;
     else if (error.code === 'ENOENT') this.counters.unknown++;
-    else this.log.debug(`kernel notification refused: ${error.code}`);
+    else this.log.debug(`kernel ${kind} refused: ${error.code}`);
   }
 }

@@ -30,6 +30,8 @@ export interface VfsConfig {
 export interface VfsContext extends VfsConfig {
   tree: ZkTree;
   files: OpenFiles;
+  /** Told when a program starts reading a file (page-store.ts reads ahead from there). */
+  onReadStart?: ((path: string) => void) | undefined;
 }
 
 export interface NodeTarget {

@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js';
 import { mountAt, readMountTable } from '../mountinfo.js';
 import { isZkError, type ZkApi } from '../zookeeper.js';
 import { KernelNotifier } from './kernel-notify.js';
+import { PageStore } from './page-store.js';
 import { removeMountRecord, writeMountRecord } from './run-state.js';
 import { ZkSession } from './session.js';
 import { collectStatus, type StatusServer, serveStatus, statusSocketPath } from './status-socket.js';
@@ -176,6 +177,8 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     if (notifier) {
       const kernel = notifier;
       tree.onStale = (stale) => kernel.apply(stale);
+      const pages = new PageStore(vfs.ctx, tree, kernel, mount.kernel);
+      vfs.ctx.onReadStart = (path) => pages.readAhead(path);
     } else {
       log.warn(
         `the kernel may show other hosts' changes only after --attr-timeout (${coherence.attrTimeoutMs} ms)`,

@@ -33,6 +33,8 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
     notifications: boolean;
     /** Cached kernel entries dropped because they changed. */
     invalidations: number;
+    /** Files whose content went into the kernel's page cache before their first read. */
+    pagesStored: number;
   };
 }
 
@@ -66,6 +68,7 @@ export function collectStatus(s: StatusSources): MountStatus {
       attrTimeoutMs: s.attrTimeoutMs,
       notifications: s.notifier !== undefined,
       invalidations: s.notifier?.counters.sent ?? 0,
+      pagesStored: s.notifier?.counters.stored ?? 0,
     },
   };
 }

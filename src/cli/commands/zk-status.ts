@@ -54,7 +54,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
     [
       'kernel cache',
       r.kernel.notifications
-        ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far)`
+        ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`
         : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
     ],
   ];

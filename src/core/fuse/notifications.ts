@@ -1,16 +1,18 @@
 /**
- * The two FUSE kernel notifications zkfs sends (linux/fuse.h), as bytes to
+ * The FUSE kernel notifications zkfs sends (linux/fuse.h), as bytes to
  * write to the /dev/fuse descriptor of the mount: a notification is a reply
  * frame with `unique` 0 and the notification code in `error`, then its body.
  *
  * - INVAL_INODE drops an inode's cached attributes and page cache;
  * - INVAL_ENTRY drops a name from a directory (and, for a directory, the
- *   unused names cached below it).
+ *   unused names cached below it);
+ * - STORE puts data into an inode's page cache, as if the kernel had read it.
  */
 import { frame } from './replies.js';
 
 export const FUSE_NOTIFY_INVAL_INODE = 2;
 export const FUSE_NOTIFY_INVAL_ENTRY = 3;
+export const FUSE_NOTIFY_STORE = 4;
 
 const HEADER = 16;
 
@@ -32,4 +34,19 @@ export function invalEntry(parent: number, name: string): Buffer {
   buffer.writeUInt32LE(0, HEADER + 12); // flags
   bytes.copy(buffer, HEADER + 16);
   return buffer; // ends with the NUL the kernel expects
+}
+
+/**
+ * Put `data` into the page cache of node `nodeId` from offset 0. The kernel
+ * takes no type check: only ever send it for a regular file (a directory's
+ * pages hold its cached listing, a symbolic link's its target).
+ */
+export function storeData(nodeId: number, data: Buffer): Buffer {
+  const buffer = frame(0n, FUSE_NOTIFY_STORE, 24 + data.length);
+  buffer.writeBigUInt64LE(BigInt(nodeId), HEADER);
+  buffer.writeBigUInt64LE(0n, HEADER + 8); // offset
+  buffer.writeUInt32LE(data.length, HEADER + 16);
+  buffer.writeUInt32LE(0, HEADER + 20); // padding
+  data.copy(buffer, HEADER + 24);
+  return buffer;
 }

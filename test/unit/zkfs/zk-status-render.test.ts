@@ -38,7 +38,7 @@ const status: MountStatus = {
   },
   operations: { total: 50_000, errors: { ENOENT: 12, EIO: 1 } },
   openFiles: 2,
-  kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17 },
+  kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17, pagesStored: 5 },
 };
 
 describe('zkfsctl status output', () => {
@@ -55,7 +55,7 @@ describe('zkfsctl status output', () => {
     expect(text).toMatch(/hit rate\s+97\.5% \(975 hits, 25 misses\), 40 change notices, 0 evictions/);
     expect(text).toMatch(/operations\s+50,000, 13 errors \(ENOENT 12, EIO 1\)/);
     expect(text).toMatch(
-      /kernel cache\s+attributes, names and pages up to 10 s, dropped on change \(17 so far\)/,
+      /kernel cache\s+attributes, names and pages up to 10 s, dropped on change \(17 so far\); 5 files read ahead/,
     );
   });
 

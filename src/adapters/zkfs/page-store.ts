@@ -1,0 +1,87 @@
+/**
+ * Reading ahead into the kernel's page cache (FUSE_NOTIFY_STORE): when a
+ * program starts reading a file, the cached contents of the files listed
+ * after it in its directory are put into the kernel's page cache, so that
+ * reading those needs no READ request. A cold `find | xargs cat` then costs
+ * one READ per window of files instead of one per file.
+ *
+ * A store must never put stale bytes, or a file's bytes into a directory or
+ * symbolic link (whose pages hold a cached listing or target; the kernel
+ * does not check). So a store is decided when its turn comes, from what the
+ * cache holds then: the same data entry as when it was queued (a change
+ * drops it), a regular file by the mount's type rules, and no open file. The
+ * notifier never lets an invalidation of the path overtake it.
+ */
+import { storeData } from '../../core/fuse/notifications.js';
+import { storedType } from '../../core/zkfs/attrs.js';
+import { nodeKind } from '../../core/zkfs/modes.js';
+import { baseName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
+import type { KernelLink, KernelNotifier } from './kernel-notify.js';
+import type { VfsContext } from './resolve.js';
+import type { NodeData } from './tree.js';
+import type { WatchedTree } from './watch-cache.js';
+
+/** Larger files are left to READ: a store copies the whole content through the kernel at once. */
+const MAX_STORE_BYTES = 64 * 1024;
+
+/** Whether the cache says, right now, that `path` is a regular file whose data is `node`. */
+function isCachedFile(
+  ctx: VfsContext,
+  tree: WatchedTree,
+  path: string,
+  znode: string,
+  node: NodeData,
+): boolean {
+  if (tree.data.peek(znode) !== node || ctx.files.byZnode(znode)) return false;
+  const stat = tree.stats.peek(znode);
+  if (!stat || stat.version !== node.stat.version || stat.numChildren !== 0) return false;
+  const name = baseName(path);
+  if (name === DATA_FILE) return false;
+  const links = tree.links.peek(tree.linksPath);
+  if (!links || links.value.has(path)) return false;
+  const meta = tree.metas.peek(toZnode(ctx.root, parentPath(path)));
+  if (!meta) return false;
+  const kind = nodeKind(ctx.mode, {
+    numChildren: stat.numChildren,
+    dataLength: stat.dataLength,
+    storedType: storedType(meta.value.entries[name]),
+  });
+  return kind === 'file';
+}
+
+/** Files after the one being read that one read stores ahead. */
+const WINDOW = 64;
+
+export class PageStore {
+  /** Contents already stored (or queued): a change makes a new entry, which is stored again. */
+  private readonly stored = new WeakSet<NodeData>();
+
+  constructor(
+    private readonly ctx: VfsContext,
+    private readonly tree: WatchedTree,
+    private readonly notifier: KernelNotifier,
+    private readonly kernel: Pick<KernelLink, 'nodeIdOf'>,
+  ) {}
+
+  /** A program reads `path` from its start: store the files listed after it. */
+  readAhead(path: string): void {
+    const parent = parentPath(path);
+    const names = this.tree.children.peek(toZnode(this.ctx.root, parent));
+    if (!names) return;
+    const from = names.indexOf(baseName(path));
+    if (from < 0) return;
+    for (let i = from + 1; i < names.length && i <= from + WINDOW; i++) {
+      const sibling = parent === '/' ? `/${names[i]}` : `${parent}/${names[i]}`;
+      const znode = toZnode(this.ctx.root, sibling);
+      const node = this.tree.data.peek(znode);
+      if (!node || this.stored.has(node) || node.data.length === 0 || node.data.length > MAX_STORE_BYTES)
+        continue;
+      this.stored.add(node);
+      this.notifier.store(sibling, () => {
+        const id = this.kernel.nodeIdOf(sibling);
+        if (id === undefined || !isCachedFile(this.ctx, this.tree, sibling, znode, node)) return undefined;
+        return storeData(id, node.data);
+      });
+    }
+  }
+}
