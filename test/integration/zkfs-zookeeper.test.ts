@@ -1,6 +1,7 @@
 /** The ZooKeeper adapter against a real server: typed stats, errors, multi with real version checks, auth, timeouts. */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { coalesceWrites } from '../../src/adapters/zkfs/zk-wire.js';
 import { isZkError, ZkClient } from '../../src/adapters/zookeeper.js';
 import { OperationError } from '../../src/core/errors.js';
 import { freePort } from '../fixtures/ports.js';
@@ -93,5 +94,33 @@ describe('ZooKeeper adapter', () => {
       ZkClient.connect({ connectString: `127.0.0.1:${port}`, connectTimeoutMs: 1500 }),
     ).rejects.toThrow(OperationError);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('sends the requests of one event-loop turn in one write, large ones included, each answered in order', async () => {
+    const batch = await ZkClient.connect({ connectString: zk.connectString });
+    try {
+      coalesceWrites(batch.library);
+      await batch.create('/batch', Buffer.alloc(0));
+      const big = Buffer.alloc(300 * 1024, 7); // past the socket's 16 KiB buffer: written after a drain
+      const order: number[] = [];
+      const small = Array.from({ length: 200 }, (_, i) =>
+        batch.create(`/batch/n${i}`, Buffer.from(`value ${i}`)).then(() => order.push(i)),
+      );
+      const socket = (
+        batch.library as unknown as { connectionManager: { socket: { writableCorked: number } } }
+      ).connectionManager.socket;
+      expect(socket.writableCorked).toBe(1);
+      const large = batch.create('/batch/big', big).then(() => order.push(200));
+      const reads = Array.from({ length: 200 }, (_, i) => batch.getData(`/batch/n${i}`));
+      await Promise.all([...small, large]);
+      expect(order).toEqual(Array.from({ length: 201 }, (_, i) => i));
+      expect((await Promise.all(reads)).map((r) => r.data.toString())).toEqual(
+        Array.from({ length: 200 }, (_, i) => `value ${i}`),
+      );
+      expect((await batch.getData('/batch/big')).data).toEqual(big);
+      expect(socket.writableCorked).toBe(0);
+    } finally {
+      await batch.close();
+    }
   });
 });

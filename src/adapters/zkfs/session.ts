@@ -43,6 +43,7 @@ import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-
 import {
   addRecursiveWatch,
   boundHandshake,
+  coalesceWrites,
   connectedServer,
   handshakeTimeoutMs,
   negotiatedTimeout,
@@ -207,6 +208,7 @@ export class ZkSession implements ZkApi {
       for (const listener of this.noticeListeners) listener(notice);
     });
     client.onState((state) => this.onClientState(client, state));
+    coalesceWrites(client.library);
     boundHandshake(
       client.library,
       () => handshakeTimeoutMs(this.sessionTimeoutMs),
