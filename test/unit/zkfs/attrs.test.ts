@@ -29,6 +29,16 @@ describe('metadata document', () => {
     expect(again.extra).toEqual({ future: [1, 2] });
   });
 
+  it('hands back a document it encoded exactly as parsing its bytes would', () => {
+    const base = parseMeta(Buffer.from('{"zkfs":1,"future":true,"e":{"a":{"t":"f","m":416}}}'));
+    const meta = withEntry(withEntry(base, 'b', { t: 'd', mt: undefined, u: 7 }), 'c', { at: undefined });
+    const bytes = encodeMeta(meta);
+    const parsed = parseMeta(Buffer.from(bytes)); // a copy: parsed for real
+    expect(parseMeta(bytes)).toEqual(parsed);
+    expect(parsed.entries).toEqual({ a: { t: 'f', m: 416 }, b: { t: 'd', u: 7 } });
+    expect(Object.keys(meta.entries.b ?? {})).toEqual(['t', 'u']);
+  });
+
   it('treats a missing or empty node as empty and garbage as empty but corrupt', () => {
     expect(parseMeta(undefined)).toEqual(emptyMeta());
     expect(parseMeta(Buffer.alloc(0))).toEqual(emptyMeta());
