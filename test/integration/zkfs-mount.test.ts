@@ -17,6 +17,7 @@ import {
   eventually,
   isMounted,
   mountZkfs,
+  sees,
   startZkWithClient,
   tryMountZkfs,
   waitUntilOpen,
@@ -60,6 +61,17 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(isProcessAlive(pid)).toBe(false);
     expect(existsSync(recordFile(m.dir))).toBe(false);
     expect(m.log()).toMatch(/mounted .*\/life\/app/);
+  });
+
+  it('serves the same with /dev/fuse read on the thread pool, the fallback where the event loop cannot poll it', async () => {
+    const m = await mountZkfs(zk.connectString, '/life/pool', { env: { VOLKIT_FUSE_READER: 'thread-pool' } });
+    await m.ok('mkdir -p a/b && for i in $(seq 1 50); do echo "n $i" > a/b/f$i; done && mv a/b a/c');
+    expect(await m.ok('cat a/c/f7 a/c/f50; ls a/c | wc -l')).toBe('n 7\nn 50\n50\n');
+    await client.setData('/life/pool/a/c/f1', Buffer.from('changed\n'), -1);
+    await sees(m, 'cat a/c/f1', 'changed\n');
+    expect(m.log()).toContain('reading /dev/fuse on the thread pool');
+    expect((await m.unmount())?.exitCode).toBe(0);
+    expect(isMounted(m.dir)).toBe(false);
   });
 
   it('fails within the connect timeout when ZooKeeper is unreachable, leaving nothing behind', async () => {

@@ -9,7 +9,9 @@
  * has no public API to poll a character device, so the descriptor is given
  * to a libuv pipe handle (uv_pipe_open accepts any pollable descriptor) with
  * a user buffer, which makes one read(2), and so one request, per callback.
- * Where that binding is missing (a later Node), reads go to the thread pool.
+ * Where that binding is missing (a later Node), or VOLKIT_FUSE_READER is
+ * `thread-pool` (to compare the two, and to test the fallback), reads go to
+ * the thread pool.
  */
 import { closeSync, read } from 'node:fs';
 import { Socket, type SocketConstructorOpts } from 'node:net';
@@ -70,7 +72,13 @@ export function readRequests(
       log.error(`FUSE request handler: ${describe(failure)}`);
     }
   };
-  return readInEventLoop(fd, bufferSize, handle, log) ?? readOnThreadPool(fd, bufferSize, handle, log);
+  const inLoop =
+    process.env.VOLKIT_FUSE_READER === 'thread-pool'
+      ? undefined
+      : readInEventLoop(fd, bufferSize, handle, log);
+  if (inLoop) return inLoop;
+  log.info('reading /dev/fuse on the thread pool: each request costs one more thread wake-up');
+  return readOnThreadPool(fd, bufferSize, handle, log);
 }
 
 function readInEventLoop(
