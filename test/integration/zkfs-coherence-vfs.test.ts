@@ -84,7 +84,7 @@ async function mount(options: { root?: string; cacheBytes?: number; reconnectTim
 }
 
 async function writeFile(vfs: ZkVfs, path: string, data: string | Buffer): Promise<void> {
-  const fh = await vfs.create(path, 0o644);
+  const { fh } = await vfs.create(path, 0o644);
   vfs.write(fh, Buffer.from(data), 0);
   await vfs.flush(fh);
   await vfs.release(fh);

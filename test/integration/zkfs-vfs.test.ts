@@ -51,7 +51,7 @@ async function errno(p: Promise<unknown>): Promise<string> {
 }
 
 async function writeFile(vfs: ZkVfs, path: string, data: Buffer | string): Promise<void> {
-  const fh = await vfs.create(path, 0o644);
+  const { fh } = await vfs.create(path, 0o644);
   vfs.write(fh, Buffer.from(data), 0);
   await vfs.flush(fh);
   await vfs.release(fh);

@@ -101,12 +101,14 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     return path;
   };
 
-  /** Attributes of `path` for the kernel, with the node id it will know it by (one more reference). */
-  const handOut = async (path: string): Promise<{ id: number; attr: Attr }> => {
-    const a = await vfs.getattr(path);
+  /** `path` with attributes `a` for the kernel, under the node id it will know it by (one more reference). */
+  const handOutAs = (path: string, a: FileAttr): { id: number; attr: Attr } => {
     const id = nodes.lookup(path);
     return { id, attr: toAttr(a, id) };
   };
+  /** The same with the attributes as they are now. */
+  const handOut = async (path: string): Promise<{ id: number; attr: Attr }> =>
+    handOutAs(path, await vfs.getattr(path));
   const entry = async (unique: bigint, path: string): Promise<Buffer> => {
     const { id, attr } = await handOut(path);
     return entryReply(unique, id, attr, validS);
@@ -292,9 +294,9 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => `create ${where()}/${name}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
-            const fh = await vfs.create(path, mode);
-            const { id, attr } = await handOut(path);
-            return createReply(u, id, attr, validS, fh, OpenFlag.KEEP_CACHE);
+            const created = await vfs.create(path, mode);
+            const { id, attr } = created.attr ? handOutAs(path, created.attr) : await handOut(path);
+            return createReply(u, id, attr, validS, created.fh, OpenFlag.KEEP_CACHE);
           },
         );
         return;

@@ -8,13 +8,13 @@
  * nothing is ever cut short.
  */
 import { aclAllows, PERM_WRITE, sessionIdentities } from '../../core/zkfs/acl.js';
-import { encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
+import { effectiveAttrs, encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import { setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError } from '../zookeeper.js';
-import { applyPendingTimes } from './attr-ops.js';
+import { applyPendingTimes, type FileAttr } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { isDirty, type OpenFile } from './open-files.js';
 import { assertWritable, lookup, resolve, resolveDir, type VfsContext } from './resolve.js';
@@ -80,14 +80,20 @@ export async function open(ctx: VfsContext, path: string, flags: number): Promis
   return ctx.files.open(file, { writable, append: (flags & O_APPEND) !== 0 });
 }
 
+/** A created file's handle, and its attributes when known without asking ZooKeeper. */
+export interface Created {
+  fh: number;
+  attr?: FileAttr;
+}
+
 /** Creates an empty file (or opens `_zoo_data_`, which always exists for a directory). */
-export async function create(ctx: VfsContext, path: string, mode: number): Promise<number> {
+export async function create(ctx: VfsContext, path: string, mode: number): Promise<Created> {
   assertWritable(ctx);
   const parent = await resolveDir(ctx, parentPath(path));
   const name = baseName(path);
   if (name === DATA_FILE) {
     const file = await load(ctx, parent.znode, path);
-    return ctx.files.open(file, { writable: true, append: false });
+    return { fh: ctx.files.open(file, { writable: true, append: false }) };
   }
   checkNewName(name, parent.isRoot);
   if (!allowsRegularFiles(ctx.mode)) {
@@ -95,12 +101,13 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
   }
   if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
   const znode = toZnode(ctx.root, path);
+  const entry = newEntry('file', mode, ctx.defaults);
   await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const acl = await ctx.tree.acl(parent.znode);
-    const meta = encodeMeta(withEntry(doc.value, name, newEntry('file', mode, ctx.defaults)));
+    const meta = encodeMeta(withEntry(doc.value, name, entry));
     return [
-      { op: 'create', path: znode, data: Buffer.alloc(0), acl },
+      { op: 'create', path: znode, data: Buffer.alloc(0), acl, readBack: false },
       doc.version === undefined
         ? { op: 'create', path: doc.path, data: meta, acl }
         : { op: 'setData', path: doc.path, data: meta, version: doc.version },
@@ -112,7 +119,13 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
   ctx.tree.forget(parent.znode);
   ctx.files.markDeleted(znode); // a stale buffer of an earlier file by this name
   const file = ctx.files.attach(znode, path, Buffer.alloc(0), 0, ctx.maxFileSize);
-  return ctx.files.open(file, { writable: true, append: false });
+  // The kernel wants the new file's attributes at once: they are known (empty, version 0,
+  // the entry just written; times are this host's clock until the first write brings the
+  // server's), so no stat is read back, which cost a round trip per file.
+  const now = Date.now();
+  const times = effectiveAttrs('file', { mtimeMs: now, version: 0 }, entry, ctx.defaults);
+  const attr: FileAttr = { ...times, atimeMs: now, ctimeMs: now, size: 0, nlink: 1 };
+  return { fh: ctx.files.open(file, { writable: true, append: false }), attr };
 }
 
 export function read(ctx: VfsContext, fh: number, length: number, position: number): Buffer {

@@ -266,7 +266,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         // The ACL written through counts as just read; and the kernel asks for a new node's
         // attributes next, so start reading them now.
         this.aclTimes.set(op.path, Date.now());
-        if (baseName(op.path) !== META_NODE) {
+        if (baseName(op.path) !== META_NODE && op.readBack !== false) {
           this.stats.get(op.path, () => this.session.exists(op.path)).catch(() => {});
         }
       }

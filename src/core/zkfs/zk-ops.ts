@@ -17,7 +17,14 @@ export interface AclEntry {
 }
 
 export type ZkOp =
-  | { op: 'create'; path: string; data: Buffer; acl: readonly AclEntry[] }
+  | {
+      op: 'create';
+      path: string;
+      data: Buffer;
+      acl: readonly AclEntry[];
+      /** False when the writer knows what it needs of the new node, so the mount need not read its stat back. */
+      readBack?: boolean;
+    }
   | { op: 'delete'; path: string; version: number }
   | { op: 'setData'; path: string; data: Buffer; version: number }
   | { op: 'check'; path: string; version: number };
