@@ -162,3 +162,17 @@ describe.skipIf(missing({ fuse: true }))('file size limits', () => {
     expect((await client.getData('/serverlimit/after')).data.toString()).toBe('ok');
   });
 });
+
+// dir mode has no regular files but _zoo_data_, which always exists.
+describe.skipIf(missing({ fuse: true })).each(['hybrid', 'file'] as const)('new files in %s mode', (mode) => {
+  it('shows a file just created with its mode, empty and stamped now, before anything is written', async () => {
+    const root = `/fresh-${mode}`;
+    const m = await mountZkfs(zk.connectString, root, { mode });
+    const started = Math.floor(Date.now() / 1000);
+    const out = await m.ok("umask 027; exec 3> fresh; stat -c '%a %s %Y %F' fresh; exec 3>&-");
+    const [perms, size, mtime, ...type] = out.trim().split(' ');
+    expect([perms, size, type.join(' ')]).toEqual(['640', '0', 'regular empty file']);
+    expect(Math.abs(Number(mtime) - started)).toBeLessThanOrEqual(5);
+    expect((await client.exists(`${root}/fresh`))?.dataLength).toBe(0);
+  });
+});
