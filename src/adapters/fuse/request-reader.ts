@@ -92,13 +92,14 @@ function readInEventLoop(
   const pipe = new binding.Pipe(binding.constants.SOCKET);
   const status = pipe.open(fd);
   if (status !== 0) {
+    (pipe as { close?: () => void }).close?.();
     log.debug(
       `polling /dev/fuse from the event loop failed (libuv error ${status}); reading on the thread pool`,
     );
     return undefined;
   }
   const buffer = Buffer.allocUnsafe(bufferSize);
-  // `handle` is a documented-internal option of net.Socket, absent from its types.
+  // `handle` is an undocumented option of net.Socket (how Node wraps its own handles), absent from its types.
   const socket = new Socket({
     handle: pipe,
     readable: true,
