@@ -43,7 +43,7 @@ type EntryOwner = Pick<NodeTarget, 'path' | 'metaDir' | 'entryName'> & {
 };
 
 async function entryOf(ctx: VfsContext, owner: EntryOwner): Promise<MetaEntry | undefined> {
-  return (await ctx.tree.meta(owner.metaDir)).value.entries[owner.entryName];
+  return (await ctx.tree.meta(owner.metaDir)).value.entries.get(owner.entryName);
 }
 
 export async function getattr(ctx: VfsContext, path: string): Promise<FileAttr> {
@@ -96,7 +96,7 @@ export async function updateEntry(
       attempt === 0 || owner.znode === undefined
         ? owner.stat
         : ((await ctx.tree.freshStat(owner.znode)) ?? owner.stat);
-    const before = doc.value.entries[owner.entryName];
+    const before = doc.value.entries.get(owner.entryName);
     const after = change(before, stat);
     if (JSON.stringify(before ?? {}) === JSON.stringify(after ?? {})) return null;
     const data = encodeMeta(withEntry(doc.value, owner.entryName, after));

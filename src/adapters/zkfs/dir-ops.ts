@@ -77,7 +77,7 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number): Promis
 /** The ops that remove a node's entry from its directory's metadata, if it has one. */
 async function dropEntry(ctx: VfsContext, node: NodeTarget, fresh: boolean): Promise<ZkOp[]> {
   const doc = fresh ? await ctx.tree.freshMeta(node.metaDir) : await ctx.tree.meta(node.metaDir);
-  if (doc.version === undefined || doc.value.entries[node.entryName] === undefined) return [];
+  if (doc.version === undefined || doc.value.entries.get(node.entryName) === undefined) return [];
   const data = encodeMeta(withEntry(doc.value, node.entryName, undefined));
   return [{ op: 'setData', path: doc.path, data, version: doc.version }];
 }

@@ -35,7 +35,7 @@ function staysDir(view: CacheView, znode: string): boolean {
   if (znode === view.root) return true;
   const stat = view.stat(znode);
   if (stat && stat.numChildren > 1) return true;
-  return view.meta(parentPath(znode))?.entries[baseName(znode)]?.t === 'd';
+  return view.meta(parentPath(znode))?.entries.get(baseName(znode))?.t === 'd';
 }
 
 /**
@@ -69,9 +69,9 @@ export function staleFor(view: CacheView, { type, path }: WatchNotice): Stale {
 /** The entries of directory `dir` whose metadata differs between two documents. */
 export function docChanges(view: CacheView, dir: string, before: DirMeta, after: DirMeta): StaleEntry[] {
   const out: StaleEntry[] = [];
-  const names = new Set([...Object.keys(before.entries), ...Object.keys(after.entries)]);
+  const names = new Set([...before.entries.keys(), ...after.entries.keys()]);
   for (const name of names) {
-    if (JSON.stringify(before.entries[name]) === JSON.stringify(after.entries[name])) continue;
+    if (JSON.stringify(before.entries.get(name)) === JSON.stringify(after.entries.get(name))) continue;
     if (name === '.') out.push({ path: '/', entry: false });
     else out.push({ path: childPath(view, dir, name), entry: true });
   }

@@ -51,7 +51,7 @@ function isCachedFile(
   const kind = nodeKind(ctx.mode, {
     numChildren: stat.numChildren,
     dataLength: stat.dataLength,
-    storedType: storedType(meta.value.entries[name]),
+    storedType: storedType(meta.value.entries.get(name)),
   });
   return kind === 'file';
 }

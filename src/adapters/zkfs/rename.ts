@@ -113,7 +113,7 @@ async function intoDataFile(ctx: VfsContext, src: Target, dst: NodeTarget, fresh
   } else {
     ops.push({ op: 'delete', path: src.znode, version: stat.version });
     const from = await metaDoc(ctx, src.metaDir, fresh);
-    if (from.meta.entries[src.entryName] !== undefined) {
+    if (from.meta.entries.get(src.entryName) !== undefined) {
       ops.push(metaOp(from, withEntry(from.meta, src.entryName, undefined)));
     }
   }

@@ -113,7 +113,7 @@ export async function lookup(ctx: VfsContext, path: string): Promise<Target | un
   const stat = await ctx.tree.stat(znode);
   if (!stat) return undefined;
   const metaDir = toZnode(ctx.root, parent);
-  const entry = (await ctx.tree.meta(metaDir)).value.entries[name];
+  const entry = (await ctx.tree.meta(metaDir)).value.entries.get(name);
   const type = nodeKind(ctx.mode, {
     numChildren: stat.numChildren,
     dataLength: stat.dataLength,

@@ -20,8 +20,7 @@ export const sizeOf = {
   children: (key: string, names: readonly string[]) =>
     names.reduce((n, name) => n + 48 + name.length * 2, entryOverhead(key) + 64),
   data: (key: string, node: NodeData) => entryOverhead(key) + STAT_BYTES + node.data.length,
-  meta: (key: string, doc: DocSnapshot<DirMeta>) =>
-    entryOverhead(key) + 200 + Object.keys(doc.value.entries).length * 160,
+  meta: (key: string, doc: DocSnapshot<DirMeta>) => entryOverhead(key) + 200 + doc.value.entries.size * 160,
   acl: (key: string, acl: readonly AclEntry[]) => entryOverhead(key) + 120 * acl.length,
   links: (key: string, doc: DocSnapshot<SymlinkMap>) => entryOverhead(key) + 200 + doc.value.size * 200,
 };

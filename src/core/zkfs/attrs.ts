@@ -48,7 +48,11 @@ export interface MetaEntry {
 }
 
 export interface DirMeta {
-  entries: Record<string, MetaEntry>;
+  /**
+   * A Map: a directory of a thousand files was copied on every create (a new
+   * document per change), and a plain object that large copies five times slower.
+   */
+  entries: ReadonlyMap<string, MetaEntry>;
   /** Top-level keys this version does not know, kept as they were. */
   extra: Record<string, unknown>;
   /** True when the stored document could not be parsed (it is then treated as empty). */
@@ -81,7 +85,7 @@ export interface StatTimes {
 export const ROOT_ENTRY = '.';
 
 export function emptyMeta(): DirMeta {
-  return { entries: {}, extra: {}, corrupt: false };
+  return { entries: new Map(), extra: {}, corrupt: false };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -109,9 +113,9 @@ export function parseMeta(data: Buffer | undefined): DirMeta {
     return { ...emptyMeta(), corrupt: true };
   }
   if (!isRecord(parsed) || !isRecord(parsed.e)) return { ...emptyMeta(), corrupt: true };
-  const entries: Record<string, MetaEntry> = {};
+  const entries = new Map<string, MetaEntry>();
   for (const [name, value] of Object.entries(parsed.e)) {
-    if (isRecord(value)) entries[name] = sanitizeEntry(value);
+    if (isRecord(value)) entries.set(name, sanitizeEntry(value));
   }
   const { e: _e, zkfs: _v, ...extra } = parsed;
   return { entries, extra, corrupt: false };
@@ -129,23 +133,26 @@ function sanitizeEntry(value: Record<string, unknown>): MetaEntry {
 }
 
 export function encodeMeta(meta: DirMeta): Buffer {
-  const data = Buffer.from(JSON.stringify({ zkfs: META_FORMAT, ...meta.extra, e: meta.entries }), 'utf8');
+  const data = Buffer.from(
+    JSON.stringify({ zkfs: META_FORMAT, ...meta.extra, e: Object.fromEntries(meta.entries) }),
+    'utf8',
+  );
   encoded.set(data, { entries: meta.entries, extra: meta.extra, corrupt: false });
   return data;
 }
 
 /** A copy of `meta` with `name` set to `entry`, or removed when `entry` is undefined or empty. */
 export function withEntry(meta: DirMeta, name: string, entry: MetaEntry | undefined): DirMeta {
-  const entries = { ...meta.entries };
+  const entries = new Map(meta.entries);
   // Unset fields go now, as JSON would drop them: what was encoded is then what parsing gives.
   const kept = entry && Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined));
-  if (kept === undefined || Object.keys(kept).length === 0) delete entries[name];
-  else entries[name] = kept;
+  if (kept === undefined || Object.keys(kept).length === 0) entries.delete(name);
+  else entries.set(name, kept);
   return { entries, extra: meta.extra, corrupt: false };
 }
 
 export function isEmptyMeta(meta: DirMeta): boolean {
-  return Object.keys(meta.entries).length === 0 && Object.keys(meta.extra).length === 0;
+  return meta.entries.size === 0 && Object.keys(meta.extra).length === 0;
 }
 
 export function storedType(entry: MetaEntry | undefined): NodeKind | undefined {

@@ -125,7 +125,7 @@ function movedMetas(nodes: readonly PlanNode[]): Map<string, { meta: DirMeta; ac
       metas.set(dir, doc);
     }
     const name = nameOf(node.rel);
-    doc.meta = withEntry(doc.meta, name, entryForMove(doc.meta.entries[name], node));
+    doc.meta = withEntry(doc.meta, name, entryForMove(doc.meta.entries.get(name), node));
   }
   return metas;
 }
@@ -168,17 +168,17 @@ export function planRename(input: RenameInput): RenamePlan {
   const toName = nameOf(input.to);
   // A symbolic link (no nodes) keeps its stored owner and times as they are.
   const moved: MetaEntry | undefined = root
-    ? entryForMove(input.fromMeta.meta.entries[fromName], root)
-    : input.fromMeta.meta.entries[fromName];
+    ? entryForMove(input.fromMeta.meta.entries.get(fromName), root)
+    : input.fromMeta.meta.entries.get(fromName);
   if (input.fromMeta.path === input.toMeta.path) {
     const meta = withEntry(withEntry(input.fromMeta.meta, fromName, undefined), toName, moved);
     ops.push(writeDoc(input.toMeta.path, input.toMeta.version, encodeMeta(meta), input.toMeta.acl));
   } else {
-    if (input.fromMeta.meta.entries[fromName] !== undefined) {
+    if (input.fromMeta.meta.entries.get(fromName) !== undefined) {
       const meta = withEntry(input.fromMeta.meta, fromName, undefined);
       ops.push(writeDoc(input.fromMeta.path, input.fromMeta.version, encodeMeta(meta), input.fromMeta.acl));
     }
-    const replaced = input.toMeta.meta.entries[toName] !== undefined;
+    const replaced = input.toMeta.meta.entries.get(toName) !== undefined;
     if (moved || replaced) {
       const meta = withEntry(input.toMeta.meta, toName, moved);
       ops.push(writeDoc(input.toMeta.path, input.toMeta.version, encodeMeta(meta), input.toMeta.acl));

@@ -23,9 +23,13 @@ describe('metadata document', () => {
     const text = '{"zkfs":1,"future":[1,2],"e":{"a":{"t":"f","m":416,"x":"kept"},"b":{"t":"d"}}}';
     const meta = parseMeta(Buffer.from(text));
     expect(meta.corrupt).toBe(false);
-    expect(meta.entries.a).toEqual({ t: 'f', m: 416, x: 'kept' });
+    expect(meta.entries.get('a')).toEqual({ t: 'f', m: 416, x: 'kept' });
     const again = parseMeta(encodeMeta(withEntry(meta, 'c', { t: 'f' })));
-    expect(again.entries).toEqual({ a: { t: 'f', m: 416, x: 'kept' }, b: { t: 'd' }, c: { t: 'f' } });
+    expect(Object.fromEntries(again.entries)).toEqual({
+      a: { t: 'f', m: 416, x: 'kept' },
+      b: { t: 'd' },
+      c: { t: 'f' },
+    });
     expect(again.extra).toEqual({ future: [1, 2] });
   });
 
@@ -35,8 +39,8 @@ describe('metadata document', () => {
     const bytes = encodeMeta(meta);
     const parsed = parseMeta(Buffer.from(bytes)); // a copy: parsed for real
     expect(parseMeta(bytes)).toEqual(parsed);
-    expect(parsed.entries).toEqual({ a: { t: 'f', m: 416 }, b: { t: 'd', u: 7 } });
-    expect(Object.keys(meta.entries.b ?? {})).toEqual(['t', 'u']);
+    expect(Object.fromEntries(parsed.entries)).toEqual({ a: { t: 'f', m: 416 }, b: { t: 'd', u: 7 } });
+    expect(Object.keys(meta.entries.get('b') ?? {})).toEqual(['t', 'u']);
   });
 
   it('treats a missing or empty node as empty and garbage as empty but corrupt', () => {
@@ -48,14 +52,14 @@ describe('metadata document', () => {
 
   it('drops fields of the wrong type', () => {
     const meta = parseMeta(Buffer.from('{"zkfs":1,"e":{"a":{"t":"x","m":"777","u":5}}}'));
-    expect(meta.entries.a).toEqual({ u: 5 });
+    expect(meta.entries.get('a')).toEqual({ u: 5 });
   });
 
   it('removes an entry when it is set to undefined or to nothing', () => {
     const meta = withEntry(withEntry(emptyMeta(), 'a', { t: 'f' }), 'b', { t: 'd' });
-    expect(Object.keys(withEntry(meta, 'a', undefined).entries)).toEqual(['b']);
-    expect(Object.keys(withEntry(meta, 'b', {}).entries)).toEqual(['a']);
-    expect(Object.keys(meta.entries)).toEqual(['a', 'b']);
+    expect([...withEntry(meta, 'a', undefined).entries.keys()]).toEqual(['b']);
+    expect([...withEntry(meta, 'b', {}).entries.keys()]).toEqual(['a']);
+    expect([...meta.entries.keys()]).toEqual(['a', 'b']);
   });
 });
 

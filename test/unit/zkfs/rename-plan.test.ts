@@ -35,7 +35,7 @@ describe('rename plan', () => {
     const create = plan.ops[0]!;
     expect(create.op === 'create' && create.data.toString()).toBe('hello');
     const meta = parseMeta(plan.ops[2]!.op === 'setData' ? plan.ops[2]!.data : undefined);
-    expect(meta.entries).toEqual({ b: { t: 'f', m: 0o600, mt: 5000, v: 0 } });
+    expect(Object.fromEntries(meta.entries)).toEqual({ b: { t: 'f', m: 0o600, mt: 5000, v: 0 } });
     expect(plan.bytes).toBe(multiBytes(plan.ops));
   });
 
@@ -75,10 +75,15 @@ describe('rename plan', () => {
       const op = plan.ops[i]!;
       return op.op === 'create' || op.op === 'setData' ? op.data : undefined;
     };
-    expect(parseMeta(dataOf(1)).entries).toEqual({ x: { mt: 200, v: 0 }, sub: { mt: 300, v: 0 } });
-    expect(parseMeta(dataOf(4)).entries).toEqual({ f: { t: 'f', m: 0o640, mt: 400, v: 0 } });
-    expect(parseMeta(dataOf(11)).entries).toEqual({ other: { t: 'f' } });
-    expect(parseMeta(dataOf(12)).entries).toEqual({ e: { t: 'd', mt: 100, v: 0 } });
+    expect(Object.fromEntries(parseMeta(dataOf(1)).entries)).toEqual({
+      x: { mt: 200, v: 0 },
+      sub: { mt: 300, v: 0 },
+    });
+    expect(Object.fromEntries(parseMeta(dataOf(4)).entries)).toEqual({
+      f: { t: 'f', m: 0o640, mt: 400, v: 0 },
+    });
+    expect(Object.fromEntries(parseMeta(dataOf(11)).entries)).toEqual({ other: { t: 'f' } });
+    expect(Object.fromEntries(parseMeta(dataOf(12)).entries)).toEqual({ e: { t: 'd', mt: 100, v: 0 } });
   });
 
   it('replaces an existing destination in the same transaction, before creating it', () => {
@@ -98,7 +103,7 @@ describe('rename plan', () => {
       'setData /r/__zkfs__ @1',
     ]);
     const op = plan.ops[3]!;
-    expect(parseMeta(op.op === 'setData' ? op.data : undefined).entries).toEqual({
+    expect(Object.fromEntries(parseMeta(op.op === 'setData' ? op.data : undefined).entries)).toEqual({
       old: { t: 'f', mt: 1000, v: 0 },
     });
   });
@@ -129,7 +134,9 @@ describe('rename plan', () => {
     expect(summary(plan.ops)).toEqual(['setData /r/__zkfs__ @0', 'setData /r/__symlinks__ @6']);
     const op = plan.ops[0]!;
     // The link keeps its stored owner and times under its new name.
-    expect(parseMeta(op.op === 'setData' ? op.data : undefined).entries).toEqual({ m: { u: 7, mt: 123 } });
+    expect(Object.fromEntries(parseMeta(op.op === 'setData' ? op.data : undefined).entries)).toEqual({
+      m: { u: 7, mt: 123 },
+    });
   });
 
   it('refuses ephemeral nodes and oversized transactions with clear codes', () => {
