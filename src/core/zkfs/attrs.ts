@@ -132,11 +132,28 @@ function sanitizeEntry(value: Record<string, unknown>): MetaEntry {
   return out;
 }
 
+/**
+ * Each entry's `"name":{…}` text, by entry: entries are never changed, and a
+ * directory's document is written again with every file created in it, so
+ * all but the new entry are encoded once, not once per create.
+ */
+const entryTexts = new WeakMap<MetaEntry, { name: string; text: string }>();
+
+function entryText(name: string, entry: MetaEntry): string {
+  const known = entryTexts.get(entry);
+  if (known?.name === name) return known.text;
+  const text = `${JSON.stringify(name)}:${JSON.stringify(entry)}`;
+  entryTexts.set(entry, { name, text });
+  return text;
+}
+
+/** The document's bytes: exactly JSON.stringify of `{zkfs, ...extra, e: entries}`. */
 export function encodeMeta(meta: DirMeta): Buffer {
-  const data = Buffer.from(
-    JSON.stringify({ zkfs: META_FORMAT, ...meta.extra, e: Object.fromEntries(meta.entries) }),
-    'utf8',
-  );
+  // parseMeta keeps neither `zkfs` nor `e` in `extra`, so `e` is the last key.
+  const head = JSON.stringify({ zkfs: META_FORMAT, ...meta.extra, e: 0 }).slice(0, -2);
+  const parts: string[] = [];
+  for (const [name, entry] of meta.entries) parts.push(entryText(name, entry));
+  const data = Buffer.from(`${head}{${parts.join(',')}}}`, 'utf8');
   encoded.set(data, { entries: meta.entries, extra: meta.extra, corrupt: false });
   return data;
 }

@@ -43,6 +43,18 @@ describe('metadata document', () => {
     expect(Object.keys(meta.entries.get('b') ?? {})).toEqual(['t', 'u']);
   });
 
+  it('encodes exactly as JSON.stringify of the whole document would', () => {
+    const base = parseMeta(
+      Buffer.from('{"zkfs":1,"later":{"x":[1,"two"]},"e":{"a \\"q\\"":{"t":"f","m":416}}}'),
+    );
+    let meta = withEntry(base, 'naïve ✓', { t: 'd', u: 7 });
+    meta = withEntry(meta, 'a "q"', { t: 'f', mt: 5 }); // replaced: its text is made anew
+    for (const m of [emptyMeta(), base, meta]) {
+      const whole = { zkfs: 1, ...m.extra, e: Object.fromEntries(m.entries) };
+      expect(encodeMeta(m).toString('utf8')).toBe(JSON.stringify(whole));
+    }
+  });
+
   it('treats a missing or empty node as empty and garbage as empty but corrupt', () => {
     expect(parseMeta(undefined)).toEqual(emptyMeta());
     expect(parseMeta(Buffer.alloc(0))).toEqual(emptyMeta());
