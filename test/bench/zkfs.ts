@@ -293,16 +293,21 @@ export async function bench(): Promise<void> {
       }
     }
 
-    const floor = await best(3, async () => {
+    const floorRun = async () => {
       const { ms, value } = await timed(() => clientWalk(client, TREE));
       if (value !== totalBytes) throw new Error(`client walk read ${value} bytes, not ${totalBytes}`);
       return ms;
-    });
-    const tmpfsMs = await best(3, () => timedWalk(join(tmpfs, 'tree'), totalBytes));
+    };
+    const tmpfsRun = () => timedWalk(join(tmpfs, 'tree'), totalBytes);
+    let floor = await best(3, floorRun);
+    let tmpfsMs = await best(3, tmpfsRun);
 
     const rw = await readRuns(zk.connectString, totalBytes, []);
     // A read-only mount has nothing to check or publish at close, so the kernel opens files itself.
     const ro = await readRuns(zk.connectString, totalBytes, ['--read-only']);
+    // The baselines once more, after the mounts' runs: the best of both spells counts.
+    floor = Math.min(floor, await best(2, floorRun));
+    tmpfsMs = Math.min(tmpfsMs, await best(2, tmpfsRun));
     const { cold, warm, cache } = rw;
 
     // Writing: cp -r of 1,000 1 KiB files against create + setData per file with the client, as one
@@ -320,7 +325,7 @@ export async function bench(): Promise<void> {
         mkdirSync(join(source, `d${d}`), { recursive: true });
         for (let f = 0; f < perDir; f++) writeFileSync(join(source, rel(d, f)), block);
       }
-      const clientMs = await best(2, async () => {
+      const clientRun = async (): Promise<number> => {
         const base = `/bench/write/client${dirs}-${serial++}`;
         const { ms } = await timed(async () => {
           await client.create(base, Buffer.alloc(0));
@@ -333,9 +338,13 @@ export async function bench(): Promise<void> {
           }
         });
         return ms;
-      });
+      };
+      // Each server write waits for its log to reach the disk, whose speed drifts:
+      // the client and cp runs alternate, so both see the same spells of it.
+      let clientMs = Number.POSITIVE_INFINITY;
       let copy: Measured | undefined;
-      for (let run = 0; run < 2; run++) {
+      for (let run = 0; run < 3; run++) {
+        clientMs = Math.min(clientMs, await clientRun());
         const dest = `cp${dirs}-${run}`;
         const m = await measured(target.dir, async () => {
           const { ms } = await timed(() => shell(target.dir, `cp -r ${source} ${dest}`));
