@@ -44,7 +44,6 @@ import {
   openReply,
   statfsReply,
   writeReply,
-  xattrReply,
 } from '../../core/fuse/replies.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import type { Logger } from '../logger.js';
@@ -55,6 +54,7 @@ import { initAnswer } from './init.js';
 import { Listings } from './listings.js';
 import { renameNode } from './rename.js';
 import { applySetattr } from './setattr.js';
+import { readXattr, xattrAnswer } from './xattrs.js';
 
 export interface OpsOptions {
   vfs: ZkVfs;
@@ -368,44 +368,15 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => listings.reply(h, r, pathOf(h.nodeId), h.opcode === Op.READDIRPLUS),
         );
         return;
-      case Op.GETXATTR: {
-        const size = r.u32();
-        r.skip(4);
-        const name = r.name();
-        answer(
-          h,
-          () => `getxattr ${where()}`,
-          async () => {
-            const value = await vfs.getxattr(pathOf(h.nodeId), name);
-            if (value === undefined || value === null) return errorReply(u, ERRNO.ENODATA);
-            return xattrReply(u, value, size);
-          },
-        );
-        return;
-      }
-      case Op.LISTXATTR: {
-        const size = r.u32();
-        answer(
-          h,
-          () => `listxattr ${where()}`,
-          async () => {
-            const names = await vfs.listxattr(pathOf(h.nodeId));
-            return xattrReply(u, Buffer.from(names.map((n) => `${n}\0`).join('')), size);
-          },
-        );
-        return;
-      }
+      case Op.GETXATTR:
+      case Op.LISTXATTR:
       case Op.SETXATTR:
       case Op.REMOVEXATTR: {
-        if (h.opcode === Op.SETXATTR) r.skip(8);
-        const name = r.name();
+        const req = readXattr(h.opcode, r);
         answer(
           h,
-          () => `setxattr ${where()}`,
-          async () => {
-            await vfs.setxattr(pathOf(h.nodeId), name);
-            return errorReply(u, 0);
-          },
+          () => `${req.kind} ${where()}`,
+          () => xattrAnswer(vfs, u, pathOf(h.nodeId), req),
         );
         return;
       }
