@@ -1,0 +1,110 @@
+/**
+ * The order in which KernelNotifier hands notifications to the kernel. The
+ * kernel side is a recorder whose writes finish when the test says so, so
+ * that the cases a real mount only meets by chance (a change arriving while
+ * a page-cache store is still on its way) happen every time. The same code
+ * against the real kernel is in zkfs-coherence.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/adapters/logger.js';
+import { type KernelLink, KernelNotifier } from '../../../src/adapters/zkfs/kernel-notify.js';
+import { FUSE_NOTIFY_INVAL_INODE, FUSE_NOTIFY_STORE } from '../../../src/core/fuse/notifications.js';
+
+interface Write {
+  code: number;
+  nodeId: number;
+  finish(): void;
+}
+
+/** A kernel that knows `/d`, `/d/a` and `/d/b`, and finishes each write when told to. */
+async function recorder(): Promise<{ notifier: KernelNotifier; writes: Write[]; settle(): Promise<void> }> {
+  const ids = new Map([
+    ['/', 1],
+    ['/d', 2],
+    ['/d/a', 3],
+    ['/d/b', 4],
+  ]);
+  const writes: Write[] = [];
+  let probed = false;
+  const link: KernelLink = {
+    nodeIdOf: (path) => ids.get(path),
+    knownPaths: () => ids.keys(),
+    notify: (message) => {
+      if (!probed) {
+        probed = true; // the probe for a name the kernel does not have
+        return Promise.resolve(Object.assign(new Error('ENOENT'), { code: 'ENOENT' }));
+      }
+      return new Promise((resolve) => {
+        writes.push({
+          code: message.readInt32LE(4),
+          nodeId: Number(message.readBigUInt64LE(16)),
+          finish: () => resolve(null),
+        });
+      });
+    },
+  };
+  const notifier = await KernelNotifier.open(link, createLogger({ level: 'error', write: () => {} }));
+  if (!notifier) throw new Error('the notifier refused the recorder');
+  const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+  return { notifier, writes, settle };
+}
+
+const store = (nodeId: number) => () => {
+  const m = Buffer.alloc(40);
+  m.writeInt32LE(FUSE_NOTIFY_STORE, 4);
+  m.writeBigUInt64LE(BigInt(nodeId), 16);
+  return m;
+};
+
+describe('KernelNotifier order', () => {
+  it('holds back an invalidation of a path until the store for it has landed', async () => {
+    const { notifier, writes, settle } = await recorder();
+    notifier.store('/d/a', store(3));
+    await settle();
+    expect(writes.map((w) => [w.code, w.nodeId])).toEqual([[FUSE_NOTIFY_STORE, 3]]);
+    notifier.apply([{ path: '/d/a', entry: false }]);
+    await settle();
+    expect(writes).toHaveLength(1); // the invalidation waits
+    writes[0]?.finish();
+    await settle();
+    expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
+      [FUSE_NOTIFY_STORE, 3],
+      [FUSE_NOTIFY_INVAL_INODE, 3],
+    ]);
+    expect(notifier.counters.stored).toBe(1);
+  });
+
+  it('drops a store still waiting when its path is invalidated, and runs invalidations first', async () => {
+    const { notifier, writes, settle } = await recorder();
+    // Fill both slots, so what follows waits.
+    notifier.apply([
+      { path: '/d', entry: false },
+      { path: '/', entry: false },
+    ]);
+    notifier.store('/d/a', store(3));
+    notifier.store('/d/b', store(4));
+    notifier.apply([{ path: '/d/a', entry: false }]);
+    await settle();
+    expect(writes.map((w) => w.nodeId)).toEqual([2, 1]);
+    for (let i = 0; i < 4; i++) {
+      for (const w of writes) w.finish();
+      await settle();
+    }
+    // /d/a: invalidated, never stored; /d/b: stored after the invalidations.
+    expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
+      [FUSE_NOTIFY_INVAL_INODE, 2],
+      [FUSE_NOTIFY_INVAL_INODE, 1],
+      [FUSE_NOTIFY_INVAL_INODE, 3],
+      [FUSE_NOTIFY_STORE, 4],
+    ]);
+  });
+
+  it('sends nothing for a store its builder no longer wants', async () => {
+    const { notifier, writes, settle } = await recorder();
+    notifier.store('/d/a', () => undefined);
+    notifier.store('/nowhere', store(9)); // a path the kernel does not hold
+    await settle();
+    expect(writes).toEqual([]);
+    expect(notifier.counters.stored).toBe(0);
+  });
+});
