@@ -15,10 +15,12 @@ function procState(pid: number): string | undefined {
 
 describe('isProcessAlive', () => {
   it('counts a zombie as dead, though its pid still exists', async () => {
-    // `sh` starts `true` in the background, then becomes `sleep`, which never
-    // waits for children: `true` exits and stays a zombie until sleep dies —
-    // like a daemon whose parent does not reap it (pid 1 in a container).
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], {
+    // `sh` starts a short sleep in the background, then becomes `sleep 30`,
+    // which never waits for children: the short one exits and stays a zombie
+    // until the long one dies — like a daemon whose parent does not reap it
+    // (pid 1 in a container). The child outlives the exec on purpose: one that
+    // exited before it could still be reaped by sh (seen once in CI).
+    const parent = spawn('sh', ['-c', 'sleep 0.5 & echo $!; exec sleep 30'], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     try {
