@@ -17,7 +17,16 @@ import { isZkError } from '../zookeeper.js';
 import { applyPendingTimes, type FileAttr } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { isDirty, type OpenFile } from './open-files.js';
-import { assertWritable, lookup, resolve, resolveDir, type VfsContext } from './resolve.js';
+import {
+  assertWritable,
+  type LinkTarget,
+  lookup,
+  resolve,
+  resolveDir,
+  type Target,
+  type VfsContext,
+} from './resolve.js';
+import type { NodeData } from './tree.js';
 
 const O_ACCMODE = 0o3;
 const O_WRONLY = 0o1;
@@ -47,14 +56,28 @@ async function checkWriteAcl(ctx: VfsContext, znode: string, path: string): Prom
   }
 }
 
+/** The file (or `_zoo_data_`) at `path`: EISDIR for a directory, EINVAL for a symbolic link. */
+async function resolveFile(ctx: VfsContext, path: string): Promise<Exclude<Target, LinkTarget>> {
+  const target = await resolve(ctx, path);
+  if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+  if (target.type === 'symlink') throw new FsError('EINVAL', `${path} is a symbolic link`);
+  return target;
+}
+
+/** A node's data and stat, through the cache; the stat is kept as the node's current one. */
+async function readNode(ctx: VfsContext, znode: string, mountPath: string): Promise<NodeData> {
+  const node = await ctx.tree.readData(znode).catch((error: unknown) => {
+    throw asFsError(error, `reading ${mountPath}`);
+  });
+  ctx.tree.stats.set(znode, node.stat);
+  return node;
+}
+
 /** Reads a node's data fresh into the open-file table (or refreshes a clean buffer). */
 async function load(ctx: VfsContext, znode: string, mountPath: string): Promise<OpenFile> {
   const existing = ctx.files.byZnode(znode);
   if (existing && isDirty(existing)) return existing;
-  const { data, stat } = await ctx.tree.readData(znode).catch((error: unknown) => {
-    throw asFsError(error, `reading ${mountPath}`);
-  });
-  ctx.tree.stats.set(znode, stat);
+  const { data, stat } = await readNode(ctx, znode, mountPath);
   const again = ctx.files.byZnode(znode);
   if (again) {
     // Another open raced this one; a clean buffer takes the newer content.
@@ -68,9 +91,7 @@ async function load(ctx: VfsContext, znode: string, mountPath: string): Promise<
 }
 
 export async function open(ctx: VfsContext, path: string, flags: number): Promise<number> {
-  const target = await resolve(ctx, path);
-  if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-  if (target.type === 'symlink') throw new FsError('EINVAL', `${path} is a symbolic link`);
+  const target = await resolveFile(ctx, path);
   const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;
   if (writable) {
     assertWritable(ctx);
@@ -129,9 +150,7 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
 }
 
 export function read(ctx: VfsContext, fh: number, length: number, position: number): Buffer {
-  const file = ctx.files.get(fh).file;
-  if (position === 0) ctx.onReadStart?.(file.mountPath);
-  return file.buffer.read(position, length);
+  return ctx.files.get(fh).file.buffer.read(position, length);
 }
 
 /**
@@ -144,13 +163,8 @@ export async function readPath(
   length: number,
   position: number,
 ): Promise<Buffer> {
-  const target = await resolve(ctx, path);
-  if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-  if (target.type === 'symlink') throw new FsError('EINVAL', `${path} is a symbolic link`);
-  const { data, stat } = await ctx.tree.readData(target.znode).catch((error: unknown) => {
-    throw asFsError(error, `reading ${path}`);
-  });
-  ctx.tree.stats.set(target.znode, stat);
+  const target = await resolveFile(ctx, path);
+  const { data } = await readNode(ctx, target.znode, path);
   if (position === 0) ctx.onReadStart?.(path);
   return data.subarray(position, position + length);
 }
@@ -273,9 +287,7 @@ export async function ftruncate(ctx: VfsContext, fh: number, size: number): Prom
 /** truncate(2) by path: immediate, through the open buffer when the file is open here. */
 export async function truncate(ctx: VfsContext, path: string, size: number): Promise<void> {
   assertWritable(ctx);
-  const target = await resolve(ctx, path);
-  if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-  if (target.type === 'symlink') throw new FsError('EINVAL', `${path} is a symbolic link`);
+  const target = await resolveFile(ctx, path);
   if (size > ctx.maxFileSize) throw new FsError('EFBIG', `${size} bytes exceed --max-file-size`);
   checkRequestSize(target.znode, size, `truncating ${path}`);
   const open = ctx.files.byZnode(target.znode);

@@ -53,10 +53,11 @@ export interface NotifyCounters {
 }
 
 /**
- * Builds a page-cache store for a path when its turn comes, or says it is
- * no longer wanted (the content changed or the file was opened meanwhile).
+ * Builds a page-cache store for a path, given the node id the kernel knows
+ * it by, when its turn comes; or says it is no longer wanted (the content
+ * changed or the file was opened meanwhile).
  */
-export type StoreBuilder = () => Buffer | undefined;
+export type StoreBuilder = (nodeId: number) => Buffer | undefined;
 
 export class KernelNotifier {
   readonly counters: NotifyCounters = { sent: 0, unknown: 0, stored: 0 };
@@ -153,7 +154,8 @@ export class KernelNotifier {
         if (!store) return;
         path = store[0];
         this.stores.delete(path);
-        const message = store[1]();
+        const id = this.link.nodeIdOf(path);
+        const message = id === undefined ? undefined : store[1](id);
         if (!message) continue;
         work = this.send(message, 'store');
       }

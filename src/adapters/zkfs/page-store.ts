@@ -22,8 +22,9 @@
 import { storeData } from '../../core/fuse/notifications.js';
 import { storedType } from '../../core/zkfs/attrs.js';
 import { nodeKind } from '../../core/zkfs/modes.js';
-import { baseName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
-import type { KernelLink, KernelNotifier } from './kernel-notify.js';
+import { baseName, DATA_FILE, parentPath, toZnode, zkChild } from '../../core/zkfs/paths.js';
+import { position } from '../../core/zkfs/sorted-names.js';
+import type { KernelNotifier } from './kernel-notify.js';
 import type { VfsContext } from './resolve.js';
 import type { NodeData } from './tree.js';
 import type { WatchedTree } from './watch-cache.js';
@@ -41,7 +42,7 @@ function isCachedFile(
 ): boolean {
   if (tree.data.peek(znode) !== node || ctx.files.byZnode(znode)) return false;
   const stat = tree.stats.peek(znode);
-  if (!stat || stat.version !== node.stat.version || stat.numChildren !== 0) return false;
+  if (!stat || stat.version !== node.stat.version) return false;
   const name = baseName(path);
   if (name === DATA_FILE) return false;
   const links = tree.links.peek(tree.linksPath);
@@ -67,7 +68,6 @@ export class PageStore {
     private readonly ctx: VfsContext,
     private readonly tree: WatchedTree,
     private readonly notifier: KernelNotifier,
-    private readonly kernel: Pick<KernelLink, 'nodeIdOf'>,
   ) {}
 
   /** A program reads `path` from its start: store the files listed after it. */
@@ -75,20 +75,18 @@ export class PageStore {
     const parent = parentPath(path);
     const names = this.tree.children.peek(toZnode(this.ctx.root, parent));
     if (!names) return;
-    const from = names.indexOf(baseName(path));
-    if (from < 0) return;
+    const from = position(names, baseName(path));
+    if (names[from] !== baseName(path)) return;
     for (let i = from + 1; i < names.length && i <= from + WINDOW; i++) {
-      const sibling = parent === '/' ? `/${names[i]}` : `${parent}/${names[i]}`;
+      const sibling = zkChild(parent, names[i] as string);
       const znode = toZnode(this.ctx.root, sibling);
       const node = this.tree.data.peek(znode);
       if (!node || this.stored.has(node) || node.data.length === 0 || node.data.length > MAX_STORE_BYTES)
         continue;
       this.stored.add(node);
-      this.notifier.store(sibling, () => {
-        const id = this.kernel.nodeIdOf(sibling);
-        if (id === undefined || !isCachedFile(this.ctx, this.tree, sibling, znode, node)) return undefined;
-        return storeData(id, node.data);
-      });
+      this.notifier.store(sibling, (id) =>
+        isCachedFile(this.ctx, this.tree, sibling, znode, node) ? storeData(id, node.data) : undefined,
+      );
     }
   }
 }

@@ -180,7 +180,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       if (resolved.readOnly) {
         // Only where nothing is written here: a store still on its way when a program
         // here truncates or writes the file could put old bytes (and size) back.
-        const pages = new PageStore(vfs.ctx, tree, kernel, mount.kernel);
+        const pages = new PageStore(vfs.ctx, tree, kernel);
         vfs.ctx.onReadStart = (path) => pages.readAhead(path);
       }
     } else {

@@ -49,7 +49,8 @@ async function recorder(): Promise<{ notifier: KernelNotifier; writes: Write[]; 
   return { notifier, writes, settle };
 }
 
-const store = (nodeId: number) => () => {
+const store = (nodeId: number) => (id: number) => {
+  expect(id).toBe(nodeId);
   const m = Buffer.alloc(40);
   m.writeInt32LE(FUSE_NOTIFY_STORE, 4);
   m.writeBigUInt64LE(BigInt(nodeId), 16);
