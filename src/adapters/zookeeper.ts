@@ -17,6 +17,7 @@ import type { AclEntry, ZkOp } from '../core/zkfs/zk-ops.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { tolerateNewerErrorCodes } from './zk-error-codes.js';
+import { boundHandshake, handshakeTimeoutMs, negotiatedTimeout } from './zkfs/zk-wire.js';
 
 tolerateNewerErrorCodes();
 
@@ -209,6 +210,16 @@ export class ZkClient {
       spinDelay: 500,
       retries: 0,
     });
+    // Every handshake of this client, the first included, gives up on a server that took the connection but never answers.
+    const requested = options.sessionTimeoutMs ?? 30_000;
+    boundHandshake(
+      client,
+      () => handshakeTimeoutMs(negotiatedTimeout(client) ?? requested),
+      (server, ms) =>
+        log.warn(
+          `zookeeper: ${server ?? 'the server'} took the connection but did not answer within ${ms} ms; trying again`,
+        ),
+    );
     if (options.auth) {
       log.addSecret(options.auth.password);
       client.addAuthInfo('digest', Buffer.from(`${options.auth.user}:${options.auth.password}`));

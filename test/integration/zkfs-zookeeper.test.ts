@@ -1,6 +1,8 @@
 /** The ZooKeeper adapter against a real server: typed stats, errors, multi with real version checks, auth, timeouts. */
 import { createHash } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/adapters/logger.js';
 import { coalesceWrites } from '../../src/adapters/zkfs/zk-wire.js';
 import { isZkError, ZkClient } from '../../src/adapters/zookeeper.js';
 import { OperationError } from '../../src/core/errors.js';
@@ -94,6 +96,42 @@ describe('ZooKeeper adapter', () => {
       ZkClient.connect({ connectString: `127.0.0.1:${port}`, connectTimeoutMs: 1500 }),
     ).rejects.toThrow(OperationError);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('leaves a server that takes the first connection but never answers it, and connects on the next try', async () => {
+    // ZooKeeper 3.8 does this to connections that arrive while it loads its database.
+    // The first connection to this port is held open and silent; later ones reach the real server.
+    const held: Socket[] = [];
+    const proxy = createServer((socket) => {
+      if (held.length === 0) {
+        held.push(socket);
+        return;
+      }
+      const upstream = connect(zk.clientPorts[0] as number, '127.0.0.1');
+      held.push(socket, upstream);
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as { port: number }).port;
+    const lines: string[] = [];
+    const started = Date.now();
+    const late = await ZkClient.connect({
+      connectString: `127.0.0.1:${port}`,
+      sessionTimeoutMs: 4000,
+      connectTimeoutMs: 20_000,
+      logger: createLogger({ level: 'warn', write: (l) => lines.push(l) }),
+    });
+    try {
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(lines.join('\n')).toMatch(/took the connection but did not answer within 1333 ms; trying again/);
+      expect(await late.exists('/')).not.toBeNull();
+    } finally {
+      await late.close();
+      proxy.close();
+      for (const socket of held) socket.destroy();
+    }
   });
 
   it('sends the requests of one event-loop turn in one write, large ones included, each answered in order', async () => {

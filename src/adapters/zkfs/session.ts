@@ -15,7 +15,7 @@
  *   pings but never checks the replies, so a watchdog drops a connection
  *   silent for two thirds of the session timeout, as ZooKeeper's Java client
  *   does; and a handshake left unanswered (a restarting server) is dropped
- *   after a few seconds (zk-wire.ts boundHandshake), so the library tries
+ *   after a few seconds (zk-wire.ts boundHandshake, set up by ZkClient.connect), so the library tries
  *   again instead of waiting forever.
  *
  * A write whose outcome is unknown (the connection dropped before its reply)
@@ -42,10 +42,8 @@ import { SilenceWatchdog } from './silence-watchdog.js';
 import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-verify.js';
 import {
   addRecursiveWatch,
-  boundHandshake,
   coalesceWrites,
   connectedServer,
-  handshakeTimeoutMs,
   negotiatedTimeout,
   observeNotifications,
   type WatchNotice,
@@ -209,14 +207,6 @@ export class ZkSession implements ZkApi {
     });
     client.onState((state) => this.onClientState(client, state));
     coalesceWrites(client.library);
-    boundHandshake(
-      client.library,
-      () => handshakeTimeoutMs(this.sessionTimeoutMs),
-      (server, ms) =>
-        this.log.warn(
-          `zookeeper: ${server ?? 'the server'} took the connection but did not answer within ${ms} ms; trying again`,
-        ),
-    );
     this.watchdog.heard(client);
   }
 
