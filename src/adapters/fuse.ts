@@ -102,6 +102,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       nodeIdOf: (path) => nodes.idOf(path),
       knownPaths: () => nodes.paths(),
       notify: device.notify,
+      store: device.store,
     },
     unmount: async () => {
       if (closed) return;

@@ -5,13 +5,15 @@
  * requests and write replies.
  *
  * request-reader.ts reads the requests. Replies are written straight from
- * the event loop: a reply never blocks (notifications may, and
- * kernel-notify.ts sends those from the pool).
+ * the event loop: a reply never blocks (notifications may: invalidations
+ * go out from the thread pool, page-cache stores in batches from a worker,
+ * batch-writer.ts).
  */
 import { closeSync, existsSync, openSync, write, writeSync } from 'node:fs';
 import { run } from '../exec.js';
 import type { Logger } from '../logger.js';
 import { type MountEntry, mountAt, readMountTable } from '../mountinfo.js';
+import { batchWriter } from './batch-writer.js';
 import { type RequestListener, type RequestReader, readRequests } from './request-reader.js';
 
 /** Room for the largest WRITE request (max_write plus headers). */
@@ -33,6 +35,8 @@ export interface FuseDevice {
   send(message: Buffer): boolean;
   /** Sends a notification from the thread pool (the kernel may make it wait for a lock). */
   notify(message: Buffer): Promise<NodeJS.ErrnoException | null>;
+  /** Sends a page-cache store, batched with the others of the same event-loop turn. */
+  store(message: Buffer): Promise<NodeJS.ErrnoException | null>;
   /** Resolves when the connection has ended (unmounted, aborted or closed). */
   readonly ended: Promise<void>;
   /** Ends the connection: aborts it in the kernel if still alive, then closes the descriptor. */
@@ -129,7 +133,11 @@ export async function openFuseDevice(
     throw error;
   }
   // Reads fail until the descriptor is mounted; the kernel has queued FUSE_INIT by now.
-  const requests = readRequests(fd, BUFFER_SIZE, onRequest, log);
+  const stores = batchWriter(fd, log);
+  const stopStores = () => {
+    if (!stores.close()) log.warn('a page-cache store to /dev/fuse is still in progress at close');
+  };
+  const requests = readRequests(fd, BUFFER_SIZE, onRequest, log, stopStores);
   reader = requests;
   void requests.ended.then(finish);
   const table = await readMountTable().catch(() => []);
@@ -146,7 +154,9 @@ export async function openFuseDevice(
     closed || !requests.isOpen()
       ? Promise.resolve(null)
       : new Promise((resolve) => write(fd, message, (error) => resolve(error)));
-  return { send, notify, ended, close };
+  const store = (message: Buffer): Promise<NodeJS.ErrnoException | null> =>
+    closed || !requests.isOpen() ? Promise.resolve(null) : stores.write(message);
+  return { send, notify, store, ended, close };
 }
 
 /**

@@ -58,12 +58,17 @@ function describe(failure: unknown): string {
   return failure instanceof Error ? (failure.stack ?? failure.message) : String(failure);
 }
 
-/** Starts reading requests of up to `bufferSize` bytes from `fd`. */
+/**
+ * Starts reading requests of up to `bufferSize` bytes from `fd`.
+ * `beforeClose` runs once, just before the descriptor is closed, whichever
+ * way that happens: other threads writing to it must stop first.
+ */
 export function readRequests(
   fd: number,
   bufferSize: number,
   onRequest: RequestListener,
   log: Logger,
+  beforeClose: () => void = () => {},
 ): RequestReader {
   const handle = (buf: Buffer, length: number) => {
     try {
@@ -75,10 +80,10 @@ export function readRequests(
   const inLoop =
     process.env.VOLKIT_FUSE_READER === 'thread-pool'
       ? undefined
-      : readInEventLoop(fd, bufferSize, handle, log);
+      : readInEventLoop(fd, bufferSize, handle, log, beforeClose);
   if (inLoop) return inLoop;
   log.info('reading /dev/fuse on the thread pool: each request costs one more thread wake-up');
-  return readOnThreadPool(fd, bufferSize, handle, log);
+  return readOnThreadPool(fd, bufferSize, handle, log, beforeClose);
 }
 
 function readInEventLoop(
@@ -86,6 +91,7 @@ function readInEventLoop(
   bufferSize: number,
   onRequest: RequestListener,
   log: Logger,
+  beforeClose: () => void,
 ): RequestReader | undefined {
   const binding = pipeWrap();
   if (!binding) return undefined;
@@ -112,6 +118,17 @@ function readInEventLoop(
       },
     },
   } as SocketConstructorOpts);
+  // A read error destroys the socket from inside net (libuv then closes the
+  // descriptor at once), so the hook goes in front of destroy itself.
+  const destroy = socket.destroy.bind(socket);
+  let closing = false;
+  socket.destroy = (error?: Error) => {
+    if (!closing) {
+      closing = true;
+      beforeClose();
+    }
+    return destroy(error);
+  };
   const ended = new Promise<void>((resolve) => {
     socket.once('close', () => resolve());
   });
@@ -134,6 +151,7 @@ function readOnThreadPool(
   bufferSize: number,
   onRequest: RequestListener,
   log: Logger,
+  beforeClose: () => void,
 ): RequestReader {
   let stopped = false;
   let open = true;
@@ -170,6 +188,7 @@ function readOnThreadPool(
       stopped = true;
       if (!open) return;
       open = false;
+      beforeClose();
       try {
         closeSync(fd);
       } catch {

@@ -8,9 +8,12 @@
  * by. The mount's node table (core/fuse/node-table.ts) holds exactly the
  * paths the kernel has, so changes to anything else cost nothing.
  *
- * Writes run on libuv's thread pool, never on the event loop: the kernel
- * may make a notification wait for a request in flight on the same
- * directory, and only the event loop answers requests.
+ * Writes never run on the event loop: the kernel may make a notification
+ * wait for a request in flight (an invalidation for one on the same
+ * directory, a store for a read of the same pages), and only the event loop
+ * answers requests. Invalidations go out from libuv's thread pool, a few at
+ * a time; page-cache stores, many more and each wanted by no one in
+ * particular, in batches from one worker thread.
  */
 import { invalEntry, invalInode } from '../../core/fuse/notifications.js';
 import { ROOT_ID } from '../../core/fuse/protocol.js';
@@ -38,10 +41,14 @@ export interface KernelLink {
   knownPaths(): Iterable<string>;
   /** Writes a notification (off the event loop); resolves with the error the kernel gave, if any. */
   notify(message: Buffer): Promise<NodeJS.ErrnoException | null>;
+  /** Writes a page-cache store (off the event loop, batched); resolves as notify does. */
+  store(message: Buffer): Promise<NodeJS.ErrnoException | null>;
 }
 
 /** Invalidations in flight at once (each holds a thread-pool thread). */
 const PARALLEL = 2;
+/** Stores in flight at once: about one read-ahead window (page-store.ts), written as a batch. */
+const STORE_SLOTS = 64;
 
 export interface NotifyCounters {
   /** Invalidations the kernel acted on. */
@@ -71,7 +78,8 @@ export class KernelNotifier {
    * of the content it invalidates.
    */
   private readonly busy = new Set<string>();
-  private running = 0;
+  private dropping = 0;
+  private storing = 0;
   private closed = false;
 
   private constructor(
@@ -134,41 +142,46 @@ export class KernelNotifier {
     this.pump();
   }
 
-  /** The first waiting path with nothing in flight (at most PARALLEL are). */
+  /** The first waiting path with nothing in flight for it. */
   private nextFree<T>(waiting: Map<string, T>): [string, T] | undefined {
     for (const item of waiting) if (!this.busy.has(item[0])) return item;
     return undefined;
   }
 
   private pump(): void {
-    while (this.running < PARALLEL) {
-      let work: Promise<void>;
-      let path: string;
+    while (this.dropping < PARALLEL) {
       const drop = this.nextFree(this.queue);
-      if (drop) {
-        path = drop[0];
-        this.queue.delete(path);
-        work = this.drop(path, drop[1]);
-      } else {
-        const store = this.nextFree(this.stores);
-        if (!store) return;
-        path = store[0];
-        this.stores.delete(path);
-        const id = this.link.nodeIdOf(path);
-        const message = id === undefined ? undefined : store[1](id);
-        if (!message) continue;
-        work = this.send(message, 'store');
-      }
-      this.running++;
-      this.busy.add(path);
-      work
-        .catch((error: unknown) => this.log.debug(`kernel notification for ${path}: ${String(error)}`))
-        .finally(() => {
-          this.running--;
-          this.busy.delete(path);
-          this.pump();
-        });
+      if (!drop) break;
+      const [path, entry] = drop;
+      this.queue.delete(path);
+      this.dropping++;
+      this.track(path, this.drop(path, entry), () => this.dropping--);
     }
+    // Read-ahead waits while the kernel still has changes to hear of.
+    if (this.queue.size > 0) return;
+    while (this.storing < STORE_SLOTS) {
+      const store = this.nextFree(this.stores);
+      if (!store) return;
+      const [path, build] = store;
+      this.stores.delete(path);
+      const id = this.link.nodeIdOf(path);
+      const message = id === undefined ? undefined : build(id);
+      if (!message) continue;
+      this.storing++;
+      this.track(path, this.send(message, 'store'), () => this.storing--);
+    }
+  }
+
+  /** Marks `path` busy until `work` is done, then frees its slot and looks for more. */
+  private track(path: string, work: Promise<void>, free: () => void): void {
+    this.busy.add(path);
+    work
+      .catch((error: unknown) => this.log.debug(`kernel notification for ${path}: ${String(error)}`))
+      .finally(() => {
+        free();
+        this.busy.delete(path);
+        this.pump();
+      });
   }
 
   private async drop(path: string, entry: boolean): Promise<void> {
@@ -184,7 +197,7 @@ export class KernelNotifier {
 
   private async send(message: Buffer, kind: 'invalidation' | 'store' = 'invalidation'): Promise<void> {
     if (this.closed) return;
-    const error = await this.link.notify(message);
+    const error = await (kind === 'store' ? this.link.store(message) : this.link.notify(message));
     if (!error) this.counters[kind === 'store' ? 'stored' : 'sent']++;
     else if (error.code === 'ENOENT') this.counters.unknown++;
     else this.log.debug(`kernel ${kind} refused: ${error.code}`);

@@ -23,9 +23,18 @@ async function recorder(): Promise<{ notifier: KernelNotifier; writes: Write[]; 
     ['/d', 2],
     ['/d/a', 3],
     ['/d/b', 4],
+    ['/e', 5],
   ]);
   const writes: Write[] = [];
   let probed = false;
+  const record = (message: Buffer) =>
+    new Promise<null>((resolve) => {
+      writes.push({
+        code: message.readInt32LE(4),
+        nodeId: Number(message.readBigUInt64LE(16)),
+        finish: () => resolve(null),
+      });
+    });
   const link: KernelLink = {
     nodeIdOf: (path) => ids.get(path),
     knownPaths: () => ids.keys(),
@@ -34,14 +43,9 @@ async function recorder(): Promise<{ notifier: KernelNotifier; writes: Write[]; 
         probed = true; // the probe for a name the kernel does not have
         return Promise.resolve(Object.assign(new Error('ENOENT'), { code: 'ENOENT' }));
       }
-      return new Promise((resolve) => {
-        writes.push({
-          code: message.readInt32LE(4),
-          nodeId: Number(message.readBigUInt64LE(16)),
-          finish: () => resolve(null),
-        });
-      });
+      return record(message);
     },
+    store: record,
   };
   const notifier = await KernelNotifier.open(link, createLogger({ level: 'error', write: () => {} }));
   if (!notifier) throw new Error('the notifier refused the recorder');
@@ -77,10 +81,11 @@ describe('KernelNotifier order', () => {
 
   it('drops a store still waiting when its path is invalidated, and runs invalidations first', async () => {
     const { notifier, writes, settle } = await recorder();
-    // Fill both slots, so what follows waits.
+    // Two invalidations fill their slots and a third waits: stores wait behind it.
     notifier.apply([
       { path: '/d', entry: false },
       { path: '/', entry: false },
+      { path: '/e', entry: false },
     ]);
     notifier.store('/d/a', store(3));
     notifier.store('/d/b', store(4));
@@ -95,9 +100,26 @@ describe('KernelNotifier order', () => {
     expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
       [FUSE_NOTIFY_INVAL_INODE, 2],
       [FUSE_NOTIFY_INVAL_INODE, 1],
+      [FUSE_NOTIFY_INVAL_INODE, 5],
       [FUSE_NOTIFY_INVAL_INODE, 3],
       [FUSE_NOTIFY_STORE, 4],
     ]);
+  });
+
+  it('lets many stores be on their way at once, so they can go to the kernel as one batch', async () => {
+    const { notifier, writes, settle } = await recorder();
+    notifier.store('/d/a', store(3));
+    notifier.store('/d/b', store(4));
+    notifier.store('/e', store(5));
+    await settle();
+    expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
+      [FUSE_NOTIFY_STORE, 3],
+      [FUSE_NOTIFY_STORE, 4],
+      [FUSE_NOTIFY_STORE, 5],
+    ]);
+    for (const w of writes) w.finish();
+    await settle();
+    expect(notifier.counters.stored).toBe(3);
   });
 
   it('sends nothing for a store its builder no longer wants', async () => {

@@ -1,0 +1,155 @@
+/**
+ * Writing many notifications to /dev/fuse from one worker thread, in
+ * batches: each message is still its own write(2) (the device takes one
+ * message per write), but a batch costs one hand-over between threads
+ * instead of one thread-pool job, with its two wake-ups, per message. A cold
+ * walk of a read-only mount stores thousands of files into the page cache
+ * this way.
+ *
+ * Not the event loop: a store waits for the page lock of a read the kernel
+ * has in flight, and only the event loop answers reads.
+ *
+ * The worker is plain CommonJS handed over as text, so it runs the same
+ * from the compiled package and from the sources under test.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../logger.js';
+
+/**
+ * Flags shared with the worker, so that it never writes to a descriptor
+ * number the device has closed (and the process may have reused): the
+ * worker raises WRITING and then checks CLOSED; close() raises CLOSED and
+ * then waits for WRITING to fall. Sequentially consistent atomics make
+ * sure at least one of the two sees the other.
+ */
+const WRITING = 0;
+const CLOSED = 1;
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { writeSync } = require('node:fs');
+const state = new Int32Array(workerData.state);
+parentPort.on('message', ({ buffer, lengths }) => {
+  const bytes = new Uint8Array(buffer);
+  let at = 0;
+  const codes = lengths.map((length) => {
+    const message = bytes.subarray(at, at + length);
+    at += length;
+    Atomics.store(state, ${WRITING}, 1);
+    try {
+      if (Atomics.load(state, ${CLOSED}) === 1) return 'ENODEV';
+      writeSync(workerData.fd, message);
+      return null;
+    } catch (error) {
+      return error && error.code ? error.code : String(error);
+    } finally {
+      Atomics.store(state, ${WRITING}, 0);
+      Atomics.notify(state, ${WRITING});
+    }
+  });
+  parentPort.postMessage(codes);
+});
+`;
+
+/** How long close() waits for a write in progress (the connection is aborted or gone by then). */
+const CLOSE_WAIT_MS = 2000;
+
+export type WriteOutcome = NodeJS.ErrnoException | null;
+
+export interface BatchWriter {
+  /** Writes one message; resolves with the error the kernel gave, if any. */
+  write(message: Buffer): Promise<WriteOutcome>;
+  /**
+   * Stops writing, waiting for a write in progress: after it returns true
+   * the descriptor may be closed. Messages not yet written resolve ENODEV.
+   */
+  close(): boolean;
+}
+
+function errnoError(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`write to /dev/fuse: ${code}`), { code });
+}
+
+/** A writer for `fd` whose worker starts with the first message. */
+export function batchWriter(fd: number, log: Logger): BatchWriter {
+  let worker: Worker | undefined;
+  let closed = false;
+  const state = new Int32Array(new SharedArrayBuffer(8));
+  /** Messages of the current event-loop turn, sent together. */
+  let queued: Buffer[] = [];
+  let waiting: ((outcome: WriteOutcome) => void)[] = [];
+  /** Resolvers of the batches the worker has, oldest first (it answers in order). */
+  const sent: ((outcome: WriteOutcome) => void)[][] = [];
+
+  const failAll = (code: string) => {
+    const gone = errnoError(code);
+    for (const batch of sent.splice(0)) for (const resolve of batch) resolve(gone);
+    for (const resolve of waiting) resolve(gone);
+    queued = [];
+    waiting = [];
+  };
+
+  const start = (): Worker => {
+    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { fd, state: state.buffer } });
+    // The mount's lifetime is the device's, not this thread's.
+    w.unref();
+    w.on('message', (codes: (string | null)[]) => {
+      const batch = sent.shift() ?? [];
+      for (let i = 0; i < batch.length; i++) {
+        const code = codes[i];
+        batch[i]?.(code ? errnoError(code) : null);
+      }
+    });
+    w.on('error', (error) => {
+      log.warn(`page-cache writer stopped: ${String(error)}`);
+      worker = undefined;
+      failAll('EIO');
+    });
+    return w;
+  };
+
+  const flush = () => {
+    if (queued.length === 0) return;
+    const lengths = queued.map((m) => m.length);
+    // One buffer the worker takes over, rather than a copy of every message's backing store.
+    const buffer = new ArrayBuffer(lengths.reduce((a, b) => a + b, 0));
+    const bytes = new Uint8Array(buffer);
+    let at = 0;
+    for (const m of queued) {
+      bytes.set(m, at);
+      at += m.length;
+    }
+    sent.push(waiting);
+    queued = [];
+    waiting = [];
+    worker ??= start();
+    worker.postMessage({ buffer, lengths }, [buffer]);
+  };
+
+  return {
+    write(message) {
+      if (closed) return Promise.resolve(errnoError('ENODEV'));
+      return new Promise((resolve) => {
+        queued.push(message);
+        waiting.push(resolve);
+        if (queued.length === 1) queueMicrotask(flush);
+      });
+    },
+    close() {
+      if (!closed) {
+        closed = true;
+        failAll('ENODEV');
+        void worker?.terminate();
+        worker = undefined;
+      }
+      Atomics.store(state, CLOSED, 1);
+      const deadline = Date.now() + CLOSE_WAIT_MS;
+      while (Atomics.load(state, WRITING) === 1) {
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        Atomics.wait(state, WRITING, 1, left);
+      }
+      return true;
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * The worker that writes page-cache stores to /dev/fuse, against a plain
+ * file: every message lands whole and in order, each caller learns its own
+ * outcome, and nothing is written once the writer is closed. The kernel
+ * side is covered by the read-only mount tests in zkfs-coherence.test.ts.
+ */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { batchWriter } from '../../src/adapters/fuse/batch-writer.js';
+import { createLogger } from '../../src/adapters/logger.js';
+
+const log = createLogger({ level: 'error', write: () => {} });
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+});
+
+function scratchFile(): { path: string; fd: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'volkit-batch-'));
+  const path = join(dir, 'out');
+  const fd = openSync(path, 'w');
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  cleanups.push(() => closeSync(fd));
+  return { path, fd };
+}
+
+describe('batchWriter', () => {
+  it('writes every message whole and in order, across turns of the event loop', async () => {
+    const { path, fd } = scratchFile();
+    const writer = batchWriter(fd, log);
+    cleanups.push(() => writer.close());
+    const first = Array.from({ length: 100 }, (_, i) => writer.write(Buffer.from(`a${i};`)));
+    await new Promise((resolve) => setImmediate(resolve));
+    const second = Array.from({ length: 50 }, (_, i) => writer.write(Buffer.from(`b${i};`)));
+    expect(await Promise.all([...first, ...second])).toEqual(Array(150).fill(null));
+    const expected = [
+      ...Array.from({ length: 100 }, (_, i) => `a${i};`),
+      ...Array.from({ length: 50 }, (_, i) => `b${i};`),
+    ].join('');
+    expect(readFileSync(path, 'utf8')).toBe(expected);
+  });
+
+  it('tells each caller the error of its own write', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'volkit-batch-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    // A descriptor open for reading only: every write fails, and says why.
+    const fd = openSync(dir, 'r');
+    cleanups.push(() => closeSync(fd));
+    const writer = batchWriter(fd, log);
+    cleanups.push(() => writer.close());
+    const outcomes = await Promise.all([writer.write(Buffer.from('x')), writer.write(Buffer.from('y'))]);
+    expect(outcomes.map((o) => o?.code)).toEqual(['EBADF', 'EBADF']);
+  });
+
+  it('writes nothing once closed, and answers what was still waiting as unwanted', async () => {
+    const { path, fd } = scratchFile();
+    const writer = batchWriter(fd, log);
+    expect(await writer.write(Buffer.from('before;'))).toBeNull();
+    const waiting = writer.write(Buffer.from('queued;'));
+    expect(writer.close()).toBe(true);
+    expect((await waiting)?.code).toBe('ENODEV');
+    expect((await writer.write(Buffer.from('after;')))?.code).toBe('ENODEV');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(readFileSync(path, 'utf8')).toBe('before;');
+  });
+});
