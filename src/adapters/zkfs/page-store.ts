@@ -63,6 +63,13 @@ const WINDOW = 64;
 export class PageStore {
   /** Contents already stored (or queued): a change makes a new entry, which is stored again. */
   private readonly stored = new WeakSet<NodeData>();
+  /**
+   * The run of each listing's positions already seen to (by the listing's
+   * identity: a new listing starts over), so that reading a window's files
+   * one by one does not walk the same window again for each. A file not yet
+   * in the cache ends the run, to be tried again on a later read.
+   */
+  private readonly seen = new WeakMap<readonly string[], { from: number; to: number }>();
 
   constructor(
     private readonly ctx: VfsContext,
@@ -77,10 +84,19 @@ export class PageStore {
     if (!names) return;
     const from = position(names, baseName(path));
     if (names[from] !== baseName(path)) return;
-    for (let i = from + 1; i < names.length && i <= from + WINDOW; i++) {
+    const last = Math.min(names.length - 1, from + WINDOW);
+    const seen = this.seen.get(names);
+    // The window starts inside (or just after) the run seen so far: only what lies past it is new.
+    const continues = seen !== undefined && from + 1 >= seen.from && from <= seen.to;
+    const start = continues ? seen.to + 1 : from + 1;
+    let to = start - 1;
+    let complete = true;
+    for (let i = start; i <= last; i++) {
       const sibling = zkChild(parent, names[i] as string);
       const znode = toZnode(this.ctx.root, sibling);
       const node = this.tree.data.peek(znode);
+      if (complete && node) to = i;
+      else complete = false;
       if (!node || this.stored.has(node) || node.data.length === 0 || node.data.length > MAX_STORE_BYTES)
         continue;
       this.stored.add(node);
@@ -88,5 +104,7 @@ export class PageStore {
         isCachedFile(this.ctx, this.tree, sibling, znode, node) ? storeData(id, node.data) : undefined,
       );
     }
+    if (continues) seen.to = to;
+    else this.seen.set(names, { from: from + 1, to });
   }
 }
