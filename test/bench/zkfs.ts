@@ -10,9 +10,13 @@
  *
  * Read workload: `find DIR -type f -print0 | xargs -0 cat | wc -c` over a
  * tree of 10,000 znodes (100 directories of 99 files, 200–600 bytes each),
- * cold (a fresh mount) and warm (the same mount again), on a read-write
- * mount and on a --read-only one (where the kernel opens and closes files
- * without asking the daemon). Write workload:
+ * cold and warm (the same mount again), on a read-write mount and on a
+ * --read-only one (where the kernel opens and closes files without asking
+ * the daemon). Cold is measured twice: on a fresh mount (a daemon just
+ * started, its JavaScript not yet compiled to machine code), and on an
+ * identical tree the mount has never read, right after that (the daemon
+ * running, as a mount is for most of its life; the floor's client is
+ * measured in a process just as warmed up). Write workload:
  * `cp -r` of 1,000 1 KiB files onto the mount (as one directory of 1,000
  * and as ten of 100) against the client creating each node and setting its
  * data, one file after another as cp does.
@@ -121,6 +125,8 @@ const DIRS = 100;
 const FILES_PER_DIR = 99;
 const WRITE_FILES = 1000;
 const TREE = '/bench/tree';
+/** A copy of TREE under the same mount, walked cold once the daemon is running. */
+const UNSEEN = '/bench/unseen';
 const WALK = 'find . -type f -print0 | xargs -0 cat | wc -c';
 
 function fileContent(d: number, f: number): Buffer {
@@ -133,11 +139,11 @@ const names = {
   file: (f: number) => `f${String(f).padStart(2, '0')}`,
 };
 
-async function buildTree(client: ZkClient): Promise<number> {
+async function buildTree(client: ZkClient, root: string): Promise<number> {
   let bytes = 0;
-  for (const path of ['/bench', TREE]) await client.create(path, Buffer.alloc(0)).catch(() => {});
+  for (const path of ['/bench', root]) await client.create(path, Buffer.alloc(0)).catch(() => {});
   for (let d = 0; d < DIRS; d++) {
-    const dir = `${TREE}/${names.dir(d)}`;
+    const dir = `${root}/${names.dir(d)}`;
     await client.create(dir, Buffer.alloc(0));
     const creates: Promise<string>[] = [];
     for (let f = 0; f < FILES_PER_DIR; f++) {
@@ -234,32 +240,43 @@ async function measured(dir: string, work: () => Promise<number>): Promise<Measu
 }
 
 interface ReadRuns {
+  /** On a fresh mount: nothing cached in the daemon or the kernel, the daemon just started. */
   cold: Measured;
+  /** On a tree the running mount has never read. */
+  coldRunning: Measured;
   warm: Measured;
   cache: StatusDoc['cache'];
 }
 
-/** The walk cold (best of two fresh mounts: nothing cached in the daemon or the kernel), then warm (best of three). */
+/**
+ * On each of two fresh mounts of /bench: the walk of TREE cold, then of
+ * UNSEEN cold (best of two each); then TREE warm (best of three).
+ */
 async function readRuns(hosts: string, totalBytes: number, args: readonly string[]): Promise<ReadRuns> {
   let cold: Measured | undefined;
-  let mount = await mountZkfs(hosts, TREE, args);
+  let coldRunning: Measured | undefined;
+  let mount = await mountZkfs(hosts, '/bench', args);
+  const tree = () => join(mount.dir, TREE.slice('/bench/'.length));
   for (let run = 0; run < 2; run++) {
     if (run > 0) {
       await mount.unmount();
-      mount = await mountZkfs(hosts, TREE, args);
+      mount = await mountZkfs(hosts, '/bench', args);
     }
-    const m = await measured(mount.dir, () => timedWalk(mount.dir, totalBytes));
-    if (!cold || m.ms < cold.ms) cold = m;
+    const fresh = await measured(mount.dir, () => timedWalk(tree(), totalBytes));
+    if (!cold || fresh.ms < cold.ms) cold = fresh;
+    const unseen = join(mount.dir, UNSEEN.slice('/bench/'.length));
+    const running = await measured(mount.dir, () => timedWalk(unseen, totalBytes));
+    if (!coldRunning || running.ms < coldRunning.ms) coldRunning = running;
   }
   let warm: Measured | undefined;
   for (let run = 0; run < 3; run++) {
-    const m = await measured(mount.dir, () => timedWalk(mount.dir, totalBytes));
+    const m = await measured(mount.dir, () => timedWalk(tree(), totalBytes));
     if (!warm || m.ms < warm.ms) warm = m;
   }
-  if (!cold || !warm) throw new Error('nothing measured');
+  if (!cold || !coldRunning || !warm) throw new Error('nothing measured');
   const cache = (await mountStatus(mount.dir)).cache;
   await mount.unmount();
-  return { cold, warm, cache };
+  return { cold, coldRunning, warm, cache };
 }
 
 const m = (n: number) => n.toLocaleString('en-US');
@@ -275,9 +292,10 @@ export async function bench(): Promise<void> {
   onCleanup('bench client', () => client.close());
   try {
     const started = Date.now();
-    const totalBytes = await buildTree(client);
+    const totalBytes = await buildTree(client, TREE);
+    if ((await buildTree(client, UNSEEN)) !== totalBytes) throw new Error('the two trees differ');
     console.log(
-      `zkfs: tree of ${DIRS * (FILES_PER_DIR + 1)} znodes (${DIRS} directories, ${DIRS * FILES_PER_DIR} files, ${totalBytes} bytes) built in ${Date.now() - started} ms`,
+      `zkfs: two trees of ${DIRS * (FILES_PER_DIR + 1)} znodes each (${DIRS} directories, ${DIRS * FILES_PER_DIR} files, ${totalBytes} bytes) built in ${Date.now() - started} ms`,
     );
 
     // A copy of the tree on tmpfs: the walk with no network and no FUSE.
@@ -370,14 +388,21 @@ export async function bench(): Promise<void> {
         ] as const
       ).flatMap(([name, runs]): Row[] => [
         {
-          label: `${name} cold: find | xargs cat`,
+          label: `${name} cold, new mount`,
           ms: runs.cold.ms,
           floor,
           tmpfs: tmpfsMs,
           verdict: `${met(runs.cold.ms <= 1.5 * floor)} (<= 1.5x floor)`,
         },
         {
-          label: `${name} warm: find | xargs cat`,
+          label: `${name} cold, unseen tree, mount running`,
+          ms: runs.coldRunning.ms,
+          floor,
+          tmpfs: tmpfsMs,
+          verdict: `${met(runs.coldRunning.ms <= 1.5 * floor)} (<= 1.5x floor)`,
+        },
+        {
+          label: `${name} warm`,
           ms: runs.warm.ms,
           floor,
           tmpfs: tmpfsMs,
@@ -399,11 +424,11 @@ export async function bench(): Promise<void> {
       ]),
     ];
     console.log(
-      `\n${'workload'.padEnd(44)}${'ms'.padStart(9)}${'/floor'.padStart(9)}${'/tmpfs'.padStart(9)}`,
+      `\n${'workload'.padEnd(52)}${'ms'.padStart(9)}${'/floor'.padStart(9)}${'/tmpfs'.padStart(9)}`,
     );
     for (const r of rows) {
       console.log(
-        `${r.label.padEnd(44)}${r.ms.toFixed(0).padStart(9)}${ratio(r.ms, r.floor).padStart(9)}${ratio(r.ms, r.tmpfs).padStart(9)}  ${r.verdict ?? ''}`,
+        `${r.label.padEnd(52)}${r.ms.toFixed(0).padStart(9)}${ratio(r.ms, r.floor).padStart(9)}${ratio(r.ms, r.tmpfs).padStart(9)}  ${r.verdict ?? ''}`,
       );
     }
     const files = DIRS * FILES_PER_DIR;
@@ -416,11 +441,12 @@ export async function bench(): Promise<void> {
         `  cold: ${m(cold.ops)} FUSE requests (${per(cold, files)} per file), ${m(cold.requests)} ZooKeeper requests (the floor sends ${m(files + 2 * DIRS + 1)}); ${each(cold)} us of wall time per FUSE request`,
         `  warm: ${m(warm.ops)} FUSE requests (${per(warm, files)} per file: open and release), ${m(warm.requests)} ZooKeeper requests; ${each(warm)} us per FUSE request`,
         `  read-only: cold ${m(ro.cold.ops)} FUSE requests (${per(ro.cold, files)} per file), ${m(ro.cold.requests)} ZooKeeper requests; warm ${m(ro.warm.ops)} FUSE requests`,
+        `  cold on a new mount includes the daemon's start: its code is compiled to machine code as it runs (the floor's client process has run long before it is timed)`,
         ...writes.map(
           (w) =>
             `  cp ${w.dirs} x ${w.perDir}: ${m(w.copy.ops)} FUSE requests (${per(w.copy, WRITE_FILES)} per file), ${m(w.copy.requests)} ZooKeeper requests (the client sends ${m(2 * WRITE_FILES + w.dirs + 1)}); each directory's metadata document (rewritten with every file created in it) ends at ${(w.docBytes / 1024).toFixed(0)} KiB`,
         ),
-        `  warm cache: hit rate ${(cache.hitRate * 100).toFixed(1)}%, ${m(cache.entries)} entries, ${(cache.bytes / 1048576).toFixed(1)} MiB`,
+        `  cache after the runs (both trees): hit rate ${(cache.hitRate * 100).toFixed(1)}%, ${m(cache.entries)} entries, ${(cache.bytes / 1048576).toFixed(1)} MiB`,
         "  Every FUSE request is a round trip from the kernel to the daemon's event loop and back, usually between two CPUs;",
         '  tmpfs answers the same system calls inside the kernel, and the client floor needs no system call per file.',
       ].join('\n'),
