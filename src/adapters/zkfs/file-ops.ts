@@ -98,7 +98,10 @@ export async function open(ctx: VfsContext, path: string, flags: number): Promis
     await checkWriteAcl(ctx, target.znode, path);
   }
   const file = await load(ctx, target.znode, path);
-  return ctx.files.open(file, { writable, append: (flags & O_APPEND) !== 0 });
+  const fh = ctx.files.open(file, { writable, append: (flags & O_APPEND) !== 0 });
+  // Open here, the file gets no new store; one already on its way must land before any write.
+  if (writable) await ctx.settleStores?.(path);
+  return fh;
 }
 
 /** A created file's handle, and its attributes when known without asking ZooKeeper. */
@@ -114,7 +117,9 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
   const name = baseName(path);
   if (name === DATA_FILE) {
     const file = await load(ctx, parent.znode, path);
-    return { fh: ctx.files.open(file, { writable: true, append: false }) };
+    const fh = ctx.files.open(file, { writable: true, append: false });
+    await ctx.settleStores?.(path);
+    return { fh };
   }
   checkNewName(name, parent.isRoot);
   if (!allowsRegularFiles(ctx.mode)) {
@@ -150,7 +155,9 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
 }
 
 export function read(ctx: VfsContext, fh: number, length: number, position: number): Buffer {
-  return ctx.files.get(fh).file.buffer.read(position, length);
+  const file = ctx.files.get(fh).file;
+  if (position === 0) ctx.onReadStart?.(file.mountPath);
+  return file.buffer.read(position, length);
 }
 
 /**
@@ -286,6 +293,12 @@ export async function ftruncate(ctx: VfsContext, fh: number, size: number): Prom
 
 /** truncate(2) by path: immediate, through the open buffer when the file is open here. */
 export async function truncate(ctx: VfsContext, path: string, size: number): Promise<void> {
+  await truncateNode(ctx, path, size);
+  // The kernel cuts its pages when this returns: a store of the old content must not land after.
+  await ctx.settleStores?.(path);
+}
+
+async function truncateNode(ctx: VfsContext, path: string, size: number): Promise<void> {
   assertWritable(ctx);
   const target = await resolveFile(ctx, path);
   if (size > ctx.maxFileSize) throw new FsError('EFBIG', `${size} bytes exceed --max-file-size`);

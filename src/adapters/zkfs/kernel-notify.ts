@@ -78,6 +78,8 @@ export class KernelNotifier {
    * of the content it invalidates.
    */
   private readonly busy = new Set<string>();
+  /** Callers of settled() waiting for a path's notification in flight to be done. */
+  private readonly waiters = new Map<string, (() => void)[]>();
   private dropping = 0;
   private storing = 0;
   private closed = false;
@@ -123,10 +125,28 @@ export class KernelNotifier {
     this.pump();
   }
 
+  /**
+   * Resolves once nothing is on its way to the kernel for `path`, dropping a
+   * store still waiting: a change made here (a truncate, an open for
+   * writing) must not be reported done while a store of the old content
+   * could still land over it.
+   */
+  settled(path: string): Promise<void> {
+    this.stores.delete(path);
+    if (!this.busy.has(path)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.waiters.get(path);
+      if (list) list.push(resolve);
+      else this.waiters.set(path, [resolve]);
+    });
+  }
+
   close(): void {
     this.closed = true;
     this.queue.clear();
     this.stores.clear();
+    for (const list of this.waiters.values()) for (const resolve of list) resolve();
+    this.waiters.clear();
   }
 
   private enqueue(path: string, entry: boolean): void {
@@ -180,6 +200,11 @@ export class KernelNotifier {
       .finally(() => {
         free();
         this.busy.delete(path);
+        const waiting = this.waiters.get(path);
+        if (waiting) {
+          this.waiters.delete(path);
+          for (const resolve of waiting) resolve();
+        }
         this.pump();
       });
   }

@@ -1,16 +1,17 @@
 /**
- * Reading ahead into the kernel's page cache (FUSE_NOTIFY_STORE) on
- * read-only mounts: when a program starts reading a file, the cached
- * contents of the files listed after it in its directory are put into the
- * kernel's page cache, so that reading those needs no READ request. A cold
- * `find | xargs cat` then costs one READ per window of files instead of one
- * per file.
+ * Reading ahead into the kernel's page cache (FUSE_NOTIFY_STORE): when a
+ * program starts reading a file, the cached contents of the files listed
+ * after it in its directory are put into the kernel's page cache, so that
+ * reading those needs no READ request. A cold `find | xargs cat` then costs
+ * one READ per window of files instead of one per file.
  *
- * Read-only, because a store cannot be called back: one still on its way
- * when a program on this host truncated or wrote the file would put the old
- * bytes, and the old size, back into the kernel over the new ones. With no
- * writes here, every change arrives through the watch, and the notifier
- * runs its invalidation only after the store.
+ * A store cannot be called back: one still on its way when a program here
+ * truncates or writes the file would put the old bytes, and the old size,
+ * back into the kernel over the new ones. So a file open here gets no
+ * store, and what changes a file here waits for the store on its way
+ * (VfsContext.settleStores) before it answers: an open for writing, and a
+ * truncate by path. A change made elsewhere arrives through the watch, and
+ * the notifier runs its invalidation only after the store.
  *
  * A store must never put stale bytes, or a file's bytes into a directory or
  * symbolic link (whose pages hold a cached listing or target; the kernel

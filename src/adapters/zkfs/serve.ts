@@ -177,12 +177,9 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     if (notifier) {
       const kernel = notifier;
       tree.onStale = (stale) => kernel.apply(stale);
-      if (resolved.readOnly) {
-        // Only where nothing is written here: a store still on its way when a program
-        // here truncates or writes the file could put old bytes (and size) back.
-        const pages = new PageStore(vfs.ctx, tree, kernel);
-        vfs.ctx.onReadStart = (path) => pages.readAhead(path);
-      }
+      const pages = new PageStore(vfs.ctx, tree, kernel);
+      vfs.ctx.onReadStart = (path) => pages.readAhead(path);
+      vfs.ctx.settleStores = (path) => kernel.settled(path);
     } else {
       log.warn(
         `the kernel may show other hosts' changes only after --attr-timeout (${coherence.attrTimeoutMs} ms)`,

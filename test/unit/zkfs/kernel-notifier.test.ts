@@ -122,6 +122,36 @@ describe('KernelNotifier order', () => {
     expect(notifier.counters.stored).toBe(3);
   });
 
+  it('settles a path once its store has landed, at once when none is on its way, and drops a waiting one', async () => {
+    const { notifier, writes, settle } = await recorder();
+    notifier.store('/d/a', store(3));
+    await settle();
+    let settled = false;
+    const waiting = notifier.settled('/d/a').then(() => {
+      settled = true;
+    });
+    await notifier.settled('/d/b'); // nothing on its way for it
+    await settle();
+    expect(settled).toBe(false);
+    writes[0]?.finish();
+    await waiting;
+    expect(settled).toBe(true);
+
+    // A store still waiting (behind an invalidation) is dropped, not sent after the change.
+    notifier.apply([
+      { path: '/d', entry: false },
+      { path: '/', entry: false },
+      { path: '/e', entry: false },
+    ]);
+    notifier.store('/d/b', store(4));
+    await notifier.settled('/d/b');
+    for (let i = 0; i < 4; i++) {
+      for (const w of writes) w.finish();
+      await settle();
+    }
+    expect(writes.filter((w) => w.code === FUSE_NOTIFY_STORE).map((w) => w.nodeId)).toEqual([3]);
+  });
+
   it('sends nothing for a store its builder no longer wants', async () => {
     const { notifier, writes, settle } = await recorder();
     notifier.store('/d/a', () => undefined);
