@@ -17,7 +17,7 @@ import type { AclEntry, ZkOp } from '../core/zkfs/zk-ops.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { tolerateNewerErrorCodes } from './zk-error-codes.js';
-import { boundHandshake, handshakeTimeoutMs, negotiatedTimeout } from './zkfs/zk-wire.js';
+import { boundHandshake, frameReplies, handshakeTimeoutMs, negotiatedTimeout } from './zkfs/zk-wire.js';
 
 tolerateNewerErrorCodes();
 
@@ -210,6 +210,7 @@ export class ZkClient {
       spinDelay: 500,
       retries: 0,
     });
+    frameReplies(client);
     // Every handshake of this client, the first included, gives up on a server that took the connection but never answers.
     const requested = options.sessionTimeoutMs ?? 30_000;
     boundHandshake(

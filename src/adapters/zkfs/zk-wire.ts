@@ -2,7 +2,8 @@
  * What node-zookeeper-client 1.1 lacks, added from outside: ZooKeeper 3.6+
  * persistent recursive watches, a view of every notification, the server a
  * connection talks to, a way to notice a server that stopped answering, a
- * time limit on the session handshake, and requests sent together.
+ * time limit on the session handshake, requests sent together, and replies
+ * decoded without copying.
  *
  * Persistent recursive watches (`addWatch`, opcode 106): One such watch on
  * the mount root reports every creation, deletion and data change below it,
@@ -52,6 +53,10 @@ interface Internals {
   state?: number;
   /** Sends the session handshake once a socket is connected; looked up anew for every socket. */
   onSocketConnected?: (...args: unknown[]) => unknown;
+  /** Decodes what a socket received; looked up anew for every socket. */
+  onSocketData?: (chunk: Buffer) => unknown;
+  /** Bytes of a reply not yet complete, kept by onSocketData. */
+  pendingBuffer?: Buffer | null;
 }
 
 /** ConnectionManager.STATES.CONNECTING: the handshake is not answered yet. */
@@ -192,6 +197,61 @@ export function boundHandshake(
     }, waitMs);
     timer.unref();
     return result;
+  };
+  return true;
+}
+
+/**
+ * Hands the library's decoder one whole reply at a time. Given several in
+ * one chunk, it decodes the first, then glues the rest onto an empty buffer
+ * (a copy) and starts again: a 64 KiB read holding a hundred replies was
+ * copied a hundred times, and a listing's prefetched children arrive that
+ * way. Here frames are cut out of each chunk without copying; only a reply
+ * split across reads is joined, once, when its last piece is in. Must be
+ * set before the first connection (each socket binds the decoder when it
+ * is made); returns false when the library does not have the shape this
+ * relies on.
+ */
+export function frameReplies(client: zookeeper.Client): boolean {
+  const cm = internals(client);
+  const decode = cm?.onSocketData;
+  if (!cm || typeof decode !== 'function') return false;
+  let pieces: Buffer[] = [];
+  let held = 0;
+  let from: unknown;
+  cm.onSocketData = function (this: unknown, chunk: Buffer) {
+    const socket = cm.socket;
+    // A piece of a reply from an earlier connection is not the start of this one's.
+    if (socket !== from) {
+      pieces = [];
+      held = 0;
+      from = socket;
+    }
+    let buffer = chunk;
+    if (held > 0) {
+      pieces.push(chunk);
+      held += chunk.length;
+      const head = pieces[0] as Buffer;
+      if (held < 4 || (head.length >= 4 ? head : Buffer.concat(pieces)).readInt32BE(0) + 4 > held) return;
+      buffer = Buffer.concat(pieces, held);
+      pieces = [];
+      held = 0;
+    }
+    let offset = 0;
+    while (buffer.length - offset >= 4) {
+      const size = buffer.readInt32BE(offset);
+      // Nonsense for the library to deal with (it drops the connection).
+      if (size < 0) return decode.call(this, buffer.subarray(offset));
+      if (buffer.length - offset < size + 4) break;
+      decode.call(this, buffer.subarray(offset, offset + size + 4));
+      offset += size + 4;
+      // The decoder dropped the connection (a reply out of order): the rest is not for anyone.
+      if (cm.socket !== socket || (socket as { destroyed?: boolean } | null | undefined)?.destroyed) return;
+    }
+    if (offset < buffer.length) {
+      pieces = [buffer.subarray(offset)];
+      held = buffer.length - offset;
+    }
   };
   return true;
 }
