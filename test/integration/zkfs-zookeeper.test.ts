@@ -134,7 +134,7 @@ describe('ZooKeeper adapter', () => {
     }
   });
 
-  it('sends the requests of one event-loop turn in one write, large ones included, each answered in order', async () => {
+  it('sends the requests of one event-loop turn in one write, large ones included, each answered in order (replies too)', async () => {
     const batch = await ZkClient.connect({ connectString: zk.connectString });
     try {
       coalesceWrites(batch.library);
@@ -156,6 +156,13 @@ describe('ZooKeeper adapter', () => {
         Array.from({ length: 200 }, (_, i) => `value ${i}`),
       );
       expect((await batch.getData('/batch/big')).data).toEqual(big);
+      // Large replies split over many reads, between small ones that share a read.
+      const mixed = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => batch.getData(i % 2 ? '/batch/big' : `/batch/n${i}`)),
+      );
+      mixed.forEach((r, i) => {
+        expect(r.data.equals(i % 2 ? big : Buffer.from(`value ${i}`))).toBe(true);
+      });
       expect(socket.writableCorked).toBe(0);
     } finally {
       await batch.close();
