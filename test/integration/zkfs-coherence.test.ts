@@ -128,6 +128,30 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     expect(after.cache.mode).toBe('watch');
   });
 
+  it('lists the next directory ahead of a walk: the walk finds it, its files and attributes in memory', async () => {
+    const writer = await mountZkfs(zk.connectString, '/coh/walk');
+    // Two directories, so that nothing comes after b to be listed ahead of it in turn.
+    await writer.ok('mkdir a b && for d in a b; do for i in 1 2 3; do echo $d$i > $d/f$i; done; done');
+    const m = await mountZkfs(zk.connectString, '/coh/walk');
+    await m.ok('ls -l > /dev/null && ls -l a > /dev/null');
+    // What the listing of a started (b, ahead) is done once the request count stops moving.
+    let last = -1;
+    await eventually(
+      async () => {
+        const now = (await status(m.dir)).session.requests;
+        const still = now === last;
+        last = now;
+        await new Promise((r) => setTimeout(r, 100));
+        return still;
+      },
+      'requests settled',
+      5000,
+    );
+    const before = await status(m.dir);
+    expect(await m.ok('ls b; cat b/*')).toBe('f1\nf2\nf3\nb1\nb2\nb3\n');
+    expect((await status(m.dir)).session.requests).toBe(before.session.requests);
+  });
+
   it("shows another client's changes: data, new nodes, deletions, a child under a file", async () => {
     const m = await mountZkfs(zk.connectString, '/coh/other');
     await m.ok('echo one > f && mkdir d && cat f && ls d');
