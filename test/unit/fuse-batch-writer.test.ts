@@ -4,7 +4,7 @@
  * outcome, and nothing is written once the writer is closed. The kernel
  * side is covered by the read-only mount tests in zkfs-coherence.test.ts.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -52,6 +52,20 @@ describe('batchWriter', () => {
     cleanups.push(() => writer.close());
     const outcomes = await Promise.all([writer.write(Buffer.from('x')), writer.write(Buffer.from('y'))]);
     expect(outcomes.map((o) => o?.code)).toEqual(['EBADF', 'EBADF']);
+  });
+
+  it('stops its thread when idle, and starts another for the next message', async () => {
+    const { path, fd } = scratchFile();
+    const threads = () => readdirSync('/proc/self/task').length;
+    const writer = batchWriter(fd, log, 100);
+    cleanups.push(() => writer.close());
+    expect(await writer.write(Buffer.from('one;'))).toBeNull();
+    const busy = threads();
+    const deadline = Date.now() + 5000;
+    while (threads() >= busy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(threads()).toBe(busy - 1);
+    expect(await writer.write(Buffer.from('two;'))).toBeNull();
+    expect(readFileSync(path, 'utf8')).toBe('one;two;');
   });
 
   it('writes nothing once closed, and answers what was still waiting as unwanted', async () => {

@@ -53,6 +53,8 @@ parentPort.on('message', ({ buffer, lengths }) => {
 
 /** How long close() waits for a write in progress (the connection is aborted or gone by then). */
 const CLOSE_WAIT_MS = 2000;
+/** A worker with nothing to write for this long is stopped (its thread holds about 10 MB); the next store starts another. */
+const IDLE_MS = 10_000;
 
 export type WriteOutcome = NodeJS.ErrnoException | null;
 
@@ -70,8 +72,11 @@ function errnoError(code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`write to /dev/fuse: ${code}`), { code });
 }
 
-/** A writer for `fd` whose worker starts with the first message. */
-export function batchWriter(fd: number, log: Logger): BatchWriter {
+/**
+ * A writer for `fd` whose worker starts with the first message and stops
+ * after `idleMs` with nothing to write.
+ */
+export function batchWriter(fd: number, log: Logger, idleMs = IDLE_MS): BatchWriter {
   let worker: Worker | undefined;
   let closed = false;
   const state = new Int32Array(new SharedArrayBuffer(8));
@@ -80,6 +85,17 @@ export function batchWriter(fd: number, log: Logger): BatchWriter {
   let waiting: ((outcome: WriteOutcome) => void)[] = [];
   /** Resolvers of the batches the worker has, oldest first (it answers in order). */
   const sent: ((outcome: WriteOutcome) => void)[][] = [];
+  let idle: NodeJS.Timeout | undefined;
+
+  const stopWhenIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      if (sent.length > 0 || queued.length > 0 || !worker) return;
+      void worker.terminate();
+      worker = undefined;
+    }, idleMs);
+    idle.unref();
+  };
 
   const failAll = (code: string) => {
     const gone = errnoError(code);
@@ -99,6 +115,7 @@ export function batchWriter(fd: number, log: Logger): BatchWriter {
         const code = codes[i];
         batch[i]?.(code ? errnoError(code) : null);
       }
+      if (sent.length === 0) stopWhenIdle();
     });
     w.on('error', (error) => {
       log.warn(`page-cache writer stopped: ${String(error)}`);
@@ -122,6 +139,7 @@ export function batchWriter(fd: number, log: Logger): BatchWriter {
     sent.push(waiting);
     queued = [];
     waiting = [];
+    clearTimeout(idle);
     worker ??= start();
     worker.postMessage({ buffer, lengths }, [buffer]);
   };
@@ -138,6 +156,7 @@ export function batchWriter(fd: number, log: Logger): BatchWriter {
     close() {
       if (!closed) {
         closed = true;
+        clearTimeout(idle);
         failAll('ENODEV');
         void worker?.terminate();
         worker = undefined;
