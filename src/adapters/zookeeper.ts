@@ -211,7 +211,8 @@ export class ZkClient {
       retries: 0,
     });
     frameReplies(client);
-    // Every handshake of this client, the first included, gives up on a server that took the connection but never answers.
+    // Every handshake of this client, the first included, gives up on a server
+    // that took the connection but never answers.
     const requested = options.sessionTimeoutMs ?? 30_000;
     boundHandshake(
       client,

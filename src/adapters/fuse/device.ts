@@ -150,12 +150,12 @@ export async function openFuseDevice(
     closed = true;
     requests.close();
   };
+  /** Whether the kernel still takes notifications on this descriptor. */
+  const live = () => !closed && requests.isOpen();
   const notify = (message: Buffer): Promise<NodeJS.ErrnoException | null> =>
-    closed || !requests.isOpen()
-      ? Promise.resolve(null)
-      : new Promise((resolve) => write(fd, message, (error) => resolve(error)));
+    live() ? new Promise((resolve) => write(fd, message, (error) => resolve(error))) : Promise.resolve(null);
   const store = (message: Buffer): Promise<NodeJS.ErrnoException | null> =>
-    closed || !requests.isOpen() ? Promise.resolve(null) : stores.write(message);
+    live() ? stores.write(message) : Promise.resolve(null);
   return { send, notify, store, ended, close };
 }
 

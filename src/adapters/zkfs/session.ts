@@ -15,8 +15,8 @@
  *   pings but never checks the replies, so a watchdog drops a connection
  *   silent for two thirds of the session timeout, as ZooKeeper's Java client
  *   does; and a handshake left unanswered (a restarting server) is dropped
- *   after a few seconds (zk-wire.ts boundHandshake, set up by ZkClient.connect), so the library tries
- *   again instead of waiting forever.
+ *   after a few seconds (zk-wire.ts boundHandshake, set up by
+ *   ZkClient.connect), so the library tries again instead of waiting forever.
  *
  * A write whose outcome is unknown (the connection dropped before its reply)
  * is sent again; if that fails because the first one did take effect

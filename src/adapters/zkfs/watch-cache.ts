@@ -295,10 +295,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return super.childNames(znode).then((names) => {
       if (this.live && this.memory.budget.limitBytes > 0) {
         // Their stats (and data, while small), before the lookups that usually follow a listing.
-        const children = names.filter(
-          (n) => n !== META_NODE && !(znode === this.root && n === SYMLINKS_NODE),
-        );
-        this.prefetcher.add(children.map((n) => zkChild(znode, n)));
+        this.prefetchChildren(znode, names);
         this.listAhead(znode);
       }
       return names;
@@ -326,11 +323,17 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       if (this.children.has(next)) return;
       void this.meta(next).catch(() => {});
       void super.childNames(next).then(
-        (names) => this.prefetcher.add(names.filter((n) => n !== META_NODE).map((n) => zkChild(next, n))),
+        (names) => this.prefetchChildren(next, names),
         () => {},
       );
       return;
     }
+  }
+
+  /** Queues the children of `znode` named `names` for prefetching, less the mount's own documents. */
+  private prefetchChildren(znode: string, names: readonly string[]): void {
+    const children = names.filter((n) => n !== META_NODE && !(znode === this.root && n === SYMLINKS_NODE));
+    this.prefetcher.add(children.map((n) => zkChild(znode, n)));
   }
 
   /** A node's stat, reading its data along when the budget allows (one request either way). */

@@ -55,8 +55,6 @@ interface Internals {
   onSocketConnected?: (...args: unknown[]) => unknown;
   /** Decodes what a socket received; looked up anew for every socket. */
   onSocketData?: (chunk: Buffer) => unknown;
-  /** Bytes of a reply not yet complete, kept by onSocketData. */
-  pendingBuffer?: Buffer | null;
 }
 
 /** ConnectionManager.STATES.CONNECTING: the handshake is not answered yet. */
