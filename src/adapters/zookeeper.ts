@@ -17,7 +17,15 @@ import type { AclEntry, ZkOp } from '../core/zkfs/zk-ops.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { tolerateNewerErrorCodes } from './zk-error-codes.js';
-import { boundHandshake, frameReplies, handshakeTimeoutMs, negotiatedTimeout } from './zkfs/zk-wire.js';
+import {
+  boundHandshake,
+  canReadMany,
+  frameReplies,
+  handshakeTimeoutMs,
+  type NodeRead,
+  negotiatedTimeout,
+  readMany,
+} from './zkfs/zk-wire.js';
 
 tolerateNewerErrorCodes();
 
@@ -321,6 +329,33 @@ export class ZkClient {
       else this.client.getData(path, done);
     });
     return { data: data ?? Buffer.alloc(0), stat: toZkStat(stat) };
+  }
+
+  /** Whether getDataMany can send one request (otherwise it sends one per node). */
+  get readsMany(): boolean {
+    return canReadMany(this.client);
+  }
+
+  /**
+   * The data and stat of each of `paths`, in order, read with one multiRead
+   * request (ZooKeeper 3.6+; zk-wire.ts); a node that could not be read is
+   * its error. Without multiRead in this library build, one getData each.
+   */
+  async getDataMany(paths: readonly string[]): Promise<({ data: Buffer; stat: ZkStat } | ZkError)[]> {
+    if (!this.readsMany) {
+      return Promise.all(
+        paths.map((path) => this.getData(path).catch((error: unknown) => toZkError(error, path))),
+      );
+    }
+    const reads = await this.call<NodeRead[]>(paths[0] ?? '/', (cb) => {
+      readMany(this.client, paths).then(
+        (reads) => cb(null, reads),
+        (error: unknown) => cb(error, []),
+      );
+    });
+    return reads.map((read, i) =>
+      typeof read === 'number' ? new ZkError(CODE_NAMES.get(read) ?? 'UNKNOWN', paths[i]) : read,
+    );
   }
 
   async getChildren(path: string, watch?: ZkWatcher): Promise<{ children: string[]; stat: ZkStat }> {

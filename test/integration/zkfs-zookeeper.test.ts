@@ -134,6 +134,53 @@ describe('ZooKeeper adapter', () => {
     }
   });
 
+  it('reads many nodes with one request: data and stat of each, missing and unreadable ones as their errors', async () => {
+    const reader = await ZkClient.connect({ connectString: zk.connectString });
+    const owner = await ZkClient.connect({ connectString: zk.connectString });
+    try {
+      expect(reader.readsMany).toBe(true);
+      await client.create('/many', Buffer.alloc(0));
+      const big = Buffer.alloc(200 * 1024, 3); // a reply split over many socket reads
+      const values = Array.from({ length: 50 }, (_, i) => (i === 7 ? big : Buffer.from(`node ${i}`)));
+      await Promise.all(values.map((v, i) => client.create(`/many/n${i}`, v)));
+      await client.create('/many/empty', Buffer.alloc(0));
+      await client.setData('/many/n3', Buffer.from('node 3, again'), 0);
+      owner.library.addAuthInfo('digest', Buffer.from('bob:pw'));
+      await owner.create('/many/private', Buffer.from('no'), {
+        acl: [{ perms: 31, scheme: 'digest', id: digestId('bob', 'pw') }],
+      });
+      const paths = [...values.map((_, i) => `/many/n${i}`), '/many/gone', '/many/empty', '/many/private'];
+      const received = async () => Number(/Received: (\d+)/.exec(await zk.srvr(0))?.[1]);
+      const before = await received();
+      // Plain requests queued around it are answered in order around it.
+      const [first, many, last] = await Promise.all([
+        reader.getData('/many/n0'),
+        reader.getDataMany(paths),
+        reader.getData('/many/n1'),
+      ]);
+      // Three requests from this test, and srvr's own connection counts none.
+      expect((await received()) - before).toBeLessThanOrEqual(4);
+      expect(first.data.toString()).toBe('node 0');
+      expect(last.data.toString()).toBe('node 1');
+      expect(many).toHaveLength(paths.length);
+      for (let i = 0; i < values.length; i++) {
+        const node = many[i] as { data: Buffer; stat: { version: number } };
+        const expected = i === 3 ? Buffer.from('node 3, again') : values[i];
+        expect(node.data.equals(expected as Buffer)).toBe(true);
+        expect(node.stat).toEqual((await reader.exists(paths[i] as string)) ?? undefined);
+      }
+      expect((many[3] as { stat: { version: number } }).stat.version).toBe(1);
+      expect(many[50]).toSatisfy((e) => isZkError(e, 'NO_NODE'));
+      expect((many[51] as { data: Buffer }).data).toEqual(Buffer.alloc(0));
+      expect(many[52]).toSatisfy((e) => isZkError(e, 'NO_AUTH'));
+      // The connection goes on as before.
+      expect((await reader.getData('/many/n2')).data.toString()).toBe('node 2');
+    } finally {
+      await reader.close();
+      await owner.close();
+    }
+  });
+
   it('sends the requests of one event-loop turn in one write, large ones included, each answered in order (replies too)', async () => {
     const batch = await ZkClient.connect({ connectString: zk.connectString });
     try {

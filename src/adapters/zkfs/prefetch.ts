@@ -1,16 +1,17 @@
 /**
  * Reading a listed directory's children ahead of the lookups that follow
- * (`ls -l`, `find`, `cat *` ask for every entry in turn): their requests
- * are pipelined over the one connection, a window of them in flight, so
- * the lookups find answers waiting instead of one round trip each.
+ * (`ls -l`, `find`, `cat *` ask for every entry in turn): they are read in
+ * batches, one request per batch, a window of requests pipelined over the
+ * one connection, so the lookups find answers waiting instead of one round
+ * trip each.
  */
 export interface PrefetchTarget {
   /** Whether prefetching makes sense now (the cache is trusted). */
   active(): boolean;
   /** Whether `znode` is cached already. */
   has(znode: string): boolean;
-  /** Loads `znode` into the cache. */
-  load(znode: string): Promise<unknown>;
+  /** Loads `znodes` (one or more, none cached yet) into the cache. */
+  load(znodes: string[]): Promise<unknown>;
 }
 
 export class Prefetcher {
@@ -24,7 +25,10 @@ export class Prefetcher {
 
   constructor(
     private readonly target: PrefetchTarget,
+    /** Requests in flight at most. */
     private readonly window: number,
+    /** Nodes per request at most (asked before each request). */
+    private readonly batch: () => number,
     /** Called when nothing is queued or in flight any more. */
     private readonly onIdle: () => void = () => {},
   ) {}
@@ -55,17 +59,22 @@ export class Prefetcher {
       return;
     }
     while (this.running < this.window && this.head < this.queue.length) {
-      const znode = this.queue[this.head++] as string;
+      const znodes: string[] = [];
+      const batch = Math.max(1, this.batch());
+      while (znodes.length < batch && this.head < this.queue.length) {
+        const znode = this.queue[this.head++] as string;
+        this.queued.delete(znode);
+        if (!this.target.has(znode)) znodes.push(znode);
+      }
       if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
         this.queue = this.queue.slice(this.head);
         this.head = 0;
       }
-      this.queued.delete(znode);
-      if (this.target.has(znode)) continue;
+      if (znodes.length === 0) continue;
       this.running++;
-      this.count++;
+      this.count += znodes.length;
       this.target
-        .load(znode)
+        .load(znodes)
         .catch(() => {})
         .finally(() => {
           this.running--;

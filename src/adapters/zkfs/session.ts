@@ -313,6 +313,11 @@ export class ZkSession implements ZkApi {
     return this.retry.run(path, (c) => c.getData(path, watch));
   }
 
+  /** Reads many nodes with one request (ZkClient.getDataMany); a node that could not be read is its error. */
+  getDataMany(paths: readonly string[]): Promise<({ data: Buffer; stat: ZkStat } | ZkError)[]> {
+    return this.retry.run(paths[0] ?? '/', (c) => c.getDataMany(paths));
+  }
+
   getChildren(path: string, watch?: ZkWatcher): Promise<{ children: string[]; stat: ZkStat }> {
     return this.retry.run(path, (c) => c.getChildren(path, watch));
   }

@@ -34,7 +34,7 @@ import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../c
 import { position, sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
-import { isZkError, type ZkStat } from '../zookeeper.js';
+import { isZkError, ZkError, type ZkStat } from '../zookeeper.js';
 import { applyNotice, writeThrough } from './cache-patches.js';
 import type { Stale } from './kernel-notify.js';
 import { type CacheView, docChanges, staleFor } from './kernel-stale.js';
@@ -48,6 +48,18 @@ import type { WatchNotice } from './zk-wire.js';
 
 /** Siblings after a listed directory looked at for the next directory to list ahead. */
 const LIST_AHEAD_SCAN = 64;
+/** Prefetch requests in flight. */
+const PREFETCH_WINDOW = 4;
+/**
+ * Nodes per prefetch request: as many as make about BATCH_BYTES of data at
+ * the mean size of the nodes read last, within MAX_BATCH. A directory of
+ * small files is then read in one or two requests, while one of large
+ * nodes never asks for a reply of many megabytes; the first guess is
+ * cautious.
+ */
+const BATCH_BYTES = 256 * 1024;
+const MAX_BATCH = 128;
+const FIRST_NODE_GUESS = 16 * 1024;
 
 export interface WatchCacheOptions {
   /** Memory budget (bytes); 0 keeps nothing. */
@@ -58,6 +70,8 @@ export interface WatchCacheOptions {
   aclTtlMs?: number;
   /** Requests a listing keeps in flight while prefetching its children. */
   prefetchWindow?: number;
+  /** Children read with one request while prefetching, at most. */
+  prefetchBatch?: number;
 }
 
 /**
@@ -118,6 +132,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly prefetcher: Prefetcher;
   /** Data bytes prefetched since the queue last ran dry; past a quarter of the budget, stats only. */
   private prefetchBytes = 0;
+  /** Mean data size of the nodes the last batch read (bytes), for sizing the next. */
+  private nodeBytes = FIRST_NODE_GUESS;
   private readonly view: CacheView;
   readonly linksPath: string;
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
@@ -140,9 +156,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       {
         active: () => this.live,
         has: (znode) => this.stats.has(znode),
-        load: (znode) => this.stats.get(znode, () => this.loadNode(znode)),
+        load: (znodes) => this.loadMany(znodes),
       },
-      options.prefetchWindow ?? 64,
+      options.prefetchWindow ?? PREFETCH_WINDOW,
+      () => Math.min(options.prefetchBatch ?? MAX_BATCH, Math.floor(BATCH_BYTES / this.nodeBytes)),
       () => {
         this.prefetchBytes = 0;
       },
@@ -336,11 +353,43 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     this.prefetcher.add(children.map((n) => zkChild(znode, n)));
   }
 
+  /**
+   * Loads the stats (and data, while the budget allows) of `znodes` with one
+   * request: a multiRead (zk-wire.ts), sent by the first of them that is not
+   * loaded or loading already. Each node's result is stored under its own
+   * generation check, as if it had been read alone.
+   */
+  private loadMany(znodes: readonly string[]): Promise<unknown> {
+    if (znodes.length === 1 || this.prefetchBytes > this.memory.budget.limitBytes / 4) {
+      return Promise.all(znodes.map((znode) => this.stats.get(znode, () => this.loadNode(znode))));
+    }
+    let reply: Promise<({ data: Buffer; stat: ZkStat } | ZkError)[]> | undefined;
+    const send = async () => {
+      const nodes = await this.session.getDataMany(znodes);
+      let bytes = 0;
+      for (const node of nodes) if (!(node instanceof ZkError)) bytes += node.data.length;
+      this.nodeBytes = Math.max(64, bytes / nodes.length);
+      return nodes;
+    };
+    const read = async (i: number) => {
+      reply ??= send();
+      const node = (await reply)[i];
+      if (node instanceof ZkError || node === undefined) throw node ?? new ZkError('SYSTEM_ERROR', znodes[i]);
+      return node;
+    };
+    return Promise.all(
+      znodes.map((znode, i) => this.stats.get(znode, () => this.loadNode(znode, () => read(i)))),
+    );
+  }
+
   /** A node's stat, reading its data along when the budget allows (one request either way). */
-  private async loadNode(znode: string): Promise<ZkStat | null> {
+  private async loadNode(
+    znode: string,
+    fetch: () => Promise<NodeData> = () => this.session.getData(znode),
+  ): Promise<ZkStat | null> {
     if (this.prefetchBytes > this.memory.budget.limitBytes / 4) return this.session.exists(znode);
     try {
-      const node = await this.data.get(znode, () => this.session.getData(znode));
+      const node = await this.data.get(znode, fetch);
       this.prefetchBytes += node.data.length;
       return node.stat;
     } catch (error) {

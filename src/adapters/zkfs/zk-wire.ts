@@ -2,8 +2,8 @@
  * What node-zookeeper-client 1.1 lacks, added from outside: ZooKeeper 3.6+
  * persistent recursive watches, a view of every notification, the server a
  * connection talks to, a way to notice a server that stopped answering, a
- * time limit on the session handshake, requests sent together, and replies
- * decoded without copying.
+ * time limit on the session handshake, requests sent together, replies
+ * decoded without copying, and many nodes read with one request.
  *
  * Persistent recursive watches (`addWatch`, opcode 106): One such watch on
  * the mount root reports every creation, deletion and data change below it,
@@ -24,7 +24,7 @@
  *   before as unverified.
  */
 import type zookeeper from 'node-zookeeper-client';
-import type { ZkEventType } from '../zookeeper.js';
+import type { ZkEventType, ZkStat } from '../zookeeper.js';
 
 const OP_ADD_WATCH = 106;
 /** The op code the library is told, so it reads an empty reply body. */
@@ -55,7 +55,18 @@ interface Internals {
   onSocketConnected?: (...args: unknown[]) => unknown;
   /** Decodes what a socket received; looked up anew for every socket. */
   onSocketData?: (chunk: Buffer) => unknown;
+  /** Requests sent and not answered yet, oldest first. */
+  pendingQueue?: { request?: Partial<RawRequest> }[];
 }
+
+/** A request of ours that reads its reply's frame itself before the library sees it. */
+interface RawRequest {
+  header: { xid: number; type: number };
+  onReply(frame: Buffer): void;
+}
+
+/** Connections whose replies pass through frameReplies, which hands RawRequests their frames. */
+const framed = new WeakSet<object>();
 
 /** ConnectionManager.STATES.CONNECTING: the handshake is not answered yet. */
 const CONNECTING = 1;
@@ -241,7 +252,9 @@ export function frameReplies(client: zookeeper.Client): boolean {
       // Nonsense for the library to deal with (it drops the connection).
       if (size < 0) return decode.call(this, buffer.subarray(offset));
       if (buffer.length - offset < size + 4) break;
-      decode.call(this, buffer.subarray(offset, offset + size + 4));
+      const frame = buffer.subarray(offset, offset + size + 4);
+      if (size >= 16) handFrame(cm, frame);
+      decode.call(this, frame);
       offset += size + 4;
       // The decoder dropped the connection (a reply out of order): the rest is not for anyone.
       if (cm.socket !== socket || (socket as { destroyed?: boolean } | null | undefined)?.destroyed) return;
@@ -251,7 +264,21 @@ export function frameReplies(client: zookeeper.Client): boolean {
       held = buffer.length - offset;
     }
   };
+  framed.add(cm);
   return true;
+}
+
+/** Gives a reply's frame to the request it answers when that is one of ours (the library then settles it). */
+function handFrame(cm: Internals, frame: Buffer): void {
+  const xid = frame.readInt32BE(4);
+  if (xid < 0) return; // a notification, a ping or an auth answer
+  const request = cm.pendingQueue?.[0]?.request;
+  if (request?.header?.xid !== xid || typeof request.onReply !== 'function') return;
+  try {
+    request.onReply(frame);
+  } catch {
+    // the request records its own failure; the connection's reader must go on
+  }
 }
 
 /** The session timeout the server granted (ms), as the library recorded it. */
@@ -298,5 +325,143 @@ export function coalesceWrites(client: zookeeper.Client): void {
       });
     }
     return push(packet);
+  };
+}
+
+const OP_MULTI_READ = 22;
+const OP_GET_DATA = 4;
+/** MultiHeader type of a failed op; its body is the error code. */
+const OP_ERROR = -1;
+/** `[length][xid][zxid][err]` before a reply's body. */
+const REPLY_HEAD = 4 + 4 + 8 + 4;
+/** A MultiHeader: type, done, err. */
+const MULTI_HEADER = 4 + 1 + 4;
+/** A Stat record. */
+const STAT_BYTES = 8 * 4 + 4 * 3 + 8 + 4 * 2 + 8;
+
+/** One node of a multiRead: its data and stat, or the error code the server gave for it. */
+export type NodeRead = { data: Buffer; stat: ZkStat } | number;
+
+/** Whether this client can send readMany (its replies pass through frameReplies). */
+export function canReadMany(client: zookeeper.Client): boolean {
+  const cm = internals(client);
+  return cm !== undefined && framed.has(cm) && Array.isArray(cm.pendingQueue);
+}
+
+/**
+ * Reads the data and stat of every node in `paths` with one multiRead
+ * request (opcode 22, ZooKeeper 3.6+): the server runs each read as it
+ * would a getData, at one point in its order of changes, and answers them
+ * all in one reply. Against one getData per node this saves the server a
+ * pass through its request pipeline per node, and the client a reply to
+ * decode and a callback per node. A node that could not be read (gone, not
+ * readable) comes back as its error code; the whole request fails like any
+ * other (connection loss, expiry). Paths are sent as given: zkfs refuses a
+ * chroot in its connection string (core/zkfs/mount-options.ts).
+ *
+ * The library is told it sends a delete (its reply has no body it would
+ * decode), and frameReplies hands the reply's frame to the request first.
+ */
+export function readMany(client: zookeeper.Client, paths: readonly string[]): Promise<NodeRead[]> {
+  const cm = internals(client);
+  if (!cm || !canReadMany(client)) {
+    return Promise.reject(new Error('this node-zookeeper-client cannot send multiRead'));
+  }
+  return new Promise((resolve, reject) => {
+    let results: NodeRead[] | undefined;
+    let failure: unknown;
+    const request = multiReadRequest(paths, (frame) => {
+      if (frame.readInt32BE(16) !== 0) return; // the library reports the error
+      try {
+        results = decodeMultiRead(frame, paths.length);
+      } catch (error) {
+        failure = error;
+      }
+    });
+    cm.queue(request, (error) => {
+      if (error) reject(error);
+      else if (results) resolve(results);
+      else reject(failure ?? new Error('the multiRead reply did not reach its request'));
+    });
+  });
+}
+
+function multiReadRequest(paths: readonly string[], onReply: (frame: Buffer) => void): RawRequest & object {
+  const encoded = paths.map((path) => Buffer.from(path));
+  const header = { xid: 0, type: OP_DELETE };
+  return {
+    header,
+    payload: { setChrootPath: () => {} },
+    onReply,
+    toBuffer(): Buffer {
+      let size = 4 + 4 + 4 + MULTI_HEADER;
+      for (const path of encoded) size += MULTI_HEADER + 4 + path.length + 1;
+      const buffer = Buffer.alloc(size);
+      let offset = buffer.writeInt32BE(size - 4, 0);
+      offset = buffer.writeInt32BE(header.xid, offset);
+      offset = buffer.writeInt32BE(OP_MULTI_READ, offset);
+      for (const path of encoded) {
+        offset = writeMultiHeader(buffer, offset, OP_GET_DATA, false);
+        offset = buffer.writeInt32BE(path.length, offset);
+        offset += path.copy(buffer, offset);
+        offset = buffer.writeUInt8(0, offset); // no watch: the mount's persistent watch covers it
+      }
+      writeMultiHeader(buffer, offset, -1, true);
+      return buffer;
+    },
+  } as RawRequest & object;
+}
+
+function writeMultiHeader(buffer: Buffer, offset: number, type: number, done: boolean): number {
+  offset = buffer.writeInt32BE(type, offset);
+  offset = buffer.writeUInt8(done ? 1 : 0, offset);
+  return buffer.writeInt32BE(-1, offset);
+}
+
+/** The results of a multiRead reply's frame, one per path asked for, in order. */
+export function decodeMultiRead(frame: Buffer, count: number): NodeRead[] {
+  const results: NodeRead[] = [];
+  let offset = REPLY_HEAD;
+  for (;;) {
+    if (offset + MULTI_HEADER > frame.length) throw new Error('multiRead reply cut short');
+    const type = frame.readInt32BE(offset);
+    const done = frame[offset + 4] !== 0;
+    offset += MULTI_HEADER;
+    if (done) break;
+    if (type === OP_ERROR) {
+      results.push(frame.readInt32BE(offset));
+      offset += 4;
+    } else if (type === OP_GET_DATA) {
+      const length = frame.readInt32BE(offset);
+      offset += 4;
+      const bytes = Math.max(0, length);
+      if (offset + bytes + STAT_BYTES > frame.length) throw new Error('multiRead reply cut short');
+      // A copy: a slice would keep the whole reply in memory for as long as any one node is cached.
+      const data = Buffer.from(frame.subarray(offset, offset + bytes));
+      offset += bytes;
+      results.push({ data, stat: readStat(frame, offset) });
+      offset += STAT_BYTES;
+    } else {
+      throw new Error(`multiRead reply holds a result of type ${type}`);
+    }
+  }
+  if (results.length !== count)
+    throw new Error(`multiRead reply holds ${results.length} results for ${count} reads`);
+  return results;
+}
+
+function readStat(buffer: Buffer, offset: number): ZkStat {
+  return {
+    czxid: buffer.readBigInt64BE(offset),
+    mzxid: buffer.readBigInt64BE(offset + 8),
+    ctimeMs: Number(buffer.readBigInt64BE(offset + 16)),
+    mtimeMs: Number(buffer.readBigInt64BE(offset + 24)),
+    version: buffer.readInt32BE(offset + 32),
+    cversion: buffer.readInt32BE(offset + 36),
+    aversion: buffer.readInt32BE(offset + 40),
+    ephemeralOwner: buffer.readBigInt64BE(offset + 44),
+    dataLength: buffer.readInt32BE(offset + 52),
+    numChildren: buffer.readInt32BE(offset + 56),
+    pzxid: buffer.readBigInt64BE(offset + 60),
   };
 }
