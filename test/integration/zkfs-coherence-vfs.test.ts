@@ -242,6 +242,8 @@ describe('watch-driven cache', () => {
     const start = m.session.counters.requests;
     const names = await m.vfs.readdir('/many');
     expect(names).toHaveLength(302);
+    // Listed again while the first listing's children are on their way: none is asked for twice.
+    expect(await m.vfs.readdir('/many')).toHaveLength(302);
     await until(async () => m.tree.status().prefetched >= 300, 'prefetch issued');
     // Give the pipelined replies a moment, then everything is in memory.
     await until(async () => {
@@ -251,6 +253,7 @@ describe('watch-driven cache', () => {
     }, 'all stats prefetched');
     // The listing, then the 300 children in batches (multiRead), not one request each.
     expect(m.session.counters.requests - start).toBeLessThanOrEqual(15);
+    expect(m.tree.status().prefetched).toBe(300);
     const before = m.session.counters.requests;
     for (let i = 0; i < 300; i++) expect(await readFile(m.vfs, `/many/n${i}`)).toBe(`n${i}`);
     expect(m.session.counters.requests).toBe(before);

@@ -81,6 +81,11 @@ export class CacheSlot<T> {
     return this.peek(key) !== undefined;
   }
 
+  /** Whether `key` is being loaded now. */
+  inFlight(key: string): boolean {
+    return this.inflight.has(key);
+  }
+
   /** Stores a value the caller read or wrote (ignored when `trustSet` is off). */
   set(key: string, value: T): void {
     if (this.trustSet) this.put(key, value);

@@ -61,6 +61,8 @@ const BATCH_BYTES = 256 * 1024;
 const MAX_BATCH = 128;
 const FIRST_NODE_GUESS = 16 * 1024;
 
+type ManyRead = ({ data: Buffer; stat: ZkStat } | ZkError)[];
+
 export interface WatchCacheOptions {
   /** Memory budget (bytes); 0 keeps nothing. */
   cacheBytes: number;
@@ -155,7 +157,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     this.prefetcher = new Prefetcher(
       {
         active: () => this.live,
-        has: (znode) => this.stats.has(znode),
+        has: (znode) => this.stats.has(znode) || this.stats.inFlight(znode),
         load: (znodes) => this.loadMany(znodes),
       },
       options.prefetchWindow ?? PREFETCH_WINDOW,
@@ -355,31 +357,41 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   /**
    * Loads the stats (and data, while the budget allows) of `znodes` with one
-   * request: a multiRead (zk-wire.ts), sent by the first of them that is not
-   * loaded or loading already. Each node's result is stored under its own
-   * generation check, as if it had been read alone.
+   * request, a multiRead (zk-wire.ts) of those not loaded or loading
+   * already. Each node's result is stored under its own generation check,
+   * as if it had been read alone.
    */
   private loadMany(znodes: readonly string[]): Promise<unknown> {
     if (znodes.length === 1 || this.prefetchBytes > this.memory.budget.limitBytes / 4) {
       return Promise.all(znodes.map((znode) => this.stats.get(znode, () => this.loadNode(znode))));
     }
-    let reply: Promise<({ data: Buffer; stat: ZkStat } | ZkError)[]> | undefined;
-    const send = async () => {
-      const nodes = await this.session.getDataMany(znodes);
-      let bytes = 0;
-      for (const node of nodes) if (!(node instanceof ZkError)) bytes += node.data.length;
-      this.nodeBytes = Math.max(64, bytes / nodes.length);
-      return nodes;
-    };
-    const read = async (i: number) => {
-      reply ??= send();
-      const node = (await reply)[i];
-      if (node instanceof ZkError || node === undefined) throw node ?? new ZkError('SYSTEM_ERROR', znodes[i]);
-      return node;
-    };
-    return Promise.all(
-      znodes.map((znode, i) => this.stats.get(znode, () => this.loadNode(znode, () => read(i)))),
+    // The loads start (and count their generations) now; the paths whose loader ran go out together.
+    const paths: string[] = [];
+    let send: (nodes: Promise<ManyRead>) => void = () => {};
+    const reply = new Promise<ManyRead>((resolve) => {
+      send = resolve;
+    });
+    const loads = znodes.map((znode) =>
+      this.stats.get(znode, () =>
+        this.loadNode(znode, async () => {
+          const i = paths.push(znode) - 1;
+          const node = (await reply)[i];
+          if (node instanceof ZkError || node === undefined) throw node ?? new ZkError('SYSTEM_ERROR', znode);
+          return node;
+        }),
+      ),
     );
+    send(paths.length > 0 ? this.readMany(paths) : Promise.resolve([]));
+    return Promise.all(loads);
+  }
+
+  /** Reads `paths` with one request, noting their mean size for the next batch. */
+  private async readMany(paths: readonly string[]): Promise<ManyRead> {
+    const nodes = await this.session.getDataMany(paths);
+    let bytes = 0;
+    for (const node of nodes) if (!(node instanceof ZkError)) bytes += node.data.length;
+    this.nodeBytes = Math.max(64, bytes / nodes.length);
+    return nodes;
   }
 
   /** A node's stat, reading its data along when the budget allows (one request either way). */
