@@ -7,6 +7,8 @@ import {
   entryReply,
   errorReply,
   initReply,
+  writeI64,
+  writeU64,
   xattrReply,
 } from '../../src/core/fuse/replies.js';
 
@@ -115,6 +117,21 @@ describe('FUSE protocol', () => {
     expect(out.readUInt32LE(a + 52)).toBe(456_000_000);
     expect(out.readUInt32LE(a + 60)).toBe(0o100644);
     expect(out.readUInt32LE(a + 68)).toBe(1000);
+  });
+
+  it('writes 64-bit fields exactly across the 32-bit boundary, times before 1970 included', () => {
+    const out = Buffer.alloc(8);
+    for (const value of [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 5, 2 ** 53 - 1]) {
+      writeU64(out, value, 0);
+      expect(out.readBigUInt64LE(0)).toBe(BigInt(value));
+    }
+    for (const value of [0, 7, -1, -(2 ** 32), -(2 ** 32) - 3, 2 ** 40, -(2 ** 53 - 1)]) {
+      writeI64(out, value, 0);
+      expect(out.readBigInt64LE(0)).toBe(BigInt(value));
+    }
+    const old = attrReply(1n, { ...attr, mtimeMs: -1500 }, 1);
+    expect(old.readBigInt64LE(32 + 32)).toBe(-2n); // 1.5 s before the epoch: -2 s + 0.5 s
+    expect(old.readUInt32LE(32 + 52)).toBe(500_000_000);
   });
 
   it('encodes an entry with its node id', () => {

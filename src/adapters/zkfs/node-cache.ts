@@ -21,11 +21,12 @@ export interface CacheEntry<T> {
   readAt: number;
 }
 
-export type FreshnessRule = (entry: CacheEntry<unknown>, now: number) => boolean;
+/** Whether `entry` may still be served; `now` reads the clock, for rules that need it (a watch-kept cache does not). */
+export type FreshnessRule = (entry: CacheEntry<unknown>, now: () => number) => boolean;
 
 /** Entries stay fresh for `ttlMs` after they were read (0 disables caching). */
 export function ttlFreshness(ttlMs: number): FreshnessRule {
-  return (entry, now) => now - entry.readAt < ttlMs;
+  return (entry, now) => now() - entry.readAt < ttlMs;
 }
 
 export interface CacheStats {
@@ -73,7 +74,7 @@ export class CacheSlot<T> {
   /** The cached value if still fresh. */
   peek(key: string): T | undefined {
     const entry = this.entries.get(key);
-    if (entry && this.fresh(entry, this.now())) return entry.value;
+    if (entry && this.fresh(entry, this.now)) return entry.value;
     return undefined;
   }
 

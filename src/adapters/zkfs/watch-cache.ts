@@ -148,8 +148,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     options: WatchCacheOptions,
   ) {
     const gate: Gate = { mode: 'waiting', ttlMs: options.fallbackTtlMs };
-    const fresh = (entry: CacheEntry<unknown>, now: number) =>
-      gate.mode === 'watch' || (gate.mode === 'ttl' && now - entry.readAt < gate.ttlMs);
+    const fresh = (entry: CacheEntry<unknown>, now: () => number) =>
+      gate.mode === 'watch' || (gate.mode === 'ttl' && now() - entry.readAt < gate.ttlMs);
     super(session, root, fresh, logger);
     this.gate = gate;
     this.memory = new SlotBudget(options.cacheBytes);

@@ -8,7 +8,7 @@
  *   unused names cached below it);
  * - STORE puts data into an inode's page cache, as if the kernel had read it.
  */
-import { frame } from './replies.js';
+import { frame, writeU64 } from './replies.js';
 
 export const FUSE_NOTIFY_INVAL_INODE = 2;
 export const FUSE_NOTIFY_INVAL_ENTRY = 3;
@@ -19,7 +19,7 @@ const HEADER = 16;
 /** Drop the attributes and every cached page of node `nodeId`. */
 export function invalInode(nodeId: number): Buffer {
   const buffer = frame(0n, FUSE_NOTIFY_INVAL_INODE, 24);
-  buffer.writeBigUInt64LE(BigInt(nodeId), HEADER);
+  writeU64(buffer, nodeId, HEADER);
   buffer.writeBigInt64LE(0n, HEADER + 8); // from offset 0
   buffer.writeBigInt64LE(0n, HEADER + 16); // length 0: to the end
   return buffer;
@@ -29,7 +29,7 @@ export function invalInode(nodeId: number): Buffer {
 export function invalEntry(parent: number, name: string): Buffer {
   const bytes = Buffer.from(name);
   const buffer = frame(0n, FUSE_NOTIFY_INVAL_ENTRY, 16 + bytes.length + 1);
-  buffer.writeBigUInt64LE(BigInt(parent), HEADER);
+  writeU64(buffer, parent, HEADER);
   buffer.writeUInt32LE(bytes.length, HEADER + 8);
   buffer.writeUInt32LE(0, HEADER + 12); // flags
   bytes.copy(buffer, HEADER + 16);
@@ -43,7 +43,7 @@ export function invalEntry(parent: number, name: string): Buffer {
  */
 export function storeData(nodeId: number, data: Buffer): Buffer {
   const buffer = frame(0n, FUSE_NOTIFY_STORE, 24 + data.length);
-  buffer.writeBigUInt64LE(BigInt(nodeId), HEADER);
+  writeU64(buffer, nodeId, HEADER);
   buffer.writeBigUInt64LE(0n, HEADER + 8); // offset
   buffer.writeUInt32LE(data.length, HEADER + 16);
   buffer.writeUInt32LE(0, HEADER + 20); // padding

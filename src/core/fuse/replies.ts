@@ -20,6 +20,25 @@ export function frame(unique: bigint, error: number, bodyLength: number): Buffer
   return out;
 }
 
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Writes a whole number in [0, 2^53) as a little-endian u64: two 32-bit
+ * halves, where BigInt(value) would allocate a BigInt per field, nine per
+ * directory entry.
+ */
+export function writeU64(out: Buffer, value: number, at: number): void {
+  out.writeUInt32LE(value % TWO_32, at);
+  out.writeUInt32LE(Math.floor(value / TWO_32), at + 4);
+}
+
+/** Writes a whole number in (-2^53, 2^53) as a little-endian s64 (two's complement). */
+export function writeI64(out: Buffer, value: number, at: number): void {
+  const high = Math.floor(value / TWO_32);
+  out.writeUInt32LE(value - high * TWO_32, at);
+  out.writeInt32LE(high, at + 4);
+}
+
 /** A reply carrying only a status: 0 or a negative errno. */
 export function errorReply(unique: bigint, errno: number): Buffer {
   return frame(unique, errno, 0);
@@ -72,14 +91,14 @@ export interface Attr {
 function writeTime(out: Buffer, secAt: number, nsecAt: number, ms: number): void {
   const whole = Math.floor(ms);
   const sec = Math.floor(whole / 1000);
-  out.writeBigInt64LE(BigInt(sec), secAt);
+  writeI64(out, sec, secAt);
   out.writeUInt32LE((whole - sec * 1000) * 1_000_000, nsecAt);
 }
 
 function writeAttr(out: Buffer, at: number, a: Attr): void {
-  out.writeBigUInt64LE(BigInt(a.ino), at);
-  out.writeBigUInt64LE(BigInt(a.size), at + 8);
-  out.writeBigUInt64LE(BigInt(Math.ceil(a.size / 512)), at + 16);
+  writeU64(out, a.ino, at);
+  writeU64(out, a.size, at + 8);
+  writeU64(out, Math.ceil(a.size / 512), at + 16);
   writeTime(out, at + 24, at + 48, a.atimeMs);
   writeTime(out, at + 32, at + 52, a.mtimeMs);
   writeTime(out, at + 40, at + 56, a.ctimeMs);
@@ -93,12 +112,12 @@ function writeAttr(out: Buffer, at: number, a: Attr): void {
 
 function writeValid(out: Buffer, secAt: number, nsecAt: number, seconds: number): void {
   const whole = Math.floor(seconds);
-  out.writeBigUInt64LE(BigInt(whole), secAt);
+  writeU64(out, whole, secAt);
   out.writeUInt32LE(Math.round((seconds - whole) * 1e9), nsecAt);
 }
 
 function writeEntry(out: Buffer, at: number, nodeId: number, a: Attr | undefined, validS: number): void {
-  out.writeBigUInt64LE(BigInt(nodeId), at);
+  writeU64(out, nodeId, at);
   // generation 0: node ids are never reused while mounted
   if (!a) return;
   writeValid(out, at + 16, at + 32, validS);
@@ -124,7 +143,7 @@ export function createReply(
 ): Buffer {
   const out = frame(unique, 0, ENTRY_OUT_SIZE + 16);
   writeEntry(out, OUT_HEADER, nodeId, a, validS);
-  out.writeBigUInt64LE(BigInt(fh), OUT_HEADER + ENTRY_OUT_SIZE);
+  writeU64(out, fh, OUT_HEADER + ENTRY_OUT_SIZE);
   out.writeUInt32LE(openFlags, OUT_HEADER + ENTRY_OUT_SIZE + 8);
   return out;
 }
@@ -139,7 +158,7 @@ export function attrReply(unique: bigint, a: Attr, validS: number): Buffer {
 
 export function openReply(unique: bigint, fh: number, openFlags: number): Buffer {
   const out = frame(unique, 0, 16);
-  out.writeBigUInt64LE(BigInt(fh), OUT_HEADER);
+  writeU64(out, fh, OUT_HEADER);
   out.writeUInt32LE(openFlags, OUT_HEADER + 8);
   return out;
 }
@@ -227,8 +246,8 @@ export function direntReply(
       at += ENTRY_OUT_SIZE;
     }
     const name = Buffer.from(e.name);
-    out.writeBigUInt64LE(BigInt(e.ino), at);
-    out.writeBigUInt64LE(BigInt(e.nextOffset), at + 8);
+    writeU64(out, e.ino, at);
+    writeU64(out, e.nextOffset, at + 8);
     out.writeUInt32LE(name.length, at + 16);
     out.writeUInt32LE((e.mode >>> 12) & 0o17, at + 20);
     name.copy(out, at + DIRENT_HEADER);
