@@ -103,6 +103,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       knownPaths: () => nodes.paths(),
       notify: device.notify,
       store: device.store,
+      prepareStores: device.prepareStores,
     },
     unmount: async () => {
       if (closed) return;

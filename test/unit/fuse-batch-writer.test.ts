@@ -68,6 +68,24 @@ describe('batchWriter', () => {
     expect(readFileSync(path, 'utf8')).toBe('one;two;');
   });
 
+  it('starts its thread when told writes are coming, and stops it again when none come', async () => {
+    const { path, fd } = scratchFile();
+    const threads = () => readdirSync('/proc/self/task').length;
+    const writer = batchWriter(fd, log, 300);
+    cleanups.push(() => writer.close());
+    const before = threads();
+    writer.prepare();
+    writer.prepare(); // once is enough
+    expect(threads()).toBe(before + 1);
+    const deadline = Date.now() + 5000;
+    while (threads() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(threads()).toBe(before);
+    writer.prepare();
+    expect(await writer.write(Buffer.from('ready;'))).toBeNull();
+    expect(threads()).toBe(before + 1);
+    expect(readFileSync(path, 'utf8')).toBe('ready;');
+  });
+
   it('writes nothing once closed, and answers what was still waiting as unwanted', async () => {
     const { path, fd } = scratchFile();
     const writer = batchWriter(fd, log);

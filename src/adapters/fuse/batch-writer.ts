@@ -62,6 +62,12 @@ export interface BatchWriter {
   /** Writes one message; resolves with the error the kernel gave, if any. */
   write(message: Buffer): Promise<WriteOutcome>;
   /**
+   * Starts the thread now, when writes are about to come: starting it takes
+   * tens of milliseconds, which the first writes would otherwise wait out.
+   * It stops again after the idle time if none comes.
+   */
+  prepare(): void;
+  /**
    * Stops writing, waiting for a write in progress: after it returns true
    * the descriptor may be closed. Messages not yet written resolve ENODEV.
    */
@@ -145,6 +151,11 @@ export function batchWriter(fd: number, log: Logger, idleMs = IDLE_MS): BatchWri
   };
 
   return {
+    prepare() {
+      if (closed || worker) return;
+      worker = start();
+      stopWhenIdle();
+    },
     write(message) {
       if (closed) return Promise.resolve(errnoError('ENODEV'));
       return new Promise((resolve) => {

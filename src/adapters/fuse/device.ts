@@ -37,6 +37,8 @@ export interface FuseDevice {
   notify(message: Buffer): Promise<NodeJS.ErrnoException | null>;
   /** Sends a page-cache store, batched with the others of the same event-loop turn. */
   store(message: Buffer): Promise<NodeJS.ErrnoException | null>;
+  /** Gets the thread that writes stores ready: some are likely to follow soon. */
+  prepareStores(): void;
   /** Resolves when the connection has ended (unmounted, aborted or closed). */
   readonly ended: Promise<void>;
   /** Ends the connection: aborts it in the kernel if still alive, then closes the descriptor. */
@@ -156,7 +158,10 @@ export async function openFuseDevice(
     live() ? new Promise((resolve) => write(fd, message, (error) => resolve(error))) : Promise.resolve(null);
   const store = (message: Buffer): Promise<NodeJS.ErrnoException | null> =>
     live() ? stores.write(message) : Promise.resolve(null);
-  return { send, notify, store, ended, close };
+  const prepareStores = () => {
+    if (live()) stores.prepare();
+  };
+  return { send, notify, store, prepareStores, ended, close };
 }
 
 /**

@@ -31,6 +31,7 @@ import { isDirty } from './open-files.js';
 import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
 
 export async function readdir(ctx: VfsContext, path: string): Promise<string[]> {
+  ctx.onList?.(path);
   const dir = await resolveDir(ctx, path);
   const [children, links] = await Promise.all([
     ctx.tree.childNames(dir.znode).catch((error: unknown) => {

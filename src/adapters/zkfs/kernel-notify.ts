@@ -43,6 +43,8 @@ export interface KernelLink {
   notify(message: Buffer): Promise<NodeJS.ErrnoException | null>;
   /** Writes a page-cache store (off the event loop, batched); resolves as notify does. */
   store(message: Buffer): Promise<NodeJS.ErrnoException | null>;
+  /** Gets store writing ready ahead of the first store. */
+  prepareStores?(): void;
 }
 
 /** Invalidations in flight at once (each holds a thread-pool thread). */
@@ -112,6 +114,11 @@ export class KernelNotifier {
     } else {
       for (const { path, entry } of stale) this.enqueue(path, entry);
     }
+  }
+
+  /** Stores are likely to follow (a program lists a directory whose files it may read next). */
+  prepareStores(): void {
+    if (!this.closed) this.link.prepareStores?.();
   }
 
   /**
