@@ -19,6 +19,9 @@ export interface CacheEntry<T> {
   value: T;
   /** When it was read (ms since epoch). */
   readAt: number;
+  /** Its key, and the slot that holds it: a memory budget evicts an entry through them. */
+  readonly key: string;
+  readonly slot: CacheSlot<T>;
 }
 
 /** Whether `entry` may still be served; `now` reads the clock, for rules that need it (a watch-kept cache does not). */
@@ -35,14 +38,14 @@ export interface CacheStats {
 }
 
 /**
- * Observers of a slot's contents, for a memory budget (watch-cache.ts):
+ * Observers of a slot's contents, for a memory budget (slot-budget.ts):
  * `stored` after a value is kept, `hit` when a fresh value is returned,
- * `dropped` when a kept value is forgotten.
+ * `dropped` when a kept value is forgotten or replaced.
  */
 export interface SlotHooks<T> {
-  stored?(key: string, value: T): void;
-  hit?(key: string): void;
-  dropped?(key: string): void;
+  stored?(entry: CacheEntry<T>): void;
+  hit?(entry: CacheEntry<T>): void;
+  dropped?(entry: CacheEntry<T>): void;
 }
 
 /** Loads of one key in flight; invalidation bumps `generation` so they are not stored. */
@@ -94,8 +97,16 @@ export class CacheSlot<T> {
 
   /** Stores a value known to be current. */
   put(key: string, value: T): void {
-    this.entries.set(key, { value, readAt: this.now() });
-    this.hooks.stored?.(key, value);
+    const entry: CacheEntry<T> = { value, readAt: this.now(), key, slot: this };
+    const old = this.entries.get(key);
+    this.entries.set(key, entry);
+    if (old) this.hooks.dropped?.(old);
+    this.hooks.stored?.(entry);
+  }
+
+  /** Forgets `entry` if it is still the one kept under its key (a memory budget's eviction). */
+  evict(entry: CacheEntry<T>): void {
+    if (this.entries.get(entry.key) === entry) this.invalidate(entry.key);
   }
 
   /** Forgets `key` (cancelling the storing of loads in flight) and stores `value`. */
@@ -106,11 +117,11 @@ export class CacheSlot<T> {
 
   /** Returns the fresh cached value or loads it once, however many callers ask at the same time. */
   async get(key: string, load: () => Promise<T>): Promise<T> {
-    const cached = this.peek(key);
-    if (cached !== undefined) {
+    const entry = this.entries.get(key);
+    if (entry && entry.value !== undefined && this.fresh(entry, this.now)) {
       this.stats.hits++;
-      this.hooks.hit?.(key);
-      return cached;
+      this.hooks.hit?.(entry);
+      return entry.value;
     }
     const pending = this.inflight.get(key);
     if (pending) return pending;
@@ -136,7 +147,11 @@ export class CacheSlot<T> {
   }
 
   invalidate(key: string): void {
-    if (this.entries.delete(key)) this.hooks.dropped?.(key);
+    const entry = this.entries.get(key);
+    if (entry) {
+      this.entries.delete(key);
+      this.hooks.dropped?.(entry);
+    }
     this.inflight.delete(key);
     const loading = this.loading.get(key);
     if (loading) loading.generation++;

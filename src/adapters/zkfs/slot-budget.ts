@@ -1,14 +1,15 @@
 /**
  * One memory budget (core/zkfs/cache-policy.ts) over several cache slots:
- * each stored value is charged its estimated size under a key prefixed by
- * its slot, hits mark it used, and whatever the budget hands back is
- * dropped from its slot.
+ * each stored entry is charged its estimated size, hits mark it used, and
+ * whatever the budget hands back is dropped from its slot. The budget keys
+ * are the entries themselves, found by identity: a key string per slot
+ * (`prefix + path`) was built and hashed on every hit and store.
  */
 import type { DirMeta } from '../../core/zkfs/attrs.js';
 import { entryOverhead, LruBudget } from '../../core/zkfs/cache-policy.js';
 import type { SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { AclEntry } from '../../core/zkfs/zk-ops.js';
-import type { CacheSlot } from './node-cache.js';
+import type { CacheEntry, CacheSlot } from './node-cache.js';
 import type { DocSnapshot, NodeData } from './tree.js';
 
 /** Rough in-memory cost of a stat object. */
@@ -26,30 +27,31 @@ export const sizeOf = {
 };
 
 export class SlotBudget {
-  readonly budget: LruBudget;
-  private readonly slots = new Map<string, CacheSlot<unknown>>();
+  readonly budget: LruBudget<CacheEntry<unknown>>;
+  private readonly slots: CacheSlot<unknown>[] = [];
   evictions = 0;
 
   constructor(limitBytes: number) {
     this.budget = new LruBudget(limitBytes);
   }
 
-  /** Puts `slot` under the budget; `prefix` (one character) tells its keys apart. */
-  attach<T>(prefix: string, slot: CacheSlot<T>, size: (key: string, value: T) => number): void {
-    this.slots.set(prefix, slot as unknown as CacheSlot<unknown>);
+  /** Puts `slot` under the budget, each value charged `size(key, value)`. */
+  attach<T>(slot: CacheSlot<T>, size: (key: string, value: T) => number): void {
+    this.slots.push(slot as unknown as CacheSlot<unknown>);
+    const budget = this.budget as unknown as LruBudget<CacheEntry<T>>;
     slot.hooks = {
-      stored: (key, value) => {
-        for (const id of this.budget.add(prefix + key, size(key, value))) {
+      stored: (entry) => {
+        for (const old of budget.add(entry, size(entry.key, entry.value))) {
           this.evictions++;
-          this.slots.get(id[0] as string)?.invalidate(id.slice(1));
+          old.slot.evict(old);
         }
       },
-      hit: (key) => this.budget.touch(prefix + key),
-      dropped: (key) => this.budget.remove(prefix + key),
+      hit: (entry) => budget.touch(entry),
+      dropped: (entry) => budget.remove(entry),
     };
   }
 
   all(): Iterable<CacheSlot<unknown>> {
-    return this.slots.values();
+    return this.slots;
   }
 }

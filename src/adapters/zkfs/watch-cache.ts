@@ -175,16 +175,16 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       links: () => this.links.peek(this.linksPath)?.value,
     };
     this.data = new CacheSlot<NodeData>(fresh);
-    const sized = <T>(prefix: string, slot: CacheSlot<T>, size: (key: string, value: T) => number) => {
+    const sized = <T>(slot: CacheSlot<T>, size: (key: string, value: T) => number) => {
       slot.trustSet = false;
-      this.memory.attach(prefix, slot, size);
+      this.memory.attach(slot, size);
     };
-    sized('s', this.stats, sizeOf.stat);
-    sized('c', this.children, sizeOf.children);
-    sized('d', this.data, sizeOf.data);
-    sized('m', this.metas, sizeOf.meta);
-    sized('a', this.acls, sizeOf.acl);
-    sized('l', this.links, sizeOf.links);
+    sized(this.stats, sizeOf.stat);
+    sized(this.children, sizeOf.children);
+    sized(this.data, sizeOf.data);
+    sized(this.metas, sizeOf.meta);
+    sized(this.acls, sizeOf.acl);
+    sized(this.links, sizeOf.links);
     session.onNotice((notice) => this.onNotice(notice));
     session.onChange((change) => this.onSessionChange(change));
     session.setWriteObserver(this);

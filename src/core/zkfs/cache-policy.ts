@@ -1,7 +1,9 @@
 /**
  * How much a mount may keep in memory, and what it forgets first: a byte
- * budget over opaque keys, least recently used first (approximately). Pure bookkeeping — the
- * caller stores the values and drops the keys `add` hands back.
+ * budget over opaque keys (compared by identity: a mount uses its cache
+ * entries themselves, so that no key string is built and hashed per use),
+ * least recently used first (approximately). Pure bookkeeping — the caller
+ * stores the values and drops the keys `add` hands back.
  *
  * One entry may use at most `maxEntryShare` of the budget, so a single
  * 1 MiB znode can never flush a whole small cache.
@@ -10,13 +12,13 @@
 /** Default memory budget of a mount's cache (bytes). */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
-export class LruBudget {
+export class LruBudget<K = string> {
   /**
    * Map order is insertion order; a used entry gets a second chance (it is
    * moved to the end when eviction reaches it) instead of being moved on
    * every hit, which keeps hits cheap (CLOCK, an LRU approximation).
    */
-  private readonly entries = new Map<string, { size: number; used: boolean }>();
+  private readonly entries = new Map<K, { size: number; used: boolean }>();
   private used = 0;
 
   constructor(
@@ -41,7 +43,7 @@ export class LruBudget {
     return this.entries.size;
   }
 
-  has(key: string): boolean {
+  has(key: K): boolean {
     return this.entries.has(key);
   }
 
@@ -50,14 +52,14 @@ export class LruBudget {
    * `bytes`; returns the keys the caller must now forget, least recently
    * used first — `key` itself when it is too large to keep.
    */
-  add(key: string, bytes: number): string[] {
+  add(key: K, bytes: number): K[] {
     this.remove(key);
     if (bytes > this.maxEntryBytes) return [key];
     this.entries.set(key, { size: bytes, used: false });
     this.used += bytes;
-    const evicted: string[] = [];
+    const evicted: K[] = [];
     while (this.used > this.limitBytes) {
-      const [old, entry] = this.entries.entries().next().value as [string, { size: number; used: boolean }];
+      const [old, entry] = this.entries.entries().next().value as [K, { size: number; used: boolean }];
       this.entries.delete(old);
       if (entry.used && old !== key) {
         entry.used = false;
@@ -76,12 +78,12 @@ export class LruBudget {
   }
 
   /** Marks `key` as just used (no-op for unknown keys). */
-  touch(key: string): void {
+  touch(key: K): void {
     const entry = this.entries.get(key);
     if (entry) entry.used = true;
   }
 
-  remove(key: string): void {
+  remove(key: K): void {
     const entry = this.entries.get(key);
     if (!entry) return;
     this.entries.delete(key);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CacheSlot } from '../../../src/adapters/zkfs/node-cache.js';
+import { type CacheEntry, CacheSlot } from '../../../src/adapters/zkfs/node-cache.js';
 import { hitRate, LruBudget } from '../../../src/core/zkfs/cache-policy.js';
 
 describe('LruBudget', () => {
@@ -98,20 +98,42 @@ describe('CacheSlot', () => {
     expect(slot.peek('k')).toBe(3);
   });
 
-  it('reports stores, hits and drops to its hooks', async () => {
+  it('reports stores, hits, replacements and drops to its hooks, entry by entry', async () => {
     const slot = new CacheSlot<string>(always);
     const seen: string[] = [];
     slot.hooks = {
-      stored: (k, v) => seen.push(`stored ${k}=${v}`),
-      hit: (k) => seen.push(`hit ${k}`),
-      dropped: (k) => seen.push(`dropped ${k}`),
+      stored: (e) => seen.push(`stored ${e.key}=${e.value}`),
+      hit: (e) => seen.push(`hit ${e.key}=${e.value}`),
+      dropped: (e) => seen.push(`dropped ${e.key}=${e.value}`),
     };
     await slot.get('/a', async () => 'x');
     await slot.get('/a', async () => 'y');
     slot.put('/a/b', 'z');
+    slot.put('/a/b', 'w');
     slot.invalidateTree('/a');
     slot.invalidate('/a');
-    expect(seen).toEqual(['stored /a=x', 'hit /a', 'stored /a/b=z', 'dropped /a', 'dropped /a/b']);
+    expect(seen).toEqual([
+      'stored /a=x',
+      'hit /a=x',
+      'stored /a/b=z',
+      'dropped /a/b=z',
+      'stored /a/b=w',
+      'dropped /a=x',
+      'dropped /a/b=w',
+    ]);
     expect(slot.stats).toEqual({ hits: 1, misses: 1 });
+  });
+
+  it('evicts an entry only while it is still the one kept under its key', () => {
+    const slot = new CacheSlot<string>(always);
+    const entries: CacheEntry<string>[] = [];
+    slot.hooks = { stored: (e) => entries.push(e) };
+    slot.put('/k', 'old');
+    slot.put('/k', 'new');
+    const [old, current] = entries as [CacheEntry<string>, CacheEntry<string>];
+    slot.evict(old);
+    expect(slot.peek('/k')).toBe('new');
+    slot.evict(current);
+    expect(slot.peek('/k')).toBeUndefined();
   });
 });
