@@ -331,28 +331,40 @@ export class ZkClient {
     return { data: data ?? Buffer.alloc(0), stat: toZkStat(stat) };
   }
 
-  /** Whether getDataMany can send one request (otherwise it sends one per node). */
+  /** Whether getDataMany sends one request (otherwise it sends one per node). */
   get readsMany(): boolean {
-    return canReadMany(this.client);
+    return !this.multiReadRefused && canReadMany(this.client);
   }
+
+  /** A server refused a multiRead (older than 3.6): this client sends getData from then on. */
+  private multiReadRefused = false;
 
   /**
    * The data and stat of each of `paths`, in order, read with one multiRead
    * request (ZooKeeper 3.6+; zk-wire.ts); a node that could not be read is
-   * its error. Without multiRead in this library build, one getData each.
+   * its error. Without multiRead (this library build, or a server that
+   * refuses it), one getData each.
    */
   async getDataMany(paths: readonly string[]): Promise<({ data: Buffer; stat: ZkStat } | ZkError)[]> {
-    if (!this.readsMany) {
-      return Promise.all(
-        paths.map((path) => this.getData(path).catch((error: unknown) => toZkError(error, path))),
+    const oneByOne = () =>
+      Promise.all(paths.map((path) => this.getData(path).catch((error: unknown) => toZkError(error, path))));
+    if (!this.readsMany) return oneByOne();
+    let reads: NodeRead[];
+    try {
+      reads = await this.call<NodeRead[]>(paths[0] ?? '/', (cb) => {
+        readMany(this.client, paths).then(
+          (reads) => cb(null, reads),
+          (error: unknown) => cb(error, []),
+        );
+      });
+    } catch (error) {
+      if (!isZkError(error, 'UNIMPLEMENTED', 'UNKNOWN')) throw error;
+      this.multiReadRefused = true;
+      this.log.warn(
+        `zookeeper: the server cannot read many nodes at once (${error.message}); reading one by one`,
       );
+      return oneByOne();
     }
-    const reads = await this.call<NodeRead[]>(paths[0] ?? '/', (cb) => {
-      readMany(this.client, paths).then(
-        (reads) => cb(null, reads),
-        (error: unknown) => cb(error, []),
-      );
-    });
     return reads.map((read, i) =>
       typeof read === 'number' ? new ZkError(CODE_NAMES.get(read) ?? 'UNKNOWN', paths[i]) : read,
     );

@@ -181,6 +181,57 @@ describe('ZooKeeper adapter', () => {
     }
   });
 
+  it('reads one by one, and says so, when the server refuses to read many nodes at once (before 3.6)', async () => {
+    // A proxy that answers multiRead requests the way an older server does: UNIMPLEMENTED.
+    const held: Socket[] = [];
+    const proxy = createServer((socket) => {
+      const upstream = connect(zk.clientPorts[0] as number, '127.0.0.1');
+      held.push(socket, upstream);
+      let pending = Buffer.alloc(0);
+      let handshake = true;
+      socket.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        while (pending.length >= 4 && pending.length >= pending.readInt32BE(0) + 4) {
+          const frame = pending.subarray(0, pending.readInt32BE(0) + 4);
+          pending = pending.subarray(frame.length);
+          if (!handshake && frame.readInt32BE(8) === 22) {
+            const reply = Buffer.alloc(20);
+            reply.writeInt32BE(16, 0);
+            reply.writeInt32BE(frame.readInt32BE(4), 4); // its xid
+            reply.writeInt32BE(-6, 16); // UNIMPLEMENTED
+            socket.write(reply);
+          } else {
+            upstream.write(frame);
+          }
+          handshake = false;
+        }
+      });
+      upstream.pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const lines: string[] = [];
+    const old = await ZkClient.connect({
+      connectString: `127.0.0.1:${(proxy.address() as { port: number }).port}`,
+      logger: createLogger({ level: 'warn', write: (l) => lines.push(l) }),
+    });
+    try {
+      await client.create('/older', Buffer.from('a'));
+      expect(old.readsMany).toBe(true);
+      const reads = await old.getDataMany(['/older', '/older-gone']);
+      expect((reads[0] as { data: Buffer }).data.toString()).toBe('a');
+      expect(reads[1]).toSatisfy((e) => isZkError(e, 'NO_NODE'));
+      expect(old.readsMany).toBe(false);
+      expect(lines.join('\n')).toMatch(/cannot read many nodes at once .*UNIMPLEMENTED.*reading one by one/);
+      expect(((await old.getDataMany(['/older']))[0] as { data: Buffer }).data.toString()).toBe('a');
+    } finally {
+      await old.close();
+      proxy.close();
+      for (const socket of held) socket.destroy();
+    }
+  });
+
   it('sends the requests of one event-loop turn in one write, large ones included, each answered in order (replies too)', async () => {
     const batch = await ZkClient.connect({ connectString: zk.connectString });
     try {
