@@ -48,6 +48,30 @@ export interface SlotHooks<T> {
   dropped?(entry: CacheEntry<T>): void;
 }
 
+/** Loads started by CacheSlot.startMany, settled together. */
+export interface LoadBatch<T> {
+  keys: string[];
+  settle(result: (key: string) => T | Error): void;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve: (value: T) => void = () => {};
+  let reject: (error: Error) => void = () => {};
+  const promise = new Promise<T>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  // Waiters handle a failure; with none, it is the batch's caller's to report.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
 /** Loads of one key in flight; invalidation bumps `generation` so they are not stored. */
 interface Loading {
   generation: number;
@@ -126,24 +150,64 @@ export class CacheSlot<T> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
     this.stats.misses++;
-    let state = this.loading.get(key);
-    if (!state) {
-      state = { generation: 0, count: 0 };
-      this.loading.set(key, state);
-    }
-    const loading = state;
+    const loading = this.startLoad(key);
     const generation = loading.generation;
-    loading.count++;
     const promise = load().then((value) => {
       if (loading.generation === generation) this.put(key, value);
       return value;
     });
-    const tracked = promise.finally(() => {
-      if (this.inflight.get(key) === tracked) this.inflight.delete(key);
-      if (--loading.count === 0 && this.loading.get(key) === loading) this.loading.delete(key);
-    });
+    const tracked = promise.finally(() => this.endLoad(key, loading, tracked));
     this.inflight.set(key, tracked);
     return tracked;
+  }
+
+  /**
+   * Starts, as get() would, a load of each of `keys` that is neither cached
+   * nor loading, for a caller that reads them all with one request: those
+   * keys, and `settle`, which takes each one's value (or the Error its read
+   * ended with), stores the value unless the key was invalidated since it
+   * started, and answers the get() callers waiting for it. Cheaper than a
+   * get() per key: one promise per key, made only for waiters.
+   */
+  startMany(keys: readonly string[]): LoadBatch<T> {
+    const started: { key: string; loading: Loading; generation: number; done: Deferred<T> }[] = [];
+    for (const key of keys) {
+      if (this.peek(key) !== undefined || this.inflight.has(key)) continue;
+      this.stats.misses++;
+      const loading = this.startLoad(key);
+      const done = deferred<T>();
+      this.inflight.set(key, done.promise);
+      started.push({ key, loading, generation: loading.generation, done });
+    }
+    return {
+      keys: started.map((s) => s.key),
+      settle: (result) => {
+        for (const { key, loading, generation, done } of started) {
+          const value = result(key);
+          if (value instanceof Error) done.reject(value);
+          else {
+            if (loading.generation === generation) this.put(key, value);
+            done.resolve(value);
+          }
+          this.endLoad(key, loading, done.promise);
+        }
+      },
+    };
+  }
+
+  private startLoad(key: string): Loading {
+    let loading = this.loading.get(key);
+    if (!loading) {
+      loading = { generation: 0, count: 0 };
+      this.loading.set(key, loading);
+    }
+    loading.count++;
+    return loading;
+  }
+
+  private endLoad(key: string, loading: Loading, promise: Promise<T>): void {
+    if (this.inflight.get(key) === promise) this.inflight.delete(key);
+    if (--loading.count === 0 && this.loading.get(key) === loading) this.loading.delete(key);
   }
 
   invalidate(key: string): void {

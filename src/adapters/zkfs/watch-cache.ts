@@ -356,33 +356,44 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   /**
-   * Loads the stats (and data, while the budget allows) of `znodes` with one
-   * request, a multiRead (zk-wire.ts) of those not loaded or loading
-   * already. Each node's result is stored under its own generation check,
-   * as if it had been read alone.
+   * Loads the stats and data of `znodes` with one request, a multiRead
+   * (zk-wire.ts) of those not loaded or loading already (past a quarter of
+   * the budget, their stats one by one instead). Each node's result is
+   * stored under its own generation check, as if it had been read alone.
    */
   private loadMany(znodes: readonly string[]): Promise<unknown> {
     if (znodes.length === 1 || this.prefetchBytes > this.memory.budget.limitBytes / 4) {
       return Promise.all(znodes.map((znode) => this.stats.get(znode, () => this.loadNode(znode))));
     }
-    // The loads start (and count their generations) now; the paths whose loader ran go out together.
-    const paths: string[] = [];
-    let send: (nodes: Promise<ManyRead>) => void = () => {};
-    const reply = new Promise<ManyRead>((resolve) => {
-      send = resolve;
-    });
-    const loads = znodes.map((znode) =>
-      this.stats.get(znode, () =>
-        this.loadNode(znode, async () => {
-          const i = paths.push(znode) - 1;
-          const node = (await reply)[i];
-          if (node instanceof ZkError || node === undefined) throw node ?? new ZkError('SYSTEM_ERROR', znode);
-          return node;
-        }),
-      ),
+    const wanted: string[] = [];
+    for (const znode of znodes) {
+      // Data read and kept (exact) carries its stat: no request for that one.
+      const node = this.data.peek(znode);
+      if (node && !this.stats.has(znode) && !this.stats.inFlight(znode)) this.stats.put(znode, node.stat);
+      else wanted.push(znode);
+    }
+    const stats = this.stats.startMany(wanted);
+    if (stats.keys.length === 0) return Promise.resolve();
+    const data = this.data.startMany(stats.keys);
+    return this.readMany(stats.keys).then(
+      (nodes) => {
+        const read = new Map<string, NodeData | ZkError | undefined>();
+        stats.keys.forEach((znode, i) => read.set(znode, nodes[i]));
+        const result = (znode: string) => read.get(znode) ?? new ZkError('SYSTEM_ERROR', znode);
+        data.settle(result);
+        stats.settle((znode) => {
+          const node = result(znode);
+          if (node instanceof ZkError) return isZkError(node, 'NO_NODE') ? null : node;
+          this.prefetchBytes += node.data.length;
+          return node.stat;
+        });
+      },
+      (error: unknown) => {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        data.settle(() => failure);
+        stats.settle(() => failure);
+      },
     );
-    send(paths.length > 0 ? this.readMany(paths) : Promise.resolve([]));
-    return Promise.all(loads);
   }
 
   /** Reads `paths` with one request, noting their mean size for the next batch. */
@@ -395,13 +406,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   /** A node's stat, reading its data along when the budget allows (one request either way). */
-  private async loadNode(
-    znode: string,
-    fetch: () => Promise<NodeData> = () => this.session.getData(znode),
-  ): Promise<ZkStat | null> {
+  private async loadNode(znode: string): Promise<ZkStat | null> {
     if (this.prefetchBytes > this.memory.budget.limitBytes / 4) return this.session.exists(znode);
     try {
-      const node = await this.data.get(znode, fetch);
+      const node = await this.data.get(znode, () => this.session.getData(znode));
       this.prefetchBytes += node.data.length;
       return node.stat;
     } catch (error) {

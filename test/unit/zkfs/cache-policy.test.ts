@@ -124,6 +124,31 @@ describe('CacheSlot', () => {
     expect(slot.stats).toEqual({ hits: 1, misses: 1 });
   });
 
+  it('loads many keys as one batch: only those not cached or loading, each stored unless invalidated meanwhile', async () => {
+    const slot = new CacheSlot<string>(always);
+    slot.put('/cached', 'c');
+    void slot.get('/loading', () => new Promise<string>(() => {}));
+    const batch = slot.startMany(['/cached', '/loading', '/a', '/b', '/gone']);
+    expect(batch.keys).toEqual(['/a', '/b', '/gone']);
+    // Callers asking meanwhile wait for the batch instead of loading again.
+    let loads = 0;
+    const waiting = slot.get('/a', async () => {
+      loads++;
+      return 'again';
+    });
+    const failed = slot.get('/gone', async () => 'never');
+    slot.invalidate('/b'); // changed while the batch was on its way
+    batch.settle((key) => (key === '/gone' ? new Error('gone') : `value of ${key}`));
+    await expect(waiting).resolves.toBe('value of /a');
+    await expect(failed).rejects.toThrow('gone');
+    expect(loads).toBe(0);
+    expect(slot.peek('/a')).toBe('value of /a');
+    expect(slot.peek('/b')).toBeUndefined();
+    expect(slot.peek('/gone')).toBeUndefined();
+    expect(slot.inFlight('/a')).toBe(false);
+    expect(slot.stats).toEqual({ hits: 0, misses: 4 });
+  });
+
   it('evicts an entry only while it is still the one kept under its key', () => {
     const slot = new CacheSlot<string>(always);
     const entries: CacheEntry<string>[] = [];
