@@ -59,7 +59,7 @@ const PREFETCH_WINDOW = 4;
  */
 const BATCH_BYTES = 256 * 1024;
 const MAX_BATCH = 128;
-const FIRST_NODE_GUESS = 16 * 1024;
+const FIRST_NODE_GUESS = 64 * 1024;
 
 type ManyRead = ({ data: Buffer; stat: ZkStat } | ZkError)[];
 
