@@ -84,7 +84,6 @@ export async function getattr(ctx: VfsContext, path: string): Promise<FileAttr> 
 }
 
 /** Rewrites one entry of a directory's metadata document, re-reading it if another host raced us. */
-/** Rewrites one entry of a directory's metadata document, re-reading it if another host raced us. */
 export async function updateEntry(
   ctx: VfsContext,
   owner: EntryOwner,
