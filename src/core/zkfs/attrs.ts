@@ -147,13 +147,29 @@ function entryText(name: string, entry: MetaEntry): string {
   return text;
 }
 
+/**
+ * The `"name":{…},…` text of an entries map, once encoded. A map that
+ * withEntry made by adding one name gets its text from its source's text
+ * plus that entry, so that creating the thousandth file of a directory
+ * does not join a thousand texts again.
+ */
+const bodies = new WeakMap<ReadonlyMap<string, MetaEntry>, string>();
+
+function entriesText(entries: ReadonlyMap<string, MetaEntry>): string {
+  const known = bodies.get(entries);
+  if (known !== undefined) return known;
+  const parts: string[] = [];
+  for (const [name, entry] of entries) parts.push(entryText(name, entry));
+  const text = parts.join(',');
+  bodies.set(entries, text);
+  return text;
+}
+
 /** The document's bytes: exactly JSON.stringify of `{zkfs, ...extra, e: entries}`. */
 export function encodeMeta(meta: DirMeta): Buffer {
   // parseMeta keeps neither `zkfs` nor `e` in `extra`, so `e` is the last key.
   const head = JSON.stringify({ zkfs: META_FORMAT, ...meta.extra, e: 0 }).slice(0, -2);
-  const parts: string[] = [];
-  for (const [name, entry] of meta.entries) parts.push(entryText(name, entry));
-  const data = Buffer.from(`${head}{${parts.join(',')}}}`, 'utf8');
+  const data = Buffer.from(`${head}{${entriesText(meta.entries)}}}`, 'utf8');
   encoded.set(data, { entries: meta.entries, extra: meta.extra, corrupt: false });
   return data;
 }
@@ -164,7 +180,12 @@ export function withEntry(meta: DirMeta, name: string, entry: MetaEntry | undefi
   // Unset fields go now, as JSON would drop them: what was encoded is then what parsing gives.
   const kept = entry && Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined));
   if (kept === undefined || Object.keys(kept).length === 0) entries.delete(name);
-  else entries.set(name, kept);
+  else {
+    // A new name goes last, in the map as in the text; a changed one keeps its place.
+    const before = meta.entries.has(name) ? undefined : bodies.get(meta.entries);
+    entries.set(name, kept);
+    if (before !== undefined) bodies.set(entries, `${before}${before ? ',' : ''}${entryText(name, kept)}`);
+  }
   return { entries, extra: meta.extra, corrupt: false };
 }
 

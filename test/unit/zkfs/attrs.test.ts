@@ -55,6 +55,24 @@ describe('metadata document', () => {
     }
   });
 
+  it('encodes a document grown one create at a time as it would encode it whole', () => {
+    let meta = parseMeta(Buffer.from('{"zkfs":1,"e":{"first":{"t":"f"}}}'));
+    encodeMeta(meta);
+    const whole = (m: typeof meta) =>
+      JSON.stringify({ zkfs: 1, ...m.extra, e: Object.fromEntries(m.entries) });
+    for (let i = 0; i < 50; i++) {
+      meta = withEntry(meta, `f${i}`, { t: 'f', m: i % 3 === 0 ? 0o600 : undefined });
+      if (i === 20) meta = withEntry(meta, 'first', { t: 'f', m: 0o644 }); // changed in place
+      if (i === 30) meta = withEntry(meta, 'f3', undefined); // removed
+      if (i === 40) meta = withEntry(meta, 'f3', { t: 'f' }); // back, now last
+      expect(encodeMeta(meta).toString('utf8')).toBe(whole(meta));
+    }
+    const fresh = withEntry(emptyMeta(), 'only', { t: 'd' });
+    expect(encodeMeta(withEntry(fresh, 'next', { t: 'f' })).toString('utf8')).toBe(
+      '{"zkfs":1,"e":{"only":{"t":"d"},"next":{"t":"f"}}}',
+    );
+  });
+
   it('treats a missing or empty node as empty and garbage as empty but corrupt', () => {
     expect(parseMeta(undefined)).toEqual(emptyMeta());
     expect(parseMeta(Buffer.alloc(0))).toEqual(emptyMeta());
