@@ -378,7 +378,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return this.readMany(stats.keys).then(
       (nodes) => {
         const read = new Map<string, NodeData | ZkError | undefined>();
-        stats.keys.forEach((znode, i) => read.set(znode, nodes[i]));
+        for (const [i, znode] of stats.keys.entries()) read.set(znode, nodes[i]);
         const result = (znode: string) => read.get(znode) ?? new ZkError('SYSTEM_ERROR', znode);
         data.settle(result);
         stats.settle((znode) => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeMultiRead } from '../../../src/adapters/zkfs/zk-wire.js';
+import type { ZkStat } from '../../../src/adapters/zookeeper.js';
 
 /** A multiRead reply frame as the server writes it: reply header, then one result per read. */
 function frame(results: (Buffer | number)[], done = true): Buffer {
@@ -39,7 +40,7 @@ describe('multiRead replies', () => {
   it('gives each read its data and stat, or its error code, in order', () => {
     const reads = decodeMultiRead(frame([Buffer.from('one'), -101, Buffer.alloc(0)]), 3);
     expect(reads).toHaveLength(3);
-    const first = reads[0] as { data: Buffer; stat: Record<string, unknown> };
+    const first = reads[0] as { data: Buffer; stat: ZkStat };
     expect(first.data.toString()).toBe('one');
     expect(first.stat).toMatchObject({ czxid: 7n, mtimeMs: 1_700_000_000_000, version: 3, dataLength: 3 });
     expect(reads[1]).toBe(-101);
