@@ -25,6 +25,35 @@ describe('ZooKeeper adapter', () => {
     await client?.close();
   });
 
+  /**
+   * A TCP proxy on a free loopback port in front of the test server: `wire`
+   * gets each client's socket and a way to open its connection upstream
+   * (not calling it leaves the client unanswered). `close` ends it all.
+   */
+  async function proxy(
+    wire: (client: Socket, upstream: () => Socket) => void,
+  ): Promise<{ port: number; close(): void }> {
+    const held: Socket[] = [];
+    const server = createServer((socket) => {
+      held.push(socket);
+      wire(socket, () => {
+        const upstream = connect(zk.clientPorts[0] as number, '127.0.0.1');
+        held.push(upstream);
+        socket.on('error', () => upstream.destroy());
+        upstream.on('error', () => socket.destroy());
+        return upstream;
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (server.address() as { port: number }).port,
+      close() {
+        server.close();
+        for (const socket of held) socket.destroy();
+      },
+    };
+  }
+
   it('creates, reads, updates and removes a node with binary data and a full stat', async () => {
     const data = Buffer.from([0, 1, 2, 0, 255]);
     await client.create('/a', data);
@@ -101,24 +130,19 @@ describe('ZooKeeper adapter', () => {
   it('leaves a server that takes the first connection but never answers it, and connects on the next try', async () => {
     // ZooKeeper 3.8 does this to connections that arrive while it loads its database.
     // The first connection to this port is held open and silent; later ones reach the real server.
-    const held: Socket[] = [];
-    const proxy = createServer((socket) => {
-      if (held.length === 0) {
-        held.push(socket);
+    let first = true;
+    const silentFirst = await proxy((socket, upstream) => {
+      if (first) {
+        first = false;
         return;
       }
-      const upstream = connect(zk.clientPorts[0] as number, '127.0.0.1');
-      held.push(socket, upstream);
-      socket.pipe(upstream).pipe(socket);
-      socket.on('error', () => upstream.destroy());
-      upstream.on('error', () => socket.destroy());
+      const server = upstream();
+      socket.pipe(server).pipe(socket);
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const port = (proxy.address() as { port: number }).port;
     const lines: string[] = [];
     const started = Date.now();
     const late = await ZkClient.connect({
-      connectString: `127.0.0.1:${port}`,
+      connectString: `127.0.0.1:${silentFirst.port}`,
       sessionTimeoutMs: 4000,
       connectTimeoutMs: 20_000,
       logger: createLogger({ level: 'warn', write: (l) => lines.push(l) }),
@@ -129,8 +153,7 @@ describe('ZooKeeper adapter', () => {
       expect(await late.exists('/')).not.toBeNull();
     } finally {
       await late.close();
-      proxy.close();
-      for (const socket of held) socket.destroy();
+      silentFirst.close();
     }
   });
 
@@ -183,10 +206,8 @@ describe('ZooKeeper adapter', () => {
 
   it('reads one by one, and says so, when the server refuses to read many nodes at once (before 3.6)', async () => {
     // A proxy that answers multiRead requests the way an older server does: UNIMPLEMENTED.
-    const held: Socket[] = [];
-    const proxy = createServer((socket) => {
-      const upstream = connect(zk.clientPorts[0] as number, '127.0.0.1');
-      held.push(socket, upstream);
+    const older = await proxy((socket, upstream) => {
+      const server = upstream();
       let pending = Buffer.alloc(0);
       let handshake = true;
       socket.on('data', (chunk: Buffer) => {
@@ -201,19 +222,16 @@ describe('ZooKeeper adapter', () => {
             reply.writeInt32BE(-6, 16); // UNIMPLEMENTED
             socket.write(reply);
           } else {
-            upstream.write(frame);
+            server.write(frame);
           }
           handshake = false;
         }
       });
-      upstream.pipe(socket);
-      socket.on('error', () => upstream.destroy());
-      upstream.on('error', () => socket.destroy());
+      server.pipe(socket);
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const lines: string[] = [];
     const old = await ZkClient.connect({
-      connectString: `127.0.0.1:${(proxy.address() as { port: number }).port}`,
+      connectString: `127.0.0.1:${older.port}`,
       logger: createLogger({ level: 'warn', write: (l) => lines.push(l) }),
     });
     try {
@@ -227,8 +245,7 @@ describe('ZooKeeper adapter', () => {
       expect(((await old.getDataMany(['/older']))[0] as { data: Buffer }).data.toString()).toBe('a');
     } finally {
       await old.close();
-      proxy.close();
-      for (const socket of held) socket.destroy();
+      older.close();
     }
   });
 
