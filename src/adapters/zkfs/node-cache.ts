@@ -100,9 +100,13 @@ export class CacheSlot<T> {
 
   /** The cached value if still fresh. */
   peek(key: string): T | undefined {
+    return this.freshEntry(key)?.value;
+  }
+
+  /** The entry kept under `key`, if it holds a value that is still fresh. */
+  private freshEntry(key: string): CacheEntry<T> | undefined {
     const entry = this.entries.get(key);
-    if (entry && this.fresh(entry, this.now)) return entry.value;
-    return undefined;
+    return entry && entry.value !== undefined && this.fresh(entry, this.now) ? entry : undefined;
   }
 
   has(key: string): boolean {
@@ -141,8 +145,8 @@ export class CacheSlot<T> {
 
   /** Returns the fresh cached value or loads it once, however many callers ask at the same time. */
   async get(key: string, load: () => Promise<T>): Promise<T> {
-    const entry = this.entries.get(key);
-    if (entry && entry.value !== undefined && this.fresh(entry, this.now)) {
+    const entry = this.freshEntry(key);
+    if (entry) {
       this.stats.hits++;
       this.hooks.hit?.(entry);
       return entry.value;
