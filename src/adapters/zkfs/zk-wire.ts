@@ -84,24 +84,51 @@ export function supportsPersistentWatches(client: zookeeper.Client): boolean {
   return internals(client) !== undefined;
 }
 
-/** The request as the library queues it: it assigns `header.xid`, then calls toBuffer(). */
-function addWatchRequest(path: string, mode: number) {
-  const pathBytes = Buffer.from(path);
+interface OpaqueRequest extends Partial<RawRequest> {
+  header: RawRequest['header'];
+  payload: { setChrootPath(): void };
+  toBuffer(): Buffer;
+}
+
+/**
+ * A request of ours as the library queues it (it assigns `header.xid`, then
+ * calls toBuffer()): the library is told it is a delete, whose reply has no
+ * body it would decode, while the bytes on the wire carry `opCode` and a
+ * body of `bodyBytes` that `writeBody` fills in.
+ */
+function opaqueRequest(
+  opCode: number,
+  bodyBytes: number,
+  writeBody: (buffer: Buffer, offset: number) => void,
+  onReply?: (frame: Buffer) => void,
+): OpaqueRequest {
   const header = { xid: 0, type: OP_DELETE };
   return {
     header,
     payload: { setChrootPath: () => {} },
+    ...(onReply ? { onReply } : {}),
     toBuffer(): Buffer {
-      const buffer = Buffer.alloc(4 + 4 + 4 + 4 + pathBytes.length + 4);
+      const buffer = Buffer.alloc(4 + 4 + 4 + bodyBytes);
       let offset = buffer.writeInt32BE(buffer.length - 4, 0);
       offset = buffer.writeInt32BE(header.xid, offset);
-      offset = buffer.writeInt32BE(OP_ADD_WATCH, offset);
-      offset = buffer.writeInt32BE(pathBytes.length, offset);
-      offset += pathBytes.copy(buffer, offset);
-      buffer.writeInt32BE(mode, offset);
+      offset = buffer.writeInt32BE(opCode, offset);
+      writeBody(buffer, offset);
       return buffer;
     },
   };
+}
+
+/** Writes a jute string (length, then bytes); returns the offset after it. */
+function writeString(buffer: Buffer, offset: number, bytes: Buffer): number {
+  offset = buffer.writeInt32BE(bytes.length, offset);
+  return offset + bytes.copy(buffer, offset);
+}
+
+function addWatchRequest(path: string, mode: number) {
+  const pathBytes = Buffer.from(path);
+  return opaqueRequest(OP_ADD_WATCH, 4 + pathBytes.length + 4, (buffer, offset) => {
+    buffer.writeInt32BE(mode, writeString(buffer, offset, pathBytes));
+  });
 }
 
 /**
@@ -386,30 +413,24 @@ export function readMany(client: zookeeper.Client, paths: readonly string[]): Pr
   });
 }
 
-function multiReadRequest(paths: readonly string[], onReply: (frame: Buffer) => void): RawRequest & object {
+function multiReadRequest(paths: readonly string[], onReply: (frame: Buffer) => void) {
   const encoded = paths.map((path) => Buffer.from(path));
-  const header = { xid: 0, type: OP_DELETE };
-  return {
-    header,
-    payload: { setChrootPath: () => {} },
-    onReply,
-    toBuffer(): Buffer {
-      let size = 4 + 4 + 4 + MULTI_HEADER;
-      for (const path of encoded) size += MULTI_HEADER + 4 + path.length + 1;
-      const buffer = Buffer.alloc(size);
-      let offset = buffer.writeInt32BE(size - 4, 0);
-      offset = buffer.writeInt32BE(header.xid, offset);
-      offset = buffer.writeInt32BE(OP_MULTI_READ, offset);
+  let bodyBytes = MULTI_HEADER;
+  for (const path of encoded) bodyBytes += MULTI_HEADER + 4 + path.length + 1;
+  return opaqueRequest(
+    OP_MULTI_READ,
+    bodyBytes,
+    (buffer, start) => {
+      let offset = start;
       for (const path of encoded) {
         offset = writeMultiHeader(buffer, offset, OP_GET_DATA, false);
-        offset = buffer.writeInt32BE(path.length, offset);
-        offset += path.copy(buffer, offset);
+        offset = writeString(buffer, offset, path);
         offset = buffer.writeUInt8(0, offset); // no watch: the mount's persistent watch covers it
       }
       writeMultiHeader(buffer, offset, -1, true);
-      return buffer;
     },
-  } as RawRequest & object;
+    onReply,
+  );
 }
 
 function writeMultiHeader(buffer: Buffer, offset: number, type: number, done: boolean): number {
