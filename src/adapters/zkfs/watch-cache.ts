@@ -157,7 +157,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     this.prefetcher = new Prefetcher(
       {
         active: () => this.live,
-        has: (znode) => this.stats.has(znode) || this.stats.inFlight(znode),
+        has: (znode) => this.statKnown(znode),
         load: (znodes) => this.loadMany(znodes),
       },
       options.prefetchWindow ?? PREFETCH_WINDOW,
@@ -369,7 +369,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     for (const znode of znodes) {
       // Data read and kept (exact) carries its stat: no request for that one.
       const node = this.data.peek(znode);
-      if (node && !this.stats.has(znode) && !this.stats.inFlight(znode)) this.stats.put(znode, node.stat);
+      if (node && !this.statKnown(znode)) this.stats.put(znode, node.stat);
       else wanted.push(znode);
     }
     const stats = this.stats.startMany(wanted);
@@ -394,6 +394,11 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         stats.settle(() => failure);
       },
     );
+  }
+
+  /** Whether the stat of `znode` is in memory or on its way. */
+  private statKnown(znode: string): boolean {
+    return this.stats.has(znode) || this.stats.inFlight(znode);
   }
 
   /** Reads `paths` with one request, noting their mean size for the next batch. */
