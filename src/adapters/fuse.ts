@@ -28,6 +28,8 @@ export interface FuseMountOptions {
   subtype: string;
   /** Seconds the kernel may cache attributes, names, listings and pages (kept exact by kernel-notify.ts). */
   attrTimeoutS?: number;
+  /** Microseconds to keep polling for the next request after each answer, rather than sleep (default 0). */
+  busyPollUs?: number;
   log: Logger;
 }
 
@@ -59,6 +61,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       subtype: options.subtype,
       allowOther: options.allowOther === true || options.allowRoot === true,
       readOnly: options.readOnly === true,
+      busyPollUs: options.busyPollUs ?? 0,
       log,
     },
     (send) =>

@@ -39,6 +39,8 @@ export interface MountZkOptions {
   readOnly?: boolean | undefined;
   /** Bytes (units accepted: 512K); default 1048575. */
   maxFileSize?: string | number | undefined;
+  /** Microseconds the daemon polls for the next request before sleeping (default 200, 0 off). */
+  busyPoll?: string | number | undefined;
   uid?: string | number | undefined;
   gid?: string | number | undefined;
   /** Octal, e.g. "022". */
@@ -144,6 +146,8 @@ function daemonArgs(
     resolved.mode,
     '--max-file-size',
     String(resolved.maxFileSize),
+    '--busy-poll',
+    String(resolved.busyPollUs),
     '--uid',
     String(resolved.uid),
     '--gid',

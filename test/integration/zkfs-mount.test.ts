@@ -95,6 +95,7 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
       [['mount', zk.connectString, '/x', join(dir, 'missing')], /does not exist/],
       [['mount', zk.connectString, '/x', dir, '-o', 'exec'], /-o exec is not supported/],
       [['mount', zk.connectString, '/x', dir, '--max-file-size', '2M'], /out of range/],
+      [['mount', zk.connectString, '/x', dir, '--busy-poll', '-5'], /--busy-poll '-5'/],
     ];
     for (const [args, message] of cases) {
       const r = await zkfsctl(args);

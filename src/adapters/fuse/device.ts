@@ -14,6 +14,7 @@ import { run } from '../exec.js';
 import type { Logger } from '../logger.js';
 import { type MountEntry, mountAt, readMountTable } from '../mountinfo.js';
 import { batchWriter } from './batch-writer.js';
+import { busyPoller } from './busy-poll.js';
 import { type RequestListener, type RequestReader, readRequests } from './request-reader.js';
 
 /** Room for the largest WRITE request (max_write plus headers). */
@@ -27,6 +28,8 @@ export interface DeviceOptions {
   allowOther: boolean;
   /** Mounted read-only: the kernel refuses opens for writing itself (it never tells us of opens). */
   readOnly: boolean;
+  /** Microseconds to keep polling for the next request after each answer (busy-poll.ts). */
+  busyPollUs: number;
   log: Logger;
 }
 
@@ -92,10 +95,12 @@ export async function openFuseDevice(
     endResolve();
   };
 
+  const answered = busyPoller(options.busyPollUs);
   const send = (message: Buffer): boolean => {
     if (closed || reader?.isOpen() === false) return false;
     try {
       writeSync(fd, message);
+      answered();
       return true;
     } catch (error) {
       // ENOENT: the request was interrupted meanwhile; ENODEV: unmounted.

@@ -10,6 +10,7 @@ interface MountFlags {
   authFile?: string;
   readOnly?: boolean;
   maxFileSize?: string;
+  busyPoll?: string;
   uid?: string;
   gid?: string;
   umask?: string;
@@ -50,6 +51,10 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
     .option('--auth-file <file>', 'read user:password from FILE (- for standard input)')
     .option('--read-only', 'refuse every change (EROFS)')
     .option('--max-file-size <bytes>', 'largest file, units allowed (default 1048575, the server limit)')
+    .option(
+      '--busy-poll <microseconds>',
+      'keep polling for the next request this long before sleeping; 0 turns it off (default 200)',
+    )
     .option('--uid <uid>', 'owner of nodes without a stored owner (default: yours)')
     .option('--gid <gid>', 'group of nodes without a stored group (default: yours)')
     .option('--umask <mask>', 'permissions of nodes without stored ones (default 022)')
@@ -85,6 +90,7 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
         authFile: flags.authFile,
         readOnly: flags.readOnly,
         maxFileSize: flags.maxFileSize,
+        busyPoll: flags.busyPoll,
         uid: flags.uid,
         gid: flags.gid,
         umask: flags.umask,

@@ -87,6 +87,25 @@ export function parseMaxFileSize(value: string | number): number {
   return bytes;
 }
 
+/**
+ * Microseconds the daemon keeps polling for the next FUSE request after an
+ * answer before it sleeps: a program walking the mount sends its next
+ * request within microseconds, and waking a sleeping daemon costs tens of
+ * microseconds (adapters/fuse/busy-poll.ts).
+ */
+export const DEFAULT_BUSY_POLL_US = 200;
+const MAX_BUSY_POLL_US = 10_000;
+
+export function parseBusyPoll(value: string | number): number {
+  const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < 0 || n > MAX_BUSY_POLL_US) {
+    throw new UsageError(
+      `--busy-poll '${value}' is not a whole number of microseconds from 0 (off) to ${MAX_BUSY_POLL_US}`,
+    );
+  }
+  return n;
+}
+
 export function parseMode(value: string): ZkfsMode {
   const lower = value.toLowerCase();
   if (!isZkfsMode(lower)) throw new UsageError(`--mode '${value}' is not one of hybrid, dir, file`);
@@ -117,6 +136,7 @@ export interface RawMountOptions {
   gid?: string | number | undefined;
   umask?: string | number | undefined;
   maxFileSize?: string | number | undefined;
+  busyPoll?: string | number | undefined;
   options?: readonly string[] | undefined;
   readOnly?: boolean | undefined;
 }
@@ -131,6 +151,8 @@ export interface ResolvedMountOptions {
   gid: number;
   umask: number;
   maxFileSize: number;
+  /** Microseconds to keep polling for the next request after each answer (0: sleep at once). */
+  busyPollUs: number;
   fuseOptions: FuseOption[];
   readOnly: boolean;
 }
@@ -151,6 +173,7 @@ export function resolveMountOptions(
     gid: raw.gid === undefined ? owner.gid : parseId('gid', raw.gid),
     umask: raw.umask === undefined ? 0o022 : parseUmask(raw.umask),
     maxFileSize: raw.maxFileSize === undefined ? DEFAULT_MAX_FILE_SIZE : parseMaxFileSize(raw.maxFileSize),
+    busyPollUs: raw.busyPoll === undefined ? DEFAULT_BUSY_POLL_US : parseBusyPoll(raw.busyPoll),
     fuseOptions: fuseOptions.filter((o) => o !== 'ro'),
     readOnly: Boolean(raw.readOnly) || fuseOptions.includes('ro'),
   };

@@ -4,6 +4,7 @@ import { FsError } from '../../../src/core/zkfs/errors.js';
 import { FileBuffer } from '../../../src/core/zkfs/file-buffer.js';
 import {
   parseAuth,
+  parseBusyPoll,
   parseFuseOptions,
   parseHosts,
   parseMaxFileSize,
@@ -84,6 +85,15 @@ describe('mount options', () => {
     expect(() => parseMaxFileSize('lots')).toThrow(/--max-file-size/);
   });
 
+  it('takes --busy-poll as whole microseconds, 0 meaning off', () => {
+    expect(parseBusyPoll('0')).toBe(0);
+    expect(parseBusyPoll(' 250 ')).toBe(250);
+    expect(parseBusyPoll(10_000)).toBe(10_000);
+    for (const bad of ['', '-1', '1.5', '50us', '10001', 'fast']) {
+      expect(() => parseBusyPoll(bad), bad).toThrow(/--busy-poll '.*' is not a whole number of microseconds/);
+    }
+  });
+
   it('knows the -o options it supports and refuses the rest', () => {
     expect(parseFuseOptions(['allow_other,ro', 'allow_other'])).toEqual(['allow_other', 'ro']);
     expect(() => parseFuseOptions(['noexec'])).toThrow(/-o noexec is not supported/);
@@ -99,6 +109,7 @@ describe('mount options', () => {
       gid: 6,
       umask: 0o022,
       maxFileSize: 1048575,
+      busyPollUs: 200,
       fuseOptions: [],
       readOnly: false,
     });
