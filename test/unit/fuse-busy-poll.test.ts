@@ -1,8 +1,10 @@
 /**
  * The daemon's polling for the next request: after an answer the event
- * loop stays awake for the window, and then sleeps again, so an idle mount
- * costs no CPU. Measured with the loop's own utilization (the share of time
- * it spent running rather than waiting in epoll).
+ * loop stays awake for the window, then sleeps again, so an idle mount
+ * costs no CPU; a request still being answered (waiting for ZooKeeper) lets
+ * it sleep; and polling stops while it keeps missing. Measured with the
+ * loop's own utilization (the share of time it ran rather than waited in
+ * epoll).
  */
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
@@ -18,19 +20,20 @@ async function utilization(ms: number): Promise<number> {
 
 describe('busyPoller', () => {
   it('keeps the loop from sleeping for the window after an answer, then lets it sleep', async () => {
-    const answered = busyPoller(60_000);
-    answered();
+    const poller = busyPoller(60_000);
+    poller.answered();
     expect(await utilization(30)).toBeGreaterThan(0.8);
     await sleep(100);
     expect(await utilization(100)).toBeLessThan(0.5);
   });
 
-  it('extends the window with each answer', async () => {
-    const answered = busyPoller(40_000);
-    answered();
+  it('opens the window again with each answer', async () => {
+    const poller = busyPoller(40_000);
+    poller.answered();
     await sleep(30);
-    answered();
-    // 30 ms past the first answer's window, still inside the second's.
+    poller.arrived();
+    poller.answered();
+    // Past the first answer's window, inside the second's.
     const busy = performance.eventLoopUtilization();
     await sleep(40);
     expect(performance.eventLoopUtilization(busy).utilization).toBeGreaterThan(0.8);
@@ -38,9 +41,37 @@ describe('busyPoller', () => {
     expect(await utilization(100)).toBeLessThan(0.5);
   });
 
+  it('sleeps while a request that arrived is not answered yet', async () => {
+    const poller = busyPoller(60_000);
+    poller.answered();
+    poller.arrived();
+    await sleep(5);
+    expect(await utilization(40)).toBeLessThan(0.5);
+  });
+
+  it('stops polling after answers that no request followed within the window, and starts again on hits', async () => {
+    const poller = busyPoller(20_000);
+    for (let i = 0; i < 6; i++) {
+      poller.answered();
+      await sleep(40);
+      poller.arrived();
+    }
+    poller.answered();
+    expect(await utilization(15)).toBeLessThan(0.5);
+    await sleep(10);
+    poller.arrived();
+    // Answers followed at once by a request bring the recent hit rate back over half.
+    for (let i = 0; i < 2; i++) {
+      poller.answered();
+      poller.arrived();
+    }
+    poller.answered();
+    expect(await utilization(15)).toBeGreaterThan(0.8);
+  });
+
   it('does nothing with a window of 0', async () => {
-    const answered = busyPoller(0);
-    answered();
+    const poller = busyPoller(0);
+    poller.answered();
     expect(await utilization(30)).toBeLessThan(0.5);
   });
 });

@@ -95,12 +95,12 @@ export async function openFuseDevice(
     endResolve();
   };
 
-  const answered = busyPoller(options.busyPollUs);
+  const poller = busyPoller(options.busyPollUs);
   const send = (message: Buffer): boolean => {
     if (closed || reader?.isOpen() === false) return false;
     try {
       writeSync(fd, message);
-      answered();
+      poller.answered();
       return true;
     } catch (error) {
       // ENOENT: the request was interrupted meanwhile; ENODEV: unmounted.
@@ -110,7 +110,11 @@ export async function openFuseDevice(
     }
   };
 
-  const onRequest = listen(send);
+  const handle = listen(send);
+  const onRequest: RequestListener = (buf, length) => {
+    poller.arrived();
+    handle(buf, length);
+  };
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const mountOptions = [
