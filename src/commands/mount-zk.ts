@@ -39,7 +39,7 @@ export interface MountZkOptions {
   readOnly?: boolean | undefined;
   /** Bytes (units accepted: 512K); default 1048575. */
   maxFileSize?: string | number | undefined;
-  /** Microseconds the daemon polls for the next request before sleeping (default 200, 0 off). */
+  /** Microseconds the daemon polls for the next request before sleeping (default 100, 0 off). */
   busyPoll?: string | number | undefined;
   uid?: string | number | undefined;
   gid?: string | number | undefined;

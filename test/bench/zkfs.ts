@@ -485,7 +485,7 @@ export async function bench(): Promise<void> {
         `  cold: ${m(cold.ops)} FUSE requests (${per(cold, files)} per file), ${m(cold.requests)} ZooKeeper requests (the floor sends ${m(files + 2 * DIRS + 1)}); ${each(cold)} us of wall time per FUSE request`,
         `  the mount reads a listing's children with multiRead, up to 128 per request; the floor reads one node per request, the client line with multiRead shows what that alone is worth`,
         `  warm: ${m(warm.ops)} FUSE requests (${per(warm, files)} per file: open and release), ${m(warm.requests)} ZooKeeper requests; ${each(warm)} us per FUSE request`,
-        `  the daemon keeps polling for the next request for 200 us after each one (--busy-poll): with that off, each request first wakes it up (${((unpolled * 1000) / Math.max(1, warm.ops)).toFixed(0)} us per request)`,
+        `  the daemon keeps polling for the next request for 100 us after each answer (--busy-poll): with that off, each request first wakes it up (${((unpolled * 1000) / Math.max(1, warm.ops)).toFixed(0)} us per request)`,
         `  read-only: cold ${m(ro.cold.ops)} FUSE requests (${per(ro.cold, files)} per file), ${m(ro.cold.requests)} ZooKeeper requests; warm ${m(ro.warm.ops)} FUSE requests`,
         `  cold on a new mount includes the daemon's start: its code is compiled to machine code as it runs (the floor's client process has run long before it is timed)`,
         ...writes.map(

@@ -1,7 +1,7 @@
 /**
  * The daemon's polling for the next request: after an answer the event
  * loop stays awake for the window, then sleeps again, so an idle mount
- * costs no CPU; a request still being answered (waiting for ZooKeeper) lets
+ * costs no CPU; a request still waiting for its answer (for ZooKeeper) lets
  * it sleep; and polling stops while it keeps missing. Measured with the
  * loop's own utilization (the share of time it ran rather than waited in
  * epoll).
@@ -21,7 +21,8 @@ async function utilization(ms: number): Promise<number> {
 describe('busyPoller', () => {
   it('keeps the loop from sleeping for the window after an answer, then lets it sleep', async () => {
     const poller = busyPoller(60_000);
-    poller.answered();
+    poller.arrived(1);
+    poller.answered(1);
     expect(await utilization(30)).toBeGreaterThan(0.8);
     await sleep(100);
     expect(await utilization(100)).toBeLessThan(0.5);
@@ -29,10 +30,11 @@ describe('busyPoller', () => {
 
   it('opens the window again with each answer', async () => {
     const poller = busyPoller(40_000);
-    poller.answered();
+    poller.arrived(1);
+    poller.answered(1);
     await sleep(30);
-    poller.arrived();
-    poller.answered();
+    poller.arrived(2);
+    poller.answered(2);
     // Past the first answer's window, inside the second's.
     const busy = performance.eventLoopUtilization();
     await sleep(40);
@@ -43,35 +45,49 @@ describe('busyPoller', () => {
 
   it('sleeps while a request that arrived is not answered yet', async () => {
     const poller = busyPoller(60_000);
-    poller.answered();
-    poller.arrived();
+    poller.arrived(1);
+    poller.answered(1);
+    poller.arrived(2);
     await sleep(5);
     expect(await utilization(40)).toBeLessThan(0.5);
   });
 
+  it('does not poll after an answer while another request still waits for its own', async () => {
+    const poller = busyPoller(60_000);
+    poller.arrived(1);
+    poller.arrived(2);
+    poller.answered(2);
+    expect(await utilization(40)).toBeLessThan(0.5);
+    poller.answered(1);
+    expect(await utilization(30)).toBeGreaterThan(0.8);
+  });
+
   it('stops polling after answers that no request followed within the window, and starts again on hits', async () => {
     const poller = busyPoller(20_000);
+    let id = 0;
+    poller.arrived(++id);
     for (let i = 0; i < 6; i++) {
-      poller.answered();
+      poller.answered(id);
       await sleep(40);
-      poller.arrived();
+      poller.arrived(++id);
     }
-    poller.answered();
+    poller.answered(id);
     expect(await utilization(15)).toBeLessThan(0.5);
     await sleep(10);
-    poller.arrived();
+    poller.arrived(++id);
     // Answers followed at once by a request bring the recent hit rate back over half.
     for (let i = 0; i < 2; i++) {
-      poller.answered();
-      poller.arrived();
+      poller.answered(id);
+      poller.arrived(++id);
     }
-    poller.answered();
+    poller.answered(id);
     expect(await utilization(15)).toBeGreaterThan(0.8);
   });
 
   it('does nothing with a window of 0', async () => {
     const poller = busyPoller(0);
-    poller.answered();
+    poller.arrived(1);
+    poller.answered(1);
     expect(await utilization(30)).toBeLessThan(0.5);
   });
 });

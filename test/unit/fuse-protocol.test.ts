@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { ArgReader, readHeader, readInit, readSetattr, SetattrValid } from '../../src/core/fuse/protocol.js';
+import {
+  ArgReader,
+  expectsAnswer,
+  Op,
+  readHeader,
+  readInit,
+  readSetattr,
+  SetattrValid,
+  uniqueOf,
+} from '../../src/core/fuse/protocol.js';
 import {
   attrReply,
   direntReply,
@@ -157,5 +166,25 @@ describe('FUSE protocol', () => {
     expect(plus.readBigUInt64LE(16)).toBe(0n); // no node for an entry without one
     expect(plus.readBigUInt64LE(16 + 160)).toBe(4n);
     expect(plus.readUInt32LE(16 + 160 + 128 + 20)).toBe(8); // DT_REG
+  });
+});
+
+describe('request ids', () => {
+  it('reads the unique id of a request and of its answer as the same number, past 32 bits', () => {
+    const request = Buffer.alloc(40);
+    request.writeBigUInt64LE(0x1_0000_0007n, 8);
+    const answer = Buffer.alloc(16);
+    answer.writeBigUInt64LE(0x1_0000_0007n, 8);
+    expect(uniqueOf(request)).toBe(0x1_0000_0007);
+    expect(uniqueOf(answer)).toBe(uniqueOf(request));
+    expect(uniqueOf(request)).toBe(Number(readHeader(request).unique));
+  });
+
+  it('knows the requests the kernel expects no answer to', () => {
+    expect(expectsAnswer(Op.FORGET)).toBe(false);
+    expect(expectsAnswer(Op.BATCH_FORGET)).toBe(false);
+    expect(expectsAnswer(Op.INTERRUPT)).toBe(false);
+    expect(expectsAnswer(Op.OPEN)).toBe(true);
+    expect(expectsAnswer(Op.RELEASE)).toBe(true);
   });
 });

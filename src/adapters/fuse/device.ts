@@ -10,6 +10,7 @@
  * batch-writer.ts).
  */
 import { closeSync, existsSync, openSync, write, writeSync } from 'node:fs';
+import { expectsAnswer, uniqueOf } from '../../core/fuse/protocol.js';
 import { run } from '../exec.js';
 import type { Logger } from '../logger.js';
 import { type MountEntry, mountAt, readMountTable } from '../mountinfo.js';
@@ -100,7 +101,7 @@ export async function openFuseDevice(
     if (closed || reader?.isOpen() === false) return false;
     try {
       writeSync(fd, message);
-      poller.answered();
+      poller.answered(uniqueOf(message));
       return true;
     } catch (error) {
       // ENOENT: the request was interrupted meanwhile; ENODEV: unmounted.
@@ -112,7 +113,7 @@ export async function openFuseDevice(
 
   const handle = listen(send);
   const onRequest: RequestListener = (buf, length) => {
-    poller.arrived();
+    if (expectsAnswer(buf.readUInt32LE(4))) poller.arrived(uniqueOf(buf));
     handle(buf, length);
   };
   const uid = process.getuid?.() ?? 0;

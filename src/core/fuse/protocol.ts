@@ -102,6 +102,22 @@ export interface RequestHeader {
   pid: number;
 }
 
+/** Requests the kernel expects no answer to. */
+const UNANSWERED: ReadonlySet<number> = new Set([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
+
+export function expectsAnswer(opcode: number): boolean {
+  return !UNANSWERED.has(opcode);
+}
+
+/**
+ * The unique id of a request, or of the answer to it (both headers carry it
+ * at the same offset), as a number: the kernel counts them up from 0, so
+ * they stay far below 2^53.
+ */
+export function uniqueOf(message: Buffer): number {
+  return message.readUInt32LE(8) + message.readUInt32LE(12) * 0x1_0000_0000;
+}
+
 export function readHeader(buf: Buffer): RequestHeader {
   return {
     length: buf.readUInt32LE(0),

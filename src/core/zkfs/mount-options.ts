@@ -93,7 +93,7 @@ export function parseMaxFileSize(value: string | number): number {
  * request within microseconds, and waking a sleeping daemon costs tens of
  * microseconds (adapters/fuse/busy-poll.ts).
  */
-export const DEFAULT_BUSY_POLL_US = 200;
+export const DEFAULT_BUSY_POLL_US = 100;
 const MAX_BUSY_POLL_US = 10_000;
 
 export function parseBusyPoll(value: string | number): number {

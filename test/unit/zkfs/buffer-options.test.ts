@@ -109,7 +109,7 @@ describe('mount options', () => {
       gid: 6,
       umask: 0o022,
       maxFileSize: 1048575,
-      busyPollUs: 200,
+      busyPollUs: 100,
       fuseOptions: [],
       readOnly: false,
     });
