@@ -41,8 +41,9 @@ const THRESHOLD = 0.5;
 const STALE_MS = 1000;
 
 /** A poller with a window of `windowUs` microseconds; 0 never polls. */
-export function busyPoller(windowUs: number, now: () => number = () => performance.now()): BusyPoller {
+export function busyPoller(windowUs: number): BusyPoller {
   if (windowUs <= 0) return { arrived: () => {}, answered: () => {} };
+  const now = () => performance.now();
   /** Requests not yet answered, oldest first, with when they arrived. */
   const pending = new Map<number, number>();
   const windowMs = windowUs / 1000;

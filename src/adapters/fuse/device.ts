@@ -101,13 +101,15 @@ export async function openFuseDevice(
     if (closed || reader?.isOpen() === false) return false;
     try {
       writeSync(fd, message);
-      poller.answered(uniqueOf(message));
       return true;
     } catch (error) {
       // ENOENT: the request was interrupted meanwhile; ENODEV: unmounted.
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENODEV') log.warn(`writing /dev/fuse: ${String(error)}`);
       return false;
+    } finally {
+      // Answered either way: an interrupted request wants nothing more.
+      poller.answered(uniqueOf(message));
     }
   };
 
