@@ -49,6 +49,33 @@ describe('file buffer', () => {
     expect(b.length).toBe(8);
   });
 
+  it('never writes into the buffer it was opened or reset with, whatever is done to the file', () => {
+    const initial = Buffer.from('hello world');
+    const b = new FileBuffer(initial, 100);
+    b.truncate(5);
+    b.write(Buffer.from('!'), 7);
+    expect(b.content()).toEqual(Buffer.from('hello\0\0!'));
+    expect(initial.toString()).toBe('hello world');
+    const fresh = Buffer.from('server copy');
+    b.reset(fresh);
+    expect(b.read(0, 6).toString()).toBe('server');
+    b.truncate(20);
+    b.write(Buffer.from('S'), 0);
+    expect(b.content().toString()).toBe(`Server copy${'\0'.repeat(9)}`);
+    expect(fresh.toString()).toBe('server copy');
+  });
+
+  it('keeps content read from the server that is larger than its limit when it changes', () => {
+    const b = new FileBuffer(Buffer.alloc(10, 'a'), 10);
+    b.reset(Buffer.alloc(50, 'b'));
+    b.truncate(8);
+    expect(b.content()).toEqual(Buffer.alloc(8, 'b'));
+    b.reset(Buffer.alloc(50, 'c'));
+    b.write(Buffer.from('x'), 0);
+    expect(b.content()).toEqual(Buffer.concat([Buffer.from('x'), Buffer.alloc(49, 'c')]));
+    expect(() => b.write(Buffer.from('x'), 49)).toThrow(/exceeds the 10-byte limit/);
+  });
+
   it('stays linear over many small appends', () => {
     const b = new FileBuffer(Buffer.alloc(0), 1 << 20);
     for (let i = 0; i < 4096; i++) b.write(Buffer.from([i & 255]), i);
