@@ -10,6 +10,7 @@
  */
 import { NodeTable } from '../core/fuse/node-table.js';
 import { run } from './exec.js';
+import type { PollCounters } from './fuse/busy-poll.js';
 import { openFuseDevice } from './fuse/device.js';
 import { requestHandler } from './fuse/ops.js';
 import type { Logger } from './logger.js';
@@ -41,6 +42,8 @@ export interface FuseMount {
   closeNative(): void;
   /** What kernel-notify.ts needs to drop the kernel's stale copies. */
   kernel: KernelLink;
+  /** What polling for the next request has done (fuse/busy-poll.ts). */
+  polling: PollCounters;
 }
 
 /** How long the kernel may take to send FUSE_INIT after the mount. */
@@ -101,6 +104,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
   return {
     dir,
     closeNative,
+    polling: device.polling,
     kernel: {
       nodeIdOf: (path) => nodes.idOf(path),
       knownPaths: () => nodes.paths(),

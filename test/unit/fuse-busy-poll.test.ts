@@ -82,6 +82,7 @@ describe('busyPoller', () => {
     }
     poller.answered(id);
     expect(await utilization(15)).toBeGreaterThan(0.8);
+    expect(poller.counters).toEqual({ windowUs: 20_000, windows: 7, hits: 2, misses: 7 });
   });
 
   it('does nothing with a window of 0', async () => {

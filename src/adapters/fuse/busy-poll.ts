@@ -31,6 +31,18 @@ export interface BusyPoller {
   arrived(id: number): void;
   /** Request `id` has been answered. */
   answered(id: number): void;
+  /** What polling has done so far, for `zkfsctl status`. */
+  readonly counters: PollCounters;
+}
+
+export interface PollCounters {
+  /** The window in microseconds; 0: polling is off. */
+  windowUs: number;
+  /** Windows opened. */
+  windows: number;
+  /** Answers that left nothing waiting, followed by a request within the window or not. */
+  hits: number;
+  misses: number;
 }
 
 /** How fast the hit rate follows recent gaps: each gap counts for 1/8. */
@@ -42,7 +54,8 @@ const STALE_MS = 1000;
 
 /** A poller with a window of `windowUs` microseconds; 0 never polls. */
 export function busyPoller(windowUs: number): BusyPoller {
-  if (windowUs <= 0) return { arrived: () => {}, answered: () => {} };
+  const counters: PollCounters = { windowUs: Math.max(0, windowUs), windows: 0, hits: 0, misses: 0 };
+  if (windowUs <= 0) return { arrived: () => {}, answered: () => {}, counters };
   const now = () => performance.now();
   /** Requests not yet answered, oldest first, with when they arrived. */
   const pending = new Map<number, number>();
@@ -63,6 +76,8 @@ export function busyPoller(windowUs: number): BusyPoller {
       if (answeredAt === 0) return;
       const hit = at - answeredAt < windowMs ? 1 : 0;
       hitRate += (hit - hitRate) * WEIGHT;
+      if (hit) counters.hits++;
+      else counters.misses++;
       answeredAt = 0;
     },
     answered(id) {
@@ -76,7 +91,9 @@ export function busyPoller(windowUs: number): BusyPoller {
       answeredAt = at;
       if (polling || hitRate < THRESHOLD) return;
       polling = true;
+      counters.windows++;
       setImmediate(poll);
     },
+    counters,
   };
 }

@@ -15,7 +15,7 @@ import { run } from '../exec.js';
 import type { Logger } from '../logger.js';
 import { type MountEntry, mountAt, readMountTable } from '../mountinfo.js';
 import { batchWriter } from './batch-writer.js';
-import { busyPoller } from './busy-poll.js';
+import { busyPoller, type PollCounters } from './busy-poll.js';
 import { type RequestListener, type RequestReader, readRequests } from './request-reader.js';
 
 /** Room for the largest WRITE request (max_write plus headers). */
@@ -43,6 +43,8 @@ export interface FuseDevice {
   store(message: Buffer): Promise<NodeJS.ErrnoException | null>;
   /** Gets the thread that writes stores ready: some are likely to follow soon. */
   prepareStores(): void;
+  /** What polling for the next request has done (busy-poll.ts). */
+  readonly polling: PollCounters;
   /** Resolves when the connection has ended (unmounted, aborted or closed). */
   readonly ended: Promise<void>;
   /** Ends the connection: aborts it in the kernel if still alive, then closes the descriptor. */
@@ -173,7 +175,7 @@ export async function openFuseDevice(
   const prepareStores = () => {
     if (live()) stores.prepare();
   };
-  return { send, notify, store, prepareStores, ended, close };
+  return { send, notify, store, prepareStores, polling: poller.counters, ended, close };
 }
 
 /**

@@ -174,6 +174,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       );
     }
     // The kernel keeps attributes, names and pages for --attr-timeout; watches tell it what changed.
+    const polling = mount.polling;
     notifier = await KernelNotifier.open(mount.kernel, log);
     if (notifier) {
       const kernel = notifier;
@@ -209,6 +210,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
           vfs,
           notifier,
           attrTimeoutMs: coherence.attrTimeoutMs,
+          polling,
         }),
       log,
     );

@@ -7,6 +7,7 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
+import type { PollCounters } from '../fuse/busy-poll.js';
 import type { Logger } from '../logger.js';
 import type { KernelNotifier } from './kernel-notify.js';
 import { type MountRecord, runDir } from './run-state.js';
@@ -36,6 +37,8 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
     /** Files whose content went into the kernel's page cache before their first read. */
     pagesStored: number;
   };
+  /** Polling for the next request after answers (--busy-poll). */
+  polling: PollCounters;
 }
 
 export interface StatusSources {
@@ -45,6 +48,7 @@ export interface StatusSources {
   vfs: ZkVfs;
   notifier: KernelNotifier | undefined;
   attrTimeoutMs: number;
+  polling: PollCounters;
 }
 
 /** The status document of a live mount. */
@@ -70,6 +74,7 @@ export function collectStatus(s: StatusSources): MountStatus {
       invalidations: s.notifier?.counters.sent ?? 0,
       pagesStored: s.notifier?.counters.stored ?? 0,
     },
+    polling: { ...s.polling },
   };
 }
 

@@ -57,8 +57,17 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
         ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`
         : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
     ],
+    ['polling', polling(r.polling)],
   ];
   return `${r.dir}\n${table(out, ['', ''], rows).split('\n').slice(1).join('\n')}`;
+}
+
+function polling(p: ZkStatusResult['polling']): string {
+  if (p.windowUs === 0) return 'off (--busy-poll 0)';
+  const scored = p.hits + p.misses;
+  const rate =
+    scored === 0 ? '' : `, next request within it after ${((p.hits / scored) * 100).toFixed(1)}% of answers`;
+  return `${n(p.windowUs)} us after answers: ${n(p.windows)} windows${rate}`;
 }
 
 export function zkStatusCommand(getApp: () => App, name: string): Command {

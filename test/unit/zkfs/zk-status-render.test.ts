@@ -39,6 +39,7 @@ const status: MountStatus = {
   operations: { total: 50_000, errors: { ENOENT: 12, EIO: 1 } },
   openFiles: 2,
   kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17, pagesStored: 5 },
+  polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10 },
 };
 
 describe('zkfsctl status output', () => {
@@ -57,6 +58,15 @@ describe('zkfsctl status output', () => {
     expect(text).toMatch(
       /kernel cache\s+attributes, names and pages up to 10 s, dropped on change \(17 so far\); 5 files read ahead/,
     );
+    expect(text).toMatch(
+      /polling\s+100 us after answers: 1,200 windows, next request within it after 99\.0% of answers/,
+    );
+  });
+
+  it('says when polling is off', () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    const off = { windowUs: 0, windows: 0, hits: 0, misses: 0 };
+    expect(renderZkStatus({ ...status, polling: off }, out)).toMatch(/polling\s+off \(--busy-poll 0\)/);
   });
 
   it('says when the session is down', () => {
