@@ -8,9 +8,15 @@
  */
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { busyPoller } from '../../src/adapters/fuse/busy-poll.js';
+import { type BusyPoller, busyPoller } from '../../src/adapters/fuse/busy-poll.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Request `id` arrives and is answered at once, as a cached one is. */
+function serve(poller: BusyPoller, id: number): void {
+  poller.arrived(id);
+  poller.answered(id);
+}
 
 async function utilization(ms: number): Promise<number> {
   const start = performance.eventLoopUtilization();
@@ -21,8 +27,7 @@ async function utilization(ms: number): Promise<number> {
 describe('busyPoller', () => {
   it('keeps the loop from sleeping for the window after an answer, then lets it sleep', async () => {
     const poller = busyPoller(60_000);
-    poller.arrived(1);
-    poller.answered(1);
+    serve(poller, 1);
     expect(await utilization(30)).toBeGreaterThan(0.8);
     await sleep(100);
     expect(await utilization(100)).toBeLessThan(0.5);
@@ -30,11 +35,9 @@ describe('busyPoller', () => {
 
   it('opens the window again with each answer', async () => {
     const poller = busyPoller(40_000);
-    poller.arrived(1);
-    poller.answered(1);
+    serve(poller, 1);
     await sleep(30);
-    poller.arrived(2);
-    poller.answered(2);
+    serve(poller, 2);
     // Past the first answer's window, inside the second's.
     const busy = performance.eventLoopUtilization();
     await sleep(40);
@@ -45,8 +48,7 @@ describe('busyPoller', () => {
 
   it('sleeps while a request that arrived is not answered yet', async () => {
     const poller = busyPoller(60_000);
-    poller.arrived(1);
-    poller.answered(1);
+    serve(poller, 1);
     poller.arrived(2);
     await sleep(5);
     expect(await utilization(40)).toBeLessThan(0.5);
@@ -55,8 +57,7 @@ describe('busyPoller', () => {
   it('does not poll after an answer while another request still waits for its own', async () => {
     const poller = busyPoller(60_000);
     poller.arrived(1);
-    poller.arrived(2);
-    poller.answered(2);
+    serve(poller, 2);
     expect(await utilization(40)).toBeLessThan(0.5);
     poller.answered(1);
     expect(await utilization(30)).toBeGreaterThan(0.8);
@@ -87,8 +88,7 @@ describe('busyPoller', () => {
 
   it('does nothing with a window of 0', async () => {
     const poller = busyPoller(0);
-    poller.arrived(1);
-    poller.answered(1);
+    serve(poller, 1);
     expect(await utilization(30)).toBeLessThan(0.5);
   });
 });
