@@ -38,6 +38,7 @@ import { execa } from 'execa';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { onCleanup, runCleanups } from '../fixtures/cleanup.js';
 import { freePorts } from '../fixtures/ports.js';
+import { wakeUpUs } from './wake-latency.js';
 
 const REPO_ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 
@@ -358,6 +359,7 @@ export async function bench(): Promise<void> {
     let floor = await best(3, floorRun);
     let tmpfsMs = await best(3, tmpfsRun);
     let batched = await best(3, batchedRun);
+    const wakeUs = await wakeUpUs();
 
     const rw = await readRuns(zk.connectString, totalBytes, []);
     // A read-only mount has nothing to check or publish at close, so the kernel opens files itself.
@@ -493,6 +495,9 @@ export async function bench(): Promise<void> {
             `  cp ${w.dirs} x ${w.perDir}: ${m(w.copy.ops)} FUSE requests (${per(w.copy, WRITE_FILES)} per file), ${m(w.copy.requests)} ZooKeeper requests (the client sends ${m(2 * WRITE_FILES + w.dirs + 1)}); each directory's metadata document (rewritten with every file created in it) ends at ${(w.docBytes / 1024).toFixed(0)} KiB`,
         ),
         `  cache after the runs (both trees): hit rate ${(cache.hitRate * 100).toFixed(1)}%, ${m(cache.entries)} entries, ${(cache.bytes / 1048576).toFixed(1)} MiB`,
+        `  one thread waking another costs ${wakeUs.toFixed(0)} us on this machine (two threads handing a turn back and forth, best of three); a program waiting in open() on a`,
+        `  read-write mount sleeps until the answer wakes it, so ${m(files)} opens add at least ${m(Math.round((files * wakeUs) / 1000))} ms to the read-only warm walk (${ro.warm.ms.toFixed(0)} ms):`,
+        `  the read-write warm walk cannot take less than about ${m(Math.round(ro.warm.ms + (files * wakeUs) / 1000))} ms here, against a floor of ${floor.toFixed(0)} ms, and every read-write cold walk pays the same`,
         "  Every FUSE request is a round trip from the kernel to the daemon's event loop and back, usually between two CPUs;",
         '  tmpfs answers the same system calls inside the kernel, and the client floor needs no system call per file.',
       ].join('\n'),
