@@ -237,12 +237,14 @@ interface Measured {
   ms: number;
   /** FUSE requests the daemon served. */
   ops: number;
+  /** The same by request name, the most frequent first. */
+  byName: [string, number][];
   /** Requests the daemon sent to ZooKeeper. */
   requests: number;
 }
 
 interface StatusDoc {
-  operations: { total: number };
+  operations: { total: number; byName: Record<string, number> };
   session: { requests: number };
   cache: { hitRate: number; bytes: number; entries: number };
 }
@@ -259,6 +261,10 @@ async function measured(dir: string, work: () => Promise<number>): Promise<Measu
   return {
     ms,
     ops: after.operations.total - before.operations.total,
+    byName: Object.entries(after.operations.byName)
+      .map(([name, count]): [string, number] => [name, count - (before.operations.byName[name] ?? 0)])
+      .filter(([, count]) => count > 0)
+      .sort((a, b) => b[1] - a[1]),
     requests: after.session.requests - before.session.requests,
   };
 }
@@ -314,6 +320,12 @@ async function warmRun(hosts: string, totalBytes: number, args: readonly string[
 }
 
 const m = (n: number) => n.toLocaleString('en-US');
+/** The most frequent requests of a run: `open 9,900, release 9,900, …`. */
+const mix = (x: Measured) =>
+  x.byName
+    .slice(0, 4)
+    .map(([name, count]) => `${name} ${m(count)}`)
+    .join(', ');
 
 function ratio(a: number, b: number | undefined): string {
   return b === undefined ? '' : `${(a / b).toFixed(2)}x`;
@@ -484,11 +496,11 @@ export async function bench(): Promise<void> {
       [
         '',
         'where the time goes (requests that reached the daemon from the kernel, and requests it sent to ZooKeeper):',
-        `  cold: ${m(cold.ops)} FUSE requests (${per(cold, files)} per file), ${m(cold.requests)} ZooKeeper requests (the floor sends ${m(files + 2 * DIRS + 1)}); ${each(cold)} us of wall time per FUSE request`,
+        `  cold: ${m(cold.ops)} FUSE requests (${per(cold, files)} per file: ${mix(cold)}), ${m(cold.requests)} ZooKeeper requests (the floor sends ${m(files + 2 * DIRS + 1)}); ${each(cold)} us of wall time per FUSE request`,
         `  the mount reads a listing's children with multiRead, up to 128 per request; the floor reads one node per request, the client line with multiRead shows what that alone is worth`,
-        `  warm: ${m(warm.ops)} FUSE requests (${per(warm, files)} per file: open and release), ${m(warm.requests)} ZooKeeper requests; ${each(warm)} us per FUSE request`,
+        `  warm: ${m(warm.ops)} FUSE requests (${per(warm, files)} per file: ${mix(warm)}), ${m(warm.requests)} ZooKeeper requests; ${each(warm)} us per FUSE request`,
         `  the daemon keeps polling for the next request for 100 us after each answer (--busy-poll): with that off, each request first wakes it up (${((unpolled * 1000) / Math.max(1, warm.ops)).toFixed(0)} us per request)`,
-        `  read-only: cold ${m(ro.cold.ops)} FUSE requests (${per(ro.cold, files)} per file), ${m(ro.cold.requests)} ZooKeeper requests; warm ${m(ro.warm.ops)} FUSE requests`,
+        `  read-only: cold ${m(ro.cold.ops)} FUSE requests (${per(ro.cold, files)} per file: ${mix(ro.cold)}), ${m(ro.cold.requests)} ZooKeeper requests; warm ${m(ro.warm.ops)} FUSE requests`,
         `  cold on a new mount includes the daemon's start: its code is compiled to machine code as it runs (the floor's client process has run long before it is timed)`,
         ...writes.map(
           (w) =>

@@ -124,6 +124,12 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     expect(listing).toContain('g 30');
     expect(after.session.requests).toBe(before.session.requests);
     expect(after.operations.total).toBeGreaterThan(before.operations.total + 60);
+    // Every operation is counted under its request's name: cat opens each file (61 of them).
+    const counted = Object.values(after.operations.byName).reduce((sum, count) => sum + count, 0);
+    expect(counted).toBe(after.operations.total);
+    expect(after.operations.byName.open ?? 0).toBeGreaterThanOrEqual(
+      (before.operations.byName.open ?? 0) + 61,
+    );
     expect(after.cache.hits).toBeGreaterThan(before.cache.hits);
     expect(after.cache.mode).toBe('watch');
   });

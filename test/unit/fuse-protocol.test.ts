@@ -3,6 +3,7 @@ import {
   ArgReader,
   expectsAnswer,
   Op,
+  opName,
   readHeader,
   readInit,
   readSetattr,
@@ -186,5 +187,12 @@ describe('request ids', () => {
     expect(expectsAnswer(Op.INTERRUPT)).toBe(false);
     expect(expectsAnswer(Op.OPEN)).toBe(true);
     expect(expectsAnswer(Op.RELEASE)).toBe(true);
+  });
+
+  it('names requests as the protocol does, in lower case', () => {
+    expect(opName(Op.READDIRPLUS)).toBe('readdirplus');
+    expect(opName(Op.OPEN)).toBe('open');
+    expect(opName(Op.COPY_FILE_RANGE)).toBe('copy_file_range');
+    expect(opName(4242)).toBe('opcode 4242');
   });
 });

@@ -7,6 +7,7 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
+import { opName } from '../../core/fuse/protocol.js';
 import type { PollCounters } from '../fuse/busy-poll.js';
 import type { Logger } from '../logger.js';
 import type { KernelNotifier } from './kernel-notify.js';
@@ -25,8 +26,11 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
     connectedSince?: string | undefined;
   };
   cache: CacheStatus;
-  /** Filesystem operations served, and those that failed by errno name. */
-  operations: { total: number; errors: Record<string, number> };
+  /**
+   * Filesystem operations served: in all, by request (`open`, `readdirplus`, …,
+   * as the FUSE protocol names them), and those that failed by errno name.
+   */
+  operations: { total: number; byName: Record<string, number>; errors: Record<string, number> };
   openFiles: number;
   kernel: {
     attrTimeoutMs: number;
@@ -51,6 +55,15 @@ export interface StatusSources {
   polling: PollCounters;
 }
 
+/** Counts by opcode as counts by request name, the most frequent first. */
+function byName(byOpcode: readonly number[]): Record<string, number> {
+  const counted: [string, number][] = [];
+  byOpcode.forEach((count, opcode) => {
+    if (count > 0) counted.push([opName(opcode), count]);
+  });
+  return Object.fromEntries(counted.sort((a, b) => b[1] - a[1]));
+}
+
 /** The status document of a live mount. */
 export function collectStatus(s: StatusSources): MountStatus {
   const since = s.session.connectedSince;
@@ -66,7 +79,11 @@ export function collectStatus(s: StatusSources): MountStatus {
       ...s.session.counters,
     },
     cache: s.tree.status(),
-    operations: { total: s.vfs.counters.ops, errors: { ...s.vfs.counters.errors } },
+    operations: {
+      total: s.vfs.counters.ops,
+      byName: byName(s.vfs.counters.byOpcode),
+      errors: { ...s.vfs.counters.errors },
+    },
     openFiles: s.vfs.openHandles,
     kernel: {
       attrTimeoutMs: s.attrTimeoutMs,

@@ -50,6 +50,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
       'operations',
       `${n(r.operations.total)}, ${errorTotal === 0 ? 'no errors' : `${n(errorTotal)} errors (${errors.map(([code, count]) => `${code} ${n(count)}`).join(', ')})`}`,
     ],
+    ['by request', byRequest(r.operations.byName)],
     ['open files', n(r.openFiles)],
     [
       'kernel cache',
@@ -60,6 +61,19 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
     ['polling', polling(r.polling)],
   ];
   return `${r.dir}\n${table(out, ['', ''], rows).split('\n').slice(1).join('\n')}`;
+}
+
+/** Requests shown by name on the `by request` line; the rest are counted as more kinds. */
+const SHOWN_REQUESTS = 6;
+
+function byRequest(byName: Record<string, number>): string {
+  const counted = Object.entries(byName).sort((a, b) => b[1] - a[1]);
+  if (counted.length === 0) return 'none yet';
+  const shown = counted.slice(0, SHOWN_REQUESTS).map(([name, count]) => `${name} ${n(count)}`);
+  const more = counted.length - SHOWN_REQUESTS;
+  return more > 0
+    ? `${shown.join(', ')} and ${more} more ${more === 1 ? 'kind' : 'kinds'}`
+    : shown.join(', ');
 }
 
 function polling(p: ZkStatusResult['polling']): string {

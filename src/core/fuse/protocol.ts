@@ -102,6 +102,15 @@ export interface RequestHeader {
   pid: number;
 }
 
+const OP_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(Op).map(([name, opcode]) => [opcode, name.toLowerCase()]),
+);
+
+/** A request's name as the FUSE protocol spells it, in lower case (`readdirplus`), or `opcode N`. */
+export function opName(opcode: number): string {
+  return OP_NAMES.get(opcode) ?? `opcode ${opcode}`;
+}
+
 /** Requests the kernel expects no answer to. */
 const UNANSWERED: ReadonlySet<number> = new Set([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
 

@@ -36,7 +36,20 @@ const status: MountStatus = {
     evictions: 0,
     prefetched: 300,
   },
-  operations: { total: 50_000, errors: { ENOENT: 12, EIO: 1 } },
+  operations: {
+    total: 50_000,
+    byName: {
+      open: 20_000,
+      release: 20_000,
+      readdirplus: 5_000,
+      read: 2_000,
+      lookup: 1_500,
+      getattr: 1_000,
+      write: 400,
+      create: 100,
+    },
+    errors: { ENOENT: 12, EIO: 1 },
+  },
   openFiles: 2,
   kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17, pagesStored: 5 },
   polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10 },
@@ -56,11 +69,22 @@ describe('zkfsctl status output', () => {
     expect(text).toMatch(/hit rate\s+97\.5% \(975 hits, 25 misses\), 40 change notices, 0 evictions/);
     expect(text).toMatch(/operations\s+50,000, 13 errors \(ENOENT 12, EIO 1\)/);
     expect(text).toMatch(
+      /by request\s+open 20,000, release 20,000, readdirplus 5,000, read 2,000, lookup 1,500, getattr 1,000 and 2 more kinds/,
+    );
+    expect(text).toMatch(
       /kernel cache\s+attributes, names and pages up to 10 s, dropped on change \(17 so far\); 5 files read ahead/,
     );
     expect(text).toMatch(
       /polling\s+100 us after answers: 1,200 windows, next request within it after 99\.0% of answers/,
     );
+  });
+
+  it('lists every kind of request when there are few, and says when there are none', () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    const few = { ...status.operations, total: 3, byName: { lookup: 2, getattr: 1 } };
+    expect(renderZkStatus({ ...status, operations: few }, out)).toMatch(/by request\s+lookup 2, getattr 1\n/);
+    const none = { total: 0, byName: {}, errors: {} };
+    expect(renderZkStatus({ ...status, operations: none }, out)).toMatch(/by request\s+none yet/);
   });
 
   it('says when polling is off', () => {
