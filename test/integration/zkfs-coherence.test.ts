@@ -84,21 +84,34 @@ async function writeToReadLatencies(
 }
 
 /**
- * For each directory given: list it, read its first file (which reads the
- * files after it ahead into the kernel's page cache), then at once
- * truncate, overwrite and append to three of those, and read them back.
- * Prints what was read, one JSON array per directory.
+ * For each directory given: list it, open two files for reading and keep
+ * them open, and a third for writing with a change not yet written back,
+ * read its first file (which reads the files after it ahead into the
+ * kernel's page cache, those open for reading too, not the one being
+ * written), then at once truncate, overwrite and append to three of those, overwrite one of the
+ * two held open, and read them back (the held ones through their open
+ * descriptors). Prints what was read, one JSON array per directory.
  */
 const AHEAD_SCRIPT = `
 const fs = require('node:fs');
 const out = [];
 for (const dir of process.argv.slice(2)) {
   fs.readdirSync(dir);
+  const held = ['f09', 'f10'].map((f) => fs.openSync(dir + '/' + f, 'r'));
+  const writing = fs.openSync(dir + '/f11', 'r+');
+  fs.writeSync(writing, 'NEW', 0);
   fs.readFileSync(dir + '/f00');
   fs.truncateSync(dir + '/f05', 3);
   fs.writeFileSync(dir + '/f06', 'new');
   fs.appendFileSync(dir + '/f07', '+');
-  out.push(['f05', 'f06', 'f07', 'f08'].map((f) => fs.readFileSync(dir + '/' + f, 'utf8')));
+  fs.writeFileSync(dir + '/f10', 'new');
+  const viaHeld = [...held, writing].map((fd) => {
+    const buf = Buffer.alloc(4096);
+    const text = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString();
+    fs.closeSync(fd);
+    return text;
+  });
+  out.push([...['f05', 'f06', 'f07', 'f08'].map((f) => fs.readFileSync(dir + '/' + f, 'utf8')), ...viaHeld]);
 }
 process.stdout.write(JSON.stringify(out));
 `;
@@ -241,7 +254,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     expect(percentile(sorted, 99)).toBeLessThan(100);
   });
 
-  it('reads ahead on a read-write mount, and a truncate, overwrite or append made here right after is what is read', async () => {
+  it('reads ahead on a read-write mount, files open for reading included, and a truncate, overwrite or append made here right after is what is read', async () => {
     const m = await mountZkfs(zk.connectString, '/coh/ahead');
     // Made by another client, so the mount's kernel holds none of it when the script starts.
     const old = (d: number, f: number) => `old ${d} ${f} ${'o'.repeat(100 + f)}`;
@@ -261,11 +274,25 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     const r = await execa(process.execPath, [script, ...dirs], { timeout: 120_000 });
     const seen = JSON.parse(r.stdout) as string[][];
     // (Cut to 3 bytes, not 0: an empty node another client made reads as a directory in hybrid mode.)
-    expect(seen).toEqual(dirs.map((_, d) => ['old', 'new', `${old(d, 7)}+`, old(d, 8)]));
+    expect(seen).toEqual(
+      dirs.map((_, d) => [
+        'old',
+        'new',
+        `${old(d, 7)}+`,
+        old(d, 8),
+        old(d, 9),
+        'new',
+        `NEW${old(d, 11).slice(3)}`,
+      ]),
+    );
     expect((await status(m.dir)).kernel.pagesStored).toBeGreaterThan(before.kernel.pagesStored);
     for (let d = 0; d < 20; d++) {
       expect((await client.getData(`/coh/ahead/d${d}/f05`)).data.toString()).toBe('old');
       expect((await client.getData(`/coh/ahead/d${d}/f06`)).data.toString()).toBe('new');
+      expect((await client.getData(`/coh/ahead/d${d}/f10`)).data.toString()).toBe('new');
+      expect((await client.getData(`/coh/ahead/d${d}/f11`)).data.toString()).toBe(
+        `NEW${old(d, 11).slice(3)}`,
+      );
     }
   });
 

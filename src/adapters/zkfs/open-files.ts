@@ -21,6 +21,8 @@ export interface OpenFile {
   seq: number;
   flushedSeq: number;
   refs: number;
+  /** How many of those handles are open for writing. */
+  writerRefs: number;
   /** Unlinked here: its content goes nowhere. */
   deleted: boolean;
   /** Time of the last local change, shown by getattr while dirty. */
@@ -65,6 +67,15 @@ export function isDirty(file: OpenFile): boolean {
   return file.seq !== file.flushedSeq;
 }
 
+/**
+ * Whether `file` holds exactly the bytes of `version` and nothing here can
+ * change it: no handle open for writing (an open for writing waits for the
+ * stores on their way before it answers), and no change kept from one.
+ */
+export function isReadOnlyAt(file: OpenFile, version: number): boolean {
+  return file.writerRefs === 0 && !isDirty(file) && !file.deleted && file.version === version;
+}
+
 export class OpenFiles {
   private readonly handles = new Map<number, Handle>();
   private readonly files = new Map<string, OpenFile>();
@@ -87,6 +98,7 @@ export class OpenFiles {
       seq: 0,
       flushedSeq: 0,
       refs: 0,
+      writerRefs: 0,
       deleted: false,
       mtimeMs: Date.now(),
       flushing: Promise.resolve(),
@@ -101,6 +113,7 @@ export class OpenFiles {
     while (this.handles.has(fh) || fh === 0) fh = (fh + 1) % 0xffffffff;
     this.nextFh = (fh + 1) % 0xffffffff;
     file.refs++;
+    if (options.writable) file.writerRefs++;
     this.handles.set(fh, { file, ...options, pending: false, truncated: false });
     return fh;
   }
@@ -117,6 +130,7 @@ export class OpenFiles {
     this.handles.delete(fh);
     const file = handle.file;
     file.refs--;
+    if (handle.writable) file.writerRefs--;
     const last = file.refs <= 0;
     if (last && this.files.get(file.znode) === file) this.files.delete(file.znode);
     return { file, last };

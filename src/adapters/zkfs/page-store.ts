@@ -7,8 +7,11 @@
  *
  * A store cannot be called back: one still on its way when a program here
  * truncates or writes the file would put the old bytes, and the old size,
- * back into the kernel over the new ones. So a file open here gets no
- * store, and what changes a file here waits for the store on its way
+ * back into the kernel over the new ones. So a file open here for writing,
+ * or holding changes from such an open, gets no store (one open only for
+ * reading does: `cat` opens the next file before its store is written, and
+ * would otherwise read it with a READ), and what changes a file here waits
+ * for the store on its way
  * (VfsContext.settleStores) before it answers: an open for writing, and a
  * truncate by path. A change made elsewhere arrives through the watch, and
  * the notifier runs its invalidation only after the store.
@@ -17,8 +20,8 @@
  * symbolic link (whose pages hold a cached listing or target; the kernel
  * does not check). So a store is decided when its turn comes, from what the
  * cache holds then: the same data entry as when it was queued (a change
- * drops it), a regular file by the mount's type rules, and no open file. The
- * notifier never lets an invalidation of the path overtake it.
+ * drops it), a regular file by the mount's type rules, and no file open for
+ * writing. The notifier never lets an invalidation of the path overtake it.
  */
 import { storeData } from '../../core/fuse/notifications.js';
 import { storedType } from '../../core/zkfs/attrs.js';
@@ -26,6 +29,7 @@ import { nodeKind } from '../../core/zkfs/modes.js';
 import { baseName, DATA_FILE, parentPath, toZnode, zkChild } from '../../core/zkfs/paths.js';
 import { position } from '../../core/zkfs/sorted-names.js';
 import type { KernelNotifier } from './kernel-notify.js';
+import { isReadOnlyAt } from './open-files.js';
 import type { VfsContext } from './resolve.js';
 import type { NodeData } from './tree.js';
 import type { WatchedTree } from './watch-cache.js';
@@ -41,7 +45,9 @@ function isCachedFile(
   znode: string,
   node: NodeData,
 ): boolean {
-  if (tree.data.peek(znode) !== node || ctx.files.byZnode(znode)) return false;
+  if (tree.data.peek(znode) !== node) return false;
+  const open = ctx.files.byZnode(znode);
+  if (open && !isReadOnlyAt(open, node.stat.version)) return false;
   const stat = tree.stats.peek(znode);
   if (!stat || stat.version !== node.stat.version) return false;
   const name = baseName(path);
