@@ -97,6 +97,7 @@ export async function open(ctx: VfsContext, path: string, flags: number): Promis
     assertWritable(ctx);
     await checkWriteAcl(ctx, target.znode, path);
   }
+  if (!writable) ctx.onOpenRead?.(path, target.znode);
   const file = await load(ctx, target.znode, path);
   const fh = ctx.files.open(file, { writable, append: (flags & O_APPEND) !== 0 });
   // Open here, the file gets no new store; one already on its way must land before any write.

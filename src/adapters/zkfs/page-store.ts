@@ -64,6 +64,20 @@ function isCachedFile(
   return kind === 'file';
 }
 
+/**
+ * Whether the data of `znode`, not in memory, is worth reading ahead: a
+ * node known to have no children and data small enough to store, not being
+ * read already.
+ */
+function wantsData(tree: WatchedTree, znode: string): boolean {
+  if (tree.data.inFlight(znode)) return false;
+  const stat = tree.stats.peek(znode);
+  // Unknown (dropped for room): read it, its stat comes along.
+  if (stat === undefined) return true;
+  if (stat === null) return false;
+  return stat.numChildren === 0 && stat.dataLength > 0 && stat.dataLength <= MAX_STORE_BYTES;
+}
+
 /** Files after the one being read that one read stores ahead. */
 const WINDOW = 64;
 
@@ -84,13 +98,57 @@ export class PageStore {
     private readonly notifier: KernelNotifier,
   ) {}
 
-  /** A program reads `path` from its start: store the files listed after it. */
+  /**
+   * A program reads `path` from its start: store the files listed after it.
+   * Those whose data is not in memory (the listing's read-ahead stopped at
+   * its budget, or their data was dropped for room, with the listing
+   * itself at times) are read from ZooKeeper first, with one request, and
+   * stored when they arrive: a walk over more than the cache holds then
+   * still costs about one READ per window, not one per file.
+   */
   readAhead(path: string): void {
+    const first = this.storeAhead(path);
+    if (first !== undefined && first.length === 0) return;
+    void this.fetchAhead(path, first).catch(() => {});
+  }
+
+  /**
+   * A program opens `path` for reading. Its data is read for the open; when
+   * that is not in memory, neither are the next files' likely (a second walk
+   * over more than the cache holds, whose pages the kernel kept, sends no
+   * READ to start from): read ahead from here.
+   */
+  opened(path: string, znode: string): void {
+    if (!this.tree.data.peek(znode)) this.readAhead(path);
+  }
+
+  /**
+   * Reads what the window after `path` lacks (its listing, then its files'
+   * data) and stores it. Once only: what is still missing then (dropped
+   * again for room, or gone) is left to READ.
+   */
+  private async fetchAhead(path: string, first: string[] | undefined): Promise<void> {
+    let missing = first;
+    if (missing === undefined) {
+      await this.tree.listing(toZnode(this.ctx.root, parentPath(path)));
+      missing = this.storeAhead(path);
+    }
+    if (!missing?.length) return;
+    await this.tree.readDataAhead(missing);
+    this.storeAhead(path);
+  }
+
+  /**
+   * Queues the stores of the window after `path`; returns the files in it
+   * whose data is not in memory, or undefined when its directory's listing
+   * is not.
+   */
+  private storeAhead(path: string): string[] | undefined {
     const parent = parentPath(path);
     const names = this.tree.children.peek(toZnode(this.ctx.root, parent));
-    if (!names) return;
+    if (!names) return undefined;
     const from = position(names, baseName(path));
-    if (names[from] !== baseName(path)) return;
+    if (names[from] !== baseName(path)) return [];
     const last = Math.min(names.length - 1, from + WINDOW);
     const seen = this.seen.get(names);
     // The window starts inside (or just after) the run seen so far: only what lies past it is new.
@@ -98,20 +156,27 @@ export class PageStore {
     const start = continues ? seen.to + 1 : from + 1;
     let to = start - 1;
     let complete = true;
+    const missing: string[] = [];
     for (let i = start; i <= last; i++) {
       const sibling = zkChild(parent, names[i] as string);
       const znode = toZnode(this.ctx.root, sibling);
       const node = this.tree.data.peek(znode);
       if (complete && node) to = i;
       else complete = false;
-      if (!node || this.stored.has(node) || node.data.length === 0 || node.data.length > MAX_STORE_BYTES)
+      if (!node) {
+        if (wantsData(this.tree, znode)) missing.push(znode);
         continue;
+      }
+      if (this.stored.has(node) || node.data.length === 0 || node.data.length > MAX_STORE_BYTES) continue;
       this.stored.add(node);
-      this.notifier.store(sibling, (id) =>
-        isCachedFile(this.ctx, this.tree, sibling, znode, node) ? storeData(id, node.data) : undefined,
-      );
+      this.notifier.store(sibling, (id) => {
+        if (!isCachedFile(this.ctx, this.tree, sibling, znode, node)) return undefined;
+        this.tree.storedForKernel(node);
+        return storeData(id, node.data);
+      });
     }
     if (continues) seen.to = to;
     else this.seen.set(names, { from: from + 1, to });
+    return missing;
   }
 }

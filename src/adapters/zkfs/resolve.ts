@@ -32,6 +32,8 @@ export interface VfsContext extends VfsConfig {
   files: OpenFiles;
   /** Told when a program starts reading a file (page-store.ts reads ahead from there). */
   onReadStart?: ((path: string) => void) | undefined;
+  /** Told when a program opens a file for reading, before its data is read for the open. */
+  onOpenRead?: ((path: string, znode: string) => void) | undefined;
   /** Told when a program lists a directory: reads of its files, and so stores, may follow. */
   onList?: ((path: string) => void) | undefined;
   /**

@@ -181,6 +181,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       tree.onStale = (stale) => kernel.apply(stale);
       const pages = new PageStore(vfs.ctx, tree, kernel);
       vfs.ctx.onReadStart = (path) => pages.readAhead(path);
+      vfs.ctx.onOpenRead = (path, znode) => pages.opened(path, znode);
       vfs.ctx.onList = () => kernel.prepareStores();
       vfs.ctx.settleStores = (path) => kernel.settled(path);
     } else {

@@ -32,6 +32,7 @@
 import { hitRate } from '../../core/zkfs/cache-policy.js';
 import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
 import { position, sortedIncludes } from '../../core/zkfs/sorted-names.js';
+import { UnusedPrefetch } from '../../core/zkfs/unused-prefetch.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
 import { isZkError, ZkError, type ZkStat } from '../zookeeper.js';
@@ -132,8 +133,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private connectionDrops = 0;
   private notices = 0;
   private readonly prefetcher: Prefetcher;
-  /** Data bytes prefetched since the queue last ran dry; past a quarter of the budget, stats only. */
-  private prefetchBytes = 0;
+  /** Data read ahead and not used since the queue last ran dry; past a quarter of the budget, stats only. */
+  private readonly unused = new UnusedPrefetch<NodeData>();
   /** Mean data size of the nodes the last batch read (bytes), for sizing the next. */
   private nodeBytes = FIRST_NODE_GUESS;
   private readonly view: CacheView;
@@ -163,7 +164,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       options.prefetchWindow ?? PREFETCH_WINDOW,
       () => Math.min(options.prefetchBatch ?? MAX_BATCH, Math.floor(BATCH_BYTES / this.nodeBytes)),
       () => {
-        this.prefetchBytes = 0;
+        this.unused.reset();
       },
     );
     this.linksPath = zkChild(root, SYMLINKS_NODE);
@@ -362,7 +363,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
    * stored under its own generation check, as if it had been read alone.
    */
   private loadMany(znodes: readonly string[]): Promise<unknown> {
-    if (znodes.length === 1 || this.prefetchBytes > this.memory.budget.limitBytes / 4) {
+    if (znodes.length === 1 || this.unused.bytes > this.memory.budget.limitBytes / 4) {
       return Promise.all(znodes.map((znode) => this.stats.get(znode, () => this.loadNode(znode))));
     }
     const wanted: string[] = [];
@@ -384,7 +385,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         stats.settle((znode) => {
           const node = result(znode);
           if (node instanceof ZkError) return isZkError(node, 'NO_NODE') ? null : node;
-          this.prefetchBytes += node.data.length;
+          this.unused.add(node, node.data.length);
           return node.stat;
         });
       },
@@ -412,10 +413,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   /** A node's stat, reading its data along when the budget allows (one request either way). */
   private async loadNode(znode: string): Promise<ZkStat | null> {
-    if (this.prefetchBytes > this.memory.budget.limitBytes / 4) return this.session.exists(znode);
+    if (this.unused.bytes > this.memory.budget.limitBytes / 4) return this.session.exists(znode);
     try {
       const node = await this.data.get(znode, () => this.session.getData(znode));
-      this.prefetchBytes += node.data.length;
+      this.unused.add(node, node.data.length);
       return node.stat;
     } catch (error) {
       if (isZkError(error, 'NO_NODE')) return null;
@@ -423,9 +424,50 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     }
   }
 
+  /** The children of `znode`, from memory or ZooKeeper, with none of the reading ahead a program's listing starts. */
+  listing(znode: string): Promise<string[]> {
+    return super.childNames(znode);
+  }
+
+  /**
+   * Reads the data of those of `znodes` neither cached nor loading, with one
+   * request, for a program reading the files before them: the read-ahead
+   * that follows the reader when the listing's own ran out of budget (a walk
+   * over more than the cache holds). Resolves once they are stored.
+   */
+  readDataAhead(znodes: readonly string[]): Promise<void> {
+    if (!this.live || znodes.length === 0) return Promise.resolve();
+    const data = this.data.startMany(znodes);
+    if (data.keys.length === 0) return Promise.resolve();
+    return this.readMany(data.keys).then(
+      (nodes) => {
+        const read = new Map<string, NodeData | ZkError>();
+        for (const [i, znode] of data.keys.entries())
+          read.set(znode, nodes[i] ?? new ZkError('SYSTEM_ERROR', znode));
+        data.settle((znode) => read.get(znode) as NodeData | ZkError);
+        for (const [znode, node] of read) {
+          // As in readData: the stat is as current as the data while the data entry is the one just read.
+          if (!(node instanceof ZkError) && this.data.peek(znode) === node && !this.stats.has(znode)) {
+            this.stats.put(znode, node.stat);
+          }
+        }
+      },
+      (error: unknown) => {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        data.settle(() => failure);
+      },
+    );
+  }
+
+  /** `node` went into the kernel's page cache for a program: if read ahead, it is used now. */
+  storedForKernel(node: NodeData): void {
+    this.unused.use(node);
+  }
+
   override async readData(znode: string): Promise<NodeData> {
     if (!this.live) return super.readData(znode);
     const node = await this.data.get(znode, () => this.session.getData(znode));
+    this.unused.use(node);
     // The stat is as current as the data while the data entry is the one just read.
     if (this.data.peek(znode) === node && !this.stats.has(znode)) this.stats.put(znode, node.stat);
     return node;
