@@ -128,6 +128,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly memory: SlotBudget;
   private readonly own = new OwnWrites();
   private readonly aclTtlMs: number;
+  /** Nodes per multiRead at most. */
+  private readonly maxBatch: number;
   private epoch = 0;
   /** addWatch requests that lost their connection since the watch was last in place. */
   private connectionDrops = 0;
@@ -155,6 +157,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     this.gate = gate;
     this.memory = new SlotBudget(options.cacheBytes);
     this.aclTtlMs = options.aclTtlMs ?? 1000;
+    this.maxBatch = options.prefetchBatch ?? MAX_BATCH;
     this.prefetcher = new Prefetcher(
       {
         active: () => this.live,
@@ -162,7 +165,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         load: (znodes) => this.loadMany(znodes),
       },
       options.prefetchWindow ?? PREFETCH_WINDOW,
-      () => Math.min(options.prefetchBatch ?? MAX_BATCH, Math.floor(BATCH_BYTES / this.nodeBytes)),
+      () => this.batchSize(),
       () => {
         this.unused.reset();
       },
@@ -436,14 +439,24 @@ export class WatchedTree extends ZkTree implements WriteObserver {
    * over more than the cache holds). Resolves once they are stored.
    */
   readDataAhead(znodes: readonly string[]): Promise<void> {
-    if (!this.live || znodes.length === 0) return Promise.resolve();
+    if (!this.live) return Promise.resolve();
+    const batches: Promise<void>[] = [];
+    // In batches of the prefetcher's size: nodes of unknown size may be large, and a reply has a limit.
+    for (let i = 0; i < znodes.length; i += this.batchSize()) {
+      batches.push(this.readDataBatch(znodes.slice(i, i + this.batchSize())));
+    }
+    return Promise.all(batches).then(() => {});
+  }
+
+  private readDataBatch(znodes: readonly string[]): Promise<void> {
     const data = this.data.startMany(znodes);
     if (data.keys.length === 0) return Promise.resolve();
     return this.readMany(data.keys).then(
       (nodes) => {
         const read = new Map<string, NodeData | ZkError>();
-        for (const [i, znode] of data.keys.entries())
+        for (const [i, znode] of data.keys.entries()) {
           read.set(znode, nodes[i] ?? new ZkError('SYSTEM_ERROR', znode));
+        }
         data.settle((znode) => read.get(znode) as NodeData | ZkError);
         for (const [znode, node] of read) {
           // As in readData: the stat is as current as the data while the data entry is the one just read.
@@ -457,6 +470,11 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         data.settle(() => failure);
       },
     );
+  }
+
+  /** Nodes per multiRead: about BATCH_BYTES of data at the mean size of the nodes read last. */
+  private batchSize(): number {
+    return Math.max(1, Math.min(this.maxBatch, Math.floor(BATCH_BYTES / this.nodeBytes)));
   }
 
   /** `node` went into the kernel's page cache for a program: if read ahead, it is used now. */
