@@ -433,18 +433,18 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   /**
-   * Reads the data of those of `znodes` neither cached nor loading, with one
-   * request, for a program reading the files before them: the read-ahead
-   * that follows the reader when the listing's own ran out of budget (a walk
-   * over more than the cache holds). Resolves once they are stored.
+   * Reads the data of those of `znodes` neither cached nor loading, a
+   * multiRead per batch, for a program reading the files before them: the
+   * read-ahead that follows the reader when the listing's own ran out of
+   * budget (a walk over more than the cache holds). Resolves once they are
+   * stored.
    */
   readDataAhead(znodes: readonly string[]): Promise<void> {
     if (!this.live) return Promise.resolve();
     const batches: Promise<void>[] = [];
     // In batches of the prefetcher's size: nodes of unknown size may be large, and a reply has a limit.
-    for (let i = 0; i < znodes.length; i += this.batchSize()) {
-      batches.push(this.readDataBatch(znodes.slice(i, i + this.batchSize())));
-    }
+    const size = this.batchSize();
+    for (let i = 0; i < znodes.length; i += size) batches.push(this.readDataBatch(znodes.slice(i, i + size)));
     return Promise.all(batches).then(() => {});
   }
 
