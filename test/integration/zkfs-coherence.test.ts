@@ -328,9 +328,10 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
       const after = await status(m.dir);
       expect(out.split(' ')[0], `walk ${walk}`).toBe(digest);
       const reads = (after.operations.byName.read ?? 0) - (before.operations.byName.read ?? 0);
-      // Reading ahead stores about 64 files per READ; one READ per file is what a cache that lost the data costs.
+      // Reading ahead stores about 64 files per READ (races with cat add some: 20-110 measured, under
+      // load too); one READ per file, 1,000, is what a cache that lost the data costs.
       console.log(`zkfs larger than cache: walk ${walk}, ${reads} READs`);
-      expect(reads, `READs in walk ${walk}`).toBeLessThan(250);
+      expect(reads, `READs in walk ${walk}`).toBeLessThan(400);
       expect(after.cache.evictions).toBeGreaterThan(before.cache.evictions);
     }
   });
