@@ -26,15 +26,7 @@
 import { storeData } from '../../core/fuse/notifications.js';
 import { storedType } from '../../core/zkfs/attrs.js';
 import { nodeKind } from '../../core/zkfs/modes.js';
-import {
-  baseName,
-  DATA_FILE,
-  META_NODE,
-  parentPath,
-  SYMLINKS_NODE,
-  toZnode,
-  zkChild,
-} from '../../core/zkfs/paths.js';
+import { baseName, DATA_FILE, isHiddenChild, parentPath, toZnode, zkChild } from '../../core/zkfs/paths.js';
 import { position } from '../../core/zkfs/sorted-names.js';
 import type { KernelNotifier } from './kernel-notify.js';
 import { isReadOnlyAt } from './open-files.js';
@@ -85,9 +77,6 @@ function wantsData(tree: WatchedTree, znode: string): boolean {
   if (stat === null) return false;
   return stat.numChildren === 0 && stat.dataLength > 0 && stat.dataLength <= MAX_STORE_BYTES;
 }
-
-/** The mount's own documents, listed among a directory's children but never files. */
-const HIDDEN: ReadonlySet<string> = new Set([META_NODE, SYMLINKS_NODE]);
 
 /** Files after the one being read that one read stores ahead. */
 const WINDOW = 64;
@@ -175,7 +164,8 @@ export class PageStore {
       if (complete && node) to = i;
       else complete = false;
       if (!node) {
-        if (!HIDDEN.has(names[i] as string) && wantsData(this.tree, znode)) missing.push(znode);
+        if (!isHiddenChild(names[i] as string, parent === '/') && wantsData(this.tree, znode))
+          missing.push(znode);
         continue;
       }
       if (this.stored.has(node) || node.data.length === 0 || node.data.length > MAX_STORE_BYTES) continue;

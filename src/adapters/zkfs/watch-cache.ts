@@ -122,6 +122,11 @@ interface Gate {
   ttlMs: number;
 }
 
+/** A rejection as an Error, to hand to every waiter of a batch. */
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
 export class WatchedTree extends ZkTree implements WriteObserver {
   readonly data: CacheSlot<NodeData>;
   private readonly gate: Gate;
@@ -379,11 +384,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const stats = this.stats.startMany(wanted);
     if (stats.keys.length === 0) return Promise.resolve();
     const data = this.data.startMany(stats.keys);
-    return this.readMany(stats.keys).then(
-      (nodes) => {
-        const read = new Map<string, NodeData | ZkError | undefined>();
-        for (const [i, znode] of stats.keys.entries()) read.set(znode, nodes[i]);
-        const result = (znode: string) => read.get(znode) ?? new ZkError('SYSTEM_ERROR', znode);
+    return this.readEach(stats.keys).then(
+      (result) => {
         data.settle(result);
         stats.settle((znode) => {
           const node = result(znode);
@@ -393,7 +395,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         });
       },
       (error: unknown) => {
-        const failure = error instanceof Error ? error : new Error(String(error));
+        const failure = asError(error);
         data.settle(() => failure);
         stats.settle(() => failure);
       },
@@ -403,6 +405,14 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   /** Whether the stat of `znode` is in memory or on its way. */
   private statKnown(znode: string): boolean {
     return this.stats.has(znode) || this.stats.inFlight(znode);
+  }
+
+  /** Reads `keys` with one request; resolves with each one's node, or the ZkError its read ended with. */
+  private async readEach(keys: readonly string[]): Promise<(znode: string) => NodeData | ZkError> {
+    const nodes = await this.readMany(keys);
+    const read = new Map<string, NodeData | ZkError | undefined>();
+    for (const [i, znode] of keys.entries()) read.set(znode, nodes[i]);
+    return (znode) => read.get(znode) ?? new ZkError('SYSTEM_ERROR', znode);
   }
 
   /** Reads `paths` with one request, noting their mean size for the next batch. */
@@ -451,14 +461,11 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readDataBatch(znodes: readonly string[]): Promise<void> {
     const data = this.data.startMany(znodes);
     if (data.keys.length === 0) return Promise.resolve();
-    return this.readMany(data.keys).then(
-      (nodes) => {
-        const read = new Map<string, NodeData | ZkError>();
-        for (const [i, znode] of data.keys.entries()) {
-          read.set(znode, nodes[i] ?? new ZkError('SYSTEM_ERROR', znode));
-        }
-        data.settle((znode) => read.get(znode) as NodeData | ZkError);
-        for (const [znode, node] of read) {
+    return this.readEach(data.keys).then(
+      (result) => {
+        data.settle(result);
+        for (const znode of data.keys) {
+          const node = result(znode);
           // As in readData: the stat is as current as the data while the data entry is the one just read.
           if (!(node instanceof ZkError) && this.data.peek(znode) === node && !this.stats.has(znode)) {
             this.stats.put(znode, node.stat);
@@ -466,7 +473,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         }
       },
       (error: unknown) => {
-        const failure = error instanceof Error ? error : new Error(String(error));
+        const failure = asError(error);
         data.settle(() => failure);
       },
     );
