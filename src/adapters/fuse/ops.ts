@@ -115,7 +115,6 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   };
 
   const answer = (h: RequestHeader, what: () => string, work: () => Promise<Buffer> | Buffer): void => {
-    vfs.counters.ops++;
     vfs.counters.byOpcode[h.opcode] = (vfs.counters.byOpcode[h.opcode] ?? 0) + 1;
     let pending: Promise<Buffer> | Buffer;
     try {

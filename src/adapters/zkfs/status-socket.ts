@@ -80,7 +80,7 @@ export function collectStatus(s: StatusSources): MountStatus {
     },
     cache: s.tree.status(),
     operations: {
-      total: s.vfs.counters.ops,
+      total: s.vfs.counters.byOpcode.reduce((sum, count) => sum + count, 0),
       byName: byName(s.vfs.counters.byOpcode),
       errors: { ...s.vfs.counters.errors },
     },

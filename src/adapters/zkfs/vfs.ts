@@ -27,15 +27,14 @@ export interface VfsOptions extends VfsConfig {
 
 /** Counters a status command can show. */
 export interface VfsCounters {
-  ops: number;
-  /** Operations served by FUSE opcode (an array: counting one costs an indexed increment). */
+  /** Operations served, by FUSE opcode (an array: counting one costs an indexed increment). */
   byOpcode: number[];
   errors: Partial<Record<FsErrorCode, number>>;
 }
 
 export class ZkVfs {
   readonly ctx: VfsContext;
-  readonly counters: VfsCounters = { ops: 0, byOpcode: [], errors: {} };
+  readonly counters: VfsCounters = { byOpcode: [], errors: {} };
 
   constructor(options: VfsOptions) {
     const tree =

@@ -67,7 +67,8 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
 const SHOWN_REQUESTS = 6;
 
 function byRequest(byName: Record<string, number>): string {
-  const counted = Object.entries(byName).sort((a, b) => b[1] - a[1]);
+  // The daemon lists them most frequent first.
+  const counted = Object.entries(byName);
   if (counted.length === 0) return 'none yet';
   const shown = counted.slice(0, SHOWN_REQUESTS).map(([name, count]) => `${name} ${n(count)}`);
   const more = counted.length - SHOWN_REQUESTS;
