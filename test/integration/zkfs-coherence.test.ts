@@ -23,10 +23,19 @@ import {
   zkfsctl,
 } from '../fixtures/zkfs-mount.js';
 
-async function status(dir: string): Promise<MountStatus> {
+/** The status of a daemon of this version: it reports what older ones may leave out. */
+type CurrentStatus = MountStatus & {
+  operations: Required<MountStatus['operations']>;
+  polling: NonNullable<MountStatus['polling']>;
+};
+
+async function status(dir: string): Promise<CurrentStatus> {
   const r = await zkfsctl(['--json', 'status', dir]);
   if (r.exitCode !== 0) throw new Error(`zkfsctl status ${dir} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as MountStatus;
+  const doc = JSON.parse(r.stdout) as MountStatus;
+  if (!doc.operations.byName || !doc.polling)
+    throw new Error(`zkfsctl status ${dir}: no counts by request or polling`);
+  return doc as CurrentStatus;
 }
 
 function percentile(sorted: readonly number[], p: number): number {

@@ -28,9 +28,11 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
   cache: CacheStatus;
   /**
    * Filesystem operations served: in all, by request (`open`, `readdirplus`, …,
-   * as the FUSE protocol names them), and those that failed by errno name.
+   * as the FUSE protocol names them, most frequent first), and those that
+   * failed by errno name. `byName` is absent from a daemon started by an
+   * older zkfsctl: daemons outlive an upgrade of the CLI.
    */
-  operations: { total: number; byName: Record<string, number>; errors: Record<string, number> };
+  operations: { total: number; byName?: Record<string, number>; errors: Record<string, number> };
   openFiles: number;
   kernel: {
     attrTimeoutMs: number;
@@ -41,8 +43,8 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
     /** Files whose content went into the kernel's page cache before their first read. */
     pagesStored: number;
   };
-  /** Polling for the next request after answers (--busy-poll). */
-  polling: PollCounters;
+  /** Polling for the next request after answers (--busy-poll); absent from a daemon older than it. */
+  polling?: PollCounters;
 }
 
 export interface StatusSources {

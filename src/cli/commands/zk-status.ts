@@ -50,7 +50,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
       'operations',
       `${n(r.operations.total)}, ${errorTotal === 0 ? 'no errors' : `${n(errorTotal)} errors (${errors.map(([code, count]) => `${code} ${n(count)}`).join(', ')})`}`,
     ],
-    ['by request', byRequest(r.operations.byName)],
+    ['by request', r.operations.byName ? byRequest(r.operations.byName) : OLDER_DAEMON],
     ['open files', n(r.openFiles)],
     [
       'kernel cache',
@@ -58,10 +58,13 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
         ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`
         : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
     ],
-    ['polling', polling(r.polling)],
+    ['polling', r.polling ? polling(r.polling) : OLDER_DAEMON],
   ];
   return `${r.dir}\n${table(out, ['', ''], rows).split('\n').slice(1).join('\n')}`;
 }
+
+/** What a line says that a daemon started by an older zkfsctl does not report. */
+const OLDER_DAEMON = 'not reported by this daemon (started by an older zkfsctl)';
 
 /** Requests shown by name on the `by request` line; the rest are counted as more kinds. */
 const SHOWN_REQUESTS = 6;
@@ -77,7 +80,7 @@ function byRequest(byName: Record<string, number>): string {
     : shown.join(', ');
 }
 
-function polling(p: ZkStatusResult['polling']): string {
+function polling(p: NonNullable<ZkStatusResult['polling']>): string {
   if (p.windowUs === 0) return 'off (--busy-poll 0)';
   const scored = p.hits + p.misses;
   const rate =

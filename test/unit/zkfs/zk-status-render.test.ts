@@ -87,6 +87,18 @@ describe('zkfsctl status output', () => {
     expect(renderZkStatus({ ...status, operations: none }, out)).toMatch(/by request\s+none yet/);
   });
 
+  it('says what a daemon started by an older zkfsctl does not report, instead of failing', () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    const { polling: _, ...older } = status;
+    const text = renderZkStatus(
+      { ...older, operations: { total: 50_000, errors: { ENOENT: 12, EIO: 1 } } },
+      out,
+    );
+    expect(text).toMatch(/operations\s+50,000, 13 errors/);
+    expect(text).toMatch(/by request\s+not reported by this daemon \(started by an older zkfsctl\)/);
+    expect(text).toMatch(/polling\s+not reported by this daemon \(started by an older zkfsctl\)/);
+  });
+
   it('says when polling is off', () => {
     const out = createOutput({ color: false, json: false, interactive: false });
     const off = { windowUs: 0, windows: 0, hits: 0, misses: 0 };
