@@ -3,12 +3,14 @@
  * flush, close its ZooKeeper session and exit. DIR must be a zkfs mount
  * (type fuse.zkfs in the mount table); anything else is refused by name.
  */
+import { unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { run, ToolError } from '../adapters/exec.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { isProcessAlive } from '../adapters/processes.js';
 import { readMountRecord, removeMountRecord } from '../adapters/zkfs/run-state.js';
 import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
+import { statusSocketPath } from '../adapters/zkfs/status-socket.js';
 import { OperationError, UsageError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
 
@@ -73,7 +75,11 @@ export async function umountZk(options: UmountZkOptions, ctx: CommandContext): P
       });
     }
   }
-  if (daemonExited) await removeMountRecord(dir, record?.pid);
+  if (daemonExited) {
+    await removeMountRecord(dir, record?.pid);
+    // A daemon that was killed left its status socket behind.
+    if (record) await unlink(statusSocketPath(record.pid)).catch(() => {});
+  }
   ctx.log.info(`unmounted ${dir}`);
   return { dir, pid: record?.pid, lazy, daemonExited };
 }

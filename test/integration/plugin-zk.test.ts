@@ -3,21 +3,23 @@
  * plugin socket: a volume whose FUSE daemon died is mounted afresh on the
  * next Mount and at start-up, instead of handing containers a dead mount.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isProcessAlive } from '../../src/adapters/processes.js';
 import { readMountRecord } from '../../src/adapters/zkfs/run-state.js';
+import { statusSocketPath } from '../../src/adapters/zkfs/status-socket.js';
 import { missing } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
 import { mountedAt, readZnode, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
 
-async function killDaemon(dir: string): Promise<void> {
+async function killDaemon(dir: string): Promise<number> {
   const record = await readMountRecord(dir);
   if (!record) throw new Error(`no daemon record for ${dir}`);
   process.kill(record.pid, 'SIGKILL');
   // A killed daemon is dead once it is a zombie: its reaper may come later.
   await waitUntil(`daemon ${record.pid} to die`, () => !isProcessAlive(record.pid));
+  return record.pid;
 }
 
 describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real FUSE', () => {
@@ -35,7 +37,8 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     writeFileSync(join(dir, 'note'), 'written through FUSE\n');
     expect(await readZnode(zk.connectString, '/rec/note')).toBe('written through FUSE\n');
 
-    await killDaemon(dir);
+    const killed = [await killDaemon(dir)];
+    expect(existsSync(statusSocketPath(killed[0]!))).toBe(true);
     const second = await plugin.post('/VolumeDriver.Mount', { Name: 'rec', ID: 'c2' });
     expect(second).toEqual({ status: 200, json: { Mountpoint: dir, Err: '' } });
     expect(readFileSync(join(dir, 'note'), 'utf8')).toBe('written through FUSE\n');
@@ -44,7 +47,7 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
 
     // Both the server and the daemon die; the restarted server serves the volume again.
     await plugin.kill('SIGKILL');
-    await killDaemon(dir);
+    killed.push(await killDaemon(dir));
     await plugin.start();
     expect(plugin.logs()).toContain(`remounted volume rec at ${dir}: 2 mount(s) still use it`);
     expect(readFileSync(join(dir, 'note'), 'utf8')).toBe('written through FUSE\n');
@@ -54,5 +57,7 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     await plugin.post('/VolumeDriver.Unmount', { Name: 'rec', ID: 'c2' });
     expect(mountedAt(dir)).toBe(false);
     expect(await refsOf(plugin, 'rec')).toBe(0);
+    // Nothing is left of the killed daemons: `zkfsctl status` finds no dead sockets.
+    for (const pid of killed) expect(existsSync(statusSocketPath(pid))).toBe(false);
   });
 });

@@ -3,12 +3,14 @@
  * ZooKeeper), how fast another mount's or client's change becomes visible
  * through the kernel, and `zkfsctl status`.
  */
+
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { MountStatus } from '../../src/adapters/zkfs/status-socket.js';
+import { type MountStatus, statusSocketPath } from '../../src/adapters/zkfs/status-socket.js';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
@@ -21,6 +23,7 @@ import {
   tryMountZkfs,
   type ZkfsMount,
   zkfsctl,
+  zkfsRunDir,
 } from '../fixtures/zkfs-mount.js';
 
 /** The status of a daemon of this version: it reports what older ones may leave out. */
@@ -346,7 +349,14 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
   });
 
   it('zkfsctl status shows the session, server, cache and counters; refuses what is not a zkfs mount', async () => {
+    // Sockets of daemons killed before they could remove them go when the next daemon starts.
+    const dead = statusSocketPath(spawnSync('true').pid, zkfsRunDir());
+    const live = statusSocketPath(process.pid, zkfsRunDir());
+    for (const path of [dead, live]) writeFileSync(path, '');
     const m = await mountZkfs(zk.connectString, '/coh/status');
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    rmSync(live);
     await m.ok('echo x > f && cat f && ls -l');
     const text = await zkfsctl(['status', m.dir]);
     expect(text.exitCode).toBe(0);

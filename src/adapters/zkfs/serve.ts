@@ -18,7 +18,13 @@ import { KernelNotifier } from './kernel-notify.js';
 import { PageStore } from './page-store.js';
 import { removeMountRecord, writeMountRecord } from './run-state.js';
 import { ZkSession } from './session.js';
-import { collectStatus, type StatusServer, serveStatus, statusSocketPath } from './status-socket.js';
+import {
+  collectStatus,
+  removeDeadStatusSockets,
+  type StatusServer,
+  serveStatus,
+  statusSocketPath,
+} from './status-socket.js';
 import { ZkVfs } from './vfs.js';
 import { WatchedTree } from './watch-cache.js';
 
@@ -200,6 +206,9 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       logFile: options.logFile,
       startedAt,
     }).catch((error: unknown) => log.warn(`could not record the mount: ${String(error)}`));
+    for (const path of await removeDeadStatusSockets().catch(() => [])) {
+      log.info(`removed ${path}, left by a daemon that was killed`);
+    }
     const about = { dir, hosts: resolved.connectString, path: resolved.path, mode: resolved.mode };
     status = await serveStatus(
       statusSocketPath(process.pid),

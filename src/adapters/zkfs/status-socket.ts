@@ -4,12 +4,13 @@
  * pid so the path stays short) and answers every connection with one JSON
  * document, then closes it. Nothing in it is secret.
  */
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, readdir, unlink } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { opName } from '../../core/fuse/protocol.js';
 import type { PollCounters } from '../fuse/busy-poll.js';
 import type { Logger } from '../logger.js';
+import { isProcessAlive } from '../processes.js';
 import type { KernelNotifier } from './kernel-notify.js';
 import { type MountRecord, runDir } from './run-state.js';
 import type { SessionCounters, SessionState, ZkSession } from './session.js';
@@ -99,6 +100,27 @@ export function collectStatus(s: StatusSources): MountStatus {
 
 export function statusSocketPath(pid: number, dir = runDir()): string {
   return join(dir, `zkfsctl-${pid}.sock`);
+}
+
+/**
+ * Removes the sockets of daemons that died without closing them (SIGKILL, the
+ * OOM killer): nothing will ever answer on them. A socket whose pid is alive
+ * stays, whoever holds that pid now.
+ */
+export async function removeDeadStatusSockets(dir = runDir()): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = /^zkfsctl-(\d+)\.sock$/.exec(name)?.[1];
+    if (pid === undefined || isProcessAlive(Number(pid))) continue;
+    const path = join(dir, name);
+    const gone = await unlink(path).then(
+      () => true,
+      () => false,
+    );
+    if (gone) removed.push(path);
+  }
+  return removed;
 }
 
 export interface StatusServer {
