@@ -384,16 +384,26 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     const polled = await mountZkfs(zk.connectString, '/coh/poll');
     const still = await mountZkfs(zk.connectString, '/coh/poll', { args: ['--busy-poll', '0'] });
     await polled.ok('for i in $(seq 20); do echo $i > f$i; done');
-    // Reading files one after another: each open answered, the next one asked for at once.
-    for (const m of [polled, still]) await m.ok('for i in 1 2 3; do cat f* > /dev/null; done');
+    // Reading files one after another: each open answered, the next one asked for at once; enough
+    // of them for the daemon to try polling against sleeping at least once (256 cycles).
+    for (const m of [polled, still]) await m.ok('for i in $(seq 20); do cat f* > /dev/null; done');
     const on = (await status(polled.dir)).polling;
     expect(on.windowUs).toBe(100);
     expect(on.windows).toBeGreaterThan(0);
     expect(on.hits).toBeGreaterThan(0);
+    expect(on.trials).toBeGreaterThan(0);
+    expect(on.won).toBeLessThanOrEqual(on.trials!);
     expect((await zkfsctl(['status', polled.dir])).stdout).toMatch(
-      /polling\s+100 us after answers: [\d,]+ windows/,
+      /polling\s+100 us after answers where it pays: [\d,]+ windows, .*; faster than sleeping in \d+ of \d+ trials/,
     );
-    expect((await status(still.dir)).polling).toEqual({ windowUs: 0, windows: 0, hits: 0, misses: 0 });
+    expect((await status(still.dir)).polling).toEqual({
+      windowUs: 0,
+      windows: 0,
+      hits: 0,
+      misses: 0,
+      trials: 0,
+      won: 0,
+    });
     expect((await zkfsctl(['status', still.dir])).stdout).toMatch(/polling\s+off \(--busy-poll 0\)/);
   });
 });

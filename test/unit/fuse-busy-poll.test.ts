@@ -83,7 +83,22 @@ describe('busyPoller', () => {
     }
     poller.answered(id);
     expect(await utilization(15)).toBeGreaterThan(0.8);
-    expect(poller.counters).toEqual({ windowUs: 20_000, windows: 7, hits: 2, misses: 7 });
+    expect(poller.counters).toMatchObject({ windowUs: 20_000, windows: 7, hits: 2, misses: 7 });
+  });
+
+  it('stops polling where it made the cycle from one request to the next longer than sleeping did', async () => {
+    const poller = busyPoller(60_000, { block: 2, blocks: 2, hold: 1000 });
+    let id = 0;
+    poller.arrived(++id);
+    // Two cycles with polling allowed come slow, two without come at once.
+    for (const wait of [3, 3, 0, 0]) {
+      poller.answered(id);
+      if (wait > 0) await sleep(wait);
+      poller.arrived(++id);
+    }
+    expect(poller.counters).toMatchObject({ trials: 1, won: 0 });
+    poller.answered(id);
+    expect(await utilization(30)).toBeLessThan(0.5);
   });
 
   it('does nothing with a window of 0', async () => {

@@ -24,7 +24,12 @@
  * is an immediate callback per turn of the loop, which makes libuv poll
  * with a zero timeout; it stops when a request arrives or the window
  * passes, so an idle mount costs nothing.
+ *
+ * Whether polling pays at all depends on the machine (waking cheaply, or
+ * having no CPU to spare), so it is tried both ways as requests come and
+ * kept only where it shortens the cycle (core/fuse/poll-trial.ts).
  */
+import { DEFAULT_TRIAL, type PollTrialOptions, pollTrial } from '../../core/fuse/poll-trial.js';
 
 export interface BusyPoller {
   /** Request `id` (its FUSE unique) has arrived and will be answered. */
@@ -43,6 +48,9 @@ export interface PollCounters {
   /** Answers that left nothing waiting, followed by a request within the window or not. */
   hits: number;
   misses: number;
+  /** Trials of polling against sleeping, and those polling won (it is used only after a win). */
+  trials: number;
+  won: number;
 }
 
 /** How fast the hit rate follows recent gaps: each gap counts for 1/8. */
@@ -53,10 +61,22 @@ const THRESHOLD = 0.5;
 const STALE_MS = 1000;
 
 /** A poller with a window of `windowUs` microseconds; 0 never polls. */
-export function busyPoller(windowUs: number): BusyPoller {
-  const counters: PollCounters = { windowUs: Math.max(0, windowUs), windows: 0, hits: 0, misses: 0 };
+export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DEFAULT_TRIAL): BusyPoller {
+  const counters: PollCounters = {
+    windowUs: Math.max(0, windowUs),
+    windows: 0,
+    hits: 0,
+    misses: 0,
+    trials: 0,
+    won: 0,
+  };
   if (windowUs <= 0) return { arrived: () => {}, answered: () => {}, counters };
   const now = () => performance.now();
+  const trial = pollTrial(trialOptions);
+  /** When the request being served arrived, if none other was pending then (0: not a serial cycle). */
+  let loneSince = 0;
+  /** The start of the cycle that the next arrival ends, if the last answer ended a lone request. */
+  let cycleStart = 0;
   /** Requests not yet answered, oldest first, with when they arrived. */
   const pending = new Map<number, number>();
   const windowMs = windowUs / 1000;
@@ -66,13 +86,20 @@ export function busyPoller(windowUs: number): BusyPoller {
   let answeredAt = 0;
   let polling = false;
   const poll = () => {
-    if (answeredAt > 0 && now() - answeredAt < windowMs) setImmediate(poll);
+    if (answeredAt > 0 && trial.allowed && now() - answeredAt < windowMs) setImmediate(poll);
     else polling = false;
   };
   return {
     arrived(id) {
       const at = now();
+      loneSince = pending.size === 0 ? at : 0;
       pending.set(id, at);
+      if (cycleStart > 0) {
+        trial.cycle(at - cycleStart);
+        counters.trials = trial.trials;
+        counters.won = trial.won;
+        cycleStart = 0;
+      }
       if (answeredAt === 0) return;
       const hit = at - answeredAt < windowMs ? 1 : 0;
       hitRate += (hit - hitRate) * WEIGHT;
@@ -89,7 +116,9 @@ export function busyPoller(windowUs: number): BusyPoller {
       }
       if (pending.size > 0) return;
       answeredAt = at;
-      if (polling || hitRate < THRESHOLD) return;
+      cycleStart = loneSince;
+      loneSince = 0;
+      if (polling || hitRate < THRESHOLD || !trial.allowed) return;
       polling = true;
       counters.windows++;
       setImmediate(poll);

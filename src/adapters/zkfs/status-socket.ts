@@ -44,8 +44,11 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
     /** Files whose content went into the kernel's page cache before their first read. */
     pagesStored: number;
   };
-  /** Polling for the next request after answers (--busy-poll); absent from a daemon older than it. */
-  polling?: PollCounters;
+  /**
+   * Polling for the next request after answers (--busy-poll); absent from a
+   * daemon older than it, and without its trials from one older than those.
+   */
+  polling?: Omit<PollCounters, 'trials' | 'won'> & Partial<Pick<PollCounters, 'trials' | 'won'>>;
 }
 
 export interface StatusSources {

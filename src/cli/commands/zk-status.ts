@@ -85,7 +85,10 @@ function polling(p: NonNullable<ZkStatusResult['polling']>): string {
   const scored = p.hits + p.misses;
   const rate =
     scored === 0 ? '' : `, next request within it after ${((p.hits / scored) * 100).toFixed(1)}% of answers`;
-  return `${n(p.windowUs)} us after answers: ${n(p.windows)} windows${rate}`;
+  // A daemon older than the trials does not report them.
+  const trials =
+    p.trials === undefined ? '' : `; faster than sleeping in ${n(p.won ?? 0)} of ${n(p.trials)} trials`;
+  return `${n(p.windowUs)} us after answers where it pays: ${n(p.windows)} windows${rate}${trials}`;
 }
 
 export function zkStatusCommand(getApp: () => App, name: string): Command {

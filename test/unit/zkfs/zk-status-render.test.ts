@@ -52,7 +52,7 @@ const status: MountStatus = {
   },
   openFiles: 2,
   kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17, pagesStored: 5 },
-  polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10 },
+  polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10, trials: 3, won: 2 },
 };
 
 describe('zkfsctl status output', () => {
@@ -75,7 +75,7 @@ describe('zkfsctl status output', () => {
       /kernel cache\s+attributes, names and pages up to 10 s, dropped on change \(17 so far\); 5 files read ahead/,
     );
     expect(text).toMatch(
-      /polling\s+100 us after answers: 1,200 windows, next request within it after 99\.0% of answers/,
+      /polling\s+100 us after answers where it pays: 1,200 windows, next request within it after 99\.0% of answers; faster than sleeping in 2 of 3 trials/,
     );
   });
 
@@ -97,6 +97,13 @@ describe('zkfsctl status output', () => {
     expect(text).toMatch(/operations\s+50,000, 13 errors/);
     expect(text).toMatch(/by request\s+not reported by this daemon \(started by an older zkfsctl\)/);
     expect(text).toMatch(/polling\s+not reported by this daemon \(started by an older zkfsctl\)/);
+    // A daemon that polls but is older than the trials.
+    const { trials: _t, won: _w, ...untried } = status.polling!;
+    const untriedText = renderZkStatus({ ...status, polling: untried }, out);
+    expect(untriedText).toMatch(
+      /polling\s+100 us after answers where it pays: 1,200 windows, next request within it after 99\.0% of answers/,
+    );
+    expect(untriedText).not.toContain('trials');
   });
 
   it('says when polling is off', () => {

@@ -1,0 +1,64 @@
+/**
+ * The trial that decides whether polling for the next request pays: blocks
+ * of cycles with polling allowed and not, alternating, then a long stretch
+ * going by whichever gave the shorter median cycle.
+ */
+import { describe, expect, it } from 'vitest';
+import { MAX_CYCLE_MS, type PollTrial, pollTrial } from '../../src/core/fuse/poll-trial.js';
+
+const small = { block: 4, blocks: 4, hold: 10 };
+
+/** Feeds `n` cycles, each `polled` ms long while polling is allowed and `slept` ms while not. */
+function run(trial: PollTrial, n: number, polled: number, slept: number): boolean[] {
+  const seen: boolean[] = [];
+  for (let i = 0; i < n; i++) {
+    seen.push(trial.allowed);
+    trial.cycle(trial.allowed ? polled : slept);
+  }
+  return seen;
+}
+
+describe('pollTrial', () => {
+  it('alternates blocks, then keeps polling only where it gave shorter cycles', () => {
+    const trial = pollTrial(small);
+    const tried = run(trial, 16, 0.05, 0.08);
+    expect(tried).toEqual([
+      ...Array(4).fill(true),
+      ...Array(4).fill(false),
+      ...Array(4).fill(true),
+      ...Array(4).fill(false),
+    ]);
+    expect(trial).toMatchObject({ allowed: true, trials: 1, won: 1 });
+
+    const lost = pollTrial(small);
+    run(lost, 16, 0.08, 0.05);
+    expect(lost).toMatchObject({ allowed: false, trials: 1, won: 0 });
+  });
+
+  it('holds the verdict for its stretch, then tries again, so a change of machine load is noticed', () => {
+    const trial = pollTrial(small);
+    run(trial, 16, 0.08, 0.05);
+    expect(run(trial, 10, 0.05, 0.08)).toEqual(Array(10).fill(false));
+    // The next trial starts polling, and this time polling is faster.
+    run(trial, 16, 0.05, 0.08);
+    expect(trial).toMatchObject({ allowed: true, trials: 2, won: 1 });
+  });
+
+  it('does not count idle time or waits for ZooKeeper as cycles', () => {
+    const trial = pollTrial(small);
+    for (let i = 0; i < 100; i++) trial.cycle(MAX_CYCLE_MS + 1);
+    trial.cycle(Number.NaN);
+    trial.cycle(-1);
+    expect(trial).toMatchObject({ allowed: true, trials: 0 });
+  });
+
+  it('judges each side over the same spells of a changing workload', () => {
+    // The walk's cycles double halfway through the trial; polling is 10% faster throughout.
+    const trial = pollTrial({ block: 32, blocks: 8, hold: 1000 });
+    for (let i = 0; i < 256; i++) {
+      const base = i < 128 ? 0.05 : 0.1;
+      trial.cycle(trial.allowed ? base * 0.9 : base);
+    }
+    expect(trial).toMatchObject({ allowed: true, trials: 1, won: 1 });
+  });
+});
