@@ -1,7 +1,7 @@
 /**
- * The trial that decides whether polling for the next request pays: blocks
+ * The trials that decide whether polling for the next request pays: blocks
  * of cycles with polling allowed and not, alternating, then a long stretch
- * going by whichever gave the shorter median cycle.
+ * going by the running average of recent trials.
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_CYCLE_MS, type PollTrial, pollTrial } from '../../src/core/fuse/poll-trial.js';
@@ -35,13 +35,26 @@ describe('pollTrial', () => {
     expect(lost).toMatchObject({ allowed: false, trials: 1, won: 0 });
   });
 
-  it('holds the verdict for its stretch, then tries again, so a change of machine load is noticed', () => {
+  it('holds the verdict for its stretch, then tries again, and follows a lasting change within a few trials', () => {
     const trial = pollTrial(small);
     run(trial, 16, 0.08, 0.05);
     expect(run(trial, 10, 0.05, 0.08)).toEqual(Array(10).fill(false));
-    // The next trial starts polling, and this time polling is faster.
-    run(trial, 16, 0.05, 0.08);
-    expect(trial).toMatchObject({ allowed: true, trials: 2, won: 1 });
+    // From now on polling is faster: the next trials start polling, and the third win turns it on.
+    const verdicts: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      run(trial, 16, 0.05, 0.08);
+      verdicts.push(trial.allowed);
+      run(trial, 10, 0.05, 0.08);
+    }
+    expect(verdicts).toEqual([false, false, true]);
+    expect(trial).toMatchObject({ trials: 4, won: 3 });
+  });
+
+  it('is not swayed by one trial against the others', () => {
+    const trial = pollTrial(small);
+    for (let i = 0; i < 4; i++) run(trial, 26, 0.08, 0.05);
+    run(trial, 16, 0.04, 0.08);
+    expect(trial).toMatchObject({ allowed: false, trials: 5, won: 1 });
   });
 
   it('does not count idle time or waits for ZooKeeper as cycles', () => {

@@ -51,6 +51,8 @@ export interface PollCounters {
   /** Trials of polling against sleeping, and those polling won (it is used only after a win). */
   trials: number;
   won: number;
+  /** What the trials concluded: outside them, windows open only while it is true. */
+  pays: boolean;
 }
 
 /** How fast the hit rate follows recent gaps: each gap counts for 1/8. */
@@ -69,6 +71,7 @@ export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DE
     misses: 0,
     trials: 0,
     won: 0,
+    pays: false,
   };
   if (windowUs <= 0) return { arrived: () => {}, answered: () => {}, counters };
   const now = () => performance.now();
@@ -98,6 +101,7 @@ export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DE
         trial.cycle(at - cycleStart);
         counters.trials = trial.trials;
         counters.won = trial.won;
+        counters.pays = trial.pays;
         cycleStart = 0;
       }
       if (answeredAt === 0) return;

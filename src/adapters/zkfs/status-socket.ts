@@ -48,8 +48,11 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
    * Polling for the next request after answers (--busy-poll); absent from a
    * daemon older than it, and without its trials from one older than those.
    */
-  polling?: Omit<PollCounters, 'trials' | 'won'> & Partial<Pick<PollCounters, 'trials' | 'won'>>;
+  polling?: Omit<PollCounters, PollTrialCounter> & Partial<Pick<PollCounters, PollTrialCounter>>;
 }
+
+/** What a daemon older than the trials of polling does not report. */
+type PollTrialCounter = 'trials' | 'won' | 'pays';
 
 export interface StatusSources {
   mount: Pick<MountStatus, 'dir' | 'hosts' | 'path' | 'mode' | 'readOnly' | 'startedAt'>;

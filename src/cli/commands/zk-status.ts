@@ -87,7 +87,11 @@ function polling(p: NonNullable<ZkStatusResult['polling']>): string {
     scored === 0 ? '' : `, next request within it after ${((p.hits / scored) * 100).toFixed(1)}% of answers`;
   // A daemon older than the trials does not report them.
   const trials =
-    p.trials === undefined ? '' : `; faster than sleeping in ${n(p.won ?? 0)} of ${n(p.trials)} trials`;
+    p.trials === undefined
+      ? ''
+      : p.trials === 0
+        ? '; not tried against sleeping yet'
+        : `; faster than sleeping in ${n(p.won ?? 0)} of ${n(p.trials)} trials, ${p.pays ? 'so polling' : 'so not polling'} between them`;
   return `${n(p.windowUs)} us after answers where it pays: ${n(p.windows)} windows${rate}${trials}`;
 }
 

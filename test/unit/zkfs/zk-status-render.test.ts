@@ -52,7 +52,7 @@ const status: MountStatus = {
   },
   openFiles: 2,
   kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17, pagesStored: 5 },
-  polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10, trials: 3, won: 2 },
+  polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10, trials: 3, won: 2, pays: true },
 };
 
 describe('zkfsctl status output', () => {
@@ -75,7 +75,7 @@ describe('zkfsctl status output', () => {
       /kernel cache\s+attributes, names and pages up to 10 s, dropped on change \(17 so far\); 5 files read ahead/,
     );
     expect(text).toMatch(
-      /polling\s+100 us after answers where it pays: 1,200 windows, next request within it after 99\.0% of answers; faster than sleeping in 2 of 3 trials/,
+      /polling\s+100 us after answers where it pays: 1,200 windows, next request within it after 99\.0% of answers; faster than sleeping in 2 of 3 trials, so polling between them/,
     );
   });
 
@@ -98,7 +98,7 @@ describe('zkfsctl status output', () => {
     expect(text).toMatch(/by request\s+not reported by this daemon \(started by an older zkfsctl\)/);
     expect(text).toMatch(/polling\s+not reported by this daemon \(started by an older zkfsctl\)/);
     // A daemon that polls but is older than the trials.
-    const { trials: _t, won: _w, ...untried } = status.polling!;
+    const { trials: _t, won: _w, pays: _p, ...untried } = status.polling!;
     const untriedText = renderZkStatus({ ...status, polling: untried }, out);
     expect(untriedText).toMatch(
       /polling\s+100 us after answers where it pays: 1,200 windows, next request within it after 99\.0% of answers/,
@@ -106,10 +106,16 @@ describe('zkfsctl status output', () => {
     expect(untriedText).not.toContain('trials');
   });
 
-  it('says when polling is off', () => {
+  it('says when polling is off, and what the trials of polling concluded', () => {
     const out = createOutput({ color: false, json: false, interactive: false });
     const off = { windowUs: 0, windows: 0, hits: 0, misses: 0 };
     expect(renderZkStatus({ ...status, polling: off }, out)).toMatch(/polling\s+off \(--busy-poll 0\)/);
+    const lost = { ...status.polling!, trials: 9, won: 2, pays: false };
+    expect(renderZkStatus({ ...status, polling: lost }, out)).toMatch(
+      /faster than sleeping in 2 of 9 trials, so not polling between them/,
+    );
+    const untried = { ...status.polling!, trials: 0, won: 0, pays: false };
+    expect(renderZkStatus({ ...status, polling: untried }, out)).toMatch(/; not tried against sleeping yet/);
   });
 
   it('says when the session is down', () => {
