@@ -19,16 +19,15 @@
  * through once their reply is in — when exactly one notification for the
  * node came meanwhile, which was ours.
  *
- * While the watch is not in place (connecting, reconnecting, a new session)
- * nothing is served from memory and everything read before is dropped once
- * it is back, since changes in between were not reported. A server without
- * persistent watches (ZooKeeper before 3.6) gets time-limited caching.
+ * While the watch is not in place nothing is served from memory
+ * (watch-gate.ts).
  *
  * Directory listings prefetch their children's stats and small data with
  * pipelined requests (a window of them in flight), so `ls -l`, `find` and
  * `cat` of a cold tree do not wait for one round trip after another; and
  * the next sibling directory is listed ahead of a walk.
  */
+import { BatchSize } from '../../core/zkfs/batch-size.js';
 import { hitRate } from '../../core/zkfs/cache-policy.js';
 import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
 import { position, sortedIncludes } from '../../core/zkfs/sorted-names.js';
@@ -42,25 +41,16 @@ import { type CacheView, docChanges, staleFor } from './kernel-stale.js';
 import { type CacheEntry, CacheSlot } from './node-cache.js';
 import { type OwnWrite, OwnWrites } from './own-writes.js';
 import { Prefetcher } from './prefetch.js';
-import type { SessionChange, WriteObserver, ZkSession } from './session.js';
+import type { WriteObserver, ZkSession } from './session.js';
 import { SlotBudget, sizeOf } from './slot-budget.js';
 import { type NodeData, ZkTree } from './tree.js';
+import { type CacheMode, WatchGate } from './watch-gate.js';
 import type { WatchNotice } from './zk-wire.js';
 
 /** Siblings after a listed directory looked at for the next directory to list ahead. */
 const LIST_AHEAD_SCAN = 64;
 /** Prefetch requests in flight. */
 const PREFETCH_WINDOW = 4;
-/**
- * Nodes per prefetch request: as many as make about BATCH_BYTES of data at
- * the mean size of the nodes read last, within MAX_BATCH. A directory of
- * small files is then read in one or two requests, while one of large
- * nodes never asks for a reply of many megabytes; the first guess is
- * cautious.
- */
-const BATCH_BYTES = 256 * 1024;
-const MAX_BATCH = 128;
-const FIRST_NODE_GUESS = 64 * 1024;
 
 type ManyRead = ({ data: Buffer; stat: ZkStat } | ZkError)[];
 
@@ -77,31 +67,6 @@ export interface WatchCacheOptions {
   prefetchBatch?: number;
 }
 
-/**
- * What a failed addWatch request says about the server. One older than 3.6
- * answers UNIMPLEMENTED, or drops the connection over the unknown request
- * (the third time in a row counts as that); a library without the internals
- * zk-wire.ts relies on fails with a plain Error. A session that expired or
- * timed out meanwhile says nothing about the server: set the watch again.
- */
-export function addWatchVerdict(error: unknown, connectionDrops: number): 'unsupported' | 'again' {
-  const name = errorName(error);
-  if (name === 'CONNECTION_LOSS') return connectionDrops >= 3 ? 'unsupported' : 'again';
-  return name === 'SESSION_EXPIRED' || name === 'OPERATION_TIMEOUT' ? 'again' : 'unsupported';
-}
-
-/** The library's exception name (addWatch is sent past ZkClient, so its errors are the library's). */
-function errorName(error: unknown): unknown {
-  return (error as { name?: unknown } | null)?.name;
-}
-
-function isConnectionLoss(error: unknown): boolean {
-  return errorName(error) === 'CONNECTION_LOSS';
-}
-
-/** watch: exact; waiting: watch being (re)established, nothing served; ttl: no persistent watches. */
-export type CacheMode = 'watch' | 'waiting' | 'ttl';
-
 export interface CacheStatus {
   mode: CacheMode;
   entries: number;
@@ -117,11 +82,6 @@ export interface CacheStatus {
   prefetched: number;
 }
 
-interface Gate {
-  mode: CacheMode;
-  ttlMs: number;
-}
-
 /** A rejection as an Error, to hand to every waiter of a batch. */
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
@@ -129,21 +89,16 @@ function asError(error: unknown): Error {
 
 export class WatchedTree extends ZkTree implements WriteObserver {
   readonly data: CacheSlot<NodeData>;
-  private readonly gate: Gate;
+  private readonly gate: WatchGate;
   private readonly memory: SlotBudget;
   private readonly own = new OwnWrites();
   private readonly aclTtlMs: number;
-  /** Nodes per multiRead at most. */
-  private readonly maxBatch: number;
-  private epoch = 0;
-  /** addWatch requests that lost their connection since the watch was last in place. */
-  private connectionDrops = 0;
   private notices = 0;
   private readonly prefetcher: Prefetcher;
   /** Data read ahead and not used since the queue last ran dry; past a quarter of the budget, stats only. */
   private readonly unused = new UnusedPrefetch<NodeData>();
-  /** Mean data size of the nodes the last batch read (bytes), for sizing the next. */
-  private nodeBytes = FIRST_NODE_GUESS;
+  /** Nodes per multiRead, from the size of the nodes read last. */
+  private readonly batch: BatchSize;
   private readonly view: CacheView;
   readonly linksPath: string;
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
@@ -152,17 +107,16 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   constructor(
     private readonly session: ZkSession,
     root: string,
-    private readonly logger: Logger,
+    logger: Logger,
     options: WatchCacheOptions,
   ) {
-    const gate: Gate = { mode: 'waiting', ttlMs: options.fallbackTtlMs };
-    const fresh = (entry: CacheEntry<unknown>, now: () => number) =>
-      gate.mode === 'watch' || (gate.mode === 'ttl' && now() - entry.readAt < gate.ttlMs);
+    const gate = new WatchGate(session, root, options.fallbackTtlMs, logger);
+    const fresh = (entry: CacheEntry<unknown>, now: () => number) => gate.serves(entry.readAt, now());
     super(session, root, fresh, logger);
     this.gate = gate;
     this.memory = new SlotBudget(options.cacheBytes);
     this.aclTtlMs = options.aclTtlMs ?? 1000;
-    this.maxBatch = options.prefetchBatch ?? MAX_BATCH;
+    this.batch = new BatchSize(options.prefetchBatch);
     this.prefetcher = new Prefetcher(
       {
         active: () => this.live,
@@ -170,7 +124,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         load: (znodes) => this.loadMany(znodes),
       },
       options.prefetchWindow ?? PREFETCH_WINDOW,
-      () => this.batchSize(),
+      () => this.batch.nodes,
       () => {
         this.unused.reset();
       },
@@ -195,7 +149,13 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     sized(this.acls, sizeOf.acl);
     sized(this.links, sizeOf.links);
     session.onNotice((notice) => this.onNotice(notice));
-    session.onChange((change) => this.onSessionChange(change));
+    gate.attach({
+      forgetAll: () => this.forgetAll(),
+      live: () => this.onStale?.('all'),
+      timeLimited: () => {
+        for (const slot of this.memory.all()) slot.trustSet = true;
+      },
+    });
     session.setWriteObserver(this);
   }
 
@@ -210,53 +170,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   /** Puts the watch in place; call once the session is open. */
   start(): Promise<void> {
-    return this.arm();
-  }
-
-  private async arm(): Promise<void> {
-    if (this.gate.mode === 'ttl') return;
-    const epoch = ++this.epoch;
-    this.gate.mode = 'waiting';
-    this.forgetAll();
-    try {
-      await this.session.addRecursiveWatch(this.root);
-    } catch (error) {
-      if (epoch !== this.epoch) return;
-      if (isConnectionLoss(error)) this.connectionDrops++;
-      if (addWatchVerdict(error, this.connectionDrops) === 'again') {
-        // A reconnection or a new session sets the watch again; should neither come, so does this.
-        setTimeout(() => {
-          if (epoch === this.epoch && this.session.state === 'connected') void this.arm();
-        }, 1000).unref();
-        return;
-      }
-      this.gate.mode = 'ttl';
-      for (const slot of this.memory.all()) slot.trustSet = true;
-      this.logger.warn(
-        `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.gate.ttlMs} ms`,
-      );
-      return;
-    }
-    if (epoch !== this.epoch) return;
-    this.connectionDrops = 0;
-    // Whatever was read before the watch was in place may have missed a change.
-    this.forgetAll();
-    this.gate.mode = 'watch';
-    this.onStale?.('all');
-  }
-
-  private onSessionChange(change: SessionChange): void {
-    if (this.gate.mode === 'ttl') {
-      if (change.type === 'connected' && change.renewed) this.forgetAll();
-      return;
-    }
-    if (change.type === 'connected') {
-      void this.arm();
-      return;
-    }
-    this.epoch++;
-    this.gate.mode = 'waiting';
-    this.forgetAll();
+    return this.gate.arm();
   }
 
   private onNotice(notice: WatchNotice): void {
@@ -284,14 +198,14 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   begin(ops: readonly ZkOp[]): unknown {
-    return this.own.begin(ops, this.epoch);
+    return this.own.begin(ops, this.gate.epoch);
   }
 
   end(token: unknown, ok: boolean, stat?: ZkStat): void {
     const write = token as OwnWrite;
     const { alone, stale } = this.own.finish(write, ok);
     if (stale.length > 0) this.onStale?.(stale);
-    if (!this.live || write.epoch !== this.epoch) return;
+    if (!this.live || write.epoch !== this.gate.epoch) return;
     for (const op of alone) {
       writeThrough(this, op, write.ops.length === 1 ? stat : undefined);
       if (op.op === 'create') {
@@ -420,7 +334,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const nodes = await this.session.getDataMany(paths);
     let bytes = 0;
     for (const node of nodes) if (!(node instanceof ZkError)) bytes += node.data.length;
-    this.nodeBytes = Math.max(64, bytes / nodes.length);
+    this.batch.read(nodes.length, bytes);
     return nodes;
   }
 
@@ -453,7 +367,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     if (!this.live) return Promise.resolve();
     const batches: Promise<void>[] = [];
     // In batches of the prefetcher's size: nodes of unknown size may be large, and a reply has a limit.
-    const size = this.batchSize();
+    const size = this.batch.nodes;
     for (let i = 0; i < znodes.length; i += size) batches.push(this.readDataBatch(znodes.slice(i, i + size)));
     return Promise.all(batches).then(() => {});
   }
@@ -477,11 +391,6 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         data.settle(() => failure);
       },
     );
-  }
-
-  /** Nodes per multiRead: about BATCH_BYTES of data at the mean size of the nodes read last. */
-  private batchSize(): number {
-    return Math.max(1, Math.min(this.maxBatch, Math.floor(BATCH_BYTES / this.nodeBytes)));
   }
 
   /** `node` went into the kernel's page cache for a program: if read ahead, it is used now. */

@@ -4,7 +4,7 @@
  * failed persistent-watch request says about the server.
  */
 import { describe, expect, it } from 'vitest';
-import { addWatchVerdict } from '../../../src/adapters/zkfs/watch-cache.js';
+import { addWatchVerdict } from '../../../src/adapters/zkfs/watch-gate.js';
 import { handshakeTimeoutMs } from '../../../src/adapters/zkfs/zk-wire.js';
 
 /** What the library rejects with: an Exception whose name is the code's name. */

@@ -1,0 +1,127 @@
+/**
+ * Whether the mount's cache may serve what it holds: the life of the one
+ * persistent recursive watch on the mount root that keeps it exact.
+ *
+ * While the watch is not in place (connecting, reconnecting, a new session)
+ * nothing is served from memory, and everything read before is dropped once
+ * it is back, since changes in between were not reported. A server without
+ * persistent watches (ZooKeeper before 3.6) gets time-limited caching
+ * instead. Each arming has an epoch, so that the outcome of an addWatch
+ * sent before a reconnection is ignored after it.
+ */
+import type { Logger } from '../logger.js';
+import type { SessionChange, ZkSession } from './session.js';
+
+/** watch: exact; waiting: watch being (re)established, nothing served; ttl: no persistent watches. */
+export type CacheMode = 'watch' | 'waiting' | 'ttl';
+
+/**
+ * What a failed addWatch request says about the server. One older than 3.6
+ * answers UNIMPLEMENTED, or drops the connection over the unknown request
+ * (the third time in a row counts as that); a library without the internals
+ * zk-wire.ts relies on fails with a plain Error. A session that expired or
+ * timed out meanwhile says nothing about the server: set the watch again.
+ */
+export function addWatchVerdict(error: unknown, connectionDrops: number): 'unsupported' | 'again' {
+  const name = errorName(error);
+  if (name === 'CONNECTION_LOSS') return connectionDrops >= 3 ? 'unsupported' : 'again';
+  return name === 'SESSION_EXPIRED' || name === 'OPERATION_TIMEOUT' ? 'again' : 'unsupported';
+}
+
+/** The library's exception name (addWatch is sent past ZkClient, so its errors are the library's). */
+function errorName(error: unknown): unknown {
+  return (error as { name?: unknown } | null)?.name;
+}
+
+/** What the cache does when the gate changes. */
+export interface GateHooks {
+  /** Drop everything held: it may have missed a change. */
+  forgetAll(): void;
+  /** The watch is in place: what the kernel holds may have missed a change too. */
+  live(): void;
+  /** No persistent watches: values read alone may be kept (for the time limit). */
+  timeLimited(): void;
+}
+
+export class WatchGate {
+  private current: CacheMode = 'waiting';
+  private armings = 0;
+  /** addWatch requests that lost their connection since the watch was last in place. */
+  private connectionDrops = 0;
+  private hooks: GateHooks | undefined;
+
+  constructor(
+    private readonly session: ZkSession,
+    private readonly root: string,
+    /** Freshness without persistent watches (ms). */
+    readonly ttlMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Connects the gate to its cache, and to the session's changes. */
+  attach(hooks: GateHooks): void {
+    this.hooks = hooks;
+    this.session.onChange((change) => this.onSessionChange(change));
+  }
+
+  get mode(): CacheMode {
+    return this.current;
+  }
+
+  /** Changes with every arming and every loss of the connection. */
+  get epoch(): number {
+    return this.armings;
+  }
+
+  /** Whether an entry read at `readAt` may be served at `now`. */
+  serves(readAt: number, now: number): boolean {
+    return this.current === 'watch' || (this.current === 'ttl' && now - readAt < this.ttlMs);
+  }
+
+  /** Puts the watch in place (again). */
+  async arm(): Promise<void> {
+    if (this.current === 'ttl') return;
+    const epoch = ++this.armings;
+    this.current = 'waiting';
+    this.hooks?.forgetAll();
+    try {
+      await this.session.addRecursiveWatch(this.root);
+    } catch (error) {
+      if (epoch !== this.armings) return;
+      if (errorName(error) === 'CONNECTION_LOSS') this.connectionDrops++;
+      if (addWatchVerdict(error, this.connectionDrops) === 'again') {
+        // A reconnection or a new session sets the watch again; should neither come, so does this.
+        setTimeout(() => {
+          if (epoch === this.armings && this.session.state === 'connected') void this.arm();
+        }, 1000).unref();
+        return;
+      }
+      this.current = 'ttl';
+      this.hooks?.timeLimited();
+      this.logger.warn(
+        `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.ttlMs} ms`,
+      );
+      return;
+    }
+    if (epoch !== this.armings) return;
+    this.connectionDrops = 0;
+    // Whatever was read before the watch was in place may have missed a change.
+    this.hooks?.forgetAll();
+    this.current = 'watch';
+    this.hooks?.live();
+  }
+
+  private onSessionChange(change: SessionChange): void {
+    if (this.current === 'ttl') {
+      if (change.type === 'connected' && change.renewed) this.hooks?.forgetAll();
+      return;
+    }
+    if (change.type === 'connected') {
+      void this.arm();
+      return;
+    }
+    this.armings++;
+    this.current = 'waiting';
+    this.hooks?.forgetAll();
+  }
+}
