@@ -39,15 +39,29 @@ describe('pollTrial', () => {
     const trial = pollTrial(small);
     run(trial, 16, 0.08, 0.05);
     expect(run(trial, 10, 0.05, 0.08)).toEqual(Array(10).fill(false));
-    // From now on polling is faster: the next trials start polling, and the third win turns it on.
+    // From now on polling is faster: the next trials start polling, and the second win turns it on.
     const verdicts: boolean[] = [];
     for (let i = 0; i < 3; i++) {
       run(trial, 16, 0.05, 0.08);
       verdicts.push(trial.allowed);
       run(trial, 10, 0.05, 0.08);
     }
-    expect(verdicts).toEqual([false, false, true]);
+    expect(verdicts).toEqual([false, true, true]);
     expect(trial).toMatchObject({ trials: 4, won: 3 });
+  });
+
+  it('turns polling on after one trial only where it was clearly faster, after a few where it was a little', () => {
+    const clear = pollTrial(small);
+    run(clear, 16, 0.06, 0.08);
+    expect(clear).toMatchObject({ allowed: true, trials: 1, won: 1 });
+    const slight = pollTrial(small);
+    const verdicts: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      run(slight, 16, 0.072, 0.08);
+      verdicts.push(slight.allowed);
+      run(slight, 10, 0.072, 0.08);
+    }
+    expect(verdicts).toEqual([false, false, true]);
   });
 
   it('is not swayed by one trial against the others', () => {
@@ -66,11 +80,11 @@ describe('pollTrial', () => {
   });
 
   it('judges each side over the same spells of a changing workload', () => {
-    // The walk's cycles double halfway through the trial; polling is 10% faster throughout.
+    // The walk's cycles double halfway through the trial; polling is 30% faster throughout.
     const trial = pollTrial({ block: 32, blocks: 8, hold: 1000 });
     for (let i = 0; i < 256; i++) {
       const base = i < 128 ? 0.05 : 0.1;
-      trial.cycle(trial.allowed ? base * 0.9 : base);
+      trial.cycle(trial.allowed ? base * 0.7 : base);
     }
     expect(trial).toMatchObject({ allowed: true, trials: 1, won: 1 });
   });

@@ -73,7 +73,11 @@ function trimmedMean(values: readonly number[]): number {
 export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial {
   let trials = 0;
   let won = 0;
-  /** Running average of ln(mean polled cycle / mean slept cycle) over trials. */
+  /**
+   * Running average of ln(polled cycle / slept cycle) over trials. It starts
+   * at even, so one trial alone turns polling on only when polling was
+   * clearly faster in it (by about a fifth), and marginal wins take a few.
+   */
   let score = 0;
   /** Cycles measured in this trial, by whether polling was allowed. */
   let polled: number[] = [];
@@ -88,7 +92,7 @@ export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial 
   const decide = () => {
     const ratio = Math.log(trimmedMean(polled) / trimmedMean(slept));
     if (Number.isFinite(ratio)) {
-      score = trials === 0 ? ratio : score + (ratio - score) * WEIGHT;
+      score += (ratio - score) * WEIGHT;
       trials++;
       if (ratio < Math.log(1 - MARGIN)) won++;
     }
