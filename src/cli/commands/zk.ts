@@ -53,7 +53,7 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
     .option('--max-file-size <bytes>', 'largest file, units allowed (default 1048575, the server limit)')
     .option(
       '--busy-poll <microseconds>',
-      'keep polling for the next request this long before sleeping; 0 turns it off (default 100)',
+      'keep polling for the next request this long before sleeping, where that pays; 0 turns it off (default 100)',
     )
     .option('--uid <uid>', 'owner of nodes without a stored owner (default: yours)')
     .option('--gid <gid>', 'group of nodes without a stored group (default: yours)')
