@@ -87,7 +87,7 @@ describe('busyPoller', () => {
   });
 
   it('stops polling where it made the cycle from one request to the next longer than sleeping did', async () => {
-    const poller = busyPoller(60_000, { block: 2, blocks: 2, hold: 1000 });
+    const poller = busyPoller(60_000, { block: 2, blocks: 2, hold: 1000, maxHold: 1000 });
     let id = 0;
     poller.arrived(++id);
     // Two cycles with polling allowed come slow, two without come at once.

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_CYCLE_MS, type PollTrial, pollTrial } from '../../src/core/fuse/poll-trial.js';
 
-const small = { block: 4, blocks: 4, hold: 10 };
+const small = { block: 4, blocks: 4, hold: 10, maxHold: 10 };
 
 /** Feeds `n` cycles, each `polled` ms long while polling is allowed and `slept` ms while not. */
 function run(trial: PollTrial, n: number, polled: number, slept: number): boolean[] {
@@ -71,6 +71,23 @@ describe('pollTrial', () => {
     expect(trial).toMatchObject({ allowed: false, trials: 5, won: 1 });
   });
 
+  it('tries less often while trials agree, and as often as at first once the verdict changes', () => {
+    const trial = pollTrial({ ...small, maxHold: 40 });
+    // Polling is slower for the first four trials, then much faster.
+    const decidedAt: number[] = [];
+    for (let i = 0; decidedAt.length < 7; i++) {
+      const faster = decidedAt.length >= 4;
+      trial.cycle(trial.allowed === faster ? 0.02 : 0.08);
+      if (trial.trials > decidedAt.length) decidedAt.push(i);
+    }
+    const gaps = decidedAt.slice(1).map((at, k) => at - decidedAt[k]!);
+    // Each gap is the stretch held, then a trial of 16 cycles: 10, 20, 40 (the most) while polling
+    // loses; the first win does not outweigh four losses, the second changes the verdict, and the
+    // stretch after it is back to 10.
+    expect(gaps).toEqual([26, 36, 56, 56, 56, 26]);
+    expect(trial.pays).toBe(true);
+  });
+
   it('does not count idle time or waits for ZooKeeper as cycles', () => {
     const trial = pollTrial(small);
     for (let i = 0; i < 100; i++) trial.cycle(MAX_CYCLE_MS + 1);
@@ -81,7 +98,7 @@ describe('pollTrial', () => {
 
   it('judges each side over the same spells of a changing workload', () => {
     // The walk's cycles double halfway through the trial; polling is 30% faster throughout.
-    const trial = pollTrial({ block: 32, blocks: 8, hold: 1000 });
+    const trial = pollTrial({ block: 32, blocks: 8, hold: 1000, maxHold: 1000 });
     for (let i = 0; i < 256; i++) {
       const base = i < 128 ? 0.05 : 0.1;
       trial.cycle(trial.allowed ? base * 0.7 : base);

@@ -21,7 +21,9 @@
  * still came out more than 5% in its favour about one time in four with
  * the plain mean, and one in three with the median), so the verdict goes by a running
  * average of the ratios of recent trials, and polling is allowed for the
- * next stretch only while that average says it is clearly faster. Cycles
+ * next stretch only while that average says it is clearly faster. Half of
+ * every trial goes the worse way, so while verdicts agree the stretch
+ * doubles, up to `maxHold`; a change of verdict brings it back. Cycles
  * longer than `MAX_CYCLE_MS` are idle time or ZooKeeper round trips, not
  * the request rate, and are not counted.
  */
@@ -31,11 +33,13 @@ export interface PollTrialOptions {
   block: number;
   /** Blocks in a trial, alternating polling and not, starting with polling. */
   blocks: number;
-  /** Cycles to go by the verdict before trying again. */
+  /** Cycles to go by a new verdict before trying again. */
   hold: number;
+  /** The longest stretch, reached by doubling `hold` while trials agree. */
+  maxHold: number;
 }
 
-export const DEFAULT_TRIAL: PollTrialOptions = { block: 64, blocks: 8, hold: 4096 };
+export const DEFAULT_TRIAL: PollTrialOptions = { block: 64, blocks: 8, hold: 4096, maxHold: 65_536 };
 
 /** How much shorter polled cycles must be on average: polling also takes CPU that no cycle shows. */
 export const MARGIN = 0.05;
@@ -86,6 +90,8 @@ export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial 
   let count = 0;
   let block = 0;
   let holding = false;
+  /** The current stretch between trials. */
+  let hold = options.hold;
   let allowed = true;
   let pays = false;
 
@@ -96,7 +102,10 @@ export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial 
       trials++;
       if (ratio < Math.log(1 - MARGIN)) won++;
     }
-    pays = trials > 0 && score < Math.log(1 - MARGIN);
+    const verdict = trials > 0 && score < Math.log(1 - MARGIN);
+    // Trying costs (half a trial goes the worse way): while trials keep agreeing, try less often.
+    hold = trials > 1 && verdict === pays ? Math.min(options.maxHold, hold * 2) : options.hold;
+    pays = verdict;
     allowed = pays;
     polled = [];
     slept = [];
@@ -120,7 +129,7 @@ export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial 
     cycle(ms) {
       if (!(ms >= 0 && ms <= MAX_CYCLE_MS)) return;
       if (holding) {
-        if (++count < options.hold) return;
+        if (++count < hold) return;
         holding = false;
         count = 0;
         block = 0;
