@@ -48,7 +48,7 @@ export interface PollCounters {
   /** Answers that left nothing waiting, followed by a request within the window or not. */
   hits: number;
   misses: number;
-  /** Trials of polling against sleeping, and those polling won (it is used only after a win). */
+  /** Trials of polling against sleeping, and those in which polling was clearly faster. */
   trials: number;
   won: number;
   /** What the trials concluded: outside them, windows open only while it is true. */

@@ -14,18 +14,18 @@
  * none other pending to the next one to arrive after its answer: the
  * daemon's work plus the program's turn plus any wake-up). Alternating
  * blocks, rather than one long run each way, keeps a change of workload (a
- * cold walk turning warm) from favouring either side. The mean cycle each
- * way (the mean, because a walk's time is the sum of its cycles, less the
- * longest quarter) gives the trial's ratio; one trial is noisy (on a host
- * where polling cost about 25% overall, single trials of 256 cycles each way
- * still came out more than 5% in its favour about one time in four with
- * the plain mean, and one in three with the median), so the verdict goes by a running
- * average of the ratios of recent trials, and polling is allowed for the
- * next stretch only while that average says it is clearly faster. Half of
- * every trial goes the worse way, so while verdicts agree the stretch
- * doubles, up to `maxHold`; a change of verdict brings it back. Cycles
- * longer than `MAX_CYCLE_MS` are idle time or ZooKeeper round trips, not
- * the request rate, and are not counted.
+ * cold walk turning warm) from favouring either side. The mean of each
+ * way's cycles, less their longest quarter, gives the trial's ratio (the
+ * mean, because a walk's time is the sum of its cycles). One trial is noisy:
+ * on a host where polling cost about 25% overall, single trials of 256
+ * cycles each way still came out more than 5% in its favour about one time
+ * in four with the plain mean, and one in three with the median. So the
+ * verdict goes by a running average of the ratios of recent trials, and
+ * polling is allowed for the next stretch only while that average says it
+ * is clearly faster. Half of every trial goes the worse way, so while
+ * verdicts agree the stretch doubles, up to `maxHold`; a change of verdict
+ * brings it back. Cycles longer than `MAX_CYCLE_MS` are idle time or
+ * ZooKeeper round trips, not the request rate, and are not counted.
  */
 
 export interface PollTrialOptions {
