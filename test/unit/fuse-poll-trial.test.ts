@@ -18,6 +18,17 @@ function run(trial: PollTrial, n: number, polled: number, slept: number): boolea
   return seen;
 }
 
+/** The verdicts after each of `n` trials (16 cycles) and the stretches after them (10), all alike. */
+function verdicts(trial: PollTrial, n: number, polled: number, slept: number): boolean[] {
+  const seen: boolean[] = [];
+  for (let i = 0; i < n; i++) {
+    run(trial, 16, polled, slept);
+    seen.push(trial.allowed);
+    run(trial, 10, polled, slept);
+  }
+  return seen;
+}
+
 describe('pollTrial', () => {
   it('alternates blocks, then keeps polling only where it gave shorter cycles', () => {
     const trial = pollTrial(small);
@@ -40,13 +51,7 @@ describe('pollTrial', () => {
     run(trial, 16, 0.08, 0.05);
     expect(run(trial, 10, 0.05, 0.08)).toEqual(Array(10).fill(false));
     // From now on polling is faster: the next trials start polling, and the second win turns it on.
-    const verdicts: boolean[] = [];
-    for (let i = 0; i < 3; i++) {
-      run(trial, 16, 0.05, 0.08);
-      verdicts.push(trial.allowed);
-      run(trial, 10, 0.05, 0.08);
-    }
-    expect(verdicts).toEqual([false, true, true]);
+    expect(verdicts(trial, 3, 0.05, 0.08)).toEqual([false, true, true]);
     expect(trial).toMatchObject({ trials: 4, won: 3 });
   });
 
@@ -54,14 +59,7 @@ describe('pollTrial', () => {
     const clear = pollTrial(small);
     run(clear, 16, 0.06, 0.08);
     expect(clear).toMatchObject({ allowed: true, trials: 1, won: 1 });
-    const slight = pollTrial(small);
-    const verdicts: boolean[] = [];
-    for (let i = 0; i < 3; i++) {
-      run(slight, 16, 0.072, 0.08);
-      verdicts.push(slight.allowed);
-      run(slight, 10, 0.072, 0.08);
-    }
-    expect(verdicts).toEqual([false, false, true]);
+    expect(verdicts(pollTrial(small), 3, 0.072, 0.08)).toEqual([false, false, true]);
   });
 
   it('is not swayed by one trial against the others', () => {
