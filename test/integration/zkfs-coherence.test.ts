@@ -3,7 +3,6 @@
  * ZooKeeper), how fast another mount's or client's change becomes visible
  * through the kernel, and `zkfsctl status`.
  */
-
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';

@@ -49,10 +49,10 @@ export interface PollCounters {
   hits: number;
   misses: number;
   /** Trials of polling against sleeping, and those in which polling was clearly faster. */
-  trials: number;
-  won: number;
+  readonly trials: number;
+  readonly won: number;
   /** What the trials concluded: outside them, windows open only while it is true. */
-  pays: boolean;
+  readonly pays: boolean;
 }
 
 /** How fast the hit rate follows recent gaps: each gap counts for 1/8. */
@@ -64,18 +64,25 @@ const STALE_MS = 1000;
 
 /** A poller with a window of `windowUs` microseconds; 0 never polls. */
 export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DEFAULT_TRIAL): BusyPoller {
+  const trial = pollTrial(trialOptions);
+  // The trials' counts are read from the trial itself, not copied after every cycle.
   const counters: PollCounters = {
     windowUs: Math.max(0, windowUs),
     windows: 0,
     hits: 0,
     misses: 0,
-    trials: 0,
-    won: 0,
-    pays: false,
+    get trials() {
+      return trial.trials;
+    },
+    get won() {
+      return trial.won;
+    },
+    get pays() {
+      return trial.pays;
+    },
   };
   if (windowUs <= 0) return { arrived: () => {}, answered: () => {}, counters };
   const now = () => performance.now();
-  const trial = pollTrial(trialOptions);
   /** When the request being served arrived, if none other was pending then (0: not a serial cycle). */
   let loneSince = 0;
   /** The start of the cycle that the next arrival ends, if the last answer ended a lone request. */
@@ -99,9 +106,6 @@ export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DE
       pending.set(id, at);
       if (cycleStart > 0) {
         trial.cycle(at - cycleStart);
-        counters.trials = trial.trials;
-        counters.won = trial.won;
-        counters.pays = trial.pays;
         cycleStart = 0;
       }
       if (answeredAt === 0) return;
