@@ -37,7 +37,13 @@ export class FsError extends Error {
   readonly code: FsErrorCode;
 
   constructor(code: FsErrorCode, reason?: string, options: { cause?: unknown } = {}) {
+    // No stack: these are answers (a lookup of a name that is not there is the usual way to
+    // create a file), raised several times per file copied, and capturing a stack trace cost
+    // more than the rest of such a request. The code and reason say where it came from.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(reason ? `${code}: ${reason}` : code, options.cause === undefined ? undefined : options);
+    Error.stackTraceLimit = limit;
     this.code = code;
   }
 }
