@@ -54,22 +54,39 @@ export interface LoadBatch<T> {
   settle(result: (key: string) => T | Error): void;
 }
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: Error): void;
-}
+/**
+ * A key loading as part of a batch. Its promise is made only when a get()
+ * waits for it: a listing's prefetch starts a hundred loads per request,
+ * and most are settled before anyone asks, so a promise each (with its
+ * callbacks and a turn of the microtask queue) was work for nobody.
+ */
+class BatchLoad<T> {
+  private outcome: { value: T } | { error: Error } | undefined;
+  private waiter: { promise: Promise<T>; resolve(value: T): void; reject(error: Error): void } | undefined;
 
-function deferred<T>(): Deferred<T> {
-  let resolve: (value: T) => void = () => {};
-  let reject: (error: Error) => void = () => {};
-  const promise = new Promise<T>((yes, no) => {
-    resolve = yes;
-    reject = no;
-  });
-  // Waiters handle a failure; with none, it is the batch's caller's to report.
-  promise.catch(() => {});
-  return { promise, resolve, reject };
+  promise(): Promise<T> {
+    if (this.outcome)
+      return 'value' in this.outcome
+        ? Promise.resolve(this.outcome.value)
+        : Promise.reject(this.outcome.error);
+    if (!this.waiter) {
+      let resolve: (value: T) => void = () => {};
+      let reject: (error: Error) => void = () => {};
+      const promise = new Promise<T>((yes, no) => {
+        resolve = yes;
+        reject = no;
+      });
+      this.waiter = { promise, resolve, reject };
+    }
+    return this.waiter.promise;
+  }
+
+  settle(outcome: { value: T } | { error: Error }): void {
+    this.outcome = outcome;
+    if (!this.waiter) return;
+    if ('value' in outcome) this.waiter.resolve(outcome.value);
+    else this.waiter.reject(outcome.error);
+  }
 }
 
 /** Loads of one key in flight; invalidation bumps `generation` so they are not stored. */
@@ -81,7 +98,7 @@ interface Loading {
 /** One keyed table of cached values. */
 export class CacheSlot<T> {
   private readonly entries = new Map<string, CacheEntry<T>>();
-  private readonly inflight = new Map<string, Promise<T>>();
+  private readonly inflight = new Map<string, Promise<T> | BatchLoad<T>>();
   /** Only keys with loads in flight, so the table stays as small as the cache. */
   private readonly loading = new Map<string, Loading>();
   readonly stats: CacheStats = { hits: 0, misses: 0 };
@@ -152,7 +169,7 @@ export class CacheSlot<T> {
       return entry.value;
     }
     const pending = this.inflight.get(key);
-    if (pending) return pending;
+    if (pending) return pending instanceof BatchLoad ? pending.promise() : pending;
     this.stats.misses++;
     const loading = this.startLoad(key);
     const generation = loading.generation;
@@ -171,16 +188,16 @@ export class CacheSlot<T> {
    * keys, and `settle`, which takes each one's value (or the Error its read
    * ended with), stores the value unless the key was invalidated since it
    * started, and answers the get() callers waiting for it. Cheaper than a
-   * get() per key: one promise per key, made only for waiters.
+   * get() per key: no promise at all, but for keys a get() waits for.
    */
   startMany(keys: readonly string[]): LoadBatch<T> {
-    const started: { key: string; loading: Loading; generation: number; done: Deferred<T> }[] = [];
+    const started: { key: string; loading: Loading; generation: number; done: BatchLoad<T> }[] = [];
     for (const key of keys) {
       if (this.peek(key) !== undefined || this.inflight.has(key)) continue;
       this.stats.misses++;
       const loading = this.startLoad(key);
-      const done = deferred<T>();
-      this.inflight.set(key, done.promise);
+      const done = new BatchLoad<T>();
+      this.inflight.set(key, done);
       started.push({ key, loading, generation: loading.generation, done });
     }
     return {
@@ -188,12 +205,12 @@ export class CacheSlot<T> {
       settle: (result) => {
         for (const { key, loading, generation, done } of started) {
           const value = result(key);
-          if (value instanceof Error) done.reject(value);
+          if (value instanceof Error) done.settle({ error: value });
           else {
             if (loading.generation === generation) this.put(key, value);
-            done.resolve(value);
+            done.settle({ value });
           }
-          this.endLoad(key, loading, done.promise);
+          this.endLoad(key, loading, done);
         }
       },
     };
@@ -209,8 +226,8 @@ export class CacheSlot<T> {
     return loading;
   }
 
-  private endLoad(key: string, loading: Loading, promise: Promise<T>): void {
-    if (this.inflight.get(key) === promise) this.inflight.delete(key);
+  private endLoad(key: string, loading: Loading, load: Promise<T> | BatchLoad<T>): void {
+    if (this.inflight.get(key) === load) this.inflight.delete(key);
     if (--loading.count === 0 && this.loading.get(key) === loading) this.loading.delete(key);
   }
 
