@@ -6,7 +6,7 @@
  */
 import { type DirMeta, parseMeta } from '../../core/zkfs/attrs.js';
 import { baseName, META_NODE, parentPath } from '../../core/zkfs/paths.js';
-import { insertSorted } from '../../core/zkfs/sorted-names.js';
+import { insertSorted, sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import { OPEN_ACL, type ZkStat } from '../zookeeper.js';
@@ -67,7 +67,7 @@ export function applyNotice(tree: CachedTree, { type, path }: WatchNotice): void
 function childChanged(tree: CachedTree, parent: string, name: string, delta: 1 | -1): void {
   const list = tree.children.peek(parent);
   const stat = tree.stats.peek(parent);
-  const consistent = list !== undefined && list.includes(name) === delta < 0;
+  const consistent = list !== undefined && sortedIncludes(list, name) === delta < 0;
   if (list && consistent) {
     tree.children.replace(parent, delta > 0 ? insertSorted(list, name) : list.filter((n) => n !== name));
   } else {

@@ -17,8 +17,9 @@ export function position(list: readonly string[], name: string): number {
 
 /** A copy of `list` with `name` in its place. */
 export function insertSorted(list: readonly string[], name: string): string[] {
-  const at = position(list, name);
-  return [...list.slice(0, at), name, ...list.slice(at)];
+  const copy = list.slice();
+  copy.splice(position(list, name), 0, name);
+  return copy;
 }
 
 export function sortedIncludes(list: readonly string[], name: string): boolean {
