@@ -39,16 +39,21 @@ export function failureCode(error: unknown): FsErrorCode {
   return 'EIO';
 }
 
-/** The negative errno for anything an operation threw; unexpected errors are logged as bugs. */
-export function toErrno(error: unknown, log: Logger, what: string): number {
+/**
+ * The negative errno for anything an operation threw; unexpected errors are
+ * logged as bugs. `what` names the operation; it is only asked for when a
+ * line is logged: most failures are answers (a lookup of a name a program
+ * is about to create), and building the text cost more than answering.
+ */
+export function toErrno(error: unknown, log: Logger, what: () => string): number {
   if (isFsError(error) || error instanceof ZkError) {
     const code = failureCode(error);
-    if (code === 'EIO' || code === 'ETIMEDOUT') log.warn(`${what}: ${error.message}`);
-    else log.debug(`${what}: ${error.message}`);
+    if (code === 'EIO' || code === 'ETIMEDOUT') log.warn(`${what()}: ${error.message}`);
+    else if (log.enabled('debug')) log.debug(`${what()}: ${error.message}`);
     return ERRNO[code];
   }
   log.error(
-    `${what}: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    `${what()}: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
   );
   return ERRNO.EIO;
 }

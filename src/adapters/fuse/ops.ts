@@ -131,7 +131,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       (error: unknown) => {
         const code = failureCode(error);
         vfs.counters.errors[code] = (vfs.counters.errors[code] ?? 0) + 1;
-        o.send(errorReply(h.unique, toErrno(error, log, what())));
+        o.send(errorReply(h.unique, toErrno(error, log, what)));
       },
     );
   };
