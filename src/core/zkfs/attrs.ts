@@ -194,6 +194,10 @@ export function withEntry(meta: DirMeta, name: string, entry: MetaEntry | undefi
   if (before !== undefined) {
     const added = Buffer.from(entryText(name, kept), 'utf8');
     bodies.set(entries, before.length > 0 ? Buffer.concat([before, COMMA, added]) : added);
+    // The new map keeps its source alive (a link of a GrownMap): keeping each source's bytes
+    // too would hold up to 32 copies of a large directory's document. Should the source be
+    // encoded again (a create that failed and is retried), its bytes are joined anew.
+    bodies.delete(meta.entries);
   }
   return { entries, extra: meta.extra, corrupt: false };
 }

@@ -67,6 +67,11 @@ describe('metadata document', () => {
       if (i === 40) meta = withEntry(meta, 'f3', { t: 'f' }); // back, now last
       expect(encodeMeta(meta).toString('utf8')).toBe(whole(meta));
     }
+    // A create that failed is retried from the document it started from: encoded again, it is unchanged.
+    const before = meta;
+    const after = withEntry(before, 'retried', { t: 'f' });
+    expect(encodeMeta(after).toString('utf8')).toBe(whole(after));
+    expect(encodeMeta(before).toString('utf8')).toBe(whole(before));
     const fresh = withEntry(emptyMeta(), 'only', { t: 'd' });
     expect(encodeMeta(withEntry(fresh, 'next', { t: 'f' })).toString('utf8')).toBe(
       '{"zkfs":1,"e":{"only":{"t":"d"},"next":{"t":"f"}}}',
