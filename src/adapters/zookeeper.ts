@@ -14,17 +14,29 @@ import zookeeper from 'node-zookeeper-client';
 import { OperationError } from '../core/errors.js';
 import type { ZkErrorName } from '../core/zkfs/errors.js';
 import type { AclEntry, ZkOp } from '../core/zkfs/zk-ops.js';
+import {
+  decodeMultiReply,
+  multiBodyBytes,
+  OP_MULTI,
+  OP_SET_DATA,
+  REPLY_BODY,
+  setDataBodyBytes,
+  writeMultiBody,
+  writeSetDataBody,
+} from '../core/zkfs/zk-write-codec.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { tolerateNewerErrorCodes } from './zk-error-codes.js';
 import {
   boundHandshake,
-  canReadMany,
+  canSendRaw,
   frameReplies,
   handshakeTimeoutMs,
   type NodeRead,
   negotiatedTimeout,
   readMany,
+  readStat,
+  sendRaw,
 } from './zkfs/zk-wire.js';
 
 tolerateNewerErrorCodes();
@@ -106,6 +118,9 @@ const KNOWN_NAMES = new Set<string>([
   'API_ERROR',
 ]);
 
+/** The code a multi gives the ops after the one that failed: they were not tried. */
+const RUNTIME_INCONSISTENCY = -2;
+
 /** Exception code numbers the library reports in multi results. */
 const CODE_NAMES = new Map<number, ZkErrorName>(
   Object.entries(zookeeper.Exception as unknown as Record<string, unknown>)
@@ -173,7 +188,6 @@ function wrapWatcher(watch: ZkWatcher | undefined): ((event: zookeeper.Event) =>
 // The library's op codes (jute.OP_CODES) for the ops multi() pushes directly.
 const OP_CREATE = 1;
 const OP_DELETE = 2;
-const OP_SET_DATA = 5;
 const OP_CHECK = 13;
 const PERSISTENT = 0;
 const EPHEMERAL = 1;
@@ -333,7 +347,7 @@ export class ZkClient {
 
   /** Whether getDataMany sends one request (otherwise it sends one per node). */
   get readsMany(): boolean {
-    return !this.multiReadRefused && canReadMany(this.client);
+    return !this.multiReadRefused && canSendRaw(this.client);
   }
 
   /** A server refused a multiRead (older than 3.6): this client sends getData from then on. */
@@ -400,6 +414,21 @@ export class ZkClient {
 
   /** Sets data at `version` (-1: any); resolves to the new stat. */
   async setData(path: string, data: Buffer, version: number): Promise<ZkStat> {
+    if (canSendRaw(this.client)) {
+      // Encoded here rather than by the library (core/zkfs/zk-write-codec.ts says why).
+      return this.call<ZkStat>(path, (cb) => {
+        sendRaw(
+          this.client,
+          OP_SET_DATA,
+          setDataBodyBytes(path, data.length),
+          (buffer, offset) => writeSetDataBody(buffer, offset, path, data, version),
+          (frame) => readStat(frame, REPLY_BODY),
+        ).then(
+          (stat) => cb(null, stat),
+          (error: unknown) => cb(error, undefined as unknown as ZkStat),
+        );
+      });
+    }
     const stat = await this.call<zookeeper.Stat>(path, (cb) => this.client.setData(path, data, version, cb));
     return toZkStat(stat);
   }
@@ -414,6 +443,7 @@ export class ZkClient {
    */
   async multi(ops: readonly ZkOp[]): Promise<void> {
     if (ops.length === 0) return;
+    if (canSendRaw(this.client)) return this.multiRaw(ops);
     const txn = this.client.transaction() as unknown as {
       ops: unknown[];
       commit: zookeeper.Transaction['commit'];
@@ -451,6 +481,29 @@ export class ZkClient {
         else cb(error, undefined);
       }),
     );
+  }
+
+  /** multi() with the request encoded here rather than by the library (core/zkfs/zk-write-codec.ts). */
+  private async multiRaw(ops: readonly ZkOp[]): Promise<void> {
+    const sent = ops.map((op) => (op.op === 'create' && op.acl.length === 0 ? { ...op, acl: OPEN_ACL } : op));
+    const codes = await this.call<number[]>(`multi(${ops.length} ops)`, (cb) => {
+      sendRaw(
+        this.client,
+        OP_MULTI,
+        multiBodyBytes(sent),
+        (buffer, offset) => writeMultiBody(buffer, offset, sent),
+        decodeMultiReply,
+      ).then(
+        (codes) => cb(null, codes),
+        (error: unknown) => cb(error, []),
+      );
+    });
+    // The op at fault has its own code; those after it were not tried (-2, RUNTIMEINCONSISTENCY).
+    const index = codes.findIndex((code) => code !== 0 && code !== RUNTIME_INCONSISTENCY);
+    const failed = index >= 0 ? index : codes.findIndex((code) => code !== 0);
+    if (failed < 0) return;
+    const code = codes[failed] as number;
+    throw new ZkError(CODE_NAMES.get(code) ?? 'UNKNOWN', ops[failed]?.path, failed);
   }
 
   /** Closes the session (ephemeral nodes go, watches stop). Idempotent. */

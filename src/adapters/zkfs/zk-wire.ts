@@ -99,7 +99,7 @@ interface OpaqueRequest extends Partial<RawRequest> {
 function opaqueRequest(
   opCode: number,
   bodyBytes: number,
-  writeBody: (buffer: Buffer, offset: number) => void,
+  writeBody: (buffer: Buffer, offset: number) => unknown,
   onReply?: (frame: Buffer) => void,
 ): OpaqueRequest {
   const header = { xid: 0, type: OP_DELETE };
@@ -369,10 +369,52 @@ const STAT_BYTES = 8 * 4 + 4 * 3 + 8 + 4 * 2 + 8;
 /** One node of a multiRead: its data and stat, or the error code the server gave for it. */
 export type NodeRead = { data: Buffer; stat: ZkStat } | number;
 
-/** Whether this client can send readMany (its replies pass through frameReplies). */
-export function canReadMany(client: zookeeper.Client): boolean {
+/**
+ * Whether this client can send requests of ours (sendRaw, readMany): its
+ * replies pass through frameReplies, which hands them their frames.
+ */
+export function canSendRaw(client: zookeeper.Client): boolean {
   const cm = internals(client);
   return cm !== undefined && framed.has(cm) && Array.isArray(cm.pendingQueue);
+}
+
+/**
+ * Sends a request of ours, op code `opCode` with a body of `bodyBytes` that
+ * `writeBody` fills in, and resolves with what `decode` reads from its
+ * reply's frame. A reply whose header carries an error never reaches
+ * `decode`: the library, which takes the request for a delete, turns the
+ * error into its usual exception, so failures look as they always did
+ * (connection loss and expiry included). Paths are sent as given: zkfs
+ * refuses a chroot in its connection string (core/zkfs/mount-options.ts).
+ */
+export function sendRaw<T>(
+  client: zookeeper.Client,
+  opCode: number,
+  bodyBytes: number,
+  writeBody: (buffer: Buffer, offset: number) => unknown,
+  decode: (frame: Buffer) => T,
+): Promise<T> {
+  const cm = internals(client);
+  if (!cm || !canSendRaw(client)) {
+    return Promise.reject(new Error('this node-zookeeper-client cannot send requests of ours'));
+  }
+  return new Promise((resolve, reject) => {
+    let result: { value: T } | undefined;
+    let failure: unknown;
+    const request = opaqueRequest(opCode, bodyBytes, writeBody, (frame) => {
+      if (frame.readInt32BE(16) !== 0) return; // the library reports the error
+      try {
+        result = { value: decode(frame) };
+      } catch (error) {
+        failure = error;
+      }
+    });
+    cm.queue(request, (error) => {
+      if (error) reject(error);
+      else if (result) resolve(result.value);
+      else reject(failure ?? new Error('the reply did not reach its request'));
+    });
+  });
 }
 
 /**
@@ -383,41 +425,14 @@ export function canReadMany(client: zookeeper.Client): boolean {
  * pass through its request pipeline per node, and the client a reply to
  * decode and a callback per node. A node that could not be read (gone, not
  * readable) comes back as its error code; the whole request fails like any
- * other (connection loss, expiry). Paths are sent as given: zkfs refuses a
- * chroot in its connection string (core/zkfs/mount-options.ts).
- *
- * The library is told it sends a delete (its reply has no body it would
- * decode), and frameReplies hands the reply's frame to the request first.
+ * other (connection loss, expiry).
  */
 export function readMany(client: zookeeper.Client, paths: readonly string[]): Promise<NodeRead[]> {
-  const cm = internals(client);
-  if (!cm || !canReadMany(client)) {
-    return Promise.reject(new Error('this node-zookeeper-client cannot send multiRead'));
-  }
-  return new Promise((resolve, reject) => {
-    let results: NodeRead[] | undefined;
-    let failure: unknown;
-    const request = multiReadRequest(paths, (frame) => {
-      if (frame.readInt32BE(16) !== 0) return; // the library reports the error
-      try {
-        results = decodeMultiRead(frame, paths.length);
-      } catch (error) {
-        failure = error;
-      }
-    });
-    cm.queue(request, (error) => {
-      if (error) reject(error);
-      else if (results) resolve(results);
-      else reject(failure ?? new Error('the multiRead reply did not reach its request'));
-    });
-  });
-}
-
-function multiReadRequest(paths: readonly string[], onReply: (frame: Buffer) => void) {
   const encoded = paths.map((path) => Buffer.from(path));
   let bodyBytes = MULTI_HEADER;
   for (const path of encoded) bodyBytes += MULTI_HEADER + 4 + path.length + 1;
-  return opaqueRequest(
+  return sendRaw(
+    client,
     OP_MULTI_READ,
     bodyBytes,
     (buffer, start) => {
@@ -429,7 +444,7 @@ function multiReadRequest(paths: readonly string[], onReply: (frame: Buffer) => 
       }
       writeMultiHeader(buffer, offset, -1, true);
     },
-    onReply,
+    (frame) => decodeMultiRead(frame, paths.length),
   );
 }
 
@@ -471,7 +486,8 @@ export function decodeMultiRead(frame: Buffer, count: number): NodeRead[] {
   return results;
 }
 
-function readStat(buffer: Buffer, offset: number): ZkStat {
+/** The stat at `offset` of a reply's frame. */
+export function readStat(buffer: Buffer, offset: number): ZkStat {
   return {
     czxid: buffer.readBigInt64BE(offset),
     mzxid: buffer.readBigInt64BE(offset + 8),

@@ -1,0 +1,141 @@
+import { createRequire } from 'node:module';
+import zookeeper from 'node-zookeeper-client';
+import { describe, expect, it } from 'vitest';
+import type { ZkOp } from '../../../src/core/zkfs/zk-ops.js';
+import {
+  decodeMultiReply,
+  multiBodyBytes,
+  REPLY_BODY,
+  STAT_BYTES,
+  setDataBodyBytes,
+  writeMultiBody,
+  writeSetDataBody,
+} from '../../../src/core/zkfs/zk-write-codec.js';
+
+/** The library's own encoder: what the server has always been sent. */
+const jute = createRequire(import.meta.url)('node-zookeeper-client/lib/jute/index.js');
+
+/** The body (after length, xid and op code) of a request as the library encodes it. */
+function libraryBody(type: number, payload: unknown): Buffer {
+  const header = new jute.protocol.RequestHeader();
+  header.type = type;
+  return (new jute.Request(header, payload).toBuffer() as Buffer).subarray(12);
+}
+
+function ours(bytes: number, write: (buffer: Buffer, offset: number) => number): Buffer {
+  const buffer = Buffer.alloc(bytes);
+  expect(write(buffer, 0)).toBe(bytes); // sized exactly: nothing left over, nothing cut
+  return buffer;
+}
+
+describe('write requests encoded without the library', () => {
+  it('encodes setData exactly as the library does', () => {
+    for (const [path, data, version] of [
+      ['/a', Buffer.from('hello'), 0],
+      ['/dir/naïve ✓', Buffer.alloc(0), -1],
+      ['/big', Buffer.alloc(70_000, 7), 123_456],
+    ] as const) {
+      const payload = new jute.protocol.SetDataRequest();
+      payload.path = path;
+      payload.data = data;
+      payload.version = version;
+      const body = ours(setDataBodyBytes(path, data.length), (b, o) =>
+        writeSetDataBody(b, o, path, data, version),
+      );
+      expect(body.equals(libraryBody(jute.OP_CODES.SET_DATA, payload))).toBe(true);
+    }
+  });
+
+  it('encodes a multi of every kind of op exactly as the library does', () => {
+    const ops: ZkOp[] = [
+      {
+        op: 'create',
+        path: '/d/f ✓',
+        data: Buffer.alloc(0),
+        acl: [
+          { perms: 31, scheme: 'world', id: 'anyone' },
+          { perms: 1, scheme: 'digest', id: 'u:hash=' },
+        ],
+      },
+      { op: 'setData', path: '/d/__zkfs__', data: Buffer.from('{"zkfs":1,"e":{}}'), version: 4 },
+      { op: 'delete', path: '/d/old', version: -1 },
+      { op: 'check', path: '/d', version: 9 },
+    ];
+    const libraryOps = ops.map((op) => {
+      switch (op.op) {
+        case 'create':
+          return {
+            type: jute.OP_CODES.CREATE,
+            path: op.path,
+            data: op.data,
+            acls: op.acl.map((a) => new zookeeper.ACL(a.perms, new zookeeper.Id(a.scheme, a.id))),
+            mode: zookeeper.CreateMode.PERSISTENT,
+          };
+        case 'setData':
+          return { type: jute.OP_CODES.SET_DATA, path: op.path, data: op.data, version: op.version };
+        case 'delete':
+          return { type: jute.OP_CODES.DELETE, path: op.path, version: op.version };
+        default:
+          return { type: jute.OP_CODES.CHECK, path: op.path, version: op.version };
+      }
+    });
+    const body = ours(multiBodyBytes(ops), (b, o) => writeMultiBody(b, o, ops));
+    const library = libraryBody(jute.OP_CODES.MULTI, new jute.TransactionRequest(libraryOps));
+    expect(body.equals(library)).toBe(true);
+  });
+});
+
+/** A reply frame: length, xid, zxid, err 0, then `body`. */
+function frame(...body: Buffer[]): Buffer {
+  const rest = Buffer.concat(body);
+  const head = Buffer.alloc(REPLY_BODY);
+  head.writeInt32BE(REPLY_BODY - 4 + rest.length, 0);
+  head.writeInt32BE(7, 4);
+  head.writeBigInt64BE(99n, 8);
+  return Buffer.concat([head, rest]);
+}
+
+function result(type: number, done: boolean, err: number, body: Buffer = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeInt32BE(type, 0);
+  header.writeUInt8(done ? 1 : 0, 4);
+  header.writeInt32BE(err, 5);
+  return Buffer.concat([header, body]);
+}
+
+const int = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n, 0);
+  return b;
+};
+const text = (s: string) => Buffer.concat([int(Buffer.byteLength(s)), Buffer.from(s)]);
+
+describe('multi replies decoded without the library', () => {
+  it('reads every op of a transaction that was done', () => {
+    const reply = frame(
+      result(1, false, 0, text('/d/f')),
+      result(15, false, 0, Buffer.concat([text('/d/g'), Buffer.alloc(STAT_BYTES)])),
+      result(5, false, 0, Buffer.alloc(STAT_BYTES)),
+      result(2, false, 0),
+      result(13, false, 0),
+      result(-1, true, -1),
+    );
+    expect(decodeMultiReply(reply)).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  it('gives the failed op its code, and the ops after it theirs', () => {
+    // What a server sends when the second of three ops meets a newer version.
+    const reply = frame(
+      result(-1, false, 0, int(0)),
+      result(-1, false, 0, int(-103)),
+      result(-1, false, 0, int(-2)),
+      result(-1, true, -1),
+    );
+    expect(decodeMultiReply(reply)).toEqual([0, -103, -2]);
+  });
+
+  it('refuses a reply that is cut short or holds what no request asked for', () => {
+    expect(() => decodeMultiReply(frame(result(5, false, 0, Buffer.alloc(10))))).toThrow(/cut short/);
+    expect(() => decodeMultiReply(frame(result(77, false, 0), result(-1, true, -1)))).toThrow(/type 77/);
+  });
+});
