@@ -26,6 +26,7 @@ import {
 } from '../core/zkfs/zk-write-codec.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
+import { RequestDeadlines } from './request-deadlines.js';
 import { tolerateNewerErrorCodes } from './zk-error-codes.js';
 import {
   boundHandshake,
@@ -206,12 +207,14 @@ export type ZkApi = Pick<
 export class ZkClient {
   private readonly listeners = new Set<(state: ZkSessionState) => void>();
   private closed = false;
+  private readonly deadlines: RequestDeadlines;
 
   private constructor(
     private readonly client: zookeeper.Client,
-    private readonly requestTimeoutMs: number,
+    requestTimeoutMs: number,
     private readonly log: Logger,
   ) {
+    this.deadlines = new RequestDeadlines(requestTimeoutMs);
     client.on('state', (state: zookeeper.State) => {
       const mapped = mapState(state);
       if (!mapped) return;
@@ -305,22 +308,23 @@ export class ZkClient {
     if (this.closed) return Promise.reject(new ZkError('CONNECTION_LOSS', path));
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => {
+      const giveUp = () => {
         settled = true;
         reject(new ZkError('TIMEOUT', path));
-      }, this.requestTimeoutMs);
+      };
+      this.deadlines.add(giveUp);
       try {
         start((error, value) => {
           if (settled) return;
           settled = true;
-          clearTimeout(timer);
+          this.deadlines.done(giveUp);
           if (error) reject(toZkError(error, path));
           else resolve(value);
         });
       } catch (error) {
         // The library asserts on bad arguments (invalid path, oversized data) synchronously.
         settled = true;
-        clearTimeout(timer);
+        this.deadlines.done(giveUp);
         reject(new ZkError('BAD_ARGUMENTS', path, undefined, error));
       }
     });
