@@ -40,6 +40,7 @@ const EVENT_TYPES: Record<number, ZkEventType> = {
 
 interface WireEvent {
   type: number;
+  state?: number;
   path: string;
 }
 
@@ -51,6 +52,8 @@ interface Internals {
   socket?: { remoteAddress?: string; remotePort?: number } | null;
   /** The connection state (the library's ConnectionManager.STATES). */
   state?: number;
+  /** The connection string's chroot, which the library strips from notified paths. */
+  chrootPath?: string;
   /** Sends the session handshake once a socket is connected; looked up anew for every socket. */
   onSocketConnected?: (...args: unknown[]) => unknown;
   /** Decodes what a socket received; looked up anew for every socket. */
@@ -281,7 +284,7 @@ export function frameReplies(client: zookeeper.Client): boolean {
       if (buffer.length - offset < size + 4) break;
       const frame = buffer.subarray(offset, offset + size + 4);
       if (size >= 16) handFrame(cm, frame);
-      decode.call(this, frame);
+      if (!handNotice(cm, frame)) decode.call(this, frame);
       offset += size + 4;
       // The decoder dropped the connection (a reply out of order): the rest is not for anyone.
       if (cm.socket !== socket || (socket as { destroyed?: boolean } | null | undefined)?.destroyed) return;
@@ -292,6 +295,32 @@ export function frameReplies(client: zookeeper.Client): boolean {
     }
   };
   framed.add(cm);
+  return true;
+}
+
+/** The xid of a watch notification. */
+const XID_NOTIFICATION = -1;
+/** Where a notification's event starts: length, xid, zxid, err; then type, state, path. */
+const EVENT_AT = 20;
+
+/**
+ * Passes a watch notification's event straight to the watcher manager
+ * (observers first, as always), where the library would first build two
+ * records for it: with a persistent watch, every node a mount writes comes
+ * back as one or two notifications. Returns false, leaving the frame to
+ * the library, for anything else or anything unusual: an event type it
+ * does not know, a chroot to strip, a connection still in its handshake.
+ */
+function handNotice(cm: Internals, frame: Buffer): boolean {
+  if (frame.length < EVENT_AT + 12 || frame.readInt32BE(4) !== XID_NOTIFICATION) return false;
+  if (cm.state === CONNECTING || cm.chrootPath) return false;
+  const type = frame.readInt32BE(EVENT_AT);
+  if (EVENT_TYPES[type] === undefined) return false;
+  const length = frame.readInt32BE(EVENT_AT + 8);
+  const start = EVENT_AT + 12;
+  if (length < 0 || start + length > frame.length) return false;
+  const path = frame.toString('utf8', start, start + length);
+  cm.watcherManager.emit({ type, state: frame.readInt32BE(EVENT_AT + 4), path });
   return true;
 }
 
