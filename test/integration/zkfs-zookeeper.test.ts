@@ -94,6 +94,26 @@ describe('ZooKeeper adapter', () => {
     expect((await client.getData('/m2')).data.toString()).toBe('ok');
   });
 
+  it('writes and reads below the chroot of a connection string that has one, like any other request', async () => {
+    await client.create('/jail', Buffer.alloc(0));
+    const jailed = await ZkClient.connect({ connectString: `${zk.connectString}/jail` });
+    try {
+      await jailed.create('/n', Buffer.from('v0'));
+      expect((await jailed.setData('/n', Buffer.from('v1'), 0)).version).toBe(1);
+      await jailed.multi([
+        { op: 'create', path: '/o', data: Buffer.from('o'), acl: [] },
+        { op: 'setData', path: '/n', data: Buffer.from('v2'), version: 1 },
+      ]);
+      const [n, o] = await jailed.getDataMany(['/n', '/o']);
+      expect([n, o].map((r) => (r instanceof Error ? r : r?.data.toString()))).toEqual(['v2', 'o']);
+      expect((await client.getData('/jail/n')).data.toString()).toBe('v2');
+      expect((await client.getData('/jail/o')).data.toString()).toBe('o');
+      expect(await client.exists('/n')).toBeNull();
+    } finally {
+      await jailed.close();
+    }
+  });
+
   it('lists children and delivers watches', async () => {
     await client.create('/w', Buffer.alloc(0));
     const event = new Promise((resolve) => void client.getChildren('/w', resolve));

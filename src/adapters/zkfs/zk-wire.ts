@@ -400,11 +400,13 @@ export type NodeRead = { data: Buffer; stat: ZkStat } | number;
 
 /**
  * Whether this client can send requests of ours (sendRaw, readMany): its
- * replies pass through frameReplies, which hands them their frames.
+ * replies pass through frameReplies, which hands them their frames, and its
+ * connection string has no chroot (our requests carry paths as given, where
+ * the library would prefix the chroot).
  */
 export function canSendRaw(client: zookeeper.Client): boolean {
   const cm = internals(client);
-  return cm !== undefined && framed.has(cm) && Array.isArray(cm.pendingQueue);
+  return cm !== undefined && framed.has(cm) && Array.isArray(cm.pendingQueue) && !cm.chrootPath;
 }
 
 /**
@@ -413,8 +415,9 @@ export function canSendRaw(client: zookeeper.Client): boolean {
  * reply's frame. A reply whose header carries an error never reaches
  * `decode`: the library, which takes the request for a delete, turns the
  * error into its usual exception, so failures look as they always did
- * (connection loss and expiry included). Paths are sent as given: zkfs
- * refuses a chroot in its connection string (core/zkfs/mount-options.ts).
+ * (connection loss and expiry included). Paths are sent as given, so a
+ * client with a chroot never sends these (canSendRaw); zkfs refuses one in
+ * its connection string anyway (core/zkfs/mount-options.ts).
  */
 export function sendRaw<T>(
   client: zookeeper.Client,
