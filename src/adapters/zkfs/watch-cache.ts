@@ -111,7 +111,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     options: WatchCacheOptions,
   ) {
     const gate = new WatchGate(session, root, options.fallbackTtlMs, logger);
-    const fresh = (entry: CacheEntry<unknown>, now: () => number) => gate.serves(entry.readAt, now());
+    const fresh = (entry: CacheEntry<unknown>, now: () => number) => gate.serves(entry.readAt, now);
     super(session, root, fresh, logger);
     this.gate = gate;
     this.memory = new SlotBudget(options.cacheBytes);

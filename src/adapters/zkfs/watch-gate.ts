@@ -73,9 +73,9 @@ export class WatchGate {
     return this.armings;
   }
 
-  /** Whether an entry read at `readAt` may be served at `now`. */
-  serves(readAt: number, now: number): boolean {
-    return this.current === 'watch' || (this.current === 'ttl' && now - readAt < this.ttlMs);
+  /** Whether an entry read at `readAt` may be served now; the clock is read only where time decides it. */
+  serves(readAt: number, now: () => number): boolean {
+    return this.current === 'watch' || (this.current === 'ttl' && now() - readAt < this.ttlMs);
   }
 
   /** Puts the watch in place (again). */
