@@ -176,6 +176,47 @@ describe('watch-driven cache', () => {
     expect(m.tree.status().hitRate).toBeGreaterThan(0.5);
   });
 
+  it('opens a file it holds for reading without waiting, and with what open() would give', async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/f', 'one');
+    await m.vfs.mkdir('/d', 0o755);
+    expect(await readFile(m.vfs, '/f')).toBe('one');
+    const requests = m.session.counters.requests;
+    const fh = m.vfs.openCached('/f', 0);
+    expect(fh).toBeTypeOf('number');
+    expect(m.vfs.read(fh as number, 100, 0).toString()).toBe('one');
+    // Nothing to write back: the handle is gone when release returns.
+    expect(m.vfs.release(fh as number)).toBeUndefined();
+    expect(m.vfs.openHandles).toBe(0);
+    expect(m.session.counters.requests).toBe(requests);
+
+    // A reader opened beside a writer shares its bytes, written back or not.
+    const writer = await m.vfs.open('/f', 0o2);
+    m.vfs.write(writer, Buffer.from('TWO'), 0);
+    const reader = m.vfs.openCached('/f', 0) as number;
+    expect(m.vfs.read(reader, 100, 0).toString()).toBe('TWO');
+    await m.vfs.release(reader);
+    await m.vfs.flush(writer);
+    await m.vfs.release(writer);
+
+    // Writing, a directory, a missing file: open() decides (and refuses).
+    expect(m.vfs.openCached('/f', 0o1)).toBeUndefined();
+    expect(m.vfs.openCached('/f', 0o2)).toBeUndefined();
+    expect(m.vfs.openCached('/d', 0)).toBeUndefined();
+    expect(m.vfs.openCached('/missing', 0)).toBeUndefined();
+    await expect(m.vfs.open('/d', 0)).rejects.toMatchObject({ code: 'EISDIR' });
+
+    // Another client's change: an open at once reads it as soon as the notice has come.
+    await raw.setData(`${m.root}/f`, Buffer.from('three'), -1);
+    await until(async () => {
+      const h = m.vfs.openCached('/f', 0) ?? (await m.vfs.open('/f', 0));
+      const seen = m.vfs.read(h, 100, 0).toString();
+      await m.vfs.release(h);
+      return seen === 'three';
+    }, 'the new content');
+    expect(m.vfs.openCached('/f', 0)).toBeTypeOf('number');
+  });
+
   it("sees another client's data changes, creations and deletions at once", async () => {
     const m = await mount();
     await writeFile(m.vfs, '/f', 'one');

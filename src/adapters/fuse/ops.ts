@@ -273,13 +273,15 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           return;
         }
         const flags = r.u32();
+        const openFlags = OpenFlag.KEEP_CACHE | ((flags & O_ACCMODE) === 0 ? OpenFlag.NOFLUSH : 0);
         answer(
           h,
           () => `open ${where()}`,
-          async () => {
-            const fh = await vfs.open(pathOf(h.nodeId), flags);
-            const readOnly = (flags & O_ACCMODE) === 0;
-            return openReply(u, fh, OpenFlag.KEEP_CACHE | (readOnly ? OpenFlag.NOFLUSH : 0));
+          () => {
+            const path = pathOf(h.nodeId);
+            const fh = vfs.openCached(path, flags);
+            if (fh !== undefined) return openReply(u, fh, openFlags);
+            return vfs.open(path, flags).then((opened) => openReply(u, opened, openFlags));
           },
         );
         return;
@@ -348,9 +350,9 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `${op} ${where()}`,
-          async () => {
-            await (op === 'release' ? vfs.release(fh) : op === 'flush' ? vfs.flush(fh) : vfs.fsync(fh));
-            return errorReply(u, 0);
+          () => {
+            const done = op === 'release' ? vfs.release(fh) : op === 'flush' ? vfs.flush(fh) : vfs.fsync(fh);
+            return done ? done.then(() => errorReply(u, 0)) : errorReply(u, 0);
           },
         );
         return;

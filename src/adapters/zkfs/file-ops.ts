@@ -21,6 +21,8 @@ import {
   assertWritable,
   type LinkTarget,
   lookup,
+  lookupCached,
+  NOT_CACHED,
   resolve,
   resolveDir,
   type Target,
@@ -29,6 +31,7 @@ import {
 import type { NodeData } from './tree.js';
 
 const O_ACCMODE = 0o3;
+const O_RDONLY = 0o0;
 const O_WRONLY = 0o1;
 const O_RDWR = 0o2;
 const O_APPEND = 0o2000;
@@ -77,17 +80,42 @@ async function readNode(ctx: VfsContext, znode: string, mountPath: string): Prom
 async function load(ctx: VfsContext, znode: string, mountPath: string): Promise<OpenFile> {
   const existing = ctx.files.byZnode(znode);
   if (existing && isDirty(existing)) return existing;
-  const { data, stat } = await readNode(ctx, znode, mountPath);
-  const again = ctx.files.byZnode(znode);
-  if (again) {
-    // Another open raced this one; a clean buffer takes the newer content.
-    if (!isDirty(again) && stat.version >= again.version) {
-      again.buffer.reset(data);
-      again.version = stat.version;
+  return adopt(ctx, znode, mountPath, await readNode(ctx, znode, mountPath));
+}
+
+/** `node`, just read, into the open-file table. */
+function adopt(ctx: VfsContext, znode: string, mountPath: string, { data, stat }: NodeData): OpenFile {
+  const open = ctx.files.byZnode(znode);
+  if (open) {
+    // Another open raced this one, or holds the file; a clean buffer takes the newer content.
+    if (!isDirty(open) && stat.version >= open.version) {
+      open.buffer.reset(data);
+      open.version = stat.version;
     }
-    return again;
+    return open;
   }
   return ctx.files.attach(znode, mountPath, data, stat.version, ctx.maxFileSize);
+}
+
+/**
+ * open() for reading, done at once when memory holds everything it needs,
+ * as it does for a program re-reading files: each of open()'s turns of the
+ * event loop comes before the kernel can answer the program. The handle,
+ * or undefined when open() must be called (which then does the same work).
+ */
+export function openCached(ctx: VfsContext, path: string, flags: number): number | undefined {
+  if ((flags & O_ACCMODE) !== O_RDONLY) return undefined;
+  const target = lookupCached(ctx, path);
+  if (target === NOT_CACHED || target?.type !== 'file') return undefined;
+  const open = ctx.files.byZnode(target.znode);
+  let file = open && isDirty(open) ? open : undefined;
+  if (!file) {
+    const node = ctx.tree.cachedData(target.znode);
+    if (!node) return undefined;
+    file = adopt(ctx, target.znode, path, node);
+  }
+  ctx.onOpenRead?.(path, target.znode);
+  return ctx.files.open(file, { writable: false, append: (flags & O_APPEND) !== 0 });
 }
 
 export async function open(ctx: VfsContext, path: string, flags: number): Promise<number> {
@@ -265,11 +293,21 @@ export async function flush(ctx: VfsContext, fh: number): Promise<void> {
   handle.truncated = false;
 }
 
-export async function release(ctx: VfsContext, fh: number): Promise<void> {
+/** close(2)'s last word: resolves once what the handle wrote is written back; undefined when it wrote nothing. */
+export function release(ctx: VfsContext, fh: number): Promise<void> | undefined {
+  const handle = ctx.files.get(fh);
+  if (!handle.pending && !handle.truncated) {
+    ctx.files.close(fh);
+    return undefined;
+  }
+  return releaseWritten(ctx, fh);
+}
+
+async function releaseWritten(ctx: VfsContext, fh: number): Promise<void> {
   const handle = ctx.files.get(fh);
   const file = handle.file;
   try {
-    if (handle.pending || handle.truncated) await flushFile(ctx, file);
+    await flushFile(ctx, file);
   } catch (error) {
     // close() already reported this through flush; release cannot.
     if (isDirty(file)) ctx.log.warn(`${file.mountPath}: unwritten changes dropped at close`);

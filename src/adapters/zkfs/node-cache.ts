@@ -120,12 +120,6 @@ export class CacheSlot<T> {
     return this.freshEntry(key)?.value;
   }
 
-  /** The entry kept under `key`, if it holds a value that is still fresh. */
-  private freshEntry(key: string): CacheEntry<T> | undefined {
-    const entry = this.entries.get(key);
-    return entry && entry.value !== undefined && this.fresh(entry, this.now) ? entry : undefined;
-  }
-
   has(key: string): boolean {
     return this.peek(key) !== undefined;
   }
@@ -160,14 +154,33 @@ export class CacheSlot<T> {
     this.put(key, value);
   }
 
+  /** What get() answers without waiting: the fresh cached value, counted as a hit; undefined when get() would load. */
+  cached(key: string): T | undefined {
+    const entry = this.freshEntry(key);
+    return entry && this.served(entry);
+  }
+
+  /**
+   * The entry kept under `key` while it is fresh, not yet counted: for a
+   * caller that serves it only if other entries are there too, and then
+   * counts it with served().
+   */
+  freshEntry(key: string): CacheEntry<T> | undefined {
+    const entry = this.entries.get(key);
+    return entry && entry.value !== undefined && this.fresh(entry, this.now) ? entry : undefined;
+  }
+
+  /** Counts `entry`, from freshEntry(), as a hit, and returns its value. */
+  served(entry: CacheEntry<T>): T {
+    this.stats.hits++;
+    this.hooks.hit?.(entry);
+    return entry.value;
+  }
+
   /** Returns the fresh cached value or loads it once, however many callers ask at the same time. */
   async get(key: string, load: () => Promise<T>): Promise<T> {
-    const entry = this.freshEntry(key);
-    if (entry) {
-      this.stats.hits++;
-      this.hooks.hit?.(entry);
-      return entry.value;
-    }
+    const value = this.cached(key);
+    if (value !== undefined) return value;
     const pending = this.inflight.get(key);
     if (pending) return pending instanceof BatchLoad ? pending.promise() : pending;
     this.stats.misses++;

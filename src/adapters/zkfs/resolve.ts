@@ -4,7 +4,7 @@
  * the znode's stat and its directory's metadata alone (never its data).
  */
 import type { AclIdentity } from '../../core/zkfs/acl.js';
-import { type AttrDefaults, ROOT_ENTRY, storedType } from '../../core/zkfs/attrs.js';
+import { type AttrDefaults, type DirMeta, ROOT_ENTRY, storedType } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { nodeKind, showsDataFile, type ZkfsMode } from '../../core/zkfs/modes.js';
 import { baseName, DATA_FILE, isHiddenChild, parentPath, toZnode } from '../../core/zkfs/paths.js';
@@ -122,13 +122,46 @@ export async function lookup(ctx: VfsContext, path: string): Promise<Target | un
   const stat = await ctx.tree.stat(znode);
   if (!stat) return undefined;
   const metaDir = toZnode(ctx.root, parent);
-  const entry = (await ctx.tree.meta(metaDir)).value.entries.get(name);
-  const type = nodeKind(ctx.mode, {
+  return nodeTarget(ctx.mode, path, name, znode, stat, metaDir, (await ctx.tree.meta(metaDir)).value);
+}
+
+/** The file or directory `znode` at `path`, as its stat and its directory's metadata say. */
+function nodeTarget(
+  mode: ZkfsMode,
+  path: string,
+  name: string,
+  znode: string,
+  stat: ZkStat,
+  metaDir: string,
+  meta: DirMeta,
+): NodeTarget {
+  const type = nodeKind(mode, {
     numChildren: stat.numChildren,
     dataLength: stat.dataLength,
-    storedType: storedType(entry),
+    storedType: storedType(meta.entries.get(name)),
   });
   return { type, path, znode, stat, metaDir, entryName: name, isRoot: false };
+}
+
+/** lookupCached() could not tell without waiting. */
+export const NOT_CACHED = Symbol('not cached');
+
+/**
+ * What lookup() answers for a file or directory at `path` (not the root,
+ * a link or `_zoo_data_`), when memory holds all it needs: at once, with no
+ * turn of the event loop. NOT_CACHED when lookup() must be called.
+ */
+export function lookupCached(ctx: VfsContext, path: string): NodeTarget | undefined | typeof NOT_CACHED {
+  const parent = parentPath(path);
+  const name = baseName(path);
+  if (path === '/' || path === '' || name === DATA_FILE) return NOT_CACHED;
+  if (isHiddenChild(name, parent === '/')) return undefined;
+  const znode = toZnode(ctx.root, path);
+  const metaDir = toZnode(ctx.root, parent);
+  const known = ctx.tree.cachedNode(znode, metaDir);
+  if (!known || known.links.value.has(path)) return NOT_CACHED;
+  if (!known.stat) return undefined;
+  return nodeTarget(ctx.mode, path, name, znode, known.stat, metaDir, known.meta.value);
 }
 
 /** Like lookup, but ENOENT when nothing is there. */

@@ -25,6 +25,13 @@ export interface NodeData {
   stat: ZkStat;
 }
 
+/** What resolving a path needs to know of its node, as memory holds it. */
+export interface CachedNode {
+  stat: ZkStat | null;
+  meta: DocSnapshot<DirMeta>;
+  links: DocSnapshot<SymlinkMap>;
+}
+
 export class ZkTree {
   readonly stats: CacheSlot<ZkStat | null>;
   readonly children: CacheSlot<string[]>;
@@ -32,6 +39,8 @@ export class ZkTree {
   readonly acls: CacheSlot<AclEntry[]>;
   readonly links: CacheSlot<DocSnapshot<SymlinkMap>>;
   private readonly warned = new Set<string>();
+  /** The `__symlinks__` node, built once: a key built anew for every lookup is hashed anew too. */
+  readonly linksPath: string;
 
   constructor(
     readonly client: ZkApi,
@@ -45,6 +54,7 @@ export class ZkTree {
     this.metas = new CacheSlot(fresh);
     this.acls = new CacheSlot(fresh);
     this.links = new CacheSlot(fresh);
+    this.linksPath = zkChild(root, SYMLINKS_NODE);
   }
 
   /** The stat of `znode`, or null when it does not exist. */
@@ -61,6 +71,24 @@ export class ZkTree {
   /** A node's data, for opening it: read afresh here; a watch-driven tree may answer from memory. */
   readData(znode: string): Promise<NodeData> {
     return this.client.getData(znode);
+  }
+
+  /** What readData() answers without waiting; never anything here, where it always reads afresh. */
+  cachedData(_znode: string): NodeData | undefined {
+    return undefined;
+  }
+
+  /**
+   * What stat() of `znode`, meta() of `dir` and symlinks() answer without
+   * waiting, counted as the hits they are; undefined, counting nothing,
+   * when any of them would have to wait.
+   */
+  cachedNode(znode: string, dir: string): CachedNode | undefined {
+    const stat = this.stats.freshEntry(znode);
+    const meta = this.metas.freshEntry(dir);
+    const links = this.links.freshEntry(this.linksPath);
+    if (!stat || !meta || !links) return undefined;
+    return { stat: this.stats.served(stat), meta: this.metas.served(meta), links: this.links.served(links) };
   }
 
   /** Every child name of `znode`, hidden ones included. */
@@ -107,7 +135,7 @@ export class ZkTree {
 
   /** The symlink table of the mount (`__symlinks__` under the root). */
   symlinks(): Promise<DocSnapshot<SymlinkMap>> {
-    const path = zkChild(this.root, SYMLINKS_NODE);
+    const path = this.linksPath;
     return this.links.get(path, async () => {
       try {
         const { data, stat } = await this.client.getData(path);
@@ -120,7 +148,7 @@ export class ZkTree {
   }
 
   async freshSymlinks(): Promise<DocSnapshot<SymlinkMap>> {
-    this.links.invalidate(zkChild(this.root, SYMLINKS_NODE));
+    this.links.invalidate(this.linksPath);
     return this.symlinks();
   }
 
@@ -141,7 +169,7 @@ export class ZkTree {
   }
 
   forgetSymlinks(): void {
-    this.links.invalidate(zkChild(this.root, SYMLINKS_NODE));
+    this.links.invalidate(this.linksPath);
   }
 
   /** Forget everything (for a session change). */

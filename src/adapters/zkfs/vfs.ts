@@ -82,6 +82,10 @@ export class ZkVfs {
   open(path: string, flags: number) {
     return files.open(this.ctx, path, flags);
   }
+  /** open() when it needs no waiting, else undefined. */
+  openCached(path: string, flags: number) {
+    return files.openCached(this.ctx, path, flags);
+  }
   read(fh: number, length: number, position: number) {
     return files.read(this.ctx, fh, length, position);
   }

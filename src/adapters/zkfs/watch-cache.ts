@@ -100,7 +100,6 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   /** Nodes per multiRead, from the size of the nodes read last. */
   private readonly batch: BatchSize;
   private readonly view: CacheView;
-  readonly linksPath: string;
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
   onStale: ((stale: Stale) => void) | undefined;
 
@@ -129,7 +128,6 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         this.unused.reset();
       },
     );
-    this.linksPath = zkChild(root, SYMLINKS_NODE);
     this.view = {
       root,
       linksPath: this.linksPath,
@@ -400,10 +398,20 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   override async readData(znode: string): Promise<NodeData> {
     if (!this.live) return super.readData(znode);
-    const node = await this.data.get(znode, () => this.session.getData(znode));
+    return this.readFor(znode, await this.data.get(znode, () => this.session.getData(znode)));
+  }
+
+  override cachedData(znode: string): NodeData | undefined {
+    if (!this.live) return undefined;
+    const node = this.data.cached(znode);
+    return node && this.readFor(znode, node);
+  }
+
+  /** `node`, the data of `znode`, now read by a program. */
+  private readFor(znode: string, node: NodeData): NodeData {
     this.unused.use(node);
     // The stat is as current as the data while the data entry is the one just read.
-    if (this.data.peek(znode) === node && !this.stats.has(znode)) this.stats.put(znode, node.stat);
+    if (!this.stats.has(znode) && this.data.peek(znode) === node) this.stats.put(znode, node.stat);
     return node;
   }
 
