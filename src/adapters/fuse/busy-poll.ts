@@ -118,11 +118,14 @@ export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DE
     answered(id) {
       const at = now();
       pending.delete(id);
-      for (const [waiting, since] of pending) {
-        if (at - since < STALE_MS) break;
-        pending.delete(waiting);
+      if (pending.size > 0) {
+        // Usually nothing is left, and then there is no iterator to make.
+        for (const [waiting, since] of pending) {
+          if (at - since < STALE_MS) break;
+          pending.delete(waiting);
+        }
+        if (pending.size > 0) return;
       }
-      if (pending.size > 0) return;
       answeredAt = at;
       cycleStart = loneSince;
       loneSince = 0;
