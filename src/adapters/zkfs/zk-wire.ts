@@ -23,7 +23,9 @@
  *   the watch again on every (re)connection and treats what it cached
  *   before as unverified.
  */
+
 import type zookeeper from 'node-zookeeper-client';
+import { zeroedBuffer } from '../../core/zeroed-buffer.js';
 import type { ZkEventType, ZkStat } from '../zookeeper.js';
 
 const OP_ADD_WATCH = 106;
@@ -111,7 +113,7 @@ function opaqueRequest(
     payload: { setChrootPath: () => {} },
     ...(onReply ? { onReply } : {}),
     toBuffer(): Buffer {
-      const buffer = Buffer.alloc(4 + 4 + 4 + bodyBytes);
+      const buffer = zeroedBuffer(4 + 4 + 4 + bodyBytes);
       let offset = buffer.writeInt32BE(buffer.length - 4, 0);
       offset = buffer.writeInt32BE(header.xid, offset);
       offset = buffer.writeInt32BE(opCode, offset);

@@ -3,6 +3,7 @@
  * status as a negative errno or 0, the request's `unique`) and the body its
  * request calls for. Pure.
  */
+import { zeroedBuffer } from '../zeroed-buffer.js';
 import { FUSE_KERNEL_VERSION } from './protocol.js';
 
 const OUT_HEADER = 16;
@@ -13,7 +14,7 @@ const ERANGE = -34;
 
 /** A message to the kernel with room for `bodyLength` bytes after its header. */
 export function frame(unique: bigint, error: number, bodyLength: number): Buffer {
-  const out = Buffer.alloc(OUT_HEADER + bodyLength);
+  const out = zeroedBuffer(OUT_HEADER + bodyLength);
   out.writeUInt32LE(out.length, 0);
   out.writeInt32LE(error, 4);
   out.writeBigUInt64LE(unique, 8);
