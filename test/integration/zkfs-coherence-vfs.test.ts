@@ -299,6 +299,25 @@ describe('watch-driven cache', () => {
     for (let i = 0; i < 300; i++) expect(await readFile(m.vfs, `/many/n${i}`)).toBe(`n${i}`);
     expect(m.session.counters.requests).toBe(before);
   });
+
+  it("reads a new mount's listing's entries in batches when all their attributes are asked at once", async () => {
+    const m = await mount();
+    await raw.create(`${m.root}/wide`, Buffer.alloc(0));
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) => raw.create(`${m.root}/wide/n${i}`, Buffer.from(`n${i}`))),
+    );
+    const start = m.session.counters.requests;
+    // As READDIRPLUS does: the names, then every entry's attributes in the same turn, before any
+    // reply has told the mount how large its nodes are.
+    const names = (await m.vfs.readdir('/wide')).filter((n) => n !== '.' && n !== '..');
+    const attrs = await Promise.all(names.map((n) => m.vfs.getattr(`/wide/${n}`)));
+    expect(attrs).toHaveLength(300);
+    // One request per batch of the cautious first size (4 nodes), not one per entry.
+    expect(m.session.counters.requests - start).toBeLessThanOrEqual(85);
+    const before = m.session.counters.requests;
+    for (let i = 0; i < 300; i += 37) expect(await readFile(m.vfs, `/wide/n${i}`)).toBe(`n${i}`);
+    expect(m.session.counters.requests).toBe(before);
+  });
 });
 
 describe('servers without persistent watches (before ZooKeeper 3.6)', () => {

@@ -14,6 +14,9 @@ export interface PrefetchTarget {
   load(znodes: string[]): Promise<unknown>;
 }
 
+/** How far into the queue expedite() looks for a node: a listing's entries are near its head. */
+const EXPEDITE_SCAN = 1024;
+
 export class Prefetcher {
   /** Children waiting: queue[head…]. */
   private queue: string[] = [];
@@ -43,12 +46,32 @@ export class Prefetcher {
   }
 
   /**
-   * Takes `znode` out of the queue when it waits there, so that the caller
-   * loads it now, the way the prefetch would have (data included), rather
-   * than with a second, stat-only request.
+   * Starts loading `znode` now, when it waits in the queue, with the nodes
+   * queued after it in the same request (a batch, beyond the window), so
+   * that the caller finds it loading, data included. A listing asks for all
+   * its entries' attributes at once (READDIRPLUS): loaded one request each,
+   * the entries the window had not reached yet cost a request apiece, which
+   * on a new mount, while the batch size is still a cautious guess, was
+   * most of them. False when `znode` is not queued (or lies too far in to
+   * look for), and the caller loads it alone.
    */
-  claim(znode: string): boolean {
-    return this.queued.delete(znode);
+  expedite(znode: string): boolean {
+    if (!this.queued.has(znode) || !this.target.active()) return false;
+    const end = Math.min(this.queue.length, this.head + EXPEDITE_SCAN);
+    let at = this.head;
+    while (at < end && this.queue[at] !== znode) at++;
+    if (at === end) return false;
+    const size = Math.max(1, this.batch());
+    const znodes: string[] = [];
+    for (let i = at; i < this.queue.length && znodes.length < size; i++) {
+      const next = this.queue[i] as string;
+      if (this.queued.delete(next) && !this.target.has(next)) znodes.push(next);
+    }
+    if (znodes.length > 0) {
+      this.count += znodes.length;
+      this.target.load(znodes).catch(() => {});
+    }
+    return true;
   }
 
   private pump(): void {
@@ -63,8 +86,8 @@ export class Prefetcher {
       const batch = Math.max(1, this.batch());
       while (znodes.length < batch && this.head < this.queue.length) {
         const znode = this.queue[this.head++] as string;
-        this.queued.delete(znode);
-        if (!this.target.has(znode)) znodes.push(znode);
+        // Not queued any more: expedited already.
+        if (this.queued.delete(znode) && !this.target.has(znode)) znodes.push(znode);
       }
       if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
         this.queue = this.queue.slice(this.head);

@@ -219,8 +219,9 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   /** A name missing from its directory's cached (exact) listing does not exist: no request. */
   override stat(znode: string): Promise<ZkStat | null> {
-    // A listing queued it for prefetching: read it now with its data (the open that follows needs it).
-    if (this.live && this.prefetcher.claim(znode)) return this.stats.get(znode, () => this.loadNode(znode));
+    // A listing queued it for prefetching: read it now with its data (the open that follows needs
+    // it), and with the entries queued after it, which a listing's caller asks for next.
+    if (this.live && this.prefetcher.expedite(znode)) return super.stat(znode);
     if (this.live && znode !== this.root && !this.stats.has(znode)) {
       const siblings = this.children.peek(parentPath(znode));
       if (siblings && !sortedIncludes(siblings, baseName(znode))) {
