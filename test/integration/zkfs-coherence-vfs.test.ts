@@ -97,6 +97,14 @@ async function readFile(vfs: ZkVfs, path: string): Promise<string> {
   return data.toString();
 }
 
+/** Creates `dir` with `count` children n0, n1, … holding their own names, straight in ZooKeeper. */
+async function createDir(dir: string, count: number): Promise<void> {
+  await raw.create(dir, Buffer.alloc(0));
+  await Promise.all(
+    Array.from({ length: count }, (_, i) => raw.create(`${dir}/n${i}`, Buffer.from(`n${i}`))),
+  );
+}
+
 /** Polls until `check` holds (notices arrive within milliseconds; the bound is generous). */
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<number> {
   const start = Date.now();
@@ -276,10 +284,7 @@ describe('watch-driven cache', () => {
 
   it('prefetches the stats and data of a listed directory in a few requests, so the walk after it needs none', async () => {
     const m = await mount();
-    await raw.create(`${m.root}/many`, Buffer.alloc(0));
-    await Promise.all(
-      Array.from({ length: 300 }, (_, i) => raw.create(`${m.root}/many/n${i}`, Buffer.from(`n${i}`))),
-    );
+    await createDir(`${m.root}/many`, 300);
     const start = m.session.counters.requests;
     const names = await m.vfs.readdir('/many');
     expect(names).toHaveLength(302);
@@ -302,10 +307,7 @@ describe('watch-driven cache', () => {
 
   it("reads a new mount's listing's entries in batches when all their attributes are asked at once", async () => {
     const m = await mount();
-    await raw.create(`${m.root}/wide`, Buffer.alloc(0));
-    await Promise.all(
-      Array.from({ length: 300 }, (_, i) => raw.create(`${m.root}/wide/n${i}`, Buffer.from(`n${i}`))),
-    );
+    await createDir(`${m.root}/wide`, 300);
     const start = m.session.counters.requests;
     // As READDIRPLUS does: the names, then every entry's attributes in the same turn, before any
     // reply has told the mount how large its nodes are.
