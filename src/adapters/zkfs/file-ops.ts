@@ -300,12 +300,11 @@ export function release(ctx: VfsContext, fh: number): Promise<void> | undefined 
     ctx.files.close(fh);
     return undefined;
   }
-  return releaseWritten(ctx, fh);
+  return releaseWritten(ctx, fh, handle.file);
 }
 
-async function releaseWritten(ctx: VfsContext, fh: number): Promise<void> {
-  const handle = ctx.files.get(fh);
-  const file = handle.file;
+/** Writes back what handle `fh` on `file` left unwritten, then drops the handle. */
+async function releaseWritten(ctx: VfsContext, fh: number, file: OpenFile): Promise<void> {
   try {
     await flushFile(ctx, file);
   } catch (error) {

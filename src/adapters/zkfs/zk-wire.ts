@@ -23,7 +23,6 @@
  *   the watch again on every (re)connection and treats what it cached
  *   before as unverified.
  */
-
 import type zookeeper from 'node-zookeeper-client';
 import { zeroedBuffer } from '../../core/zeroed-buffer.js';
 import type { ZkEventType, ZkStat } from '../zookeeper.js';
