@@ -12,13 +12,30 @@
 /** Default memory budget of a mount's cache (bytes). */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
+/** A budgeted entry, linked into the eviction queue. */
+interface Queued<K> {
+  key: K;
+  size: number;
+  used: boolean;
+  older: Queued<K> | undefined;
+  newer: Queued<K> | undefined;
+}
+
 export class LruBudget<K = string> {
   /**
-   * Map order is insertion order; a used entry gets a second chance (it is
-   * moved to the end when eviction reaches it) instead of being moved on
-   * every hit, which keeps hits cheap (CLOCK, an LRU approximation).
+   * The eviction queue, oldest first, as a linked list: a used entry gets a
+   * second chance (it goes to the back when eviction reaches it) instead of
+   * being moved on every hit, which keeps hits cheap (CLOCK, an LRU
+   * approximation). The queue was once the insertion order of the Map: but
+   * a Map keeps the holes its deletions leave until it next grows, and
+   * every eviction walked over all of them from the front again, so a
+   * full cache slowed down with the square of its size: once a 64 MiB
+   * cache was full, the daemon spent 2.8-11.8 s of CPU on each further walk
+   * of 10,000 files, against 1.1-1.7 s with this queue.
    */
-  private readonly entries = new Map<K, { size: number; used: boolean }>();
+  private readonly entries = new Map<K, Queued<K>>();
+  private oldest: Queued<K> | undefined;
+  private newest: Queued<K> | undefined;
   private used = 0;
 
   constructor(
@@ -55,24 +72,24 @@ export class LruBudget<K = string> {
   add(key: K, bytes: number): K[] {
     this.remove(key);
     if (bytes > this.maxEntryBytes) return [key];
-    this.entries.set(key, { size: bytes, used: false });
+    const added: Queued<K> = { key, size: bytes, used: false, older: undefined, newer: undefined };
+    this.entries.set(key, added);
+    this.append(added);
     this.used += bytes;
     const evicted: K[] = [];
     while (this.used > this.limitBytes) {
-      const [old, entry] = this.entries.entries().next().value as [K, { size: number; used: boolean }];
-      this.entries.delete(old);
-      if (entry.used && old !== key) {
-        entry.used = false;
-        this.entries.set(old, entry);
+      const old = this.oldest as Queued<K>;
+      this.unlink(old);
+      if (old === added || old.used) {
+        // Everything else gets its second chance first; `added` itself is never evicted here.
+        old.used = false;
+        this.append(old);
+        if (old === added && this.entries.size === 1) break;
         continue;
       }
-      if (old === key) {
-        // Everything else got its second chance and stays: only possible when `key` alone is over.
-        this.entries.set(old, entry);
-        continue;
-      }
-      this.used -= entry.size;
-      evicted.push(old);
+      this.entries.delete(old.key);
+      this.used -= old.size;
+      evicted.push(old.key);
     }
     return evicted;
   }
@@ -87,12 +104,32 @@ export class LruBudget<K = string> {
     const entry = this.entries.get(key);
     if (!entry) return;
     this.entries.delete(key);
+    this.unlink(entry);
     this.used -= entry.size;
   }
 
   clear(): void {
     this.entries.clear();
+    this.oldest = undefined;
+    this.newest = undefined;
     this.used = 0;
+  }
+
+  private append(entry: Queued<K>): void {
+    entry.older = this.newest;
+    entry.newer = undefined;
+    if (this.newest) this.newest.newer = entry;
+    else this.oldest = entry;
+    this.newest = entry;
+  }
+
+  private unlink(entry: Queued<K>): void {
+    if (entry.older) entry.older.newer = entry.newer;
+    else this.oldest = entry.newer;
+    if (entry.newer) entry.newer.older = entry.older;
+    else this.newest = entry.older;
+    entry.older = undefined;
+    entry.newer = undefined;
   }
 }
 

@@ -17,6 +17,24 @@ describe('LruBudget', () => {
     expect(b.has('a') && b.has('e')).toBe(true);
   });
 
+  it('keeps the eviction order through removals and replacements anywhere in the queue', () => {
+    const b = new LruBudget(500, 1);
+    for (const k of ['a', 'b', 'c', 'd', 'e']) b.add(k, 100);
+    b.remove('c'); // from the middle
+    b.remove('a'); // the oldest
+    b.add('b', 100); // replaced: now the newest
+    b.remove('f'); // unknown: nothing happens
+    expect(b.usedBytes).toBe(300);
+    b.add('g', 100);
+    b.add('h', 100);
+    // Oldest first: d, e, b, g, h.
+    expect(b.add('i', 250)).toEqual(['d', 'e', 'b']);
+    b.clear();
+    expect(b.count).toBe(0);
+    expect(b.add('j', 500)).toEqual([]);
+    expect(b.add('k', 1)).toEqual(['j']);
+  });
+
   it('keeps a new entry that fits even when every other entry was used', () => {
     const b = new LruBudget(200, 1);
     b.add('a', 100);
