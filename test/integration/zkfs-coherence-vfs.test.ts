@@ -8,6 +8,7 @@ import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/adapters/logger.js';
 import { asFsError } from '../../src/adapters/zkfs/commit.js';
+import { NOT_CACHED } from '../../src/adapters/zkfs/resolve.js';
 import { ZkSession } from '../../src/adapters/zkfs/session.js';
 import { ZkVfs } from '../../src/adapters/zkfs/vfs.js';
 import { WatchedTree } from '../../src/adapters/zkfs/watch-cache.js';
@@ -223,6 +224,41 @@ describe('watch-driven cache', () => {
       return seen === 'three';
     }, 'the new content');
     expect(m.vfs.openCached('/f', 0)).toBeTypeOf('number');
+  });
+
+  it("answers a listing's attributes from memory once read together, as getattr() would", async () => {
+    const m = await mount();
+    await m.vfs.mkdir('/d', 0o750);
+    await writeFile(m.vfs, '/d/f', 'one');
+    await m.vfs.mkdir('/d/sub', 0o755);
+    await m.vfs.chmod('/d/f', 0o600);
+    await m.vfs.symlink('f', '/d/link');
+    const paths = ['/d/f', '/d/sub', '/d/link', '/d/missing'];
+    await m.vfs.preloadAttrs('/d', paths);
+    const requests = m.session.counters.requests;
+    // Plain files and directories at once, with the mode stored in the metadata document.
+    expect(m.vfs.getattrCached('/d/f')).toEqual(await m.vfs.getattr('/d/f'));
+    expect(m.vfs.getattrCached('/d/f')).toMatchObject({ mode: 0o100600, size: 3 });
+    expect(m.vfs.getattrCached('/d/sub')).toEqual(await m.vfs.getattr('/d/sub'));
+    expect(m.vfs.getattrCached('/d/missing')).toBeUndefined();
+    expect(m.session.counters.requests).toBe(requests);
+    // Links, the root and `_zoo_data_` are left to getattr().
+    expect(m.vfs.getattrCached('/d/link')).toBe(NOT_CACHED);
+    expect(m.vfs.getattrCached('/')).toBe(NOT_CACHED);
+    expect(m.vfs.getattrCached('/d/_zoo_data_')).toBe(NOT_CACHED);
+    // A writer's bytes not yet written back show in the size, as in getattr().
+    const writer = await m.vfs.open('/d/f', 0o2);
+    m.vfs.write(writer, Buffer.from('longer'), 0);
+    expect(m.vfs.getattrCached('/d/f')).toMatchObject({ size: 6 });
+    expect(m.vfs.getattrCached('/d/f')).toEqual(await m.vfs.getattr('/d/f'));
+    await m.vfs.flush(writer);
+    await m.vfs.release(writer);
+    // Another client's change: the attributes follow once its notice has come.
+    await raw.setData(`${m.root}/d/f`, Buffer.from('four'), -1);
+    await until(async () => {
+      const attr = m.vfs.getattrCached('/d/f');
+      return (attr === NOT_CACHED ? await m.vfs.getattr('/d/f') : attr)?.size === 4;
+    }, 'the new size');
   });
 
   it("sees another client's data changes, creations and deletions at once", async () => {

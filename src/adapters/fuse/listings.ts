@@ -9,6 +9,7 @@ import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
 import type { ArgReader, RequestHeader } from '../../core/fuse/protocol.js';
 import { type DirEntry, direntReply, direntSize } from '../../core/fuse/replies.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
+import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 
 /** An inode number no node has: for an entry that vanished between the listing and its attributes. */
@@ -48,25 +49,62 @@ export class Listings {
       return direntReply(h.unique, [], plus, this.validS);
     }
     const children = chosen.filter((e) => e.name !== '.' && e.name !== '..');
-    const attrs = await Promise.allSettled(children.map((e) => this.vfs.getattr(childPath(dir, e.name))));
+    const paths = children.map((e) => childPath(dir, e.name));
+    const attrs = await this.attrsOf(dir, paths);
     children.forEach((e, i) => {
-      const result = attrs[i] as PromiseSettledResult<FileAttr>;
-      if (result.status !== 'fulfilled') {
+      const attr = attrs[i];
+      if (!attr) {
         e.mode = 0;
         e.ino = GONE_INO;
         return;
       }
-      const path = childPath(dir, e.name);
-      e.mode = result.value.mode;
+      const path = paths[i] as string;
+      e.mode = attr.mode;
       if (plus) {
         // The kernel takes a reference to each node handed out this way, as with LOOKUP.
         e.nodeId = this.nodes.lookup(path);
         e.ino = e.nodeId;
-        e.attr = { ...result.value, ino: e.nodeId };
+        e.attr = { ...attr, ino: e.nodeId };
       } else {
         e.ino = this.nodes.idOf(path) ?? GONE_INO;
       }
     });
     return direntReply(h.unique, chosen, plus, this.validS);
+  }
+
+  /**
+   * The attributes of `paths`, entries of `dir`; undefined for one that is
+   * gone or could not be read. Answered from memory where it holds them;
+   * the rest are read together, and asked for one by one (with getattr's
+   * own errors and waits) only if memory still lacks them then.
+   */
+  private async attrsOf(dir: string, paths: readonly string[]): Promise<(FileAttr | undefined)[]> {
+    const attrs: (FileAttr | undefined | typeof NOT_CACHED)[] = paths.map((p) => this.vfs.getattrCached(p));
+    const missing: number[] = [];
+    for (let i = 0; i < attrs.length; i++) if (attrs[i] === NOT_CACHED) missing.push(i);
+    if (missing.length > 0) {
+      await this.vfs.preloadAttrs(
+        dir,
+        missing.map((i) => paths[i] as string),
+      );
+      const slow: Promise<void>[] = [];
+      for (const i of missing) {
+        const path = paths[i] as string;
+        attrs[i] = this.vfs.getattrCached(path);
+        if (attrs[i] !== NOT_CACHED) continue;
+        slow.push(
+          this.vfs.getattr(path).then(
+            (attr) => {
+              attrs[i] = attr;
+            },
+            () => {
+              attrs[i] = undefined;
+            },
+          ),
+        );
+      }
+      await Promise.all(slow);
+    }
+    return attrs as (FileAttr | undefined)[];
   }
 }

@@ -16,11 +16,21 @@ import {
   withTimes,
 } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
+import { toZnode } from '../../core/zkfs/paths.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkStat } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { isDirty, type OpenFile } from './open-files.js';
-import { assertWritable, type LinkTarget, type NodeTarget, resolve, type VfsContext } from './resolve.js';
+import {
+  assertWritable,
+  cachedTarget,
+  type DataTarget,
+  type LinkTarget,
+  NOT_CACHED,
+  type NodeTarget,
+  resolve,
+  type VfsContext,
+} from './resolve.js';
 
 export interface FileAttr {
   mode: number;
@@ -61,8 +71,32 @@ export async function getattr(ctx: VfsContext, path: string): Promise<FileAttr> 
       nlink: 1,
     };
   }
+  return nodeAttr(ctx, target, await entryOf(ctx, target.type === 'data' ? target.dir : target));
+}
+
+/**
+ * What getattr() answers for a file or directory at `path` when memory
+ * holds all it needs (resolve.ts, cachedTarget), without waiting: a
+ * listing's entries, once read, are answered this way by the hundred.
+ * Undefined when nothing is there; NOT_CACHED when getattr() must be called.
+ */
+export function getattrCached(ctx: VfsContext, path: string): FileAttr | undefined | typeof NOT_CACHED {
+  const known = cachedTarget(ctx, path);
+  if (known === NOT_CACHED || known === undefined) return known;
+  return nodeAttr(ctx, known.target, known.meta.entries.get(known.target.entryName));
+}
+
+/** Reads into memory what getattrCached() needs for `paths`, entries of directory `dir`, waiting once for all. */
+export function preloadAttrs(ctx: VfsContext, dir: string, paths: readonly string[]): Promise<unknown> {
+  return ctx.tree.preload(
+    paths.map((path) => toZnode(ctx.root, path)),
+    toZnode(ctx.root, dir),
+  );
+}
+
+/** The attributes of a node (or `_zoo_data_`) given its stored entry. */
+function nodeAttr(ctx: VfsContext, target: NodeTarget | DataTarget, entry: MetaEntry | undefined): FileAttr {
   const node = target.type === 'data' ? target.dir : target;
-  const entry = await entryOf(ctx, node);
   const attrs = effectiveAttrs(target.type === 'dir' ? 'dir' : 'file', node.stat, entry, ctx.defaults);
   const result: FileAttr = { ...attrs, size: target.stat.dataLength, nlink: 1 };
   if (target.type === 'dir') result.size = DIR_SIZE;

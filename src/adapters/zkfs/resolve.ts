@@ -146,12 +146,24 @@ function nodeTarget(
 /** lookupCached() could not tell without waiting. */
 export const NOT_CACHED = Symbol('not cached');
 
+/** A node found in memory, with its directory's metadata document (where its attributes are). */
+export interface CachedTarget {
+  target: NodeTarget;
+  meta: DirMeta;
+}
+
 /**
  * What lookup() answers for a file or directory at `path` (not the root,
  * a link or `_zoo_data_`), when memory holds all it needs: at once, with no
  * turn of the event loop. NOT_CACHED when lookup() must be called.
  */
 export function lookupCached(ctx: VfsContext, path: string): NodeTarget | undefined | typeof NOT_CACHED {
+  const known = cachedTarget(ctx, path);
+  return known === NOT_CACHED || known === undefined ? known : known.target;
+}
+
+/** lookupCached(), with the metadata document the node's entry is in. */
+export function cachedTarget(ctx: VfsContext, path: string): CachedTarget | undefined | typeof NOT_CACHED {
   const parent = parentPath(path);
   const name = baseName(path);
   if (path === '/' || path === '' || name === DATA_FILE) return NOT_CACHED;
@@ -161,7 +173,8 @@ export function lookupCached(ctx: VfsContext, path: string): NodeTarget | undefi
   const known = ctx.tree.cachedNode(znode, metaDir);
   if (!known || known.links.value.has(path)) return NOT_CACHED;
   if (!known.stat) return undefined;
-  return nodeTarget(ctx.mode, path, name, znode, known.stat, metaDir, known.meta.value);
+  const meta = known.meta.value;
+  return { target: nodeTarget(ctx.mode, path, name, znode, known.stat, metaDir, meta), meta };
 }
 
 /** Like lookup, but ENOENT when nothing is there. */

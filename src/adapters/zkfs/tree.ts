@@ -91,6 +91,16 @@ export class ZkTree {
     return { stat: this.stats.served(stat), meta: this.metas.served(meta), links: this.links.served(links) };
   }
 
+  /**
+   * Reads into memory what cachedNode() needs for each of `znodes`, all
+   * children of `dir`, for a caller that then answers them all at once (a
+   * listing's attributes): one wait for all of them, not a chain of waits
+   * each. Failures are left for the caller's own reads to report.
+   */
+  preload(znodes: readonly string[], dir: string): Promise<unknown> {
+    return Promise.allSettled([this.symlinks(), this.meta(dir), ...znodes.map((znode) => this.stat(znode))]);
+  }
+
   /** Every child name of `znode`, hidden ones included. */
   childNames(znode: string): Promise<string[]> {
     return this.children.get(znode, async () => {

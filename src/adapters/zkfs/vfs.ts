@@ -55,6 +55,14 @@ export class ZkVfs {
   getattr(path: string) {
     return attrs.getattr(this.ctx, path);
   }
+  /** getattr() when it needs no waiting; NOT_CACHED when it does. */
+  getattrCached(path: string) {
+    return attrs.getattrCached(this.ctx, path);
+  }
+  /** Gets getattrCached() ready to answer for `paths`, entries of `dir`, with one wait. */
+  preloadAttrs(dir: string, paths: readonly string[]) {
+    return attrs.preloadAttrs(this.ctx, dir, paths);
+  }
   readdir(path: string) {
     return dirs.readdir(this.ctx, path);
   }
