@@ -48,6 +48,7 @@ import {
 import { FsError } from '../../core/zkfs/errors.js';
 import type { Logger } from '../logger.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
+import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
 import { initAnswer } from './init.js';
@@ -109,9 +110,21 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   /** The same with the attributes as they are now. */
   const handOut = async (path: string): Promise<{ id: number; attr: Attr }> =>
     handOutAs(path, await vfs.getattr(path));
-  const entry = async (unique: bigint, path: string): Promise<Buffer> => {
-    const { id, attr } = await handOut(path);
+  /**
+   * The entry reply for `path`: at once when memory holds its attributes,
+   * as for a program walking files whose kernel entries have timed out.
+   */
+  const entry = (unique: bigint, path: string): Buffer | Promise<Buffer> => {
+    const a = cachedAttr(path);
+    if (a === NOT_CACHED) return handOut(path).then(({ id, attr }) => entryReply(unique, id, attr, validS));
+    const { id, attr } = handOutAs(path, a);
     return entryReply(unique, id, attr, validS);
+  };
+  /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
+  const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
+    const a = vfs.getattrCached(path);
+    if (a === undefined) throw new FsError('ENOENT', `${path} does not exist`);
+    return a;
   };
 
   const answer = (h: RequestHeader, what: () => string, work: () => Promise<Buffer> | Buffer): void => {
@@ -181,9 +194,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `getattr ${where()}`,
-          async () => {
-            const a = await vfs.getattr(pathOf(h.nodeId));
-            return attrReply(u, toAttr(a, h.nodeId), validS);
+          () => {
+            const path = pathOf(h.nodeId);
+            const a = cachedAttr(path);
+            if (a !== NOT_CACHED) return attrReply(u, toAttr(a, h.nodeId), validS);
+            return vfs.getattr(path).then((fresh) => attrReply(u, toAttr(fresh, h.nodeId), validS));
           },
         );
         return;
