@@ -253,6 +253,23 @@ describe('watch-driven cache', () => {
     expect(m.vfs.getattrCached('/d/f')).toEqual(await m.vfs.getattr('/d/f'));
     await m.vfs.flush(writer);
     await m.vfs.release(writer);
+    // Without a watch (time-limited caching), the same, and no read of a znode links and
+    // `_zoo_data_` do not have.
+    const timed = new ZkVfs({
+      client: m.session,
+      root: m.root,
+      mode: 'hybrid',
+      readOnly: false,
+      maxFileSize: 1048575,
+      defaults: { uid: 0, gid: 0, umask: 0o022 },
+      log,
+      cacheTtlMs: 60_000,
+    });
+    await timed.preloadAttrs('/d', ['/d/f']);
+    expect(timed.getattrCached('/d/f')).toEqual(await timed.getattr('/d/f'));
+    const before = m.session.counters.requests;
+    await timed.preloadAttrs('/d', ['/d/link', '/d/_zoo_data_']);
+    expect(m.session.counters.requests).toBe(before);
     // Another client's change: the attributes follow once its notice has come.
     await raw.setData(`${m.root}/d/f`, Buffer.from('four'), -1);
     await until(async () => {

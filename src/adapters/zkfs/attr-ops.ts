@@ -16,7 +16,7 @@ import {
   withTimes,
 } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
-import { toZnode } from '../../core/zkfs/paths.js';
+import { baseName, DATA_FILE, toZnode } from '../../core/zkfs/paths.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkStat } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -86,12 +86,18 @@ export function getattrCached(ctx: VfsContext, path: string): FileAttr | undefin
   return nodeAttr(ctx, known.target, known.meta.entries.get(known.target.entryName));
 }
 
-/** Reads into memory what getattrCached() needs for `paths`, entries of directory `dir`, waiting once for all. */
-export function preloadAttrs(ctx: VfsContext, dir: string, paths: readonly string[]): Promise<unknown> {
-  return ctx.tree.preload(
-    paths.map((path) => toZnode(ctx.root, path)),
-    toZnode(ctx.root, dir),
-  );
+/**
+ * Reads into memory what getattrCached() needs for `paths`, entries of
+ * directory `dir`, waiting once for all. Links and `_zoo_data_` have no
+ * znode of their own to read (getattr() answers them).
+ */
+export async function preloadAttrs(ctx: VfsContext, dir: string, paths: readonly string[]): Promise<void> {
+  const links = await ctx.tree.symlinks().catch(() => undefined);
+  const znodes: string[] = [];
+  for (const path of paths) {
+    if (baseName(path) !== DATA_FILE && !links?.value.has(path)) znodes.push(toZnode(ctx.root, path));
+  }
+  await ctx.tree.preload(znodes, toZnode(ctx.root, dir));
 }
 
 /** The attributes of a node (or `_zoo_data_`) given its stored entry. */
