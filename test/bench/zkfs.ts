@@ -12,6 +12,9 @@
  * in batches with multiRead, as the mount itself does (ZooKeeper 3.6+).
  * The floor stays one getData per node, as the issue defines it; this line
  * says how much of the mount's lead over that floor is the protocol's.
+ * Also with no target: the warm walk with the daemon and the walk pinned to
+ * one CPU (what the wake-ups between CPUs cost), and walks on a mount whose
+ * cache is smaller than the tree (eviction at work).
  *
  * Read workload: `find DIR -type f -print0 | xargs -0 cat | wc -c` over a
  * tree of 10,000 znodes (100 directories of 99 files, 200–600 bytes each),
@@ -32,7 +35,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
@@ -321,6 +324,37 @@ async function warmRun(hosts: string, totalBytes: number, args: readonly string[
   return ms;
 }
 
+/**
+ * TREE warm with the daemon's threads and the walk all kept on CPU 0, and
+ * as the scheduler places them, alternating on one mount (best of three
+ * each), for diagnosis only: a mount cannot choose where programs run.
+ * Polling is off (it would starve a walk on its own CPU); the difference is
+ * what waking the other CPU costs each open.
+ */
+async function oneCpuWarmRun(hosts: string, totalBytes: number): Promise<{ oneCpu: number; free: number }> {
+  const mount = await mountZkfs(hosts, '/bench', ['--busy-poll', '0']);
+  const tree = join(mount.dir, TREE.slice('/bench/'.length));
+  const { pid } = JSON.parse((await zkfsctl(['status', '--json', mount.dir])).stdout) as { pid: number };
+  const pin = (cpus: string) => execa('taskset', ['-a', '-p', '-c', cpus, String(pid)]);
+  const walk = async (prefix: string) => {
+    const { ms, value } = await timed(() => shell(tree, `${prefix}bash -c '${WALK}'`));
+    if (Number(value.trim()) !== totalBytes)
+      throw new Error(`walk read ${value.trim()} bytes, not ${totalBytes}`);
+    return ms;
+  };
+  await walk('');
+  let oneCpu = Number.POSITIVE_INFINITY;
+  let free = Number.POSITIVE_INFINITY;
+  for (let run = 0; run < 3; run++) {
+    await pin('0');
+    oneCpu = Math.min(oneCpu, await walk('taskset -c 0 '));
+    await pin(`0-${availableParallelism() - 1}`);
+    free = Math.min(free, await walk(''));
+  }
+  await mount.unmount();
+  return { oneCpu, free };
+}
+
 /** A cache smaller than one tree's stats and data (about 7 MiB), so that a walk evicts as it reads. */
 const SMALL_CACHE = '4MiB';
 
@@ -402,6 +436,7 @@ export async function bench(): Promise<void> {
     const ro = await readRuns(zk.connectString, totalBytes, ['--read-only']);
     // What the daemon's polling for the next request is worth: the same warm walk with it off.
     const unpolled = await warmRun(zk.connectString, totalBytes, ['--busy-poll', '0']);
+    const placement = await oneCpuWarmRun(zk.connectString, totalBytes);
     const small = await smallCacheRun(zk.connectString, totalBytes);
     // The baselines once more, after the mounts' runs: the best of both spells counts.
     floor = Math.min(floor, await best(2, floorRun));
@@ -492,6 +527,7 @@ export async function bench(): Promise<void> {
         },
       ]),
       { label: 'zkfs warm, --busy-poll 0 (no target)', ms: unpolled, floor, tmpfs: tmpfsMs },
+      { label: 'zkfs warm, --busy-poll 0, one CPU (no target)', ms: placement.oneCpu, floor, tmpfs: tmpfsMs },
       { label: `zkfs, --cache-size ${SMALL_CACHE}, full (no target)`, ms: small.ms, floor, tmpfs: tmpfsMs },
       ...writes.flatMap((w): Row[] => [
         {
@@ -543,6 +579,8 @@ export async function bench(): Promise<void> {
               `  the walk over tmpfs (no network, no FUSE) took ${ratio(tmpfsMs, floor)} the floor in this run: here no filesystem could walk faster than the floor`,
             ]
           : []),
+        `  one CPU: the daemon and the walk pinned to CPU 0 (taskset; a diagnosis, a mount cannot choose where programs run) took ${placement.oneCpu.toFixed(0)} ms,`,
+        `  against ${placement.free.toFixed(0)} ms placed by the scheduler, alternating on one mount: the difference is what waking the other CPU costs, twice per open`,
         "  Every FUSE request is a round trip from the kernel to the daemon's event loop and back, usually between two CPUs;",
         '  tmpfs answers the same system calls inside the kernel, and the client floor needs no system call per file.',
       ].join('\n'),
