@@ -88,8 +88,9 @@ export function getattrCached(ctx: VfsContext, path: string): FileAttr | undefin
 
 /**
  * Reads into memory what getattrCached() needs for `paths`, entries of
- * directory `dir`, waiting once for all. Links and `_zoo_data_` have no
- * znode of their own to read (getattr() answers them).
+ * directory `dir`, waiting once for all: the symlink table first, since
+ * links and `_zoo_data_` have no znode of their own to read (getattr()
+ * answers them).
  */
 export async function preloadAttrs(ctx: VfsContext, dir: string, paths: readonly string[]): Promise<void> {
   const links = await ctx.tree.symlinks().catch(() => undefined);

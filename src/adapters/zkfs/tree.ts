@@ -92,13 +92,14 @@ export class ZkTree {
   }
 
   /**
-   * Reads into memory what cachedNode() needs for each of `znodes`, all
-   * children of `dir`, for a caller that then answers them all at once (a
-   * listing's attributes): one wait for all of them, not a chain of waits
-   * each. Failures are left for the caller's own reads to report.
+   * Reads into memory the stats of `znodes`, all children of `dir`, and
+   * the metadata of `dir`: with the symlink table, what cachedNode() needs
+   * for each, for a caller that then answers them all at once (a listing's
+   * attributes). One wait for all of them, not a chain of waits each.
+   * Failures are left for the caller's own reads to report.
    */
   preload(znodes: readonly string[], dir: string): Promise<unknown> {
-    return Promise.allSettled([this.symlinks(), this.meta(dir), ...znodes.map((znode) => this.stat(znode))]);
+    return Promise.allSettled([this.meta(dir), ...znodes.map((znode) => this.stat(znode))]);
   }
 
   /** Every child name of `znode`, hidden ones included. */
