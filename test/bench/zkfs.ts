@@ -207,8 +207,11 @@ async function shell(cwd: string, script: string): Promise<string> {
   return String(r.stdout);
 }
 
-async function timedWalk(dir: string, expected: number): Promise<number> {
-  const { ms, value } = await timed(() => shell(dir, WALK));
+/** The walk in `dir`, checked to read `expected` bytes; `pin` runs it under taskset on those CPUs. */
+async function timedWalk(dir: string, expected: number, pin?: string): Promise<number> {
+  const { ms, value } = await timed(() =>
+    shell(dir, pin === undefined ? WALK : `taskset -c ${pin} bash -c '${WALK}'`),
+  );
   if (Number(value.trim()) !== expected)
     throw new Error(`walk of ${dir} read ${value.trim()} bytes, not ${expected}`);
   return ms;
@@ -336,20 +339,14 @@ async function oneCpuWarmRun(hosts: string, totalBytes: number): Promise<{ oneCp
   const tree = join(mount.dir, TREE.slice('/bench/'.length));
   const { pid } = JSON.parse((await zkfsctl(['status', '--json', mount.dir])).stdout) as { pid: number };
   const pin = (cpus: string) => execa('taskset', ['-a', '-p', '-c', cpus, String(pid)]);
-  const walk = async (prefix: string) => {
-    const { ms, value } = await timed(() => shell(tree, `${prefix}bash -c '${WALK}'`));
-    if (Number(value.trim()) !== totalBytes)
-      throw new Error(`walk read ${value.trim()} bytes, not ${totalBytes}`);
-    return ms;
-  };
-  await walk('');
+  await timedWalk(tree, totalBytes);
   let oneCpu = Number.POSITIVE_INFINITY;
   let free = Number.POSITIVE_INFINITY;
   for (let run = 0; run < 3; run++) {
     await pin('0');
-    oneCpu = Math.min(oneCpu, await walk('taskset -c 0 '));
+    oneCpu = Math.min(oneCpu, await timedWalk(tree, totalBytes, '0'));
     await pin(`0-${availableParallelism() - 1}`);
-    free = Math.min(free, await walk(''));
+    free = Math.min(free, await timedWalk(tree, totalBytes));
   }
   await mount.unmount();
   return { oneCpu, free };
