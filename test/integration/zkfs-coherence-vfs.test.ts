@@ -51,8 +51,11 @@ interface Mounted {
   root: string;
 }
 
-/** The filesystem as a mount serves it (hybrid mode, root's defaults) over `tree`. */
-function vfsOver(session: ZkSession, tree: WatchedTree, root: string): ZkVfs {
+/**
+ * The filesystem as a mount serves it (hybrid mode, root's defaults) over
+ * `cache`: a watched tree, or a time-limited cache without a watch.
+ */
+function vfsOver(session: ZkSession, cache: WatchedTree | { ttlMs: number }, root: string): ZkVfs {
   return new ZkVfs({
     client: session,
     root,
@@ -61,7 +64,7 @@ function vfsOver(session: ZkSession, tree: WatchedTree, root: string): ZkVfs {
     maxFileSize: 1048575,
     defaults: { uid: 0, gid: 0, umask: 0o022 },
     log,
-    tree,
+    ...('ttlMs' in cache ? { cacheTtlMs: cache.ttlMs } : { tree: cache }),
   });
 }
 
@@ -255,16 +258,7 @@ describe('watch-driven cache', () => {
     await m.vfs.release(writer);
     // Without a watch (time-limited caching), the same, and no read of a znode links and
     // `_zoo_data_` do not have.
-    const timed = new ZkVfs({
-      client: m.session,
-      root: m.root,
-      mode: 'hybrid',
-      readOnly: false,
-      maxFileSize: 1048575,
-      defaults: { uid: 0, gid: 0, umask: 0o022 },
-      log,
-      cacheTtlMs: 60_000,
-    });
+    const timed = vfsOver(m.session, { ttlMs: 60_000 }, m.root);
     await timed.preloadAttrs('/d', ['/d/f']);
     expect(timed.getattrCached('/d/f')).toEqual(await timed.getattr('/d/f'));
     const before = m.session.counters.requests;
