@@ -13,8 +13,10 @@
  * The floor stays one getData per node, as the issue defines it; this line
  * says how much of the mount's lead over that floor is the protocol's.
  * Also with no target: the warm walk with the daemon and the walk pinned to
- * one CPU (what the wake-ups between CPUs cost), and walks on a mount whose
- * cache is smaller than the tree (eviction at work).
+ * one CPU (what the wake-ups between CPUs cost), walks on a mount whose
+ * cache is smaller than the tree (eviction at work), and the warm walk over
+ * a stub daemon that serves the same tree from memory on zkfs's own FUSE
+ * layer (what the transport alone costs; fuse-stub.ts).
  *
  * Read workload: `find DIR -type f -print0 | xargs -0 cat | wc -c` over a
  * tree of 10,000 znodes (100 directories of 99 files, 200–600 bytes each),
@@ -41,6 +43,7 @@ import { execa } from 'execa';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { onCleanup, runCleanups } from '../fixtures/cleanup.js';
 import { freePorts } from '../fixtures/ports.js';
+import { DIRS, FILES_PER_DIR, fileContent, names } from './tree-shape.js';
 import { wakeUpUs } from './wake-latency.js';
 
 const REPO_ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
@@ -130,23 +133,11 @@ async function zkfsctl(args: readonly string[]): Promise<{ stdout: string }> {
   return { stdout: String(r.stdout) };
 }
 
-const DIRS = 100;
-const FILES_PER_DIR = 99;
 const WRITE_FILES = 1000;
 const TREE = '/bench/tree';
 /** A copy of TREE under the same mount, walked cold once the daemon is running. */
 const UNSEEN = '/bench/unseen';
 const WALK = 'find . -type f -print0 | xargs -0 cat | wc -c';
-
-function fileContent(d: number, f: number): Buffer {
-  const n = d * FILES_PER_DIR + f;
-  return Buffer.from(`key_${n}=${'v'.repeat(200 + ((n * 37) % 400))}\n`);
-}
-
-const names = {
-  dir: (d: number) => `d${String(d).padStart(2, '0')}`,
-  file: (f: number) => `f${String(f).padStart(2, '0')}`,
-};
 
 async function buildTree(client: ZkClient, root: string): Promise<number> {
   let bytes = 0;
@@ -352,6 +343,62 @@ async function oneCpuWarmRun(hosts: string, totalBytes: number): Promise<{ oneCp
   return { oneCpu, free };
 }
 
+/**
+ * Mounts the stub filesystem (fuse-stub.ts) in a process of its own, as a
+ * daemon runs; resolves once it answers.
+ */
+async function mountStub(): Promise<BenchMount> {
+  const dir = scratchDir('stub');
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'test/bench/fuse-stub.ts'), dir],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const unmount = async () => {
+    await execa('umount', [dir], { reject: false });
+    if (child.exitCode === null && child.signalCode === null) {
+      const stuck = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(stuck);
+    }
+  };
+  onCleanup(`stub ${dir}`, unmount);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('ready')) resolve();
+    });
+    void exited.then(() => reject(new Error(`the stub filesystem at ${dir} exited before it was ready`)));
+  });
+  return { dir, unmount };
+}
+
+/**
+ * The warm walk over the stub, which answers the same tree from memory
+ * through zkfs's own FUSE layer, alternating with the warm walk of a zkfs
+ * mount (best of three each): the stub's time is the transport's, and the
+ * difference zkfs's own work per request.
+ */
+async function stubWarmRun(hosts: string, totalBytes: number): Promise<{ stub: number; zkfs: number }> {
+  const stubMount = await mountStub();
+  const mount = await mountZkfs(hosts, '/bench');
+  const tree = join(mount.dir, TREE.slice('/bench/'.length));
+  await timedWalk(stubMount.dir, totalBytes);
+  await timedWalk(tree, totalBytes);
+  let stub = Number.POSITIVE_INFINITY;
+  let zkfs = Number.POSITIVE_INFINITY;
+  for (let run = 0; run < 3; run++) {
+    stub = Math.min(stub, await timedWalk(stubMount.dir, totalBytes));
+    zkfs = Math.min(zkfs, await timedWalk(tree, totalBytes));
+  }
+  await mount.unmount();
+  await stubMount.unmount();
+  return { stub, zkfs };
+}
+
 /** A cache smaller than one tree's stats and data (about 7 MiB), so that a walk evicts as it reads. */
 const SMALL_CACHE = '4MiB';
 
@@ -435,6 +482,7 @@ export async function bench(): Promise<void> {
     const unpolled = await warmRun(zk.connectString, totalBytes, ['--busy-poll', '0']);
     const placement = await oneCpuWarmRun(zk.connectString, totalBytes);
     const small = await smallCacheRun(zk.connectString, totalBytes);
+    const transport = await stubWarmRun(zk.connectString, totalBytes);
     // The baselines once more, after the mounts' runs: the best of both spells counts.
     floor = Math.min(floor, await best(2, floorRun));
     tmpfsMs = Math.min(tmpfsMs, await best(2, tmpfsRun));
@@ -526,6 +574,7 @@ export async function bench(): Promise<void> {
       { label: 'zkfs warm, --busy-poll 0 (no target)', ms: unpolled, floor, tmpfs: tmpfsMs },
       { label: 'zkfs warm, --busy-poll 0, one CPU (no target)', ms: placement.oneCpu, floor, tmpfs: tmpfsMs },
       { label: `zkfs, --cache-size ${SMALL_CACHE}, full (no target)`, ms: small.ms, floor, tmpfs: tmpfsMs },
+      { label: 'stub FUSE daemon, same tree, warm (no target)', ms: transport.stub, floor, tmpfs: tmpfsMs },
       ...writes.flatMap((w): Row[] => [
         {
           label: `client: create + setData, ${w.dirs} x ${w.perDir} files`,
@@ -578,6 +627,9 @@ export async function bench(): Promise<void> {
           : []),
         `  one CPU: the daemon and the walk pinned to CPU 0 (taskset; a diagnosis, a mount cannot choose where programs run) took ${placement.oneCpu.toFixed(0)} ms,`,
         `  against ${placement.free.toFixed(0)} ms placed by the scheduler, alternating on one mount: the difference is what waking the other CPU costs, twice per open`,
+        `  stub: a daemon on zkfs's own FUSE layer answering the same tree from memory (no cache, no ZooKeeper) took ${transport.stub.toFixed(0)} ms warm`,
+        `  (${ratio(transport.stub, tmpfsMs)} tmpfs), alternating with a zkfs mount's warm walk (${transport.zkfs.toFixed(0)} ms): the stub's time is the transport's (the kernel's`,
+        `  round trip per request, the event loop turning once per request); zkfs's own work was ${Math.max(0, transport.zkfs - transport.stub).toFixed(0)} ms of the walk`,
         "  Every FUSE request is a round trip from the kernel to the daemon's event loop and back, usually between two CPUs;",
         '  tmpfs answers the same system calls inside the kernel, and the client floor needs no system call per file.',
       ].join('\n'),
