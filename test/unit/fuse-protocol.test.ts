@@ -48,7 +48,7 @@ describe('FUSE protocol', () => {
   it('reads a request header and NUL-terminated names', () => {
     const buf = request(6, 9, Buffer.from('link\0target\0'));
     const h = readHeader(buf);
-    expect(h).toMatchObject({ opcode: 6, unique: 77n, nodeId: 9, uid: 1000, length: buf.length });
+    expect(h).toMatchObject({ opcode: 6, unique: 77, nodeId: 9, uid: 1000, length: buf.length });
     const r = new ArgReader(buf, buf.length);
     expect(r.name()).toBe('link');
     expect(r.name()).toBe('target');
@@ -179,6 +179,23 @@ describe('request ids', () => {
     expect(uniqueOf(request)).toBe(0x1_0000_0007);
     expect(uniqueOf(answer)).toBe(uniqueOf(request));
     expect(uniqueOf(request)).toBe(Number(readHeader(request).unique));
+  });
+
+  it('answers with the exact id of the request, past 32 bits and past 2^53', () => {
+    for (const id of [7n, 0x1_0000_0007n, 2n ** 53n - 1n, 2n ** 53n + 1n, 2n ** 64n - 1n]) {
+      const request = Buffer.alloc(40);
+      request.writeBigUInt64LE(id, 8);
+      const { unique } = readHeader(request);
+      expect(typeof unique).toBe(id < 2n ** 53n ? 'number' : 'bigint');
+      expect(errorReply(unique, -2).readBigUInt64LE(8)).toBe(id);
+    }
+  });
+
+  it('reads node ids and other u64 fields past 32 bits', () => {
+    const buf = request(Op.FORGET, 0x2_0000_0001, Buffer.alloc(8));
+    buf.writeBigUInt64LE(0x3_0000_0002n, 40);
+    expect(readHeader(buf).nodeId).toBe(0x2_0000_0001);
+    expect(new ArgReader(buf, buf.length).u64()).toBe(0x3_0000_0002);
   });
 
   it('knows the requests the kernel expects no answer to', () => {

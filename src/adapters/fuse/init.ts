@@ -7,7 +7,7 @@
  * - CACHE_SYMLINKS, PARALLEL_DIROPS, and writes up to MAX_WRITE in one request.
  * Locks are not offered, so the kernel keeps them local to the host.
  */
-import { FUSE_KERNEL_MINOR, InitFlag, type InitRequest } from '../../core/fuse/protocol.js';
+import { FUSE_KERNEL_MINOR, InitFlag, type InitRequest, type Unique } from '../../core/fuse/protocol.js';
 import { initReply } from '../../core/fuse/replies.js';
 import { MAX_WRITE } from './device.js';
 
@@ -21,7 +21,7 @@ const WANTED_FLAGS =
   InitFlag.CACHE_SYMLINKS |
   InitFlag.NO_OPENDIR_SUPPORT;
 
-export function initAnswer(unique: bigint, offer: InitRequest): Buffer {
+export function initAnswer(unique: Unique, offer: InitRequest): Buffer {
   return initReply(unique, Math.min(offer.minor, FUSE_KERNEL_MINOR), {
     maxReadahead: offer.maxReadahead,
     flags: offer.flags & WANTED_FLAGS,

@@ -33,6 +33,7 @@ import {
   readInit,
   readRename,
   readSetattr,
+  type Unique,
 } from '../../core/fuse/protocol.js';
 import {
   type Attr,
@@ -114,7 +115,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * The entry reply for `path`: at once when memory holds its attributes,
    * as for a program walking files whose kernel entries have timed out.
    */
-  const entry = (unique: bigint, path: string): Buffer | Promise<Buffer> => {
+  const entry = (unique: Unique, path: string): Buffer | Promise<Buffer> => {
     const a = cachedAttr(path);
     if (a === NOT_CACHED) return handOut(path).then(({ id, attr }) => entryReply(unique, id, attr, validS));
     const { id, attr } = handOutAs(path, a);

@@ -2,7 +2,7 @@
  * Extended attribute requests: the read-only user.zk.* attributes (the
  * znode stat) and the refusal to set or remove any (attr-ops.ts says why).
  */
-import { type ArgReader, Op } from '../../core/fuse/protocol.js';
+import { type ArgReader, Op, type Unique } from '../../core/fuse/protocol.js';
 import { errorReply, xattrReply } from '../../core/fuse/replies.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { ERRNO } from './errno.js';
@@ -27,7 +27,7 @@ export function readXattr(opcode: number, r: ArgReader): XattrRequest {
 /** The reply to `req` for `path`; a `size` of 0 asks for the length only. */
 export async function xattrAnswer(
   vfs: ZkVfs,
-  unique: bigint,
+  unique: Unique,
   path: string,
   req: XattrRequest,
 ): Promise<Buffer> {

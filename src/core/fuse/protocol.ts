@@ -91,11 +91,28 @@ export const RENAME_NOREPLACE = 1;
 
 const IN_HEADER = 40;
 
+/**
+ * A request's unique id, which its answer repeats: a number whenever it
+ * holds the id exactly, as it always does in practice (the kernel counts
+ * ids up from 0), else a bigint. Reading and writing it as a bigint took
+ * more time than the rest of the header.
+ */
+export type Unique = number | bigint;
+
+const TWO_32 = 0x1_0000_0000;
+/** The high half of a u64 below which a number holds its value exactly (2^53 = 2^21 * 2^32). */
+const EXACT_HIGH = 0x20_0000;
+
+/** The u64 at `at` as a number (rounded to the nearest above 2^53, as Number(bigint) does). */
+function readU64(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32;
+}
+
 /** The part of every request that says what it is and whom it is about. */
 export interface RequestHeader {
   length: number;
   opcode: number;
-  unique: bigint;
+  unique: Unique;
   nodeId: number;
   uid: number;
   gid: number;
@@ -124,15 +141,15 @@ export function expectsAnswer(opcode: number): boolean {
  * they stay far below 2^53.
  */
 export function uniqueOf(message: Buffer): number {
-  return message.readUInt32LE(8) + message.readUInt32LE(12) * 0x1_0000_0000;
+  return readU64(message, 8);
 }
 
 export function readHeader(buf: Buffer): RequestHeader {
   return {
     length: buf.readUInt32LE(0),
     opcode: buf.readUInt32LE(4),
-    unique: buf.readBigUInt64LE(8),
-    nodeId: Number(buf.readBigUInt64LE(16)),
+    unique: buf.readUInt32LE(12) < EXACT_HIGH ? readU64(buf, 8) : buf.readBigUInt64LE(8),
+    nodeId: readU64(buf, 16),
     uid: buf.readUInt32LE(24),
     gid: buf.readUInt32LE(28),
     pid: buf.readUInt32LE(32),
@@ -159,7 +176,7 @@ export class ArgReader {
   }
 
   u64(): number {
-    const v = Number(this.buf.readBigUInt64LE(this.at));
+    const v = readU64(this.buf, this.at);
     this.at += 8;
     return v;
   }

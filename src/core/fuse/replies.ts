@@ -4,7 +4,7 @@
  * request calls for. Pure.
  */
 import { zeroedBuffer } from '../zeroed-buffer.js';
-import { FUSE_KERNEL_VERSION } from './protocol.js';
+import { FUSE_KERNEL_VERSION, type Unique } from './protocol.js';
 
 const OUT_HEADER = 16;
 const ATTR_SIZE = 88;
@@ -13,11 +13,12 @@ const DIRENT_HEADER = 24;
 const ERANGE = -34;
 
 /** A message to the kernel with room for `bodyLength` bytes after its header. */
-export function frame(unique: bigint, error: number, bodyLength: number): Buffer {
+export function frame(unique: Unique, error: number, bodyLength: number): Buffer {
   const out = zeroedBuffer(OUT_HEADER + bodyLength);
   out.writeUInt32LE(out.length, 0);
   out.writeInt32LE(error, 4);
-  out.writeBigUInt64LE(unique, 8);
+  if (typeof unique === 'number') writeU64(out, unique, 8);
+  else out.writeBigUInt64LE(unique, 8);
   return out;
 }
 
@@ -41,12 +42,12 @@ export function writeI64(out: Buffer, value: number, at: number): void {
 }
 
 /** A reply carrying only a status: 0 or a negative errno. */
-export function errorReply(unique: bigint, errno: number): Buffer {
+export function errorReply(unique: Unique, errno: number): Buffer {
   return frame(unique, errno, 0);
 }
 
 /** A reply whose body is `data` as it is (READ, READLINK, GETXATTR, LISTXATTR). */
-export function dataReply(unique: bigint, data: Buffer): Buffer {
+export function dataReply(unique: Unique, data: Buffer): Buffer {
   const out = frame(unique, 0, data.length);
   data.copy(out, OUT_HEADER);
   return out;
@@ -61,7 +62,7 @@ export interface InitReply {
   timeGranNs: number;
 }
 
-export function initReply(unique: bigint, minor: number, r: InitReply): Buffer {
+export function initReply(unique: Unique, minor: number, r: InitReply): Buffer {
   const out = frame(unique, 0, 64);
   const o = OUT_HEADER;
   out.writeUInt32LE(FUSE_KERNEL_VERSION, o);
@@ -127,7 +128,7 @@ function writeEntry(out: Buffer, at: number, nodeId: number, a: Attr | undefined
 }
 
 /** LOOKUP, MKDIR, SYMLINK reply: a name's node and attributes, both valid for `validS` seconds. */
-export function entryReply(unique: bigint, nodeId: number, a: Attr, validS: number): Buffer {
+export function entryReply(unique: Unique, nodeId: number, a: Attr, validS: number): Buffer {
   const out = frame(unique, 0, ENTRY_OUT_SIZE);
   writeEntry(out, OUT_HEADER, nodeId, a, validS);
   return out;
@@ -135,7 +136,7 @@ export function entryReply(unique: bigint, nodeId: number, a: Attr, validS: numb
 
 /** CREATE reply: the new entry and its open file. */
 export function createReply(
-  unique: bigint,
+  unique: Unique,
   nodeId: number,
   a: Attr,
   validS: number,
@@ -150,21 +151,21 @@ export function createReply(
 }
 
 /** GETATTR, SETATTR reply. */
-export function attrReply(unique: bigint, a: Attr, validS: number): Buffer {
+export function attrReply(unique: Unique, a: Attr, validS: number): Buffer {
   const out = frame(unique, 0, 16 + ATTR_SIZE);
   writeValid(out, OUT_HEADER, OUT_HEADER + 8, validS);
   writeAttr(out, OUT_HEADER + 16, a);
   return out;
 }
 
-export function openReply(unique: bigint, fh: number, openFlags: number): Buffer {
+export function openReply(unique: Unique, fh: number, openFlags: number): Buffer {
   const out = frame(unique, 0, 16);
   writeU64(out, fh, OUT_HEADER);
   out.writeUInt32LE(openFlags, OUT_HEADER + 8);
   return out;
 }
 
-export function writeReply(unique: bigint, size: number): Buffer {
+export function writeReply(unique: Unique, size: number): Buffer {
   const out = frame(unique, 0, 8);
   out.writeUInt32LE(size, OUT_HEADER);
   return out;
@@ -174,7 +175,7 @@ export function writeReply(unique: bigint, size: number): Buffer {
  * GETXATTR/LISTXATTR: with size 0 the kernel asks how big the answer is;
  * otherwise the value, or ERANGE when it does not fit.
  */
-export function xattrReply(unique: bigint, value: Buffer, size: number): Buffer {
+export function xattrReply(unique: Unique, value: Buffer, size: number): Buffer {
   if (size === 0) {
     const out = frame(unique, 0, 8);
     out.writeUInt32LE(value.length, OUT_HEADER);
@@ -194,7 +195,7 @@ export interface StatfsValues {
   frsize: number;
 }
 
-export function statfsReply(unique: bigint, s: StatfsValues): Buffer {
+export function statfsReply(unique: Unique, s: StatfsValues): Buffer {
   const out = frame(unique, 0, 80);
   const o = OUT_HEADER;
   out.writeBigUInt64LE(BigInt(s.blocks), o);
@@ -232,7 +233,7 @@ export function direntSize(entry: DirEntry, plus: boolean): number {
 
 /** A READDIR(PLUS) reply of `entries`; the caller keeps the total within the size the kernel asked for. */
 export function direntReply(
-  unique: bigint,
+  unique: Unique,
   entries: readonly DirEntry[],
   plus: boolean,
   validS: number,
