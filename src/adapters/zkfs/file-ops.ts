@@ -109,12 +109,13 @@ export function openCached(ctx: VfsContext, path: string, flags: number): number
   if (target === NOT_CACHED || target?.type !== 'file') return undefined;
   const open = ctx.files.byZnode(target.znode);
   let file = open && isDirty(open) ? open : undefined;
-  if (!file) {
-    const node = ctx.tree.cachedData(target.znode);
+  // onOpenRead() reads ahead only for a file whose data memory lacks: not one whose data was just found here.
+  if (file) ctx.onOpenRead?.(path, target.znode);
+  else {
+    const node = ctx.tree.cachedData(ctx.pathKeys.of(path));
     if (!node) return undefined;
     file = adopt(ctx, target.znode, path, node);
   }
-  ctx.onOpenRead?.(path, target.znode);
   return ctx.files.open(file, { writable: false, append: (flags & O_APPEND) !== 0 });
 }
 

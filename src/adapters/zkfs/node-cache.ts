@@ -134,10 +134,15 @@ export class CacheSlot<T> {
     if (this.trustSet) this.put(key, value);
   }
 
-  /** Stores a value known to be current. */
+  /**
+   * Stores a value known to be current. A replaced entry's key object stays
+   * the entry's key: the Map keeps the key object it was first given, and
+   * callers that look up by `entry.key` then hand it the very object it
+   * holds, which V8 finds several times faster than an equal string.
+   */
   put(key: string, value: T): void {
-    const entry: CacheEntry<T> = { value, readAt: this.now(), key, slot: this };
     const old = this.entries.get(key);
+    const entry: CacheEntry<T> = { value, readAt: this.now(), key: old ? old.key : key, slot: this };
     this.entries.set(key, entry);
     if (old) this.hooks.dropped?.(old);
     this.hooks.stored?.(entry);

@@ -11,6 +11,7 @@ import { baseName, DATA_FILE, isHiddenChild, parentPath, toZnode } from '../../c
 import type { Logger } from '../logger.js';
 import type { ZkApi, ZkStat } from '../zookeeper.js';
 import type { OpenFiles } from './open-files.js';
+import type { PathKeyTable } from './path-keys.js';
 import type { ZkTree } from './tree.js';
 
 export interface VfsConfig {
@@ -30,6 +31,8 @@ export interface VfsConfig {
 export interface VfsContext extends VfsConfig {
   tree: ZkTree;
   files: OpenFiles;
+  /** What cachedTarget() derives from each path, kept. */
+  pathKeys: PathKeyTable;
   /** Told when a program starts reading a file (page-store.ts reads ahead from there). */
   onReadStart?: ((path: string) => void) | undefined;
   /** Told when a program opens a file for reading, before its data is read for the open. */
@@ -164,17 +167,15 @@ export function lookupCached(ctx: VfsContext, path: string): NodeTarget | undefi
 
 /** lookupCached(), with the metadata document the node's entry is in. */
 export function cachedTarget(ctx: VfsContext, path: string): CachedTarget | undefined | typeof NOT_CACHED {
-  const parent = parentPath(path);
-  const name = baseName(path);
-  if (path === '/' || path === '' || name === DATA_FILE) return NOT_CACHED;
-  if (isHiddenChild(name, parent === '/')) return undefined;
-  const znode = toZnode(ctx.root, path);
-  const metaDir = toZnode(ctx.root, parent);
-  const known = ctx.tree.cachedNode(znode, metaDir);
+  if (path === '/' || path === '') return NOT_CACHED;
+  const keys = ctx.pathKeys.of(path);
+  if (keys.name === DATA_FILE) return NOT_CACHED;
+  if (keys.hidden) return undefined;
+  const known = ctx.tree.cachedNode(keys);
   if (!known || known.links.value.has(path)) return NOT_CACHED;
   if (!known.stat) return undefined;
   const meta = known.meta.value;
-  return { target: nodeTarget(ctx.mode, path, name, znode, known.stat, metaDir, meta), meta };
+  return { target: nodeTarget(ctx.mode, path, keys.name, keys.znode, known.stat, keys.dir, meta), meta };
 }
 
 /** Like lookup, but ENOENT when nothing is there. */

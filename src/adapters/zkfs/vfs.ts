@@ -11,6 +11,7 @@ import * as dirs from './dir-ops.js';
 import * as files from './file-ops.js';
 import { ttlFreshness } from './node-cache.js';
 import { OpenFiles } from './open-files.js';
+import { PathKeyTable } from './path-keys.js';
 import { rename } from './rename.js';
 import type { VfsConfig, VfsContext } from './resolve.js';
 import { ZkTree } from './tree.js';
@@ -40,7 +41,7 @@ export class ZkVfs {
     const tree =
       options.tree ??
       new ZkTree(options.client, options.root, ttlFreshness(options.cacheTtlMs ?? 1000), options.log);
-    this.ctx = { ...options, tree, files: new OpenFiles() };
+    this.ctx = { ...options, tree, files: new OpenFiles(), pathKeys: new PathKeyTable(options.root) };
   }
 
   get tree(): ZkTree {

@@ -43,7 +43,7 @@ import { type OwnWrite, OwnWrites } from './own-writes.js';
 import { Prefetcher } from './prefetch.js';
 import type { WriteObserver, ZkSession } from './session.js';
 import { SlotBudget, sizeOf } from './slot-budget.js';
-import { type NodeData, ZkTree } from './tree.js';
+import { type NodeData, type NodeKeys, ZkTree } from './tree.js';
 import { type CacheMode, WatchGate } from './watch-gate.js';
 import type { WatchNotice } from './zk-wire.js';
 
@@ -402,10 +402,12 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return this.readFor(znode, await this.data.get(znode, () => this.session.getData(znode)));
   }
 
-  override cachedData(znode: string): NodeData | undefined {
+  override cachedData(keys: NodeKeys): NodeData | undefined {
     if (!this.live) return undefined;
-    const node = this.data.cached(znode);
-    return node && this.readFor(znode, node);
+    const entry = this.data.freshEntry(keys.data ?? keys.znode);
+    if (!entry) return undefined;
+    keys.data = entry.key;
+    return this.readFor(keys.znode, this.data.served(entry));
   }
 
   /** `node`, the data of `znode`, now read by a program. */
