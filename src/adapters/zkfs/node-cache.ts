@@ -15,6 +15,8 @@
  * every invalidation bumps the key's generation.
  */
 
+import type { UseMark } from '../../core/zkfs/cache-policy.js';
+
 export interface CacheEntry<T> {
   value: T;
   /** When it was read (ms since epoch). */
@@ -22,6 +24,8 @@ export interface CacheEntry<T> {
   /** Its key, and the slot that holds it: a memory budget evicts an entry through them. */
   readonly key: string;
   readonly slot: CacheSlot<T>;
+  /** Set by a memory budget: the mark a hit on this entry sets (cache-policy.ts). */
+  useMark?: UseMark | undefined;
 }
 
 /** Whether `entry` may still be served; `now` reads the clock, for rules that need it (a watch-kept cache does not). */
@@ -142,7 +146,13 @@ export class CacheSlot<T> {
    */
   put(key: string, value: T): void {
     const old = this.entries.get(key);
-    const entry: CacheEntry<T> = { value, readAt: this.now(), key: old ? old.key : key, slot: this };
+    const entry: CacheEntry<T> = {
+      value,
+      readAt: this.now(),
+      key: old ? old.key : key,
+      slot: this,
+      useMark: undefined,
+    };
     this.entries.set(key, entry);
     if (old) this.hooks.dropped?.(old);
     this.hooks.stored?.(entry);

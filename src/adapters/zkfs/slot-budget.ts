@@ -45,8 +45,12 @@ export class SlotBudget {
           this.evictions++;
           old.slot.evict(old);
         }
+        // Hits are many more than stores: each then sets the mark kept here, with no lookup.
+        entry.useMark = budget.markOf(entry);
       },
-      hit: (entry) => budget.touch(entry),
+      hit: (entry) => {
+        if (entry.useMark) entry.useMark.used = true;
+      },
       dropped: (entry) => budget.remove(entry),
     };
   }

@@ -12,11 +12,15 @@
 /** Default memory budget of a mount's cache (bytes). */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
+/** An entry's mark of recent use, which the owner of the key may set itself (see markOf()). */
+export interface UseMark {
+  used: boolean;
+}
+
 /** A budgeted entry, linked into the eviction queue. */
-interface Queued<K> {
+interface Queued<K> extends UseMark {
   key: K;
   size: number;
-  used: boolean;
   older: Queued<K> | undefined;
   newer: Queued<K> | undefined;
 }
@@ -98,6 +102,15 @@ export class LruBudget<K = string> {
   touch(key: K): void {
     const entry = this.entries.get(key);
     if (entry) entry.used = true;
+  }
+
+  /**
+   * The use mark of `key`, for an owner that keeps it with the key and sets
+   * it on each use instead of calling touch(), which looks the key up. Once
+   * the budget drops the key, setting its old mark changes nothing.
+   */
+  markOf(key: K): UseMark | undefined {
+    return this.entries.get(key);
   }
 
   remove(key: K): void {

@@ -58,6 +58,23 @@ describe('LruBudget', () => {
     expect(b.has('x')).toBe(false);
   });
 
+  it("a use mark set by the key's owner gives the second chance touch() gives; a dropped key's mark changes nothing", () => {
+    const b = new LruBudget(300, 1);
+    b.add('a', 100);
+    const mark = b.markOf('a');
+    b.add('b', 100);
+    b.add('c', 100);
+    if (mark) mark.used = true;
+    expect(b.add('d', 100)).toEqual(['b']);
+    b.remove('a');
+    expect(b.markOf('a')).toBeUndefined();
+    b.add('a', 100); // a new entry for the key, with a mark of its own
+    if (mark) mark.used = true;
+    expect(b.add('e', 100)).toEqual(['c']);
+    expect(b.add('f', 100)).toEqual(['d']);
+    expect(b.add('g', 100)).toEqual(['a']);
+  });
+
   it('a zero budget keeps nothing', () => {
     const b = new LruBudget(0);
     expect(b.add('a', 1)).toEqual(['a']);
