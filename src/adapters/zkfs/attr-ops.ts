@@ -16,7 +16,7 @@ import {
   withTimes,
 } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
-import { baseName, DATA_FILE, toZnode } from '../../core/zkfs/paths.js';
+import { DATA_FILE, toZnode } from '../../core/zkfs/paths.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkStat } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -96,7 +96,9 @@ export async function preloadAttrs(ctx: VfsContext, dir: string, paths: readonly
   const links = await ctx.tree.symlinks().catch(() => undefined);
   const znodes: string[] = [];
   for (const path of paths) {
-    if (baseName(path) !== DATA_FILE && !links?.value.has(path)) znodes.push(toZnode(ctx.root, path));
+    // The keys getattrCached() derived for these paths already (path-keys.ts).
+    const keys = ctx.pathKeys.of(path);
+    if (keys.name !== DATA_FILE && !links?.value.has(path)) znodes.push(keys.znode);
   }
   await ctx.tree.preload(znodes, toZnode(ctx.root, dir));
 }
