@@ -98,16 +98,10 @@ export class LruBudget<K = string> {
     return evicted;
   }
 
-  /** Marks `key` as just used (no-op for unknown keys). */
-  touch(key: K): void {
-    const entry = this.entries.get(key);
-    if (entry) entry.used = true;
-  }
-
   /**
-   * The use mark of `key`, for an owner that keeps it with the key and sets
-   * it on each use instead of calling touch(), which looks the key up. Once
-   * the budget drops the key, setting its old mark changes nothing.
+   * The use mark of `key` (undefined for an unknown key): its owner keeps it
+   * with the key and sets it on each use, so that a use needs no lookup
+   * here. Once the budget drops the key, setting its old mark changes nothing.
    */
   markOf(key: K): UseMark | undefined {
     return this.entries.get(key);
