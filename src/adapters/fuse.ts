@@ -13,6 +13,7 @@ import { run } from './exec.js';
 import type { PollCounters } from './fuse/busy-poll.js';
 import { openFuseDevice } from './fuse/device.js';
 import { requestHandler } from './fuse/ops.js';
+import type { ReaderKind } from './fuse/request-reader.js';
 import type { Logger } from './logger.js';
 import type { KernelLink } from './zkfs/kernel-notify.js';
 import type { ZkVfs } from './zkfs/vfs.js';
@@ -44,6 +45,15 @@ export interface FuseMount {
   kernel: KernelLink;
   /** What polling for the next request has done (fuse/busy-poll.ts). */
   polling: PollCounters;
+  /** How requests are read, and what the native reader answered by itself. */
+  reader(): ReaderStatus;
+}
+
+export interface ReaderStatus {
+  kind: ReaderKind;
+  /** Opens for reading and their releases answered without JavaScript (fuse/request-reader.ts). */
+  opens: number;
+  releases: number;
 }
 
 /** How long the kernel may take to send FUSE_INIT after the mount. */
@@ -67,7 +77,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       busyPollUs: options.busyPollUs ?? 0,
       log,
     },
-    (send) =>
+    (send, fast) =>
       requestHandler({
         vfs,
         log,
@@ -75,6 +85,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         readOnly: options.readOnly === true,
         nodes,
         send,
+        fast,
         onInit: () => initialised(),
       }),
   );
@@ -95,6 +106,8 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       outcome === 'timeout' ? 'the kernel did not initialise the mount' : 'the FUSE connection ended at once',
     );
   }
+  // Whatever changes in the cache, allowances to open without JavaScript lapse.
+  vfs.tree.onChange = device.fast.changed;
   let closed = false;
   const closeNative = () => {
     if (closed) return;
@@ -105,6 +118,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     dir,
     closeNative,
     polling: device.polling,
+    reader: () => ({ kind: device.readerKind, ...device.fast.answered() }),
     kernel: {
       nodeIdOf: (path) => nodes.idOf(path),
       knownPaths: () => nodes.paths(),

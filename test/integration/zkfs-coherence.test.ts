@@ -380,8 +380,10 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
   });
 
   it('polls for the next request after answers by default, not with --busy-poll 0, and status says so', async () => {
-    const polled = await mountZkfs(zk.connectString, '/coh/poll');
-    const still = await mountZkfs(zk.connectString, '/coh/poll', { args: ['--busy-poll', '0'] });
+    // Polling follows the answers given in JavaScript; the native reader answers these re-opens itself.
+    const env = { VOLKIT_FUSE_READER: 'event-loop' };
+    const polled = await mountZkfs(zk.connectString, '/coh/poll', { env });
+    const still = await mountZkfs(zk.connectString, '/coh/poll', { args: ['--busy-poll', '0'], env });
     await polled.ok('for i in $(seq 20); do echo $i > f$i; done');
     // Reading files one after another: each open answered, the next one asked for at once; enough
     // of them for the daemon to try polling against sleeping at least once (256 cycles).

@@ -74,6 +74,20 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(isMounted(m.dir)).toBe(false);
   });
 
+  it('serves the same with requests read in JavaScript on the event loop, where the native reader is missing', async () => {
+    const m = await mountZkfs(zk.connectString, '/life/loop', { env: { VOLKIT_FUSE_READER: 'event-loop' } });
+    await m.ok('mkdir -p a/b && for i in $(seq 1 50); do echo "n $i" > a/b/f$i; done && mv a/b a/c');
+    for (let pass = 0; pass < 3; pass++)
+      expect(await m.ok('cat a/c/f7 a/c/f50; ls a/c | wc -l')).toBe('n 7\nn 50\n50\n');
+    await client.setData('/life/loop/a/c/f7', Buffer.from('changed\n'), -1);
+    await sees(m, 'cat a/c/f7', 'changed\n');
+    const status = JSON.parse((await zkfsctl(['--json', 'status', m.dir])).stdout);
+    expect(status.reader).toEqual({ kind: 'event-loop', opens: 0, releases: 0 });
+    expect(status.operations.byName.open).toBeGreaterThanOrEqual(7);
+    expect((await m.unmount())?.exitCode).toBe(0);
+    expect(isMounted(m.dir)).toBe(false);
+  });
+
   it('fails within the connect timeout when ZooKeeper is unreachable, leaving nothing behind', async () => {
     const port = await freePort();
     const started = Date.now();

@@ -16,7 +16,13 @@ import type { Logger } from '../logger.js';
 import { type MountEntry, mountAt, readMountTable } from '../mountinfo.js';
 import { batchWriter } from './batch-writer.js';
 import { busyPoller, type PollCounters } from './busy-poll.js';
-import { type RequestListener, type RequestReader, readRequests } from './request-reader.js';
+import {
+  type FastOpens,
+  type ReaderKind,
+  type RequestListener,
+  type RequestReader,
+  readRequests,
+} from './request-reader.js';
 
 /** Room for the largest WRITE request (max_write plus headers). */
 export const MAX_WRITE = 128 * 1024;
@@ -45,6 +51,10 @@ export interface FuseDevice {
   prepareStores(): void;
   /** What polling for the next request has done (busy-poll.ts). */
   readonly polling: PollCounters;
+  /** Read-only opens answered without JavaScript (a no-op where the native reader is missing). */
+  readonly fast: FastOpens;
+  /** How requests are read (request-reader.ts). */
+  readonly readerKind: ReaderKind;
   /** Resolves when the connection has ended (unmounted, aborted or closed). */
   readonly ended: Promise<void>;
   /** Ends the connection: aborts it in the kernel if still alive, then closes the descriptor. */
@@ -81,7 +91,7 @@ async function ensureFusectl(table: readonly MountEntry[], log: Logger): Promise
  */
 export async function openFuseDevice(
   options: DeviceOptions,
-  listen: (send: (message: Buffer) => boolean) => RequestListener,
+  listen: (send: (message: Buffer) => boolean, fast: FastOpens) => RequestListener,
 ): Promise<FuseDevice> {
   const { dir, log } = options;
   const fd = openSync('/dev/fuse', 'r+');
@@ -115,7 +125,14 @@ export async function openFuseDevice(
     }
   };
 
-  const handle = listen(send);
+  // The reader starts after the handler exists, and the handler may only ask it for fast opens once it does.
+  const fast: FastOpens = {
+    allow: (nodeId, openFlags) => reader?.fast?.allow(nodeId, openFlags),
+    changed: () => reader?.fast?.changed(),
+    isFastHandle: (fh) => reader?.fast?.isFastHandle(fh) ?? false,
+    answered: () => reader?.fast?.answered() ?? { opens: 0, releases: 0 },
+  };
+  const handle = listen(send, fast);
   const onRequest: RequestListener = (buf, length) => {
     if (expectsAnswer(buf.readUInt32LE(4))) poller.arrived(uniqueOf(buf));
     handle(buf, length);
@@ -175,7 +192,17 @@ export async function openFuseDevice(
   const prepareStores = () => {
     if (live()) stores.prepare();
   };
-  return { send, notify, store, prepareStores, polling: poller.counters, ended, close };
+  return {
+    send,
+    notify,
+    store,
+    prepareStores,
+    polling: poller.counters,
+    fast,
+    readerKind: requests.kind,
+    ended,
+    close,
+  };
 }
 
 /**

@@ -55,6 +55,7 @@ import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
 import { initAnswer } from './init.js';
 import { Listings } from './listings.js';
 import { renameNode } from './rename.js';
+import type { FastOpens } from './request-reader.js';
 import { applySetattr } from './setattr.js';
 import { readXattr, xattrAnswer } from './xattrs.js';
 
@@ -68,6 +69,8 @@ export interface OpsOptions {
   /** The node ids handed to the kernel (shared with kernel-notify.ts). */
   nodes: NodeTable;
   send(message: Buffer): boolean;
+  /** Read-only opens the native reader may answer by itself (request-reader.ts). */
+  fast?: FastOpens;
   /** Called once the kernel has accepted FUSE_INIT. */
   onInit(): void;
 }
@@ -83,6 +86,36 @@ const UNSUPPORTED: ReadonlyMap<number, number> = new Map([
   [Op.TMPFILE, ERRNO.ENOTSUP],
   [Op.LINK, ERRNO.EPERM],
   [Op.MKNOD, ERRNO.EPERM],
+]);
+
+/**
+ * Requests that change nothing an OPEN's answer depends on. Any other
+ * request tells the native reader that its allowances have lapsed
+ * (request-reader.ts); a change from elsewhere reaches it through the cache.
+ */
+const UNCHANGING: ReadonlySet<number> = new Set([
+  Op.INIT,
+  Op.LOOKUP,
+  Op.FORGET,
+  Op.BATCH_FORGET,
+  Op.GETATTR,
+  Op.READLINK,
+  Op.OPEN,
+  Op.READ,
+  Op.STATFS,
+  Op.RELEASE,
+  Op.FLUSH,
+  Op.FSYNC,
+  Op.GETXATTR,
+  Op.LISTXATTR,
+  Op.OPENDIR,
+  Op.READDIR,
+  Op.READDIRPLUS,
+  Op.RELEASEDIR,
+  Op.FSYNCDIR,
+  Op.ACCESS,
+  Op.INTERRUPT,
+  Op.LSEEK,
 ]);
 
 function toAttr(a: FileAttr, ino: number): Attr {
@@ -154,6 +187,8 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     const h = readHeader(buf);
     const r = new ArgReader(buf, length);
     const u = h.unique;
+    // What a RELEASE, FLUSH or FSYNC writes to ZooKeeper changes the cache, which says so itself.
+    if (!UNCHANGING.has(h.opcode)) o.fast?.changed();
     switch (h.opcode) {
       case Op.INIT: {
         o.send(initAnswer(u, readInit(buf, length)));
@@ -289,15 +324,20 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           return;
         }
         const flags = r.u32();
-        const openFlags = OpenFlag.KEEP_CACHE | ((flags & O_ACCMODE) === 0 ? OpenFlag.NOFLUSH : 0);
+        const reading = (flags & O_ACCMODE) === 0;
+        const openFlags = OpenFlag.KEEP_CACHE | (reading ? OpenFlag.NOFLUSH : 0);
+        if (!reading) o.fast?.changed();
         answer(
           h,
           () => `open ${where()}`,
           () => {
             const path = pathOf(h.nodeId);
             const fh = vfs.openCached(path, flags);
-            if (fh !== undefined) return openReply(u, fh, openFlags);
-            return vfs.open(path, flags).then((opened) => openReply(u, opened, openFlags));
+            if (fh === undefined)
+              return vfs.open(path, flags).then((opened) => openReply(u, opened, openFlags));
+            // Answered from memory: until something changes, the next open for reading needs no JavaScript.
+            if (reading && o.fast && vfs.reopensAlike(path)) o.fast.allow(h.nodeId, openFlags);
+            return openReply(u, fh, openFlags);
           },
         );
         return;
@@ -327,7 +367,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `read ${where()}`,
           () =>
-            fh === NO_HANDLE
+            fh === NO_HANDLE || o.fast?.isFastHandle(fh)
               ? vfs.readPath(pathOf(h.nodeId), size, offset).then((data) => dataReply(u, data))
               : dataReply(u, vfs.read(fh, size, offset)),
         );
@@ -360,6 +400,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         if (fh === NO_HANDLE) {
           // A file the kernel opened itself: nothing to write back, and no more FLUSHes please.
           o.send(errorReply(u, h.opcode === Op.FLUSH ? ENOSYS : 0));
+          return;
+        }
+        if (o.fast?.isFastHandle(fh)) {
+          // Opened for reading by the native reader: nothing to write back.
+          o.send(errorReply(u, 0));
           return;
         }
         const op = h.opcode === Op.RELEASE ? 'release' : h.opcode === Op.FLUSH ? 'flush' : 'fsync';

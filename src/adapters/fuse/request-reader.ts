@@ -2,7 +2,13 @@
  * Reads FUSE requests from a mounted /dev/fuse descriptor and hands each to
  * a listener, one read per request.
  *
- * The fast way watches the descriptor with the event loop's own epoll, so a
+ * The fastest way is the native reader (src/native/fuse-fast.c, built by
+ * `npm run build` where a C compiler is present): it polls the descriptor
+ * on the event loop too, and answers re-opens for reading without entering
+ * JavaScript (FastOpens below). Without it, or with VOLKIT_FUSE_READER set
+ * to `event-loop` or `thread-pool`, requests are read in JavaScript.
+ *
+ * The fast JavaScript way watches the descriptor with the event loop's own epoll, so a
  * request wakes the thread that answers it. A blocking read on libuv's
  * thread pool costs a second thread wake-up per request (pool thread, then
  * event loop), which measured as most of a cached request's wall time. Node
@@ -14,20 +20,58 @@
  * the thread pool.
  */
 import { closeSync, read } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Socket, type SocketConstructorOpts } from 'node:net';
+import { constants } from 'node:os';
 import type { Logger } from '../logger.js';
 
 /** Handles one request, given the buffer it arrived in (valid until it returns) and its length. */
 export type RequestListener = (buf: Buffer, length: number) => void;
 
+/** How requests are read: see the top of this file, and src/native/fuse-fast.c. */
+export type ReaderKind = 'native' | 'event-loop' | 'thread-pool';
+
 /** The reader owns the descriptor from now on: only it closes it. */
 export interface RequestReader {
+  readonly kind: ReaderKind;
   /** Resolves when reading has ended: the connection is gone or the reader was closed. */
   readonly ended: Promise<void>;
   /** Whether the descriptor is still open, so that replies may be written to it. */
   isOpen(): boolean;
   /** Stops reading and closes the descriptor. */
   close(): void;
+  /** Opens answered without JavaScript (src/native/fuse-fast.c), where that reader runs. */
+  readonly fast?: FastOpens;
+}
+
+/**
+ * Read-only opens that the native reader answers by itself: a node the
+ * daemon has just opened from memory may be opened again the same way,
+ * until anything changes.
+ */
+export interface FastOpens {
+  /** OPEN for reading of `nodeId` may be answered with `openFlags` until changed() is next called. */
+  allow(nodeId: number, openFlags: number): void;
+  /** Something the answer to an OPEN depends on has changed: every allowance so far lapses. */
+  changed(): void;
+  /** Whether `fh` is a handle the native reader gave out (reads through it go by the node's path). */
+  isFastHandle(fh: number | bigint): boolean;
+  /** Opens and releases answered without JavaScript so far. */
+  answered(): { opens: number; releases: number };
+}
+
+interface FastNative {
+  start(
+    fd: number,
+    bufferSize: number,
+    changes: Float64Array,
+    onRequest: (buf: Buffer, length: number) => void,
+    onEnd: (errno: number) => void,
+  ): object;
+  allow(reader: object, nodeId: number, openFlags: number, change: number): void;
+  answered(reader: object): [number, number];
+  close(reader: object): void;
+  handleBase: number;
 }
 
 /** Read errors that mean the connection has ended, not that something is wrong. */
@@ -77,13 +121,84 @@ export function readRequests(
       log.error(`FUSE request handler: ${describe(failure)}`);
     }
   };
+  const choice = process.env.VOLKIT_FUSE_READER;
+  const native = choice === 'thread-pool' || choice === 'event-loop' ? undefined : fastNative(log);
+  if (native) {
+    try {
+      return readNatively(native, fd, bufferSize, handle, log, beforeClose);
+    } catch (error) {
+      log.warn(`the native FUSE reader could not start (${(error as Error).message}); reading in JavaScript`);
+    }
+  }
   const inLoop =
-    process.env.VOLKIT_FUSE_READER === 'thread-pool'
-      ? undefined
-      : readInEventLoop(fd, bufferSize, handle, log, beforeClose);
+    choice === 'thread-pool' ? undefined : readInEventLoop(fd, bufferSize, handle, log, beforeClose);
   if (inLoop) return inLoop;
   log.info('reading /dev/fuse on the thread pool: each request costs one more thread wake-up');
   return readOnThreadPool(fd, bufferSize, handle, log, beforeClose);
+}
+
+/** The native reader, built by `npm run build` where a C compiler is present. */
+function fastNative(log: Logger): FastNative | undefined {
+  try {
+    const native = createRequire(import.meta.url)('../../native/fuse_fast.node') as FastNative;
+    return typeof native.start === 'function' ? native : undefined;
+  } catch (error) {
+    log.debug(`no native FUSE reader (${(error as Error).message}); reading in JavaScript`);
+    return undefined;
+  }
+}
+
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(constants.errno).map(([name, value]) => [value, name]),
+);
+
+function readNatively(
+  native: FastNative,
+  fd: number,
+  bufferSize: number,
+  onRequest: RequestListener,
+  log: Logger,
+  beforeClose: () => void,
+): RequestReader {
+  // Cell 0 counts changes, where the C side reads it without a call; a double never wraps round.
+  const changes = new Float64Array(1);
+  let open = true;
+  let resolveEnded: () => void = () => {};
+  const ended = new Promise<void>((resolve) => {
+    resolveEnded = resolve;
+  });
+  const close = () => {
+    if (!open) return;
+    open = false;
+    native.close(reader);
+    beforeClose();
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    resolveEnded();
+  };
+  const reader = native.start(fd, bufferSize, changes, onRequest, (errno) => {
+    const code = ERRNO_NAMES[errno] ?? String(errno);
+    if (!ENDED.has(code)) log.warn(`reading /dev/fuse: ${code}`);
+    close();
+  });
+  const base = native.handleBase;
+  const fast: FastOpens = {
+    allow: (nodeId, openFlags) => {
+      if (open) native.allow(reader, nodeId, openFlags, changes[0] as number);
+    },
+    changed: () => {
+      changes[0] = (changes[0] as number) + 1;
+    },
+    isFastHandle: (fh) => (typeof fh === 'bigint' ? fh >= BigInt(base) : fh >= base),
+    answered: () => {
+      const [opens, releases] = native.answered(reader);
+      return { opens, releases };
+    },
+  };
+  return { kind: 'native', ended, isOpen: () => open, close, fast };
 }
 
 function readInEventLoop(
@@ -138,6 +253,7 @@ function readInEventLoop(
   // A read error destroys the socket, and with it (libuv closes a pipe's
   // descriptor) the descriptor: `destroyed` is set before that happens.
   return {
+    kind: 'event-loop',
     ended,
     isOpen: () => !socket.destroyed,
     close: () => {
@@ -182,6 +298,7 @@ function readOnThreadPool(
   };
   for (let i = 0; i < POOL_READERS; i++) readLoop();
   return {
+    kind: 'thread-pool',
     ended,
     isOpen: () => open,
     close: () => {

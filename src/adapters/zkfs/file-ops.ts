@@ -119,6 +119,19 @@ export function openCached(ctx: VfsContext, path: string, flags: number): number
   return ctx.files.open(file, { writable: false, append: (flags & O_APPEND) !== 0 });
 }
 
+/**
+ * Whether a read-only open of `path` that openCached() just answered would
+ * be answered alike, but for its handle, until the tree's cache changes:
+ * that cache is kept exact by a watch (a time-limited one expires without
+ * telling), and no handle holds data not yet written (which an open for
+ * reading would share).
+ */
+export function reopensAlike(ctx: VfsContext, path: string): boolean {
+  if (!ctx.tree.exact) return false;
+  const open = ctx.files.byZnode(ctx.pathKeys.of(path).znode);
+  return open === undefined || !isDirty(open);
+}
+
 export async function open(ctx: VfsContext, path: string, flags: number): Promise<number> {
   const target = await resolveFile(ctx, path);
   const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;

@@ -181,6 +181,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     }
     // The kernel keeps attributes, names and pages for --attr-timeout; watches tell it what changed.
     const polling = mount.polling;
+    const reader = mount.reader;
     notifier = await KernelNotifier.open(mount.kernel, log);
     if (notifier) {
       const kernel = notifier;
@@ -221,6 +222,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
           notifier,
           attrTimeoutMs: coherence.attrTimeoutMs,
           polling,
+          reader,
         }),
       log,
     );

@@ -31,7 +31,11 @@ export class SlotBudget {
   private readonly slots: CacheSlot<unknown>[] = [];
   evictions = 0;
 
-  constructor(limitBytes: number) {
+  constructor(
+    limitBytes: number,
+    /** Told of every value stored or dropped, in any slot. */
+    private readonly changed: () => void = () => {},
+  ) {
     this.budget = new LruBudget(limitBytes);
   }
 
@@ -41,6 +45,7 @@ export class SlotBudget {
     const budget = this.budget as unknown as LruBudget<CacheEntry<T>>;
     slot.hooks = {
       stored: (entry) => {
+        this.changed();
         for (const old of budget.add(entry, size(entry.key, entry.value))) {
           this.evictions++;
           old.slot.evict(old);
@@ -51,7 +56,10 @@ export class SlotBudget {
       hit: (entry) => {
         if (entry.useMark) entry.useMark.used = true;
       },
-      dropped: (entry) => budget.remove(entry),
+      dropped: (entry) => {
+        this.changed();
+        budget.remove(entry);
+      },
     };
   }
 

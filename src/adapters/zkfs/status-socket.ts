@@ -7,8 +7,9 @@
 import { chmod, readdir, unlink } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
-import { opName } from '../../core/fuse/protocol.js';
+import { Op, opName } from '../../core/fuse/protocol.js';
 import type { PollCounters } from '../fuse/busy-poll.js';
+import type { ReaderStatus } from '../fuse.js';
 import type { Logger } from '../logger.js';
 import { isProcessAlive } from '../processes.js';
 import type { KernelNotifier } from './kernel-notify.js';
@@ -49,6 +50,12 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
    * daemon older than it, and without its trials from one older than those.
    */
   polling?: Omit<PollCounters, PollTrialCounter> & Partial<Pick<PollCounters, PollTrialCounter>>;
+  /**
+   * How the daemon reads requests, and the opens for reading (and their
+   * releases) its native reader answered without JavaScript, which are
+   * counted in `operations` too. Absent from a daemon older than it.
+   */
+  reader?: ReaderStatus;
 }
 
 /** What a daemon older than the trials of polling does not report. */
@@ -62,6 +69,7 @@ export interface StatusSources {
   notifier: KernelNotifier | undefined;
   attrTimeoutMs: number;
   polling: PollCounters;
+  reader: () => ReaderStatus;
 }
 
 /** Counts by opcode as counts by request name, the most frequent first. */
@@ -76,6 +84,11 @@ function byName(byOpcode: readonly number[]): Record<string, number> {
 /** The status document of a live mount. */
 export function collectStatus(s: StatusSources): MountStatus {
   const since = s.session.connectedSince;
+  const reader = s.reader();
+  // Requests the native reader answered never reached the filesystem's own counts.
+  const byOpcode = [...s.vfs.counters.byOpcode];
+  byOpcode[Op.OPEN] = (byOpcode[Op.OPEN] ?? 0) + reader.opens;
+  byOpcode[Op.RELEASE] = (byOpcode[Op.RELEASE] ?? 0) + reader.releases;
   return {
     ...s.mount,
     pid: process.pid,
@@ -89,8 +102,8 @@ export function collectStatus(s: StatusSources): MountStatus {
     },
     cache: s.tree.status(),
     operations: {
-      total: s.vfs.counters.byOpcode.reduce((sum, count) => sum + count, 0),
-      byName: byName(s.vfs.counters.byOpcode),
+      total: byOpcode.reduce((sum, count) => sum + (count ?? 0), 0),
+      byName: byName(byOpcode),
       errors: { ...s.vfs.counters.errors },
     },
     openFiles: s.vfs.openHandles,
@@ -101,6 +114,7 @@ export function collectStatus(s: StatusSources): MountStatus {
       pagesStored: s.notifier?.counters.stored ?? 0,
     },
     polling: { ...s.polling },
+    reader,
   };
 }
 

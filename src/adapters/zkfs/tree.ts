@@ -55,6 +55,8 @@ export class ZkTree {
   private readonly warned = new Set<string>();
   /** The `__symlinks__` node, built once: a key built anew for every lookup is hashed anew too. */
   readonly linksPath: string;
+  /** Told whenever the cache stores or drops a value, by a tree that can tell (watch-cache.ts). */
+  onChange: (() => void) | undefined;
 
   constructor(
     readonly client: ZkApi,
@@ -69,6 +71,15 @@ export class ZkTree {
     this.acls = new CacheSlot(fresh);
     this.links = new CacheSlot(fresh);
     this.linksPath = zkChild(root, SYMLINKS_NODE);
+  }
+
+  /**
+   * Whether a cached value stays right until onChange says otherwise: true
+   * of a tree kept exact by a watch (watch-cache.ts), not of this one, whose
+   * values expire by time.
+   */
+  get exact(): boolean {
+    return false;
   }
 
   /** The stat of `znode`, or null when it does not exist. */

@@ -95,6 +95,10 @@ export class ZkVfs {
   openCached(path: string, flags: number) {
     return files.openCached(this.ctx, path, flags);
   }
+  /** Whether openCached(path) for reading, just answered, would be answered alike until the cache changes. */
+  reopensAlike(path: string) {
+    return files.reopensAlike(this.ctx, path);
+  }
   read(fh: number, length: number, position: number) {
     return files.read(this.ctx, fh, length, position);
   }

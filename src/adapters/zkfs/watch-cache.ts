@@ -113,7 +113,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const fresh = (entry: CacheEntry<unknown>, now: () => number) => gate.serves(entry.readAt, now);
     super(session, root, fresh, logger);
     this.gate = gate;
-    this.memory = new SlotBudget(options.cacheBytes);
+    this.memory = new SlotBudget(options.cacheBytes, () => this.onChange?.());
     this.aclTtlMs = options.aclTtlMs ?? 1000;
     this.batch = new BatchSize(options.prefetchBatch);
     this.prefetcher = new Prefetcher(
@@ -148,10 +148,17 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     sized(this.links, sizeOf.links);
     session.onNotice((notice) => this.onNotice(notice));
     gate.attach({
-      forgetAll: () => this.forgetAll(),
-      live: () => this.onStale?.('all'),
+      forgetAll: () => {
+        this.forgetAll();
+        this.onChange?.();
+      },
+      live: () => {
+        this.onChange?.();
+        this.onStale?.('all');
+      },
       timeLimited: () => {
         for (const slot of this.memory.all()) slot.trustSet = true;
+        this.onChange?.();
       },
     });
     session.setWriteObserver(this);
@@ -159,6 +166,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   get mode(): CacheMode {
     return this.gate.mode;
+  }
+
+  override get exact(): boolean {
+    return this.live;
   }
 
   /** Whether cached values are being served as exact. */

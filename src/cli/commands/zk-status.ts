@@ -59,6 +59,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
         : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
     ],
     ['polling', r.polling ? polling(r.polling) : OLDER_DAEMON],
+    ['reader', r.reader ? reader(r.reader) : OLDER_DAEMON],
   ];
   return `${r.dir}\n${table(out, ['', ''], rows).split('\n').slice(1).join('\n')}`;
 }
@@ -78,6 +79,11 @@ function byRequest(byName: Record<string, number>): string {
   return more > 0
     ? `${shown.join(', ')} and ${more} more ${more === 1 ? 'kind' : 'kinds'}`
     : shown.join(', ');
+}
+
+function reader(r: NonNullable<ZkStatusResult['reader']>): string {
+  if (r.kind !== 'native') return `${r.kind === 'event-loop' ? 'event loop' : 'thread pool'} (JavaScript)`;
+  return `native: ${n(r.opens)} opens for reading and ${n(r.releases)} releases answered without JavaScript`;
 }
 
 function polling(p: NonNullable<ZkStatusResult['polling']>): string {

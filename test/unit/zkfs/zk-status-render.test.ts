@@ -53,6 +53,7 @@ const status: MountStatus = {
   openFiles: 2,
   kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17, pagesStored: 5 },
   polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10, trials: 3, won: 2, pays: true },
+  reader: { kind: 'native', opens: 15_000, releases: 14_999 },
 };
 
 describe('zkfsctl status output', () => {
@@ -77,6 +78,19 @@ describe('zkfsctl status output', () => {
     expect(text).toMatch(
       /polling\s+100 us after answers where it pays: 1,200 windows, next request within it after 99\.0% of answers; faster than sleeping in 2 of 3 trials, so polling between them/,
     );
+  });
+
+  it('says how requests are read, and what the native reader answered by itself', () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    expect(renderZkStatus(status, out)).toMatch(
+      /reader\s+native: 15,000 opens for reading and 14,999 releases answered without JavaScript/,
+    );
+    const loop = { kind: 'event-loop' as const, opens: 0, releases: 0 };
+    expect(renderZkStatus({ ...status, reader: loop }, out)).toMatch(/reader\s+event loop \(JavaScript\)/);
+    const pool = { kind: 'thread-pool' as const, opens: 0, releases: 0 };
+    expect(renderZkStatus({ ...status, reader: pool }, out)).toMatch(/reader\s+thread pool \(JavaScript\)/);
+    const { reader: _, ...older } = status;
+    expect(renderZkStatus(older, out)).toMatch(/reader\s+not reported by this daemon/);
   });
 
   it('lists every kind of request when there are few, and says when there are none', () => {

@@ -1,0 +1,140 @@
+/**
+ * The native FUSE reader (src/native/fuse-fast.c) on real mounts: re-opens
+ * of unchanged files answered without JavaScript, and every way a file can
+ * change ending that shortcut, so a program never reads stale data through it.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { MountStatus } from '../../src/adapters/zkfs/status-socket.js';
+import type { ZkClient } from '../../src/adapters/zookeeper.js';
+import { missing, REPO_ROOT } from '../fixtures/environment.js';
+import type { ZkServer } from '../fixtures/zk-server.js';
+import {
+  eventually,
+  mountZkfs,
+  sees,
+  startZkWithClient,
+  type ZkfsMount,
+  zkfsctl,
+} from '../fixtures/zkfs-mount.js';
+
+type ReaderStatus = NonNullable<MountStatus['reader']>;
+
+async function status(dir: string): Promise<MountStatus & { reader: ReaderStatus }> {
+  const r = await zkfsctl(['--json', 'status', dir]);
+  if (r.exitCode !== 0) throw new Error(`zkfsctl status ${dir} failed: ${r.stderr}`);
+  const doc = JSON.parse(r.stdout) as MountStatus;
+  if (!doc.reader) throw new Error(`zkfsctl status ${dir}: no reader`);
+  return doc as MountStatus & { reader: ReaderStatus };
+}
+
+/** Opens for reading answered natively so far. */
+async function nativeOpens(m: ZkfsMount): Promise<number> {
+  return (await status(m.dir)).reader.opens;
+}
+
+/** Reads a file whole through an open descriptor, as a program holding it open would. */
+function readAll(fd: number): string {
+  const buf = Buffer.alloc(4096);
+  const n = readSync(fd, buf, 0, buf.length, 0);
+  return buf.subarray(0, n).toString();
+}
+
+const MODULE = join(REPO_ROOT, 'dist/native/fuse_fast.node');
+
+describe.skipIf(missing({ fuse: true }))('zkfs native FUSE reader', () => {
+  let zk: ZkServer;
+  let client: ZkClient;
+
+  beforeAll(async () => {
+    ({ zk, client } = await startZkWithClient());
+  });
+
+  it('is built by npm run build (bin/setup-host installs the compiler)', () => {
+    expect(existsSync(MODULE), `${MODULE} (bin/build-native)`).toBe(true);
+  });
+
+  it('answers re-opens of unchanged files without JavaScript, and counts them with the rest', async () => {
+    const m = await mountZkfs(zk.connectString, '/native/walk');
+    await m.ok('mkdir d && for i in $(seq 1 40); do echo "file $i" > d/f$i; done');
+    const expected = Array.from({ length: 40 }, (_, i) => `file ${i + 1}\n`).join('');
+    const walk = 'for i in $(seq 1 40); do cat d/f$i; done';
+    // The first pass opens each file in JavaScript, which then allows the next opens natively.
+    for (let pass = 0; pass < 3; pass++) expect(await m.ok(walk)).toBe(expected);
+    const s = await status(m.dir);
+    expect(s.reader.kind).toBe('native');
+    expect(s.reader.opens).toBeGreaterThanOrEqual(40);
+    // Every open counts, whichever side answered it.
+    expect(s.operations.byName?.open).toBeGreaterThanOrEqual(120);
+    // Releases come without the program waiting for them; each native open gets its own.
+    await eventually(
+      async () => (await status(m.dir)).reader.releases === (await nativeOpens(m)),
+      'a release for every native open',
+    );
+    expect((await zkfsctl(['status', m.dir])).stdout).toMatch(
+      /reader\s+native: [\d,]+ opens for reading and [\d,]+ releases answered without JavaScript/,
+    );
+    await m.unmount();
+  });
+
+  it("shows another client's change and deletion at the next open", async () => {
+    const m = await mountZkfs(zk.connectString, '/native/remote');
+    await m.ok('echo one > a && echo two > b');
+    for (let pass = 0; pass < 3; pass++) await m.ok('cat a b');
+    const before = await nativeOpens(m);
+    await m.ok('cat a b');
+    expect(await nativeOpens(m)).toBe(before + 2);
+
+    await client.setData('/native/remote/a', Buffer.from('changed\n'), -1);
+    await sees(m, 'cat a', 'changed\n');
+    await client.remove('/native/remote/b', -1);
+    await sees(m, 'cat b 2>&1 || true', 'cat: b: No such file or directory\n');
+    // Once JavaScript has answered the changed file, its re-opens are native again.
+    for (let pass = 0; pass < 2; pass++) expect(await m.ok('cat a')).toBe('changed\n');
+    const again = await nativeOpens(m);
+    expect(await m.ok('cat a')).toBe('changed\n');
+    expect(await nativeOpens(m)).toBe(again + 1);
+    await m.unmount();
+  });
+
+  it('shows a write through the mount at once, also to a program that opened the file before it', async () => {
+    const m = await mountZkfs(zk.connectString, '/native/local');
+    await m.ok('echo old > f');
+    for (let pass = 0; pass < 3; pass++) await m.ok('cat f');
+    const before = await nativeOpens(m);
+    const reader = openSync(join(m.dir, 'f'), 'r');
+    try {
+      expect(await nativeOpens(m)).toBe(before + 1);
+      writeFileSync(join(m.dir, 'f'), 'new content\n');
+      // The write lapsed every allowance: this open is answered in JavaScript.
+      expect(await m.ok('cat f')).toBe('new content\n');
+      expect(await nativeOpens(m)).toBe(before + 1);
+      expect(readAll(reader)).toBe('new content\n');
+    } finally {
+      closeSync(reader);
+    }
+    await m.unmount();
+  });
+
+  it('reads through a native handle after the kernel dropped its pages, and fsyncs it', async () => {
+    const m = await mountZkfs(zk.connectString, '/native/pages');
+    await m.ok('printf "kept in ZooKeeper\\n" > f');
+    for (let pass = 0; pass < 3; pass++) await m.ok('cat f');
+    const before = await status(m.dir);
+    const fd = openSync(join(m.dir, 'f'), 'r');
+    try {
+      expect((await status(m.dir)).reader.opens).toBe(before.reader.opens + 1);
+      // Only clean pages go: nothing on this machine is lost by dropping them.
+      writeFileSync('/proc/sys/vm/drop_caches', '1');
+      expect(readAll(fd)).toBe('kept in ZooKeeper\n');
+      const after = await status(m.dir);
+      expect(after.operations.byName?.read ?? 0).toBeGreaterThan(before.operations.byName?.read ?? 0);
+      expect(() => fsyncSync(fd)).not.toThrow();
+    } finally {
+      closeSync(fd);
+    }
+    expect(await m.ok('cat f')).toBe('kept in ZooKeeper\n');
+    await m.unmount();
+  });
+});
