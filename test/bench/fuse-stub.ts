@@ -8,7 +8,8 @@
  *
  * It answers as a read-write zkfs mount answers a reader: OPEN with
  * KEEP_CACHE and NOFLUSH, the same attribute and entry lifetimes, listings
- * with attributes (READDIRPLUS).
+ * with attributes (READDIRPLUS); and, as zkfs does for a file it opened
+ * from memory, it lets the native reader answer the next opens by itself.
  *
  * Run as its own process, as the daemon is: `tsx test/bench/fuse-stub.ts
  * DIR`. It prints `ready` once mounted and exits when unmounted.
@@ -120,7 +121,7 @@ async function main(dir: string): Promise<void> {
       busyPollUs: DEFAULT_BUSY_POLL_US,
       log: silentLogger,
     },
-    (send) => (buf, length) => {
+    (send, fast) => (buf, length) => {
       const h = readHeader(buf);
       const r = new ArgReader(buf, length);
       const u = h.unique;
@@ -142,9 +143,14 @@ async function main(dir: string): Promise<void> {
         case Op.GETATTR:
           send(node ? attrReply(u, node.attr, VALID_S) : errorReply(u, ENOENT));
           return;
-        case Op.OPEN:
-          send(openReply(u, 1, OpenFlag.KEEP_CACHE | OpenFlag.NOFLUSH));
+        case Op.OPEN: {
+          const flags = r.u32();
+          const openFlags = OpenFlag.KEEP_CACHE | OpenFlag.NOFLUSH;
+          send(openReply(u, 1, openFlags));
+          // The tree never changes: every open for reading may be answered natively from now on.
+          if ((flags & 3) === 0) fast.allow(h.nodeId, openFlags);
           return;
+        }
         case Op.READ: {
           r.skip(8);
           const offset = r.u64();
