@@ -137,15 +137,26 @@ export function readRequests(
   return readOnThreadPool(fd, bufferSize, handle, log, beforeClose);
 }
 
+/**
+ * Where the native reader is built (bin/build-native), seen from this
+ * module in dist/, or in src/ when run from source (tsx: the bench's stub).
+ */
+const NATIVE_MODULES = ['../../native/fuse_fast.node', '../../../dist/native/fuse_fast.node'];
+
 /** The native reader, built by `npm run build` where a C compiler is present. */
 function fastNative(log: Logger): FastNative | undefined {
-  try {
-    const native = createRequire(import.meta.url)('../../native/fuse_fast.node') as FastNative;
-    return typeof native.start === 'function' ? native : undefined;
-  } catch (error) {
-    log.debug(`no native FUSE reader (${(error as Error).message}); reading in JavaScript`);
-    return undefined;
+  const load = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const path of NATIVE_MODULES) {
+    try {
+      const native = load(path) as FastNative;
+      if (typeof native.start === 'function') return native;
+    } catch (error) {
+      failures.push((error as Error).message.split('\n')[0] ?? '');
+    }
   }
+  log.debug(`no native FUSE reader (${failures.join('; ')}); reading in JavaScript`);
+  return undefined;
 }
 
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
