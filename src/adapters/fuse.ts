@@ -77,8 +77,10 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       busyPollUs: options.busyPollUs ?? 0,
       log,
     },
-    (send, fast) =>
-      requestHandler({
+    (send, fast) => {
+      // Whatever changes in the cache, allowances to open without JavaScript lapse: from the first request on.
+      vfs.tree.onChange = fast.changed;
+      return requestHandler({
         vfs,
         log,
         validS: options.attrTimeoutS ?? 1,
@@ -87,7 +89,8 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         send,
         fast,
         onInit: () => initialised(),
-      }),
+      });
+    },
   );
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
@@ -106,8 +109,6 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       outcome === 'timeout' ? 'the kernel did not initialise the mount' : 'the FUSE connection ended at once',
     );
   }
-  // Whatever changes in the cache, allowances to open without JavaScript lapse.
-  vfs.tree.onChange = device.fast.changed;
   let closed = false;
   const closeNative = () => {
     if (closed) return;
