@@ -127,8 +127,9 @@ export async function openFuseDevice(
 
   // The reader starts after the handler exists, and the handler may only ask it for fast opens once it does.
   const fast: FastOpens = {
-    allow: (nodeId, openFlags) => reader?.fast?.allow(nodeId, openFlags),
+    allow: (nodeId, openFlags, since) => reader?.fast?.allow(nodeId, openFlags, since),
     changed: () => reader?.fast?.changed(),
+    changes: () => reader?.fast?.changes() ?? 0,
     isFastHandle: (fh) => reader?.fast?.isFastHandle(fh) ?? false,
     answered: () => reader?.fast?.answered() ?? { opens: 0, releases: 0 },
   };

@@ -8,6 +8,7 @@
 import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
 import type { ArgReader, RequestHeader } from '../../core/fuse/protocol.js';
 import { type DirEntry, direntReply, direntSize } from '../../core/fuse/replies.js';
+import { S_IFMT, S_IFREG } from '../../core/zkfs/attrs.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
@@ -23,11 +24,24 @@ export class Listings {
     private readonly vfs: ZkVfs,
     private readonly nodes: NodeTable,
     private readonly validS: number,
+    /**
+     * Told of each regular file handed out with its attributes, with where
+     * changes stood (`since`) before they were read: ops.ts lets the native
+     * reader answer its opens for reading, unless something changed since.
+     */
+    private readonly handedOut: {
+      since(): number;
+      file(nodeId: number, path: string, since: number): void;
+    } = {
+      since: () => 0,
+      file: () => {},
+    },
   ) {}
 
   /** The reply to a READDIR(PLUS) of directory node `h.nodeId` at `dir`; `r` is at its arguments. */
   async reply(h: RequestHeader, r: ArgReader, dir: string, plus: boolean): Promise<Buffer> {
     r.u64(); // fh: none, the kernel opens directories itself
+    const since = this.handedOut.since();
     const offset = r.u64();
     const size = r.u32();
     let names = this.snapshots.get(h.nodeId);
@@ -65,6 +79,7 @@ export class Listings {
         e.nodeId = this.nodes.lookup(path);
         e.ino = e.nodeId;
         e.attr = { ...attr, ino: e.nodeId };
+        if ((attr.mode & S_IFMT) === S_IFREG) this.handedOut.file(e.nodeId, path, since);
       } else {
         e.ino = this.nodes.idOf(path) ?? GONE_INO;
       }

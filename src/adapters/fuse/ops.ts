@@ -53,6 +53,7 @@ import {
   writeReply,
 } from '../../core/fuse/replies.js';
 import { FsError } from '../../core/zkfs/errors.js';
+import { baseName, DATA_FILE } from '../../core/zkfs/paths.js';
 import type { Logger } from '../logger.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
@@ -128,13 +129,24 @@ function toAttr(a: FileAttr, ino: number): Attr {
   return { ...a, ino };
 }
 
+/** How an open for reading is answered: the page cache kept, no FLUSH at close. */
+const READ_OPEN_FLAGS = OpenFlag.KEEP_CACHE | OpenFlag.NOFLUSH;
+
 /** The handle of a file the kernel opened by itself (read-only mounts); real handles start at 1. */
 const NO_HANDLE = 0;
 
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
   const { vfs, log, validS, nodes } = o;
-  const listings = new Listings(vfs, nodes, validS);
+  const fast = o.fast;
+  const listings = new Listings(vfs, nodes, validS, {
+    since: () => fast?.changes() ?? 0,
+    // A file listed from the watch-kept cache opens as it would once opened here (reopensAlike).
+    file: (id, path, since) => {
+      if (fast && baseName(path) !== DATA_FILE && vfs.reopensAlike(path))
+        fast.allow(id, READ_OPEN_FLAGS, since);
+    },
+  });
 
   const pathOf = (id: number): string => {
     const path = nodes.path(id);
@@ -331,7 +343,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         }
         const flags = r.u32();
         const reading = (flags & O_ACCMODE) === 0;
-        const openFlags = OpenFlag.KEEP_CACHE | (reading ? OpenFlag.NOFLUSH : 0);
+        const openFlags = reading ? READ_OPEN_FLAGS : OpenFlag.KEEP_CACHE;
         if (!reading) o.fast?.changed();
         answer(
           h,

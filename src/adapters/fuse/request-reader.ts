@@ -50,10 +50,16 @@ export interface RequestReader {
  * until anything changes.
  */
 export interface FastOpens {
-  /** OPEN for reading of `nodeId` may be answered with `openFlags` until changed() is next called. */
-  allow(nodeId: number, openFlags: number): void;
+  /**
+   * OPEN for reading of `nodeId` may be answered with `openFlags` until
+   * changed() is next called; given `since` (from changes()), only if it was
+   * not called since then either.
+   */
+  allow(nodeId: number, openFlags: number, since?: number): void;
   /** Something the answer to an OPEN depends on has changed: every allowance so far lapses. */
   changed(): void;
+  /** Where changes stand now, for allow(). */
+  changes(): number;
   /** Whether `fh` is a handle the native reader gave out (reads through it go by the node's path). */
   isFastHandle(fh: number | bigint): boolean;
   /** Opens and releases answered without JavaScript so far. */
@@ -197,12 +203,14 @@ function readNatively(
   });
   const base = native.handleBase;
   const fast: FastOpens = {
-    allow: (nodeId, openFlags) => {
-      if (open) native.allow(reader, nodeId, openFlags, changes[0] as number);
+    allow: (nodeId, openFlags, since = changes[0] as number) => {
+      // An allowance made at an earlier count has lapsed already: the native side never matches it.
+      if (open) native.allow(reader, nodeId, openFlags, since);
     },
     changed: () => {
       changes[0] = (changes[0] as number) + 1;
     },
+    changes: () => changes[0] as number,
     isFastHandle: (fh) => (typeof fh === 'bigint' ? fh >= BigInt(base) : fh >= base),
     answered: () => {
       const [opens, releases] = native.answered(reader);

@@ -33,7 +33,10 @@ export class SlotBudget {
 
   constructor(
     limitBytes: number,
-    /** Told of every value stored or dropped, in any slot. */
+    /**
+     * Told of every value dropped (or replaced), in any slot. A value stored
+     * where none was changes nothing that was known before.
+     */
     private readonly changed: () => void = () => {},
   ) {
     this.budget = new LruBudget(limitBytes);
@@ -45,7 +48,6 @@ export class SlotBudget {
     const budget = this.budget as unknown as LruBudget<CacheEntry<T>>;
     slot.hooks = {
       stored: (entry) => {
-        this.changed();
         for (const old of budget.add(entry, size(entry.key, entry.value))) {
           this.evictions++;
           old.slot.evict(old);

@@ -55,7 +55,10 @@ export class ZkTree {
   private readonly warned = new Set<string>();
   /** The `__symlinks__` node, built once: a key built anew for every lookup is hashed anew too. */
   readonly linksPath: string;
-  /** Told whenever the cache stores or drops a value, by a tree that can tell (watch-cache.ts). */
+  /**
+   * Told whenever the cache drops or replaces a value, by a tree that can
+   * tell (watch-cache.ts): what memory held before then still holds.
+   */
   onChange: (() => void) | undefined;
 
   constructor(
