@@ -6,16 +6,17 @@
  * goes to JavaScript, on the same thread and in the same turn, as the
  * JavaScript reader (request-reader.ts) hands it over.
  *
- * Why: a warm walk of a read-write mount costs one OPEN and one RELEASE per
+ * Why: a walk of a read-write mount costs one OPEN and one RELEASE per
  * file, and entering JavaScript (and leaving it, with its microtask and tick
  * queues) took more of each request's time than the kernel's round trip.
  *
  * What keeps it correct: the daemon allows a node after answering a
- * read-only OPEN of it from memory itself; each allowance carries the
- * daemon's change count (a cell of a Float64Array the daemon increments when
- * anything in its cache, open files or node table changes), and an OPEN is
- * answered here only while the count is the one the allowance was made at.
- * So after any change, opens go to JavaScript again until it allows anew.
+ * read-only OPEN of it from memory itself, or listing it from memory; each
+ * allowance carries the daemon's change count (a cell of a Float64Array the
+ * daemon increments when its cache drops or replaces anything, and on every
+ * request that may change something), and an OPEN is answered here only
+ * while the count is the one the allowance was made at. So after any
+ * change, opens go to JavaScript again until it allows anew.
  * Handles given out here have bit 52 set; JavaScript reads through them by
  * the node's path (as on a read-only mount) if the kernel ever asks.
  */

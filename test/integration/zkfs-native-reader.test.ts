@@ -78,6 +78,21 @@ describe.skipIf(missing({ fuse: true }))('zkfs native FUSE reader', () => {
     await m.unmount();
   });
 
+  it('opens the files of a listing natively from the first open, and still shows a change made since', async () => {
+    const m = await mountZkfs(zk.connectString, '/native/listed');
+    await client.create('/native/listed/d', Buffer.alloc(0));
+    for (let i = 1; i <= 30; i++) await client.create(`/native/listed/d/f${i}`, Buffer.from(`listed ${i}\n`));
+    const before = await status(m.dir);
+    // find lists d with attributes (READDIRPLUS); cat then opens each file for the first time.
+    const out = await m.ok('find d -type f | sort -V | xargs cat');
+    expect(out).toBe(Array.from({ length: 30 }, (_, i) => `listed ${i + 1}\n`).join(''));
+    const after = await status(m.dir);
+    expect(after.reader.opens - before.reader.opens).toBe(30);
+    await client.setData('/native/listed/d/f7', Buffer.from('changed since\n'), -1);
+    await sees(m, 'cat d/f7', 'changed since\n');
+    await m.unmount();
+  });
+
   it("shows another client's change and deletion at the next open", async () => {
     const m = await mountZkfs(zk.connectString, '/native/remote');
     await m.ok('echo one > a && echo two > b');

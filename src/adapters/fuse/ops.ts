@@ -12,8 +12,8 @@
  * - a file opened read-only keeps the kernel's page cache and skips FLUSH on
  *   close: re-reading an unchanged file costs one OPEN (and the RELEASE the
  *   kernel sends without waiting for it);
- * - a file re-opened for reading, unchanged since the daemon last opened it
- *   from memory, is opened by the native reader without entering JavaScript
+ * - a file opened for reading, unchanged since the daemon last opened or
+ *   listed it from memory, is opened by the native reader without entering JavaScript
  *   (request-reader.ts); should the kernel ask to read through that handle
  *   (its pages dropped), it reads the node's current data, as on a
  *   read-only mount, where a handle opened here reads the data it was

@@ -46,7 +46,7 @@ export interface RequestReader {
 
 /**
  * Read-only opens that the native reader answers by itself: a node the
- * daemon has just opened from memory may be opened again the same way,
+ * daemon has just opened or listed from memory may be opened the same way,
  * until anything changes.
  */
 export interface FastOpens {
