@@ -93,6 +93,20 @@ describe.skipIf(missing({ fuse: true }))('zkfs native FUSE reader', () => {
     await m.unmount();
   });
 
+  it('leaves a read-only mount to open files by itself: no OPEN at all, listed or not', async () => {
+    await client.create('/native', Buffer.alloc(0)).catch(() => {}); // made already by an earlier test
+    await client.create('/native/ro', Buffer.alloc(0));
+    await client.create('/native/ro/d', Buffer.alloc(0));
+    for (let i = 1; i <= 10; i++) await client.create(`/native/ro/d/f${i}`, Buffer.from(`ro ${i}\n`));
+    const m = await mountZkfs(zk.connectString, '/native/ro', { args: ['--read-only'] });
+    for (let pass = 0; pass < 3; pass++)
+      expect(await m.ok('find d -type f | xargs cat | wc -l')).toBe('10\n');
+    const s = await status(m.dir);
+    expect(s.reader.opens).toBe(0);
+    expect(s.operations.byName?.open ?? 0).toBe(0);
+    await m.unmount();
+  });
+
   it("shows another client's change and deletion at the next open", async () => {
     const m = await mountZkfs(zk.connectString, '/native/remote');
     await m.ok('echo one > a && echo two > b');

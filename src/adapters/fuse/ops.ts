@@ -138,7 +138,8 @@ const NO_HANDLE = 0;
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
   const { vfs, log, validS, nodes } = o;
-  const fast = o.fast;
+  // A read-only mount has the kernel open files by itself (OPEN is "not implemented"): nothing to allow.
+  const fast = o.readOnly ? undefined : o.fast;
   const listings = new Listings(vfs, nodes, validS, {
     since: () => fast?.changes() ?? 0,
     // A file listed from the watch-kept cache opens as it would once opened here (reopensAlike).
@@ -206,7 +207,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     const r = new ArgReader(buf, length);
     const u = h.unique;
     // What a RELEASE, FLUSH or FSYNC writes to ZooKeeper changes the cache, which says so itself.
-    if (!UNCHANGING.has(h.opcode)) o.fast?.changed();
+    if (!UNCHANGING.has(h.opcode)) fast?.changed();
     switch (h.opcode) {
       case Op.INIT: {
         o.send(initAnswer(u, readInit(buf, length)));
@@ -344,7 +345,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         const flags = r.u32();
         const reading = (flags & O_ACCMODE) === 0;
         const openFlags = reading ? READ_OPEN_FLAGS : OpenFlag.KEEP_CACHE;
-        if (!reading) o.fast?.changed();
+        if (!reading) fast?.changed();
         answer(
           h,
           () => `open ${where()}`,
@@ -354,7 +355,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             if (fh === undefined)
               return vfs.open(path, flags).then((opened) => openReply(u, opened, openFlags));
             // Answered from memory: until something changes, the next open for reading needs no JavaScript.
-            if (reading && o.fast && vfs.reopensAlike(path)) o.fast.allow(h.nodeId, openFlags);
+            if (reading && fast && vfs.reopensAlike(path)) fast.allow(h.nodeId, openFlags);
             return openReply(u, fh, openFlags);
           },
         );
@@ -385,7 +386,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `read ${where()}`,
           () =>
-            fh === NO_HANDLE || o.fast?.isFastHandle(fh)
+            fh === NO_HANDLE || fast?.isFastHandle(fh)
               ? vfs.readPath(pathOf(h.nodeId), size, offset).then((data) => dataReply(u, data))
               : dataReply(u, vfs.read(fh, size, offset)),
         );
@@ -420,7 +421,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           o.send(errorReply(u, h.opcode === Op.FLUSH ? ENOSYS : 0));
           return;
         }
-        if (o.fast?.isFastHandle(fh)) {
+        if (fast?.isFastHandle(fh)) {
           // Opened for reading by the native reader: nothing to write back.
           o.send(errorReply(u, 0));
           return;
