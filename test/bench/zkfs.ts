@@ -632,7 +632,7 @@ export async function bench(): Promise<void> {
         `  the mount reads a listing's children with multiRead, up to 128 per request; the floor reads one node per request, the client line with multiRead shows what that alone is worth`,
         `  warm: ${m(warm.ops)} FUSE requests (${per(warm, files)} per file: ${mix(warm)}), ${m(warm.requests)} ZooKeeper requests; ${each(warm)} us per FUSE request`,
         warm.reader === 'native'
-          ? `  the native reader answered ${m(warm.native)} of them (re-opens of unchanged files and their releases) without entering JavaScript; cold, ${m(cold.native)} of ${m(cold.ops)}`
+          ? `  the native reader answered ${m(warm.native)} of them (opens of files the daemon opened or listed from memory, and their releases) without entering JavaScript; cold, ${m(cold.native)} of ${m(cold.ops)}`
           : `  requests were read in JavaScript (${warm.reader}): no native reader was built (bin/build-native)`,
         `  the daemon polls for the next request for 100 us after each answer where trying both ways shows it pays (--busy-poll); here polling was faster`,
         `  in ${polling.won} of ${polling.trials} trials, so it ${polling.pays ? 'polled' : 'slept'} between them; with polling off, each request first wakes it up (${((unpolled * 1000) / Math.max(1, warm.ops)).toFixed(0)} us per request)`,
