@@ -279,10 +279,13 @@ static void on_poll_closed(uv_handle_t *handle) {
     }                                                                         \
   } while (0)
 
-static struct reader *unwrap(napi_env env, napi_value value) {
+/* A call's `count` arguments into argv, the first being a reader: the reader, or NULL with an exception thrown. */
+static struct reader *reader_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
+  size_t argc = count;
   void *data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok || !data) {
-    napi_throw_type_error(env, NULL, "fuse-fast: not a reader");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, "fuse-fast: expected a reader and its arguments");
     return NULL;
   }
   return data;
@@ -367,10 +370,8 @@ static napi_value start(napi_env env, napi_callback_info info) {
 
 /* allow(reader, nodeId, openFlags, count): OPEN for reading of nodeId may be answered here while the change count is `count`. */
 static napi_value allow(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct reader *r = unwrap(env, argv[0]);
+  struct reader *r = reader_args(env, info, 4, argv);
   if (!r) return NULL;
   double node, count;
   uint32_t flags;
@@ -389,10 +390,8 @@ static napi_value allow(napi_env env, napi_callback_info info) {
 
 /* answered(reader) => [opens, releases] answered here so far */
 static napi_value answered(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct reader *r = unwrap(env, argv[0]);
+  struct reader *r = reader_args(env, info, 1, argv);
   if (!r) return NULL;
   napi_value result, opens, releases;
   CHECK(napi_create_array_with_length(env, 2, &result));
@@ -405,10 +404,8 @@ static napi_value answered(napi_env env, napi_callback_info info) {
 
 /* close(reader): stops reading; the descriptor stays open (its owner closes it). */
 static napi_value close_reader(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct reader *r = unwrap(env, argv[0]);
+  struct reader *r = reader_args(env, info, 1, argv);
   if (!r) return NULL;
   if (r->poll.data && !uv_is_closing((uv_handle_t *)&r->poll)) {
     stop(r);

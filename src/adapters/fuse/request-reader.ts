@@ -104,8 +104,26 @@ function pipeWrap(): PipeWrap | undefined {
   }
 }
 
+/** A reader's `ended` promise, and what resolves it. */
+function endSignal(): { ended: Promise<void>; end: () => void } {
+  let end: () => void = () => {};
+  const ended = new Promise<void>((resolve) => {
+    end = resolve;
+  });
+  return { ended, end };
+}
+
 function describe(failure: unknown): string {
   return failure instanceof Error ? (failure.stack ?? failure.message) : String(failure);
+}
+
+/** What every way of reading needs: readRequests()'s arguments, the listener made safe. */
+interface ReaderSetup {
+  fd: number;
+  bufferSize: number;
+  onRequest: RequestListener;
+  log: Logger;
+  beforeClose: () => void;
 }
 
 /**
@@ -127,20 +145,20 @@ export function readRequests(
       log.error(`FUSE request handler: ${describe(failure)}`);
     }
   };
+  const setup: ReaderSetup = { fd, bufferSize, onRequest: handle, log, beforeClose };
   const choice = process.env.VOLKIT_FUSE_READER;
   const native = choice === 'thread-pool' || choice === 'event-loop' ? undefined : fastNative(log);
   if (native) {
     try {
-      return readNatively(native, fd, bufferSize, handle, log, beforeClose);
+      return readNatively(native, setup);
     } catch (error) {
       log.warn(`the native FUSE reader could not start (${(error as Error).message}); reading in JavaScript`);
     }
   }
-  const inLoop =
-    choice === 'thread-pool' ? undefined : readInEventLoop(fd, bufferSize, handle, log, beforeClose);
+  const inLoop = choice === 'thread-pool' ? undefined : readInEventLoop(setup);
   if (inLoop) return inLoop;
   log.info('reading /dev/fuse on the thread pool: each request costs one more thread wake-up');
-  return readOnThreadPool(fd, bufferSize, handle, log, beforeClose);
+  return readOnThreadPool(setup);
 }
 
 /**
@@ -169,21 +187,12 @@ const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.errno).map(([name, value]) => [value, name]),
 );
 
-function readNatively(
-  native: FastNative,
-  fd: number,
-  bufferSize: number,
-  onRequest: RequestListener,
-  log: Logger,
-  beforeClose: () => void,
-): RequestReader {
+function readNatively(native: FastNative, setup: ReaderSetup): RequestReader {
+  const { fd, bufferSize, onRequest, log, beforeClose } = setup;
   // Cell 0 counts changes, where the C side reads it without a call; a double never wraps round.
   const changes = new Float64Array(1);
   let open = true;
-  let resolveEnded: () => void = () => {};
-  const ended = new Promise<void>((resolve) => {
-    resolveEnded = resolve;
-  });
+  const { ended, end: resolveEnded } = endSignal();
   const close = () => {
     if (!open) return;
     open = false;
@@ -220,13 +229,8 @@ function readNatively(
   return { kind: 'native', ended, isOpen: () => open, close, fast };
 }
 
-function readInEventLoop(
-  fd: number,
-  bufferSize: number,
-  onRequest: RequestListener,
-  log: Logger,
-  beforeClose: () => void,
-): RequestReader | undefined {
+function readInEventLoop(setup: ReaderSetup): RequestReader | undefined {
+  const { fd, bufferSize, onRequest, log, beforeClose } = setup;
   const binding = pipeWrap();
   if (!binding) return undefined;
   const pipe = new binding.Pipe(binding.constants.SOCKET);
@@ -281,20 +285,12 @@ function readInEventLoop(
   };
 }
 
-function readOnThreadPool(
-  fd: number,
-  bufferSize: number,
-  onRequest: RequestListener,
-  log: Logger,
-  beforeClose: () => void,
-): RequestReader {
+function readOnThreadPool(setup: ReaderSetup): RequestReader {
+  const { fd, bufferSize, onRequest, log, beforeClose } = setup;
   let stopped = false;
   let open = true;
   let readers = POOL_READERS;
-  let resolveEnded: () => void = () => {};
-  const ended = new Promise<void>((resolve) => {
-    resolveEnded = resolve;
-  });
+  const { ended, end: resolveEnded } = endSignal();
   const readLoop = () => {
     const buf = Buffer.allocUnsafe(bufferSize);
     const done = () => {
