@@ -1,6 +1,6 @@
 /*
  * Reads FUSE requests on Node's own event loop and answers the two that a
- * program re-reading files sends for every file, without entering
+ * program reading files sends for every file, without entering
  * JavaScript: OPEN for reading of a node the daemon has said may be opened
  * this way, and RELEASE of a handle given out here. Every other request
  * goes to JavaScript, on the same thread and in the same turn, as the
@@ -222,7 +222,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   }
   ssize_t n = read(r->fd, r->buf, r->size);
   if (n < 0) {
-    /* ENOENT: a request interrupted before we read it; EAGAIN: another reader took it. */
+    /* ENOENT: a request interrupted before we read it; EAGAIN: woken with nothing left to read. */
     if (errno == EAGAIN || errno == EINTR || errno == ENOENT) return;
     end(r, errno);
     return;
