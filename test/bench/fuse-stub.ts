@@ -15,9 +15,10 @@
  * DIR`. It prints `ready` once mounted and exits when unmounted.
  */
 import { openFuseDevice } from '../../src/adapters/fuse/device.js';
+import { ENOSYS, ERRNO } from '../../src/adapters/fuse/errno.js';
 import { initAnswer } from '../../src/adapters/fuse/init.js';
 import { silentLogger } from '../../src/adapters/logger.js';
-import { ArgReader, Op, OpenFlag, readHeader, readInit } from '../../src/core/fuse/protocol.js';
+import { ArgReader, Op, OpenFlag, ROOT_ID, readHeader, readInit } from '../../src/core/fuse/protocol.js';
 import {
   type Attr,
   attrReply,
@@ -29,15 +30,11 @@ import {
   errorReply,
   openReply,
 } from '../../src/core/fuse/replies.js';
+import { S_IFDIR, S_IFMT, S_IFREG } from '../../src/core/zkfs/attrs.js';
 import { DEFAULT_ATTR_TIMEOUT_MS } from '../../src/core/zkfs/coherence-options.js';
 import { DEFAULT_BUSY_POLL_US } from '../../src/core/zkfs/mount-options.js';
 import { DIRS, FILES_PER_DIR, fileContent, names } from './tree-shape.js';
 
-const ENOENT = -2;
-const ENOSYS = -38;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const ROOT = 1;
 const VALID_S = DEFAULT_ATTR_TIMEOUT_MS / 1000;
 
 interface Node {
@@ -71,7 +68,7 @@ function buildTree(): Map<number, Node> {
         name,
         nextOffset: i + 1,
         ino: id,
-        mode: nodes.get(id)!.attr.mode & 0o170000,
+        mode: nodes.get(id)!.attr.mode & S_IFMT,
         nodeId: id,
         attr: nodes.get(id)!.attr,
       }),
@@ -91,8 +88,8 @@ function buildTree(): Map<number, Node> {
     nodes.set(dirId, { attr: attr(dirId, S_IFDIR | 0o755, 0, 2), ...dirEntries(files) });
     rootChildren.push([names.dir(d), dirId]);
   }
-  nodes.set(ROOT, { attr: attr(ROOT, S_IFDIR | 0o755, 0, 2 + DIRS) });
-  Object.assign(nodes.get(ROOT)!, dirEntries(rootChildren));
+  nodes.set(ROOT_ID, { attr: attr(ROOT_ID, S_IFDIR | 0o755, 0, 2 + DIRS) });
+  Object.assign(nodes.get(ROOT_ID)!, dirEntries(rootChildren));
   return nodes;
 }
 
@@ -137,11 +134,11 @@ async function main(dir: string): Promise<void> {
         case Op.LOOKUP: {
           const id = node?.byName?.get(r.name());
           const child = id === undefined ? undefined : nodes.get(id);
-          send(child ? entryReply(u, child.attr.ino, child.attr, VALID_S) : errorReply(u, ENOENT));
+          send(child ? entryReply(u, child.attr.ino, child.attr, VALID_S) : errorReply(u, ERRNO.ENOENT));
           return;
         }
         case Op.GETATTR:
-          send(node ? attrReply(u, node.attr, VALID_S) : errorReply(u, ENOENT));
+          send(node ? attrReply(u, node.attr, VALID_S) : errorReply(u, ERRNO.ENOENT));
           return;
         case Op.OPEN: {
           const flags = r.u32();

@@ -32,18 +32,15 @@ export class Listings {
     private readonly handedOut: {
       since(): number;
       file(nodeId: number, path: string, since: number): void;
-    } = {
-      since: () => 0,
-      file: () => {},
     },
   ) {}
 
   /** The reply to a READDIR(PLUS) of directory node `h.nodeId` at `dir`; `r` is at its arguments. */
   async reply(h: RequestHeader, r: ArgReader, dir: string, plus: boolean): Promise<Buffer> {
     r.u64(); // fh: none, the kernel opens directories itself
-    const since = this.handedOut.since();
     const offset = r.u64();
     const size = r.u32();
+    const since = this.handedOut.since();
     let names = this.snapshots.get(h.nodeId);
     if (offset === 0 || !names) {
       names = await this.vfs.readdir(dir); // '.' and '..' first

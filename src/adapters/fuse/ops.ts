@@ -140,13 +140,18 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   const { vfs, log, validS, nodes } = o;
   // A read-only mount has the kernel open files by itself (OPEN is "not implemented"): nothing to allow.
   const fast = o.readOnly ? undefined : o.fast;
+  /**
+   * Lets the native reader answer opens for reading of node `id` at `path`,
+   * which memory has just answered for (an open, or a listing begun when
+   * changes stood at `since`), while they would be answered alike.
+   */
+  const allowReads = (id: number, path: string, since?: number): void => {
+    if (fast && baseName(path) !== DATA_FILE && vfs.reopensAlike(path))
+      fast.allow(id, READ_OPEN_FLAGS, since);
+  };
   const listings = new Listings(vfs, nodes, validS, {
     since: () => fast?.changes() ?? 0,
-    // A file listed from the watch-kept cache opens as it would once opened here (reopensAlike).
-    file: (id, path, since) => {
-      if (fast && baseName(path) !== DATA_FILE && vfs.reopensAlike(path))
-        fast.allow(id, READ_OPEN_FLAGS, since);
-    },
+    file: allowReads,
   });
 
   const pathOf = (id: number): string => {
@@ -355,7 +360,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             if (fh === undefined)
               return vfs.open(path, flags).then((opened) => openReply(u, opened, openFlags));
             // Answered from memory: until something changes, the next open for reading needs no JavaScript.
-            if (reading && fast && vfs.reopensAlike(path)) fast.allow(h.nodeId, openFlags);
+            if (reading) allowReads(h.nodeId, path);
             return openReply(u, fh, openFlags);
           },
         );
