@@ -9,10 +9,13 @@
  * tar). Each kernel request it handed to JavaScript crossed threads twice.
  */
 import { NodeTable } from '../core/fuse/node-table.js';
+import { invalInode } from '../core/fuse/notifications.js';
+import { toMountPath } from '../core/zkfs/paths.js';
 import { run } from './exec.js';
 import type { PollCounters } from './fuse/busy-poll.js';
 import { openFuseDevice } from './fuse/device.js';
 import { requestHandler } from './fuse/ops.js';
+import { Orphans } from './fuse/orphans.js';
 import type { ReaderKind } from './fuse/request-reader.js';
 import type { Logger } from './logger.js';
 import type { KernelLink } from './zkfs/kernel-notify.js';
@@ -67,6 +70,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     initialised = resolve;
   });
   const nodes = new NodeTable();
+  const orphans = new Orphans(nodes, vfs);
   const device = await openFuseDevice(
     {
       dir,
@@ -86,12 +90,21 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         validS: options.attrTimeoutS ?? 1,
         readOnly: options.readOnly === true,
         nodes,
+        orphans,
         send,
         fast,
         onInit: () => initialised(),
       });
     },
   );
+  // Another client's deletion: a program holding the file open goes on reading it, and its
+  // attributes (read afresh) count no link.
+  vfs.tree.onDeleting = (znode) => {
+    const leaving = orphans.leaving(toMountPath(vfs.tree.root, znode));
+    orphans.gone(leaving);
+    vfs.deletedElsewhere(znode);
+    if (leaving) void device.notify(invalInode(leaving.id));
+  };
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), INIT_TIMEOUT_MS);

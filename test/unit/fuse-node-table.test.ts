@@ -14,10 +14,11 @@ describe('NodeTable', () => {
     const t = new NodeTable();
     const a = t.lookup('/a');
     expect(t.lookup('/a')).toBe(a);
-    t.forget(a, 1);
+    expect(t.forget(a, 1)).toBe(false);
     expect(t.path(a)).toBe('/a');
-    t.forget(a, 1);
+    expect(t.forget(a, 1)).toBe(true);
     expect(t.path(a)).toBeUndefined();
+    expect(t.forget(a, 1)).toBe(false);
     expect(t.idOf('/a')).toBeUndefined();
     // a new lookup after the kernel let go gets a fresh id: a late FORGET cannot hit it
     expect(t.lookup('/a')).not.toBe(a);

@@ -61,6 +61,7 @@ import type { ZkVfs } from '../zkfs/vfs.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
 import { initAnswer } from './init.js';
 import { Listings } from './listings.js';
+import type { Orphans } from './orphans.js';
 import { renameNode } from './rename.js';
 import type { FastOpens } from './request-reader.js';
 import { applySetattr } from './setattr.js';
@@ -75,6 +76,8 @@ export interface OpsOptions {
   readOnly: boolean;
   /** The node ids handed to the kernel (shared with kernel-notify.ts). */
   nodes: NodeTable;
+  /** What deleted files still open answer (shared with the watch's deletions). */
+  orphans: Orphans;
   send(message: Buffer): boolean;
   /** Read-only opens the native reader may answer by itself (request-reader.ts). */
   fast?: FastOpens;
@@ -137,7 +140,7 @@ const NO_HANDLE = 0;
 
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
-  const { vfs, log, validS, nodes } = o;
+  const { vfs, log, validS, nodes, orphans } = o;
   // A read-only mount has the kernel open files by itself (OPEN is "not implemented"): nothing to allow.
   const fast = o.readOnly ? undefined : o.fast;
   /**
@@ -220,12 +223,15 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         return;
       }
       case Op.FORGET:
-        nodes.forget(h.nodeId, r.u64());
+        if (nodes.forget(h.nodeId, r.u64())) orphans.forgotten(h.nodeId);
         return;
       case Op.BATCH_FORGET: {
         const count = r.u32();
         r.skip(4);
-        for (let i = 0; i < count; i++) nodes.forget(r.u64(), r.u64());
+        for (let i = 0; i < count; i++) {
+          const id = r.u64();
+          if (nodes.forget(id, r.u64())) orphans.forgotten(id);
+        }
         return;
       }
       case Op.INTERRUPT:
@@ -255,7 +261,9 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `getattr ${where()}`,
           () => {
-            const path = pathOf(h.nodeId);
+            const path = nodes.path(h.nodeId);
+            // Deleted, and still open somewhere: as it was.
+            if (path === undefined) return attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS);
             const a = cachedAttr(path);
             if (a !== NOT_CACHED) return attrReply(u, toAttr(a, h.nodeId), validS);
             return vfs.getattr(path).then((fresh) => attrReply(u, toAttr(fresh, h.nodeId), validS));
@@ -319,8 +327,9 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => `${op} ${where()}/${name}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
+            const leaving = orphans.leaving(path);
             await (op === 'unlink' ? vfs.unlink(path) : vfs.rmdir(path));
-            nodes.removed(path);
+            orphans.gone(leaving);
             return errorReply(u, 0);
           },
         );
@@ -335,7 +344,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           async () => {
             const from = childPath(pathOf(h.nodeId), req.oldName);
             const to = childPath(pathOf(req.newDir), req.newName);
+            // A file renamed over stays readable to programs holding it open.
+            const replaced = orphans.leaving(to);
             await renameNode(vfs, from, to, req.flags);
+            orphans.gone(replaced);
             nodes.renamed(from, to);
             return errorReply(u, 0);
           },
@@ -390,10 +402,13 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `read ${where()}`,
-          () =>
-            fh === NO_HANDLE || fast?.isFastHandle(fh)
-              ? vfs.readPath(pathOf(h.nodeId), size, offset).then((data) => dataReply(u, data))
-              : dataReply(u, vfs.read(fh, size, offset)),
+          () => {
+            if (fh !== NO_HANDLE && !fast?.isFastHandle(fh)) return dataReply(u, vfs.read(fh, size, offset));
+            const path = nodes.path(h.nodeId);
+            // Deleted, and still open somewhere: as it was.
+            if (path === undefined) return dataReply(u, orphans.read(h.nodeId, size, offset));
+            return vfs.readPath(path, size, offset).then((data) => dataReply(u, data));
+          },
         );
         return;
       }

@@ -8,13 +8,13 @@
  * nothing is ever cut short.
  */
 import { aclAllows, PERM_WRITE, sessionIdentities } from '../../core/zkfs/acl.js';
-import { effectiveAttrs, encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
+import { effectiveAttrs, encodeMeta, newEntry, S_IFMT, S_IFREG, withEntry } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import { setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError } from '../zookeeper.js';
-import { applyPendingTimes, type FileAttr } from './attr-ops.js';
+import { applyPendingTimes, type FileAttr, getattrCached } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { isDirty, type OpenFile } from './open-files.js';
 import {
@@ -130,6 +130,21 @@ export function reopensAlike(ctx: VfsContext, path: string): boolean {
   if (!ctx.tree.exact) return false;
   const open = ctx.files.byZnode(ctx.pathKeys.of(path).znode);
   return open === undefined || !isDirty(open);
+}
+
+/**
+ * A regular file's attributes and data as memory holds them now, without
+ * waiting: what a program holding it open still reads once it is deleted
+ * (fuse/orphans.ts). Undefined for anything else, or when memory lacks its
+ * attributes; the data is left out when memory lacks that.
+ */
+export function lastSeen(
+  ctx: VfsContext,
+  path: string,
+): { attr: FileAttr; data: Buffer | undefined } | undefined {
+  const attr = getattrCached(ctx, path);
+  if (attr === undefined || attr === NOT_CACHED || (attr.mode & S_IFMT) !== S_IFREG) return undefined;
+  return { attr, data: ctx.tree.cachedData(ctx.pathKeys.of(path))?.data };
 }
 
 export async function open(ctx: VfsContext, path: string, flags: number): Promise<number> {

@@ -146,6 +146,17 @@ export class OpenFiles {
     }
   }
 
+  /**
+   * Another client deleted `znode`: a file open on it only for reading keeps
+   * its bytes for its handles, and an open of a node made again under the
+   * name reads that one. A file with changes to write keeps its place, so
+   * that writing them back fails and says so.
+   */
+  deletedElsewhere(znode: string): void {
+    const file = this.files.get(znode);
+    if (file && file.writerRefs === 0 && !isDirty(file)) this.files.delete(znode);
+  }
+
   /** Re-keys open files after a rename of `from` to `to` (versions restart at 0 if unchanged). */
   moved(
     from: string,

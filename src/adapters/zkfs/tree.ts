@@ -60,6 +60,11 @@ export class ZkTree {
    * tell (watch-cache.ts): what memory held before then still holds.
    */
   onChange: (() => void) | undefined;
+  /**
+   * Told that another client deleted `znode`, by a tree that hears of it
+   * (watch-cache.ts), while memory still holds what it held of the node.
+   */
+  onDeleting: ((znode: string) => void) | undefined;
 
   constructor(
     readonly client: ZkApi,

@@ -102,6 +102,14 @@ export class ZkVfs {
   read(fh: number, length: number, position: number) {
     return files.read(this.ctx, fh, length, position);
   }
+  /** Another client deleted `znode` (a watch said so). */
+  deletedElsewhere(znode: string) {
+    this.ctx.files.deletedElsewhere(znode);
+  }
+  /** A regular file's attributes and data as memory holds them, for when it is deleted while open. */
+  lastSeen(path: string) {
+    return files.lastSeen(this.ctx, path);
+  }
   readPath(path: string, length: number, position: number) {
     return files.readPath(this.ctx, path, length, position);
   }

@@ -193,6 +193,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const own = this.own.observe(notice.path, stale);
     if (own) stale = undefined;
     if (this.gate.mode === 'waiting') return;
+    if (notice.type === 'deleted' && !own) this.onDeleting?.(notice.path);
     applyNotice(this, notice);
     if (kernel && isDoc && !own && before) {
       // Which entries changed, the document read again says.

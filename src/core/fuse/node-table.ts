@@ -53,15 +53,16 @@ export class NodeTable {
     return id;
   }
 
-  /** The kernel dropped `count` references to `id`. */
-  forget(id: number, count: number): void {
-    if (id === ROOT_ID) return;
+  /** The kernel dropped `count` references to `id`; true when that was the last and the id is gone. */
+  forget(id: number, count: number): boolean {
+    if (id === ROOT_ID) return false;
     const record = this.byId.get(id);
-    if (!record) return;
+    if (!record) return false;
     record.lookups -= count;
-    if (record.lookups > 0) return;
+    if (record.lookups > 0) return false;
     this.byId.delete(id);
     if (record.path !== undefined && this.byPath.get(record.path) === id) this.byPath.delete(record.path);
+    return true;
   }
 
   /** `path` no longer names anything (unlink, rmdir); its node lives on until forgotten. */

@@ -1,0 +1,89 @@
+/**
+ * Files deleted while a program holds them open, which on a local disk it
+ * goes on reading until it closes them. The kernel keeps such a file's node
+ * (by its id) until its last descriptor is closed, and asks the daemon for
+ * its attributes and, once it has dropped the pages, its data. By path
+ * there is nothing to answer with any more: this module keeps both, as
+ * they were when the name went, from the moment the mount hears of the
+ * deletion (its own unlink or rename over it, or another client's through
+ * the watch) until the kernel forgets the node.
+ *
+ * Only what memory held is kept: a file whose data was not cached is read
+ * by a program that opened it in JavaScript from its open buffer anyway; a
+ * native open (request-reader.ts) is allowed only for a cached file.
+ */
+import type { NodeTable } from '../../core/fuse/node-table.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import type { FileAttr } from '../zkfs/attr-ops.js';
+import type { ZkVfs } from '../zkfs/vfs.js';
+
+/** A deleted file as its open descriptors still see it. */
+export interface Orphan {
+  /** Its attributes, with no link left. */
+  attr: FileAttr;
+  /** Its data, when memory held it. */
+  data: Buffer | undefined;
+}
+
+/** A name about to go, with what its node will still answer (see `keep`). */
+export interface Leaving {
+  id: number;
+  path: string;
+  orphan: Orphan | undefined;
+}
+
+export class Orphans {
+  private readonly kept = new Map<number, Orphan>();
+
+  constructor(
+    private readonly nodes: NodeTable,
+    private readonly vfs: Pick<ZkVfs, 'lastSeen'>,
+  ) {}
+
+  /**
+   * What the node at `path` will answer once the name is gone, taken now,
+   * before a change drops it from memory; undefined when the kernel holds
+   * no node there.
+   */
+  leaving(path: string): Leaving | undefined {
+    // The mount's root stays the root, deleted or not: made again, it is the same directory.
+    const id = path === '/' ? undefined : this.nodes.idOf(path);
+    if (id === undefined) return undefined;
+    const seen = this.vfs.lastSeen(path);
+    return { id, path, orphan: seen && { attr: { ...seen.attr, nlink: 0 }, data: seen.data } };
+  }
+
+  /**
+   * The name of `leaving` is gone: its node answers from what was kept, and
+   * a new file made under the name becomes a new node. Does nothing when the
+   * name has meanwhile come to stand for another node.
+   */
+  gone(leaving: Leaving | undefined): void {
+    if (!leaving || this.nodes.idOf(leaving.path) !== leaving.id) return;
+    if (leaving.orphan) this.kept.set(leaving.id, leaving.orphan);
+    this.nodes.removed(leaving.path);
+  }
+
+  /** The attributes of deleted node `id`. */
+  attr(id: number): FileAttr {
+    return this.get(id).attr;
+  }
+
+  /** Up to `length` bytes of deleted node `id` from `position`. */
+  read(id: number, length: number, position: number): Buffer {
+    const { data } = this.get(id);
+    if (!data) throw new FsError('ENOENT', `node ${id} was deleted and its data was not in memory`);
+    return data.subarray(position, position + length);
+  }
+
+  /** The kernel let go of node `id`: nothing reads it any more. */
+  forgotten(id: number): void {
+    this.kept.delete(id);
+  }
+
+  private get(id: number): Orphan {
+    const orphan = this.kept.get(id);
+    if (!orphan) throw new FsError('ENOENT', `node ${id} is no longer in the tree`);
+    return orphan;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * A file deleted while a program holds it open, which on a local disk that
+ * program goes on reading until it closes it: deleted by another client, by
+ * `rm` through the mount, or replaced by `mv`, and read through each way a
+ * file can be open (a handle from JavaScript, one from the native reader,
+ * and the kernel's own on a read-only mount), also after the kernel has
+ * dropped its pages and must ask the daemon again.
+ */
+import { closeSync, fstatSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ZkClient } from '../../src/adapters/zookeeper.js';
+import { missing } from '../fixtures/environment.js';
+import type { ZkServer } from '../fixtures/zk-server.js';
+import { mountZkfs, sees, startZkWithClient, type ZkfsMount, zkfsctl } from '../fixtures/zkfs-mount.js';
+
+/** Reads a file whole through an open descriptor, as a program holding it open would. */
+function readAll(fd: number): string {
+  const buf = Buffer.alloc(4096);
+  const n = readSync(fd, buf, 0, buf.length, 0);
+  return buf.subarray(0, n).toString();
+}
+
+/** Drops the kernel's clean pages: the next read through a descriptor asks the daemon. */
+function dropPages(): void {
+  writeFileSync('/proc/sys/vm/drop_caches', '1');
+}
+
+async function nativeOpens(m: ZkfsMount): Promise<number> {
+  const doc = JSON.parse((await zkfsctl(['--json', 'status', m.dir])).stdout) as {
+    reader: { opens: number };
+  };
+  return doc.reader.opens;
+}
+
+const CONTENT = 'written before the deletion\n';
+
+interface Reader {
+  name: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Re-open the file until the native reader answers the open. */
+  native: boolean;
+}
+
+const READERS: Reader[] = [
+  { name: 'a handle from JavaScript', args: [], env: { VOLKIT_FUSE_READER: 'event-loop' }, native: false },
+  { name: 'a handle from the native reader', args: [], env: {}, native: true },
+  { name: "the kernel's own handle on a read-only mount", args: ['--read-only'], env: {}, native: false },
+];
+
+describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable while it is open', () => {
+  let zk: ZkServer;
+  let client: ZkClient;
+  let serial = 0;
+
+  beforeAll(async () => {
+    ({ zk, client } = await startZkWithClient());
+    await client.create('/orphans', Buffer.alloc(0));
+  });
+
+  /** A mount of a new directory holding `f` (CONTENT), `f` open for reading through it. */
+  async function openedFile(reader: Reader): Promise<{ m: ZkfsMount; base: string; fd: number }> {
+    const base = `/orphans/t${serial++}`;
+    await client.create(base, Buffer.alloc(0));
+    await client.create(`${base}/f`, Buffer.from(CONTENT));
+    const m = await mountZkfs(zk.connectString, base, { args: reader.args, env: reader.env });
+    let before = 0;
+    if (reader.native) {
+      for (let pass = 0; pass < 3; pass++) expect(await m.ok('cat f')).toBe(CONTENT);
+      before = await nativeOpens(m);
+    }
+    const fd = openSync(join(m.dir, 'f'), 'r');
+    if (reader.native) expect(await nativeOpens(m)).toBe(before + 1);
+    expect(readAll(fd)).toBe(CONTENT);
+    return { m, base, fd };
+  }
+
+  it.each(READERS)('after another client deletes it, through $name', async (reader) => {
+    const { m, base, fd } = await openedFile(reader);
+    try {
+      await client.remove(`${base}/f`, -1);
+      await sees(m, 'ls; cat f 2>&1 || true', 'cat: f: No such file or directory\n');
+      dropPages();
+      expect(readAll(fd)).toBe(CONTENT);
+      const st = fstatSync(fd);
+      expect(st.size).toBe(CONTENT.length);
+      expect(st.isFile()).toBe(true);
+      expect(st.nlink).toBe(0);
+
+      // Made again under the same name, it is another file; the open one stays as it was.
+      await client.create(`${base}/f`, Buffer.from('made again\n'));
+      await sees(m, 'cat f', 'made again\n');
+      expect(statSync(join(m.dir, 'f')).ino).not.toBe(st.ino);
+      dropPages();
+      expect(readAll(fd)).toBe(CONTENT);
+    } finally {
+      closeSync(fd);
+    }
+    expect(await m.ok('cat f')).toBe('made again\n');
+    await m.unmount();
+  });
+
+  it.each(READERS.filter((r) => !r.args.includes('--read-only')))(
+    'after rm or mv over it through the mount, through $name',
+    async (reader) => {
+      const removed = await openedFile(reader);
+      const replaced = await openedFile(reader);
+      try {
+        await removed.m.ok('rm f');
+        await replaced.m.ok('echo replacement > g && mv g f');
+        dropPages();
+        expect(readAll(removed.fd)).toBe(CONTENT);
+        expect(readAll(replaced.fd)).toBe(CONTENT);
+        expect(fstatSync(removed.fd).nlink).toBe(0);
+        expect(await replaced.m.ok('cat f')).toBe('replacement\n');
+        expect(await removed.m.ok('ls')).toBe('');
+      } finally {
+        closeSync(removed.fd);
+        closeSync(replaced.fd);
+      }
+      expect((await client.getData(`${replaced.base}/f`)).data.toString()).toBe('replacement\n');
+      await removed.m.unmount();
+      await replaced.m.unmount();
+    },
+  );
+});
