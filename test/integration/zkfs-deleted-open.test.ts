@@ -4,9 +4,10 @@
  * `rm` through the mount, or replaced by `mv`, and read through each way a
  * file can be open (a handle from JavaScript, one from the native reader,
  * and the kernel's own on a read-only mount), also after the kernel has
- * dropped its pages and must ask the daemon again.
+ * dropped its pages and must ask the daemon again; and written to, which
+ * then has nowhere to go, and close says so.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
@@ -98,6 +99,33 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       closeSync(fd);
     }
     expect(await m.ok('cat f')).toBe('made again\n');
+    await m.unmount();
+  });
+
+  it('keeps what a program writes to a file another client deleted readable to it, and fails its close with EIO', async () => {
+    const base = `/orphans/t${serial++}`;
+    await client.create(base, Buffer.alloc(0));
+    await client.create(`${base}/f`, Buffer.from(CONTENT));
+    const m = await mountZkfs(zk.connectString, base);
+    const fd = openSync(join(m.dir, 'f'), 'r+');
+    let closed = false;
+    try {
+      await client.remove(`${base}/f`, -1);
+      await sees(m, 'ls', '');
+      const more = 'and written after it, longer than before\n';
+      writeSync(fd, more, 0);
+      const st = fstatSync(fd);
+      expect(st.size).toBe(more.length);
+      expect(st.nlink).toBe(0);
+      dropPages();
+      expect(readAll(fd)).toBe(more);
+      // Nowhere to write it: close says so rather than reporting success.
+      closed = true;
+      expect(() => closeSync(fd)).toThrow(expect.objectContaining({ code: 'EIO' }));
+    } finally {
+      if (!closed) closeSync(fd);
+    }
+    expect(await client.exists(`${base}/f`)).toBeNull();
     await m.unmount();
   });
 

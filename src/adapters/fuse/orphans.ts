@@ -15,6 +15,7 @@
 import type { NodeTable } from '../../core/fuse/node-table.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
+import type { OpenFile } from '../zkfs/open-files.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 
 /** A deleted file as its open descriptors still see it. */
@@ -23,6 +24,8 @@ export interface Orphan {
   attr: FileAttr;
   /** Its data, when memory held it. */
   data: Buffer | undefined;
+  /** Its open buffer here, where a program writing to it keeps changes that cannot be written back. */
+  open: OpenFile | undefined;
 }
 
 /** A name about to go, with what its node will still answer (see `keep`). */
@@ -37,7 +40,7 @@ export class Orphans {
 
   constructor(
     private readonly nodes: NodeTable,
-    private readonly vfs: Pick<ZkVfs, 'lastSeen'>,
+    private readonly vfs: Pick<ZkVfs, 'lastSeen' | 'withOpenChanges'>,
   ) {}
 
   /**
@@ -50,7 +53,7 @@ export class Orphans {
     const id = path === '/' ? undefined : this.nodes.idOf(path);
     if (id === undefined) return undefined;
     const seen = this.vfs.lastSeen(path);
-    return { id, path, orphan: seen && { attr: { ...seen.attr, nlink: 0 }, data: seen.data } };
+    return { id, path, orphan: seen && { ...seen, attr: { ...seen.attr, nlink: 0 } } };
   }
 
   /**
@@ -64,9 +67,10 @@ export class Orphans {
     this.nodes.removed(leaving.path);
   }
 
-  /** The attributes of deleted node `id`. */
+  /** The attributes of deleted node `id` (its size as a program writing to it here sees it). */
   attr(id: number): FileAttr {
-    return this.get(id).attr;
+    const { open, attr } = this.get(id);
+    return this.vfs.withOpenChanges(open, attr);
   }
 
   /** Up to `length` bytes of deleted node `id` from `position`. */

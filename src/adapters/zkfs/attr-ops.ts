@@ -115,15 +115,13 @@ function nodeAttr(ctx: VfsContext, target: NodeTarget | DataTarget, entry: MetaE
     result.mtimeMs = node.stat.mtimeMs;
     result.atimeMs = node.stat.mtimeMs;
   }
-  if (target.type !== 'dir') {
-    const open = ctx.files.byZnode(target.znode);
-    if (open && isDirty(open)) {
-      result.size = open.buffer.length;
-      result.mtimeMs = open.mtimeMs;
-      result.ctimeMs = open.mtimeMs;
-    }
-  }
-  return result;
+  return target.type === 'dir' ? result : withOpenChanges(ctx.files.byZnode(target.znode), result);
+}
+
+/** `attr` of a file open here as `open`, with the size and times of changes not yet written back. */
+export function withOpenChanges(open: OpenFile | undefined, attr: FileAttr): FileAttr {
+  if (!open || !isDirty(open)) return attr;
+  return { ...attr, size: open.buffer.length, mtimeMs: open.mtimeMs, ctimeMs: open.mtimeMs };
 }
 
 /** Rewrites one entry of a directory's metadata document, re-reading it if another host raced us. */

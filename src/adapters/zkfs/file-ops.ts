@@ -135,16 +135,18 @@ export function reopensAlike(ctx: VfsContext, path: string): boolean {
 /**
  * A regular file's attributes and data as memory holds them now, without
  * waiting: what a program holding it open still reads once it is deleted
- * (fuse/orphans.ts). Undefined for anything else, or when memory lacks its
- * attributes; the data is left out when memory lacks that.
+ * (fuse/orphans.ts), and its open buffer here, if any. Undefined for anything
+ * else, or when memory lacks its attributes; the data is left out when
+ * memory lacks that.
  */
 export function lastSeen(
   ctx: VfsContext,
   path: string,
-): { attr: FileAttr; data: Buffer | undefined } | undefined {
+): { attr: FileAttr; data: Buffer | undefined; open: OpenFile | undefined } | undefined {
   const attr = getattrCached(ctx, path);
   if (attr === undefined || attr === NOT_CACHED || (attr.mode & S_IFMT) !== S_IFREG) return undefined;
-  return { attr, data: ctx.tree.cachedData(ctx.pathKeys.of(path))?.data };
+  const keys = ctx.pathKeys.of(path);
+  return { attr, data: ctx.tree.cachedData(keys)?.data, open: ctx.files.byZnode(keys.znode) };
 }
 
 export async function open(ctx: VfsContext, path: string, flags: number): Promise<number> {
