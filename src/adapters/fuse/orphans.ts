@@ -8,9 +8,11 @@
  * deletion (its own unlink or rename over it, or another client's through
  * the watch) until the kernel forgets the node.
  *
- * Only what memory held is kept: a file whose data was not cached is read
- * by a program that opened it in JavaScript from its open buffer anyway; a
- * native open (request-reader.ts) is allowed only for a cached file.
+ * Only what memory held is kept. A program whose open JavaScript answered
+ * reads the file's open buffer anyway. One whose open the native reader
+ * answered (request-reader.ts), or the kernel on a read-only mount, reads
+ * the data the cache held; should the cache have dropped it for room before
+ * the deletion, such a read fails (ENOENT), as every read did before.
  */
 import type { NodeTable } from '../../core/fuse/node-table.js';
 import { FsError } from '../../core/zkfs/errors.js';
@@ -28,7 +30,7 @@ export interface Orphan {
   open: OpenFile | undefined;
 }
 
-/** A name about to go, with what its node will still answer (see `keep`). */
+/** A name about to go, with what its node will still answer (see `gone`). */
 export interface Leaving {
   id: number;
   path: string;
