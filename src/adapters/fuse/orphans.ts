@@ -16,7 +16,7 @@
  */
 import type { NodeTable } from '../../core/fuse/node-table.js';
 import { FsError } from '../../core/zkfs/errors.js';
-import type { FileAttr } from '../zkfs/attr-ops.js';
+import { type FileAttr, withOpenChanges } from '../zkfs/attr-ops.js';
 import type { OpenFile } from '../zkfs/open-files.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 
@@ -42,7 +42,7 @@ export class Orphans {
 
   constructor(
     private readonly nodes: NodeTable,
-    private readonly vfs: Pick<ZkVfs, 'lastSeen' | 'withOpenChanges'>,
+    private readonly vfs: Pick<ZkVfs, 'lastSeen'>,
   ) {}
 
   /**
@@ -72,7 +72,7 @@ export class Orphans {
   /** The attributes of deleted node `id` (its size as a program writing to it here sees it). */
   attr(id: number): FileAttr {
     const { open, attr } = this.get(id);
-    return this.vfs.withOpenChanges(open, attr);
+    return withOpenChanges(open, attr);
   }
 
   /** Up to `length` bytes of deleted node `id` from `position`. */

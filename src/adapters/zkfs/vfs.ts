@@ -6,12 +6,11 @@
  * serves the mount.
  */
 import type { FsErrorCode } from '../../core/zkfs/errors.js';
-import type { FileAttr } from './attr-ops.js';
 import * as attrs from './attr-ops.js';
 import * as dirs from './dir-ops.js';
 import * as files from './file-ops.js';
 import { ttlFreshness } from './node-cache.js';
-import { type OpenFile, OpenFiles } from './open-files.js';
+import { OpenFiles } from './open-files.js';
 import { PathKeyTable } from './path-keys.js';
 import { rename } from './rename.js';
 import type { VfsConfig, VfsContext } from './resolve.js';
@@ -106,10 +105,6 @@ export class ZkVfs {
   /** Another client deleted `znode` (a watch said so). */
   deletedElsewhere(znode: string) {
     this.ctx.files.deletedElsewhere(znode);
-  }
-  /** `attr` of a file open here as `open`, with the size and times of changes not yet written back. */
-  withOpenChanges(open: OpenFile | undefined, attr: FileAttr) {
-    return attrs.withOpenChanges(open, attr);
   }
   /** A regular file's attributes and data as memory holds them, for when it is deleted while open. */
   lastSeen(path: string) {
