@@ -9,18 +9,11 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeMountPoint } from '../../src/adapters/zkfs/run-state.js';
-import type { MountStatus } from '../../src/adapters/zkfs/status-socket.js';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
-import { eventually, mountZkfs, zkfsctl, zkfsRunDir } from '../fixtures/zkfs-mount.js';
-
-async function status(dir: string): Promise<MountStatus> {
-  const r = await zkfsctl(['--json', 'status', dir]);
-  if (r.exitCode !== 0) throw new Error(`zkfsctl status ${dir} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as MountStatus;
-}
+import { eventually, mountZkfs, mountStatus as status, zkfsRunDir } from '../fixtures/zkfs-mount.js';
 
 function daemonPid(dir: string): number {
   const record = join(zkfsRunDir(), `${escapeMountPoint(dir)}.json`);

@@ -15,6 +15,7 @@ import { missing, scratchDir } from '../fixtures/environment.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   eventually,
+  mountStatus,
   mountTwice,
   mountZkfs,
   sees,
@@ -32,9 +33,7 @@ type CurrentStatus = MountStatus & {
 };
 
 async function status(dir: string): Promise<CurrentStatus> {
-  const r = await zkfsctl(['--json', 'status', dir]);
-  if (r.exitCode !== 0) throw new Error(`zkfsctl status ${dir} failed: ${r.stderr}`);
-  const doc = JSON.parse(r.stdout) as MountStatus;
+  const doc = await mountStatus(dir);
   if (!doc.operations.byName || !doc.polling)
     throw new Error(`zkfsctl status ${dir}: no counts by request or polling`);
   return doc as CurrentStatus;

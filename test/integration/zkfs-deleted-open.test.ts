@@ -7,31 +7,24 @@
  * dropped its pages and must ask the daemon again; and written to, which
  * then has nowhere to go, and close says so.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
-import { mountZkfs, sees, startZkWithClient, type ZkfsMount, zkfsctl } from '../fixtures/zkfs-mount.js';
-
-/** Reads a file whole through an open descriptor, as a program holding it open would. */
-function readAll(fd: number): string {
-  const buf = Buffer.alloc(4096);
-  const n = readSync(fd, buf, 0, buf.length, 0);
-  return buf.subarray(0, n).toString();
-}
+import {
+  mountZkfs,
+  nativeOpens,
+  readAll,
+  sees,
+  startZkWithClient,
+  type ZkfsMount,
+} from '../fixtures/zkfs-mount.js';
 
 /** Drops the kernel's clean pages: the next read through a descriptor asks the daemon. */
 function dropPages(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '1');
-}
-
-async function nativeOpens(m: ZkfsMount): Promise<number> {
-  const doc = JSON.parse((await zkfsctl(['--json', 'status', m.dir])).stdout) as {
-    reader: { opens: number };
-  };
-  return doc.reader.opens;
 }
 
 const CONTENT = 'written before the deletion\n';

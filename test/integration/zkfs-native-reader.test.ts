@@ -3,7 +3,7 @@
  * of unchanged files answered without JavaScript, and every way a file can
  * change ending that shortcut, so a program never reads stale data through it.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MountStatus } from '../../src/adapters/zkfs/status-socket.js';
@@ -12,7 +12,10 @@ import { missing, REPO_ROOT } from '../fixtures/environment.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   eventually,
+  mountStatus,
   mountZkfs,
+  nativeOpens,
+  readAll,
   sees,
   startZkWithClient,
   type ZkfsMount,
@@ -22,16 +25,9 @@ import {
 type ReaderStatus = NonNullable<MountStatus['reader']>;
 
 async function status(dir: string): Promise<MountStatus & { reader: ReaderStatus }> {
-  const r = await zkfsctl(['--json', 'status', dir]);
-  if (r.exitCode !== 0) throw new Error(`zkfsctl status ${dir} failed: ${r.stderr}`);
-  const doc = JSON.parse(r.stdout) as MountStatus;
+  const doc = await mountStatus(dir);
   if (!doc.reader) throw new Error(`zkfsctl status ${dir}: no reader`);
   return doc as MountStatus & { reader: ReaderStatus };
-}
-
-/** Opens for reading answered natively so far. */
-async function nativeOpens(m: ZkfsMount): Promise<number> {
-  return (await status(m.dir)).reader.opens;
 }
 
 /**
@@ -41,13 +37,6 @@ async function nativeOpens(m: ZkfsMount): Promise<number> {
 async function warmed(m: ZkfsMount, script: string): Promise<number> {
   for (let pass = 0; pass < 3; pass++) await m.ok(script);
   return nativeOpens(m);
-}
-
-/** Reads a file whole through an open descriptor, as a program holding it open would. */
-function readAll(fd: number): string {
-  const buf = Buffer.alloc(4096);
-  const n = readSync(fd, buf, 0, buf.length, 0);
-  return buf.subarray(0, n).toString();
 }
 
 const MODULE = join(REPO_ROOT, 'dist/native/fuse_fast.node');
