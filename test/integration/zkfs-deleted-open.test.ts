@@ -5,8 +5,11 @@
  * file can be open (a handle from JavaScript, one from the native reader,
  * and the kernel's own on a read-only mount), also after the kernel has
  * dropped its pages and must ask the daemon again; and written to, which
- * then has nowhere to go, and close says so.
+ * then has nowhere to go, and close says so. A directory deleted while a
+ * program works in it stays a directory to that program, empty, and it can
+ * still leave it (`cd ..`).
  */
+import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +31,31 @@ function dropPages(): void {
 }
 
 const CONTENT = 'written before the deletion\n';
+
+/**
+ * A shell working in `dir`, which waits for a line on its input and then
+ * looks at its working directory (type and links), counts what it lists,
+ * and goes up out of it: `look()` sends the line and resolves with what it
+ * printed.
+ */
+function shellIn(dir: string): { look(): Promise<string> } {
+  const script = `read -r _; stat -c '%F %h' .; ls -a | wc -l; cd .. && pwd -P`;
+  const child = spawn('bash', ['-c', script], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return {
+    look() {
+      child.stdin.end('\n');
+      return exited.then(() => out);
+    },
+  };
+}
 
 interface Reader {
   name: string;
@@ -145,4 +173,31 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       await replaced.m.unmount();
     },
   );
+  it('keeps a directory another client deletes usable to a program working in it', async () => {
+    const base = `/orphans/t${serial++}`;
+    await client.create(base, Buffer.alloc(0));
+    await client.create(`${base}/sub`, Buffer.alloc(0));
+    const m = await mountZkfs(zk.connectString, base);
+    const shell = shellIn(join(m.dir, 'sub'));
+    await client.remove(`${base}/sub`, -1);
+    await sees(m, 'ls', '');
+    dropPages();
+    // As on a local disk: still a directory, with no link, listing nothing; and the way out works.
+    expect(await shell.look()).toBe(`directory 0\n0\n${m.dir}\n`);
+    await m.unmount();
+  });
+
+  it('keeps a directory removed or replaced through the mount usable to a program working in it', async () => {
+    const base = `/orphans/t${serial++}`;
+    await client.create(base, Buffer.alloc(0));
+    const m = await mountZkfs(zk.connectString, base);
+    await m.ok('mkdir removed replaced other');
+    const inRemoved = shellIn(join(m.dir, 'removed'));
+    const inReplaced = shellIn(join(m.dir, 'replaced'));
+    await m.ok('rmdir removed && mv -T other replaced');
+    expect(await inRemoved.look()).toBe(`directory 0\n0\n${m.dir}\n`);
+    expect(await inReplaced.look()).toBe(`directory 0\n0\n${m.dir}\n`);
+    expect(await m.ok('ls')).toBe('replaced\n');
+    await m.unmount();
+  });
 });

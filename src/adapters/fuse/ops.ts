@@ -46,6 +46,7 @@ import {
   attrReply,
   createReply,
   dataReply,
+  direntReply,
   entryReply,
   errorReply,
   openReply,
@@ -467,7 +468,14 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `readdir ${where()}`,
-          () => listings.reply(h, r, pathOf(h.nodeId), h.opcode === Op.READDIRPLUS),
+          () => {
+            const plus = h.opcode === Op.READDIRPLUS;
+            // Deleted while a program works in it (our own rmdir the kernel answers itself): empty.
+            if (nodes.path(h.nodeId) === undefined && orphans.has(h.nodeId)) {
+              return direntReply(u, [], plus, validS);
+            }
+            return listings.reply(h, r, pathOf(h.nodeId), plus);
+          },
         );
         return;
       case Op.GETXATTR:

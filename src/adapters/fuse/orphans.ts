@@ -8,6 +8,11 @@
  * deletion (its own unlink or rename over it, or another client's through
  * the watch) until the kernel forgets the node.
  *
+ * A directory is kept too, by its attributes, for a program working in it
+ * (its current directory): `stat .` and `cd ..` go on working (the kernel
+ * checks the directory's permissions on the way out), and it lists nothing,
+ * as a removed directory does on a local disk.
+ *
  * Only what memory held is kept. A program whose open JavaScript answered
  * reads the file's open buffer anyway. One whose open the native reader
  * answered (request-reader.ts), or the kernel on a read-only mount, reads
@@ -20,11 +25,11 @@ import { type FileAttr, withOpenChanges } from '../zkfs/attr-ops.js';
 import type { OpenFile } from '../zkfs/open-files.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 
-/** A deleted file as its open descriptors still see it. */
+/** A deleted file (or directory) as its open descriptors still see it. */
 export interface Orphan {
   /** Its attributes, with no link left. */
   attr: FileAttr;
-  /** Its data, when memory held it. */
+  /** A file's data, when memory held it. */
   data: Buffer | undefined;
   /** Its open buffer here, where a program writing to it keeps changes that cannot be written back. */
   open: OpenFile | undefined;
@@ -80,6 +85,11 @@ export class Orphans {
     const { data } = this.get(id);
     if (!data) throw new FsError('ENOENT', `node ${id} was deleted and its data was not in memory`);
     return data.subarray(position, position + length);
+  }
+
+  /** Whether node `id` is a deleted one kept here. */
+  has(id: number): boolean {
+    return this.kept.has(id);
   }
 
   /** The kernel let go of node `id`: nothing reads it any more. */

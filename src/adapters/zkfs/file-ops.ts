@@ -8,7 +8,15 @@
  * nothing is ever cut short.
  */
 import { aclAllows, PERM_WRITE, sessionIdentities } from '../../core/zkfs/acl.js';
-import { effectiveAttrs, encodeMeta, newEntry, S_IFMT, S_IFREG, withEntry } from '../../core/zkfs/attrs.js';
+import {
+  effectiveAttrs,
+  encodeMeta,
+  newEntry,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+  withEntry,
+} from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
@@ -135,16 +143,20 @@ export function reopensAlike(ctx: VfsContext, path: string): boolean {
 /**
  * A regular file's attributes and data as memory holds them now, without
  * waiting: what a program holding it open still reads once it is deleted
- * (fuse/orphans.ts), and its open buffer here, if any. Undefined for anything
- * else, or when memory lacks its attributes; the data is left out when
- * memory lacks that.
+ * (fuse/orphans.ts), and its open buffer here, if any. A directory's
+ * attributes alone: a program working in it still looks at it (`stat .`,
+ * `cd ..`). Undefined for anything else, or when memory lacks its
+ * attributes; a file's data is left out when memory lacks that.
  */
 export function lastSeen(
   ctx: VfsContext,
   path: string,
 ): { attr: FileAttr; data: Buffer | undefined; open: OpenFile | undefined } | undefined {
   const attr = getattrCached(ctx, path);
-  if (attr === undefined || attr === NOT_CACHED || (attr.mode & S_IFMT) !== S_IFREG) return undefined;
+  if (attr === undefined || attr === NOT_CACHED) return undefined;
+  const type = attr.mode & S_IFMT;
+  if (type === S_IFDIR) return { attr, data: undefined, open: undefined };
+  if (type !== S_IFREG) return undefined;
   const keys = ctx.pathKeys.of(path);
   return { attr, data: ctx.tree.cachedData(keys)?.data, open: ctx.files.byZnode(keys.znode) };
 }

@@ -106,7 +106,7 @@ export class ZkVfs {
   deletedElsewhere(znode: string) {
     this.ctx.files.deletedElsewhere(znode);
   }
-  /** A regular file's attributes and data as memory holds them, for when it is deleted while open. */
+  /** A file's attributes and data (a directory's attributes) as memory holds them, for when it is deleted while open. */
   lastSeen(path: string) {
     return files.lastSeen(this.ctx, path);
   }
