@@ -85,6 +85,14 @@ export class Listings {
   }
 
   /**
+   * The kernel let go of directory node `id`: a listing it stopped reading
+   * midway (`ls | head`) will never be continued.
+   */
+  forgotten(id: number): void {
+    this.snapshots.delete(id);
+  }
+
+  /**
    * The attributes of `paths`, entries of `dir`; undefined for one that is
    * gone or could not be read. Answered from memory where it holds them;
    * the rest are read together, and asked for one by one (with getattr's

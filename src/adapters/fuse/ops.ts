@@ -189,6 +189,13 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     return a;
   };
 
+  /** The kernel dropped `count` references to node `id`: once none is left, so does what answered for it. */
+  const forget = (id: number, count: number): void => {
+    if (!nodes.forget(id, count)) return;
+    orphans.forgotten(id);
+    listings.forgotten(id);
+  };
+
   const answer = (h: RequestHeader, what: () => string, work: () => Promise<Buffer> | Buffer): void => {
     vfs.counters.byOpcode[h.opcode] = (vfs.counters.byOpcode[h.opcode] ?? 0) + 1;
     let pending: Promise<Buffer> | Buffer;
@@ -224,15 +231,12 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         return;
       }
       case Op.FORGET:
-        if (nodes.forget(h.nodeId, r.u64())) orphans.forgotten(h.nodeId);
+        forget(h.nodeId, r.u64());
         return;
       case Op.BATCH_FORGET: {
         const count = r.u32();
         r.skip(4);
-        for (let i = 0; i < count; i++) {
-          const id = r.u64();
-          if (nodes.forget(id, r.u64())) orphans.forgotten(id);
-        }
+        for (let i = 0; i < count; i++) forget(r.u64(), r.u64());
         return;
       }
       case Op.INTERRUPT:
