@@ -6,7 +6,7 @@
  */
 import { type DirMeta, parseMeta } from '../../core/zkfs/attrs.js';
 import { baseName, META_NODE, parentPath } from '../../core/zkfs/paths.js';
-import { insertSorted, sortedIncludes } from '../../core/zkfs/sorted-names.js';
+import { patchedList, sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import { parseSymlinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import { OPEN_ACL, type ZkStat } from '../zookeeper.js';
@@ -30,7 +30,8 @@ export interface CachedTree {
 /**
  * A notification: a data change forgets the node's stat and data; a creation
  * or deletion also patches the parent's cached child list and child count,
- * so writing many files into one directory does not re-list it.
+ * so writing many files into one directory does not re-list it (a list of
+ * more than PATCH_LIMIT names is forgotten instead, see sorted-names.ts).
  */
 export function applyNotice(tree: CachedTree, { type, path }: WatchNotice): void {
   const name = baseName(path);
@@ -68,11 +69,9 @@ function childChanged(tree: CachedTree, parent: string, name: string, delta: 1 |
   const list = tree.children.peek(parent);
   const stat = tree.stats.peek(parent);
   const consistent = list !== undefined && sortedIncludes(list, name) === delta < 0;
-  if (list && consistent) {
-    tree.children.replace(parent, delta > 0 ? insertSorted(list, name) : list.filter((n) => n !== name));
-  } else {
-    tree.children.invalidate(parent);
-  }
+  const patched = list && consistent ? patchedList(list, name, delta) : undefined;
+  if (patched) tree.children.replace(parent, patched);
+  else tree.children.invalidate(parent);
   if (stat && (list === undefined || consistent)) {
     tree.stats.replace(parent, {
       ...stat,
