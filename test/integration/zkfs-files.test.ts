@@ -14,6 +14,7 @@ import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   dataPath,
   eventually,
+  mountStatus,
   mountZkfs,
   startBlockedWrite,
   startZkWithClient,
@@ -160,6 +161,29 @@ describe.skipIf(missing({ fuse: true }))('file size limits', () => {
     // The session survived (an oversized request would have cost the connection).
     await m.ok('printf ok > after');
     expect((await client.getData('/serverlimit/after')).data.toString()).toBe('ok');
+  });
+});
+
+describe.skipIf(missing({ fuse: true }))('directory metadata limits', () => {
+  it('refuses a new name its directory has no room for with ENOSPC, at once and keeping the session', async () => {
+    // A metadata document near ZooKeeper's request limit, as some 50,000 names created through a
+    // mount in one directory leave it: each entry is `"name":{"t":"f"}`.
+    const entries: string[] = [];
+    for (let i = 0; i < 52_420; i++) entries.push(`"e${String(i).padStart(6, '0')}":{"t":"f"}`);
+    await client.create('/fulldoc', Buffer.alloc(0));
+    await client.create('/fulldoc/__zkfs__', Buffer.from(`{"zkfs":1,"e":{${entries.join(',')}}}`));
+    const m = await mountZkfs(zk.connectString, '/fulldoc');
+    const name = 'n'.repeat(200);
+    for (const script of [`touch ${name}`, `mkdir ${name}`]) {
+      const r = await m.sh(script);
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toContain('No space left on device');
+    }
+    expect(await client.exists(`/fulldoc/${name}`)).toBeNull();
+    // Nothing oversized was sent: the server would have dropped the connection, again on every retry.
+    expect((await mountStatus(m.dir)).session.reconnects).toBe(0);
+    expect(m.log()).toContain('that document has no room left');
+    await m.unmount();
   });
 });
 

@@ -48,8 +48,10 @@ export function failureCode(error: unknown): FsErrorCode {
 export function toErrno(error: unknown, log: Logger, what: () => string): number {
   if (isFsError(error) || error instanceof ZkError) {
     const code = failureCode(error);
-    if (code === 'EIO' || code === 'ETIMEDOUT') log.warn(`${what()}: ${error.message}`);
-    else if (log.enabled('debug')) log.debug(`${what()}: ${error.message}`);
+    // What a program cannot tell from its errno alone: why it failed is in the log.
+    if (code === 'EIO' || code === 'ETIMEDOUT' || code === 'ENOSPC' || code === 'EFBIG') {
+      log.warn(`${what()}: ${error.message}`);
+    } else if (log.enabled('debug')) log.debug(`${what()}: ${error.message}`);
     return ERRNO[code];
   }
   log.error(

@@ -18,6 +18,11 @@
  *   after a few seconds (zk-wire.ts boundHandshake, set up by
  *   ZkClient.connect), so the library tries again instead of waiting forever.
  *
+ * A write larger than the server takes in one request is never sent: the
+ * server would drop the connection instead of answering, and every retry
+ * would do the same. It fails at once, ENOSPC when what grew too large is a
+ * shared document (a directory's metadata, the symlink table), else EFBIG.
+ *
  * A write whose outcome is unknown (the connection dropped before its reply)
  * is sent again; if that fails because the first one did take effect
  * (BAD_VERSION, NODE_EXISTS, NO_NODE), the node is read back and the write
@@ -25,7 +30,15 @@
  * never reported lost when it was applied, nor applied twice when it was
  * versioned.
  */
-import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
+import { FsError } from '../../core/zkfs/errors.js';
+import { META_NODE, SYMLINKS_NODE } from '../../core/zkfs/paths.js';
+import {
+  type AclEntry,
+  opBytes,
+  requestBytes,
+  ZK_MAX_REQUEST_BYTES,
+  type ZkOp,
+} from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import {
@@ -74,6 +87,19 @@ export interface WriteObserver {
   begin(ops: readonly ZkOp[]): unknown;
   /** `stat` is the new stat of a single setData. */
   end(token: unknown, ok: boolean, stat?: ZkStat): void;
+}
+
+/** Throws (ENOSPC or EFBIG) when `ops` need a larger request than ZooKeeper takes. */
+function refuseOversized(ops: readonly ZkOp[]): void {
+  const bytes = requestBytes(ops);
+  if (bytes <= ZK_MAX_REQUEST_BYTES) return;
+  const largest = ops.reduce((a, b) => (opBytes(b) > opBytes(a) ? b : a));
+  const name = largest.path.slice(largest.path.lastIndexOf('/') + 1);
+  const shared = name === META_NODE || name === SYMLINKS_NODE;
+  throw new FsError(
+    shared ? 'ENOSPC' : 'EFBIG',
+    `${largest.path} would need a ${bytes}-byte request, more than ZooKeeper takes in one (${ZK_MAX_REQUEST_BYTES}); nothing was sent${shared ? ': that document has no room left' : ''}`,
+  );
 }
 
 export class ZkSession implements ZkApi {
@@ -293,6 +319,7 @@ export class ZkSession implements ZkApi {
     verify: (client: ZkClient, error: ZkError) => Promise<T | undefined>,
     statOf?: (result: T) => ZkStat,
   ): Promise<T> {
+    refuseOversized(ops);
     const observer = this.observer;
     const token = observer?.begin(ops);
     try {

@@ -63,6 +63,13 @@ export function multiBytes(ops: readonly ZkOp[]): number {
   return 8 + ops.reduce((n, op) => n + opBytes(op), 0) + 9;
 }
 
+/** Bytes of the request that carries `ops`: a plain one for a single op, else a multi. */
+export function requestBytes(ops: readonly ZkOp[]): number {
+  const [only] = ops;
+  // A plain request has its type and xid where a multi's op has its MultiHeader.
+  return ops.length === 1 && only ? opBytes(only) - 9 + 8 : multiBytes(ops);
+}
+
 /** Bytes of a plain setData request for `dataLength` bytes at `path`. */
 export function setDataBytes(path: string, dataLength: number): number {
   return 8 + str(path) + 4 + dataLength + 4;

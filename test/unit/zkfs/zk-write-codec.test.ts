@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import zookeeper from 'node-zookeeper-client';
 import { describe, expect, it } from 'vitest';
-import type { ZkOp } from '../../../src/core/zkfs/zk-ops.js';
+import { requestBytes, type ZkOp } from '../../../src/core/zkfs/zk-ops.js';
 import {
   decodeMultiReply,
   multiBodyBytes,
@@ -82,6 +82,51 @@ describe('write requests encoded without the library', () => {
     const body = ours(multiBodyBytes(ops), (b, o) => writeMultiBody(b, o, ops));
     const library = libraryBody(jute.OP_CODES.MULTI, new jute.TransactionRequest(libraryOps));
     expect(body.equals(library)).toBe(true);
+  });
+});
+
+describe('request sizes', () => {
+  /** Bytes of a request as the library sends it, less its length prefix: what the server measures. */
+  const sent = (type: number, payload: unknown) => {
+    const header = new jute.protocol.RequestHeader();
+    header.type = type;
+    return (new jute.Request(header, payload).toBuffer() as Buffer).length - 4;
+  };
+  const acl = [{ perms: 31, scheme: 'world', id: 'anyone' }];
+
+  it('counts a single op as its plain request, and several as a multi', () => {
+    const create = new jute.protocol.CreateRequest();
+    create.path = '/d/new ✓';
+    create.data = Buffer.from('content');
+    create.acl = acl.map((a) => new jute.data.ACL(a.perms, new jute.data.Id(a.scheme, a.id)));
+    create.flags = 0;
+    expect(requestBytes([{ op: 'create', path: create.path, data: create.data, acl }])).toBe(
+      sent(jute.OP_CODES.CREATE, create),
+    );
+
+    const setData = new jute.protocol.SetDataRequest();
+    setData.path = '/d/__zkfs__';
+    setData.data = Buffer.alloc(5000, 1);
+    setData.version = 3;
+    expect(requestBytes([{ op: 'setData', path: setData.path, data: setData.data, version: 3 }])).toBe(
+      sent(jute.OP_CODES.SET_DATA, setData),
+    );
+
+    const ops: ZkOp[] = [
+      { op: 'create', path: '/d/f', data: Buffer.alloc(0), acl },
+      { op: 'setData', path: '/d/__zkfs__', data: Buffer.alloc(5000, 1), version: 3 },
+    ];
+    const multi = new jute.TransactionRequest([
+      {
+        type: jute.OP_CODES.CREATE,
+        path: '/d/f',
+        data: Buffer.alloc(0),
+        acls: acl.map((a) => new zookeeper.ACL(a.perms, new zookeeper.Id(a.scheme, a.id))),
+        mode: zookeeper.CreateMode.PERSISTENT,
+      },
+      { type: jute.OP_CODES.SET_DATA, path: '/d/__zkfs__', data: Buffer.alloc(5000, 1), version: 3 },
+    ]);
+    expect(requestBytes(ops)).toBe(sent(jute.OP_CODES.MULTI, multi));
   });
 });
 
