@@ -20,14 +20,61 @@ export interface RetryCounters {
   timeouts: number;
 }
 
+/**
+ * The attempts running on one client, failed at once when that client is
+ * replaced (its session expired) or closed. An attempt is held only while
+ * it runs. Racing each attempt against one promise left pending for the
+ * client's life held a reaction per request, and with it the request's
+ * result, until the session ended: every reply the mount ever read stayed
+ * in memory, whatever its cache size.
+ */
+export class Abandonment {
+  private readonly running = new Set<(error: Error) => void>();
+  private reason: Error | undefined;
+
+  /** What `work` settles with, unless the client is abandoned first. */
+  race<T>(work: Promise<T>): Promise<T> {
+    if (this.reason) {
+      work.catch(() => {});
+      return Promise.reject(this.reason);
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.running.add(reject);
+      work.then(
+        (value) => {
+          this.running.delete(reject);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.running.delete(reject);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Fails every attempt running, and every later one, with `error`. */
+  abandon(error: Error): void {
+    if (this.reason) return;
+    this.reason = error;
+    for (const reject of this.running) reject(error);
+    this.running.clear();
+  }
+
+  /** Attempts running now. */
+  get size(): number {
+    return this.running.size;
+  }
+}
+
 /** The session as the retry loop sees it at one moment. */
 export interface SessionView {
   /** The client in use. */
   client: ZkClient;
   connected: boolean;
   closed: boolean;
-  /** Rejects once `client` has been replaced by a new session's. */
-  abandoned: Promise<never>;
+  /** The attempts running on `client`, failed once it has been replaced. */
+  abandonment: Abandonment;
 }
 
 const RETRYABLE = ['CONNECTION_LOSS', 'SESSION_EXPIRED', 'OPERATION_TIMEOUT', 'TIMEOUT'] as const;
@@ -96,7 +143,7 @@ export class SessionRetry {
       const client = await this.ready(deadline, path);
       this.counters.requests++;
       try {
-        return await Promise.race([attempt(client), this.session().abandoned]);
+        return await this.session().abandonment.race(attempt(client));
       } catch (error) {
         const now = this.session();
         if (now.closed) throw error;

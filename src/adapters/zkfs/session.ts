@@ -50,7 +50,7 @@ import {
   type ZkStat,
   type ZkWatcher,
 } from '../zookeeper.js';
-import { type RetryCounters, SessionRetry, sleep } from './session-retry.js';
+import { Abandonment, type RetryCounters, SessionRetry, sleep } from './session-retry.js';
 import { SilenceWatchdog } from './silence-watchdog.js';
 import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-verify.js';
 import {
@@ -117,9 +117,8 @@ export class ZkSession implements ZkApi {
   private readonly listeners = new Set<(change: SessionChange) => void>();
   private readonly noticeListeners = new Set<(notice: WatchNotice) => void>();
   private readonly retry: SessionRetry;
-  /** Rejects the attempts still running on a client once it has been replaced. */
-  private abandon: (error: Error) => void = () => {};
-  private abandoned: Promise<never> = new Promise<never>(() => {});
+  /** The attempts running on the current client, failed once it has been replaced. */
+  private abandonment = new Abandonment();
   private observer: WriteObserver | undefined;
   private readonly watchdog: SilenceWatchdog;
   private renewing = false;
@@ -136,7 +135,7 @@ export class ZkSession implements ZkApi {
         client: this.client,
         connected: this.current === 'connected',
         closed: this.current === 'closed',
-        abandoned: this.abandoned,
+        abandonment: this.abandonment,
       }),
       options.reconnectTimeoutMs,
     );
@@ -222,10 +221,7 @@ export class ZkSession implements ZkApi {
 
   private adopt(client: ZkClient): void {
     this.client = client;
-    this.abandoned = new Promise<never>((_, reject) => {
-      this.abandon = reject;
-    });
-    this.abandoned.catch(() => {});
+    this.abandonment = new Abandonment();
     observeNotifications(client.library, (notice) => {
       if (client !== this.client) return;
       this.watchdog.heard();
@@ -289,9 +285,9 @@ export class ZkSession implements ZkApi {
             return;
           }
           const old = this.client;
-          const abandonOld = this.abandon;
+          const abandonment = this.abandonment;
           this.adopt(next);
-          abandonOld(new ZkError('SESSION_EXPIRED'));
+          abandonment.abandon(new ZkError('SESSION_EXPIRED'));
           void old.close().catch(() => {});
           this.counters.expiries++;
           this.current = 'connected';
@@ -394,7 +390,7 @@ export class ZkSession implements ZkApi {
     this.current = 'closed';
     this.watchdog.stop();
     this.retry.wake();
-    this.abandon(new ZkError('CONNECTION_LOSS'));
+    this.abandonment.abandon(new ZkError('CONNECTION_LOSS'));
     await this.client.close();
   }
 }

@@ -47,5 +47,5 @@ export function patchedList(list: readonly string[], name: string, delta: 1 | -1
   if (list.length > PATCH_LIMIT) return undefined;
   if (delta > 0) return insertSorted(list, name);
   const at = position(list, name);
-  return list[at] === name ? [...list.slice(0, at), ...list.slice(at + 1)] : list.slice();
+  return list[at] === name ? list.slice(0, at).concat(list.slice(at + 1)) : list.slice();
 }

@@ -1,9 +1,11 @@
 /**
  * The decisions a mount makes while its ZooKeeper connection is in trouble:
- * how long a server may leave the session handshake unanswered, and what a
- * failed persistent-watch request says about the server.
+ * how long a server may leave the session handshake unanswered, what a
+ * failed persistent-watch request says about the server, and failing the
+ * attempts running on a client that was replaced.
  */
 import { describe, expect, it } from 'vitest';
+import { Abandonment } from '../../../src/adapters/zkfs/session-retry.js';
 import { addWatchVerdict } from '../../../src/adapters/zkfs/watch-gate.js';
 import { handshakeTimeoutMs } from '../../../src/adapters/zkfs/zk-wire.js';
 
@@ -49,5 +51,28 @@ describe('a failed addWatch request', () => {
       'unsupported',
     );
     expect(addWatchVerdict(undefined, 0)).toBe('unsupported');
+  });
+});
+
+describe('attempts on a client that is replaced', () => {
+  it('holds an attempt only while it runs, whatever it settles with', async () => {
+    const running = new Abandonment();
+    await expect(running.race(Promise.resolve('reply'))).resolves.toBe('reply');
+    await expect(running.race(Promise.reject(new Error('refused')))).rejects.toThrow('refused');
+    // Nothing is kept of finished attempts (their replies included): a mount makes millions.
+    expect(running.size).toBe(0);
+  });
+
+  it('fails the attempts running, and any started later, once the client is abandoned', async () => {
+    const running = new Abandonment();
+    const never = new Promise<string>(() => {});
+    const pending = running.race(never);
+    expect(running.size).toBe(1);
+    running.abandon(new Error('session expired'));
+    await expect(pending).rejects.toThrow('session expired');
+    expect(running.size).toBe(0);
+    await expect(running.race(Promise.resolve('late'))).rejects.toThrow('session expired');
+    // An attempt that fails after the client was abandoned leaves no unhandled rejection.
+    await expect(running.race(Promise.reject(new Error('late failure')))).rejects.toThrow('session expired');
   });
 });
