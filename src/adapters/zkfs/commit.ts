@@ -6,7 +6,7 @@
  * rewrote `__symlinks__` blindly, so two hosts lost each other's links).
  */
 import { FsError, fsCodeForZk, isFsError } from '../../core/zkfs/errors.js';
-import { META_NODE, SYMLINKS_NODE } from '../../core/zkfs/paths.js';
+import { isSharedDoc, META_NODE, parentPath, SYMLINKS_NODE } from '../../core/zkfs/paths.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError, ZkError } from '../zookeeper.js';
 import type { ZkTree } from './tree.js';
@@ -22,16 +22,6 @@ export function asFsError(error: unknown, what: string): FsError {
   return new FsError('EIO', `${what}: ${error instanceof Error ? error.message : String(error)}`, {
     cause: error,
   });
-}
-
-function isDocPath(path: string | undefined): boolean {
-  if (!path) return false;
-  return path.endsWith(`/${META_NODE}`) || path.endsWith(`/${SYMLINKS_NODE}`);
-}
-
-function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
 }
 
 /**
@@ -53,12 +43,15 @@ export async function commitWithRetry(
       await tree.client.multi(ops);
       return;
     } catch (error) {
-      const lostRace = isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE') && isDocPath(error.path);
+      const lostRace =
+        isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE') &&
+        error.path !== undefined &&
+        isSharedDoc(error.path);
       const retry = lostRace || (error instanceof ZkError && retryAlso?.(error) === true);
       if (!retry || attempt + 1 >= MAX_ATTEMPTS) throw error;
       if (error instanceof ZkError && error.path) {
         if (error.path.endsWith(`/${SYMLINKS_NODE}`)) tree.forgetSymlinks();
-        else if (error.path.endsWith(`/${META_NODE}`)) tree.metas.invalidate(parentOf(error.path));
+        else if (error.path.endsWith(`/${META_NODE}`)) tree.metas.invalidate(parentPath(error.path));
       }
       await new Promise((r) => setTimeout(r, Math.random() * 20 * (attempt + 1)));
     }

@@ -31,7 +31,7 @@
  * versioned.
  */
 import { FsError } from '../../core/zkfs/errors.js';
-import { META_NODE, SYMLINKS_NODE } from '../../core/zkfs/paths.js';
+import { isSharedDoc } from '../../core/zkfs/paths.js';
 import {
   type AclEntry,
   opBytes,
@@ -94,8 +94,7 @@ function refuseOversized(ops: readonly ZkOp[]): void {
   const bytes = requestBytes(ops);
   if (bytes <= ZK_MAX_REQUEST_BYTES) return;
   const largest = ops.reduce((a, b) => (opBytes(b) > opBytes(a) ? b : a));
-  const name = largest.path.slice(largest.path.lastIndexOf('/') + 1);
-  const shared = name === META_NODE || name === SYMLINKS_NODE;
+  const shared = isSharedDoc(largest.path);
   throw new FsError(
     shared ? 'ENOSPC' : 'EFBIG',
     `${largest.path} would need a ${bytes}-byte request, more than ZooKeeper takes in one (${ZK_MAX_REQUEST_BYTES}); nothing was sent${shared ? ': that document has no room left' : ''}`,

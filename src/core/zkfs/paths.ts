@@ -59,6 +59,12 @@ export function baseName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
+/** Whether znode `path` is a document every host rewrites: a directory's metadata, or the symlink table. */
+export function isSharedDoc(path: string): boolean {
+  const name = baseName(path);
+  return name === META_NODE || name === SYMLINKS_NODE;
+}
+
 /** Maps a path inside the mount to its znode under `root` ("/app" + "/a" → "/app/a"). */
 export function toZnode(root: string, mountPath: string): string {
   if (mountPath === '/' || mountPath === '') return root;

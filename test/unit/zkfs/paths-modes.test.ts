@@ -6,6 +6,7 @@ import {
   baseName,
   checkNewName,
   isHiddenChild,
+  isSharedDoc,
   isWithin,
   normalizeZkPath,
   parentPath,
@@ -68,6 +69,13 @@ describe('paths', () => {
     expect(isHiddenChild('__symlinks__', true)).toBe(true);
     expect(isHiddenChild('__symlinks__', false)).toBe(false);
     expect(isHiddenChild('_zoo_data_', true)).toBe(false);
+  });
+
+  it('tells the documents every host rewrites from nodes that merely end alike', () => {
+    expect(isSharedDoc('/app/d/__zkfs__')).toBe(true);
+    expect(isSharedDoc('/app/__symlinks__')).toBe(true);
+    expect(isSharedDoc('/app/d/my__zkfs__')).toBe(false);
+    expect(isSharedDoc('/app/d')).toBe(false);
   });
 
   it.each([
