@@ -57,6 +57,8 @@ export interface ReaderStatus {
   /** Opens for reading and their releases answered without JavaScript (fuse/request-reader.ts). */
   opens: number;
   releases: number;
+  /** GETXATTR of names zkfs never has, answered there too; absent from a daemon older than it. */
+  xattrs?: number;
 }
 
 /** How long the kernel may take to send FUSE_INIT after the mount. */
@@ -132,7 +134,10 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     dir,
     closeNative,
     polling: device.polling,
-    reader: () => ({ kind: device.readerKind, ...device.fast.answered() }),
+    reader: () => {
+      const { opens, releases, xattrs } = device.fast.answered();
+      return { kind: device.readerKind, opens, releases, xattrs };
+    },
     kernel: {
       nodeIdOf: (path) => nodes.idOf(path),
       knownPaths: () => nodes.paths(),

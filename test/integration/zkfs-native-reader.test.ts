@@ -71,7 +71,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs native FUSE reader', () => {
       'a release for every native open',
     );
     expect((await zkfsctl(['status', m.dir])).stdout).toMatch(
-      /reader\s+native: [\d,]+ opens for reading and [\d,]+ releases answered without JavaScript/,
+      /reader\s+native: [\d,]+ opens for reading, [\d,]+ releases and [\d,]+ attribute queries answered without JavaScript/,
     );
     await m.unmount();
   });
@@ -88,6 +88,27 @@ describe.skipIf(missing({ fuse: true }))('zkfs native FUSE reader', () => {
     expect(after.reader.opens - before.reader.opens).toBe(30);
     await client.setData('/native/listed/d/f7', Buffer.from('changed since\n'), -1);
     await sees(m, 'cat d/f7', 'changed since\n');
+    await m.unmount();
+  });
+
+  it('answers queries for attributes zkfs never has without JavaScript, and the user.zk ones as before', async () => {
+    const m = await mountZkfs(zk.connectString, '/native/xattr');
+    await m.ok('mkdir d && for i in $(seq 1 20); do echo "file $i" > d/f$i; done');
+    const before = await status(m.dir);
+    // ls -l asks about SELinux labels and ACLs of every file it lists.
+    expect((await m.ok('ls -l d | grep -c "^-"')).trim()).toBe('20');
+    for (const name of ['security.selinux', 'user.other', 'trusted.zk.version']) {
+      const r = await m.sh(`getfattr -n ${name} d/f1`);
+      expect(r.exitCode, name).not.toBe(0);
+      expect(r.stderr).toContain(`d/f1: ${name}: No such attribute`);
+    }
+    expect(await m.ok('getfattr --only-values -n user.zk.dataLength d/f1')).toBe('7');
+    const after = await status(m.dir);
+    const answered = after.reader.xattrs! - before.reader.xattrs!;
+    expect(answered).toBeGreaterThanOrEqual(20 + 3);
+    // Counted with the rest, whichever side answered; the user.zk one went to JavaScript.
+    const counted = (after.operations.byName?.getxattr ?? 0) - (before.operations.byName?.getxattr ?? 0);
+    expect(counted).toBeGreaterThan(answered);
     await m.unmount();
   });
 

@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { type BusyPoller, busyPoller } from '../../src/adapters/fuse/busy-poll.js';
+import { DEFAULT_TRIAL } from '../../src/core/fuse/poll-trial.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -102,8 +103,68 @@ describe('busyPoller', () => {
   });
 
   it('does nothing with a window of 0', async () => {
-    const poller = busyPoller(0);
+    const published: number[] = [];
+    const poller = busyPoller(0, DEFAULT_TRIAL, (us) => published.push(us));
     serve(poller, 1);
+    poller.nativeCycle(0.01, true);
     expect(await utilization(30)).toBeLessThan(0.5);
+    expect(published).toEqual([]);
+  });
+});
+
+describe('busyPoller and the native reader', () => {
+  /** A poller whose every published window is kept, last one last. */
+  function publishing(trial = DEFAULT_TRIAL) {
+    const published: number[] = [];
+    const poller = busyPoller(100, trial, (us) => published.push(us));
+    return { poller, last: () => published.at(-1) };
+  }
+
+  it('lets it poll after its own answers only while no request waits for an answer here', () => {
+    const { poller, last } = publishing();
+    serve(poller, 1);
+    expect(last()).toBe(100);
+    // A request waiting for ZooKeeper: polling would take CPU from the server.
+    poller.arrived(2);
+    expect(last()).toBe(0);
+    poller.arrived(3);
+    poller.answered(3);
+    expect(last()).toBe(0);
+    poller.answered(2);
+    expect(last()).toBe(100);
+  });
+
+  it('counts its cycles in the trials, and stops it polling where polling made them longer', () => {
+    const { poller, last } = publishing({ block: 2, blocks: 2, hold: 1000, maxHold: 1000 });
+    serve(poller, 1);
+    // Two cycles with polling, then (the trial turns polling off) two without, faster.
+    poller.nativeCycle(0.03, true);
+    poller.nativeCycle(0.03, true);
+    expect(last()).toBe(0);
+    poller.nativeCycle(0.01, false);
+    poller.nativeCycle(0.01, false);
+    expect(poller.counters).toMatchObject({ trials: 1, won: 0, pays: false });
+    expect(last()).toBe(0);
+    serve(poller, 2);
+    expect(last()).toBe(0);
+  });
+
+  it('keeps it polling where polling made its cycles shorter', () => {
+    const { poller, last } = publishing({ block: 2, blocks: 2, hold: 1000, maxHold: 1000 });
+    serve(poller, 1);
+    poller.nativeCycle(0.01, true);
+    poller.nativeCycle(0.01, true);
+    poller.nativeCycle(0.03, false);
+    poller.nativeCycle(0.03, false);
+    expect(poller.counters).toMatchObject({ trials: 1, won: 1, pays: true });
+    expect(last()).toBe(100);
+  });
+
+  it('ignores cycles measured on the other side of the trial than the current one', () => {
+    const { poller } = publishing({ block: 2, blocks: 2, hold: 1000, maxHold: 1000 });
+    serve(poller, 1);
+    // Polling is allowed now: cycles measured without a window are from before, or waited for ZooKeeper.
+    for (let i = 0; i < 10; i++) poller.nativeCycle(0.01, false);
+    expect(poller.counters.trials).toBe(0);
   });
 });

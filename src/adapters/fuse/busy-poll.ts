@@ -28,6 +28,12 @@
  * Whether polling pays at all depends on the machine (waking cheaply, or
  * having no CPU to spare), so it is tried both ways as requests come and
  * kept only where it shortens the cycle (core/fuse/poll-trial.ts).
+ *
+ * The native reader answers some requests without telling JavaScript
+ * (src/native/fuse-fast.c). It polls after those by itself, for the window
+ * published here while the trials allow polling and no request waits for
+ * its answer, and keeps its own hit rate. Their cycles come back in batches
+ * and count in the same trials.
  */
 import { DEFAULT_TRIAL, type PollTrialOptions, pollTrial } from '../../core/fuse/poll-trial.js';
 
@@ -36,6 +42,11 @@ export interface BusyPoller {
   arrived(id: number): void;
   /** Request `id` has been answered. */
   answered(id: number): void;
+  /**
+   * The cycle of a request the native reader answered: `ms` from its
+   * arrival to the next request's, and whether a window followed it.
+   */
+  nativeCycle(ms: number, polled: boolean): void;
   /** What polling has done so far, for `zkfsctl status`. */
   readonly counters: PollCounters;
 }
@@ -62,8 +73,17 @@ const THRESHOLD = 0.5;
 /** A request unanswered this long (an answer lost to an interrupted request) no longer counts as waiting. */
 const STALE_MS = 1000;
 
-/** A poller with a window of `windowUs` microseconds; 0 never polls. */
-export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DEFAULT_TRIAL): BusyPoller {
+/**
+ * A poller with a window of `windowUs` microseconds; 0 never polls.
+ * `publish` is told, whenever it may have changed, the window an answer
+ * given natively may poll for now: `windowUs`, or 0 while the trials do not
+ * allow polling or a request still waits for its answer.
+ */
+export function busyPoller(
+  windowUs: number,
+  trialOptions: PollTrialOptions = DEFAULT_TRIAL,
+  publish: (windowUs: number) => void = () => {},
+): BusyPoller {
   const trial = pollTrial(trialOptions);
   // The trials' counts are read from the trial itself, not copied after every cycle.
   const counters: PollCounters = {
@@ -81,7 +101,7 @@ export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DE
       return trial.pays;
     },
   };
-  if (windowUs <= 0) return { arrived: () => {}, answered: () => {}, counters };
+  if (windowUs <= 0) return { arrived: () => {}, answered: () => {}, nativeCycle: () => {}, counters };
   const now = () => performance.now();
   /** When the request being served arrived, if none other was pending then (0: not a serial cycle). */
   let loneSince = 0;
@@ -104,6 +124,7 @@ export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DE
       const at = now();
       loneSince = pending.size === 0 ? at : 0;
       pending.set(id, at);
+      publish(0);
       if (cycleStart > 0) {
         trial.cycle(at - cycleStart);
         cycleStart = 0;
@@ -129,10 +150,19 @@ export function busyPoller(windowUs: number, trialOptions: PollTrialOptions = DE
       answeredAt = at;
       cycleStart = loneSince;
       loneSince = 0;
+      publish(trial.allowed ? windowUs : 0);
       if (polling || hitRate < THRESHOLD || !trial.allowed) return;
       polling = true;
       counters.windows++;
       setImmediate(poll);
+    },
+    nativeCycle(ms, polled) {
+      // A cycle this side began was cut short by a request it never saw.
+      cycleStart = 0;
+      // Measured under a window since changed: not evidence for the current side of the trial.
+      if (polled !== trial.allowed) return;
+      trial.cycle(ms);
+      publish(pending.size === 0 && trial.allowed ? windowUs : 0);
     },
     counters,
   };

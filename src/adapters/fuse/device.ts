@@ -10,6 +10,7 @@
  * batch-writer.ts).
  */
 import { closeSync, existsSync, openSync, write, writeSync } from 'node:fs';
+import { DEFAULT_TRIAL } from '../../core/fuse/poll-trial.js';
 import { expectsAnswer, uniqueOf } from '../../core/fuse/protocol.js';
 import { run } from '../exec.js';
 import type { Logger } from '../logger.js';
@@ -63,6 +64,33 @@ export interface FuseDevice {
 
 const CONNECTIONS = '/sys/fs/fuse/connections';
 
+/** The poller's counters with the native reader's windows and scored gaps added in, read when read. */
+function withNativePolling(counters: PollCounters, fast: FastOpens): PollCounters {
+  return {
+    get windowUs() {
+      return counters.windowUs;
+    },
+    get windows() {
+      return counters.windows + fast.answered().windows;
+    },
+    get hits() {
+      return counters.hits + fast.answered().hits;
+    },
+    get misses() {
+      return counters.misses + fast.answered().misses;
+    },
+    get trials() {
+      return counters.trials;
+    },
+    get won() {
+      return counters.won;
+    },
+    get pays() {
+      return counters.pays;
+    },
+  };
+}
+
 /**
  * The connection number of the FUSE mount at `dir` (its device minor), read
  * from the mount table: a stat() of the mount would be a request to ourselves.
@@ -108,7 +136,7 @@ export async function openFuseDevice(
     endResolve();
   };
 
-  const poller = busyPoller(options.busyPollUs);
+  const poller = busyPoller(options.busyPollUs, DEFAULT_TRIAL, (us) => reader?.fast?.pollWindow(us));
   const send = (message: Buffer): boolean => {
     if (closed || reader?.isOpen() === false) return false;
     try {
@@ -131,7 +159,10 @@ export async function openFuseDevice(
     changed: () => reader?.fast?.changed(),
     changes: () => reader?.fast?.changes() ?? 0,
     isFastHandle: (fh) => reader?.fast?.isFastHandle(fh) ?? false,
-    answered: () => reader?.fast?.answered() ?? { opens: 0, releases: 0 },
+    answered: () =>
+      reader?.fast?.answered() ?? { opens: 0, releases: 0, xattrs: 0, windows: 0, hits: 0, misses: 0 },
+    pollWindow: (us) => reader?.fast?.pollWindow(us),
+    onCycle: (listener) => reader?.fast?.onCycle(listener),
   };
   const handle = listen(send, fast);
   const onRequest: RequestListener = (buf, length) => {
@@ -173,6 +204,7 @@ export async function openFuseDevice(
   };
   const requests = readRequests(fd, BUFFER_SIZE, onRequest, log, stopStores);
   reader = requests;
+  requests.fast?.onCycle(poller.nativeCycle);
   void requests.ended.then(finish);
   const table = await readMountTable().catch(() => []);
   const connection = connectionId(table, dir);
@@ -198,7 +230,7 @@ export async function openFuseDevice(
     notify,
     store,
     prepareStores,
-    polling: poller.counters,
+    polling: withNativePolling(poller.counters, fast),
     fast,
     readerKind: requests.kind,
     ended,

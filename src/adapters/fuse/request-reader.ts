@@ -62,20 +62,45 @@ export interface FastOpens {
   changes(): number;
   /** Whether `fh` is a handle the native reader gave out (reads through it go by the node's path). */
   isFastHandle(fh: number | bigint): boolean;
-  /** Opens and releases answered without JavaScript so far. */
-  answered(): { opens: number; releases: number };
+  /** Opens, releases and attribute queries answered without JavaScript so far. */
+  answered(): NativeAnswers;
+  /**
+   * How long, in microseconds, to keep polling for the next request after
+   * answering one without JavaScript; 0: sleep at once (busy-poll.ts decides).
+   */
+  pollWindow(us: number): void;
+  /**
+   * Where the cycles of requests answered without JavaScript go, in
+   * batches: milliseconds from a request's arrival to the next one's, and
+   * whether a polling window followed its answer.
+   */
+  onCycle(listener: CycleListener): void;
 }
+
+export interface NativeAnswers {
+  opens: number;
+  releases: number;
+  /** GETXATTR of a name outside user.zk.*, answered ENODATA. */
+  xattrs: number;
+  /** Polling windows opened after those answers, and the gaps after them scored (busy-poll.ts). */
+  windows: number;
+  hits: number;
+  misses: number;
+}
+
+export type CycleListener = (ms: number, polled: boolean) => void;
 
 interface FastNative {
   start(
     fd: number,
     bufferSize: number,
-    changes: Float64Array,
+    cells: Float64Array,
     onRequest: (buf: Buffer, length: number) => void,
     onEnd: (errno: number) => void,
+    onCycles: () => void,
   ): object;
   allow(reader: object, nodeId: number, openFlags: number, change: number): void;
-  answered(reader: object): [number, number];
+  answered(reader: object): [number, number, number, number, number, number];
   close(reader: object): void;
   handleBase: number;
 }
@@ -183,14 +208,35 @@ function fastNative(log: Logger): FastNative | undefined {
   return undefined;
 }
 
+/** The cells of the array shared with the native reader (fuse-fast.c lays it out alike). */
+const CELL_CHANGES = 0;
+const CELL_WINDOW = 1;
+const CELL_CYCLES = 2;
+const CELL_RING = 3;
+/** Cycles the ring holds; the C side tells JavaScript when a quarter of them are new. */
+const CYCLE_RING = 256;
+
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.errno).map(([name, value]) => [value, name]),
 );
 
 function readNatively(native: FastNative, setup: ReaderSetup): RequestReader {
   const { fd, bufferSize, onRequest, log, beforeClose } = setup;
-  // Cell 0 counts changes, where the C side reads it without a call; a double never wraps round.
-  const changes = new Float64Array(1);
+  // Shared with the C side, which reads and writes it without a call (fuse-fast.c):
+  // cell 0 counts changes (a double never wraps round); cell 1 is the window to poll
+  // for after its own answers; cell 2 counts the cycles it has left in the ring after.
+  const cells = new Float64Array(CELL_RING + CYCLE_RING);
+  let drained = 0;
+  let cycleListener: CycleListener = () => {};
+  const drain = () => {
+    const written = cells[CELL_CYCLES] as number;
+    // Cycles overwritten before they were read are lost: trials only need a sample.
+    for (let k = Math.max(drained, written - CYCLE_RING); k < written; k++) {
+      const value = cells[CELL_RING + (k % CYCLE_RING)] as number;
+      cycleListener(value >= 0 ? value : -1 - value, value >= 0);
+    }
+    drained = written;
+  };
   let open = true;
   const { ended, end: resolveEnded } = endSignal();
   const close = () => {
@@ -205,25 +251,42 @@ function readNatively(native: FastNative, setup: ReaderSetup): RequestReader {
     }
     resolveEnded();
   };
-  const reader = native.start(fd, bufferSize, changes, onRequest, (errno) => {
-    const code = ERRNO_NAMES[errno] ?? String(errno);
-    if (!ENDED.has(code)) log.warn(`reading /dev/fuse: ${code}`);
-    close();
-  });
+  const reader = native.start(
+    fd,
+    bufferSize,
+    cells,
+    (buf, length) => {
+      // A request JavaScript answers ends any cycle of one answered natively: trials see them in order.
+      if (cells[CELL_CYCLES] !== drained) drain();
+      onRequest(buf, length);
+    },
+    (errno) => {
+      const code = ERRNO_NAMES[errno] ?? String(errno);
+      if (!ENDED.has(code)) log.warn(`reading /dev/fuse: ${code}`);
+      close();
+    },
+    drain,
+  );
   const base = native.handleBase;
   const fast: FastOpens = {
-    allow: (nodeId, openFlags, since = changes[0] as number) => {
+    allow: (nodeId, openFlags, since = cells[CELL_CHANGES] as number) => {
       // An allowance made at an earlier count has lapsed already: the native side never matches it.
       if (open) native.allow(reader, nodeId, openFlags, since);
     },
     changed: () => {
-      changes[0] = (changes[0] as number) + 1;
+      cells[CELL_CHANGES] = (cells[CELL_CHANGES] as number) + 1;
     },
-    changes: () => changes[0] as number,
+    changes: () => cells[CELL_CHANGES] as number,
     isFastHandle: (fh) => (typeof fh === 'bigint' ? fh >= BigInt(base) : fh >= base),
     answered: () => {
-      const [opens, releases] = native.answered(reader);
-      return { opens, releases };
+      const [opens, releases, xattrs, windows, hits, misses] = native.answered(reader);
+      return { opens, releases, xattrs, windows, hits, misses };
+    },
+    pollWindow: (us) => {
+      cells[CELL_WINDOW] = us;
+    },
+    onCycle: (listener) => {
+      cycleListener = listener;
     },
   };
   return { kind: 'native', ended, isOpen: () => open, close, fast };

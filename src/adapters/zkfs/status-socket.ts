@@ -52,8 +52,9 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
   polling?: Omit<PollCounters, PollTrialCounter> & Partial<Pick<PollCounters, PollTrialCounter>>;
   /**
    * How the daemon reads requests, and the opens for reading (and their
-   * releases) its native reader answered without JavaScript, which are
-   * counted in `operations` too. Absent from a daemon older than it.
+   * releases) and attribute queries its native reader answered without
+   * JavaScript, which are counted in `operations` too. Absent from a daemon
+   * older than it.
    */
   reader?: ReaderStatus;
 }
@@ -89,6 +90,7 @@ export function collectStatus(s: StatusSources): MountStatus {
   const byOpcode = [...s.vfs.counters.byOpcode];
   byOpcode[Op.OPEN] = (byOpcode[Op.OPEN] ?? 0) + reader.opens;
   byOpcode[Op.RELEASE] = (byOpcode[Op.RELEASE] ?? 0) + reader.releases;
+  byOpcode[Op.GETXATTR] = (byOpcode[Op.GETXATTR] ?? 0) + (reader.xattrs ?? 0);
   return {
     ...s.mount,
     pid: process.pid,

@@ -83,7 +83,11 @@ function byRequest(byName: Record<string, number>): string {
 
 function reader(r: NonNullable<ZkStatusResult['reader']>): string {
   if (r.kind !== 'native') return `${r.kind === 'event-loop' ? 'event loop' : 'thread pool'} (JavaScript)`;
-  return `native: ${n(r.opens)} opens for reading and ${n(r.releases)} releases answered without JavaScript`;
+  const answered = [`${n(r.opens)} opens for reading`, `${n(r.releases)} releases`];
+  // A daemon older than the attribute answers does not report them.
+  if (r.xattrs !== undefined) answered.push(`${n(r.xattrs)} attribute queries`);
+  const last = answered.pop();
+  return `native: ${answered.join(', ')} and ${last} answered without JavaScript`;
 }
 
 function polling(p: NonNullable<ZkStatusResult['polling']>): string {

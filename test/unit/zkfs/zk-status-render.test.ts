@@ -53,7 +53,7 @@ const status: MountStatus = {
   openFiles: 2,
   kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17, pagesStored: 5 },
   polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10, trials: 3, won: 2, pays: true },
-  reader: { kind: 'native', opens: 15_000, releases: 14_999 },
+  reader: { kind: 'native', opens: 15_000, releases: 14_999, xattrs: 40_000 },
 };
 
 describe('zkfsctl status output', () => {
@@ -83,14 +83,19 @@ describe('zkfsctl status output', () => {
   it('says how requests are read, and what the native reader answered by itself', () => {
     const out = createOutput({ color: false, json: false, interactive: false });
     expect(renderZkStatus(status, out)).toMatch(
+      /reader\s+native: 15,000 opens for reading, 14,999 releases and 40,000 attribute queries answered without JavaScript/,
+    );
+    // A daemon older than the attribute answers does not count them.
+    const older = { kind: 'native' as const, opens: 15_000, releases: 14_999 };
+    expect(renderZkStatus({ ...status, reader: older }, out)).toMatch(
       /reader\s+native: 15,000 opens for reading and 14,999 releases answered without JavaScript/,
     );
     const loop = { kind: 'event-loop' as const, opens: 0, releases: 0 };
     expect(renderZkStatus({ ...status, reader: loop }, out)).toMatch(/reader\s+event loop \(JavaScript\)/);
     const pool = { kind: 'thread-pool' as const, opens: 0, releases: 0 };
     expect(renderZkStatus({ ...status, reader: pool }, out)).toMatch(/reader\s+thread pool \(JavaScript\)/);
-    const { reader: _, ...older } = status;
-    expect(renderZkStatus(older, out)).toMatch(/reader\s+not reported by this daemon/);
+    const { reader: _, ...oldest } = status;
+    expect(renderZkStatus(oldest, out)).toMatch(/reader\s+not reported by this daemon/);
   });
 
   it('lists every kind of request when there are few, and says when there are none', () => {
