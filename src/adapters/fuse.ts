@@ -10,12 +10,13 @@
  */
 import { NodeTable } from '../core/fuse/node-table.js';
 import { invalInode } from '../core/fuse/notifications.js';
-import { toMountPath } from '../core/zkfs/paths.js';
+import { toMountPath, toZnode } from '../core/zkfs/paths.js';
 import { run } from './exec.js';
 import type { PollCounters } from './fuse/busy-poll.js';
 import { openFuseDevice } from './fuse/device.js';
+import { GapDeletions } from './fuse/gap-deletions.js';
 import { requestHandler } from './fuse/ops.js';
-import { Orphans } from './fuse/orphans.js';
+import { type Leaving, Orphans } from './fuse/orphans.js';
 import type { ReaderKind } from './fuse/request-reader.js';
 import type { Logger } from './logger.js';
 import type { KernelLink } from './zkfs/kernel-notify.js';
@@ -101,12 +102,22 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
   );
   // Another client's deletion: a program holding the file open goes on reading it, and its
   // attributes (read afresh) count no link.
-  vfs.tree.onDeleting = (znode) => {
-    const leaving = orphans.leaving(toMountPath(vfs.tree.root, znode));
+  const deleted = (leaving: Leaving | undefined, znode: string) => {
     orphans.gone(leaving);
     vfs.deletedElsewhere(znode);
     if (leaving) void device.notify(invalInode(leaving.id));
   };
+  vfs.tree.onDeleting = (znode) => deleted(orphans.leaving(toMountPath(vfs.tree.root, znode)), znode);
+  // The same for deletions made while the watch was down, found once it is back.
+  const gap = new GapDeletions(
+    nodes,
+    orphans,
+    vfs,
+    (leaving) => deleted(leaving, toZnode(vfs.tree.root, leaving.path)),
+    log,
+  );
+  vfs.tree.onWatchLost = () => gap.watchLost();
+  vfs.tree.onWatchBack = () => void gap.watchBack();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), INIT_TIMEOUT_MS);

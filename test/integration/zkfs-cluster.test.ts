@@ -4,21 +4,15 @@
  * no write whose close() succeeded is lost, the mount keeps answering, and
  * what it cached before the fault is not trusted after it.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { escapeMountPoint } from '../../src/adapters/zkfs/run-state.js';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
-import { eventually, mountZkfs, mountStatus as status, zkfsRunDir } from '../fixtures/zkfs-mount.js';
-
-function daemonPid(dir: string): number {
-  const record = join(zkfsRunDir(), `${escapeMountPoint(dir)}.json`);
-  return (JSON.parse(readFileSync(record, 'utf8')) as { pid: number }).pid;
-}
+import { daemonPid, eventually, mountZkfs, mountStatus as status } from '../fixtures/zkfs-mount.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

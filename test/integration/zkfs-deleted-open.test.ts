@@ -17,6 +17,9 @@ import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
+  daemonPid,
+  eventually,
+  mountStatus,
   mountZkfs,
   nativeOpens,
   readAll,
@@ -31,6 +34,8 @@ function dropPages(): void {
 }
 
 const CONTENT = 'written before the deletion\n';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A shell working in `dir`, which waits for a line on its input and then
@@ -49,10 +54,14 @@ function shellIn(dir: string): { look(): Promise<string> } {
     out += chunk.toString();
   });
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let looked: Promise<string> | undefined;
   return {
     look() {
-      child.stdin.end('\n');
-      return exited.then(() => out);
+      if (!looked) {
+        child.stdin.end('\n');
+        looked = exited.then(() => out);
+      }
+      return looked;
     },
   };
 }
@@ -82,11 +91,14 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
   });
 
   /** A mount of a new directory holding `f` (CONTENT), `f` open for reading through it. */
-  async function openedFile(reader: Reader): Promise<{ m: ZkfsMount; base: string; fd: number }> {
+  async function openedFile(
+    reader: Reader,
+    args: string[] = [],
+  ): Promise<{ m: ZkfsMount; base: string; fd: number }> {
     const base = `/orphans/t${serial++}`;
     await client.create(base, Buffer.alloc(0));
     await client.create(`${base}/f`, Buffer.from(CONTENT));
-    const m = await mountZkfs(zk.connectString, base, { args: reader.args, env: reader.env });
+    const m = await mountZkfs(zk.connectString, base, { args: [...reader.args, ...args], env: reader.env });
     let before = 0;
     if (reader.native) {
       for (let pass = 0; pass < 3; pass++) expect(await m.ok('cat f')).toBe(CONTENT);
@@ -122,6 +134,61 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     expect(await m.ok('cat f')).toBe('made again\n');
     await m.unmount();
   });
+
+  it.each(READERS)(
+    'after another client deletes it while the mount has lost its session (no watch), through $name',
+    async (reader) => {
+      const { m, base, fd } = await openedFile(reader, ['--session-timeout', '2']);
+      let shell: { look(): Promise<string> } | undefined;
+      let inner: number | undefined;
+      try {
+        // And a shell works in a directory deleted alike, where a file is open too.
+        await client.create(`${base}/sub`, Buffer.alloc(0));
+        await client.create(`${base}/sub/g`, Buffer.from('inside\n'));
+        await sees(m, 'ls; cat sub/g', 'f\nsub\ninside\n');
+        shell = shellIn(join(m.dir, 'sub'));
+        inner = openSync(join(m.dir, 'sub/g'), 'r');
+        const granted = (await mountStatus(m.dir)).session.timeoutMs;
+        // Frozen past its session's timeout, the daemon hears of nothing that happens after:
+        // the server has closed the session and its watch.
+        const pid = daemonPid(m.dir);
+        process.kill(pid, 'SIGSTOP');
+        try {
+          await sleep(granted + 4000);
+          await client.remove(`${base}/f`, -1);
+          await client.remove(`${base}/sub/g`, -1);
+          await client.remove(`${base}/sub`, -1);
+        } finally {
+          process.kill(pid, 'SIGCONT');
+        }
+        await eventually(async () => {
+          const s = await mountStatus(m.dir);
+          return s.session.expiries >= 1 && s.cache.mode === 'watch';
+        }, 'a new session with its watch');
+        await sees(m, 'ls; cat f 2>&1 || true', 'cat: f: No such file or directory\n');
+        dropPages();
+        expect(readAll(fd)).toBe(CONTENT);
+        const st = fstatSync(fd);
+        expect(st.size).toBe(CONTENT.length);
+        expect(st.nlink).toBe(0);
+        expect(readAll(inner)).toBe('inside\n');
+        expect(await shell.look()).toBe(`directory 0\n0\n${m.dir}\n`);
+        expect(m.log()).toMatch(/3 names the kernel held were deleted while the watch was down/);
+
+        await client.create(`${base}/f`, Buffer.from('made again\n'));
+        await sees(m, 'cat f', 'made again\n');
+        expect(statSync(join(m.dir, 'f')).ino).not.toBe(st.ino);
+        dropPages();
+        expect(readAll(fd)).toBe(CONTENT);
+      } finally {
+        closeSync(fd);
+        if (inner !== undefined) closeSync(inner);
+        // Out of the mount whatever happened, or it cannot be unmounted.
+        await shell?.look();
+      }
+      await m.unmount();
+    },
+  );
 
   it('keeps what a program writes to a file another client deleted readable to it, and fails its close with EIO', async () => {
     const base = `/orphans/t${serial++}`;

@@ -30,11 +30,15 @@ import { asFsError, commitWithRetry } from './commit.js';
 import { isDirty } from './open-files.js';
 import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
 
-export async function readdir(ctx: VfsContext, path: string): Promise<string[]> {
-  ctx.onList?.(path);
+/**
+ * The names in directory `path`. A program's listing (`readAhead`) also
+ * starts reading what it will likely ask for next.
+ */
+export async function readdir(ctx: VfsContext, path: string, readAhead = true): Promise<string[]> {
+  if (readAhead) ctx.onList?.(path);
   const dir = await resolveDir(ctx, path);
   const [children, links] = await Promise.all([
-    ctx.tree.childNames(dir.znode).catch((error: unknown) => {
+    (readAhead ? ctx.tree.childNames(dir.znode) : ctx.tree.listing(dir.znode)).catch((error: unknown) => {
       throw asFsError(error, `listing ${path}`);
     }),
     ctx.tree.symlinks(),

@@ -65,6 +65,13 @@ export class ZkTree {
    * (watch-cache.ts), while memory still holds what it held of the node.
    */
   onDeleting: ((znode: string) => void) | undefined;
+  /**
+   * Told, by a tree kept exact by a watch, that the watch is gone (changes
+   * from now on go unreported) while memory still holds what it held; and
+   * that it is back, with memory emptied in between.
+   */
+  onWatchLost: (() => void) | undefined;
+  onWatchBack: (() => void) | undefined;
 
   constructor(
     readonly client: ZkApi,
@@ -144,6 +151,11 @@ export class ZkTree {
       this.stats.set(znode, stat);
       return children.sort();
     });
+  }
+
+  /** The same, with none of the reading ahead a program's listing may start (watch-cache.ts). */
+  listing(znode: string): Promise<string[]> {
+    return this.childNames(znode);
   }
 
   async freshChildNames(znode: string): Promise<string[]> {

@@ -64,8 +64,8 @@ export class ZkVfs {
   preloadAttrs(dir: string, paths: readonly string[]) {
     return attrs.preloadAttrs(this.ctx, dir, paths);
   }
-  readdir(path: string) {
-    return dirs.readdir(this.ctx, path);
+  readdir(path: string, readAhead = true) {
+    return dirs.readdir(this.ctx, path, readAhead);
   }
   mkdir(path: string, mode: number) {
     return dirs.mkdir(this.ctx, path, mode);

@@ -148,6 +148,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     sized(this.links, sizeOf.links);
     session.onNotice((notice) => this.onNotice(notice));
     gate.attach({
+      lost: () => this.onWatchLost?.(),
       forgetAll: () => {
         this.forgetAll();
         this.onChange?.();
@@ -155,6 +156,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       live: () => {
         this.onChange?.();
         this.onStale?.('all');
+        this.onWatchBack?.();
       },
       timeLimited: () => {
         for (const slot of this.memory.all()) slot.trustSet = true;
@@ -363,7 +365,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   /** The children of `znode`, from memory or ZooKeeper, with none of the reading ahead a program's listing starts. */
-  listing(znode: string): Promise<string[]> {
+  override listing(znode: string): Promise<string[]> {
     return super.childNames(znode);
   }
 

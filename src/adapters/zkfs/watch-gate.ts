@@ -35,6 +35,8 @@ function errorName(error: unknown): unknown {
 
 /** What the cache does when the gate changes. */
 export interface GateHooks {
+  /** The watch is gone, and with it news of changes; memory still holds what it held. */
+  lost(): void;
   /** Drop everything held: it may have missed a change. */
   forgetAll(): void;
   /** The watch is in place: what the kernel holds may have missed a change too. */
@@ -82,6 +84,7 @@ export class WatchGate {
   async arm(): Promise<void> {
     if (this.current === 'ttl') return;
     const epoch = ++this.armings;
+    if (this.current === 'watch') this.hooks?.lost();
     this.current = 'waiting';
     this.hooks?.forgetAll();
     try {
@@ -121,6 +124,7 @@ export class WatchGate {
       return;
     }
     this.armings++;
+    if (this.current === 'watch') this.hooks?.lost();
     this.current = 'waiting';
     this.hooks?.forgetAll();
   }
