@@ -110,6 +110,15 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     return { m, base, fd };
   }
 
+  /** `f` made again under its name is another file; the deleted one, open as `fd` (inode `ino`), stays as it was. */
+  async function madeAgain(m: ZkfsMount, base: string, fd: number, ino: number): Promise<void> {
+    await client.create(`${base}/f`, Buffer.from('made again\n'));
+    await sees(m, 'cat f', 'made again\n');
+    expect(statSync(join(m.dir, 'f')).ino).not.toBe(ino);
+    dropPages();
+    expect(readAll(fd)).toBe(CONTENT);
+  }
+
   it.each(READERS)('after another client deletes it, through $name', async (reader) => {
     const { m, base, fd } = await openedFile(reader);
     try {
@@ -122,12 +131,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       expect(st.isFile()).toBe(true);
       expect(st.nlink).toBe(0);
 
-      // Made again under the same name, it is another file; the open one stays as it was.
-      await client.create(`${base}/f`, Buffer.from('made again\n'));
-      await sees(m, 'cat f', 'made again\n');
-      expect(statSync(join(m.dir, 'f')).ino).not.toBe(st.ino);
-      dropPages();
-      expect(readAll(fd)).toBe(CONTENT);
+      await madeAgain(m, base, fd, st.ino);
     } finally {
       closeSync(fd);
     }
@@ -174,12 +178,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
         expect(readAll(inner)).toBe('inside\n');
         expect(await shell.look()).toBe(`directory 0\n0\n${m.dir}\n`);
         expect(m.log()).toMatch(/3 names the kernel held were deleted while the watch was down/);
-
-        await client.create(`${base}/f`, Buffer.from('made again\n'));
-        await sees(m, 'cat f', 'made again\n');
-        expect(statSync(join(m.dir, 'f')).ino).not.toBe(st.ino);
-        dropPages();
-        expect(readAll(fd)).toBe(CONTENT);
+        await madeAgain(m, base, fd, st.ino);
       } finally {
         closeSync(fd);
         if (inner !== undefined) closeSync(inner);
