@@ -62,7 +62,7 @@ export interface FastOpens {
   changes(): number;
   /** Whether `fh` is a handle the native reader gave out (reads through it go by the node's path). */
   isFastHandle(fh: number | bigint): boolean;
-  /** Opens, releases and attribute queries answered without JavaScript so far. */
+  /** What the native reader answered by itself so far, and how its polling after those answers went. */
   answered(): NativeAnswers;
   /**
    * How long, in microseconds, to keep polling for the next request after
