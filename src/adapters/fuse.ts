@@ -47,8 +47,8 @@ export interface FuseMount {
   closeNative(): void;
   /** What kernel-notify.ts needs to drop the kernel's stale copies. */
   kernel: KernelLink;
-  /** What polling for the next request has done (fuse/busy-poll.ts). */
-  polling: PollCounters;
+  /** What polling for the next request has done so far (fuse/busy-poll.ts). */
+  polling(): PollCounters;
   /** How requests are read, and what the native reader answered by itself. */
   reader(): ReaderStatus;
 }

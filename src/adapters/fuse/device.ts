@@ -50,8 +50,8 @@ export interface FuseDevice {
   store(message: Buffer): Promise<NodeJS.ErrnoException | null>;
   /** Gets the thread that writes stores ready: some are likely to follow soon. */
   prepareStores(): void;
-  /** What polling for the next request has done (busy-poll.ts). */
-  readonly polling: PollCounters;
+  /** What polling for the next request has done so far (busy-poll.ts). */
+  polling(): PollCounters;
   /** Read-only opens answered without JavaScript (a no-op where the native reader is missing). */
   readonly fast: FastOpens;
   /** How requests are read (request-reader.ts). */
@@ -64,30 +64,14 @@ export interface FuseDevice {
 
 const CONNECTIONS = '/sys/fs/fuse/connections';
 
-/** The poller's counters with the native reader's windows and scored gaps added in, read when read. */
-function withNativePolling(counters: PollCounters, fast: FastOpens): PollCounters {
+/** The poller's counters now, with the native reader's windows and scored gaps added in. */
+function pollingNow(counters: PollCounters, fast: FastOpens): PollCounters {
+  const native = fast.answered();
   return {
-    get windowUs() {
-      return counters.windowUs;
-    },
-    get windows() {
-      return counters.windows + fast.answered().windows;
-    },
-    get hits() {
-      return counters.hits + fast.answered().hits;
-    },
-    get misses() {
-      return counters.misses + fast.answered().misses;
-    },
-    get trials() {
-      return counters.trials;
-    },
-    get won() {
-      return counters.won;
-    },
-    get pays() {
-      return counters.pays;
-    },
+    ...counters,
+    windows: counters.windows + native.windows,
+    hits: counters.hits + native.hits,
+    misses: counters.misses + native.misses,
   };
 }
 
@@ -230,7 +214,7 @@ export async function openFuseDevice(
     notify,
     store,
     prepareStores,
-    polling: withNativePolling(poller.counters, fast),
+    polling: () => pollingNow(poller.counters, fast),
     fast,
     readerKind: requests.kind,
     ended,

@@ -69,7 +69,7 @@ export interface StatusSources {
   vfs: ZkVfs;
   notifier: KernelNotifier | undefined;
   attrTimeoutMs: number;
-  polling: PollCounters;
+  polling: () => PollCounters;
   reader: () => ReaderStatus;
 }
 
@@ -115,7 +115,7 @@ export function collectStatus(s: StatusSources): MountStatus {
       invalidations: s.notifier?.counters.sent ?? 0,
       pagesStored: s.notifier?.counters.stored ?? 0,
     },
-    polling: { ...s.polling },
+    polling: s.polling(),
     reader,
   };
 }
