@@ -134,8 +134,13 @@ export function batchWriter(fd: number, log: Logger, idleMs = IDLE_MS): BatchWri
   const flush = () => {
     if (queued.length === 0) return;
     const lengths = queued.map((m) => m.length);
-    // One buffer the worker takes over, rather than a copy of every message's backing store.
-    const buffer = new ArrayBuffer(lengths.reduce((a, b) => a + b, 0));
+    /*
+     * One buffer for the batch, shared rather than transferred: transferring
+     * detaches it, and the first detached buffer in a process makes V8 drop
+     * every optimised function that touches a typed array (all of the FUSE
+     * and ZooKeeper codecs) and guard each such access ever after.
+     */
+    const buffer = new SharedArrayBuffer(lengths.reduce((a, b) => a + b, 0));
     const bytes = new Uint8Array(buffer);
     let at = 0;
     for (const m of queued) {
@@ -147,7 +152,7 @@ export function batchWriter(fd: number, log: Logger, idleMs = IDLE_MS): BatchWri
     waiting = [];
     clearTimeout(idle);
     worker ??= start();
-    worker.postMessage({ buffer, lengths }, [buffer]);
+    worker.postMessage({ buffer, lengths });
   };
 
   return {
