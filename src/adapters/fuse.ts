@@ -9,8 +9,8 @@
  * tar). Each kernel request it handed to JavaScript crossed threads twice.
  */
 import { NodeTable } from '../core/fuse/node-table.js';
-import { invalInode } from '../core/fuse/notifications.js';
-import { toMountPath, toZnode } from '../core/zkfs/paths.js';
+import { invalEntry, invalInode } from '../core/fuse/notifications.js';
+import { baseName, parentPath, toMountPath, toZnode } from '../core/zkfs/paths.js';
 import { run } from './exec.js';
 import type { PollCounters } from './fuse/busy-poll.js';
 import { openFuseDevice } from './fuse/device.js';
@@ -113,7 +113,14 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     nodes,
     orphans,
     vfs,
-    (leaving) => deleted(leaving, toZnode(vfs.tree.root, leaving.path)),
+    (leaving, madeAgain) => {
+      deleted(leaving, toZnode(vfs.tree.root, leaving.path));
+      if (!madeAgain) return;
+      // The kernel may have looked the name up again since the watch came back, finding the old
+      // node: its next lookup must find the new one.
+      const parent = nodes.idOf(parentPath(leaving.path));
+      if (parent !== undefined) void device.notify(invalEntry(parent, baseName(leaving.path)));
+    },
     log,
   );
   vfs.tree.onWatchLost = () => gap.watchLost();

@@ -140,18 +140,24 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
   });
 
   it.each(READERS)(
-    'after another client deletes it while the mount has lost its session (no watch), through $name',
+    'after another client deletes it, or deletes and makes it again, while the mount has lost its session (no watch), through $name',
     async (reader) => {
       const { m, base, fd } = await openedFile(reader, ['--session-timeout', '2']);
       let shell: { look(): Promise<string> } | undefined;
       let inner: number | undefined;
+      let replaced: number | undefined;
       try {
-        // And a shell works in a directory deleted alike, where a file is open too.
+        // And a shell works in a directory deleted alike, where a file is open too; and another
+        // open file is deleted and made again, with other content, under the same name.
         await client.create(`${base}/sub`, Buffer.alloc(0));
         await client.create(`${base}/sub/g`, Buffer.from('inside\n'));
-        await sees(m, 'ls; cat sub/g', 'f\nsub\ninside\n');
+        await client.create(`${base}/h`, Buffer.from('the first h\n'));
+        await sees(m, 'ls; cat sub/g h', 'f\nh\nsub\ninside\nthe first h\n');
         shell = shellIn(join(m.dir, 'sub'));
         inner = openSync(join(m.dir, 'sub/g'), 'r');
+        replaced = openSync(join(m.dir, 'h'), 'r');
+        expect(readAll(replaced)).toBe('the first h\n');
+        const firstH = fstatSync(replaced).ino;
         const granted = (await mountStatus(m.dir)).session.timeoutMs;
         // Frozen past its session's timeout, the daemon hears of nothing that happens after:
         // the server has closed the session and its watch.
@@ -162,6 +168,8 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
           await client.remove(`${base}/f`, -1);
           await client.remove(`${base}/sub/g`, -1);
           await client.remove(`${base}/sub`, -1);
+          await client.remove(`${base}/h`, -1);
+          await client.create(`${base}/h`, Buffer.from('another h\n'));
         } finally {
           process.kill(pid, 'SIGCONT');
         }
@@ -169,7 +177,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
           const s = await mountStatus(m.dir);
           return s.session.expiries >= 1 && s.cache.mode === 'watch';
         }, 'a new session with its watch');
-        await sees(m, 'ls; cat f 2>&1 || true', 'cat: f: No such file or directory\n');
+        await sees(m, 'ls; cat h; cat f 2>&1 || true', 'h\nanother h\ncat: f: No such file or directory\n');
         dropPages();
         expect(readAll(fd)).toBe(CONTENT);
         const st = fstatSync(fd);
@@ -177,11 +185,18 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
         expect(st.nlink).toBe(0);
         expect(readAll(inner)).toBe('inside\n');
         expect(await shell.look()).toBe(`directory 0\n0\n${m.dir}\n`);
-        expect(m.log()).toMatch(/3 names the kernel held were deleted while the watch was down/);
+        // The program holding the first h reads the first h; the name is a new file.
+        expect(readAll(replaced)).toBe('the first h\n');
+        expect(fstatSync(replaced).nlink).toBe(0);
+        expect(statSync(join(m.dir, 'h')).ino).not.toBe(firstH);
+        expect(m.log()).toMatch(
+          /4 names the kernel held were deleted while the watch was down \(1 of them made again\)/,
+        );
         await madeAgain(m, base, fd, st.ino);
       } finally {
         closeSync(fd);
         if (inner !== undefined) closeSync(inner);
+        if (replaced !== undefined) closeSync(replaced);
         // Out of the mount whatever happened, or it cannot be unmounted.
         await shell?.look();
       }

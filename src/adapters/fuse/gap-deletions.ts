@@ -6,69 +6,103 @@
  * would go on standing for the name, for whatever is made under it next.
  *
  * So when the watch goes, what memory holds of every name the kernel holds
- * is taken (as a deletion seen through the watch takes it); when it is
- * back, each directory holding such a name is listed afresh, and a name no
- * longer in it was deleted in between. Only the first gap's picture counts
- * until the watch is back: memory is empty after it.
- *
- * A name deleted and made again within the gap is taken for the same file.
+ * is taken (as a deletion seen through the watch takes it), with which node
+ * the name stood for (the transaction that created it) and, for each
+ * directory holding such names, the last change to its children. When the
+ * watch is back, each of those directories is listed afresh: a name no
+ * longer in it was deleted in between. A directory whose children changed
+ * meanwhile may also hold a name deleted and made again: each of its names
+ * the kernel still holds is looked up, and one created since is handled as
+ * deleted too, so that a program holding the old file goes on reading the
+ * old file, and the name becomes a new node. Only the first gap's picture
+ * counts until the watch is back: memory is empty after it.
  */
 import type { NodeTable } from '../../core/fuse/node-table.js';
 import { isFsError } from '../../core/zkfs/errors.js';
 import { baseName, parentPath } from '../../core/zkfs/paths.js';
 import type { Logger } from '../logger.js';
-import type { ZkVfs } from '../zkfs/vfs.js';
+import type { NodeIdentity, ZkVfs } from '../zkfs/vfs.js';
 import type { Leaving, Orphans } from './orphans.js';
 
+/** A name the kernel held when the watch went, and the node it stood for then (if memory knew). */
+interface Held {
+  leaving: Leaving;
+  created: bigint | undefined;
+}
+
+interface Picture {
+  held: Held[];
+  /** The directories holding them, as memory knew them then. */
+  dirs: Map<string, NodeIdentity | undefined>;
+}
+
 export class GapDeletions {
-  private taken: Leaving[] | undefined;
+  private taken: Picture | undefined;
 
   constructor(
     private readonly nodes: NodeTable,
     private readonly orphans: Orphans,
-    private readonly vfs: Pick<ZkVfs, 'readdir'>,
-    /** A name found deleted: as for a deletion the watch reports (fuse.ts). */
-    private readonly gone: (leaving: Leaving) => void,
+    private readonly vfs: Pick<ZkVfs, 'readdir' | 'cachedIdentity' | 'identity'>,
+    /**
+     * A name found deleted (as for a deletion the watch reports, fuse.ts);
+     * `madeAgain` when a new node now stands under it.
+     */
+    private readonly gone: (leaving: Leaving, madeAgain: boolean) => void,
     private readonly log: Logger,
   ) {}
 
   /** The watch is gone; memory still holds what it held. */
   watchLost(): void {
     if (this.taken) return;
-    const taken: Leaving[] = [];
+    const picture: Picture = { held: [], dirs: new Map() };
     for (const path of this.nodes.paths()) {
       const leaving = this.orphans.leaving(path);
-      if (leaving) taken.push(leaving);
+      if (!leaving) continue;
+      picture.held.push({ leaving, created: this.vfs.cachedIdentity(path)?.created });
+      const dir = parentPath(path);
+      if (!picture.dirs.has(dir)) picture.dirs.set(dir, this.vfs.cachedIdentity(dir));
     }
-    this.taken = taken;
+    this.taken = picture;
   }
 
-  /** The watch is back: finds the names deleted meanwhile. */
+  /** The watch is back: finds the names deleted (or deleted and made again) meanwhile. */
   async watchBack(): Promise<void> {
-    const taken = this.taken;
+    const picture = this.taken;
     this.taken = undefined;
-    if (!taken || taken.length === 0) return;
-    const byDir = new Map<string, Leaving[]>();
-    for (const leaving of taken) {
-      const dir = parentPath(leaving.path);
+    if (!picture || picture.held.length === 0) return;
+    const byDir = new Map<string, Held[]>();
+    for (const held of picture.held) {
+      const dir = parentPath(held.leaving.path);
       const list = byDir.get(dir);
-      if (list) list.push(leaving);
-      else byDir.set(dir, [leaving]);
+      if (list) list.push(held);
+      else byDir.set(dir, [held]);
     }
-    let found = 0;
+    let deleted = 0;
+    let madeAgain = 0;
     await Promise.all(
-      [...byDir].map(async ([dir, leavings]) => {
+      [...byDir].map(async ([dir, helds]) => {
         const names = await this.namesIn(dir);
         if (!names) return;
-        for (const leaving of leavings) {
-          if (names.has(baseName(leaving.path))) continue;
-          found++;
-          this.gone(leaving);
+        const present: Held[] = [];
+        for (const held of helds) {
+          if (names.has(baseName(held.leaving.path))) present.push(held);
+          else {
+            deleted++;
+            this.gone(held.leaving, false);
+          }
+        }
+        for (const held of await this.replaced(dir, picture.dirs.get(dir), present)) {
+          deleted++;
+          madeAgain++;
+          this.gone(held.leaving, true);
         }
       }),
     );
-    if (found > 0)
-      this.log.info(`zkfs: ${found} names the kernel held were deleted while the watch was down`);
+    if (deleted > 0)
+      this.log.info(
+        `zkfs: ${deleted} names the kernel held were deleted while the watch was down` +
+          (madeAgain > 0 ? ` (${madeAgain} of them made again)` : ''),
+      );
   }
 
   /** The names in `dir` now: none if it is gone; undefined if that cannot be told. */
@@ -78,10 +112,38 @@ export class GapDeletions {
       return new Set(await this.vfs.readdir(dir, false));
     } catch (error) {
       if (isFsError(error) && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) return new Set();
-      this.log.debug(
-        `zkfs: cannot tell what was deleted from ${dir} while the watch was down: ${String(error)}`,
-      );
+      this.cannotTell(dir, error);
       return undefined;
     }
+  }
+
+  /**
+   * Which of `present`, names still in `dir`, now stand for a node created
+   * since the watch went. None when `dir` is the directory it was and no
+   * child came or went in it (one request); otherwise each name the kernel
+   * still holds is looked up.
+   */
+  private async replaced(dir: string, before: NodeIdentity | undefined, present: Held[]): Promise<Held[]> {
+    const known = present.filter((held) => held.created !== undefined);
+    if (known.length === 0) return [];
+    try {
+      if (before) {
+        const now = await this.vfs.identity(dir);
+        if (now && now.created === before.created && now.childrenChanged === before.childrenChanged)
+          return [];
+      }
+      const still = known.filter(({ leaving }) => this.nodes.idOf(leaving.path) === leaving.id);
+      const now = await Promise.all(still.map(({ leaving }) => this.vfs.identity(leaving.path)));
+      return still.filter((held, i) => now[i]?.created !== held.created);
+    } catch (error) {
+      this.cannotTell(dir, error);
+      return [];
+    }
+  }
+
+  private cannotTell(dir: string, error: unknown): void {
+    this.log.debug(
+      `zkfs: cannot tell what was deleted from ${dir} while the watch was down: ${String(error)}`,
+    );
   }
 }

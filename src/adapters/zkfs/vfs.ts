@@ -6,6 +6,8 @@
  * serves the mount.
  */
 import type { FsErrorCode } from '../../core/zkfs/errors.js';
+import { toZnode } from '../../core/zkfs/paths.js';
+import type { ZkStat } from '../zookeeper.js';
 import * as attrs from './attr-ops.js';
 import * as dirs from './dir-ops.js';
 import * as files from './file-ops.js';
@@ -24,6 +26,20 @@ export interface VfsOptions extends VfsConfig {
   cacheTtlMs?: number;
   /** A tree to use instead, e.g. the mount's watch-driven one (watch-cache.ts). */
   tree?: ZkTree;
+}
+
+/**
+ * Which node a path stands for, told apart from another made later under
+ * the same name: the transaction that created it, and the last that added
+ * or removed one of its children.
+ */
+export interface NodeIdentity {
+  created: bigint;
+  childrenChanged: bigint;
+}
+
+function identityOf(stat: ZkStat): NodeIdentity {
+  return { created: stat.czxid, childrenChanged: stat.pzxid };
 }
 
 /** Counters a status command can show. */
@@ -105,6 +121,16 @@ export class ZkVfs {
   /** Another client deleted `znode` (a watch said so). */
   deletedElsewhere(znode: string) {
     this.ctx.files.deletedElsewhere(znode);
+  }
+  /** The identity of the node at `path` as memory holds it; undefined when memory has no stat of it. */
+  cachedIdentity(path: string): NodeIdentity | undefined {
+    const stat = this.tree.stats.peek(toZnode(this.ctx.root, path));
+    return stat ? identityOf(stat) : undefined;
+  }
+  /** The identity of the node at `path` now; null when there is none. */
+  async identity(path: string): Promise<NodeIdentity | null> {
+    const stat = await this.tree.stat(toZnode(this.ctx.root, path));
+    return stat && identityOf(stat);
   }
   /** A file's attributes and data (a directory's attributes) as memory holds them, for when it is deleted while open. */
   lastSeen(path: string) {
