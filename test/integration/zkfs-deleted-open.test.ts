@@ -204,32 +204,44 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     },
   );
 
-  it('keeps what a program writes to a file another client deleted readable to it, and fails its close with EIO', async () => {
-    const base = `/orphans/t${serial++}`;
-    await client.create(base, Buffer.alloc(0));
-    await client.create(`${base}/f`, Buffer.from(CONTENT));
-    const m = await mountZkfs(zk.connectString, base);
-    const fd = openSync(join(m.dir, 'f'), 'r+');
-    let closed = false;
-    try {
-      await client.remove(`${base}/f`, -1);
-      await sees(m, 'ls', '');
-      const more = 'and written after it, longer than before\n';
-      writeSync(fd, more, 0);
-      const st = fstatSync(fd);
-      expect(st.size).toBe(more.length);
-      expect(st.nlink).toBe(0);
-      dropPages();
-      expect(readAll(fd)).toBe(more);
-      // Nowhere to write it: close says so rather than reporting success.
-      closed = true;
-      expect(() => closeSync(fd)).toThrow(expect.objectContaining({ code: 'EIO' }));
-    } finally {
-      if (!closed) closeSync(fd);
-    }
-    expect(await client.exists(`${base}/f`)).toBeNull();
-    await m.unmount();
-  });
+  it.each([
+    { name: 'nothing is made under its name', again: undefined },
+    // Both at data version 0: the version check alone would let the write land in the new file.
+    { name: 'another client makes it again before the close', again: 'made again elsewhere\n' },
+  ])(
+    'keeps what a program writes to a file another client deleted readable to it, and fails its close with EIO ($name)',
+    async ({ again }) => {
+      const base = `/orphans/t${serial++}`;
+      await client.create(base, Buffer.alloc(0));
+      await client.create(`${base}/f`, Buffer.from(CONTENT));
+      const m = await mountZkfs(zk.connectString, base);
+      const fd = openSync(join(m.dir, 'f'), 'r+');
+      let closed = false;
+      try {
+        await client.remove(`${base}/f`, -1);
+        await sees(m, 'ls', '');
+        const more = 'and written after it, longer than before\n';
+        writeSync(fd, more, 0);
+        const st = fstatSync(fd);
+        expect(st.size).toBe(more.length);
+        expect(st.nlink).toBe(0);
+        dropPages();
+        expect(readAll(fd)).toBe(more);
+        if (again) {
+          await client.create(`${base}/f`, Buffer.from(again));
+          await sees(m, 'cat f', again);
+        }
+        // Nowhere to write it: close says so rather than reporting success.
+        closed = true;
+        expect(() => closeSync(fd)).toThrow(expect.objectContaining({ code: 'EIO' }));
+      } finally {
+        if (!closed) closeSync(fd);
+      }
+      if (again) expect((await client.getData(`${base}/f`)).data.toString()).toBe(again);
+      else expect(await client.exists(`${base}/f`)).toBeNull();
+      await m.unmount();
+    },
+  );
 
   it.each(READERS.filter((r) => !r.args.includes('--read-only')))(
     'after rm or mv over it through the mount, through $name',

@@ -279,8 +279,14 @@ function refuseTooLarge<T>(file: OpenFile, step: () => T): T {
   }
 }
 
+function lostToDeletion(ctx: VfsContext, file: OpenFile): FsError {
+  ctx.log.error(`write to ${file.mountPath} lost: another client deleted it while it was open`);
+  return new FsError('EIO', `${file.mountPath} was deleted`);
+}
+
 async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
   if (!isDirty(file) || file.deleted) return;
+  if (file.deletedElsewhere) throw lostToDeletion(ctx, file);
   if (file.refused) {
     ctx.log.warn(
       `${file.mountPath}: not written back: ${file.refused.message}; it keeps its previous content`,
@@ -312,10 +318,7 @@ async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
       );
       throw new FsError('EIO', `conflicting write to ${file.mountPath}`);
     }
-    if (isZkError(error, 'NO_NODE')) {
-      ctx.log.error(`write to ${file.mountPath} lost: another client deleted it while it was open`);
-      throw new FsError('EIO', `${file.mountPath} was deleted`);
-    }
+    if (isZkError(error, 'NO_NODE')) throw lostToDeletion(ctx, file);
     throw asFsError(error, `writing ${file.mountPath}`);
   }
 }

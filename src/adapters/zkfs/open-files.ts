@@ -25,6 +25,12 @@ export interface OpenFile {
   writerRefs: number;
   /** Unlinked here: its content goes nowhere. */
   deleted: boolean;
+  /**
+   * Deleted by another client while open for writing or with changes: those
+   * are refused at write-back (EIO), even when a node made again under the
+   * name has the data version they were based on.
+   */
+  deletedElsewhere?: boolean | undefined;
   /** Time of the last local change, shown by getattr while dirty. */
   mtimeMs: number;
   /** The tail of this file's flush queue. */
@@ -147,14 +153,16 @@ export class OpenFiles {
   }
 
   /**
-   * Another client deleted `znode`: a file open on it only for reading keeps
-   * its bytes for its handles, and an open of a node made again under the
-   * name reads that one. A file with changes to write keeps its place, so
-   * that writing them back fails and says so.
+   * Another client deleted `znode`: the file open on it keeps its bytes for
+   * its handles, and an open of a node made again under the name reads that
+   * one. Changes made through its handles, before or after, have nowhere to
+   * go: writing them back fails and says so.
    */
   deletedElsewhere(znode: string): void {
     const file = this.files.get(znode);
-    if (file && file.writerRefs === 0 && !isDirty(file)) this.files.delete(znode);
+    if (!file) return;
+    this.files.delete(znode);
+    if (file.writerRefs > 0 || isDirty(file)) file.deletedElsewhere = true;
   }
 
   /** Re-keys open files after a rename of `from` to `to` (versions restart at 0 if unchanged). */
