@@ -36,6 +36,9 @@ function setup(before: Tree) {
       lookups.push(path);
       return identity(now, path) ?? null;
     },
+    async identities(paths: readonly string[]) {
+      return Promise.all(paths.map((path) => vfs.identity(path)));
+    },
     lastSeen: () => undefined,
   };
   const orphans = new Orphans(nodes, vfs);

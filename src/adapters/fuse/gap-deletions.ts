@@ -42,7 +42,7 @@ export class GapDeletions {
   constructor(
     private readonly nodes: NodeTable,
     private readonly orphans: Orphans,
-    private readonly vfs: Pick<ZkVfs, 'readdir' | 'cachedIdentity' | 'identity'>,
+    private readonly vfs: Pick<ZkVfs, 'readdir' | 'cachedIdentity' | 'identity' | 'identities'>,
     /**
      * A name found deleted (as for a deletion the watch reports, fuse.ts);
      * `madeAgain` when a new node now stands under it.
@@ -120,8 +120,8 @@ export class GapDeletions {
   /**
    * Which of `present`, names still in `dir`, now stand for a node created
    * since the watch went. None when `dir` is the directory it was and no
-   * child came or went in it (one request); otherwise each name the kernel
-   * still holds is looked up.
+   * child came or went in it (one request); otherwise the names the kernel
+   * still holds are looked up, together.
    */
   private async replaced(dir: string, before: NodeIdentity | undefined, present: Held[]): Promise<Held[]> {
     const known = present.filter((held) => held.created !== undefined);
@@ -133,7 +133,7 @@ export class GapDeletions {
           return [];
       }
       const still = known.filter(({ leaving }) => this.nodes.idOf(leaving.path) === leaving.id);
-      const now = await Promise.all(still.map(({ leaving }) => this.vfs.identity(leaving.path)));
+      const now = await this.vfs.identities(still.map(({ leaving }) => leaving.path));
       return still.filter((held, i) => now[i]?.created !== held.created);
     } catch (error) {
       this.cannotTell(dir, error);

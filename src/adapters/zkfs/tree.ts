@@ -158,6 +158,14 @@ export class ZkTree {
     return this.childNames(znode);
   }
 
+  /**
+   * Reads the data (and with it the stats) of `znodes` into memory ahead of
+   * need, where the tree keeps memory exact (watch-cache.ts); here, nothing.
+   */
+  readDataAhead(_znodes: readonly string[]): Promise<void> {
+    return Promise.resolve();
+  }
+
   async freshChildNames(znode: string): Promise<string[]> {
     this.children.invalidate(znode);
     return this.childNames(znode);

@@ -132,6 +132,15 @@ export class ZkVfs {
     const stat = await this.tree.stat(toZnode(this.ctx.root, path));
     return stat && identityOf(stat);
   }
+  /**
+   * The identities of `paths` now, read together: a multiRead per batch
+   * where memory is kept exact (their data comes along), one request each
+   * for any still missing then.
+   */
+  async identities(paths: readonly string[]): Promise<(NodeIdentity | null)[]> {
+    await this.tree.readDataAhead(paths.map((path) => toZnode(this.ctx.root, path)));
+    return Promise.all(paths.map((path) => this.identity(path)));
+  }
   /** A file's attributes and data (a directory's attributes) as memory holds them, for when it is deleted while open. */
   lastSeen(path: string) {
     return files.lastSeen(this.ctx, path);

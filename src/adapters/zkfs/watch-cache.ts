@@ -376,7 +376,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
    * budget (a walk over more than the cache holds). Resolves once they are
    * stored.
    */
-  readDataAhead(znodes: readonly string[]): Promise<void> {
+  override readDataAhead(znodes: readonly string[]): Promise<void> {
     if (!this.live) return Promise.resolve();
     const batches: Promise<void>[] = [];
     // In batches of the prefetcher's size: nodes of unknown size may be large, and a reply has a limit.
