@@ -84,9 +84,7 @@ export class WatchGate {
   async arm(): Promise<void> {
     if (this.current === 'ttl') return;
     const epoch = ++this.armings;
-    if (this.current === 'watch') this.hooks?.lost();
-    this.current = 'waiting';
-    this.hooks?.forgetAll();
+    this.unwatched();
     try {
       await this.session.addRecursiveWatch(this.root);
     } catch (error) {
@@ -124,6 +122,11 @@ export class WatchGate {
       return;
     }
     this.armings++;
+    this.unwatched();
+  }
+
+  /** No watch is in place from now on, until arm() puts one: changes may go unreported, so memory goes. */
+  private unwatched(): void {
     if (this.current === 'watch') this.hooks?.lost();
     this.current = 'waiting';
     this.hooks?.forgetAll();
