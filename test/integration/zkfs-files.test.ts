@@ -168,10 +168,10 @@ describe.skipIf(missing({ fuse: true }))('directory metadata limits', () => {
   it('refuses a new name its directory has no room for with ENOSPC, at once and keeping the session', async () => {
     // A metadata document near ZooKeeper's request limit, as some 50,000 names created through a
     // mount in one directory leave it: each entry is `"name":{"t":"f"}`.
-    const entries: string[] = [];
-    for (let i = 0; i < 52_420; i++) entries.push(`"e${String(i).padStart(6, '0')}":{"t":"f"}`);
+    const names = Array.from({ length: 52_420 }, (_, i) => `e${String(i).padStart(6, '0')}`);
     await client.create('/fulldoc', Buffer.alloc(0));
-    await client.create('/fulldoc/__zkfs__', Buffer.from(`{"zkfs":1,"e":{${entries.join(',')}}}`));
+    await fillDirectory('/fulldoc', names);
+    await client.create('/fulldoc/__zkfs__', fullDoc(names));
     const m = await mountZkfs(zk.connectString, '/fulldoc');
     const name = 'n'.repeat(200);
     for (const script of [`touch ${name}`, `mkdir ${name}`]) {
@@ -185,7 +185,66 @@ describe.skipIf(missing({ fuse: true }))('directory metadata limits', () => {
     expect(m.log()).toContain('that document has no room left');
     await m.unmount();
   });
+
+  it('drops entries of names another client deleted when a name is added, so the document never outgrows its directory', async () => {
+    // The same document, its names since deleted by a client that is not zkfs (it leaves the
+    // document as it was): before, the empty directory refused every new name with ENOSPC.
+    const names = Array.from({ length: 52_420 }, (_, i) => `e${String(i).padStart(6, '0')}`);
+    await client.create('/gonedoc', Buffer.alloc(0));
+    await client.create('/gonedoc/__zkfs__', fullDoc(names));
+    const m = await mountZkfs(zk.connectString, '/gonedoc');
+    const name = 'n'.repeat(200);
+    await m.ok(`touch ${name} && mkdir d`);
+    const doc = JSON.parse((await client.getData('/gonedoc/__zkfs__')).data.toString());
+    expect(Object.keys(doc.e).sort()).toEqual(['d', name]);
+    expect(m.log()).toContain('/: dropping 52420 metadata entries of names another client deleted');
+    expect((await mountStatus(m.dir)).session.reconnects).toBe(0);
+    await m.unmount();
+  });
+
+  it('keeps the entries of names still there, symbolic links among them, while dropping the gone ones', async () => {
+    await client.create('/somegone', Buffer.alloc(0));
+    const m = await mountZkfs(zk.connectString, '/somegone');
+    await m.ok(
+      'mkdir -p sub && cd sub && touch kept gone1 gone2 && chmod 600 kept && ln -s kept link && touch -h -d @1000000000 link',
+    );
+    await client.remove('/somegone/sub/gone1', -1);
+    await client.remove('/somegone/sub/gone2', -1);
+    const entries = async () =>
+      JSON.parse((await client.getData('/somegone/sub/__zkfs__')).data.toString()).e as Record<
+        string,
+        unknown
+      >;
+    // Another client's deletion alone leaves the document as it was.
+    expect(Object.keys(await entries()).sort()).toEqual(['gone1', 'gone2', 'kept', 'link']);
+    await m.ok('touch sub/new');
+    const after = await entries();
+    expect(Object.keys(after).sort()).toEqual(['kept', 'link', 'new']);
+    expect(after.kept).toMatchObject({ t: 'f', m: 0o600 });
+    expect(after.link).toMatchObject({ mt: 1_000_000_000_000 });
+    expect((await m.ok('stat -c %a sub/kept')).trim()).toBe('600');
+    expect((await m.ok('stat -c %Y sub/link')).trim()).toBe('1000000000');
+    expect(m.log()).toContain('/sub: dropping 2 metadata entries of names another client deleted');
+    await m.unmount();
+  });
 });
+
+/** Creates `names` under `dir` with no data, a few thousand to a request. */
+async function fillDirectory(dir: string, names: readonly string[]): Promise<void> {
+  const batches: Promise<void>[] = [];
+  for (let i = 0; i < names.length; i += 2000) {
+    const ops = names
+      .slice(i, i + 2000)
+      .map((name) => ({ op: 'create' as const, path: `${dir}/${name}`, data: Buffer.alloc(0), acl: [] }));
+    batches.push(client.multi(ops));
+  }
+  await Promise.all(batches);
+}
+
+/** A metadata document recording each of `names` as a file. */
+function fullDoc(names: readonly string[]): Buffer {
+  return Buffer.from(`{"zkfs":1,"e":{${names.map((name) => `"${name}":{"t":"f"}`).join(',')}}}`);
+}
 
 // dir mode has no regular files but _zoo_data_, which always exists.
 describe.skipIf(missing({ fuse: true })).each(['hybrid', 'file'] as const)('new files in %s mode', (mode) => {

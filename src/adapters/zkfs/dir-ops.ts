@@ -27,6 +27,7 @@ import {
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import { updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
+import { entriesStillThere } from './gone-names.js';
 import { isDirty } from './open-files.js';
 import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
 
@@ -67,7 +68,9 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number): Promis
   await commitWithRetry(ctx.tree, async (attempt) => {
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const acl = await ctx.tree.acl(parent.znode);
-    const meta = encodeMeta(withEntry(doc.value, name, newEntry('dir', mode, ctx.defaults)));
+    const meta = encodeMeta(
+      withEntry(await entriesStillThere(ctx, parent, doc), name, newEntry('dir', mode, ctx.defaults)),
+    );
     return [
       { op: 'create', path: znode, data: Buffer.alloc(0), acl },
       docWrite(doc.path, doc.version, meta, acl),

@@ -24,6 +24,7 @@ import { setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/z
 import { isZkError } from '../zookeeper.js';
 import { applyPendingTimes, type FileAttr, getattrCached } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
+import { entriesStillThere } from './gone-names.js';
 import { isDirty, type OpenFile } from './open-files.js';
 import {
   assertWritable,
@@ -203,7 +204,7 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
   await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const acl = await ctx.tree.acl(parent.znode);
-    const meta = encodeMeta(withEntry(doc.value, name, entry));
+    const meta = encodeMeta(withEntry(await entriesStillThere(ctx, parent, doc), name, entry));
     return [
       { op: 'create', path: znode, data: Buffer.alloc(0), acl, readBack: false },
       doc.version === undefined

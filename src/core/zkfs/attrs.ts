@@ -202,6 +202,39 @@ export function withEntry(meta: DirMeta, name: string, entry: MetaEntry | undefi
   return { entries, extra: meta.extra, corrupt: false };
 }
 
+/** What a directory's own stat and the link table say it holds, for holdsGoneNames(). */
+export interface DirCounts {
+  /** The directory znode's child count, its metadata node among them. */
+  numChildren: number;
+  /** Symbolic links in the directory (they have entries but no znode). */
+  links: number;
+  /** The mount root, whose document also holds its own entry `.`. */
+  isRoot: boolean;
+}
+
+/**
+ * Whether `meta`, read from the directory `counts` describes, must hold
+ * entries of names the directory no longer has: more than its other
+ * children, its links and (at the root) `.` account for. Another client
+ * that deletes a node (zkCli, a program of its own) leaves its entry
+ * behind, and until a directory gains a name nothing else removes it.
+ */
+export function holdsGoneNames(meta: DirMeta, counts: DirCounts): boolean {
+  const size = meta.entries.size;
+  // Any entry means the document exists, so it is one of the children.
+  return size > 0 && size > counts.numChildren - 1 + counts.links + (counts.isRoot ? 1 : 0);
+}
+
+/** `meta` without the entries of names for which `present` is false; `meta` itself when none goes. */
+export function withoutGoneNames(meta: DirMeta, present: (name: string) => boolean): DirMeta {
+  const entries = new Map<string, MetaEntry>();
+  for (const [name, entry] of meta.entries) {
+    if (name === ROOT_ENTRY || present(name)) entries.set(name, entry);
+  }
+  if (entries.size === meta.entries.size) return meta;
+  return { entries, extra: meta.extra, corrupt: false };
+}
+
 export function isEmptyMeta(meta: DirMeta): boolean {
   return meta.entries.size === 0 && Object.keys(meta.extra).length === 0;
 }

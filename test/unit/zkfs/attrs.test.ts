@@ -5,6 +5,7 @@ import {
   emptyMeta,
   encodeMeta,
   entryForMove,
+  holdsGoneNames,
   newEntry,
   parseMeta,
   S_IFDIR,
@@ -13,6 +14,7 @@ import {
   withEntry,
   withMode,
   withOwner,
+  withoutGoneNames,
   withTimes,
 } from '../../../src/core/zkfs/attrs.js';
 
@@ -147,6 +149,37 @@ describe('attributes', () => {
     expect(entryForMove(touched, stat)).toEqual({ t: 'f', mt: 2000, at: 1000, v: 0 });
     const stale = withTimes({ t: 'f' }, 1000, 2000, 1);
     expect(entryForMove(stale, stat)).toEqual({ t: 'f', mt: stat.mtimeMs, v: 0 });
+  });
+});
+
+describe('entries of names another client deleted', () => {
+  const doc = parseMeta(
+    Buffer.from('{"zkfs":1,"x":7,"e":{".":{"m":448},"a":{"t":"f"},"b":{"t":"d"},"l":{"u":5}}}'),
+  );
+
+  it('are known to be there only when the directory cannot account for every entry', () => {
+    // Children a, b and the document itself; link l; the root's own entry.
+    expect(holdsGoneNames(doc, { numChildren: 3, links: 1, isRoot: true })).toBe(false);
+    expect(holdsGoneNames(doc, { numChildren: 2, links: 1, isRoot: true })).toBe(true);
+    expect(holdsGoneNames(doc, { numChildren: 3, links: 0, isRoot: true })).toBe(true);
+    expect(holdsGoneNames(doc, { numChildren: 3, links: 1, isRoot: false })).toBe(true);
+    expect(holdsGoneNames(emptyMeta(), { numChildren: 0, links: 0, isRoot: false })).toBe(false);
+  });
+
+  it('go, leaving the rest, the root entry and unknown keys as they were', () => {
+    const kept = withoutGoneNames(doc, (name) => name !== 'b');
+    expect([...kept.entries.keys()]).toEqual(['.', 'a', 'l']);
+    expect(parseMeta(encodeMeta(kept))).toEqual({
+      entries: new Map([
+        ['.', { m: 448 }],
+        ['a', { t: 'f' }],
+        ['l', { u: 5 }],
+      ]),
+      extra: { x: 7 },
+      corrupt: false,
+    });
+    expect(withoutGoneNames(doc, () => false).entries.has('.')).toBe(true);
+    expect(withoutGoneNames(doc, () => true)).toBe(doc);
   });
 });
 

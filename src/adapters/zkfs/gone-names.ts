@@ -1,0 +1,47 @@
+/**
+ * Entries of names another client deleted, dropped from a directory's
+ * metadata document when a name is added to it (core/zkfs/attrs.ts,
+ * holdsGoneNames). A client that is not zkfs deletes a node without
+ * touching the document, so its entry stayed for good: a directory whose
+ * files another program cleans up grew its document with every name it
+ * ever had, until even an empty directory refused new files with ENOSPC.
+ *
+ * The children are read afresh, not taken from memory, so this is right
+ * whether or not a watch keeps memory exact: the list is at least as new
+ * as the document read, and any name added to the document since then
+ * makes the write fail its version check and start over.
+ */
+import { type DirMeta, holdsGoneNames, withoutGoneNames } from '../../core/zkfs/attrs.js';
+import { zkChild } from '../../core/zkfs/paths.js';
+import { linksIn } from '../../core/zkfs/symlinks.js';
+import type { NodeTarget, VfsContext } from './resolve.js';
+import type { DocSnapshot } from './tree.js';
+
+/** `doc`'s entries, less those of names directory `dir` no longer has, when it must hold any. */
+export async function entriesStillThere(
+  ctx: VfsContext,
+  dir: NodeTarget,
+  doc: DocSnapshot<DirMeta>,
+): Promise<DirMeta> {
+  const counts = { numChildren: dir.stat.numChildren, links: 0, isRoot: dir.isRoot };
+  // Checked without the link table first: that is every create in a directory with nothing to drop.
+  if (!holdsGoneNames(doc.value, counts)) return doc.value;
+  counts.links = linksIn((await ctx.tree.symlinks()).value, dir.path).length;
+  if (!holdsGoneNames(doc.value, counts)) return doc.value;
+  const [children, table] = await Promise.all([
+    ctx.tree.freshChildNames(dir.znode),
+    ctx.tree.freshSymlinks(),
+  ]);
+  const names = new Set(children);
+  const kept = withoutGoneNames(
+    doc.value,
+    (name) => names.has(name) || table.value.has(zkChild(dir.path, name)),
+  );
+  const dropped = doc.value.entries.size - kept.entries.size;
+  if (dropped > 0) {
+    ctx.log.info(
+      `${dir.path}: dropping ${dropped} metadata ${dropped === 1 ? 'entry' : 'entries'} of names another client deleted`,
+    );
+  }
+  return kept;
+}
