@@ -185,49 +185,93 @@ describe.skipIf(missing({ fuse: true }))('directory metadata limits', () => {
     expect(m.log()).toContain('that document has no room left');
     await m.unmount();
   });
-
-  it('drops entries of names another client deleted when a name is added, so the document never outgrows its directory', async () => {
-    // The same document, its names since deleted by a client that is not zkfs (it leaves the
-    // document as it was): before, the empty directory refused every new name with ENOSPC.
-    const names = Array.from({ length: 52_420 }, (_, i) => `e${String(i).padStart(6, '0')}`);
-    await client.create('/gonedoc', Buffer.alloc(0));
-    await client.create('/gonedoc/__zkfs__', fullDoc(names));
-    const m = await mountZkfs(zk.connectString, '/gonedoc');
-    const name = 'n'.repeat(200);
-    await m.ok(`touch ${name} && mkdir d`);
-    const doc = JSON.parse((await client.getData('/gonedoc/__zkfs__')).data.toString());
-    expect(Object.keys(doc.e).sort()).toEqual(['d', name]);
-    expect(m.log()).toContain('/: dropping 52420 metadata entries of names another client deleted');
-    expect((await mountStatus(m.dir)).session.reconnects).toBe(0);
-    await m.unmount();
-  });
-
-  it('keeps the entries of names still there, symbolic links among them, while dropping the gone ones', async () => {
-    await client.create('/somegone', Buffer.alloc(0));
-    const m = await mountZkfs(zk.connectString, '/somegone');
-    await m.ok(
-      'mkdir -p sub && cd sub && touch kept gone1 gone2 && chmod 600 kept && ln -s kept link && touch -h -d @1000000000 link',
-    );
-    await client.remove('/somegone/sub/gone1', -1);
-    await client.remove('/somegone/sub/gone2', -1);
-    const entries = async () =>
-      JSON.parse((await client.getData('/somegone/sub/__zkfs__')).data.toString()).e as Record<
-        string,
-        unknown
-      >;
-    // Another client's deletion alone leaves the document as it was.
-    expect(Object.keys(await entries()).sort()).toEqual(['gone1', 'gone2', 'kept', 'link']);
-    await m.ok('touch sub/new');
-    const after = await entries();
-    expect(Object.keys(after).sort()).toEqual(['kept', 'link', 'new']);
-    expect(after.kept).toMatchObject({ t: 'f', m: 0o600 });
-    expect(after.link).toMatchObject({ mt: 1_000_000_000_000 });
-    expect((await m.ok('stat -c %a sub/kept')).trim()).toBe('600');
-    expect((await m.ok('stat -c %Y sub/link')).trim()).toBe('1000000000');
-    expect(m.log()).toContain('/sub: dropping 2 metadata entries of names another client deleted');
-    await m.unmount();
-  });
 });
+
+describe.skipIf(missing({ fuse: true }))(
+  'what the deletions of a client that is not zkfs leave behind',
+  () => {
+    it('drops entries of names another client deleted when a name is added, so the document never outgrows its directory', async () => {
+      // The same document, its names since deleted by a client that is not zkfs (it leaves the
+      // document as it was): before, the empty directory refused every new name with ENOSPC.
+      const names = Array.from({ length: 52_420 }, (_, i) => `e${String(i).padStart(6, '0')}`);
+      await client.create('/gonedoc', Buffer.alloc(0));
+      await client.create('/gonedoc/__zkfs__', fullDoc(names));
+      const m = await mountZkfs(zk.connectString, '/gonedoc');
+      const name = 'n'.repeat(200);
+      await m.ok(`touch ${name} && mkdir d`);
+      const doc = JSON.parse((await client.getData('/gonedoc/__zkfs__')).data.toString());
+      expect(Object.keys(doc.e).sort()).toEqual(['d', name]);
+      expect(m.log()).toContain('/: dropping 52420 metadata entries of names another client deleted');
+      expect((await mountStatus(m.dir)).session.reconnects).toBe(0);
+      await m.unmount();
+    });
+
+    it('keeps the entries of names still there, symbolic links among them, while dropping the gone ones', async () => {
+      await client.create('/somegone', Buffer.alloc(0));
+      const m = await mountZkfs(zk.connectString, '/somegone');
+      await m.ok(
+        'mkdir -p sub && cd sub && touch kept gone1 gone2 && chmod 600 kept && ln -s kept link && touch -h -d @1000000000 link',
+      );
+      await client.remove('/somegone/sub/gone1', -1);
+      await client.remove('/somegone/sub/gone2', -1);
+      const entries = async () =>
+        JSON.parse((await client.getData('/somegone/sub/__zkfs__')).data.toString()).e as Record<
+          string,
+          unknown
+        >;
+      // Another client's deletion alone leaves the document as it was.
+      expect(Object.keys(await entries()).sort()).toEqual(['gone1', 'gone2', 'kept', 'link']);
+      await m.ok('touch sub/new');
+      const after = await entries();
+      expect(Object.keys(after).sort()).toEqual(['kept', 'link', 'new']);
+      expect(after.kept).toMatchObject({ t: 'f', m: 0o600 });
+      expect(after.link).toMatchObject({ mt: 1_000_000_000_000 });
+      expect((await m.ok('stat -c %a sub/kept')).trim()).toBe('600');
+      expect((await m.ok('stat -c %Y sub/link')).trim()).toBe('1000000000');
+      expect(m.log()).toContain('/sub: dropping 2 metadata entries of names another client deleted');
+      await m.unmount();
+    });
+
+    it('shows no link of a directory another client deleted in one made again by its name', async () => {
+      await client.create('/linksgone', Buffer.alloc(0));
+      const m = await mountZkfs(zk.connectString, '/linksgone');
+      const made =
+        'mkdir -p live/site && ln -s ../../archive/cert1.pem live/site/cert.pem && ln -s x live/top';
+      await m.ok(`${made} && ln -s y keep && mkdir moved`);
+      const table = async () =>
+        (await client.getData('/linksgone/__symlinks__')).data.toString().split('\n').sort();
+      // zkCli's deleteall: the nodes go, the link table stays as it was.
+      await deleteTree('/linksgone/live');
+      expect(await table()).toEqual([
+        '/keep=y',
+        '/live/site/cert.pem=../../archive/cert1.pem',
+        '/live/top=x',
+      ]);
+      await m.ok('mkdir live');
+      expect(await m.ok('ls -A live')).toBe('');
+      expect(await table()).toEqual(['/keep=y']);
+      // Before, certbot making its link again failed with EEXIST.
+      await m.ok('mkdir live/site && ln -s ../../archive/cert2.pem live/site/cert.pem');
+      expect((await m.ok('readlink live/site/cert.pem')).trim()).toBe('../../archive/cert2.pem');
+      expect(m.log()).toContain(
+        '/live: dropping 2 symbolic links left below it by a directory another client deleted',
+      );
+      // The same when a directory is renamed to the name.
+      await deleteTree('/linksgone/live');
+      await m.ok('mv moved live');
+      expect(await m.ok('ls -A live')).toBe('');
+      expect(await table()).toEqual(['/keep=y']);
+      await m.unmount();
+    });
+  },
+);
+
+/** Deletes `path` and everything below it, as zkCli's deleteall does. */
+async function deleteTree(path: string): Promise<void> {
+  const { children } = await client.getChildren(path);
+  for (const child of children) await deleteTree(`${path}/${child}`);
+  await client.remove(path, -1);
+}
 
 /** Creates `names` under `dir` with no data, a few thousand to a request. */
 async function fillDirectory(dir: string, names: readonly string[]): Promise<void> {

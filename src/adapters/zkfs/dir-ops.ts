@@ -27,7 +27,7 @@ import {
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import { updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
-import { entriesStillThere } from './gone-names.js';
+import { entriesStillThere, linksLeftBelow } from './gone-names.js';
 import { isDirty } from './open-files.js';
 import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
 
@@ -65,21 +65,30 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number): Promis
   if (name === DATA_FILE) throw new FsError('EPERM', `${DATA_FILE} is the directory's data pseudo-file`);
   if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
   const znode = toZnode(ctx.root, path);
+  let wroteLinks = false;
   await commitWithRetry(ctx.tree, async (attempt) => {
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const acl = await ctx.tree.acl(parent.znode);
     const meta = encodeMeta(
       withEntry(await entriesStillThere(ctx, parent, doc), name, newEntry('dir', mode, ctx.defaults)),
     );
-    return [
+    const ops: ZkOp[] = [
       { op: 'create', path: znode, data: Buffer.alloc(0), acl },
       docWrite(doc.path, doc.version, meta, acl),
     ];
+    // At the version read: a link made anywhere meanwhile makes this multi start over, not vanish.
+    const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
+    const kept = linksLeftBelow(ctx, links.value, path);
+    wroteLinks = kept !== undefined;
+    if (kept)
+      ops.push(docWrite(links.path, links.version, encodeSymlinks(kept), await ctx.tree.acl(ctx.root)));
+    return ops;
   }).catch((error: unknown) => {
     throw asFsError(error, `creating directory ${path}`);
   });
   ctx.tree.forget(znode);
   ctx.tree.forget(parent.znode);
+  if (wroteLinks) ctx.tree.forgetSymlinks();
 }
 
 /** The ops that remove a node's entry from its directory's metadata, if it has one. */

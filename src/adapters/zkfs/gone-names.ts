@@ -1,6 +1,9 @@
 /**
- * Entries of names another client deleted, dropped from a directory's
- * metadata document when a name is added to it (core/zkfs/attrs.ts,
+ * What another client's deletions leave behind in zkfs's shared documents,
+ * dropped when zkfs next adds a name where it matters.
+ *
+ * Entries of names another client deleted go from a directory's metadata
+ * document when a name is added to it (core/zkfs/attrs.ts,
  * holdsGoneNames). A client that is not zkfs deletes a node without
  * touching the document, so its entry stayed for good: a directory whose
  * files another program cleans up grew its document with every name it
@@ -13,7 +16,7 @@
  */
 import { type DirMeta, holdsGoneNames, withoutGoneNames } from '../../core/zkfs/attrs.js';
 import { zkChild } from '../../core/zkfs/paths.js';
-import { linksIn } from '../../core/zkfs/symlinks.js';
+import { linksIn, type SymlinkMap, withoutLinksBelow } from '../../core/zkfs/symlinks.js';
 import type { NodeTarget, VfsContext } from './resolve.js';
 import type { DocSnapshot } from './tree.js';
 
@@ -41,6 +44,22 @@ export async function entriesStillThere(
   if (dropped > 0) {
     ctx.log.info(
       `${dir.path}: dropping ${dropped} metadata ${dropped === 1 ? 'entry' : 'entries'} of names another client deleted`,
+    );
+  }
+  return kept;
+}
+
+/**
+ * The link table without links below `path`, a name about to be made that
+ * does not exist: links of a directory by that name another client deleted
+ * (core/zkfs/symlinks.ts, withoutLinksBelow). Undefined when there are none.
+ */
+export function linksLeftBelow(ctx: VfsContext, table: SymlinkMap, path: string): SymlinkMap | undefined {
+  const kept = withoutLinksBelow(table, path);
+  if (kept) {
+    const dropped = table.size - kept.size;
+    ctx.log.info(
+      `${path}: dropping ${dropped} symbolic ${dropped === 1 ? 'link' : 'links'} left below it by a directory another client deleted`,
     );
   }
   return kept;

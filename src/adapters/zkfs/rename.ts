@@ -22,6 +22,7 @@ import { encodeSymlinks, hasLinksWithin, moveLinks, type SymlinkMap } from '../.
 import { multiBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkError } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
+import { linksLeftBelow } from './gone-names.js';
 import {
   assertWritable,
   lookup,
@@ -184,7 +185,9 @@ async function build(ctx: VfsContext, from: string, to: string, fresh: boolean):
 
   const nodes = src.type === 'symlink' ? [] : await gather(ctx, fromZnode);
   const links = await ctx.tree.symlinks();
-  let nextLinks: SymlinkMap | undefined = moveLinks(links.value, from, to);
+  // A new name: links left below it by a directory another client deleted go.
+  const kept = dst ? undefined : linksLeftBelow(ctx, links.value, to);
+  let nextLinks: SymlinkMap | undefined = moveLinks(kept ?? links.value, from, to) ?? kept;
   if (dst?.type === 'symlink' && src.type !== 'symlink') {
     nextLinks = new Map(nextLinks ?? links.value);
     nextLinks.delete(to);

@@ -78,6 +78,18 @@ export function hasLinksWithin(map: SymlinkMap, path: string): boolean {
 }
 
 /**
+ * The map without the links below `path`, or undefined when there are none.
+ * Made where `path` does not exist yet, they are links of a directory by
+ * that name that another client deleted (zkCli's deleteall leaves the table
+ * as it was): the new node must not show them again.
+ */
+export function withoutLinksBelow(map: SymlinkMap, path: string): SymlinkMap | undefined {
+  const out: SymlinkMap = new Map();
+  for (const [link, target] of map) if (link === path || !isWithin(link, path)) out.set(link, target);
+  return out.size === map.size ? undefined : out;
+}
+
+/**
  * The map after moving everything at or below `from` to `to`: each moved
  * link keeps its own target (the old code wrote `target=target` here).
  * Returns undefined when no link moves.

@@ -7,6 +7,7 @@ import {
   linksIn,
   moveLinks,
   parseSymlinks,
+  withoutLinksBelow,
 } from '../../../src/core/zkfs/symlinks.js';
 
 describe('__symlinks__ codec', () => {
@@ -83,6 +84,20 @@ describe('symlink table queries', () => {
     ]);
     expect([...moveLinks(map, '/top', '/d/top2')!.entries()][0]).toEqual(['/d/top2', 't']);
     expect(moveLinks(map, '/nothing', '/x')).toBeUndefined();
+  });
+
+  it('drops the links below a name about to be made, not the link at it nor a sibling with its prefix', () => {
+    expect([...withoutLinksBelow(map, '/d')!]).toEqual([
+      ['/top', 't'],
+      ['/dd/three', '3'],
+    ]);
+    expect([...withoutLinksBelow(map, '/d/sub')!].map(([link]) => link)).toEqual([
+      '/top',
+      '/d/one',
+      '/dd/three',
+    ]);
+    expect(withoutLinksBelow(map, '/top')).toBeUndefined();
+    expect(withoutLinksBelow(map, '/nothing')).toBeUndefined();
   });
 
   it('replaces a link that a moved link lands on', () => {
