@@ -263,6 +263,29 @@ describe.skipIf(missing({ fuse: true }))(
       expect(await table()).toEqual(['/keep=y']);
       await m.unmount();
     });
+
+    it('drops the links of directories another client deleted the next time the link table is written', async () => {
+      await client.create('/linkdirgone', Buffer.alloc(0));
+      const m = await mountZkfs(zk.connectString, '/linkdirgone');
+      await m.ok(
+        'mkdir -p old/deep keep && ln -s a old/l1 && ln -s b old/deep/l2 && ln -s c keep/l3 && ln -s d top',
+      );
+      const table = async () =>
+        (await client.getData('/linkdirgone/__symlinks__')).data.toString().split('\n').sort();
+      await deleteTree('/linkdirgone/old');
+      expect(await table()).toEqual(['/keep/l3=c', '/old/deep/l2=b', '/old/l1=a', '/top=d']);
+      await m.ok('ln -s e keep/l4');
+      expect(await table()).toEqual(['/keep/l3=c', '/keep/l4=e', '/top=d']);
+      expect(m.log()).toContain(
+        'dropping 2 symbolic links of 2 directories another client deleted (/old, /old/deep)',
+      );
+      expect((await m.ok('readlink keep/l3 keep/l4 top')).split('\n').filter(Boolean)).toEqual([
+        'c',
+        'e',
+        'd',
+      ]);
+      await m.unmount();
+    });
   },
 );
 

@@ -27,7 +27,7 @@ import {
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import { updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
-import { entriesStillThere, linksLeftBelow } from './gone-names.js';
+import { entriesStillThere, linksLeftBelow, linksOfGoneDirs } from './gone-names.js';
 import { isDirty } from './open-files.js';
 import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
 
@@ -162,7 +162,7 @@ export async function updateSymlinks(ctx: VfsContext, change: (map: SymlinkMap) 
     const doc = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
     const map: SymlinkMap = new Map(doc.value);
     change(map);
-    const data = encodeSymlinks(map);
+    const data = encodeSymlinks((await linksOfGoneDirs(ctx, map)) ?? map);
     return [docWrite(doc.path, doc.version, data, await ctx.tree.acl(ctx.root))];
   }).catch((error: unknown) => {
     throw asFsError(error, 'updating the symlink table');

@@ -1,6 +1,6 @@
 /**
  * What another client's deletions leave behind in zkfs's shared documents,
- * dropped when zkfs next adds a name where it matters.
+ * dropped when zkfs next writes the document concerned.
  *
  * Entries of names another client deleted go from a directory's metadata
  * document when a name is added to it (core/zkfs/attrs.ts,
@@ -15,7 +15,7 @@
  * makes the write fail its version check and start over.
  */
 import { type DirMeta, holdsGoneNames, withoutGoneNames } from '../../core/zkfs/attrs.js';
-import { zkChild } from '../../core/zkfs/paths.js';
+import { parentPath, toZnode, zkChild } from '../../core/zkfs/paths.js';
 import { linksIn, type SymlinkMap, withoutLinksBelow } from '../../core/zkfs/symlinks.js';
 import type { NodeTarget, VfsContext } from './resolve.js';
 import type { DocSnapshot } from './tree.js';
@@ -62,5 +62,35 @@ export function linksLeftBelow(ctx: VfsContext, table: SymlinkMap, path: string)
       `${path}: dropping ${dropped} symbolic ${dropped === 1 ? 'link' : 'links'} left below it by a directory another client deleted`,
     );
   }
+  return kept;
+}
+
+/**
+ * The link table without the links of directories that no longer exist,
+ * for a write of the table: they can never be reached again, and the
+ * table, read whole by every mount after every change, would grow with
+ * each directory of links another client deletes. Undefined when none goes.
+ * The directories are checked after the table was read, and the table is
+ * written at the version read: a directory made since held no link then.
+ */
+export async function linksOfGoneDirs(ctx: VfsContext, table: SymlinkMap): Promise<SymlinkMap | undefined> {
+  const dirs = new Set<string>();
+  for (const link of table.keys()) {
+    const dir = parentPath(link);
+    if (dir !== '/') dirs.add(dir);
+  }
+  if (dirs.size === 0) return undefined;
+  // Memory kept exact by a watch knows which directories are gone; memory kept by time may not.
+  const stat = (znode: string) => (ctx.tree.exact ? ctx.tree.stat(znode) : ctx.tree.freshStat(znode));
+  const listed = [...dirs];
+  const stats = await Promise.all(listed.map((dir) => stat(toZnode(ctx.root, dir))));
+  const gone = new Set(listed.filter((_, i) => stats[i] === null));
+  if (gone.size === 0) return undefined;
+  const kept: SymlinkMap = new Map();
+  for (const [link, target] of table) if (!gone.has(parentPath(link))) kept.set(link, target);
+  const dropped = table.size - kept.size;
+  ctx.log.info(
+    `dropping ${dropped} symbolic ${dropped === 1 ? 'link' : 'links'} of ${gone.size === 1 ? 'a directory' : `${gone.size} directories`} another client deleted (${[...gone].slice(0, 3).join(', ')}${gone.size > 3 ? ', …' : ''})`,
+  );
   return kept;
 }
