@@ -207,8 +207,7 @@ describe.skipIf(missing({ fuse: true }))(
     });
 
     it('keeps the entries of names still there, symbolic links among them, while dropping the gone ones', async () => {
-      await client.create('/somegone', Buffer.alloc(0));
-      const m = await mountZkfs(zk.connectString, '/somegone');
+      const m = await mountNew('/somegone');
       await m.ok(
         'mkdir -p sub && cd sub && touch kept gone1 gone2 && chmod 600 kept && ln -s kept link && touch -h -d @1000000000 link',
       );
@@ -233,8 +232,7 @@ describe.skipIf(missing({ fuse: true }))(
     });
 
     it('shows no link of a directory another client deleted in one made again by its name', async () => {
-      await client.create('/linksgone', Buffer.alloc(0));
-      const m = await mountZkfs(zk.connectString, '/linksgone');
+      const m = await mountNew('/linksgone');
       const made =
         'mkdir -p live/site && ln -s ../../archive/cert1.pem live/site/cert.pem && ln -s x live/top';
       await m.ok(`${made} && ln -s y keep && mkdir moved`);
@@ -265,8 +263,7 @@ describe.skipIf(missing({ fuse: true }))(
     });
 
     it('drops the links of directories another client deleted the next time the link table is written', async () => {
-      await client.create('/linkdirgone', Buffer.alloc(0));
-      const m = await mountZkfs(zk.connectString, '/linkdirgone');
+      const m = await mountNew('/linkdirgone');
       await m.ok(
         'mkdir -p old/deep keep && ln -s a old/l1 && ln -s b old/deep/l2 && ln -s c keep/l3 && ln -s d top',
       );
@@ -288,6 +285,12 @@ describe.skipIf(missing({ fuse: true }))(
     });
   },
 );
+
+/** A mount of `root`, a new empty node. */
+async function mountNew(root: string): Promise<ZkfsMount> {
+  await client.create(root, Buffer.alloc(0));
+  return mountZkfs(zk.connectString, root);
+}
 
 /** Deletes `path` and everything below it, as zkCli's deleteall does. */
 async function deleteTree(path: string): Promise<void> {
