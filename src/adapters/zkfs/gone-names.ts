@@ -16,7 +16,7 @@
  */
 import { type DirMeta, holdsGoneNames, withoutGoneNames } from '../../core/zkfs/attrs.js';
 import { parentPath, toZnode, zkChild } from '../../core/zkfs/paths.js';
-import { linksIn, type SymlinkMap, withoutLinksBelow } from '../../core/zkfs/symlinks.js';
+import { linksIn, type SymlinkMap, withoutLinksBelow, withoutLinksIn } from '../../core/zkfs/symlinks.js';
 import type { NodeTarget, VfsContext } from './resolve.js';
 import type { DocSnapshot } from './tree.js';
 
@@ -85,9 +85,8 @@ export async function linksOfGoneDirs(ctx: VfsContext, table: SymlinkMap): Promi
   const listed = [...dirs];
   const stats = await Promise.all(listed.map((dir) => stat(toZnode(ctx.root, dir))));
   const gone = new Set(listed.filter((_, i) => stats[i] === null));
-  if (gone.size === 0) return undefined;
-  const kept: SymlinkMap = new Map();
-  for (const [link, target] of table) if (!gone.has(parentPath(link))) kept.set(link, target);
+  const kept = withoutLinksIn(table, gone);
+  if (!kept) return undefined;
   const dropped = table.size - kept.size;
   ctx.log.info(
     `dropping ${dropped} symbolic ${dropped === 1 ? 'link' : 'links'} of ${gone.size === 1 ? 'a directory' : `${gone.size} directories`} another client deleted (${[...gone].slice(0, 3).join(', ')}${gone.size > 3 ? ', …' : ''})`,

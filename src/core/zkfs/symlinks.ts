@@ -18,7 +18,7 @@
  * rename — are fixed where the node is written: adapters/zkfs/links.ts.)
  */
 import { FsError } from './errors.js';
-import { isWithin } from './paths.js';
+import { isWithin, parentPath } from './paths.js';
 
 /** link path inside the mount → target, in file order. */
 export type SymlinkMap = Map<string, string>;
@@ -84,8 +84,22 @@ export function hasLinksWithin(map: SymlinkMap, path: string): boolean {
  * as it was): the new node must not show them again.
  */
 export function withoutLinksBelow(map: SymlinkMap, path: string): SymlinkMap | undefined {
+  return linksWhere(map, (link) => link === path || !isWithin(link, path));
+}
+
+/**
+ * The map without the links directly inside any of `dirs`, or undefined
+ * when there are none: links of directories that no longer exist, which
+ * nothing can reach again.
+ */
+export function withoutLinksIn(map: SymlinkMap, dirs: ReadonlySet<string>): SymlinkMap | undefined {
+  return linksWhere(map, (link) => !dirs.has(parentPath(link)));
+}
+
+/** The links `keep` accepts, or undefined when it accepts them all. */
+function linksWhere(map: SymlinkMap, keep: (link: string) => boolean): SymlinkMap | undefined {
   const out: SymlinkMap = new Map();
-  for (const [link, target] of map) if (link === path || !isWithin(link, path)) out.set(link, target);
+  for (const [link, target] of map) if (keep(link)) out.set(link, target);
   return out.size === map.size ? undefined : out;
 }
 

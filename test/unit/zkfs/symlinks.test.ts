@@ -8,6 +8,7 @@ import {
   moveLinks,
   parseSymlinks,
   withoutLinksBelow,
+  withoutLinksIn,
 } from '../../../src/core/zkfs/symlinks.js';
 
 describe('__symlinks__ codec', () => {
@@ -98,6 +99,15 @@ describe('symlink table queries', () => {
     ]);
     expect(withoutLinksBelow(map, '/top')).toBeUndefined();
     expect(withoutLinksBelow(map, '/nothing')).toBeUndefined();
+  });
+
+  it('drops the links directly inside gone directories, not those below or beside them', () => {
+    expect([...withoutLinksIn(map, new Set(['/d']))!].map(([link]) => link)).toEqual([
+      '/top',
+      '/d/sub/two',
+      '/dd/three',
+    ]);
+    expect(withoutLinksIn(map, new Set(['/gone']))).toBeUndefined();
   });
 
   it('replaces a link that a moved link lands on', () => {
