@@ -183,6 +183,9 @@ describe.skipIf(missing({ fuse: true }))('directory metadata limits', () => {
     // Nothing oversized was sent: the server would have dropped the connection, again on every retry.
     expect((await mountStatus(m.dir)).session.reconnects).toBe(0);
     expect(m.log()).toContain('that document has no room left');
+    // A name at the mount's root is logged as /name, not //name.
+    expect(m.log()).toContain(`create /${name}: `);
+    expect(m.log()).not.toContain(`//${name}`);
     await m.unmount();
   });
 });

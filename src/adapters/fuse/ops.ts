@@ -251,12 +251,17 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       return;
     }
     const where = () => nodes.path(h.nodeId) ?? `node ${h.nodeId}`;
+    /** `name` in the request's directory, for a log line (`/name` at the root, not `//name`). */
+    const whereChild = (name: string) => {
+      const parent = nodes.path(h.nodeId);
+      return parent === undefined ? `node ${h.nodeId}/${name}` : childPath(parent, name);
+    };
     switch (h.opcode) {
       case Op.LOOKUP: {
         const name = r.name();
         answer(
           h,
-          () => `lookup ${where()}/${name}`,
+          () => `lookup ${whereChild(name)}`,
           () => entry(u, childPath(pathOf(h.nodeId), name)),
         );
         return;
@@ -299,7 +304,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         const target = r.name();
         answer(
           h,
-          () => `symlink ${where()}/${name}`,
+          () => `symlink ${whereChild(name)}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
             await vfs.symlink(target, path);
@@ -314,7 +319,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         const name = r.name();
         answer(
           h,
-          () => `mkdir ${where()}/${name}`,
+          () => `mkdir ${whereChild(name)}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
             await vfs.mkdir(path, mode);
@@ -329,7 +334,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         const op = h.opcode === Op.UNLINK ? 'unlink' : 'rmdir';
         answer(
           h,
-          () => `${op} ${where()}/${name}`,
+          () => `${op} ${whereChild(name)}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
             const leaving = orphans.leaving(path);
@@ -390,7 +395,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         const name = r.name();
         answer(
           h,
-          () => `create ${where()}/${name}`,
+          () => `create ${whereChild(name)}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
             const created = await vfs.create(path, mode);
