@@ -128,6 +128,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs on a three-server ensemble', () =
       if (node?.data.toString() !== contentOf(i)) missingOrWrong.push(i);
     }
     expect(missingOrWrong).toEqual([]);
+    expect(m.log()).toContain('connection lost; trying the other servers,');
     // ...and the mount still answers, showing the same.
     const listed = (await m.ok('ls w')).trim().split('\n');
     expect(listed.length).toBeGreaterThanOrEqual(written.length);

@@ -413,6 +413,8 @@ describe('session faults', () => {
     expect(await pendingRead).toContain('f');
     expect((await raw.getData(`${m.root}/f`)).data.toString()).toBe('during');
     expect(m.session.counters.reconnects).toBeGreaterThanOrEqual(1);
+    // One server: the log names it rather than "the other servers".
+    expect(logged.join('\n')).toContain(`connection lost; reconnecting to ${zk.connectString},`);
     await until(async () => m.tree.status().mode === 'watch', 'watch set again');
     await raw.setData(`${m.root}/f`, Buffer.from('after'), -1);
     await until(async () => (await readFile(m.vfs, '/f')) === 'after', 'a change after the restart');

@@ -231,6 +231,12 @@ export class ZkSession implements ZkApi {
     this.watchdog.heard(client);
   }
 
+  /** Where the client looks for a connection now: the one server it has, or the others of an ensemble. */
+  private reconnectingTo(): string {
+    const servers = this.options.connectString.split(',');
+    return servers.length > 1 ? 'trying the other servers' : `reconnecting to ${servers[0]}`;
+  }
+
   private onClientState(client: ZkClient, state: ZkSessionState): void {
     if (client !== this.client || this.current === 'closed') return;
     switch (state) {
@@ -253,7 +259,7 @@ export class ZkSession implements ZkApi {
         if (this.current !== 'connected') return;
         this.current = 'disconnected';
         this.log.warn(
-          `zookeeper: connection lost; trying the other servers, operations wait up to ${Math.round(this.options.reconnectTimeoutMs / 1000)} s`,
+          `zookeeper: connection lost; ${this.reconnectingTo()}, operations wait up to ${Math.round(this.options.reconnectTimeoutMs / 1000)} s`,
         );
         this.emit({ type: 'disconnected' });
         return;
