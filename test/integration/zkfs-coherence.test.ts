@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -370,6 +370,12 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     expect(json.operations.total).toBeGreaterThan(0);
     expect(json.kernel).toMatchObject({ attrTimeoutMs: 10_000, notifications: true });
     expect(text.stdout).toMatch(/kernel cache\s+attributes, names and pages up to 10 s, dropped on change/);
+    // The daemon's whole resident memory, as the kernel counts it, not the cache's share.
+    expect(text.stdout).toMatch(/memory\s+\d+(\.\d+)? MiB resident, the cache included/);
+    const vmRssKiB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${json.pid}/status`, 'utf8'))?.[1]);
+    expect(json.memory?.residentBytes).toBeGreaterThan(vmRssKiB * 1024 * 0.5);
+    expect(json.memory?.residentBytes).toBeLessThan(vmRssKiB * 1024 * 2);
+    expect(json.memory?.residentBytes).toBeGreaterThan(json.cache.bytes);
     const elsewhere = await zkfsctl(['status', scratchDir('zkfs-not-mounted')]);
     expect(elsewhere.exitCode).toBe(1);
     expect(elsewhere.stderr).toContain('is not mounted');

@@ -57,6 +57,11 @@ export interface MountStatus extends Omit<MountRecord, 'logFile'> {
    * older than it.
    */
   reader?: ReaderStatus;
+  /**
+   * The daemon's resident memory, the cache and the runtime included (the
+   * cache budget bounds only the cache). Absent from a daemon older than it.
+   */
+  memory?: { residentBytes: number };
 }
 
 /** What a daemon older than the trials of polling does not report. */
@@ -117,6 +122,7 @@ export function collectStatus(s: StatusSources): MountStatus {
     },
     polling: s.polling(),
     reader,
+    memory: { residentBytes: process.memoryUsage.rss() },
   };
 }
 

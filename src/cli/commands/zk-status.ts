@@ -52,6 +52,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
     ],
     ['by request', r.operations.byName ? byRequest(r.operations.byName) : OLDER_DAEMON],
     ['open files', n(r.openFiles)],
+    ['memory', r.memory ? `${humanSize(r.memory.residentBytes)} resident, the cache included` : OLDER_DAEMON],
     [
       'kernel cache',
       r.kernel.notifications

@@ -54,6 +54,7 @@ const status: MountStatus = {
   kernel: { attrTimeoutMs: 10_000, notifications: true, invalidations: 17, pagesStored: 5 },
   polling: { windowUs: 100, windows: 1200, hits: 990, misses: 10, trials: 3, won: 2, pays: true },
   reader: { kind: 'native', opens: 15_000, releases: 14_999, xattrs: 40_000 },
+  memory: { residentBytes: 250 * 1024 * 1024 },
 };
 
 describe('zkfsctl status output', () => {
@@ -78,6 +79,13 @@ describe('zkfsctl status output', () => {
     expect(text).toMatch(
       /polling\s+100 us after answers where it pays: 1,200 windows, next request within it after 99\.0% of answers; faster than sleeping in 2 of 3 trials, so polling between them/,
     );
+  });
+
+  it("shows the daemon's resident memory, which a daemon older than it does not report", () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    expect(renderZkStatus(status, out)).toMatch(/memory\s+250 MiB resident, the cache included/);
+    const { memory: _, ...older } = status;
+    expect(renderZkStatus(older, out)).toMatch(/memory\s+not reported by this daemon/);
   });
 
   it('says how requests are read, and what the native reader answered by itself', () => {
