@@ -88,13 +88,22 @@ describe('busyPoller', () => {
   });
 
   it('stops polling where it made the cycle from one request to the next longer than sleeping did', async () => {
-    const poller = busyPoller(60_000, { block: 2, blocks: 2, hold: 1000, maxHold: 1000 });
+    // Cycles timed by a clock of the test's own: sleeping 3 ms on a loaded machine took more than
+    // the 5 ms past which a cycle is not counted, and the trial never ended.
+    let clockMs = 1000;
+    const trial = { block: 2, blocks: 2, hold: 1000, maxHold: 1000 };
+    const poller = busyPoller(
+      60_000,
+      trial,
+      () => {},
+      () => clockMs,
+    );
     let id = 0;
     poller.arrived(++id);
-    // Two cycles with polling allowed come slow, two without come at once.
-    for (const wait of [3, 3, 0, 0]) {
+    // Two cycles with polling allowed come slow, two without at once (tens of microseconds).
+    for (const wait of [3, 3, 0.05, 0.05]) {
       poller.answered(id);
-      if (wait > 0) await sleep(wait);
+      clockMs += wait;
       poller.arrived(++id);
     }
     expect(poller.counters).toMatchObject({ trials: 1, won: 0, pays: false });
