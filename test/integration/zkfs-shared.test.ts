@@ -78,3 +78,27 @@ describe.skipIf(missing({ fuse: true }))('file types across hosts (hybrid)', () 
     await sees(a, 'cat empty', 'now\n');
   });
 });
+
+describe.skipIf(missing({ fuse: true }))('two hosts creating files in one directory at once', () => {
+  it('creates every file, however often the other host rewrote the directory metadata first', async () => {
+    const [a, b] = await mountTwice(zk.connectString, '/busy');
+    await a.ok('mkdir d');
+    await sees(b, 'ls -d d', 'd\n');
+    // Eight writers per host, one file after another each: every create rewrites d's metadata
+    // document, so most are raced by the other host. A race lost eight times running was an EIO.
+    const writers = (m: ZkfsMount, host: string) =>
+      m.sh(
+        `for w in 1 2 3 4 5 6 7 8; do (for i in $(seq 1 60); do echo ${host}$w-$i > d/${host}$w-$i || echo FAILED; done) & done; wait`,
+      );
+    const [ra, rb] = await Promise.all([writers(a, 'a'), writers(b, 'b')]);
+    expect(ra.stderr + rb.stderr).toBe('');
+    expect(ra.stdout + rb.stdout).not.toContain('FAILED');
+    for (const m of [a, b]) {
+      expect((await m.ok('ls d | wc -l')).trim()).toBe('960');
+      expect(await m.ok('cat d/a8-60 d/b1-1')).toBe('a8-60\nb1-1\n');
+      expect(await m.ok('find d -type f | wc -l')).toBe('960\n');
+    }
+    await a.unmount();
+    await b.unmount();
+  });
+});

@@ -7,11 +7,13 @@
  */
 import { FsError, fsCodeForZk, isFsError } from '../../core/zkfs/errors.js';
 import { isSharedDoc, META_NODE, parentPath, SYMLINKS_NODE } from '../../core/zkfs/paths.js';
+import { RACE_BUDGET_MS, raceWaitMs } from '../../core/zkfs/race-backoff.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError, ZkError } from '../zookeeper.js';
 import type { ZkTree } from './tree.js';
 
-const MAX_ATTEMPTS = 8;
+/** Attempts after failures a caller takes for races (`retryAlso`) other than on a shared document. */
+const MAX_OTHER_ATTEMPTS = 8;
 
 /** Any thrown value as the FsError a tool should see; `what` names the operation for the log. */
 export function asFsError(error: unknown, what: string): FsError {
@@ -24,18 +26,25 @@ export function asFsError(error: unknown, what: string): FsError {
   });
 }
 
+export interface CommitOptions {
+  /** Other failures to take as lost races (a rename re-reads its whole source tree). */
+  retryAlso?: (error: ZkError) => boolean;
+  /** How long to keep trying after races lost on a shared document (ms; core/zkfs/race-backoff.ts). */
+  budgetMs?: number;
+}
+
 /**
  * Builds and commits a multi, rebuilding it from fresh reads when it lost a
  * race on a shared document. `build(attempt)` returns the ops (attempt > 0:
  * read documents fresh) or null when there is nothing to write.
- * `retryAlso` may accept other failures as races (a rename re-reads its
- * whole source tree).
  */
 export async function commitWithRetry(
   tree: ZkTree,
   build: (attempt: number) => Promise<ZkOp[] | null>,
-  retryAlso?: (error: ZkError) => boolean,
+  options: CommitOptions = {},
 ): Promise<void> {
+  const started = Date.now();
+  const budgetMs = options.budgetMs ?? RACE_BUDGET_MS;
   for (let attempt = 0; ; attempt++) {
     const ops = await build(attempt);
     if (!ops || ops.length === 0) return;
@@ -43,17 +52,31 @@ export async function commitWithRetry(
       await tree.client.multi(ops);
       return;
     } catch (error) {
+      if (!(error instanceof ZkError)) throw error;
       const lostRace =
         isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE') &&
         error.path !== undefined &&
         isSharedDoc(error.path);
-      const retry = lostRace || (error instanceof ZkError && retryAlso?.(error) === true);
-      if (!retry || attempt + 1 >= MAX_ATTEMPTS) throw error;
-      if (error instanceof ZkError && error.path) {
+      if (lostRace) {
+        const elapsedMs = Date.now() - started;
+        if (elapsedMs >= budgetMs) throw gaveUp(error, attempt + 1, elapsedMs);
+      } else if (options.retryAlso?.(error) !== true || attempt + 1 >= MAX_OTHER_ATTEMPTS) {
+        throw error;
+      }
+      if (error.path) {
         if (error.path.endsWith(`/${SYMLINKS_NODE}`)) tree.forgetSymlinks();
         else if (error.path.endsWith(`/${META_NODE}`)) tree.metas.invalidate(parentPath(error.path));
       }
-      await new Promise((r) => setTimeout(r, Math.random() * 20 * (attempt + 1)));
+      await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
     }
   }
+}
+
+/** The failure of a write that lost the race for `error.path` on every attempt. */
+function gaveUp(error: ZkError, attempts: number, elapsedMs: number): FsError {
+  return new FsError(
+    'EIO',
+    `other clients changed ${error.path} before each of ${attempts} attempts in ${(elapsedMs / 1000).toFixed(1)} s; gave up`,
+    { cause: error },
+  );
 }

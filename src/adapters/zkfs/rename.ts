@@ -238,7 +238,7 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
         done = await build(ctx, from, to, attempt > 0);
         return done.ops;
       },
-      isRace,
+      { retryAlso: isRace },
     );
   } catch (error) {
     const fsError = asFsError(error, `renaming ${from} to ${to}`);
