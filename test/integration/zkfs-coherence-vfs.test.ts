@@ -287,6 +287,33 @@ describe('watch-driven cache', () => {
     await expect(m.vfs.getattr('/g')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('answers a create of a name another client made with ESTALE, or EEXIST for O_EXCL', async () => {
+    // O_WRONLY|O_CREAT, as `echo x > f` opens; ESTALE has the kernel look the name up again and
+    // open the file, as open(O_CREAT) opens a file that exists on a local disk.
+    const O_CREAT_WRONLY = 0o101;
+    const O_EXCL = 0o200;
+    const m = await mount();
+    await raw.create(`${m.root}/known`, Buffer.from('theirs'));
+    await until(async () => (await m.vfs.readdir('/')).includes('known'), 'the new node listed');
+    await expect(m.vfs.create('/known', 0o644, O_CREAT_WRONLY)).rejects.toMatchObject({ code: 'ESTALE' });
+    await expect(m.vfs.create('/known', 0o644, O_CREAT_WRONLY | O_EXCL)).rejects.toMatchObject({
+      code: 'EEXIST',
+    });
+    // Made after this mount last looked (a cache without a watch still says it is not there):
+    // ZooKeeper refuses the create, and the answer is the same.
+    const timed = vfsOver(m.session, { ttlMs: 60_000 }, m.root);
+    expect(await timed.readdir('/')).not.toContain('late');
+    await raw.create(`${m.root}/late`, Buffer.from('theirs'));
+    await expect(timed.create('/late', 0o644, O_CREAT_WRONLY)).rejects.toMatchObject({ code: 'ESTALE' });
+    await expect(timed.create('/late', 0o644, O_CREAT_WRONLY | O_EXCL)).rejects.toMatchObject({
+      code: 'EEXIST',
+    });
+    // Nothing of ours was written over theirs.
+    for (const name of ['known', 'late']) {
+      expect((await raw.getData(`${m.root}/${name}`)).data.toString()).toBe('theirs');
+    }
+  });
+
   it('keeps child counts exact: a file that gains a child elsewhere becomes a directory here', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/leaf', 'data');

@@ -26,6 +26,7 @@ export const ERRNO: Record<FsErrorCode, number> = {
   ENODATA: -61,
   ENOTSUP: -95,
   ETIMEDOUT: -110,
+  ESTALE: -116,
   EPERM: -1,
 };
 

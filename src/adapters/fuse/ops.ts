@@ -389,7 +389,8 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         return;
       }
       case Op.CREATE: {
-        r.skip(4); // open flags: a created file is always open for writing
+        // A created file is always open for writing; O_EXCL decides what a name made meanwhile means.
+        const flags = r.u32();
         const mode = r.u32();
         r.skip(8);
         const name = r.name();
@@ -398,7 +399,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => `create ${whereChild(name)}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
-            const created = await vfs.create(path, mode);
+            const created = await vfs.create(path, mode, flags);
             const { id, attr } = created.attr ? handOutAs(path, created.attr) : await handOut(path);
             return createReply(u, id, attr, validS, created.fh, OpenFlag.KEEP_CACHE);
           },

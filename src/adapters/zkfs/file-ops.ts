@@ -44,6 +44,7 @@ const O_RDONLY = 0o0;
 const O_WRONLY = 0o1;
 const O_RDWR = 0o2;
 const O_APPEND = 0o2000;
+const O_EXCL = 0o200;
 
 function checkRequestSize(znode: string, length: number, what: string): void {
   const bytes = setDataBytes(znode, length);
@@ -183,8 +184,30 @@ export interface Created {
   attr?: FileAttr;
 }
 
-/** Creates an empty file (or opens `_zoo_data_`, which always exists for a directory). */
-export async function create(ctx: VfsContext, path: string, mode: number): Promise<Created> {
+/**
+ * What a create finds when the name exists: EEXIST for O_EXCL; otherwise,
+ * as open(O_CREAT) opens a file that exists, ESTALE, on which the kernel
+ * looks the name up again and opens what it finds there. The kernel sends a
+ * create only for a name it believes missing, so without O_EXCL the name
+ * was made meanwhile, here or by another client (two hosts running
+ * `echo x > f` at once); EEXIST failed one of them.
+ */
+function nameTaken(path: string, flags: number): FsError {
+  return (flags & O_EXCL) !== 0
+    ? new FsError('EEXIST', `${path} exists`)
+    : new FsError('ESTALE', `${path} was made meanwhile: the kernel looks it up again and opens it`);
+}
+
+/**
+ * Creates an empty file (or opens `_zoo_data_`, which always exists for a
+ * directory). `flags` are the open flags; without them the name must be new.
+ */
+export async function create(
+  ctx: VfsContext,
+  path: string,
+  mode: number,
+  flags: number = O_EXCL,
+): Promise<Created> {
   assertWritable(ctx);
   const parent = await resolveDir(ctx, parentPath(path));
   const name = baseName(path);
@@ -198,7 +221,7 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
   if (!allowsRegularFiles(ctx.mode)) {
     throw new FsError('ENOTSUP', `dir mode: only ${DATA_FILE} can be a file`);
   }
-  if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
+  if (await lookup(ctx, path)) throw nameTaken(path, flags);
   const znode = toZnode(ctx.root, path);
   const entry = newEntry('file', mode, ctx.defaults);
   await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
@@ -212,6 +235,12 @@ export async function create(ctx: VfsContext, path: string, mode: number): Promi
         : { op: 'setData', path: doc.path, data: meta, version: doc.version },
     ];
   }).catch((error: unknown) => {
+    if (isZkError(error, 'NODE_EXISTS') && error.path === znode) {
+      // Another client made it since the lookup: what this mount holds of the name is stale.
+      ctx.tree.forget(znode);
+      ctx.tree.forget(parent.znode);
+      throw nameTaken(path, flags);
+    }
     throw asFsError(error, `creating ${path}`);
   });
   ctx.tree.forget(znode);

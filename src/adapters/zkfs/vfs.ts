@@ -101,8 +101,8 @@ export class ZkVfs {
   rename(from: string, to: string) {
     return rename(this.ctx, from, to);
   }
-  create(path: string, mode: number) {
-    return files.create(this.ctx, path, mode);
+  create(path: string, mode: number, flags?: number) {
+    return files.create(this.ctx, path, mode, flags);
   }
   open(path: string, flags: number) {
     return files.open(this.ctx, path, flags);

@@ -27,6 +27,9 @@ export const FS_ERROR_CODES = [
   'EBUSY',
   'ENOSPC',
   'ETIMEDOUT',
+  // Only from a create without O_EXCL whose name another client made meanwhile: the kernel then
+  // looks the name up again and opens the file, as open(O_CREAT) does on a local disk.
+  'ESTALE',
   'EIO',
 ] as const;
 
