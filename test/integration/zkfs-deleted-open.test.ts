@@ -37,14 +37,17 @@ const CONTENT = 'written before the deletion\n';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What reading a name in a deleted directory says, as on a local disk (not "Stale file handle"). */
+const GONE = 'No such file or directory\n';
+
 /**
  * A shell working in `dir`, which waits for a line on its input and then
  * looks at its working directory (type and links), counts what it lists,
- * and goes up out of it: `look()` sends the line and resolves with what it
- * printed.
+ * says why a name in it cannot be read, and goes up out of it: `look()`
+ * sends the line and resolves with what it printed.
  */
 function shellIn(dir: string): { look(): Promise<string> } {
-  const script = `read -r _; stat -c '%F %h' .; ls -a | wc -l; cd .. && pwd -P`;
+  const script = `read -r _; stat -c '%F %h' .; ls -a | wc -l; cat missing 2>&1 | sed 's/^.*: //'; cd .. && pwd -P`;
   const child = spawn('bash', ['-c', script], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -184,7 +187,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
         expect(st.size).toBe(CONTENT.length);
         expect(st.nlink).toBe(0);
         expect(readAll(inner)).toBe('inside\n');
-        expect(await shell.look()).toBe(`directory 0\n0\n${m.dir}\n`);
+        expect(await shell.look()).toBe(`directory 0\n0\n${GONE}${m.dir}\n`);
         // The program holding the first h reads the first h; the name is a new file.
         expect(readAll(replaced)).toBe('the first h\n');
         expect(fstatSync(replaced).nlink).toBe(0);
@@ -276,7 +279,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await sees(m, 'ls', '');
     dropPages();
     // As on a local disk: still a directory, with no link, listing nothing; and the way out works.
-    expect(await shell.look()).toBe(`directory 0\n0\n${m.dir}\n`);
+    expect(await shell.look()).toBe(`directory 0\n0\n${GONE}${m.dir}\n`);
     await m.unmount();
   });
 
@@ -288,8 +291,8 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     const inRemoved = shellIn(join(m.dir, 'removed'));
     const inReplaced = shellIn(join(m.dir, 'replaced'));
     await m.ok('rmdir removed && mv -T other replaced');
-    expect(await inRemoved.look()).toBe(`directory 0\n0\n${m.dir}\n`);
-    expect(await inReplaced.look()).toBe(`directory 0\n0\n${m.dir}\n`);
+    expect(await inRemoved.look()).toBe(`directory 0\n0\n${GONE}${m.dir}\n`);
+    expect(await inReplaced.look()).toBe(`directory 0\n0\n${GONE}${m.dir}\n`);
     expect(await m.ok('ls')).toBe('replaced\n');
     await m.unmount();
   });

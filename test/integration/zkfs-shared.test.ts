@@ -120,3 +120,27 @@ describe.skipIf(missing({ fuse: true }))('two hosts writing a new name at once',
     await b.unmount();
   });
 });
+
+describe.skipIf(missing({ fuse: true }))('a file another host replaces by a rename over it', () => {
+  it('reads, throughout, as the old file or the new one, never as missing', async () => {
+    const [a, b] = await mountTwice(zk.connectString, '/replaced');
+    await a.ok('echo version 0 > f');
+    await sees(b, 'cat f', 'version 0\n');
+    // As editors and certbot write a file: a new one beside it, renamed over it. One transaction
+    // deletes f and makes it again, but its notifications come one by one, and in between this
+    // mount took f for gone (ENOENT), or opened the old node after it left (ENOENT too).
+    const writer = a.sh(
+      'for i in $(seq 1 150); do echo version $i > .new && mv .new f || echo FAILED; done; touch done',
+    );
+    const reader = b.sh(
+      `n=0; while [ ! -e done ]; do c=$(cat f 2>&1); n=$((n+1)); case "$c" in "version "*) ;; *) echo "BAD $c";; esac; done; echo "reads $n"`,
+    );
+    const [w, r] = await Promise.all([writer, reader]);
+    expect(w.stdout).not.toContain('FAILED');
+    expect(r.stdout).not.toContain('BAD');
+    expect(Number(/reads (\d+)/.exec(r.stdout)?.[1])).toBeGreaterThan(20);
+    await sees(b, 'cat f', 'version 150\n');
+    await a.unmount();
+    await b.unmount();
+  });
+});

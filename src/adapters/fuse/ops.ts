@@ -163,6 +163,28 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     if (path === undefined) throw new FsError('ENOENT', `node ${id} is no longer in the tree`);
     return path;
   };
+  /**
+   * The path of node `id` for a step of a path walk (a lookup in it, an
+   * open of it). A node no longer in the tree is ESTALE there, not ENOENT:
+   * the name the kernel walked may stand for a new node now (another host
+   * replaced the file by a rename over it, as editors and certbot do), and
+   * on ESTALE the kernel walks the path again, asking afresh, so the
+   * program opens the new file instead of failing.
+   */
+  const walkedPathOf = (id: number): string => {
+    const path = nodes.path(id);
+    if (path === undefined) throw new FsError('ESTALE', `node ${id} is no longer in the tree`);
+    return path;
+  };
+  /**
+   * The same for the directory a lookup is in, but for one deleted and
+   * kept for a program inside it (its working directory): nothing is in
+   * it, ENOENT, as on a local disk; walking again would not leave it.
+   */
+  const lookupDirOf = (id: number): string => {
+    if (orphans.has(id)) throw new FsError('ENOENT', `node ${id} is a deleted directory`);
+    return walkedPathOf(id);
+  };
 
   /** `path` with attributes `a` for the kernel, under the node id it will know it by (one more reference). */
   const handOutAs = (path: string, a: FileAttr): { id: number; attr: Attr } => {
@@ -262,7 +284,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `lookup ${whereChild(name)}`,
-          () => entry(u, childPath(pathOf(h.nodeId), name)),
+          () => entry(u, childPath(lookupDirOf(h.nodeId), name)),
         );
         return;
       }
@@ -377,7 +399,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `open ${where()}`,
           () => {
-            const path = pathOf(h.nodeId);
+            const path = walkedPathOf(h.nodeId);
             const fh = vfs.openCached(path, flags);
             if (fh === undefined)
               return vfs.open(path, flags).then((opened) => openReply(u, opened, openFlags));

@@ -30,6 +30,7 @@
 import { BatchSize } from '../../core/zkfs/batch-size.js';
 import { hitRate } from '../../core/zkfs/cache-policy.js';
 import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
+import { RecentDeletions } from '../../core/zkfs/recent-deletions.js';
 import { position, sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import { UnusedPrefetch } from '../../core/zkfs/unused-prefetch.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
@@ -43,7 +44,7 @@ import { type OwnWrite, OwnWrites } from './own-writes.js';
 import { Prefetcher } from './prefetch.js';
 import type { WriteObserver, ZkSession } from './session.js';
 import { SlotBudget, sizeOf } from './slot-budget.js';
-import { type NodeData, type NodeKeys, ZkTree } from './tree.js';
+import { type CachedNode, type NodeData, type NodeKeys, ZkTree } from './tree.js';
 import { type CacheMode, WatchGate } from './watch-gate.js';
 import type { WatchNotice } from './zk-wire.js';
 
@@ -51,6 +52,12 @@ import type { WatchNotice } from './zk-wire.js';
 const LIST_AHEAD_SCAN = 64;
 /** Prefetch requests in flight. */
 const PREFETCH_WINDOW = 4;
+/**
+ * How long after another client's deletion of a name a lookup of it asks
+ * ZooKeeper (core/zkfs/recent-deletions.ts): the notifications of one
+ * transaction come back to back, so this only needs to outlast a busy turn.
+ */
+const DELETION_WINDOW_MS = 1000;
 
 type ManyRead = ({ data: Buffer; stat: ZkStat } | ZkError)[];
 
@@ -100,6 +107,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   /** Nodes per multiRead, from the size of the nodes read last. */
   private readonly batch: BatchSize;
   private readonly view: CacheView;
+  /** Names another client deleted moments ago, whose creation in the same transaction may be on its way. */
+  private readonly recentlyDeleted = new RecentDeletions(DELETION_WINDOW_MS);
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
   onStale: ((stale: Stale) => void) | undefined;
 
@@ -195,7 +204,12 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const own = this.own.observe(notice.path, stale);
     if (own) stale = undefined;
     if (this.gate.mode === 'waiting') return;
-    if (notice.type === 'deleted' && !own) this.onDeleting?.(notice.path);
+    if (notice.type === 'deleted' && !own) {
+      this.onDeleting?.(notice.path);
+      this.recentlyDeleted.deleted(notice.path, Date.now());
+    } else if (notice.type === 'created' && this.recentlyDeleted.size > 0) {
+      this.recentlyDeleted.created(notice.path);
+    }
     applyNotice(this, notice);
     if (kernel && isDoc && !own && before) {
       // Which entries changed, the document read again says.
@@ -231,8 +245,23 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     }
   }
 
+  /** Whether `znode` is a name another client deleted moments ago (see DELETION_WINDOW_MS). */
+  private justDeleted(znode: string): boolean {
+    return this.recentlyDeleted.size > 0 && this.recentlyDeleted.within(znode, Date.now());
+  }
+
+  /** Nothing from memory for a name just deleted: stat() asks ZooKeeper. */
+  override cachedNode(keys: NodeKeys): CachedNode | undefined {
+    return this.justDeleted(keys.znode) ? undefined : super.cachedNode(keys);
+  }
+
   /** A name missing from its directory's cached (exact) listing does not exist: no request. */
   override stat(znode: string): Promise<ZkStat | null> {
+    // Gone by memory, moments ago: ask, since the transaction that deleted it may have made it again.
+    if (this.live && this.justDeleted(znode)) {
+      this.stats.invalidate(znode);
+      return super.stat(znode);
+    }
     // A listing queued it for prefetching: read it now with its data (the open that follows needs
     // it), and with the entries queued after it, which a listing's caller asks for next.
     if (this.live && this.prefetcher.expedite(znode)) return super.stat(znode);

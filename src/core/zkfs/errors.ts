@@ -27,8 +27,9 @@ export const FS_ERROR_CODES = [
   'EBUSY',
   'ENOSPC',
   'ETIMEDOUT',
-  // Only from a create without O_EXCL whose name another client made meanwhile: the kernel then
-  // looks the name up again and opens the file, as open(O_CREAT) does on a local disk.
+  // A step of a path walk the kernel should take again, asking afresh: a create without O_EXCL
+  // of a name made meanwhile (it then opens that file, as open(O_CREAT) does on a local disk), an
+  // open of or a lookup in a node another client replaced.
   'ESTALE',
   'EIO',
 ] as const;

@@ -1,0 +1,51 @@
+/**
+ * Nodes another client deleted moments ago, by the watch's word. A rename
+ * over an existing name (`mv new f`, how editors and certbot replace a
+ * file) is one transaction that deletes `f` and creates it again, but its
+ * notifications come one by one: between the two, memory says `f` is gone.
+ * A lookup of such a name asks ZooKeeper instead, whose reply comes after
+ * every notification of that transaction, so the program finds the new
+ * file rather than ENOENT. A creation of the name ends its entry early.
+ */
+export class RecentDeletions {
+  /** When each name was deleted (ms), oldest first: Map keeps insertion order. */
+  private readonly at = new Map<string, number>();
+
+  constructor(
+    /** How long after its deletion notice a name is asked about (ms). */
+    private readonly windowMs: number,
+    /** Names kept at most (a recursive delete of a large tree sends one notice per node). */
+    private readonly limit = 4096,
+  ) {}
+
+  get size(): number {
+    return this.at.size;
+  }
+
+  deleted(path: string, now: number): void {
+    this.at.delete(path);
+    this.at.set(path, now);
+    if (this.at.size > this.limit) this.prune(now);
+  }
+
+  created(path: string): void {
+    this.at.delete(path);
+  }
+
+  /** Whether `path` was deleted less than the window ago, and not created since. */
+  within(path: string, now: number): boolean {
+    const at = this.at.get(path);
+    if (at === undefined) return false;
+    if (now - at < this.windowMs) return true;
+    this.at.delete(path);
+    return false;
+  }
+
+  /** Forgets names past the window, then the oldest beyond the limit. */
+  private prune(now: number): void {
+    for (const [path, at] of this.at) {
+      if (now - at < this.windowMs && this.at.size <= this.limit) break;
+      this.at.delete(path);
+    }
+  }
+}
