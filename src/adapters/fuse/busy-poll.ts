@@ -77,15 +77,15 @@ const STALE_MS = 1000;
  * A poller with a window of `windowUs` microseconds; 0 never polls.
  * `publish` is told, whenever it may have changed, the window an answer
  * given natively may poll for now: `windowUs`, or 0 while the trials do not
- * allow polling or a request still waits for its answer. `clock` reads the
- * time in ms (a test sets cycle lengths with its own, which a loaded
- * machine cannot stretch past MAX_CYCLE_MS).
+ * allow polling or a request still waits for its answer. `now` reads the
+ * time in ms (a test sets cycle lengths with a clock of its own, which a
+ * loaded machine cannot stretch past MAX_CYCLE_MS).
  */
 export function busyPoller(
   windowUs: number,
   trialOptions: PollTrialOptions = DEFAULT_TRIAL,
   publish: (windowUs: number) => void = () => {},
-  clock: () => number = () => performance.now(),
+  now: () => number = () => performance.now(),
 ): BusyPoller {
   const trial = pollTrial(trialOptions);
   // The trials' counts are read from the trial itself, not copied after every cycle.
@@ -105,7 +105,6 @@ export function busyPoller(
     },
   };
   if (windowUs <= 0) return { arrived: () => {}, answered: () => {}, nativeCycle: () => {}, counters };
-  const now = clock;
   /** When the request being served arrived, if none other was pending then (0: not a serial cycle). */
   let loneSince = 0;
   /** The start of the cycle that the next arrival ends, if the last answer ended a lone request. */
