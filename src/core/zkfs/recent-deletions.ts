@@ -25,24 +25,26 @@ export class RecentDeletions {
   deleted(path: string, now: number): void {
     this.at.delete(path);
     this.at.set(path, now);
-    if (this.at.size > this.limit) this.prune(now);
+    if (this.at.size > this.limit) this.expire(now);
   }
 
   created(path: string): void {
     this.at.delete(path);
   }
 
-  /** Whether `path` was deleted less than the window ago, and not created since. */
+  /**
+   * Whether `path` was deleted less than the window ago, and not created
+   * since. Names past the window go first, so the table empties once
+   * deletions stop and `size` is 0 again: callers on a hot path ask only
+   * while it is not.
+   */
   within(path: string, now: number): boolean {
-    const at = this.at.get(path);
-    if (at === undefined) return false;
-    if (now - at < this.windowMs) return true;
-    this.at.delete(path);
-    return false;
+    this.expire(now);
+    return this.at.has(path);
   }
 
-  /** Forgets names past the window, then the oldest beyond the limit. */
-  private prune(now: number): void {
+  /** Forgets names past the window, then the oldest beyond the limit: oldest first, as kept. */
+  private expire(now: number): void {
     for (const [path, at] of this.at) {
       if (now - at < this.windowMs && this.at.size <= this.limit) break;
       this.at.delete(path);

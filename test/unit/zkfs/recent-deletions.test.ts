@@ -16,6 +16,18 @@ describe('names another client deleted moments ago', () => {
     expect(recent.size).toBe(0);
   });
 
+  it('empties once deletions stop, whatever name is asked about', () => {
+    const recent = new RecentDeletions(1000);
+    recent.deleted('/a', 0);
+    recent.deleted('/b', 500);
+    expect(recent.within('/other', 999)).toBe(false);
+    expect(recent.size).toBe(2);
+    expect(recent.within('/other', 1200)).toBe(false);
+    expect(recent.size).toBe(1);
+    expect(recent.within('/other', 1500)).toBe(false);
+    expect(recent.size).toBe(0);
+  });
+
   it('keeps at most its limit, forgetting names past the window and then the oldest', () => {
     const recent = new RecentDeletions(1000, 3);
     recent.deleted('/old', 0);
