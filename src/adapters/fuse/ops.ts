@@ -158,9 +158,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     file: allowReads,
   });
 
-  const pathOf = (id: number): string => {
+  /** The path of node `id`; `gone` is the error when the node is no longer in the tree. */
+  const pathOf = (id: number, gone: 'ENOENT' | 'ESTALE' = 'ENOENT'): string => {
     const path = nodes.path(id);
-    if (path === undefined) throw new FsError('ENOENT', `node ${id} is no longer in the tree`);
+    if (path === undefined) throw new FsError(gone, `node ${id} is no longer in the tree`);
     return path;
   };
   /**
@@ -171,11 +172,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * on ESTALE the kernel walks the path again, asking afresh, so the
    * program opens the new file instead of failing.
    */
-  const walkedPathOf = (id: number): string => {
-    const path = nodes.path(id);
-    if (path === undefined) throw new FsError('ESTALE', `node ${id} is no longer in the tree`);
-    return path;
-  };
+  const walkedPathOf = (id: number): string => pathOf(id, 'ESTALE');
   /**
    * The same for the directory a lookup is in, but for one deleted and
    * kept for a program inside it (its working directory): nothing is in
