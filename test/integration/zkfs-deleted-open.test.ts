@@ -41,17 +41,24 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const GONE = 'No such file or directory\n';
 
 /**
- * A shell working in `dir`, which waits for a line on its input and then
- * looks at its working directory (type and links), counts what it lists,
- * says why a name in it cannot be read, and goes up out of it: `look()`
- * sends the line and resolves with what it printed.
+ * A shell working in `dir`, which says it is ready, waits for a line on
+ * its input and then looks at its working directory (type and links),
+ * counts what it lists, says why a name in it cannot be read, and goes up
+ * out of it: `look()` sends the line and resolves with what it printed
+ * after `ready`. A test deletes the directory only once `ready` resolves:
+ * a shell still starting then could not learn where it was.
  */
-function shellIn(dir: string): { look(): Promise<string> } {
-  const script = `read -r _; stat -c '%F %h' .; ls -a | wc -l; cat missing 2>&1 | sed 's/^.*: //'; cd .. && pwd -P`;
+function shellIn(dir: string): { ready: Promise<void>; look(): Promise<string> } {
+  const script = `echo ready; read -r _; stat -c '%F %h' .; ls -a | wc -l; cat missing 2>&1 | sed 's/^.*: //'; cd .. && pwd -P`;
   const child = spawn('bash', ['-c', script], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
   child.stdout.on('data', (chunk: Buffer) => {
     out += chunk.toString();
+    if (out.startsWith('ready\n')) markReady();
   });
   child.stderr.on('data', (chunk: Buffer) => {
     out += chunk.toString();
@@ -59,10 +66,11 @@ function shellIn(dir: string): { look(): Promise<string> } {
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   let looked: Promise<string> | undefined;
   return {
+    ready,
     look() {
       if (!looked) {
         child.stdin.end('\n');
-        looked = exited.then(() => out);
+        looked = exited.then(() => out.replace(/^ready\n/, ''));
       }
       return looked;
     },
@@ -146,7 +154,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     'after another client deletes it, or deletes and makes it again, while the mount has lost its session (no watch), through $name',
     async (reader) => {
       const { m, base, fd } = await openedFile(reader, ['--session-timeout', '2']);
-      let shell: { look(): Promise<string> } | undefined;
+      let shell: ReturnType<typeof shellIn> | undefined;
       let inner: number | undefined;
       let replaced: number | undefined;
       try {
@@ -157,6 +165,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
         await client.create(`${base}/h`, Buffer.from('the first h\n'));
         await sees(m, 'ls; cat sub/g h', 'f\nh\nsub\ninside\nthe first h\n');
         shell = shellIn(join(m.dir, 'sub'));
+        await shell.ready;
         inner = openSync(join(m.dir, 'sub/g'), 'r');
         replaced = openSync(join(m.dir, 'h'), 'r');
         expect(readAll(replaced)).toBe('the first h\n');
@@ -275,6 +284,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await client.create(`${base}/sub`, Buffer.alloc(0));
     const m = await mountZkfs(zk.connectString, base);
     const shell = shellIn(join(m.dir, 'sub'));
+    await shell.ready;
     await client.remove(`${base}/sub`, -1);
     await sees(m, 'ls', '');
     dropPages();
@@ -290,6 +300,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.ok('mkdir removed replaced other');
     const inRemoved = shellIn(join(m.dir, 'removed'));
     const inReplaced = shellIn(join(m.dir, 'replaced'));
+    await Promise.all([inRemoved.ready, inReplaced.ready]);
     await m.ok('rmdir removed && mv -T other replaced');
     expect(await inRemoved.look()).toBe(`directory 0\n0\n${GONE}${m.dir}\n`);
     expect(await inReplaced.look()).toBe(`directory 0\n0\n${GONE}${m.dir}\n`);
