@@ -502,6 +502,36 @@ describe('session faults', () => {
     expect((await m.vfs.readdir('/')).sort()).toEqual(['.', '..']);
   });
 
+  it('lets an operation that joined a read already waiting wait its own reconnect timeout, not what was left of that one', async () => {
+    const timeoutMs = 8000;
+    const m = await mount({ reconnectTimeoutMs: timeoutMs });
+    await writeFile(m.vfs, '/a', 'a');
+    await writeFile(m.vfs, '/b', 'b');
+    await zk.kill(0);
+    let restarted = false;
+    try {
+      // Both need the link table, which nothing serves from memory while the watch is down: the
+      // second lookup joins the read the first one started.
+      const first = m.vfs.getattr('/a').catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, timeoutMs - 3000));
+      const joinedAt = Date.now();
+      const second = m.vfs.getattr('/b').then(
+        (attr) => ({ attr, ms: Date.now() - joinedAt }),
+        (error: unknown) => ({ error, ms: Date.now() - joinedAt }),
+      );
+      expect(errnoOf(await first)).toBe('ETIMEDOUT');
+      // The server comes back within the second lookup's own timeout.
+      await restartServer();
+      restarted = true;
+      const outcome = await second;
+      expect(outcome).toMatchObject({ attr: { size: 1 } });
+      // It waited past the first lookup's end (3 s after it joined) for the server.
+      expect(outcome.ms).toBeGreaterThan(3000);
+    } finally {
+      if (!restarted) await restartServer();
+    }
+  });
+
   it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/open', 'old');

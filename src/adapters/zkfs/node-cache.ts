@@ -113,6 +113,12 @@ export class CacheSlot<T> {
    * only loads (which detect that) and put() by the watch layer fill it.
    */
   trustSet = true;
+  /**
+   * What a get() that finds `key` loading waits for, given that load and a
+   * way to load it anew: by default the load. A session that waits for a
+   * lost connection gives the caller its own wait (session-retry.ts, joined).
+   */
+  joinLoad: (<V>(shared: Promise<V>, again: () => Promise<V>) => Promise<V>) | undefined;
 
   constructor(
     private readonly fresh: FreshnessRule,
@@ -197,7 +203,10 @@ export class CacheSlot<T> {
     const value = this.cached(key);
     if (value !== undefined) return value;
     const pending = this.inflight.get(key);
-    if (pending) return pending instanceof BatchLoad ? pending.promise() : pending;
+    if (pending) {
+      const shared = pending instanceof BatchLoad ? pending.promise() : pending;
+      return this.joinLoad ? this.joinLoad(shared, () => this.get(key, load)) : shared;
+    }
     this.stats.misses++;
     const loading = this.startLoad(key);
     const generation = loading.generation;

@@ -128,6 +128,48 @@ export class SessionRetry {
   }
 
   /**
+   * What an operation that joins `shared`, a request another operation
+   * sent, is answered: while the session is not connected that request may
+   * have waited for most of its time already, and an operation that gave
+   * up with it would have waited only what was left. Once it gives up
+   * waiting, this operation sends it again (`again`), and waits up to its
+   * own deadline, as if it had sent the request itself. Connected, the
+   * shared request is the answer as it is (a request sent while connected
+   * waits as long as one sent now would).
+   */
+  joined<T>(shared: Promise<T>, again: () => Promise<T>): Promise<T> {
+    if (this.session().connected) return shared;
+    const deadline = Date.now() + this.timeoutMs;
+    return shared.catch((error: unknown) => {
+      if (!isZkError(error, 'TIMEOUT') || Date.now() >= deadline) throw error;
+      return this.by(deadline, again(), error.path);
+    });
+  }
+
+  /** What `work` settles with, or TIMEOUT at `deadline` if it has not settled by then. */
+  private by<T>(deadline: number, work: Promise<T>, path: string | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.counters.timeouts++;
+          reject(new ZkError('TIMEOUT', path));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      work.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /**
    * Runs `attempt` until it succeeds, fails for a reason other than the
    * connection, or the deadline passes. `verify` decides, after a write was
    * sent again, whether its failure only shows that the earlier send worked.

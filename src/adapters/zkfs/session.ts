@@ -333,6 +333,11 @@ export class ZkSession implements ZkApi {
     }
   }
 
+  /** What an operation joining `shared`, another's request, is answered (SessionRetry.joined). */
+  joined<T>(shared: Promise<T>, again: () => Promise<T>): Promise<T> {
+    return this.retry.joined(shared, again);
+  }
+
   exists(path: string, watch?: ZkWatcher): Promise<ZkStat | null> {
     return this.retry.run(path, (c) => c.exists(path, watch));
   }

@@ -12,6 +12,15 @@ import type { Logger } from '../logger.js';
 import { isZkError, type ZkApi, type ZkStat } from '../zookeeper.js';
 import { CacheSlot, type FreshnessRule } from './node-cache.js';
 
+/** A client whose requests wait for a lost connection (session.ts): one joining such a request gets its own wait. */
+interface WaitingClient {
+  joined<T>(shared: Promise<T>, again: () => Promise<T>): Promise<T>;
+}
+
+function waitsForConnection(client: ZkApi): client is ZkApi & WaitingClient {
+  return typeof (client as Partial<WaitingClient>).joined === 'function';
+}
+
 /** A metadata or symlink document as read: `version` undefined when its node does not exist. */
 export interface DocSnapshot<T> {
   path: string;
@@ -86,6 +95,13 @@ export class ZkTree {
     this.acls = new CacheSlot(fresh);
     this.links = new CacheSlot(fresh);
     this.linksPath = zkChild(root, SYMLINKS_NODE);
+    for (const slot of [this.stats, this.children, this.metas, this.acls, this.links]) this.shareLoads(slot);
+  }
+
+  /** Lets a lookup that finds a load of its key under way wait as long as its own load would (session-retry.ts, joined). */
+  protected shareLoads(slot: Pick<CacheSlot<unknown>, 'joinLoad'>): void {
+    const client = this.client;
+    if (waitsForConnection(client)) slot.joinLoad = (shared, again) => client.joined(shared, again);
   }
 
   /**

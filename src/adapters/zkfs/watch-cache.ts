@@ -145,6 +145,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       links: () => this.links.peek(this.linksPath)?.value,
     };
     this.data = new CacheSlot<NodeData>(fresh);
+    this.shareLoads(this.data);
     const sized = <T>(slot: CacheSlot<T>, size: (key: string, value: T) => number) => {
       slot.trustSet = false;
       this.memory.attach(slot, size);

@@ -1,13 +1,15 @@
 /**
  * The decisions a mount makes while its ZooKeeper connection is in trouble:
  * how long a server may leave the session handshake unanswered, what a
- * failed persistent-watch request says about the server, and failing the
- * attempts running on a client that was replaced.
+ * failed persistent-watch request says about the server, failing the
+ * attempts running on a client that was replaced, and how long an operation
+ * that joins another's request waits.
  */
 import { describe, expect, it } from 'vitest';
-import { Abandonment } from '../../../src/adapters/zkfs/session-retry.js';
+import { Abandonment, SessionRetry, type SessionView } from '../../../src/adapters/zkfs/session-retry.js';
 import { addWatchVerdict } from '../../../src/adapters/zkfs/watch-gate.js';
 import { handshakeTimeoutMs } from '../../../src/adapters/zkfs/zk-wire.js';
+import { ZkError } from '../../../src/adapters/zookeeper.js';
 
 /** What the library rejects with: an Exception whose name is the code's name. */
 const libraryError = (name: string) => Object.assign(new Error(`Exception: ${name}`), { name });
@@ -74,5 +76,54 @@ describe('attempts on a client that is replaced', () => {
     await expect(running.race(Promise.resolve('late'))).rejects.toThrow('session expired');
     // An attempt that fails after the client was abandoned leaves no unhandled rejection.
     await expect(running.race(Promise.reject(new Error('late failure')))).rejects.toThrow('session expired');
+  });
+});
+
+describe('an operation joining a request that waits for the connection', () => {
+  const counters = { requests: 0, retries: 0, confirmedWrites: 0, timeouts: 0 };
+  const retry = (connected: boolean, timeoutMs: number) =>
+    new SessionRetry(counters, () => ({ connected }) as SessionView, timeoutMs);
+  const gaveUp = () => Promise.reject(new ZkError('TIMEOUT', '/app/__symlinks__'));
+
+  it('is answered by that request while the session is connected', () => {
+    const shared = Promise.resolve('listing');
+    expect(retry(true, 1000).joined(shared, () => Promise.resolve('again'))).toBe(shared);
+  });
+
+  it('sends it again when it gave up waiting before this operation had waited its own time', async () => {
+    let sent = 0;
+    const again = () => {
+      sent++;
+      return Promise.resolve('read once the server was back');
+    };
+    await expect(retry(false, 5000).joined(gaveUp(), again)).resolves.toBe('read once the server was back');
+    expect(sent).toBe(1);
+  });
+
+  it('gives up at its own deadline, not later, when the connection does not come back', async () => {
+    const started = Date.now();
+    const never = new Promise<string>(() => {});
+    const error = await retry(false, 300)
+      .joined(gaveUp(), () => never)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ZkError);
+    expect((error as ZkError).zkName).toBe('TIMEOUT');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('keeps any other failure of the request, and a timeout that came after its own deadline', async () => {
+    let sent = 0;
+    const again = () => {
+      sent++;
+      return Promise.resolve('again');
+    };
+    const missing = Promise.reject(new ZkError('NO_NODE', '/app/f'));
+    await expect(retry(false, 5000).joined(missing, again)).rejects.toThrow('NO_NODE');
+    const late = new Promise<string>((_, reject) =>
+      setTimeout(() => reject(new ZkError('TIMEOUT', '/app/f')), 50),
+    );
+    await expect(retry(false, 10).joined(late, again)).rejects.toThrow('TIMEOUT');
+    expect(sent).toBe(0);
   });
 });
