@@ -18,12 +18,19 @@ export const NAME_MAX = 255;
 
 /** Characters ZooKeeper refuses anywhere in a path. */
 const INVALID_CHARS = /[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]/;
+/**
+ * Half of a surrogate pair: a character beyond U+FFFF (most emoji), which
+ * ZooKeeper refuses with the rest of U+D800-U+F8FF, as Java stores it.
+ */
+const SURROGATE = /[\ud800-\udfff]/;
 
 /** Why `name` cannot be a znode name, or undefined when it can. */
 export function nameProblem(name: string): string | undefined {
   if (name === '') return 'empty name';
   if (name === '.' || name === '..') return `'${name}' is not a node name`;
   if (name.includes('/')) return 'a name cannot contain /';
+  if (SURROGATE.test(name))
+    return 'ZooKeeper does not allow characters beyond U+FFFF (emoji, for one) in names';
   if (INVALID_CHARS.test(name)) return 'ZooKeeper does not allow control or private-use characters in names';
   return undefined;
 }

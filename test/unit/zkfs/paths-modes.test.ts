@@ -8,6 +8,7 @@ import {
   isHiddenChild,
   isSharedDoc,
   isWithin,
+  nameProblem,
   normalizeZkPath,
   parentPath,
   toMountPath,
@@ -82,12 +83,21 @@ describe('paths', () => {
     ['ok.txt', true, undefined],
     ['a'.repeat(256), false, 'ENAMETOOLONG'],
     ['bad\u0007', false, 'EINVAL'],
+    ['line\nbreak', false, 'EINVAL'],
+    ['caf\u00e9 \u00a0\u4e2d', false, undefined],
+    ['smile\u{1f600}', false, 'EINVAL'],
     ['__zkfs__', false, 'EPERM'],
     ['__symlinks__', true, 'EPERM'],
     ['__symlinks__', false, undefined],
     ['with=equals and spaces', false, undefined],
   ])('new name %j at root=%s gives %s', (name, atRoot, expected) => {
     expect(code(() => checkNewName(name, atRoot))).toBe(expected);
+  });
+
+  it('says which characters ZooKeeper refuses in a name', () => {
+    expect(nameProblem('smile\u{1f600}')).toMatch(/beyond U\+FFFF \(emoji/);
+    expect(nameProblem('tab\there')).toMatch(/control or private-use/);
+    expect(nameProblem('private\ue000')).toMatch(/control or private-use/);
   });
 });
 
