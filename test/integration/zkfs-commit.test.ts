@@ -10,8 +10,12 @@ import { commitWithRetry } from '../../src/adapters/zkfs/commit.js';
 import { ttlFreshness } from '../../src/adapters/zkfs/node-cache.js';
 import { ZkSession } from '../../src/adapters/zkfs/session.js';
 import { ZkTree } from '../../src/adapters/zkfs/tree.js';
-import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { verifyMulti } from '../../src/adapters/zkfs/write-verify.js';
+import { isZkError, ZkClient, type ZkError } from '../../src/adapters/zookeeper.js';
+import { encodeMeta, parseMeta, withEntry } from '../../src/core/zkfs/attrs.js';
+import { CreateProofs, showsCreateProof } from '../../src/core/zkfs/create-proof.js';
 import { isFsError } from '../../src/core/zkfs/errors.js';
+import type { AclEntry, ZkOp } from '../../src/core/zkfs/zk-ops.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 
@@ -37,6 +41,7 @@ afterAll(async () => {
 });
 
 let serial = 0;
+const OPEN_ACL: AclEntry[] = [{ perms: 31, scheme: 'world', id: 'anyone' }];
 
 /**
  * A directory whose metadata document another client rewrites after each
@@ -88,5 +93,64 @@ describe('a shared document another client keeps changing', () => {
     expect(String((failure as Error).message)).toMatch(
       /^EIO: other clients changed \/race\/d\d+\/__zkfs__ before each of \d+ attempts in 0\.\d s; gave up$/,
     );
+  });
+});
+
+describe('a create whose reply was lost, sent again', () => {
+  const here = new CreateProofs();
+  const there = new CreateProofs();
+  /** The ops create() sends to make `name` in `dir`, over the document as read (version 0). */
+  function createOps(dir: string, name: string, doc: Buffer, proof: string): ZkOp[] {
+    const meta = encodeMeta(here.withProof(withEntry(parseMeta(doc), name, { t: 'f' }), proof));
+    return [
+      { op: 'create', path: `${dir}/${name}`, data: Buffer.alloc(0), acl: OPEN_ACL },
+      {
+        op: 'setData',
+        path: `${dir}/__zkfs__`,
+        data: meta,
+        version: 0,
+        applied: (now) => showsCreateProof(now, proof),
+      },
+    ];
+  }
+
+  /** What another host's create of `name` writes, over the document as it is now. */
+  async function createElsewhere(dir: string, name: string): Promise<void> {
+    const now = await other.getData(`${dir}/__zkfs__`);
+    const meta = there.withProof(withEntry(parseMeta(now.data), name, { t: 'f' }), there.issue());
+    await other.multi([
+      { op: 'create', path: `${dir}/${name}`, data: Buffer.alloc(0), acl: OPEN_ACL },
+      { op: 'setData', path: `${dir}/__zkfs__`, data: encodeMeta(meta), version: now.stat.version },
+    ]);
+  }
+
+  async function directory(): Promise<{ dir: string; doc: Buffer }> {
+    const dir = `/race/lost${serial++}`;
+    const doc = encodeMeta(parseMeta(undefined));
+    await other.create(dir, Buffer.alloc(0));
+    await other.create(`${dir}/__zkfs__`, doc);
+    return { dir, doc };
+  }
+
+  it('counts as done when its token is in the document, though another host rewrote it since', async () => {
+    const { dir, doc } = await directory();
+    const ops = createOps(dir, 'mine', doc, here.issue());
+    await other.multi(ops); // the send whose reply was lost
+    await createElsewhere(dir, 'theirs');
+    const again = await other.multi(ops).catch((e: unknown) => e);
+    expect(isZkError(again, 'NODE_EXISTS')).toBe(true);
+    // Not the bytes written any more, so only the token can tell.
+    const written = ops[1]?.op === 'setData' ? ops[1].data : undefined;
+    expect((await other.getData(`${dir}/__zkfs__`)).data.equals(written ?? Buffer.alloc(0))).toBe(false);
+    expect(await verifyMulti(ops)(other, again as ZkError)).toBe(true);
+  });
+
+  it('still fails when another host made the name: its create carries its own token', async () => {
+    const { dir, doc } = await directory();
+    const ops = createOps(dir, 'lock', doc, here.issue());
+    await createElsewhere(dir, 'lock'); // the other host won the name
+    const again = await other.multi(ops).catch((e: unknown) => e);
+    expect(isZkError(again, 'NODE_EXISTS')).toBe(true);
+    expect(await verifyMulti(ops)(other, again as ZkError)).toBeUndefined();
   });
 });

@@ -204,6 +204,9 @@ describe.skipIf(missing({ fuse: true }))(
       await m.ok(`touch ${name} && mkdir d`);
       const doc = JSON.parse((await client.getData('/gonedoc/__zkfs__')).data.toString());
       expect(Object.keys(doc.e).sort()).toEqual(['d', name]);
+      // The last create left its token there, proof that it went through should its reply be
+      // lost; the one before it, answered, left with that write.
+      expect(doc.cn).toEqual([expect.stringMatching(/^[0-9a-z]+-[0-9a-z]+$/)]);
       expect(m.log()).toContain('/: dropping 52420 metadata entries of names another client deleted');
       expect((await mountStatus(m.dir)).session.reconnects).toBe(0);
       await m.unmount();

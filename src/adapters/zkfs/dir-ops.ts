@@ -5,6 +5,7 @@
  * is one multi, so other hosts never see one without the other.
  */
 import { encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
+import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { showsDataFile } from '../../core/zkfs/modes.js';
 import {
@@ -24,7 +25,7 @@ import {
   linksIn,
   type SymlinkMap,
 } from '../../core/zkfs/symlinks.js';
-import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
+import type { AclEntry, ShowsApplied, ZkOp } from '../../core/zkfs/zk-ops.js';
 import { updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere, linksLeftBelow, linksOfGoneDirs } from './gone-names.js';
@@ -53,8 +54,16 @@ export async function readdir(ctx: VfsContext, path: string, readAhead = true): 
 }
 
 /** The op that writes `doc` at the version read, or creates it when it does not exist yet. */
-function docWrite(path: string, version: number | undefined, data: Buffer, acl: readonly AclEntry[]): ZkOp {
-  return version === undefined ? { op: 'create', path, data, acl } : { op: 'setData', path, data, version };
+function docWrite(
+  path: string,
+  version: number | undefined,
+  data: Buffer,
+  acl: readonly AclEntry[],
+  applied?: ShowsApplied,
+): ZkOp {
+  return version === undefined
+    ? { op: 'create', path, data, acl, applied }
+    : { op: 'setData', path, data, version, applied };
 }
 
 export async function mkdir(ctx: VfsContext, path: string, mode: number): Promise<void> {
@@ -66,15 +75,20 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number): Promis
   if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
   const znode = toZnode(ctx.root, path);
   let wroteLinks = false;
+  const proof = ctx.proofs.issue();
+  const applied = (now: Buffer) => showsCreateProof(now, proof);
   await commitWithRetry(ctx.tree, async (attempt) => {
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const acl = await ctx.tree.acl(parent.znode);
-    const meta = encodeMeta(
-      withEntry(await entriesStillThere(ctx, parent, doc), name, newEntry('dir', mode, ctx.defaults)),
+    const entries = withEntry(
+      await entriesStillThere(ctx, parent, doc),
+      name,
+      newEntry('dir', mode, ctx.defaults),
     );
+    const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
     const ops: ZkOp[] = [
       { op: 'create', path: znode, data: Buffer.alloc(0), acl },
-      docWrite(doc.path, doc.version, meta, acl),
+      docWrite(doc.path, doc.version, meta, acl, applied),
     ];
     // At the version read: a link made anywhere meanwhile makes this multi start over, not vanish.
     const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
@@ -83,9 +97,11 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number): Promis
     if (kept)
       ops.push(docWrite(links.path, links.version, encodeSymlinks(kept), await ctx.tree.acl(ctx.root)));
     return ops;
-  }).catch((error: unknown) => {
-    throw asFsError(error, `creating directory ${path}`);
-  });
+  })
+    .catch((error: unknown) => {
+      throw asFsError(error, `creating directory ${path}`);
+    })
+    .finally(() => ctx.proofs.settle(proof));
   ctx.tree.forget(znode);
   ctx.tree.forget(parent.znode);
   if (wroteLinks) ctx.tree.forgetSymlinks();

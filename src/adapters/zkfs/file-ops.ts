@@ -17,6 +17,7 @@ import {
   S_IFREG,
   withEntry,
 } from '../../core/zkfs/attrs.js';
+import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
@@ -224,25 +225,30 @@ export async function create(
   if (await lookup(ctx, path)) throw nameTaken(path, flags);
   const znode = toZnode(ctx.root, path);
   const entry = newEntry('file', mode, ctx.defaults);
+  const proof = ctx.proofs.issue();
+  const applied = (now: Buffer) => showsCreateProof(now, proof);
   await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const acl = await ctx.tree.acl(parent.znode);
-    const meta = encodeMeta(withEntry(await entriesStillThere(ctx, parent, doc), name, entry));
+    const entries = withEntry(await entriesStillThere(ctx, parent, doc), name, entry);
+    const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
     return [
       { op: 'create', path: znode, data: Buffer.alloc(0), acl, readBack: false },
       doc.version === undefined
-        ? { op: 'create', path: doc.path, data: meta, acl }
-        : { op: 'setData', path: doc.path, data: meta, version: doc.version },
+        ? { op: 'create', path: doc.path, data: meta, acl, applied }
+        : { op: 'setData', path: doc.path, data: meta, version: doc.version, applied },
     ];
-  }).catch((error: unknown) => {
-    if (isZkError(error, 'NODE_EXISTS') && error.path === znode) {
-      // Another client made it since the lookup: what this mount holds of the name is stale.
-      ctx.tree.forget(znode);
-      ctx.tree.forget(parent.znode);
-      throw nameTaken(path, flags);
-    }
-    throw asFsError(error, `creating ${path}`);
-  });
+  })
+    .catch((error: unknown) => {
+      if (isZkError(error, 'NODE_EXISTS') && error.path === znode) {
+        // Another client made it since the lookup: what this mount holds of the name is stale.
+        ctx.tree.forget(znode);
+        ctx.tree.forget(parent.znode);
+        throw nameTaken(path, flags);
+      }
+      throw asFsError(error, `creating ${path}`);
+    })
+    .finally(() => ctx.proofs.settle(proof));
   ctx.tree.forget(znode);
   ctx.tree.forget(parent.znode);
   ctx.files.markDeleted(znode); // a stale buffer of an earlier file by this name

@@ -5,6 +5,7 @@
  * Tests drive this class directly against a real ZooKeeper; the same code
  * serves the mount.
  */
+import { CreateProofs } from '../../core/zkfs/create-proof.js';
 import type { FsErrorCode } from '../../core/zkfs/errors.js';
 import { toZnode } from '../../core/zkfs/paths.js';
 import type { ZkStat } from '../zookeeper.js';
@@ -57,7 +58,13 @@ export class ZkVfs {
     const tree =
       options.tree ??
       new ZkTree(options.client, options.root, ttlFreshness(options.cacheTtlMs ?? 1000), options.log);
-    this.ctx = { ...options, tree, files: new OpenFiles(), pathKeys: new PathKeyTable(options.root) };
+    this.ctx = {
+      ...options,
+      tree,
+      files: new OpenFiles(),
+      pathKeys: new PathKeyTable(options.root),
+      proofs: new CreateProofs(),
+    };
   }
 
   get tree(): ZkTree {

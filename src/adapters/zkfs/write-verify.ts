@@ -17,7 +17,8 @@ async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<boo
       continue;
     }
     const now = await client.getData(op.path).catch(() => undefined);
-    if (!now?.data.equals(op.data)) return false;
+    if (!now) return false;
+    if (!now.data.equals(op.data) && op.applied?.(now.data) !== true) return false;
     if (op.op === 'setData' && op.version >= 0 && now.stat.version <= op.version) return false;
   }
   return true;

@@ -17,7 +17,8 @@
  *
  * The entry for the mount root itself is kept under the name ".". Entries of
  * names that no longer exist are ignored. Unknown keys are preserved on
- * rewrite.
+ * rewrite. The top-level key `cn` holds the tokens of recent creates
+ * (create-proof.ts).
  *
  * Why a per-directory child: it is hidden from listings, a lookup needs one
  * read per directory (cached with the directory), creating a file and

@@ -16,6 +16,14 @@ export interface AclEntry {
   id: string;
 }
 
+/**
+ * For a document other hosts rewrite: whether its data, read back after the
+ * reply to this write was lost, shows the write applied though other
+ * writes came after it (create-proof.ts). Without it, only the very bytes
+ * written do.
+ */
+export type ShowsApplied = (now: Buffer) => boolean;
+
 export type ZkOp =
   | {
       op: 'create';
@@ -24,9 +32,10 @@ export type ZkOp =
       acl: readonly AclEntry[];
       /** False when the writer knows what it needs of the new node, so the mount need not read its stat back. */
       readBack?: boolean;
+      applied?: ShowsApplied;
     }
   | { op: 'delete'; path: string; version: number }
-  | { op: 'setData'; path: string; data: Buffer; version: number }
+  | { op: 'setData'; path: string; data: Buffer; version: number; applied?: ShowsApplied }
   | { op: 'check'; path: string; version: number };
 
 /** Any version (ZooKeeper's -1). */

@@ -1,0 +1,85 @@
+/**
+ * Proof that a create went through when its reply was lost.
+ *
+ * A create is a multi: the new node, and its directory's metadata document
+ * rewritten at the version read. When the connection drops before the
+ * reply, the mount sends it again, and a failure (the node exists now)
+ * only says the first send worked if ZooKeeper shows exactly what it
+ * wrote. If another host rewrote the document meanwhile, it does not, and
+ * the new node alone cannot say whose it is: a node made by another host
+ * under the same name looks the same. Answered EEXIST, `cp` and lock files
+ * made with O_EXCL or mkdir took a file this host had made for someone
+ * else's.
+ *
+ * So each create adds a token of its own to the document it writes, under
+ * the top-level key `cn`, which every zkfs keeps as it is when it rewrites
+ * the document (unknown keys are preserved). The token in the document
+ * means this create's multi was applied, as NFS's exclusive create keeps a
+ * verifier with the file. A token is only needed until its create's reply
+ * arrives: the mount drops its own settled tokens when it next writes the
+ * document, and anyone's once ten minutes old, keeping the newest 64 at
+ * most, so a burst of creates from one host leaves one or two.
+ */
+import type { DirMeta } from './attrs.js';
+import { parseMeta } from './attrs.js';
+
+export const PROOF_KEY = 'cn';
+/** Long past any resend: the reconnect wait, then one request. */
+const KEEP_MS = 10 * 60_000;
+const KEEP_MAX = 64;
+
+/** When `proof` was made (ms, its maker's clock); NaN for what is not a token. */
+function madeAt(proof: string): number {
+  const dash = proof.indexOf('-');
+  return dash > 0 ? Number.parseInt(proof.slice(0, dash), 36) : Number.NaN;
+}
+
+function proofsIn(meta: DirMeta): string[] {
+  const value = meta.extra[PROOF_KEY];
+  return Array.isArray(value) ? value.filter((p): p is string => typeof p === 'string') : [];
+}
+
+/** Whether the document `data` (as read now) holds `proof`. */
+export function showsCreateProof(data: Buffer, proof: string): boolean {
+  return proofsIn(parseMeta(data)).includes(proof);
+}
+
+/** The tokens of one mount's creates: `${time}-${mount}${serial}`, base 36. */
+export class CreateProofs {
+  /** 40 random bits naming this mount's tokens: its own are told from others' by it. */
+  private readonly mine: string;
+  private serial = 0;
+  /** Tokens of creates whose reply has not come yet. */
+  private readonly pending = new Set<string>();
+
+  constructor(random: () => number = Math.random) {
+    this.mine = Math.floor(random() * 2 ** 40)
+      .toString(36)
+      .padStart(8, '0');
+  }
+
+  /** A token for a create about to be sent. */
+  issue(now: number = Date.now()): string {
+    const proof = `${now.toString(36)}-${this.mine}${(this.serial++).toString(36)}`;
+    this.pending.add(proof);
+    return proof;
+  }
+
+  /** The create of `proof` has its answer, whatever it was: the token is not needed any more. */
+  settle(proof: string): void {
+    this.pending.delete(proof);
+  }
+
+  /** `meta` with `proof` added, less this mount's settled tokens, tokens past KEEP_MS and beyond KEEP_MAX. */
+  withProof(meta: DirMeta, proof: string, now: number = Date.now()): DirMeta {
+    const kept = proofsIn(meta).filter(
+      (p) => Math.abs(now - madeAt(p)) < KEEP_MS && (!this.isMine(p) || this.pending.has(p)) && p !== proof,
+    );
+    kept.push(proof);
+    return { ...meta, extra: { ...meta.extra, [PROOF_KEY]: kept.slice(-KEEP_MAX) } };
+  }
+
+  private isMine(proof: string): boolean {
+    return proof.startsWith(this.mine, proof.indexOf('-') + 1);
+  }
+}
