@@ -13,7 +13,8 @@ import { ZkSession } from '../../src/adapters/zkfs/session.js';
 import { ZkVfs } from '../../src/adapters/zkfs/vfs.js';
 import { WatchedTree } from '../../src/adapters/zkfs/watch-cache.js';
 import { dropConnection } from '../../src/adapters/zkfs/zk-wire.js';
-import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { ZkClient, ZkError } from '../../src/adapters/zookeeper.js';
+import { encodeMeta, parseMeta, withEntry } from '../../src/core/zkfs/attrs.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 
@@ -530,6 +531,46 @@ describe('session faults', () => {
     } finally {
       if (!restarted) await restartServer();
     }
+  });
+
+  it('takes a create or removal whose reply was lost as done when sent again, though another host rewrote the directory meanwhile', async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/seed', 'x');
+    const doc = `${m.root}/__zkfs__`;
+    let others = 0;
+    /** Another host's change to the directory: a name of its own in the document. */
+    const rewrite = async () => {
+      const now = await raw.getData(doc);
+      const meta = withEntry(parseMeta(now.data), `other${others++}`, { t: 'f' });
+      await raw.setData(doc, encodeMeta(meta), now.stat.version);
+    };
+    // The multi goes through, then the connection drops before its reply, and another host
+    // rewrites the document before the mount sends it again.
+    const client = (m.session as unknown as { client: ZkClient }).client;
+    const multi = client.multi.bind(client);
+    let lose = 0;
+    client.multi = async (ops) => {
+      await multi(ops);
+      if (lose === 0) return;
+      lose--;
+      await rewrite();
+      throw new ZkError('CONNECTION_LOSS', ops[0]?.path);
+    };
+    const confirmed = m.session.counters.confirmedWrites;
+    lose = 1;
+    const { fh } = await m.vfs.create('/mine', 0o644); // was EEXIST
+    await m.vfs.release(fh);
+    lose = 1;
+    await m.vfs.mkdir('/dir', 0o755); // was EEXIST
+    lose = 1;
+    await m.vfs.unlink('/mine'); // was ENOENT
+    lose = 1;
+    await m.vfs.rmdir('/dir'); // was ENOENT
+    expect(m.session.counters.confirmedWrites - confirmed).toBe(4);
+    expect((await raw.getChildren(m.root)).children.sort()).toEqual(['__zkfs__', 'seed']);
+    // The other host's entries are all there: nothing was written twice over them.
+    const entries = [...parseMeta((await raw.getData(doc)).data).entries.keys()].sort();
+    expect(entries).toEqual(['other0', 'other1', 'other2', 'other3', 'seed']);
   });
 
   it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {

@@ -4,7 +4,7 @@
  * Creating or removing a node and recording it in its directory's metadata
  * is one multi, so other hosts never see one without the other.
  */
-import { encodeMeta, newEntry, withEntry } from '../../core/zkfs/attrs.js';
+import { encodeMeta, newEntry, parseMeta, withEntry } from '../../core/zkfs/attrs.js';
 import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { showsDataFile } from '../../core/zkfs/modes.js';
@@ -107,12 +107,20 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number): Promis
   if (wroteLinks) ctx.tree.forgetSymlinks();
 }
 
-/** The ops that remove a node's entry from its directory's metadata, if it has one. */
+/**
+ * The ops that remove a node's entry from its directory's metadata, if it
+ * has one. Sent again after its reply was lost, with the document rewritten
+ * by another host since, the removal counts as done when the entry is gone:
+ * the node's deletion, in the same multi, is checked on its own, and a
+ * removal is done whoever did it (rm answered ENOENT for a file it had
+ * removed).
+ */
 async function dropEntry(ctx: VfsContext, node: NodeTarget, fresh: boolean): Promise<ZkOp[]> {
   const doc = fresh ? await ctx.tree.freshMeta(node.metaDir) : await ctx.tree.meta(node.metaDir);
   if (doc.version === undefined || doc.value.entries.get(node.entryName) === undefined) return [];
   const data = encodeMeta(withEntry(doc.value, node.entryName, undefined));
-  return [{ op: 'setData', path: doc.path, data, version: doc.version }];
+  const applied = (now: Buffer) => !parseMeta(now).entries.has(node.entryName);
+  return [{ op: 'setData', path: doc.path, data, version: doc.version, applied }];
 }
 
 export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
