@@ -509,6 +509,8 @@ describe('session faults', () => {
     await writeFile(m.vfs, '/a', 'a');
     await writeFile(m.vfs, '/b', 'b');
     await zk.kill(0);
+    // Until the mount sees the connection gone, it still answers from memory.
+    await until(async () => m.session.state !== 'connected', 'the connection seen lost', 10_000);
     let restarted = false;
     try {
       // Both need the link table, which nothing serves from memory while the watch is down: the
