@@ -23,6 +23,7 @@ const zookeeper = require('node-zookeeper-client') as typeof import('node-zookee
 
 let zk: ZkServer;
 let raw: ZkClient;
+const OPEN_ACL = [{ perms: 31, scheme: 'world', id: 'anyone' }];
 const logged: string[] = [];
 const log = createLogger({ level: 'info', write: (l) => logged.push(l) });
 
@@ -535,16 +536,20 @@ describe('session faults', () => {
     }
   });
 
-  it('takes a create or removal whose reply was lost as done when sent again, though another host rewrote the directory meanwhile', async () => {
+  it('takes a create, removal or rename whose reply was lost as done when sent again, though another host rewrote the directory meanwhile', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/seed', 'x');
     const doc = `${m.root}/__zkfs__`;
     let others = 0;
-    /** Another host's change to the directory: a name of its own in the document. */
+    /** Another host's change to the directory: a file of its own, with its entry in the document. */
     const rewrite = async () => {
       const now = await raw.getData(doc);
-      const meta = withEntry(parseMeta(now.data), `other${others++}`, { t: 'f' });
-      await raw.setData(doc, encodeMeta(meta), now.stat.version);
+      const name = `other${others++}`;
+      const meta = withEntry(parseMeta(now.data), name, { t: 'f' });
+      await raw.multi([
+        { op: 'create', path: `${m.root}/${name}`, data: Buffer.alloc(0), acl: OPEN_ACL },
+        { op: 'setData', path: doc, data: encodeMeta(meta), version: now.stat.version },
+      ]);
     };
     // The multi goes through, then the connection drops before its reply, and another host
     // rewrites the document before the mount sends it again.
@@ -568,11 +573,16 @@ describe('session faults', () => {
     await m.vfs.unlink('/mine'); // was ENOENT
     lose = 1;
     await m.vfs.rmdir('/dir'); // was ENOENT
-    expect(m.session.counters.confirmedWrites - confirmed).toBe(4);
-    expect((await raw.getChildren(m.root)).children.sort()).toEqual(['__zkfs__', 'seed']);
+    await writeFile(m.vfs, '/new', 'replacement');
+    lose = 1;
+    await m.vfs.rename('/new', '/seed'); // was ENOENT, as editors and certbot replace files
+    expect(m.session.counters.confirmedWrites - confirmed).toBe(5);
+    const others5 = ['other0', 'other1', 'other2', 'other3', 'other4'];
+    expect((await raw.getChildren(m.root)).children.sort()).toEqual(['__zkfs__', ...others5, 'seed']);
+    expect((await raw.getData(`${m.root}/seed`)).data.toString()).toBe('replacement');
     // The other host's entries are all there: nothing was written twice over them.
     const entries = [...parseMeta((await raw.getData(doc)).data).entries.keys()].sort();
-    expect(entries).toEqual(['other0', 'other1', 'other2', 'other3', 'seed']);
+    expect(entries).toEqual([...others5, 'seed']);
   });
 
   it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {

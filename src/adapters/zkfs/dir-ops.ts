@@ -4,7 +4,7 @@
  * Creating or removing a node and recording it in its directory's metadata
  * is one multi, so other hosts never see one without the other.
  */
-import { encodeMeta, newEntry, parseMeta, withEntry } from '../../core/zkfs/attrs.js';
+import { encodeMeta, newEntry, showsEntry, withEntry } from '../../core/zkfs/attrs.js';
 import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { showsDataFile } from '../../core/zkfs/modes.js';
@@ -119,7 +119,7 @@ async function dropEntry(ctx: VfsContext, node: NodeTarget, fresh: boolean): Pro
   const doc = fresh ? await ctx.tree.freshMeta(node.metaDir) : await ctx.tree.meta(node.metaDir);
   if (doc.version === undefined || doc.value.entries.get(node.entryName) === undefined) return [];
   const data = encodeMeta(withEntry(doc.value, node.entryName, undefined));
-  const applied = (now: Buffer) => !parseMeta(now).entries.has(node.entryName);
+  const applied = (now: Buffer) => showsEntry(now, node.entryName, undefined);
   return [{ op: 'setData', path: doc.path, data, version: doc.version, applied }];
 }
 

@@ -10,8 +10,11 @@ import { isZkError, type ZkClient, type ZkError, type ZkStat } from '../zookeepe
 
 /** Whether ZooKeeper shows every effect of `ops`. */
 async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<boolean> {
-  for (const op of ops) {
+  const last = new Map(ops.map((op, i) => [op.path, i]));
+  for (const [i, op] of ops.entries()) {
     if (op.op === 'check') continue;
+    // A rename over a name deletes the old node and creates the new one: the last op on a path is its effect.
+    if (last.get(op.path) !== i) continue;
     if (op.op === 'delete') {
       if (await client.exists(op.path)) return false;
       continue;

@@ -236,6 +236,23 @@ export function withoutGoneNames(meta: DirMeta, present: (name: string) => boole
   return { entries, extra: meta.extra, corrupt: false };
 }
 
+/** Whether `a` and `b` hold the same fields with the same values, in any order. */
+function sameEntry(a: MetaEntry, b: MetaEntry): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((key) => JSON.stringify(a[key]) === JSON.stringify(b[key]));
+}
+
+/**
+ * Whether the document `data`, read back, holds `entry` under `name` (no
+ * entry, for undefined): what a write that set or removed it left, whoever
+ * rewrote the rest of the document since.
+ */
+export function showsEntry(data: Buffer, name: string, entry: MetaEntry | undefined): boolean {
+  const now = parseMeta(data).entries.get(name);
+  return entry === undefined ? now === undefined : now !== undefined && sameEntry(now, entry);
+}
+
 export function isEmptyMeta(meta: DirMeta): boolean {
   return meta.entries.size === 0 && Object.keys(meta.extra).length === 0;
 }

@@ -26,11 +26,12 @@ import {
   entryForMove,
   type MetaEntry,
   parseMeta,
+  showsEntry,
   withEntry,
 } from './attrs.js';
 import { FsError } from './errors.js';
 import { META_NODE } from './paths.js';
-import { type AclEntry, multiBytes, type ZkOp } from './zk-ops.js';
+import { type AclEntry, multiBytes, type ShowsApplied, type ZkOp } from './zk-ops.js';
 
 /** One node of the source subtree as read just before planning. */
 export interface PlanNode {
@@ -106,8 +107,26 @@ function isMetaRel(rel: string): boolean {
   return rel !== '' && nameOf(rel) === META_NODE;
 }
 
-function writeDoc(path: string, version: number | undefined, data: Buffer, acl: readonly AclEntry[]): ZkOp {
-  return version === undefined ? { op: 'create', path, data, acl } : { op: 'setData', path, data, version };
+function writeDoc(
+  path: string,
+  version: number | undefined,
+  data: Buffer,
+  acl: readonly AclEntry[],
+  applied?: ShowsApplied,
+): ZkOp {
+  return version === undefined
+    ? { op: 'create', path, data, acl, applied }
+    : { op: 'setData', path, data, version, applied };
+}
+
+/**
+ * For a rename sent again after its reply was lost, with the document
+ * rewritten by another host since: done when it shows each of `names` as
+ * this rename left it (the nodes' creations and deletions are checked on
+ * their own).
+ */
+function showsNames(meta: DirMeta, names: readonly string[]): ShowsApplied {
+  return (now) => names.every((name) => showsEntry(now, name, meta.entries.get(name)));
 }
 
 /** Metadata documents of the moved directories, each entry pinned to the mtime it showed. */
@@ -172,16 +191,19 @@ export function planRename(input: RenameInput): RenamePlan {
     : input.fromMeta.meta.entries.get(fromName);
   if (input.fromMeta.path === input.toMeta.path) {
     const meta = withEntry(withEntry(input.fromMeta.meta, fromName, undefined), toName, moved);
-    ops.push(writeDoc(input.toMeta.path, input.toMeta.version, encodeMeta(meta), input.toMeta.acl));
+    const { path, version, acl } = input.toMeta;
+    ops.push(writeDoc(path, version, encodeMeta(meta), acl, showsNames(meta, [fromName, toName])));
   } else {
     if (input.fromMeta.meta.entries.get(fromName) !== undefined) {
       const meta = withEntry(input.fromMeta.meta, fromName, undefined);
-      ops.push(writeDoc(input.fromMeta.path, input.fromMeta.version, encodeMeta(meta), input.fromMeta.acl));
+      const { path, version, acl } = input.fromMeta;
+      ops.push(writeDoc(path, version, encodeMeta(meta), acl, showsNames(meta, [fromName])));
     }
     const replaced = input.toMeta.meta.entries.get(toName) !== undefined;
     if (moved || replaced) {
       const meta = withEntry(input.toMeta.meta, toName, moved);
-      ops.push(writeDoc(input.toMeta.path, input.toMeta.version, encodeMeta(meta), input.toMeta.acl));
+      const { path, version, acl } = input.toMeta;
+      ops.push(writeDoc(path, version, encodeMeta(meta), acl, showsNames(meta, [toName])));
     }
   }
 

@@ -165,3 +165,50 @@ describe('rename plan', () => {
     }
   });
 });
+
+describe('a rename sent again after its reply was lost', () => {
+  const applied = (op: ReturnType<typeof planRename>['ops'][number] | undefined) =>
+    op && (op.op === 'setData' || op.op === 'create') ? op.applied : undefined;
+
+  it('counts as done when the documents show both names as it left them, whatever else changed', () => {
+    const plan = planRename({
+      from: '/r/a',
+      to: '/r/b',
+      nodes: [node('', 'hello', 4, 5000)],
+      fromMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
+      toMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    });
+    const shows = applied(plan.ops.at(-1));
+    const written =
+      plan.ops.at(-1)?.op === 'setData' ? (plan.ops.at(-1) as { data: Buffer }).data : undefined;
+    // Another host made a file of its own since: the move still shows.
+    const later = encodeMeta(withEntry(parseMeta(written), 'theirs', { t: 'f' }));
+    expect(shows?.(later)).toBe(true);
+    // Not made: the old name's entry is still there, or the new name holds another entry.
+    expect(shows?.(encodeMeta(metaDoc('', 7, { a: { t: 'f', m: 0o600 } }).meta))).toBe(false);
+    const other = { b: { t: 'f' as const, m: 0o644 } };
+    expect(shows?.(encodeMeta(metaDoc('', 8, other).meta))).toBe(false);
+  });
+
+  it('checks each directory for its own name when moving between two', () => {
+    const plan = planRename({
+      from: '/r/a',
+      to: '/s/b',
+      nodes: [node('', 'x', 1, 100)],
+      fromMeta: metaDoc('/r/__zkfs__', 2, { a: { t: 'f' }, keep: { t: 'd' } }),
+      toMeta: metaDoc('/s/__zkfs__', 3),
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    });
+    const [fromDoc, toDoc] = plan.ops.filter((op) => op.path.endsWith('__zkfs__'));
+    expect(applied(fromDoc)?.(encodeMeta(metaDoc('', 5, { keep: { t: 'd' }, new: { t: 'f' } }).meta))).toBe(
+      true,
+    );
+    expect(applied(fromDoc)?.(encodeMeta(metaDoc('', 5, { a: { t: 'f' } }).meta))).toBe(false);
+    const moved = parseMeta(toDoc?.op === 'setData' ? toDoc.data : undefined).entries.get('b');
+    expect(applied(toDoc)?.(encodeMeta(metaDoc('', 6, { b: moved as MetaEntry, z: { t: 'f' } }).meta))).toBe(
+      true,
+    );
+    expect(applied(toDoc)?.(encodeMeta(metaDoc('', 6).meta))).toBe(false);
+  });
+});
