@@ -1,6 +1,7 @@
 /**
- * A mount on a real three-server ensemble riding out server failures, and a
- * mount whose session expires (its daemon paused past the session timeout):
+ * A mount on a real three-server ensemble riding out server failures, two
+ * mounts making and removing files in one directory across leader restarts,
+ * and a mount whose session expires (its daemon paused past the session timeout):
  * no write whose close() succeeded is lost, the mount keeps answering, and
  * what it cached before the fault is not trusted after it.
  */
@@ -43,6 +44,28 @@ const content = (i) => 'file ' + i + ' ' + 'y'.repeat(i % 50) + '\\n';
 for (let i = 0; !fs.existsSync(stop); i++) {
   try {
     fs.writeFileSync(dir + '/w/f' + i, content(i));
+    process.stdout.write('ok ' + i + '\\n');
+  } catch (e) {
+    process.stdout.write('fail ' + i + ' ' + e.code + '\\n');
+  }
+}
+`;
+
+/**
+ * Makes files w/HOST-0, w/HOST-1, … with O_EXCL until STOP exists, removing
+ * each one's predecessor, and reports each as "ok N", or "fail N CODE" for a
+ * failed create or removal.
+ */
+const EXCL_SCRIPT = `
+const fs = require('node:fs');
+const [dir, stop, host] = process.argv.slice(2);
+const name = (i) => dir + '/w/' + host + '-' + i;
+for (let i = 0; !fs.existsSync(stop); i++) {
+  try {
+    const fd = fs.openSync(name(i), 'wx');
+    fs.writeSync(fd, host + ' ' + i + '\\n');
+    fs.closeSync(fd);
+    if (i > 0) fs.unlinkSync(name(i - 1));
     process.stdout.write('ok ' + i + '\\n');
   } catch (e) {
     process.stdout.write('fail ' + i + ' ' + e.code + '\\n');
@@ -138,6 +161,61 @@ describe.skipIf(missing({ fuse: true }))('zkfs on a three-server ensemble', () =
     expect(after.session.state).toBe('connected');
     expect(after.session.reconnects).toBeGreaterThanOrEqual(2);
     expect(after.session.expiries).toBe(0);
+  });
+
+  it('two hosts making (O_EXCL) and removing files in one directory across leader restarts: no operation fails', async () => {
+    // A reply lost with the leader, and the other host rewriting the directory's document before
+    // the mount sends the request again: creates failed with EEXIST and removals with ENOENT, about
+    // one leader restart in six (create-proof.ts, write-verify.ts).
+    const a = await mountZkfs(zk.connectString, '/cluster/two', { args: ['--reconnect-timeout', '60'] });
+    const b = await mountZkfs(zk.connectString, '/cluster/two', { args: ['--reconnect-timeout', '60'] });
+    await a.ok('mkdir w');
+    const control = scratchDir('zkfs-two');
+    const script = join(control, 'excl.cjs');
+    const stop = join(control, 'stop');
+    writeFileSync(script, EXCL_SCRIPT);
+    onCleanup('exclusive writers', () => {
+      writeFileSync(stop, '');
+    });
+    const outputs = { a: '', b: '' };
+    const writers = (['a', 'b'] as const).map((host) => {
+      const writer = execa(process.execPath, [script, (host === 'a' ? a : b).dir, stop, host], {
+        reject: false,
+        timeout: 300_000,
+      });
+      writer.stdout?.on('data', (chunk: Buffer) => {
+        outputs[host] += chunk.toString();
+      });
+      return writer;
+    });
+    const made = () => `${outputs.a}${outputs.b}`.split('\n').filter((l) => l.startsWith('ok ')).length;
+    for (let restart = 0; restart < 6; restart++) {
+      const before = made();
+      await eventually(async () => made() >= before + 30, 'files made', 90_000);
+      const leader = await zk.leader();
+      await zk.kill(leader);
+      await sleep(1500);
+      await zk.start(leader);
+    }
+    const before = made();
+    await eventually(async () => made() >= before + 30, 'files made after the last restart', 90_000);
+    writeFileSync(stop, '');
+    await Promise.all(writers);
+
+    const failed = `${outputs.a}${outputs.b}`.split('\n').filter((l) => l.startsWith('fail '));
+    console.log(`zkfs cluster, two hosts: ${made()} files made and removed across 6 leader restarts`);
+    expect(failed).toEqual([]);
+    // Each host removed every file but its last, which holds what it wrote.
+    const left = (await client.getChildren('/cluster/two/w')).children.filter((n) => n !== '__zkfs__').sort();
+    const last = (host: string) =>
+      Math.max(
+        ...outputs[host as 'a' | 'b']
+          .split('\n')
+          .filter((l) => l.startsWith('ok '))
+          .map((l) => Number(l.split(' ')[1])),
+      );
+    expect(left).toEqual([`a-${last('a')}`, `b-${last('b')}`]);
+    expect((await client.getData(`/cluster/two/w/b-${last('b')}`)).data.toString()).toBe(`b ${last('b')}\n`);
   });
 
   it('survives its session expiring while paused: new session, cache rebuilt, buffered write saved with its version check', async () => {
