@@ -15,6 +15,7 @@ import { WatchedTree } from '../../src/adapters/zkfs/watch-cache.js';
 import { dropConnection } from '../../src/adapters/zkfs/zk-wire.js';
 import { ZkClient, ZkError } from '../../src/adapters/zookeeper.js';
 import { encodeMeta, parseMeta, withEntry } from '../../src/core/zkfs/attrs.js';
+import { encodeSymlinks, parseSymlinks } from '../../src/core/zkfs/symlinks.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 
@@ -536,7 +537,7 @@ describe('session faults', () => {
     }
   });
 
-  it('takes a create, removal or rename whose reply was lost as done when sent again, though another host rewrote the directory meanwhile', async () => {
+  it('takes a create, removal, rename or link whose reply was lost as done when sent again, though another host rewrote its document meanwhile', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/seed', 'x');
     const doc = `${m.root}/__zkfs__`;
@@ -551,6 +552,7 @@ describe('session faults', () => {
         { op: 'setData', path: doc, data: encodeMeta(meta), version: now.stat.version },
       ]);
     };
+    let meanwhile = rewrite;
     // The multi goes through, then the connection drops before its reply, and another host
     // rewrites the document before the mount sends it again.
     const client = (m.session as unknown as { client: ZkClient }).client;
@@ -560,7 +562,7 @@ describe('session faults', () => {
       await multi(ops);
       if (lose === 0) return;
       lose--;
-      await rewrite();
+      await meanwhile();
       throw new ZkError('CONNECTION_LOSS', ops[0]?.path);
     };
     const confirmed = m.session.counters.confirmedWrites;
@@ -576,9 +578,24 @@ describe('session faults', () => {
     await writeFile(m.vfs, '/new', 'replacement');
     lose = 1;
     await m.vfs.rename('/new', '/seed'); // was ENOENT, as editors and certbot replace files
-    expect(m.session.counters.confirmedWrites - confirmed).toBe(5);
+    // A link, with another host's link made meanwhile: the table holds no token, but the link.
+    meanwhile = async () => {
+      const now = await raw.getData(`${m.root}/__symlinks__`).catch(() => undefined);
+      const links = parseSymlinks(now?.data);
+      links.set('/theirs', 'seed');
+      await raw.setData(`${m.root}/__symlinks__`, encodeSymlinks(links), now?.stat.version ?? -1);
+    };
+    lose = 1;
+    await m.vfs.symlink('seed', '/link'); // was EEXIST
+    expect(await m.vfs.readlink('/link')).toBe('seed');
+    expect(m.session.counters.confirmedWrites - confirmed).toBe(6);
     const others5 = ['other0', 'other1', 'other2', 'other3', 'other4'];
-    expect((await raw.getChildren(m.root)).children.sort()).toEqual(['__zkfs__', ...others5, 'seed']);
+    expect((await raw.getChildren(m.root)).children.sort()).toEqual([
+      '__symlinks__',
+      '__zkfs__',
+      ...others5,
+      'seed',
+    ]);
     expect((await raw.getData(`${m.root}/seed`)).data.toString()).toBe('replacement');
     // The other host's entries are all there: nothing was written twice over them.
     const entries = [...parseMeta((await raw.getData(doc)).data).entries.keys()].sort();
