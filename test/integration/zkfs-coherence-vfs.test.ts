@@ -582,13 +582,16 @@ describe('session faults', () => {
     meanwhile = async () => {
       const now = await raw.getData(`${m.root}/__symlinks__`).catch(() => undefined);
       const links = parseSymlinks(now?.data);
-      links.set('/theirs', 'seed');
+      links.set(`/theirs${others++}`, 'seed');
       await raw.setData(`${m.root}/__symlinks__`, encodeSymlinks(links), now?.stat.version ?? -1);
     };
     lose = 1;
     await m.vfs.symlink('seed', '/link'); // was EEXIST
     expect(await m.vfs.readlink('/link')).toBe('seed');
-    expect(m.session.counters.confirmedWrites - confirmed).toBe(6);
+    lose = 1;
+    await m.vfs.rename('/link', '/moved'); // was ENOENT
+    expect(await m.vfs.readlink('/moved')).toBe('seed');
+    expect(m.session.counters.confirmedWrites - confirmed).toBe(7);
     const others5 = ['other0', 'other1', 'other2', 'other3', 'other4'];
     expect((await raw.getChildren(m.root)).children.sort()).toEqual([
       '__symlinks__',

@@ -18,7 +18,13 @@ import {
   zkChild,
 } from '../../core/zkfs/paths.js';
 import { type DocWrite, type MetaDoc, type PlanNode, planRename } from '../../core/zkfs/rename-plan.js';
-import { encodeSymlinks, hasLinksWithin, moveLinks, type SymlinkMap } from '../../core/zkfs/symlinks.js';
+import {
+  encodeSymlinks,
+  hasLinksWithin,
+  moveLinks,
+  type SymlinkMap,
+  showsLinkChanges,
+} from '../../core/zkfs/symlinks.js';
 import { multiBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkError } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -199,6 +205,7 @@ async function build(ctx: VfsContext, from: string, to: string, fresh: boolean):
           version: links.version,
           data: encodeSymlinks(nextLinks),
           acl: await ctx.tree.acl(ctx.root),
+          applied: showsLinkChanges(links.value, nextLinks),
         },
       ]
     : [];

@@ -60,6 +60,8 @@ export interface DocWrite {
   version: number | undefined;
   data: Buffer;
   acl: readonly AclEntry[];
+  /** Whether the document read back shows this write, after others rewrote it (zk-ops.ts). */
+  applied?: ShowsApplied;
 }
 
 export interface RenameInput {
@@ -207,7 +209,8 @@ export function planRename(input: RenameInput): RenamePlan {
     }
   }
 
-  for (const doc of input.docs ?? []) ops.push(writeDoc(doc.path, doc.version, doc.data, doc.acl));
+  for (const doc of input.docs ?? [])
+    ops.push(writeDoc(doc.path, doc.version, doc.data, doc.acl, doc.applied));
 
   const bytes = multiBytes(ops);
   if (bytes > input.maxBytes) {

@@ -121,3 +121,20 @@ export function moveLinks(map: SymlinkMap, from: string, to: string): SymlinkMap
   }
   return moved ? out : undefined;
 }
+
+/**
+ * Whether a table read back (`now`) shows what changed from `before` to
+ * `after`: each link added or retargeted there, each link removed gone.
+ * For a write sent again after its reply was lost, with other links
+ * changed by other hosts since.
+ */
+export function showsLinkChanges(before: SymlinkMap, after: SymlinkMap): (now: Buffer) => boolean {
+  return (data) => {
+    const now = parseSymlinks(data);
+    for (const [link, target] of after) {
+      if (before.get(link) !== target && now.get(link) !== target) return false;
+    }
+    for (const link of before.keys()) if (!after.has(link) && now.has(link)) return false;
+    return true;
+  };
+}

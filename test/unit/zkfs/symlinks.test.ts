@@ -7,6 +7,7 @@ import {
   linksIn,
   moveLinks,
   parseSymlinks,
+  showsLinkChanges,
   withoutLinksBelow,
   withoutLinksIn,
 } from '../../../src/core/zkfs/symlinks.js';
@@ -116,5 +117,27 @@ describe('symlink table queries', () => {
       ['/d/sub/two', '2'],
       ['/dd/three', '3'],
     ]);
+  });
+});
+
+describe('a table write sent again after its reply was lost', () => {
+  const before = new Map([
+    ['/a/l1', 'x'],
+    ['/a/l2', 'y'],
+    ['/keep', 'z'],
+  ]);
+  const after = moveLinks(before, '/a', '/b') ?? before;
+  const shows = showsLinkChanges(before, after);
+
+  it('counts as done when the links it moved are at their new names, whatever other links changed', () => {
+    const now = new Map([...after, ['/theirs', 'w']]);
+    now.delete('/keep'); // another host removed a link this write did not touch
+    expect(shows(encodeSymlinks(now))).toBe(true);
+  });
+
+  it('does not while a link is still at its old name, or missing from or wrong at its new one', () => {
+    expect(shows(encodeSymlinks(before))).toBe(false);
+    expect(shows(encodeSymlinks(new Map([['/b/l1', 'x']])))).toBe(false);
+    expect(shows(encodeSymlinks(new Map([...after, ['/b/l2', 'other']])))).toBe(false);
   });
 });
