@@ -25,6 +25,7 @@ import {
   linksIn,
   parseSymlinks,
   type SymlinkMap,
+  showsLinkChanges,
 } from '../../core/zkfs/symlinks.js';
 import type { AclEntry, ShowsApplied, ZkOp } from '../../core/zkfs/zk-ops.js';
 import { updateEntry } from './attr-ops.js';
@@ -96,7 +97,15 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number): Promis
     const kept = linksLeftBelow(ctx, links.value, path);
     wroteLinks = kept !== undefined;
     if (kept)
-      ops.push(docWrite(links.path, links.version, encodeSymlinks(kept), await ctx.tree.acl(ctx.root)));
+      ops.push(
+        docWrite(
+          links.path,
+          links.version,
+          encodeSymlinks(kept),
+          await ctx.tree.acl(ctx.root),
+          showsLinkChanges(links.value, kept),
+        ),
+      );
     return ops;
   })
     .catch((error: unknown) => {
