@@ -27,7 +27,7 @@ import {
   type SymlinkMap,
   showsLinkChanges,
 } from '../../core/zkfs/symlinks.js';
-import type { AclEntry, ShowsApplied, ZkOp } from '../../core/zkfs/zk-ops.js';
+import { docWrite, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere, linksLeftBelow, linksOfGoneDirs } from './gone-names.js';
@@ -56,17 +56,6 @@ export async function readdir(ctx: VfsContext, path: string, readAhead = true): 
 }
 
 /** The op that writes `doc` at the version read, or creates it when it does not exist yet. */
-function docWrite(
-  path: string,
-  version: number | undefined,
-  data: Buffer,
-  acl: readonly AclEntry[],
-  applied?: ShowsApplied,
-): ZkOp {
-  return version === undefined
-    ? { op: 'create', path, data, acl, applied }
-    : { op: 'setData', path, data, version, applied };
-}
 
 export async function mkdir(ctx: VfsContext, path: string, mode: number): Promise<void> {
   assertWritable(ctx);

@@ -21,7 +21,7 @@ import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
-import { setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
+import { docWrite, setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError } from '../zookeeper.js';
 import { applyPendingTimes, type FileAttr, getattrCached } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -234,9 +234,7 @@ export async function create(
     const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
     return [
       { op: 'create', path: znode, data: Buffer.alloc(0), acl, readBack: false },
-      doc.version === undefined
-        ? { op: 'create', path: doc.path, data: meta, acl, applied }
-        : { op: 'setData', path: doc.path, data: meta, version: doc.version, applied },
+      docWrite(doc.path, doc.version, meta, acl, applied),
     ];
   })
     .catch((error: unknown) => {

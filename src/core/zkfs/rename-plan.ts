@@ -31,7 +31,7 @@ import {
 } from './attrs.js';
 import { FsError } from './errors.js';
 import { META_NODE } from './paths.js';
-import { type AclEntry, multiBytes, type ShowsApplied, type ZkOp } from './zk-ops.js';
+import { type AclEntry, docWrite, multiBytes, type ShowsApplied, type ZkOp } from './zk-ops.js';
 
 /** One node of the source subtree as read just before planning. */
 export interface PlanNode {
@@ -109,18 +109,6 @@ function isMetaRel(rel: string): boolean {
   return rel !== '' && nameOf(rel) === META_NODE;
 }
 
-function writeDoc(
-  path: string,
-  version: number | undefined,
-  data: Buffer,
-  acl: readonly AclEntry[],
-  applied?: ShowsApplied,
-): ZkOp {
-  return version === undefined
-    ? { op: 'create', path, data, acl, applied }
-    : { op: 'setData', path, data, version, applied };
-}
-
 /**
  * For a rename sent again after its reply was lost, with the document
  * rewritten by another host since: done when it shows each of `names` as
@@ -194,23 +182,23 @@ export function planRename(input: RenameInput): RenamePlan {
   if (input.fromMeta.path === input.toMeta.path) {
     const meta = withEntry(withEntry(input.fromMeta.meta, fromName, undefined), toName, moved);
     const { path, version, acl } = input.toMeta;
-    ops.push(writeDoc(path, version, encodeMeta(meta), acl, showsNames(meta, [fromName, toName])));
+    ops.push(docWrite(path, version, encodeMeta(meta), acl, showsNames(meta, [fromName, toName])));
   } else {
     if (input.fromMeta.meta.entries.get(fromName) !== undefined) {
       const meta = withEntry(input.fromMeta.meta, fromName, undefined);
       const { path, version, acl } = input.fromMeta;
-      ops.push(writeDoc(path, version, encodeMeta(meta), acl, showsNames(meta, [fromName])));
+      ops.push(docWrite(path, version, encodeMeta(meta), acl, showsNames(meta, [fromName])));
     }
     const replaced = input.toMeta.meta.entries.get(toName) !== undefined;
     if (moved || replaced) {
       const meta = withEntry(input.toMeta.meta, toName, moved);
       const { path, version, acl } = input.toMeta;
-      ops.push(writeDoc(path, version, encodeMeta(meta), acl, showsNames(meta, [toName])));
+      ops.push(docWrite(path, version, encodeMeta(meta), acl, showsNames(meta, [toName])));
     }
   }
 
   for (const doc of input.docs ?? [])
-    ops.push(writeDoc(doc.path, doc.version, doc.data, doc.acl, doc.applied));
+    ops.push(docWrite(doc.path, doc.version, doc.data, doc.acl, doc.applied));
 
   const bytes = multiBytes(ops);
   if (bytes > input.maxBytes) {

@@ -38,6 +38,23 @@ export type ZkOp =
   | { op: 'setData'; path: string; data: Buffer; version: number; applied?: ShowsApplied }
   | { op: 'check'; path: string; version: number };
 
+/**
+ * The write of a document (a directory's metadata, the symlink table): a
+ * create when it did not exist when read (`version` undefined), else a
+ * setData at the version read.
+ */
+export function docWrite(
+  path: string,
+  version: number | undefined,
+  data: Buffer,
+  acl: readonly AclEntry[],
+  applied?: ShowsApplied,
+): ZkOp {
+  return version === undefined
+    ? { op: 'create', path, data, acl, applied }
+    : { op: 'setData', path, data, version, applied };
+}
+
 /** Any version (ZooKeeper's -1). */
 export const ANY_VERSION = -1;
 

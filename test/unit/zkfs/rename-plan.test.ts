@@ -20,17 +20,21 @@ function summary(ops: ReturnType<typeof planRename>['ops']): string[] {
   return ops.map((o) => `${o.op} ${o.path}${'version' in o ? ` @${o.version}` : ''}`);
 }
 
+/** /r/a (a file of mode 600) renamed to /r/b. */
+function withinOneDirectory(): RenameInput {
+  return {
+    from: '/r/a',
+    to: '/r/b',
+    nodes: [node('', 'hello', 4, 5000)],
+    fromMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
+    toMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
+    maxBytes: ZK_MAX_REQUEST_BYTES,
+  };
+}
+
 describe('rename plan', () => {
   it('moves a file within one directory with one metadata write', () => {
-    const input: RenameInput = {
-      from: '/r/a',
-      to: '/r/b',
-      nodes: [node('', 'hello', 4, 5000)],
-      fromMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
-      toMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
-      maxBytes: ZK_MAX_REQUEST_BYTES,
-    };
-    const plan = planRename(input);
+    const plan = planRename(withinOneDirectory());
     expect(summary(plan.ops)).toEqual(['create /r/b', 'delete /r/a @4', 'setData /r/__zkfs__ @7']);
     const create = plan.ops[0]!;
     expect(create.op === 'create' && create.data.toString()).toBe('hello');
@@ -171,14 +175,7 @@ describe('a rename sent again after its reply was lost', () => {
     op && (op.op === 'setData' || op.op === 'create') ? op.applied : undefined;
 
   it('counts as done when the documents show both names as it left them, whatever else changed', () => {
-    const plan = planRename({
-      from: '/r/a',
-      to: '/r/b',
-      nodes: [node('', 'hello', 4, 5000)],
-      fromMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
-      toMeta: metaDoc('/r/__zkfs__', 7, { a: { t: 'f', m: 0o600 } }),
-      maxBytes: ZK_MAX_REQUEST_BYTES,
-    });
+    const plan = planRename(withinOneDirectory());
     const shows = applied(plan.ops.at(-1));
     const written =
       plan.ops.at(-1)?.op === 'setData' ? (plan.ops.at(-1) as { data: Buffer }).data : undefined;
