@@ -55,8 +55,6 @@ export async function readdir(ctx: VfsContext, path: string, readAhead = true): 
   return [...names];
 }
 
-/** The op that writes `doc` at the version read, or creates it when it does not exist yet. */
-
 export async function mkdir(ctx: VfsContext, path: string, mode: number): Promise<void> {
   assertWritable(ctx);
   const parent = await resolveDir(ctx, parentPath(path));
@@ -183,9 +181,9 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
   ctx.tree.forget(target.metaDir);
 }
 
-/** Applies `change` to the symlink table and writes it back at the version read (re-reading on a race). */
 /**
- * Rewrites the symlink table with `change` made to it. `shows` says whether
+ * Applies `change` to the symlink table and writes it back at the version
+ * read (re-reading on a race). `shows` says whether
  * a table read back holds that change: sent again after its reply was lost,
  * with the table rewritten by another host since, the write counts as done
  * when it does (the table is the old tool's format: no token fits in it).
