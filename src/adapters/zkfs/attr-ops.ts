@@ -10,6 +10,7 @@ import {
   type MetaEntry,
   S_IFLNK,
   S_IFREG,
+  sameEntry,
   withEntry,
   withMode,
   withOwner,
@@ -138,7 +139,7 @@ export async function updateEntry(
         : ((await ctx.tree.freshStat(owner.znode)) ?? owner.stat);
     const before = doc.value.entries.get(owner.entryName);
     const after = change(before, stat);
-    if (JSON.stringify(before ?? {}) === JSON.stringify(after ?? {})) return null;
+    if (sameEntry(before ?? {}, after ?? {})) return null;
     const data = encodeMeta(withEntry(doc.value, owner.entryName, after));
     if (doc.version === undefined) {
       return [{ op: 'create', path: doc.path, data, acl: await ctx.tree.acl(owner.metaDir) }];

@@ -5,7 +5,7 @@
  * also drops every name cached below it, so that is done only when the
  * directory's own type may have changed or nothing better is known.
  */
-import type { DirMeta } from '../../core/zkfs/attrs.js';
+import { type DirMeta, sameEntry } from '../../core/zkfs/attrs.js';
 import { baseName, DATA_FILE, META_NODE, parentPath, toMountPath } from '../../core/zkfs/paths.js';
 import type { SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { ZkStat } from '../zookeeper.js';
@@ -71,7 +71,7 @@ export function docChanges(view: CacheView, dir: string, before: DirMeta, after:
   const out: StaleEntry[] = [];
   const names = new Set([...before.entries.keys(), ...after.entries.keys()]);
   for (const name of names) {
-    if (JSON.stringify(before.entries.get(name)) === JSON.stringify(after.entries.get(name))) continue;
+    if (sameEntry(before.entries.get(name), after.entries.get(name))) continue;
     if (name === '.') out.push({ path: '/', entry: false });
     else out.push({ path: childPath(view, dir, name), entry: true });
   }

@@ -236,10 +236,16 @@ export function withoutGoneNames(meta: DirMeta, present: (name: string) => boole
   return { entries, extra: meta.extra, corrupt: false };
 }
 
-/** Whether `a` and `b` hold the same fields with the same values, in any order. */
-function sameEntry(a: MetaEntry, b: MetaEntry): boolean {
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
+/**
+ * Whether two entries say the same: the same fields with the same values,
+ * in any order, unset fields left out (as encoding leaves them out); an
+ * absent entry is the same only as another absent one.
+ */
+export function sameEntry(a: MetaEntry | undefined, b: MetaEntry | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const set = (entry: MetaEntry) => Object.keys(entry).filter((key) => entry[key] !== undefined);
+  const keys = set(a);
+  if (keys.length !== set(b).length) return false;
   return keys.every((key) => JSON.stringify(a[key]) === JSON.stringify(b[key]));
 }
 
@@ -249,8 +255,7 @@ function sameEntry(a: MetaEntry, b: MetaEntry): boolean {
  * rewrote the rest of the document since.
  */
 export function showsEntry(data: Buffer, name: string, entry: MetaEntry | undefined): boolean {
-  const now = parseMeta(data).entries.get(name);
-  return entry === undefined ? now === undefined : now !== undefined && sameEntry(now, entry);
+  return sameEntry(parseMeta(data).entries.get(name), entry);
 }
 
 export function isEmptyMeta(meta: DirMeta): boolean {

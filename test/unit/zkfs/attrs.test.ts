@@ -10,6 +10,7 @@ import {
   parseMeta,
   S_IFDIR,
   S_IFREG,
+  sameEntry,
   storedType,
   withEntry,
   withMode,
@@ -149,6 +150,18 @@ describe('attributes', () => {
     expect(entryForMove(touched, stat)).toEqual({ t: 'f', mt: 2000, at: 1000, v: 0 });
     const stale = withTimes({ t: 'f' }, 1000, 2000, 1);
     expect(entryForMove(stale, stat)).toEqual({ t: 'f', mt: stat.mtimeMs, v: 0 });
+  });
+});
+
+describe('entries compared', () => {
+  it('are the same with the same fields set, in any order; an absent entry only as another absent one', () => {
+    expect(sameEntry({ t: 'f', m: 0o600 }, { m: 0o600, t: 'f' })).toBe(true);
+    expect(sameEntry({ t: 'f', mt: undefined }, { t: 'f' })).toBe(true);
+    expect(sameEntry({ t: 'f', m: 0o600 }, { t: 'f', m: 0o644 })).toBe(false);
+    expect(sameEntry({ t: 'f' }, { t: 'f', u: 0 })).toBe(false);
+    expect(sameEntry({ t: 'f', x: { a: 1 } }, { t: 'f', x: { a: 2 } })).toBe(false);
+    expect(sameEntry(undefined, undefined)).toBe(true);
+    expect(sameEntry(undefined, {})).toBe(false);
   });
 });
 
