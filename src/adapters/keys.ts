@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage, OperationError, UsageError } from '../core/errors.js';
-import { isQueryWord, type VolumeQuery } from '../core/query.js';
+import { isQueryWord, nameHoldsPassphrase, type VolumeQuery } from '../core/query.js';
 import type { Logger } from './logger.js';
 
 export const DEFAULT_KEY_DIR = '/etc/simplectl/keys';
@@ -126,7 +126,12 @@ export async function readNamedKey(name: string, env: NodeJS.ProcessEnv = proces
  */
 export async function queryPassphrase(
   query: VolumeQuery,
-  options: { env?: NodeJS.ProcessEnv; log?: Logger } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    log?: Logger;
+    /** The volume name the query was parsed from: a passphrase given beside it (`-o`) draws no warning. */
+    name?: string;
+  } = {},
 ): Promise<string | null> {
   if (query.encryptionKey !== null) {
     const passphrase = await readNamedKey(query.encryptionKey, options.env);
@@ -134,7 +139,8 @@ export async function queryPassphrase(
     return passphrase;
   }
   if (query.encryptionPassphrase !== null) {
-    options.log?.warn(INLINE_PASSPHRASE_WARNING);
+    if (options.name === undefined || nameHoldsPassphrase(options.name))
+      options.log?.warn(INLINE_PASSPHRASE_WARNING);
     options.log?.addSecret(query.encryptionPassphrase);
     return query.encryptionPassphrase;
   }

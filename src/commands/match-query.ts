@@ -40,7 +40,9 @@ export interface MatchQueryOptions {
 }
 
 export interface MatchQueryResult extends MatchResult {
-  /** Canonical query, passphrase redacted. */
+  /** The volume name as given, passphrase redacted (the canonical query when none was given). */
+  name: string;
+  /** Canonical query, with the `-o` options merged in, passphrase redacted. */
   query: string;
   minDisks: number;
   maxDisks: number;
@@ -63,6 +65,7 @@ export async function matchQuery(options: MatchQueryOptions, ctx: CommandContext
     ));
   const passphrase = await queryPassphrase(query, {
     log: ctx.log,
+    ...(typeof options.query === 'string' ? { name: options.query } : {}),
     ...(options.env ? { env: options.env } : {}),
   });
   const unlocks = new Map<string, boolean>();
@@ -77,6 +80,8 @@ export async function matchQuery(options: MatchQueryOptions, ctx: CommandContext
   }
   const result = matchDisks(query, disks, host, { unlocks, ...(volume ? { volume } : {}) });
   return {
+    name:
+      typeof options.query === 'string' ? redactQuery(options.query) : formatQuery(query, { redact: true }),
     query: formatQuery(query, { redact: true }),
     minDisks: query.minDisks,
     maxDisks: query.maxDisks,

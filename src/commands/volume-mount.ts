@@ -123,7 +123,9 @@ export async function volumeMount(
   ctx: CommandContext,
 ): Promise<VolumeMountResult> {
   const query = parseQuery(options.query, options.options ?? {});
-  const passphrase = wantsEncryption(query) ? await queryPassphrase(query, { log: ctx.log }) : null;
+  const passphrase = wantsEncryption(query)
+    ? await queryPassphrase(query, { log: ctx.log, name: options.query })
+    : null;
   const spec: VolumeSpec = {
     name: options.query,
     query,

@@ -54,7 +54,9 @@ export async function syncVolume(target: WatchTarget, ctx: CommandContext): Prom
     const volume = volumeAtDir(session.state, target.dir);
     if (!volume?.mount) return { mounted: false, added: [], removed: [] };
     const query = parseQuery(volume.name, volume.options);
-    const passphrase = wantsEncryption(query) ? await queryPassphrase(query, { log: ctx.log }) : null;
+    const passphrase = wantsEncryption(query)
+      ? await queryPassphrase(query, { log: ctx.log, name: volume.name })
+      : null;
     const spec: VolumeSpec = { name: volume.name, query, options: volume.options, passphrase };
     const outcome = await syncMountedVolume(spec, found.disks, { session, host, ctx });
     return { mounted: true, ...outcome };

@@ -399,6 +399,14 @@ export function parseOptionPairs(pairs: readonly string[]): Record<string, strin
   return out;
 }
 
+/**
+ * Whether the volume name itself carries a passphrase (`encryption-passphrase.X`),
+ * rather than the options given beside it: only then can anyone who lists volumes read it.
+ */
+export function nameHoldsPassphrase(name: string): boolean {
+  return name.split('_').some((setting) => setting.split('.')[0] === 'encryption-passphrase');
+}
+
 /** The name with the value of any secret setting replaced by `***`. */
 export function redactQuery(name: string): string {
   return name

@@ -131,18 +131,21 @@ describe.skipIf(missing({ loop: true }))('match-query', () => {
     const opt = await match('label.vault', ['-o', 'encryption-passphrase=correct horse']);
     expect(devices(opt.result.chosen)).toEqual([vault.device]);
     expect(opt.stdout + opt.stderr).not.toContain('correct horse');
+    // Given beside the name, the passphrase is not in any volume list: no warning says it is.
+    expect(opt.stderr).not.toContain('part of the volume name');
+    expect(opt.result.name).toBe('label.vault');
     expect(await sha256File(vault.file)).toBe(before);
   });
 
-  it('prints a readable report', async () => {
+  it('prints a readable report, headed by the volume name as given', async () => {
     const r = await cli('simplectl', [
       'match-query',
-      'label.fast_min-disks.4',
+      'min-disks.4_label.fast',
       '--include',
       ...all.map(kernelName),
     ]);
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toMatch(/^label\.fast_min-disks\.4: 4 disk\(s\) chosen \(needs at least 4\)/);
+    expect(r.stdout).toMatch(/^min-disks\.4_label\.fast: 4 disk\(s\) chosen \(needs at least 4\)/);
     expect(r.stdout).toMatch(new RegExp(`3\\s+${blank.device}\\s+64\\.0 MiB\\s+initialise`));
     expect(r.stdout).toMatch(new RegExp(`${slow.device}\\s+label is 'slow', not 'fast'`));
   });

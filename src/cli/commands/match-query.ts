@@ -14,8 +14,8 @@ function render(r: MatchQueryResult, out: Output): string {
   const need = r.maxDisks > 0 ? `${r.minDisks} to ${r.maxDisks}` : `at least ${r.minDisks}`;
   lines.push(
     r.satisfied
-      ? out.color.green(`${r.query}: ${r.chosen.length} disk(s) chosen (needs ${need})`)
-      : out.color.red(`${r.query}: only ${r.chosen.length} disk(s) match, needs ${need}`),
+      ? out.color.green(`${r.name}: ${r.chosen.length} disk(s) chosen (needs ${need})`)
+      : out.color.red(`${r.name}: only ${r.chosen.length} disk(s) match, needs ${need}`),
   );
   const rows = [
     ...r.chosen.map((d, i) => [String(i), d.device, humanSize(d.sizeBytes), ACTION_TEXT[d.action]]),
@@ -58,7 +58,7 @@ export function matchQueryCommand(getApp: () => App): Command {
       printResult(app.out, result, render);
       if (!result.satisfied) {
         throw new OperationError(
-          `${result.query} needs ${result.minDisks} disk(s); ${result.chosen.length} can be had`,
+          `${result.name} needs ${result.minDisks} disk(s); ${result.chosen.length} can be had`,
         );
       }
     });
