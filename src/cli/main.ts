@@ -8,6 +8,9 @@ import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorMessage, isOperationError } from
 import type { AppIO, Tool } from './app.js';
 import { buildProgram } from './program.js';
 
+/** Options that take a list of values (`--include GLOB...`), which swallows arguments given after them. */
+const GREEDY_OPTIONS = new Set(['--include', '-o', '--opt']);
+
 /** Parses `argv` (without node and script) and runs the command; resolves to the exit code. */
 export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}): Promise<number> {
   const stderr = io.stderr ?? ((t: string) => process.stderr.write(t));
@@ -28,6 +31,12 @@ export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}
         return EXIT_OK;
       }
       // commander has already printed its message; unknown commands and bad options are usage errors.
+      const greedy = error.code === 'commander.missingArgument' && argv.find((a) => GREEDY_OPTIONS.has(a));
+      if (greedy) {
+        stderr(
+          `(${greedy} takes every word after it, up to the next option: give it after the arguments, or end its list with --)\n`,
+        );
+      }
       return EXIT_USAGE;
     }
     if (isOperationError(error)) {

@@ -61,6 +61,15 @@ describe('command line', () => {
     const r = await capture('simplectl', ['initialize-disk']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("missing required argument 'device'");
+    expect(r.stderr).not.toContain('takes every word');
+  });
+
+  it('says why arguments went missing after a list option, and how to end the list', async () => {
+    const r = await capture('simplectl', ['mount', '--include', 'loop1', 'label.w', '/srv/w']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("missing required argument 'query'");
+    expect(r.stderr).toContain('--include takes every word after it');
+    expect(r.stderr).toContain('end its list with --');
   });
 
   it.each([
