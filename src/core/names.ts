@@ -45,9 +45,12 @@ export function partitionName(disk: string, n: number): string {
   return /\d$/.test(name) ? `${name}p${n}` : `${name}${n}`;
 }
 
-/** Whether `name` is a device-mapper name luks-open may create or luks-close may close. */
+/**
+ * Whether `name` is a device-mapper name luks-open may create or luks-close may close:
+ * not `control`, which /dev/mapper holds for device-mapper itself.
+ */
 export function isMapperName(name: string): boolean {
-  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name);
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && name !== 'control';
 }
 
 /** The device-mapper name an opened data partition gets: stable across reboots and hosts. */

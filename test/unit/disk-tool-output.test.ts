@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseBlkidExport } from '../../src/adapters/blkid.js';
 import { parsePartxPairs } from '../../src/adapters/partx.js';
-import { globMatches, mapperName, partitionName } from '../../src/core/names.js';
+import { globMatches, isMapperName, mapperName, partitionName } from '../../src/core/names.js';
 
 describe('parseBlkidExport', () => {
   it('reads KEY=value lines and undoes escaping', () => {
@@ -56,6 +56,17 @@ describe('names', () => {
 
   it('names mappings after the data partition UUID', () => {
     expect(mapperName('A5B96D2B-D7D0')).toBe('simple-a5b96d2b-d7d0');
+  });
+
+  it.each([
+    ['simple-a5b96d2b', true],
+    ['vault_1.x', true],
+    ['control', false],
+    ['-x', false],
+    ['a/b', false],
+    ['', false],
+  ])('%s is a mapping name luks-open and luks-close accept: %s', (name, ok) => {
+    expect(isMapperName(name)).toBe(ok);
   });
 
   it.each([
