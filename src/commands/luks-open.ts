@@ -20,7 +20,8 @@ import { inspectAndClassify } from './scan-disks.js';
 export interface LuksOpenOptions {
   /** An initialised encrypted disk, or the LUKS partition itself. */
   device: string;
-  passphrase: string;
+  /** The passphrase, or how to ask for it: asked only once the disk is known to be openable. */
+  passphrase: string | (() => Promise<string>);
   /** Mapping name; default simple-<PARTUUID of the data partition>. */
   name?: string;
 }
@@ -58,7 +59,9 @@ export async function luksTarget(
 
 export async function luksOpen(options: LuksOpenOptions, ctx: CommandContext): Promise<LuksOpenResult> {
   if (options.passphrase === '') throw new UsageError('the passphrase is empty');
-  ctx.log.addSecret(options.passphrase);
+  if (options.name !== undefined && !isMapperName(options.name)) {
+    throw new UsageError(`'${options.name}' is not a valid mapping name`);
+  }
   const target = await luksTarget(options.device, ctx);
   const name = options.name ?? mapperName(target.uuid);
   if (!isMapperName(name)) throw new UsageError(`'${name}' is not a valid mapping name`);
@@ -67,7 +70,10 @@ export async function luksOpen(options: LuksOpenOptions, ctx: CommandContext): P
   if (!(await cryptsetup.deviceMapperAvailable(ctx.log))) {
     throw new OperationError('this kernel has no device-mapper: LUKS containers cannot be opened here');
   }
+  const passphrase = typeof options.passphrase === 'string' ? options.passphrase : await options.passphrase();
+  if (passphrase === '') throw new UsageError('the passphrase is empty');
+  ctx.log.addSecret(passphrase);
   ctx.progress(`opening ${target.partition}`);
-  const mapper = await cryptsetup.open(target.partition, name, options.passphrase, ctx.log);
+  const mapper = await cryptsetup.open(target.partition, name, passphrase, ctx.log);
   return { dataPartition: target.partition, name, mapper };
 }

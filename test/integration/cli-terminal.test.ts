@@ -49,4 +49,14 @@ describe.skipIf(missing({ loop: true }))('simplectl on a terminal', () => {
       expect(plain.screen).toMatch(new RegExp(`${disk.device} +64.0 MiB +blank`));
     }
   });
+
+  it('asks for no passphrase when luks-open cannot open the disk anyway', async () => {
+    const disk = await createLoopDisk();
+    // Nobody answers the prompt: asking would leave the command waiting until the timeout.
+    const r = await onTerminal(80, `luks-open ${disk.device}`, { NO_COLOR: '1' });
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode).toBe(1);
+    expect(r.screen).toContain(`${disk.device} is not an initialised disk (it is blank)`);
+    expect(r.screen).not.toContain('Passphrase for');
+  });
 });

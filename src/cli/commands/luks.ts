@@ -32,14 +32,21 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** --key-file, else --key-name from the key directory, else a prompt on a terminal, else stdin. */
-async function passphrase(options: { keyFile?: string; keyName?: string }, device: string): Promise<string> {
+/**
+ * --key-file, else --key-name from the key directory, else stdin, else a
+ * prompt on a terminal: the prompt is left to luksOpen, which asks only once
+ * its checks pass, so nobody types a passphrase for a disk that cannot be opened.
+ */
+async function passphrase(
+  options: { keyFile?: string; keyName?: string },
+  device: string,
+): Promise<string | (() => Promise<string>)> {
   if (options.keyFile !== undefined && options.keyName !== undefined) {
     throw new UsageError('give --key-file or --key-name, not both');
   }
   if (options.keyFile !== undefined) return readKeyFile(options.keyFile);
   if (options.keyName !== undefined) return readNamedKey(options.keyName);
-  if (process.stdin.isTTY) return promptHidden(`Passphrase for ${device}: `);
+  if (process.stdin.isTTY) return () => promptHidden(`Passphrase for ${device}: `);
   return passphraseFromText(await readStdin());
 }
 
