@@ -123,6 +123,9 @@ describe.skipIf(missing({ loop: true }))('scan-disks', () => {
     expect((JSON.parse(r.stdout) as DiskReport[]).map((d) => d.device)).toEqual([blank.device]);
     const none = await cli('simplectl', ['--json', 'scan-disks', '--include', 'loop-no-such*']);
     expect(JSON.parse(none.stdout)).toEqual([]);
+    const told = await cli('simplectl', ['scan-disks', '--include', 'loop-no-such*']);
+    expect(told.exitCode).toBe(0);
+    expect(told.stdout.trim()).toBe('no block device matches --include loop-no-such*');
   });
 
   it('prints a table for people', async () => {

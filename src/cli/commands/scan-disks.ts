@@ -21,8 +21,15 @@ export function diskDetail(disk: DiskReport, out: Output): string {
   return [parts.join(', '), ...disk.warnings.map((w) => out.color.yellow(`warning: ${w}`))].join('; ');
 }
 
-export function renderDisks(disks: readonly DiskReport[], out: Output): string {
-  if (disks.length === 0) return 'no disks found';
+/** The scan as a table; `include`, the globs it was limited to, named when nothing matched them. */
+export function renderDisks(
+  disks: readonly DiskReport[],
+  out: Output,
+  include: readonly string[] = [],
+): string {
+  if (disks.length === 0) {
+    return include.length > 0 ? `no block device matches --include ${include.join(' ')}` : 'no disks found';
+  }
   return table(
     out,
     ['DEVICE', 'SIZE', 'STATE', 'LABEL', 'DETAILS'],
@@ -47,6 +54,6 @@ export function scanDisksCommand(getApp: () => App): Command {
       const result = await withSpinner(app.out, 'scanning disks', (progress) =>
         scanDisks({ include: options.include ?? [], volumeState }, app.context({ progress })),
       );
-      printResult(app.out, result, renderDisks);
+      printResult(app.out, result, (disks, out) => renderDisks(disks, out, options.include ?? []));
     });
 }
