@@ -81,8 +81,13 @@ export async function getattr(ctx: VfsContext, path: string): Promise<FileAttr> 
  * listing's entries, once read, are answered this way by the hundred.
  * Undefined when nothing is there; NOT_CACHED when getattr() must be called.
  */
-export function getattrCached(ctx: VfsContext, path: string): FileAttr | undefined | typeof NOT_CACHED {
-  const known = cachedTarget(ctx, path);
+export function getattrCached(
+  ctx: VfsContext,
+  path: string,
+  /** What memory holds even for a name just deleted (ZkTree.heldNode). */
+  held = false,
+): FileAttr | undefined | typeof NOT_CACHED {
+  const known = cachedTarget(ctx, path, held);
   if (known === NOT_CACHED || known === undefined) return known;
   return nodeAttr(ctx, known.target, known.meta.entries.get(known.target.entryName));
 }

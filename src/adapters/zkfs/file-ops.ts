@@ -155,7 +155,8 @@ export function lastSeen(
   ctx: VfsContext,
   path: string,
 ): { attr: FileAttr; data: Buffer | undefined; open: OpenFile | undefined } | undefined {
-  const attr = getattrCached(ctx, path);
+  // As memory holds it, though the name was deleted moments ago (replaced again and again, say).
+  const attr = getattrCached(ctx, path, true);
   if (attr === undefined || attr === NOT_CACHED) return undefined;
   const type = attr.mode & S_IFMT;
   if (type === S_IFDIR) return { attr, data: undefined, open: undefined };

@@ -169,12 +169,17 @@ export function lookupCached(ctx: VfsContext, path: string): NodeTarget | undefi
 }
 
 /** lookupCached(), with the metadata document the node's entry is in. */
-export function cachedTarget(ctx: VfsContext, path: string): CachedTarget | undefined | typeof NOT_CACHED {
+export function cachedTarget(
+  ctx: VfsContext,
+  path: string,
+  /** What memory holds even for a name just deleted (ZkTree.heldNode). */
+  held = false,
+): CachedTarget | undefined | typeof NOT_CACHED {
   if (path === '/' || path === '') return NOT_CACHED;
   const keys = ctx.pathKeys.of(path);
   if (keys.name === DATA_FILE) return NOT_CACHED;
   if (keys.hidden) return undefined;
-  const known = ctx.tree.cachedNode(keys);
+  const known = held ? ctx.tree.heldNode(keys) : ctx.tree.cachedNode(keys);
   if (!known || known.links.value.has(path)) return NOT_CACHED;
   if (!known.stat) return undefined;
   const meta = known.meta.value;

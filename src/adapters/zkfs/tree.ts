@@ -139,6 +139,15 @@ export class ZkTree {
    * waiting, counted as the hits they are; undefined, counting nothing,
    * when any of them would have to wait.
    */
+  /**
+   * What memory holds for `keys`, as cachedNode() answers, even where a
+   * subclass would rather ask afresh (a name deleted moments ago): for what
+   * a node was, when it goes, not whether it is there now.
+   */
+  heldNode(keys: NodeKeys): CachedNode | undefined {
+    return this.cachedNode(keys);
+  }
+
   cachedNode(keys: NodeKeys): CachedNode | undefined {
     const stat = this.stats.freshEntry(keys.znode);
     const meta = this.metas.freshEntry(keys.dir);

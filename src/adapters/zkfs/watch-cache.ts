@@ -53,7 +53,7 @@ const LIST_AHEAD_SCAN = 64;
 /** Prefetch requests in flight. */
 const PREFETCH_WINDOW = 4;
 /**
- * How long after another client's deletion of a name a lookup of it asks
+ * How long after the deletion of a name (by anyone) a lookup of it asks
  * ZooKeeper (core/zkfs/recent-deletions.ts): the notifications of one
  * transaction come back to back, so this only needs to outlast a busy turn.
  */
@@ -107,7 +107,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   /** Nodes per multiRead, from the size of the nodes read last. */
   private readonly batch: BatchSize;
   private readonly view: CacheView;
-  /** Names another client deleted moments ago, whose creation in the same transaction may be on its way. */
+  /** Names deleted moments ago, whose creation in the same transaction may be on its way. */
   private readonly recentlyDeleted = new RecentDeletions(DELETION_WINDOW_MS);
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
   onStale: ((stale: Stale) => void) | undefined;
@@ -205,8 +205,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const own = this.own.observe(notice.path, stale);
     if (own) stale = undefined;
     if (this.gate.mode === 'waiting') return;
-    if (notice.type === 'deleted' && !own) {
-      this.onDeleting?.(notice.path);
+    if (notice.type === 'deleted') {
+      if (!own) this.onDeleting?.(notice.path);
+      // This mount's own rename over a name deletes and creates it in one transaction too, and
+      // its notices come before the reply that writes the new node through (end()).
       this.recentlyDeleted.deleted(notice.path, Date.now());
     } else if (notice.type === 'created' && this.recentlyDeleted.size > 0) {
       this.recentlyDeleted.created(notice.path);
@@ -236,6 +238,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     for (const op of alone) {
       writeThrough(this, op, write.ops.length === 1 ? stat : undefined);
       if (op.op === 'create') {
+        // Memory holds it as written: no need to ask ZooKeeper about it as a name just deleted.
+        if (this.recentlyDeleted.size > 0) this.recentlyDeleted.created(op.path);
         // The ACL written through counts as just read; and the kernel asks for a new node's
         // attributes next, so start reading them now.
         this.aclTimes.set(op.path, Date.now());
@@ -246,7 +250,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     }
   }
 
-  /** Whether `znode` is a name another client deleted moments ago (see DELETION_WINDOW_MS). */
+  /** Whether `znode` is a name deleted moments ago, by anyone (see DELETION_WINDOW_MS). */
   private justDeleted(znode: string): boolean {
     return this.recentlyDeleted.size > 0 && this.recentlyDeleted.within(znode, Date.now());
   }
@@ -254,6 +258,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   /** Nothing from memory for a name just deleted: stat() asks ZooKeeper. */
   override cachedNode(keys: NodeKeys): CachedNode | undefined {
     return this.justDeleted(keys.znode) ? undefined : super.cachedNode(keys);
+  }
+
+  override heldNode(keys: NodeKeys): CachedNode | undefined {
+    return super.cachedNode(keys);
   }
 
   /** A name missing from its directory's cached (exact) listing does not exist: no request. */

@@ -1,8 +1,9 @@
 /**
- * Nodes another client deleted moments ago, by the watch's word. A rename
- * over an existing name (`mv new f`, how editors and certbot replace a
- * file) is one transaction that deletes `f` and creates it again, but its
- * notifications come one by one: between the two, memory says `f` is gone.
+ * Nodes deleted moments ago, by the watch's word. A rename over an
+ * existing name (`mv new f`, how editors and certbot replace a file) is
+ * one transaction that deletes `f` and creates it again, but its
+ * notifications come one by one, and before the reply to the mount's own
+ * rename: between them, memory says `f` is gone.
  * A lookup of such a name asks ZooKeeper instead, whose reply comes after
  * every notification of that transaction, so the program finds the new
  * file rather than ENOENT. A creation of the name ends its entry early.
