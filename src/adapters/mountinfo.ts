@@ -72,3 +72,8 @@ export function mountsUnder(table: readonly MountEntry[], dir: string): MountEnt
     .filter((e) => e.mountPoint === base || e.mountPoint.startsWith(`${base}/`))
     .sort((a, b) => b.mountPoint.length - a.mountPoint.length);
 }
+
+/** Mounts made directly on `parent` (on a directory of its filesystem), in table order. */
+export function mountsOn(table: readonly MountEntry[], parent: MountEntry): MountEntry[] {
+  return table.filter((e) => e.parentId === parent.mountId && e.mountId !== parent.mountId);
+}

@@ -7,13 +7,27 @@
  * Unmounting a directory that holds no volume throws NotMountedError, so a
  * caller that wants "unmount if mounted" catches exactly that.
  *
+ * Only the volume's own mounts are taken down: the root, and the disks mounted
+ * directly on it (the root is a read-only tmpfs simplectl made, so only
+ * simplectl made mount points in it; one a crash left out of the state is
+ * still unmounted). Anything mounted deeper, inside a disk (a user's mount,
+ * another simplectl volume), is not ours: umount refuses, like umount(8)'s
+ * "target is busy", names it, and unmounts nothing, with --lazy too (a lazy
+ * detach would still take the user's mount away from everyone).
+ *
  * Exports: `volumeUmount`, `volumeRelease`, `NotMountedError`.
  */
 import { resolve } from 'node:path';
 import { isVolumeRoot, unmount } from '../adapters/mount.js';
-import { mountAt, mountsUnder, readMountTable } from '../adapters/mountinfo.js';
+import { type MountEntry, mountAt, mountsOn, readMountTable } from '../adapters/mountinfo.js';
 import { loadState, resolveStateDir, withStateLock } from '../adapters/volume-state.js';
-import { type MountedDisk, releaseVolume, setMount, volumeAtDir } from '../core/assignments.js';
+import {
+  type MountedDisk,
+  releaseVolume,
+  setMount,
+  type VolumesState,
+  volumeAtDir,
+} from '../core/assignments.js';
 import { errorMessage, OperationError } from '../core/errors.js';
 import { redactQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
@@ -53,8 +67,11 @@ export async function volumeUmount(
 ): Promise<VolumeUmountResult> {
   const dir = resolve(options.dir);
   const stateDir = resolveStateDir(options.stateDir);
+  const saved = await loadState(stateDir);
+  // Refused before anything changes, the watcher included; checked again under the lock.
+  refuseForeignMounts(await readMountTable(), dir, saved);
   // The watcher takes the lock for each pass: stop it before taking the lock ourselves.
-  const watcher = volumeAtDir(await loadState(stateDir), dir)?.mount?.watcher;
+  const watcher = volumeAtDir(saved, dir)?.mount?.watcher;
   if (watcher) await stopWatcher(watcher);
   const lock = { purpose: `umount ${dir}`, timeoutMs: options.lockTimeoutMs ?? 120_000 };
   return withStateLock(stateDir, lock, async (session) => {
@@ -75,14 +92,14 @@ export async function volumeUmount(
         `${dir} is not a simplectl volume (${root.fsType} from ${root.source} is mounted there)`,
       );
     }
+    refuseForeignMounts(table, dir, session.state);
     const unmounted: string[] = [];
     const recorded = new Map<string, MountedDisk>(
       Object.values(volume?.mount?.disks ?? {}).map((d) => [d.mountPoint, d]),
     );
     const detached: MountedDisk[] = [];
-    // Everything under the root, deepest first: recorded disks and anything a crash left untracked.
-    for (const entry of mountsUnder(table, dir)) {
-      if (entry.mountPoint === dir) continue;
+    // The disks on the root: recorded ones, and any a crash left untracked (nothing is inside them).
+    for (const entry of mountsOn(table, root)) {
       const disk = recorded.get(entry.mountPoint);
       try {
         if (disk) {
@@ -133,6 +150,41 @@ export async function volumeUmount(
     ctx.log.info(`unmounted ${dir}${released ? ' and released its disks' : ''}`);
     return { volume: volume ? redactQuery(volume.name) : null, dir, unmounted, released };
   });
+}
+
+/**
+ * Mounts inside the volume at `dir` that are not the volume's own: whatever is
+ * mounted inside one of its disks, and below that, except what lies inside
+ * another simplectl volume (that volume's umount takes care of it).
+ */
+export function foreignMounts(table: readonly MountEntry[], root: MountEntry): MountEntry[] {
+  const found: MountEntry[] = [];
+  const visit = (parent: MountEntry): void => {
+    for (const child of mountsOn(table, parent)) {
+      found.push(child);
+      if (!isVolumeRoot(child)) visit(child);
+    }
+  };
+  for (const disk of mountsOn(table, root)) visit(disk);
+  return found;
+}
+
+/** Throws, naming each one, when something not the volume's own is mounted inside the volume at `dir`. */
+function refuseForeignMounts(table: readonly MountEntry[], dir: string, state: VolumesState): void {
+  const root = mountAt(table, dir);
+  if (!root || !isVolumeRoot(root)) return;
+  const foreign = foreignMounts(table, root);
+  if (foreign.length === 0) return;
+  const what = foreign.map((entry) => {
+    if (!isVolumeRoot(entry)) return `${entry.mountPoint} (${entry.fsType} from ${entry.source})`;
+    const other = volumeAtDir(state, entry.mountPoint);
+    const name = other ? ` ${redactQuery(other.name)}` : '';
+    return `${entry.mountPoint} (the simplectl volume${name}; simplectl umount ${entry.mountPoint} unmounts it)`;
+  });
+  const one = foreign.length === 1;
+  throw new OperationError(
+    `${dir} is busy: ${one ? 'a mount that is' : 'mounts that are'} not part of the volume ${one ? 'is' : 'are'} inside it: ${what.join(', ')}. Unmount ${one ? 'it' : 'them'} first; nothing was unmounted.`,
+  );
 }
 
 /** Mounts `disks` back (newest first); returns the mount points that are back. */

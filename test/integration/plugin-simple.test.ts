@@ -5,9 +5,11 @@
  * options merged over the name, and a passphrase inside a volume name, which
  * must show up in no reply, log line, mount table entry or status output.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { onCleanup } from '../fixtures/cleanup.js';
 import { cli } from '../fixtures/cli.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { initialisedDisk, kernelName, TEST_ENV } from '../fixtures/simple-disks.js';
@@ -75,6 +77,45 @@ describe.skipIf(missing({ root: true, loop: true }))('simple driver over the plu
     expect(mountedAt(join(dir, 'part-0'))).toBe(true);
     expect(mountedAt(join(dir, 'part-1'))).toBe(true);
     expect(await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: 'c1' })).toEqual({
+      status: 200,
+      json: { Err: '' },
+    });
+    expect(mountedAt(dir)).toBe(false);
+    expect((await plugin.post('/VolumeDriver.Remove', { Name: name })).status).toBe(200);
+  });
+
+  it('answers Unmount with an Err naming a user mount inside the volume, and leaves both mounted', async () => {
+    const label = `busy${Math.random().toString(36).slice(2, 8)}`;
+    const disk = await initialisedDisk(`label.${label}`);
+    const { plugin } = await simplePlugin([kernelName(disk)]);
+    const name = `label.${label}`;
+    expect((await plugin.post('/VolumeDriver.Create', { Name: name })).status).toBe(200);
+    const mounted = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
+    expect(mounted.status).toBe(200);
+    const dir = mounted.json.Mountpoint as string;
+    const cache = join(dir, 'simple-0', 'cache');
+    mkdirSync(cache);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'usercache', cache]);
+    onCleanup(`user tmpfs at ${cache}`, () => {
+      if (mountedAt(cache)) execFileSync('umount', ['-l', cache]);
+    });
+    writeFileSync(join(cache, 'file'), 'important\n');
+    expect(await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: 'c1' })).toEqual({
+      status: 500,
+      json: {
+        Err: `could not unmount volume ${name} at ${dir}: ${dir} is busy: a mount that is not part of the volume is inside it: ${cache} (tmpfs from usercache). Unmount it first; nothing was unmounted.`,
+      },
+    });
+    expect(mountedAt(join(dir, 'simple-0'))).toBe(true);
+    expect(readFileSync(join(cache, 'file'), 'utf8')).toBe('important\n');
+    expect((await plugin.post('/VolumeDriver.Path', { Name: name })).json).toEqual({
+      Mountpoint: dir,
+      Err: '',
+    });
+    // Once the user's mount is gone, the next container's Mount and Unmount take the volume down.
+    execFileSync('umount', [cache]);
+    expect((await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c2' })).status).toBe(200);
+    expect(await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: 'c2' })).toEqual({
       status: 200,
       json: { Err: '' },
     });

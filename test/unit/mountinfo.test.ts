@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { mountAt, mountsOfSources, mountsUnder, parseMountInfo } from '../../src/adapters/mountinfo.js';
+import {
+  mountAt,
+  mountsOfSources,
+  mountsOn,
+  mountsUnder,
+  parseMountInfo,
+} from '../../src/adapters/mountinfo.js';
+import { foreignMounts } from '../../src/commands/volume-umount.js';
 
 const SAMPLE = [
   '22 1 0:21 / /proc rw,nosuid - proc proc rw',
@@ -27,5 +34,33 @@ describe('mount table', () => {
       '/srv/vol one/simple-0',
       '/srv/vol one',
     ]);
+  });
+});
+
+describe('what is mounted inside a volume', () => {
+  // A volume with two disks; a user's tmpfs inside simple-0, a second volume inside simple-1
+  // (with its disk), and a user's mount stacked over simple-0's disk.
+  const table = parseMountInfo(
+    [
+      '1 0 8:1 / / rw - ext4 /dev/sda1 rw',
+      '40 1 0:40 / /v ro - tmpfs simplectl-volume ro,size=4k',
+      '41 40 7:1 / /v/simple-0 rw - ext4 /dev/loop1p2 rw',
+      '42 40 7:2 / /v/simple-1 rw - ext4 /dev/loop2p2 rw',
+      '43 41 0:43 / /v/simple-0/cache rw - tmpfs usercache rw',
+      '44 42 0:44 / /v/simple-1/inner ro - tmpfs simplectl-volume ro,size=4k',
+      '45 44 7:3 / /v/simple-1/inner/simple-0 rw - ext4 /dev/loop3p2 rw',
+      '46 41 0:46 / /v/simple-0 rw - tmpfs over rw',
+      '47 1 0:47 / /elsewhere rw - tmpfs other rw',
+    ].join('\n'),
+  );
+  const root = mountAt(table, '/v')!;
+
+  it('lists the mounts made on a mount, not deeper ones', () => {
+    expect(mountsOn(table, root).map((e) => e.mountId)).toEqual([41, 42]);
+  });
+
+  it('finds everything inside the disks, but nothing inside another volume', () => {
+    expect(foreignMounts(table, mountAt(table, '/v/simple-1/inner')!).map((e) => e.mountPoint)).toEqual([]);
+    expect(foreignMounts(table, root).map((e) => e.mountId)).toEqual([43, 46, 44]);
   });
 });

@@ -100,7 +100,11 @@ export function volumeUmountCommand(getApp: () => App): Command {
     .description('unmount a volume; its disks stay assigned to it unless --release')
     .argument('<dir>', 'the volume root given to mount')
     .option('--release', 'also release the disks, so other volumes may get them', false)
-    .option('--lazy', 'detach disks still in use now; the kernel finishes when they are released', false)
+    .option(
+      '--lazy',
+      "detach disks still in use now; the kernel finishes when they are released (mounts inside them that are not the volume's are still refused)",
+      false,
+    )
     .option('--state-dir <dir>', STATE_DIR_HELP)
     .action(async (dir: string, options: { release: boolean; lazy: boolean; stateDir?: string }) => {
       const app = getApp();

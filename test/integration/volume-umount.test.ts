@@ -1,0 +1,124 @@
+/**
+ * `simplectl umount DIR` takes down only what is the volume's own: its root
+ * and the disks mounted on it. Anything mounted inside a disk (a user's
+ * tmpfs, another simplectl volume) makes umount refuse, naming it, with
+ * --lazy too; nothing is unmounted and the user's files stay. A disk mount a
+ * crash left out of the state is still unmounted.
+ */
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { onCleanup } from '../fixtures/cleanup.js';
+import { missing } from '../fixtures/environment.js';
+import { labelledDisks, mountsUnder, uniqueLabel, volumeDir, volumeEnv } from './volume-fixture.js';
+
+/** Mounts a small tmpfs of the user's at `dir` (created), unmounted at cleanup if still there. */
+function userTmpfs(dir: string): void {
+  mkdirSync(dir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'usercache', dir]);
+  onCleanup(`user tmpfs at ${dir}`, () => {
+    if (mountsUnder(dir).includes(dir)) execFileSync('umount', ['-l', dir]);
+  });
+}
+
+describe.skipIf(missing({ root: true, loop: true }))(
+  'simplectl umount and mounts that are not the volume’s',
+  () => {
+    it('refuses while a user’s mount is inside a disk, with and without --lazy, and unmounts nothing', async () => {
+      const label = uniqueLabel();
+      const disks = await labelledDisks(label, 2);
+      const env = volumeEnv();
+      const dir = volumeDir('v', 'vol-foreign');
+      const mounted = await env.mount(`label.${label}_min-disks.2`, dir, disks);
+      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      const cache = join(dir, 'simple-1', 'cache');
+      userTmpfs(cache);
+      writeFileSync(join(cache, 'file'), 'important\n');
+      const before = mountsUnder(dir);
+      expect(before).toHaveLength(4);
+      const message = `simplectl: ${dir} is busy: a mount that is not part of the volume is inside it: ${cache} (tmpfs from usercache). Unmount it first; nothing was unmounted.`;
+      for (const args of [
+        ['umount', dir],
+        ['umount', '--lazy', dir],
+        ['umount', '--release', dir],
+      ]) {
+        const r = await env.run(args);
+        expect(r.exitCode, args.join(' ')).toBe(1);
+        expect(r.stderr.trim()).toBe(message);
+        expect(mountsUnder(dir)).toEqual(before);
+        expect(readFileSync(join(cache, 'file'), 'utf8')).toBe('important\n');
+      }
+      const status = await env.status();
+      expect(status.notes).toEqual([]);
+      expect(status.volumes).toHaveLength(1);
+      expect(status.volumes[0]).toMatchObject({ mounted: true, dir });
+      expect(status.volumes[0]!.disks.map((d) => d.mountPoint).sort()).toEqual([
+        join(dir, 'simple-0'),
+        join(dir, 'simple-1'),
+      ]);
+      // Once the user's mount is gone, umount goes through.
+      execFileSync('umount', [cache]);
+      await env.umount(dir);
+      expect(mountsUnder(dir)).toEqual([]);
+      expect((await env.status()).volumes[0]).toMatchObject({ mounted: false });
+    });
+
+    it('refuses while another simplectl volume is mounted inside, and says how to unmount that one', async () => {
+      const outerLabel = uniqueLabel();
+      const innerLabel = uniqueLabel();
+      const [outerDisk] = await labelledDisks(outerLabel, 1);
+      const [innerDisk] = await labelledDisks(innerLabel, 1);
+      const env = volumeEnv();
+      const dir = volumeDir('v', 'vol-nested');
+      const outer = await env.mount(`label.${outerLabel}`, dir, [outerDisk!]);
+      expect(outer.exitCode, outer.stderr).toBe(0);
+      const innerDir = join(dir, 'simple-0', 'inner');
+      const inner = await env.mount(`label.${innerLabel}`, innerDir, [innerDisk!]);
+      expect(inner.exitCode, inner.stderr).toBe(0);
+      writeFileSync(join(innerDir, 'simple-0', 'file'), 'inner data\n');
+      const before = mountsUnder(dir);
+      expect(before).toHaveLength(4);
+      const r = await env.run(['umount', dir]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr.trim()).toBe(
+        `simplectl: ${dir} is busy: a mount that is not part of the volume is inside it: ${innerDir} (the simplectl volume label.${innerLabel}; simplectl umount ${innerDir} unmounts it). Unmount it first; nothing was unmounted.`,
+      );
+      expect(mountsUnder(dir)).toEqual(before);
+      expect(readFileSync(join(innerDir, 'simple-0', 'file'), 'utf8')).toBe('inner data\n');
+      const status = await env.status();
+      expect(status.notes).toEqual([]);
+      expect(status.volumes.map((v) => [v.volume, v.mounted, v.dir]).sort()).toEqual(
+        [
+          [`label.${innerLabel}`, true, innerDir],
+          [`label.${outerLabel}`, true, dir],
+        ].sort(),
+      );
+      // In order, each with its own umount, both go.
+      await env.umount(innerDir);
+      await env.umount(dir);
+      expect(mountsUnder(dir)).toEqual([]);
+      expect((await env.status()).volumes.every((v) => !v.mounted)).toBe(true);
+    });
+
+    it('still unmounts a disk a crash left out of the state', async () => {
+      const label = uniqueLabel();
+      const disks = await labelledDisks(label, 2);
+      const env = volumeEnv();
+      const dir = volumeDir('v', 'vol-untracked');
+      const mounted = await env.mount(`label.${label}_min-disks.2`, dir, disks);
+      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      // A crash between mounting a disk and recording it: the state knows one disk only.
+      const file = join(env.stateDir, 'volumes.json');
+      const state = JSON.parse(readFileSync(file, 'utf8')) as {
+        volumes: Record<string, { mount: { disks: Record<string, { dirName: string }> } | null }>;
+      };
+      const mount = state.volumes[`label.${label}_min-disks.2`]!.mount!;
+      for (const [id, d] of Object.entries(mount.disks)) if (d.dirName === 'simple-1') delete mount.disks[id];
+      writeFileSync(file, JSON.stringify(state));
+      await env.umount(dir);
+      expect(mountsUnder(dir)).toEqual([]);
+    });
+  },
+);
