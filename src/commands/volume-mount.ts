@@ -11,9 +11,9 @@
  *
  * Exports: `volumeMount(options, ctx)` → `VolumeMountResult`, `VolumeDiskInfo`, `describeVolume`.
  */
-import { resolve } from 'node:path';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
+import { canonicalDir } from '../adapters/real-path.js';
 import { resolveStateDir, type StateSession, withStateLock } from '../adapters/volume-state.js';
 import {
   releaseDisk,
@@ -132,7 +132,8 @@ export async function volumeMount(
     options: { ...(options.options ?? {}) },
     passphrase,
   };
-  const dir = resolve(options.dir);
+  // The kernel records the real path (symbolic links followed); so does the state.
+  const dir = await canonicalDir(options.dir);
   await checkVolumeDir(dir);
   const stateDir = resolveStateDir(options.stateDir);
   const include = options.include ?? [];

@@ -10,6 +10,7 @@ import type { HostIdentity } from '../adapters/machine.js';
 import { isVolumeRoot } from '../adapters/mount.js';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { isProcessAlive } from '../adapters/processes.js';
+import { canonicalDir } from '../adapters/real-path.js';
 import type { StateSession } from '../adapters/volume-state.js';
 import { assignmentOf, type HostFacts, reconcile, type VolumesState } from '../core/assignments.js';
 import type { DiskReport } from '../core/disk-state.js';
@@ -57,8 +58,13 @@ export async function hostFacts(
       located.set(diskId(disk), { device: disk.device, diskseq: seqs.get(disk.device) ?? null });
     }
   }
+  const realDirs = new Map<string, string>();
+  for (const v of Object.values(state.volumes)) {
+    if (v.mount) realDirs.set(v.mount.dir, await canonicalDir(v.mount.dir));
+  }
   return {
     isVolumeRoot: (dir) => isVolumeRoot(mountAt(table, dir)),
+    realDir: (dir) => realDirs.get(dir) ?? dir,
     isMounted: (path) => mountAt(table, path) !== undefined,
     deviceSeq: (device) => seqs.get(device),
     locate: (id) => located.get(id),

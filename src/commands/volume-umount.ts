@@ -17,14 +17,16 @@
  *
  * Exports: `volumeUmount`, `volumeRelease`, `NotMountedError`.
  */
-import { resolve } from 'node:path';
 import { isVolumeRoot, unmount } from '../adapters/mount.js';
 import { type MountEntry, mountAt, mountsOn, readMountTable } from '../adapters/mountinfo.js';
+import { canonicalDir } from '../adapters/real-path.js';
 import { loadState, resolveStateDir, withStateLock } from '../adapters/volume-state.js';
 import {
   type MountedDisk,
+  moveMountDir,
   releaseVolume,
   setMount,
+  type VolumeRecord,
   type VolumesState,
   volumeAtDir,
 } from '../core/assignments.js';
@@ -65,19 +67,24 @@ export async function volumeUmount(
   options: VolumeUmountOptions,
   ctx: CommandContext,
 ): Promise<VolumeUmountResult> {
-  const dir = resolve(options.dir);
+  // The mount table and the state hold real paths (a link to the volume reaches it too).
+  const dir = await canonicalDir(options.dir);
   const stateDir = resolveStateDir(options.stateDir);
   const saved = await loadState(stateDir);
   // Refused before anything changes, the watcher included; checked again under the lock.
   refuseForeignMounts(await readMountTable(), dir, saved);
   // The watcher takes the lock for each pass: stop it before taking the lock ourselves.
-  const watcher = volumeAtDir(saved, dir)?.mount?.watcher;
+  const watcher = (await volumeAtRealDir(saved, dir))?.mount?.watcher;
   if (watcher) await stopWatcher(watcher);
   const lock = { purpose: `umount ${dir}`, timeoutMs: options.lockTimeoutMs ?? 120_000 };
   return withStateLock(stateDir, lock, async (session) => {
     const table = await readMountTable();
     const root = mountAt(table, dir);
-    const volume = volumeAtDir(session.state, dir);
+    let volume = await volumeAtRealDir(session.state, dir);
+    if (volume?.mount && volume.mount.dir !== dir) {
+      await session.commit(moveMountDir(session.state, volume.name, dir));
+      volume = session.state.volumes[volume.name];
+    }
     if (!root) {
       if (volume) {
         // The root is gone (reboot, or someone unmounted it): only the state is left to fix.
@@ -150,6 +157,19 @@ export async function volumeUmount(
     ctx.log.info(`unmounted ${dir}${released ? ' and released its disks' : ''}`);
     return { volume: volume ? redactQuery(volume.name) : null, dir, unmounted, released };
   });
+}
+
+/**
+ * The volume the state has mounted at `dir` (a real path), also when the state
+ * recorded it by a path through a symbolic link, as older versions did.
+ */
+async function volumeAtRealDir(state: VolumesState, dir: string): Promise<VolumeRecord | undefined> {
+  const exact = volumeAtDir(state, dir);
+  if (exact) return exact;
+  for (const volume of Object.values(state.volumes)) {
+    if (volume.mount && (await canonicalDir(volume.mount.dir)) === dir) return volume;
+  }
+  return undefined;
 }
 
 /**
@@ -231,7 +251,7 @@ export async function volumeRelease(
   return withStateLock(stateDir, lock, async (session) => {
     const volume = session.state.volumes[options.name];
     if (!volume) return { volume: redactQuery(options.name), disks: [] };
-    if (volume.mount && mountAt(await readMountTable(), volume.mount.dir)) {
+    if (volume.mount && mountAt(await readMountTable(), await canonicalDir(volume.mount.dir))) {
       throw new OperationError(
         `volume ${redactQuery(options.name)} is mounted at ${volume.mount.dir}; unmount it first`,
       );

@@ -20,6 +20,7 @@ import { type DiskWatchOptions, watchDisks } from '../adapters/disk-watch.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
 import { isProcessAlive, processStartTime } from '../adapters/processes.js';
+import { canonicalDir } from '../adapters/real-path.js';
 import { type StateSession, watcherLogDir, withStateLock } from '../adapters/volume-state.js';
 import { setMount, volumeAtDir, type WatcherRecord } from '../core/assignments.js';
 import { errorMessage, OperationError } from '../core/errors.js';
@@ -51,7 +52,7 @@ export async function syncVolume(target: WatchTarget, ctx: CommandContext): Prom
   const host = target.host ?? (await hostIdentity());
   return withStateLock(target.stateDir, { purpose: `watch ${target.dir}` }, async (session) => {
     const found = await survey(session, { include: target.include, host }, ctx);
-    const volume = volumeAtDir(session.state, target.dir);
+    const volume = volumeAtDir(session.state, await canonicalDir(target.dir));
     if (!volume?.mount) return { mounted: false, added: [], removed: [] };
     const query = parseQuery(volume.name, volume.options);
     const passphrase = wantsEncryption(query)

@@ -11,6 +11,7 @@
  *
  * Every function returns a new state; nothing here does I/O.
  */
+import { join } from 'node:path';
 
 export const STATE_VERSION = 1;
 
@@ -210,10 +211,25 @@ export function setMount(state: VolumesState, name: string, mount: VolumeMount |
   return next;
 }
 
+/**
+ * Records volume `name` as mounted at `dir` (the same mount, reached by its
+ * real path): the root and every disk's mount point move with it.
+ */
+export function moveMountDir(state: VolumesState, name: string, dir: string): VolumesState {
+  const mount = state.volumes[name]?.mount;
+  if (!mount) throw new RangeError(`volume '${name}' is not mounted in the state`);
+  const disks = Object.fromEntries(
+    Object.entries(mount.disks).map(([id, d]) => [id, { ...d, mountPoint: join(dir, d.dirName) }]),
+  );
+  return setMount(state, name, { ...mount, dir, disks });
+}
+
 /** What reconciliation needs to know about the machine, as plain lookups. */
 export interface HostFacts {
   /** Is a volume root tmpfs of ours mounted at exactly `dir`? */
   isVolumeRoot(dir: string): boolean;
+  /** `dir` with symbolic links resolved, as the mount table shows it (state written by older versions kept the path as given). */
+  realDir(dir: string): string;
   /** Is anything mounted at exactly `path`? */
   isMounted(path: string): boolean;
   /** The device's current diskseq, `null` when unknown, or undefined when the device is gone or empty. */
@@ -249,6 +265,14 @@ export function reconcile(
   let next = clone(state);
   const notes: string[] = [];
   const orphanMappers: string[] = [];
+  for (const name of Object.keys(next.volumes)) {
+    const dir = next.volumes[name]!.mount?.dir;
+    if (dir === undefined || facts.realDir(dir) === dir) continue;
+    notes.push(
+      `volume ${show(name)}: ${dir} is ${facts.realDir(dir)} (through a symbolic link); recording that`,
+    );
+    next = moveMountDir(next, name, facts.realDir(dir));
+  }
   for (const volume of Object.values(next.volumes)) {
     const mount = volume.mount;
     if (mount && !facts.isVolumeRoot(mount.dir)) {

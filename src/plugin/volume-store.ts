@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { canonicalDir } from '../adapters/real-path.js';
 import { readJson, writeJsonAtomic } from '../adapters/state-file.js';
 import type { CommandContext } from '../commands/context.js';
 import { errorMessage, OperationError } from '../core/errors.js';
@@ -70,7 +71,9 @@ export class VolumeStore implements VolumeDriver {
   /** Loads the state file (an absent file is an empty state). */
   static async open(options: VolumeStoreOptions): Promise<VolumeStore> {
     const raw = await readJson<unknown>(options.stateFile, emptyState());
-    return new VolumeStore(options, parseState(raw, options.stateFile));
+    // Mount points are compared with the mount table, which holds real paths (/var/run is /run).
+    const mountRoot = await canonicalDir(options.mountRoot);
+    return new VolumeStore({ ...options, mountRoot }, parseState(raw, options.stateFile));
   }
 
   /** Where volume `name` is mounted. */

@@ -5,8 +5,16 @@
  * kind of mistake (2 for a path that cannot be a directory, 1 otherwise).
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { mountsOf } from '../fixtures/loop-disk.js';
@@ -102,3 +110,69 @@ describe.skipIf(missing({ root: true, loop: true }))('umount of a volume one of 
     expect(mountsUnder(dir)).toEqual([]);
   });
 });
+
+describe.skipIf(missing({ root: true, loop: true }))(
+  'a volume directory reached through a symbolic link',
+  () => {
+    it('is recorded by its real path: status, a second mount, release and umount all see one volume', async () => {
+      const label = uniqueLabel();
+      const [disk] = await labelledDisks(label, 1);
+      const env = volumeEnv();
+      const base = scratchDir('vol-link');
+      const real = join(base, 'real');
+      mkdirSync(real);
+      const link = join(base, 'link');
+      symlinkSync('real', link);
+      const query = `label.${label}_min-disks.1`;
+      const mounted = await env.mount(query, link, [disk!]);
+      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      expect(mounted.stdout).toContain(`volume ${query} mounted at ${real} `);
+      expect(mountsUnder(real)).toEqual([join(real, 'simple-0'), real]);
+      let status = await env.status();
+      expect(status.notes).toEqual([]);
+      expect(status.volumes).toMatchObject([{ volume: query, mounted: true, dir: real }]);
+      expect(status.volumes[0]!.disks.map((d) => d.mountPoint)).toEqual([join(real, 'simple-0')]);
+
+      // The same exclusive volume elsewhere is refused: its disk is in use at the real path.
+      const other = join(base, 'other');
+      const twice = await env.mount(query, other, [disk!]);
+      expect(twice.exitCode).toBe(1);
+      expect(twice.stderr.trim()).toBe(`simplectl: volume ${query} is already mounted at ${real}`);
+      expect(mountsUnder(other)).toEqual([]);
+      // Through the link again, relative and with a trailing slash: the volume is there already.
+      const viaLink = `${relative(process.cwd(), link)}/`;
+      const again = await env.mount(query, viaLink, [disk!]);
+      expect(again.exitCode, again.stderr).toBe(0);
+      expect(again.stdout).toContain(`volume ${query} is already mounted at ${real} `);
+      const release = await env.run(['release', query]);
+      expect(release.exitCode).toBe(1);
+      expect(release.stderr.trim()).toBe(
+        `simplectl: volume ${query} is mounted at ${real}; unmount it first`,
+      );
+
+      const r = await env.run(['umount', viaLink]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(`unmounted ${real}`);
+      expect(mountsUnder(real)).toEqual([]);
+      status = await env.status();
+      expect(status.notes).toEqual([]);
+      expect(status.volumes).toMatchObject([{ volume: query, mounted: false, dir: null }]);
+    });
+
+    it('creates a missing directory under a linked parent and records the real path', async () => {
+      const label = uniqueLabel();
+      const [disk] = await labelledDisks(label, 1);
+      const env = volumeEnv();
+      const base = scratchDir('vol-link-parent');
+      mkdirSync(join(base, 'real-parent'));
+      symlinkSync(join(base, 'real-parent'), join(base, 'parent'));
+      const real = join(base, 'real-parent', 'v');
+      const mounted = await env.mount(`label.${label}`, join(base, 'parent', 'v'), [disk!]);
+      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      expect(mountsUnder(real)).toEqual([join(real, 'simple-0'), real]);
+      expect((await env.status()).volumes).toMatchObject([{ mounted: true, dir: real }]);
+      await env.umount(join(base, 'parent', 'v'));
+      expect(mountsUnder(real)).toEqual([]);
+    });
+  },
+);

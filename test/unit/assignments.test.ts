@@ -41,6 +41,7 @@ function mounted(id: string, i: number, dir = '/v'): MountedDisk {
 
 const allHere: HostFacts = {
   isVolumeRoot: () => true,
+  realDir: (dir) => dir,
   isMounted: () => true,
   deviceSeq: (device) => 10 + Number(device.replace('/dev/loop', '')),
   locate: () => undefined,
@@ -108,6 +109,30 @@ describe('reconcile', () => {
     const r = reconcile(s, allHere);
     expect(r.state).toEqual(s);
     expect(r.notes).toEqual([]);
+  });
+
+  it('follows a mount recorded through a symbolic link to the real path the mount table shows', () => {
+    let s = withVolume(emptyState(), 'A', true, ['d0']);
+    s = setMount(s, 'A', {
+      dir: '/var/run/v',
+      mountedAt: NOW,
+      dynamic: false,
+      disks: { d0: mounted('d0', 0, '/var/run/v') },
+      placeholders: [],
+      watcher: null,
+    });
+    const facts: HostFacts = {
+      ...allHere,
+      realDir: (dir) => dir.replace(/^\/var\/run\//, '/run/'),
+      isVolumeRoot: (dir) => dir === '/run/v',
+      isMounted: (path) => path === '/run/v/simple-0',
+    };
+    const r = reconcile(s, facts);
+    expect(r.state.volumes.A?.mount?.dir).toBe('/run/v');
+    expect(r.state.volumes.A?.mount?.disks.d0?.mountPoint).toBe('/run/v/simple-0');
+    expect(volumeAtDir(r.state, '/run/v')?.name).toBe('A');
+    expect(r.notes).toEqual(['volume A: /var/run/v is /run/v (through a symbolic link); recording that']);
+    expect(r.orphanMappers).toEqual([]);
   });
 
   it('forgets a mount whose root is gone and hands back its mappers', () => {
