@@ -11,7 +11,7 @@
 import { constants } from 'node:fs';
 import { open, readFile, realpath } from 'node:fs/promises';
 import type { DiskFacts } from '../core/disk-state.js';
-import { OperationError, UsageError } from '../core/errors.js';
+import { errorMessage, OperationError, UsageError } from '../core/errors.js';
 import { decodeMetadata, METADATA_PARTITION_BYTES } from '../core/metadata.js';
 import { globMatches, kernelName, METADATA_PARTITION_NAME, VIRTUAL_DEVICE_GLOBS } from '../core/names.js';
 import { probe } from './blkid.js';
@@ -105,10 +105,29 @@ export async function writeDevice(device: string, offset: number, data: Uint8Arr
 }
 
 /**
+ * True when the kernel or another program holds `device` (or one of its
+ * partitions) exclusively: an O_EXCL open of a block device fails with EBUSY
+ * then. This is how a filesystem unmounted with `umount --lazy` while still
+ * busy shows: in no mount table, yet the disk is not free. The handle is
+ * closed at once; a mount starting in that instant could see EBUSY, so the
+ * scan asks only about disks nothing else shows in use.
+ */
+export async function isHeldExclusively(device: string, logger?: Logger): Promise<boolean> {
+  try {
+    const handle = await open(device, constants.O_RDONLY | constants.O_EXCL);
+    await handle.close();
+    return false;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EBUSY') return true;
+    logger?.debug(`exclusive open of ${device} to see whether it is in use: ${errorMessage(error)}`);
+    return false;
+  }
+}
+
+/**
  * Throws when another program holds `device` exclusively (a mount, swap,
  * dm-crypt, md …): an O_EXCL open of a block device fails with EBUSY then.
- * Used right before writing, not while scanning, so a scan never makes a
- * concurrent mount fail.
+ * Used right before writing.
  */
 export async function assertNotBusy(device: string): Promise<void> {
   try {
@@ -204,5 +223,8 @@ export async function inspectDisk(
   const swaps = await swapDevices();
   for (const s of swaps) if (sources.has(s)) facts.mountPoints.push(`[swap ${s}]`);
   facts.holders = holders;
+  if (facts.mountPoints.length === 0 && holders.length === 0) {
+    facts.busy = await isHeldExclusively(sys.device, logger);
+  }
   return facts;
 }

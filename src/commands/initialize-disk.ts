@@ -140,10 +140,9 @@ async function initialise(
   const device = sys.device;
   const before = await inspectAndClassify(sys, host, ctx);
   if (before.inUse) {
-    const how = before.mounted
-      ? `mounted at ${before.mountPoints.join(', ')}`
-      : `held by ${before.holders.join(', ') || 'another program'}`;
-    throw new OperationError(`${device} is in use (${how}); unmount or close it first. Nothing was changed.`);
+    throw new OperationError(
+      `${device} is in use (${before.usage ?? 'held by another program'}); unmount or close it first. Nothing was changed.`,
+    );
   }
   const relabel =
     before.state === 'initialised' && before.label === UNTYPED_LABEL && query.label !== UNTYPED_LABEL;

@@ -52,7 +52,11 @@ export interface DiskFacts {
   mountPoints: string[];
   /** Devices stacked on the disk or its partitions (dm-crypt, md), kernel names. */
   holders: string[];
-  /** Another program holds the device (or a partition) open exclusively. */
+  /**
+   * The kernel or another program holds the device (or a partition) open
+   * exclusively, though nothing shows it mounted: a filesystem unmounted with
+   * `umount --lazy` while still busy, a RAID member, a program using O_EXCL.
+   */
   busy: boolean;
 }
 
@@ -84,6 +88,8 @@ interface DiskCommon {
   mountPoints: string[];
   /** Mounted, held by a stacked device, or opened exclusively by something. */
   inUse: boolean;
+  /** Why the disk is in use, one phrase for a user ("mounted at /srv/a"); null when it is not. */
+  usage: string | null;
   holders: string[];
   assignment: DiskAssignment | null;
 }
@@ -165,23 +171,28 @@ function layoutProblem(facts: DiskFacts): string | undefined {
   return undefined;
 }
 
+/** Why a disk that is neither mounted nor held by a stacked device is in use (DiskFacts.busy). */
+export const BUSY_USAGE =
+  'in use though not mounted (it cannot be opened exclusively): a filesystem on it was unmounted with umount --lazy and is still busy, or another program holds it';
+
 /** Classifies one disk. `host` decides `thisHost`. */
 export function classifyDisk(facts: DiskFacts, host: { hostname: string; machineId: string }): DiskReport {
   const mounted = facts.mountPoints.length > 0;
+  const usage: string[] = [];
+  if (mounted) usage.push(`mounted at ${facts.mountPoints.join(', ')}`);
+  else if (facts.holders.length > 0) usage.push(`held by ${facts.holders.join(', ')}`);
+  else if (facts.busy) usage.push(BUSY_USAGE);
   const common: DiskCommon = {
     device: facts.device,
     name: facts.name,
     sizeBytes: facts.sizeBytes,
     mounted,
     mountPoints: facts.mountPoints,
-    inUse: mounted || facts.holders.length > 0 || facts.busy,
+    inUse: usage.length > 0,
+    usage: usage[0] ?? null,
     holders: facts.holders,
     assignment: null,
   };
-  const usage: string[] = [];
-  if (mounted) usage.push(`mounted at ${facts.mountPoints.join(', ')}`);
-  else if (facts.holders.length > 0) usage.push(`held by ${facts.holders.join(', ')}`);
-  else if (facts.busy) usage.push('opened exclusively by another program');
   const reject = (reason: string): RejectedDisk => ({
     ...common,
     state: 'rejected',

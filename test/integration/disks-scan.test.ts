@@ -1,11 +1,14 @@
 /** scan-disks on real loop devices in every state, through the built CLI. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { DiskReport } from '../../src/core/disk-state.js';
+import type { MatchQueryResult } from '../../src/commands/match-query.js';
+import { BUSY_USAGE, type DiskReport } from '../../src/core/disk-state.js';
+import { onCleanup } from '../fixtures/cleanup.js';
 import { cli } from '../fixtures/cli.js';
-import { missing } from '../fixtures/environment.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
 import type { LoopDisk } from '../fixtures/loop-disk.js';
 import {
   blankDisk,
@@ -146,3 +149,58 @@ describe.skipIf(missing({ loop: true }))('scan-disks', () => {
     expect(r.stdout).toMatch(new RegExp(`${ext4.device}\\s+64\\.0 MiB\\s+rejected\\s+-\\s+has a filesystem`));
   });
 });
+
+describe.skipIf(missing({ root: true, loop: true }))(
+  'a disk whose filesystem was unmounted lazily but is still busy',
+  () => {
+    it('shows in use with the reason, is not matched, and is free again once the last file closes', async () => {
+      const label = `lazy${Math.random().toString(36).slice(2, 8)}`;
+      const disk = await initialisedDisk(`label.${label}`);
+      const dir = join(scratchDir('lazy'), 'm');
+      mkdirSync(dir);
+      execFileSync('mount', [`${disk.device}p2`, dir]);
+      onCleanup(`mount ${dir}`, () => {
+        if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${dir} `))
+          execFileSync('umount', ['-l', dir]);
+      });
+      const handle = openSync(join(dir, 'held'), 'w');
+      let open = true;
+      onCleanup(`file held open on ${disk.device}`, () => {
+        if (open) closeSync(handle);
+      });
+      execFileSync('umount', ['-l', dir]);
+      const match = async () => {
+        const r = await cli(
+          'simplectl',
+          ['--json', 'match-query', `label.${label}`, '--include', kernelName(disk)],
+          {
+            env: TEST_ENV,
+          },
+        );
+        return {
+          exitCode: r.exitCode,
+          result: JSON.parse(r.stdout || '{}') as MatchQueryResult,
+          stderr: r.stderr,
+        };
+      };
+
+      const held = (await scan([disk])).get(disk.device)!;
+      expect(held).toMatchObject({ state: 'initialised', mounted: false, inUse: true, usage: BUSY_USAGE });
+      const table = await cli('simplectl', ['scan-disks', '--include', kernelName(disk)], { env: TEST_ENV });
+      expect(table.stdout).toContain('in use though not mounted (it cannot be opened exclusively)');
+      const refused = await match();
+      expect(refused.exitCode).toBe(1);
+      expect(refused.result.chosen).toEqual([]);
+      expect(refused.result.rejected.map((x) => [x.disk.device, x.reasons])).toEqual([
+        [disk.device, [BUSY_USAGE]],
+      ]);
+
+      closeSync(handle);
+      open = false;
+      expect((await scan([disk])).get(disk.device)).toMatchObject({ inUse: false, usage: null });
+      const taken = await match();
+      expect(taken.exitCode, taken.stderr).toBe(0);
+      expect(taken.result.chosen.map((c) => c.device)).toEqual([disk.device]);
+    });
+  },
+);

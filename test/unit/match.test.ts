@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { BlankDisk, DiskReport, InitialisedDisk, RejectedDisk } from '../../src/core/disk-state.js';
+import {
+  type BlankDisk,
+  BUSY_USAGE,
+  type DiskReport,
+  type InitialisedDisk,
+  type RejectedDisk,
+} from '../../src/core/disk-state.js';
 import { matchDisks } from '../../src/core/match.js';
 import { newMetadata } from '../../src/core/metadata.js';
 import { parseQuery } from '../../src/core/query.js';
@@ -14,6 +20,7 @@ const common = (name: string, sizeBytes = 10 * GIB) => ({
   mounted: false,
   mountPoints: [] as string[],
   inUse: false,
+  usage: null,
   holders: [] as string[],
   assignment: null,
 });
@@ -194,6 +201,19 @@ describe('matchDisks', () => {
     expect(names(r.chosen)).toEqual(['mine', 'free']);
     expect(why(r, 'mounted')).toEqual(['in use: mounted at /x']);
     expect(why(r, 'other')).toEqual(['assigned to volume v2 (exclusive)']);
+  });
+
+  it('skips a disk held though mounted nowhere (a lazily unmounted, busy filesystem), even its own', () => {
+    const held = { inUse: true, usage: BUSY_USAGE };
+    const disks = [
+      disk('lazy', 'fast', held),
+      disk('mine-lazy', 'fast', { ...held, assignment: { volumes: ['v1'], exclusive: true } }),
+      disk('free', 'fast'),
+    ];
+    const r = matchDisks(parseQuery('label.fast'), disks, HOST, { volume: 'v1' });
+    expect(names(r.chosen)).toEqual(['free']);
+    expect(why(r, 'lazy')).toEqual([BUSY_USAGE]);
+    expect(why(r, 'mine-lazy')).toEqual([BUSY_USAGE]);
   });
 
   it('names another volume without its passphrase', () => {

@@ -16,7 +16,7 @@ export function diskDetail(disk: DiskReport, out: Output): string {
     disk.filesystem ?? 'no filesystem',
   ];
   if (disk.mounted) parts.push(`mounted at ${disk.mountPoints.join(', ')}`);
-  else if (disk.inUse) parts.push('in use');
+  else if (disk.inUse) parts.push(disk.usage ?? 'in use');
   if (disk.assignment) parts.push(`assigned to ${disk.assignment.volumes.join(', ')}`);
   return [parts.join(', '), ...disk.warnings.map((w) => out.color.yellow(`warning: ${w}`))].join('; ');
 }
