@@ -14,7 +14,7 @@ import type { DiskFacts } from '../core/disk-state.js';
 import { errorMessage, OperationError, UsageError } from '../core/errors.js';
 import { decodeMetadata, METADATA_PARTITION_BYTES } from '../core/metadata.js';
 import { globMatches, kernelName, METADATA_PARTITION_NAME, VIRTUAL_DEVICE_GLOBS } from '../core/names.js';
-import { probe } from './blkid.js';
+import { type Probe, ProbeReadError, probe } from './blkid.js';
 import type { Logger } from './logger.js';
 import { readMountTable } from './mountinfo.js';
 import { readPartitionTable } from './partx.js';
@@ -161,7 +161,19 @@ export async function inspectDisk(
 ): Promise<DiskFacts & { model: string | null }> {
   const sys = typeof disk === 'string' ? await resolveDisk(disk) : disk;
   const logger = options.logger;
-  const whole = await probe(sys.device, logger ? { logger } : {});
+  let readError: string | undefined;
+  // A disk blkid cannot read is recorded as unreadable (never as blank), and the scan goes on.
+  const probeOrNote = async (device: string, range: { offset?: number; size?: number } = {}) => {
+    try {
+      return await probe(device, { ...range, ...(logger ? { logger } : {}) });
+    } catch (error) {
+      if (!(error instanceof ProbeReadError)) throw error;
+      logger?.debug(error.message);
+      readError ??= error.reason;
+      return undefined;
+    }
+  };
+  const whole: Probe = (await probeOrNote(sys.device)) ?? { values: {}, ambivalent: false };
   const facts: DiskFacts & { model: string | null } = {
     name: sys.name,
     device: sys.device,
@@ -187,20 +199,22 @@ export async function inspectDisk(
         sys.device,
         m.start * 512,
         Math.min(m.sectors * 512, METADATA_PARTITION_BYTES),
-      );
-      try {
-        facts.metadata = { ok: true, value: decodeMetadata(bytes) };
-      } catch (error) {
-        facts.metadata = { ok: false, error: (error as Error).message };
-      }
-      const dataProbe = await probe(sys.device, {
-        offset: d.start * 512,
-        size: d.sectors * 512,
-        ...(logger ? { logger } : {}),
+      ).catch((error: NodeJS.ErrnoException) => {
+        readError ??= `reading the ${METADATA_PARTITION_NAME} partition: ${error.message}`;
+        return undefined;
       });
-      facts.dataSignature = dataProbe.values;
+      if (bytes) {
+        try {
+          facts.metadata = { ok: true, value: decodeMetadata(bytes) };
+        } catch (error) {
+          facts.metadata = { ok: false, error: (error as Error).message };
+        }
+      }
+      const dataProbe = await probeOrNote(sys.device, { offset: d.start * 512, size: d.sectors * 512 });
+      facts.dataSignature = dataProbe?.values ?? {};
     }
   }
+  if (readError !== undefined) facts.readError = readError;
 
   // What uses the disk: its own node, its partitions, and anything stacked on them.
   const parts = await Promise.all(sys.partitions.map((p) => readSysBlock(p)));

@@ -3,8 +3,9 @@
  * metadata blob, LUKS when the query has a passphrase or key, and a
  * filesystem. Refuses disks that are not blank unless `force` (an `untyped`
  * disk may be claimed for another label without it: README "Automatic
- * typing"), and always refuses a disk in use. Asks through ctx.confirm before
- * writing (the original asked only when told not to). Holds the disk's lock
+ * typing"), and always refuses a disk in use or one that cannot be read.
+ * Asks through ctx.confirm before writing (the original asked only when told
+ * not to). Holds the disk's lock
  * (adapters/disk-lock.ts) from its first look at the disk to its last write.
  *
  * Exports: `initializeDisk(options, ctx)` → `InitializeDiskResult`.
@@ -142,6 +143,12 @@ async function initialise(
   if (before.inUse) {
     throw new OperationError(
       `${device} is in use (${before.usage ?? 'held by another program'}); unmount or close it first. Nothing was changed.`,
+    );
+  }
+  if (before.state === 'rejected' && before.readError !== undefined) {
+    // What is on it is unknown: erasing it would be a guess, so --force does not override this.
+    throw new OperationError(
+      `${device} cannot be read (${before.readError}); it is not initialised, with or without --force. Nothing was changed.`,
     );
   }
   const relabel =

@@ -40,6 +40,11 @@ export interface DiskFacts {
   signature: Record<string, string>;
   /** blkid saw conflicting signatures. */
   ambiguous: boolean;
+  /**
+   * Why the disk could not be read ("blkid: Input/output error"), when probing
+   * or reading it failed. Such a disk is never blank: what is on it is unknown.
+   */
+  readError?: string;
   /** Partition table entries (partx), [] when there are none. */
   partitions: PartitionFact[];
   /** Partition kernel names the kernel currently has nodes for. */
@@ -102,6 +107,8 @@ export interface RejectedDisk extends DiskCommon {
   state: 'rejected';
   /** One sentence: why the disk is neither blank nor ours. */
   reason: string;
+  /** Set when the disk could not be read at all: nothing may write to it, not even with --force. */
+  readError?: string;
 }
 
 export interface InitialisedDisk extends DiskCommon {
@@ -199,6 +206,9 @@ export function classifyDisk(facts: DiskFacts, host: { hostname: string; machine
     reason: [reason, ...usage].join('; '),
   });
 
+  if (facts.readError !== undefined) {
+    return { ...reject(`cannot be read: ${facts.readError}`), readError: facts.readError };
+  }
   if (facts.ambiguous) return reject('has conflicting signatures (blkid -p cannot tell what it is)');
   if (facts.signature.PTTYPE !== undefined) {
     const problem = layoutProblem(facts);

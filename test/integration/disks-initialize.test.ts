@@ -17,6 +17,7 @@ import { kernelHasDeviceMapper, missing, scratchDir } from '../fixtures/environm
 import type { LoopDisk } from '../fixtures/loop-disk.js';
 import {
   blankDisk,
+  blkidFailingOn,
   dosDisk,
   foreignExt4Disk,
   foreignGptDisk,
@@ -28,6 +29,7 @@ import {
   sha256File,
   TEST_ENV,
 } from '../fixtures/simple-disks.js';
+import { mountsUnder, volumeDir, volumeEnv } from './volume-fixture.js';
 
 function simplectl(args: string[], env: Record<string, string> = {}) {
   return cli('simplectl', args, { env: { ...TEST_ENV, ...env } });
@@ -129,6 +131,42 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
   it('refuses an initialised disk without --force', async () => {
     const disk = await initialisedDisk('label.fast');
     await expectRefusal(disk, ['label.slow', '--yes'], /initialised already \(label 'fast'/);
+  });
+
+  it('never takes a disk blkid cannot read for blank: scan rejects it, nothing writes to it', async () => {
+    for (const disk of [await foreignExt4Disk(), await blankDisk()]) {
+      const env = blkidFailingOn(disk.device);
+      const before = await sha256File(disk.file);
+      const scan = await simplectl(['--json', 'scan-disks', '--include', kernelName(disk)], env);
+      expect(scan.exitCode, scan.stderr).toBe(0);
+      expect((JSON.parse(scan.stdout) as DiskReport[])[0]).toMatchObject({
+        state: 'rejected',
+        reason: 'cannot be read: blkid: Input/output error',
+      });
+      for (const force of [[], ['--force']]) {
+        const r = await expectRefusal(
+          disk,
+          ['label.fast', '--yes', ...force],
+          /cannot be read \(blkid: Input\/output error\); it is not initialised, with or without --force\. Nothing was changed\./,
+          env,
+        );
+        expect(r.exitCode).toBe(1);
+        expect(r.stderr).not.toMatch(/Use --force/);
+      }
+      const dry = await simplectl(['initialize-disk', disk.device, 'label.fast', '--dry-run'], env);
+      expect(dry.exitCode).toBe(1);
+      // A volume mount initialises blank disks by itself: it must not take this one.
+      const vol = volumeEnv();
+      const dir = volumeDir();
+      const mount = await vol.mount('label.fast', dir, [disk], env);
+      expect(mount.exitCode).toBe(1);
+      expect(mount.stderr).toMatch(/needs at least 1 disk/);
+      expect(mount.stderr).toContain(
+        `${disk.device}: not usable: it cannot be read: blkid: Input/output error`,
+      );
+      expect(mountsUnder(dir)).toEqual([]);
+      expect(await sha256File(disk.file)).toBe(before);
+    }
   });
 
   it('refuses a mounted disk even with --force', async () => {

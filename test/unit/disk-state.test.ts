@@ -107,6 +107,20 @@ describe('classifyDisk', () => {
     expect(report.state === 'rejected' && report.reason).toMatch(reason);
   });
 
+  // blkid -p exits 2 both for "nothing found" and for a device it cannot read: the latter is never blank.
+  it.each<[string, Partial<DiskFacts>]>([
+    ['no signature seen', {}],
+    ['a partition table seen before the error', { signature: { PTTYPE: 'gpt' }, partitions: [META, DATA] }],
+    ['a read-only, too small disk', { readOnly: true, sizeBytes: 1024 }],
+  ])('rejects a disk that cannot be read (%s), with the reason', (_, f) => {
+    const r = classifyDisk(facts({ ...f, readError: 'blkid: Input/output error' }), HOST);
+    expect(r).toMatchObject({
+      state: 'rejected',
+      reason: 'cannot be read: blkid: Input/output error',
+      readError: 'blkid: Input/output error',
+    });
+  });
+
   it('adds the mount point to the reason of a mounted foreign disk', () => {
     const r = classifyDisk(
       facts({ signature: { TYPE: 'ext4', USAGE: 'filesystem' }, mountPoints: ['/mnt/x'] }),

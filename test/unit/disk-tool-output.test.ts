@@ -1,6 +1,6 @@
 /** Parsers of blkid and partx output, fed lines captured from the real tools. */
 import { describe, expect, it } from 'vitest';
-import { parseBlkidExport } from '../../src/adapters/blkid.js';
+import { parseBlkidExport, readErrorReason } from '../../src/adapters/blkid.js';
 import { parsePartxPairs } from '../../src/adapters/partx.js';
 import { globMatches, isMapperName, mapperName, partitionName } from '../../src/core/names.js';
 
@@ -15,6 +15,18 @@ describe('parseBlkidExport', () => {
       USAGE: 'filesystem',
       PART_ENTRY_NAME: 'my disk!',
     });
+  });
+});
+
+describe('readErrorReason', () => {
+  it.each([
+    ['blkid: error: /dev/vda: Input/output error\n', 'blkid: Input/output error'],
+    ['blkid: error: /dev/loop0: Permission denied\n', 'blkid: Permission denied'],
+    ['blkid: error: /dev/vda: Operation not permitted', 'blkid: Operation not permitted'],
+    ['something else went wrong\n', 'blkid: something else went wrong'],
+    ['', 'blkid failed'],
+  ])('turns %j into %j', (stderr, reason) => {
+    expect(readErrorReason(stderr)).toBe(reason);
   });
 });
 
