@@ -6,8 +6,10 @@
  *
  * Exports: `listBlockDevices({ include })`, `resolveBlockDevice(device)`, `resolveDisk(device)`,
  * `inspectDisk(device, { logger })`,
- * `readDevice(device, offset, length)`, `writeDevice(device, offset, data)`, `assertNotBusy(device)`.
+ * `readDevice(device, offset, length)`, `writeDevice(device, offset, data)`, `assertNotBusy(device)`,
+ * `layoutFingerprint(device, sizeBytes)`.
  */
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readFile, realpath } from 'node:fs/promises';
 import type { DiskFacts } from '../core/disk-state.js';
@@ -102,6 +104,25 @@ export async function writeDevice(device: string, offset: number, data: Uint8Arr
   } finally {
     await handle.close();
   }
+}
+
+/** The start of a disk that holds its partition table, signatures and our metadata partition. */
+const FINGERPRINT_HEAD_BYTES = 3 * 1024 * 1024;
+/** The end of a disk: the backup GPT and the signatures kept there (md, some RAID). */
+const FINGERPRINT_TAIL_BYTES = 1024 * 1024;
+
+/**
+ * A digest of the regions of `device` that initialize-disk changes first: the
+ * first 3 MiB (protective MBR, GPT, filesystem and LUKS signatures, the
+ * simple-metadata partition) and the last 1 MiB (backup GPT). Equal digests
+ * before and after a failed run mean that run left its layout as it was.
+ */
+export async function layoutFingerprint(device: string, sizeBytes: number): Promise<string> {
+  const hash = createHash('sha256');
+  hash.update(await readDevice(device, 0, Math.min(FINGERPRINT_HEAD_BYTES, sizeBytes)));
+  const tail = Math.min(FINGERPRINT_TAIL_BYTES, sizeBytes);
+  hash.update(await readDevice(device, sizeBytes - tail, tail));
+  return hash.digest('hex');
 }
 
 /**

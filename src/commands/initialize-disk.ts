@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { assertNotBusy, resolveDisk, writeDevice } from '../adapters/block-devices.js';
+import { assertNotBusy, layoutFingerprint, resolveDisk, writeDevice } from '../adapters/block-devices.js';
 import * as cryptsetup from '../adapters/cryptsetup.js';
 import { lockDisk } from '../adapters/disk-lock.js';
 import { hasCommand, run, ToolError } from '../adapters/exec.js';
@@ -20,8 +20,14 @@ import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
 import { forgetPartitions, rereadPartitions } from '../adapters/partx.js';
 import type { SysBlockDevice } from '../adapters/sysfs.js';
-import { type InitStep, minimumDiskBytes, mkfsArgs, planInitialisation } from '../core/disk-plan.js';
-import type { DiskReport } from '../core/disk-state.js';
+import {
+  DEFAULT_FILESYSTEM,
+  type InitStep,
+  minimumDiskBytes,
+  mkfsArgs,
+  planInitialisation,
+} from '../core/disk-plan.js';
+import { type DiskReport, MIN_DISK_BYTES } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
 import type { DiskMetadata } from '../core/metadata.js';
 import { formatQuery, parseQuery, UNTYPED_LABEL, type VolumeQuery, wantsEncryption } from '../core/query.js';
@@ -151,6 +157,22 @@ async function initialise(
       `${device} cannot be read (${before.readError}); it is not initialised, with or without --force. Nothing was changed.`,
     );
   }
+  // Refusals that --force cannot lift come before the "not blank" one, which suggests it.
+  if (sys.readOnly) {
+    throw new OperationError(
+      `${device} is read-only (the kernel refuses writes to it), so it cannot be initialised; ` +
+        'make it writable first. Nothing was changed.',
+    );
+  }
+  const encrypted = wantsEncryption(query);
+  const filesystem = query.filesystem ?? DEFAULT_FILESYSTEM;
+  const minimum = Math.max(MIN_DISK_BYTES, minimumDiskBytes(filesystem, encrypted));
+  if (sys.sizeBytes < minimum) {
+    throw new OperationError(
+      `${device} (${humanSize(sys.sizeBytes)}) is too small for ${filesystem}${encrypted ? ' inside LUKS' : ''}: ` +
+        `it needs at least ${humanSize(minimum)}. Nothing was changed.`,
+    );
+  }
   const relabel =
     before.state === 'initialised' && before.label === UNTYPED_LABEL && query.label !== UNTYPED_LABEL;
   if (before.state !== 'blank' && !options.force && !relabel) {
@@ -158,7 +180,6 @@ async function initialise(
       `${device} is not blank: ${describe(before)}. Use --force to erase it. Nothing was changed.`,
     );
   }
-  const encrypted = wantsEncryption(query);
   const plan = planInitialisation({
     device,
     sizeBytes: sys.sizeBytes,
@@ -168,13 +189,6 @@ async function initialise(
     ...(before.state === 'initialised' ? { previous: before.metadata } : {}),
     partitionUuids: { metadata: randomUUID(), data: randomUUID() },
   });
-  const minimum = minimumDiskBytes(plan.filesystem, encrypted);
-  if (sys.sizeBytes < minimum) {
-    throw new OperationError(
-      `${device} (${humanSize(sys.sizeBytes)}) is too small for ${plan.filesystem}${encrypted ? ' inside LUKS' : ''}: ` +
-        `it needs at least ${humanSize(minimum)}. Nothing was changed.`,
-    );
-  }
   // Everything that can fail without touching the disk happens before the first write.
   const passphrase = await queryPassphrase(query, {
     log: ctx.log,
@@ -217,6 +231,7 @@ async function initialise(
   await assertNotBusy(device);
 
   ctx.log.info(`initialising ${device} with ${formatQuery(query, { redact: true })}`);
+  const untouched = await layoutFingerprint(device, sys.sizeBytes);
   let openMapping: string | null = null;
   for (const step of plan.steps) {
     ctx.progress(step.description);
@@ -228,10 +243,19 @@ async function initialise(
     } catch (error) {
       if (openMapping) await cryptsetup.close(openMapping, ctx.log).catch(() => {});
       const message = error instanceof Error ? error.message : String(error);
+      // Say what the disk holds now from what it reads back, not from how far the steps got:
+      // a tool may fail without writing anything (or report success without writing).
+      const now = await layoutFingerprint(device, sys.sizeBytes).catch(() => undefined);
+      const outcome =
+        now === untouched
+          ? 'The disk reads back unchanged (partition table, signatures and metadata as before).'
+          : `The disk is now ${step.ifFails}; run initialize-disk --force to start over.`;
       throw new OperationError(
-        `initialising ${device} failed while ${step.description}: ${message}. ` +
-          `The disk is now ${step.ifFails}; run initialize-disk --force to start over.`,
-        { cause: error, ...(error instanceof ToolError ? { detail: error.detail } : {}) },
+        `initialising ${device} failed while ${step.description}: ${message}. ${outcome}`,
+        {
+          cause: error,
+          ...(error instanceof ToolError ? { detail: error.detail } : {}),
+        },
       );
     }
   }

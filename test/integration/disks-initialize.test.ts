@@ -14,7 +14,7 @@ import type { DiskReport } from '../../src/core/disk-state.js';
 import { encodeMetadata, newMetadata } from '../../src/core/metadata.js';
 import { cli } from '../fixtures/cli.js';
 import { kernelHasDeviceMapper, missing, scratchDir } from '../fixtures/environment.js';
-import type { LoopDisk } from '../fixtures/loop-disk.js';
+import { createLoopDisk, type LoopDisk } from '../fixtures/loop-disk.js';
 import {
   blankDisk,
   blkidFailingOn,
@@ -38,6 +38,16 @@ function simplectl(args: string[], env: Record<string, string> = {}) {
 async function scanOne(disk: LoopDisk): Promise<DiskReport> {
   const r = await simplectl(['--json', 'scan-disks', '--include', kernelName(disk)]);
   return (JSON.parse(r.stdout) as DiskReport[])[0]!;
+}
+
+/** What `blkid -p` reads on the device ('' when it finds nothing). */
+function blkidOf(device: string): string {
+  try {
+    return execFileSync('blkid', ['-p', '-o', 'export', device], { encoding: 'utf8' });
+  } catch (error) {
+    if ((error as { status?: number }).status === 2) return '';
+    throw error;
+  }
 }
 
 /** Runs initialize-disk expecting a refusal; the image must not change by a single byte. */
@@ -167,6 +177,58 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
       expect(mountsUnder(dir)).toEqual([]);
       expect(await sha256File(disk.file)).toBe(before);
     }
+  });
+
+  it('refuses a read-only or too small disk before writing, without suggesting --force', async () => {
+    const readOnly = await createLoopDisk({ sizeMiB: 64, readOnly: true });
+    const blkidBefore = blkidOf(readOnly.device);
+    for (const force of [[], ['--force']]) {
+      const r = await expectRefusal(
+        readOnly,
+        ['label.fast', '--yes', ...force],
+        /is read-only \(the kernel refuses writes to it\), so it cannot be initialised; make it writable first\. Nothing was changed\./,
+      );
+      expect(r.stderr).not.toMatch(/--force|wiped/);
+    }
+    expect(blkidOf(readOnly.device)).toBe(blkidBefore);
+    const dry = await simplectl(['initialize-disk', readOnly.device, 'label.fast', '--dry-run']);
+    expect(dry.exitCode).toBe(1);
+    expect(dry.stderr).toMatch(/is read-only/);
+
+    const tiny = await blankDisk(8);
+    for (const force of [[], ['--force']]) {
+      const r = await expectRefusal(
+        tiny,
+        ['label.fast', '--yes', ...force],
+        /\(8\.00 MiB\) is too small for ext4: it needs at least 16\.0 MiB\. Nothing was changed\./,
+      );
+      expect(r.stderr).not.toMatch(/--force/);
+    }
+  });
+
+  it('after a failed step, says what the disk reads back as, not what the step was meant to leave', async () => {
+    // An sgdisk that fails without writing, first in PATH: as sgdisk does on a disk it cannot write.
+    const bin = scratchDir('failing-sgdisk');
+    writeFileSync(join(bin, 'sgdisk'), '#!/bin/sh\necho "sgdisk: simulated failure" >&2\nexit 4\n', {
+      mode: 0o755,
+    });
+    const env = { PATH: `${bin}:${process.env.PATH}` };
+    const blank = await blankDisk();
+    const r = await expectRefusal(blank, ['label.fast', '--yes'], /failed while writing the GPT layout/, env);
+    expect(r.stderr).toContain(
+      'The disk reads back unchanged (partition table, signatures and metadata as before).',
+    );
+    expect(r.stderr).not.toMatch(/The disk is now|start over/);
+    expect(await scanOne(blank)).toMatchObject({ state: 'blank' });
+
+    // With --force the real wipefs erases the old filesystem before the failing sgdisk: that is said.
+    const ext4 = await foreignExt4Disk();
+    const forced = await simplectl(['initialize-disk', ext4.device, 'label.fast', '--yes', '--force'], env);
+    expect(forced.exitCode).toBe(1);
+    expect(forced.stderr).toContain(
+      'The disk is now wiped of signatures; the old partition table may be partly destroyed; run initialize-disk --force to start over.',
+    );
+    expect(blkidOf(ext4.device)).toBe('');
   });
 
   it('refuses a mounted disk even with --force', async () => {

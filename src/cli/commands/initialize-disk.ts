@@ -26,7 +26,10 @@ export function initializeDiskCommand(getApp: () => App): Command {
     .argument('<device>', 'whole block device, e.g. /dev/sdb')
     .argument('<query>', 'settings for the disk, e.g. label.fast_filesystem.xfs (label defaults to untyped)')
     .option('-y, --yes', 'do not ask for confirmation before destroying data')
-    .option('--force', 'initialise even a disk that is not blank (never one that is mounted or in use)')
+    .option(
+      '--force',
+      'initialise even a disk that is not blank (never one that is mounted, in use, unreadable, read-only or too small)',
+    )
     .option('--dry-run', 'check everything and print the steps, change nothing')
     .option('-o, --opt <key=value...>', 'extra settings merged over QUERY (values may hold any character)')
     .action(
