@@ -5,7 +5,8 @@
  * hang as it did in the original tool (shared/reference.md §1).
  *
  * Exports: `luksFormat`, `testPassphrase`, `open`, `close`, `isLuks`, `deviceMapperAvailable`,
- * `FAST_KDF_ENV`, `LuksFormatOptions`.
+ * `FAST_KDF_ENV`, `LuksFormatOptions`, and the argv builders `luksFormatArgs`, `openArgs`,
+ * `closeArgs` (what luksFormat, open and close run, for a dry run to show).
  */
 import { readFile } from 'node:fs/promises';
 import { OperationError } from '../core/errors.js';
@@ -34,21 +35,44 @@ function logOpts(logger: Logger | undefined, purpose: string, passphrase?: strin
   };
 }
 
+function fastKdf(env: NodeJS.ProcessEnv | undefined): boolean {
+  return (env ?? process.env)[FAST_KDF_ENV] === '1';
+}
+
+/** The argv (after `cryptsetup`) luksFormat runs; the passphrase is not in it (stdin). */
+export function luksFormatArgs(device: string, options: Omit<LuksFormatOptions, 'logger'> = {}): string[] {
+  const args = ['luksFormat', '--batch-mode', '--key-file', '-'];
+  if (options.cipher) args.push('--cipher', options.cipher);
+  if (options.keySizeBits) args.push('--key-size', String(options.keySizeBits));
+  if (options.hash) args.push('--hash', options.hash);
+  if (fastKdf(options.env)) args.push('--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000');
+  args.push(device);
+  return args;
+}
+
 export async function luksFormat(
   device: string,
   passphrase: string,
   options: LuksFormatOptions = {},
 ): Promise<void> {
-  const args = ['luksFormat', '--batch-mode', '--key-file', '-'];
-  if (options.cipher) args.push('--cipher', options.cipher);
-  if (options.keySizeBits) args.push('--key-size', String(options.keySizeBits));
-  if (options.hash) args.push('--hash', options.hash);
-  if ((options.env ?? process.env)[FAST_KDF_ENV] === '1') {
+  if (fastKdf(options.env)) {
     options.logger?.warn(`${FAST_KDF_ENV}=1: using a weak key derivation (tests only)`);
-    args.push('--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000');
   }
-  args.push(device);
-  await run('cryptsetup', args, logOpts(options.logger, `formatting ${device} as LUKS`, passphrase));
+  await run(
+    'cryptsetup',
+    luksFormatArgs(device, options),
+    logOpts(options.logger, `formatting ${device} as LUKS`, passphrase),
+  );
+}
+
+/** The argv (after `cryptsetup`) open runs; the passphrase goes on stdin. */
+export function openArgs(device: string, name: string): string[] {
+  return ['open', '--type', 'luks', '--key-file', '-', device, name];
+}
+
+/** The argv (after `cryptsetup`) close runs. */
+export function closeArgs(name: string): string[] {
+  return ['close', name];
 }
 
 /** True when `passphrase` opens the LUKS header on `device`; nothing is mapped. */
@@ -67,7 +91,7 @@ export async function open(
   passphrase: string,
   logger?: Logger,
 ): Promise<string> {
-  const result = await run('cryptsetup', ['open', '--type', 'luks', '--key-file', '-', device, name], {
+  const result = await run('cryptsetup', openArgs(device, name), {
     ...logOpts(logger, `opening ${device} as ${name}`, passphrase),
     okExitCodes: [2],
   });
@@ -76,7 +100,7 @@ export async function open(
 }
 
 export async function close(name: string, logger?: Logger): Promise<void> {
-  await run('cryptsetup', ['close', name], logOpts(logger, `closing ${name}`));
+  await run('cryptsetup', closeArgs(name), logOpts(logger, `closing ${name}`));
 }
 
 export async function isLuks(device: string, logger?: Logger): Promise<boolean> {

@@ -5,7 +5,8 @@
  * hosts without udevd never re-read: shared/reference.md §4).
  *
  * Exports: `readPartitionTable(device)` → core's `PartitionFact[]`, `parsePartxPairs(text)`,
- * `rereadPartitions(device)`, `forgetPartitions(device)`.
+ * `rereadPartitions(device)`, `forgetPartitions(device)`, and the argv they run:
+ * `rereadCommands(device)`, `forgetArgs(device)`.
  */
 import { existsSync } from 'node:fs';
 import type { PartitionFact } from '../core/disk-state.js';
@@ -60,13 +61,29 @@ export async function readPartitionTable(device: string, logger?: Logger): Promi
  * Tells the kernel about the partitions now on `device` (adds, updates and
  * removes nodes), falling back to partprobe; waits for udev when it runs.
  */
+/**
+ * The commands rereadPartitions runs, in order (`partprobe DEV` only if one fails).
+ * `-u` updates entries the kernel has; `-a` adds missing ones. partx -u alone
+ * adds on current util-linux, but older ones need -a, which fails when all exist.
+ */
+export function rereadCommands(device: string): { command: string; args: string[] }[] {
+  return [
+    { command: 'partx', args: ['-u', device] },
+    { command: 'partx', args: ['-a', device] },
+  ];
+}
+
+/** The argv (after `partx`) forgetPartitions runs. */
+export function forgetArgs(device: string): string[] {
+  return ['-d', device];
+}
+
 export async function rereadPartitions(device: string, logger?: Logger): Promise<void> {
   const opts = { ...(logger ? { logger } : {}), purpose: `re-reading the partition table of ${device}` };
   try {
-    // `-u` updates entries the kernel has; `-a` adds missing ones. partx -u alone
-    // adds on current util-linux, but older ones need -a, which fails when all exist.
-    await run('partx', ['-u', device], opts);
-    await run('partx', ['-a', device], { ...opts, okExitCodes: [1] });
+    const [update, add] = rereadCommands(device);
+    await run(update!.command, update!.args, opts);
+    await run(add!.command, add!.args, { ...opts, okExitCodes: [1] });
   } catch (error) {
     logger?.debug(`partx failed, trying partprobe: ${(error as Error).message}`);
     await run('partprobe', [device], opts);
@@ -78,7 +95,7 @@ export async function rereadPartitions(device: string, logger?: Logger): Promise
 
 /** Drops the kernel's partition nodes of `device` (before rewriting its table). */
 export async function forgetPartitions(device: string, logger?: Logger): Promise<void> {
-  await run('partx', ['-d', device], {
+  await run('partx', forgetArgs(device), {
     okExitCodes: [1],
     ...(logger ? { logger } : {}),
     purpose: `removing the old partitions of ${device} from the kernel`,

@@ -18,7 +18,7 @@ import { lockDisk } from '../adapters/disk-lock.js';
 import { hasCommand, run, ToolError } from '../adapters/exec.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
-import { forgetPartitions, rereadPartitions } from '../adapters/partx.js';
+import { forgetArgs, forgetPartitions, rereadCommands, rereadPartitions } from '../adapters/partx.js';
 import type { SysBlockDevice } from '../adapters/sysfs.js';
 import {
   DEFAULT_FILESYSTEM,
@@ -64,8 +64,11 @@ export interface InitializeDiskResult {
   metadata: DiskMetadata;
   metadataPartition: { device: string; uuid: string };
   dataPartition: { device: string; uuid: string };
-  /** Steps in order, with the command lines they run (never a passphrase). */
-  steps: { description: string; command: string | null }[];
+  /**
+   * Steps in order, with the command lines each runs (none for writing the
+   * metadata, which is written directly; never a passphrase).
+   */
+  steps: { description: string; commands: string[] }[];
   /** The disk as scan-disks sees it afterwards (absent on a dry run). */
   disk?: DiskReport;
 }
@@ -78,32 +81,44 @@ function describe(report: DiskReport): string {
   return 'it is blank';
 }
 
-function stepCommand(step: InitStep): string | null {
+/** The cryptsetup luksFormat settings the query asks for (shared by the run and its dry-run listing). */
+function luksFormatOptions(
+  query: VolumeQuery,
+  env: NodeJS.ProcessEnv | undefined,
+): cryptsetup.LuksFormatOptions {
+  return {
+    cipher: query.encryptionCipher,
+    keySizeBits: query.encryptionKeySize,
+    hash: query.encryptionHash,
+    ...(env ? { env } : {}),
+  };
+}
+
+/**
+ * The command lines a step runs, built by the same adapter functions that run
+ * them, so a dry run shows exactly what a real run executes. Passphrases never
+ * appear: they go to cryptsetup on standard input (`--key-file -`).
+ */
+function stepCommands(step: InitStep, query: VolumeQuery, env: NodeJS.ProcessEnv | undefined): string[] {
   switch (step.kind) {
     case 'run':
-      return formatCommand(step.command, step.args);
+      return [formatCommand(step.command, step.args)];
     case 'forget-partitions':
-      return formatCommand('partx', ['-d', step.device]);
+      return [formatCommand('partx', forgetArgs(step.device))];
     case 'reread-partitions':
-      return formatCommand('partx', ['-u', step.device]);
+      return rereadCommands(step.device).map((c) => formatCommand(c.command, c.args));
     case 'luks-format':
-      return formatCommand('cryptsetup', ['luksFormat', '--batch-mode', '--key-file', '-', step.device]);
+      return [
+        formatCommand('cryptsetup', cryptsetup.luksFormatArgs(step.device, luksFormatOptions(query, env))),
+      ];
     case 'luks-open':
-      return formatCommand('cryptsetup', [
-        'open',
-        '--type',
-        'luks',
-        '--key-file',
-        '-',
-        step.device,
-        step.name,
-      ]);
+      return [formatCommand('cryptsetup', cryptsetup.openArgs(step.device, step.name))];
     case 'mkfs':
-      return formatCommand('mkfs', mkfsArgs(step.filesystem, step.device));
+      return [formatCommand('mkfs', mkfsArgs(step.filesystem, step.device))];
     case 'luks-close':
-      return formatCommand('cryptsetup', ['close', step.name]);
+      return [formatCommand('cryptsetup', cryptsetup.closeArgs(step.name))];
     case 'write-metadata':
-      return null;
+      return [];
   }
 }
 
@@ -127,8 +142,12 @@ export async function initializeDisk(
       : options.query;
   const host = options.host ?? (await hostIdentity());
   const sys = await resolveDisk(options.device);
-  if (options.dryRun) return initialise(options, query, host, sys, ctx);
-  const lock = await lockDisk(sys.name, sys.device, `initialize-disk ${sys.device}`);
+  // A dry run takes the lock too: it must fail where the real run would.
+  const lock = await lockDisk(
+    sys.name,
+    sys.device,
+    `initialize-disk ${sys.device}${options.dryRun ? ' --dry-run' : ''}`,
+  );
   try {
     return await initialise(options, query, host, sys, ctx);
   } finally {
@@ -136,7 +155,7 @@ export async function initializeDisk(
   }
 }
 
-/** Everything after the disk is found (and, unless a dry run, locked). */
+/** Everything after the disk is found and locked; a dry run makes every check and stops before writing. */
 async function initialise(
   options: InitializeDiskOptions,
   query: VolumeQuery,
@@ -201,7 +220,7 @@ async function initialise(
     `mkfs.${plan.filesystem}`,
     ...(encrypted ? ['cryptsetup'] : []),
   ]);
-  if (encrypted && !options.dryRun && !(await cryptsetup.deviceMapperAvailable(ctx.log))) {
+  if (encrypted && !(await cryptsetup.deviceMapperAvailable(ctx.log))) {
     throw new OperationError(
       'encryption needs the kernel device-mapper (to create the filesystem inside LUKS), which is not available ' +
         'on this host (/proc/misc lists no device-mapper, and dm_mod cannot be loaded). Nothing was changed.',
@@ -218,9 +237,15 @@ async function initialise(
     metadata: plan.metadata,
     metadataPartition: { device: plan.metadataPartition, uuid: plan.partitionUuids.metadata },
     dataPartition: { device: plan.dataPartition, uuid: plan.partitionUuids.data },
-    steps: plan.steps.map((s) => ({ description: s.description, command: stepCommand(s) })),
+    steps: plan.steps.map((s) => ({
+      description: s.description,
+      commands: stepCommands(s, query, options.env),
+    })),
   };
-  if (options.dryRun) return result;
+  if (options.dryRun) {
+    await assertNotBusy(device);
+    return result;
+  }
 
   const lost = before.state === 'blank' ? 'It is blank.' : `Everything on it is erased: ${describe(before)}.`;
   const ok = await ctx.confirm(
@@ -300,11 +325,8 @@ async function runStep(
     }
     case 'luks-format':
       await cryptsetup.luksFormat(step.device, passphrase!, {
-        cipher: query.encryptionCipher,
-        keySizeBits: query.encryptionKeySize,
-        hash: query.encryptionHash,
+        ...luksFormatOptions(query, env),
         logger: log,
-        ...(env ? { env } : {}),
       });
       return;
     case 'luks-open':

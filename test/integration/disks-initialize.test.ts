@@ -316,6 +316,28 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
     expect(await sha256File(disk.file)).toBe(before);
   });
 
+  it('--dry-run makes every check the real run makes: the disk lock, device-mapper for LUKS', async () => {
+    const disk = await blankDisk();
+    const held = await acquireLock(diskLockPath(kernelName(disk)), { purpose: 'initialize-disk elsewhere' });
+    try {
+      await expectRefusal(disk, ['label.a', '--dry-run'], /is busy: another simplectl/);
+    } finally {
+      await held.release();
+    }
+    const plain = await simplectl(['initialize-disk', disk.device, 'label.a', '--dry-run']);
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    // Both commands the kernel is told about the partitions with, as rereadPartitions runs them.
+    expect(plain.stdout).toContain(`partx -u ${disk.device}\n     partx -a ${disk.device}`);
+    if (!kernelHasDeviceMapper()) {
+      const keys = keyDir({ k: 'correct horse' });
+      const env = { SIMPLECTL_KEY_DIR: keys };
+      const query = 'label.a_encryption-key.k';
+      const real = await expectRefusal(disk, [query, '--yes'], /device-mapper.*Nothing was changed/, env);
+      const dry = await expectRefusal(disk, [query, '--dry-run'], /device-mapper.*Nothing was changed/, env);
+      expect(dry.stderr).toBe(real.stderr);
+    }
+  });
+
   it('with --force erases and re-initialises a disk, and its old filesystem is gone', async () => {
     const disk = await foreignExt4Disk();
     const r = await simplectl(['initialize-disk', disk.device, 'label.fresh', '--yes', '--force']);

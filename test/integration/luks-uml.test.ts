@@ -35,7 +35,9 @@ exec $REAL_CRYPTSETUP "\$@"
 SHIM
 chmod 755 /run/argv-shim/cryptsetup
 export PATH="/run/argv-shim:$PATH"
-step init $S --json initialize-disk /dev/ubda label.secure_encryption-key.k_filesystem.ext4 --yes
+Q=label.secure_encryption-key.k_filesystem.ext4_encryption-cipher.aes-xts-plain64_encryption-key-size.512_encryption-hash.sha256
+step dry $S --json initialize-disk /dev/ubda $Q --dry-run
+step init $S --json initialize-disk /dev/ubda $Q --yes
 step scan $S --json scan-disks --include ubda
 step match $S --json match-query label.secure_encryption-key.k --include ubda
 printf 'wrong horse\n' | step wrong $S luks-open /dev/ubda
@@ -96,10 +98,30 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
       disk: { state: 'initialised', encrypted: true, filesystem: 'ext4', hostname: 'uml-guest' },
     });
     const steps = json<InitializeDiskResult>('init')
-      .steps.map((s) => s.command ?? '')
+      .steps.flatMap((s) => s.commands)
       .join('\n');
     expect(steps).not.toContain('correct horse');
     expect(uml.read('init.err')).not.toContain('correct horse');
+  });
+
+  it('--dry-run lists exactly the cryptsetup command line the real run executes', () => {
+    expect(rc('dry'), why('dry')).toBe('0');
+    const luksFormatLine = (name: string) =>
+      json<InitializeDiskResult>(name)
+        .steps.flatMap((s) => s.commands)
+        .filter((c) => c.startsWith('cryptsetup luksFormat'));
+    const executed = uml
+      .read('cryptsetup.argv')
+      .split('\u001e')
+      .map((c) => c.split('\u001f').slice(0, -1))
+      .filter((c) => c[0] === 'luksFormat')
+      .map((c) => `cryptsetup ${c.join(' ')}`);
+    expect(executed).toEqual([
+      'cryptsetup luksFormat --batch-mode --key-file - --cipher aes-xts-plain64 --key-size 512 --hash sha256 ' +
+        '--pbkdf pbkdf2 --pbkdf-force-iterations 1000 /dev/ubda2',
+    ]);
+    expect(luksFormatLine('dry')).toEqual(executed);
+    expect(luksFormatLine('init')).toEqual(executed);
   });
 
   it('scan-disks and match-query see the encrypted disk, and the key opens it', () => {

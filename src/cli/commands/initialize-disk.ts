@@ -10,8 +10,8 @@ function render(r: InitializeDiskResult, out: Output): string {
   if (r.dryRun) {
     return [
       `would initialise ${r.device} as ${what}${r.relabelled ? ' (relabelling an untyped disk: its data is erased)' : ''}:`,
-      ...r.steps.map(
-        (s, i) => `  ${i + 1}. ${s.description}${s.command ? out.color.dim(`\n     ${s.command}`) : ''}`,
+      ...r.steps.map((s, i) =>
+        [`  ${i + 1}. ${s.description}`, ...s.commands.map((c) => out.color.dim(`     ${c}`))].join('\n'),
       ),
     ].join('\n');
   }
@@ -30,7 +30,7 @@ export function initializeDiskCommand(getApp: () => App): Command {
       '--force',
       'initialise even a disk that is not blank (never one that is mounted, in use, unreadable, read-only or too small)',
     )
-    .option('--dry-run', 'check everything and print the steps, change nothing')
+    .option('--dry-run', 'make every check of a real run and print the exact command lines, change nothing')
     .option('-o, --opt <key=value...>', 'extra settings merged over QUERY (values may hold any character)')
     .action(
       async (
