@@ -20,6 +20,8 @@ import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
 import { forgetArgs, forgetPartitions, rereadCommands, rereadPartitions } from '../adapters/partx.js';
 import type { SysBlockDevice } from '../adapters/sysfs.js';
+import { loadState, resolveStateDir, type StateSession, withStateLock } from '../adapters/volume-state.js';
+import { diskHolders, forgetDisk, type VolumeRecord } from '../core/assignments.js';
 import {
   DEFAULT_FILESYSTEM,
   type InitStep,
@@ -30,11 +32,19 @@ import {
 import { type DiskReport, MIN_DISK_BYTES } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
 import type { DiskMetadata } from '../core/metadata.js';
-import { formatQuery, parseQuery, UNTYPED_LABEL, type VolumeQuery, wantsEncryption } from '../core/query.js';
+import {
+  formatQuery,
+  parseQuery,
+  redactQuery,
+  UNTYPED_LABEL,
+  type VolumeQuery,
+  wantsEncryption,
+} from '../core/query.js';
 import { formatCommand } from '../core/redact.js';
 import { humanSize } from '../core/units.js';
 import type { CommandContext } from './context.js';
 import { inspectAndClassify } from './scan-disks.js';
+import { diskId } from './volume-disks.js';
 
 export interface InitializeDiskOptions {
   /** Whole disk: /dev/sdb, sdb, or a /dev/disk/by-id/… link. */
@@ -49,6 +59,13 @@ export interface InitializeDiskOptions {
   dryRun?: boolean;
   host?: HostIdentity;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Volume assignments (README "Volumes"): the state directory (default
+   * SIMPLECTL_STATE_DIR or /var/lib/simplectl) to read, and to update under its
+   * lock once an assigned disk is erased; or the session of a caller that holds
+   * that lock already (a volume mount initialising a disk).
+   */
+  volumeState?: { dir?: string } | { session: StateSession };
 }
 
 export interface InitializeDiskResult {
@@ -61,6 +78,10 @@ export interface InitializeDiskResult {
   previousState: DiskReport['state'];
   /** An `untyped` disk claimed for another label (its data erased). */
   relabelled: boolean;
+  /** Volumes the disk was assigned to (names with any passphrase masked); [] when none. */
+  assignedTo: string[];
+  /** Whether those assignments were dropped (the disk was erased); false on a dry run. */
+  released: boolean;
   metadata: DiskMetadata;
   metadataPartition: { device: string; uuid: string };
   dataPartition: { device: string; uuid: string };
@@ -120,6 +141,40 @@ function stepCommands(step: InitStep, query: VolumeQuery, env: NodeJS.ProcessEnv
     case 'write-metadata':
       return [];
   }
+}
+
+/** The volumes whose state assigns `disk` (only an initialised disk has the identity they record). */
+async function volumesHolding(
+  disk: DiskReport,
+  scope: InitializeDiskOptions['volumeState'],
+): Promise<VolumeRecord[]> {
+  if (disk.state !== 'initialised') return [];
+  const state =
+    scope && 'session' in scope ? scope.session.state : await loadState(resolveStateDir(scope?.dir));
+  return diskHolders(state, diskId(disk));
+}
+
+/** "volume a (exclusive), volume b": names masked, as everywhere a volume is shown. */
+function describeHolders(holders: readonly VolumeRecord[]): string {
+  return holders.map((v) => `volume ${redactQuery(v.name)}${v.exclusive ? ' (exclusive)' : ''}`).join(', ');
+}
+
+/**
+ * Drops an erased disk from every volume, under the state lock: its data
+ * partition's UUID, by which volumes know it, is gone with the old table.
+ */
+async function forgetErasedDisk(
+  id: string,
+  scope: InitializeDiskOptions['volumeState'],
+  purpose: string,
+): Promise<void> {
+  if (scope && 'session' in scope) {
+    await scope.session.commit(forgetDisk(scope.session.state, id));
+    return;
+  }
+  await withStateLock(resolveStateDir(scope?.dir), { purpose }, (session) =>
+    session.commit(forgetDisk(session.state, id)),
+  );
 }
 
 async function requireTools(tools: string[]): Promise<void> {
@@ -192,6 +247,13 @@ async function initialise(
         `it needs at least ${humanSize(minimum)}. Nothing was changed.`,
     );
   }
+  const holders = await volumesHolding(before, options.volumeState);
+  if (holders.length > 0 && !options.force) {
+    throw new OperationError(
+      `${device} is assigned to ${describeHolders(holders)}; initialising it would erase that volume's disk. ` +
+        'Release it first (simplectl release VOLUME, or umount --release) or use --force. Nothing was changed.',
+    );
+  }
   const relabel =
     before.state === 'initialised' && before.label === UNTYPED_LABEL && query.label !== UNTYPED_LABEL;
   if (before.state !== 'blank' && !options.force && !relabel) {
@@ -234,6 +296,8 @@ async function initialise(
     dryRun: options.dryRun ?? false,
     previousState: before.state,
     relabelled: relabel,
+    assignedTo: holders.map((v) => redactQuery(v.name)),
+    released: false,
     metadata: plan.metadata,
     metadataPartition: { device: plan.metadataPartition, uuid: plan.partitionUuids.metadata },
     dataPartition: { device: plan.dataPartition, uuid: plan.partitionUuids.data },
@@ -247,7 +311,10 @@ async function initialise(
     return result;
   }
 
-  const lost = before.state === 'blank' ? 'It is blank.' : `Everything on it is erased: ${describe(before)}.`;
+  const assigned =
+    holders.length > 0 ? ` It is assigned to ${describeHolders(holders)}, which loses it.` : '';
+  const lost =
+    before.state === 'blank' ? 'It is blank.' : `Everything on it is erased: ${describe(before)}.${assigned}`;
   const ok = await ctx.confirm(
     `Initialise ${device} (${humanSize(sys.sizeBytes)}) as '${plan.label}' with ${plan.filesystem}` +
       `${encrypted ? ' inside LUKS' : ''}? ${lost}`,
@@ -257,6 +324,15 @@ async function initialise(
 
   ctx.log.info(`initialising ${device} with ${formatQuery(query, { redact: true })}`);
   const untouched = await layoutFingerprint(device, sys.sizeBytes);
+  // Once the old table is gone, so is the identity the volumes know the disk by.
+  const release = async (): Promise<string> => {
+    if (holders.length === 0 || before.state !== 'initialised') return '';
+    await forgetErasedDisk(diskId(before), options.volumeState, `initialize-disk ${device}`);
+    result.released = true;
+    const note = `${device} was assigned to ${describeHolders(holders)}; it is released from it`;
+    ctx.log.warn(note);
+    return ` ${note}.`;
+  };
   let openMapping: string | null = null;
   for (const step of plan.steps) {
     ctx.progress(step.description);
@@ -271,10 +347,15 @@ async function initialise(
       // Say what the disk holds now from what it reads back, not from how far the steps got:
       // a tool may fail without writing anything (or report success without writing).
       const now = await layoutFingerprint(device, sys.sizeBytes).catch(() => undefined);
-      const outcome =
-        now === untouched
-          ? 'The disk reads back unchanged (partition table, signatures and metadata as before).'
-          : `The disk is now ${step.ifFails}; run initialize-disk --force to start over.`;
+      let outcome: string;
+      if (now === untouched) {
+        outcome = 'The disk reads back unchanged (partition table, signatures and metadata as before).';
+      } else {
+        const released = await release().catch(
+          (e: unknown) => ` Its assignment could not be released: ${(e as Error).message}.`,
+        );
+        outcome = `The disk is now ${step.ifFails}; run initialize-disk --force to start over.${released}`;
+      }
       throw new OperationError(
         `initialising ${device} failed while ${step.description}: ${message}. ${outcome}`,
         {
@@ -284,6 +365,7 @@ async function initialise(
       );
     }
   }
+  await release();
   result.disk = await inspectAndClassify(device, host, ctx);
   return result;
 }

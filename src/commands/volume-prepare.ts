@@ -21,7 +21,8 @@ export async function prepareDisk(
   ac.ctx.progress(`${verb} ${disk.device}`);
   ac.ctx.log.info(`volume needs ${disk.device}: ${verb} as '${spec.query.label}'`);
   const result = await initializeDisk(
-    { device: disk.device, query: spec.query, host: ac.host },
+    // The caller holds the state lock: initialize-disk reads (and updates) the assignments through it.
+    { device: disk.device, query: spec.query, host: ac.host, volumeState: { session: ac.session } },
     { ...ac.ctx, confirm: async () => true },
   );
   const after = result.disk;

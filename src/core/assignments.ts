@@ -195,6 +195,21 @@ export function releaseDisk(state: VolumesState, name: string, id: string): Volu
   return next;
 }
 
+/**
+ * Forgets disk `id` everywhere: in every volume that holds it, in their mounts
+ * and remembered numbers. For a disk whose identity is gone (re-initialised:
+ * its data partition has a new UUID), so no volume waits for it to come back.
+ */
+export function forgetDisk(state: VolumesState, id: string): VolumesState {
+  const next = clone(state);
+  for (const volume of Object.values(next.volumes)) {
+    delete volume.disks[id];
+    delete volume.rememberedNumbers[id];
+    if (volume.mount) delete volume.mount.disks[id];
+  }
+  return next;
+}
+
 /** Forgets a volume entirely, releasing all its disks. */
 export function releaseVolume(state: VolumesState, name: string): VolumesState {
   const next = clone(state);

@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diskLockPath } from '../../src/adapters/disk-lock.js';
 import { acquireLock } from '../../src/adapters/lock.js';
+import { loadState, saveState } from '../../src/adapters/volume-state.js';
 import type { InitializeDiskResult } from '../../src/commands/initialize-disk.js';
-import type { DiskReport } from '../../src/core/disk-state.js';
+import { assignDisks, emptyState, ensureVolume } from '../../src/core/assignments.js';
+import type { DiskReport, InitialisedDisk } from '../../src/core/disk-state.js';
 import { encodeMetadata, newMetadata } from '../../src/core/metadata.js';
 import { cli } from '../fixtures/cli.js';
 import { kernelHasDeviceMapper, missing, scratchDir } from '../fixtures/environment.js';
@@ -229,6 +231,62 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
       'The disk is now wiped of signatures; the old partition table may be partly destroyed; run initialize-disk --force to start over.',
     );
     expect(blkidOf(ext4.device)).toBe('');
+  });
+
+  it('refuses a disk assigned to a volume unless --force, names the volume, and releases it once erased', async () => {
+    const fast = await initialisedDisk('label.fast');
+    const untyped = await initialisedDisk('filesystem.ext4'); // claimable without --force when unassigned
+    const stateDir = join(scratchDir('init-state'), 'state');
+    const now = new Date().toISOString();
+    let state = emptyState();
+    for (const [volume, disk] of [
+      ['label.fast', fast],
+      ['label.untyped_encryption-passphrase.hunter2', untyped],
+    ] as const) {
+      const id = ((await scanOne(disk)) as InitialisedDisk).dataPartition.uuid;
+      state = ensureVolume(state, volume, true, now);
+      state = assignDisks(state, volume, [{ id, number: 0, device: disk.device, diskseq: null }], now);
+    }
+    await saveState(stateDir, state);
+    const env = { SIMPLECTL_STATE_DIR: stateDir };
+
+    // Without --force: refused, the volume named (its passphrase masked), by env or --state-dir.
+    const refusal =
+      /is assigned to volume label\.untyped_encryption-passphrase\.\*\*\* \(exclusive\); initialising it would erase that volume's disk\. Release it first .* or use --force\. Nothing was changed\./;
+    const r = await expectRefusal(untyped, ['label.slow', '--yes'], refusal, env);
+    expect(r.stderr).not.toContain('hunter2');
+    await expectRefusal(untyped, ['label.slow', '--yes', '--state-dir', stateDir], refusal);
+    await expectRefusal(untyped, ['label.slow', '--dry-run'], refusal, env);
+    await expectRefusal(
+      fast,
+      ['label.slow', '--yes'],
+      /is assigned to volume label\.fast \(exclusive\)/,
+      env,
+    );
+    // The confirmation names the volume whose disk is erased.
+    await expectRefusal(
+      fast,
+      ['label.slow', '--force'],
+      /It is assigned to volume label\.fast \(exclusive\), which loses it\. Refusing without --yes/,
+      env,
+    );
+
+    // With --force: erased, said on stderr, and released from the volume (its old identity is gone).
+    const forced = await simplectl(
+      ['--json', 'initialize-disk', fast.device, 'label.slow', '--yes', '--force'],
+      env,
+    );
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(forced.stderr).toContain(
+      `${fast.device} was assigned to volume label.fast (exclusive); it is released from it`,
+    );
+    expect(JSON.parse(forced.stdout)).toMatchObject({ assignedTo: ['label.fast'], released: true });
+    expect(await scanOne(fast)).toMatchObject({ state: 'initialised', label: 'slow' });
+    const after = await loadState(stateDir);
+    expect(after.volumes['label.fast']?.disks).toEqual({});
+    expect(
+      Object.keys(after.volumes['label.untyped_encryption-passphrase.hunter2']?.disks ?? {}),
+    ).toHaveLength(1);
   });
 
   it('refuses a mounted disk even with --force', async () => {

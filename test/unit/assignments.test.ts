@@ -3,6 +3,7 @@ import {
   assignDisks,
   emptyState,
   ensureVolume,
+  forgetDisk,
   type HostFacts,
   isAvailable,
   type MountedDisk,
@@ -92,6 +93,29 @@ describe('releaseDisk', () => {
     expect(s.volumes.A?.rememberedNumbers).toEqual({ d1: 1 });
     s = assignDisks(s, 'A', [{ id: 'd1', number: 1, device: '/dev/loop5', diskseq: 99 }], NOW);
     expect(s.volumes.A?.rememberedNumbers).toEqual({});
+  });
+});
+
+describe('forgetDisk', () => {
+  it('drops a disk from every volume, its mount and remembered number, and nothing else', () => {
+    let s = withVolume(emptyState(), 'A', false, ['d0', 'd1']);
+    s = withVolume(s, 'B', false, ['d1']);
+    s = setMount(s, 'A', {
+      dir: '/v',
+      mountedAt: NOW,
+      dynamic: false,
+      disks: { d1: mounted('d1', 1) },
+      placeholders: [],
+      watcher: null,
+    });
+    s = releaseDisk(s, 'B', 'd1');
+    expect(s.volumes.B?.rememberedNumbers).toEqual({ d1: 0 });
+    const after = forgetDisk(s, 'd1');
+    expect(Object.keys(after.volumes.A?.disks ?? {})).toEqual(['d0']);
+    expect(after.volumes.A?.mount?.disks).toEqual({});
+    expect(after.volumes.B?.rememberedNumbers).toEqual({});
+    expect(Object.keys(after.volumes)).toEqual(['A', 'B']);
+    expect(s.volumes.A?.disks.d1).toBeDefined(); // the input is untouched
   });
 });
 
