@@ -90,7 +90,12 @@ export function diskReasons(
   }
   const assigned = disk.assignment?.volumes ?? [];
   const others = assigned.filter((v) => v !== options.volume);
-  if (others.length > 0 && (query.exclusive || disk.assignment?.exclusive)) {
+  if (others.length > 0 && action === 'relabel') {
+    // Sharing a disk never allows erasing it: initialize-disk would refuse it too.
+    reasons.push(
+      `label is '${UNTYPED_LABEL}', but claiming it would erase the disk of volume ${others.map(redactQuery).join(', ')}`,
+    );
+  } else if (others.length > 0 && (query.exclusive || disk.assignment?.exclusive)) {
     // Another volume's name may hold its passphrase.
     reasons.push(
       `assigned to volume ${others.map(redactQuery).join(', ')}${disk.assignment?.exclusive ? ' (exclusive)' : ''}`,

@@ -236,6 +236,13 @@ describe('matchDisks', () => {
     expect(matchDisks(parseQuery('label.fast'), [shared], HOST, { volume: 'v1' }).chosen).toEqual([]);
   });
 
+  it('never claims an untyped disk another volume holds, even a non-exclusive one', () => {
+    const held = disk('u', 'untyped', { assignment: { volumes: ['v2'], exclusive: false } });
+    const r = matchDisks(parseQuery('label.fast_exclusive.false'), [held], HOST, { volume: 'v1' });
+    expect(r.chosen).toEqual([]);
+    expect(why(r, 'u')).toEqual(["label is 'untyped', but claiming it would erase the disk of volume v2"]);
+  });
+
   it('orders by persisted numbering when asked', () => {
     const disks = [
       disk('a', 'fast', { numbering: '2' }),
