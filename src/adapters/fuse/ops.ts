@@ -53,6 +53,7 @@ import {
   statfsReply,
   writeReply,
 } from '../../core/fuse/replies.js';
+import type { Creator } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { baseName, DATA_FILE } from '../../core/zkfs/paths.js';
 import type { Logger } from '../logger.js';
@@ -128,6 +129,15 @@ const UNCHANGING: ReadonlySet<number> = new Set([
   Op.INTERRUPT,
   Op.LSEEK,
 ]);
+
+/**
+ * Who asks: the request's uid and gid, the caller's fsuid and fsgid. A node
+ * it makes is its own (attrs.ts, newEntry). The modes of CREATE and MKDIR
+ * come with the caller's umask applied: zkfs does not ask for FUSE_DONT_MASK.
+ */
+function callerOf(h: RequestHeader): Creator {
+  return { uid: h.uid, gid: h.gid };
+}
 
 function toAttr(a: FileAttr, ino: number): Attr {
   return { ...a, ino };
@@ -326,7 +336,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => `symlink ${whereChild(name)}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
-            await vfs.symlink(target, path);
+            await vfs.symlink(target, path, callerOf(h));
             return entry(u, path);
           },
         );
@@ -341,7 +351,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => `mkdir ${whereChild(name)}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
-            await vfs.mkdir(path, mode);
+            await vfs.mkdir(path, mode, callerOf(h));
             return entry(u, path);
           },
         );
@@ -418,7 +428,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => `create ${whereChild(name)}`,
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
-            const created = await vfs.create(path, mode, flags);
+            const created = await vfs.create(path, mode, flags, callerOf(h));
             const { id, attr } = created.attr ? handOutAs(path, created.attr) : await handOut(path);
             return createReply(u, id, attr, validS, created.fh, OpenFlag.KEEP_CACHE);
           },

@@ -8,6 +8,7 @@ import {
   effectiveAttrs,
   encodeMeta,
   type MetaEntry,
+  type ParentAttrs,
   S_IFLNK,
   S_IFREG,
   sameEntry,
@@ -73,6 +74,12 @@ export async function getattr(ctx: VfsContext, path: string): Promise<FileAttr> 
     };
   }
   return nodeAttr(ctx, target, await entryOf(ctx, target.type === 'data' ? target.dir : target));
+}
+
+/** The mode and group directory `dir` shows, which a node made in it may take (setgid). */
+export async function parentAttrs(ctx: VfsContext, dir: NodeTarget): Promise<ParentAttrs> {
+  const { mode, gid } = nodeAttr(ctx, dir, await entryOf(ctx, dir));
+  return { mode, gid };
 }
 
 /**

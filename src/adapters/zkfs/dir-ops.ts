@@ -4,7 +4,14 @@
  * Creating or removing a node and recording it in its directory's metadata
  * is one multi, so other hosts never see one without the other.
  */
-import { encodeMeta, newEntry, showsEntry, withEntry } from '../../core/zkfs/attrs.js';
+import {
+  type Creator,
+  creatorOwner,
+  encodeMeta,
+  newEntry,
+  showsEntry,
+  withEntry,
+} from '../../core/zkfs/attrs.js';
 import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { showsDataFile } from '../../core/zkfs/modes.js';
@@ -28,7 +35,7 @@ import {
   showsLinkChanges,
 } from '../../core/zkfs/symlinks.js';
 import { docWrite, type ZkOp } from '../../core/zkfs/zk-ops.js';
-import { updateEntry } from './attr-ops.js';
+import { parentAttrs, updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere, linksLeftBelow, linksOfGoneDirs } from './gone-names.js';
 import { isDirty } from './open-files.js';
@@ -55,7 +62,8 @@ export async function readdir(ctx: VfsContext, path: string, readAhead = true): 
   return [...names];
 }
 
-export async function mkdir(ctx: VfsContext, path: string, mode: number): Promise<void> {
+/** Makes directory `path`, `creator`'s when given (attrs.ts, newEntry). */
+export async function mkdir(ctx: VfsContext, path: string, mode: number, creator?: Creator): Promise<void> {
   assertWritable(ctx);
   const parent = await resolveDir(ctx, parentPath(path));
   const name = baseName(path);
@@ -63,17 +71,14 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number): Promis
   if (name === DATA_FILE) throw new FsError('EPERM', `${DATA_FILE} is the directory's data pseudo-file`);
   if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
   const znode = toZnode(ctx.root, path);
+  const entry = newEntry('dir', mode, ctx.defaults, creator, creator && (await parentAttrs(ctx, parent)));
   let wroteLinks = false;
   const proof = ctx.proofs.issue();
   const applied = (now: Buffer) => showsCreateProof(now, proof);
   await commitWithRetry(ctx.tree, async (attempt) => {
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const acl = await ctx.tree.acl(parent.znode);
-    const entries = withEntry(
-      await entriesStillThere(ctx, parent, doc),
-      name,
-      newEntry('dir', mode, ctx.defaults),
-    );
+    const entries = withEntry(await entriesStillThere(ctx, parent, doc), name, entry);
     const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
     const ops: ZkOp[] = [
       { op: 'create', path: znode, data: Buffer.alloc(0), acl },
@@ -187,11 +192,14 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
  * a table read back holds that change: sent again after its reply was lost,
  * with the table rewritten by another host since, the write counts as done
  * when it does (the table is the old tool's format: no token fits in it).
+ * `also` adds ops to the same multi (a new link's owner in its directory's
+ * metadata document).
  */
 export async function updateSymlinks(
   ctx: VfsContext,
   change: (map: SymlinkMap) => void,
   shows: (map: SymlinkMap) => boolean,
+  also?: (attempt: number) => Promise<ZkOp[]>,
 ): Promise<void> {
   const applied = (now: Buffer) => shows(parseSymlinks(now));
   await commitWithRetry(ctx.tree, async (attempt) => {
@@ -199,7 +207,10 @@ export async function updateSymlinks(
     const map: SymlinkMap = new Map(doc.value);
     change(map);
     const data = encodeSymlinks((await linksOfGoneDirs(ctx, map)) ?? map);
-    return [docWrite(doc.path, doc.version, data, await ctx.tree.acl(ctx.root), applied)];
+    return [
+      docWrite(doc.path, doc.version, data, await ctx.tree.acl(ctx.root), applied),
+      ...((await also?.(attempt)) ?? []),
+    ];
   }).catch((error: unknown) => {
     throw asFsError(error, 'updating the symlink table');
   });
@@ -207,7 +218,18 @@ export async function updateSymlinks(
   ctx.tree.forget(ctx.root);
 }
 
-export async function symlink(ctx: VfsContext, target: string, path: string): Promise<void> {
+/**
+ * Makes link `path` to `target`. The table has no owners (the old tool's
+ * format), so a link made by `creator` other than the mount's --uid/--gid
+ * records its owner under its name in the directory's metadata document,
+ * where lchown puts it, in the same multi.
+ */
+export async function symlink(
+  ctx: VfsContext,
+  target: string,
+  path: string,
+  creator?: Creator,
+): Promise<void> {
   assertWritable(ctx);
   const parent = await resolveDir(ctx, parentPath(path));
   const name = baseName(path);
@@ -215,6 +237,14 @@ export async function symlink(ctx: VfsContext, target: string, path: string): Pr
   if (name === DATA_FILE) throw new FsError('EPERM', `${DATA_FILE} is the directory's data pseudo-file`);
   checkTarget(target);
   if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
+  const owner = creatorOwner(ctx.defaults, creator, creator && (await parentAttrs(ctx, parent)));
+  const ownerOps = async (attempt: number): Promise<ZkOp[]> => {
+    if (Object.keys(owner).length === 0) return [];
+    const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
+    const data = encodeMeta(withEntry(doc.value, name, owner));
+    const applied = (now: Buffer) => showsEntry(now, name, owner);
+    return [docWrite(doc.path, doc.version, data, await ctx.tree.acl(parent.znode), applied)];
+  };
   // Another host's link by this name to the same target would pass too: a link is all it is.
   await updateSymlinks(
     ctx,
@@ -223,7 +253,9 @@ export async function symlink(ctx: VfsContext, target: string, path: string): Pr
       map.set(path, target);
     },
     (map) => map.get(path) === target,
+    ownerOps,
   );
+  if (Object.keys(owner).length > 0) ctx.tree.forget(parent.znode);
 }
 
 export async function readlink(ctx: VfsContext, path: string): Promise<string> {

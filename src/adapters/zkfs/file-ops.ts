@@ -9,6 +9,7 @@
  */
 import { aclAllows, PERM_WRITE, sessionIdentities } from '../../core/zkfs/acl.js';
 import {
+  type Creator,
   effectiveAttrs,
   encodeMeta,
   newEntry,
@@ -23,7 +24,7 @@ import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import { docWrite, setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError } from '../zookeeper.js';
-import { applyPendingTimes, type FileAttr, getattrCached } from './attr-ops.js';
+import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere } from './gone-names.js';
 import { isDirty, type OpenFile } from './open-files.js';
@@ -203,12 +204,14 @@ function nameTaken(path: string, flags: number): FsError {
 /**
  * Creates an empty file (or opens `_zoo_data_`, which always exists for a
  * directory). `flags` are the open flags; without them the name must be new.
+ * The file is `creator`'s (attrs.ts, newEntry), when given.
  */
 export async function create(
   ctx: VfsContext,
   path: string,
   mode: number,
   flags: number = O_EXCL,
+  creator?: Creator,
 ): Promise<Created> {
   assertWritable(ctx);
   const parent = await resolveDir(ctx, parentPath(path));
@@ -225,7 +228,7 @@ export async function create(
   }
   if (await lookup(ctx, path)) throw nameTaken(path, flags);
   const znode = toZnode(ctx.root, path);
-  const entry = newEntry('file', mode, ctx.defaults);
+  const entry = newEntry('file', mode, ctx.defaults, creator, creator && (await parentAttrs(ctx, parent)));
   const proof = ctx.proofs.issue();
   const applied = (now: Buffer) => showsCreateProof(now, proof);
   await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {

@@ -5,6 +5,7 @@
  * Tests drive this class directly against a real ZooKeeper; the same code
  * serves the mount.
  */
+import type { Creator } from '../../core/zkfs/attrs.js';
 import { CreateProofs } from '../../core/zkfs/create-proof.js';
 import type { FsErrorCode } from '../../core/zkfs/errors.js';
 import { toZnode } from '../../core/zkfs/paths.js';
@@ -90,8 +91,9 @@ export class ZkVfs {
   readdir(path: string, readAhead = true) {
     return dirs.readdir(this.ctx, path, readAhead);
   }
-  mkdir(path: string, mode: number) {
-    return dirs.mkdir(this.ctx, path, mode);
+  /** `creator`: whose the new directory is (the caller of a FUSE request); the mount's owner when absent. */
+  mkdir(path: string, mode: number, creator?: Creator) {
+    return dirs.mkdir(this.ctx, path, mode, creator);
   }
   rmdir(path: string) {
     return dirs.rmdir(this.ctx, path);
@@ -99,8 +101,8 @@ export class ZkVfs {
   unlink(path: string) {
     return dirs.unlink(this.ctx, path);
   }
-  symlink(target: string, path: string) {
-    return dirs.symlink(this.ctx, target, path);
+  symlink(target: string, path: string, creator?: Creator) {
+    return dirs.symlink(this.ctx, target, path, creator);
   }
   readlink(path: string) {
     return dirs.readlink(this.ctx, path);
@@ -108,8 +110,8 @@ export class ZkVfs {
   rename(from: string, to: string) {
     return rename(this.ctx, from, to);
   }
-  create(path: string, mode: number, flags?: number) {
-    return files.create(this.ctx, path, mode, flags);
+  create(path: string, mode: number, flags?: number, creator?: Creator) {
+    return files.create(this.ctx, path, mode, flags, creator);
   }
   open(path: string, flags: number) {
     return files.open(this.ctx, path, flags);

@@ -10,7 +10,8 @@
  *
  * - `t`  type, "f" or "d" (written at create/mkdir time, so every host agrees)
  * - `m`  permission bits (0o7777); absent = 0666/0777 minus --umask
- * - `u`, `g`  owner and group; absent = --uid/--gid
+ * - `u`, `g`  owner and group; absent = --uid/--gid. A node made through the
+ *   mount by a caller other than --uid/--gid records the caller (newEntry)
  * - `mt`, `at`  mtime and atime in ms set by utimens (or kept across a
  *   rename); `mt` applies while the znode's data version is still `v`, so the
  *   next write shows the write's own time without touching this document
@@ -36,6 +37,7 @@ export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o040000;
 export const S_IFLNK = 0o120000;
+export const S_ISGID = 0o2000;
 
 /** One entry of a directory's metadata document. */
 export interface MetaEntry {
@@ -268,12 +270,58 @@ export function storedType(entry: MetaEntry | undefined): NodeKind | undefined {
   return undefined;
 }
 
-/** The entry a new node starts with: its type and, when not the default, its permission bits. */
-export function newEntry(kind: NodeKind, mode: number, defaults: AttrDefaults): MetaEntry {
-  const entry: MetaEntry = { t: kind === 'dir' ? 'd' : 'f' };
-  const perms = mode & 0o7777;
+/** Who makes a node: the FUSE request's uid and gid (the calling process's fsuid and fsgid). */
+export interface Creator {
+  uid: number;
+  gid: number;
+}
+
+/** The directory a node is made in, as shown: its mode (for the setgid bit) and group. */
+export interface ParentAttrs {
+  mode: number;
+  gid: number;
+}
+
+/**
+ * The entry a new node starts with: its type and, when not the default, its
+ * permission bits, owner and group. The owner is the creator and the group
+ * the creator's, or the parent's when the parent directory is setgid (a new
+ * directory then is setgid too), as on ext4; each is recorded only when it
+ * differs from what the mount shows by default (--uid, --gid), so nodes
+ * made by the mount's own user keep the old tool's document. Without a
+ * creator (a node not made for a program) nothing of the owner is recorded.
+ * `mode` has the caller's umask applied already (the kernel does, as zkfs
+ * does not ask for FUSE_DONT_MASK).
+ */
+export function newEntry(
+  kind: NodeKind,
+  mode: number,
+  defaults: AttrDefaults,
+  creator?: Creator,
+  parent?: ParentAttrs,
+): MetaEntry {
+  const entry: MetaEntry = { t: kind === 'dir' ? 'd' : 'f', ...creatorOwner(defaults, creator, parent) };
+  let perms = mode & 0o7777;
+  if (creator && kind === 'dir' && parent && (parent.mode & S_ISGID) !== 0) perms |= S_ISGID;
   if (perms !== defaultPerms(kind, defaults)) entry.m = perms;
   return entry;
+}
+
+/**
+ * The `u` and `g` a node made by `creator` in `parent` records (see
+ * newEntry); empty when both are the mount's defaults or there is no creator.
+ */
+export function creatorOwner(
+  defaults: AttrDefaults,
+  creator: Creator | undefined,
+  parent: ParentAttrs | undefined,
+): Pick<MetaEntry, 'u' | 'g'> {
+  if (!creator) return {};
+  const gid = parent !== undefined && (parent.mode & S_ISGID) !== 0 ? parent.gid : creator.gid;
+  const owner: Pick<MetaEntry, 'u' | 'g'> = {};
+  if (creator.uid !== defaults.uid) owner.u = creator.uid;
+  if (gid !== defaults.gid) owner.g = gid;
+  return owner;
 }
 
 export function defaultPerms(kind: NodeKind, defaults: AttrDefaults): number {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { aclAllows, PERM_READ, PERM_WRITE, sessionIdentities } from '../../../src/core/zkfs/acl.js';
 import {
+  creatorOwner,
   effectiveAttrs,
   emptyMeta,
   encodeMeta,
@@ -110,6 +111,31 @@ describe('attributes', () => {
     expect(newEntry('dir', 0o755, defaults)).toEqual({ t: 'd' });
     expect(storedType({ t: 'd' })).toBe('dir');
     expect(storedType(undefined)).toBeUndefined();
+  });
+
+  it("records a creator's uid and gid that differ from the mount defaults, as chown would", () => {
+    const user = { uid: 65534, gid: 65534 };
+    expect(newEntry('file', 0o644, defaults, user)).toEqual({ t: 'f', u: 65534, g: 65534 });
+    expect(newEntry('dir', 0o700, defaults, { uid: 1000, gid: 0 })).toEqual({ t: 'd', m: 0o700, u: 1000 });
+    // The mount's own user: nothing more than before, as the old tool wrote it.
+    expect(newEntry('file', 0o644, { uid: 7, gid: 8, umask: 0o022 }, { uid: 7, gid: 8 })).toEqual({ t: 'f' });
+    expect(newEntry('file', 0o644, defaults, undefined, { mode: 0o42775, gid: 50 })).toEqual({ t: 'f' });
+    expect(creatorOwner(defaults, user, { mode: 0o40755, gid: 0 })).toEqual({ u: 65534, g: 65534 });
+    expect(creatorOwner(defaults, undefined, undefined)).toEqual({});
+  });
+
+  it("gives a node made in a setgid directory that directory's group, and a new directory the setgid bit", () => {
+    const shared = { mode: S_IFDIR | 0o2775, gid: 50 };
+    const user = { uid: 1000, gid: 1000 };
+    expect(newEntry('file', 0o664, defaults, user, shared)).toEqual({ t: 'f', m: 0o664, u: 1000, g: 50 });
+    expect(newEntry('dir', 0o775, defaults, user, shared)).toEqual({ t: 'd', m: 0o2775, u: 1000, g: 50 });
+    expect(creatorOwner(defaults, user, shared)).toEqual({ u: 1000, g: 50 });
+    // Not setgid: the creator's own group.
+    expect(newEntry('dir', 0o755, defaults, user, { mode: S_IFDIR | 0o775, gid: 50 })).toEqual({
+      t: 'd',
+      u: 1000,
+      g: 1000,
+    });
   });
 
   it('falls back to the mount defaults and the znode times', () => {
