@@ -89,4 +89,23 @@ describe.skipIf(missing({ fuse: true }))('nodes made by another user on an allow
     expect(await entryOf('/sg', 'd')).toEqual({ t: 'd', m: 0o2700, u: 65534, g: 4321 });
     await m.ok('rm -r sg');
   });
+
+  it('shows a file as a directory in --mode dir with x wherever it may be read, so others can enter it', async () => {
+    await m.ok(
+      'mkdir view && echo open > view/pub && echo mine > view/priv && chmod 644 view/pub && chmod 600 view/priv',
+    );
+    const dirs = await mountZkfs(zk.connectString, `${root}/view`, {
+      mode: 'dir',
+      args: ['-o', 'allow_other'],
+    });
+    expect(await dirs.ok('stat -c "%A %n" pub priv')).toBe('drwxr-xr-x pub\ndrwx------ priv\n');
+    const r = await dirs.sh(asNobody('cat pub/_zoo_data_ && ls priv'));
+    expect(r.stdout).toBe('open\n');
+    expect(r.stderr).toContain("cannot open directory 'priv': Permission denied");
+    // The stored modes are as they were: the hybrid view still shows files.
+    expect(await m.ok('stat -c "%A %n" view/pub view/priv')).toBe(
+      '-rw-r--r-- view/pub\n-rw------- view/priv\n',
+    );
+    await dirs.unmount();
+  });
 });

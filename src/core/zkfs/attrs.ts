@@ -334,6 +334,20 @@ function mtimeOverride(entry: MetaEntry | undefined, stat: StatTimes): number | 
   return entry.v === undefined || entry.v === stat.version ? entry.mt : undefined;
 }
 
+/**
+ * The permission bits a node shows. A node shown as a directory whose entry
+ * does not record it as one (a znode made as a file, seen in --mode dir, or
+ * one that gained children) gets an x bit wherever its stored mode has r,
+ * like chmod's X: a file's 0644 is a directory's 0755, 0600 is 0700, so
+ * those who may read it may also enter it. One recorded as a directory
+ * shows its mode as stored.
+ */
+export function shownPerms(kind: NodeKind, entry: MetaEntry | undefined, defaults: AttrDefaults): number {
+  const perms = (entry?.m ?? defaultPerms(kind, defaults)) & 0o7777;
+  if (kind !== 'dir' || entry?.t === 'd' || entry?.m === undefined) return perms;
+  return perms | ((perms & 0o444) >> 2);
+}
+
 /** Mode, owner and times of a node from its stat and stored entry. */
 export function effectiveAttrs(
   kind: NodeKind,
@@ -341,7 +355,7 @@ export function effectiveAttrs(
   entry: MetaEntry | undefined,
   defaults: AttrDefaults,
 ): EffectiveAttrs {
-  const perms = entry?.m ?? defaultPerms(kind, defaults);
+  const perms = shownPerms(kind, entry, defaults);
   const override = mtimeOverride(entry, stat);
   const mtimeMs = override ?? stat.mtimeMs;
   return {

@@ -12,6 +12,7 @@ import {
   S_IFDIR,
   S_IFREG,
   sameEntry,
+  shownPerms,
   storedType,
   withEntry,
   withMode,
@@ -148,6 +149,21 @@ describe('attributes', () => {
       ctimeMs: stat.mtimeMs,
     });
     expect(effectiveAttrs('dir', stat, undefined, defaults).mode).toBe(S_IFDIR | 0o755);
+  });
+
+  it('shows a node stored as a file, seen as a directory, with x wherever its mode has r (chmod X)', () => {
+    const dirMode = (entry: Parameters<typeof shownPerms>[1]) => shownPerms('dir', entry, defaults);
+    expect(dirMode({ t: 'f', m: 0o644 })).toBe(0o755);
+    expect(dirMode({ t: 'f', m: 0o600 })).toBe(0o700);
+    expect(dirMode({ t: 'f', m: 0o640 })).toBe(0o750);
+    expect(dirMode({ t: 'f', m: 0o4604 })).toBe(0o4705);
+    expect(dirMode({ m: 0o444 })).toBe(0o555); // no type recorded (made by another client)
+    expect(dirMode({ t: 'f' })).toBe(0o755); // no mode stored: the directory default
+    // Recorded as a directory: as chmod left it.
+    expect(dirMode({ t: 'd', m: 0o644 })).toBe(0o644);
+    // Seen as a file: as stored.
+    expect(shownPerms('file', { t: 'f', m: 0o644 }, defaults)).toBe(0o644);
+    expect(effectiveAttrs('dir', stat, { t: 'f', m: 0o600 }, defaults).mode).toBe(S_IFDIR | 0o700);
   });
 
   it('applies chmod, chown (-1 keeps a field) and utimens', () => {
