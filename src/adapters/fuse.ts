@@ -41,10 +41,15 @@ export interface FuseMountOptions {
 
 export interface FuseMount {
   dir: string;
-  /** Unmounts (lazily if busy) and ends the connection. Idempotent. */
-  unmount(): Promise<void>;
-  /** Ends the connection after someone else unmounted. Idempotent. */
+  /**
+   * Detaches the mount from the tree (umount -l) and keeps the connection:
+   * programs holding files open in it go on using them until closeNative().
+   */
+  detach(): Promise<void>;
+  /** Ends the connection (after an unmount or detach). Idempotent. */
   closeNative(): void;
+  /** Resolves when the kernel has ended the connection (nothing holds a detached mount any more). */
+  ended: Promise<void>;
   /** What kernel-notify.ts needs to drop the kernel's stale copies. */
   kernel: KernelLink;
   /** What polling for the next request has done so far (fuse/busy-poll.ts). */
@@ -163,12 +168,12 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       store: device.store,
       prepareStores: device.prepareStores,
     },
-    unmount: async () => {
+    detach: async () => {
       if (closed) return;
       await run('umount', ['-l', dir], { logger: log, purpose: `unmounting ${dir}` }).catch(
         (error: unknown) => log.debug(`umount -l ${dir}: ${String(error)}`),
       );
-      closeNative();
     },
+    ended: device.ended,
   };
 }

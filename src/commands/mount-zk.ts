@@ -66,6 +66,8 @@ export interface MountZkOptions {
   sessionTimeout?: string | number | undefined;
   /** Foreground only: aborting it unmounts and makes mountZk resolve. */
   signal?: AbortSignal | undefined;
+  /** Foreground only: aborting it stops serving files still open after `signal` (serve.ts). */
+  signalNow?: AbortSignal | undefined;
 }
 
 export interface MountZkResult {
@@ -236,6 +238,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
       logFile,
       log,
       stop: options.signal ?? new AbortController().signal,
+      stopNow: options.signalNow,
       onReady: (pid) => notifyParent({ type: 'ready', pid }),
     });
     return { ...base, pid: process.pid, foreground: true, ended: result.reason };

@@ -171,6 +171,59 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(m.log()).toContain('stopping: unmounting');
   });
 
+  /** A bash holding `f` open for writing in `dir` (fd 7): writes `one`, then per line of input the next word. */
+  const startHolder = async (dir: string) => {
+    const holder = execa(
+      'bash',
+      [
+        '-c',
+        'exec 7>f && echo one >&7 && read && echo two >&7 && read && echo three >&7 && exec 7>&- && echo closed',
+      ],
+      { cwd: dir, stdin: 'pipe', reject: false },
+    );
+    await waitUntilOpen(holder.pid!, join(dir, 'f'));
+    return { holder }; // not the process itself: awaiting it would wait for it to end
+  };
+
+  it('on SIGTERM with a file open for writing, serves it until it is closed, then exits', async () => {
+    const m = await mountZkfs(zk.connectString, '/term-open');
+    const pid = daemonPid(m.dir);
+    const { holder } = await startHolder(m.dir);
+    process.kill(pid, 'SIGTERM');
+    await eventually(async () => !isMounted(m.dir), 'the busy mount is detached');
+    expect(isProcessAlive(pid)).toBe(true);
+    holder.stdin?.write('\n');
+    holder.stdin?.end('\n');
+    const r = await holder;
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('closed');
+    await eventually(async () => !isProcessAlive(pid), 'the daemon exits once the file is closed');
+    expect((await client.getData('/term-open/f')).data.toString()).toBe('one\ntwo\nthree\n');
+    expect(m.log()).toContain('detaching it lazily');
+  });
+
+  it('on a second SIGTERM stops serving open files at once, with what they hold written back', async () => {
+    const m = await mountZkfs(zk.connectString, '/term-twice');
+    const pid = daemonPid(m.dir);
+    const { holder } = await startHolder(m.dir);
+    process.kill(pid, 'SIGTERM');
+    await eventually(async () => !isMounted(m.dir), 'the busy mount is detached');
+    holder.stdin?.write('\n');
+    await eventually(
+      async () => (await client.getData('/term-twice/f').catch(() => undefined)) !== undefined,
+      'the file exists',
+    );
+    // `two` reaches the daemon before the second signal: the write returns only once it has.
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(pid, 'SIGTERM');
+    await eventually(async () => !isProcessAlive(pid), 'the daemon exits at once', 10_000);
+    expect((await client.getData('/term-twice/f')).data.toString()).toBe('one\ntwo\n');
+    holder.stdin?.end('\n');
+    const r = await holder;
+    expect(r.stderr).toContain('Transport endpoint is not connected');
+    expect(m.log()).toContain('still open: writing back what they hold');
+  });
+
   it('serves in the foreground until SIGINT', async () => {
     const dir = scratchDir('zkfs-fg');
     const child = execa(

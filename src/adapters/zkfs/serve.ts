@@ -45,8 +45,13 @@ export interface ServeOptions {
   coherence?: CoherenceOptions | undefined;
   logFile?: string | undefined;
   log: Logger;
-  /** Aborting it unmounts and ends serve(). */
+  /**
+   * Aborting it unmounts and ends serve(); files still open on a busy
+   * mount are served for up to STOP_DRAIN_MS more (a lazy unmount's too).
+   */
   stop: AbortSignal;
+  /** Aborting it (a second SIGTERM) ends that wait at once. */
+  stopNow?: AbortSignal | undefined;
   /** Called once the mount is live. */
   onReady?: (pid: number) => void;
 }
@@ -105,25 +110,97 @@ function watchUnmount(dir: string, signal: AbortSignal): Promise<void> {
   });
 }
 
-async function waitForHandles(vfs: ZkVfs, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (vfs.openHandles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+/**
+ * How long a stop (SIGTERM, SIGINT) keeps serving files still open on a
+ * mount it had to detach: less than systemd's default TimeoutStopSec (90 s),
+ * so that the daemon writes back what they hold and exits before a SIGKILL
+ * could lose it. A second signal (stopNow) ends the wait at once.
+ */
+export const STOP_DRAIN_MS = 60_000;
+
+/** Resolves when `signal` is aborted (at once if it is). */
+function aborted(signal: AbortSignal | undefined, cancel: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (!signal || cancel.aborted) return;
+    if (signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true, signal: cancel });
+  });
 }
 
-async function unmountAndDrain(mount: FuseMount, vfs: ZkVfs, dir: string, log: Logger): Promise<void> {
+/** Resolves `ms` after now, unless `cancel` is aborted first. */
+function after(ms: number, cancel: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    cancel.addEventListener('abort', () => clearTimeout(timer), { once: true });
+  });
+}
+
+/**
+ * Serves a detached mount, as the kernel keeps it for programs holding
+ * files open in it, until they have all closed them (each written back at
+ * its close, as always), the kernel ends the connection, or the wait a stop
+ * allows is over: STOP_DRAIN_MS after `stop` is aborted (or after this wait
+ * started, if it already was), or at once when `stopNow` is.
+ */
+async function serveOpenFiles(
+  vfs: ZkVfs,
+  mount: FuseMount,
+  stop: AbortSignal,
+  stopNow: AbortSignal | undefined,
+): Promise<void> {
+  const cancel = new AbortController();
+  let over = false;
+  const limit = Promise.race([
+    mount.ended,
+    aborted(stopNow, cancel.signal),
+    aborted(stop, cancel.signal).then(() => after(STOP_DRAIN_MS, cancel.signal)),
+  ]).then(() => {
+    over = true;
+  });
+  try {
+    while (!over && vfs.openHandles > 0) await Promise.race([limit, after(100, cancel.signal)]);
+  } finally {
+    cancel.abort();
+  }
+}
+
+/**
+ * A stop: writes back what open files hold, unmounts, and when programs
+ * still hold files open, detaches the mount (as `umount --lazy`) and
+ * serves them until they close them (serveOpenFiles). Then ends the
+ * connection: a write after that fails (ENOTCONN), but what was written
+ * before is in ZooKeeper.
+ */
+async function unmountAndDrain(
+  mount: FuseMount,
+  vfs: ZkVfs,
+  dir: string,
+  log: Logger,
+  stop: AbortSignal,
+  stopNow: AbortSignal | undefined,
+): Promise<void> {
   await vfs.flushAll();
   try {
     await run('umount', [dir], { logger: log, purpose: `unmounting ${dir}`, timeoutMs: 30_000 });
-    mount.closeNative();
   } catch (error) {
     log.warn(
-      `${dir} is busy, detaching it lazily: ${error instanceof Error ? error.message : String(error)}`,
+      `${dir} is busy, detaching it lazily and serving the files still open until they are closed ` +
+        `(at most ${STOP_DRAIN_MS / 1000} s; a second SIGTERM ends this at once): ` +
+        `${error instanceof Error ? error.message : String(error)}`,
     );
-    await mount.unmount();
-    // Programs that still hold files open can go on writing: give them a moment, then flush again.
-    await waitForHandles(vfs, 10_000);
-    await vfs.flushAll();
+    await mount.detach();
+    await serveOpenFiles(vfs, mount, stop, stopNow);
+    await closeDrained(vfs, log);
   }
+  mount.closeNative();
+}
+
+/** After serveOpenFiles(): writes back what files still open hold, saying so. */
+async function closeDrained(vfs: ZkVfs, log: Logger): Promise<void> {
+  if (vfs.openHandles > 0) {
+    log.warn(`${vfs.openHandles} file(s) still open: writing back what they hold and closing the mount`);
+  }
+  await vfs.flushAll();
 }
 
 export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
@@ -237,11 +314,14 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     const reason = options.stop.aborted ? 'stopped' : 'unmounted';
     if (reason === 'stopped') {
       log.info(`stopping: unmounting ${dir}`);
-      await unmountAndDrain(mount, vfs, dir, log);
+      await unmountAndDrain(mount, vfs, dir, log, options.stop, options.stopNow);
     } else {
+      // Unmounted lazily with files open (umount --lazy): the kernel still sends their requests.
       log.info(`${dir} was unmounted`);
-      await waitForHandles(vfs, 5_000);
-      await vfs.flushAll();
+      if (vfs.openHandles > 0)
+        log.info(`serving ${vfs.openHandles} file(s) still open until they are closed`);
+      await serveOpenFiles(vfs, mount, options.stop, options.stopNow);
+      await closeDrained(vfs, log);
       mount.closeNative();
     }
     return { dir, reason };

@@ -111,13 +111,18 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
         printResult(app.out, result, renderMount);
         return;
       }
-      // SIGTERM and SIGINT end the mount cleanly (flush, unmount, close the session).
+      // SIGTERM and SIGINT end the mount cleanly (flush, unmount, close the session); files still
+      // open are served until closed, for up to a minute, or until a second signal.
       const stop = new AbortController();
-      const onSignal = () => stop.abort();
+      const stopNow = new AbortController();
+      const onSignal = () => (stop.signal.aborted ? stopNow.abort() : stop.abort());
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
       try {
-        const result = await mountZk({ ...options, signal: stop.signal }, app.context());
+        const result = await mountZk(
+          { ...options, signal: stop.signal, signalNow: stopNow.signal },
+          app.context(),
+        );
         printResult(app.out, result, renderMount);
       } finally {
         process.off('SIGTERM', onSignal);
