@@ -53,6 +53,13 @@ export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}
 }
 
 export async function main(tool: Tool): Promise<void> {
+  // A reader that went away (`| head -1`) ends the output quietly, as SIGPIPE ends a C tool.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
   const code = await runCli(tool, process.argv.slice(2));
   // Long-running commands (serve-plugin, mount --foreground) resolve only when done.
   process.exitCode = code;
