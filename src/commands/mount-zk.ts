@@ -116,7 +116,10 @@ async function checkMountPoint(dir: string): Promise<void> {
   const existing = mountAt(await readMountTable(), dir);
   if (existing) {
     throw new OperationError(`${dir} is already a mount point (${existing.fsType} from ${existing.source})`, {
-      detail: existing.fsType === 'fuse.zkfs' ? `unmount it first: zkfsctl umount ${dir}` : undefined,
+      detail:
+        existing.fsType === 'fuse.zkfs'
+          ? `unmount it first: zkfsctl umount ${dir} (add --lazy if programs still use it)`
+          : undefined,
     });
   }
   let info: Awaited<ReturnType<typeof stat>>;

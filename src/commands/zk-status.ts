@@ -39,7 +39,7 @@ export async function zkStatus(options: ZkStatusOptions, ctx: CommandContext): P
   }
   if (!isProcessAlive(record.pid)) {
     throw new OperationError(`the daemon of ${dir} (pid ${record.pid}) is not running`, {
-      detail: `the mount is dead; take it down with: zkfsctl umount --lazy ${dir}`,
+      detail: `the mount is dead; take it down with: zkfsctl umount ${dir} (add --lazy if programs still use it)`,
     });
   }
   const socket = statusSocketPath(record.pid);

@@ -115,7 +115,9 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
     .addOption(
       actionOption(
         '--print-plugin-config',
-        'print config.json of the managed (docker plugin) form (with --include), and exit',
+        defaultDriver === 'simple'
+          ? 'print config.json of the managed (docker plugin) form (with --include), and exit'
+          : 'print config.json of the managed (docker plugin) form, and exit',
         'printPluginConfig',
       ),
     )
