@@ -68,6 +68,16 @@ describe.skipIf(missing({ fuse: true })).each(['hybrid', 'file'] as const)('tool
     expect(again).toBe('');
   });
 
+  it('rsync works in a directory right after a full subdirectory was removed from it', async () => {
+    // rm -r's notices made the mount drop the working directory's own name from the kernel, and
+    // getcwd() then failed there (rsync: "getcwd(): No such file or directory") until looked up.
+    const out = await m.ok(
+      `mkdir wd && cd wd && mkdir -p d1/d2 && echo x > d1/f && rm -r d1 && rsync -a '${src}/' rs/ && echo done`,
+    );
+    expect(out.trim()).toBe('done');
+    expect(await inventory(`${m.dir}/wd/rs`)).toBe(await expected());
+  });
+
   it('tar extracts into the mount keeping contents, modes, owners and mtimes, and archives out of it unchanged', async () => {
     await m.ok(`mkdir tarx && tar -C '${src}' -cf - . | tar -C tarx -xpf -`);
     await local(`diff -r '${src}' '${m.dir}/tarx'`);

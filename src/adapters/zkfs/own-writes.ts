@@ -6,7 +6,11 @@
  * node, and the cache may take what we wrote (write-through); more means
  * someone else wrote too, and their notice already dropped what we knew.
  * A notice about a child counts for its parent, so a node we created with
- * no children is known to have none.
+ * no children is known to have none; but not for a node the write deletes,
+ * whose children it deletes too (rm -r): their notices are ours, and
+ * counting them made the write look shared, so the kernel was told to drop
+ * names it had seen change itself, the parent directory's among them (and a
+ * program working in that directory found getcwd() failing).
  *
  * The kernel needs no telling about writes made through it, so stale
  * kernel entries a notice names are held back with the write and only
@@ -22,6 +26,8 @@ export interface OwnWrite {
   epoch: number;
   /** Notices seen per written path (about it or a direct child) while the write was out. */
   seen: Map<string, number>;
+  /** Paths the write deletes: notices about their children are not counted for them. */
+  deletes: Set<string>;
   held: StaleEntry[];
 }
 
@@ -29,7 +35,13 @@ export class OwnWrites {
   private readonly open = new Set<OwnWrite>();
 
   begin(ops: readonly ZkOp[], epoch: number): OwnWrite {
-    const write: OwnWrite = { ops, epoch, seen: new Map(ops.map((op) => [op.path, 0])), held: [] };
+    const write: OwnWrite = {
+      ops,
+      epoch,
+      seen: new Map(ops.map((op) => [op.path, 0])),
+      deletes: new Set(ops.filter((op) => op.op === 'delete').map((op) => op.path)),
+      held: [],
+    };
     this.open.add(write);
     return write;
   }
@@ -46,7 +58,7 @@ export class OwnWrites {
     for (const write of this.open) {
       for (const at of [path, parent]) {
         const n = write.seen.get(at);
-        if (n === undefined) continue;
+        if (n === undefined || (at !== path && write.deletes.has(at))) continue;
         write.seen.set(at, n + 1);
         if (at !== path || own) continue;
         own = true;
