@@ -16,7 +16,9 @@
  * one CPU (what the wake-ups between CPUs cost), walks on a mount whose
  * cache is smaller than the tree (eviction at work), and the warm walk over
  * a stub daemon that serves the same tree from memory on zkfs's own FUSE
- * layer (what the transport alone costs; fuse-stub.ts).
+ * layer (what the transport alone costs; fuse-stub.ts), and over the
+ * smallest FUSE daemon, in C (c-stub.c, built here if a C compiler is),
+ * answering an open per file and none: the limits of FUSE on this machine.
  *
  * Read workload: `find DIR -type f -print0 | xargs -0 cat | wc -c` over a
  * tree of 10,000 znodes (100 directories of 99 files, 200–600 bytes each),
@@ -374,19 +376,20 @@ async function oneCpuWarmRun(hosts: string, totalBytes: number): Promise<{ oneCp
 }
 
 /**
- * Mounts the stub filesystem (fuse-stub.ts) in a process of its own, as a
- * daemon runs; resolves once it answers.
+ * Mounts a stub filesystem (`command` with its arguments, given the mount
+ * point last but for `after`) in a process of its own, as a daemon runs;
+ * resolves once it prints `ready`.
  */
-async function mountStub(): Promise<BenchMount> {
+async function mountStub(
+  command: string,
+  args: readonly string[],
+  after: readonly string[] = [],
+): Promise<BenchMount> {
   const dir = scratchDir('stub');
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'test/bench/fuse-stub.ts'), dir],
-    {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = spawn(command, [...args, dir, ...after], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const unmount = async () => {
     await execa('umount', [dir], { reject: false });
@@ -406,6 +409,11 @@ async function mountStub(): Promise<BenchMount> {
   return { dir, unmount };
 }
 
+/** The stub on zkfs's own FUSE layer (fuse-stub.ts). */
+function mountJsStub(): Promise<BenchMount> {
+  return mountStub(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/bench/fuse-stub.ts')]);
+}
+
 /**
  * The warm walk over the stub, which answers the same tree from memory
  * through zkfs's own FUSE layer, alternating with the warm walk of a zkfs
@@ -413,7 +421,7 @@ async function mountStub(): Promise<BenchMount> {
  * difference zkfs's own work per request.
  */
 async function stubWarmRun(hosts: string, totalBytes: number): Promise<{ stub: number; zkfs: number }> {
-  const stubMount = await mountStub();
+  const stubMount = await mountJsStub();
   const mount = await mountZkfs(hosts, '/bench');
   const tree = join(mount.dir, TREE.slice('/bench/'.length));
   await timedWalk(stubMount.dir, totalBytes);
@@ -426,6 +434,46 @@ async function stubWarmRun(hosts: string, totalBytes: number): Promise<{ stub: n
   await mount.unmount();
   await stubMount.unmount();
   return { stub, zkfs };
+}
+
+/** Compiles c-stub.c into the scratch directory: the program, or undefined (saying why) if it cannot be built here. */
+async function buildCStub(): Promise<string | undefined> {
+  const program = join(scratch, 'c-stub');
+  const cc = process.env.CC ?? 'cc';
+  const r = await execa(cc, ['-O2', '-o', program, join(REPO_ROOT, 'test/bench/c-stub.c')], {
+    reject: false,
+  });
+  if (r.exitCode === 0) return program;
+  console.log(
+    `zkfs: the C stub was not built (${cc}: ${String(r.stderr || r.message).split('\n')[0]}); its lines are left out`,
+  );
+  return undefined;
+}
+
+/**
+ * The warm walk over the C stub (c-stub.c) serving the tmpfs copy of the
+ * tree: answering an open per file, as a read-write mount does, and
+ * answering none, as a read-only mount does (best of three each, in turns).
+ * It does no work but answer: its times are what the kernel's round trips
+ * cost on this machine, as the tmpfs walk is the limit of any filesystem.
+ */
+async function cStubWarmRun(
+  program: string,
+  source: string,
+  totalBytes: number,
+): Promise<{ opens: number; noOpens: number }> {
+  const opens = await mountStub(program, [], [source]);
+  const noOpens = await mountStub(program, [], [source, 'no-open']);
+  await timedWalk(opens.dir, totalBytes);
+  await timedWalk(noOpens.dir, totalBytes);
+  const [withOpens, without] = await bestInTurns(
+    3,
+    () => timedWalk(opens.dir, totalBytes),
+    () => timedWalk(noOpens.dir, totalBytes),
+  );
+  await opens.unmount();
+  await noOpens.unmount();
+  return { opens: withOpens, noOpens: without };
 }
 
 /** A cache smaller than one tree's stats and data (about 7 MiB), so that a walk evicts as it reads. */
@@ -512,6 +560,8 @@ export async function bench(): Promise<void> {
     const placement = await oneCpuWarmRun(zk.connectString, totalBytes);
     const small = await smallCacheRun(zk.connectString, totalBytes);
     const transport = await stubWarmRun(zk.connectString, totalBytes);
+    const cStub = await buildCStub();
+    const limits = cStub ? await cStubWarmRun(cStub, join(tmpfs, 'tree'), totalBytes) : undefined;
     // The baselines once more, after the mounts' runs: the best of both spells counts.
     floor = Math.min(floor, await best(2, floorRun));
     tmpfsMs = Math.min(tmpfsMs, await best(2, tmpfsRun));
@@ -604,6 +654,17 @@ export async function bench(): Promise<void> {
       { label: 'zkfs warm, --busy-poll 0, one CPU (no target)', ms: placement.oneCpu, floor, tmpfs: tmpfsMs },
       { label: `zkfs, --cache-size ${SMALL_CACHE}, full (no target)`, ms: small.ms, floor, tmpfs: tmpfsMs },
       { label: 'stub FUSE daemon, same tree, warm (no target)', ms: transport.stub, floor, tmpfs: tmpfsMs },
+      ...(limits
+        ? [
+            {
+              label: 'C FUSE daemon, an open per file, warm (no target)',
+              ms: limits.opens,
+              floor,
+              tmpfs: tmpfsMs,
+            },
+            { label: 'C FUSE daemon, no opens, warm (no target)', ms: limits.noOpens, floor, tmpfs: tmpfsMs },
+          ]
+        : []),
       ...writes.flatMap((w): Row[] => [
         {
           label: `client: create + setData, ${w.dirs} x ${w.perDir} files`,
@@ -662,6 +723,13 @@ export async function bench(): Promise<void> {
         `  stub: a daemon on zkfs's own FUSE layer answering the same tree from memory (no cache, no ZooKeeper) took ${transport.stub.toFixed(0)} ms warm`,
         `  (${ratio(transport.stub, tmpfsMs)} tmpfs), alternating with a zkfs mount's warm walk (${transport.zkfs.toFixed(0)} ms): the stub's time is the transport's (the kernel's`,
         `  round trip per request, the event loop turning once per request); zkfs's own work was ${Math.max(0, transport.zkfs - transport.stub).toFixed(0)} ms of the walk`,
+        ...(limits
+          ? [
+              `  C stub: the smallest FUSE daemon (C, one thread, blocking reads, the tree in memory) took ${limits.opens.toFixed(0)} ms warm answering an open per`,
+              `  file as a read-write mount does (${ratio(limits.opens, floor)} the floor), and ${limits.noOpens.toFixed(0)} ms answering none as a read-only mount does (${ratio(limits.noOpens, floor)}):`,
+              `  that is the kernel's round trips alone${limits.opens >= floor ? ': a read-write FUSE mount doing no work at all was not warm faster than the floor in this run' : ''}${limits.noOpens >= floor ? ', nor a read-only one' : ''}`,
+            ]
+          : []),
         "  Every FUSE request is a round trip from the kernel to the daemon's event loop and back, usually between two CPUs;",
         '  tmpfs answers the same system calls inside the kernel, and the client floor needs no system call per file.',
       ].join('\n'),
