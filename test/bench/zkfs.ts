@@ -18,7 +18,7 @@
  * a stub daemon that serves the same tree from memory on zkfs's own FUSE
  * layer (what the transport alone costs; fuse-stub.ts), and over the
  * smallest FUSE daemon, in C (c-stub.c, built here if a C compiler is),
- * answering an open per file and none: the limits of FUSE on this machine.
+ * answering an open per file and none: what the kernel's round trips cost here.
  *
  * Read workload: `find DIR -type f -print0 | xargs -0 cat | wc -c` over a
  * tree of 10,000 znodes (100 directories of 99 files, 200–600 bytes each),
