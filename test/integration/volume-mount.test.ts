@@ -5,15 +5,7 @@
  * leave nothing behind.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  constants,
-  existsSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing } from '../fixtures/environment.js';
@@ -30,6 +22,13 @@ import {
   volumeDir,
   volumeEnv,
 } from './volume-fixture.js';
+
+/** Whether this kernel could mount minix (built in, or a module it could load). */
+function kernelMountsMinix(): boolean {
+  if (/\bminix\b/.test(readFileSync('/proc/filesystems', 'utf8'))) return true;
+  const modules = `/lib/modules/${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}`;
+  return existsSync(modules) && spawnSync('modinfo', ['minix'], { stdio: 'ignore' }).status === 0;
+}
 
 function writeFails(path: string): string | undefined {
   try {
@@ -259,30 +258,32 @@ describe.skipIf(missing({ loop: true }))('a mount that fails', () => {
     expect((await env.status()).volumes).toEqual([]);
   });
 
-  it('half-way undoes every step: nothing mounted, nothing newly assigned', async () => {
-    const label = uniqueLabel();
-    const disks = await labelledDisks(label, 3);
-    const env = volumeEnv();
-    // One disk stays assigned from an earlier volume: the failed mount must not take it away.
-    const keeper = volumeDir('keep');
-    expect((await env.mount(`label.${label}_max-disks.1`, keeper, [disks[0]!.device])).exitCode).toBe(0);
-    await env.umount(keeper);
-    const stateBefore = readFileSync(join(env.stateDir, 'volumes.json'), 'utf8');
-    // Something holds the last disk's data partition open exclusively (a scan cannot see that), so
-    // mounting it fails after the others worked.
-    const broken = [...disks.slice(1)].sort((x, y) =>
-      x.device.localeCompare(y.device, 'en', { numeric: true }),
-    )[1]!;
-    const before = runSnapshot();
-    const dir = volumeDir();
-    const holder = openSync(`${broken.device}p2`, constants.O_RDONLY | constants.O_EXCL);
-    const r = await env
-      .mount(`label.${label}_min-disks.2_basename.x-`, dir, disks.slice(1))
-      .finally(() => closeSync(holder));
-    expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`mounting ${broken.device}p2`));
-    expect(runSnapshot()).toEqual(before);
-    expect(readFileSync(join(env.stateDir, 'volumes.json'), 'utf8')).toBe(stateBefore);
-    expect(existsSync(dir)).toBe(false);
-  });
+  it.skipIf(kernelMountsMinix())(
+    'half-way undoes every step: nothing mounted, nothing newly assigned',
+    async () => {
+      const label = uniqueLabel();
+      const disks = await labelledDisks(label, 3);
+      const env = volumeEnv();
+      // One disk stays assigned from an earlier volume: the failed mount must not take it away.
+      const keeper = volumeDir('keep');
+      expect((await env.mount(`label.${label}_max-disks.1`, keeper, [disks[0]!.device])).exitCode).toBe(0);
+      await env.umount(keeper);
+      const stateBefore = readFileSync(join(env.stateDir, 'volumes.json'), 'utf8');
+      // The last disk's data partition holds a filesystem blkid knows and this kernel cannot mount
+      // (minix: no driver, no modules), so mounting it fails after the others worked. (Holding it
+      // open exclusively no longer does: the scan sees that, and no volume takes the disk.)
+      const broken = [...disks.slice(1)].sort((x, y) =>
+        x.device.localeCompare(y.device, 'en', { numeric: true }),
+      )[1]!;
+      execFileSync('mkfs.minix', [`${broken.device}p2`], { stdio: 'ignore' });
+      const before = runSnapshot();
+      const dir = volumeDir();
+      const r = await env.mount(`label.${label}_min-disks.2_basename.x-`, dir, disks.slice(1));
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`mounting ${broken.device}p2`));
+      expect(runSnapshot()).toEqual(before);
+      expect(readFileSync(join(env.stateDir, 'volumes.json'), 'utf8')).toBe(stateBefore);
+      expect(existsSync(dir)).toBe(false);
+    },
+  );
 });
