@@ -127,11 +127,20 @@ function aborted(signal: AbortSignal | undefined, cancel: AbortSignal): Promise<
   });
 }
 
-/** Resolves `ms` after now, unless `cancel` is aborted first. */
+/**
+ * Resolves `ms` after now, unless `cancel` is aborted first. Its listener on
+ * `cancel` goes when the time is up: serveOpenFiles() asks every 100 ms for
+ * as long as files stay open, and listeners left behind would pile up (Node
+ * warns of a leak past ten).
+ */
 function after(ms: number, cancel: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    cancel.addEventListener('abort', () => clearTimeout(timer), { once: true });
+    const onAbort = () => clearTimeout(timer);
+    const timer = setTimeout(() => {
+      cancel.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    cancel.addEventListener('abort', onAbort, { once: true });
   });
 }
 
