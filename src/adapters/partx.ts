@@ -6,7 +6,7 @@
  *
  * Exports: `readPartitionTable(device)` → core's `PartitionFact[]`, `parsePartxPairs(text)`,
  * `rereadPartitions(device)`, `forgetPartitions(device)`, and the argv they run:
- * `rereadCommands(device)`, `forgetArgs(device)`.
+ * `rereadArgs(device)`, `forgetArgs(device)`.
  */
 import { existsSync } from 'node:fs';
 import type { PartitionFact } from '../core/disk-state.js';
@@ -58,18 +58,15 @@ export async function readPartitionTable(device: string, logger?: Logger): Promi
 }
 
 /**
- * Tells the kernel about the partitions now on `device` (adds, updates and
- * removes nodes), falling back to partprobe; waits for udev when it runs.
+ * The argv (after `partx`) of the two runs rereadPartitions makes, in order
+ * (`partprobe DEV` only if one fails). `-u` updates entries the kernel has;
+ * `-a` adds missing ones. partx -u alone adds on current util-linux, but
+ * older ones need -a, which fails when all exist.
  */
-/**
- * The commands rereadPartitions runs, in order (`partprobe DEV` only if one fails).
- * `-u` updates entries the kernel has; `-a` adds missing ones. partx -u alone
- * adds on current util-linux, but older ones need -a, which fails when all exist.
- */
-export function rereadCommands(device: string): { command: string; args: string[] }[] {
+export function rereadArgs(device: string): [update: string[], add: string[]] {
   return [
-    { command: 'partx', args: ['-u', device] },
-    { command: 'partx', args: ['-a', device] },
+    ['-u', device],
+    ['-a', device],
   ];
 }
 
@@ -78,12 +75,16 @@ export function forgetArgs(device: string): string[] {
   return ['-d', device];
 }
 
+/**
+ * Tells the kernel about the partitions now on `device` (adds, updates and
+ * removes nodes), falling back to partprobe; waits for udev when it runs.
+ */
 export async function rereadPartitions(device: string, logger?: Logger): Promise<void> {
   const opts = { ...(logger ? { logger } : {}), purpose: `re-reading the partition table of ${device}` };
   try {
-    const [update, add] = rereadCommands(device);
-    await run(update!.command, update!.args, opts);
-    await run(add!.command, add!.args, { ...opts, okExitCodes: [1] });
+    const [update, add] = rereadArgs(device);
+    await run('partx', update, opts);
+    await run('partx', add, { ...opts, okExitCodes: [1] });
   } catch (error) {
     logger?.debug(`partx failed, trying partprobe: ${(error as Error).message}`);
     await run('partprobe', [device], opts);

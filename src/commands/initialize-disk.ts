@@ -18,7 +18,7 @@ import { lockDisk } from '../adapters/disk-lock.js';
 import { hasCommand, run, ToolError } from '../adapters/exec.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
-import { forgetArgs, forgetPartitions, rereadCommands, rereadPartitions } from '../adapters/partx.js';
+import { forgetArgs, forgetPartitions, rereadArgs, rereadPartitions } from '../adapters/partx.js';
 import type { SysBlockDevice } from '../adapters/sysfs.js';
 import { loadState, resolveStateDir, type StateSession, withStateLock } from '../adapters/volume-state.js';
 import { diskHolders, forgetDisk, type VolumeRecord } from '../core/assignments.js';
@@ -127,7 +127,7 @@ function stepCommands(step: InitStep, query: VolumeQuery, env: NodeJS.ProcessEnv
     case 'forget-partitions':
       return [formatCommand('partx', forgetArgs(step.device))];
     case 'reread-partitions':
-      return rereadCommands(step.device).map((c) => formatCommand(c.command, c.args));
+      return rereadArgs(step.device).map((args) => formatCommand('partx', args));
     case 'luks-format':
       return [
         formatCommand('cryptsetup', cryptsetup.luksFormatArgs(step.device, luksFormatOptions(query, env))),

@@ -11,7 +11,7 @@
  * min-disks: `untyped` disks to relabel (destroys their data: README
  * "Automatic typing"), then blank disks to initialise. max-disks caps the lot.
  */
-import { type BlankDisk, BUSY_USAGE, type DiskReport, type InitialisedDisk } from './disk-state.js';
+import type { BlankDisk, DiskReport, InitialisedDisk } from './disk-state.js';
 import { naturalCompare } from './names.js';
 import { redactQuery, UNTYPED_LABEL, type VolumeQuery, wantsEncryption } from './query.js';
 import { formatSize, humanSize } from './units.js';
@@ -100,7 +100,7 @@ export function diskReasons(
     reasons.push(
       `assigned to volume ${others.map(redactQuery).join(', ')}${disk.assignment?.exclusive ? ' (exclusive)' : ''}`,
     );
-  } else if (disk.inUse && (assigned.length === 0 || disk.usage === BUSY_USAGE)) {
+  } else if (disk.inUse && (assigned.length === 0 || (!disk.mounted && disk.holders.length === 0))) {
     // A volume's own disks are mounted by it; held though mounted nowhere, a disk is nobody's to take.
     reasons.push(
       disk.mounted
