@@ -30,8 +30,8 @@ import {
   type VolumesState,
   volumeAtDir,
 } from '../core/assignments.js';
-import { errorMessage, OperationError } from '../core/errors.js';
-import { redactQuery } from '../core/query.js';
+import { errorMessage, OperationError, UsageError } from '../core/errors.js';
+import { checkVolumeName, redactQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
 import { closeDiskMapper, detachDisk, reattachDisk } from './volume-disks.js';
 import { mappersInUse } from './volume-survey.js';
@@ -237,13 +237,15 @@ export interface VolumeReleaseResult {
 /**
  * Forgets a volume and frees its disks for other volumes (the plugin's
  * Remove). The volume must not be mounted. Releasing an unknown volume is a
- * no-op that returns no disks.
+ * no-op that returns no disks; a name the query language rejects is a
+ * UsageError, thrown before the lock is taken.
  */
 export async function volumeRelease(
   options: VolumeReleaseOptions,
   ctx: CommandContext,
 ): Promise<VolumeReleaseResult> {
   const stateDir = resolveStateDir(options.stateDir);
+  await checkReleaseName(options.name, stateDir);
   const lock = {
     purpose: `release ${redactQuery(options.name)}`,
     timeoutMs: options.lockTimeoutMs ?? 120_000,
@@ -260,4 +262,20 @@ export async function volumeRelease(
     ctx.log.info(`released volume ${redactQuery(options.name)}`);
     return { volume: redactQuery(options.name), disks: Object.keys(volume.disks) };
   });
+}
+
+/**
+ * Throws the UsageError of a malformed name, which could name no volume, so
+ * that a typo is not taken for a volume that holds nothing. A name the saved
+ * state holds is released whatever it looks like: a version with another
+ * query language may have saved it, and its disks must not be stranded.
+ */
+async function checkReleaseName(name: string, stateDir: string): Promise<void> {
+  try {
+    checkVolumeName(name);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    const saved = await loadState(stateDir).catch(() => null);
+    if (!saved?.volumes[name]) throw error;
+  }
 }

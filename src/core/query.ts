@@ -7,6 +7,7 @@
  * - `parseQuery(name, options?, { requireLabel? })`: name (plus the plugin's `-o key=value`
  *   options, which override settings of the name) → VolumeQuery. Throws UsageError naming the
  *   bad setting. Passphrases are never quoted in messages.
+ * - `checkVolumeName(name)`: throws that UsageError for a name no options could make valid.
  * - `formatQuery(query, { redact? })`: the canonical name (label first, then every non-default
  *   setting in field order); `parseQuery(formatQuery(q))` deep-equals `q`.
  * - `redactQuery(name)`: the name with any passphrase replaced by `***`, for logs and errors.
@@ -205,6 +206,37 @@ export function parseQuery(
   const fail = (problem: string): never => {
     throw new UsageError(`invalid volume query '${shown}': ${problem}`);
   };
+  const query = readSettings(name, fail);
+  for (const [key, value] of Object.entries(options)) {
+    const field = FIELD_BY_KEY.get(key) ?? fail(`option ${unknownKey(key)}`);
+    assign(query, field, value, (problem) => fail(`option ${problem}`), true);
+  }
+  if (query.label === '') {
+    if (parseOptions.requireLabel === false) query.label = UNTYPED_LABEL;
+    else fail("no label: every query needs 'label.NAME'");
+  }
+  checkCombination(query, fail);
+  return query;
+}
+
+/**
+ * Throws UsageError, naming the problem, when no `-o` options could make
+ * `name` a volume name: a setting that is malformed, unknown, given twice or
+ * has a bad value. What options can still supply (the label, a setting a
+ * combination needs) is not asked for. For commands that take an existing
+ * volume's name (release), where a typo must not read as an unknown volume.
+ */
+export function checkVolumeName(name: string): void {
+  const shown = redactQuery(name);
+  const fail = (problem: string): never => {
+    throw new UsageError(`invalid volume query '${shown}': ${problem}`);
+  };
+  if (name === '') fail('it is empty');
+  readSettings(name, fail);
+}
+
+/** The settings of a name over the defaults, each checked on its own; `fail` throws. */
+function readSettings(name: string, fail: (problem: string) => never): VolumeQuery {
   const query: VolumeQuery = { ...DEFAULT_QUERY };
   const seen = new Set<string>();
   const settings = name === '' ? [] : name.split('_');
@@ -227,15 +259,6 @@ export function parseQuery(
     }
     assign(query, field, value ?? '', fail);
   });
-  for (const [key, value] of Object.entries(options)) {
-    const field = FIELD_BY_KEY.get(key) ?? fail(`option ${unknownKey(key)}`);
-    assign(query, field, value, (problem) => fail(`option ${problem}`), true);
-  }
-  if (query.label === '') {
-    if (parseOptions.requireLabel === false) query.label = UNTYPED_LABEL;
-    else fail("no label: every query needs 'label.NAME'");
-  }
-  checkCombination(query, fail);
   return query;
 }
 

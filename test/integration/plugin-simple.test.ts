@@ -34,6 +34,9 @@ describe.skipIf(missing({ root: true, loop: true }))('simple driver over the plu
     for (const path of ['Get', 'Path', 'Remove']) {
       const r = await plugin.post(`/VolumeDriver.${path}`, { Name: 'label.nope' });
       expect(r).toEqual({ status: 404, json: { Err: 'no such volume: label.nope' } });
+      // A name no Create could have accepted is no volume either.
+      const malformed = await plugin.post(`/VolumeDriver.${path}`, { Name: 'label.' });
+      expect(malformed).toEqual({ status: 404, json: { Err: 'no such volume: label.' } });
     }
     for (const path of ['Mount', 'Unmount']) {
       const r = await plugin.post(`/VolumeDriver.${path}`, { Name: 'label.nope', ID: 'c1' });
@@ -50,6 +53,8 @@ describe.skipIf(missing({ root: true, loop: true }))('simple driver over the plu
       ['label..x', "contains '..'"],
       ['label.x_bogus.1', "unknown setting 'bogus'"],
       ['label.x_min-disks.3_max-disks.2', 'min-disks (3) is greater than max-disks (2)'],
+      ['label.', "setting 'label' needs a value (label.VALUE)"],
+      ['min-disks.x', "setting 'min-disks': 'x' is not a whole number"],
     ]) {
       const r = await plugin.post('/VolumeDriver.Create', { Name: name });
       expect(r.status, name).toBe(400);

@@ -125,6 +125,39 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     for (const dir of [b, c]) await env.umount(dir, { release: true });
   });
 
+  it('refuses to release a malformed volume name (exit 2, naming the problem), changing nothing', async () => {
+    const label = uniqueLabel();
+    const disks = await labelledDisks(label, 2);
+    const env = volumeEnv();
+    const dir = volumeDir();
+    const name = `label.${label}_max-disks.2`;
+    expect((await env.mount(name, dir, disks)).exitCode).toBe(0);
+    await env.umount(dir);
+    const statePath = join(env.stateDir, 'volumes.json');
+    const saved = readFileSync(statePath, 'utf8');
+    for (const [typo, problem] of [
+      [`label.${label}_max-disks.`, "setting 'max-disks' needs a value (max-disks.VALUE)"],
+      [`label.${label}_max-disks.x`, "setting 'max-disks': 'x' is not a whole number"],
+      [`label.${label}_max-disk.2`, "unknown setting 'max-disk' (known: "],
+      ['label.', "setting 'label' needs a value (label.VALUE)"],
+    ] as const) {
+      const r = await env.run(['release', typo]);
+      expect(r.exitCode, typo).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`simplectl: invalid volume query '${typo}': ${problem}`);
+    }
+    expect(readFileSync(statePath, 'utf8')).toBe(saved);
+    expect((await env.status()).assignments.map((a) => a.volumes)).toEqual([[name], [name]]);
+
+    // A name the state holds is released whatever it looks like (saved by a version that took it).
+    const old = `label.${label}_max-disk.2`;
+    writeFileSync(statePath, saved.replaceAll(JSON.stringify(name), JSON.stringify(old)));
+    const r = await env.run(['release', old]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(`released 2 disk(s) of ${old}`);
+    expect((await env.status()).assignments).toEqual([]);
+  });
+
   it('lets non-exclusive volumes share a disk, and keeps an exclusive one out', async () => {
     const label = uniqueLabel();
     const disk = await initialisedDisk(`label.${label}`);

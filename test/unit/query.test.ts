@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/core/errors.js';
 import {
+  checkVolumeName,
   DEFAULT_QUERY,
   formatQuery,
   parseOptionPairs,
@@ -215,6 +216,27 @@ describe('parseQuery: errors name the setting', () => {
     const e2 = error(() => parseQuery('label.a_encryption-passphrase.hunter2.x'));
     expect(e2.message).not.toContain('hunter2');
   });
+});
+
+describe('checkVolumeName', () => {
+  it.each([
+    ['label.', "setting 'label' needs a value"],
+    ['min-disks.x', "setting 'min-disks': 'x' is not a whole number"],
+    ['label.a_label.b', "setting 'label' is given twice"],
+    ['label.a.b', "one '.' separates key and value"],
+    ['label.a__min-disks.2', 'setting 2 is empty'],
+    ['', 'it is empty'],
+  ])('rejects %j, naming the problem', (name, problem) => {
+    expect(() => checkVolumeName(name)).toThrow(UsageError);
+    expect(() => checkVolumeName(name)).toThrow(problem);
+  });
+
+  it.each(['label.fast', 'min-disks.2', 'encryption-cipher.aes-xts-plain64'])(
+    'accepts %j, which -o options could complete',
+    (name) => {
+      expect(() => checkVolumeName(name)).not.toThrow();
+    },
+  );
 });
 
 describe('formatQuery', () => {
