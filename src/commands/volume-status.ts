@@ -52,15 +52,15 @@ export interface VolumeStatusResult {
   volumes: StatusVolume[];
   /** Every assigned disk and the volumes holding it. */
   assignments: { uuid: string; device: string; volumes: string[] }[];
-  /** Differences between the state file and the machine that the next mount or umount will fix. */
+  /** Differences between the state file and the machine, each with what the next mount will do about it. */
   notes: string[];
 }
 
-/** The state as it will look once reconciled (computed, not saved). */
+/** The state as it will look once reconciled (computed, not saved: the notes say what the next mount changes). */
 async function reconciledState(stateDir: string): Promise<{ state: VolumesState; notes: string[] }> {
   const saved = await loadState(stateDir);
   const facts = await hostFacts(saved, [], await readMountTable());
-  const { state, notes } = reconcile(saved, facts, redactQuery);
+  const { state, notes } = reconcile(saved, facts, { show: redactQuery, preview: true });
   return { state, notes };
 }
 

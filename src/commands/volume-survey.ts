@@ -94,7 +94,7 @@ export async function survey(
   const table = await readMountTable();
   const scanned = await scanDisks({ include: scope.include, host: scope.host }, ctx);
   const facts = await hostFacts(session.state, scanned, table);
-  const result = reconcile(session.state, facts, redactQuery);
+  const result = reconcile(session.state, facts, { show: redactQuery });
   for (const note of result.notes) ctx.log.info(note);
   if (result.notes.length > 0) await session.commit(result.state);
   const used = mappersInUse(session.state);

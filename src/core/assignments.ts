@@ -255,9 +255,19 @@ export interface HostFacts {
   isWatcherAlive(watcher: WatcherRecord): boolean;
 }
 
+export interface ReconcileOptions {
+  /** How a volume is named in notes (names may hold a passphrase: pass a redacting function). */
+  show?: (name: string) => string;
+  /**
+   * The caller only looks (status) and saves nothing: notes then say what the
+   * next mount will change, rather than that it is being changed.
+   */
+  preview?: boolean;
+}
+
 export interface ReconcileResult {
   state: VolumesState;
-  /** One sentence per change, for the log. */
+  /** One sentence per change, for the log (worded for `preview` when asked). */
   notes: string[];
   /** LUKS mappers of mounts that are gone; the caller closes those no longer in use. */
   orphanMappers: string[];
@@ -269,14 +279,17 @@ export interface ReconcileResult {
  * are released (their numbers remembered), moved disks get their new device,
  * and dead watchers are cleared. Disks still mounted are left to umount or the
  * watcher, and a device that merely lies outside the scan's scope is not
- * mistaken for a missing one.
+ * mistaken for a missing one. With `preview`, the same changes are computed
+ * but the notes say what the next mount will do, for a caller that saves nothing.
  */
 export function reconcile(
   state: VolumesState,
   facts: HostFacts,
-  /** How a volume is named in notes (names may hold a passphrase: pass a redacting function). */
-  show: (name: string) => string = (name) => name,
+  options: ReconcileOptions = {},
 ): ReconcileResult {
+  const show = options.show ?? ((name: string) => name);
+  // What a note says was done, or (for a caller that saves nothing) what the next mount will do.
+  const change = (done: string, pending: string) => (options.preview ? pending : done);
   let next = clone(state);
   const notes: string[] = [];
   const orphanMappers: string[] = [];
@@ -284,14 +297,16 @@ export function reconcile(
     const dir = next.volumes[name]!.mount?.dir;
     if (dir === undefined || facts.realDir(dir) === dir) continue;
     notes.push(
-      `volume ${show(name)}: ${dir} is ${facts.realDir(dir)} (through a symbolic link); recording that`,
+      `volume ${show(name)}: ${dir} is ${facts.realDir(dir)} (through a symbolic link); ${change('recording that', 'the next mount records that')}`,
     );
     next = moveMountDir(next, name, facts.realDir(dir));
   }
   for (const volume of Object.values(next.volumes)) {
     const mount = volume.mount;
     if (mount && !facts.isVolumeRoot(mount.dir)) {
-      notes.push(`volume ${show(volume.name)} is no longer mounted at ${mount.dir}; forgetting that mount`);
+      notes.push(
+        `volume ${show(volume.name)} is no longer mounted at ${mount.dir}; ${change('forgetting that mount', 'the next mount forgets that mount')}`,
+      );
       for (const d of Object.values(mount.disks)) if (d.mapper) orphanMappers.push(d.mapper);
       volume.mount = null;
     } else if (mount) {
@@ -327,8 +342,12 @@ export function reconcile(
         continue;
       }
       if (seq !== undefined) continue; // the device holds other media; ours may be out of scope
+      // A caller that only looks may not have scanned: the disk may have moved, as the next mount finds out.
       notes.push(
-        `disk ${disk.id} of volume ${show(volume.name)} (last seen as ${disk.device}) is gone; released`,
+        change(
+          `disk ${disk.id} of volume ${show(volume.name)} (last seen as ${disk.device}) is gone; released`,
+          `disk ${disk.id} of volume ${show(volume.name)} is no longer at ${disk.device}; the next mount follows it if it moved, else releases it`,
+        ),
       );
       next = releaseDisk(next, volume.name, disk.id);
     }

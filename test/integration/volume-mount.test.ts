@@ -198,8 +198,19 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     for (const m of mountsUnder(dir)) execFileSync('umount', ['-l', m]);
     for (const d of disks) await d.detach();
     const reattached = [...disks].reverse().map((d) => attachImage(d.file));
+    const statePath = join(env.stateDir, 'volumes.json');
+    const saved = readFileSync(statePath, 'utf8');
     const stale = await env.status();
-    expect(stale.notes.join('\n')).toMatch(/no longer mounted/);
+    // status only looks: its notes say what the next mount will do, and claim nothing done.
+    expect(stale.notes).toContain(
+      `volume ${query} is no longer mounted at ${dir}; the next mount forgets that mount`,
+    );
+    for (const note of stale.notes) expect(note).not.toMatch(/forgetting|released|recording/);
+    const human = await env.run(['status']);
+    expect(human.stdout).toContain(
+      `note: volume ${query} is no longer mounted at ${dir}; the next mount forgets that mount`,
+    );
+    expect(readFileSync(statePath, 'utf8')).toBe(saved);
     const r = await env.mount(query, dir, reattached);
     expect(r.stderr).toBe('');
     expect(await numbering()).toEqual(first);

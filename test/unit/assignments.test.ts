@@ -203,6 +203,37 @@ describe('reconcile', () => {
     expect(r.notes.join()).toMatch(/d1 .* gone; released/);
   });
 
+  it('words each change as done, or with preview as what the next mount will do', () => {
+    let s = withVolume(emptyState(), 'A', true, ['d0', 'd1']);
+    s = setMount(s, 'A', {
+      dir: '/var/run/v',
+      mountedAt: NOW,
+      dynamic: false,
+      disks: { d0: mounted('d0', 0, '/var/run/v') },
+      placeholders: [],
+      watcher: null,
+    });
+    const facts: HostFacts = {
+      ...allHere,
+      realDir: (dir) => dir.replace(/^\/var\/run\//, '/run/'),
+      isVolumeRoot: () => false,
+      deviceSeq: (d) => (d === '/dev/loop1' ? undefined : 10),
+    };
+    const done = reconcile(s, facts, { show: (name) => `<${name}>` });
+    expect(done.notes).toEqual([
+      'volume <A>: /var/run/v is /run/v (through a symbolic link); recording that',
+      'volume <A> is no longer mounted at /run/v; forgetting that mount',
+      'disk d1 of volume <A> (last seen as /dev/loop1) is gone; released',
+    ]);
+    const preview = reconcile(s, facts, { show: (name) => `<${name}>`, preview: true });
+    expect(preview.notes).toEqual([
+      'volume <A>: /var/run/v is /run/v (through a symbolic link); the next mount records that',
+      'volume <A> is no longer mounted at /run/v; the next mount forgets that mount',
+      'disk d1 of volume <A> is no longer at /dev/loop1; the next mount follows it if it moved, else releases it',
+    ]);
+    expect(preview.state).toEqual(done.state);
+  });
+
   it('follows a disk that moved to another device', () => {
     const s = withVolume(emptyState(), 'A', true, ['d0']);
     const r = reconcile(s, {
