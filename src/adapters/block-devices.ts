@@ -19,7 +19,7 @@ import { globMatches, kernelName, METADATA_PARTITION_NAME, VIRTUAL_DEVICE_GLOBS 
 import { type Probe, ProbeReadError, probe } from './blkid.js';
 import type { Logger } from './logger.js';
 import { readMountTable } from './mountinfo.js';
-import { readPartitionTable } from './partx.js';
+import { PartitionTableReadError, readPartitionTable } from './partx.js';
 import { listSysBlock, readSysBlock, SYS_CLASS_BLOCK, type SysBlockDevice } from './sysfs.js';
 
 export interface ListOptions {
@@ -210,7 +210,14 @@ export async function inspectDisk(
     busy: false,
   };
   if (whole.values.PTTYPE !== undefined) {
-    facts.partitions = (await readPartitionTable(sys.device, logger)) ?? [];
+    // A table partx cannot read makes the disk unreadable too, and the scan goes on.
+    facts.partitions =
+      (await readPartitionTable(sys.device, logger).catch((error: unknown) => {
+        if (!(error instanceof PartitionTableReadError)) throw error;
+        logger?.debug(error.message);
+        readError ??= error.reason;
+        return null;
+      })) ?? [];
     const meta = facts.partitions.filter((p) => p.name === METADATA_PARTITION_NAME);
     const data = facts.partitions.filter((p) => p.name !== METADATA_PARTITION_NAME);
     if (meta.length === 1 && data.length === 1) {

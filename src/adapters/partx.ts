@@ -4,14 +4,33 @@
  * the kernel after a change (this kernel has no GPT parser of its own, and
  * hosts without udevd never re-read: shared/reference.md §4).
  *
- * Exports: `readPartitionTable(device)` → core's `PartitionFact[]`, `parsePartxPairs(text)`,
- * `rereadPartitions(device)`, `forgetPartitions(device)`, and the argv they run:
- * `rereadArgs(device)`, `forgetArgs(device)`.
+ * Exports: `readPartitionTable(device)` → core's `PartitionFact[]`, `PartitionTableReadError`,
+ * `parsePartxPairs(text)`, `rereadPartitions(device)`, `forgetPartitions(device)`, and the argv
+ * they run: `rereadArgs(device)`, `forgetArgs(device)`.
  */
 import { existsSync } from 'node:fs';
 import type { PartitionFact } from '../core/disk-state.js';
-import { run, ToolError } from './exec.js';
+import { formatCommand } from '../core/redact.js';
+import { run, summaryLine, ToolError } from './exec.js';
 import type { Logger } from './logger.js';
+
+/**
+ * partx ran but could not read the partition table of one disk: it could not
+ * stat or open the device (gone since it was listed), or set up its prober.
+ * The disk is unreadable; a scan records that and goes on with the others.
+ */
+export class PartitionTableReadError extends ToolError {
+  override readonly name: string = 'PartitionTableReadError';
+  /** partx's own words: "partx: cannot open /dev/loop5: No such device or address". */
+  readonly reason: string;
+
+  constructor(device: string, commandLine: string, exitCode: number, stderr: string) {
+    const line = summaryLine(stderr);
+    const reason = line === '' ? `partx failed with exit code ${exitCode}` : line;
+    super(`the partition table of ${device} cannot be read: ${reason}`, commandLine, exitCode, stderr);
+    this.reason = reason;
+  }
+}
 
 function unescapePairValue(value: string): string {
   return value.replace(/\\x([0-9a-fA-F]{2})/g, (_, hex: string) =>
@@ -38,21 +57,30 @@ export function parsePartxPairs(text: string): PartitionFact[] {
   return entries;
 }
 
-/** The partitions recorded on `device`; [] when it has a table without partitions, null when it has none. */
+/**
+ * The partitions recorded on `device`; [] when it has a table without
+ * partitions, null when it has none. Throws PartitionTableReadError when
+ * partx ran and failed otherwise; a partx that cannot be started stays a
+ * plain ToolError.
+ */
 export async function readPartitionTable(device: string, logger?: Logger): Promise<PartitionFact[] | null> {
-  const result = await run('partx', ['-P', '-o', 'NR,START,SECTORS,TYPE,NAME,UUID', device], {
-    okExitCodes: [1],
-    ...(logger ? { logger } : {}),
-    purpose: `reading the partition table of ${device}`,
-  });
+  const args = ['-P', '-o', 'NR,START,SECTORS,TYPE,NAME,UUID', device];
+  let result: Awaited<ReturnType<typeof run>>;
+  try {
+    result = await run('partx', args, {
+      okExitCodes: [1],
+      ...(logger ? { logger } : {}),
+      purpose: `reading the partition table of ${device}`,
+    });
+  } catch (error) {
+    if (error instanceof ToolError && error.toolExitCode !== undefined) {
+      throw new PartitionTableReadError(device, error.commandLine, error.toolExitCode, error.stderr);
+    }
+    throw error;
+  }
   if (result.exitCode === 1) {
     if (/failed to read partition table/.test(result.stderr)) return null;
-    throw new ToolError(
-      `reading the partition table of ${device} failed: ${result.stderr.trim()}`,
-      `partx -P ${device}`,
-      1,
-      result.stderr,
-    );
+    throw new PartitionTableReadError(device, formatCommand('partx', args), 1, result.stderr);
   }
   return parsePartxPairs(result.stdout);
 }

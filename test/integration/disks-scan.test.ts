@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { PartitionTableReadError, readPartitionTable } from '../../src/adapters/partx.js';
 import type { MatchQueryResult } from '../../src/commands/match-query.js';
 import { BUSY_USAGE, type DiskReport } from '../../src/core/disk-state.js';
 import { onCleanup } from '../fixtures/cleanup.js';
@@ -19,6 +20,7 @@ import {
   kernelName,
   luksDisk,
   mountReadOnly,
+  partxLosingNode,
   TEST_ENV,
 } from '../fixtures/simple-disks.js';
 
@@ -147,6 +149,53 @@ describe.skipIf(missing({ loop: true }))('scan-disks', () => {
       new RegExp(`${plain.device}\\s+64\\.0 MiB\\s+initialised\\s+fast\\s+this host, plain, ext4`),
     );
     expect(r.stdout).toMatch(new RegExp(`${ext4.device}\\s+64\\.0 MiB\\s+rejected\\s+-\\s+has a filesystem`));
+  });
+});
+
+describe.skipIf(missing({ root: true, loop: true }))('a disk whose partition table partx cannot read', () => {
+  it('is shown unreadable with partx’s reason, and the scan and match-query go on with the others', async () => {
+    const label = `gone${Math.random().toString(36).slice(2, 8)}`;
+    const good = await initialisedDisk(`label.${label}`);
+    const lost = await initialisedDisk(`label.${label}`);
+    const include = ['--include', kernelName(good), kernelName(lost)];
+    const partx = partxLosingNode(lost.device);
+    const reason = `cannot be read: partx: stat of ${lost.device} failed: No such file or directory`;
+
+    const r = await cli('simplectl', ['--json', 'scan-disks', ...include], {
+      env: { ...TEST_ENV, ...partx.env },
+    });
+    partx.restore();
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const byDevice = new Map((JSON.parse(r.stdout) as DiskReport[]).map((d) => [d.device, d]));
+    expect(byDevice.get(good.device)).toMatchObject({ state: 'initialised', label });
+    expect(byDevice.get(lost.device)).toMatchObject({ state: 'rejected', reason });
+
+    const m = await cli('simplectl', ['--json', 'match-query', `label.${label}_min-disks.1`, ...include], {
+      env: { ...TEST_ENV, ...partx.env },
+    });
+    partx.restore();
+    expect(m.exitCode, m.stderr).toBe(0);
+    expect(m.stderr).toBe('');
+    const match = JSON.parse(m.stdout) as MatchQueryResult;
+    expect(match.chosen.map((d) => d.device)).toEqual([good.device]);
+    expect(match.rejected.map((x) => [x.disk.device, x.reasons])).toEqual([
+      [lost.device, [`not usable: it ${reason}`]],
+    ]);
+  });
+
+  it('says why partx could not open a device node whose driver is gone', async () => {
+    const used = readFileSync('/proc/devices', 'utf8').split('Block devices:')[1] ?? '';
+    const major = [...Array(15).keys()]
+      .map((i) => 240 + i)
+      .find((n) => !new RegExp(`^\\s*${n} `, 'm').test(used));
+    const node = join(scratchDir('orphan-node'), 'disk');
+    execFileSync('mknod', [node, 'b', String(major), '0']);
+    const error = await readPartitionTable(node).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PartitionTableReadError);
+    expect((error as PartitionTableReadError).reason).toBe(
+      `partx: cannot open ${node}: No such device or address`,
+    );
   });
 });
 
