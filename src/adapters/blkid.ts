@@ -36,9 +36,12 @@ export function parseBlkidExport(text: string): Record<string, string> {
 
 /**
  * blkid could not read the device. `blkid -p` exits 2 both when it finds no
- * signature and when it cannot open or read the device (then it prints
- * `blkid: error: DEV: Input/output error` on stderr), so exit code 2 alone
- * never means "nothing there": a disk blkid cannot read must not look blank.
+ * signature and when it cannot open the device (then it prints
+ * `blkid: error: DEV: <cause>` on stderr), so exit code 2 alone never means
+ * "nothing there": a disk blkid cannot read must not look blank. When reads
+ * fail after the open (EIO), util-linux 2.38 exits 2 without a word: callers
+ * that would take "nothing found" for blank read the disk themselves
+ * (block-devices.ts inspectDisk).
  */
 export class ProbeReadError extends ToolError {
   override readonly name: string = 'ProbeReadError';

@@ -195,6 +195,13 @@ export async function inspectDisk(
     }
   };
   const whole: Probe = (await probeOrNote(sys.device)) ?? { values: {}, ambivalent: false };
+  if (readError === undefined && Object.keys(whole.values).length === 0) {
+    // blkid -p finds nothing, exit 2 and not a word, when every read fails (util-linux 2.38):
+    // what would be blank must show that the regions initialisation writes can be read.
+    await layoutFingerprint(sys.device, sys.sizeBytes).catch((error: NodeJS.ErrnoException) => {
+      readError = `reading the disk: ${error.message}`;
+    });
+  }
   const facts: DiskFacts & { model: string | null } = {
     name: sys.name,
     device: sys.device,

@@ -14,6 +14,7 @@ import type { LoopDisk } from '../fixtures/loop-disk.js';
 import {
   blankDisk,
   dosDisk,
+  failingReadsDisk,
   foreignExt4Disk,
   foreignGptDisk,
   initialisedDisk,
@@ -149,6 +150,30 @@ describe.skipIf(missing({ loop: true }))('scan-disks', () => {
       new RegExp(`${plain.device}\\s+64\\.0 MiB\\s+initialised\\s+fast\\s+this host, plain, ext4`),
     );
     expect(r.stdout).toMatch(new RegExp(`${ext4.device}\\s+64\\.0 MiB\\s+rejected\\s+-\\s+has a filesystem`));
+  });
+});
+
+describe.skipIf(missing({ root: true, loop: true }))('a disk whose every read fails', () => {
+  it('is shown unreadable, never blank, though blkid finds nothing and says nothing', async () => {
+    const dying = await failingReadsDisk();
+    const blank = await blankDisk();
+    const r = await cli(
+      'simplectl',
+      ['--json', 'scan-disks', '--include', kernelName(dying), kernelName(blank)],
+      { env: TEST_ENV },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    const byDevice = new Map((JSON.parse(r.stdout) as DiskReport[]).map((d) => [d.device, d]));
+    expect(byDevice.get(dying.device)).toMatchObject({
+      state: 'rejected',
+      reason: 'cannot be read: reading the disk: EIO: i/o error, read',
+    });
+    expect(byDevice.get(blank.device)).toMatchObject({ state: 'blank' });
+    const init = await cli('simplectl', ['initialize-disk', dying.device, 'label.fast', '--yes', '--force'], {
+      env: TEST_ENV,
+    });
+    expect(init.exitCode).toBe(1);
+    expect(init.stderr).toMatch(/cannot be read .*it is not initialised, with or without --force/);
   });
 });
 
