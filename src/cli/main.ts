@@ -1,7 +1,8 @@
 /**
  * The single place that turns outcomes into exit codes and error text:
  * user errors become one red line (plus the tool's stderr as detail), usage
- * errors exit 2, and only unexpected bugs show a stack (with --debug).
+ * errors (no command given too) exit 2, and only unexpected bugs show a stack
+ * (with --debug).
  */
 import { CommanderError } from 'commander';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorMessage, isOperationError } from '../core/errors.js';
@@ -23,13 +24,10 @@ export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}
     return EXIT_OK;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (
-        error.code === 'commander.helpDisplayed' ||
-        error.code === 'commander.version' ||
-        error.code === 'commander.help'
-      ) {
-        return EXIT_OK;
-      }
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT_OK;
+      // `help` asked for exits 0; help commander shows on its own (no command, `help NAME` naming none)
+      // went to stderr with a non-zero code, and like any Unix tool's usage message it is a usage error.
+      if (error.code === 'commander.help') return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
       // commander has already printed its message; unknown commands and bad options are usage errors.
       const greedy = error.code === 'commander.missingArgument' && argv.find((a) => GREEDY_OPTIONS.has(a));
       if (greedy) {

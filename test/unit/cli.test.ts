@@ -49,6 +49,35 @@ describe('command line', () => {
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it.each([
+    ['simplectl', []],
+    ['zkfsctl', []],
+    ['zkfsctl', ['--json']],
+    ['simplectl', ['--log-level', 'debug']],
+    ['zkfsctl', ['help', 'frobnicate']],
+  ] as const)(
+    '%s %j without a command to run or describe: usage on stderr, nothing on stdout, exit 2',
+    async (tool, args) => {
+      const r = await capture(tool, [...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`Usage: ${tool} [options] [command]`);
+      expect(r.stdout).toBe('');
+    },
+  );
+
+  it.each([
+    ['simplectl', ['--help']],
+    ['zkfsctl', ['help']],
+    ['zkfsctl', ['--json', '--help']],
+    ['zkfsctl', ['help', 'mount']],
+    ['simplectl', ['mount', '--help']],
+  ] as const)('%s %j: help asked for goes to stdout with exit 0', async (tool, args) => {
+    const r = await capture(tool, [...args]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Usage: ${tool} `);
+    expect(r.stderr).toBe('');
+  });
+
   it('exits 2 with a suggestion on an unknown command', async () => {
     const r = await capture('simplectl', ['frobnicate']);
     expect(r.code).toBe(2);
