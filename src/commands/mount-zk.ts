@@ -14,6 +14,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { readSecretFile } from '../adapters/keys.js';
 import type { Logger } from '../adapters/logger.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { canonicalDir, realMountPoint } from '../adapters/real-path.js';
 import { fileLogger, notifyParent, spawnDaemon } from '../adapters/zkfs/daemon.js';
 import { escapeMountPoint } from '../adapters/zkfs/run-state.js';
 import { serveZkfs } from '../adapters/zkfs/serve.js';
@@ -112,23 +113,27 @@ async function readAuth(
   return parseAuth(text.split('\n')[0] ?? '');
 }
 
-async function checkMountPoint(dir: string): Promise<void> {
+/** `dir` is the real path (the mount table's), `shown` what the user gave (realMountPoint). */
+async function checkMountPoint(dir: string, shown: string): Promise<void> {
   const existing = mountAt(await readMountTable(), dir);
   if (existing) {
-    throw new OperationError(`${dir} is already a mount point (${existing.fsType} from ${existing.source})`, {
-      detail:
-        existing.fsType === 'fuse.zkfs'
-          ? `unmount it first: zkfsctl umount ${dir} (add --lazy if programs still use it)`
-          : undefined,
-    });
+    throw new OperationError(
+      `${shown} is already a mount point (${existing.fsType} from ${existing.source})`,
+      {
+        detail:
+          existing.fsType === 'fuse.zkfs'
+            ? `unmount it first: zkfsctl umount ${dir} (add --lazy if programs still use it)`
+            : undefined,
+      },
+    );
   }
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(dir);
   } catch {
-    throw new UsageError(`mount point ${dir} does not exist`);
+    throw new UsageError(`mount point ${shown} does not exist`);
   }
-  if (!info.isDirectory()) throw new UsageError(`mount point ${dir} is not a directory`);
+  if (!info.isDirectory()) throw new UsageError(`mount point ${shown} is not a directory`);
 }
 
 function daemonArgs(
@@ -185,7 +190,9 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
   });
   const coherence = resolveCoherenceOptions(options);
   if (options.dir === '') throw new UsageError('DIR is empty');
-  const dir = resolve(options.dir);
+  // The kernel mounts at the real path: the daemon watching the mount table for its own unmount,
+  // the refusal of a second mount, the run record and the default log name all need that spelling.
+  const { dir, shown } = await realMountPoint(options.dir);
   const connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S;
   if (!Number.isFinite(connectTimeout) || connectTimeout <= 0) {
     throw new UsageError(`--connect-timeout ${connectTimeout} is not a positive number of seconds`);
@@ -196,8 +203,8 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
       : options.foreground
         ? undefined
         : defaultLogFile(dir);
-  if (logFile && (isWithin(logFile, dir) || !isAbsolute(logFile))) {
-    throw new UsageError(`the log file ${logFile} cannot be inside the mount point`);
+  if (logFile && (!isAbsolute(logFile) || isWithin(await canonicalDir(logFile), dir))) {
+    throw new UsageError(`the log file ${logFile} cannot be inside the mount point ${shown}`);
   }
   const base = {
     dir,
@@ -210,8 +217,8 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
 
   if (!options.foreground) {
     const auth = await readAuth(options, ctx.log);
-    await checkMountPoint(dir);
-    ctx.progress(`mounting ${resolved.connectString}${resolved.path} at ${dir}`);
+    await checkMountPoint(dir, shown);
+    ctx.progress(`mounting ${resolved.connectString}${resolved.path} at ${shown}`);
     const { pid } = await spawnDaemon({
       args: daemonArgs(resolved, coherence, dir, options, logFile!, auth !== undefined, ctx.log.level),
       input: auth ? `${auth.user}:${auth.password}\n` : undefined,
@@ -229,7 +236,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
   try {
     const auth = await readAuth(options, ctx.log);
     if (auth) log.addSecret(auth.password);
-    await checkMountPoint(dir);
+    await checkMountPoint(dir, shown);
     const result = await serveZkfs({
       resolved,
       dir,

@@ -4,10 +4,10 @@
  * (type fuse.zkfs in the mount table); anything else is refused by name.
  */
 import { unlink } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { run, ToolError } from '../adapters/exec.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { isProcessAlive } from '../adapters/processes.js';
+import { realMountPoint } from '../adapters/real-path.js';
 import { readMountRecord, removeMountRecord } from '../adapters/zkfs/run-state.js';
 import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
 import { statusSocketPath } from '../adapters/zkfs/status-socket.js';
@@ -42,12 +42,15 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
 
 export async function umountZk(options: UmountZkOptions, ctx: CommandContext): Promise<UmountZkResult> {
   if (options.dir === '') throw new UsageError('DIR is empty');
-  const dir = resolve(options.dir);
+  // The mount table and the run record know the mount by its real path, whichever spelling mounted it.
+  const { dir, shown } = await realMountPoint(options.dir);
   const lazy = options.lazy ?? false;
   const entry = mountAt(await readMountTable(), dir);
-  if (!entry) throw new OperationError(`${dir} is not mounted`);
+  if (!entry) throw new OperationError(`${shown} is not mounted`);
   if (entry.fsType !== ZKFS_FSTYPE) {
-    throw new OperationError(`${dir} is not a ZooKeeper mount (it is ${entry.fsType} from ${entry.source})`);
+    throw new OperationError(
+      `${shown} is not a ZooKeeper mount (it is ${entry.fsType} from ${entry.source})`,
+    );
   }
   const record = await readMountRecord(dir).catch(() => undefined);
   const pid = record && isProcessAlive(record.pid) ? record.pid : undefined;
@@ -59,7 +62,7 @@ export async function umountZk(options: UmountZkOptions, ctx: CommandContext): P
     });
   } catch (error) {
     if (error instanceof ToolError && /busy/i.test(error.stderr)) {
-      throw new OperationError(`${dir} is busy: files or directories in it are still in use`, {
+      throw new OperationError(`${shown} is busy: files or directories in it are still in use`, {
         detail: 'close them (fuser -vm DIR shows which processes) or unmount with --lazy',
       });
     }
@@ -70,7 +73,7 @@ export async function umountZk(options: UmountZkOptions, ctx: CommandContext): P
     ctx.progress(`waiting for the daemon (pid ${pid}) to exit`);
     daemonExited = await waitForExit(pid, lazy ? 2_000 : (options.timeoutMs ?? 30_000));
     if (!daemonExited && !lazy) {
-      throw new OperationError(`${dir} is unmounted but its daemon (pid ${pid}) has not exited`, {
+      throw new OperationError(`${shown} is unmounted but its daemon (pid ${pid}) has not exited`, {
         detail: record?.logFile ? `see its log: ${record.logFile}` : undefined,
       });
     }

@@ -5,9 +5,9 @@
  * mount made on this host (its run record names the daemon); the daemon is
  * asked over its status socket and must answer within `timeoutMs`.
  */
-import { resolve } from 'node:path';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { isProcessAlive } from '../adapters/processes.js';
+import { realMountPoint } from '../adapters/real-path.js';
 import { readMountRecord, runDir } from '../adapters/zkfs/run-state.js';
 import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
 import { type MountStatus, queryStatus, statusSocketPath } from '../adapters/zkfs/status-socket.js';
@@ -25,20 +25,21 @@ export type ZkStatusResult = MountStatus;
 
 export async function zkStatus(options: ZkStatusOptions, ctx: CommandContext): Promise<ZkStatusResult> {
   if (options.dir === '') throw new UsageError('DIR is empty');
-  const dir = resolve(options.dir);
+  // The mount table and the run record know the mount by its real path, whichever spelling mounted it.
+  const { dir, shown } = await realMountPoint(options.dir);
   const entry = mountAt(await readMountTable(), dir);
-  if (!entry) throw new OperationError(`${dir} is not mounted`);
+  if (!entry) throw new OperationError(`${shown} is not mounted`);
   if (entry.fsType !== ZKFS_FSTYPE) {
-    throw new OperationError(`${dir} is not a ZooKeeper mount (${entry.fsType} from ${entry.source})`);
+    throw new OperationError(`${shown} is not a ZooKeeper mount (${entry.fsType} from ${entry.source})`);
   }
   const record = await readMountRecord(dir);
   if (!record) {
-    throw new OperationError(`no daemon is recorded for ${dir} in ${runDir()}`, {
+    throw new OperationError(`no daemon is recorded for ${shown} in ${runDir()}`, {
       detail: 'was it mounted with another ZKFSCTL_RUN_DIR, or by another host namespace?',
     });
   }
   if (!isProcessAlive(record.pid)) {
-    throw new OperationError(`the daemon of ${dir} (pid ${record.pid}) is not running`, {
+    throw new OperationError(`the daemon of ${shown} (pid ${record.pid}) is not running`, {
       detail: `the mount is dead; take it down with: zkfsctl umount ${dir} (add --lazy if programs still use it)`,
     });
   }
@@ -48,7 +49,7 @@ export async function zkStatus(options: ZkStatusOptions, ctx: CommandContext): P
     return await queryStatus(socket, options.timeoutMs ?? 3000);
   } catch (error) {
     throw new OperationError(
-      `the daemon of ${dir} (pid ${record.pid}) does not answer: ${errorMessage(error)}`,
+      `the daemon of ${shown} (pid ${record.pid}) does not answer: ${errorMessage(error)}`,
       {
         detail: record.logFile ? `see its log ${record.logFile}` : undefined,
       },
