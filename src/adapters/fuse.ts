@@ -129,7 +129,10 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     log,
   );
   vfs.tree.onWatchLost = () => gap.watchLost();
-  vfs.tree.onWatchBack = () => void gap.watchBack();
+  vfs.tree.onWatchBack = () => {
+    vfs.watchBack();
+    void gap.watchBack();
+  };
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), INIT_TIMEOUT_MS);

@@ -99,7 +99,7 @@ async function writeFile(vfs: ZkVfs, path: string, data: string | Buffer): Promi
 
 async function readFile(vfs: ZkVfs, path: string): Promise<string> {
   const fh = await vfs.open(path, 0);
-  const data = vfs.read(fh, 1 << 21, 0);
+  const data = await vfs.read(fh, 1 << 21, 0);
   await vfs.release(fh);
   return data.toString();
 }
@@ -199,7 +199,7 @@ describe('watch-driven cache', () => {
     const requests = m.session.counters.requests;
     const fh = m.vfs.openCached('/f', 0);
     expect(fh).toBeTypeOf('number');
-    expect(m.vfs.read(fh as number, 100, 0).toString()).toBe('one');
+    expect((await m.vfs.read(fh as number, 100, 0)).toString()).toBe('one');
     // Nothing to write back: the handle is gone when release returns.
     expect(m.vfs.release(fh as number)).toBeUndefined();
     expect(m.vfs.openHandles).toBe(0);
@@ -209,7 +209,7 @@ describe('watch-driven cache', () => {
     const writer = await m.vfs.open('/f', 0o2);
     m.vfs.write(writer, Buffer.from('TWO'), 0);
     const reader = m.vfs.openCached('/f', 0) as number;
-    expect(m.vfs.read(reader, 100, 0).toString()).toBe('TWO');
+    expect((await m.vfs.read(reader, 100, 0)).toString()).toBe('TWO');
     await m.vfs.release(reader);
     await m.vfs.flush(writer);
     await m.vfs.release(writer);
@@ -225,7 +225,7 @@ describe('watch-driven cache', () => {
     await raw.setData(`${m.root}/f`, Buffer.from('three'), -1);
     await until(async () => {
       const h = m.vfs.openCached('/f', 0) ?? (await m.vfs.open('/f', 0));
-      const seen = m.vfs.read(h, 100, 0).toString();
+      const seen = (await m.vfs.read(h, 100, 0)).toString();
       await m.vfs.release(h);
       return seen === 'three';
     }, 'the new content');

@@ -21,6 +21,7 @@ import {
   sees,
   startZkWithClient,
   tryMountZkfs,
+  waitUntilOpen,
   type ZkfsMount,
   zkfsctl,
   zkfsRunDir,
@@ -195,6 +196,39 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     await client.remove('/coh/other/f/child', -1);
     await client.remove('/coh/other/d/n', -1);
     await eventually(async () => (await m.ok('ls d')) === '', 'node gone', 2000);
+  });
+
+  it("a program holding a file open for reading reads another client's later change through it, as tail -f does", async () => {
+    const m = await mountZkfs(zk.connectString, '/coh/follow');
+    await m.ok('printf "one\\n" > log');
+    // Reads to the end, waits for a line, then reads on from where it was (tail -f) and again from the start.
+    const follower = execa(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('node:fs');
+         const fd = fs.openSync('log', 'r');
+         const buf = Buffer.alloc(4096);
+         let at = fs.readSync(fd, buf, 0, 4096, null);
+         process.stdout.write(buf.subarray(0, at).toString() + '|');
+         process.stdin.once('data', () => {
+           const more = fs.readSync(fd, buf, 0, 4096, null);
+           process.stdout.write(buf.subarray(0, more).toString() + '|');
+           const all = fs.readSync(fd, buf, 0, 4096, 0);
+           process.stdout.write(buf.subarray(0, all).toString() + '|' + fs.fstatSync(fd).size);
+           process.exit(0);
+         });`,
+      ],
+      { cwd: m.dir, stdin: 'pipe', reject: false, timeout: 30_000 },
+    );
+    await waitUntilOpen(follower.pid!, join(m.dir, 'log'));
+    await client.setData('/coh/follow/log', Buffer.from('one\ntwo\n'), -1);
+    // Its size shows the change (a stat opens nothing, which would read the new data for every handle).
+    await sees(m, 'stat -c %s log', '8\n');
+    follower.stdin?.end('\n');
+    const r = await follower;
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('one\n|two\n|one\ntwo\n|8');
   });
 
   it('modes, owners, links and renames made on one mount show on another at once, though its kernel caches for 10 s', async () => {

@@ -59,7 +59,7 @@ async function writeFile(vfs: ZkVfs, path: string, data: Buffer | string): Promi
 
 async function readFile(vfs: ZkVfs, path: string): Promise<Buffer> {
   const fh = await vfs.open(path, 0);
-  const data = vfs.read(fh, 1 << 21, 0);
+  const data = await vfs.read(fh, 1 << 21, 0);
   await vfs.release(fh);
   return data;
 }

@@ -443,7 +443,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `read ${where()}`,
           () => {
-            if (fh !== NO_HANDLE && !fast?.isFastHandle(fh)) return dataReply(u, vfs.read(fh, size, offset));
+            if (fh !== NO_HANDLE && !fast?.isFastHandle(fh)) {
+              const data = vfs.read(fh, size, offset);
+              return Buffer.isBuffer(data) ? dataReply(u, data) : data.then((d) => dataReply(u, d));
+            }
             const path = nodes.path(h.nodeId);
             // Deleted, and still open somewhere: as it was.
             if (path === undefined) return dataReply(u, orphans.read(h.nodeId, size, offset));

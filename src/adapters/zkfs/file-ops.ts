@@ -264,10 +264,51 @@ export async function create(
   return { fh: ctx.files.open(file, { writable: true, append: false }), attr };
 }
 
-export function read(ctx: VfsContext, fh: number, length: number, position: number): Buffer {
+export function read(
+  ctx: VfsContext,
+  fh: number,
+  length: number,
+  position: number,
+): Buffer | Promise<Buffer> {
   const file = ctx.files.get(fh).file;
   if (position === 0) ctx.onReadStart?.(file.mountPath);
+  if (file.behind && followsNode(ctx, file)) {
+    return catchUp(ctx, file).then(() => file.buffer.read(position, length));
+  }
   return file.buffer.read(position, length);
+}
+
+/**
+ * Whether `file` should show its node's current data: only handles that read
+ * have it open, nothing of it waits to be written back, and its name still
+ * stands for it (a file deleted while open is read as it was).
+ */
+function followsNode(ctx: VfsContext, file: OpenFile): boolean {
+  return (
+    file.writerRefs === 0 &&
+    !isDirty(file) &&
+    !file.deleted &&
+    !file.deletedElsewhere &&
+    ctx.files.byZnode(file.znode) === file
+  );
+}
+
+/** Reads the data another client wrote into `file`'s buffer, still nobody's but readers'. */
+async function catchUp(ctx: VfsContext, file: OpenFile): Promise<void> {
+  file.behind = false; // a change heard while reading marks it again
+  let node: NodeData;
+  try {
+    node = await readNode(ctx, file.znode, file.mountPath);
+  } catch (error) {
+    // Gone meanwhile: read as it was, like a file deleted while open.
+    if (error instanceof FsError && error.code === 'ENOENT') return;
+    file.behind = true;
+    throw error;
+  }
+  if (followsNode(ctx, file) && node.stat.version > file.version) {
+    file.buffer.reset(node.data);
+    file.version = node.stat.version;
+  }
 }
 
 /**

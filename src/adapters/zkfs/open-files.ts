@@ -31,6 +31,13 @@ export interface OpenFile {
    * name has the data version they were based on.
    */
   deletedElsewhere?: boolean | undefined;
+  /**
+   * Another client changed the node since `buffer` was read: a handle that
+   * only reads reads the new data, as on a local disk (tail -f on a log
+   * another host writes). Handles open for writing keep what they opened,
+   * to write back at that version or fail.
+   */
+  behind?: boolean | undefined;
   /** Time of the last local change, shown by getattr while dirty. */
   mtimeMs: number;
   /** The tail of this file's flush queue. */
@@ -163,6 +170,17 @@ export class OpenFiles {
     if (!file) return;
     this.files.delete(znode);
     if (file.writerRefs > 0 || isDirty(file)) file.deletedElsewhere = true;
+  }
+
+  /** Another client changed `znode`'s data (a watch said so). */
+  changedElsewhere(znode: string): void {
+    const file = this.files.get(znode);
+    if (file) file.behind = true;
+  }
+
+  /** Changes made while no watch reported them may have reached any open file. */
+  allChangedElsewhere(): void {
+    for (const file of this.files.values()) file.behind = true;
   }
 
   /** Re-keys open files after a rename of `from` to `to` (versions restart at 0 if unchanged). */

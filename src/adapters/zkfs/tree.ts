@@ -75,6 +75,11 @@ export class ZkTree {
    */
   onDeleting: ((znode: string) => void) | undefined;
   /**
+   * Told that another client changed the data of `znode`, by a tree that
+   * hears of it (watch-cache.ts), once memory has dropped the old data.
+   */
+  onDataChanged: ((znode: string) => void) | undefined;
+  /**
    * Told, by a tree kept exact by a watch, that the watch is gone (changes
    * from now on go unreported) while memory still holds what it held; and
    * that it is back, with memory emptied in between.

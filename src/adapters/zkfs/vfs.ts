@@ -66,6 +66,7 @@ export class ZkVfs {
       pathKeys: new PathKeyTable(options.root),
       proofs: new CreateProofs(),
     };
+    tree.onDataChanged = (znode) => this.ctx.files.changedElsewhere(znode);
   }
 
   get tree(): ZkTree {
@@ -126,6 +127,10 @@ export class ZkVfs {
   }
   read(fh: number, length: number, position: number) {
     return files.read(this.ctx, fh, length, position);
+  }
+  /** The watch is back after a gap: what open files hold may be out of date. */
+  watchBack() {
+    this.ctx.files.allChangedElsewhere();
   }
   /** Another client deleted `znode` (a watch said so). */
   deletedElsewhere(znode: string) {

@@ -214,6 +214,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       this.recentlyDeleted.created(notice.path);
     }
     applyNotice(this, notice);
+    if (notice.type === 'dataChanged' && !own) this.onDataChanged?.(notice.path);
     if (kernel && isDoc && !own && before) {
       // Which entries changed, the document read again says.
       const dir = parentPath(notice.path);
