@@ -28,6 +28,8 @@ export interface FuseMountOptions {
   allowOther?: boolean;
   allowRoot?: boolean;
   readOnly?: boolean;
+  /** Programs on the mount may not be executed (-o noexec). */
+  noExec?: boolean;
   /** Shown as the mount's source in the mount table. */
   fsname: string;
   /** Makes the mount type `fuse.<subtype>`. */
@@ -86,6 +88,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       subtype: options.subtype,
       allowOther: options.allowOther === true || options.allowRoot === true,
       readOnly: options.readOnly === true,
+      noExec: options.noExec === true,
       busyPollUs: options.busyPollUs ?? 0,
       log,
     },

@@ -46,7 +46,7 @@ export interface MountZkOptions {
   gid?: string | number | undefined;
   /** Octal, e.g. "022". */
   umask?: string | number | undefined;
-  /** FUSE -o options: allow_other, allow_root, default_permissions, ro. */
+  /** FUSE -o options: allow_other, allow_root, default_permissions, ro, noexec, nosuid, nodev. */
   options?: readonly string[] | undefined;
   foreground?: boolean | undefined;
   /** Where the daemon logs (default /var/log/zkfsctl/<mount point>.log); foreground: optional. */

@@ -5,6 +5,7 @@
  * caller's umask. The other user is a real process (setpriv), as a login
  * of another user on the host would be.
  */
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
@@ -107,5 +108,30 @@ describe.skipIf(missing({ fuse: true }))('nodes made by another user on an allow
       '-rw-r--r-- view/pub\n-rw------- view/priv\n',
     );
     await dirs.unmount();
+  });
+
+  it('grants nothing through a setuid bit stored in ZooKeeper: the mount is nosuid and nodev, and takes -o noexec', async () => {
+    // Whoever may write the tree (any client, under ZooKeeper's default ACL) can store a root-owned setuid file.
+    expect(
+      await m.ok('cp /usr/bin/id tx/id && chown 0:0 tx/id && chmod 4755 tx/id && stat -c %A tx/id'),
+    ).toBe('-rwsr-xr-x\n');
+    const run = await m.sh(asNobody('tx/id -u'));
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe('65534\n');
+    const flags = (dir: string) =>
+      (
+        readFileSync('/proc/self/mountinfo', 'utf8')
+          .split('\n')
+          .find((line) => line.split(' ')[4] === dir) ?? ''
+      )
+        .split(' ')[5]
+        ?.split(',');
+    expect(flags(m.dir)).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
+    const noexec = await mountZkfs(zk.connectString, root, { args: ['-o', 'allow_other,noexec'] });
+    expect(flags(noexec.dir)).toEqual(expect.arrayContaining(['nosuid', 'nodev', 'noexec']));
+    const refused = await noexec.sh('tx/id -u');
+    expect(refused.stderr).toContain('Permission denied');
+    await noexec.unmount();
+    await m.ok('rm tx/id');
   });
 });

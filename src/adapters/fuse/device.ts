@@ -36,6 +36,8 @@ export interface DeviceOptions {
   allowOther: boolean;
   /** Mounted read-only: the kernel refuses opens for writing itself (it never tells us of opens). */
   readOnly: boolean;
+  /** Programs on the mount may not be executed (-o noexec). */
+  noExec?: boolean;
   /** Microseconds to keep polling for the next request after each answer (busy-poll.ts). */
   busyPollUs: number;
   log: Logger;
@@ -162,6 +164,11 @@ export async function openFuseDevice(
     `group_id=${gid}`,
     // The kernel checks mode bits and owners against the attributes we report.
     'default_permissions',
+    // Modes and owners come from ZooKeeper, which any client its ACLs let write may set: a
+    // root-owned setuid file stored there must not make a user of this host root.
+    'nosuid',
+    'nodev',
+    ...(options.noExec ? ['noexec'] : []),
     ...(options.allowOther ? ['allow_other'] : []),
     ...(options.readOnly ? ['ro'] : []),
   ];

@@ -253,6 +253,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         allowOther: resolved.fuseOptions.includes('allow_other'),
         allowRoot: resolved.fuseOptions.includes('allow_root'),
         readOnly: resolved.readOnly,
+        noExec: resolved.fuseOptions.includes('noexec'),
         busyPollUs: resolved.busyPollUs,
         attrTimeoutS: coherence.attrTimeoutMs / 1000,
         log,

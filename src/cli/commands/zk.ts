@@ -60,7 +60,7 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
     .option('--umask <mask>', 'permissions of nodes without stored ones (default 022)')
     .option(
       '-o, --option <opt>',
-      'FUSE option: allow_other, allow_root, default_permissions, ro (repeatable)',
+      'FUSE option: allow_other, allow_root, default_permissions, ro, noexec (nosuid, nodev: always on) (repeatable)',
       collect,
       [],
     )

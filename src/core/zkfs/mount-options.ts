@@ -17,8 +17,19 @@ export interface ZkHost {
 /** What the server counts against jute.maxbuffer by default; the default --max-file-size. */
 export const DEFAULT_MAX_FILE_SIZE = ZK_MAX_REQUEST_BYTES;
 
-/** FUSE -o options zkfs understands (the rest are refused rather than ignored). */
-export const FUSE_OPTIONS = ['allow_other', 'allow_root', 'default_permissions', 'ro'] as const;
+/**
+ * FUSE -o options zkfs understands (the rest are refused rather than ignored).
+ * nosuid and nodev are accepted for scripts that pass them: they are always on.
+ */
+export const FUSE_OPTIONS = [
+  'allow_other',
+  'allow_root',
+  'default_permissions',
+  'ro',
+  'nosuid',
+  'nodev',
+  'noexec',
+] as const;
 export type FuseOption = (typeof FUSE_OPTIONS)[number];
 
 /**
