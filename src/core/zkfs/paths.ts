@@ -46,6 +46,12 @@ export function normalizeZkPath(path: string): string {
   for (const part of trimmed.slice(1).split('/')) {
     const problem = nameProblem(part);
     if (problem) throw new UsageError(`ZooKeeper path '${path}' is invalid: ${problem}`);
+    // Mounted, it would show the document as a directory, and a file made there would break its parent.
+    if (part === META_NODE) {
+      throw new UsageError(
+        `ZooKeeper path '${path}' is invalid: ${META_NODE} is the metadata document of its directory, not a tree`,
+      );
+    }
   }
   return trimmed;
 }

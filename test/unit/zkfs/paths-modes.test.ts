@@ -35,9 +35,12 @@ describe('paths', () => {
     expect(normalizeZkPath(input)).toBe(expected);
   });
 
-  it.each(['app', '', '/a//b', '/a/./b', '/a/../b', '/a\u0001b'])('refuses the mount PATH %j', (input) => {
-    expect(() => normalizeZkPath(input)).toThrow(UsageError);
-  });
+  it.each(['app', '', '/a//b', '/a/./b', '/a/../b', '/a\u0001b', '/app/__zkfs__', '/__zkfs__/x'])(
+    'refuses the mount PATH %j',
+    (input) => {
+      expect(() => normalizeZkPath(input)).toThrow(UsageError);
+    },
+  );
 
   it.each([
     ['/', '/', '/'],
