@@ -19,6 +19,7 @@ import { fileLogger, notifyParent, spawnDaemon } from '../adapters/zkfs/daemon.j
 import { escapeMountPoint } from '../adapters/zkfs/run-state.js';
 import { serveZkfs } from '../adapters/zkfs/serve.js';
 import { errorMessage, isOperationError, OperationError, UsageError } from '../core/errors.js';
+import { fitFileName } from '../core/names.js';
 import { type CoherenceOptions, resolveCoherenceOptions } from '../core/zkfs/coherence-options.js';
 import { parseAuth, type ResolvedMountOptions, resolveMountOptions } from '../core/zkfs/mount-options.js';
 import { isWithin } from '../core/zkfs/paths.js';
@@ -88,7 +89,7 @@ export interface MountZkResult {
 const DEFAULT_CONNECT_TIMEOUT_S = 10;
 
 export function defaultLogFile(dir: string): string {
-  return `/var/log/zkfsctl/${escapeMountPoint(dir)}.log`;
+  return `/var/log/zkfsctl/${fitFileName(escapeMountPoint(dir), '.log')}`;
 }
 
 /**

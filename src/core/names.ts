@@ -3,9 +3,10 @@
  * (partition nodes, LUKS mapping names, device globs).
  *
  * Exports: `naturalCompare`, `kernelName`, `partitionName`, `mapperName`, `isMapperName`,
- * `globMatches`, `VIRTUAL_DEVICE_GLOBS`, `METADATA_PARTITION_NAME`, `METADATA_PARTITION_TYPE`,
+ * `globMatches`, `fitFileName`, `VIRTUAL_DEVICE_GLOBS`, `METADATA_PARTITION_NAME`, `METADATA_PARTITION_TYPE`,
  * `DATA_PARTITION_TYPE`.
  */
+import { createHash } from 'node:crypto';
 
 /** GPT name and type GUID of partition 1 (shared/reference.md §1: keep for compatibility). */
 export const METADATA_PARTITION_NAME = 'simple-metadata';
@@ -77,4 +78,26 @@ export function globMatches(pattern: string, name: string): boolean {
     } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   }
   return new RegExp(`^${re}$`).test(name);
+}
+
+/** Longest file name (one path component) Linux filesystems accept, in bytes. */
+export const NAME_MAX = 255;
+
+/**
+ * `stem + suffix` when it fits in one path component; otherwise the start of
+ * `stem`, a hash of the whole of it and `suffix`, so that names derived from a
+ * long volume name or a deep mount point still differ and can still be created
+ * (open and rename fail with ENAMETOOLONG past NAME_MAX bytes).
+ */
+export function fitFileName(stem: string, suffix = ''): string {
+  const whole = `${stem}${suffix}`;
+  if (Buffer.byteLength(whole) <= NAME_MAX) return whole;
+  const hash = `-${createHash('sha256').update(stem).digest('hex').slice(0, 16)}`;
+  const room = NAME_MAX - Buffer.byteLength(hash) - Buffer.byteLength(suffix);
+  let head = '';
+  for (const c of stem) {
+    if (Buffer.byteLength(head + c) > room) break;
+    head += c;
+  }
+  return `${head}${hash}${suffix}`;
 }

@@ -12,6 +12,7 @@ import type { CommandContext } from '../commands/context.js';
 import { mountZk } from '../commands/mount-zk.js';
 import { umountZk } from '../commands/umount-zk.js';
 import { UsageError } from '../core/errors.js';
+import { fitFileName } from '../core/names.js';
 import type { VolumeRecord } from '../core/plugin-state.js';
 import { parseAuth, parseHosts, parseMode } from '../core/zkfs/mount-options.js';
 import { normalizeZkPath } from '../core/zkfs/paths.js';
@@ -95,7 +96,8 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
           authFile: o['auth-file'],
           // Containers run processes under any uid; the daemon runs as root, so this needs no fuse.conf.
           options: ['allow_other'],
-          logFile: join(options.logDir, `${volume.name}.log`),
+          // A volume name may be 255 characters long: with ".log" added it would not be a file name.
+          logFile: join(options.logDir, fitFileName(volume.name, '.log')),
         },
         ctx,
       );

@@ -3,7 +3,7 @@
  * plugin socket: a volume whose FUSE daemon died is mounted afresh on the
  * next Mount and at start-up, instead of handing containers a dead mount.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isProcessAlive } from '../../src/adapters/processes.js';
@@ -12,6 +12,14 @@ import { statusSocketPath } from '../../src/adapters/zkfs/status-socket.js';
 import { missing } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
 import { mountedAt, readZnode, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
+
+/** The kernel's id of the mount at `dir`: a mount taken down and made again gets a new one. */
+function mountIdAt(dir: string): string | undefined {
+  const line = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === dir);
+  return line?.split(' ')[0];
+}
 
 async function killDaemon(dir: string): Promise<number> {
   const record = await readMountRecord(dir);
@@ -59,5 +67,37 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     expect(await refsOf(plugin, 'rec')).toBe(0);
     // Nothing is left of the killed daemons: `zkfsctl status` finds no dead sockets.
     for (const pid of killed) expect(existsSync(statusSocketPath(pid))).toBe(false);
+  });
+
+  it('shares a long-named volume between two Mounts without remounting it, and logs its daemon', async () => {
+    const zk = await startZk();
+    const plugin = await startPluginProcess({ tool: 'zkfsctl' });
+    // Every '-' escapes to four characters in the daemon's record name: 121 characters become 301.
+    const dashed = `${'a-'.repeat(60)}a`;
+    const longest = 'v'.repeat(255);
+    for (const name of [dashed, longest]) {
+      const create = await plugin.post('/VolumeDriver.Create', {
+        Name: name,
+        Opts: { hosts: zk.connectString, path: `/long${name.length}` },
+      });
+      expect(create).toEqual({ status: 200, json: { Err: '' } });
+      const first = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
+      expect(first.json.Err).toBe('');
+      const dir = first.json.Mountpoint as string;
+      writeFileSync(join(dir, 'note'), 'first\n');
+      const mountId = mountIdAt(dir);
+      expect(mountId).toBeDefined();
+      const second = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c2' });
+      expect(second).toEqual({ status: 200, json: { Mountpoint: dir, Err: '' } });
+      // The first container's mount is the one the second gets: not taken down and mounted afresh.
+      expect(mountIdAt(dir)).toBe(mountId);
+      expect(readFileSync(join(dir, 'note'), 'utf8')).toBe('first\n');
+      for (const id of ['c1', 'c2']) await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: id });
+      expect(mountedAt(dir)).toBe(false);
+    }
+    expect(plugin.logs()).not.toContain('the process serving');
+    const logs = readdirSync(join(plugin.stateDir, 'logs'));
+    expect(logs).toContain(`${dashed}.log`);
+    expect(logs.filter((f) => f.startsWith('vvvv') && f.endsWith('.log'))).toHaveLength(1);
   });
 });

@@ -2,7 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseBlkidExport, readErrorReason } from '../../src/adapters/blkid.js';
 import { parsePartxPairs } from '../../src/adapters/partx.js';
-import { globMatches, isMapperName, mapperName, partitionName } from '../../src/core/names.js';
+import {
+  fitFileName,
+  globMatches,
+  isMapperName,
+  mapperName,
+  NAME_MAX,
+  partitionName,
+} from '../../src/core/names.js';
 
 describe('parseBlkidExport', () => {
   it('reads KEY=value lines and undoes escaping', () => {
@@ -92,5 +99,19 @@ describe('names', () => {
     ['a.b', 'axb', false],
   ])('glob %s against %s is %s', (glob, name, result) => {
     expect(globMatches(glob, name)).toBe(result);
+  });
+
+  it('keeps a file name that fits, and shortens one that does not to distinct names that fit', () => {
+    expect(fitFileName('cfg', '.log')).toBe('cfg.log');
+    expect(fitFileName('v'.repeat(251), '.log')).toBe(`${'v'.repeat(251)}.log`);
+    const a = fitFileName(`${'v'.repeat(300)}a`, '.json');
+    const b = fitFileName(`${'v'.repeat(300)}b`, '.json');
+    for (const name of [a, b]) {
+      expect(Buffer.byteLength(name)).toBeLessThanOrEqual(NAME_MAX);
+      expect(name).toMatch(/^v+-[0-9a-f]{16}\.json$/);
+    }
+    expect(a).not.toBe(b);
+    expect(fitFileName(`${'v'.repeat(300)}a`, '.json')).toBe(a);
+    expect(Buffer.byteLength(fitFileName('é'.repeat(200), '.log'))).toBeLessThanOrEqual(NAME_MAX);
   });
 });

@@ -7,6 +7,7 @@
  */
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fitFileName } from '../../core/names.js';
 import { readJson, writeJsonAtomic } from '../state-file.js';
 
 export interface MountRecord {
@@ -34,7 +35,8 @@ export function escapeMountPoint(dir: string): string {
 }
 
 function recordPath(dir: string): string {
-  return join(runDir(), `${escapeMountPoint(dir)}.json`);
+  // A deep mount point escapes to more than a file name holds; without its record the mount looks dead.
+  return join(runDir(), fitFileName(escapeMountPoint(dir), '.json'));
 }
 
 export async function writeMountRecord(record: MountRecord): Promise<void> {
