@@ -56,12 +56,21 @@ export async function chooseDisks(
   disks: DiskReport[],
   ac: AssembleContext,
 ): Promise<MatchResult> {
-  // The caller has read the passphrase (and warned about an inline one) already: say it once.
+  return matchQuery({ query: spec.query, disks, volume: spec.name, host: ac.host }, saidOnce(ac));
+}
+
+/**
+ * The context for a handler the assembly passes the parsed query to. The
+ * caller has read the passphrase, and warned about it if the volume name holds
+ * it, already: said once, and never for one given beside the name (`-o`),
+ * which the handler could not tell apart.
+ */
+export function saidOnce(ac: AssembleContext): CommandContext {
   const log = {
     ...ac.ctx.log,
     warn: (m: string) => (m === INLINE_PASSPHRASE_WARNING ? undefined : ac.ctx.log.warn(m)),
   };
-  return matchQuery({ query: spec.query, disks, volume: spec.name, host: ac.host }, { ...ac.ctx, log });
+  return { ...ac.ctx, log };
 }
 
 /** The error for a volume that cannot get min-disks disks; `detail` says why each other disk did not match. */

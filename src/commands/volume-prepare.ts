@@ -9,7 +9,7 @@ import type { InitialisedDisk } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
 import type { ChosenDisk } from '../core/match.js';
 import { initializeDisk } from './initialize-disk.js';
-import type { AssembleContext, VolumeSpec } from './volume-assemble.js';
+import { type AssembleContext, saidOnce, type VolumeSpec } from './volume-assemble.js';
 
 export async function prepareDisk(
   spec: VolumeSpec,
@@ -23,7 +23,7 @@ export async function prepareDisk(
   const result = await initializeDisk(
     // The caller holds the state lock: initialize-disk reads (and updates) the assignments through it.
     { device: disk.device, query: spec.query, host: ac.host, volumeState: { session: ac.session } },
-    { ...ac.ctx, confirm: async () => true },
+    { ...saidOnce(ac), confirm: async () => true },
   );
   const after = result.disk;
   if (after?.state !== 'initialised') {

@@ -34,12 +34,16 @@ export interface VolumeEnv {
   stateDir: string;
   /** Runs simplectl with --state-dir (and `include` for mount). */
   run(args: readonly string[], options?: { env?: Record<string, string> }): Promise<CliResult>;
-  /** `simplectl mount QUERY DIR --include …` over these devices (or disks), registering an unmount for cleanup. */
+  /**
+   * `simplectl mount QUERY DIR [-o KEY=VALUE …] --include …` over these devices (or disks),
+   * registering an unmount for cleanup.
+   */
   mount(
     query: string,
     dir: string,
     devices: readonly (string | LoopDisk)[],
     env?: Record<string, string>,
+    options?: Record<string, string>,
   ): Promise<CliResult>;
   /** `simplectl umount [--release] DIR`, failing the test with simplectl's message unless it succeeds. */
   umount(dir: string, options?: { release?: boolean }): Promise<void>;
@@ -72,13 +76,14 @@ export function volumeEnv(): VolumeEnv {
   return {
     stateDir,
     run,
-    mount: (query, dir, devices, env) => {
+    mount: (query, dir, devices, env, options = {}) => {
       onCleanup(`volume at ${dir}`, async () => {
         if (mountsUnder(dir).length > 0) await run(['umount', '--lazy', dir]);
         for (const m of mountsUnder(dir)) execFileSync('umount', ['-l', m]);
       });
       const names = devices.map((d) => (typeof d === 'string' ? d : d.device).replace('/dev/', ''));
-      return run(['mount', query, dir, '--include', ...names], { ...(env ? { env } : {}) });
+      const opts = Object.entries(options).flatMap(([key, value]) => ['-o', `${key}=${value}`]);
+      return run(['mount', query, dir, ...opts, '--include', ...names], { ...(env ? { env } : {}) });
     },
     umount: async (dir, options = {}) => {
       const args = ['umount', ...(options.release ? ['--release'] : []), dir];
