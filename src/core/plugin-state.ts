@@ -75,7 +75,7 @@ export function parseState(value: unknown, source: string): PluginState {
   const entries = typeof raw.volumes === 'object' && raw.volumes !== null ? Object.entries(raw.volumes) : [];
   for (const [name, record] of entries) {
     const r = (record ?? {}) as Partial<Record<keyof VolumeRecord, unknown>>;
-    validateVolumeName(name);
+    savedName(name, source);
     const options: Record<string, string> = {};
     if (typeof r.options === 'object' && r.options !== null) {
       for (const [k, v] of Object.entries(r.options)) if (typeof v === 'string') options[k] = v;
@@ -85,10 +85,20 @@ export function parseState(value: unknown, source: string): PluginState {
       options,
       createdAt: typeof r.createdAt === 'string' ? r.createdAt : new Date(0).toISOString(),
       refs: sanitizeRefs(r.refs),
-      ...(typeof r.dir === 'string' ? { dir: validateVolumeName(r.dir) } : {}),
+      ...(typeof r.dir === 'string' ? { dir: savedName(r.dir, source) } : {}),
     };
   }
   return { version: STATE_VERSION, volumes };
+}
+
+/** A name read back from the state file: a bad one is the file's fault, not a usage error. */
+function savedName(name: string, source: string): string {
+  try {
+    return validateVolumeName(name);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    throw new OperationError(`state file ${source}: ${error.message}; fix or remove it`);
+  }
 }
 
 /** The engine asked about a volume this plugin does not have (it asks before every Create). */

@@ -111,7 +111,11 @@ describe('plugin state transitions', () => {
     [[], 'does not hold an object'],
     [{ version: 2, volumes: {} }, 'has version 2'],
     [{ version: 1, volumes: { 'a/b': {} } }, "contains '/'"],
-  ])('refuses corrupt state %j', (value, why) => {
+    [{ version: 1, volumes: { v: { dir: '../v' } } }, "contains '/'"],
+  ])('refuses corrupt state %j, naming the file (exit 1, not a usage error)', (value, why) => {
     expect(() => parseState(value, '/x/state.json')).toThrow(why);
+    expect(() => parseState(value, '/x/state.json')).toThrow('/x/state.json');
+    expect(() => parseState(value, '/x/state.json')).toThrow(OperationError);
+    expect(() => parseState(value, '/x/state.json')).not.toThrow(UsageError);
   });
 });
