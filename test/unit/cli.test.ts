@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 
@@ -120,6 +121,20 @@ describe('command line', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stdout).toBe('');
+  });
+
+  it('writes absolute paths into systemd units, which run from / and read a relative ListenStream as an address', async () => {
+    const r = await capture('zkfsctl', [
+      'serve-plugin',
+      '--socket',
+      'rel.sock',
+      '--state-dir',
+      'st',
+      '--print-systemd-units',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`ListenStream=${resolve('rel.sock')}\n`);
+    expect(r.stdout).toContain(`--socket ${resolve('rel.sock')} --state-dir ${resolve('st')}\n`);
   });
 
   it('rejects an invalid --log-level with exit 2', async () => {

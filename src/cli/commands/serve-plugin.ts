@@ -26,14 +26,27 @@ interface ServePluginFlags {
   buildRootfs?: string;
 }
 
-/** The serve-plugin arguments that reproduce these flags, for ExecStart=. */
+/**
+ * These flags with every path made absolute: systemd runs the service from /
+ * and takes a ListenStream= that is not absolute for an address, not a path.
+ */
+function absolutePaths(flags: ServePluginFlags): ServePluginFlags {
+  const absolute = { ...flags };
+  for (const key of ['socket', 'stateDir', 'mountRoot'] as const) {
+    const path = flags[key];
+    if (path !== undefined) absolute[key] = resolve(path);
+  }
+  return absolute;
+}
+
+/** The serve-plugin arguments that reproduce these flags (absolute paths), for ExecStart=. */
 function serveArgs(tool: App['tool'], driver: PluginDriver, flags: ServePluginFlags): string[] {
   const paths = pluginPaths({ ...flags, name: flags.name ?? driver });
   const args = ['--log-level', 'info', 'serve-plugin'];
   if (tool === 'simplectl') args.push('--driver', driver);
   args.push('--name', paths.name, '--socket', paths.socket);
-  if (flags.stateDir) args.push('--state-dir', resolve(flags.stateDir));
-  if (flags.mountRoot) args.push('--mount-root', resolve(flags.mountRoot));
+  if (flags.stateDir) args.push('--state-dir', flags.stateDir);
+  if (flags.mountRoot) args.push('--mount-root', flags.mountRoot);
   if (flags.include?.length) args.push('--include', ...flags.include);
   return args;
 }
@@ -133,11 +146,12 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
       const driver = flags.driver ?? defaultDriver;
       checkFlags(driver, flags);
       const unitOptions = () => {
-        const paths = pluginPaths({ ...flags, name: flags.name ?? driver });
+        const unitFlags = absolutePaths(flags);
+        const paths = pluginPaths({ ...unitFlags, name: flags.name ?? driver });
         return systemdUnits({
           name: paths.name,
           execPath: selfPath(app.tool),
-          args: serveArgs(app.tool, driver, flags),
+          args: serveArgs(app.tool, driver, unitFlags),
           socket: paths.socket,
           manPage: `${app.tool}(1)`,
         });
