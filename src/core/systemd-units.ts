@@ -15,6 +15,8 @@ export interface SystemdUnitOptions {
   socket: string;
   /** man page for Documentation=, e.g. zkfsctl(1). */
   manPage: string;
+  /** Environment= of the service: variables the server reads that were set when the units were made. */
+  environment?: Readonly<Record<string, string>>;
 }
 
 export interface UnitFile {
@@ -64,6 +66,7 @@ export function systemdUnits(options: SystemdUnitOptions): UnitFile[] {
     '',
     '[Service]',
     'Type=simple',
+    ...Object.entries(options.environment ?? {}).map(([k, v]) => `Environment=${systemdQuote(`${k}=${v}`)}`),
     `ExecStart=${execStart}`,
     // Mounts (and their FUSE daemons) belong to the containers using them: a
     // restart of the plugin must not take them down; it reconciles on start.

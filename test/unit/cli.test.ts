@@ -137,6 +137,22 @@ describe('command line', () => {
     expect(r.stdout).toContain(`--socket ${resolve('rel.sock')} --state-dir ${resolve('st')}\n`);
   });
 
+  it('carries the state and key directories the simple server would use into its unit', async () => {
+    const saved = { ...process.env };
+    process.env.SIMPLECTL_STATE_DIR = 'assignments';
+    process.env.SIMPLECTL_KEY_DIR = '/etc/my keys';
+    try {
+      const simple = await capture('simplectl', ['serve-plugin', '--print-systemd-units']);
+      expect(simple.code).toBe(0);
+      expect(simple.stdout).toContain(`Environment=SIMPLECTL_STATE_DIR=${resolve('assignments')}\n`);
+      expect(simple.stdout).toContain('Environment="SIMPLECTL_KEY_DIR=/etc/my keys"\n');
+      const zk = await capture('zkfsctl', ['serve-plugin', '--print-systemd-units']);
+      expect(zk.stdout).not.toContain('Environment=');
+    } finally {
+      process.env = saved;
+    }
+  });
+
   it('rejects an invalid --log-level with exit 2', async () => {
     const r = await capture('simplectl', ['--log-level', 'loud', 'status']);
     expect(r.code).toBe(2);

@@ -51,6 +51,26 @@ function serveArgs(tool: App['tool'], driver: PluginDriver, flags: ServePluginFl
   return args;
 }
 
+/**
+ * Variables that choose where the server finds its disk assignments, keys and
+ * mount records. Set when the units are made, they go into the units: a
+ * service that read another assignment file than the CLI could give a disk
+ * to two volumes.
+ */
+const SERVER_ENVIRONMENT: Readonly<Record<PluginDriver, readonly string[]>> = {
+  simple: ['SIMPLECTL_STATE_DIR', 'SIMPLECTL_KEY_DIR'],
+  zookeeper: ['ZKFSCTL_RUN_DIR'],
+};
+
+function serverEnvironment(driver: PluginDriver, env: NodeJS.ProcessEnv): Record<string, string> {
+  const chosen: Record<string, string> = {};
+  for (const name of SERVER_ENVIRONMENT[driver]) {
+    const value = env[name];
+    if (value) chosen[name] = resolve(value);
+  }
+  return chosen;
+}
+
 /** The options that print, write or build something and exit: at most one per run. */
 const ACTIONS = ['printSystemdUnits', 'writeSystemdUnits', 'printPluginConfig', 'buildRootfs'] as const;
 
@@ -154,6 +174,7 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
           args: serveArgs(app.tool, driver, unitFlags),
           socket: paths.socket,
           manPage: `${app.tool}(1)`,
+          environment: serverEnvironment(driver, process.env),
         });
       };
       if (flags.printSystemdUnits) {
