@@ -45,16 +45,29 @@ export function releaseRef(refs: MountRefs, id: string): ReleaseRefResult {
 }
 
 /** What start-up must do to make the mount table agree with the saved references. */
-export type ReconcileAction = 'none' | 'keep' | 'remount' | 'unmount';
+export type ReconcileAction = 'none' | 'keep' | 'remount' | 'unmount' | 'forget';
 
 /**
- * The saved references say whether a container still uses a volume; the mount
- * table (never the saved state) says whether it is mounted.
+ * How start-up finds a volume's mount point: mounted and served, listed in the
+ * mount table but without a server (a FUSE daemon that died: containers still
+ * hold it), or not mounted at all.
  */
-export function reconcileAction(refs: MountRefs, mounted: boolean): ReconcileAction {
+export type MountSeen = 'served' | 'dead' | 'absent';
+
+/**
+ * The mount table, not the saved references, says who can still hold a
+ * volume (shared/reference.md §2). References to a volume whose mount is
+ * gone altogether are stale: after a reboot no container survived (and the
+ * engine sends no Unmount for them, but Mounts again under the same IDs),
+ * and after an unmount by hand no container reaches a new mount there. They
+ * are forgotten, not mounted again for nobody. A mount whose server died is
+ * still held by its containers: it is mounted afresh.
+ */
+export function reconcileAction(refs: MountRefs, seen: MountSeen): ReconcileAction {
   const used = totalRefs(refs) > 0;
-  if (used) return mounted ? 'keep' : 'remount';
-  return mounted ? 'unmount' : 'none';
+  if (seen === 'served') return used ? 'keep' : 'unmount';
+  if (seen === 'dead') return used ? 'remount' : 'none';
+  return used ? 'forget' : 'none';
 }
 
 /** Drops malformed entries (non-positive or non-integer counts) from refs read back from disk. */

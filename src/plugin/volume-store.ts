@@ -24,7 +24,14 @@ import {
   type VolumeRecord,
   withRefs,
 } from '../core/plugin-state.js';
-import { addRef, type ReconcileAction, reconcileAction, releaseRef, totalRefs } from '../core/refs.js';
+import {
+  addRef,
+  type MountSeen,
+  type ReconcileAction,
+  reconcileAction,
+  releaseRef,
+  totalRefs,
+} from '../core/refs.js';
 import type { VolumeBackend, VolumeDetails, VolumeDriver, VolumeSummary } from './volume-driver.js';
 
 export interface VolumeStoreOptions {
@@ -200,9 +207,10 @@ export class VolumeStore implements VolumeDriver {
   }
 
   /**
-   * Makes the mount table agree with the saved references after a restart:
-   * volumes still in use are mounted again if their mount is gone, mounts no
-   * one holds are taken down. Failures are reported, never fatal.
+   * Makes the saved references agree with the mount table after a restart:
+   * mounts no one holds are taken down, a held mount whose server died is
+   * mounted afresh, and the references of a volume that is not mounted at
+   * all are forgotten (see reconcileAction). Failures are reported, never fatal.
    */
   async reconcile(): Promise<ReconcileEntry[]> {
     const entries: ReconcileEntry[] = [];
@@ -211,9 +219,20 @@ export class VolumeStore implements VolumeDriver {
       const dir = this.mountpointOf(name);
       const entry: ReconcileEntry = { name, action: 'none' };
       try {
-        const action = reconcileAction(volume.refs, await this.isServed(volume, dir));
+        const seen: MountSeen = !(await this.isMounted(dir))
+          ? 'absent'
+          : (await this.isServed(volume, dir))
+            ? 'served'
+            : 'dead';
+        const action = reconcileAction(volume.refs, seen);
         entry.action = action;
-        if (action === 'remount') {
+        if (action === 'forget') {
+          await this.update(name, (state) => withRefs(state, name, {}));
+          this.ctx.log.info(
+            `volume ${name} is not mounted (the host restarted, or it was unmounted by hand): ` +
+              `forgot ${totalRefs(volume.refs)} mount reference(s) no container can hold`,
+          );
+        } else if (action === 'remount') {
           await this.mountAt(volume, dir);
           this.ctx.log.info(
             `remounted volume ${name} at ${dir}: ${totalRefs(volume.refs)} mount(s) still use it`,

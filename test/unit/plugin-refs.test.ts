@@ -46,12 +46,14 @@ describe('mount references', () => {
   });
 
   it.each([
-    [{}, false, 'none'],
-    [{}, true, 'unmount'],
-    [{ c1: 1 }, true, 'keep'],
-    [{ c1: 1 }, false, 'remount'],
-  ] as const)('reconciles refs %j with mounted=%s as %s', (refs, mounted, action) => {
-    expect(reconcileAction(refs, mounted)).toBe(action);
+    [{}, 'absent', 'none'],
+    [{}, 'served', 'unmount'],
+    [{}, 'dead', 'none'],
+    [{ c1: 1 }, 'served', 'keep'],
+    [{ c1: 1 }, 'dead', 'remount'],
+    [{ c1: 1 }, 'absent', 'forget'],
+  ] as const)('reconciles refs %j with a mount %s as %s', (refs, seen, action) => {
+    expect(reconcileAction(refs, seen)).toBe(action);
   });
 
   it('drops malformed counts read back from disk', () => {
