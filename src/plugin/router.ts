@@ -29,6 +29,8 @@ export interface PluginRequest {
   /** Request target; a query string is ignored. */
   path: string;
   body: Buffer | string;
+  /** Aborted when the engine stops waiting for the reply (it closed the connection). */
+  signal?: AbortSignal;
 }
 
 export interface PluginReply {
@@ -52,7 +54,7 @@ type Body = Record<string, unknown>;
 interface Route {
   /** True when the body must carry a valid `Name`; such requests are serialized per volume. */
   named: boolean;
-  run(driver: VolumeDriver, body: Body, name: string): Promise<object>;
+  run(driver: VolumeDriver, body: Body, name: string, gone: AbortSignal): Promise<object>;
 }
 
 function decodeOptions(value: unknown): Record<string, string> {
@@ -87,10 +89,19 @@ const ROUTES: Readonly<Record<string, Route>> = {
   },
   [MOUNT_PATH]: {
     named: true,
-    run: async (driver, body, name) => ({
-      Mountpoint: await driver.mount(name, validateMountId(body.ID)),
-      Err: '',
-    }),
+    run: async (driver, body, name, gone) => {
+      const id = validateMountId(body.ID);
+      const mountpoint = await driver.mount(name, id);
+      if (gone.aborted) {
+        // The engine gives a Mount two minutes, then fails the container and never Unmounts this
+        // ID: a reference kept now would hold the volume mounted for nobody.
+        await driver.unmount(name, id);
+        throw new OperationError(
+          `the engine stopped waiting before the volume was mounted; mount ${id} undone`,
+        );
+      }
+      return { Mountpoint: mountpoint, Err: '' };
+    },
   },
   [PATH_PATH]: {
     named: true,
@@ -180,12 +191,16 @@ export class Router {
       const body = decodeBody(request.body);
       requestSecrets = this.hideSecrets(body);
       if (this.log.enabled('debug')) this.log.debug(`${endpoint} request ${this.describe(body)}`);
+      const gone = request.signal ?? new AbortController().signal;
       if (route.named) {
         const name = validateVolumeName(body.Name);
         volume = this.driver.displayName?.(name) ?? name;
-        reply = { status: 200, body: await this.queue.run(name, () => route.run(this.driver, body, name)) };
+        reply = {
+          status: 200,
+          body: await this.queue.run(name, () => route.run(this.driver, body, name, gone)),
+        };
       } else {
-        reply = { status: 200, body: await route.run(this.driver, body, '') };
+        reply = { status: 200, body: await route.run(this.driver, body, '', gone) };
       }
     } catch (error) {
       const status = statusOf(error);

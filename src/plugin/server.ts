@@ -79,7 +79,14 @@ export async function startPluginServer(options: PluginServerOptions): Promise<P
       send(res, { status: 413, body: { Err: `request body larger than ${limit} bytes` } }, true);
       return;
     }
-    send(res, await router.handle({ method: req.method ?? '', path: req.url ?? '', body }));
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    send(
+      res,
+      await router.handle({ method: req.method ?? '', path: req.url ?? '', body, signal: gone.signal }),
+    );
   };
 
   // No Host check: a unix socket has no virtual hosts, and Node would answer a bare 400 without {"Err"}.

@@ -4,6 +4,7 @@
  * next Mount and at start-up, instead of handing containers a dead mount.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isProcessAlive } from '../../src/adapters/processes.js';
@@ -19,6 +20,23 @@ function mountIdAt(dir: string): string | undefined {
     .split('\n')
     .find((l) => l.split(' ')[4] === dir);
   return line?.split(' ')[0];
+}
+
+/** Sends a request as the engine does and closes the connection after `ms`, unanswered. */
+function abandonRequest(socketPath: string, path: string, body: unknown, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const text = `${JSON.stringify(body)}\n`;
+    const req = request(
+      { socketPath, path, method: 'POST', headers: { 'Content-Length': Buffer.byteLength(text) } },
+      () => reject(new Error(`${path} was answered within ${ms} ms; the test needs it to wait`)),
+    );
+    req.on('error', () => {});
+    req.end(text);
+    setTimeout(() => {
+      req.destroy();
+      resolve();
+    }, ms);
+  });
 }
 
 async function killDaemon(dir: string): Promise<number> {
@@ -99,5 +117,30 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     const logs = readdirSync(join(plugin.stateDir, 'logs'));
     expect(logs).toContain(`${dashed}.log`);
     expect(logs.filter((f) => f.startsWith('vvvv') && f.endsWith('.log'))).toHaveLength(1);
+  });
+
+  it('undoes a Mount the engine stopped waiting for: no reference holds the volume for nobody', async () => {
+    const zk = await startZk();
+    const plugin = await startPluginProcess({ tool: 'zkfsctl' });
+    const create = await plugin.post('/VolumeDriver.Create', {
+      Name: 'late',
+      Opts: { hosts: zk.connectString, path: '/late' },
+    });
+    expect(create).toEqual({ status: 200, json: { Err: '' } });
+    // ZooKeeper is down, so the Mount waits; the engine gives up (after two minutes; here one second).
+    await zk.kill(0);
+    await abandonRequest(plugin.socket, '/VolumeDriver.Mount', { Name: 'late', ID: 'gave-up' }, 1000);
+    await zk.start(0);
+    await waitUntil('the abandoned Mount to finish', () =>
+      /VolumeDriver\.Mount volume=late /.test(plugin.logs()),
+    );
+    expect(await refsOf(plugin, 'late')).toBe(0);
+    expect(mountedAt(join(plugin.mountRoot, 'late'))).toBe(false);
+    expect(plugin.logs()).toContain('the engine stopped waiting before the volume was mounted');
+    // The volume still serves the next container.
+    const next = await plugin.post('/VolumeDriver.Mount', { Name: 'late', ID: 'next' });
+    expect(next.json.Err).toBe('');
+    await plugin.post('/VolumeDriver.Unmount', { Name: 'late', ID: 'next' });
+    expect(mountedAt(join(plugin.mountRoot, 'late'))).toBe(false);
   });
 });
