@@ -143,6 +143,10 @@ function statusOf(error: unknown): number {
   return 500;
 }
 
+function isBlank(raw: Buffer | string): boolean {
+  return (typeof raw === 'string' ? raw : raw.toString('utf8')).trim() === '';
+}
+
 function decodeBody(raw: Buffer | string): Body {
   const text = typeof raw === 'string' ? raw : raw.toString('utf8');
   // Activate (and sometimes List) arrives with an empty body.
@@ -189,6 +193,13 @@ export class Router {
         throw new RequestError(405, `method ${request.method} not allowed on ${path} (use POST)`);
       }
       const body = decodeBody(request.body);
+      if (route.named && isBlank(request.body)) {
+        // dockerd retries a request whose connection broke without its body (moby/moby#35459).
+        throw new RequestError(
+          400,
+          `${endpoint} arrived with an empty body, as the engine resends a request a plugin restart cut off; run the command again`,
+        );
+      }
       requestSecrets = this.hideSecrets(body);
       if (this.log.enabled('debug')) this.log.debug(`${endpoint} request ${this.describe(body)}`);
       const gone = request.signal ?? new AbortController().signal;

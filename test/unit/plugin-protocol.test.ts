@@ -294,6 +294,13 @@ describe('plugin protocol errors', () => {
     ['a name with a slash', '/VolumeDriver.Create', '{"Name":"../etc"}', 400, "contains '/'"],
     ['a name with ..', '/VolumeDriver.Mount', '{"Name":"a..b","ID":"x"}', 400, "contains '..'"],
     ['no name', '/VolumeDriver.Remove', '{}', 400, 'volume name is missing'],
+    [
+      'an empty body (the engine retrying a request after a plugin restart)',
+      '/VolumeDriver.Mount',
+      '',
+      400,
+      'arrived with an empty body, as the engine resends a request a plugin restart cut off; run the command again',
+    ],
     ['a numeric name', '/VolumeDriver.Remove', '{"Name":5}', 400, 'volume name is missing'],
     ['Mount without ID', '/VolumeDriver.Mount', '{"Name":"cfg"}', 400, 'mount ID is missing'],
     [
