@@ -3,10 +3,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import zookeeper from 'node-zookeeper-client';
 import { describe, expect, it } from 'vitest';
+import { removeVolumes } from '../fixtures/docker-run.js';
 import { startDockerd } from '../fixtures/dockerd.js';
 import { missing } from '../fixtures/environment.js';
 import { createLoopDisk, mountsOf } from '../fixtures/loop-disk.js';
 import { startZk } from '../fixtures/zk-server.js';
+import { startPluginProcess, uniquePluginName } from './plugin-fixture.js';
 
 function zkRoundTrip(connectString: string, path: string, data: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -66,6 +68,19 @@ describe.skipIf(missing({ loop: true }))('loop disk fixture', () => {
 });
 
 describe.skipIf(missing({ root: true }))('dockerd fixture', () => {
+  it("removes a test's volumes by name without touching another plugin's volume of that name", async () => {
+    // Another run's (or the host's) plugin, found by every engine in /run/docker/plugins.
+    const bystander = await startPluginProcess({ tool: 'zkfsctl', forDocker: true });
+    const opts = { Opts: { hosts: '127.0.0.1:2181' } };
+    expect((await bystander.post('/VolumeDriver.Create', { Name: 'cfg', ...opts })).status).toBe(200);
+    const engine = await startDockerd();
+    await removeVolumes(engine, uniquePluginName('volkit-absent'), ['cfg']);
+    expect((await bystander.post('/VolumeDriver.Get', { Name: 'cfg' })).status).toBe(200);
+    // The engine does take a bare `volume rm -f NAME` to whichever plugin holds NAME.
+    await engine.docker(['volume', 'rm', '-f', 'cfg']);
+    expect((await bystander.post('/VolumeDriver.Get', { Name: 'cfg' })).status).toBe(404);
+  });
+
   it('starts a private engine that answers docker version, runs a container, and stops', async () => {
     const engine = await startDockerd();
     const version = await engine.docker(['version', '--format', '{{.Server.Version}}']);

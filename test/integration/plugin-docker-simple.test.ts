@@ -56,7 +56,7 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     });
     const volume = `label.${label}_min-disks.2`;
     const docker = engine.docker;
-    removeAtCleanup(engine, { containers: ['holder', 'second'], volumes: [volume] });
+    removeAtCleanup(engine, { driver: plugin.name, containers: ['holder', 'second'], volumes: [volume] });
 
     await createVolume(engine, plugin.name, volume);
     expect(await listedVolumes(engine, plugin.name)).toContain(`${plugin.name} ${volume}`);

@@ -57,7 +57,11 @@ describe.skipIf(missing({ root: true, fuse: true }))(
       const plugin = await startPluginProcess({ tool: 'zkfsctl', forDocker: true });
       const docker = engine.docker;
       const port = zk.clientPorts[0];
-      removeAtCleanup(engine, { containers: ['holder'], volumes: ['cfg', 'secure', 'filed', 'anonymous'] });
+      removeAtCleanup(engine, {
+        driver: plugin.name,
+        containers: ['holder'],
+        volumes: ['cfg', 'secure', 'filed', 'anonymous'],
+      });
 
       await createVolume(engine, plugin.name, 'cfg', { hosts: `127.0.0.1:${port}`, path: '/app' });
       const run = await docker(
