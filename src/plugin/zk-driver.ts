@@ -5,6 +5,7 @@
  * it documented but had stopped reading), `path`, `mode` and `auth`; the auth
  * string stays in the 0600 state file and never reaches a reply or a log.
  */
+import { statfs } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { isProcessAlive } from '../adapters/processes.js';
 import { readMountRecord } from '../adapters/zkfs/run-state.js';
@@ -107,7 +108,14 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
     },
     alive: async (dir: string) => {
       const record = await readMountRecord(dir).catch(() => undefined);
-      return record !== undefined && isProcessAlive(record.pid);
+      if (record !== undefined) return isProcessAlive(record.pid);
+      // No record (another ZKFSCTL_RUN_DIR, /run cleaned): ask the mount itself. A FUSE mount whose
+      // daemon died answers ENOTCONN at once; taking a live one for dead would pull it from under
+      // the containers using it.
+      return statfs(dir).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => error.code !== 'ENOTCONN',
+      );
     },
     discard: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {
       await umountZk({ dir, lazy: true }, ctx);

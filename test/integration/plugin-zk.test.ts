@@ -3,24 +3,16 @@
  * plugin socket: a volume whose FUSE daemon died is mounted afresh on the
  * next Mount and at start-up, instead of handing containers a dead mount.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isProcessAlive } from '../../src/adapters/processes.js';
-import { readMountRecord } from '../../src/adapters/zkfs/run-state.js';
+import { readMountRecord, runDir } from '../../src/adapters/zkfs/run-state.js';
 import { statusSocketPath } from '../../src/adapters/zkfs/status-socket.js';
 import { missing } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
 import { mountedAt, readZnode, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
-
-/** The kernel's id of the mount at `dir`: a mount taken down and made again gets a new one. */
-function mountIdAt(dir: string): string | undefined {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .find((l) => l.split(' ')[4] === dir);
-  return line?.split(' ')[0];
-}
 
 /** Sends a request as the engine does and closes the connection after `ms`, unanswered. */
 function abandonRequest(socketPath: string, path: string, body: unknown, ms: number): Promise<void> {
@@ -103,12 +95,13 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
       expect(first.json.Err).toBe('');
       const dir = first.json.Mountpoint as string;
       writeFileSync(join(dir, 'note'), 'first\n');
-      const mountId = mountIdAt(dir);
-      expect(mountId).toBeDefined();
+      const daemon = (await readMountRecord(dir))?.pid;
+      expect(daemon).toBeGreaterThan(0);
       const second = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c2' });
       expect(second).toEqual({ status: 200, json: { Mountpoint: dir, Err: '' } });
       // The first container's mount is the one the second gets: not taken down and mounted afresh.
-      expect(mountIdAt(dir)).toBe(mountId);
+      expect((await readMountRecord(dir))?.pid).toBe(daemon);
+      expect(isProcessAlive(daemon!)).toBe(true);
       expect(readFileSync(join(dir, 'note'), 'utf8')).toBe('first\n');
       for (const id of ['c1', 'c2']) await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: id });
       expect(mountedAt(dir)).toBe(false);
@@ -142,5 +135,36 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     expect(next.json.Err).toBe('');
     await plugin.post('/VolumeDriver.Unmount', { Name: 'late', ID: 'next' });
     expect(mountedAt(join(plugin.mountRoot, 'late'))).toBe(false);
+  });
+
+  it('takes a live mount whose daemon record is missing for live, and one whose daemon died for dead', async () => {
+    const zk = await startZk();
+    const plugin = await startPluginProcess({ tool: 'zkfsctl' });
+    const opts = { hosts: zk.connectString, path: '/norecord' };
+    expect((await plugin.post('/VolumeDriver.Create', { Name: 'norec', Opts: opts })).status).toBe(200);
+    const dir = (await plugin.post('/VolumeDriver.Mount', { Name: 'norec', ID: 'c1' })).json
+      .Mountpoint as string;
+    const record = await readMountRecord(dir);
+    expect(record).toBeDefined();
+    // /run cleaned, or the server restarted under another ZKFSCTL_RUN_DIR.
+    const recordFile = readdirSync(runDir())
+      .map((f) => join(runDir(), f))
+      .find((f) => f.endsWith('.json') && readFileSync(f, 'utf8').includes(`"pid": ${record!.pid}`));
+    expect(recordFile).toBeDefined();
+    rmSync(recordFile!);
+    expect((await plugin.post('/VolumeDriver.Mount', { Name: 'norec', ID: 'c2' })).json.Err).toBe('');
+    // The daemon serving the first container still does: it was not taken for dead and stopped.
+    expect(isProcessAlive(record!.pid)).toBe(true);
+    expect(plugin.logs()).not.toContain('the process serving');
+
+    // Without its record, a daemon that died is still found dead.
+    process.kill(record!.pid, 'SIGKILL');
+    await waitUntil(`daemon ${record!.pid} to die`, () => !isProcessAlive(record!.pid));
+    expect((await plugin.post('/VolumeDriver.Mount', { Name: 'norec', ID: 'c3' })).json.Err).toBe('');
+    expect(plugin.logs()).toContain('the process serving');
+    expect(readdirSync(dir)).toEqual([]);
+    for (const id of ['c1', 'c2', 'c3'])
+      await plugin.post('/VolumeDriver.Unmount', { Name: 'norec', ID: id });
+    expect(mountedAt(dir)).toBe(false);
   });
 });
