@@ -68,6 +68,16 @@ describe.skipIf(missing({ fuse: true })).each(['hybrid', 'file'] as const)('tool
     expect(again).toBe('');
   });
 
+  it('rsync -aX copies into the mount and back out without the znode stat attributes', async () => {
+    // They were listed: rsync then tried to remove them from every file it wrote (ENOTSUP, exit 23).
+    await m.ok(`rsync -aX '${src}/' rsx/`);
+    expect(await inventory(`${m.dir}/rsx`)).toBe(await expected());
+    const out = scratchDir('zkfs-rsync-out');
+    await m.ok(`rsync -aX rsx/ '${out}/'`);
+    expect(await local(`getfattr -R -d -m '' '${out}'`)).toBe('');
+    expect(await inventory(out)).toBe(await expected());
+  });
+
   it('rsync works in a directory right after a full subdirectory was removed from it', async () => {
     // rm -r's notices made the mount drop the working directory's own name from the kernel, and
     // getcwd() then failed there (rsync: "getcwd(): No such file or directory") until looked up.

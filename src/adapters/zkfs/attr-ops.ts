@@ -249,9 +249,15 @@ async function xattrStat(ctx: VfsContext, path: string): Promise<ZkStat | undefi
   return stat;
 }
 
+/**
+ * No names: the user.zk.* attributes are read by name only. Listed, they
+ * would travel with every copy (`cp -a`, `rsync -X`, `tar --xattrs`) as
+ * stale versions, and `rsync -aX` into the mount would try to remove them
+ * from each file it writes and fail (exit 23), since they cannot be changed.
+ */
 export async function listxattr(ctx: VfsContext, path: string): Promise<string[]> {
-  const stat = await xattrStat(ctx, path);
-  return stat ? Object.keys(statXattrs(stat)).map((k) => XATTR_PREFIX + k) : [];
+  await resolve(ctx, path);
+  return [];
 }
 
 /** The value of `name`, or undefined when there is no such attribute (ENODATA). */
