@@ -14,7 +14,7 @@ import { constants } from 'node:fs';
 import { open, readFile, realpath } from 'node:fs/promises';
 import type { DiskFacts } from '../core/disk-state.js';
 import { errorMessage, OperationError, UsageError } from '../core/errors.js';
-import { decodeMetadata, METADATA_PARTITION_BYTES } from '../core/metadata.js';
+import { decodeMetadata, METADATA_PARTITION_BYTES, MetadataError } from '../core/metadata.js';
 import { globMatches, kernelName, METADATA_PARTITION_NAME, VIRTUAL_DEVICE_GLOBS } from '../core/names.js';
 import { type Probe, ProbeReadError, probe } from './blkid.js';
 import type { Logger } from './logger.js';
@@ -242,7 +242,8 @@ export async function inspectDisk(
         try {
           facts.metadata = { ok: true, value: decodeMetadata(bytes) };
         } catch (error) {
-          facts.metadata = { ok: false, error: (error as Error).message };
+          const empty = error instanceof MetadataError && error.empty;
+          facts.metadata = { ok: false, error: (error as Error).message, ...(empty ? { empty } : {}) };
         }
       }
       const dataProbe = await probeOrNote(sys.device, { offset: d.start * 512, size: d.sectors * 512 });

@@ -50,7 +50,7 @@ export interface DiskFacts {
   /** Partition kernel names the kernel currently has nodes for. */
   kernelPartitions: string[];
   /** Decoded metadata of partition 1, or why it could not be read (only probed for our layout). */
-  metadata?: { ok: true; value: DiskMetadata } | { ok: false; error: string };
+  metadata?: { ok: true; value: DiskMetadata } | { ok: false; error: string; empty?: boolean };
   /** `blkid -p` of the data partition (only probed for our layout). */
   dataSignature?: Record<string, string>;
   /** Mount points of the disk, its partitions, or devices stacked on them. */
@@ -236,6 +236,11 @@ function initialised(
   const metaPart = facts.partitions.find((p) => p.name === METADATA_PARTITION_NAME)!;
   const dataPart = facts.partitions.find((p) => p !== metaPart)!;
   if (!facts.metadata) return reject('metadata partition was not read');
+  if (!facts.metadata.ok && facts.metadata.empty) {
+    return reject(
+      `has an empty ${METADATA_PARTITION_NAME} partition: its initialisation did not finish (simplectl initialize-disk --force ${facts.device} starts it again)`,
+    );
+  }
   if (!facts.metadata.ok)
     return reject(`has an unreadable ${METADATA_PARTITION_NAME} partition: ${facts.metadata.error}`);
   const m = facts.metadata.value;

@@ -34,6 +34,14 @@ export interface DiskMetadata {
 
 export class MetadataError extends Error {
   override readonly name = 'MetadataError';
+
+  constructor(
+    message: string,
+    /** The partition holds nothing: initialize-disk writes it right after the partition table, and stopped between the two. */
+    readonly empty = false,
+  ) {
+    super(message);
+  }
 }
 
 export function newMetadata(
@@ -128,7 +136,7 @@ export function decodeMetadata(bytes: Uint8Array): DiskMetadata {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = buffer.indexOf(0);
   if (end < 0) throw new MetadataError('no NUL byte ends the metadata');
-  if (end === 0) throw new MetadataError('the metadata partition is empty');
+  if (end === 0) throw new MetadataError('the metadata partition is empty', true);
   const text = buffer.subarray(0, end).toString('utf8');
   let parsed: unknown;
   try {

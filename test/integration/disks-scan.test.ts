@@ -177,6 +177,38 @@ describe.skipIf(missing({ root: true, loop: true }))('a disk whose every read fa
   });
 });
 
+describe.skipIf(missing({ root: true, loop: true }))('a disk whose initialisation stopped half-way', () => {
+  it('says so, and how to start it again, which then works', async () => {
+    const label = `half${Math.random().toString(36).slice(2, 8)}`;
+    const disk = await initialisedDisk(`label.${label}`);
+    // As when the tool was killed after writing the partition table, before the metadata.
+    const meta = (await readPartitionTable(disk.device))!.find((p) => p.name === 'simple-metadata')!;
+    execFileSync('dd', [
+      'if=/dev/zero',
+      `of=${disk.device}`,
+      'bs=512',
+      `seek=${meta.start}`,
+      `count=${meta.sectors}`,
+      'conv=notrunc,fsync',
+      'status=none',
+    ]);
+    const before = (await scan([disk])).get(disk.device);
+    expect(before).toMatchObject({
+      state: 'rejected',
+      reason: `has an empty simple-metadata partition: its initialisation did not finish (simplectl initialize-disk --force ${disk.device} starts it again)`,
+    });
+    const init = await cli(
+      'simplectl',
+      ['initialize-disk', '--force', '--yes', disk.device, `label.${label}`],
+      {
+        env: TEST_ENV,
+      },
+    );
+    expect(init.exitCode, init.stderr).toBe(0);
+    expect((await scan([disk])).get(disk.device)).toMatchObject({ state: 'initialised', label });
+  });
+});
+
 describe.skipIf(missing({ root: true, loop: true }))('a disk whose partition table partx cannot read', () => {
   it('is shown unreadable with partx’s reason, and the scan and match-query go on with the others', async () => {
     const label = `gone${Math.random().toString(36).slice(2, 8)}`;

@@ -137,6 +137,16 @@ describe('classifyDisk', () => {
     expect(r.state === 'rejected' && r.reason).toMatch(/unreadable simple-metadata partition: no NUL/);
   });
 
+  it('says how to finish an initialisation that stopped before the metadata was written', () => {
+    const r = classifyDisk(
+      ours({ metadata: { ok: false, error: 'the metadata partition is empty', empty: true } }),
+      HOST,
+    );
+    expect(r.state === 'rejected' && r.reason).toMatch(
+      /empty simple-metadata partition: its initialisation did not finish \(simplectl initialize-disk --force \/dev\/\S+ starts it again\)/,
+    );
+  });
+
   it('reads an initialised disk: label from the partition name, owner, filesystem, partitions', () => {
     const r = classifyDisk(ours({ kernelPartitions: ['loop5p1', 'loop5p2'] }), HOST);
     expect(r).toMatchObject({
