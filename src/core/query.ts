@@ -208,7 +208,7 @@ export function parseQuery(
   };
   const query = readSettings(name, fail);
   for (const [key, value] of Object.entries(options)) {
-    const field = FIELD_BY_KEY.get(key) ?? fail(`option ${unknownKey(key)}`);
+    const field = FIELD_BY_KEY.get(key) ?? fail(unknownKey(key, 'option'));
     assign(query, field, value, (problem) => fail(`option ${problem}`), true);
   }
   if (query.label === '') {
@@ -237,6 +237,11 @@ export function checkVolumeName(name: string): void {
 
 /** The settings of a name over the defaults, each checked on its own; `fail` throws. */
 function readSettings(name: string, fail: (problem: string) => never): VolumeQuery {
+  if (ANONYMOUS_NAME.test(name)) {
+    fail(
+      'Docker made this name up for an anonymous volume, and a simple volume is named by its query: create one by name (docker volume create -d simple label.NAME) and use that',
+    );
+  }
   const query: VolumeQuery = { ...DEFAULT_QUERY };
   const seen = new Set<string>();
   const settings = name === '' ? [] : name.split('_');
@@ -262,9 +267,12 @@ function readSettings(name: string, fail: (problem: string) => never): VolumeQue
   return query;
 }
 
-function unknownKey(key: string): string {
-  return `unknown setting '${key}' (known: ${QUERY_FIELDS.map((x) => x.key).join(', ')})`;
+function unknownKey(key: string, what: 'setting' | 'option' = 'setting'): string {
+  return `unknown ${what} '${key}' (known: ${QUERY_FIELDS.map((x) => x.key).join(', ')})`;
 }
+
+/** The name Docker gives a volume nobody named (`docker run -v /data`): 64 hex digits. */
+const ANONYMOUS_NAME = /^[0-9a-f]{64}$/;
 
 function redactSetting(setting: string): string {
   const key = setting.split('.')[0] ?? '';

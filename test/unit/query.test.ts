@@ -156,7 +156,7 @@ describe('parseQuery: options merged over the name', () => {
 
   it('rejects unknown option keys and bad option values, naming them', () => {
     expect(error(() => parseQuery('label.a', { colour: 'red' })).message).toMatch(
-      /option unknown setting 'colour'/,
+      /unknown option 'colour' \(known: label, /,
     );
     expect(error(() => parseQuery('label.a', { 'max-disks': 'many' })).message).toMatch(
       /'max-disks': 'many'/,
@@ -167,6 +167,10 @@ describe('parseQuery: options merged over the name', () => {
 describe('parseQuery: errors name the setting', () => {
   it.each<[string, RegExp]>([
     ['label.a_colour.red', /unknown setting 'colour'/],
+    [
+      '3e6b0c1f9d2a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e',
+      /anonymous volume.*docker volume create -d simple label\.NAME/,
+    ],
     ['label.a.b', /malformed setting 'label\.a\.b'.*found 2/],
     ['label.a__exclusive.true', /setting 2 is empty/],
     ['label.a_', /setting 2 is empty/],
