@@ -63,6 +63,15 @@ for (const tool of ['simplectl', 'zkfsctl'] as const) {
     const program = buildProgram(tool);
     const man = parseManPage(new URL(`../../man/${tool}.1`, import.meta.url).pathname);
 
+    it('is installed with the package (npm links it into share/man/man1)', () => {
+      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+        man?: string[];
+        files?: string[];
+      };
+      expect(pkg.man).toContain(`./man/${tool}.1`);
+      expect(pkg.files).toContain('man');
+    });
+
     it('documents exactly the commands that --help lists', () => {
       expect([...man.commands.keys()].sort()).toEqual(program.commands.map((c) => c.name()).sort());
     });
