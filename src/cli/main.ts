@@ -12,6 +12,26 @@ import { buildProgram } from './program.js';
 /** Options that take a list of values (`--include GLOB...`), which swallows arguments given after them. */
 const GREEDY_OPTIONS = new Set(['--include', '-o', '--opt']);
 
+/**
+ * `argv` with `help NAME` made plain `NAME` when no command is called NAME:
+ * commander's help command shows the general usage for it, naming nothing,
+ * where the plain word gets "unknown command 'NAME'" and its suggestion.
+ */
+function helpForUnknown(argv: readonly string[], commands: readonly string[]): readonly string[] {
+  const operands: number[] = [];
+  for (let i = 0; i < argv.length && operands.length < 2; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') break;
+    if (arg === '--log-level') i++;
+    else if (!arg.startsWith('-')) operands.push(i);
+  }
+  const [help, name] = operands;
+  if (help === undefined || name === undefined || argv[help] !== 'help' || commands.includes(argv[name]!)) {
+    return argv;
+  }
+  return argv.filter((_, i) => i !== help);
+}
+
 /** Parses `argv` (without node and script) and runs the command; resolves to the exit code. */
 export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}): Promise<number> {
   const stderr = io.stderr ?? ((t: string) => process.stderr.write(t));
@@ -20,7 +40,8 @@ export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}
   const colorless = argv.includes('--no-color') || (env.NO_COLOR ?? '') !== '' || !process.stderr.isTTY;
   const red = (s: string) => (colorless ? s : `\u001b[31m${s}\u001b[39m`);
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+    await program.parseAsync([...helpForUnknown(argv, names)], { from: 'user' });
     return EXIT_OK;
   } catch (error) {
     if (error instanceof CommanderError) {

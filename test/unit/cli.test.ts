@@ -55,7 +55,6 @@ describe('command line', () => {
     ['zkfsctl', []],
     ['zkfsctl', ['--json']],
     ['simplectl', ['--log-level', 'debug']],
-    ['zkfsctl', ['help', 'frobnicate']],
   ] as const)(
     '%s %j without a command to run or describe: usage on stderr, nothing on stdout, exit 2',
     async (tool, args) => {
@@ -84,6 +83,16 @@ describe('command line', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown command 'frobnicate'");
     expect(r.stderr).toContain('--help');
+  });
+
+  it.each([
+    ['zkfsctl', ['help', 'frobnicate'], "unknown command 'frobnicate'"],
+    ['simplectl', ['--log-level', 'debug', 'help', 'scan-disk'], 'Did you mean scan-disks?'],
+  ] as const)('%s %j names the unknown command, with a suggestion, exit 2', async (tool, args, text) => {
+    const r = await capture(tool, [...args]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(text);
+    expect(r.stdout).toBe('');
   });
 
   it('exits 2 on an unknown option and on a missing argument', async () => {
