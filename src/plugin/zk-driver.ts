@@ -110,11 +110,12 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
       const record = await readMountRecord(dir).catch(() => undefined);
       if (record !== undefined) return isProcessAlive(record.pid);
       // No record (another ZKFSCTL_RUN_DIR, /run cleaned): ask the mount itself. A FUSE mount whose
-      // daemon died answers ENOTCONN at once; taking a live one for dead would pull it from under
-      // the containers using it.
+      // daemon died answers ENOTCONN at once (ECONNABORTED in the moment it dies, measured: the
+      // request was queued as the connection went); taking a live one for dead would pull it from
+      // under the containers using it.
       return statfs(dir).then(
         () => true,
-        (error: NodeJS.ErrnoException) => error.code !== 'ENOTCONN',
+        (error: NodeJS.ErrnoException) => error.code !== 'ENOTCONN' && error.code !== 'ECONNABORTED',
       );
     },
     discard: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {

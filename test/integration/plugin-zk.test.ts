@@ -10,8 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { isProcessAlive } from '../../src/adapters/processes.js';
 import { readMountRecord, runDir } from '../../src/adapters/zkfs/run-state.js';
 import { statusSocketPath } from '../../src/adapters/zkfs/status-socket.js';
-import { missing } from '../fixtures/environment.js';
+import { zkBackend } from '../../src/plugin/zk-driver.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
+import { daemonPid, mountZkfs, zkfsRunDir } from '../fixtures/zkfs-mount.js';
 import { mountedAt, readZnode, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
 
 /** Sends a request as the engine does and closes the connection after `ms`, unanswered. */
@@ -135,6 +137,26 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     expect(next.json.Err).toBe('');
     await plugin.post('/VolumeDriver.Unmount', { Name: 'late', ID: 'next' });
     expect(mountedAt(join(plugin.mountRoot, 'late'))).toBe(false);
+  });
+
+  it('takes a mount without a daemon record for dead the moment its daemon dies', async () => {
+    // statfs answers ECONNABORTED, not ENOTCONN, while the connection is being torn down: the
+    // driver took such a mount for live, and left it dead for the containers that mount it next.
+    const zk = await startZk();
+    const backend = zkBackend({ logDir: scratchDir('zk-logs') });
+    for (let round = 0; round < 3; round++) {
+      const m = await mountZkfs(zk.connectString, `/dying-${round}`);
+      const pid = daemonPid(m.dir);
+      const record = readdirSync(zkfsRunDir())
+        .map((f) => join(zkfsRunDir(), f))
+        .find((f) => f.endsWith('.json') && readFileSync(f, 'utf8').includes(`"pid": ${pid}`));
+      rmSync(record!);
+      expect(await backend.alive!(m.dir)).toBe(true);
+      process.kill(pid, 'SIGKILL');
+      while (isProcessAlive(pid)) await new Promise((r) => setImmediate(r));
+      expect(await backend.alive!(m.dir), `round ${round}`).toBe(false);
+      await m.unmount();
+    }
   });
 
   it('takes a live mount whose daemon record is missing for live, and one whose daemon died for dead', async () => {
