@@ -16,10 +16,9 @@ import type { Logger } from '../adapters/logger.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir, realMountPoint } from '../adapters/real-path.js';
 import { fileLogger, notifyParent, spawnDaemon } from '../adapters/zkfs/daemon.js';
-import { escapeMountPoint } from '../adapters/zkfs/run-state.js';
+import { mountPointFileName } from '../adapters/zkfs/run-state.js';
 import { serveZkfs } from '../adapters/zkfs/serve.js';
 import { errorMessage, isOperationError, OperationError, UsageError } from '../core/errors.js';
-import { fitFileName } from '../core/names.js';
 import { type CoherenceOptions, resolveCoherenceOptions } from '../core/zkfs/coherence-options.js';
 import { parseAuth, type ResolvedMountOptions, resolveMountOptions } from '../core/zkfs/mount-options.js';
 import { isWithin } from '../core/zkfs/paths.js';
@@ -89,7 +88,7 @@ export interface MountZkResult {
 const DEFAULT_CONNECT_TIMEOUT_S = 10;
 
 export function defaultLogFile(dir: string): string {
-  return `/var/log/zkfsctl/${fitFileName(escapeMountPoint(dir), '.log')}`;
+  return `/var/log/zkfsctl/${mountPointFileName(dir, '.log')}`;
 }
 
 /**

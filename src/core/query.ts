@@ -193,6 +193,14 @@ export interface ParseQueryOptions {
   requireLabel?: boolean;
 }
 
+/** Throws the UsageError for a problem with volume name `name` (shown without its secrets). */
+function failingFor(name: string): (problem: string) => never {
+  const shown = redactQuery(name);
+  return (problem) => {
+    throw new UsageError(`invalid volume query '${shown}': ${problem}`);
+  };
+}
+
 /**
  * Reads a volume name and the plugin's `-o` options into a VolumeQuery.
  * Option values may hold characters a name cannot (a passphrase with spaces).
@@ -202,10 +210,7 @@ export function parseQuery(
   options: Readonly<Record<string, string>> = {},
   parseOptions: ParseQueryOptions = {},
 ): VolumeQuery {
-  const shown = redactQuery(name);
-  const fail = (problem: string): never => {
-    throw new UsageError(`invalid volume query '${shown}': ${problem}`);
-  };
+  const fail = failingFor(name);
   const query = readSettings(name, fail);
   for (const [key, value] of Object.entries(options)) {
     const field = FIELD_BY_KEY.get(key) ?? fail(unknownKey(key, 'option'));
@@ -227,10 +232,7 @@ export function parseQuery(
  * volume's name (release), where a typo must not read as an unknown volume.
  */
 export function checkVolumeName(name: string): void {
-  const shown = redactQuery(name);
-  const fail = (problem: string): never => {
-    throw new UsageError(`invalid volume query '${shown}': ${problem}`);
-  };
+  const fail = failingFor(name);
   if (name === '') fail('it is empty');
   readSettings(name, fail);
 }

@@ -34,9 +34,17 @@ export function escapeMountPoint(dir: string): string {
     .replace(/\//g, '-');
 }
 
+/**
+ * The name of mount point `dir`'s file ending in `suffix` (its record, its log).
+ * A deep mount point escapes to more than a file name holds: it is cut to fit,
+ * or the file could not be made and the mount would look dead without its record.
+ */
+export function mountPointFileName(dir: string, suffix: string): string {
+  return fitFileName(escapeMountPoint(dir), suffix);
+}
+
 function recordPath(dir: string): string {
-  // A deep mount point escapes to more than a file name holds; without its record the mount looks dead.
-  return join(runDir(), fitFileName(escapeMountPoint(dir), '.json'));
+  return join(runDir(), mountPointFileName(dir, '.json'));
 }
 
 export async function writeMountRecord(record: MountRecord): Promise<void> {
