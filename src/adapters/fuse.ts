@@ -19,6 +19,7 @@ import { requestHandler } from './fuse/ops.js';
 import { type Leaving, Orphans } from './fuse/orphans.js';
 import type { ReaderKind } from './fuse/request-reader.js';
 import type { Logger } from './logger.js';
+import type { FileAttr } from './zkfs/attr-ops.js';
 import type { KernelLink } from './zkfs/kernel-notify.js';
 import type { ZkVfs } from './zkfs/vfs.js';
 
@@ -79,7 +80,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
   const init = new Promise<void>((resolve) => {
     initialised = resolve;
   });
-  const nodes = new NodeTable();
+  const nodes = new NodeTable<FileAttr>();
   const orphans = new Orphans(nodes, vfs);
   const device = await openFuseDevice(
     {

@@ -9,14 +9,14 @@ import { describe, expect, it } from 'vitest';
 import { GapDeletions } from '../../src/adapters/fuse/gap-deletions.js';
 import { type Leaving, Orphans } from '../../src/adapters/fuse/orphans.js';
 import { createLogger } from '../../src/adapters/logger.js';
-import type { NodeIdentity } from '../../src/adapters/zkfs/vfs.js';
+import type { FileAttr, NodeIdentity } from '../../src/adapters/zkfs/vfs.js';
 import { NodeTable } from '../../src/core/fuse/node-table.js';
 
 /** Paths to [created, childrenChanged]; a directory's names are the paths one level below it. */
 type Tree = Map<string, [bigint, bigint]>;
 
 function setup(before: Tree) {
-  const nodes = new NodeTable();
+  const nodes = new NodeTable<FileAttr>();
   for (const path of before.keys()) if (path !== '/') nodes.lookup(path);
   let now: Tree = before;
   const lookups: string[] = [];

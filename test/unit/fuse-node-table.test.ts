@@ -52,6 +52,22 @@ describe('NodeTable', () => {
     expect(t.idOf('/dst')).toBe(again);
   });
 
+  it('keeps the attributes a node was last handed out with after its name goes, until forgotten', () => {
+    const t = new NodeTable<{ size: number }>();
+    const f = t.lookup('/f', { size: 1 });
+    expect(t.lookup('/f')).toBe(f);
+    expect(t.told(f)).toEqual({ size: 1 });
+    t.tell(f, { size: 2 });
+    t.removed('/f');
+    expect(t.told(f)).toEqual({ size: 2 });
+    // The name made again is a new node, with its own attributes.
+    const again = t.lookup('/f', { size: 3 });
+    expect(t.told(again)).toEqual({ size: 3 });
+    expect(t.told(f)).toEqual({ size: 2 });
+    t.forget(f, 2);
+    expect(t.told(f)).toBeUndefined();
+  });
+
   it('joins names under the root and below', () => {
     expect(childPath('/', 'a')).toBe('/a');
     expect(childPath('/a', 'b')).toBe('/a/b');

@@ -22,7 +22,7 @@ export class Listings {
 
   constructor(
     private readonly vfs: ZkVfs,
-    private readonly nodes: NodeTable,
+    private readonly nodes: NodeTable<FileAttr>,
     private readonly validS: number,
     /**
      * Told of each regular file handed out with its attributes, with where
@@ -73,7 +73,7 @@ export class Listings {
       e.mode = attr.mode;
       if (plus) {
         // The kernel takes a reference to each node handed out this way, as with LOOKUP.
-        e.nodeId = this.nodes.lookup(path);
+        e.nodeId = this.nodes.lookup(path, attr);
         e.ino = e.nodeId;
         e.attr = { ...attr, ino: e.nodeId };
         if ((attr.mode & S_IFMT) === S_IFREG) this.handedOut.file(e.nodeId, path, since);

@@ -77,7 +77,7 @@ export interface OpsOptions {
   /** The mount is read-only: the kernel opens and closes files without us. */
   readOnly: boolean;
   /** The node ids handed to the kernel (shared with kernel-notify.ts). */
-  nodes: NodeTable;
+  nodes: NodeTable<FileAttr>;
   /** What deleted files still open answer (shared with the watch's deletions). */
   orphans: Orphans;
   send(message: Buffer): boolean;
@@ -146,8 +146,15 @@ function toAttr(a: FileAttr, ino: number): Attr {
 /** How an open for reading is answered: the page cache kept, no FLUSH at close. */
 const READ_OPEN_FLAGS = OpenFlag.KEEP_CACHE | OpenFlag.NOFLUSH;
 
-/** The handle of a file the kernel opened by itself (read-only mounts); real handles start at 1. */
+/**
+ * The handle of a file the kernel opened by itself (read-only mounts), or of
+ * a deleted one opened as it was (reads answered from orphans.ts); real
+ * handles start at 1.
+ */
 const NO_HANDLE = 0;
+
+/** Reads of a name's attributes for a lookup, at most, while other clients' deletions keep coming. */
+const HANDOUT_TRIES = 3;
 
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
@@ -195,12 +202,25 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
 
   /** `path` with attributes `a` for the kernel, under the node id it will know it by (one more reference). */
   const handOutAs = (path: string, a: FileAttr): { id: number; attr: Attr } => {
-    const id = nodes.lookup(path);
+    const id = nodes.lookup(path, a);
     return { id, attr: toAttr(a, id) };
   };
-  /** The same with the attributes as they are now. */
-  const handOut = async (path: string): Promise<{ id: number; attr: Attr }> =>
-    handOutAs(path, await vfs.getattr(path));
+  /**
+   * The same with the attributes as they are now. Read again when another
+   * client deleted a name meanwhile: `path` may stand for another node now
+   * (replaced by a rename over it), and the kernel must not take the new
+   * node with the old one's size, which cuts its reads short.
+   */
+  const handOut = async (path: string): Promise<{ id: number; attr: Attr }> => {
+    let a: FileAttr;
+    let tries = 0;
+    let before: number;
+    do {
+      before = vfs.deletionsElsewhere;
+      a = await vfs.getattr(path);
+    } while (vfs.deletionsElsewhere !== before && ++tries < HANDOUT_TRIES);
+    return handOutAs(path, a);
+  };
   /**
    * The entry reply for `path`: at once when memory holds its attributes,
    * as for a program walking files whose kernel entries have timed out.
@@ -210,6 +230,24 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     if (a === NOT_CACHED) return handOut(path).then(({ id, attr }) => entryReply(unique, id, attr, validS));
     const { id, attr } = handOutAs(path, a);
     return entryReply(unique, id, attr, validS);
+  };
+  /** The attribute reply giving node `id` attributes `a`, which it answers with should its name go. */
+  const told = (unique: Unique, id: number, a: FileAttr): Buffer => {
+    nodes.tell(id, a);
+    return attrReply(unique, toAttr(a, id), validS);
+  };
+  /**
+   * The reply to an OPEN for reading of node `id` once `fh` is open. If
+   * another client deleted its name meanwhile, what was opened may be the
+   * node made again under it, which the kernel's node (its size) does not
+   * stand for: that handle goes, and the node opens as it was, as for an
+   * OPEN that comes after the name went.
+   */
+  const openedForReading = async (unique: Unique, id: number, fh: number): Promise<Buffer> => {
+    if (nodes.path(id) !== undefined) return openReply(unique, fh, READ_OPEN_FLAGS);
+    await vfs.release(fh);
+    if (orphans.readable(id)) return openReply(unique, NO_HANDLE, READ_OPEN_FLAGS);
+    throw new FsError('ESTALE', `node ${id} was deleted while being opened`);
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
   const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
@@ -302,10 +340,14 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => {
             const path = nodes.path(h.nodeId);
             // Deleted, and still open somewhere: as it was.
-            if (path === undefined) return attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS);
+            const gone = () => attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS);
+            if (path === undefined) return gone();
             const a = cachedAttr(path);
-            if (a !== NOT_CACHED) return attrReply(u, toAttr(a, h.nodeId), validS);
-            return vfs.getattr(path).then((fresh) => attrReply(u, toAttr(fresh, h.nodeId), validS));
+            if (a !== NOT_CACHED) return told(u, h.nodeId, a);
+            // Deleted meanwhile, the name may stand for a node made again under it: not this one.
+            return vfs
+              .getattr(path)
+              .then((fresh) => (nodes.path(h.nodeId) === undefined ? gone() : told(u, h.nodeId, fresh)));
           },
         );
         return;
@@ -316,7 +358,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           () => `setattr ${where()}`,
           async () => {
             const a = await applySetattr(vfs, req, pathOf(h.nodeId));
-            return attrReply(u, toAttr(a, h.nodeId), validS);
+            return told(u, h.nodeId, a);
           },
         );
         return;
@@ -406,10 +448,19 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `open ${where()}`,
           () => {
+            // Its name went as the program's path walk reached it (another host replaced the file by
+            // a rename over it, say): as on a local disk, the program opens the file it reached, as
+            // it was. Without its data here, ESTALE: the kernel walks the path again.
+            if (reading && nodes.path(h.nodeId) === undefined && orphans.readable(h.nodeId)) {
+              return openReply(u, NO_HANDLE, READ_OPEN_FLAGS);
+            }
             const path = walkedPathOf(h.nodeId);
             const fh = vfs.openCached(path, flags);
-            if (fh === undefined)
-              return vfs.open(path, flags).then((opened) => openReply(u, opened, openFlags));
+            if (fh === undefined) {
+              const opened = vfs.open(path, flags);
+              if (reading) return opened.then((got) => openedForReading(u, h.nodeId, got));
+              return opened.then((got) => openReply(u, got, openFlags));
+            }
             // Answered from memory: until something changes, the next open for reading needs no JavaScript.
             if (reading) allowReads(h.nodeId, path);
             return openReply(u, fh, openFlags);

@@ -13,17 +13,25 @@
  * checks the directory's permissions on the way out), and it lists nothing,
  * as a removed directory does on a local disk.
  *
- * Only what memory held is kept. A program whose open JavaScript answered
- * reads the file's open buffer anyway. One whose open the native reader
- * answered (request-reader.ts), or the kernel on a read-only mount, reads
- * the data the cache held; should the cache have dropped it for room before
- * the deletion, such a read fails (ENOENT), as every read did before.
+ * A program may also open such a node after its name went: its path walk
+ * reached the node just before the mount heard of the deletion (another
+ * host replacing the file by a rename over it, many times a second). As on
+ * a local disk, it opens the file it reached, as it was (fuse/ops.ts).
+ *
+ * The attributes kept are memory's, else the ones the kernel was last given
+ * (core/fuse/node-table.ts), so they are always there. The data is only
+ * what memory held. A program whose open JavaScript answered reads the
+ * file's open buffer anyway. One whose open the native reader answered
+ * (request-reader.ts), or the kernel on a read-only mount, reads the data
+ * the cache held; should the cache have dropped it for room before the
+ * deletion, such a read fails (ENOENT), as every read did before.
  */
 import type { NodeTable } from '../../core/fuse/node-table.js';
+import { S_IFDIR, S_IFMT, S_IFREG } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { type FileAttr, withOpenChanges } from '../zkfs/attr-ops.js';
 import type { OpenFile } from '../zkfs/open-files.js';
-import type { ZkVfs } from '../zkfs/vfs.js';
+import type { LastSeen, ZkVfs } from '../zkfs/vfs.js';
 
 /** A deleted file (or directory) as its open descriptors still see it. */
 export interface Orphan {
@@ -46,7 +54,7 @@ export class Orphans {
   private readonly kept = new Map<number, Orphan>();
 
   constructor(
-    private readonly nodes: NodeTable,
+    private readonly nodes: NodeTable<FileAttr>,
     private readonly vfs: Pick<ZkVfs, 'lastSeen'>,
   ) {}
 
@@ -59,8 +67,26 @@ export class Orphans {
     // The mount's root stays the root, deleted or not: made again, it is the same directory.
     const id = path === '/' ? undefined : this.nodes.idOf(path);
     if (id === undefined) return undefined;
-    const seen = this.vfs.lastSeen(path);
-    return { id, path, orphan: seen && { ...seen, attr: { ...seen.attr, nlink: 0 } } };
+    return { id, path, orphan: this.orphanOf(id, this.vfs.lastSeen(path)) };
+  }
+
+  /**
+   * What node `id` answers once its name is gone: its attributes as memory
+   * holds them, else as the kernel was last given them. Memory may lack them
+   * when the name goes: another host's change to the directory's metadata
+   * (which holds them) dropped them moments before, as a rename over a file
+   * does, and they are read again only when asked for.
+   */
+  private orphanOf(id: number, seen: LastSeen | undefined): Orphan | undefined {
+    const attr = seen?.attr ?? this.nodes.told(id);
+    if (!attr) return undefined;
+    const type = attr.mode & S_IFMT;
+    if (type === S_IFDIR) return { attr: { ...attr, nlink: 0 }, data: undefined, open: undefined };
+    if (type !== S_IFREG) return undefined;
+    const data = seen?.data;
+    // The data memory holds is the node's latest; the size the kernel was given may be older.
+    const size = seen?.attr || !data ? attr.size : data.length;
+    return { attr: { ...attr, size, nlink: 0 }, data, open: seen?.open };
   }
 
   /**
@@ -85,6 +111,11 @@ export class Orphans {
     const { data } = this.get(id);
     if (!data) throw new FsError('ENOENT', `node ${id} was deleted and its data was not in memory`);
     return data.subarray(position, position + length);
+  }
+
+  /** Whether node `id` is a deleted file kept here with its data, which an open of it can read. */
+  readable(id: number): boolean {
+    return this.kept.get(id)?.data !== undefined;
   }
 
   /** Whether node `id` is a deleted one kept here. */

@@ -144,24 +144,30 @@ export function reopensAlike(ctx: VfsContext, path: string): boolean {
   return open === undefined || !isDirty(open);
 }
 
+/** What memory holds of a name now: see lastSeen(). */
+export interface LastSeen {
+  /** Undefined when memory lacks them (then so might it a directory's or link's nature). */
+  attr: FileAttr | undefined;
+  /** A regular file's data (or what memory holds under a node of unknown type), when held. */
+  data: Buffer | undefined;
+  open: OpenFile | undefined;
+}
+
 /**
  * A regular file's attributes and data as memory holds them now, without
  * waiting: what a program holding it open still reads once it is deleted
  * (fuse/orphans.ts), and its open buffer here, if any. A directory's
  * attributes alone: a program working in it still looks at it (`stat .`,
- * `cd ..`). Undefined for anything else, or when memory lacks its
- * attributes; a file's data is left out when memory lacks that.
+ * `cd ..`). Undefined for anything else; the attributes or data are left
+ * out when memory lacks them.
  */
-export function lastSeen(
-  ctx: VfsContext,
-  path: string,
-): { attr: FileAttr; data: Buffer | undefined; open: OpenFile | undefined } | undefined {
+export function lastSeen(ctx: VfsContext, path: string): LastSeen | undefined {
   // As memory holds it, though the name was deleted moments ago (replaced again and again, say).
-  const attr = getattrCached(ctx, path, true);
-  if (attr === undefined || attr === NOT_CACHED) return undefined;
-  const type = attr.mode & S_IFMT;
+  const cached = getattrCached(ctx, path, true);
+  const attr = cached === NOT_CACHED ? undefined : cached;
+  const type = attr && attr.mode & S_IFMT;
   if (type === S_IFDIR) return { attr, data: undefined, open: undefined };
-  if (type !== S_IFREG) return undefined;
+  if (type !== undefined && type !== S_IFREG) return undefined;
   const keys = ctx.pathKeys.of(path);
   return { attr, data: ctx.tree.cachedData(keys)?.data, open: ctx.files.byZnode(keys.znode) };
 }

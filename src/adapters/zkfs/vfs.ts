@@ -21,6 +21,7 @@ import type { VfsConfig, VfsContext } from './resolve.js';
 import { ZkTree } from './tree.js';
 
 export type { FileAttr, FsStats } from './attr-ops.js';
+export type { LastSeen } from './file-ops.js';
 export type { VfsConfig } from './resolve.js';
 
 export interface VfsOptions extends VfsConfig {
@@ -54,6 +55,8 @@ export interface VfsCounters {
 export class ZkVfs {
   readonly ctx: VfsContext;
   readonly counters: VfsCounters = { byOpcode: [], errors: {} };
+  /** Names another client deleted so far (the watch said so): an answer read meanwhile may be of a node since gone. */
+  deletionsElsewhere = 0;
 
   constructor(options: VfsOptions) {
     const tree =
@@ -134,6 +137,7 @@ export class ZkVfs {
   }
   /** Another client deleted `znode` (a watch said so). */
   deletedElsewhere(znode: string) {
+    this.deletionsElsewhere++;
     this.ctx.files.deletedElsewhere(znode);
   }
   /** The identity of the node at `path` as memory holds it; undefined when memory has no stat of it. */

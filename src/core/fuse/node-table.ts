@@ -5,22 +5,26 @@
  * mounted, so a late FORGET cannot hit a newer node.
  *
  * zkfs is path-based; this table turns the kernel's ids back into paths
- * and follows renames (a directory's whole subtree moves with it).
+ * and follows renames (a directory's whole subtree moves with it). It also
+ * keeps the attributes each node was last handed out with: once its name
+ * is gone, the node answers with them whatever memory dropped meanwhile.
  */
 import { ROOT_ID } from './protocol.js';
 
-interface NodeRecord {
+interface NodeRecord<A> {
   /** Current mount path, or undefined once the name was removed or replaced. */
   path: string | undefined;
   lookups: number;
+  /** The attributes the kernel was last given for the node. */
+  told?: A;
 }
 
 export function childPath(parent: string, name: string): string {
   return parent === '/' ? `/${name}` : `${parent}/${name}`;
 }
 
-export class NodeTable {
-  private readonly byId = new Map<number, NodeRecord>();
+export class NodeTable<A = unknown> {
+  private readonly byId = new Map<number, NodeRecord<A>>();
   private readonly byPath = new Map<string, number>();
   private nextId = ROOT_ID + 1;
 
@@ -39,18 +43,30 @@ export class NodeTable {
     return this.byPath.get(path);
   }
 
-  /** Hands `path` to the kernel once more: its id, created if new. */
-  lookup(path: string): number {
+  /** Hands `path` to the kernel once more, with attributes `told` if given: its id, created if new. */
+  lookup(path: string, told?: A): number {
     const known = this.byPath.get(path);
     if (known !== undefined) {
-      const record = this.byId.get(known) as NodeRecord;
+      const record = this.byId.get(known) as NodeRecord<A>;
       record.lookups++;
+      if (told !== undefined) record.told = told;
       return known;
     }
     const id = this.nextId++;
-    this.byId.set(id, { path, lookups: 1 });
+    this.byId.set(id, told === undefined ? { path, lookups: 1 } : { path, lookups: 1, told });
     this.byPath.set(path, id);
     return id;
+  }
+
+  /** The kernel was given `attr` as the attributes of node `id`. */
+  tell(id: number, attr: A): void {
+    const record = this.byId.get(id);
+    if (record) record.told = attr;
+  }
+
+  /** The attributes the kernel was last given for node `id`, if any. */
+  told(id: number): A | undefined {
+    return this.byId.get(id)?.told;
   }
 
   /** The kernel dropped `count` references to `id`; true when that was the last and the id is gone. */
