@@ -272,6 +272,12 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       this.stats.invalidate(znode);
       return super.stat(znode);
     }
+    // Replaced moments ago (a rename over it), and so likely read next, and replaced again: its data
+    // comes along (one request either way), so that a program whose path walk reaches it just
+    // before it goes again can still read it (fuse/orphans.ts).
+    if (this.live && this.recentlyDeleted.size > 0 && this.recentlyDeleted.remade(znode, Date.now())) {
+      return this.stats.get(znode, () => this.loadNode(znode));
+    }
     // A listing queued it for prefetching: read it now with its data (the open that follows needs
     // it), and with the entries queued after it, which a listing's caller asks for next.
     if (this.live && this.prefetcher.expedite(znode)) return super.stat(znode);

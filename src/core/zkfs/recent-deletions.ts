@@ -6,11 +6,12 @@
  * rename: between them, memory says `f` is gone.
  * A lookup of such a name asks ZooKeeper instead, whose reply comes after
  * every notification of that transaction, so the program finds the new
- * file rather than ENOENT. A creation of the name ends its entry early.
+ * file rather than ENOENT. A creation of the name ends that early; the
+ * name is then one made again moments ago, until the window ends.
  */
 export class RecentDeletions {
-  /** When each name was deleted (ms), oldest first: Map keeps insertion order. */
-  private readonly at = new Map<string, number>();
+  /** When each name was deleted (ms), and whether made again since; oldest first: Map keeps insertion order. */
+  private readonly at = new Map<string, { at: number; remade: boolean }>();
 
   constructor(
     /** How long after its deletion notice a name is asked about (ms). */
@@ -25,12 +26,13 @@ export class RecentDeletions {
 
   deleted(path: string, now: number): void {
     this.at.delete(path);
-    this.at.set(path, now);
+    this.at.set(path, { at: now, remade: false });
     if (this.at.size > this.limit) this.expire(now);
   }
 
   created(path: string): void {
-    this.at.delete(path);
+    const entry = this.at.get(path);
+    if (entry) entry.remade = true;
   }
 
   /**
@@ -41,12 +43,19 @@ export class RecentDeletions {
    */
   within(path: string, now: number): boolean {
     this.expire(now);
-    return this.at.has(path);
+    const entry = this.at.get(path);
+    return entry !== undefined && !entry.remade;
+  }
+
+  /** Whether `path` was deleted and made again less than the window ago (replaced). */
+  remade(path: string, now: number): boolean {
+    this.expire(now);
+    return this.at.get(path)?.remade === true;
   }
 
   /** Forgets names past the window, then the oldest beyond the limit: oldest first, as kept. */
   private expire(now: number): void {
-    for (const [path, at] of this.at) {
+    for (const [path, { at }] of this.at) {
       if (now - at < this.windowMs && this.at.size <= this.limit) break;
       this.at.delete(path);
     }

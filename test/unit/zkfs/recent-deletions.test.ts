@@ -16,6 +16,25 @@ describe('names another client deleted moments ago', () => {
     expect(recent.size).toBe(0);
   });
 
+  it('tells a name deleted and made again (replaced) for the rest of the window', () => {
+    const recent = new RecentDeletions(1000);
+    recent.deleted('/a/f', 5000);
+    expect(recent.remade('/a/f', 5000)).toBe(false);
+    recent.created('/a/f');
+    expect(recent.remade('/a/f', 5500)).toBe(true);
+    expect(recent.remade('/a/g', 5500)).toBe(false);
+    // A name made without a deletion first is just new.
+    recent.created('/a/g');
+    expect(recent.remade('/a/g', 5500)).toBe(false);
+    // Deleted again, it is a name to ask about until made again.
+    recent.deleted('/a/f', 5600);
+    expect([recent.within('/a/f', 5600), recent.remade('/a/f', 5600)]).toEqual([true, false]);
+    recent.created('/a/f');
+    expect(recent.remade('/a/f', 6599)).toBe(true);
+    expect(recent.remade('/a/f', 6600)).toBe(false);
+    expect(recent.size).toBe(0);
+  });
+
   it('empties once deletions stop, whatever name is asked about', () => {
     const recent = new RecentDeletions(1000);
     recent.deleted('/a', 0);
