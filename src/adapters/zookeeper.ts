@@ -72,6 +72,11 @@ export class ZkError extends Error {
   readonly path: string | undefined;
   /** For a failed multi: the index of the op that failed. */
   readonly opIndex: number | undefined;
+  /**
+   * The request was sent again after a connection loss (session-retry.ts):
+   * the first send may have taken effect, so this failure may be its echo.
+   */
+  resent = false;
 
   constructor(zkName: ZkErrorName, path?: string, opIndex?: number, cause?: unknown) {
     super(`ZooKeeper ${zkName}${path ? ` at ${path}` : ''}`, cause === undefined ? undefined : { cause });

@@ -22,12 +22,13 @@ import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
+import { RACE_BUDGET_MS, raceWaitMs } from '../../core/zkfs/race-backoff.js';
 import { docWrite, setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
-import { isZkError } from '../zookeeper.js';
+import { isZkError, type ZkStat } from '../zookeeper.js';
 import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere } from './gone-names.js';
-import { isDirty, type OpenFile } from './open-files.js';
+import { isDirty, type OpenFile, onlyAppended, rebase } from './open-files.js';
 import {
   assertWritable,
   type LinkTarget,
@@ -102,7 +103,7 @@ function adopt(ctx: VfsContext, znode: string, mountPath: string, { data, stat }
     // Another open raced this one, or holds the file; a clean buffer takes the newer content.
     if (!isDirty(open) && stat.version >= open.version) {
       open.buffer.reset(data);
-      open.version = stat.version;
+      rebase(open, data, stat.version);
     }
     return open;
   }
@@ -224,7 +225,7 @@ export async function create(
   const name = baseName(path);
   if (name === DATA_FILE) {
     const file = await load(ctx, parent.znode, path);
-    const fh = ctx.files.open(file, { writable: true, append: false });
+    const fh = ctx.files.open(file, { writable: true, append: (flags & O_APPEND) !== 0 });
     await ctx.settleStores?.(path);
     return { fh };
   }
@@ -267,7 +268,8 @@ export async function create(
   const now = Date.now();
   const times = effectiveAttrs('file', { mtimeMs: now, version: 0 }, entry, ctx.defaults);
   const attr: FileAttr = { ...times, atimeMs: now, ctimeMs: now, size: 0, nlink: 1 };
-  return { fh: ctx.files.open(file, { writable: true, append: false }), attr };
+  // O_APPEND counts from the start: two hosts' `>> f` making f at once each append (writeBack).
+  return { fh: ctx.files.open(file, { writable: true, append: (flags & O_APPEND) !== 0 }), attr };
 }
 
 export function read(
@@ -313,7 +315,7 @@ async function catchUp(ctx: VfsContext, file: OpenFile): Promise<void> {
   }
   if (followsNode(ctx, file) && node.stat.version > file.version) {
     file.buffer.reset(node.data);
-    file.version = node.stat.version;
+    rebase(file, node.data, node.stat.version);
   }
 }
 
@@ -350,8 +352,20 @@ export function write(ctx: VfsContext, fh: number, data: Buffer, position: numbe
     return file.buffer.write(data, offset);
   });
   file.seq++;
+  if (!handle.append) file.rewrittenSeq = file.seq;
   file.mtimeMs = Date.now();
   return written;
+}
+
+/**
+ * Notes change `file.seq`, a truncation from `before` bytes to `size`: one
+ * that shortens keeps the buffer a prefix of what it was (a log cut by
+ * copytruncate, then appended to); one that lengthens writes zeros.
+ */
+function truncated(file: OpenFile, before: number, size: number): void {
+  if (size > before) file.rewrittenSeq = file.seq;
+  else file.keptLength = Math.min(file.keptLength, size);
+  file.cutInFlight = Math.min(file.cutInFlight, size);
 }
 
 /** Runs a size-changing step; an EFBIG marks the file so its partial content is never written back. */
@@ -381,31 +395,142 @@ async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
   const seq = file.seq;
   const content = file.buffer.content();
   ctx.log.debug(`write back ${file.mountPath}: ${content.length} bytes over data version ${file.version}`);
+  let stat: ZkStat;
+  file.cutInFlight = Number.POSITIVE_INFINITY;
   try {
-    const stat = await ctx.client.setData(file.znode, content, file.version);
-    file.version = stat.version;
-    file.flushedSeq = seq;
-    ctx.tree.stats.set(file.znode, stat);
-    if (file.pendingTimes && file.flushedSeq === file.seq) {
-      await applyPendingTimes(ctx, file, stat.version).catch((error: unknown) => {
-        ctx.log.warn(
-          `${file.mountPath}: times not kept: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      });
-    }
+    stat = await ctx.client.setData(file.znode, content, file.version);
   } catch (error) {
-    if (isZkError(error, 'BAD_VERSION')) {
-      const now = await ctx.client.exists(file.znode).catch(() => null);
+    if (isZkError(error, 'BAD_VERSION') && !error.resent && onlyAppended(file)) {
+      await appendToCurrent(ctx, file);
+      return;
+    }
+    throw await refusal(ctx, file, error, content.length);
+  }
+  written(ctx, file, stat, seq, content);
+  await applyTimes(ctx, file, stat);
+}
+
+/** Data version `stat` of `file` holds `content`, its buffer as it stood at change `seq`. */
+function written(ctx: VfsContext, file: OpenFile, stat: ZkStat, seq: number, content: Buffer): void {
+  rebase(file, content, stat.version);
+  // A truncation since `seq` left the buffer a shorter prefix of `content`.
+  file.keptLength = Math.min(content.length, file.cutInFlight);
+  file.flushedSeq = seq;
+  ctx.tree.stats.set(file.znode, stat);
+}
+
+async function applyTimes(ctx: VfsContext, file: OpenFile, stat: ZkStat): Promise<void> {
+  if (!file.pendingTimes || file.flushedSeq !== file.seq) return;
+  await applyPendingTimes(ctx, file, stat.version).catch((error: unknown) => {
+    ctx.log.warn(
+      `${file.mountPath}: times not kept: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  });
+}
+
+/**
+ * Another client changed a file that only O_APPEND writes changed here
+ * since its data version (a log several hosts append to): the bytes
+ * appended here go at the end of the node as it is now, as O_APPEND writes
+ * land at the end of the file on a local disk, instead of failing a close
+ * that shells do not report (`echo line >> log` loses the line). Tried
+ * again, as a shared document is, while other clients keep winning.
+ */
+async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    let node: NodeData;
+    try {
+      node = await ctx.client.getData(file.znode);
+    } catch (error) {
+      throw await refusal(ctx, file, error, file.buffer.length);
+    }
+    // What the awaits let in: a rewrite, a deletion, a refusal as too large.
+    if (file.deleted) return;
+    if (file.deletedElsewhere) throw lostToDeletion(ctx, file);
+    if (file.refused) throw new FsError('EFBIG', file.refused.message);
+    const merged = onlyAppended(file) ? appendedTo(file, node.data) : undefined;
+    if (!merged) throw await refusal(ctx, file, 'conflict', file.buffer.length);
+    const seq = file.seq;
+    const appended = file.buffer.length - file.keptLength;
+    const sent = file.buffer.length;
+    if (merged.length > file.buffer.maxSize) {
+      throw new FsError(
+        'EFBIG',
+        `appending to ${file.mountPath}: ${merged.length} bytes exceed --max-file-size`,
+      );
+    }
+    checkRequestSize(file.znode, merged.length, `appending to ${file.mountPath}`);
+    ctx.log.debug(
+      `write back ${file.mountPath}: ${appended} bytes appended over data version ${node.stat.version} ` +
+        `(another client wrote version ${file.version} onwards)`,
+    );
+    let stat: ZkStat;
+    file.cutInFlight = Number.POSITIVE_INFINITY;
+    try {
+      stat = await ctx.client.setData(file.znode, merged, node.stat.version);
+    } catch (error) {
+      if (isZkError(error, 'BAD_VERSION') && !error.resent && Date.now() - started < RACE_BUDGET_MS) {
+        await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
+        continue;
+      }
+      throw await refusal(ctx, file, error, merged.length);
+    }
+    const cut = file.cutInFlight;
+    if (!onlyAppended(file) || (cut !== Number.POSITIVE_INFINITY && cut !== 0)) {
+      // Changed here while the appended bytes were on their way, at offsets into the old content.
+      ctx.files.detach(file);
       ctx.log.error(
-        `write to ${file.mountPath} refused: another client changed it since it was opened ` +
-          `(opened at data version ${file.version}, now ${now?.version ?? 'unknown'}); ` +
-          `${content.length} bytes not written — reopen the file and write again`,
+        `write to ${file.mountPath} refused: rewritten here while appending after another client's change; ` +
+          'reopen the file and write again',
       );
       throw new FsError('EIO', `conflicting write to ${file.mountPath}`);
     }
-    if (isZkError(error, 'NO_NODE')) throw lostToDeletion(ctx, file);
-    throw asFsError(error, `writing ${file.mountPath}`);
+    // The buffer becomes the node's new content, with what was appended since it was sent;
+    // emptied meanwhile (copytruncate), it holds only what was appended since.
+    if (cut !== 0) file.buffer.reset(Buffer.concat([merged, file.buffer.view().subarray(sent)]));
+    written(ctx, file, stat, seq, merged);
+    await applyTimes(ctx, file, stat);
+    return;
   }
+}
+
+/**
+ * What `file`, holding only appends since its data version (onlyAppended),
+ * becomes over `now`, what another client made of that version: its
+ * appended bytes after `now`; when a truncation here cut the content
+ * first (copytruncate), after that cut and what the other client appended
+ * since (kept: it was not there to be copied). Undefined when that client
+ * changed more than the end of a content cut here: a real conflict.
+ */
+function appendedTo(file: OpenFile, now: Buffer): Buffer | undefined {
+  const appended = file.buffer.view().subarray(file.keptLength);
+  if (file.keptLength === file.base.length) return Buffer.concat([now, appended]);
+  const base = file.base;
+  if (now.length < base.length || !now.subarray(0, base.length).equals(base)) return undefined;
+  return Buffer.concat([base.subarray(0, file.keptLength), now.subarray(base.length), appended]);
+}
+
+/**
+ * The failure to report for a write-back of `file` (`length` bytes) that
+ * `error` refused ('conflict': another client's change, found otherwise); logged.
+ */
+async function refusal(ctx: VfsContext, file: OpenFile, error: unknown, length: number): Promise<FsError> {
+  if (error === 'conflict' || isZkError(error, 'BAD_VERSION')) {
+    ctx.files.detach(file);
+    const now = await ctx.client.exists(file.znode).catch(() => null);
+    ctx.log.error(
+      `write to ${file.mountPath} refused: another client changed it since it was opened ` +
+        `(opened at data version ${file.version}, now ${now?.version ?? 'unknown'}); ` +
+        `${length} bytes not written — reopen the file and write again`,
+    );
+    return new FsError('EIO', `conflicting write to ${file.mountPath}`);
+  }
+  if (isZkError(error, 'NO_NODE')) {
+    ctx.files.detach(file);
+    return lostToDeletion(ctx, file);
+  }
+  return asFsError(error, `writing ${file.mountPath}`);
 }
 
 /** Writes the file's buffer back if it changed; one write at a time per file. */
@@ -452,11 +577,13 @@ export async function ftruncate(ctx: VfsContext, fh: number, size: number): Prom
   const handle = ctx.files.get(fh);
   const file = handle.file;
   handle.truncated = true;
+  const before = file.buffer.length;
   refuseTooLarge(file, () => {
     checkRequestSize(file.znode, size, `truncating ${file.mountPath}`);
     file.buffer.truncate(size);
   });
   file.seq++;
+  truncated(file, before, size);
   file.mtimeMs = Date.now();
 }
 
@@ -474,8 +601,10 @@ async function truncateNode(ctx: VfsContext, path: string, size: number): Promis
   checkRequestSize(target.znode, size, `truncating ${path}`);
   const open = ctx.files.byZnode(target.znode);
   if (open) {
+    const before = open.buffer.length;
     refuseTooLarge(open, () => open.buffer.truncate(size));
     open.seq++;
+    truncated(open, before, size);
     open.mtimeMs = Date.now();
     open.pendingTimes = undefined;
     // truncate(2) by path while the file is open for writing here: the truncating

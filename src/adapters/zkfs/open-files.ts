@@ -20,6 +20,22 @@ export interface OpenFile {
   /** Bumped by every change; the buffer is clean when `flushedSeq === seq`. */
   seq: number;
   flushedSeq: number;
+  /** The content of data version `version`, as read or written back (never changed). */
+  base: Buffer;
+  /** How much of `base` the buffer still starts with: all of it, unless a truncation cut it since. */
+  keptLength: number;
+  /**
+   * The `seq` of the last change other than an O_APPEND write or a
+   * truncation that shortens (a write at an offset, a truncation that
+   * lengthens). While none came after the content of `version`
+   * (`rewrittenSeq <= flushedSeq`), the buffer is the first `keptLength`
+   * bytes of `base` with bytes appended, and a write-back that another
+   * client's change refused may append the same bytes to the node as it is
+   * now (file-ops.ts, appendToCurrent).
+   */
+  rewrittenSeq: number;
+  /** The shortest length a truncation cut the buffer to while its write-back was on its way. */
+  cutInFlight: number;
   refs: number;
   /** How many of those handles are open for writing. */
   writerRefs: number;
@@ -81,6 +97,21 @@ export function isDirty(file: OpenFile): boolean {
 }
 
 /**
+ * Whether all `file` holds beyond (a part cut from the start of) the
+ * content of its data version was appended with O_APPEND.
+ */
+export function onlyAppended(file: OpenFile): boolean {
+  return file.rewrittenSeq <= file.flushedSeq && file.buffer.length >= file.keptLength;
+}
+
+/** `file` now holds `content`, the data of its data version `version`. */
+export function rebase(file: OpenFile, content: Buffer, version: number): void {
+  file.version = version;
+  file.base = content;
+  file.keptLength = content.length;
+}
+
+/**
  * Whether `file` holds exactly the bytes of `version` and nothing here can
  * change it: no handle open for writing (an open for writing waits for the
  * stores on their way before it answers), and no change kept from one.
@@ -110,6 +141,10 @@ export class OpenFiles {
       version,
       seq: 0,
       flushedSeq: 0,
+      base: data,
+      keptLength: data.length,
+      rewrittenSeq: 0,
+      cutInFlight: Number.POSITIVE_INFINITY,
       refs: 0,
       writerRefs: 0,
       deleted: false,
@@ -170,6 +205,16 @@ export class OpenFiles {
     if (!file) return;
     this.files.delete(znode);
     if (file.writerRefs > 0 || isDirty(file)) file.deletedElsewhere = true;
+  }
+
+  /**
+   * A write-back of `file` was refused for good (another client changed or
+   * deleted the node): later opens read the node as it is instead of
+   * joining changes that can never be written (an `echo >> f` would fail,
+   * unreported by the shell). Handles already open keep it.
+   */
+  detach(file: OpenFile): void {
+    if (this.files.get(file.znode) === file) this.files.delete(file.znode);
   }
 
   /** Another client changed `znode`'s data (a watch said so). */

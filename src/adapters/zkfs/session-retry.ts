@@ -207,6 +207,7 @@ export class SessionRetry {
             return done;
           }
         }
+        if (resent && error instanceof ZkError) error.resent = true;
         throw error;
       }
     }

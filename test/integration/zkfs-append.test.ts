@@ -1,0 +1,189 @@
+/**
+ * Logs on two mounts of one tree (two hosts): lines appended with `>>` on
+ * both, log rotation by copytruncate or by mv. The shell never reports a
+ * failed close of `echo line >> log` (bash closes the file with dup2 and
+ * ignores the error), so a line refused at close is a line silently lost:
+ * appends must land, as on a local disk, however the hosts interleave.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ZkClient } from '../../src/adapters/zookeeper.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import type { ZkServer } from '../fixtures/zk-server.js';
+import { mountTwice, startZkWithClient, waitUntilOpen, type ZkfsMount } from '../fixtures/zkfs-mount.js';
+
+/**
+ * Opens FILE (`a`: O_APPEND; `r+`: O_RDWR), writes TEXT (at the end, or at
+ * offset 0) or, for `truncate`, cuts the file to nothing; then, each when
+ * told (a file GO.fsync, then GO.close), fsyncs and closes, printing how
+ * each went (GO.fsynced once fsync returned).
+ */
+const HOLD_SCRIPT = `
+const fs = require('node:fs');
+const [file, how, text, go] = process.argv.slice(1);
+const fd = fs.openSync(file, how === 'a' ? 'a' : 'r+');
+if (how === 'a') fs.writeSync(fd, text);
+else if (how === 'r+') fs.writeSync(fd, text, 0);
+else fs.ftruncateSync(fd, 0);
+fs.writeFileSync(go + '.ready', '');
+const result = {};
+for (const [step, run] of [['fsync', () => fs.fsyncSync(fd)], ['close', () => fs.closeSync(fd)]]) {
+  while (!fs.existsSync(go + '.' + step)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  try { run(); result[step] = 'ok'; } catch (e) { result[step] = e.code; }
+  fs.writeFileSync(go + '.' + step + 'ed', result[step]);
+}
+process.stdout.write(JSON.stringify(result));
+`;
+
+interface Holder {
+  /** fsync(2)s: 'ok' or the error code. */
+  fsync(): Promise<string>;
+  /** fsync(2)s, closes, and says how each went. */
+  finish(): Promise<{ fsync: string; close: string }>;
+}
+
+/** A program holding `file` on mount `m` open with a change not yet written back. */
+async function hold(m: ZkfsMount, file: string, how: 'a' | 'r+' | 'truncate', text = ''): Promise<Holder> {
+  const go = join(scratchDir('zkfs-hold'), 'go');
+  const child = execa(process.execPath, ['-e', HOLD_SCRIPT, join(m.dir, file), how, text, go], {
+    reject: false,
+    timeout: 60_000,
+  });
+  const until = async (flag: string) => {
+    const deadline = Date.now() + 15_000;
+    while (!existsSync(flag)) {
+      if (Date.now() > deadline || child.exitCode !== null) {
+        throw new Error(`holder of ${file} never wrote ${flag}: ${String((await child).stderr)}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return readFileSync(flag, 'utf8');
+  };
+  await waitUntilOpen(child.pid!, join(m.dir, file));
+  await until(`${go}.ready`);
+  const fsync = async () => {
+    writeFileSync(`${go}.fsync`, '');
+    return until(`${go}.fsynced`);
+  };
+  return {
+    fsync,
+    finish: async () => {
+      await fsync();
+      writeFileSync(`${go}.close`, '');
+      const r = await child;
+      if (r.exitCode !== 0) throw new Error(`holder of ${file} failed: ${String(r.stderr)}`);
+      return JSON.parse(String(r.stdout)) as { fsync: string; close: string };
+    },
+  };
+}
+
+describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () => {
+  let zk: ZkServer;
+  let client: ZkClient;
+  let a: ZkfsMount;
+  let b: ZkfsMount;
+  let dir = 0;
+  /** A fresh directory for one test: its path in the mounts and its znode. */
+  const fresh = async () => {
+    const name = `d${++dir}`;
+    await a.ok(`mkdir ${name}`);
+    return { name, znode: `/logs/${name}/log` };
+  };
+  const zkText = async (znode: string) => (await client.getData(znode)).data.toString();
+  /** Waits until ZooKeeper holds `expected` at `znode` (a release writes back a moment after close). */
+  const holds = async (znode: string, expected: string) => {
+    const deadline = Date.now() + 10_000;
+    let last = '';
+    while (Date.now() < deadline) {
+      last = await zkText(znode);
+      if (last === expected) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(last).toBe(expected);
+  };
+
+  beforeAll(async () => {
+    ({ zk, client } = await startZkWithClient());
+    [a, b] = await mountTwice(zk.connectString, '/logs');
+  });
+
+  it('keeps a line appended on one host while the other host, holding the log open, appended too', async () => {
+    const { name, znode } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    await b.ok(`cat ${name}/log`);
+    const writer = await hold(b, `${name}/log`, 'a', 'from b\n');
+    await a.ok(`echo 'from a' >> ${name}/log`);
+    // Refused before (EIO at fsync and close): b's content was based on the version before a's line.
+    expect(await writer.finish()).toEqual({ fsync: 'ok', close: 'ok' });
+    expect(await zkText(znode)).toBe('start\nfrom a\nfrom b\n');
+  });
+
+  it('keeps every line of shells appending with >> on both hosts at once', async () => {
+    const { name, znode } = await fresh();
+    const lines = 40;
+    const loop = (who: string) => `for i in $(seq 1 ${lines}); do echo "${who} $i" >> ${name}/log; done`;
+    // Two writers per host: on each host too, one writer's close writes back the other's line.
+    const results = await Promise.all([
+      a.sh(loop('a1')),
+      a.sh(loop('a2')),
+      b.sh(loop('b1')),
+      b.sh(loop('b2')),
+    ]);
+    for (const r of results) expect(r).toMatchObject({ exitCode: 0, stderr: '' });
+    const got = (await zkText(znode)).split('\n').filter(Boolean);
+    const want = ['a1', 'a2', 'b1', 'b2'].flatMap((who) =>
+      Array.from({ length: lines }, (_, i) => `${who} ${i + 1}`),
+    );
+    expect([...got].sort()).toEqual([...want].sort());
+    // Each writer's lines in its own order.
+    for (const who of ['a1', 'a2', 'b1', 'b2']) {
+      const mine = got.filter((l) => l.startsWith(`${who} `));
+      expect(mine).toEqual(want.filter((l) => l.startsWith(`${who} `)));
+    }
+  });
+
+  it('keeps both lines when both hosts make a log with >> at once', async () => {
+    const { name } = await fresh();
+    const rounds = 60;
+    const r = await a.sh(
+      `for i in $(seq 1 ${rounds}); do echo a >> ${name}/f$i & echo b >> ${b.dir}/${name}/f$i & wait; done`,
+    );
+    expect(r.stderr).toBe('');
+    const counts = await a.ok(`for i in $(seq 1 ${rounds}); do sort ${name}/f$i | tr -d '\\n'; echo; done`);
+    expect(counts).toBe('ab\n'.repeat(rounds));
+  });
+
+  it('rotates by copytruncate on one host while both append: the cut holds, no line is lost or copied twice', async () => {
+    const { name, znode } = await fresh();
+    await a.ok(`printf 'old 1\\nold 2\\n' > ${name}/log`);
+    await b.ok(`cat ${name}/log`);
+    await a.ok(`cp ${name}/log ${name}/log.1`);
+    // truncate(1)'s cut, written back when it releases the file.
+    const cutter = await hold(a, `${name}/log`, 'truncate');
+    await b.ok(`echo 'b after' >> ${name}/log`);
+    await a.ok(`echo 'a after' >> ${name}/log`);
+    expect(await cutter.finish()).toEqual({ fsync: 'ok', close: 'ok' });
+    // Before, a's line was refused at close (unreported) and the cut with it: the old lines stayed
+    // in the log and in its copy.
+    await holds(znode, 'b after\na after\n');
+    expect(await zkText(`${znode}.1`)).toBe('old 1\nold 2\n');
+  });
+
+  it('opens afresh a log whose write-back another host refused, for the next >> on this host', async () => {
+    const { name, znode } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    await b.ok(`cat ${name}/log`);
+    // A rewrite (not an append) on b, which a's append makes a real conflict.
+    const editor = await hold(b, `${name}/log`, 'r+', 'S');
+    await a.ok(`echo 'from a' >> ${name}/log`);
+    expect(await editor.fsync()).toBe('EIO');
+    // The editor still holds its refused change; before, b's next line joined it and was refused
+    // with it at close, unreported, and so was every line after while the editor kept the file.
+    await b.ok(`echo 'from b' >> ${name}/log; echo 'b again' >> ${name}/log`);
+    expect(await editor.finish()).toEqual({ fsync: 'EIO', close: 'EIO' });
+    expect(await zkText(znode)).toBe('start\nfrom a\nfrom b\nb again\n');
+    expect(b.log()).toContain('another client changed it');
+  });
+});
