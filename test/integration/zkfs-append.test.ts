@@ -186,4 +186,16 @@ describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () =>
     expect(await zkText(znode)).toBe('start\nfrom a\nfrom b\nb again\n');
     expect(b.log()).toContain('another client changed it');
   });
+
+  it('makes the log again for >> on one host while the other renames it away (mv rotation), never ENOENT', async () => {
+    const { name } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    const [writes, moves] = await Promise.all([
+      b.sh(`cd ${name} && for i in $(seq 1 300); do echo "b $i" >> log; done`),
+      a.sh(`cd ${name} && for i in $(seq 1 30); do sleep 0.03; mv log log.$i 2>/dev/null || true; done`),
+    ]);
+    expect(moves.exitCode).toBe(0);
+    // Before, the kernel's entry for the moved file was opened and found gone: "No such file or directory".
+    expect(writes.stderr).not.toContain('No such file');
+  });
 });

@@ -200,6 +200,18 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     return walkedPathOf(id);
   };
 
+  /**
+   * An open of a node the kernel holds whose name now stands for nothing
+   * (another host renamed or deleted the file since the kernel looked it
+   * up): ESTALE, not ENOENT, so the kernel walks the path again, asking
+   * afresh; then `>> log` (O_CREAT) makes the file again, as on a local
+   * disk, instead of failing with "No such file or directory", and a plain
+   * open fails with ENOENT from that walk.
+   */
+  const goneIsStale = (error: unknown, path: string): unknown =>
+    error instanceof FsError && error.code === 'ENOENT'
+      ? new FsError('ESTALE', `${path} is gone: the kernel looks it up again`)
+      : error;
   /** `path` with attributes `a` for the kernel, under the node id it will know it by (one more reference). */
   const handOutAs = (path: string, a: FileAttr): { id: number; attr: Attr } => {
     const id = nodes.lookup(path, a);
@@ -342,12 +354,23 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             // Deleted, and still open somewhere: as it was.
             const gone = () => attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS);
             if (path === undefined) return gone();
-            const a = cachedAttr(path);
+            // Gone since the kernel looked it up (another host renamed or deleted it): stat(2) and
+            // open(2) walk the path again on ESTALE, and find the name made again or missing.
+            let a: FileAttr | typeof NOT_CACHED;
+            try {
+              a = cachedAttr(path);
+            } catch (error) {
+              throw goneIsStale(error, path);
+            }
             if (a !== NOT_CACHED) return told(u, h.nodeId, a);
             // Deleted meanwhile, the name may stand for a node made again under it: not this one.
-            return vfs
-              .getattr(path)
-              .then((fresh) => (nodes.path(h.nodeId) === undefined ? gone() : told(u, h.nodeId, fresh)));
+            return vfs.getattr(path).then(
+              (fresh) => (nodes.path(h.nodeId) === undefined ? gone() : told(u, h.nodeId, fresh)),
+              (error: unknown) => {
+                if (nodes.path(h.nodeId) === undefined) return gone();
+                throw goneIsStale(error, path);
+              },
+            );
           },
         );
         return;
@@ -458,8 +481,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const fh = vfs.openCached(path, flags);
             if (fh === undefined) {
               const opened = vfs.open(path, flags);
-              if (reading) return opened.then((got) => openedForReading(u, h.nodeId, got));
-              return opened.then((got) => openReply(u, got, openFlags));
+              const stale = (error: unknown): never => {
+                throw goneIsStale(error, path);
+              };
+              if (reading) return opened.then((got) => openedForReading(u, h.nodeId, got), stale);
+              return opened.then((got) => openReply(u, got, openFlags), stale);
             }
             // Answered from memory: until something changes, the next open for reading needs no JavaScript.
             if (reading) allowReads(h.nodeId, path);
