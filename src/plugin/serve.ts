@@ -1,8 +1,9 @@
 /**
  * Runs a Docker volume plugin until SIGTERM/SIGINT (or `signal`): loads the
- * saved volumes, reconciles them with the mount table, then serves the
- * protocol on the plugin socket. Stopping never unmounts anything: containers
- * keep their volumes, and the next start picks the references up again.
+ * saved volumes, serves the protocol on the plugin socket and, meanwhile,
+ * reconciles the volumes with the mount table. Stopping never unmounts
+ * anything: containers keep their volumes, and the next start picks the
+ * references up again.
  */
 import { join } from 'node:path';
 import { resolveStateDir } from '../adapters/volume-state.js';
@@ -69,16 +70,30 @@ export async function servePlugin(
     mountRoot: paths.mountRoot,
     ctx,
   });
-  ctx.progress('reconciling volumes with the mount table');
-  const reconciled = await store.reconcile();
+  // In the background: requests on a volume wait for its own turn, the rest are answered at once.
+  const pending = store.names().length;
+  let bound!: () => void;
+  const after = new Promise<void>((resolve) => {
+    bound = resolve;
+  });
+  const reconciling = store.startReconcile({ after }).then((entries) => {
+    const failed = entries.filter((e) => e.error !== undefined).length;
+    if (pending > 0) {
+      ctx.log.info(
+        `start-up reconciliation done: ${entries.length} volume(s)${failed > 0 ? `, ${failed} failed (see above)` : ''}`,
+      );
+    }
+    return entries;
+  });
   const server = await startPluginServer({
     router: new Router({ driver: store, log: ctx.log }),
     log: ctx.log,
     listen: { socketPath: paths.socket },
     maxBodyBytes: options.maxBodyBytes,
   });
+  bound();
   ctx.log.info(
-    `${options.driver} plugin "${paths.name}" ready on ${server.address} (${store.names().length} volume(s), state ${paths.stateFile})`,
+    `${options.driver} plugin "${paths.name}" ready on ${server.address} (${store.names().length} volume(s)${pending > 0 ? `, reconciling them with the mount table` : ''}, state ${paths.stateFile})`,
   );
   options.onListening?.(server.address);
 
@@ -99,6 +114,11 @@ export async function servePlugin(
   });
   ctx.log.info(`stopping on ${stoppedBy}: finishing requests in flight; volumes stay mounted`);
   await server.close();
+  if (store.reconcilingNames().length > 0) {
+    // Exiting in the middle of a remount could leave a daemon starting for a mount no one records.
+    ctx.log.info(`waiting for start-up reconciliation of ${store.reconcilingNames().join(', ')}`);
+  }
+  const reconciled = await reconciling;
   await store.flush();
   return {
     driver: options.driver,

@@ -52,10 +52,15 @@ export interface ReconcileEntry {
   error?: string;
 }
 
+/** Volumes reconciled at once at start-up; each may spawn a FUSE daemon. */
+const RECONCILE_CONCURRENCY = 8;
+
 export class VolumeStore implements VolumeDriver {
   readonly secretOptions: readonly string[];
   private state: PluginState;
   private saving: Promise<void> = Promise.resolve();
+  /** Volumes whose start-up reconciliation is not over: calling the entry waits for it. */
+  private readonly reconciling = new Map<string, () => Promise<ReconcileEntry>>();
   private readonly backend: VolumeBackend;
   private readonly stateFile: string;
   private readonly mountRoot: string;
@@ -110,6 +115,7 @@ export class VolumeStore implements VolumeDriver {
   }
 
   async create(name: string, options: Record<string, string>): Promise<void> {
+    await this.reconciled(name);
     const normalized = this.backend.normalizeOptions(name, options);
     for (const secret of this.backend.secretsOf(name, normalized)) this.ctx.log.addSecret(secret);
     let created = false;
@@ -124,6 +130,7 @@ export class VolumeStore implements VolumeDriver {
   }
 
   async remove(name: string): Promise<void> {
+    await this.reconciled(name);
     const volume = getVolume(this.state, name);
     const dir = this.mountpointOf(name);
     const held = totalRefs(volume.refs);
@@ -143,6 +150,7 @@ export class VolumeStore implements VolumeDriver {
   }
 
   async mount(name: string, id: string): Promise<string> {
+    await this.reconciled(name);
     const volume = getVolume(this.state, name);
     const dir = this.mountpointOf(name);
     const { refs, first } = addRef(volume.refs, id);
@@ -167,12 +175,14 @@ export class VolumeStore implements VolumeDriver {
   }
 
   async path(name: string): Promise<string | undefined> {
+    await this.reconciled(name);
     getVolume(this.state, name);
     const dir = this.mountpointOf(name);
     return (await this.isMounted(dir)) ? dir : undefined;
   }
 
   async unmount(name: string, id: string): Promise<void> {
+    await this.reconciled(name);
     const volume = getVolume(this.state, name);
     const released = releaseRef(volume.refs, id);
     if (!released.known) {
@@ -187,6 +197,7 @@ export class VolumeStore implements VolumeDriver {
   }
 
   async get(name: string): Promise<VolumeDetails> {
+    await this.reconciled(name);
     const volume = getVolume(this.state, name);
     const dir = this.mountpointOf(name);
     const details: VolumeDetails = {
@@ -200,10 +211,15 @@ export class VolumeStore implements VolumeDriver {
 
   async list(): Promise<VolumeSummary[]> {
     const table = await this.readMounts();
-    return this.names().map((name) => {
-      const dir = this.mountpointOf(name);
-      return mountAt(table, dir) ? { name, mountpoint: dir } : { name };
-    });
+    return Promise.all(
+      this.names().map(async (name) => {
+        const dir = this.mountpointOf(name);
+        if (!mountAt(table, dir)) return { name };
+        // Not waited for, so List answers at once: a mount start-up has yet to look at may be dead.
+        if (this.reconciling.has(name) && !(await this.backendAlive(dir))) return { name };
+        return { name, mountpoint: dir };
+      }),
+    );
   }
 
   /**
@@ -211,47 +227,82 @@ export class VolumeStore implements VolumeDriver {
    * mounts no one holds are taken down, a held mount whose server died is
    * mounted afresh, and the references of a volume that is not mounted at
    * all are forgotten (see reconcileAction). Failures are reported, never fatal.
+   *
+   * Returns at once and works in the background, a few volumes at a time: a
+   * remount waits up to 10 s for an unreachable ZooKeeper, and the engine
+   * must not wait for every volume before the plugin answers it. Until a
+   * volume's turn is over, requests naming it wait for it (starting it out
+   * of turn), and List shows its mount point only while it is served.
+   * Nothing starts before `after` resolves (the plugin socket is bound:
+   * a second server started by mistake must not touch the volumes).
    */
-  async reconcile(): Promise<ReconcileEntry[]> {
-    const entries: ReconcileEntry[] = [];
-    for (const name of this.names()) {
+  startReconcile(options: { after?: Promise<void>; concurrency?: number } = {}): Promise<ReconcileEntry[]> {
+    const after = options.after ?? Promise.resolve();
+    const concurrency = options.concurrency ?? RECONCILE_CONCURRENCY;
+    const names = this.names();
+    const started = new Map<string, Promise<ReconcileEntry>>();
+    const start = (name: string): Promise<ReconcileEntry> => {
+      let task = started.get(name);
+      if (task === undefined) {
+        task = after.then(() => this.reconcileVolume(name)).finally(() => this.reconciling.delete(name));
+        started.set(name, task);
+      }
+      return task;
+    };
+    for (const name of names) this.reconciling.set(name, () => start(name));
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) await start(names[next++]!);
+    };
+    const workers = Array.from({ length: Math.min(Math.max(1, concurrency), names.length) }, worker);
+    return Promise.all(workers).then(() => Promise.all(names.map(start)));
+  }
+
+  /** Names of the volumes whose start-up reconciliation is not over yet. */
+  reconcilingNames(): string[] {
+    return [...this.reconciling.keys()].sort();
+  }
+
+  private async reconcileVolume(name: string): Promise<ReconcileEntry> {
+    const entry: ReconcileEntry = { name, action: 'none' };
+    try {
       const volume = getVolume(this.state, name);
       const dir = this.mountpointOf(name);
-      const entry: ReconcileEntry = { name, action: 'none' };
-      try {
-        const seen: MountSeen = !(await this.isMounted(dir))
-          ? 'absent'
-          : (await this.isServed(volume, dir))
-            ? 'served'
-            : 'dead';
-        const action = reconcileAction(volume.refs, seen);
-        entry.action = action;
-        if (action === 'forget') {
-          await this.update(name, (state) => withRefs(state, name, {}));
-          this.ctx.log.info(
-            `volume ${name} is not mounted (the host restarted, or it was unmounted by hand): ` +
-              `forgot ${totalRefs(volume.refs)} mount reference(s) no container can hold`,
-          );
-        } else if (action === 'remount') {
-          await this.mountAt(volume, dir);
-          this.ctx.log.info(
-            `remounted volume ${name} at ${dir}: ${totalRefs(volume.refs)} mount(s) still use it`,
-          );
-        } else if (action === 'unmount') {
-          await this.teardown(volume, dir);
-          this.ctx.log.info(`unmounted volume ${name} at ${dir}: nothing uses it`);
-        } else if (action === 'keep') {
-          this.ctx.log.info(
-            `volume ${name} is still mounted at ${dir} for ${totalRefs(volume.refs)} mount(s)`,
-          );
-        }
-      } catch (error) {
-        entry.error = errorMessage(error);
-        this.ctx.log.error(`start-up: could not ${entry.action} volume ${name}: ${entry.error}`);
+      const seen: MountSeen = !(await this.isMounted(dir))
+        ? 'absent'
+        : (await this.isServed(volume, dir))
+          ? 'served'
+          : 'dead';
+      const action = reconcileAction(volume.refs, seen);
+      entry.action = action;
+      if (action === 'forget') {
+        await this.update(name, (state) => withRefs(state, name, {}));
+        this.ctx.log.info(
+          `volume ${name} is not mounted (the host restarted, or it was unmounted by hand): ` +
+            `forgot ${totalRefs(volume.refs)} mount reference(s) no container can hold`,
+        );
+      } else if (action === 'remount') {
+        await this.mountAt(volume, dir);
+        this.ctx.log.info(
+          `remounted volume ${name} at ${dir}: ${totalRefs(volume.refs)} mount(s) still use it`,
+        );
+      } else if (action === 'unmount') {
+        await this.teardown(volume, dir);
+        this.ctx.log.info(`unmounted volume ${name} at ${dir}: nothing uses it`);
+      } else if (action === 'keep') {
+        this.ctx.log.info(`volume ${name} is still mounted at ${dir} for ${totalRefs(volume.refs)} mount(s)`);
       }
-      entries.push(entry);
+    } catch (error) {
+      entry.error = errorMessage(error);
+      const next = entry.action === 'remount' ? '; the next Mount of it tries again' : '';
+      this.ctx.log.error(`start-up: could not ${entry.action} volume ${name}: ${entry.error}${next}`);
     }
-    return entries;
+    return entry;
+  }
+
+  /** Waits for the start-up reconciliation of `name`, starting it now if its turn has not come. */
+  private async reconciled(name: string): Promise<void> {
+    await this.reconciling.get(name)?.();
   }
 
   /** Waits for state writes in flight. */
@@ -286,10 +337,14 @@ export class VolumeStore implements VolumeDriver {
    */
   private async isServed(volume: VolumeRecord, dir: string): Promise<boolean> {
     if (!(await this.isMounted(dir))) return false;
-    if (!this.backend.alive || (await this.backend.alive(dir))) return true;
+    if (await this.backendAlive(dir)) return true;
     this.ctx.log.warn(`volume ${volume.name}: the process serving ${dir} is gone; mounting it afresh`);
     await this.backend.discard?.(volume, dir, this.ctx);
     return this.isMounted(dir);
+  }
+
+  private async backendAlive(dir: string): Promise<boolean> {
+    return !this.backend.alive || this.backend.alive(dir);
   }
 
   private async mountAt(volume: VolumeRecord, dir: string): Promise<void> {

@@ -156,7 +156,7 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
 
     const lines: string[] = [];
     const second = await openStore(root, t.backend, lines);
-    const report = await second.reconcile();
+    const report = await second.startReconcile();
     expect(report).toEqual([
       { name: 'idle', action: 'none' },
       { name: 'kept', action: 'keep' },

@@ -69,6 +69,11 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     await plugin.kill('SIGKILL');
     killed.push(await killDaemon(dir));
     await plugin.start();
+    // The remount goes on after the socket answers; a request naming the volume waits for it.
+    expect(await plugin.post('/VolumeDriver.Path', { Name: 'rec' })).toEqual({
+      status: 200,
+      json: { Mountpoint: dir, Err: '' },
+    });
     expect(plugin.logs()).toContain(`remounted volume rec at ${dir}: 2 mount(s) still use it`);
     expect(readFileSync(join(dir, 'note'), 'utf8')).toBe('written through FUSE\n');
 
@@ -79,6 +84,65 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     expect(await refsOf(plugin, 'rec')).toBe(0);
     // Nothing is left of the killed daemons: `zkfsctl status` finds no dead sockets.
     for (const pid of killed) expect(existsSync(statusSocketPath(pid))).toBe(false);
+  });
+
+  it('answers at once after a restart while the ensemble of some volumes is down, and serves them once it is back', async () => {
+    // Start-up remounted the volumes whose daemons died one after another, each waiting 10 s for its
+    // ZooKeeper: the engine, which blocks `docker run` on an unanswered plugin, waited for all of them.
+    const down = await startZk();
+    const up = await startZk();
+    const plugin = await startPluginProcess({ tool: 'zkfsctl' });
+    const names = ['dead1', 'dead2', 'dead3', 'good'];
+    const dirs: Record<string, string> = {};
+    for (const name of names) {
+      const zk = name === 'good' ? up : down;
+      const opts = { hosts: zk.connectString, path: `/${name}` };
+      expect((await plugin.post('/VolumeDriver.Create', { Name: name, Opts: opts })).status).toBe(200);
+      const mount = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
+      expect(mount.json.Err).toBe('');
+      dirs[name] = mount.json.Mountpoint as string;
+      writeFileSync(join(dirs[name]!, 'note'), `${name}\n`);
+    }
+    // The host's plugin and its daemons die (an OOM kill, a crash); one ensemble is unreachable.
+    await plugin.kill('SIGKILL');
+    for (const name of names) await killDaemon(dirs[name]!);
+    await down.kill(0);
+
+    const started = Date.now();
+    await plugin.start();
+    const list = await plugin.post('/VolumeDriver.List', {});
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((list.json.Volumes as { Name: string }[]).map((v) => v.Name)).toEqual(names);
+    // Answered while start-up still works on them: the dead mounts are not shown as mount points.
+    for (const name of ['dead1', 'dead2', 'dead3']) expect(list.json.Volumes).toContainEqual({ Name: name });
+    // The volume whose ensemble is fine is served at once, with its data.
+    const good = await plugin.post('/VolumeDriver.Mount', { Name: 'good', ID: 'c2' });
+    expect(good).toEqual({ status: 200, json: { Mountpoint: dirs.good, Err: '' } });
+    expect(readFileSync(join(dirs.good!, 'note'), 'utf8')).toBe('good\n');
+    expect(Date.now() - started).toBeLessThan(8000);
+
+    // A volume that could not be mounted afresh is not reported mounted, and keeps its holder.
+    const get = await plugin.post('/VolumeDriver.Get', { Name: 'dead1' });
+    expect(get.json.Err).toBe('');
+    expect(get.json.Volume).not.toHaveProperty('Mountpoint');
+    expect((get.json.Volume as { Status: { mounts: number } }).Status.mounts).toBe(1);
+    expect(plugin.logs()).toContain('could not remount volume dead1');
+    const listed = await plugin.post('/VolumeDriver.List', {});
+    expect(listed.json.Volumes).toContainEqual({ Name: 'dead1' });
+    expect(listed.json.Volumes).toContainEqual({ Name: 'good', Mountpoint: dirs.good });
+
+    // Once ZooKeeper is back the next container gets the volume, with its data.
+    await down.start(0);
+    const back = await plugin.post('/VolumeDriver.Mount', { Name: 'dead1', ID: 'c2' });
+    expect(back).toEqual({ status: 200, json: { Mountpoint: dirs.dead1, Err: '' } });
+    expect(readFileSync(join(dirs.dead1!, 'note'), 'utf8')).toBe('dead1\n');
+    for (const id of ['c1', 'c2']) {
+      for (const name of ['dead1', 'good']) {
+        expect((await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: id })).json.Err).toBe('');
+      }
+    }
+    expect(mountedAt(dirs.dead1!)).toBe(false);
+    expect(mountedAt(dirs.good!)).toBe(false);
   });
 
   it('shares a long-named volume between two Mounts without remounting it, and logs its daemon', async () => {
