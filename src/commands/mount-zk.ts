@@ -54,7 +54,7 @@ export interface MountZkOptions {
   /** Create PATH in ZooKeeper when missing (default true). */
   create?: boolean | undefined;
   /** Seconds to wait for a ZooKeeper session (default 10). */
-  connectTimeout?: number | undefined;
+  connectTimeout?: string | number | undefined;
   /** How long cached metadata stays fresh, in ms (default 1000), when the servers cannot watch. */
   cacheTtlMs?: number | undefined;
   /** Memory for the watch-driven cache (bytes, units accepted: 64M); 0 caches nothing. */
@@ -110,7 +110,8 @@ async function readAuth(
     log,
     dashIsStdin: true,
   });
-  return parseAuth(text.split('\n')[0] ?? '');
+  const file = options.authFile === '-' ? 'standard input' : options.authFile;
+  return parseAuth(text.split('\n')[0] ?? '', `the first line of --auth-file ${file}`);
 }
 
 /** `dir` is the real path (the mount table's), `shown` what the user gave (realMountPoint). */
@@ -193,9 +194,11 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
   // The kernel mounts at the real path: the daemon watching the mount table for its own unmount,
   // the refusal of a second mount, the run record and the default log name all need that spelling.
   const { dir, shown } = await realMountPoint(options.dir);
-  const connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S;
+  const rawTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S;
+  const connectTimeout =
+    typeof rawTimeout === 'number' ? rawTimeout : rawTimeout.trim() === '' ? Number.NaN : Number(rawTimeout);
   if (!Number.isFinite(connectTimeout) || connectTimeout <= 0) {
-    throw new UsageError(`--connect-timeout ${connectTimeout} is not a positive number of seconds`);
+    throw new UsageError(`--connect-timeout '${rawTimeout}' is not a positive number of seconds`);
   }
   const logFile =
     options.logFile !== undefined

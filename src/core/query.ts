@@ -214,7 +214,7 @@ export function parseQuery(
   const query = readSettings(name, fail);
   for (const [key, value] of Object.entries(options)) {
     const field = FIELD_BY_KEY.get(key) ?? fail(unknownKey(key, 'option'));
-    assign(query, field, value, (problem) => fail(`option ${problem}`), true);
+    assign(query, field, value, fail, true);
   }
   if (query.label === '') {
     if (parseOptions.requireLabel === false) query.label = UNTYPED_LABEL;
@@ -289,13 +289,18 @@ function assign(
   fail: (problem: string) => never,
   fromOption = false,
 ): void {
+  // Named as the user gave it: `-o min-disks=x` (plugin, simplectl -o), `min-disks.x` in the name.
   const bad = (why: string): never => {
     const shown = field.kind === 'secret' ? REDACTED : value;
-    return fail(`setting '${field.key}': '${shown}' ${why}`);
+    return fail(fromOption ? `-o ${field.key}=${shown} ${why}` : `setting '${field.key}': '${shown}' ${why}`);
   };
   const target = query as unknown as Record<string, unknown>;
   if (value === '' && field.kind !== 'boolean') {
-    fail(`setting '${field.key}' needs a value (${field.key}.VALUE)`);
+    fail(
+      fromOption
+        ? `-o ${field.key} needs a value (-o ${field.key}=VALUE)`
+        : `setting '${field.key}' needs a value (${field.key}.VALUE)`,
+    );
   }
   switch (field.kind) {
     case 'boolean': {

@@ -14,6 +14,7 @@ import { mountZk } from '../commands/mount-zk.js';
 import { umountZk } from '../commands/umount-zk.js';
 import { UsageError } from '../core/errors.js';
 import { fitFileName } from '../core/names.js';
+import { dockerOption } from '../core/option-name.js';
 import type { VolumeRecord } from '../core/plugin-state.js';
 import { parseAuth, parseHosts, parseMode } from '../core/zkfs/mount-options.js';
 import { normalizeZkPath } from '../core/zkfs/paths.js';
@@ -21,16 +22,6 @@ import type { VolumeBackend } from './volume-driver.js';
 
 export const ZK_DRIVER = 'zookeeper';
 const OPTION_KEYS = ['hosts', 'host', 'path', 'mode', 'auth', 'auth-file'] as const;
-
-/** Runs one of zkfsctl mount's option parsers, naming the Docker option in its error. */
-function option<T>(name: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (error instanceof UsageError) throw new UsageError(`option ${name}: ${error.message}`);
-    throw error;
-  }
-}
 
 /** Checks `-o` options of `docker volume create -d zookeeper` and fills in the defaults. */
 export function normalizeZkOptions(options: Readonly<Record<string, string>>): Record<string, string> {
@@ -49,26 +40,26 @@ export function normalizeZkOptions(options: Readonly<Record<string, string>>): R
       'missing option hosts: the ZooKeeper connection string, e.g. -o hosts=zk1:2181,zk2:2181',
     );
   }
+  const hostsKey = options.hosts !== undefined ? 'hosts' : 'host';
   const normalized: Record<string, string> = {
-    hosts: option('hosts', () => parseHosts(hosts))
+    hosts: parseHosts(hosts, dockerOption(hostsKey), '-o path')
       .map((h) => `${h.host}:${h.port}`)
       .join(','),
-    path: option('path', () => normalizeZkPath(options.path ?? '/')),
-    mode: option('mode', () => parseMode(options.mode ?? 'hybrid')).toUpperCase(),
+    path: normalizeZkPath(options.path ?? '/', dockerOption('path')),
+    mode: parseMode(options.mode ?? 'hybrid', dockerOption('mode')).toUpperCase(),
   };
   if (options.auth !== undefined && options['auth-file'] !== undefined) {
     throw new UsageError('give option auth or auth-file, not both');
   }
   if (options.auth !== undefined) {
     // Digest credentials; the old plugin dropped the scheme and so never authenticated.
-    option('auth', () => parseAuth(options.auth!));
+    parseAuth(options.auth, '-o auth');
     normalized.auth = options.auth;
   }
   const authFile = options['auth-file'];
   if (authFile !== undefined) {
     // Read at each mount: the credentials then stay out of the engine's own volume records too.
-    if (!isAbsolute(authFile))
-      throw new UsageError(`option auth-file: ${JSON.stringify(authFile)} is not an absolute path`);
+    if (!isAbsolute(authFile)) throw new UsageError(`-o auth-file=${authFile} is not an absolute path`);
     normalized['auth-file'] = authFile;
   }
   return normalized;

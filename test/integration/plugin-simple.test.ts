@@ -62,7 +62,7 @@ describe.skipIf(missing({ root: true, loop: true }))('simple driver over the plu
     }
     const bad = await plugin.post('/VolumeDriver.Create', { Name: 'label.x', Opts: { 'min-disks': 'many' } });
     expect(bad.status).toBe(400);
-    expect(bad.json.Err).toContain("setting 'min-disks': 'many' is not a whole number");
+    expect(bad.json.Err).toBe("invalid volume query 'label.x': -o min-disks=many is not a whole number");
     expect((await plugin.post('/VolumeDriver.List', {})).json).toEqual({ Volumes: [], Err: '' });
   });
 

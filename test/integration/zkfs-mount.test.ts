@@ -110,6 +110,11 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
       [['mount', zk.connectString, '/x', dir, '-o', 'exec'], /-o exec is not supported/],
       [['mount', zk.connectString, '/x', dir, '--max-file-size', '2M'], /out of range/],
       [['mount', zk.connectString, '/x', dir, '--busy-poll', '-5'], /--busy-poll '-5'/],
+      [
+        ['mount', zk.connectString, '/x', dir, '--connect-timeout', 'soon'],
+        /--connect-timeout 'soon' is not/,
+      ],
+      [['mount', zk.connectString, '/x', dir, '--auth', 'nocolon'], /: --auth must be user:password/],
     ];
     for (const [args, message] of cases) {
       const r = await zkfsctl(args);
@@ -303,6 +308,14 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain(`--auth-file ${missingFile} does not exist`);
     expect(isMounted(dir)).toBe(false);
+
+    const noColon = join(files, 'nocolon.auth');
+    writeFileSync(noColon, 'alice\n', { mode: 0o600 });
+    const bad = await tryMountZkfs(zk.connectString, '/locked-file', { args: ['--auth-file', noColon] });
+    expect(bad.result.exitCode).toBe(2);
+    expect(bad.result.stderr).toContain(
+      `the first line of --auth-file ${noColon} must be user:password (digest scheme)`,
+    );
   });
 
   it('maps ACL refusals to EACCES', async () => {

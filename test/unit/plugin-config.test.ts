@@ -37,23 +37,35 @@ describe('zookeeper driver options', () => {
   it.each([
     [{}, 'missing option hosts'],
     [{ hosts: '' }, 'missing option hosts'],
-    [{ hosts: 'zk1' }, "option hosts: 'zk1' in HOSTS is not host:port (ports are required"],
-    [{ hosts: 'zk1:2181,zk2' }, "option hosts: 'zk2' in HOSTS is not host:port"],
-    [{ hosts: 'zk1:0' }, 'option hosts: port 0 in HOSTS is out of range'],
+    [{ hosts: 'zk1' }, "'zk1' in -o hosts is not host:port (ports are required"],
+    [{ hosts: 'zk1:2181,zk2' }, "'zk2' in -o hosts is not host:port"],
+    [{ hosts: 'zk1:0' }, 'port 0 in -o hosts is out of range'],
     [{ hosts: 'zk1:65536' }, 'out of range'],
     [{ hosts: 'zk1:2181/chroot' }, 'contains a path'],
     [{ hosts: 'a:1', host: 'b:1' }, 'hosts and host disagree'],
-    [{ hosts: 'a:1', path: 'app' }, "option path: ZooKeeper path 'app' must start with /"],
-    [{ hosts: 'a:1', path: '/a/../b' }, "option path: ZooKeeper path '/a/../b' is invalid"],
-    [{ hosts: 'a:1', mode: 'weird' }, "option mode: --mode 'weird' is not one of hybrid, dir, file"],
-    [{ hosts: 'a:1', auth: 'nocolon' }, 'option auth: auth must be user:password'],
+    [{ hosts: 'a:1', path: 'app' }, '-o path=app must start with /'],
+    [{ hosts: 'a:1', path: '/a/../b' }, '-o path=/a/../b is invalid'],
+    [{ hosts: 'a:1', mode: 'weird' }, '-o mode=weird is not one of hybrid, dir, file'],
+    [{ hosts: 'a:1', auth: 'nocolon' }, '-o auth must be user:password'],
     [{ hosts: 'a:1', size: '1' }, 'unknown option "size" for the zookeeper driver'],
     [{ hosts: 'a:1', auth: 'u:p', 'auth-file': '/f' }, 'give option auth or auth-file, not both'],
-    [{ hosts: 'a:1', 'auth-file': 'rel/f' }, 'option auth-file: "rel/f" is not an absolute path'],
+    [{ hosts: 'a:1', 'auth-file': 'rel/f' }, '-o auth-file=rel/f is not an absolute path'],
     [JSON.parse('{"hosts":"a:1","__proto__":"x"}'), 'unknown option "__proto__"'],
   ])('refuses %j', (input, message) => {
     expect(() => normalizeZkOptions(input)).toThrow(UsageError);
     expect(() => normalizeZkOptions(input)).toThrow(message);
+  });
+
+  it.each([
+    [{ hosts: 'zk1' }, "'zk1' in -o hosts is not host:port (ports are required, e.g. zk1:2181,zk2:2181)"],
+    [{ host: 'zk1' }, "'zk1' in -o host is not host:port (ports are required, e.g. zk1:2181,zk2:2181)"],
+    [{ hosts: 'zk1:2181/app' }, '-o hosts=zk1:2181/app contains a path; give the ZooKeeper path as -o path'],
+    [{ hosts: 'a:1', path: '/a/../b' }, "-o path=/a/../b is invalid: '..' is not a node name"],
+    [{ hosts: 'a:1', mode: 'weird' }, '-o mode=weird is not one of hybrid, dir, file'],
+    [{ hosts: 'a:1', auth: 'nocolon' }, '-o auth must be user:password (digest scheme)'],
+  ])('names the option of %j once, as typed through Docker', (input, message) => {
+    // Messages of zkfsctl mount's parsers used to be wrapped in a second name for the same option.
+    expect(() => normalizeZkOptions(input)).toThrow(new UsageError(message));
   });
 });
 

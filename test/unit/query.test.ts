@@ -158,8 +158,20 @@ describe('parseQuery: options merged over the name', () => {
     expect(error(() => parseQuery('label.a', { colour: 'red' })).message).toMatch(
       /unknown option 'colour' \(known: label, /,
     );
-    expect(error(() => parseQuery('label.a', { 'max-disks': 'many' })).message).toMatch(
-      /'max-disks': 'many'/,
+    expect(error(() => parseQuery('label.a', { 'max-disks': 'many' })).message).toBe(
+      "invalid volume query 'label.a': -o max-disks=many is not a whole number",
+    );
+  });
+
+  it('names a bad option as it was given, -o KEY=VALUE, once', () => {
+    expect(error(() => parseQuery('label.a', { filesystem: 'zfs' })).message).toBe(
+      "invalid volume query 'label.a': -o filesystem=zfs is not one of ext4, xfs, btrfs, ext3, ext2",
+    );
+    expect(error(() => parseQuery('label.a', { 'encryption-passphrase': '' })).message).toBe(
+      "invalid volume query 'label.a': -o encryption-passphrase needs a value (-o encryption-passphrase=VALUE)",
+    );
+    expect(error(() => parseQuery('label.a', { 'encryption-passphrase': 'a\0b' })).message).toBe(
+      "invalid volume query 'label.a': -o encryption-passphrase=*** may not contain a NUL byte",
     );
   });
 });

@@ -80,7 +80,6 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
     .option('--session-timeout <seconds>', 'ZooKeeper session timeout to ask for (default 30)')
     .action(async (hosts: string, path: string, dir: string, flags: MountFlags) => {
       const app = getApp();
-      const connectTimeout = flags.connectTimeout === undefined ? undefined : Number(flags.connectTimeout);
       const options = {
         hosts,
         path,
@@ -98,7 +97,7 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
         foreground: flags.foreground,
         logFile: flags.logFile,
         create: flags.create,
-        connectTimeout,
+        connectTimeout: flags.connectTimeout,
         cacheSize: flags.cacheSize,
         attrTimeout: flags.attrTimeout,
         reconnectTimeout: flags.reconnectTimeout,

@@ -4,6 +4,7 @@
  * that names the option and the bad value.
  */
 import { UsageError } from '../errors.js';
+import { cliOption, type OptionName } from '../option-name.js';
 import { parseSize, SizeError } from '../units.js';
 import { isZkfsMode, type ZkfsMode } from './modes.js';
 import { normalizeZkPath } from './paths.js';
@@ -37,31 +38,38 @@ export type FuseOption = (typeof FUSE_OPTIONS)[number];
  * Ports are mandatory (shared/reference.md §3); a chroot suffix is refused
  * because the ZooKeeper path is its own argument.
  */
-export function parseHosts(hosts: string): ZkHost[] {
+export function parseHosts(
+  hosts: string,
+  as: OptionName = cliOption('HOSTS'),
+  pathOption = 'the PATH argument',
+): ZkHost[] {
   const text = hosts.trim();
-  if (text === '') throw new UsageError('HOSTS is empty; expected host:port[,host:port...]');
+  if (text === '') throw new UsageError(`${as.name} is empty; expected host:port[,host:port...]`);
   if (text.includes('/')) {
-    throw new UsageError(`HOSTS '${hosts}' contains a path; give the ZooKeeper path as the PATH argument`);
+    throw new UsageError(`${as.withValue(hosts)} contains a path; give the ZooKeeper path as ${pathOption}`);
   }
   return text.split(',').map((part) => {
     const item = part.trim();
     const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d+)$/.exec(item);
     if (!m) {
       throw new UsageError(
-        `'${item}' in HOSTS is not host:port (ports are required, e.g. zk1:2181,zk2:2181)`,
+        `'${item}' in ${as.name} is not host:port (ports are required, e.g. zk1:2181,zk2:2181)`,
       );
     }
     const port = Number(m[2]);
-    if (port < 1 || port > 65535) throw new UsageError(`port ${m[2]} in HOSTS is out of range`);
+    if (port < 1 || port > 65535) throw new UsageError(`port ${m[2]} in ${as.name} is out of range`);
     return { host: m[1]!, port };
   });
 }
 
-/** Digest credentials `user:password`; the password may itself contain ':'. */
-export function parseAuth(auth: string): { user: string; password: string } {
+/**
+ * Digest credentials `user:password`; the password may itself contain ':'.
+ * `source` names where they came from; the value, a secret, is never shown.
+ */
+export function parseAuth(auth: string, source = '--auth'): { user: string; password: string } {
   const value = auth.replace(/\r?\n$/, '');
   const colon = value.indexOf(':');
-  if (colon <= 0) throw new UsageError('auth must be user:password (digest scheme)');
+  if (colon <= 0) throw new UsageError(`${source} must be user:password (digest scheme)`);
   return { user: value.slice(0, colon), password: value.slice(colon + 1) };
 }
 
@@ -117,9 +125,9 @@ export function parseBusyPoll(value: string | number): number {
   return n;
 }
 
-export function parseMode(value: string): ZkfsMode {
+export function parseMode(value: string, as: OptionName = cliOption('--mode')): ZkfsMode {
   const lower = value.toLowerCase();
-  if (!isZkfsMode(lower)) throw new UsageError(`--mode '${value}' is not one of hybrid, dir, file`);
+  if (!isZkfsMode(lower)) throw new UsageError(`${as.withValue(value)} is not one of hybrid, dir, file`);
   return lower;
 }
 

@@ -4,6 +4,7 @@
  * imposes on node names (its PathUtils.validatePath).
  */
 import { UsageError } from '../errors.js';
+import type { OptionName } from '../option-name.js';
 import { FsError } from './errors.js';
 
 /** Reserved child of a directory znode that holds its entries' metadata (see attrs.ts). */
@@ -35,21 +36,25 @@ export function nameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** The PATH argument of `zkfsctl mount`, as its messages have always named it. */
+const ZK_PATH_ARGUMENT: OptionName = { name: 'PATH', withValue: (value) => `ZooKeeper path '${value}'` };
+
 /**
  * Validates and normalises the ZooKeeper path given to `mount` ("/app/",
  * "/app" → "/app"); throws a UsageError naming the problem.
  */
-export function normalizeZkPath(path: string): string {
-  if (!path.startsWith('/')) throw new UsageError(`ZooKeeper path '${path}' must start with /`);
+export function normalizeZkPath(path: string, as: OptionName = ZK_PATH_ARGUMENT): string {
+  const shown = as.withValue(path);
+  if (!path.startsWith('/')) throw new UsageError(`${shown} must start with /`);
   const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
   if (trimmed === '/') return '/';
   for (const part of trimmed.slice(1).split('/')) {
     const problem = nameProblem(part);
-    if (problem) throw new UsageError(`ZooKeeper path '${path}' is invalid: ${problem}`);
+    if (problem) throw new UsageError(`${shown} is invalid: ${problem}`);
     // Mounted, it would show the document as a directory, and a file made there would break its parent.
     if (part === META_NODE) {
       throw new UsageError(
-        `ZooKeeper path '${path}' is invalid: ${META_NODE} is the metadata document of its directory, not a tree`,
+        `${shown} is invalid: ${META_NODE} is the metadata document of its directory, not a tree`,
       );
     }
   }
