@@ -178,7 +178,7 @@ export class VolumeStore implements VolumeDriver {
     await this.reconciled(name);
     getVolume(this.state, name);
     const dir = this.mountpointOf(name);
-    return (await this.isMounted(dir)) ? dir : undefined;
+    return (await this.isServedAt(dir)) ? dir : undefined;
   }
 
   async unmount(name: string, id: string): Promise<void> {
@@ -205,7 +205,7 @@ export class VolumeStore implements VolumeDriver {
       createdAt: volume.createdAt,
       status: { ...this.backend.status(volume), mounts: totalRefs(volume.refs) },
     };
-    if (await this.isMounted(dir)) details.mountpoint = dir;
+    if (await this.isServedAt(dir)) details.mountpoint = dir;
     return details;
   }
 
@@ -214,10 +214,9 @@ export class VolumeStore implements VolumeDriver {
     return Promise.all(
       this.names().map(async (name) => {
         const dir = this.mountpointOf(name);
-        if (!mountAt(table, dir)) return { name };
-        // Not waited for, so List answers at once: a mount start-up has yet to look at may be dead.
-        if (this.reconciling.has(name) && !(await this.backendAlive(dir))) return { name };
-        return { name, mountpoint: dir };
+        // A mount whose daemon died is no mount point to report (start-up, not waited for here,
+        // may not have looked at it yet); the next Mount mounts it afresh.
+        return (await this.isServedAt(dir, table)) ? { name, mountpoint: dir } : { name };
       }),
     );
   }
@@ -232,7 +231,7 @@ export class VolumeStore implements VolumeDriver {
    * remount waits up to 10 s for an unreachable ZooKeeper, and the engine
    * must not wait for every volume before the plugin answers it. Until a
    * volume's turn is over, requests naming it wait for it (starting it out
-   * of turn), and List shows its mount point only while it is served.
+   * of turn); List answers at once.
    * Nothing starts before `after` resolves (the plugin socket is bound:
    * a second server started by mistake must not touch the volumes).
    */
@@ -328,6 +327,12 @@ export class VolumeStore implements VolumeDriver {
 
   private async isMounted(dir: string): Promise<boolean> {
     return mountAt(await this.readMounts(), dir) !== undefined;
+  }
+
+  /** True when `dir` is mounted and its server runs; changes nothing (isServed takes a dead one down). */
+  private async isServedAt(dir: string, table?: MountEntry[]): Promise<boolean> {
+    if (mountAt(table ?? (await this.readMounts()), dir) === undefined) return false;
+    return this.backendAlive(dir);
   }
 
   /**

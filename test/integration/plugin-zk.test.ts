@@ -59,6 +59,12 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
 
     const killed = [await killDaemon(dir)];
     expect(existsSync(statusSocketPath(killed[0]!))).toBe(true);
+    // A mount whose daemon died is not reported as the volume's mount point.
+    expect((await plugin.post('/VolumeDriver.Path', { Name: 'rec' })).json.Mountpoint).toBe('');
+    expect((await plugin.post('/VolumeDriver.List', {})).json.Volumes).toEqual([{ Name: 'rec' }]);
+    expect((await plugin.post('/VolumeDriver.Get', { Name: 'rec' })).json.Volume).not.toHaveProperty(
+      'Mountpoint',
+    );
     const second = await plugin.post('/VolumeDriver.Mount', { Name: 'rec', ID: 'c2' });
     expect(second).toEqual({ status: 200, json: { Mountpoint: dir, Err: '' } });
     expect(readFileSync(join(dir, 'note'), 'utf8')).toBe('written through FUSE\n');
