@@ -186,6 +186,13 @@ describe.skipIf(missing({ root: true, fuse: true }))(
         },
       );
       expect(badPort.stderr).toContain('ports are required');
+      // The option is named once, as it was typed to docker (it read "option mode: --mode 'weird'").
+      const badMode = await engine.docker(
+        ['volume', 'create', '-d', plugin.name, '-o', 'hosts=127.0.0.1:2181', '-o', 'mode=weird', 'badmode'],
+        { reject: false },
+      );
+      expect(badMode.exitCode).not.toBe(0);
+      expect(badMode.stderr).toContain(': -o mode=weird is not one of hybrid, dir, file');
       expect(await volumeNames(engine, plugin.name)).toEqual([]);
     });
   },
