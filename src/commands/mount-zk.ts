@@ -37,6 +37,8 @@ export interface MountZkOptions {
   auth?: string | undefined;
   /** A file holding `user:password`, or `-` for standard input. */
   authFile?: string | undefined;
+  /** How messages name authFile's option: `--auth-file` (default), `-o auth-file` through Docker. */
+  authFileOption?: string | undefined;
   readOnly?: boolean | undefined;
   /** Bytes (units accepted: 512K); default 1048575. */
   maxFileSize?: string | number | undefined;
@@ -104,14 +106,15 @@ async function readAuth(
   }
   if (options.auth !== undefined) return parseAuth(options.auth);
   if (options.authFile === undefined) return undefined;
+  const label = options.authFileOption ?? '--auth-file';
   const text = await readSecretFile(options.authFile, {
-    label: '--auth-file',
+    label,
     othersAccess: 'warn',
     log,
     dashIsStdin: true,
   });
   const file = options.authFile === '-' ? 'standard input' : options.authFile;
-  return parseAuth(text.split('\n')[0] ?? '', `the first line of --auth-file ${file}`);
+  return parseAuth(text.split('\n')[0] ?? '', `the first line of ${label} ${file}`);
 }
 
 /** `dir` is the real path (the mount table's), `shown` what the user gave (realMountPoint). */

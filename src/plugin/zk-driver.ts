@@ -86,6 +86,8 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
           mode: o.mode,
           auth: o.auth,
           authFile: o['auth-file'],
+          // Read here, at each Mount: its errors reach `docker run`, naming the option given to docker.
+          authFileOption: '-o auth-file',
           // Containers run processes under any uid; the daemon runs as root, so this needs no fuse.conf.
           options: ['allow_other'],
           // A volume name may be 255 characters long: with ".log" added it would not be a file name.

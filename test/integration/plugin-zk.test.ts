@@ -151,6 +151,23 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     expect(mountedAt(dirs.good!)).toBe(false);
   });
 
+  it('names a bad auth file by the -o option given to docker when Mount reads it', async () => {
+    const zk = await startZk();
+    const plugin = await startPluginProcess({ tool: 'zkfsctl' });
+    const file = join(scratchDir('auth'), 'zk.auth');
+    writeFileSync(file, 'alice\n', { mode: 0o600 });
+    const opts = { hosts: zk.connectString, path: '/authfile', 'auth-file': file };
+    expect((await plugin.post('/VolumeDriver.Create', { Name: 'authfile', Opts: opts })).json.Err).toBe('');
+    const bad = (await plugin.post('/VolumeDriver.Mount', { Name: 'authfile', ID: 'c1' })).json.Err as string;
+    expect(bad).toContain(`the first line of -o auth-file ${file} must be`);
+    expect(bad).not.toContain('--auth-file');
+    rmSync(file);
+    const gone = (await plugin.post('/VolumeDriver.Mount', { Name: 'authfile', ID: 'c2' })).json
+      .Err as string;
+    expect(gone).toContain(`-o auth-file ${file} does not exist`);
+    expect(mountedAt(join(plugin.mountRoot, 'authfile'))).toBe(false);
+  });
+
   it('shares a long-named volume between two Mounts without remounting it, and logs its daemon', async () => {
     const zk = await startZk();
     const plugin = await startPluginProcess({ tool: 'zkfsctl' });
