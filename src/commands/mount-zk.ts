@@ -20,7 +20,12 @@ import { mountPointFileName } from '../adapters/zkfs/run-state.js';
 import { serveZkfs } from '../adapters/zkfs/serve.js';
 import { errorMessage, isOperationError, OperationError, UsageError } from '../core/errors.js';
 import { type CoherenceOptions, resolveCoherenceOptions } from '../core/zkfs/coherence-options.js';
-import { parseAuth, type ResolvedMountOptions, resolveMountOptions } from '../core/zkfs/mount-options.js';
+import {
+  parseAuth,
+  parseConnectTimeout,
+  type ResolvedMountOptions,
+  resolveMountOptions,
+} from '../core/zkfs/mount-options.js';
 import { isWithin } from '../core/zkfs/paths.js';
 import type { CommandContext } from './context.js';
 
@@ -197,12 +202,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
   // The kernel mounts at the real path: the daemon watching the mount table for its own unmount,
   // the refusal of a second mount, the run record and the default log name all need that spelling.
   const { dir, shown } = await realMountPoint(options.dir);
-  const rawTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S;
-  const connectTimeout =
-    typeof rawTimeout === 'number' ? rawTimeout : rawTimeout.trim() === '' ? Number.NaN : Number(rawTimeout);
-  if (!Number.isFinite(connectTimeout) || connectTimeout <= 0) {
-    throw new UsageError(`--connect-timeout '${rawTimeout}' is not a positive number of seconds`);
-  }
+  const connectTimeout = parseConnectTimeout(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_S);
   const logFile =
     options.logFile !== undefined
       ? resolve(options.logFile)

@@ -20,6 +20,7 @@
  * ignored unknown keys, sectors vs bytes, cipher read into hash, no defaults) are fixed here.
  */
 import { UsageError } from './errors.js';
+import { dockerOption } from './option-name.js';
 import { REDACTED } from './redact.js';
 import { formatSize, parseSize, SizeError } from './units.js';
 
@@ -290,15 +291,18 @@ function assign(
   fromOption = false,
 ): void {
   // Named as the user gave it: `-o min-disks=x` (plugin, simplectl -o), `min-disks.x` in the name.
+  const option = dockerOption(field.key);
   const bad = (why: string): never => {
     const shown = field.kind === 'secret' ? REDACTED : value;
-    return fail(fromOption ? `-o ${field.key}=${shown} ${why}` : `setting '${field.key}': '${shown}' ${why}`);
+    return fail(
+      fromOption ? `${option.withValue(shown)} ${why}` : `setting '${field.key}': '${shown}' ${why}`,
+    );
   };
   const target = query as unknown as Record<string, unknown>;
   if (value === '' && field.kind !== 'boolean') {
     fail(
       fromOption
-        ? `-o ${field.key} needs a value (-o ${field.key}=VALUE)`
+        ? `${option.name} needs a value (${option.withValue('VALUE')})`
         : `setting '${field.key}' needs a value (${field.key}.VALUE)`,
     );
   }

@@ -267,11 +267,13 @@ export class VolumeStore implements VolumeDriver {
     try {
       const volume = getVolume(this.state, name);
       const dir = this.mountpointOf(name);
-      const seen: MountSeen = !(await this.isMounted(dir))
-        ? 'absent'
-        : (await this.isServed(volume, dir))
-          ? 'served'
-          : 'dead';
+      const table = await this.readMounts();
+      const seen: MountSeen =
+        mountAt(table, dir) === undefined
+          ? 'absent'
+          : (await this.isServed(volume, dir, table))
+            ? 'served'
+            : 'dead';
       const action = reconcileAction(volume.refs, seen);
       entry.action = action;
       if (action === 'forget') {
@@ -336,13 +338,15 @@ export class VolumeStore implements VolumeDriver {
   }
 
   /**
-   * True when `dir` is mounted and its server still runs. A mount whose FUSE
-   * daemon died (every access fails with ENOTCONN) is taken down here so that
-   * it can be mounted again.
+   * True when `dir` is mounted (in `table`, if given: the mount table just
+   * read) and its server still runs. A mount whose FUSE daemon died (every
+   * access fails with ENOTCONN) is taken down here so that it can be mounted
+   * again.
    */
-  private async isServed(volume: VolumeRecord, dir: string): Promise<boolean> {
-    if (!(await this.isMounted(dir))) return false;
-    if (await this.backendAlive(dir)) return true;
+  private async isServed(volume: VolumeRecord, dir: string, table?: MountEntry[]): Promise<boolean> {
+    const mounts = table ?? (await this.readMounts());
+    if (await this.isServedAt(dir, mounts)) return true;
+    if (mountAt(mounts, dir) === undefined) return false;
     this.ctx.log.warn(`volume ${volume.name}: the process serving ${dir} is gone; mounting it afresh`);
     await this.backend.discard?.(volume, dir, this.ctx);
     return this.isMounted(dir);

@@ -42,7 +42,7 @@ export function normalizeZkOptions(options: Readonly<Record<string, string>>): R
   }
   const hostsKey = options.hosts !== undefined ? 'hosts' : 'host';
   const normalized: Record<string, string> = {
-    hosts: parseHosts(hosts, dockerOption(hostsKey), '-o path')
+    hosts: parseHosts(hosts, dockerOption(hostsKey), dockerOption('path').name)
       .map((h) => `${h.host}:${h.port}`)
       .join(','),
     path: normalizeZkPath(options.path ?? '/', dockerOption('path')),
@@ -53,13 +53,14 @@ export function normalizeZkOptions(options: Readonly<Record<string, string>>): R
   }
   if (options.auth !== undefined) {
     // Digest credentials; the old plugin dropped the scheme and so never authenticated.
-    parseAuth(options.auth, '-o auth');
+    parseAuth(options.auth, dockerOption('auth').name);
     normalized.auth = options.auth;
   }
   const authFile = options['auth-file'];
   if (authFile !== undefined) {
     // Read at each mount: the credentials then stay out of the engine's own volume records too.
-    if (!isAbsolute(authFile)) throw new UsageError(`-o auth-file=${authFile} is not an absolute path`);
+    if (!isAbsolute(authFile))
+      throw new UsageError(`${dockerOption('auth-file').withValue(authFile)} is not an absolute path`);
     normalized['auth-file'] = authFile;
   }
   return normalized;
@@ -87,7 +88,7 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
           auth: o.auth,
           authFile: o['auth-file'],
           // Read here, at each Mount: its errors reach `docker run`, naming the option given to docker.
-          authFileOption: '-o auth-file',
+          authFileOption: dockerOption('auth-file').name,
           // Containers run processes under any uid; the daemon runs as root, so this needs no fuse.conf.
           options: ['allow_other'],
           // A volume name may be 255 characters long: with ".log" added it would not be a file name.

@@ -249,6 +249,17 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     return attrReply(unique, toAttr(a, id), validS);
   };
   /**
+   * The reply to an OPEN for reading of node `id`, whose name went as the
+   * program's path walk reached it (another host replaced the file by a
+   * rename over it, say): as on a local disk, the program opens the file it
+   * reached, as it was. Without its data here, ESTALE: the kernel walks the
+   * path again.
+   */
+  const openedAsItWas = (unique: Unique, id: number): Buffer => {
+    if (orphans.readable(id)) return openReply(unique, NO_HANDLE, READ_OPEN_FLAGS);
+    throw new FsError('ESTALE', `node ${id} was deleted as it was being opened`);
+  };
+  /**
    * The reply to an OPEN for reading of node `id` once `fh` is open. If
    * another client deleted its name meanwhile, what was opened may be the
    * node made again under it, which the kernel's node (its size) does not
@@ -258,8 +269,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   const openedForReading = async (unique: Unique, id: number, fh: number): Promise<Buffer> => {
     if (nodes.path(id) !== undefined) return openReply(unique, fh, READ_OPEN_FLAGS);
     await vfs.release(fh);
-    if (orphans.readable(id)) return openReply(unique, NO_HANDLE, READ_OPEN_FLAGS);
-    throw new FsError('ESTALE', `node ${id} was deleted while being opened`);
+    return openedAsItWas(unique, id);
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
   const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
@@ -471,12 +481,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `open ${where()}`,
           () => {
-            // Its name went as the program's path walk reached it (another host replaced the file by
-            // a rename over it, say): as on a local disk, the program opens the file it reached, as
-            // it was. Without its data here, ESTALE: the kernel walks the path again.
-            if (reading && nodes.path(h.nodeId) === undefined && orphans.readable(h.nodeId)) {
-              return openReply(u, NO_HANDLE, READ_OPEN_FLAGS);
-            }
+            if (reading && nodes.path(h.nodeId) === undefined) return openedAsItWas(u, h.nodeId);
             const path = walkedPathOf(h.nodeId);
             const fh = vfs.openCached(path, flags);
             if (fh === undefined) {

@@ -28,7 +28,7 @@ import { isZkError, type ZkStat } from '../zookeeper.js';
 import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere } from './gone-names.js';
-import { isDirty, type OpenFile, onlyAppended, rebase } from './open-files.js';
+import { isDirty, type OpenFile, onlyAppended, rebase, takeVersion } from './open-files.js';
 import {
   assertWritable,
   type LinkTarget,
@@ -102,8 +102,7 @@ function adopt(ctx: VfsContext, znode: string, mountPath: string, { data, stat }
   if (open) {
     // Another open raced this one, or holds the file; a clean buffer takes the newer content.
     if (!isDirty(open) && stat.version >= open.version) {
-      open.buffer.reset(data);
-      rebase(open, data, stat.version);
+      takeVersion(open, data, stat.version);
     }
     return open;
   }
@@ -314,8 +313,7 @@ async function catchUp(ctx: VfsContext, file: OpenFile): Promise<void> {
     throw error;
   }
   if (followsNode(ctx, file) && node.stat.version > file.version) {
-    file.buffer.reset(node.data);
-    rebase(file, node.data, node.stat.version);
+    takeVersion(file, node.data, node.stat.version);
   }
 }
 

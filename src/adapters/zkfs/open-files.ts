@@ -104,11 +104,17 @@ export function onlyAppended(file: OpenFile): boolean {
   return file.rewrittenSeq <= file.flushedSeq && file.buffer.length >= file.keptLength;
 }
 
-/** `file` now holds `content`, the data of its data version `version`. */
+/** `file`'s buffer starts with `content`, the data of its data version `version` (written back). */
 export function rebase(file: OpenFile, content: Buffer, version: number): void {
   file.version = version;
   file.base = content;
   file.keptLength = content.length;
+}
+
+/** `file`, clean, takes `content`, the data of data version `version` as read. */
+export function takeVersion(file: OpenFile, content: Buffer, version: number): void {
+  file.buffer.reset(content);
+  rebase(file, content, version);
 }
 
 /**

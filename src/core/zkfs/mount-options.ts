@@ -125,6 +125,15 @@ export function parseBusyPoll(value: string | number): number {
   return n;
 }
 
+/** Seconds `zkfsctl mount` waits for a ZooKeeper session: any positive number. */
+export function parseConnectTimeout(value: string | number): number {
+  const n = typeof value === 'number' ? value : value.trim() === '' ? Number.NaN : Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`--connect-timeout '${value}' is not a positive number of seconds`);
+  }
+  return n;
+}
+
 export function parseMode(value: string, as: OptionName = cliOption('--mode')): ZkfsMode {
   const lower = value.toLowerCase();
   if (!isZkfsMode(lower)) throw new UsageError(`${as.withValue(value)} is not one of hybrid, dir, file`);
