@@ -99,6 +99,8 @@ describe.skipIf(missing({ root: true, fuse: true }))(
 
       // The plugin server dies and comes back while the holder uses the volume.
       await crashAndRestart(plugin);
+      // Start-up looks at the volume once the socket answers; a request naming it waits for that.
+      await plugin.post('/VolumeDriver.Path', { Name: 'cfg' });
       expect(plugin.logs()).toContain(`volume cfg is still mounted at ${mountpoint} for 1 mount(s)`);
       const exec = await docker([
         'exec',
