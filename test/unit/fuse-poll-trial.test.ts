@@ -36,8 +36,8 @@ describe('pollTrial', () => {
     expect(tried).toEqual([
       ...Array(4).fill(true),
       ...Array(4).fill(false),
-      ...Array(4).fill(true),
       ...Array(4).fill(false),
+      ...Array(4).fill(true),
     ]);
     expect(trial).toMatchObject({ allowed: true, trials: 1, won: 1 });
 
@@ -92,6 +92,27 @@ describe('pollTrial', () => {
     trial.cycle(Number.NaN);
     trial.cycle(-1);
     expect(trial).toMatchObject({ allowed: true, trials: 0 });
+  });
+
+  it('is not decided by a slow start that falls mostly in polled blocks', () => {
+    // As measured on a new mount's cold walk: its first 192 cycles (blocks 0 to 2, two of them
+    // polled) took about 1 ms, the rest a few hundredths; polling is twice as fast throughout.
+    const trial = pollTrial({ block: 64, blocks: 8, hold: 1000, maxHold: 1000 });
+    for (let i = 0; i < 512; i++) {
+      const base = i < 192 ? 1 : 0.02;
+      trial.cycle(trial.allowed ? base / 2 : base);
+    }
+    expect(trial).toMatchObject({ allowed: true, trials: 1, won: 1 });
+  });
+
+  it('weighs a steady drift alike on both sides', () => {
+    // Each cycle a little longer than the last (a walk slowing down); polling 10% faster throughout.
+    const trial = pollTrial({ block: 64, blocks: 8, hold: 1000, maxHold: 1000 });
+    for (let i = 0; i < 512; i++) {
+      const base = 0.01 + i * 0.0002;
+      trial.cycle(trial.allowed ? base * 0.9 : base);
+    }
+    expect(trial).toMatchObject({ trials: 1, won: 1 });
   });
 
   it('judges each side over the same spells of a changing workload', () => {

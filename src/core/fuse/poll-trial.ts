@@ -12,14 +12,22 @@
  * So the poller alternates short blocks of answers with polling allowed and
  * not, and measures each serial cycle (from a request that arrived with
  * none other pending to the next one to arrive after its answer: the
- * daemon's work plus the program's turn plus any wake-up). Alternating
- * blocks, rather than one long run each way, keeps a change of workload (a
- * cold walk turning warm) from favouring either side. The mean of each
- * way's cycles, less their longest quarter, gives the trial's ratio (the
- * mean, because a walk's time is the sum of its cycles). One trial is noisy:
- * on a host where polling cost about 25% overall, single trials of 256
- * cycles each way still came out more than 5% in its favour about one time
- * in four with the plain mean, and one in three with the median. So the
+ * daemon's work plus the program's turn plus any wake-up). Each block's
+ * cycles, less their longest quarter, give its mean (the mean, because a
+ * walk's time is the sum of its cycles), and each two neighbouring blocks
+ * a ratio; the trial's ratio is the median of those. Comparing only
+ * neighbours, in the order polled, slept, slept, polled (so a steady drift
+ * favours each side in half the pairs), keeps a change of workload from
+ * deciding the trial. It did, measured: the first trial of a new mount's
+ * cold walk began with about 200 cycles fifty times longer than the rest
+ * (the daemon's code not yet compiled, its first listings), two thirds of
+ * them in polled blocks; pooled, they made polling look 1.7 and 6 times
+ * slower (two runs) where later trials found it 1.3 to 3 times faster,
+ * and the walk went without polling for most of its length. One trial is
+ * noisy: on a host where polling cost about 25% overall, single trials of
+ * 256 cycles each way still came out more than 5% in its favour about one
+ * time in four with the plain mean of all cycles, and one in three with
+ * their median. So the
  * verdict goes by a running average of the ratios of recent trials, and
  * polling is allowed for the next stretch only while that average says it
  * is clearly faster. Half of every trial goes the worse way, so while
@@ -31,7 +39,7 @@
 export interface PollTrialOptions {
   /** Cycles measured in each block of a trial. */
   block: number;
-  /** Blocks in a trial, alternating polling and not, starting with polling. */
+  /** Blocks in a trial (even): polled, slept, slept, polled, and so on. */
   blocks: number;
   /** Cycles to go by a new verdict before trying again. */
   hold: number;
@@ -74,6 +82,18 @@ function trimmedMean(values: readonly number[]): number {
   return sum / kept.length;
 }
 
+/** Blocks go polled, slept, slept, polled, and again: each pair of neighbours has one of each. */
+function pollsInBlock(block: number): boolean {
+  return block % 4 === 0 || block % 4 === 3;
+}
+
+/** The middle value, or the mean of the middle two; NaN for none. */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial {
   let trials = 0;
   let won = 0;
@@ -83,9 +103,11 @@ export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial 
    * clearly faster in it (by about a fifth), and marginal wins take a few.
    */
   let score = 0;
-  /** Cycles measured in this trial, by whether polling was allowed. */
-  let polled: number[] = [];
-  let slept: number[] = [];
+  /** Cycles measured in the current block. */
+  let cycles: number[] = [];
+  /** The current pair's first block's trimmed mean, and ln(polled / slept) of each pair so far. */
+  let firstOfPair = 0;
+  let pairs: number[] = [];
   /** Cycles counted in the current block, or since the verdict while holding. */
   let count = 0;
   let block = 0;
@@ -96,7 +118,7 @@ export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial 
   let pays = false;
 
   const decide = () => {
-    const ratio = Math.log(trimmedMean(polled) / trimmedMean(slept));
+    const ratio = median(pairs);
     if (Number.isFinite(ratio)) {
       score += (ratio - score) * WEIGHT;
       trials++;
@@ -107,8 +129,7 @@ export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial 
     hold = trials > 1 && verdict === pays ? Math.min(options.maxHold, hold * 2) : options.hold;
     pays = verdict;
     allowed = pays;
-    polled = [];
-    slept = [];
+    pairs = [];
     holding = true;
     count = 0;
   };
@@ -136,10 +157,14 @@ export function pollTrial(options: PollTrialOptions = DEFAULT_TRIAL): PollTrial 
         allowed = true;
         return;
       }
-      (allowed ? polled : slept).push(ms);
+      cycles.push(ms);
       if (++count < options.block) return;
+      const mean = trimmedMean(cycles);
+      cycles = [];
       count = 0;
-      if (++block < options.blocks) allowed = !allowed;
+      if (block % 2 === 0) firstOfPair = mean;
+      else pairs.push(Math.log(allowed ? mean / firstOfPair : firstOfPair / mean));
+      if (++block < options.blocks) allowed = pollsInBlock(block);
       else decide();
     },
   };
