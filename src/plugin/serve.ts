@@ -76,9 +76,10 @@ export async function servePlugin(
   const after = new Promise<void>((resolve) => {
     bound = resolve;
   });
-  const reconciling = store.startReconcile({ after }).then((entries) => {
+  const stopping = new AbortController();
+  const reconciling = store.startReconcile({ after, stop: stopping.signal }).then((entries) => {
     const failed = entries.filter((e) => e.error !== undefined).length;
-    if (pending > 0) {
+    if (pending > 0 && !stopping.signal.aborted) {
       ctx.log.info(
         `start-up reconciliation done: ${entries.length} volume(s)${failed > 0 ? `, ${failed} failed (see above)` : ''}`,
       );
@@ -113,12 +114,20 @@ export async function servePlugin(
     else options.signal?.addEventListener('abort', onAbort, { once: true });
   });
   ctx.log.info(`stopping on ${stoppedBy}: finishing requests in flight; volumes stay mounted`);
+  // Volumes whose start-up turn has not come stay as they are; the next start looks at them.
+  stopping.abort();
   await server.close();
   if (store.reconcilingNames().length > 0) {
     // Exiting in the middle of a remount could leave a daemon starting for a mount no one records.
     ctx.log.info(`waiting for start-up reconciliation of ${store.reconcilingNames().join(', ')}`);
   }
   const reconciled = await reconciling;
+  const deferred = reconciled.filter((e) => e.deferred).map((e) => e.name);
+  if (deferred.length > 0) {
+    ctx.log.info(
+      `left ${deferred.length} volume(s) for the next start to reconcile with the mount table: ${deferred.join(', ')}`,
+    );
+  }
   await store.flush();
   return {
     driver: options.driver,

@@ -50,6 +50,8 @@ export interface ReconcileEntry {
   action: ReconcileAction;
   /** Why the action failed; the volume is left as it was. */
   error?: string;
+  /** Not looked at: the plugin was stopped before its turn came; the next start reconciles it. */
+  deferred?: true;
 }
 
 /** Volumes reconciled at once at start-up; each may spawn a FUSE daemon. */
@@ -61,6 +63,7 @@ export class VolumeStore implements VolumeDriver {
   private saving: Promise<void> = Promise.resolve();
   /** Volumes whose start-up reconciliation is not over: calling the entry waits for it. */
   private readonly reconciling = new Map<string, () => Promise<ReconcileEntry>>();
+  private readonly reconcileRunning = new Set<string>();
   private readonly backend: VolumeBackend;
   private readonly stateFile: string;
   private readonly mountRoot: string;
@@ -234,8 +237,14 @@ export class VolumeStore implements VolumeDriver {
    * of turn); List answers at once.
    * Nothing starts before `after` resolves (the plugin socket is bound:
    * a second server started by mistake must not touch the volumes).
+   * Once `stop` is aborted (the plugin is stopping), no volume starts its
+   * turn any more: those started are finished, the rest are left as they
+   * are for the next start (`deferred`). Stopping then waits for one round
+   * of remounts at most, not for every volume in turn.
    */
-  startReconcile(options: { after?: Promise<void>; concurrency?: number } = {}): Promise<ReconcileEntry[]> {
+  startReconcile(
+    options: { after?: Promise<void>; concurrency?: number; stop?: AbortSignal } = {},
+  ): Promise<ReconcileEntry[]> {
     const after = options.after ?? Promise.resolve();
     const concurrency = options.concurrency ?? RECONCILE_CONCURRENCY;
     const names = this.names();
@@ -243,7 +252,13 @@ export class VolumeStore implements VolumeDriver {
     const start = (name: string): Promise<ReconcileEntry> => {
       let task = started.get(name);
       if (task === undefined) {
-        task = after.then(() => this.reconcileVolume(name)).finally(() => this.reconciling.delete(name));
+        this.reconcileRunning.add(name);
+        task = after
+          .then(() => this.reconcileVolume(name))
+          .finally(() => {
+            this.reconciling.delete(name);
+            this.reconcileRunning.delete(name);
+          });
         started.set(name, task);
       }
       return task;
@@ -251,15 +266,20 @@ export class VolumeStore implements VolumeDriver {
     for (const name of names) this.reconciling.set(name, () => start(name));
     let next = 0;
     const worker = async () => {
-      while (next < names.length) await start(names[next++]!);
+      while (next < names.length && !options.stop?.aborted) await start(names[next++]!);
     };
     const workers = Array.from({ length: Math.min(Math.max(1, concurrency), names.length) }, worker);
-    return Promise.all(workers).then(() => Promise.all(names.map(start)));
+    // A request naming a volume left behind still starts it (until the server has closed).
+    return Promise.all(workers).then(() =>
+      Promise.all(
+        names.map((name) => started.get(name) ?? { name, action: 'none' as const, deferred: true as const }),
+      ),
+    );
   }
 
-  /** Names of the volumes whose start-up reconciliation is not over yet. */
+  /** Names of the volumes whose start-up reconciliation has started and is not over yet. */
   reconcilingNames(): string[] {
-    return [...this.reconciling.keys()].sort();
+    return [...this.reconcileRunning].sort();
   }
 
   private async reconcileVolume(name: string): Promise<ReconcileEntry> {
