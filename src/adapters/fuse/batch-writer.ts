@@ -53,8 +53,15 @@ parentPort.on('message', ({ buffer, lengths }) => {
 
 /** How long close() waits for a write in progress (the connection is aborted or gone by then). */
 const CLOSE_WAIT_MS = 2000;
-/** A worker with nothing to write for this long is stopped (its thread holds about 10 MB); the next store starts another. */
-const IDLE_MS = 10_000;
+/**
+ * A worker with nothing to write for this long is stopped (its thread holds
+ * about 8 MB); the next store starts another, which takes about 20 ms. Not
+ * sooner: the pages a mount stored are often dropped by the kernel while it
+ * is idle, and the walk that then finds them gone (page-store.ts) is the
+ * first to store anything; in the 20 ms a start took, one such walk had
+ * read 214 of its 500 files one READ each, the stores arriving too late.
+ */
+const IDLE_MS = 5 * 60_000;
 
 export type WriteOutcome = NodeJS.ErrnoException | null;
 

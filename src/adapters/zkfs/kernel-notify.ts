@@ -132,6 +132,11 @@ export class KernelNotifier {
     this.pump();
   }
 
+  /** Whether a store or an invalidation for `path` waits or is on its way. */
+  pending(path: string): boolean {
+    return this.stores.has(path) || this.busy.has(path) || this.queue.has(path);
+  }
+
   /**
    * Resolves once nothing is on its way to the kernel for `path`, dropping a
    * store still waiting: a change made here (a truncate, an open for

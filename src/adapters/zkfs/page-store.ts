@@ -78,6 +78,11 @@ function wantsData(tree: WatchedTree, znode: string): boolean {
   return stat.numChildren === 0 && stat.dataLength > 0 && stat.dataLength <= MAX_STORE_BYTES;
 }
 
+/** Stored again and lost again within this long: the kernel drops pages as fast as they come. */
+const LOST_AGAIN_MS = 10_000;
+/** How long a listing whose stores were lost again is left to READ. */
+const LOSSY_MS = 60_000;
+
 /** Files after the one being read that one read stores ahead. */
 const WINDOW = 64;
 
@@ -91,6 +96,10 @@ export class PageStore {
    * in the cache ends the run, to be tried again on a later read.
    */
   private readonly seen = new WeakMap<readonly string[], { from: number; to: number }>();
+  /** Contents stored again after the kernel was found to have lost them (lostByKernel), and when. */
+  private readonly restored = new WeakMap<NodeData, number>();
+  /** Listings whose files the kernel lost again after they were stored again, and when: left to READ for a while. */
+  private readonly lossy = new WeakMap<readonly string[], number>();
 
   constructor(
     private readonly ctx: VfsContext,
@@ -107,9 +116,35 @@ export class PageStore {
    * still costs about one READ per window, not one per file.
    */
   readAhead(path: string): void {
-    const first = this.storeAhead(path);
+    const lost = this.lostByKernel(path);
+    const first = this.storeAhead(path, lost);
     if (first !== undefined && first.length === 0) return;
     void this.fetchAhead(path, first).catch(() => {});
+  }
+
+  /**
+   * Whether the kernel asks to read `path` although its content was stored
+   * into its page cache, with nothing on its way: the kernel dropped it
+   * (memory pressure reclaims pages, and forgets whole files). The files
+   * stored after it, at about the same time, are likely gone too, and the
+   * run of stores seen to says nothing about them any more. Measured
+   * before: once the pages of a walked tree were dropped, every later walk
+   * cost one READ per file. Where what is stored again is lost again
+   * within seconds (a kernel that drops pages as fast as they come), that
+   * listing is left to READ for a minute, so stores cannot go on costing
+   * more than the reads they save.
+   */
+  private lostByKernel(path: string): boolean {
+    const node = this.tree.data.peek(toZnode(this.ctx.root, path));
+    if (!node || !this.stored.has(node) || this.notifier.pending(path)) return false;
+    const names = this.tree.children.peek(toZnode(this.ctx.root, parentPath(path)));
+    if (!names || Date.now() - (this.lossy.get(names) ?? Number.NEGATIVE_INFINITY) < LOSSY_MS) return false;
+    const restoredAt = this.restored.get(node);
+    if (restoredAt !== undefined && Date.now() - restoredAt < LOST_AGAIN_MS) {
+      this.lossy.set(names, Date.now());
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -141,9 +176,10 @@ export class PageStore {
   /**
    * Queues the stores of the window after `path`; returns the files in it
    * whose data is not in memory, or undefined when its directory's listing
-   * is not.
+   * is not. `again`: the kernel lost what was stored; store the whole
+   * window anew.
    */
-  private storeAhead(path: string): string[] | undefined {
+  private storeAhead(path: string, again = false): string[] | undefined {
     const parent = parentPath(path);
     const names = this.tree.children.peek(toZnode(this.ctx.root, parent));
     if (!names) return undefined;
@@ -152,7 +188,7 @@ export class PageStore {
     const last = Math.min(names.length - 1, from + WINDOW);
     const seen = this.seen.get(names);
     // The window starts inside (or just after) the run seen so far: only what lies past it is new.
-    const continues = seen !== undefined && from + 1 >= seen.from && from <= seen.to;
+    const continues = !again && seen !== undefined && from + 1 >= seen.from && from <= seen.to;
     const start = continues ? seen.to + 1 : from + 1;
     let to = start - 1;
     let complete = true;
@@ -168,7 +204,11 @@ export class PageStore {
           missing.push(znode);
         continue;
       }
-      if (this.stored.has(node) || node.data.length === 0 || node.data.length > MAX_STORE_BYTES) continue;
+      if (node.data.length === 0 || node.data.length > MAX_STORE_BYTES) continue;
+      if (this.stored.has(node)) {
+        if (!again || this.notifier.pending(sibling)) continue;
+        this.restored.set(node, Date.now());
+      }
       this.stored.add(node);
       this.notifier.store(sibling, (id) => {
         if (!isCachedFile(this.ctx, this.tree, sibling, znode, node)) return undefined;
