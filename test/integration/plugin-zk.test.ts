@@ -14,7 +14,14 @@ import { zkBackend } from '../../src/plugin/zk-driver.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
 import { daemonPid, mountZkfs, zkfsRunDir } from '../fixtures/zkfs-mount.js';
-import { mountedAt, readZnode, refsOf, startPluginProcess, waitUntil } from './plugin-fixture.js';
+import {
+  mountedAt,
+  type PluginProcess,
+  readZnode,
+  refsOf,
+  startPluginProcess,
+  waitUntil,
+} from './plugin-fixture.js';
 
 /** Sends a request as the engine does and closes the connection after `ms`, unanswered. */
 function abandonRequest(socketPath: string, path: string, body: unknown, ms: number): Promise<void> {
@@ -40,6 +47,27 @@ async function killDaemon(dir: string): Promise<number> {
   // A killed daemon is dead once it is a zombie: its reaper may come later.
   await waitUntil(`daemon ${record.pid} to die`, () => !isProcessAlive(record.pid));
   return record.pid;
+}
+
+/**
+ * Creates and mounts (for mount ID c1) a volume of each name, on the ensemble `hostsOf` gives it,
+ * and writes a note naming it into each; returns their mount points.
+ */
+async function mountWithNotes(
+  plugin: PluginProcess,
+  names: readonly string[],
+  hostsOf: (name: string) => string,
+): Promise<Record<string, string>> {
+  const dirs: Record<string, string> = {};
+  for (const name of names) {
+    const opts = { hosts: hostsOf(name), path: `/${name}` };
+    expect((await plugin.post('/VolumeDriver.Create', { Name: name, Opts: opts })).status).toBe(200);
+    const mount = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
+    expect(mount.json.Err).toBe('');
+    dirs[name] = mount.json.Mountpoint as string;
+    writeFileSync(join(dirs[name]!, 'note'), `${name}\n`);
+  }
+  return dirs;
 }
 
 describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real FUSE', () => {
@@ -99,16 +127,7 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     const up = await startZk();
     const plugin = await startPluginProcess({ tool: 'zkfsctl' });
     const names = ['dead1', 'dead2', 'dead3', 'good'];
-    const dirs: Record<string, string> = {};
-    for (const name of names) {
-      const zk = name === 'good' ? up : down;
-      const opts = { hosts: zk.connectString, path: `/${name}` };
-      expect((await plugin.post('/VolumeDriver.Create', { Name: name, Opts: opts })).status).toBe(200);
-      const mount = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
-      expect(mount.json.Err).toBe('');
-      dirs[name] = mount.json.Mountpoint as string;
-      writeFileSync(join(dirs[name]!, 'note'), `${name}\n`);
-    }
+    const dirs = await mountWithNotes(plugin, names, (name) => (name === 'good' ? up : down).connectString);
     // The host's plugin and its daemons die (an OOM kill, a crash); one ensemble is unreachable.
     await plugin.kill('SIGKILL');
     for (const name of names) await killDaemon(dirs[name]!);
@@ -158,15 +177,7 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     const zk = await startZk();
     const plugin = await startPluginProcess({ tool: 'zkfsctl' });
     const names = Array.from({ length: 9 }, (_, i) => `v${i + 1}`);
-    const dirs: Record<string, string> = {};
-    for (const name of names) {
-      const opts = { hosts: zk.connectString, path: `/${name}` };
-      expect((await plugin.post('/VolumeDriver.Create', { Name: name, Opts: opts })).status).toBe(200);
-      const mount = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
-      expect(mount.json.Err).toBe('');
-      dirs[name] = mount.json.Mountpoint as string;
-      writeFileSync(join(dirs[name]!, 'note'), `${name}\n`);
-    }
+    const dirs = await mountWithNotes(plugin, names, () => zk.connectString);
     await plugin.kill('SIGKILL');
     for (const name of names) await killDaemon(dirs[name]!);
     await zk.kill(0);
