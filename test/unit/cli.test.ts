@@ -150,6 +150,8 @@ describe('command line', () => {
     const saved = { ...process.env };
     process.env.SIMPLECTL_STATE_DIR = 'assignments';
     process.env.SIMPLECTL_KEY_DIR = '/etc/my keys';
+    // The zookeeper unit carries this one when set; the shell running the tests may have set it.
+    delete process.env.ZKFSCTL_RUN_DIR;
     try {
       const simple = await capture('simplectl', ['serve-plugin', '--print-systemd-units']);
       expect(simple.code).toBe(0);
