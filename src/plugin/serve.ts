@@ -64,6 +64,58 @@ export async function servePlugin(
 ): Promise<ServePluginResult> {
   const paths = pluginPaths({ ...options, name: options.name ?? options.driver });
   const backend = pluginBackend(options.driver, paths.stateDir, options.include);
+  // Heard from the start: the socket answers before start-up has finished, and a SIGTERM then
+  // (systemd's stop, a supervisor that saw the socket answer) must stop it in order, not kill it.
+  const stop = stopRequest(options.signal);
+  try {
+    return await serve(options, ctx, paths, backend, stop);
+  } finally {
+    stop.dispose();
+  }
+}
+
+interface StopRequest {
+  /** Resolves with what asked the server to stop. */
+  requested: Promise<string>;
+  /** Whether a stop was asked for already. */
+  asked: () => boolean;
+  /** Stops listening for SIGTERM, SIGINT and the abort signal. */
+  dispose: () => void;
+}
+
+function stopRequest(signal: AbortSignal | undefined): StopRequest {
+  let resolve!: (why: string) => void;
+  let asked = false;
+  const requested = new Promise<string>((r) => {
+    resolve = r;
+  });
+  const dispose = () => {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    signal?.removeEventListener('abort', onAbort);
+  };
+  const stop = (why: string) => {
+    dispose();
+    asked = true;
+    resolve(why);
+  };
+  const onTerm = () => stop('SIGTERM');
+  const onInt = () => stop('SIGINT');
+  const onAbort = () => stop('abort');
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onInt);
+  if (signal?.aborted) stop('abort');
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  return { requested, asked: () => asked, dispose };
+}
+
+async function serve(
+  options: ServePluginOptions,
+  ctx: CommandContext,
+  paths: ReturnType<typeof pluginPaths>,
+  backend: VolumeBackend,
+  stop: StopRequest,
+): Promise<ServePluginResult> {
   const store = await VolumeStore.open({
     backend,
     stateFile: paths.stateFile,
@@ -92,27 +144,15 @@ export async function servePlugin(
     listen: { socketPath: paths.socket },
     maxBodyBytes: options.maxBodyBytes,
   });
+  // Stopped during start-up: no volume starts its turn.
+  if (stop.asked()) stopping.abort();
   bound();
   ctx.log.info(
     `${options.driver} plugin "${paths.name}" ready on ${server.address} (${store.names().length} volume(s)${pending > 0 ? `, reconciling them with the mount table` : ''}, state ${paths.stateFile})`,
   );
   options.onListening?.(server.address);
 
-  const stoppedBy = await new Promise<string>((resolve) => {
-    const stop = (why: string) => {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      options.signal?.removeEventListener('abort', onAbort);
-      resolve(why);
-    };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
-    const onAbort = () => stop('abort');
-    process.once('SIGTERM', onTerm);
-    process.once('SIGINT', onInt);
-    if (options.signal?.aborted) stop('abort');
-    else options.signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  const stoppedBy = await stop.requested;
   ctx.log.info(`stopping on ${stoppedBy}: finishing requests in flight; volumes stay mounted`);
   // Volumes whose start-up turn has not come stay as they are; the next start looks at them.
   stopping.abort();

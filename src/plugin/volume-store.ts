@@ -266,6 +266,8 @@ export class VolumeStore implements VolumeDriver {
     for (const name of names) this.reconciling.set(name, () => start(name));
     let next = 0;
     const worker = async () => {
+      // A stop asked for before the server listens leaves every volume as it is.
+      await after;
       while (next < names.length && !options.stop?.aborted) await start(names[next++]!);
     };
     const workers = Array.from({ length: Math.min(Math.max(1, concurrency), names.length) }, worker);

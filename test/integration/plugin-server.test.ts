@@ -2,13 +2,19 @@
  * The plugin server as a process: it stops cleanly on SIGTERM (exit 0, socket
  * removed, state kept), starts again with its volumes, replaces the stale
  * socket a killed server left behind, and refuses to start a second server on
- * a live socket.
+ * a live socket. A stop asked for during start-up, even before the socket
+ * listens, is an orderly stop too.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, statSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../fixtures/environment.js';
+import { createLogger } from '../../src/adapters/logger.js';
+import { defaultContext } from '../../src/commands/context.js';
+import { servePlugin } from '../../src/plugin/serve.js';
+import { VolumeStore } from '../../src/plugin/volume-store.js';
+import { zkBackend } from '../../src/plugin/zk-driver.js';
+import { REPO_ROOT, scratchDir } from '../fixtures/environment.js';
 import { startPluginProcess } from './plugin-fixture.js';
 
 describe('plugin server process', () => {
@@ -56,6 +62,77 @@ describe('plugin server process', () => {
     expect(second.status).toBe(1);
     expect(second.stderr).toContain(`another process is already serving on ${plugin.socket}`);
     expect((await plugin.post('/Plugin.Activate', '')).status).toBe(200);
+  });
+
+  it('stops in order on a SIGTERM that comes as soon as its socket exists', async () => {
+    // The socket answers before start-up has finished; a SIGTERM then (systemd's stop, or a
+    // supervisor that saw the socket) killed the server outright, its volumes left unreconciled.
+    for (let round = 0; round < 5; round++) {
+      const dir = scratchDir('early-term');
+      const socket = join(dir, 'early.sock');
+      const child = spawn(
+        join(REPO_ROOT, 'bin', 'zkfsctl'),
+        ['serve-plugin', '--name', 'early', '--socket', socket, '--state-dir', join(dir, 'state')],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+      );
+      let output = '';
+      child.stdout.on('data', (d) => {
+        output += d;
+      });
+      child.stderr.on('data', (d) => {
+        output += d;
+      });
+      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+        child.once('exit', (code, signal) => resolve({ code, signal })),
+      );
+      // One SIGTERM only: the chmod after bind reports the name again, and a second one ends the stop.
+      const watcher = watch(dir, (_event, name) => {
+        if (name !== 'early.sock') return;
+        watcher.close();
+        child.kill('SIGTERM');
+      });
+      const { code, signal } = await exited;
+      expect({ round, code, signal }).toEqual({ round, code: 0, signal: null });
+      expect(output).toContain('early: stopped on SIGTERM');
+      expect(existsSync(socket)).toBe(false);
+    }
+  });
+
+  it('asked to stop before it listens, leaves every volume for the next start', async () => {
+    const dir = scratchDir('stop-at-start');
+    const paths = { stateDir: join(dir, 'state'), mountRoot: join(dir, 'volumes') };
+    const stateFile = join(paths.stateDir, 'plugin-state.json');
+    const store = await VolumeStore.open({
+      backend: zkBackend({ logDir: join(dir, 'logs') }),
+      stateFile,
+      mountRoot: paths.mountRoot,
+      ctx: defaultContext(),
+    });
+    for (const name of ['a', 'b']) await store.create(name, { hosts: '127.0.0.1:2181' });
+    await store.flush();
+
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info', write: (l) => lines.push(l) });
+    const result = await servePlugin(
+      {
+        driver: 'zookeeper',
+        name: 'stopped',
+        socket: join(dir, 'stopped.sock'),
+        ...paths,
+        signal: AbortSignal.abort(),
+      },
+      defaultContext({ log }),
+    );
+    expect(result.stoppedBy).toBe('abort');
+    expect(result.reconciled).toEqual([
+      { name: 'a', action: 'none', deferred: true },
+      { name: 'b', action: 'none', deferred: true },
+    ]);
+    expect(lines.join('')).toContain(
+      'left 2 volume(s) for the next start to reconcile with the mount table: a, b',
+    );
+    expect(existsSync(join(dir, 'stopped.sock'))).toBe(false);
+    expect(process.listenerCount('SIGTERM')).toBe(0);
   });
 
   it('refuses a bad plugin name and a driver option meant for the other driver', async () => {

@@ -13,7 +13,7 @@ import { statusSocketPath } from '../../src/adapters/zkfs/status-socket.js';
 import { zkBackend } from '../../src/plugin/zk-driver.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
-import { daemonPid, mountZkfs, zkfsRunDir } from '../fixtures/zkfs-mount.js';
+import { daemonPid, eventually, mountZkfs, zkfsRunDir } from '../fixtures/zkfs-mount.js';
 import {
   mountedAt,
   type PluginProcess,
@@ -185,6 +185,9 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     // Started, the first 8 volumes' remounts are under way (waiting for ZooKeeper); then stopped.
     const earlier = plugin.logs().length;
     await plugin.start();
+    // The socket answers before start-up has finished; the round must be under way to be finished.
+    const seen = () => plugin.logs().slice(earlier);
+    await eventually(async () => seen().includes('volume v8: the process serving'), 'the remount of v8');
     await plugin.kill('SIGTERM');
     const logs = plugin.logs().slice(earlier);
     expect(logs).toContain('left 1 volume(s) for the next start to reconcile with the mount table: v9');
