@@ -27,12 +27,11 @@
  * noisy: on a host where polling cost about 25% overall, single trials of
  * 256 cycles each way still came out more than 5% in its favour about one
  * time in four with the plain mean of all cycles, and one in three with
- * their median. So the
- * verdict goes by a running average of the ratios of recent trials, and
- * polling is allowed for the next stretch only while that average says it
- * is clearly faster. Half of every trial goes the worse way, so while
- * verdicts agree the stretch doubles, up to `maxHold`; a change of verdict
- * brings it back. Cycles longer than `MAX_CYCLE_MS` are idle time or
+ * their median. So the verdict goes by a running average of the ratios of
+ * recent trials, and polling is allowed for the next stretch only while
+ * that average says it is clearly faster. Half of every trial goes the
+ * worse way, so while verdicts agree the stretch doubles, up to `maxHold`;
+ * a change of verdict brings it back. Cycles longer than `MAX_CYCLE_MS` are idle time or
  * ZooKeeper round trips, not the request rate, and are not counted.
  */
 
