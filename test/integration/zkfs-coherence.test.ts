@@ -198,6 +198,33 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     await eventually(async () => (await m.ok('ls d')) === '', 'node gone', 2000);
   });
 
+  it('shows nodes it may not read that another client creates or deletes, in a directory where it met one', async () => {
+    // ZooKeeper 3.8.4+ tells the mount's recursive watch nothing about such nodes: it listed the
+    // directory as it was, for as long as it was mounted.
+    const alice = createHash('sha1').update('alice:pw').digest('base64');
+    const secret = { acl: [{ perms: 31, scheme: 'digest', id: `alice:${alice}` }] };
+    const m = await mountZkfs(zk.connectString, '/coh/acl');
+    await client.create('/coh/acl/open', Buffer.from('o\n'));
+    await client.create('/coh/acl/s1', Buffer.from('s\n'), secret);
+    expect(await m.ok('ls')).toBe('open\ns1\n');
+    expect((await m.sh('cat s1')).stderr).toContain('Permission denied');
+
+    const soon = (check: () => Promise<boolean>, what: string) => eventually(check, what, 1000);
+    await client.remove('/coh/acl/s1', -1);
+    await client.create('/coh/acl/s2', Buffer.from('s\n'), secret);
+    await soon(async () => (await m.ok('ls')) === 'open\ns2\n', 'the unreadable node replaced');
+    expect((await m.sh('test -e s1')).exitCode).toBe(1);
+    await client.create('/coh/acl/new', Buffer.from('n\n'));
+    await soon(async () => (await m.ok('ls')) === 'new\nopen\ns2\n', 'a readable node beside them');
+    expect(await m.ok('cat new')).toBe('n\n');
+    expect((await status(m.dir)).cache.childWatches).toBe(1);
+    expect(await zkfsctl(['status', m.dir])).toMatchObject({
+      stdout: expect.stringContaining(
+        'kept exact by a watch, and by watches on 1 directory holding nodes it may not read,',
+      ),
+    });
+  });
+
   it("a program holding a file open for reading reads another client's later change through it, as tail -f does", async () => {
     const m = await mountZkfs(zk.connectString, '/coh/follow');
     await m.ok('printf "one\\n" > log');

@@ -54,6 +54,7 @@ import { Abandonment, type RetryCounters, SessionRetry, sleep } from './session-
 import { SilenceWatchdog } from './silence-watchdog.js';
 import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-verify.js';
 import {
+  addChildWatch,
   addRecursiveWatch,
   coalesceWrites,
   connectedServer,
@@ -206,6 +207,12 @@ export class ZkSession implements ZkApi {
   addRecursiveWatch(path: string): Promise<void> {
     this.counters.requests++;
     return addRecursiveWatch(this.client.library, path);
+  }
+
+  /** Adds a persistent watch on `path`'s own changes and children (see zk-wire.ts), for the current connection. */
+  addChildWatch(path: string): Promise<void> {
+    this.counters.requests++;
+    return addChildWatch(this.client.library, path);
   }
 
   private emit(change: SessionChange): void {

@@ -29,7 +29,14 @@
  */
 import { BatchSize } from '../../core/zkfs/batch-size.js';
 import { hitRate } from '../../core/zkfs/cache-policy.js';
-import { baseName, META_NODE, parentPath, SYMLINKS_NODE, zkChild } from '../../core/zkfs/paths.js';
+import {
+  baseName,
+  META_NODE,
+  parentPath,
+  SYMLINKS_NODE,
+  toMountPath,
+  zkChild,
+} from '../../core/zkfs/paths.js';
 import { RecentDeletions } from '../../core/zkfs/recent-deletions.js';
 import { position, sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import { UnusedPrefetch } from '../../core/zkfs/unused-prefetch.js';
@@ -37,6 +44,7 @@ import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
 import { isZkError, ZkError, type ZkStat } from '../zookeeper.js';
 import { applyNotice, writeThrough } from './cache-patches.js';
+import { ChildWatches } from './child-watches.js';
 import type { Stale } from './kernel-notify.js';
 import { type CacheView, docChanges, staleFor } from './kernel-stale.js';
 import { type CacheEntry, CacheSlot } from './node-cache.js';
@@ -87,6 +95,8 @@ export interface CacheStatus {
   evictions: number;
   /** Children whose stat (and data) a listing fetched ahead. */
   prefetched: number;
+  /** Directories watched on their own, as they hold nodes this mount may not read (absent from older daemons). */
+  childWatches?: number;
 }
 
 /** A rejection as an Error, to hand to every waiter of a batch. */
@@ -111,6 +121,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly recentlyDeleted = new RecentDeletions(DELETION_WINDOW_MS);
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
   onStale: ((stale: Stale) => void) | undefined;
+  /** Directories holding a node this mount may not read, of which no notification speaks. */
+  private readonly childWatches: ChildWatches;
 
   constructor(
     private readonly session: ZkSession,
@@ -156,6 +168,12 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     sized(this.metas, sizeOf.meta);
     sized(this.acls, sizeOf.acl);
     sized(this.links, sizeOf.links);
+    this.childWatches = new ChildWatches({
+      add: (dir) => session.addChildWatch(dir),
+      live: () => this.live,
+      epoch: () => gate.epoch,
+      armed: (dir) => this.childrenChanged(dir),
+    });
     session.onNotice((notice) => this.onNotice(notice));
     gate.attach({
       lost: () => this.onWatchLost?.(),
@@ -164,6 +182,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         this.onChange?.();
       },
       live: () => {
+        this.childWatches.rearm();
         this.onChange?.();
         this.onStale?.('all');
         this.onWatchBack?.();
@@ -196,6 +215,11 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   private onNotice(notice: WatchNotice): void {
     this.notices++;
+    if (notice.type === 'childrenChanged') {
+      // Only child watches send these (a recursive watch never does).
+      if (this.gate.mode !== 'waiting') this.childrenChanged(notice.path);
+      return;
+    }
     const kernel = this.onStale !== undefined && this.gate.mode !== 'waiting';
     // Worked out before apply() forgets what it needs.
     let stale = kernel ? staleFor(this.view, notice) : undefined;
@@ -225,6 +249,41 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       return;
     }
     if (stale && (typeof stale === 'string' || stale.length > 0)) this.onStale?.(stale);
+  }
+
+  /**
+   * The children of `dir` changed, and which ones may be unknown (a node
+   * this mount may not read): listed again, and the kernel told of the
+   * names that came or went.
+   */
+  private childrenChanged(dir: string): void {
+    const before = this.children.peek(dir);
+    applyNotice(this, { type: 'childrenChanged', path: dir });
+    if (this.onStale === undefined) return;
+    const at = toMountPath(this.root, dir);
+    this.onStale([{ path: at, entry: false }]);
+    if (before === undefined) return;
+    void this.listing(dir).then(
+      (after) => {
+        const changed = [
+          ...before.filter((n) => !sortedIncludes(after, n)),
+          ...after.filter((n) => !sortedIncludes(before, n)),
+        ];
+        if (changed.length === 0) return;
+        // No notice speaks of these nodes: what memory holds of them goes with the old list.
+        for (const name of changed) {
+          const child = zkChild(dir, name);
+          for (const slot of [this.stats, this.data, this.children, this.acls]) slot.invalidate(child);
+        }
+        this.onStale?.(changed.map((n) => ({ path: at === '/' ? `/${n}` : `${at}/${n}`, entry: true })));
+      },
+      () => this.onStale?.([{ path: at, entry: at !== '/' }]),
+    );
+  }
+
+  /** A read of `znode` was refused: its directory's list of children gets a watch of its own. */
+  private refused(znode: string, error: unknown): void {
+    if (isZkError(error, 'NO_AUTH') && znode !== this.root) this.childWatches.want(parentPath(znode));
   }
 
   begin(ops: readonly ZkOp[]): unknown {
@@ -361,7 +420,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         data.settle(result);
         stats.settle((znode) => {
           const node = result(znode);
-          if (node instanceof ZkError) return isZkError(node, 'NO_NODE') ? null : node;
+          if (node instanceof ZkError) {
+            this.refused(znode, node);
+            return isZkError(node, 'NO_NODE') ? null : node;
+          }
           this.unused.add(node, node.data.length);
           return node.stat;
         });
@@ -405,6 +467,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       return node.stat;
     } catch (error) {
       if (isZkError(error, 'NO_NODE')) return null;
+      this.refused(znode, error);
       throw error;
     }
   }
@@ -458,7 +521,14 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   override async readData(znode: string): Promise<NodeData> {
     if (!this.live) return super.readData(znode);
-    return this.readFor(znode, await this.data.get(znode, () => this.session.getData(znode)));
+    let node: NodeData;
+    try {
+      node = await this.data.get(znode, () => this.session.getData(znode));
+    } catch (error) {
+      this.refused(znode, error);
+      throw error;
+    }
+    return this.readFor(znode, node);
   }
 
   override cachedData(keys: NodeKeys): NodeData | undefined {
@@ -535,6 +605,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       notices: this.notices,
       evictions: this.memory.evictions,
       prefetched: this.prefetcher.count,
+      childWatches: this.childWatches.size,
     };
   }
 }

@@ -30,6 +30,7 @@ import type { ZkEventType, ZkStat } from '../zookeeper.js';
 const OP_ADD_WATCH = 106;
 /** The op code the library is told, so it reads an empty reply body. */
 const OP_DELETE = 2;
+const PERSISTENT = 0;
 export const PERSISTENT_RECURSIVE = 1;
 
 const EVENT_TYPES: Record<number, ZkEventType> = {
@@ -141,10 +142,24 @@ function addWatchRequest(path: string, mode: number) {
  * drops the connection) or a plain Error when the library does not fit.
  */
 export function addRecursiveWatch(client: zookeeper.Client, path: string): Promise<void> {
+  return addWatch(client, path, PERSISTENT_RECURSIVE);
+}
+
+/**
+ * Adds a persistent watch on `path` alone: its own data changes and
+ * deletion, and changes to its list of children. ZooKeeper 3.8.4+ tells a
+ * recursive watch nothing of a node the session may not read; a child
+ * created or deleted there still changes this (readable) node's list.
+ */
+export function addChildWatch(client: zookeeper.Client, path: string): Promise<void> {
+  return addWatch(client, path, PERSISTENT);
+}
+
+function addWatch(client: zookeeper.Client, path: string, mode: number): Promise<void> {
   const cm = internals(client);
   if (!cm) return Promise.reject(new Error('this node-zookeeper-client cannot send addWatch'));
   return new Promise((resolve, reject) => {
-    cm.queue(addWatchRequest(path, PERSISTENT_RECURSIVE), (error) => (error ? reject(error) : resolve()));
+    cm.queue(addWatchRequest(path, mode), (error) => (error ? reject(error) : resolve()));
   });
 }
 

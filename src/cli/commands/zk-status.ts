@@ -40,7 +40,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
     ],
     [
       'cache',
-      `${modes[c.mode] ?? c.mode}, ${n(c.entries)} entries, ${humanSize(c.bytes)} of ${humanSize(c.limitBytes)}`,
+      `${modes[c.mode] ?? c.mode}${c.childWatches ? `, and by watches on ${n(c.childWatches)} ${c.childWatches === 1 ? 'directory' : 'directories'} holding nodes it may not read` : ''}, ${n(c.entries)} entries, ${humanSize(c.bytes)} of ${humanSize(c.limitBytes)}`,
     ],
     [
       'hit rate',
