@@ -259,9 +259,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private childrenChanged(dir: string): void {
     const before = this.children.peek(dir);
     applyNotice(this, { type: 'childrenChanged', path: dir });
-    if (this.onStale === undefined) return;
     const at = toMountPath(this.root, dir);
-    this.onStale([{ path: at, entry: false }]);
+    this.onStale?.([{ path: at, entry: false }]);
     if (before === undefined) return;
     void this.listing(dir).then(
       (after) => {
