@@ -204,25 +204,45 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     const alice = createHash('sha1').update('alice:pw').digest('base64');
     const secret = { acl: [{ perms: 31, scheme: 'digest', id: `alice:${alice}` }] };
     const m = await mountZkfs(zk.connectString, '/coh/acl');
-    await client.create('/coh/acl/open', Buffer.from('o\n'));
-    await client.create('/coh/acl/s1', Buffer.from('s\n'), secret);
-    expect(await m.ok('ls')).toBe('open\ns1\n');
-    expect((await m.sh('cat s1')).stderr).toContain('Permission denied');
+    // Made by another client before the mount lists anything: a first such node is found by a listing.
+    await client.create('/coh/acl/d', Buffer.alloc(0));
+    await client.create('/coh/acl/d/open', Buffer.from('o\n'));
+    await client.create('/coh/acl/d/s1', Buffer.from('s\n'), secret);
+    // One directly under the mount root, where no child watch may go (it would replace the recursive one).
+    await client.create('/coh/acl/top', Buffer.from('t\n'), secret);
+    expect(await m.ok('ls d')).toBe('open\ns1\n');
+    expect(await m.ok('ls')).toBe('d\ntop\n');
+    expect((await m.sh('cat d/s1')).stderr).toContain('Permission denied');
 
     const soon = (check: () => Promise<boolean>, what: string) => eventually(check, what, 1000);
-    await client.remove('/coh/acl/s1', -1);
-    await client.create('/coh/acl/s2', Buffer.from('s\n'), secret);
-    await soon(async () => (await m.ok('ls')) === 'open\ns2\n', 'the unreadable node replaced');
-    expect((await m.sh('test -e s1')).exitCode).toBe(1);
-    await client.create('/coh/acl/new', Buffer.from('n\n'));
-    await soon(async () => (await m.ok('ls')) === 'new\nopen\ns2\n', 'a readable node beside them');
-    expect(await m.ok('cat new')).toBe('n\n');
+    await client.remove('/coh/acl/d/s1', -1);
+    await client.create('/coh/acl/d/s2', Buffer.from('s\n'), secret);
+    await soon(async () => (await m.ok('ls d')) === 'open\ns2\n', 'the unreadable node replaced');
+    expect((await m.sh('test -e d/s1')).exitCode).toBe(1);
+    await client.create('/coh/acl/d/new', Buffer.from('n\n'));
+    await soon(async () => (await m.ok('ls d')) === 'new\nopen\ns2\n', 'a readable node beside them');
+    expect(await m.ok('cat d/new')).toBe('n\n');
+    // The recursive watch still speaks for the whole tree.
+    await client.setData('/coh/acl/d/open', Buffer.from('changed\n'), -1);
+    await soon(async () => (await m.ok('cat d/open')) === 'changed\n', 'a data change below');
     expect((await status(m.dir)).cache.childWatches).toBe(1);
     expect(await zkfsctl(['status', m.dir])).toMatchObject({
       stdout: expect.stringContaining(
         'kept exact by a watch, and by watches on 1 directory holding nodes it may not read,',
       ),
     });
+
+    // Readable nodes made there come with notices of their own: nothing is read again for them.
+    const before = await status(m.dir);
+    for (let i = 0; i < 20; i++) await client.create(`/coh/acl/d/r${i}`, Buffer.alloc(0));
+    for (let i = 0; i < 20; i++) await client.remove(`/coh/acl/d/r${i}`, -1);
+    let after = before;
+    await soon(async () => {
+      after = await status(m.dir);
+      return after.cache.notices - before.cache.notices >= 80;
+    }, 'a node notice and a children notice for each of 40 changes');
+    expect(after.session.requests - before.session.requests).toBe(0);
+    expect(await m.ok('ls d')).toBe('new\nopen\ns2\n');
   });
 
   it("a program holding a file open for reading reads another client's later change through it, as tail -f does", async () => {

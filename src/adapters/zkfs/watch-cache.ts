@@ -45,7 +45,7 @@ import type { Logger } from '../logger.js';
 import { isZkError, ZkError, type ZkStat } from '../zookeeper.js';
 import { applyNotice, writeThrough } from './cache-patches.js';
 import { ChildWatches } from './child-watches.js';
-import type { Stale } from './kernel-notify.js';
+import type { Stale, StaleEntry } from './kernel-notify.js';
 import { type CacheView, docChanges, staleFor } from './kernel-stale.js';
 import { type CacheEntry, CacheSlot } from './node-cache.js';
 import { type OwnWrite, OwnWrites } from './own-writes.js';
@@ -123,6 +123,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   onStale: ((stale: Stale) => void) | undefined;
   /** Directories holding a node this mount may not read, of which no notification speaks. */
   private readonly childWatches: ChildWatches;
+  /** The parent of the node the last notice created or deleted, if it did. */
+  private childNoticeOf: string | undefined;
 
   constructor(
     private readonly session: ZkSession,
@@ -215,9 +217,13 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   private onNotice(notice: WatchNotice): void {
     this.notices++;
+    const explained = this.childNoticeOf;
+    this.childNoticeOf =
+      notice.type === 'created' || notice.type === 'deleted' ? parentPath(notice.path) : undefined;
     if (notice.type === 'childrenChanged') {
-      // Only child watches send these (a recursive watch never does).
-      if (this.gate.mode !== 'waiting') this.childrenChanged(notice.path);
+      // Only child watches send these (a recursive watch never does). ZooKeeper sends a child's
+      // creation or deletion just before its parent's change of children: such a change is known.
+      if (this.gate.mode !== 'waiting' && explained !== notice.path) this.childrenChanged(notice.path);
       return;
     }
     const kernel = this.onStale !== undefined && this.gate.mode !== 'waiting';
@@ -252,37 +258,29 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   /**
-   * The children of `dir` changed, and which ones may be unknown (a node
-   * this mount may not read): listed again, and the kernel told of the
-   * names that came or went.
+   * The children of `dir` changed, and no notice said which: a node this
+   * mount may not read came or went. The listing is read again when next
+   * needed, and what memory and the kernel hold of such nodes goes.
    */
   private childrenChanged(dir: string): void {
-    const before = this.children.peek(dir);
     applyNotice(this, { type: 'childrenChanged', path: dir });
     const at = toMountPath(this.root, dir);
-    this.onStale?.([{ path: at, entry: false }]);
-    if (before === undefined) return;
-    void this.listing(dir).then(
-      (after) => {
-        const changed = [
-          ...before.filter((n) => !sortedIncludes(after, n)),
-          ...after.filter((n) => !sortedIncludes(before, n)),
-        ];
-        if (changed.length === 0) return;
-        // No notice speaks of these nodes: what memory holds of them goes with the old list.
-        for (const name of changed) {
-          const child = zkChild(dir, name);
-          for (const slot of [this.stats, this.data, this.children, this.acls]) slot.invalidate(child);
-        }
-        this.onStale?.(changed.map((n) => ({ path: at === '/' ? `/${n}` : `${at}/${n}`, entry: true })));
-      },
-      () => this.onStale?.([{ path: at, entry: at !== '/' }]),
-    );
+    const stale: StaleEntry[] = [{ path: at, entry: false }];
+    for (const name of this.childWatches.unreadable(dir)) {
+      const child = zkChild(dir, name);
+      for (const slot of [this.stats, this.data, this.children, this.acls]) slot.invalidate(child);
+      stale.push({ path: at === '/' ? `/${name}` : `${at}/${name}`, entry: true });
+    }
+    this.onStale?.(stale);
   }
 
   /** A read of `znode` was refused: its directory's list of children gets a watch of its own. */
   private refused(znode: string, error: unknown): void {
-    if (isZkError(error, 'NO_AUTH') && znode !== this.root) this.childWatches.want(parentPath(znode));
+    if (!isZkError(error, 'NO_AUTH') || znode === this.root) return;
+    const dir = parentPath(znode);
+    // Never on the mount root: ZooKeeper 3.8 keeps one watch mode per path and session, and a
+    // child watch there would replace the recursive watch, silencing the whole tree.
+    if (dir !== this.root) this.childWatches.refused(dir, baseName(znode));
   }
 
   begin(ops: readonly ZkOp[]): unknown {
@@ -351,6 +349,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   override childNames(znode: string): Promise<string[]> {
     return super.childNames(znode).then((names) => {
+      if (this.childWatches.size > 0) this.childWatches.listed(znode, names);
       if (this.live && this.memory.budget.limitBytes > 0) {
         // Their stats (and data, while small), before the lookups that usually follow a listing.
         this.prefetchChildren(znode, names);

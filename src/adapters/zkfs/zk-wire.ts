@@ -150,6 +150,8 @@ export function addRecursiveWatch(client: zookeeper.Client, path: string): Promi
  * deletion, and changes to its list of children. ZooKeeper 3.8.4+ tells a
  * recursive watch nothing of a node the session may not read; a child
  * created or deleted there still changes this (readable) node's list.
+ * ZooKeeper 3.8 keeps one mode per path and session: never put this on the
+ * path of a recursive watch, which it would replace.
  */
 export function addChildWatch(client: zookeeper.Client, path: string): Promise<void> {
   return addWatch(client, path, PERSISTENT);

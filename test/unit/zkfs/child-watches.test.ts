@@ -24,8 +24,8 @@ describe('ChildWatches', () => {
   it('watches a directory once, and says when the watch is in place so its listing is read again', async () => {
     const f = fakeHooks();
     const watches = new ChildWatches(f.hooks);
-    watches.want('/a');
-    watches.want('/a');
+    watches.refused('/a', 's1');
+    watches.refused('/a', 's2');
     expect(f.adds.map((a) => a.dir)).toEqual(['/a']);
     expect(watches.has('/a')).toBe(true);
     f.adds[0]!.settle(true);
@@ -34,12 +34,24 @@ describe('ChildWatches', () => {
     expect(watches.size).toBe(1);
   });
 
-  it('waits for the recursive watch before adding, and adds every watch again on a new connection', async () => {
+  it('knows the names refused in a directory until a listing no longer holds them', () => {
+    const watches = new ChildWatches(fakeHooks().hooks);
+    watches.refused('/a', 's1');
+    watches.refused('/a', 's2');
+    expect(watches.unreadable('/a')).toEqual(['s1', 's2']);
+    watches.listed('/a', ['open', 's2']);
+    expect(watches.unreadable('/a')).toEqual(['s2']);
+    expect(watches.unreadable('/b')).toEqual([]);
+    // The directory stays watched: a new such node there is reported too.
+    expect(watches.has('/a')).toBe(true);
+  });
+
+  it('waits for the recursive watch before adding, and adds every watch again on a new connection', () => {
     const f = fakeHooks();
     f.state.live = false;
     const watches = new ChildWatches(f.hooks);
-    watches.want('/a');
-    watches.want('/b');
+    watches.refused('/a', 's');
+    watches.refused('/b', 's');
     expect(f.adds).toEqual([]);
     f.state.live = true;
     watches.rearm();
@@ -49,8 +61,8 @@ describe('ChildWatches', () => {
   it('ignores a watch added on a connection since lost, and a refused add', async () => {
     const f = fakeHooks();
     const watches = new ChildWatches(f.hooks);
-    watches.want('/a');
-    watches.want('/b');
+    watches.refused('/a', 's');
+    watches.refused('/b', 's');
     f.state.epoch++;
     f.adds[0]!.settle(true);
     f.adds[1]!.settle(false);
