@@ -38,12 +38,16 @@ async function main(): Promise<number> {
     { dir: values.dir, stateDir: values['state-dir'], include: values.include ?? [] },
     defaultContext({ log }),
   );
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      log.info(`${signal}: stopping`);
-      void watcher.stop();
-    });
-  }
+  // Kept, not once: execa's clean-up of a running child (a mount) re-raises a signal that finds no
+  // other listener, which would end the watcher in the middle of that step.
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    void watcher.stop();
+  };
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, onSignal);
   await watcher.done;
   log.info('stopped');
   return 0;

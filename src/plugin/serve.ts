@@ -83,6 +83,14 @@ interface StopRequest {
   dispose: () => void;
 }
 
+/**
+ * Listens for SIGTERM and SIGINT until disposed, not only for the first one:
+ * execa's clean-up of running children (signal-exit) re-raises a signal
+ * that finds no listener but its own, and a listener that removed itself
+ * on the first signal left it just that, so a stop while a child ran (a
+ * `fusermount` at start-up) killed the server on the spot. A second signal
+ * ends it at once, as it would a program without handlers.
+ */
 function stopRequest(signal: AbortSignal | undefined): StopRequest {
   let resolve!: (why: string) => void;
   let asked = false;
@@ -90,20 +98,23 @@ function stopRequest(signal: AbortSignal | undefined): StopRequest {
     resolve = r;
   });
   const dispose = () => {
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
     signal?.removeEventListener('abort', onAbort);
   };
   const stop = (why: string) => {
-    dispose();
+    if (asked) return;
     asked = true;
     resolve(why);
   };
-  const onTerm = () => stop('SIGTERM');
-  const onInt = () => stop('SIGINT');
+  const onSignal = (name: NodeJS.Signals) => {
+    if (!asked) return stop(name);
+    dispose();
+    process.kill(process.pid, name);
+  };
   const onAbort = () => stop('abort');
-  process.once('SIGTERM', onTerm);
-  process.once('SIGINT', onInt);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   if (signal?.aborted) stop('abort');
   else signal?.addEventListener('abort', onAbort, { once: true });
   return { requested, asked: () => asked, dispose };

@@ -6,7 +6,7 @@
  * listens, is an orderly stop too.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, statSync, watch } from 'node:fs';
+import { existsSync, statSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/adapters/logger.js';
@@ -96,6 +96,49 @@ describe('plugin server process', () => {
       expect(output).toContain('early: stopped on SIGTERM');
       expect(existsSync(socket)).toBe(false);
     }
+  });
+
+  it('stops in order on a SIGTERM that comes while a child process it started still runs', async () => {
+    // execa's clean-up of running children re-raises a signal that finds no listener but its own;
+    // the server's listener removed itself on the signal, so a stop during a `fusermount` at
+    // start-up killed the server on the spot. A real server and a real execa child, in a process
+    // of their own.
+    const dir = scratchDir('child-term');
+    const script = join(dir, 'serve.mjs');
+    writeFileSync(
+      script,
+      [
+        `import { execa } from ${JSON.stringify(join(REPO_ROOT, 'node_modules', 'execa', 'index.js'))};`,
+        `import { defaultContext } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'commands', 'context.js'))};`,
+        `import { servePlugin } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'plugin', 'serve.js'))};`,
+        'let child;',
+        'const served = servePlugin({',
+        `  driver: 'zookeeper', name: 'kid', socket: ${JSON.stringify(join(dir, 'kid.sock'))},`,
+        `  stateDir: ${JSON.stringify(join(dir, 'state'))}, mountRoot: ${JSON.stringify(join(dir, 'volumes'))},`,
+        "  onListening: () => { child = execa('sleep', ['30']); child.catch(() => {}); console.log('child running'); },",
+        '}, defaultContext());',
+        'const result = await served;',
+        "console.log('stopped on ' + result.stoppedBy + ', child ' + (child.exitCode === null ? 'running' : 'gone'));",
+        'child.kill();',
+      ].join('\n'),
+    );
+    const server = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const running = new Promise<void>((resolve) => {
+      const take = (d: Buffer) => {
+        output += d;
+        if (output.includes('child running')) resolve();
+      };
+      server.stdout.on('data', take);
+      server.stderr.on('data', take);
+    });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      server.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    await running;
+    server.kill('SIGTERM');
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(output).toContain('stopped on SIGTERM, child running');
   });
 
   it('asked to stop before it listens, leaves every volume for the next start', async () => {
