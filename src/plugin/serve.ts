@@ -77,8 +77,8 @@ export async function servePlugin(
 interface StopRequest {
   /** Resolves with what asked the server to stop. */
   requested: Promise<string>;
-  /** Whether a stop was asked for already. */
-  asked: () => boolean;
+  /** Aborted as soon as a stop is asked for. */
+  signal: AbortSignal;
   /** Stops listening for SIGTERM, SIGINT and the abort signal. */
   dispose: () => void;
 }
@@ -93,7 +93,7 @@ interface StopRequest {
  */
 function stopRequest(signal: AbortSignal | undefined): StopRequest {
   let resolve!: (why: string) => void;
-  let asked = false;
+  const asked = new AbortController();
   const requested = new Promise<string>((r) => {
     resolve = r;
   });
@@ -103,12 +103,12 @@ function stopRequest(signal: AbortSignal | undefined): StopRequest {
     signal?.removeEventListener('abort', onAbort);
   };
   const stop = (why: string) => {
-    if (asked) return;
-    asked = true;
+    if (asked.signal.aborted) return;
+    asked.abort();
     resolve(why);
   };
   const onSignal = (name: NodeJS.Signals) => {
-    if (!asked) return stop(name);
+    if (!asked.signal.aborted) return stop(name);
     dispose();
     process.kill(process.pid, name);
   };
@@ -117,7 +117,7 @@ function stopRequest(signal: AbortSignal | undefined): StopRequest {
   process.on('SIGINT', onSignal);
   if (signal?.aborted) stop('abort');
   else signal?.addEventListener('abort', onAbort, { once: true });
-  return { requested, asked: () => asked, dispose };
+  return { requested, signal: asked.signal, dispose };
 }
 
 async function serve(
@@ -139,10 +139,10 @@ async function serve(
   const after = new Promise<void>((resolve) => {
     bound = resolve;
   });
-  const stopping = new AbortController();
-  const reconciling = store.startReconcile({ after, stop: stopping.signal }).then((entries) => {
+  // Once a stop is asked for, even before the server listens, no volume starts its turn.
+  const reconciling = store.startReconcile({ after, stop: stop.signal }).then((entries) => {
     const failed = entries.filter((e) => e.error !== undefined).length;
-    if (pending > 0 && !stopping.signal.aborted) {
+    if (pending > 0 && !stop.signal.aborted) {
       ctx.log.info(
         `start-up reconciliation done: ${entries.length} volume(s)${failed > 0 ? `, ${failed} failed (see above)` : ''}`,
       );
@@ -155,8 +155,6 @@ async function serve(
     listen: { socketPath: paths.socket },
     maxBodyBytes: options.maxBodyBytes,
   });
-  // Stopped during start-up: no volume starts its turn.
-  if (stop.asked()) stopping.abort();
   bound();
   ctx.log.info(
     `${options.driver} plugin "${paths.name}" ready on ${server.address} (${store.names().length} volume(s)${pending > 0 ? `, reconciling them with the mount table` : ''}, state ${paths.stateFile})`,
@@ -165,8 +163,6 @@ async function serve(
 
   const stoppedBy = await stop.requested;
   ctx.log.info(`stopping on ${stoppedBy}: finishing requests in flight; volumes stay mounted`);
-  // Volumes whose start-up turn has not come stay as they are; the next start looks at them.
-  stopping.abort();
   await server.close();
   if (store.reconcilingNames().length > 0) {
     // Exiting in the middle of a remount could leave a daemon starting for a mount no one records.

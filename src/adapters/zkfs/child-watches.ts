@@ -37,11 +37,6 @@ export class ChildWatches {
 
   constructor(private readonly hooks: ChildWatchHooks) {}
 
-  /** Whether `dir` has (or is getting) a child watch. */
-  has(dir: string): boolean {
-    return this.dirs.has(dir);
-  }
-
   get size(): number {
     return this.dirs.size;
   }

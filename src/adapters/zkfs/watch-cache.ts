@@ -123,8 +123,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   onStale: ((stale: Stale) => void) | undefined;
   /** Directories holding a node this mount may not read, of which no notification speaks. */
   private readonly childWatches: ChildWatches;
-  /** The parent of the node the last notice created or deleted, if it did. */
-  private childNoticeOf: string | undefined;
+  /** The node the last notice created or deleted, if it did. */
+  private lastChildNotice: string | undefined;
 
   constructor(
     private readonly session: ZkSession,
@@ -217,13 +217,13 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   private onNotice(notice: WatchNotice): void {
     this.notices++;
-    const explained = this.childNoticeOf;
-    this.childNoticeOf =
-      notice.type === 'created' || notice.type === 'deleted' ? parentPath(notice.path) : undefined;
+    const last = this.lastChildNotice;
+    this.lastChildNotice = notice.type === 'created' || notice.type === 'deleted' ? notice.path : undefined;
     if (notice.type === 'childrenChanged') {
       // Only child watches send these (a recursive watch never does). ZooKeeper sends a child's
       // creation or deletion just before its parent's change of children: such a change is known.
-      if (this.gate.mode !== 'waiting' && explained !== notice.path) this.childrenChanged(notice.path);
+      const explained = last !== undefined && parentPath(last) === notice.path;
+      if (this.gate.mode !== 'waiting' && !explained) this.childrenChanged(notice.path);
       return;
     }
     const kernel = this.onStale !== undefined && this.gate.mode !== 'waiting';
@@ -269,7 +269,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     for (const name of this.childWatches.unreadable(dir)) {
       const child = zkChild(dir, name);
       for (const slot of [this.stats, this.data, this.children, this.acls]) slot.invalidate(child);
-      stale.push({ path: at === '/' ? `/${name}` : `${at}/${name}`, entry: true });
+      stale.push({ path: toMountPath(this.root, child), entry: true });
     }
     this.onStale?.(stale);
   }

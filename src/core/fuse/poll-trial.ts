@@ -31,8 +31,9 @@
  * recent trials, and polling is allowed for the next stretch only while
  * that average says it is clearly faster. Half of every trial goes the
  * worse way, so while verdicts agree the stretch doubles, up to `maxHold`;
- * a change of verdict brings it back. Cycles longer than `MAX_CYCLE_MS` are idle time or
- * ZooKeeper round trips, not the request rate, and are not counted.
+ * a change of verdict brings it back. Cycles longer than `MAX_CYCLE_MS` are
+ * idle time or ZooKeeper round trips, not the request rate, and are not
+ * counted.
  */
 
 export interface PollTrialOptions {
