@@ -187,7 +187,15 @@ describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () =>
     expect(b.log()).toContain('another client changed it');
   });
 
-  it('makes the log again for >> on one host while the other renames it away (mv rotation), never ENOENT', async () => {
+  /** Every line of the log and its rotated copies (`log.N`) in `name`, as ZooKeeper holds them. */
+  const rotatedLines = async (name: string): Promise<string[]> => {
+    const { children } = await client.getChildren(`/logs/${name}`);
+    const logs = children.filter((c) => /^log(\.\d+)?$/.test(c));
+    const texts = await Promise.all(logs.map((c) => zkText(`/logs/${name}/${c}`)));
+    return texts.flatMap((t) => t.split('\n').filter(Boolean));
+  };
+
+  it('makes the log again for >> on one host while the other renames it away (mv rotation), losing no line', async () => {
     const { name } = await fresh();
     await a.ok(`echo start > ${name}/log`);
     const [writes, moves] = await Promise.all([
@@ -197,5 +205,67 @@ describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () =>
     expect(moves.exitCode).toBe(0);
     // Before, the kernel's entry for the moved file was opened and found gone: "No such file or directory".
     expect(writes.stderr).not.toContain('No such file');
+    // Before, a line whose file was moved between its open and its close was refused at close: lost.
+    const want = ['start', ...Array.from({ length: 300 }, (_, i) => `b ${i + 1}`)];
+    expect((await rotatedLines(name)).sort()).toEqual(want.sort());
+  });
+
+  it.each([
+    { name: 'nothing is under its name', again: '' },
+    { name: 'the other host made the log again', again: 'a new\n' },
+  ])(
+    'puts what a program appended to a log the other host renamed away into the log under its name ($name)',
+    async ({ again }) => {
+      const { name, znode } = await fresh();
+      await a.ok(`echo start > ${name}/log`);
+      const writer = await hold(b, `${name}/log`, 'a', 'from b\n');
+      await a.ok(`mv ${name}/log ${name}/log.1${again ? ` && printf '${again}' > ${name}/log` : ''}`);
+      await b.ok(`ls ${name} >/dev/null`);
+      // Before, both failed with EIO and the line was gone (a shell never reports a failed close).
+      expect(await writer.finish()).toEqual({ fsync: 'ok', close: 'ok' });
+      expect(await zkText(`${znode}.1`)).toBe('start\n');
+      expect(await zkText(znode)).toBe(`${again}from b\n`);
+      expect(b.log()).toContain('bytes appended here went to the file now under its name');
+    },
+  );
+
+  it('keeps every line of a program holding the log open while the other host rotates it by mv', async () => {
+    const { name } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    // A logger: one descriptor, a line and an fsync at a time.
+    const logger = execa(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('node:fs');
+         const fd = fs.openSync(process.argv[1], 'a');
+         for (let i = 1; i <= 200; i++) {
+           fs.writeSync(fd, 'line ' + i + '\\n');
+           fs.fsyncSync(fd);
+           Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3);
+         }
+         fs.closeSync(fd);`,
+        join(b.dir, name, 'log'),
+      ],
+      { reject: false, timeout: 60_000 },
+    );
+    const moves = await a.sh(
+      `cd ${name} && for i in $(seq 1 20); do sleep 0.05; mv log log.$i 2>/dev/null || true; done`,
+    );
+    expect(moves.exitCode).toBe(0);
+    expect(await logger).toMatchObject({ exitCode: 0, stderr: '' });
+    const want = ['start', ...Array.from({ length: 200 }, (_, i) => `line ${i + 1}`)];
+    expect((await rotatedLines(name)).sort()).toEqual(want.sort());
+  });
+
+  it('still refuses, with EIO, a change other than appends to a file the other host renamed away', async () => {
+    const { name, znode } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    const writer = await hold(b, `${name}/log`, 'r+', 'over');
+    await a.ok(`mv ${name}/log ${name}/log.1`);
+    await b.ok(`ls ${name} >/dev/null`);
+    expect(await writer.finish()).toEqual({ fsync: 'EIO', close: 'EIO' });
+    expect(await zkText(`${znode}.1`)).toBe('start\n');
+    expect(await client.exists(znode)).toBeNull();
   });
 });

@@ -10,8 +10,10 @@
 import { aclAllows, PERM_WRITE, sessionIdentities } from '../../core/zkfs/acl.js';
 import {
   type Creator,
+  defaultPerms,
   effectiveAttrs,
   encodeMeta,
+  type MetaEntry,
   newEntry,
   S_IFDIR,
   S_IFMT,
@@ -19,7 +21,7 @@ import {
   withEntry,
 } from '../../core/zkfs/attrs.js';
 import { showsCreateProof } from '../../core/zkfs/create-proof.js';
-import { FsError } from '../../core/zkfs/errors.js';
+import { FsError, isFsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import { RACE_BUDGET_MS, raceWaitMs } from '../../core/zkfs/race-backoff.js';
@@ -35,6 +37,7 @@ import {
   lookup,
   lookupCached,
   NOT_CACHED,
+  type NodeTarget,
   resolve,
   resolveDir,
   type Target,
@@ -235,28 +238,15 @@ export async function create(
   if (await lookup(ctx, path)) throw nameTaken(path, flags);
   const znode = toZnode(ctx.root, path);
   const entry = newEntry('file', mode, ctx.defaults, creator, creator && (await parentAttrs(ctx, parent)));
-  const proof = ctx.proofs.issue();
-  const applied = (now: Buffer) => showsCreateProof(now, proof);
-  await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
-    const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
-    const acl = await ctx.tree.acl(parent.znode);
-    const entries = withEntry(await entriesStillThere(ctx, parent, doc), name, entry);
-    const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
-    return [
-      { op: 'create', path: znode, data: Buffer.alloc(0), acl, readBack: false },
-      docWrite(doc.path, doc.version, meta, acl, applied),
-    ];
-  })
-    .catch((error: unknown) => {
-      if (isZkError(error, 'NODE_EXISTS') && error.path === znode) {
-        // Another client made it since the lookup: what this mount holds of the name is stale.
-        ctx.tree.forget(znode);
-        ctx.tree.forget(parent.znode);
-        throw nameTaken(path, flags);
-      }
-      throw asFsError(error, `creating ${path}`);
-    })
-    .finally(() => ctx.proofs.settle(proof));
+  await makeFile(ctx, parent, znode, entry, Buffer.alloc(0)).catch((error: unknown) => {
+    if (isZkError(error, 'NODE_EXISTS') && error.path === znode) {
+      // Another client made it since the lookup: what this mount holds of the name is stale.
+      ctx.tree.forget(znode);
+      ctx.tree.forget(parent.znode);
+      throw nameTaken(path, flags);
+    }
+    throw asFsError(error, `creating ${path}`);
+  });
   ctx.tree.forget(znode);
   ctx.tree.forget(parent.znode);
   ctx.files.markDeleted(znode); // a stale buffer of an earlier file by this name
@@ -269,6 +259,37 @@ export async function create(
   const attr: FileAttr = { ...times, atimeMs: now, ctimeMs: now, size: 0, nlink: 1 };
   // O_APPEND counts from the start: two hosts' `>> f` making f at once each append (writeBack).
   return { fh: ctx.files.open(file, { writable: true, append: (flags & O_APPEND) !== 0 }), attr };
+}
+
+/**
+ * Makes file `znode` in `parent`, holding `data`, and its entry in the
+ * directory's document, in one multi (made again from fresh reads while
+ * other hosts win the race for the document). The ZkError of a name taken
+ * meanwhile (NODE_EXISTS at `znode`) is the caller's to answer.
+ */
+async function makeFile(
+  ctx: VfsContext,
+  parent: NodeTarget,
+  znode: string,
+  entry: MetaEntry,
+  data: Buffer,
+): Promise<void> {
+  const proof = ctx.proofs.issue();
+  const applied = (now: Buffer) => showsCreateProof(now, proof);
+  try {
+    await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
+      const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
+      const acl = await ctx.tree.acl(parent.znode);
+      const entries = withEntry(await entriesStillThere(ctx, parent, doc), baseName(znode), entry);
+      const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
+      return [
+        { op: 'create', path: znode, data, acl, readBack: false },
+        docWrite(doc.path, doc.version, meta, acl, applied),
+      ];
+    });
+  } finally {
+    ctx.proofs.settle(proof);
+  }
 }
 
 export function read(
@@ -383,12 +404,15 @@ function lostToDeletion(ctx: VfsContext, file: OpenFile): FsError {
 
 async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
   if (!isDirty(file) || file.deleted) return;
-  if (file.deletedElsewhere) throw lostToDeletion(ctx, file);
   if (file.refused) {
     ctx.log.warn(
       `${file.mountPath}: not written back: ${file.refused.message}; it keeps its previous content`,
     );
     throw new FsError('EFBIG', file.refused.message);
+  }
+  if (file.deletedElsewhere || file.followsName) {
+    await appendToName(ctx, file);
+    return;
   }
   const seq = file.seq;
   const content = file.buffer.content();
@@ -400,6 +424,10 @@ async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
   } catch (error) {
     if (isZkError(error, 'BAD_VERSION') && !error.resent && onlyAppended(file)) {
       await appendToCurrent(ctx, file);
+      return;
+    }
+    if (isZkError(error, 'NO_NODE') && !error.resent && onlyAppended(file)) {
+      await appendToName(ctx, file);
       return;
     }
     throw await refusal(ctx, file, error, content.length);
@@ -441,12 +469,13 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     try {
       node = await ctx.client.getData(file.znode);
     } catch (error) {
+      if (isZkError(error, 'NO_NODE') && onlyAppended(file)) return appendToName(ctx, file);
       throw await refusal(ctx, file, error, file.buffer.length);
     }
     // What the awaits let in: a rewrite, a deletion, a refusal as too large.
     if (file.deleted) return;
-    if (file.deletedElsewhere) throw lostToDeletion(ctx, file);
     if (file.refused) throw new FsError('EFBIG', file.refused.message);
+    if (file.deletedElsewhere) return appendToName(ctx, file);
     const merged = onlyAppended(file) ? appendedTo(file, node.data) : undefined;
     if (!merged) throw await refusal(ctx, file, 'conflict', file.buffer.length);
     const seq = file.seq;
@@ -472,6 +501,7 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
         await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
         continue;
       }
+      if (isZkError(error, 'NO_NODE') && !error.resent && onlyAppended(file)) return appendToName(ctx, file);
       throw await refusal(ctx, file, error, merged.length);
     }
     const cut = file.cutInFlight;
@@ -489,6 +519,117 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     if (cut !== 0) file.buffer.reset(Buffer.concat([merged, file.buffer.view().subarray(sent)]));
     written(ctx, file, stat, seq, merged);
     await applyTimes(ctx, file, stat);
+    return;
+  }
+}
+
+/**
+ * A file another client deleted while it was open here, or renamed away
+ * (ZooKeeper cannot tell the two apart: `mv log log.1` on another host is a
+ * create and a delete): when only O_APPEND writes changed it here since
+ * what was written back, the bytes appended go to the end of the file now
+ * under its name, made again if none is there, as the next `>> log` would.
+ * On a local disk they would land in the renamed file; here they would be
+ * lost, and a shell never reports a failed close. Any other change fails
+ * (EIO). From then on, each write-back of the file appends what was
+ * appended since to what is under the name at that moment, never a whole
+ * buffer at a data version that a node made again could also have.
+ */
+async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    if (file.deleted) return;
+    if (file.refused) throw new FsError('EFBIG', file.refused.message);
+    if (!onlyAppended(file)) {
+      ctx.files.detach(file);
+      throw lostToDeletion(ctx, file);
+    }
+    const seq = file.seq;
+    const sent = file.buffer.length;
+    const appended = Buffer.from(file.buffer.view().subarray(file.keptLength));
+    let current: NodeData | null;
+    try {
+      current = await ctx.client.getData(file.znode);
+    } catch (error) {
+      if (!isZkError(error, 'NO_NODE')) throw asFsError(error, `appending to ${file.mountPath}`);
+      current = null;
+    }
+    // A directory's _zoo_data_ is its node's data: nothing to make again in its place.
+    if (!current && (baseName(file.mountPath) === DATA_FILE || !allowsRegularFiles(ctx.mode))) {
+      ctx.files.detach(file);
+      throw lostToDeletion(ctx, file);
+    }
+    const merged = current ? Buffer.concat([current.data, appended]) : appended;
+    if (merged.length > file.buffer.maxSize) {
+      throw new FsError(
+        'EFBIG',
+        `appending to ${file.mountPath}: ${merged.length} bytes exceed --max-file-size`,
+      );
+    }
+    checkRequestSize(file.znode, merged.length, `appending to ${file.mountPath}`);
+    file.cutInFlight = Number.POSITIVE_INFINITY;
+    let stat: ZkStat | null;
+    try {
+      if (current) {
+        stat = await ctx.client.setData(file.znode, merged, current.stat.version);
+      } else {
+        const parent = await resolveDir(ctx, parentPath(file.mountPath));
+        await makeFile(
+          ctx,
+          parent,
+          file.znode,
+          newEntry('file', defaultPerms('file', ctx.defaults), ctx.defaults),
+          merged,
+        );
+        ctx.tree.forget(file.znode);
+        ctx.tree.forget(parent.znode);
+        stat = await ctx.client.exists(file.znode).catch(() => null);
+      }
+    } catch (error) {
+      // Another client wrote, deleted or made the file between the read and the write.
+      const raced = current
+        ? isZkError(error, 'BAD_VERSION', 'NO_NODE') && !error.resent
+        : isZkError(error, 'NODE_EXISTS') && error.path === file.znode;
+      if (raced && Date.now() - started < RACE_BUDGET_MS) {
+        await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
+        continue;
+      }
+      ctx.files.detach(file);
+      // Its directory is gone too: the bytes have nowhere to go.
+      if ((isFsError(error) && error.code === 'ENOENT') || isZkError(error, 'NO_NODE')) {
+        throw lostToDeletion(ctx, file);
+      }
+      throw asFsError(error, `appending to ${file.mountPath}`);
+    }
+    const cut = file.cutInFlight;
+    if (!onlyAppended(file) || (cut !== Number.POSITIVE_INFINITY && cut !== 0)) {
+      ctx.files.detach(file);
+      ctx.log.error(
+        `write to ${file.mountPath} refused: rewritten here while appending to the file now under its name; ` +
+          'reopen the file and write again',
+      );
+      throw new FsError('EIO', `conflicting write to ${file.mountPath}`);
+    }
+    if (!file.followsName) {
+      ctx.log.warn(
+        `${file.mountPath} was deleted or renamed away by another client while open here: ` +
+          `${appended.length} bytes appended here went to the file now under its name` +
+          (current ? '' : ', made again'),
+      );
+    }
+    file.deletedElsewhere = false;
+    file.followsName = true;
+    if (cut !== 0) file.buffer.reset(Buffer.concat([merged, file.buffer.view().subarray(sent)]));
+    if (stat) {
+      written(ctx, file, stat, seq, merged);
+      await applyTimes(ctx, file, stat);
+    } else {
+      // The file made again is gone already. Its version is never used: the next write-back
+      // reads what is under the name first.
+      rebase(file, merged, 0);
+      file.keptLength = Math.min(merged.length, file.cutInFlight);
+      file.flushedSeq = seq;
+    }
     return;
   }
 }

@@ -44,9 +44,15 @@ export interface OpenFile {
   /**
    * Deleted by another client while open for writing or with changes: those
    * are refused at write-back (EIO), even when a node made again under the
-   * name has the data version they were based on.
+   * name has the data version they were based on; appends alone go to the
+   * file under the name (file-ops.ts, appendToName).
    */
   deletedElsewhere?: boolean | undefined;
+  /**
+   * Its O_APPEND writes went, after such a deletion, to the file made again
+   * under its name: each write-back appends to whatever is there then.
+   */
+  followsName?: boolean | undefined;
   /**
    * Another client changed the node since `buffer` was read: a handle that
    * only reads reads the new data, as on a local disk (tail -f on a log
