@@ -5,14 +5,12 @@
  */
 import { unlink } from 'node:fs/promises';
 import { run, ToolError } from '../adapters/exec.js';
-import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { isProcessAlive } from '../adapters/processes.js';
-import { realMountPoint } from '../adapters/real-path.js';
 import { readMountRecord, removeMountRecord } from '../adapters/zkfs/run-state.js';
-import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
 import { statusSocketPath } from '../adapters/zkfs/status-socket.js';
-import { OperationError, UsageError } from '../core/errors.js';
+import { OperationError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
+import { zkMountPoint } from './zk-mount-point.js';
 
 export interface UmountZkOptions {
   dir: string;
@@ -41,17 +39,8 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
 }
 
 export async function umountZk(options: UmountZkOptions, ctx: CommandContext): Promise<UmountZkResult> {
-  if (options.dir === '') throw new UsageError('DIR is empty');
-  // The mount table and the run record know the mount by its real path, whichever spelling mounted it.
-  const { dir, shown } = await realMountPoint(options.dir);
+  const { dir, shown } = await zkMountPoint(options.dir);
   const lazy = options.lazy ?? false;
-  const entry = mountAt(await readMountTable(), dir);
-  if (!entry) throw new OperationError(`${shown} is not mounted`);
-  if (entry.fsType !== ZKFS_FSTYPE) {
-    throw new OperationError(
-      `${shown} is not a ZooKeeper mount (it is ${entry.fsType} from ${entry.source})`,
-    );
-  }
   const record = await readMountRecord(dir).catch(() => undefined);
   const pid = record && isProcessAlive(record.pid) ? record.pid : undefined;
   try {

@@ -5,14 +5,12 @@
  * mount made on this host (its run record names the daemon); the daemon is
  * asked over its status socket and must answer within `timeoutMs`.
  */
-import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { isProcessAlive } from '../adapters/processes.js';
-import { realMountPoint } from '../adapters/real-path.js';
 import { readMountRecord, runDir } from '../adapters/zkfs/run-state.js';
-import { ZKFS_FSTYPE } from '../adapters/zkfs/serve.js';
 import { type MountStatus, queryStatus, statusSocketPath } from '../adapters/zkfs/status-socket.js';
-import { errorMessage, OperationError, UsageError } from '../core/errors.js';
+import { errorMessage, OperationError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
+import { zkMountPoint } from './zk-mount-point.js';
 
 export interface ZkStatusOptions {
   /** The mount point. */
@@ -24,14 +22,7 @@ export interface ZkStatusOptions {
 export type ZkStatusResult = MountStatus;
 
 export async function zkStatus(options: ZkStatusOptions, ctx: CommandContext): Promise<ZkStatusResult> {
-  if (options.dir === '') throw new UsageError('DIR is empty');
-  // The mount table and the run record know the mount by its real path, whichever spelling mounted it.
-  const { dir, shown } = await realMountPoint(options.dir);
-  const entry = mountAt(await readMountTable(), dir);
-  if (!entry) throw new OperationError(`${shown} is not mounted`);
-  if (entry.fsType !== ZKFS_FSTYPE) {
-    throw new OperationError(`${shown} is not a ZooKeeper mount (${entry.fsType} from ${entry.source})`);
-  }
+  const { dir, shown } = await zkMountPoint(options.dir);
   const record = await readMountRecord(dir);
   if (!record) {
     throw new OperationError(`no daemon is recorded for ${shown} in ${runDir()}`, {
