@@ -258,6 +258,23 @@ describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () =>
     expect((await rotatedLines(name)).sort()).toEqual(want.sort());
   });
 
+  it.each([
+    { name: 'a directory', make: 'mkdir log', check: 'test -d log && ls -A log', shows: '' },
+    { name: 'a symbolic link', make: 'ln -s log.1 log', check: 'readlink log', shows: 'log.1' },
+  ])(
+    'refuses, with EIO, appends to a log the other host renamed away when $name took its name',
+    async ({ make, check, shows }) => {
+      const { name, znode } = await fresh();
+      await a.ok(`echo start > ${name}/log`);
+      const writer = await hold(b, `${name}/log`, 'a', 'from b\n');
+      await a.ok(`cd ${name} && mv log log.1 && ${make}`);
+      await b.ok(`ls ${name} >/dev/null`);
+      expect(await writer.finish()).toEqual({ fsync: 'EIO', close: 'EIO' });
+      expect((await a.ok(`cd ${name} && ${check}`)).trim()).toBe(shows);
+      expect(await zkText(`${znode}.1`)).toBe('start\n');
+    },
+  );
+
   it('still refuses, with EIO, a change other than appends to a file the other host renamed away', async () => {
     const { name, znode } = await fresh();
     await a.ok(`echo start > ${name}/log`);

@@ -547,6 +547,12 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     const seq = file.seq;
     const sent = file.buffer.length;
     const appended = Buffer.from(file.buffer.view().subarray(file.keptLength));
+    // A directory or a symbolic link took the name: the bytes have no file to go to.
+    const there = await lookup(ctx, file.mountPath).catch(() => undefined);
+    if (there && there.type !== 'file') {
+      ctx.files.detach(file);
+      throw lostToDeletion(ctx, file);
+    }
     let current: NodeData | null;
     try {
       current = await ctx.client.getData(file.znode);
