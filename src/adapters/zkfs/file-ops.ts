@@ -538,21 +538,8 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
 async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
-    if (file.deleted) return;
-    if (file.refused) throw new FsError('EFBIG', file.refused.message);
-    if (!onlyAppended(file)) {
-      ctx.files.detach(file);
-      throw lostToDeletion(ctx, file);
-    }
-    const seq = file.seq;
-    const sent = file.buffer.length;
-    const appended = Buffer.from(file.buffer.view().subarray(file.keptLength));
     // A directory or a symbolic link took the name: the bytes have no file to go to.
     const there = await lookup(ctx, file.mountPath).catch(() => undefined);
-    if (there && there.type !== 'file') {
-      ctx.files.detach(file);
-      throw lostToDeletion(ctx, file);
-    }
     let current: NodeData | null;
     try {
       current = await ctx.client.getData(file.znode);
@@ -560,11 +547,19 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
       if (!isZkError(error, 'NO_NODE')) throw asFsError(error, `appending to ${file.mountPath}`);
       current = null;
     }
+    // What the awaits let in: a deletion here, a refusal as too large.
+    if (file.deleted) return;
+    if (file.refused) throw new FsError('EFBIG', file.refused.message);
+    const elsewhere = there !== undefined && there.type !== 'file';
     // A directory's _zoo_data_ is its node's data: nothing to make again in its place.
-    if (!current && (baseName(file.mountPath) === DATA_FILE || !allowsRegularFiles(ctx.mode))) {
+    const unmade = !current && (baseName(file.mountPath) === DATA_FILE || !allowsRegularFiles(ctx.mode));
+    if (!onlyAppended(file) || elsewhere || unmade) {
       ctx.files.detach(file);
       throw lostToDeletion(ctx, file);
     }
+    const seq = file.seq;
+    const sent = file.buffer.length;
+    const appended = Buffer.from(file.buffer.view().subarray(file.keptLength));
     const merged = current ? Buffer.concat([current.data, appended]) : appended;
     if (merged.length > file.buffer.maxSize) {
       throw new FsError(
