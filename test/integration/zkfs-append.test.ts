@@ -171,6 +171,22 @@ describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () =>
     expect(await zkText(`${znode}.1`)).toBe('old 1\nold 2\n');
   });
 
+  it('puts lines appended here after a rewrite here, which another host dooms, at the end of the log: only the rewrite fails', async () => {
+    const { name, znode } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    await b.ok(`cat ${name}/log`);
+    // A rewrite (not an append) on b, not yet written back; then a's append makes it a conflict.
+    const editor = await hold(b, `${name}/log`, 'r+', 'S');
+    await a.ok(`echo 'from a' >> ${name}/log`);
+    // Before the editor's write-back failed, b's lines joined its buffer; before, they were
+    // refused with it at close, unreported by the shell.
+    await b.ok(`echo 'from b' >> ${name}/log; echo 'b again' >> ${name}/log`);
+    expect(await zkText(znode)).toBe('start\nfrom a\nfrom b\nb again\n');
+    expect(await editor.finish()).toEqual({ fsync: 'EIO', close: 'EIO' });
+    expect(await zkText(znode)).toBe('start\nfrom a\nfrom b\nb again\n');
+    expect(b.log()).toContain('bytes appended after that went to its end');
+  });
+
   it('opens afresh a log whose write-back another host refused, for the next >> on this host', async () => {
     const { name, znode } = await fresh();
     await a.ok(`echo start > ${name}/log`);

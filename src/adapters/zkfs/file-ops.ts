@@ -30,7 +30,7 @@ import { isZkError, type ZkStat } from '../zookeeper.js';
 import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere } from './gone-names.js';
-import { isDirty, type OpenFile, onlyAppended, rebase, takeVersion } from './open-files.js';
+import { type Handle, isDirty, type OpenFile, onlyAppended, rebase, takeVersion } from './open-files.js';
 import {
   assertWritable,
   type LinkTarget,
@@ -371,7 +371,13 @@ export function write(ctx: VfsContext, fh: number, data: Buffer, position: numbe
     return file.buffer.write(data, offset);
   });
   file.seq++;
-  if (!handle.append) file.rewrittenSeq = file.seq;
+  if (handle.firstWriteSeq === 0) handle.firstWriteSeq = file.seq;
+  handle.lastWriteSeq = file.seq;
+  if (handle.append) file.tail ??= { from: offset, seq: file.seq };
+  else {
+    file.rewrittenSeq = file.seq;
+    file.tail = undefined;
+  }
   file.mtimeMs = Date.now();
   return written;
 }
@@ -384,6 +390,7 @@ export function write(ctx: VfsContext, fh: number, data: Buffer, position: numbe
 function truncated(file: OpenFile, before: number, size: number): void {
   if (size > before) file.rewrittenSeq = file.seq;
   else file.keptLength = Math.min(file.keptLength, size);
+  if (size > before || (file.tail && size <= file.tail.from)) file.tail = undefined;
   file.cutInFlight = Math.min(file.cutInFlight, size);
 }
 
@@ -402,8 +409,10 @@ function lostToDeletion(ctx: VfsContext, file: OpenFile): FsError {
   return new FsError('EIO', `${file.mountPath} was deleted`);
 }
 
-async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
+async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<void> {
   if (!isDirty(file) || file.deleted) return;
+  // Its appends went out alone, ahead of a rewrite here that cannot be written back.
+  if (by && file.salvaged && appendedWithin(by, file.salvaged.from, file.salvaged.to)) return;
   if (file.refused) {
     ctx.log.warn(
       `${file.mountPath}: not written back: ${file.refused.message}; it keeps its previous content`,
@@ -428,6 +437,16 @@ async function writeBack(ctx: VfsContext, file: OpenFile): Promise<void> {
     }
     if (isZkError(error, 'NO_NODE') && !error.resent && onlyAppended(file)) {
       await appendToName(ctx, file);
+      return;
+    }
+    if (
+      isZkError(error, 'BAD_VERSION') &&
+      !error.resent &&
+      by &&
+      file.tail &&
+      appendedWithin(by, file.tail.seq)
+    ) {
+      await salvageAppends(ctx, file);
       return;
     }
     throw await refusal(ctx, file, error, content.length);
@@ -635,6 +654,66 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
   }
 }
 
+/** Whether every write of `handle` since its last flush was an O_APPEND write with a seq from `from` to `to`. */
+function appendedWithin(handle: Handle, from: number, to = Number.POSITIVE_INFINITY): boolean {
+  return (
+    handle.append && handle.firstWriteSeq >= from && handle.firstWriteSeq > 0 && handle.lastWriteSeq <= to
+  );
+}
+
+/**
+ * Another client changed a file that a program here rewrote (a write at an
+ * offset) and others appended to with O_APPEND since (`echo line >> log`
+ * while an editor holds it open): the rewrite cannot be written back, but
+ * the bytes appended after it can go to the end of the node as it is now,
+ * as O_APPEND writes would on a local disk. The rewrite stays, to fail
+ * (EIO) for the handles that made it; the appenders' flushes succeed.
+ */
+async function salvageAppends(ctx: VfsContext, file: OpenFile): Promise<void> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    let node: NodeData;
+    try {
+      node = await ctx.client.getData(file.znode);
+    } catch (error) {
+      throw await refusal(ctx, file, error, file.buffer.length);
+    }
+    const tail = file.tail;
+    if (file.deleted) return;
+    if (!tail || file.deletedElsewhere) throw await refusal(ctx, file, 'conflict', file.buffer.length);
+    const seq = file.seq;
+    const end = file.buffer.length;
+    const appended = Buffer.from(file.buffer.view().subarray(tail.from));
+    const merged = Buffer.concat([node.data, appended]);
+    if (merged.length > file.buffer.maxSize) {
+      throw new FsError(
+        'EFBIG',
+        `appending to ${file.mountPath}: ${merged.length} bytes exceed --max-file-size`,
+      );
+    }
+    checkRequestSize(file.znode, merged.length, `appending to ${file.mountPath}`);
+    let stat: ZkStat;
+    try {
+      stat = await ctx.client.setData(file.znode, merged, node.stat.version);
+    } catch (error) {
+      if (isZkError(error, 'BAD_VERSION') && !error.resent && Date.now() - started < RACE_BUDGET_MS) {
+        await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
+        continue;
+      }
+      throw await refusal(ctx, file, error, merged.length);
+    }
+    ctx.log.warn(
+      `${file.mountPath}: another client changed it since it was opened here, so what was rewritten ` +
+        `here cannot be written back; the ${appended.length} bytes appended after that went to its end`,
+    );
+    ctx.tree.stats.set(file.znode, stat);
+    file.salvaged = { from: tail.seq, to: seq };
+    // Appended meanwhile, and nothing else: the tail that is left.
+    if (file.tail === tail) file.tail = file.buffer.length > end ? { from: end, seq: seq + 1 } : undefined;
+    return;
+  }
+}
+
 /**
  * What `file`, holding only appends since its data version (onlyAppended),
  * becomes over `now`, what another client made of that version: its
@@ -673,9 +752,12 @@ async function refusal(ctx: VfsContext, file: OpenFile, error: unknown, length: 
   return asFsError(error, `writing ${file.mountPath}`);
 }
 
-/** Writes the file's buffer back if it changed; one write at a time per file. */
-export function flushFile(ctx: VfsContext, file: OpenFile): Promise<void> {
-  const next = file.flushing.then(() => writeBack(ctx, file));
+/**
+ * Writes the file's buffer back if it changed; one write at a time per file.
+ * `by`: the handle whose flush this is, when one is.
+ */
+export function flushFile(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<void> {
+  const next = file.flushing.then(() => writeBack(ctx, file, by));
   file.flushing = next.catch(() => {});
   return next;
 }
@@ -684,9 +766,10 @@ export function flushFile(ctx: VfsContext, file: OpenFile): Promise<void> {
 export async function flush(ctx: VfsContext, fh: number): Promise<void> {
   const handle = ctx.files.get(fh);
   if (!handle.pending) return;
-  await flushFile(ctx, handle.file);
+  await flushFile(ctx, handle.file, handle);
   handle.pending = false;
   handle.truncated = false;
+  handle.firstWriteSeq = 0;
 }
 
 /** close(2)'s last word: resolves once what the handle wrote is written back; undefined when it wrote nothing. */

@@ -60,6 +60,15 @@ export interface OpenFile {
    * to write back at that version or fail.
    */
   behind?: boolean | undefined;
+  /**
+   * Where the bytes appended with O_APPEND since the last other change (a
+   * write at an offset, a truncation) start in the buffer, and the `seq` of
+   * the first of them: the tail that can still go out alone when a rewrite
+   * made here cannot be written back (file-ops.ts, salvageAppends).
+   */
+  tail?: { from: number; seq: number } | undefined;
+  /** Changes `from`..`to` (seqs) were O_APPEND writes that a salvage wrote to the node. */
+  salvaged?: { from: number; to: number } | undefined;
   /** Time of the last local change, shown by getattr while dirty. */
   mtimeMs: number;
   /** The tail of this file's flush queue. */
@@ -96,6 +105,9 @@ export interface Handle {
    * back by the next flush that follows a write, or at release.
    */
   truncated: boolean;
+  /** The `seq` of this handle's first and last writes since its last flush (none: 0). */
+  firstWriteSeq: number;
+  lastWriteSeq: number;
 }
 
 export function isDirty(file: OpenFile): boolean {
@@ -115,6 +127,11 @@ export function rebase(file: OpenFile, content: Buffer, version: number): void {
   file.version = version;
   file.base = content;
   file.keptLength = content.length;
+  // What of the tail is in `content` is written; what was appended after it is the tail now.
+  if (file.tail && file.tail.from < content.length) {
+    file.tail =
+      file.buffer.length > content.length ? { from: content.length, seq: file.tail.seq } : undefined;
+  }
 }
 
 /** `file`, clean, takes `content`, the data of data version `version` as read. */
@@ -174,7 +191,14 @@ export class OpenFiles {
     this.nextFh = (fh + 1) % 0xffffffff;
     file.refs++;
     if (options.writable) file.writerRefs++;
-    this.handles.set(fh, { file, ...options, pending: false, truncated: false });
+    this.handles.set(fh, {
+      file,
+      ...options,
+      pending: false,
+      truncated: false,
+      firstWriteSeq: 0,
+      lastWriteSeq: 0,
+    });
     return fh;
   }
 
