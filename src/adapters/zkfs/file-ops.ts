@@ -404,6 +404,14 @@ function refuseTooLarge<T>(file: OpenFile, step: () => T): T {
   }
 }
 
+/** EFBIG when appending makes `file` `length` bytes: more than --max-file-size or one request carries. */
+function checkAppendedSize(file: OpenFile, length: number): void {
+  if (length > file.buffer.maxSize) {
+    throw new FsError('EFBIG', `appending to ${file.mountPath}: ${length} bytes exceed --max-file-size`);
+  }
+  checkRequestSize(file.znode, length, `appending to ${file.mountPath}`);
+}
+
 function lostToDeletion(ctx: VfsContext, file: OpenFile): FsError {
   ctx.log.error(`write to ${file.mountPath} lost: another client deleted it while it was open`);
   return new FsError('EIO', `${file.mountPath} was deleted`);
@@ -500,13 +508,7 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     const seq = file.seq;
     const appended = file.buffer.length - file.keptLength;
     const sent = file.buffer.length;
-    if (merged.length > file.buffer.maxSize) {
-      throw new FsError(
-        'EFBIG',
-        `appending to ${file.mountPath}: ${merged.length} bytes exceed --max-file-size`,
-      );
-    }
-    checkRequestSize(file.znode, merged.length, `appending to ${file.mountPath}`);
+    checkAppendedSize(file, merged.length);
     ctx.log.debug(
       `write back ${file.mountPath}: ${appended} bytes appended over data version ${node.stat.version} ` +
         `(another client wrote version ${file.version} onwards)`,
@@ -580,13 +582,7 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     const sent = file.buffer.length;
     const appended = Buffer.from(file.buffer.view().subarray(file.keptLength));
     const merged = current ? Buffer.concat([current.data, appended]) : appended;
-    if (merged.length > file.buffer.maxSize) {
-      throw new FsError(
-        'EFBIG',
-        `appending to ${file.mountPath}: ${merged.length} bytes exceed --max-file-size`,
-      );
-    }
-    checkRequestSize(file.znode, merged.length, `appending to ${file.mountPath}`);
+    checkAppendedSize(file, merged.length);
     file.cutInFlight = Number.POSITIVE_INFINITY;
     let stat: ZkStat | null;
     try {
@@ -685,13 +681,7 @@ async function salvageAppends(ctx: VfsContext, file: OpenFile): Promise<void> {
     const end = file.buffer.length;
     const appended = Buffer.from(file.buffer.view().subarray(tail.from));
     const merged = Buffer.concat([node.data, appended]);
-    if (merged.length > file.buffer.maxSize) {
-      throw new FsError(
-        'EFBIG',
-        `appending to ${file.mountPath}: ${merged.length} bytes exceed --max-file-size`,
-      );
-    }
-    checkRequestSize(file.znode, merged.length, `appending to ${file.mountPath}`);
+    checkAppendedSize(file, merged.length);
     let stat: ZkStat;
     try {
       stat = await ctx.client.setData(file.znode, merged, node.stat.version);
