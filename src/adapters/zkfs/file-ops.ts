@@ -105,11 +105,11 @@ function adopt(ctx: VfsContext, znode: string, mountPath: string, { data, stat }
   if (open) {
     // Another open raced this one, or holds the file; a clean buffer takes the newer content.
     if (!isDirty(open) && stat.version >= open.version) {
-      takeVersion(open, data, stat.version);
+      takeVersion(open, data, stat.version, stat.czxid);
     }
     return open;
   }
-  return ctx.files.attach(znode, mountPath, data, stat.version, ctx.maxFileSize);
+  return ctx.files.attach(znode, mountPath, data, stat.version, ctx.maxFileSize, stat.czxid);
 }
 
 /**
@@ -334,7 +334,7 @@ async function catchUp(ctx: VfsContext, file: OpenFile): Promise<void> {
     throw error;
   }
   if (followsNode(ctx, file) && node.stat.version > file.version) {
-    takeVersion(file, node.data, node.stat.version);
+    takeVersion(file, node.data, node.stat.version, node.stat.czxid);
   }
 }
 
@@ -404,6 +404,11 @@ function refuseTooLarge<T>(file: OpenFile, step: () => T): T {
   }
 }
 
+/** Whether `stat` is of a node made after the one `file` came from, under the same name. */
+function isAnotherNode(file: OpenFile, stat: ZkStat): boolean {
+  return file.czxid !== undefined && stat.czxid !== file.czxid;
+}
+
 /** EFBIG when appending makes `file` `length` bytes: more than --max-file-size or one request carries. */
 function checkAppendedSize(file: OpenFile, length: number): void {
   if (length > file.buffer.maxSize) {
@@ -466,6 +471,7 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
 /** Data version `stat` of `file` holds `content`, its buffer as it stood at change `seq`. */
 function written(ctx: VfsContext, file: OpenFile, stat: ZkStat, seq: number, content: Buffer): void {
   rebase(file, content, stat.version);
+  file.czxid = stat.czxid;
   // A truncation since `seq` left the buffer a shorter prefix of `content`.
   file.keptLength = Math.min(content.length, file.cutInFlight);
   file.flushedSeq = seq;
@@ -502,7 +508,8 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     // What the awaits let in: a rewrite, a deletion, a refusal as too large.
     if (file.deleted) return;
     if (file.refused) throw new FsError('EFBIG', file.refused.message);
-    if (file.deletedElsewhere) return appendToName(ctx, file);
+    // Deleted and made again (or a directory now) before the mount heard of it.
+    if (file.deletedElsewhere || isAnotherNode(file, node.stat)) return appendToName(ctx, file);
     const merged = onlyAppended(file) ? appendedTo(file, node.data) : undefined;
     if (!merged) throw await refusal(ctx, file, 'conflict', file.buffer.length);
     const seq = file.seq;
@@ -676,7 +683,9 @@ async function salvageAppends(ctx: VfsContext, file: OpenFile): Promise<void> {
     }
     const tail = file.tail;
     if (file.deleted) return;
-    if (!tail || file.deletedElsewhere) throw await refusal(ctx, file, 'conflict', file.buffer.length);
+    if (!tail || file.deletedElsewhere || isAnotherNode(file, node.stat)) {
+      throw await refusal(ctx, file, 'conflict', file.buffer.length);
+    }
     const seq = file.seq;
     const end = file.buffer.length;
     const appended = Buffer.from(file.buffer.view().subarray(tail.from));

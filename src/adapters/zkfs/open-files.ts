@@ -17,6 +17,12 @@ export interface OpenFile {
   buffer: FileBuffer;
   /** Data version the buffer is based on. */
   version: number;
+  /**
+   * The zxid that created the node the buffer came from: a node made again
+   * under the name has another, though its data version may be the same.
+   * Unknown for a file made here until its first write-back.
+   */
+  czxid?: bigint | undefined;
   /** Bumped by every change; the buffer is clean when `flushedSeq === seq`. */
   seq: number;
   flushedSeq: number;
@@ -134,10 +140,11 @@ export function rebase(file: OpenFile, content: Buffer, version: number): void {
   }
 }
 
-/** `file`, clean, takes `content`, the data of data version `version` as read. */
-export function takeVersion(file: OpenFile, content: Buffer, version: number): void {
+/** `file`, clean, takes `content`, the data of data version `version` of the node made at `czxid`, as read. */
+export function takeVersion(file: OpenFile, content: Buffer, version: number, czxid: bigint): void {
   file.buffer.reset(content);
   rebase(file, content, version);
+  file.czxid = czxid;
 }
 
 /**
@@ -160,7 +167,14 @@ export class OpenFiles {
   }
 
   /** Adopts a freshly read file, or returns the one already open. */
-  attach(znode: string, mountPath: string, data: Buffer, version: number, maxSize: number): OpenFile {
+  attach(
+    znode: string,
+    mountPath: string,
+    data: Buffer,
+    version: number,
+    maxSize: number,
+    czxid?: bigint,
+  ): OpenFile {
     const existing = this.files.get(znode);
     if (existing) return existing;
     const file: OpenFile = {
@@ -168,6 +182,7 @@ export class OpenFiles {
       mountPath,
       buffer: new FileBuffer(data, Math.max(maxSize, data.length)),
       version,
+      czxid,
       seq: 0,
       flushedSeq: 0,
       base: data,
