@@ -291,6 +291,18 @@ describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () =>
     },
   );
 
+  it("appends what a program wrote to a log renamed on its own host to the renamed log, after the other host's line", async () => {
+    const { name, znode } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    const writer = await hold(b, `${name}/log`, 'a', 'from b\n');
+    // Renamed here: the open file follows it, as on a local disk.
+    await b.ok(`mv ${name}/log ${name}/log.1`);
+    await a.ok(`cat ${name}/log.1 >/dev/null && echo 'from a' >> ${name}/log.1`);
+    expect(await writer.finish()).toEqual({ fsync: 'ok', close: 'ok' });
+    expect(await zkText(`${znode}.1`)).toBe('start\nfrom a\nfrom b\n');
+    expect(await client.exists(znode)).toBeNull();
+  });
+
   it('still refuses, with EIO, a change other than appends to a file the other host renamed away', async () => {
     const { name, znode } = await fresh();
     await a.ok(`echo start > ${name}/log`);

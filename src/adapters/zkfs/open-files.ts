@@ -295,6 +295,8 @@ export class OpenFiles {
         file.mountPath = mountTo + file.mountPath.slice(mountFrom.length);
       }
       if (versions.get(key) === file.version) file.version = 0;
+      // The rename made a new node (a create and a delete), whose czxid its stat has not told yet.
+      file.czxid = undefined;
       this.files.set(file.znode, file);
     }
   }
