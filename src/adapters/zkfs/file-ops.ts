@@ -566,6 +566,11 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
 async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
+    // Nothing to read for a change that is not only appends: it fails at once, as it always did.
+    if (!onlyAppended(file)) {
+      ctx.files.detach(file);
+      throw lostToDeletion(ctx, file);
+    }
     // A directory or a symbolic link took the name: the bytes have no file to go to.
     const there = await lookup(ctx, file.mountPath).catch(() => undefined);
     let current: NodeData | null;
