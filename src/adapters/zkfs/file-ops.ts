@@ -404,6 +404,16 @@ function refuseTooLarge<T>(file: OpenFile, step: () => T): T {
   }
 }
 
+/** `file`'s node as it is now; null when it is gone. Any other failure is the write-back's refusal. */
+async function currentNode(ctx: VfsContext, file: OpenFile): Promise<NodeData | null> {
+  try {
+    return await ctx.client.getData(file.znode);
+  } catch (error) {
+    if (isZkError(error, 'NO_NODE')) return null;
+    throw await refusal(ctx, file, error, file.buffer.length);
+  }
+}
+
 /** Whether `stat` is of a node made after the one `file` came from, under the same name. */
 function isAnotherNode(file: OpenFile, stat: ZkStat): boolean {
   return file.czxid !== undefined && stat.czxid !== file.czxid;
@@ -498,13 +508,8 @@ async function applyTimes(ctx: VfsContext, file: OpenFile, stat: ZkStat): Promis
 async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
-    let node: NodeData;
-    try {
-      node = await ctx.client.getData(file.znode);
-    } catch (error) {
-      if (isZkError(error, 'NO_NODE') && onlyAppended(file)) return appendToName(ctx, file);
-      throw await refusal(ctx, file, error, file.buffer.length);
-    }
+    const node = await currentNode(ctx, file);
+    if (!node) return appendToName(ctx, file);
     // What the awaits let in: a rewrite, a deletion, a refusal as too large.
     if (file.deleted) return;
     if (file.refused) throw new FsError('EFBIG', file.refused.message);
@@ -573,13 +578,7 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     }
     // A directory or a symbolic link took the name: the bytes have no file to go to.
     const there = await lookup(ctx, file.mountPath).catch(() => undefined);
-    let current: NodeData | null;
-    try {
-      current = await ctx.client.getData(file.znode);
-    } catch (error) {
-      if (!isZkError(error, 'NO_NODE')) throw asFsError(error, `appending to ${file.mountPath}`);
-      current = null;
-    }
+    const current = await currentNode(ctx, file);
     // What the awaits let in: a deletion here, a refusal as too large.
     if (file.deleted) return;
     if (file.refused) throw new FsError('EFBIG', file.refused.message);
@@ -680,14 +679,13 @@ function appendedWithin(handle: Handle, from: number, to = Number.POSITIVE_INFIN
 async function salvageAppends(ctx: VfsContext, file: OpenFile): Promise<void> {
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
-    let node: NodeData;
-    try {
-      node = await ctx.client.getData(file.znode);
-    } catch (error) {
-      throw await refusal(ctx, file, error, file.buffer.length);
-    }
+    const node = await currentNode(ctx, file);
     const tail = file.tail;
     if (file.deleted) return;
+    if (!node) {
+      ctx.files.detach(file);
+      throw lostToDeletion(ctx, file);
+    }
     if (!tail || file.deletedElsewhere || isAnotherNode(file, node.stat)) {
       throw await refusal(ctx, file, 'conflict', file.buffer.length);
     }
