@@ -12,7 +12,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
-import { mountTwice, startZkWithClient, waitUntilOpen, type ZkfsMount } from '../fixtures/zkfs-mount.js';
+import {
+  daemonPid,
+  mountStatus,
+  mountTwice,
+  mountZkfs,
+  startZkWithClient,
+  waitUntilOpen,
+  type ZkfsMount,
+} from '../fixtures/zkfs-mount.js';
 
 /**
  * Opens FILE (`a`: O_APPEND; `r+`: O_RDWR), writes TEXT (at the end, or at
@@ -301,6 +309,32 @@ describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () =>
     expect(await writer.finish()).toEqual({ fsync: 'ok', close: 'ok' });
     expect(await zkText(`${znode}.1`)).toBe('start\nfrom a\nfrom b\n');
     expect(await client.exists(znode)).toBeNull();
+  });
+
+  it('never appends into a directory that took the name while the mount had lost its session (no watch)', async () => {
+    const { name, znode } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    const c = await mountZkfs(zk.connectString, '/logs', { args: ['--session-timeout', '2'] });
+    try {
+      const writer = await hold(c, `${name}/log`, 'a', 'from c\n');
+      const granted = (await mountStatus(c.dir)).session.timeoutMs;
+      // Frozen past its session's timeout, c hears nothing of what happens meanwhile.
+      const pid = daemonPid(c.dir);
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await new Promise((r) => setTimeout(r, granted + 4000));
+        await a.ok(`cd ${name} && mv log log.1 && mkdir log`);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      // Whether or not c has found the deletion by then, the line has no file to go to.
+      expect(await writer.finish()).toEqual({ fsync: 'EIO', close: 'EIO' });
+      expect((await client.getData(znode)).data.length).toBe(0);
+      expect(await zkText(`${znode}.1`)).toBe('start\n');
+      expect(await a.ok(`cd ${name} && test -d log && ls -A log`)).toBe('');
+    } finally {
+      await c.unmount();
+    }
   });
 
   it('still refuses, with EIO, a change other than appends to a file the other host renamed away', async () => {
