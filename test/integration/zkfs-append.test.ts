@@ -311,31 +311,64 @@ describe.skipIf(missing({ fuse: true }))('a log appended to on two hosts', () =>
     expect(await client.exists(znode)).toBeNull();
   });
 
-  it('never appends into a directory that took the name while the mount had lost its session (no watch)', async () => {
-    const { name, znode } = await fresh();
-    await a.ok(`echo start > ${name}/log`);
+  /**
+   * Holds `${name}/log` open on a third mount with `how` and `text` (see hold), freezes that
+   * mount's daemon past its session's timeout while `meanwhile` runs on mount a, and returns
+   * how the holder's fsync and close went.
+   */
+  const acrossLostSession = async (
+    name: string,
+    how: 'a' | 'r+',
+    text: string,
+    meanwhile: string,
+  ): Promise<{ fsync: string; close: string }> => {
     const c = await mountZkfs(zk.connectString, '/logs', { args: ['--session-timeout', '2'] });
     try {
-      const writer = await hold(c, `${name}/log`, 'a', 'from c\n');
+      const writer = await hold(c, `${name}/log`, how, text);
       const granted = (await mountStatus(c.dir)).session.timeoutMs;
       // Frozen past its session's timeout, c hears nothing of what happens meanwhile.
       const pid = daemonPid(c.dir);
       process.kill(pid, 'SIGSTOP');
       try {
         await new Promise((r) => setTimeout(r, granted + 4000));
-        await a.ok(`cd ${name} && mv log log.1 && mkdir log`);
+        await a.ok(`cd ${name} && ${meanwhile}`);
       } finally {
         process.kill(pid, 'SIGCONT');
       }
-      // Whether or not c has found the deletion by then, the line has no file to go to.
-      expect(await writer.finish()).toEqual({ fsync: 'EIO', close: 'EIO' });
-      expect((await client.getData(znode)).data.length).toBe(0);
-      expect(await zkText(`${znode}.1`)).toBe('start\n');
-      expect(await a.ok(`cd ${name} && test -d log && ls -A log`)).toBe('');
+      return await writer.finish();
     } finally {
       await c.unmount();
     }
+  };
+
+  it('never appends into a directory that took the name while the mount had lost its session (no watch)', async () => {
+    const { name, znode } = await fresh();
+    await a.ok(`echo start > ${name}/log`);
+    // Whether or not c has found the deletion by then, the line has no file to go to.
+    expect(await acrossLostSession(name, 'a', 'from c\n', 'mv log log.1 && mkdir log')).toEqual({
+      fsync: 'EIO',
+      close: 'EIO',
+    });
+    expect((await client.getData(znode)).data.length).toBe(0);
+    expect(await zkText(`${znode}.1`)).toBe('start\n');
+    expect(await a.ok(`cd ${name} && test -d log && ls -A log`)).toBe('');
   });
+
+  it.each([
+    { how: 'a' as const, text: 'from c\n', result: { fsync: 'ok', close: 'ok' }, log: 'x\nfrom c\n' },
+    { how: 'r+' as const, text: 'S', result: { fsync: 'EIO', close: 'EIO' }, log: 'x\n' },
+  ])(
+    'never writes over a file made again at the same data version while the mount had lost its session (O_APPEND: $how)',
+    async ({ how, text, result, log }) => {
+      const { name, znode } = await fresh();
+      await a.ok(`echo start > ${name}/log`);
+      // The new log reaches data version 1, the version c's file was opened at.
+      expect(await acrossLostSession(name, how, text, 'mv log log.1 && echo x > log')).toEqual(result);
+      expect((await client.exists(znode))?.version).toBeGreaterThanOrEqual(1);
+      expect(await zkText(znode)).toBe(log);
+      expect(await zkText(`${znode}.1`)).toBe('start\n');
+    },
+  );
 
   it('still refuses, with EIO, a change other than appends to a file the other host renamed away', async () => {
     const { name, znode } = await fresh();

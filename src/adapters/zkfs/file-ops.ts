@@ -30,7 +30,15 @@ import { isZkError, type ZkStat } from '../zookeeper.js';
 import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere } from './gone-names.js';
-import { type Handle, isDirty, type OpenFile, onlyAppended, rebase, takeVersion } from './open-files.js';
+import {
+  type Handle,
+  isDirty,
+  type NodeIdentity,
+  type OpenFile,
+  onlyAppended,
+  rebase,
+  takeVersion,
+} from './open-files.js';
 import {
   assertWritable,
   type LinkTarget,
@@ -105,11 +113,11 @@ function adopt(ctx: VfsContext, znode: string, mountPath: string, { data, stat }
   if (open) {
     // Another open raced this one, or holds the file; a clean buffer takes the newer content.
     if (!isDirty(open) && stat.version >= open.version) {
-      takeVersion(open, data, stat.version, stat.czxid);
+      takeVersion(open, data, stat.version, identityOf(ctx, stat));
     }
     return open;
   }
-  return ctx.files.attach(znode, mountPath, data, stat.version, ctx.maxFileSize, stat.czxid);
+  return ctx.files.attach(znode, mountPath, data, stat.version, ctx.maxFileSize, identityOf(ctx, stat));
 }
 
 /**
@@ -334,7 +342,7 @@ async function catchUp(ctx: VfsContext, file: OpenFile): Promise<void> {
     throw error;
   }
   if (followsNode(ctx, file) && node.stat.version > file.version) {
-    takeVersion(file, node.data, node.stat.version, node.stat.czxid);
+    takeVersion(file, node.data, node.stat.version, identityOf(ctx, node.stat));
   }
 }
 
@@ -416,7 +424,32 @@ async function currentNode(ctx: VfsContext, file: OpenFile): Promise<NodeData | 
 
 /** Whether `stat` is of a node made after the one `file` came from, under the same name. */
 function isAnotherNode(file: OpenFile, stat: ZkStat): boolean {
-  return file.czxid !== undefined && stat.czxid !== file.czxid;
+  return file.identity !== undefined && stat.czxid !== file.identity.czxid;
+}
+
+/** The node of `stat`, as known now. */
+function identityOf(ctx: VfsContext, stat: ZkStat): NodeIdentity {
+  return { czxid: stat.czxid, watchEpoch: ctx.tree.watchEpoch };
+}
+
+/**
+ * Whether `file`'s node was deleted, or deleted and made again, without the
+ * mount hearing of it: asked of ZooKeeper only when the watch was lost
+ * since the node was known (or there is none), since a write at the data
+ * version read would land in a node made again that has the same version.
+ */
+async function goneUnheard(ctx: VfsContext, file: OpenFile): Promise<boolean> {
+  const known = file.identity;
+  if (!known || (ctx.tree.exact && known.watchEpoch === ctx.tree.watchEpoch)) return false;
+  let stat: ZkStat | null;
+  try {
+    stat = await ctx.client.exists(file.znode);
+  } catch (error) {
+    throw asFsError(error, `writing ${file.mountPath}`);
+  }
+  if (stat?.czxid !== known.czxid) return true;
+  file.identity = identityOf(ctx, stat);
+  return false;
 }
 
 /** EFBIG when appending makes `file` `length` bytes: more than --max-file-size or one request carries. */
@@ -442,7 +475,7 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
     );
     throw new FsError('EFBIG', file.refused.message);
   }
-  if (file.deletedElsewhere || file.followsName) {
+  if (file.deletedElsewhere || file.followsName || (await goneUnheard(ctx, file))) {
     await appendToName(ctx, file);
     return;
   }
@@ -481,7 +514,7 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
 /** Data version `stat` of `file` holds `content`, its buffer as it stood at change `seq`. */
 function written(ctx: VfsContext, file: OpenFile, stat: ZkStat, seq: number, content: Buffer): void {
   rebase(file, content, stat.version);
-  file.czxid = stat.czxid;
+  file.identity = identityOf(ctx, stat);
   // A truncation since `seq` left the buffer a shorter prefix of `content`.
   file.keptLength = Math.min(content.length, file.cutInFlight);
   file.flushedSeq = seq;
@@ -646,6 +679,8 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     }
     file.deletedElsewhere = false;
     file.followsName = true;
+    // Later opens read the file under the name afresh rather than join one that only appends to it.
+    ctx.files.detach(file);
     if (cut !== 0) file.buffer.reset(Buffer.concat([merged, file.buffer.view().subarray(sent)]));
     if (stat) {
       written(ctx, file, stat, seq, merged);

@@ -18,11 +18,12 @@ export interface OpenFile {
   /** Data version the buffer is based on. */
   version: number;
   /**
-   * The zxid that created the node the buffer came from: a node made again
-   * under the name has another, though its data version may be the same.
-   * Unknown for a file made here until its first write-back.
+   * The node the buffer came from: the zxid that created it (a node made
+   * again under the name has another, though its data version may be the
+   * same), and the tree's watch epoch when that was known (tree.ts). Unknown
+   * for a file made here until its first write-back.
    */
-  czxid?: bigint | undefined;
+  identity?: NodeIdentity | undefined;
   /** Bumped by every change; the buffer is clean when `flushedSeq === seq`. */
   seq: number;
   flushedSeq: number;
@@ -92,6 +93,11 @@ export interface OpenFile {
   pendingTimes?: { atimeMs: number; mtimeMs: number } | undefined;
 }
 
+export interface NodeIdentity {
+  czxid: bigint;
+  watchEpoch: number;
+}
+
 export interface Handle {
   file: OpenFile;
   writable: boolean;
@@ -140,11 +146,11 @@ export function rebase(file: OpenFile, content: Buffer, version: number): void {
   }
 }
 
-/** `file`, clean, takes `content`, the data of data version `version` of the node made at `czxid`, as read. */
-export function takeVersion(file: OpenFile, content: Buffer, version: number, czxid: bigint): void {
+/** `file`, clean, takes `content`, the data of data version `version` of the node `identity`, as read. */
+export function takeVersion(file: OpenFile, content: Buffer, version: number, identity: NodeIdentity): void {
   file.buffer.reset(content);
   rebase(file, content, version);
-  file.czxid = czxid;
+  file.identity = identity;
 }
 
 /**
@@ -173,7 +179,7 @@ export class OpenFiles {
     data: Buffer,
     version: number,
     maxSize: number,
-    czxid?: bigint,
+    identity?: NodeIdentity,
   ): OpenFile {
     const existing = this.files.get(znode);
     if (existing) return existing;
@@ -182,7 +188,7 @@ export class OpenFiles {
       mountPath,
       buffer: new FileBuffer(data, Math.max(maxSize, data.length)),
       version,
-      czxid,
+      identity,
       seq: 0,
       flushedSeq: 0,
       base: data,
@@ -296,7 +302,7 @@ export class OpenFiles {
       }
       if (versions.get(key) === file.version) file.version = 0;
       // The rename made a new node (a create and a delete), whose czxid its stat has not told yet.
-      file.czxid = undefined;
+      file.identity = undefined;
       this.files.set(file.znode, file);
     }
   }

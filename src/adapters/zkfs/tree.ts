@@ -118,6 +118,15 @@ export class ZkTree {
     return false;
   }
 
+  /**
+   * Changes whenever an exact tree may have missed a change (its watch lost
+   * and set again): only while it stays the same, and the tree exact, has
+   * every deletion since been heard of.
+   */
+  get watchEpoch(): number {
+    return 0;
+  }
+
   /** The stat of `znode`, or null when it does not exist. */
   stat(znode: string): Promise<ZkStat | null> {
     return this.stats.get(znode, () => this.client.exists(znode));

@@ -205,6 +205,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return this.live;
   }
 
+  override get watchEpoch(): number {
+    return this.gate.epoch;
+  }
+
   /** Whether cached values are being served as exact. */
   private get live(): boolean {
     return this.gate.mode === 'watch';
