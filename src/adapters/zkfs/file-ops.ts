@@ -460,7 +460,9 @@ function checkAppendedSize(file: OpenFile, length: number): void {
   checkRequestSize(file.znode, length, `appending to ${file.mountPath}`);
 }
 
+/** The failure of changes to a file whose node is gone; later opens read the name afresh. */
 function lostToDeletion(ctx: VfsContext, file: OpenFile): FsError {
+  ctx.files.detach(file);
   ctx.log.error(`write to ${file.mountPath} lost: another client deleted it while it was open`);
   return new FsError('EIO', `${file.mountPath} was deleted`);
 }
@@ -491,7 +493,7 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
       await appendToCurrent(ctx, file);
       return;
     }
-    if (isZkError(error, 'NO_NODE') && !error.resent && onlyAppended(file)) {
+    if (isZkError(error, 'NO_NODE') && !error.resent) {
       await appendToName(ctx, file);
       return;
     }
@@ -563,29 +565,59 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     try {
       stat = await ctx.client.setData(file.znode, merged, node.stat.version);
     } catch (error) {
-      if (isZkError(error, 'BAD_VERSION') && !error.resent && Date.now() - started < RACE_BUDGET_MS) {
-        await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
-        continue;
-      }
-      if (isZkError(error, 'NO_NODE') && !error.resent && onlyAppended(file)) return appendToName(ctx, file);
+      if (await lostRace(error, started, attempt)) continue;
+      if (isZkError(error, 'NO_NODE') && !error.resent) return appendToName(ctx, file);
       throw await refusal(ctx, file, error, merged.length);
     }
-    const cut = file.cutInFlight;
-    if (!onlyAppended(file) || (cut !== Number.POSITIVE_INFINITY && cut !== 0)) {
-      // Changed here while the appended bytes were on their way, at offsets into the old content.
-      ctx.files.detach(file);
-      ctx.log.error(
-        `write to ${file.mountPath} refused: rewritten here while appending after another client's change; ` +
-          'reopen the file and write again',
-      );
-      throw new FsError('EIO', `conflicting write to ${file.mountPath}`);
-    }
-    // The buffer becomes the node's new content, with what was appended since it was sent;
-    // emptied meanwhile (copytruncate), it holds only what was appended since.
-    if (cut !== 0) file.buffer.reset(Buffer.concat([merged, file.buffer.view().subarray(sent)]));
+    await landed(ctx, file, { merged, stat, seq, sent }, "after another client's change");
+    return;
+  }
+}
+
+/**
+ * A race lost to another client's write (BAD_VERSION) while the time for
+ * trying lasts: waits, and says to read the node again and retry.
+ */
+async function lostRace(error: unknown, started: number, attempt: number): Promise<boolean> {
+  if (!isZkError(error, 'BAD_VERSION') || error.resent || Date.now() - started >= RACE_BUDGET_MS)
+    return false;
+  await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
+  return true;
+}
+
+/**
+ * Appended bytes reached the node: `merged`, sent at change `seq` with the
+ * buffer `sent` bytes long, is its content now (`stat`: its stat, null when
+ * it is gone already). The buffer becomes that content with what was
+ * appended since; emptied meanwhile (copytruncate), it holds only what was
+ * appended since. A rewrite, or another cut, made here meanwhile was at
+ * offsets into the old content: EIO, naming `how` the bytes went.
+ */
+async function landed(
+  ctx: VfsContext,
+  file: OpenFile,
+  sent: { merged: Buffer; stat: ZkStat | null; seq: number; sent: number },
+  how: string,
+): Promise<void> {
+  const { merged, stat, seq } = sent;
+  const cut = file.cutInFlight;
+  if (!onlyAppended(file) || (cut !== Number.POSITIVE_INFINITY && cut !== 0)) {
+    ctx.files.detach(file);
+    ctx.log.error(
+      `write to ${file.mountPath} refused: rewritten here while appending ${how}; reopen the file and write again`,
+    );
+    throw new FsError('EIO', `conflicting write to ${file.mountPath}`);
+  }
+  if (cut !== 0) file.buffer.reset(Buffer.concat([merged, file.buffer.view().subarray(sent.sent)]));
+  if (stat) {
     written(ctx, file, stat, seq, merged);
     await applyTimes(ctx, file, stat);
-    return;
+  } else {
+    // The node is gone already. Its version is never used: the next write-back (appendToName)
+    // reads what is under the name first.
+    rebase(file, merged, 0);
+    file.keptLength = Math.min(merged.length, file.cutInFlight);
+    file.flushedSeq = seq;
   }
 }
 
@@ -606,7 +638,6 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     // Nothing to read for a change that is not only appends: it fails at once, as it always did.
     if (!onlyAppended(file)) {
-      ctx.files.detach(file);
       throw lostToDeletion(ctx, file);
     }
     // A directory or a symbolic link took the name: the bytes have no file to go to.
@@ -619,7 +650,6 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     // A directory's _zoo_data_ is its node's data: nothing to make again in its place.
     const unmade = !current && (baseName(file.mountPath) === DATA_FILE || !allowsRegularFiles(ctx.mode));
     if (!onlyAppended(file) || elsewhere || unmade) {
-      ctx.files.detach(file);
       throw lostToDeletion(ctx, file);
     }
     const seq = file.seq;
@@ -661,15 +691,7 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
       }
       throw asFsError(error, `appending to ${file.mountPath}`);
     }
-    const cut = file.cutInFlight;
-    if (!onlyAppended(file) || (cut !== Number.POSITIVE_INFINITY && cut !== 0)) {
-      ctx.files.detach(file);
-      ctx.log.error(
-        `write to ${file.mountPath} refused: rewritten here while appending to the file now under its name; ` +
-          'reopen the file and write again',
-      );
-      throw new FsError('EIO', `conflicting write to ${file.mountPath}`);
-    }
+    await landed(ctx, file, { merged, stat, seq, sent }, 'to the file now under its name');
     if (!file.followsName) {
       ctx.log.warn(
         `${file.mountPath} was deleted or renamed away by another client while open here: ` +
@@ -681,17 +703,6 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     file.followsName = true;
     // Later opens read the file under the name afresh rather than join one that only appends to it.
     ctx.files.detach(file);
-    if (cut !== 0) file.buffer.reset(Buffer.concat([merged, file.buffer.view().subarray(sent)]));
-    if (stat) {
-      written(ctx, file, stat, seq, merged);
-      await applyTimes(ctx, file, stat);
-    } else {
-      // The file made again is gone already. Its version is never used: the next write-back
-      // reads what is under the name first.
-      rebase(file, merged, 0);
-      file.keptLength = Math.min(merged.length, file.cutInFlight);
-      file.flushedSeq = seq;
-    }
     return;
   }
 }
@@ -718,7 +729,6 @@ async function salvageAppends(ctx: VfsContext, file: OpenFile): Promise<void> {
     const tail = file.tail;
     if (file.deleted) return;
     if (!node) {
-      ctx.files.detach(file);
       throw lostToDeletion(ctx, file);
     }
     if (!tail || file.deletedElsewhere || isAnotherNode(file, node.stat)) {
@@ -733,10 +743,7 @@ async function salvageAppends(ctx: VfsContext, file: OpenFile): Promise<void> {
     try {
       stat = await ctx.client.setData(file.znode, merged, node.stat.version);
     } catch (error) {
-      if (isZkError(error, 'BAD_VERSION') && !error.resent && Date.now() - started < RACE_BUDGET_MS) {
-        await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
-        continue;
-      }
+      if (await lostRace(error, started, attempt)) continue;
       throw await refusal(ctx, file, error, merged.length);
     }
     ctx.log.warn(
@@ -783,7 +790,6 @@ async function refusal(ctx: VfsContext, file: OpenFile, error: unknown, length: 
     return new FsError('EIO', `conflicting write to ${file.mountPath}`);
   }
   if (isZkError(error, 'NO_NODE')) {
-    ctx.files.detach(file);
     return lostToDeletion(ctx, file);
   }
   return asFsError(error, `writing ${file.mountPath}`);
