@@ -200,6 +200,15 @@ const EPHEMERAL = 1;
 
 type Callback<T> = (error: unknown, value: T) => void;
 
+export interface SetDataOptions {
+  /**
+   * Run before the write is sent again after the connection or the session
+   * was lost under it (ZkSession); rejecting fails the write with that
+   * reason instead. What was true when it was first sent may not be now.
+   */
+  beforeResend?: () => Promise<void>;
+}
+
 /**
  * What the filesystem needs of a connection: a ZkClient, or a ZkSession
  * (adapters/zkfs/session.ts) that outlives connection loss and expiry.
@@ -421,8 +430,8 @@ export class ZkClient {
     );
   }
 
-  /** Sets data at `version` (-1: any); resolves to the new stat. */
-  async setData(path: string, data: Buffer, version: number): Promise<ZkStat> {
+  /** Sets data at `version` (-1: any); resolves to the new stat. A client sends it once (SetDataOptions). */
+  async setData(path: string, data: Buffer, version: number, _options?: SetDataOptions): Promise<ZkStat> {
     if (canSendRaw(this.client)) {
       // Encoded here rather than by the library (core/zkfs/zk-write-codec.ts says why).
       return this.call<ZkStat>(path, (cb) => {

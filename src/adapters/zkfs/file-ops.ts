@@ -432,6 +432,9 @@ function identityOf(ctx: VfsContext, stat: ZkStat): NodeIdentity {
   return { czxid: stat.czxid, watchEpoch: ctx.tree.watchEpoch };
 }
 
+/** goneUnheard found the node of a write-back gone or made again before the write was sent again. */
+class NodeGone extends Error {}
+
 /**
  * Whether `file`'s node was deleted, or deleted and made again, without the
  * mount hearing of it: asked of ZooKeeper only when the watch was lost
@@ -487,8 +490,17 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
   let stat: ZkStat;
   file.cutInFlight = Number.POSITIVE_INFINITY;
   try {
-    stat = await ctx.client.setData(file.znode, content, file.version);
+    stat = await ctx.client.setData(file.znode, content, file.version, {
+      // Sent again once the connection or session is back: the watch was down meanwhile.
+      beforeResend: async () => {
+        if (await goneUnheard(ctx, file)) throw new NodeGone();
+      },
+    });
   } catch (error) {
+    if (error instanceof NodeGone) {
+      await appendToName(ctx, file);
+      return;
+    }
     if (isZkError(error, 'BAD_VERSION') && !error.resent && onlyAppended(file)) {
       await appendToCurrent(ctx, file);
       return;

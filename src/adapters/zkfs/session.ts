@@ -42,6 +42,7 @@ import {
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import {
+  type SetDataOptions,
   type ZkApi,
   ZkClient,
   type ZkConnectOptions,
@@ -378,10 +379,15 @@ export class ZkSession implements ZkApi {
     );
   }
 
-  setData(path: string, data: Buffer, version: number): Promise<ZkStat> {
+  setData(path: string, data: Buffer, version: number, options: SetDataOptions = {}): Promise<ZkStat> {
+    let sent = false;
     return this.write(
       [{ op: 'setData', path, data, version }],
-      (c) => c.setData(path, data, version),
+      async (c) => {
+        if (sent) await options.beforeResend?.();
+        sent = true;
+        return c.setData(path, data, version);
+      },
       verifySetData(path, data, version),
       (stat) => stat,
     );
