@@ -15,6 +15,8 @@ export interface MountEntry {
   /** Where it is mounted. */
   mountPoint: string;
   mountOptions: string[];
+  /** Optional fields: propagation (`shared:N`, `master:N`, `propagate_from:N`, `unbindable`). */
+  tags: string[];
   fsType: string;
   /** e.g. /dev/loop3p2, tmpfs, or the FUSE fsname. */
   source: string;
@@ -41,6 +43,7 @@ export function parseMountInfo(text: string): MountEntry[] {
       root: unescapeMountField(fields[3] ?? ''),
       mountPoint: unescapeMountField(fields[4] ?? ''),
       mountOptions: (fields[5] ?? '').split(','),
+      tags: fields.slice(6, dash),
       fsType: fields[dash + 1] ?? '',
       source: unescapeMountField(fields[dash + 2] ?? ''),
       superOptions: (fields[dash + 3] ?? '').split(','),
@@ -51,6 +54,17 @@ export function parseMountInfo(text: string): MountEntry[] {
 
 export async function readMountTable(): Promise<MountEntry[]> {
   return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
+}
+
+/**
+ * True when `entry`, read in another mount namespace, is `ours` seen there
+ * through mount propagation (a peer or a slave of it, at the same path), not
+ * a bind of it that something made there (a container's volume).
+ */
+export function propagatedCopyOf(entry: MountEntry, ours: MountEntry): boolean {
+  if (entry.device !== ours.device || entry.mountPoint !== ours.mountPoint) return false;
+  const groups = ours.tags.filter((t) => t.startsWith('shared:')).map((t) => t.slice('shared:'.length));
+  return groups.some((g) => entry.tags.includes(`shared:${g}`) || entry.tags.includes(`master:${g}`));
 }
 
 /** The topmost mount at exactly `mountPoint`, if any (later entries stack over earlier ones). */

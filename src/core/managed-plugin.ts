@@ -74,6 +74,9 @@ export function managedPluginConfig(options: ManagedConfigOptions): Record<strin
       MANAGED_STATE_DIR,
       '--mount-root',
       MANAGED_PROPAGATED_MOUNT,
+      // In its own PID namespace it cannot see which containers hold a volume.
+      '--release-unheld',
+      '0',
       ...(options.include?.length ? ['--include', ...options.include] : []),
     ],
     workdir: '/',

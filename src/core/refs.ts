@@ -4,6 +4,7 @@
  * in), may Unmount an ID it never mounted, or may forget to Unmount across its
  * own restart; these transitions are pure so every case is table-tested.
  */
+import { UsageError } from './errors.js';
 
 /** Outstanding Mount calls per engine mount ID. Absent IDs have count 0; counts are never below 1. */
 export type MountRefs = Readonly<Record<string, number>>;
@@ -78,4 +79,50 @@ export function sanitizeRefs(value: unknown): MountRefs {
     if (typeof count === 'number' && Number.isInteger(count) && count > 0) refs[id] = count;
   }
   return refs;
+}
+
+export interface UnheldCheck {
+  refs: MountRefs;
+  /** Whether the volume is mounted (a volume not mounted is start-up's or the next Mount's). */
+  mounted: boolean;
+  /** Time since the volume's last Mount, or since the plugin started if later. */
+  quietMs: number;
+  /** How long a volume must go without a Mount first; 0 never releases. */
+  timeoutMs: number;
+  /** Mount namespaces other than the plugin's that hold the mount; undefined when it cannot tell. */
+  holders: number | undefined;
+}
+
+/**
+ * Whether a volume's references are ones the engine will never release: it
+ * forgets them when it is killed and restarted (its containers die with it,
+ * and it sends no Unmount for them), so they would keep the volume mounted
+ * for good. They are, when the volume is mounted, no container holds the
+ * mount any more, and no Mount came for a while (between a Mount and the
+ * container's start nothing holds it yet, nor while the engine copies an
+ * image's content in).
+ */
+export function unheldRefs(check: UnheldCheck): boolean {
+  return (
+    totalRefs(check.refs) > 0 &&
+    check.mounted &&
+    check.timeoutMs > 0 &&
+    check.quietMs >= check.timeoutMs &&
+    check.holders === 0
+  );
+}
+
+/** Seconds without a Mount before unheld references are released (serve-plugin --release-unheld). */
+export const DEFAULT_RELEASE_UNHELD_S = 120;
+const MAX_RELEASE_UNHELD_S = 86_400;
+
+/** Parses --release-unheld: whole seconds from 0 (never) to a day. */
+export function parseReleaseUnheld(value: string | number): number {
+  const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < 0 || n > MAX_RELEASE_UNHELD_S) {
+    throw new UsageError(
+      `--release-unheld '${value}' is not a whole number of seconds from 0 (never) to ${MAX_RELEASE_UNHELD_S}`,
+    );
+  }
+  return n;
 }

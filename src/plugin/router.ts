@@ -178,6 +178,11 @@ export class Router {
     this.log = options.log;
   }
 
+  /** Runs `task` on volume `name` between its requests, never during one. */
+  exclusive<T>(name: string, task: () => Promise<T>): Promise<T> {
+    return this.queue.run(name, task);
+  }
+
   /** Answers one request; never throws. */
   async handle(request: PluginRequest): Promise<PluginReply> {
     const started = process.hrtime.bigint();

@@ -10,9 +10,11 @@ import { resolveStateDir } from '../adapters/volume-state.js';
 import type { CommandContext } from '../commands/context.js';
 import { UsageError } from '../core/errors.js';
 import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../core/plugin-paths.js';
+import { DEFAULT_RELEASE_UNHELD_S } from '../core/refs.js';
 import { Router } from './router.js';
 import { startPluginServer } from './server.js';
 import { SIMPLE_DRIVER, simpleBackend } from './simple-driver.js';
+import { startUnheldSweep } from './unheld-sweep.js';
 import type { VolumeBackend } from './volume-driver.js';
 import { type ReconcileEntry, VolumeStore } from './volume-store.js';
 import { ZK_DRIVER, zkBackend } from './zk-driver.js';
@@ -28,6 +30,8 @@ export interface ServePluginOptions {
   include?: readonly string[];
   /** Largest request body accepted. */
   maxBodyBytes?: number;
+  /** Seconds without a Mount before references no container holds are released (0 never; default 120). */
+  releaseUnheldS?: number;
   /** Stops serving when aborted; SIGTERM and SIGINT also stop it. */
   signal?: AbortSignal;
   /** Called once the socket accepts requests. */
@@ -127,11 +131,13 @@ async function serve(
   backend: VolumeBackend,
   stop: StopRequest,
 ): Promise<ServePluginResult> {
+  const releaseUnheldMs = (options.releaseUnheldS ?? DEFAULT_RELEASE_UNHELD_S) * 1000;
   const store = await VolumeStore.open({
     backend,
     stateFile: paths.stateFile,
     mountRoot: paths.mountRoot,
     ctx,
+    releaseUnheldMs,
   });
   // In the background: requests on a volume wait for its own turn, the rest are answered at once.
   const pending = store.names().length;
@@ -149,13 +155,15 @@ async function serve(
     }
     return entries;
   });
+  const router = new Router({ driver: store, log: ctx.log });
   const server = await startPluginServer({
-    router: new Router({ driver: store, log: ctx.log }),
+    router,
     log: ctx.log,
     listen: { socketPath: paths.socket },
     maxBodyBytes: options.maxBodyBytes,
   });
   bound();
+  const sweep = startUnheldSweep({ store, router, releaseUnheldMs, log: ctx.log });
   ctx.log.info(
     `${options.driver} plugin "${paths.name}" ready on ${server.address} (${store.names().length} volume(s)${pending > 0 ? `, reconciling them with the mount table` : ''}, state ${paths.stateFile})`,
   );
@@ -164,6 +172,7 @@ async function serve(
   const stoppedBy = await stop.requested;
   ctx.log.info(`stopping on ${stoppedBy}: finishing requests in flight; volumes stay mounted`);
   await server.close();
+  await sweep.stop();
   if (store.reconcilingNames().length > 0) {
     // Exiting in the middle of a remount could leave a daemon starting for a mount no one records.
     ctx.log.info(`waiting for start-up reconciliation of ${store.reconcilingNames().join(', ')}`);

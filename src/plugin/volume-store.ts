@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { otherHolders } from '../adapters/mount-holders.js';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir } from '../adapters/real-path.js';
 import { readJson, writeJsonAtomic } from '../adapters/state-file.js';
@@ -31,6 +32,7 @@ import {
   reconcileAction,
   releaseRef,
   totalRefs,
+  unheldRefs,
 } from '../core/refs.js';
 import type { VolumeBackend, VolumeDetails, VolumeDriver, VolumeSummary } from './volume-driver.js';
 
@@ -43,6 +45,8 @@ export interface VolumeStoreOptions {
   ctx: CommandContext;
   now?: () => Date;
   readMounts?: () => Promise<MountEntry[]>;
+  /** Milliseconds without a Mount before releaseUnheld() may release a volume's references; 0 never. */
+  releaseUnheldMs?: number;
 }
 
 export interface ReconcileEntry {
@@ -70,6 +74,11 @@ export class VolumeStore implements VolumeDriver {
   private readonly ctx: CommandContext;
   private readonly now: () => Date;
   private readonly readMounts: () => Promise<MountEntry[]>;
+  private readonly releaseUnheldMs: number;
+  private readonly startedAt: number;
+  /** When each volume was last asked to Mount, by this process. */
+  private readonly lastMount = new Map<string, number>();
+  private warnedBlind = false;
 
   private constructor(options: VolumeStoreOptions, state: PluginState) {
     this.backend = options.backend;
@@ -79,6 +88,8 @@ export class VolumeStore implements VolumeDriver {
     this.ctx = options.ctx;
     this.now = options.now ?? (() => new Date());
     this.readMounts = options.readMounts ?? readMountTable;
+    this.releaseUnheldMs = options.releaseUnheldMs ?? 0;
+    this.startedAt = this.now().getTime();
     this.state = state;
     for (const secret of this.secrets()) this.ctx.log.addSecret(secret);
   }
@@ -157,6 +168,7 @@ export class VolumeStore implements VolumeDriver {
     const volume = getVolume(this.state, name);
     const dir = this.mountpointOf(name);
     const { refs, first } = addRef(volume.refs, id);
+    this.lastMount.set(name, this.now().getTime());
     let mountedHere = false;
     if (!(await this.isServed(volume, dir))) {
       if (!first) this.ctx.log.warn(`volume ${name} is in use but not mounted; mounting it again`);
@@ -197,6 +209,46 @@ export class VolumeStore implements VolumeDriver {
     const dir = this.mountpointOf(name);
     if (released.last && (await this.isMounted(dir))) await this.teardown(volume, dir);
     this.ctx.log.debug(`volume ${name} released by ${id}; ${totalRefs(released.refs)} reference(s) left`);
+  }
+
+  /**
+   * Releases the references of `name` that the engine will never release
+   * (see unheldRefs: it was killed and restarted while containers held the
+   * volume), and unmounts it. Callers serialize this with the volume's
+   * requests. True when it released them.
+   */
+  async releaseUnheld(name: string): Promise<boolean> {
+    const volume = this.state.volumes[name];
+    // A volume start-up has not looked at yet is start-up's to settle.
+    if (volume === undefined || this.reconciling.has(name)) return false;
+    const dir = this.mountpointOf(name);
+    const mount = mountAt(await this.readMounts(), dir);
+    const quietMs = this.now().getTime() - Math.max(this.startedAt, this.lastMount.get(name) ?? 0);
+    const check = {
+      refs: volume.refs,
+      mounted: mount !== undefined,
+      quietMs,
+      timeoutMs: this.releaseUnheldMs,
+    };
+    // Reading every process's mount table is the costly part: only when nothing else keeps the refs.
+    if (mount === undefined || !unheldRefs({ ...check, holders: 0 })) return false;
+    const holders = await otherHolders(mount);
+    if (holders === undefined && !this.warnedBlind) {
+      this.warnedBlind = true;
+      this.ctx.log.warn(
+        'cannot see the mount namespaces of other processes (this server runs in a PID namespace of its own): ' +
+          'mount references the engine never releases are kept',
+      );
+    }
+    if (!unheldRefs({ ...check, holders })) return false;
+    await this.update(name, (state) => withRefs(state, name, {}));
+    this.ctx.log.warn(
+      `volume ${name}: released ${totalRefs(volume.refs)} mount reference(s) the engine never released ` +
+        `(${Object.keys(volume.refs).join(', ')}): no container holds its mount, and no Mount came for ` +
+        `${Math.round(quietMs / 1000)} s (was the engine killed with its containers?); unmounting it`,
+    );
+    await this.teardown(volume, dir);
+    return true;
   }
 
   async get(name: string): Promise<VolumeDetails> {

@@ -173,6 +173,56 @@ describe.skipIf(missing({ root: true, fuse: true }))(
       expect(plugin.logs()).not.toMatch(/internal error/);
     });
 
+    it('releases the mount of a container killed with the engine, never one a container holds', async () => {
+      const zk = await startZk();
+      const engine = await startDockerd();
+      const image = await engine.busyboxImage();
+      const plugin = await startPluginProcess({
+        tool: 'zkfsctl',
+        forDocker: true,
+        args: ['--release-unheld', '2'],
+      });
+      removeAtCleanup(engine, { driver: plugin.name, containers: ['holder'], volumes: ['held'] });
+      await createVolume(engine, plugin.name, 'held', {
+        hosts: `127.0.0.1:${zk.clientPorts[0]}`,
+        path: '/held',
+      });
+      await engine.docker(
+        runArgs(image, 'held', 'echo kept > /data/file; while true; do sleep 0.2; done', 'holder'),
+      );
+      const mountpoint = join(plugin.mountRoot, 'held');
+      await waitUntil('the holder to write', async () => {
+        try {
+          return (await readZnode(zk.connectString, '/held/file')) === 'kept\n';
+        } catch {
+          return false;
+        }
+      });
+
+      // Past the timeout, and several checks a second apart: the running container keeps it.
+      await new Promise((r) => setTimeout(r, 5000));
+      expect(await refsOf(plugin, 'held')).toBe(1);
+      expect(mountedAt(mountpoint)).toBe(true);
+      expect((await engine.docker(['exec', 'holder', 'cat', '/data/file'])).stdout).toBe('kept');
+
+      // The engine dies with its containers and comes back: it never unmounts what they held.
+      const beforeCrash = plugin.logs().length;
+      await engine.crash();
+      await engine.restart();
+      expect((await engine.docker(['inspect', '-f', '{{.State.Running}}', 'holder'])).stdout).toBe('false');
+      expect(plugin.logs().slice(beforeCrash)).not.toMatch(/VolumeDriver.Unmount request/);
+      await waitUntil('the plugin to release the volume', () => !mountedAt(mountpoint), 30_000);
+      expect(await refsOf(plugin, 'held')).toBe(0);
+      expect(plugin.logs()).toMatch(
+        /volume held: released 1 mount reference\(s\) the engine never released \([0-9a-f]+\): no container holds its mount/,
+      );
+
+      // The volume works as before, and its data is where it was.
+      const again = await engine.docker(runArgs(image, 'held', 'cat /data/file'));
+      expect(again.stdout).toBe('kept');
+      expect(await refsOnceReleased(plugin, 'held', mountpoint)).toBe(0);
+    });
+
     it('answers docker volume create with the plugin error for missing or bad options', async () => {
       const engine = await startDockerd();
       const plugin = await startPluginProcess({ tool: 'zkfsctl', forDocker: true });

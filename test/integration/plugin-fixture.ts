@@ -41,6 +41,8 @@ export interface PluginOptions {
   /** Bind in /run/docker/plugins so a dockerd finds it (default: a socket in the scratch dir). */
   forDocker?: boolean;
   include?: string[];
+  /** More serve-plugin options. */
+  args?: string[];
   env?: Record<string, string>;
 }
 
@@ -63,6 +65,7 @@ export async function startPluginProcess(options: PluginOptions): Promise<Plugin
   if (options.tool === 'simplectl') args.push('--driver', options.driver ?? 'simple');
   args.push('--name', name, '--socket', socket, '--state-dir', stateDir, '--mount-root', mountRoot);
   if (options.include?.length) args.push('--include', ...options.include);
+  args.push(...(options.args ?? []));
 
   const post: PluginProcess['post'] = (path, body = {}) =>
     new Promise((resolve, reject) => {

@@ -5,8 +5,8 @@
  * The real drivers are exercised in plugin-zk.test.ts, plugin-simple.test.ts
  * and the Docker end-to-end tests.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../src/adapters/exec.js';
@@ -48,14 +48,47 @@ function tmpfsBackend() {
   return { backend, calls, failNext: () => (fail = true) };
 }
 
-async function openStore(root: string, backend: VolumeBackend, lines: string[] = []) {
+async function openStore(
+  root: string,
+  backend: VolumeBackend,
+  lines: string[] = [],
+  more: { now?: () => Date; releaseUnheldMs?: number } = {},
+) {
   const log = createLogger({ level: 'debug', write: (l) => lines.push(l) });
   return VolumeStore.open({
     backend,
     stateFile: join(root, 'state', 'plugin-state.json'),
     mountRoot: join(root, 'volumes'),
     ctx: defaultContext({ log }),
+    ...more,
   });
+}
+
+/**
+ * A process in a mount namespace of its own (unshare -m), made with the
+ * given propagation: `private` copies every mount (a holder, as a
+ * container's bind is), `slave` receives our unmounts (a copy, not a holder).
+ */
+async function inNamespace(propagation: 'private' | 'slave'): Promise<() => Promise<void>> {
+  const child = spawn('unshare', ['-m', '--propagation', propagation, 'sleep', '600'], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  onCleanup(`unshare ${child.pid}`, stop);
+  const own = readlinkSync('/proc/self/ns/mnt');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    let ns = own;
+    try {
+      ns = readlinkSync(`/proc/${child.pid}/ns/mnt`);
+    } catch {}
+    // The namespace exists once sleep runs in it (unshare execs it after making it).
+    if (ns !== own && readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === 'sleep') return stop;
+    if (Date.now() > deadline) throw new Error('unshare -m did not start within 10 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 function newRoot(): string {
@@ -94,6 +127,55 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     expect(calls.unmount).toBe(1);
     expect((await store.get('data')).status).toEqual({ size: '1m', mounts: 0 });
     expect(await store.path('data')).toBeUndefined();
+  });
+
+  it('releases references no other mount namespace holds, once no Mount came for the timeout', async () => {
+    const root = newRoot();
+    // Volumes under a shared mount, as on a systemd host: other namespaces get copies by propagation.
+    const volumes = join(root, 'volumes');
+    mkdirSync(volumes, { recursive: true });
+    await run('mount', ['--bind', volumes, volumes]);
+    await run('mount', ['--make-shared', volumes]);
+    onCleanup(`bind ${volumes}`, async () => {
+      await run('umount', ['-l', volumes]);
+    });
+    const { backend, calls } = tmpfsBackend();
+    let clock = Date.now();
+    const lines: string[] = [];
+    const store = await openStore(root, backend, lines, {
+      now: () => new Date(clock),
+      releaseUnheldMs: 60_000,
+    });
+    await store.create('data', { size: '1m' });
+    const dir = await store.mount('data', 'engine-forgot-me');
+
+    // Within the timeout nothing is released: the container may not have started yet.
+    clock += 59_000;
+    expect(await store.releaseUnheld('data')).toBe(false);
+
+    // Past it, a namespace holding the mount keeps it.
+    const holder = await inNamespace('private');
+    clock += 2_000;
+    expect(await store.releaseUnheld('data')).toBe(false);
+    expect(mountedAt(dir)).toBe(true);
+    expect((await store.get('data')).status.mounts).toBe(1);
+
+    // A namespace that only has a propagated copy holds nothing; the holder gone, the refs go too.
+    await holder();
+    const copy = await inNamespace('slave');
+    expect(await store.releaseUnheld('data')).toBe(true);
+    expect(mountedAt(dir)).toBe(false);
+    expect(calls.unmount).toBe(1);
+    expect((await store.get('data')).status.mounts).toBe(0);
+    expect(lines.join('\n')).toContain(
+      'volume data: released 1 mount reference(s) the engine never released (engine-forgot-me): no container holds its mount, and no Mount came for 61 s',
+    );
+    await copy();
+
+    // The volume mounts again as before.
+    expect(await store.mount('data', 'next')).toBe(dir);
+    expect(mountedAt(dir)).toBe(true);
+    await store.unmount('data', 'next');
   });
 
   it('reports the mount point in Get, Path and List only while mounted', async () => {

@@ -125,6 +125,14 @@ describe('command line', () => {
       ['--driver', 'zookeeper', '--include', 'loop1', '--print-systemd-units'],
       '--include applies to the simple driver only',
     ],
+    [
+      ['--print-plugin-config', '--release-unheld', '60'],
+      '--release-unheld does not apply to the managed plugin',
+    ],
+    [
+      ['--release-unheld', 'soon', '--print-systemd-units'],
+      "--release-unheld 'soon' is not a whole number of seconds",
+    ],
   ])('serve-plugin %j: a usage error, not an option silently ignored', async (args, message) => {
     const r = await capture('simplectl', ['serve-plugin', ...args]);
     expect(r.code).toBe(2);
@@ -144,6 +152,12 @@ describe('command line', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`ListenStream=${resolve('rel.sock')}\n`);
     expect(r.stdout).toContain(`--socket ${resolve('rel.sock')} --state-dir ${resolve('st')}\n`);
+  });
+
+  it('carries --release-unheld into the unit', async () => {
+    const r = await capture('zkfsctl', ['serve-plugin', '--release-unheld', '600', '--print-systemd-units']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(' --release-unheld 600\n');
   });
 
   it('carries the state and key directories the simple server would use into its unit', async () => {

@@ -5,6 +5,7 @@ import {
   mountsOn,
   mountsUnder,
   parseMountInfo,
+  propagatedCopyOf,
 } from '../../src/adapters/mountinfo.js';
 import { foreignMounts } from '../../src/commands/volume-umount.js';
 
@@ -34,6 +35,28 @@ describe('mount table', () => {
       '/srv/vol one/simple-0',
       '/srv/vol one',
     ]);
+  });
+});
+
+describe('a mount seen from another mount namespace', () => {
+  const [ours] = parseMountInfo('300 40 0:77 / /var/lib/volkit/v/cfg rw,nosuid shared:512 - fuse zkfs rw');
+  const seen = (line: string) => propagatedCopyOf(parseMountInfo(line)[0]!, ours!);
+
+  it('reads the propagation fields', () => {
+    expect(ours!.tags).toEqual(['shared:512']);
+    expect(parseMountInfo('22 1 0:21 / /proc rw - proc proc rw')[0]!.tags).toEqual([]);
+  });
+
+  it('is a copy when it is a peer or a slave of ours at the same path', () => {
+    expect(seen('900 80 0:77 / /var/lib/volkit/v/cfg rw master:512 - fuse zkfs rw')).toBe(true);
+    expect(seen('901 80 0:77 / /var/lib/volkit/v/cfg rw shared:512 - fuse zkfs rw')).toBe(true);
+  });
+
+  it("is a holder's own mount when it is a container's bind, or unrelated to our peer group", () => {
+    expect(seen('902 81 0:77 / /data rw,relatime - fuse zkfs rw')).toBe(false);
+    expect(seen('903 81 0:77 / /data rw master:512 - fuse zkfs rw')).toBe(false);
+    expect(seen('904 81 0:77 / /var/lib/volkit/v/cfg rw - fuse zkfs rw')).toBe(false);
+    expect(seen('905 81 0:78 / /var/lib/volkit/v/cfg rw master:512 - fuse zkfs rw')).toBe(false);
   });
 });
 

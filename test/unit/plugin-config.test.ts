@@ -140,6 +140,8 @@ describe('managed plugin config.json', () => {
     expect(entrypoint.slice(0, 2)).toEqual(['/usr/local/bin/node', '/opt/volkit/dist/cli/zkfsctl.js']);
     expect(entrypoint.join(' ')).toContain('--socket /run/docker/plugins/zookeeper.sock');
     expect(entrypoint.join(' ')).toContain('--mount-root /mnt/volumes');
+    // Its server sees only its own processes, so it cannot tell which containers hold a volume.
+    expect(entrypoint.join(' ')).toContain('--release-unheld 0');
   });
 
   it('gives the simple driver the host devices and machine id', () => {

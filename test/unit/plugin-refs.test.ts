@@ -2,10 +2,13 @@ import { describe, expect, it } from 'vitest';
 import {
   addRef,
   type MountRefs,
+  parseReleaseUnheld,
   reconcileAction,
   releaseRef,
   sanitizeRefs,
   totalRefs,
+  type UnheldCheck,
+  unheldRefs,
 } from '../../src/core/refs.js';
 
 describe('mount references', () => {
@@ -60,5 +63,40 @@ describe('mount references', () => {
     expect(sanitizeRefs({ a: 1, b: 0, c: -3, d: 1.5, e: '2', f: 4 })).toEqual({ a: 1, f: 4 });
     expect(sanitizeRefs(null)).toEqual({});
     expect(sanitizeRefs([1, 2])).toEqual({});
+  });
+});
+
+describe('references the engine will never release', () => {
+  const leaked: UnheldCheck = {
+    refs: { c1: 1 },
+    mounted: true,
+    quietMs: 130_000,
+    timeoutMs: 120_000,
+    holders: 0,
+  };
+
+  it('releases them once the volume is mounted, held by no container, and no Mount came for the timeout', () => {
+    expect(unheldRefs(leaked)).toBe(true);
+  });
+
+  it.each([
+    ['a container still holds the mount', { holders: 1 }],
+    ['the plugin cannot see who holds it (a PID namespace of its own)', { holders: undefined }],
+    ['a Mount came within the timeout (its container may not have started yet)', { quietMs: 119_999 }],
+    ['release is turned off', { timeoutMs: 0 }],
+    ['nothing is held', { refs: {} }],
+    ['the volume is not mounted (start-up or the next Mount settles it)', { mounted: false }],
+  ] as const)('keeps them when %s', (_label, change: Partial<UnheldCheck>) => {
+    expect(unheldRefs({ ...leaked, ...change })).toBe(false);
+  });
+
+  it('takes --release-unheld as whole seconds from 0 to a day', () => {
+    expect(parseReleaseUnheld('0')).toBe(0);
+    expect(parseReleaseUnheld(' 120 ')).toBe(120);
+    for (const bad of ['-1', '1.5', 'soon', '', '86401']) {
+      expect(() => parseReleaseUnheld(bad)).toThrow(
+        `--release-unheld '${bad}' is not a whole number of seconds`,
+      );
+    }
   });
 });

@@ -5,6 +5,7 @@ import { writeSystemdUnits } from '../../commands/write-systemd-units.js';
 import { UsageError } from '../../core/errors.js';
 import { managedPluginConfig } from '../../core/managed-plugin.js';
 import { PLUGIN_DRIVERS, type PluginDriver, pluginPaths } from '../../core/plugin-paths.js';
+import { DEFAULT_RELEASE_UNHELD_S, parseReleaseUnheld } from '../../core/refs.js';
 import { systemdUnits } from '../../core/systemd-units.js';
 import { servePlugin } from '../../plugin/serve.js';
 import type { App } from '../app.js';
@@ -20,6 +21,7 @@ interface ServePluginFlags {
   stateDir?: string;
   mountRoot?: string;
   include?: string[];
+  releaseUnheld?: string;
   printSystemdUnits?: boolean;
   writeSystemdUnits?: string;
   printPluginConfig?: boolean;
@@ -48,6 +50,9 @@ function serveArgs(tool: App['tool'], driver: PluginDriver, flags: ServePluginFl
   if (flags.stateDir) args.push('--state-dir', flags.stateDir);
   if (flags.mountRoot) args.push('--mount-root', flags.mountRoot);
   if (flags.include?.length) args.push('--include', ...flags.include);
+  if (flags.releaseUnheld !== undefined) {
+    args.push('--release-unheld', String(parseReleaseUnheld(flags.releaseUnheld)));
+  }
   return args;
 }
 
@@ -91,6 +96,12 @@ function checkFlags(driver: PluginDriver, flags: ServePluginFlags): void {
   if (driver !== 'simple' && flags.include?.length) {
     throw new UsageError('--include applies to the simple driver only');
   }
+  if (flags.releaseUnheld !== undefined) parseReleaseUnheld(flags.releaseUnheld);
+  if ((flags.printPluginConfig || flags.buildRootfs) && flags.releaseUnheld !== undefined) {
+    throw new UsageError(
+      '--release-unheld does not apply to the managed plugin: in a PID namespace of its own, it cannot see which containers hold its volumes',
+    );
+  }
   if (flags.printPluginConfig || flags.buildRootfs) {
     const given = SERVER_ONLY.filter(([key]) => flags[key] !== undefined).map(([, flag]) => flag);
     if (given.length > 0) {
@@ -131,6 +142,10 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
     )
     .option('--state-dir <dir>', 'where the plugin keeps its volumes (default /var/lib/volkit/plugins/NAME)')
     .option('--mount-root <dir>', 'where volumes are mounted (default STATE-DIR/volumes)')
+    .option(
+      '--release-unheld <seconds>',
+      `release mount references no container holds, once no Mount came for SECONDS (after the engine was killed; default ${DEFAULT_RELEASE_UNHELD_S}, 0 never)`,
+    )
     .addOption(
       actionOption(
         '--print-systemd-units',
@@ -226,6 +241,9 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
           stateDir: flags.stateDir,
           mountRoot: flags.mountRoot,
           include: flags.include ?? [],
+          ...(flags.releaseUnheld !== undefined
+            ? { releaseUnheldS: parseReleaseUnheld(flags.releaseUnheld) }
+            : {}),
         },
         app.context(),
       );
