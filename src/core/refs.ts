@@ -4,7 +4,7 @@
  * in), may Unmount an ID it never mounted, or may forget to Unmount across its
  * own restart; these transitions are pure so every case is table-tested.
  */
-import { UsageError } from './errors.js';
+import { parseWholeNumberOption } from './whole-number-option.js';
 
 /** Outstanding Mount calls per engine mount ID. Absent IDs have count 0; counts are never below 1. */
 export type MountRefs = Readonly<Record<string, number>>;
@@ -118,11 +118,9 @@ const MAX_RELEASE_UNHELD_S = 86_400;
 
 /** Parses --release-unheld: whole seconds from 0 (never) to a day. */
 export function parseReleaseUnheld(value: string | number): number {
-  const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isInteger(n) || n < 0 || n > MAX_RELEASE_UNHELD_S) {
-    throw new UsageError(
-      `--release-unheld '${value}' is not a whole number of seconds from 0 (never) to ${MAX_RELEASE_UNHELD_S}`,
-    );
-  }
-  return n;
+  return parseWholeNumberOption('--release-unheld', value, {
+    unit: 'seconds',
+    max: MAX_RELEASE_UNHELD_S,
+    zero: 'never',
+  });
 }

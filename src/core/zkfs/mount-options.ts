@@ -6,6 +6,7 @@
 import { UsageError } from '../errors.js';
 import { cliOption, type OptionName } from '../option-name.js';
 import { parseSize, SizeError } from '../units.js';
+import { parseWholeNumberOption } from '../whole-number-option.js';
 import { isZkfsMode, type ZkfsMode } from './modes.js';
 import { normalizeZkPath } from './paths.js';
 import { ZK_MAX_REQUEST_BYTES } from './zk-ops.js';
@@ -116,13 +117,11 @@ export const DEFAULT_BUSY_POLL_US = 100;
 const MAX_BUSY_POLL_US = 10_000;
 
 export function parseBusyPoll(value: string | number): number {
-  const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isInteger(n) || n < 0 || n > MAX_BUSY_POLL_US) {
-    throw new UsageError(
-      `--busy-poll '${value}' is not a whole number of microseconds from 0 (off) to ${MAX_BUSY_POLL_US}`,
-    );
-  }
-  return n;
+  return parseWholeNumberOption('--busy-poll', value, {
+    unit: 'microseconds',
+    max: MAX_BUSY_POLL_US,
+    zero: 'off',
+  });
 }
 
 /** Seconds `zkfsctl mount` waits for a ZooKeeper session: any positive number. */
