@@ -121,4 +121,41 @@ describe.skipIf(missing({ root: true, loop: true }))('simple volume plugin with 
     expect((await plugin.post('/VolumeDriver.List', {})).json).toEqual({ Volumes: [], Err: '' });
     expect(plugin.logs()).not.toMatch(/internal error/);
   });
+  it('releases a volume whose container the engine took with it when killed, and unmounts its disk', async () => {
+    const label = `e2e${Math.random().toString(36).slice(2, 8)}`;
+    const disk = await initialisedDisk(`label.${label}`);
+    const engine = await startDockerd();
+    const image = await engine.busyboxImage();
+    const plugin = await startPluginProcess({
+      tool: 'simplectl',
+      driver: 'simple',
+      forDocker: true,
+      include: [kernelName(disk)],
+      args: ['--release-unheld', '2'],
+      env: { ...TEST_ENV, SIMPLECTL_STATE_DIR: join(scratchDir('simple-state'), 'state') },
+    });
+    const volume = `label.${label}`;
+    removeAtCleanup(engine, { driver: plugin.name, containers: ['holder'], volumes: [volume] });
+    await createVolume(engine, plugin.name, volume);
+    await engine.docker(
+      runArgs(image, volume, 'echo kept > /data/$(ls /data)/file; while true; do sleep 0.2; done', 'holder'),
+    );
+    const mountpoint = join(plugin.mountRoot, volume);
+    await waitUntil('the volume to be mounted', () => mountedAt(mountpoint));
+    const diskMounted = () => readFileSync('/proc/self/mountinfo', 'utf8').includes(`${disk.device}p2 `);
+    expect(diskMounted()).toBe(true);
+    // Past the timeout, the running container keeps it.
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(await refsOf(plugin, volume)).toBe(1);
+
+    await engine.crash();
+    await engine.restart();
+    await waitUntil('the plugin to release the volume', () => !mountedAt(mountpoint), 30_000);
+    expect(await refsOf(plugin, volume)).toBe(0);
+    expect(diskMounted()).toBe(false);
+    expect(plugin.logs()).toContain(
+      `volume ${volume}: released 1 mount reference(s) the engine never released`,
+    );
+    expect(readFromDisk(disk.device, 'file')).toBe('kept\n');
+  });
 });
