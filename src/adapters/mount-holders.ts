@@ -5,7 +5,7 @@
  * in its own namespace; when the container is gone, so is the namespace. The
  * plugin asks this before it releases references the engine never released.
  *
- * Exports: `otherHolders(mount)`.
+ * Exports: `otherNamespaces()`, `holdersOf(namespaces, mount)`.
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { type MountEntry, parseMountInfo, propagatedCopyOf } from './mountinfo.js';
@@ -31,16 +31,19 @@ async function ofProcess<T>(read: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
+/** The mount tables of every mount namespace but this process's own. */
+export type OtherNamespaces = readonly (readonly MountEntry[])[];
+
 /**
- * How many mount namespaces other than ours hold `mount` (an entry of our
- * mount table) by a mount of their own; undefined when this process cannot
- * see every process, so cannot tell.
+ * Reads the mount table of each mount namespace other than ours (once per
+ * namespace); undefined when this process cannot see every process, so
+ * cannot tell who holds what.
  */
-export async function otherHolders(mount: MountEntry): Promise<number | undefined> {
+export async function otherNamespaces(): Promise<OtherNamespaces | undefined> {
   if (!(await seesAllProcesses())) return undefined;
   const own = await readlink('/proc/self/ns/mnt');
   const seen = new Set<string>([own]);
-  let holders = 0;
+  const tables: MountEntry[][] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const ns = await ofProcess(() => readlink(`/proc/${pid}/ns/mnt`));
@@ -49,8 +52,14 @@ export async function otherHolders(mount: MountEntry): Promise<number | undefine
     // A process gone before its table was read says nothing about its namespace: another may.
     if (text === undefined || text === '') continue;
     seen.add(ns);
-    const table = parseMountInfo(text);
-    if (table.some((e) => e.device === mount.device && !propagatedCopyOf(e, mount))) holders++;
+    tables.push(parseMountInfo(text));
   }
-  return holders;
+  return tables;
+}
+
+/** How many of `namespaces` hold `mount` (an entry of our mount table) by a mount of their own. */
+export function holdersOf(namespaces: OtherNamespaces, mount: MountEntry): number {
+  return namespaces.filter((table) =>
+    table.some((e) => e.device === mount.device && !propagatedCopyOf(e, mount)),
+  ).length;
 }

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { otherHolders } from '../adapters/mount-holders.js';
+import { holdersOf, type OtherNamespaces, otherNamespaces } from '../adapters/mount-holders.js';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir } from '../adapters/real-path.js';
 import { readJson, writeJsonAtomic } from '../adapters/state-file.js';
@@ -215,9 +215,14 @@ export class VolumeStore implements VolumeDriver {
    * Releases the references of `name` that the engine will never release
    * (see unheldRefs: it was killed and restarted while containers held the
    * volume), and unmounts it. Callers serialize this with the volume's
-   * requests. True when it released them.
+   * requests; `namespaces` reads the other mount namespaces' tables, and a
+   * sweep over many volumes may read them once for all. True when it
+   * released them.
    */
-  async releaseUnheld(name: string): Promise<boolean> {
+  async releaseUnheld(
+    name: string,
+    namespaces: () => Promise<OtherNamespaces | undefined> = otherNamespaces,
+  ): Promise<boolean> {
     const volume = this.state.volumes[name];
     // A volume start-up has not looked at yet is start-up's to settle.
     if (volume === undefined || this.reconciling.has(name)) return false;
@@ -232,8 +237,9 @@ export class VolumeStore implements VolumeDriver {
     };
     // Reading every process's mount table is the costly part: only when nothing else keeps the refs.
     if (mount === undefined || !unheldRefs({ ...check, holders: 0 })) return false;
-    const holders = await otherHolders(mount);
-    if (holders === undefined && !this.warnedBlind) {
+    const others = await namespaces();
+    const holders = others && holdersOf(others, mount);
+    if (others === undefined && !this.warnedBlind) {
       this.warnedBlind = true;
       this.ctx.log.warn(
         'cannot see the mount namespaces of other processes (this server runs in a PID namespace of its own): ' +
