@@ -1,14 +1,25 @@
 /**
- * Who else holds a mount, read from /proc: the mount namespaces other than
- * this process's own in which the mounted filesystem appears, other than as
- * a propagated copy of our mount. A container holding a volume has it bound
- * in its own namespace; when the container is gone, so is the namespace. The
- * plugin asks this before it releases references the engine never released.
+ * Who uses a mount, read from /proc: the mount namespaces other than this
+ * process's own in which the mounted filesystem appears (other than as a
+ * propagated copy of our mount), and the processes of our own namespace
+ * whose working directory, root or an open file lies inside it. A container
+ * holding a volume has it bound in its own namespace, which lives as long as
+ * the container; the engine copying files into a volume has them open in
+ * ours. The plugin asks this before it releases references the engine never
+ * released.
  *
- * Exports: `otherNamespaces()`, `holdersOf(namespaces, mount)`.
+ * Exports: `readMountUse()`, `usersOf(use, mount)`.
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { type MountEntry, parseMountInfo, propagatedCopyOf } from './mountinfo.js';
+
+/** What every process uses, read once for any number of mounts. */
+export interface MountUse {
+  /** The mount table of each mount namespace but ours. */
+  namespaces: readonly (readonly MountEntry[])[];
+  /** Working and root directories and open files of the processes in ours. */
+  paths: readonly string[];
+}
 
 /**
  * True when this process sees every process on the host: it is not in a
@@ -31,35 +42,54 @@ async function ofProcess<T>(read: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
-/** The mount tables of every mount namespace but this process's own. */
-export type OtherNamespaces = readonly (readonly MountEntry[])[];
+/** The working directory, root and open files of `pid` (the kernel spells them without asking a filesystem). */
+async function pathsOf(pid: string): Promise<string[]> {
+  const links = ['cwd', 'root'];
+  for (const fd of (await ofProcess(() => readdir(`/proc/${pid}/fd`))) ?? []) links.push(`fd/${fd}`);
+  const paths: string[] = [];
+  for (const link of links) {
+    const target = await ofProcess(() => readlink(`/proc/${pid}/${link}`));
+    if (target?.startsWith('/')) paths.push(target);
+  }
+  return paths;
+}
 
 /**
- * Reads the mount table of each mount namespace other than ours (once per
- * namespace); undefined when this process cannot see every process, so
- * cannot tell who holds what.
+ * Reads what every process uses; undefined when this process cannot see
+ * every process, so cannot tell who uses what.
  */
-export async function otherNamespaces(): Promise<OtherNamespaces | undefined> {
+export async function readMountUse(): Promise<MountUse | undefined> {
   if (!(await seesAllProcesses())) return undefined;
   const own = await readlink('/proc/self/ns/mnt');
-  const seen = new Set<string>([own]);
-  const tables: MountEntry[][] = [];
+  const seen = new Set<string>();
+  const namespaces: MountEntry[][] = [];
+  const paths: string[] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const ns = await ofProcess(() => readlink(`/proc/${pid}/ns/mnt`));
-    if (ns === undefined || seen.has(ns)) continue;
+    if (ns === undefined) continue;
+    if (ns === own) {
+      paths.push(...(await pathsOf(pid)));
+      continue;
+    }
+    if (seen.has(ns)) continue;
     const text = await ofProcess(() => readFile(`/proc/${pid}/mountinfo`, 'utf8'));
     // A process gone before its table was read says nothing about its namespace: another may.
     if (text === undefined || text === '') continue;
     seen.add(ns);
-    tables.push(parseMountInfo(text));
+    namespaces.push(parseMountInfo(text));
   }
-  return tables;
+  return { namespaces, paths };
 }
 
-/** How many of `namespaces` hold `mount` (an entry of our mount table) by a mount of their own. */
-export function holdersOf(namespaces: OtherNamespaces, mount: MountEntry): number {
-  return namespaces.filter((table) =>
+/**
+ * How many users `mount` (an entry of our mount table) has: namespaces
+ * holding it by a mount of their own, and processes of ours inside it.
+ */
+export function usersOf(use: MountUse, mount: MountEntry): number {
+  const inside = `${mount.mountPoint}/`;
+  const holders = use.namespaces.filter((table) =>
     table.some((e) => e.device === mount.device && !propagatedCopyOf(e, mount)),
   ).length;
+  return holders + use.paths.filter((p) => p === mount.mountPoint || p.startsWith(inside)).length;
 }

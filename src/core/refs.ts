@@ -89,7 +89,11 @@ export interface UnheldCheck {
   quietMs: number;
   /** How long a volume must go without a Mount first; 0 never releases. */
   timeoutMs: number;
-  /** Mount namespaces other than the plugin's that hold the mount; undefined when it cannot tell. */
+  /**
+   * Users of the mount: other mount namespaces holding it (a container's),
+   * and processes in the plugin's own using it (the engine copying files in);
+   * undefined when the plugin cannot tell.
+   */
   holders: number | undefined;
 }
 
@@ -97,10 +101,9 @@ export interface UnheldCheck {
  * Whether a volume's references are ones the engine will never release: it
  * forgets them when it is killed and restarted (its containers die with it,
  * and it sends no Unmount for them), so they would keep the volume mounted
- * for good. They are, when the volume is mounted, no container holds the
+ * for good. They are, when the volume is mounted, nothing uses the
  * mount any more, and no Mount came for a while (between a Mount and the
- * container's start nothing holds it yet, nor while the engine copies an
- * image's content in).
+ * start of its container nothing holds the mount yet).
  */
 export function unheldRefs(check: UnheldCheck): boolean {
   return (

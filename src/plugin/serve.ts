@@ -30,7 +30,7 @@ export interface ServePluginOptions {
   include?: readonly string[];
   /** Largest request body accepted. */
   maxBodyBytes?: number;
-  /** Seconds without a Mount before references no container holds are released (0 never; default 120). */
+  /** Seconds without a Mount before references nothing uses are released (0 never; default 120). */
   releaseUnheldS?: number;
   /** Stops serving when aborted; SIGTERM and SIGINT also stop it. */
   signal?: AbortSignal;

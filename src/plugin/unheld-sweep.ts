@@ -5,7 +5,7 @@
  * mounted for good.
  */
 import type { Logger } from '../adapters/logger.js';
-import { type OtherNamespaces, otherNamespaces } from '../adapters/mount-holders.js';
+import { type MountUse, readMountUse } from '../adapters/mount-holders.js';
 import { errorMessage } from '../core/errors.js';
 import type { Router } from './router.js';
 import type { VolumeStore } from './volume-store.js';
@@ -29,17 +29,17 @@ export function startUnheldSweep(options: UnheldSweepOptions): UnheldSweep {
   const everyMs = Math.min(60_000, Math.max(1000, options.releaseUnheldMs / 2));
   let running: Promise<void> | undefined;
   const sweep = async () => {
-    // Read at most once a sweep, when a volume first needs them: a volume whose Mount came after
-    // they were read is not released (its quiet time starts again), one whose container left
-    // meanwhile is by the next sweep.
-    let read: Promise<OtherNamespaces | undefined> | undefined;
-    const namespaces = () => {
-      read ??= otherNamespaces();
+    // Read at most once a sweep, when a volume first needs it: a volume whose Mount came after it
+    // was read is not released (its quiet time starts again), one whose container left meanwhile
+    // is by the next sweep.
+    let read: Promise<MountUse | undefined> | undefined;
+    const readUse = () => {
+      read ??= readMountUse();
       return read;
     };
     for (const name of options.store.names()) {
       await options.router
-        .exclusive(name, () => options.store.releaseUnheld(name, namespaces))
+        .exclusive(name, () => options.store.releaseUnheld(name, readUse))
         .catch((error: unknown) => {
           options.log.error(
             `volume ${name}: could not release its unheld references: ${errorMessage(error)}`,

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { holdersOf, type OtherNamespaces, otherNamespaces } from '../adapters/mount-holders.js';
+import { type MountUse, readMountUse, usersOf } from '../adapters/mount-holders.js';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir } from '../adapters/real-path.js';
 import { readJson, writeJsonAtomic } from '../adapters/state-file.js';
@@ -215,13 +215,12 @@ export class VolumeStore implements VolumeDriver {
    * Releases the references of `name` that the engine will never release
    * (see unheldRefs: it was killed and restarted while containers held the
    * volume), and unmounts it. Callers serialize this with the volume's
-   * requests; `namespaces` reads the other mount namespaces' tables, and a
-   * sweep over many volumes may read them once for all. True when it
-   * released them.
+   * requests; `readUse` reads what every process uses, and a sweep over
+   * many volumes may read it once for all. True when it released them.
    */
   async releaseUnheld(
     name: string,
-    namespaces: () => Promise<OtherNamespaces | undefined> = otherNamespaces,
+    readUse: () => Promise<MountUse | undefined> = readMountUse,
   ): Promise<boolean> {
     const volume = this.state.volumes[name];
     // A volume start-up has not looked at yet is start-up's to settle.
@@ -237,9 +236,9 @@ export class VolumeStore implements VolumeDriver {
     };
     // Reading every process's mount table is the costly part: only when nothing else keeps the refs.
     if (mount === undefined || !unheldRefs({ ...check, holders: 0 })) return false;
-    const others = await namespaces();
-    const holders = others && holdersOf(others, mount);
-    if (others === undefined && !this.warnedBlind) {
+    const use = await readUse();
+    const holders = use && usersOf(use, mount);
+    if (use === undefined && !this.warnedBlind) {
       this.warnedBlind = true;
       this.ctx.log.warn(
         'cannot see the mount namespaces of other processes (this server runs in a PID namespace of its own): ' +
@@ -250,7 +249,7 @@ export class VolumeStore implements VolumeDriver {
     await this.update(name, (state) => withRefs(state, name, {}));
     this.ctx.log.warn(
       `volume ${name}: released ${totalRefs(volume.refs)} mount reference(s) the engine never released ` +
-        `(${Object.keys(volume.refs).join(', ')}): no container holds its mount, and no Mount came for ` +
+        `(${Object.keys(volume.refs).join(', ')}): nothing uses its mount, and no Mount came for ` +
         `${Math.round(quietMs / 1000)} s (was the engine killed with its containers?); unmounting it`,
     );
     await this.teardown(volume, dir);

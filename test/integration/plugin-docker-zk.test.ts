@@ -214,7 +214,7 @@ describe.skipIf(missing({ root: true, fuse: true }))(
       await waitUntil('the plugin to release the volume', () => !mountedAt(mountpoint), 30_000);
       expect(await refsOf(plugin, 'held')).toBe(0);
       expect(plugin.logs()).toMatch(
-        /volume held: released 1 mount reference\(s\) the engine never released \([0-9a-f]+\): no container holds its mount/,
+        /volume held: released 1 mount reference\(s\) the engine never released \([0-9a-f]+\): nothing uses its mount/,
       );
 
       // The volume works as before, and its data is where it was.

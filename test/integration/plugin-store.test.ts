@@ -17,7 +17,7 @@ import type { VolumeBackend } from '../../src/plugin/volume-driver.js';
 import { VolumeStore } from '../../src/plugin/volume-store.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
-import { mountedAt } from './plugin-fixture.js';
+import { mountedAt, waitUntil } from './plugin-fixture.js';
 
 /** Mounts a small tmpfs; counts calls; `fail` makes the next mount fail like a real driver would. */
 function tmpfsBackend() {
@@ -129,7 +129,7 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     expect(await store.path('data')).toBeUndefined();
   });
 
-  it('releases references no other mount namespace holds, once no Mount came for the timeout', async () => {
+  it('releases references of a mount nothing uses, once no Mount came for the timeout', async () => {
     const root = newRoot();
     // Volumes under a shared mount, as on a systemd host: other namespaces get copies by propagation.
     const volumes = join(root, 'volumes');
@@ -160,15 +160,33 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     expect(mountedAt(dir)).toBe(true);
     expect((await store.get('data')).status.mounts).toBe(1);
 
-    // A namespace that only has a propagated copy holds nothing; the holder gone, the refs go too.
+    // So does a process of our own namespace working inside it (a shell, the engine copying files in).
     await holder();
+    const shell = spawn('sleep', ['600'], { cwd: dir, stdio: 'ignore' });
+    const shellExited = new Promise((resolve) => shell.once('exit', resolve));
+    onCleanup(`sleep in ${dir}`, async () => {
+      shell.kill('SIGKILL');
+      await shellExited;
+    });
+    await waitUntil('sleep to run in the volume', () => {
+      try {
+        return readlinkSync(`/proc/${shell.pid}/cwd`) === dir;
+      } catch {
+        return false;
+      }
+    });
+    expect(await store.releaseUnheld('data')).toBe(false);
+    shell.kill('SIGKILL');
+    await shellExited;
+
+    // A namespace that only has a propagated copy holds nothing; the users gone, the refs go too.
     const copy = await inNamespace('slave');
     expect(await store.releaseUnheld('data')).toBe(true);
     expect(mountedAt(dir)).toBe(false);
     expect(calls.unmount).toBe(1);
     expect((await store.get('data')).status.mounts).toBe(0);
     expect(lines.join('\n')).toContain(
-      'volume data: released 1 mount reference(s) the engine never released (engine-forgot-me): no container holds its mount, and no Mount came for 61 s',
+      'volume data: released 1 mount reference(s) the engine never released (engine-forgot-me): nothing uses its mount, and no Mount came for 61 s',
     );
     await copy();
 
