@@ -149,7 +149,16 @@ export class VolumeStore implements VolumeDriver {
     const dir = this.mountpointOf(name);
     const held = totalRefs(volume.refs);
     if (held > 0) {
-      // The engine only removes volumes no container uses: these IDs are ones it never released.
+      // The engine only removes volumes none of its containers uses: a user now is another
+      // engine's container or a process on the host, which the removal would cut off.
+      const users = await this.usersNow(dir);
+      if (users) {
+        throw new OperationError(
+          `volume ${name} is in use: ${users} user(s) of its mount besides this engine's containers ` +
+            '(another engine sharing this plugin, or a process inside it); not removed',
+        );
+      }
+      // Nothing uses it: these IDs are ones the engine never released.
       this.ctx.log.warn(
         `removing volume ${name} still holding ${held} mount reference(s) the engine never released (${Object.keys(volume.refs).join(', ')})`,
       );
@@ -378,6 +387,13 @@ export class VolumeStore implements VolumeDriver {
       this.ctx.log.error(`start-up: could not ${entry.action} volume ${name}: ${entry.error}${next}`);
     }
     return entry;
+  }
+
+  /** Users of the mount at `dir` now (usersOf); undefined when it is not mounted or the server cannot tell. */
+  private async usersNow(dir: string): Promise<number | undefined> {
+    const mount = mountAt(await this.readMounts(), dir);
+    const use = mount && (await readMountUse());
+    return use && mount && usersOf(use, mount);
   }
 
   /** Waits for the start-up reconciliation of `name`, starting it now if its turn has not come. */

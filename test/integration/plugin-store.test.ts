@@ -287,6 +287,14 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     const store = await openStore(root, backend, lines);
     await store.create('r', { size: '1m' });
     const dir = await store.mount('r', 'forgotten');
+    // Another engine's container (a mount namespace holding the mount): the removal would cut it off.
+    const holder = await inNamespace('private');
+    await expect(store.remove('r')).rejects.toThrow(
+      "volume r is in use: 1 user(s) of its mount besides this engine's containers (another engine sharing this plugin, or a process inside it); not removed",
+    );
+    expect(mountedAt(dir)).toBe(true);
+    expect((await store.get('r')).status.mounts).toBe(1);
+    await holder();
     await store.remove('r');
     expect(mountedAt(dir)).toBe(false);
     expect(existsSync(dir)).toBe(false);
