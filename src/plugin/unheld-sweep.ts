@@ -16,11 +16,13 @@ export interface UnheldSweep {
 }
 
 export interface UnheldSweepOptions {
-  store: Pick<VolumeStore, 'names' | 'releaseUnheld'>;
+  store: Pick<VolumeStore, 'names' | 'mayBeUnheld' | 'releaseUnheld'>;
   router: Pick<Router, 'exclusive'>;
   /** --release-unheld in milliseconds; 0 sweeps nothing. */
   releaseUnheldMs: number;
   log: Logger;
+  /** What every process uses (readMountUse). */
+  readUse?: () => Promise<MountUse | undefined>;
 }
 
 /** Sweeps every half of the timeout, at least each second and at most each minute. */
@@ -29,17 +31,18 @@ export function startUnheldSweep(options: UnheldSweepOptions): UnheldSweep {
   const everyMs = Math.min(60_000, Math.max(1000, options.releaseUnheldMs / 2));
   let running: Promise<void> | undefined;
   const sweep = async () => {
-    // Read at most once a sweep, when a volume first needs it: a volume whose Mount came after it
-    // was read is not released (its quiet time starts again), one whose container left meanwhile
-    // is by the next sweep.
-    let read: Promise<MountUse | undefined> | undefined;
-    const readUse = () => {
-      read ??= readMountUse();
-      return read;
-    };
+    const candidates: string[] = [];
     for (const name of options.store.names()) {
+      if (await options.store.mayBeUnheld(name)) candidates.push(name);
+    }
+    if (candidates.length === 0) return;
+    // Read once, before any volume's turn, so that no request waits while it is read. Reading it
+    // early is safe: a volume whose container started since got a Mount since, which restarts its
+    // quiet time; one whose container left since is released by the next sweep.
+    const use = await (options.readUse ?? readMountUse)();
+    for (const name of candidates) {
       await options.router
-        .exclusive(name, () => options.store.releaseUnheld(name, readUse))
+        .exclusive(name, () => options.store.releaseUnheld(name, async () => use))
         .catch((error: unknown) => {
           options.log.error(
             `volume ${name}: could not release its unheld references: ${errorMessage(error)}`,
@@ -49,9 +52,14 @@ export function startUnheldSweep(options: UnheldSweepOptions): UnheldSweep {
   };
   const timer = setInterval(() => {
     if (running) return;
-    running = sweep().finally(() => {
-      running = undefined;
-    });
+    running = sweep()
+      .catch((error: unknown) => {
+        // Never fatal: the server goes on answering, and the next sweep tries again.
+        options.log.error(`could not look for unheld mount references: ${errorMessage(error)}`);
+      })
+      .finally(() => {
+        running = undefined;
+      });
   }, everyMs);
   timer.unref();
   return {

@@ -221,32 +221,48 @@ export class VolumeStore implements VolumeDriver {
   }
 
   /**
-   * Releases the references of `name` that the engine will never release
-   * (see unheldRefs: it was killed and restarted while containers held the
-   * volume), and unmounts it. Callers serialize this with the volume's
-   * requests; `readUse` reads what every process uses, and a sweep over
-   * many volumes may read it once for all. True when it released them.
+   * What unheldRefs needs of `name` but its users, and its mount; undefined
+   * when nothing else keeps the references either (reading what every
+   * process uses, the costly part, is worth it only then).
    */
-  async releaseUnheld(
+  private async unheldCandidate(
     name: string,
-    readUse: () => Promise<MountUse | undefined> = readMountUse,
-  ): Promise<boolean> {
+  ): Promise<{ volume: VolumeRecord; mount: MountEntry; quietMs: number } | undefined> {
     const volume = this.state.volumes[name];
     // A volume start-up has not looked at yet is start-up's to settle.
-    if (volume === undefined || this.reconciling.has(name)) return false;
-    const dir = this.mountpointOf(name);
-    const mount = mountAt(await this.readMounts(), dir);
+    if (volume === undefined || this.reconciling.has(name)) return undefined;
+    const mount = mountAt(await this.readMounts(), this.mountpointOf(name));
     const quietMs = this.now().getTime() - Math.max(this.startedAt, this.lastMount.get(name) ?? 0);
-    const check = {
+    const unused = {
       refs: volume.refs,
       mounted: mount !== undefined,
       quietMs,
       timeoutMs: this.releaseUnheldMs,
     };
-    // Reading every process's mount table is the costly part: only when nothing else keeps the refs.
-    if (mount === undefined || !unheldRefs({ ...check, holders: 0 })) return false;
+    return mount && unheldRefs({ ...unused, holders: 0 }) ? { volume, mount, quietMs } : undefined;
+  }
+
+  /** Whether `name` may hold references the engine will never release, before asking who uses it. */
+  async mayBeUnheld(name: string): Promise<boolean> {
+    return (await this.unheldCandidate(name)) !== undefined;
+  }
+
+  /**
+   * Releases the references of `name` that the engine will never release
+   * (see unheldRefs: it was killed and restarted while containers held the
+   * volume), and unmounts it. Callers serialize this with the volume's
+   * requests; `readUse` reads what every process uses, and a sweep over
+   * many volumes may read it once for all, before it waits for any volume's
+   * turn. True when it released them.
+   */
+  async releaseUnheld(
+    name: string,
+    readUse: () => Promise<MountUse | undefined> = readMountUse,
+  ): Promise<boolean> {
+    const candidate = await this.unheldCandidate(name);
+    if (candidate === undefined) return false;
+    const { volume, mount, quietMs } = candidate;
     const use = await readUse();
-    const holders = use && usersOf(use, mount);
     if (use === undefined && !this.warnedBlind) {
       this.warnedBlind = true;
       this.ctx.log.warn(
@@ -254,14 +270,14 @@ export class VolumeStore implements VolumeDriver {
           'mount references the engine never releases are kept',
       );
     }
-    if (!unheldRefs({ ...check, holders })) return false;
+    if (use === undefined || usersOf(use, mount) > 0) return false;
     await this.update(name, (state) => withRefs(state, name, {}));
     this.ctx.log.warn(
       `volume ${name}: released ${totalRefs(volume.refs)} mount reference(s) the engine never released ` +
         `(${Object.keys(volume.refs).join(', ')}): nothing uses its mount, and no Mount came for ` +
         `${Math.round(quietMs / 1000)} s (was the engine killed with its containers?); unmounting it`,
     );
-    await this.teardown(volume, dir);
+    await this.teardown(volume, mount.mountPoint);
     return true;
   }
 

@@ -1,0 +1,87 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../../src/adapters/logger.js';
+import { startUnheldSweep } from '../../src/plugin/unheld-sweep.js';
+
+describe('the sweep for unheld mount references', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function setup(mayBe: (name: string) => Promise<boolean>) {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'debug', write: (l) => lines.push(l) });
+    const released: string[] = [];
+    const turns: string[] = [];
+    const store = {
+      names: () => ['a', 'b', 'c'],
+      mayBeUnheld: mayBe,
+      releaseUnheld: async (name: string) => {
+        released.push(name);
+        if (name === 'c') throw new Error('umount: target is busy');
+        return true;
+      },
+    };
+    const router = {
+      exclusive: <T>(name: string, task: () => Promise<T>) => {
+        turns.push(name);
+        return task();
+      },
+    };
+    return {
+      lines,
+      released,
+      turns,
+      start: (ms: number) =>
+        startUnheldSweep({
+          store,
+          router,
+          releaseUnheldMs: ms,
+          log,
+          readUse: async () => ({ namespaces: [], paths: [] }),
+        }),
+    };
+  }
+
+  it('looks every half of the timeout, in each volume’s turn, at the volumes that may be unheld only', async () => {
+    const t = setup(async (name) => name !== 'a');
+    const sweep = t.start(10_000);
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(t.released).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.turns).toEqual(['b', 'c']);
+    expect(t.released).toEqual(['b', 'c']);
+    // A volume that could not be released is logged; the others are not held up by it.
+    expect(t.lines.join('\n')).toContain(
+      'volume c: could not release its unheld references: umount: target is busy',
+    );
+    await sweep.stop();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(t.released).toEqual(['b', 'c']);
+  });
+
+  it('survives a sweep that fails as a whole, and tries again at the next', async () => {
+    let calls = 0;
+    const t = setup(async () => {
+      calls++;
+      throw new Error('cannot read /proc/self/mountinfo');
+    });
+    const sweep = t.start(2_000);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(t.lines.join('\n')).toContain(
+      'could not look for unheld mount references: cannot read /proc/self/mountinfo',
+    );
+    expect(calls).toBe(2);
+    await sweep.stop();
+  });
+
+  it('does nothing when turned off', async () => {
+    const t = setup(async () => true);
+    const sweep = t.start(0);
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(t.turns).toEqual([]);
+    await sweep.stop();
+  });
+});
