@@ -10,6 +10,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import zookeeper from 'node-zookeeper-client';
 import { onCleanup } from '../fixtures/cleanup.js';
+import type { Dockerd } from '../fixtures/dockerd.js';
 import { REPO_ROOT, scratchDir } from '../fixtures/environment.js';
 
 export const DOCKER_PLUGIN_DIR = '/run/docker/plugins';
@@ -218,4 +219,29 @@ export function readZnode(connectString: string, path: string): Promise<string> 
 export function runArgs(image: string, volume: string, script: string, name?: string): string[] {
   const lifetime = name ? ['-d', '--name', name] : ['--rm'];
   return ['run', ...lifetime, '--network', 'none', '-v', `${volume}:/data`, image, 'sh', '-c', script];
+}
+
+/**
+ * For a volume a running container holds, on a plugin started with
+ * `--release-unheld 2`: checks that it stays held past that timeout, then
+ * kills the engine (its containers die with it) and starts it again, and
+ * waits until the plugin has released the volume. Resolves with the
+ * plugin's log from the crash on.
+ */
+export async function releasedAfterEngineCrash(
+  engine: Dockerd,
+  plugin: PluginProcess,
+  volume: string,
+  mountpoint: string,
+): Promise<string> {
+  // Several checks a second apart, all past the timeout: the running container keeps it.
+  await new Promise((r) => setTimeout(r, 5000));
+  if ((await refsOf(plugin, volume)) !== 1 || !mountedAt(mountpoint)) {
+    throw new Error(`volume ${volume} was released while a container held it`);
+  }
+  const beforeCrash = plugin.logs().length;
+  await engine.crash();
+  await engine.restart();
+  await waitUntil('the plugin to release the volume', () => !mountedAt(mountpoint), 30_000);
+  return plugin.logs().slice(beforeCrash);
 }
