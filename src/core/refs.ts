@@ -85,7 +85,7 @@ export interface UnheldCheck {
   refs: MountRefs;
   /** Whether the volume is mounted (a volume not mounted is start-up's or the next Mount's). */
   mounted: boolean;
-  /** Time since the volume's last Mount, or since the plugin started if later. */
+  /** Time since the volume's last Mount was answered, or since the plugin started if later. */
   quietMs: number;
   /** How long a volume must go without a Mount first; 0 never releases. */
   timeoutMs: number;

@@ -76,7 +76,7 @@ export class VolumeStore implements VolumeDriver {
   private readonly readMounts: () => Promise<MountEntry[]>;
   private readonly releaseUnheldMs: number;
   private readonly startedAt: number;
-  /** When each volume was last asked to Mount, by this process. */
+  /** When each volume was last asked to Mount, or last answered one, by this process. */
   private readonly lastMount = new Map<string, number>();
   private warnedBlind = false;
 
@@ -194,6 +194,8 @@ export class VolumeStore implements VolumeDriver {
       }
       throw error;
     }
+    // Its container starts after this reply: a slow mount must not use up its quiet time.
+    this.lastMount.set(name, this.now().getTime());
     this.ctx.log.debug(`volume ${name} mounted for ${id}; ${totalRefs(refs)} reference(s)`);
     return dir;
   }

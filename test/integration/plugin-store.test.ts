@@ -196,6 +196,27 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     await store.unmount('data', 'next');
   });
 
+  it('counts the quiet time of a volume from the reply to its Mount, however slow the mount was', async () => {
+    const root = newRoot();
+    const { backend } = tmpfsBackend();
+    let clock = Date.now();
+    const slow: VolumeBackend = {
+      ...backend,
+      mount: async (volume, dir, ctx) => {
+        clock += 90_000; // a ZooKeeper slow to answer, a disk slow to open
+        await backend.mount(volume, dir, ctx);
+      },
+    };
+    const store = await openStore(root, slow, [], { now: () => new Date(clock), releaseUnheldMs: 60_000 });
+    await store.create('slow', { size: '1m' });
+    const dir = await store.mount('slow', 'container-starting');
+    clock += 2_000;
+    // Nothing holds it yet: its container starts only now that the Mount was answered.
+    expect(await store.releaseUnheld('slow')).toBe(false);
+    expect(mountedAt(dir)).toBe(true);
+    await store.unmount('slow', 'container-starting');
+  });
+
   it('reports the mount point in Get, Path and List only while mounted', async () => {
     const root = newRoot();
     const { backend } = tmpfsBackend();
