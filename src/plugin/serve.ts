@@ -14,9 +14,9 @@ import { DEFAULT_RELEASE_UNHELD_S } from '../core/refs.js';
 import { Router } from './router.js';
 import { startPluginServer } from './server.js';
 import { SIMPLE_DRIVER, simpleBackend } from './simple-driver.js';
-import { startUnheldSweep } from './unheld-sweep.js';
 import type { VolumeBackend } from './volume-driver.js';
 import { type ReconcileEntry, VolumeStore } from './volume-store.js';
+import { startVolumeSweep } from './volume-sweep.js';
 import { ZK_DRIVER, zkBackend } from './zk-driver.js';
 
 export interface ServePluginOptions {
@@ -163,7 +163,7 @@ async function serve(
     maxBodyBytes: options.maxBodyBytes,
   });
   bound();
-  const sweep = startUnheldSweep({ store, router, releaseUnheldMs, log: ctx.log });
+  const sweep = startVolumeSweep({ store, router, releaseUnheldMs, log: ctx.log });
   ctx.log.info(
     `${options.driver} plugin "${paths.name}" ready on ${server.address} (${store.names().length} volume(s)${pending > 0 ? `, reconciling them with the mount table` : ''}, state ${paths.stateFile})`,
   );

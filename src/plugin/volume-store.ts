@@ -79,6 +79,8 @@ export class VolumeStore implements VolumeDriver {
   /** When each volume was last asked to Mount, or last answered one, by this process. */
   private readonly lastMount = new Map<string, number>();
   private warnedBlind = false;
+  /** Volumes whose serving process was found dead and reported, until they are served again. */
+  private readonly reportedDead = new Set<string>();
 
   private constructor(options: VolumeStoreOptions, state: PluginState) {
     this.backend = options.backend;
@@ -220,6 +222,31 @@ export class VolumeStore implements VolumeDriver {
     const dir = this.mountpointOf(name);
     if (released.last && (await this.isMounted(dir))) await this.teardown(volume, dir);
     this.ctx.log.debug(`volume ${name} released by ${id}; ${totalRefs(released.refs)} reference(s) left`);
+  }
+
+  /**
+   * Logs, once, that the process serving the mount of `name` died while
+   * mount references hold it (a FUSE daemon that crashed): containers using
+   * it get ENOTCONN until they are restarted, and its next Mount mounts it
+   * afresh. Callers serialize this with the volume's requests. True when it
+   * logged.
+   */
+  async reportDead(name: string): Promise<boolean> {
+    const volume = this.state.volumes[name];
+    if (volume === undefined || this.reconciling.has(name) || totalRefs(volume.refs) === 0) return false;
+    const dir = this.mountpointOf(name);
+    if (mountAt(await this.readMounts(), dir) === undefined || (await this.backendAlive(dir))) {
+      this.reportedDead.delete(name);
+      return false;
+    }
+    if (this.reportedDead.has(name)) return false;
+    this.reportedDead.add(name);
+    this.ctx.log.error(
+      `volume ${name}: the process serving its mount at ${dir} died; the ${totalRefs(volume.refs)} ` +
+        'container mount(s) using it get "Transport endpoint is not connected" until they are restarted, ' +
+        'and its next Mount mounts it afresh',
+    );
+    return true;
   }
 
   /**

@@ -3,6 +3,7 @@
  * plugin socket: a volume whose FUSE daemon died is mounted afresh on the
  * next Mount and at start-up, instead of handing containers a dead mount.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { isProcessAlive } from '../../src/adapters/processes.js';
 import { readMountRecord, runDir } from '../../src/adapters/zkfs/run-state.js';
 import { statusSocketPath } from '../../src/adapters/zkfs/status-socket.js';
 import { zkBackend } from '../../src/plugin/zk-driver.js';
+import { onCleanup } from '../fixtures/cleanup.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startZk } from '../fixtures/zk-server.js';
 import { daemonPid, eventually, mountZkfs, zkfsRunDir } from '../fixtures/zkfs-mount.js';
@@ -118,6 +120,52 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     expect(await refsOf(plugin, 'rec')).toBe(0);
     // Nothing is left of the killed daemons: `zkfsctl status` finds no dead sockets.
     for (const pid of killed) expect(existsSync(statusSocketPath(pid))).toBe(false);
+  });
+
+  it('reports once that the FUSE daemon of a volume in use died, and again after the next one dies', async () => {
+    const zk = await startZk();
+    const plugin = await startPluginProcess({ tool: 'zkfsctl', args: ['--release-unheld', '2'] });
+    const [dir] = Object.values(await mountWithNotes(plugin, ['vic'], () => zk.connectString));
+    // A process working in the volume holds it, so the one-second sweeps never release it.
+    const users: (() => Promise<void>)[] = [];
+    const holdMount = () => {
+      const user = spawn('sleep', ['600'], { cwd: dir!, stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => user.once('exit', () => resolve()));
+      const stop = () => {
+        user.kill('SIGKILL');
+        return exited;
+      };
+      users.push(stop);
+      onCleanup('sleep in the volume', stop);
+    };
+    holdMount();
+    const reported = () =>
+      plugin
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes(`volume vic: the process serving its mount at ${dir} died`));
+
+    await killDaemon(dir!);
+    await waitUntil('the death to be reported', () => reported().length === 1, 10_000);
+    expect(reported()[0]).toContain(
+      'the 1 container mount(s) using it get "Transport endpoint is not connected" until they are restarted, and its next Mount mounts it afresh',
+    );
+    // Once only, however many sweeps find it dead.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(reported()).toHaveLength(1);
+
+    // The next Mount mounts it afresh; when that daemon dies too, it is reported again.
+    expect((await plugin.post('/VolumeDriver.Mount', { Name: 'vic', ID: 'c2' })).json.Err).toBe('');
+    expect(readFileSync(join(dir!, 'note'), 'utf8')).toBe('vic\n');
+    holdMount(); // the first works in the dead mount, which is no longer at the mount point
+    await new Promise((r) => setTimeout(r, 1500));
+    await killDaemon(dir!);
+    await waitUntil('the second death to be reported', () => reported().length === 2, 10_000);
+
+    for (const stop of users) await stop();
+    expect((await plugin.post('/VolumeDriver.Mount', { Name: 'vic', ID: 'c3' })).json.Err).toBe('');
+    for (const id of ['c1', 'c2', 'c3']) await plugin.post('/VolumeDriver.Unmount', { Name: 'vic', ID: id });
+    expect(mountedAt(dir!)).toBe(false);
   });
 
   it('answers at once after a restart while the ensemble of some volumes is down, and serves them once it is back', async () => {

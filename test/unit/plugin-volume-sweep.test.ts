@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/adapters/logger.js';
-import { startUnheldSweep } from '../../src/plugin/unheld-sweep.js';
+import { startVolumeSweep } from '../../src/plugin/volume-sweep.js';
 
-describe('the sweep for unheld mount references', () => {
+describe('the sweep over the volumes in use', () => {
   beforeEach(() => {
     vi.useFakeTimers();
   });
@@ -14,9 +14,15 @@ describe('the sweep for unheld mount references', () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'debug', write: (l) => lines.push(l) });
     const released: string[] = [];
+    const checked: string[] = [];
     const turns: string[] = [];
     const store = {
       names: () => ['a', 'b', 'c'],
+      reportDead: async (name: string) => {
+        checked.push(name);
+        if (name === 'a') throw new Error('cannot read its mount record');
+        return false;
+      },
       mayBeUnheld: mayBe,
       releaseUnheld: async (name: string) => {
         released.push(name);
@@ -33,9 +39,10 @@ describe('the sweep for unheld mount references', () => {
     return {
       lines,
       released,
+      checked,
       turns,
       start: (ms: number) =>
-        startUnheldSweep({
+        startVolumeSweep({
           store,
           router,
           releaseUnheldMs: ms,
@@ -45,15 +52,17 @@ describe('the sweep for unheld mount references', () => {
     };
   }
 
-  it('looks every half of the timeout, in each volume’s turn, at the volumes that may be unheld only', async () => {
+  it('looks every half of the timeout, in each volume’s turn, at every mount and at the volumes that may be unheld', async () => {
     const t = setup(async (name) => name !== 'a');
     const sweep = t.start(10_000);
     await vi.advanceTimersByTimeAsync(4_999);
-    expect(t.released).toEqual([]);
+    expect(t.checked).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
-    expect(t.turns).toEqual(['b', 'c']);
+    expect(t.checked).toEqual(['a', 'b', 'c']);
+    expect(t.turns).toEqual(['a', 'b', 'c', 'b', 'c']);
     expect(t.released).toEqual(['b', 'c']);
-    // A volume that could not be released is logged; the others are not held up by it.
+    // A volume that could not be looked at or released is logged; the others are not held up by it.
+    expect(t.lines.join('\n')).toContain('volume a: could not check its mount: cannot read its mount record');
     expect(t.lines.join('\n')).toContain(
       'volume c: could not release its unheld references: umount: target is busy',
     );
@@ -71,17 +80,20 @@ describe('the sweep for unheld mount references', () => {
     const sweep = t.start(2_000);
     await vi.advanceTimersByTimeAsync(2_000);
     expect(t.lines.join('\n')).toContain(
-      'could not look for unheld mount references: cannot read /proc/self/mountinfo',
+      'could not look at the volumes in use: cannot read /proc/self/mountinfo',
     );
     expect(calls).toBe(2);
     await sweep.stop();
   });
 
-  it('does nothing when turned off', async () => {
+  it('only looks for dead mounts, every 30 s, when releasing is off', async () => {
     const t = setup(async () => true);
     const sweep = t.start(0);
-    await vi.advanceTimersByTimeAsync(600_000);
-    expect(t.turns).toEqual([]);
+    await vi.advanceTimersByTimeAsync(29_999);
+    expect(t.checked).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.checked).toEqual(['a', 'b', 'c']);
+    expect(t.released).toEqual([]);
     await sweep.stop();
   });
 });
