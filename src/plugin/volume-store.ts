@@ -79,7 +79,7 @@ export class VolumeStore implements VolumeDriver {
   /** When each volume was last asked to Mount, or last answered one, by this process. */
   private readonly lastMount = new Map<string, number>();
   private warnedBlind = false;
-  /** Volumes whose serving process was found dead and reported, until they are served again. */
+  /** Volumes whose serving process was found dead and reported, until they are served again or mounted. */
   private readonly reportedDead = new Set<string>();
 
   private constructor(options: VolumeStoreOptions, state: PluginState) {
@@ -198,6 +198,8 @@ export class VolumeStore implements VolumeDriver {
     }
     // Its container starts after this reply: a slow mount must not use up its quiet time.
     this.lastMount.set(name, this.now().getTime());
+    // Served now (a dead mount was mounted afresh above): a death from here on is a new one.
+    this.reportedDead.delete(name);
     this.ctx.log.debug(`volume ${name} mounted for ${id}; ${totalRefs(refs)} reference(s)`);
     return dir;
   }

@@ -158,7 +158,6 @@ describe.skipIf(missing({ root: true, fuse: true }))('zookeeper driver on real F
     expect((await plugin.post('/VolumeDriver.Mount', { Name: 'vic', ID: 'c2' })).json.Err).toBe('');
     expect(readFileSync(join(dir!, 'note'), 'utf8')).toBe('vic\n');
     holdMount(); // the first works in the dead mount, which is no longer at the mount point
-    await new Promise((r) => setTimeout(r, 1500));
     await killDaemon(dir!);
     await waitUntil('the second death to be reported', () => reported().length === 2, 10_000);
 
