@@ -262,15 +262,12 @@ export class VolumeStore implements VolumeDriver {
     const volume = this.state.volumes[name];
     // A volume start-up has not looked at yet is start-up's to settle.
     if (volume === undefined || this.reconciling.has(name)) return undefined;
-    const mount = mountAt(await this.readMounts(), this.mountpointOf(name));
     const quietMs = this.now().getTime() - Math.max(this.startedAt, this.lastMount.get(name) ?? 0);
-    const unused = {
-      refs: volume.refs,
-      mounted: mount !== undefined,
-      quietMs,
-      timeoutMs: this.releaseUnheldMs,
-    };
-    return mount && unheldRefs({ ...unused, holders: 0 }) ? { volume, mount, quietMs } : undefined;
+    // The mount table is read only for a volume the rest of the rule does not keep already.
+    const check = { refs: volume.refs, mounted: true, quietMs, timeoutMs: this.releaseUnheldMs, holders: 0 };
+    if (!unheldRefs(check)) return undefined;
+    const mount = mountAt(await this.readMounts(), this.mountpointOf(name));
+    return mount && { volume, mount, quietMs };
   }
 
   /** Whether `name` may hold references the engine will never release, before asking who uses it. */
