@@ -40,6 +40,22 @@ async function status(dir: string): Promise<CurrentStatus> {
   return doc as CurrentStatus;
 }
 
+/** Resolves once the mount's count of ZooKeeper requests has stopped moving (what it started ahead is done). */
+async function requestsSettle(dir: string): Promise<void> {
+  let last = -1;
+  await eventually(
+    async () => {
+      const now = (await status(dir)).session.requests;
+      const still = now === last;
+      last = now;
+      await new Promise((r) => setTimeout(r, 100));
+      return still;
+    },
+    'requests settled',
+    5000,
+  );
+}
+
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
@@ -166,21 +182,32 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     const m = await mountZkfs(zk.connectString, '/coh/walk');
     await m.ok('ls -l > /dev/null && ls -l a > /dev/null');
     // What the listing of a started (b, ahead) is done once the request count stops moving.
-    let last = -1;
-    await eventually(
-      async () => {
-        const now = (await status(m.dir)).session.requests;
-        const still = now === last;
-        last = now;
-        await new Promise((r) => setTimeout(r, 100));
-        return still;
-      },
-      'requests settled',
-      5000,
-    );
+    await requestsSettle(m.dir);
     const before = await status(m.dir);
     expect(await m.ok('ls b; cat b/*')).toBe('f1\nf2\nf3\nb1\nb2\nb3\n');
     expect((await status(m.dir)).session.requests).toBe(before.session.requests);
+  });
+
+  it('lists further ahead while a walk keeps listing what was listed ahead, and one ahead of a lone listing', async () => {
+    const writer = await mountZkfs(zk.connectString, '/coh/ramp');
+    // Six directories: nothing comes after d6 for the last listings to list ahead in turn.
+    await writer.ok('for d in 1 2 3 4 5 6; do mkdir d$d && echo $d > d$d/f; done');
+    const m = await mountZkfs(zk.connectString, '/coh/ramp');
+    const requests = async () => (await status(m.dir)).session.requests;
+    const settled = () => requestsSettle(m.dir);
+    await m.ok('ls -l > /dev/null && ls -l d1 > /dev/null');
+    await settled();
+    // A lone listing (d1) listed one directory ahead (d2), not d3.
+    let before = await requests();
+    expect(await m.ok('ls d3')).toBe('f\n');
+    expect(await requests()).toBeGreaterThan(before);
+    await settled();
+    // d3 listed d4 ahead; listing d4 shows a walk: d5 and d6 are listed ahead of it.
+    await m.ok('ls d4 > /dev/null');
+    await settled();
+    before = await requests();
+    expect(await m.ok('ls d5 d6; cat d5/f d6/f')).toBe('d5:\nf\n\nd6:\nf\n5\n6\n');
+    expect(await requests()).toBe(before);
   });
 
   it("shows another client's changes: data, new nodes, deletions, a child under a file", async () => {

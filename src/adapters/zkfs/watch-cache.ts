@@ -25,10 +25,11 @@
  * Directory listings prefetch their children's stats and small data with
  * pipelined requests (a window of them in flight), so `ls -l`, `find` and
  * `cat` of a cold tree do not wait for one round trip after another; and
- * the next sibling directory is listed ahead of a walk.
+ * the next sibling directories are listed ahead of a walk.
  */
 import { BatchSize } from '../../core/zkfs/batch-size.js';
 import { hitRate } from '../../core/zkfs/cache-policy.js';
+import { ListAheadWindow } from '../../core/zkfs/list-ahead.js';
 import {
   baseName,
   META_NODE,
@@ -114,6 +115,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly prefetcher: Prefetcher;
   /** Data read ahead and not used since the queue last ran dry; past a quarter of the budget, stats only. */
   private readonly unused = new UnusedPrefetch<NodeData>();
+  private readonly aheadWindow = new ListAheadWindow();
   /** Nodes per multiRead, from the size of the nodes read last. */
   private readonly batch: BatchSize;
   private readonly view: CacheView;
@@ -364,11 +366,13 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   /**
-   * Lists, ahead of the program, the next directory after `znode` among its
-   * siblings, with its metadata and children (through the prefetcher): a
-   * walk (`find`, `ls -R`, `du`) then finds it in memory, and ZooKeeper
-   * works on it while the daemon answers for this one. One directory ahead
-   * only, and only from a program's listing, never from this one's.
+   * Lists, ahead of the program, the next directories after `znode` among
+   * its siblings, with their metadata and children (through the
+   * prefetcher): a walk (`find`, `ls -R`, `du`) then finds them in memory,
+   * and ZooKeeper works on them while the daemon answers for this one. One
+   * directory ahead, more while the walk keeps listing what was listed
+   * ahead (core/zkfs/list-ahead.ts); only from a program's listing, never
+   * from this one's.
    */
   private listAhead(znode: string): void {
     if (znode === this.root) return;
@@ -377,17 +381,20 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     if (!siblings) return;
     const at = position(siblings, baseName(znode));
     if (siblings[at] !== baseName(znode)) return;
+    const window = this.aheadWindow.listed(znode);
+    let found = 0;
     for (let i = at + 1; i < siblings.length && i <= at + LIST_AHEAD_SCAN; i++) {
       const next = zkChild(parent, siblings[i] as string);
       const stat = this.stats.peek(next);
       if (!stat || stat.numChildren === 0) continue;
-      if (this.children.has(next)) return;
+      if (++found > window) return;
+      if (this.children.has(next) || this.children.inFlight(next)) continue;
+      this.aheadWindow.listedAhead(next, window);
       void this.meta(next).catch(() => {});
       void super.childNames(next).then(
         (names) => this.prefetchChildren(next, names),
         () => {},
       );
-      return;
     }
   }
 
