@@ -306,16 +306,20 @@ interface ReadRuns {
   polling: StatusDoc['polling'];
 }
 
+/** Fresh mounts walked cold, as many as the floor's walks (three before the mounts' runs, two after). */
+const COLD_RUNS = 5;
+
 /**
- * On each of two fresh mounts of /bench: the walk of TREE cold, then of
- * UNSEEN cold (best of two each); then TREE warm (best of three).
+ * On each of five fresh mounts of /bench: the walk of TREE cold, then of
+ * UNSEEN cold (best of five each: as many walks as the floor's best is
+ * taken from); then TREE warm (best of three).
  */
 async function readRuns(hosts: string, totalBytes: number, args: readonly string[]): Promise<ReadRuns> {
   let cold: Measured | undefined;
   let coldRunning: Measured | undefined;
   let mount = await mountZkfs(hosts, '/bench', args);
   const tree = () => join(mount.dir, TREE.slice('/bench/'.length));
-  for (let run = 0; run < 2; run++) {
+  for (let run = 0; run < COLD_RUNS; run++) {
     if (run > 0) {
       await mount.unmount();
       mount = await mountZkfs(hosts, '/bench', args);
