@@ -115,6 +115,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly prefetcher: Prefetcher;
   /** Data read ahead and not used since the queue last ran dry; past a quarter of the budget, stats only. */
   private readonly unused = new UnusedPrefetch<NodeData>();
+  /** How many directories a walk's next listing lists ahead of it. */
   private readonly aheadWindow = new ListAheadWindow();
   /** Nodes per multiRead, from the size of the nodes read last. */
   private readonly batch: BatchSize;
