@@ -587,14 +587,18 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
 }
 
 /**
- * A race lost to another client's write (BAD_VERSION) while the time for
- * trying lasts: waits, and says to read the node again and retry.
+ * After a race lost to another client (`raced`), while the time for trying
+ * since `started` lasts: waits, and says to read the node again and retry.
  */
-async function lostRace(error: unknown, started: number, attempt: number): Promise<boolean> {
-  if (!isZkError(error, 'BAD_VERSION') || error.resent || Date.now() - started >= RACE_BUDGET_MS)
-    return false;
+async function retryAfterRace(raced: boolean, started: number, attempt: number): Promise<boolean> {
+  if (!raced || Date.now() - started >= RACE_BUDGET_MS) return false;
   await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
   return true;
+}
+
+/** A race lost to another client's write (BAD_VERSION): see retryAfterRace. */
+function lostRace(error: unknown, started: number, attempt: number): Promise<boolean> {
+  return retryAfterRace(isZkError(error, 'BAD_VERSION') && !error.resent, started, attempt);
 }
 
 /**
@@ -692,15 +696,12 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
       const raced = current
         ? isZkError(error, 'BAD_VERSION', 'NO_NODE') && !error.resent
         : isZkError(error, 'NODE_EXISTS') && error.path === file.znode;
-      if (raced && Date.now() - started < RACE_BUDGET_MS) {
-        await new Promise((r) => setTimeout(r, raceWaitMs(attempt)));
-        continue;
-      }
-      ctx.files.detach(file);
+      if (await retryAfterRace(raced, started, attempt)) continue;
       // Its directory is gone too: the bytes have nowhere to go.
       if ((isFsError(error) && error.code === 'ENOENT') || isZkError(error, 'NO_NODE')) {
         throw lostToDeletion(ctx, file);
       }
+      ctx.files.detach(file);
       throw asFsError(error, `appending to ${file.mountPath}`);
     }
     await landed(ctx, file, { merged, stat, seq, sent }, 'to the file now under its name');
