@@ -168,6 +168,22 @@ describe('FUSE protocol', () => {
     expect(plus.readBigUInt64LE(16 + 160)).toBe(4n);
     expect(plus.readUInt32LE(16 + 160 + 128 + 20)).toBe(8); // DT_REG
   });
+
+  it('gives a name its length in bytes, not characters, and pads the entry with zeros', () => {
+    const names = ['café-ünïcode', '日本語', 'x'];
+    const entries = names.map((name, i) => ({ name, nextOffset: i + 1, ino: 10 + i, mode: 0o100644 }));
+    const out = direntReply(1n, entries, false, 1);
+    let at = 16;
+    for (const name of names) {
+      const bytes = Buffer.byteLength(name);
+      expect(out.readUInt32LE(at + 16)).toBe(bytes);
+      expect(out.toString('utf8', at + 24, at + 24 + bytes)).toBe(name);
+      const end = at + ((24 + bytes + 7) & ~7);
+      expect([...out.subarray(at + 24 + bytes, end)].every((b) => b === 0)).toBe(true);
+      at = end;
+    }
+    expect(at).toBe(out.length);
+  });
 });
 
 describe('request ids', () => {

@@ -49,7 +49,15 @@ export class Listings {
     const chosen: DirEntry[] = [];
     let used = 0;
     for (let i = offset; i < names.length; i++) {
-      const e: DirEntry = { name: names[i] as string, nextOffset: i + 1, ino: h.nodeId, mode: 0o040000 };
+      // Every field set from the start: entries that gain fields later take shapes of their own.
+      const e: DirEntry = {
+        name: names[i] as string,
+        nextOffset: i + 1,
+        ino: h.nodeId,
+        mode: 0o040000,
+        nodeId: 0,
+        attr: undefined,
+      };
       const bytes = direntSize(e, plus);
       if (used + bytes > size) break;
       used += bytes;
@@ -75,7 +83,17 @@ export class Listings {
         // The kernel takes a reference to each node handed out this way, as with LOOKUP.
         e.nodeId = this.nodes.lookup(path, attr);
         e.ino = e.nodeId;
-        e.attr = { ...attr, ino: e.nodeId };
+        e.attr = {
+          ino: e.nodeId,
+          size: attr.size,
+          mode: attr.mode,
+          nlink: attr.nlink,
+          uid: attr.uid,
+          gid: attr.gid,
+          atimeMs: attr.atimeMs,
+          mtimeMs: attr.mtimeMs,
+          ctimeMs: attr.ctimeMs,
+        };
         if ((attr.mode & S_IFMT) === S_IFREG) this.handedOut.file(e.nodeId, path, since);
       } else {
         e.ino = this.nodes.idOf(path) ?? GONE_INO;

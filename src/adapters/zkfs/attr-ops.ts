@@ -120,8 +120,17 @@ export async function preloadAttrs(ctx: VfsContext, dir: string, paths: readonly
 function nodeAttr(ctx: VfsContext, target: NodeTarget | DataTarget, entry: MetaEntry | undefined): FileAttr {
   const node = target.type === 'data' ? target.dir : target;
   const attrs = effectiveAttrs(target.type === 'dir' ? 'dir' : 'file', node.stat, entry, ctx.defaults);
-  const result: FileAttr = { ...attrs, size: target.stat.dataLength, nlink: 1 };
-  if (target.type === 'dir') result.size = DIR_SIZE;
+  // Spelled out, not spread: a listing builds one per entry, and a spread gave each a shape of its own.
+  const result: FileAttr = {
+    mode: attrs.mode,
+    uid: attrs.uid,
+    gid: attrs.gid,
+    size: target.type === 'dir' ? DIR_SIZE : target.stat.dataLength,
+    mtimeMs: attrs.mtimeMs,
+    atimeMs: attrs.atimeMs,
+    ctimeMs: attrs.ctimeMs,
+    nlink: 1,
+  };
   if (target.type === 'data') {
     // The pseudo-file is a plain file whatever the directory's permissions.
     result.mode = S_IFREG | (0o666 & ~ctx.defaults.umask);

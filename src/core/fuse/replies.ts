@@ -247,13 +247,13 @@ export function direntReply(
       writeEntry(out, at, e.nodeId ?? 0, e.nodeId ? e.attr : undefined, validS);
       at += ENTRY_OUT_SIZE;
     }
-    const name = Buffer.from(e.name);
+    // Encoded in place: the total above has room for it.
+    const nameLength = out.write(e.name, at + DIRENT_HEADER);
     writeU64(out, e.ino, at);
     writeU64(out, e.nextOffset, at + 8);
-    out.writeUInt32LE(name.length, at + 16);
+    out.writeUInt32LE(nameLength, at + 16);
     out.writeUInt32LE((e.mode >>> 12) & 0o17, at + 20);
-    name.copy(out, at + DIRENT_HEADER);
-    at += align8(DIRENT_HEADER + name.length);
+    at += align8(DIRENT_HEADER + nameLength);
   }
   return out;
 }
