@@ -45,6 +45,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "store-writer.h"
+
 #define FUSE_OPEN 14
 #define FUSE_RELEASE 18
 #define FUSE_GETXATTR 22
@@ -605,6 +607,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, close_reader, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  define_store_writer(env, exports);
   napi_value handle_base;
   napi_create_double(env, (double)FAST_HANDLE_BASE, &handle_base);
   napi_set_named_property(env, exports, "handleBase", handle_base);

@@ -1,19 +1,158 @@
 /**
- * Writing many notifications to /dev/fuse from one worker thread, in
- * batches: each message is still its own write(2) (the device takes one
- * message per write), but a batch costs one hand-over between threads
- * instead of one thread-pool job, with its two wake-ups, per message. A cold
- * walk of a read-only mount stores thousands of files into the page cache
- * this way.
+ * Writing many notifications to /dev/fuse off the event loop, in batches:
+ * each message is still its own write(2) (the device takes one message per
+ * write), but a batch costs one hand-over between threads instead of one
+ * thread-pool job, with its two wake-ups, per message. A cold walk stores
+ * thousands of files into the page cache this way.
  *
  * Not the event loop: a store waits for the page lock of a read the kernel
  * has in flight, and only the event loop answers reads.
  *
- * The worker is plain CommonJS handed over as text, so it runs the same
- * from the compiled package and from the sources under test.
+ * A batch goes as soon as its turn of the event loop ends, without waiting
+ * for the one before: a batch that waited for the event loop to hear that
+ * the last one was written (the loop being busy answering the walk) came
+ * too late, and a cold walk sent 560 READs instead of 335. One thread
+ * writes them, in order. Where zkfs's native module is built, that is a
+ * plain thread of its own (src/native/store-writer.c), which starts in
+ * well under a millisecond and ends after 30 s with nothing to write.
+ * Without it, a worker thread, which takes tens of milliseconds to start
+ * and holds about 8 MB while it runs.
  */
+import { getSystemErrorName } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../logger.js';
+import { type NativeStoreWriter, nativeStoreWriter } from './native-module.js';
+
+export type WriteOutcome = NodeJS.ErrnoException | null;
+
+export interface BatchWriter {
+  /** Writes one message; resolves with the error the kernel gave, if any. */
+  write(message: Buffer): Promise<WriteOutcome>;
+  /**
+   * Gets the writing thread ready now, when writes are about to come: a
+   * worker takes tens of milliseconds to start, which the first writes
+   * would otherwise wait out. It stops again after the idle time if none
+   * comes. Nothing to do for the native thread, which starts at once.
+   */
+  prepare(): void;
+  /**
+   * Stops writing, waiting for a write in progress: after it returns true
+   * the descriptor may be closed. Messages not yet written resolve ENODEV.
+   */
+  close(): boolean;
+  /** Which thread writes: the native module's, or a worker. */
+  readonly thread: 'native' | 'worker';
+}
+
+export interface BatchWriterOptions {
+  /** A worker with nothing to write for this long is stopped. */
+  idleMs?: number;
+  /** Which thread writes; by default the native module's, where it is built. */
+  thread?: 'native' | 'worker';
+}
+
+/** Writes a batch (the messages `lengths` long, one after another in `bytes`); `done` gets each one's error code or null. */
+interface Thread {
+  send(bytes: Buffer, lengths: number[], done: (codes: (string | null)[]) => void): void;
+  prepare(): void;
+  /** Nothing is written after this; true once no write is in progress. */
+  close(): boolean;
+}
+
+/** How long close() waits for a write in progress (the connection is aborted or gone by then). */
+const CLOSE_WAIT_MS = 2000;
+/**
+ * A worker with nothing to write for this long is stopped (its thread holds
+ * about 8 MB); the next store starts another, which takes about 20 ms. Not
+ * sooner: the pages a mount stored are often dropped by the kernel while it
+ * is idle, and the walk that then finds them gone (page-store.ts) is the
+ * first to store anything; in the 20 ms a start took, one such walk had
+ * read 214 of its 500 files one READ each, the stores arriving too late.
+ */
+const IDLE_MS = 5 * 60_000;
+
+function errnoError(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`write to /dev/fuse: ${code}`), { code });
+}
+
+/** A writer for `fd`. */
+export function batchWriter(fd: number, log: Logger, options: BatchWriterOptions = {}): BatchWriter {
+  const native = options.thread === 'worker' ? undefined : nativeStoreWriter(log);
+  if (options.thread === 'native' && !native) throw new Error('the native store writer is not built');
+  const thread = native ? nativeThread(native, fd, log) : workerThread(fd, log, options.idleMs ?? IDLE_MS);
+  let closed = false;
+  /** Messages waiting for the next batch. */
+  let queued: Buffer[] = [];
+  let waiting: ((outcome: WriteOutcome) => void)[] = [];
+
+  const flush = () => {
+    if (closed || queued.length === 0) return;
+    const lengths = queued.map((m) => m.length);
+    const bytes = Buffer.concat(queued);
+    const batch = waiting;
+    queued = [];
+    waiting = [];
+    thread.send(bytes, lengths, (codes) => {
+      for (let i = 0; i < batch.length; i++) {
+        const code = codes[i];
+        batch[i]?.(code ? errnoError(code) : null);
+      }
+    });
+  };
+
+  return {
+    thread: native ? 'native' : 'worker',
+    prepare() {
+      if (!closed) thread.prepare();
+    },
+    write(message) {
+      if (closed) return Promise.resolve(errnoError('ENODEV'));
+      return new Promise((resolve) => {
+        queued.push(message);
+        waiting.push(resolve);
+        // The messages of this turn of the event loop go together.
+        if (queued.length === 1) queueMicrotask(flush);
+      });
+    },
+    close() {
+      if (!closed) {
+        closed = true;
+        const gone = errnoError('ENODEV');
+        for (const resolve of waiting) resolve(gone);
+        queued = [];
+        waiting = [];
+      }
+      return thread.close();
+    },
+  };
+}
+
+/** Batches written by the native module's thread. */
+function nativeThread(native: NativeStoreWriter, fd: number, log: Logger): Thread {
+  const writer = native.storeWriter(fd);
+  let closed = false;
+  return {
+    send(bytes, lengths, done) {
+      if (closed) {
+        done(lengths.map(() => 'ENODEV'));
+        return;
+      }
+      try {
+        native.writeBatch(writer, bytes, lengths, (errnos) =>
+          done(errnos.map((errno) => (errno === 0 ? null : getSystemErrorName(-errno)))),
+        );
+      } catch (error) {
+        log.warn(`page-cache writer: ${(error as Error).message}`);
+        done(lengths.map(() => 'EIO'));
+      }
+    },
+    prepare() {},
+    close() {
+      closed = true;
+      return native.closeWriter(writer, CLOSE_WAIT_MS);
+    },
+  };
+}
 
 /**
  * Flags shared with the worker, so that it never writes to a descriptor
@@ -25,6 +164,7 @@ import type { Logger } from '../logger.js';
 const WRITING = 0;
 const CLOSED = 1;
 
+/** The worker, plain CommonJS handed over as text, so it runs the same from the compiled package and from the sources under test. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { writeSync } = require('node:fs');
@@ -51,71 +191,27 @@ parentPort.on('message', ({ buffer, lengths }) => {
 });
 `;
 
-/** How long close() waits for a write in progress (the connection is aborted or gone by then). */
-const CLOSE_WAIT_MS = 2000;
-/**
- * A worker with nothing to write for this long is stopped (its thread holds
- * about 8 MB); the next store starts another, which takes about 20 ms. Not
- * sooner: the pages a mount stored are often dropped by the kernel while it
- * is idle, and the walk that then finds them gone (page-store.ts) is the
- * first to store anything; in the 20 ms a start took, one such walk had
- * read 214 of its 500 files one READ each, the stores arriving too late.
- */
-const IDLE_MS = 5 * 60_000;
-
-export type WriteOutcome = NodeJS.ErrnoException | null;
-
-export interface BatchWriter {
-  /** Writes one message; resolves with the error the kernel gave, if any. */
-  write(message: Buffer): Promise<WriteOutcome>;
-  /**
-   * Starts the thread now, when writes are about to come: starting it takes
-   * tens of milliseconds, which the first writes would otherwise wait out.
-   * It stops again after the idle time if none comes.
-   */
-  prepare(): void;
-  /**
-   * Stops writing, waiting for a write in progress: after it returns true
-   * the descriptor may be closed. Messages not yet written resolve ENODEV.
-   */
-  close(): boolean;
-}
-
-function errnoError(code: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`write to /dev/fuse: ${code}`), { code });
-}
-
-/**
- * A writer for `fd` whose worker starts with the first message and stops
- * after `idleMs` with nothing to write.
- */
-export function batchWriter(fd: number, log: Logger, idleMs = IDLE_MS): BatchWriter {
+/** Batches written by a worker thread that starts with the first batch and stops after `idleMs` with nothing to write. */
+function workerThread(fd: number, log: Logger, idleMs: number): Thread {
   let worker: Worker | undefined;
   let closed = false;
   const state = new Int32Array(new SharedArrayBuffer(8));
-  /** Messages of the current event-loop turn, sent together. */
-  let queued: Buffer[] = [];
-  let waiting: ((outcome: WriteOutcome) => void)[] = [];
-  /** Resolvers of the batches the worker has, oldest first (it answers in order). */
-  const sent: ((outcome: WriteOutcome) => void)[][] = [];
+  /** The batches the worker has, oldest first (it answers in order): their callbacks and sizes. */
+  const pending: { done: (codes: (string | null)[]) => void; count: number }[] = [];
   let idle: NodeJS.Timeout | undefined;
 
   const stopWhenIdle = () => {
     clearTimeout(idle);
     idle = setTimeout(() => {
-      if (sent.length > 0 || queued.length > 0 || !worker) return;
+      if (pending.length > 0 || !worker) return;
       void worker.terminate();
       worker = undefined;
     }, idleMs);
     idle.unref();
   };
 
-  const failAll = (code: string) => {
-    const gone = errnoError(code);
-    for (const batch of sent.splice(0)) for (const resolve of batch) resolve(gone);
-    for (const resolve of waiting) resolve(gone);
-    queued = [];
-    waiting = [];
+  const fail = (code: string) => {
+    for (const batch of pending.splice(0)) batch.done(Array(batch.count).fill(code));
   };
 
   const start = (): Worker => {
@@ -123,64 +219,48 @@ export function batchWriter(fd: number, log: Logger, idleMs = IDLE_MS): BatchWri
     // The mount's lifetime is the device's, not this thread's.
     w.unref();
     w.on('message', (codes: (string | null)[]) => {
-      const batch = sent.shift() ?? [];
-      for (let i = 0; i < batch.length; i++) {
-        const code = codes[i];
-        batch[i]?.(code ? errnoError(code) : null);
-      }
-      if (sent.length === 0) stopWhenIdle();
+      const batch = pending.shift();
+      if (pending.length === 0) stopWhenIdle();
+      batch?.done(codes);
     });
     w.on('error', (error) => {
       log.warn(`page-cache writer stopped: ${String(error)}`);
       worker = undefined;
-      failAll('EIO');
+      fail('EIO');
     });
     return w;
   };
 
-  const flush = () => {
-    if (queued.length === 0) return;
-    const lengths = queued.map((m) => m.length);
-    /*
-     * One buffer for the batch, shared rather than transferred: transferring
-     * detaches it, and the first detached buffer in a process makes V8 drop
-     * every optimised function that touches a typed array (all of the FUSE
-     * and ZooKeeper codecs) and guard each such access ever after.
-     */
-    const buffer = new SharedArrayBuffer(lengths.reduce((a, b) => a + b, 0));
-    const bytes = new Uint8Array(buffer);
-    let at = 0;
-    for (const m of queued) {
-      bytes.set(m, at);
-      at += m.length;
-    }
-    sent.push(waiting);
-    queued = [];
-    waiting = [];
-    clearTimeout(idle);
-    worker ??= start();
-    worker.postMessage({ buffer, lengths });
-  };
-
   return {
+    send(bytes, lengths, done) {
+      if (closed) {
+        done(lengths.map(() => 'ENODEV'));
+        return;
+      }
+      /*
+       * Copied into shared memory rather than transferred: transferring
+       * detaches the buffer, and the first detached buffer in a process
+       * makes V8 drop every optimised function that touches a typed array
+       * (all of the FUSE and ZooKeeper codecs) and guard each such access
+       * ever after.
+       */
+      const buffer = new SharedArrayBuffer(bytes.length);
+      new Uint8Array(buffer).set(bytes);
+      clearTimeout(idle);
+      pending.push({ done, count: lengths.length });
+      worker ??= start();
+      worker.postMessage({ buffer, lengths });
+    },
     prepare() {
       if (closed || worker) return;
       worker = start();
       stopWhenIdle();
     },
-    write(message) {
-      if (closed) return Promise.resolve(errnoError('ENODEV'));
-      return new Promise((resolve) => {
-        queued.push(message);
-        waiting.push(resolve);
-        if (queued.length === 1) queueMicrotask(flush);
-      });
-    },
     close() {
       if (!closed) {
         closed = true;
         clearTimeout(idle);
-        failAll('ENODEV');
+        fail('ENODEV');
         void worker?.terminate();
         worker = undefined;
       }

@@ -6,8 +6,7 @@
  *
  * request-reader.ts reads the requests. Replies are written straight from
  * the event loop: a reply never blocks (notifications may: invalidations
- * go out from the thread pool, page-cache stores in batches from a worker,
- * batch-writer.ts).
+ * go out from the thread pool, page-cache stores in batches, batch-writer.ts).
  */
 import { closeSync, existsSync, openSync, write, writeSync } from 'node:fs';
 import { DEFAULT_TRIAL } from '../../core/fuse/poll-trial.js';

@@ -20,10 +20,10 @@
  * the thread pool.
  */
 import { closeSync, read } from 'node:fs';
-import { createRequire } from 'node:module';
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import { constants } from 'node:os';
 import type { Logger } from '../logger.js';
+import { type NativeReader, nativeModule } from './native-module.js';
 
 /** Handles one request, given the buffer it arrived in (valid until it returns) and its length. */
 export type RequestListener = (buf: Buffer, length: number) => void;
@@ -89,21 +89,6 @@ export interface NativeAnswers {
 }
 
 export type CycleListener = (ms: number, polled: boolean) => void;
-
-interface FastNative {
-  start(
-    fd: number,
-    bufferSize: number,
-    cells: Float64Array,
-    onRequest: (buf: Buffer, length: number) => void,
-    onEnd: (errno: number) => void,
-    onCycles: () => void,
-  ): object;
-  allow(reader: object, nodeId: number, openFlags: number, change: number): void;
-  answered(reader: object): [number, number, number, number, number, number];
-  close(reader: object): void;
-  handleBase: number;
-}
 
 /** Read errors that mean the connection has ended, not that something is wrong. */
 const ENDED = new Set(['ENODEV', 'ECONNABORTED', 'EBADF']);
@@ -172,7 +157,7 @@ export function readRequests(
   };
   const setup: ReaderSetup = { fd, bufferSize, onRequest: handle, log, beforeClose };
   const choice = process.env.VOLKIT_FUSE_READER;
-  const native = choice === 'thread-pool' || choice === 'event-loop' ? undefined : fastNative(log);
+  const native = choice === 'thread-pool' || choice === 'event-loop' ? undefined : nativeModule(log);
   if (native) {
     try {
       return readNatively(native, setup);
@@ -184,28 +169,6 @@ export function readRequests(
   if (inLoop) return inLoop;
   log.info('reading /dev/fuse on the thread pool: each request costs one more thread wake-up');
   return readOnThreadPool(setup);
-}
-
-/**
- * Where the native reader is built (bin/build-native), seen from this
- * module in dist/, or in src/ when run from source (tsx: the bench's stub).
- */
-const NATIVE_MODULES = ['../../native/fuse_fast.node', '../../../dist/native/fuse_fast.node'];
-
-/** The native reader, built by `npm run build` where a C compiler is present. */
-function fastNative(log: Logger): FastNative | undefined {
-  const load = createRequire(import.meta.url);
-  const failures: string[] = [];
-  for (const path of NATIVE_MODULES) {
-    try {
-      const native = load(path) as FastNative;
-      if (typeof native.start === 'function') return native;
-    } catch (error) {
-      failures.push((error as Error).message.split('\n')[0] ?? '');
-    }
-  }
-  log.debug(`no native FUSE reader (${failures.join('; ')}); reading in JavaScript`);
-  return undefined;
 }
 
 /** The cells of the array shared with the native reader (fuse-fast.c lays it out alike). */
@@ -220,7 +183,7 @@ const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.errno).map(([name, value]) => [value, name]),
 );
 
-function readNatively(native: FastNative, setup: ReaderSetup): RequestReader {
+function readNatively(native: NativeReader, setup: ReaderSetup): RequestReader {
   const { fd, bufferSize, onRequest, log, beforeClose } = setup;
   // Shared with the C side, which reads and writes it without a call (fuse-fast.c):
   // cell 0 counts changes (a double never wraps round); cell 1 is the window to poll

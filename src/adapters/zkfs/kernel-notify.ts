@@ -13,7 +13,7 @@
  * directory, a store for a read of the same pages), and only the event loop
  * answers requests. Invalidations go out from libuv's thread pool, a few at
  * a time; page-cache stores, many more and each wanted by no one in
- * particular, in batches from one worker thread.
+ * particular, in batches (fuse/batch-writer.ts).
  */
 import { invalEntry, invalInode } from '../../core/fuse/notifications.js';
 import { ROOT_ID } from '../../core/fuse/protocol.js';
