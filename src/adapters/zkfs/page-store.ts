@@ -83,8 +83,15 @@ const LOST_AGAIN_MS = 10_000;
 /** How long a listing whose stores were lost again is left to READ. */
 const LOSSY_MS = 60_000;
 
-/** Files after the one being read that one read stores ahead. */
+/** Files after the one being read that one read stores ahead, at first. */
 const WINDOW = 64;
+/**
+ * At most, once programs have read through whole windows: a walk of
+ * directories of 99 files then costs one READ per directory, not two.
+ */
+const MAX_WINDOW = 512;
+/** Bytes one read stores ahead at most: what the first window holds at worst. */
+const MAX_WINDOW_BYTES = WINDOW * MAX_STORE_BYTES;
 
 export class PageStore {
   /** Contents already stored (or queued): a change makes a new entry, which is stored again. */
@@ -100,6 +107,12 @@ export class PageStore {
   private readonly restored = new WeakMap<NodeData, number>();
   /** Listings whose files the kernel lost again after they were stored again, and when: left to READ for a while. */
   private readonly lossy = new WeakMap<readonly string[], number>();
+  /**
+   * Files one read stores ahead now: doubled each time a program reads the
+   * file just past a window (it read the whole window), back to WINDOW when
+   * one reads elsewhere in a listing it had been reading.
+   */
+  private window = WINDOW;
 
   constructor(
     private readonly ctx: VfsContext,
@@ -185,26 +198,37 @@ export class PageStore {
     if (!names) return undefined;
     const from = position(names, baseName(path));
     if (names[from] !== baseName(path)) return [];
-    const last = Math.min(names.length - 1, from + WINDOW);
     const seen = this.seen.get(names);
+    if (seen !== undefined && !again) {
+      if (from === seen.to + 1) this.window = Math.min(MAX_WINDOW, this.window * 2);
+      else if (from < seen.from - 1 || from > seen.to + 1) this.window = WINDOW;
+    }
+    const last = Math.min(names.length - 1, from + this.window);
     // The window starts inside (or just after) the run seen so far: only what lies past it is new.
     const continues = !again && seen !== undefined && from + 1 >= seen.from && from <= seen.to;
     const start = continues ? seen.to + 1 : from + 1;
     let to = start - 1;
     let complete = true;
+    let bytes = 0;
     const missing: string[] = [];
-    for (let i = start; i <= last; i++) {
+    for (let i = start; i <= last && bytes < MAX_WINDOW_BYTES; i++) {
       const sibling = zkChild(parent, names[i] as string);
       const znode = toZnode(this.ctx.root, sibling);
       const node = this.tree.data.peek(znode);
       if (complete && node) to = i;
       else complete = false;
       if (!node) {
-        if (!isHiddenChild(names[i] as string, parent === '/') && wantsData(this.tree, znode))
+        // Read from ZooKeeper for the first window's worth only: a cache smaller than a wide window would drop them again.
+        if (
+          missing.length < WINDOW &&
+          !isHiddenChild(names[i] as string, parent === '/') &&
+          wantsData(this.tree, znode)
+        )
           missing.push(znode);
         continue;
       }
       if (node.data.length === 0 || node.data.length > MAX_STORE_BYTES) continue;
+      bytes += node.data.length;
       if (this.stored.has(node)) {
         if (!again || this.notifier.pending(sibling)) continue;
         this.restored.set(node, Date.now());
