@@ -132,14 +132,7 @@ describe('batchWriter on a worker', () => {
     const threads = () => readdirSync('/proc/self/task').length;
     const writer = batchWriter(fd, log, { thread: 'worker', idleMs: 300 });
     cleanups.push(() => writer.close());
-    // The threads of earlier tests' writers may still be ending.
-    let before = threads();
-    for (let still = 0; still < 3; ) {
-      await new Promise((r) => setTimeout(r, 50));
-      const now = threads();
-      still = now === before ? still + 1 : 0;
-      before = now;
-    }
+    const before = await settledThreads();
     writer.prepare();
     writer.prepare(); // once is enough
     expect(threads()).toBe(before + 1);
