@@ -144,6 +144,21 @@ for (const dir of process.argv.slice(2)) {
 process.stdout.write(JSON.stringify(out));
 `;
 
+/**
+ * Lists the whole tree, then reads every file in order, slowly enough that
+ * every page-cache store lands before the file it is for is read: no races,
+ * so the READs counted are the read-ahead windows' own. Prints the bytes read.
+ */
+const SLOW_ORDERED_READ = `python3 -c '
+import os, time
+paths = sorted(os.path.join(root, name) for root, _, files in os.walk(".") for name in files)
+out = 0
+for path in paths:
+    with open(path, "rb") as f:
+        out += len(f.read())
+    time.sleep(0.002)
+print(out)'`;
+
 describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
   let zk: ZkServer;
   let client: ZkClient;
@@ -468,19 +483,8 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
       );
     }
     const m = await mountZkfs(zk.connectString, base);
-    // A reader slow enough that every store lands before the file it is for is read: no races, so
-    // the READs counted are the windows' own.
-    const reader = `python3 -c '
-import os, time
-paths = sorted(os.path.join(root, name) for root, _, files in os.walk(".") for name in files)
-out = 0
-for path in paths:
-    with open(path, "rb") as f:
-        out += len(f.read())
-    time.sleep(0.002)
-print(out)'`;
     const before = await status(m.dir);
-    const bytes = Number(await m.ok(reader));
+    const bytes = Number(await m.ok(SLOW_ORDERED_READ));
     const after = await status(m.dir);
     let expected = 0;
     for (let d = 0; d < 3; d++) for (let f = 0; f < 200; f++) expected += content(d, f).length;
@@ -490,6 +494,31 @@ print(out)'`;
     // Windows of 64 files throughout took 4 READs per directory (files 0, 65, 130 and 195): 12.
     // Doubling after each window read through: 3 in the first directory (0, 65, 194), 1 in each after.
     expect(reads).toBeLessThanOrEqual(6);
+  });
+
+  it('reads ahead on into the next directories: a walk of small directories costs a few READs, not one each', async () => {
+    const base = '/coh/small';
+    const content = (d: number, f: number) => `${d}/${f} ${'s'.repeat(200)}\n`;
+    if (!(await client.exists('/coh'))) await client.create('/coh', Buffer.alloc(0));
+    await client.create(base, Buffer.alloc(0));
+    let expected = 0;
+    for (let d = 0; d < 20; d++) {
+      await client.create(`${base}/d${String(d).padStart(2, '0')}`, Buffer.alloc(0));
+      await Promise.all(
+        Array.from({ length: 10 }, (_, f) => {
+          expected += content(d, f).length;
+          return client.create(`${base}/d${String(d).padStart(2, '0')}/f${f}`, Buffer.from(content(d, f)));
+        }),
+      );
+    }
+    const m = await mountZkfs(zk.connectString, base);
+    const before = await status(m.dir);
+    expect(Number(await m.ok(SLOW_ORDERED_READ))).toBe(expected);
+    const after = await status(m.dir);
+    const reads = (after.operations.byName.read ?? 0) - (before.operations.byName.read ?? 0);
+    console.log(`zkfs read-ahead, 20 directories of 10 files read in order: ${reads} READs`);
+    // Each directory's first file was a READ (20) while a window stopped at its directory's end.
+    expect(reads).toBeLessThanOrEqual(5);
   });
 
   it('reads ahead again once the kernel has dropped what it read ahead, also after the mount sat idle', async () => {

@@ -132,6 +132,11 @@ export class KernelNotifier {
     this.pump();
   }
 
+  /** Whether the kernel holds `path` (a store for anything else is dropped). */
+  knows(path: string): boolean {
+    return this.link.nodeIdOf(path) !== undefined;
+  }
+
   /** Whether a store or an invalidation for `path` waits or is on its way. */
   pending(path: string): boolean {
     return this.stores.has(path) || this.busy.has(path) || this.queue.has(path);

@@ -90,6 +90,8 @@ const WINDOW = 64;
  * directories of 99 files then costs one READ per directory, not two.
  */
 const MAX_WINDOW = 512;
+/** Siblings looked at, at most, for the next listed directory a window goes on into. */
+const CONTINUE_SCAN = 8;
 /** Bytes one read stores ahead at most: what the first window holds at worst. */
 const MAX_WINDOW_BYTES = WINDOW * MAX_STORE_BYTES;
 
@@ -190,7 +192,8 @@ export class PageStore {
    * Queues the stores of the window after `path`; returns the files in it
    * whose data is not in memory, or undefined when its directory's listing
    * is not. `again`: the kernel lost what was stored; store the whole
-   * window anew.
+   * window anew. A window that reaches the end of the directory goes on
+   * into the next directories listed after it (continueAhead).
    */
   private storeAhead(path: string, again = false): string[] | undefined {
     const parent = parentPath(path);
@@ -207,41 +210,102 @@ export class PageStore {
     // The window starts inside (or just after) the run seen so far: only what lies past it is new.
     const continues = !again && seen !== undefined && from + 1 >= seen.from && from <= seen.to;
     const start = continues ? seen.to + 1 : from + 1;
+    // Files before `start` were seen to already; each one memory holds from there on counts against the window.
+    const budget = { files: this.window - (start - 1 - from), bytes: MAX_WINDOW_BYTES };
     let to = start - 1;
     let complete = true;
-    let bytes = 0;
     const missing: string[] = [];
-    for (let i = start; i <= last && bytes < MAX_WINDOW_BYTES; i++) {
-      const sibling = zkChild(parent, names[i] as string);
-      const znode = toZnode(this.ctx.root, sibling);
-      const node = this.tree.data.peek(znode);
-      if (complete && node) to = i;
+    let i = start;
+    for (; i <= last && budget.bytes > 0; i++) {
+      const found = this.storeOne(parent, names[i] as string, again, budget);
+      if (complete && found !== 'missing') to = i;
       else complete = false;
-      if (!node) {
-        // Read from ZooKeeper for the first window's worth only: a cache smaller than a wide window would drop them again.
-        if (
-          missing.length < WINDOW &&
-          !isHiddenChild(names[i] as string, parent === '/') &&
-          wantsData(this.tree, znode)
-        )
-          missing.push(znode);
-        continue;
-      }
-      if (node.data.length === 0 || node.data.length > MAX_STORE_BYTES) continue;
-      bytes += node.data.length;
-      if (this.stored.has(node)) {
-        if (!again || this.notifier.pending(sibling)) continue;
-        this.restored.set(node, Date.now());
-      }
-      this.stored.add(node);
-      this.notifier.store(sibling, (id) => {
-        if (!isCachedFile(this.ctx, this.tree, sibling, znode, node)) return undefined;
-        this.tree.storedForKernel(node);
-        return storeData(id, node.data);
-      });
+      if (found !== 'missing') continue;
+      const znode = toZnode(this.ctx.root, zkChild(parent, names[i] as string));
+      // Read from ZooKeeper for the first window's worth only: a cache smaller than a wide window would drop them again.
+      if (
+        missing.length < WINDOW &&
+        !isHiddenChild(names[i] as string, parent === '/') &&
+        wantsData(this.tree, znode)
+      )
+        missing.push(znode);
     }
     if (continues) seen.to = to;
     else this.seen.set(names, { from: from + 1, to });
+    if (complete && i > names.length - 1 && !again) this.continueAhead(parent, budget);
     return missing;
+  }
+
+  /**
+   * Goes on storing into the directories listed after `dir` among its
+   * siblings, in order, while the window has room: `find | xargs cat`
+   * reads the files of one directory after another, and a walk of small
+   * directories otherwise costs a READ for each. Only what memory holds,
+   * and only files the kernel has been handed already (the program listed
+   * them); each directory's run starts at its first file, so that a read
+   * there or just past the run goes on from it.
+   */
+  private continueAhead(dir: string, budget: { files: number; bytes: number }): void {
+    if (dir === '/') return;
+    const parent = parentPath(dir);
+    const siblings = this.tree.children.peek(toZnode(this.ctx.root, parent));
+    if (!siblings) return;
+    let at = position(siblings, baseName(dir));
+    if (siblings[at] !== baseName(dir)) return;
+    for (let scanned = 0; budget.files > 0 && budget.bytes > 0 && scanned < CONTINUE_SCAN; scanned++) {
+      const name = siblings[++at];
+      if (name === undefined) return;
+      const next = zkChild(parent, name);
+      const names = this.tree.children.peek(toZnode(this.ctx.root, next));
+      // A file, or a directory not listed: nothing of it to store.
+      if (!names || !this.notifier.knows(next)) continue;
+      if (this.seen.has(names)) return;
+      let to = -1;
+      for (let i = 0; i < names.length && budget.files > 0 && budget.bytes > 0; i++) {
+        const name = names[i] as string;
+        // The mount's own documents: never handed to the kernel.
+        if (isHiddenChild(name, next === '/')) {
+          to = i;
+          continue;
+        }
+        if (!this.notifier.knows(zkChild(next, name))) break;
+        if (this.storeOne(next, name, false, budget) === 'missing') break;
+        to = i;
+      }
+      if (to < 0) return;
+      this.seen.set(names, { from: 0, to });
+      if (to < names.length - 1) return;
+    }
+  }
+
+  /**
+   * Queues the store of file `name` of `parent` if memory holds its data
+   * (`again`: also when stored before), counting it against `budget`;
+   * 'missing' when memory does not hold it.
+   */
+  private storeOne(
+    parent: string,
+    name: string,
+    again: boolean,
+    budget: { files: number; bytes: number },
+  ): 'queued' | 'skipped' | 'missing' {
+    const sibling = zkChild(parent, name);
+    const znode = toZnode(this.ctx.root, sibling);
+    const node = this.tree.data.peek(znode);
+    if (!node) return 'missing';
+    budget.files--;
+    if (node.data.length === 0 || node.data.length > MAX_STORE_BYTES) return 'skipped';
+    budget.bytes -= node.data.length;
+    if (this.stored.has(node)) {
+      if (!again || this.notifier.pending(sibling)) return 'skipped';
+      this.restored.set(node, Date.now());
+    }
+    this.stored.add(node);
+    this.notifier.store(sibling, (id) => {
+      if (!isCachedFile(this.ctx, this.tree, sibling, znode, node)) return undefined;
+      this.tree.storedForKernel(node);
+      return storeData(id, node.data);
+    });
+    return 'queued';
   }
 }
