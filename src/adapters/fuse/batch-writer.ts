@@ -51,9 +51,9 @@ export interface BatchWriterOptions {
   thread?: 'native' | 'worker';
 }
 
-/** Writes a batch (the messages `lengths` long, one after another in `bytes`); `done` gets each one's error code or null. */
+/** Writes a batch of messages, in order; `done` gets each one's error code or null. */
 interface Thread {
-  send(bytes: Buffer, lengths: number[], done: (codes: (string | null)[]) => void): void;
+  send(messages: Buffer[], done: (codes: (string | null)[]) => void): void;
   prepare(): void;
   /** Nothing is written after this; true once no write is in progress. */
   close(): boolean;
@@ -87,12 +87,11 @@ export function batchWriter(fd: number, log: Logger, options: BatchWriterOptions
 
   const flush = () => {
     if (closed || queued.length === 0) return;
-    const lengths = queued.map((m) => m.length);
-    const bytes = Buffer.concat(queued);
+    const messages = queued;
     const batch = waiting;
     queued = [];
     waiting = [];
-    thread.send(bytes, lengths, (codes) => {
+    thread.send(messages, (codes) => {
       for (let i = 0; i < batch.length; i++) {
         const code = codes[i];
         batch[i]?.(code ? errnoError(code) : null);
@@ -132,18 +131,19 @@ function nativeThread(native: NativeStoreWriter, fd: number, log: Logger): Threa
   const writer = native.storeWriter(fd);
   let closed = false;
   return {
-    send(bytes, lengths, done) {
+    send(messages, done) {
       if (closed) {
-        done(lengths.map(() => 'ENODEV'));
+        done(messages.map(() => 'ENODEV'));
         return;
       }
       try {
-        native.writeBatch(writer, bytes, lengths, (errnos) =>
+        const lengths = messages.map((m) => m.length);
+        native.writeBatch(writer, Buffer.concat(messages), lengths, (errnos) =>
           done(errnos.map((errno) => (errno === 0 ? null : getSystemErrorName(-errno)))),
         );
       } catch (error) {
         log.warn(`page-cache writer: ${(error as Error).message}`);
-        done(lengths.map(() => 'EIO'));
+        done(messages.map(() => 'EIO'));
       }
     },
     prepare() {},
@@ -232,9 +232,9 @@ function workerThread(fd: number, log: Logger, idleMs: number): Thread {
   };
 
   return {
-    send(bytes, lengths, done) {
+    send(messages, done) {
       if (closed) {
-        done(lengths.map(() => 'ENODEV'));
+        done(messages.map(() => 'ENODEV'));
         return;
       }
       /*
@@ -244,8 +244,14 @@ function workerThread(fd: number, log: Logger, idleMs: number): Thread {
        * (all of the FUSE and ZooKeeper codecs) and guard each such access
        * ever after.
        */
-      const buffer = new SharedArrayBuffer(bytes.length);
-      new Uint8Array(buffer).set(bytes);
+      const lengths = messages.map((m) => m.length);
+      const buffer = new SharedArrayBuffer(lengths.reduce((a, b) => a + b, 0));
+      const bytes = new Uint8Array(buffer);
+      let at = 0;
+      for (const m of messages) {
+        bytes.set(m, at);
+        at += m.length;
+      }
       clearTimeout(idle);
       pending.push({ done, count: lengths.length });
       worker ??= start();

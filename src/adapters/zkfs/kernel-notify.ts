@@ -127,7 +127,7 @@ export class KernelNotifier {
    * must then check that the content is still current.
    */
   store(path: string, build: StoreBuilder): void {
-    if (this.closed || this.queue.has(path) || this.link.nodeIdOf(path) === undefined) return;
+    if (this.closed || this.queue.has(path) || !this.knows(path)) return;
     this.stores.set(path, build);
     this.pump();
   }
@@ -169,11 +169,7 @@ export class KernelNotifier {
   private enqueue(path: string, entry: boolean): void {
     if (this.closed) return;
     // Nothing cached, nothing to drop: a new name's parent listing is handled through the parent.
-    if (
-      this.link.nodeIdOf(path) === undefined &&
-      !(entry && this.link.nodeIdOf(parentPath(path)) !== undefined)
-    )
-      return;
+    if (!this.knows(path) && !(entry && this.knows(parentPath(path)))) return;
     this.stores.delete(path);
     this.queue.set(path, entry || this.queue.get(path) === true);
     this.pump();

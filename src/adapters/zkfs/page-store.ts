@@ -217,10 +217,10 @@ export class PageStore {
     const missing: string[] = [];
     let i = start;
     for (; i <= last && budget.bytes > 0; i++) {
-      const found = this.storeOne(parent, names[i] as string, again, budget);
-      if (complete && found !== 'missing') to = i;
+      const held = this.storeOne(parent, names[i] as string, again, budget);
+      if (complete && held) to = i;
       else complete = false;
-      if (found !== 'missing') continue;
+      if (held) continue;
       const znode = toZnode(this.ctx.root, zkChild(parent, names[i] as string));
       // Read from ZooKeeper for the first window's worth only: a cache smaller than a wide window would drop them again.
       if (
@@ -263,13 +263,13 @@ export class PageStore {
       let to = -1;
       for (let i = 0; i < names.length && budget.files > 0 && budget.bytes > 0; i++) {
         const name = names[i] as string;
-        // The mount's own documents: never handed to the kernel.
-        if (isHiddenChild(name, next === '/')) {
+        // The mount's own documents: never handed to the kernel (`next` is never the mount's root).
+        if (isHiddenChild(name, false)) {
           to = i;
           continue;
         }
         if (!this.notifier.knows(zkChild(next, name))) break;
-        if (this.storeOne(next, name, false, budget) === 'missing') break;
+        if (!this.storeOne(next, name, false, budget)) break;
         to = i;
       }
       if (to < 0) return;
@@ -280,24 +280,24 @@ export class PageStore {
 
   /**
    * Queues the store of file `name` of `parent` if memory holds its data
-   * (`again`: also when stored before), counting it against `budget`;
-   * 'missing' when memory does not hold it.
+   * (`again`: also when stored before), counting it against `budget`.
+   * False when memory does not hold it.
    */
   private storeOne(
     parent: string,
     name: string,
     again: boolean,
     budget: { files: number; bytes: number },
-  ): 'queued' | 'skipped' | 'missing' {
+  ): boolean {
     const sibling = zkChild(parent, name);
     const znode = toZnode(this.ctx.root, sibling);
     const node = this.tree.data.peek(znode);
-    if (!node) return 'missing';
+    if (!node) return false;
     budget.files--;
-    if (node.data.length === 0 || node.data.length > MAX_STORE_BYTES) return 'skipped';
+    if (node.data.length === 0 || node.data.length > MAX_STORE_BYTES) return true;
     budget.bytes -= node.data.length;
     if (this.stored.has(node)) {
-      if (!again || this.notifier.pending(sibling)) return 'skipped';
+      if (!again || this.notifier.pending(sibling)) return true;
       this.restored.set(node, Date.now());
     }
     this.stored.add(node);
@@ -306,6 +306,6 @@ export class PageStore {
       this.tree.storedForKernel(node);
       return storeData(id, node.data);
     });
-    return 'queued';
+    return true;
   }
 }
