@@ -40,6 +40,18 @@ async function status(dir: string): Promise<CurrentStatus> {
   return doc as CurrentStatus;
 }
 
+/** What `work` returned, the READs the mount at `dir` answered while it ran, and its status around it. */
+async function readsDuring<T>(
+  dir: string,
+  work: () => Promise<T>,
+): Promise<{ value: T; reads: number; before: CurrentStatus; after: CurrentStatus }> {
+  const before = await status(dir);
+  const value = await work();
+  const after = await status(dir);
+  const reads = (after.operations.byName.read ?? 0) - (before.operations.byName.read ?? 0);
+  return { value, reads, before, after };
+}
+
 /** Resolves once the mount's count of ZooKeeper requests has stopped moving (what it started ahead is done). */
 async function requestsSettle(dir: string): Promise<void> {
   let last = -1;
@@ -456,11 +468,13 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     }
     const digest = expected.digest('hex');
     for (let walk = 1; walk <= 2; walk++) {
-      const before = await status(m.dir);
-      const out = await m.ok('find . -type f | LC_ALL=C sort | xargs cat | sha256sum');
-      const after = await status(m.dir);
+      const {
+        value: out,
+        reads,
+        before,
+        after,
+      } = await readsDuring(m.dir, () => m.ok('find . -type f | LC_ALL=C sort | xargs cat | sha256sum'));
       expect(out.split(' ')[0], `walk ${walk}`).toBe(digest);
-      const reads = (after.operations.byName.read ?? 0) - (before.operations.byName.read ?? 0);
       // Reading ahead stores about 64 files per READ (races with cat add some: 20-110 measured, under
       // load too); one READ per file, 1,000, is what a cache that lost the data costs.
       console.log(`zkfs larger than cache: walk ${walk}, ${reads} READs`);
@@ -483,13 +497,10 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
       );
     }
     const m = await mountZkfs(zk.connectString, base);
-    const before = await status(m.dir);
-    const bytes = Number(await m.ok(SLOW_ORDERED_READ));
-    const after = await status(m.dir);
+    const { value: bytes, reads } = await readsDuring(m.dir, () => m.ok(SLOW_ORDERED_READ));
     let expected = 0;
     for (let d = 0; d < 3; d++) for (let f = 0; f < 200; f++) expected += content(d, f).length;
-    expect(bytes).toBe(expected);
-    const reads = (after.operations.byName.read ?? 0) - (before.operations.byName.read ?? 0);
+    expect(Number(bytes)).toBe(expected);
     console.log(`zkfs read-ahead, 3 directories of 200 files read in order: ${reads} READs`);
     // Windows of 64 files throughout took 4 READs per directory (files 0, 65, 130 and 195): 12.
     // Doubling after each window read through: 3 in the first directory (0, 65, 194), 1 in each after.
@@ -512,10 +523,8 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
       );
     }
     const m = await mountZkfs(zk.connectString, base);
-    const before = await status(m.dir);
-    expect(Number(await m.ok(SLOW_ORDERED_READ))).toBe(expected);
-    const after = await status(m.dir);
-    const reads = (after.operations.byName.read ?? 0) - (before.operations.byName.read ?? 0);
+    const { value: bytes, reads } = await readsDuring(m.dir, () => m.ok(SLOW_ORDERED_READ));
+    expect(Number(bytes)).toBe(expected);
     console.log(`zkfs read-ahead, 20 directories of 10 files read in order: ${reads} READs`);
     // Each directory's first file was a READ (20) while a window stopped at its directory's end.
     expect(reads).toBeLessThanOrEqual(5);
@@ -547,11 +556,10 @@ for root, _, files in os.walk("."):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.close(fd)'`;
     const walk = async (what: string) => {
-      const before = await status(m.dir);
-      const out = await m.ok('find . -type f | LC_ALL=C sort | xargs cat | sha256sum');
-      const after = await status(m.dir);
+      const { value: out, reads } = await readsDuring(m.dir, () =>
+        m.ok('find . -type f | LC_ALL=C sort | xargs cat | sha256sum'),
+      );
       expect(out.split(' ')[0], what).toBe(digest);
-      const reads = (after.operations.byName.read ?? 0) - (before.operations.byName.read ?? 0);
       console.log(`zkfs read-ahead, ${what}: ${reads} READs for 500 files`);
       return reads;
     };
