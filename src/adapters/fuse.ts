@@ -39,6 +39,8 @@ export interface FuseMountOptions {
   attrTimeoutS?: number;
   /** Microseconds to keep polling for the next request after each answer, rather than sleep (default 0). */
   busyPollUs?: number;
+  /** Take requests over io_uring where the kernel offers them (default true; fuse/request-reader.ts). */
+  ioUring?: boolean;
   log: Logger;
 }
 
@@ -68,6 +70,8 @@ export interface ReaderStatus {
   releases: number;
   /** GETXATTR of names zkfs never has, answered there too; absent from a daemon older than it. */
   xattrs?: number;
+  /** Queues taking requests over io_uring (0: read from /dev/fuse); absent from a daemon older than it. */
+  ringQueues?: number;
 }
 
 /** How long the kernel may take to send FUSE_INIT after the mount. */
@@ -91,9 +95,10 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       readOnly: options.readOnly === true,
       noExec: options.noExec === true,
       busyPollUs: options.busyPollUs ?? 0,
+      ioUring: options.ioUring !== false,
       log,
     },
-    (send, fast) => {
+    (send, fast, ring) => {
       // Whatever changes in the cache, allowances to open without JavaScript lapse: from the first request on.
       vfs.tree.onChange = fast.changed;
       return requestHandler({
@@ -105,6 +110,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         orphans,
         send,
         fast,
+        ring,
         onInit: () => initialised(),
       });
     },
@@ -166,7 +172,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     polling: device.polling,
     reader: () => {
       const { opens, releases, xattrs } = device.fast.answered();
-      return { kind: device.readerKind, opens, releases, xattrs };
+      return { kind: device.readerKind, opens, releases, xattrs, ringQueues: device.ringQueues() };
     },
     kernel: {
       nodeIdOf: (path) => nodes.idOf(path),

@@ -49,6 +49,8 @@ export interface MountZkOptions {
   maxFileSize?: string | number | undefined;
   /** Microseconds the daemon polls for the next request before sleeping (default 100, 0 off). */
   busyPoll?: string | number | undefined;
+  /** Take FUSE requests over io_uring where the kernel offers them (default true). */
+  ioUring?: boolean | undefined;
   uid?: string | number | undefined;
   gid?: string | number | undefined;
   /** Octal, e.g. "022". */
@@ -186,6 +188,7 @@ function daemonArgs(
   ];
   for (const o of resolved.fuseOptions) args.push('-o', o);
   if (resolved.readOnly) args.push('--read-only');
+  if (!resolved.ioUring) args.push('--no-io-uring');
   if (options.create === false) args.push('--no-create');
   if (hasAuth) args.push('--auth-file', '-');
   args.push(resolved.connectString, resolved.path, dir);

@@ -21,6 +21,13 @@
  * Handles given out here have bit 52 set; JavaScript reads through them by
  * the node's path (as on a read-only mount) if the kernel ever asks.
  *
+ * Where the kernel offers FUSE over io_uring, requests come instead on a
+ * ring per CPU (fuse-ring.c), whose threads make the same answers
+ * (fast_reply, so the allowances sit under a lock) and hand the rest to this
+ * thread, which gives them to JavaScript as it does those it reads; their
+ * replies, sent through send(), go back to the ring entry they came in.
+ * FORGET and INTERRUPT still come on /dev/fuse, read here.
+ *
  * After answering here it polls for the next request rather than sleeping,
  * for the window that JavaScript's poller (busy-poll.ts) publishes in the
  * array's cell 1 (0 while its trials find that polling does not pay, or a
@@ -39,12 +46,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "fuse-ring.h"
 #include "store-writer.h"
 
 #define FUSE_OPEN 14
@@ -100,6 +109,12 @@ struct open_out {
   int32_t backing_id;
 };
 
+/* A request that came over the ring, handed to JavaScript: where its reply goes. */
+struct pending {
+  uint64_t unique;
+  uint32_t token;
+};
+
 /* One allowance: node id (0 = empty slot), the change count it was made at, and OPEN's reply flags. */
 struct slot {
   uint64_t node;
@@ -133,14 +148,24 @@ struct reader {
   double *cells;
   size_t ring;          /* cells in the ring (0: none) */
   napi_async_context context;
+  /* Allowances, read by the ring's threads too (fuse-ring.c): under slots_lock. */
+  pthread_mutex_t slots_lock;
   struct slot *slots;
   size_t capacity;      /* a power of two */
   size_t used;
-  uint64_t next_handle;
-  double opens;         /* answered here */
-  double releases;
-  double xattrs;        /* GETXATTR answered ENODATA here */
+  uint64_t next_handle; /* atomic */
+  uint64_t opens;       /* answered here, atomic */
+  uint64_t releases;
+  uint64_t xattrs;      /* GETXATTR answered ENODATA here */
   int ended;
+  /* Where requests come over io_uring (fuse-ring.c): its threads hand JavaScript's share to this thread. */
+  struct fuse_ring *uring;
+  uv_async_t handed;    /* wakes this thread for requests in `inbox` */
+  int has_async;
+  pthread_mutex_t inbox_lock;
+  struct ring_request *inbox, *inbox_tail;
+  struct pending *pending; /* requests JavaScript has yet to answer, and the ring entries holding them */
+  size_t npending, pending_room;
   /* Freed when JavaScript has dropped it and both its handles have closed. */
   int holders;
 };
@@ -183,43 +208,51 @@ static int grow(struct reader *r) {
   return 0;
 }
 
-static void reply(struct reader *r, const void *message, size_t length) {
-  /* ENOENT: the request was interrupted meanwhile; ENODEV: unmounted. Either way nothing more to do. */
+/* Writes a reply to /dev/fuse: 0, or an errno (ENOENT: interrupted meanwhile; ENODEV: unmounted). */
+static int reply(struct reader *r, const void *message, size_t length) {
   ssize_t written;
   do {
     written = write(r->fd, message, length);
   } while (written < 0 && errno == EINTR);
+  return written < 0 ? errno : 0;
 }
 
-/* Answers the request in buf here if it may be; 1 if answered. */
-static int answer_fast(struct reader *r, size_t length) {
-  const struct in_header *h = (const struct in_header *)r->buf;
+static size_t header_reply(unsigned char *out, uint64_t unique, int32_t error, size_t payload) {
+  struct out_header h = {(uint32_t)(sizeof(h) + payload), error, unique};
+  memcpy(out, &h, sizeof(h));
+  return sizeof(h) + payload;
+}
+
+/*
+ * The reply to the request in `req` if it may be answered here, written
+ * into `out` (room for 64 bytes): its length, or 0. Called on this thread
+ * and on the ring's.
+ */
+static size_t fast_reply(struct reader *r, const unsigned char *req, size_t length, unsigned char *out) {
+  const struct in_header *h = (const struct in_header *)req;
   if (length < sizeof(*h)) return 0;
   if (h->opcode == FUSE_OPEN && length >= sizeof(*h) + sizeof(struct open_in)) {
-    const struct open_in *in = (const struct open_in *)(r->buf + sizeof(*h));
+    const struct open_in *in = (const struct open_in *)(req + sizeof(*h));
     if ((in->flags & O_ACCMODE_BITS) != 0) return 0;
+    pthread_mutex_lock(&r->slots_lock);
     struct slot *s = find_slot(r, h->nodeid);
-    if (s->node != h->nodeid || s->count != r->cells[CELL_CHANGES]) return 0;
-    struct {
-      struct out_header h;
-      struct open_out o;
-    } out;
-    memset(&out, 0, sizeof(out));
-    out.h.len = sizeof(out);
-    out.h.unique = h->unique;
-    out.o.fh = FAST_HANDLE_BASE + r->next_handle++;
-    out.o.open_flags = s->flags;
-    reply(r, &out, sizeof(out));
-    r->opens++;
-    return 1;
+    int allowed = s->node == h->nodeid && s->count == r->cells[CELL_CHANGES];
+    uint32_t flags = s->flags;
+    pthread_mutex_unlock(&r->slots_lock);
+    if (!allowed) return 0;
+    struct open_out o;
+    memset(&o, 0, sizeof(o));
+    o.fh = FAST_HANDLE_BASE + __atomic_fetch_add(&r->next_handle, 1, __ATOMIC_RELAXED);
+    o.open_flags = flags;
+    memcpy(out + sizeof(struct out_header), &o, sizeof(o));
+    __atomic_fetch_add(&r->opens, 1, __ATOMIC_RELAXED);
+    return header_reply(out, h->unique, 0, sizeof(o));
   }
   if (h->opcode == FUSE_RELEASE && length >= sizeof(*h) + sizeof(struct release_in)) {
-    const struct release_in *in = (const struct release_in *)(r->buf + sizeof(*h));
+    const struct release_in *in = (const struct release_in *)(req + sizeof(*h));
     if (in->fh < FAST_HANDLE_BASE) return 0;
-    struct out_header out = {sizeof(out), 0, h->unique};
-    reply(r, &out, sizeof(out));
-    r->releases++;
-    return 1;
+    __atomic_fetch_add(&r->releases, 1, __ATOMIC_RELAXED);
+    return header_reply(out, h->unique, 0, 0);
   }
   if (h->opcode == FUSE_GETXATTR && length > sizeof(*h) + sizeof(struct getxattr_in)) {
     /*
@@ -228,16 +261,23 @@ static int answer_fast(struct reader *r, size_t length) {
      * file it lists, and the kernel for security.capability before a write.
      */
     static const char prefix[] = "user.zk.";
-    const char *name = (const char *)(r->buf + sizeof(*h) + sizeof(struct getxattr_in));
+    const char *name = (const char *)(req + sizeof(*h) + sizeof(struct getxattr_in));
     size_t room = length - sizeof(*h) - sizeof(struct getxattr_in);
     if (memchr(name, 0, room) == NULL) return 0;
     if (strncmp(name, prefix, sizeof(prefix) - 1) == 0) return 0;
-    struct out_header out = {sizeof(out), -ENODATA, h->unique};
-    reply(r, &out, sizeof(out));
-    r->xattrs++;
-    return 1;
+    __atomic_fetch_add(&r->xattrs, 1, __ATOMIC_RELAXED);
+    return header_reply(out, h->unique, -ENODATA, 0);
   }
   return 0;
+}
+
+/* Answers the request in buf here if it may be; 1 if answered. */
+static int answer_fast(struct reader *r, size_t length) {
+  unsigned char out[64];
+  size_t n = fast_reply(r, r->buf, length, out);
+  if (n == 0) return 0;
+  reply(r, out, n);
+  return 1;
 }
 
 static void call_js(struct reader *r, napi_ref fn_ref, size_t argc, napi_value *argv) {
@@ -407,6 +447,14 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
 
 static void release_reader(struct reader *r) {
   if (--r->holders > 0) return;
+  for (struct ring_request *q = r->inbox; q;) {
+    struct ring_request *next = q->next;
+    free(q);
+    q = next;
+  }
+  pthread_mutex_destroy(&r->slots_lock);
+  pthread_mutex_destroy(&r->inbox_lock);
+  free(r->pending);
   free(r->slots);
   free(r);
 }
@@ -440,10 +488,11 @@ static void on_idle_closed(uv_handle_t *handle) {
   release_reader(handle->data);
 }
 
-/* Closes both handles; the reader goes when they and JavaScript's hold on it are gone. */
+/* Closes its handles; the reader goes when they and JavaScript's hold on it are gone. */
 static void close_handles(struct reader *r) {
   uv_close((uv_handle_t *)&r->idle, on_idle_closed);
   uv_close((uv_handle_t *)&r->poll, on_poll_closed);
+  if (r->has_async) uv_close((uv_handle_t *)&r->handed, on_idle_closed);
 }
 
 #define CHECK(call)                                                           \
@@ -499,6 +548,8 @@ static napi_value start(napi_env env, napi_callback_info info) {
   r->ring = cells - CELL_RING;
   r->hit_rate = 1;
   r->capacity = 1024;
+  pthread_mutex_init(&r->slots_lock, NULL);
+  pthread_mutex_init(&r->inbox_lock, NULL);
   r->slots = calloc(r->capacity, sizeof(struct slot));
   r->buf = malloc(size);
   if (!r->slots || !r->buf) {
@@ -560,12 +611,15 @@ static napi_value allow(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_uint32(env, argv[2], &flags));
   CHECK(napi_get_value_double(env, argv[3], &count));
   if (node < 1 || node >= 9007199254740992.0 || r->ended) return NULL;
-  if ((r->used + 1) * 2 > r->capacity && grow(r) != 0) return NULL;
-  struct slot *s = find_slot(r, (uint64_t)node);
-  if (s->node == 0) r->used++;
-  s->node = (uint64_t)node;
-  s->count = count;
-  s->flags = flags;
+  pthread_mutex_lock(&r->slots_lock);
+  if ((r->used + 1) * 2 <= r->capacity || grow(r) == 0) {
+    struct slot *s = find_slot(r, (uint64_t)node);
+    if (s->node == 0) r->used++;
+    s->node = (uint64_t)node;
+    s->count = count;
+    s->flags = flags;
+  }
+  pthread_mutex_unlock(&r->slots_lock);
   return NULL;
 }
 
@@ -574,7 +628,12 @@ static napi_value answered(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   struct reader *r = reader_args(env, info, 1, argv);
   if (!r) return NULL;
-  const double counts[] = {r->opens, r->releases, r->xattrs, r->windows, r->hits, r->misses};
+  const double counts[] = {(double)__atomic_load_n(&r->opens, __ATOMIC_RELAXED),
+                           (double)__atomic_load_n(&r->releases, __ATOMIC_RELAXED),
+                           (double)__atomic_load_n(&r->xattrs, __ATOMIC_RELAXED),
+                           r->windows,
+                           r->hits,
+                           r->misses};
   const uint32_t length = sizeof(counts) / sizeof(counts[0]);
   napi_value result;
   CHECK(napi_create_array_with_length(env, length, &result));
@@ -594,9 +653,147 @@ static napi_value close_reader(napi_env env, napi_callback_info info) {
   if (r->poll.data && !uv_is_closing((uv_handle_t *)&r->poll)) {
     stop(r);
     r->ended = 1;
+    /* Before the descriptor closes: the rings hold it, and their threads use it. */
+    ring_destroy(r->uring);
+    r->uring = NULL;
+    r->npending = 0;
     close_handles(r);
   }
   return NULL;
+}
+
+/* On a ring thread: the reply to a request, if it may be answered there. */
+static size_t ring_answer(void *context, const unsigned char *request, size_t length, unsigned char *out,
+                          size_t room) {
+  if (room < 64) return 0;
+  return fast_reply(context, request, length, out);
+}
+
+/* On a ring thread: a request for JavaScript, handed to this thread. */
+static void ring_forward(void *context, struct ring_request *request) {
+  struct reader *r = context;
+  pthread_mutex_lock(&r->inbox_lock);
+  if (r->inbox_tail) r->inbox_tail->next = request;
+  else r->inbox = request;
+  r->inbox_tail = request;
+  pthread_mutex_unlock(&r->inbox_lock);
+  uv_async_send(&r->handed);
+}
+
+static int remember_pending(struct reader *r, uint64_t unique, uint32_t token) {
+  if (r->npending == r->pending_room) {
+    size_t room = r->pending_room ? r->pending_room * 2 : 64;
+    struct pending *grown = realloc(r->pending, room * sizeof(*grown));
+    if (!grown) return -1;
+    r->pending = grown;
+    r->pending_room = room;
+  }
+  r->pending[r->npending++] = (struct pending){unique, token};
+  return 0;
+}
+
+/* On this thread: hands the requests the ring's threads have left to JavaScript, in order. */
+static void on_handed(uv_async_t *handle) {
+  struct reader *r = handle->data;
+  pthread_mutex_lock(&r->inbox_lock);
+  struct ring_request *q = r->inbox;
+  r->inbox = r->inbox_tail = NULL;
+  pthread_mutex_unlock(&r->inbox_lock);
+  while (q) {
+    struct ring_request *next = q->next;
+    if (!r->ended && r->uring) {
+      const struct in_header *h = (const struct in_header *)q->bytes;
+      unsigned char out[sizeof(struct out_header)];
+      if (q->length > r->size || remember_pending(r, h->unique, q->token) != 0) {
+        ring_reply(r->uring, q->token, out, header_reply(out, h->unique, -EIO, 0));
+      } else {
+        memcpy(r->buf, q->bytes, q->length);
+        stop_window(r);
+        napi_handle_scope scope;
+        napi_open_handle_scope(r->env, &scope);
+        napi_value argv[2];
+        napi_get_reference_value(r->env, r->buffer, &argv[0]);
+        napi_create_uint32(r->env, (uint32_t)q->length, &argv[1]);
+        call_js(r, r->on_request, 2, argv);
+        napi_close_handle_scope(r->env, scope);
+      }
+    }
+    free(q);
+    q = next;
+  }
+}
+
+/*
+ * prepareRing(reader) => queues: sets up FUSE over io_uring (fuse-ring.c)
+ * before FUSE_INIT is answered with it; throws, saying why, where it cannot.
+ */
+static napi_value prepare_ring(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  struct reader *r = reader_args(env, info, 1, argv);
+  if (!r) return NULL;
+  if (r->ended || r->uring) {
+    napi_throw_error(env, NULL, r->ended ? "the reader has ended" : "the ring is set up already");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  if (!r->has_async) {
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_async_init(loop, &r->handed, on_handed) != 0) {
+      napi_throw_error(env, NULL, "cannot wake the event loop from another thread");
+      return NULL;
+    }
+    r->handed.data = r;
+    r->has_async = 1;
+    r->holders++;
+  }
+  const char *why = "unknown";
+  /* Room for a request's largest payload: a WRITE of the size the reader's buffer takes. */
+  r->uring = ring_create(r->fd, r->size, ring_answer, ring_forward, r, &why);
+  if (!r->uring) {
+    napi_throw_error(env, NULL, why);
+    return NULL;
+  }
+  napi_value queues;
+  CHECK(napi_create_int32(env, ring_queues(r->uring), &queues));
+  return queues;
+}
+
+/* startRing(reader): FUSE_INIT has been answered with io_uring: the ring's threads register with the kernel. */
+static napi_value start_ring(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  struct reader *r = reader_args(env, info, 1, argv);
+  if (!r) return NULL;
+  if (r->uring) ring_start(r->uring);
+  return NULL;
+}
+
+/*
+ * send(reader, message) => errno (0: sent): a reply or notification, to the
+ * ring entry holding its request where it came that way, else to /dev/fuse.
+ */
+static napi_value send_message(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  struct reader *r = reader_args(env, info, 2, argv);
+  if (!r) return NULL;
+  void *data;
+  size_t length;
+  CHECK(napi_get_buffer_info(env, argv[1], &data, &length));
+  int error = 0;
+  int routed = 0;
+  if (r->npending && length >= sizeof(struct out_header)) {
+    const struct out_header *h = data;
+    for (size_t i = 0; i < r->npending; i++) {
+      if (r->pending[i].unique != h->unique) continue;
+      uint32_t token = r->pending[i].token;
+      r->pending[i] = r->pending[--r->npending];
+      error = r->uring ? ring_reply(r->uring, token, data, length) : ENODEV;
+      routed = 1;
+      break;
+    }
+  }
+  if (!routed) error = reply(r, data, length);
+  napi_value result;
+  CHECK(napi_create_int32(env, error, &result));
+  return result;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -605,6 +802,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"allow", NULL, allow, NULL, NULL, NULL, napi_default, NULL},
       {"answered", NULL, answered, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_reader, NULL, NULL, NULL, napi_default, NULL},
+      {"prepareRing", NULL, prepare_ring, NULL, NULL, NULL, napi_default, NULL},
+      {"startRing", NULL, start_ring, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, send_message, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   define_store_writer(env, exports);

@@ -23,6 +23,9 @@ import type { VolumeBackend } from './volume-driver.js';
 export const ZK_DRIVER = 'zookeeper';
 const OPTION_KEYS = ['hosts', 'host', 'path', 'mode', 'auth', 'auth-file'] as const;
 
+/** What statfs of a FUSE mount answers once its daemon has died (see alive below). */
+const GONE = new Set(['ENOTCONN', 'ECONNABORTED', 'ECANCELED']);
+
 /** Checks `-o` options of `docker volume create -d zookeeper` and fills in the defaults. */
 export function normalizeZkOptions(options: Readonly<Record<string, string>>): Record<string, string> {
   const unknown = Object.keys(options).filter((k) => !(OPTION_KEYS as readonly string[]).includes(k));
@@ -105,11 +108,12 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
       if (record !== undefined) return isProcessAlive(record.pid);
       // No record (another ZKFSCTL_RUN_DIR, /run cleaned): ask the mount itself. A FUSE mount whose
       // daemon died answers ENOTCONN at once (ECONNABORTED in the moment it dies, measured: the
-      // request was queued as the connection went); taking a live one for dead would pull it from
-      // under the containers using it.
+      // request was queued as the connection went; ECANCELED where requests came over io_uring and
+      // one went to a queue whose thread had died); taking a live one for dead would pull it from
+      // under the containers using it. zkfs itself answers none of these.
       return statfs(dir).then(
         () => true,
-        (error: NodeJS.ErrnoException) => error.code !== 'ENOTCONN' && error.code !== 'ECONNABORTED',
+        (error: NodeJS.ErrnoException) => !GONE.has(error.code ?? ''),
       );
     },
     discard: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {

@@ -89,7 +89,7 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     await client.setData('/life/loop/a/c/f7', Buffer.from('changed\n'), -1);
     await sees(m, 'cat a/c/f7', 'changed\n');
     const status = JSON.parse((await zkfsctl(['--json', 'status', m.dir])).stdout);
-    expect(status.reader).toEqual({ kind: 'event-loop', opens: 0, releases: 0, xattrs: 0 });
+    expect(status.reader).toEqual({ kind: 'event-loop', opens: 0, releases: 0, xattrs: 0, ringQueues: 0 });
     expect(status.operations.byName.open).toBeGreaterThanOrEqual(7);
     expect((await m.unmount())?.exitCode).toBe(0);
     expect(isMounted(m.dir)).toBe(false);

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { initAnswer, offersRing } from '../../src/adapters/fuse/init.js';
 import {
   ArgReader,
   expectsAnswer,
+  InitFlag,
+  InitFlag2,
   Op,
   opName,
   readHeader,
@@ -72,7 +75,13 @@ describe('FUSE protocol', () => {
     init.writeUInt32LE(131072, 8);
     init.writeUInt32LE(0xffff, 12);
     const buf = request(26, 0, init);
-    expect(readInit(buf, buf.length)).toEqual({ major: 7, minor: 45, maxReadahead: 131072, flags: 0xffff });
+    expect(readInit(buf, buf.length)).toEqual({
+      major: 7,
+      minor: 45,
+      maxReadahead: 131072,
+      flags: 0xffff,
+      flags2: 0,
+    });
     const out = initReply(77n, 31, {
       maxReadahead: 4096,
       flags: 0x12,
@@ -86,6 +95,31 @@ describe('FUSE protocol', () => {
     expect([out.readUInt32LE(16), out.readUInt32LE(20), out.readUInt32LE(36), out.readUInt16LE(44)]).toEqual([
       7, 31, 131072, 32,
     ]);
+    expect(out.readUInt32LE(48)).toBe(0);
+  });
+
+  it('takes requests over io_uring only where the kernel offers it and the queues are ready', () => {
+    const init = Buffer.alloc(64);
+    init.writeUInt32LE(7, 0);
+    init.writeUInt32LE(45, 4);
+    init.writeUInt32LE((InitFlag.INIT_EXT | InitFlag.ASYNC_READ) >>> 0, 12);
+    init.writeUInt32LE(0x7fd, 16);
+    const buf = request(26, 0, init);
+    const offer = readInit(buf, buf.length);
+    expect(offer.flags2).toBe(0x7fd);
+    expect(offersRing(offer)).toBe(true);
+    // flags at 12 and flags2 at 32 of the reply's body, after its 16-byte header
+    const taken = initAnswer(1n, offer, true);
+    expect(taken.readUInt32LE(16 + 12) & InitFlag.INIT_EXT).toBe(InitFlag.INIT_EXT);
+    expect(taken.readUInt32LE(16 + 32)).toBe(InitFlag2.OVER_IO_URING);
+    const declined = initAnswer(1n, offer, false);
+    expect(declined.readUInt32LE(16 + 12) & InitFlag.INIT_EXT).toBe(0);
+    expect(declined.readUInt32LE(16 + 32)).toBe(0);
+    // Without INIT_EXT the kernel's flags2 is not there to read (or meant), and nothing is offered.
+    init.writeUInt32LE(InitFlag.ASYNC_READ, 12);
+    const older = readInit(request(26, 0, init), 40 + 64);
+    expect(older.flags2).toBe(0);
+    expect(initAnswer(1n, older, true).readUInt32LE(16 + 32)).toBe(0);
   });
 
   it('reads SETATTR with times in milliseconds', () => {

@@ -17,11 +17,14 @@ import { type MountEntry, mountAt, readMountTable } from '../mountinfo.js';
 import { batchWriter } from './batch-writer.js';
 import { busyPoller, type PollCounters } from './busy-poll.js';
 import {
+  errnoName,
   type FastOpens,
   type ReaderKind,
   type RequestListener,
   type RequestReader,
+  type RequestRing,
   readRequests,
+  sendDirect,
 } from './request-reader.js';
 
 /** Room for the largest WRITE request (max_write plus headers). */
@@ -39,6 +42,8 @@ export interface DeviceOptions {
   noExec?: boolean;
   /** Microseconds to keep polling for the next request after each answer (busy-poll.ts). */
   busyPollUs: number;
+  /** Take requests over io_uring where the kernel offers them (request-reader.ts). */
+  ioUring: boolean;
   log: Logger;
 }
 
@@ -57,6 +62,8 @@ export interface FuseDevice {
   readonly fast: FastOpens;
   /** How requests are read (request-reader.ts). */
   readonly readerKind: ReaderKind;
+  /** Queues taking requests over io_uring: 0 where they come from reading /dev/fuse. */
+  ringQueues(): number;
   /** Resolves when the connection has ended (unmounted, aborted or closed). */
   readonly ended: Promise<void>;
   /** Ends the connection: aborts it in the kernel if still alive, then closes the descriptor. */
@@ -104,7 +111,7 @@ async function ensureFusectl(table: readonly MountEntry[], log: Logger): Promise
  */
 export async function openFuseDevice(
   options: DeviceOptions,
-  listen: (send: (message: Buffer) => boolean, fast: FastOpens) => RequestListener,
+  listen: (send: (message: Buffer) => boolean, fast: FastOpens, ring: RequestRing) => RequestListener,
 ): Promise<FuseDevice> {
   const { dir, log } = options;
   const fd = openSync('/dev/fuse', 'r+');
@@ -125,12 +132,11 @@ export async function openFuseDevice(
   const send = (message: Buffer): boolean => {
     if (closed || reader?.isOpen() === false) return false;
     try {
-      writeSync(fd, message);
-      return true;
-    } catch (error) {
+      const errno = reader ? reader.send(message) : sendDirect(fd, message);
+      if (errno === 0) return true;
       // ENOENT: the request was interrupted meanwhile; ENODEV: unmounted.
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENODEV') log.warn(`writing /dev/fuse: ${String(error)}`);
+      const code = errnoName(errno);
+      if (code !== 'ENOENT' && code !== 'ENODEV') log.warn(`writing /dev/fuse: ${code}`);
       return false;
     } finally {
       // Answered either way: an interrupted request wants nothing more.
@@ -149,7 +155,13 @@ export async function openFuseDevice(
     pollWindow: (us) => reader?.fast?.pollWindow(us),
     onCycle: (listener) => reader?.fast?.onCycle(listener),
   };
-  const handle = listen(send, fast);
+  // FUSE_INIT is the first request: the reader exists by then.
+  const ring: RequestRing = {
+    prepare: () => options.ioUring && (reader?.ring?.prepare() ?? false),
+    start: () => reader?.ring?.start(),
+    queues: () => reader?.ring?.queues() ?? 0,
+  };
+  const handle = listen(send, fast, ring);
   const onRequest: RequestListener = (buf, length) => {
     if (expectsAnswer(buf.readUInt32LE(4))) poller.arrived(uniqueOf(buf));
     handle(buf, length);
@@ -223,6 +235,7 @@ export async function openFuseDevice(
     polling: () => pollingNow(poller.counters, fast),
     fast,
     readerKind: requests.kind,
+    ringQueues: ring.queues,
     ended,
     close,
   };

@@ -5,9 +5,17 @@
  * - AUTO_INVAL_DATA: the kernel drops a file's pages when its mtime changes
  *   (besides the notifications kernel-notify.ts sends);
  * - CACHE_SYMLINKS, PARALLEL_DIROPS, and writes up to MAX_WRITE in one request.
+ * - requests over io_uring, where the kernel offers it and the daemon has
+ *   set its queues up (request-reader.ts).
  * Locks are not offered, so the kernel keeps them local to the host.
  */
-import { FUSE_KERNEL_MINOR, InitFlag, type InitRequest, type Unique } from '../../core/fuse/protocol.js';
+import {
+  FUSE_KERNEL_MINOR,
+  InitFlag,
+  InitFlag2,
+  type InitRequest,
+  type Unique,
+} from '../../core/fuse/protocol.js';
 import { initReply } from '../../core/fuse/replies.js';
 import { MAX_WRITE } from './device.js';
 
@@ -21,10 +29,18 @@ const WANTED_FLAGS =
   InitFlag.CACHE_SYMLINKS |
   InitFlag.NO_OPENDIR_SUPPORT;
 
-export function initAnswer(unique: Unique, offer: InitRequest): Buffer {
+/** Whether the kernel offers requests over io_uring. */
+export function offersRing(offer: InitRequest): boolean {
+  return (offer.flags2 & InitFlag2.OVER_IO_URING) !== 0;
+}
+
+/** The reply to `offer`; `ring`: take requests over io_uring (offered, and the queues are ready). */
+export function initAnswer(unique: Unique, offer: InitRequest, ring = false): Buffer {
+  const useRing = ring && offersRing(offer);
   return initReply(unique, Math.min(offer.minor, FUSE_KERNEL_MINOR), {
     maxReadahead: offer.maxReadahead,
-    flags: offer.flags & WANTED_FLAGS,
+    flags: (offer.flags & WANTED_FLAGS) | (useRing ? InitFlag.INIT_EXT : 0),
+    flags2: useRing ? InitFlag2.OVER_IO_URING : 0,
     maxWrite: MAX_WRITE,
     maxPages: MAX_WRITE / 4096,
     // zkfs keeps times in milliseconds

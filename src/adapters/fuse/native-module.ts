@@ -19,6 +19,12 @@ export interface NativeReader {
   allow(reader: object, nodeId: number, openFlags: number, change: number): void;
   answered(reader: object): [number, number, number, number, number, number];
   close(reader: object): void;
+  /** Sets FUSE over io_uring up (fuse-ring.c): the number of queues; throws saying why it cannot. */
+  prepareRing?(reader: object): number;
+  /** FUSE_INIT has been answered with io_uring: the queues register with the kernel. */
+  startRing?(reader: object): void;
+  /** Sends a reply (to the ring entry its request came in, if it did) or notification: 0, or an errno. */
+  send?(reader: object, message: Buffer): number;
   handleBase: number;
 }
 

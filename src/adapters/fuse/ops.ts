@@ -61,11 +61,11 @@ import type { FileAttr } from '../zkfs/attr-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
-import { initAnswer } from './init.js';
+import { initAnswer, offersRing } from './init.js';
 import { Listings } from './listings.js';
 import type { Orphans } from './orphans.js';
 import { renameNode } from './rename.js';
-import type { FastOpens } from './request-reader.js';
+import type { FastOpens, RequestRing } from './request-reader.js';
 import { applySetattr } from './setattr.js';
 import { readXattr, xattrAnswer } from './xattrs.js';
 
@@ -83,6 +83,8 @@ export interface OpsOptions {
   send(message: Buffer): boolean;
   /** Read-only opens the native reader may answer by itself (request-reader.ts). */
   fast?: FastOpens;
+  /** Requests over io_uring, taken where the kernel offers them (request-reader.ts). */
+  ring?: RequestRing;
   /** Called once the kernel has accepted FUSE_INIT. */
   onInit(): void;
 }
@@ -315,7 +317,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     if (!UNCHANGING.has(h.opcode)) fast?.changed();
     switch (h.opcode) {
       case Op.INIT: {
-        o.send(initAnswer(u, readInit(buf, length)));
+        const offer = readInit(buf, length);
+        // The kernel holds every request after this reply until each queue has taken an entry.
+        const ring = offersRing(offer) && o.ring?.prepare() === true;
+        o.send(initAnswer(u, offer, ring));
+        if (ring) o.ring?.start();
         o.onInit();
         return;
       }

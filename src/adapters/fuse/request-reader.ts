@@ -19,7 +19,7 @@
  * `thread-pool` (to compare the two, and to test the fallback), reads go to
  * the thread pool.
  */
-import { closeSync, read } from 'node:fs';
+import { closeSync, read, writeSync } from 'node:fs';
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import { constants } from 'node:os';
 import type { Logger } from '../logger.js';
@@ -42,6 +42,25 @@ export interface RequestReader {
   close(): void;
   /** Opens answered without JavaScript (src/native/fuse-fast.c), where that reader runs. */
   readonly fast?: FastOpens;
+  /** Sends a reply or notification: 0, or the errno that refused it. */
+  send(message: Buffer): number;
+  /** Requests over io_uring (src/native/fuse-ring.c), where the native reader can take them. */
+  readonly ring?: RequestRing;
+}
+
+/**
+ * FUSE over io_uring: a queue per CPU, each served by a native thread kept
+ * on its CPU, so that a program's request and its answer never wake a
+ * thread on another CPU. The kernel offers it in FUSE_INIT where the fuse
+ * module's enable_uring parameter is Y (Linux 6.14 and later).
+ */
+export interface RequestRing {
+  /** Sets the queues up before FUSE_INIT is answered: false (saying why in the log) where they cannot be. */
+  prepare(): boolean;
+  /** FUSE_INIT has been answered with io_uring: the queues start taking requests. */
+  start(): void;
+  /** The queues taking requests: 0 before start(), or without io_uring. */
+  queues(): number;
 }
 
 /**
@@ -183,6 +202,11 @@ const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.errno).map(([name, value]) => [value, name]),
 );
 
+/** ENOENT for 2, and so on. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? String(errno);
+}
+
 function readNatively(native: NativeReader, setup: ReaderSetup): RequestReader {
   const { fd, bufferSize, onRequest, log, beforeClose } = setup;
   // Shared with the C side, which reads and writes it without a call (fuse-fast.c):
@@ -224,13 +248,35 @@ function readNatively(native: NativeReader, setup: ReaderSetup): RequestReader {
       onRequest(buf, length);
     },
     (errno) => {
-      const code = ERRNO_NAMES[errno] ?? String(errno);
+      const code = errnoName(errno);
       if (!ENDED.has(code)) log.warn(`reading /dev/fuse: ${code}`);
       close();
     },
     drain,
   );
   const base = native.handleBase;
+  let queues = 0;
+  let started = false;
+  const ring: RequestRing = {
+    prepare: () => {
+      if (!native.prepareRing) return false;
+      try {
+        queues = native.prepareRing(reader);
+        return true;
+      } catch (error) {
+        log.info(`FUSE over io_uring is offered, but ${(error as Error).message}: reading /dev/fuse`);
+        return false;
+      }
+    },
+    start: () => {
+      if (queues === 0 || !native.startRing) return;
+      native.startRing(reader);
+      started = true;
+    },
+    queues: () => (started ? queues : 0),
+  };
+  const send = (message: Buffer): number =>
+    native.send ? native.send(reader, message) : sendDirect(fd, message);
   const fast: FastOpens = {
     allow: (nodeId, openFlags, since = cells[CELL_CHANGES] as number) => {
       // An allowance made at an earlier count has lapsed already: the native side never matches it.
@@ -252,7 +298,17 @@ function readNatively(native: NativeReader, setup: ReaderSetup): RequestReader {
       cycleListener = listener;
     },
   };
-  return { kind: 'native', ended, isOpen: () => open, close, fast };
+  return { kind: 'native', ended, isOpen: () => open, close, fast, send, ring };
+}
+
+/** Writes a message to the descriptor: 0, or the errno that refused it. */
+export function sendDirect(fd: number, message: Buffer): number {
+  try {
+    writeSync(fd, message);
+    return 0;
+  } catch (error) {
+    return -((error as NodeJS.ErrnoException).errno ?? -constants.errno.EIO);
+  }
 }
 
 function readInEventLoop(setup: ReaderSetup): RequestReader | undefined {
@@ -305,6 +361,7 @@ function readInEventLoop(setup: ReaderSetup): RequestReader | undefined {
     kind: 'event-loop',
     ended,
     isOpen: () => !socket.destroyed,
+    send: (message) => sendDirect(fd, message),
     close: () => {
       socket.destroy();
     },
@@ -342,6 +399,7 @@ function readOnThreadPool(setup: ReaderSetup): RequestReader {
     kind: 'thread-pool',
     ended,
     isOpen: () => open,
+    send: (message) => sendDirect(fd, message),
     close: () => {
       stopped = true;
       if (!open) return;

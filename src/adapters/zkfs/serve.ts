@@ -255,6 +255,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         readOnly: resolved.readOnly,
         noExec: resolved.fuseOptions.includes('noexec'),
         busyPollUs: resolved.busyPollUs,
+        ioUring: resolved.ioUring,
         attrTimeoutS: coherence.attrTimeoutMs / 1000,
         log,
       });

@@ -88,7 +88,11 @@ function reader(r: NonNullable<ZkStatusResult['reader']>): string {
   // A daemon older than the attribute answers does not report them.
   if (r.xattrs !== undefined) answered.push(`${n(r.xattrs)} attribute queries`);
   const last = answered.pop();
-  return `native: ${answered.join(', ')} and ${last} answered without JavaScript`;
+  // Absent (a daemon older than them) or 0: requests are read from /dev/fuse.
+  const ring = r.ringQueues
+    ? `, requests over io_uring (${n(r.ringQueues)} ${r.ringQueues === 1 ? 'queue' : 'queues'})`
+    : '';
+  return `native: ${answered.join(', ')} and ${last} answered without JavaScript${ring}`;
 }
 
 function polling(p: NonNullable<ZkStatusResult['polling']>): string {

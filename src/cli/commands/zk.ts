@@ -11,6 +11,7 @@ interface MountFlags {
   readOnly?: boolean;
   maxFileSize?: string;
   busyPoll?: string;
+  ioUring?: boolean;
   uid?: string;
   gid?: string;
   umask?: string;
@@ -55,6 +56,7 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
       '--busy-poll <microseconds>',
       'keep polling for the next request this long before sleeping, where that pays; 0 turns it off (default 100)',
     )
+    .option('--no-io-uring', 'read FUSE requests from /dev/fuse even where the kernel offers io_uring')
     .option('--uid <uid>', 'owner of nodes without a stored owner (default: yours)')
     .option('--gid <gid>', 'group of nodes without a stored group (default: yours)')
     .option('--umask <mask>', 'permissions of nodes without stored ones (default 022)')
@@ -90,6 +92,7 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
         readOnly: flags.readOnly,
         maxFileSize: flags.maxFileSize,
         busyPoll: flags.busyPoll,
+        ioUring: flags.ioUring,
         uid: flags.uid,
         gid: flags.gid,
         umask: flags.umask,

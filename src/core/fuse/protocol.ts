@@ -66,6 +66,14 @@ export const InitFlag = {
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
   NO_OPENDIR_SUPPORT: 1 << 24,
+  /** The second word of flags (flags2) is meant. */
+  INIT_EXT: 1 << 30,
+} as const;
+
+/** FUSE_INIT capability bits of flags2 (bit 32 of the kernel's 64-bit flags is bit 0 here). */
+export const InitFlag2 = {
+  /** Requests come over io_uring, a queue per CPU (Linux 6.14; the fuse module's enable_uring). */
+  OVER_IO_URING: 1 << 9,
 } as const;
 
 /** open_flags of an OPEN or CREATE reply. */
@@ -257,9 +265,13 @@ export interface InitRequest {
   minor: number;
   maxReadahead: number;
   flags: number;
+  /** The kernel's second word of flags: 0 where it sends none (before 7.36), or without INIT_EXT. */
+  flags2: number;
 }
 
 export function readInit(buf: Buffer, length: number): InitRequest {
   const r = new ArgReader(buf, length);
-  return { major: r.u32(), minor: r.u32(), maxReadahead: r.u32(), flags: r.u32() };
+  const init = { major: r.u32(), minor: r.u32(), maxReadahead: r.u32(), flags: r.u32(), flags2: 0 };
+  if (init.flags & InitFlag.INIT_EXT && length >= IN_HEADER + 20) init.flags2 = r.u32();
+  return init;
 }

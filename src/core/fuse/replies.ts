@@ -56,6 +56,8 @@ export function dataReply(unique: Unique, data: Buffer): Buffer {
 export interface InitReply {
   maxReadahead: number;
   flags: number;
+  /** The second word of flags, read by the kernel where flags has INIT_EXT. */
+  flags2?: number;
   maxWrite: number;
   maxPages: number;
   /** Timestamp granularity in nanoseconds. */
@@ -74,6 +76,7 @@ export function initReply(unique: Unique, minor: number, r: InitReply): Buffer {
   out.writeUInt32LE(r.maxWrite, o + 20);
   out.writeUInt32LE(r.timeGranNs, o + 24);
   out.writeUInt16LE(r.maxPages, o + 28);
+  out.writeUInt32LE((r.flags2 ?? 0) >>> 0, o + 32);
   return out;
 }
 

@@ -166,6 +166,8 @@ export interface RawMountOptions {
   busyPoll?: string | number | undefined;
   options?: readonly string[] | undefined;
   readOnly?: boolean | undefined;
+  /** Take requests over io_uring where the kernel offers them (default true). */
+  ioUring?: boolean | undefined;
 }
 
 export interface ResolvedMountOptions {
@@ -182,6 +184,8 @@ export interface ResolvedMountOptions {
   busyPollUs: number;
   fuseOptions: FuseOption[];
   readOnly: boolean;
+  /** Take requests over io_uring where the kernel offers them (adapters/fuse/request-reader.ts). */
+  ioUring: boolean;
 }
 
 /** Checks every option and fills in the defaults (uid/gid default to `owner`, the mounting user). */
@@ -203,5 +207,6 @@ export function resolveMountOptions(
     busyPollUs: raw.busyPoll === undefined ? DEFAULT_BUSY_POLL_US : parseBusyPoll(raw.busyPoll),
     fuseOptions: fuseOptions.filter((o) => o !== 'ro'),
     readOnly: Boolean(raw.readOnly) || fuseOptions.includes('ro'),
+    ioUring: raw.ioUring !== false,
   };
 }

@@ -140,6 +140,7 @@ describe('mount options', () => {
       busyPollUs: 100,
       fuseOptions: [],
       readOnly: false,
+      ioUring: true,
     });
     const r = resolveMountOptions(
       { hosts: 'a:1', path: '/', mode: 'FILE', umask: '077', uid: '0', options: ['ro'] },

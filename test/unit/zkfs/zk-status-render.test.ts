@@ -98,6 +98,10 @@ describe('zkfsctl status output', () => {
     expect(renderZkStatus({ ...status, reader: older }, out)).toMatch(
       /reader\s+native: 15,000 opens for reading and 14,999 releases answered without JavaScript/,
     );
+    const ring = { kind: 'native' as const, opens: 15_000, releases: 14_999, xattrs: 0, ringQueues: 2 };
+    expect(renderZkStatus({ ...status, reader: ring }, out)).toMatch(
+      /reader\s+native: .* answered without JavaScript, requests over io_uring \(2 queues\)/,
+    );
     const loop = { kind: 'event-loop' as const, opens: 0, releases: 0 };
     expect(renderZkStatus({ ...status, reader: loop }, out)).toMatch(/reader\s+event loop \(JavaScript\)/);
     const pool = { kind: 'thread-pool' as const, opens: 0, releases: 0 };

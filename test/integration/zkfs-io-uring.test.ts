@@ -1,0 +1,128 @@
+/**
+ * FUSE over io_uring (src/native/fuse-ring.c) on real mounts: requests come
+ * on a queue per CPU where the kernel offers it (bin/setup-host turns the
+ * fuse module's enable_uring on), the native answers still happen there,
+ * more requests than a queue's entries wait their turn rather than stall,
+ * and --no-io-uring reads /dev/fuse as before.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ZkClient } from '../../src/adapters/zookeeper.js';
+import { missing } from '../fixtures/environment.js';
+import type { ZkServer } from '../fixtures/zk-server.js';
+import {
+  mountStatus,
+  mountZkfs,
+  startZkWithClient,
+  type ZkfsMount,
+  zkfsctl,
+} from '../fixtures/zkfs-mount.js';
+
+const ENABLE_URING = '/sys/module/fuse/parameters/enable_uring';
+
+/** Why this kernel cannot take FUSE requests over io_uring, if it cannot (an error under CI). */
+function uringMissing(): string | undefined {
+  const fuse = missing({ fuse: true });
+  if (fuse) return fuse;
+  if (existsSync(ENABLE_URING) && readFileSync(ENABLE_URING, 'utf8').trim() === 'Y') return undefined;
+  const reason = existsSync(ENABLE_URING)
+    ? `${ENABLE_URING} is not Y (bin/setup-host sets it)`
+    : 'this kernel has no FUSE over io_uring (Linux 6.14 and later)';
+  if (process.env.CI) throw new Error(`this machine cannot run the io_uring tests under CI: ${reason}`);
+  return reason;
+}
+
+/** The queues the kernel makes: one per CPU it may ever run (/sys/devices/system/cpu/possible, e.g. 0-1). */
+function possibleCpus(): number {
+  return readFileSync('/sys/devices/system/cpu/possible', 'utf8')
+    .trim()
+    .split(',')
+    .reduce((sum, range) => {
+      const [first, last = first] = range.split('-').map(Number);
+      return sum + (last as number) - (first as number) + 1;
+    }, 0);
+}
+
+/** The FUSE connection of the mount at `dir` (its device minor), read from the mount table. */
+function connectionOf(dir: string): number {
+  const line = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === dir);
+  if (!line) throw new Error(`${dir} is not mounted`);
+  return Number(line.split(' ')[2]?.split(':')[1]);
+}
+
+async function ringQueues(m: ZkfsMount): Promise<number | undefined> {
+  return (await mountStatus(m.dir)).reader?.ringQueues;
+}
+
+const files = (prefix: string, count: number) =>
+  Array.from({ length: count }, (_, i) => `${prefix} ${i + 1}\n`).join('');
+
+describe.skipIf(uringMissing())('zkfs over io_uring', () => {
+  let zk: ZkServer;
+  let client: ZkClient;
+
+  beforeAll(async () => {
+    ({ zk, client } = await startZkWithClient());
+    await client.create('/uring', Buffer.alloc(0));
+  });
+
+  it('takes requests on a queue per CPU, and still answers re-opens without JavaScript', async () => {
+    const m = await mountZkfs(zk.connectString, '/uring/walk');
+    expect(await ringQueues(m)).toBe(possibleCpus());
+    await m.ok('mkdir d && for i in $(seq 1 40); do echo "file $i" > d/f$i; done');
+    const walk = 'for i in $(seq 1 40); do cat d/f$i; done';
+    for (let pass = 0; pass < 3; pass++) expect(await m.ok(walk)).toBe(files('file', 40));
+    const { reader } = await mountStatus(m.dir);
+    expect(reader?.opens).toBeGreaterThanOrEqual(40);
+    expect((await zkfsctl(['status', m.dir])).stdout).toMatch(
+      new RegExp(
+        `reader\\s+native: .* answered without JavaScript, requests over io_uring \\(${possibleCpus()} queues?\\)`,
+      ),
+    );
+    // A change made elsewhere still reaches a file the queues answer opens of.
+    await client.setData('/uring/walk/d/f7', Buffer.from('changed elsewhere\n'), -1);
+    await expect.poll(() => m.ok('cat d/f7'), { timeout: 5000 }).toBe('changed elsewhere\n');
+    await m.unmount();
+  });
+
+  it('reads /dev/fuse instead with --no-io-uring', async () => {
+    const m = await mountZkfs(zk.connectString, '/uring/plain', { args: ['--no-io-uring'] });
+    expect(await ringQueues(m)).toBe(0);
+    await m.ok('mkdir d && for i in $(seq 1 10); do echo "plain $i" > d/f$i; done');
+    expect(await m.ok('for i in $(seq 1 10); do cat d/f$i; done')).toBe(files('plain', 10));
+    expect((await zkfsctl(['status', m.dir])).stdout).not.toContain('io_uring');
+    await m.unmount();
+  });
+
+  it('serves more requests at once than its queues have entries, all waiting for ZooKeeper', async () => {
+    // Nothing cached: every open asks the server.
+    const m = await mountZkfs(zk.connectString, '/uring/many', { args: ['--cache-size', '0'] });
+    const count = 300;
+    await m.ok(
+      `mkdir d && for i in $(seq 1 ${count}); do echo "many $i" > d/f$i; done && ls -l d > /dev/null`,
+    );
+    await zk.kill(0);
+    // Each open waits for the server, holding a queue's entry (64 each) while the rest wait
+    // in the kernel for one. (The script changes directory itself: a cwd for execa would be
+    // stat()ed in this process, which would wait too, and never start the server again.)
+    const reading = execa(
+      'bash',
+      ['-c', `cd '${m.dir}' && seq 1 ${count} | xargs -P ${count} -I{} cat d/f{}`],
+      { reject: false, timeout: 120_000 },
+    );
+    const waiting = `/sys/fs/fuse/connections/${connectionOf(m.dir)}/waiting`;
+    await expect
+      .poll(() => Number(readFileSync(waiting, 'utf8')), { timeout: 10_000 })
+      .toBeGreaterThan(2 * 64);
+    await zk.start(0);
+    const r = await reading;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.split('\n').filter(Boolean).sort();
+    expect(lines).toEqual(files('many', count).split('\n').filter(Boolean).sort());
+    await m.unmount();
+  });
+});
