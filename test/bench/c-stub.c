@@ -5,26 +5,35 @@
  * machine with no JavaScript, no cache and no ZooKeeper: the limit for any
  * FUSE filesystem here, as the tmpfs walk is the limit for any filesystem.
  *
- * usage: c-stub MOUNTPOINT SOURCE [no-open]
+ * usage: c-stub MOUNTPOINT SOURCE [no-open | io-uring]
  * SOURCE is a directory whose tree (directories and regular files) is read
  * into memory at start. By default it answers as a read-write zkfs mount
  * answers a reader: OPEN with KEEP_CACHE and NOFLUSH, so each file opened
  * costs one round trip and its close none. With `no-open` it answers OPEN
  * and FLUSH with ENOSYS, as a read-only zkfs mount does, after which the
- * kernel opens and closes files without asking. Prints "ready" once mounted
- * and exits when unmounted.
+ * kernel opens and closes files without asking. With `io-uring` it answers
+ * as by default, but takes the requests over io_uring where the kernel
+ * offers it (as zkfs does, src/native/fuse-ring.c): a thread per CPU, kept
+ * on it, waits on a ring of its own; else it exits with status 3. Prints
+ * "ready" once mounted and exits when unmounted.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <linux/io_uring.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* As zkfs answers (DEFAULT_ATTR_TIMEOUT_MS): names and attributes stay valid for 10 s. */
@@ -44,7 +53,7 @@ struct node {
 
 static struct node *nodes; /* index = node id; 0 unused, 1 the root */
 static size_t nnodes, nroom;
-static int no_open;
+static int no_open, over_ring;
 
 static uint64_t add_node(const char *name, uint64_t parent, int dir) {
   if (nnodes == nroom) {
@@ -212,7 +221,123 @@ static long answer(const struct fuse_in_header *h, const char *arg, char *out) {
   }
 }
 
-static void init_reply(int fd, const struct fuse_in_header *h, const struct fuse_init_in *in) {
+/* FUSE over io_uring (the kernel's uapi fuse.h, 7.42; this host's copy may be older). */
+#define OVER_IO_URING_FLAGS2 (1u << 9)
+#define INIT_EXT_FLAG (1u << 30)
+#define RING_REGISTER 1
+#define RING_COMMIT_AND_FETCH 2
+#define RING_DEPTH 4
+#define RING_PAYLOAD (BUFFER + 4096)
+
+struct ring_header {
+  char in_out[128];
+  char op_in[128];
+  uint64_t flags, commit_id;
+  uint32_t payload_sz, padding;
+  uint64_t reserved;
+};
+struct ring_cmd {
+  uint64_t flags, commit_id;
+  uint16_t qid;
+  uint8_t padding[6];
+};
+struct ring_queue {
+  int qid, fd, fuse_fd;
+  unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+  struct io_uring_cqe *cqes;
+  char *sqes;
+  unsigned to_submit;
+  struct iovec iov[RING_DEPTH][2];
+};
+
+static int ring_setup(struct ring_queue *q) {
+  struct io_uring_params p;
+  memset(&p, 0, sizeof(p));
+  p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  q->fd = (int)syscall(__NR_io_uring_setup, 16, &p);
+  if (q->fd < 0) return -1;
+  size_t sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+  size_t cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+  char *base = mmap(NULL, sq_size > cq_size ? sq_size : cq_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                    q->fd, IORING_OFF_SQ_RING);
+  q->sqes = mmap(NULL, p.sq_entries * 128, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, q->fd, IORING_OFF_SQES);
+  if (base == MAP_FAILED || q->sqes == MAP_FAILED) return -1;
+  q->sq_tail = (unsigned *)(base + p.sq_off.tail);
+  q->sq_mask = (unsigned *)(base + p.sq_off.ring_mask);
+  q->sq_array = (unsigned *)(base + p.sq_off.array);
+  q->cq_head = (unsigned *)(base + p.cq_off.head);
+  q->cq_tail = (unsigned *)(base + p.cq_off.tail);
+  q->cq_mask = (unsigned *)(base + p.cq_off.ring_mask);
+  q->cqes = (struct io_uring_cqe *)(base + p.cq_off.cqes);
+  return 0;
+}
+
+static void ring_command(struct ring_queue *q, uint32_t op, int entry, uint64_t commit_id) {
+  unsigned tail = *q->sq_tail, index = tail & *q->sq_mask;
+  struct io_uring_sqe *sqe = (struct io_uring_sqe *)(q->sqes + (size_t)index * 128);
+  memset(sqe, 0, 128);
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = q->fuse_fd;
+  sqe->cmd_op = op;
+  sqe->addr = (uint64_t)(uintptr_t)q->iov[entry];
+  sqe->len = 2;
+  sqe->user_data = (uint64_t)entry;
+  struct ring_cmd *cmd = (struct ring_cmd *)sqe->cmd;
+  cmd->commit_id = commit_id;
+  cmd->qid = (uint16_t)q->qid;
+  q->sq_array[index] = index;
+  __atomic_store_n(q->sq_tail, tail + 1, __ATOMIC_RELEASE);
+  q->to_submit++;
+}
+
+/* One CPU's queue: each request arrives in an entry, laid out as header, op header and payload. */
+static void *ring_serve(void *arg) {
+  struct ring_queue *q = arg;
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(q->qid, &cpus);
+  pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+  if (ring_setup(q) < 0) {
+    perror("io_uring_setup");
+    exit(1);
+  }
+  for (int i = 0; i < RING_DEPTH; i++) {
+    q->iov[i][0].iov_base = calloc(1, sizeof(struct ring_header));
+    q->iov[i][0].iov_len = sizeof(struct ring_header);
+    q->iov[i][1].iov_base = malloc(RING_PAYLOAD);
+    q->iov[i][1].iov_len = RING_PAYLOAD;
+    if (!q->iov[i][0].iov_base || !q->iov[i][1].iov_base) exit(1);
+    ring_command(q, RING_REGISTER, i, 0);
+  }
+  char *out = malloc(RING_PAYLOAD);
+  if (!out) exit(1);
+  for (;;) {
+    int n = (int)syscall(__NR_io_uring_enter, q->fd, q->to_submit, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return NULL;
+    q->to_submit = 0;
+    unsigned head = *q->cq_head, tail = __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE);
+    for (; head != tail; head++) {
+      struct io_uring_cqe *cqe = &q->cqes[head & *q->cq_mask];
+      if (cqe->res < 0) return NULL; /* ENOTCONN: unmounted */
+      int i = (int)cqe->user_data;
+      struct ring_header *hd = q->iov[i][0].iov_base;
+      char *payload = q->iov[i][1].iov_base;
+      struct fuse_in_header h;
+      memcpy(&h, hd->in_out, sizeof(h));
+      /* A name (LOOKUP) comes in the payload; op headers in op_in. */
+      long rc = answer(&h, h.opcode == FUSE_LOOKUP ? payload : hd->op_in, out);
+      struct fuse_out_header o = {(uint32_t)(sizeof(o) + (rc > 0 ? rc : 0)), rc < 0 ? (int32_t)rc : 0, h.unique};
+      memcpy(hd->in_out, &o, sizeof(o));
+      if (rc > 0) memcpy(payload, out, (size_t)rc);
+      hd->payload_sz = rc > 0 ? (uint32_t)rc : 0;
+      ring_command(q, RING_COMMIT_AND_FETCH, i, hd->commit_id);
+    }
+    __atomic_store_n(q->cq_head, head, __ATOMIC_RELEASE);
+  }
+}
+
+static void init_reply(int fd, const struct fuse_in_header *h, const struct fuse_init_in *in, int ring) {
   struct {
     struct fuse_out_header h;
     struct fuse_init_out o;
@@ -227,6 +352,10 @@ static void init_reply(int fd, const struct fuse_in_header *h, const struct fuse
   /* As zkfs asks (init.ts): listings with attributes, parallel lookups, big requests. */
   r.o.flags = in->flags & (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_PARALLEL_DIROPS |
                            FUSE_MAX_PAGES | FUSE_NO_OPEN_SUPPORT | FUSE_CACHE_SYMLINKS);
+  if (ring) {
+    r.o.flags |= INIT_EXT_FLAG;
+    r.o.flags2 = OVER_IO_URING_FLAGS2;
+  }
   r.o.max_background = 64;
   r.o.congestion_threshold = 48;
   r.o.max_write = 128 * 1024;
@@ -236,11 +365,12 @@ static void init_reply(int fd, const struct fuse_in_header *h, const struct fuse
 }
 
 int main(int argc, char **argv) {
-  if (argc < 3 || (argc > 3 && strcmp(argv[3], "no-open") != 0)) {
-    fprintf(stderr, "usage: c-stub MOUNTPOINT SOURCE [no-open]\n");
+  if (argc < 3 || (argc > 3 && strcmp(argv[3], "no-open") != 0 && strcmp(argv[3], "io-uring") != 0)) {
+    fprintf(stderr, "usage: c-stub MOUNTPOINT SOURCE [no-open | io-uring]\n");
     return 2;
   }
-  no_open = argc > 3;
+  no_open = argc > 3 && strcmp(argv[3], "no-open") == 0;
+  over_ring = argc > 3 && strcmp(argv[3], "io-uring") == 0;
   add_node("", 0, 1); /* id 0: unused */
   add_node("", 0, 1); /* id 1: the root */
   load(argv[2], 1);
@@ -255,8 +385,6 @@ int main(int argc, char **argv) {
     perror("mount");
     return 1;
   }
-  printf("ready\n");
-  fflush(stdout);
   char *in = malloc(BUFFER + 4096);
   char *out = malloc(BUFFER);
   if (!in || !out) return 1;
@@ -267,7 +395,25 @@ int main(int argc, char **argv) {
     const struct fuse_in_header *h = (const struct fuse_in_header *)in;
     const char *arg = in + sizeof(*h);
     if (h->opcode == FUSE_INIT) {
-      init_reply(fd, h, (const struct fuse_init_in *)arg);
+      const struct fuse_init_in *init = (const struct fuse_init_in *)arg;
+      int ring = over_ring && (init->flags & INIT_EXT_FLAG) && (init->flags2 & OVER_IO_URING_FLAGS2);
+      if (over_ring && !ring) {
+        fprintf(stderr, "c-stub: this kernel does not offer FUSE over io_uring\n");
+        umount2(argv[1], MNT_DETACH);
+        return 3;
+      }
+      init_reply(fd, h, init, ring);
+      /* The kernel holds requests until every CPU's queue has entries: its threads register them now. */
+      for (long cpu = 0; ring && cpu < sysconf(_SC_NPROCESSORS_CONF); cpu++) {
+        struct ring_queue *q = calloc(1, sizeof(*q));
+        pthread_t thread;
+        if (!q) return 1;
+        q->qid = (int)cpu;
+        q->fuse_fd = fd;
+        if (pthread_create(&thread, NULL, ring_serve, q) != 0) return 1;
+      }
+      printf("ready\n");
+      fflush(stdout);
       continue;
     }
     if (h->opcode == FUSE_DESTROY) return 0;

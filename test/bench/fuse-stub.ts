@@ -16,7 +16,7 @@
  */
 import { openFuseDevice } from '../../src/adapters/fuse/device.js';
 import { ENOSYS, ERRNO } from '../../src/adapters/fuse/errno.js';
-import { initAnswer } from '../../src/adapters/fuse/init.js';
+import { initAnswer, offersRing } from '../../src/adapters/fuse/init.js';
 import { silentLogger } from '../../src/adapters/logger.js';
 import { ArgReader, Op, OpenFlag, ROOT_ID, readHeader, readInit } from '../../src/core/fuse/protocol.js';
 import {
@@ -116,17 +116,23 @@ async function main(dir: string): Promise<void> {
       allowOther: false,
       readOnly: false,
       busyPollUs: DEFAULT_BUSY_POLL_US,
+      ioUring: true,
       log: silentLogger,
     },
-    (send, fast) => (buf, length) => {
+    (send, fast, ring) => (buf, length) => {
       const h = readHeader(buf);
       const r = new ArgReader(buf, length);
       const u = h.unique;
       const node = nodes.get(h.nodeId);
       switch (h.opcode) {
-        case Op.INIT:
-          send(initAnswer(u, readInit(buf, length)));
+        case Op.INIT: {
+          // As zkfs takes it (ops.ts): over io_uring where the kernel offers it.
+          const offer = readInit(buf, length);
+          const useRing = offersRing(offer) && ring.prepare();
+          send(initAnswer(u, offer, useRing));
+          if (useRing) ring.start();
           return;
+        }
         case Op.FORGET:
         case Op.BATCH_FORGET:
         case Op.INTERRUPT:

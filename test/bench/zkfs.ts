@@ -218,18 +218,12 @@ async function best(runs: number, measure: () => Promise<number>): Promise<numbe
 }
 
 /** The best of `runs` of each of `a` and `b`, taken in turns so that both see the same spells of the machine. */
-async function bestInTurns(
-  runs: number,
-  a: () => Promise<number>,
-  b: () => Promise<number>,
-): Promise<[number, number]> {
-  let bestA = Number.POSITIVE_INFINITY;
-  let bestB = Number.POSITIVE_INFINITY;
+async function bestInTurns(runs: number, ...walks: (() => Promise<number>)[]): Promise<number[]> {
+  const best = walks.map(() => Number.POSITIVE_INFINITY);
   for (let i = 0; i < runs; i++) {
-    bestA = Math.min(bestA, await a());
-    bestB = Math.min(bestB, await b());
+    for (const [k, walk] of walks.entries()) best[k] = Math.min(best[k] as number, await walk());
   }
-  return [bestA, bestB];
+  return best;
 }
 
 interface Row {
@@ -267,7 +261,7 @@ interface StatusDoc {
   session: { requests: number };
   cache: { hitRate: number; bytes: number; entries: number };
   polling: { trials: number; won: number; pays: boolean };
-  reader: { kind: string; opens: number; releases: number; xattrs?: number };
+  reader: { kind: string; opens: number; releases: number; xattrs?: number; ringQueues?: number };
 }
 
 async function mountStatus(dir: string): Promise<StatusDoc> {
@@ -305,6 +299,8 @@ interface ReadRuns {
   warm: Measured;
   cache: StatusDoc['cache'];
   polling: StatusDoc['polling'];
+  /** The io_uring queues requests came on (0: read from /dev/fuse). */
+  ringQueues: number;
 }
 
 /** Fresh mounts walked cold, as many as the floor's walks (three before the mounts' runs, two after). */
@@ -337,9 +333,9 @@ async function readRuns(hosts: string, totalBytes: number, args: readonly string
     if (!warm || m.ms < warm.ms) warm = m;
   }
   if (!cold || !coldRunning || !warm) throw new Error('nothing measured');
-  const { cache, polling } = await mountStatus(mount.dir);
+  const { cache, polling, reader } = await mountStatus(mount.dir);
   await mount.unmount();
-  return { cold, coldRunning, warm, cache, polling };
+  return { cold, coldRunning, warm, cache, polling, ringQueues: reader?.ringQueues ?? 0 };
 }
 
 /** TREE warm on a new mount (after one walk to fill it), best of three. */
@@ -360,7 +356,7 @@ async function warmRun(hosts: string, totalBytes: number, args: readonly string[
  * what waking the other CPU costs each open.
  */
 async function oneCpuWarmRun(hosts: string, totalBytes: number): Promise<{ oneCpu: number; free: number }> {
-  const mount = await mountZkfs(hosts, '/bench', ['--busy-poll', '0']);
+  const mount = await mountZkfs(hosts, '/bench', ['--no-io-uring', '--busy-poll', '0']);
   const tree = join(mount.dir, TREE.slice('/bench/'.length));
   const { pid } = JSON.parse((await zkfsctl(['status', '--json', mount.dir])).stdout) as { pid: number };
   const pin = (cpus: string) => execa('taskset', ['-a', '-p', '-c', cpus, String(pid)]);
@@ -377,7 +373,7 @@ async function oneCpuWarmRun(hosts: string, totalBytes: number): Promise<{ oneCp
     },
   );
   await mount.unmount();
-  return { oneCpu, free };
+  return { oneCpu: oneCpu as number, free: free as number };
 }
 
 /**
@@ -438,14 +434,14 @@ async function stubWarmRun(hosts: string, totalBytes: number): Promise<{ stub: n
   );
   await mount.unmount();
   await stubMount.unmount();
-  return { stub, zkfs };
+  return { stub: stub as number, zkfs: zkfs as number };
 }
 
 /** Compiles c-stub.c into the scratch directory: the program, or undefined (saying why) if it cannot be built here. */
 async function buildCStub(): Promise<string | undefined> {
   const program = join(scratch, 'c-stub');
   const cc = process.env.CC ?? 'cc';
-  const r = await execa(cc, ['-O2', '-o', program, join(REPO_ROOT, 'test/bench/c-stub.c')], {
+  const r = await execa(cc, ['-O2', '-pthread', '-o', program, join(REPO_ROOT, 'test/bench/c-stub.c')], {
     reject: false,
   });
   if (r.exitCode === 0) return program;
@@ -466,19 +462,24 @@ async function cStubWarmRun(
   program: string,
   source: string,
   totalBytes: number,
-): Promise<{ opens: number; noOpens: number }> {
+): Promise<{ opens: number; noOpens: number; ringOpens: number | undefined }> {
   const opens = await mountStub(program, [], [source]);
   const noOpens = await mountStub(program, [], [source, 'no-open']);
+  // Where the kernel offers FUSE over io_uring: the same opens, each answered on its program's CPU.
+  const ring = await mountStub(program, [], [source, 'io-uring']).catch(() => undefined);
   await timedWalk(opens.dir, totalBytes);
   await timedWalk(noOpens.dir, totalBytes);
-  const [withOpens, without] = await bestInTurns(
+  if (ring) await timedWalk(ring.dir, totalBytes);
+  const [withOpens, without, overRing] = await bestInTurns(
     3,
     () => timedWalk(opens.dir, totalBytes),
     () => timedWalk(noOpens.dir, totalBytes),
+    ...(ring ? [() => timedWalk(ring.dir, totalBytes)] : []),
   );
   await opens.unmount();
   await noOpens.unmount();
-  return { opens: withOpens, noOpens: without };
+  await ring?.unmount();
+  return { opens: withOpens as number, noOpens: without as number, ringOpens: overRing };
 }
 
 /** A cache smaller than one tree's stats and data (about 7 MiB), so that a walk evicts as it reads. */
@@ -560,8 +561,11 @@ export async function bench(): Promise<void> {
     const rw = await readRuns(zk.connectString, totalBytes, []);
     // A read-only mount has nothing to check or publish at close, so the kernel opens files itself.
     const ro = await readRuns(zk.connectString, totalBytes, ['--read-only']);
-    // What the daemon's polling for the next request is worth: the same warm walk with it off.
-    const unpolled = await warmRun(zk.connectString, totalBytes, ['--busy-poll', '0']);
+    // Where requests came over io_uring: the same walks reading /dev/fuse, as without it.
+    const plain =
+      rw.ringQueues > 0 ? await readRuns(zk.connectString, totalBytes, ['--no-io-uring']) : undefined;
+    // What the daemon's polling for the next request (read from /dev/fuse) is worth: the same warm walk with it off.
+    const unpolled = await warmRun(zk.connectString, totalBytes, ['--no-io-uring', '--busy-poll', '0']);
     const placement = await oneCpuWarmRun(zk.connectString, totalBytes);
     const small = await smallCacheRun(zk.connectString, totalBytes);
     const transport = await stubWarmRun(zk.connectString, totalBytes);
@@ -655,8 +659,24 @@ export async function bench(): Promise<void> {
           verdict: `${met(runs.warm.ms < floor && runs.warm.ms <= 3 * tmpfsMs)} (< floor, <= 3x tmpfs)`,
         },
       ]),
-      { label: 'zkfs warm, --busy-poll 0 (no target)', ms: unpolled, floor, tmpfs: tmpfsMs },
-      { label: 'zkfs warm, --busy-poll 0, one CPU (no target)', ms: placement.oneCpu, floor, tmpfs: tmpfsMs },
+      ...(plain
+        ? [
+            {
+              label: 'zkfs --no-io-uring cold, new mount (no target)',
+              ms: plain.cold.ms,
+              floor,
+              tmpfs: tmpfsMs,
+            },
+            { label: 'zkfs --no-io-uring warm (no target)', ms: plain.warm.ms, floor, tmpfs: tmpfsMs },
+          ]
+        : []),
+      { label: 'zkfs warm, /dev/fuse, --busy-poll 0 (no target)', ms: unpolled, floor, tmpfs: tmpfsMs },
+      {
+        label: 'zkfs warm, /dev/fuse, no poll, one CPU (no target)',
+        ms: placement.oneCpu,
+        floor,
+        tmpfs: tmpfsMs,
+      },
       { label: `zkfs, --cache-size ${SMALL_CACHE}, full (no target)`, ms: small.ms, floor, tmpfs: tmpfsMs },
       { label: 'stub FUSE daemon, same tree, warm (no target)', ms: transport.stub, floor, tmpfs: tmpfsMs },
       ...(limits
@@ -668,6 +688,16 @@ export async function bench(): Promise<void> {
               tmpfs: tmpfsMs,
             },
             { label: 'C FUSE daemon, no opens, warm (no target)', ms: limits.noOpens, floor, tmpfs: tmpfsMs },
+            ...(limits.ringOpens !== undefined
+              ? [
+                  {
+                    label: 'C FUSE daemon, io_uring, an open per file (no target)',
+                    ms: limits.ringOpens,
+                    floor,
+                    tmpfs: tmpfsMs,
+                  },
+                ]
+              : []),
           ]
         : []),
       ...writes.flatMap((w): Row[] => [
@@ -705,7 +735,10 @@ export async function bench(): Promise<void> {
         warm.reader === 'native'
           ? `  the native reader answered ${m(warm.native)} of them (opens of files the daemon opened or listed from memory, their releases, and queries for attributes zkfs never has) without entering JavaScript; cold, ${m(cold.native)} of ${m(cold.ops)}`
           : `  requests were read in JavaScript (${warm.reader}): no native reader was built (bin/build-native)`,
-        `  the daemon polls for the next request for 100 us after each answer where trying both ways shows it pays (--busy-poll); here polling was faster`,
+        rw.ringQueues > 0
+          ? `  requests came over io_uring, on ${rw.ringQueues} queues (one per CPU), each served by a thread of the daemon kept on its CPU; read from /dev/fuse (--no-io-uring) the same walks took ${plain ? `${plain.cold.ms.toFixed(0)} ms cold on a new mount and ${plain.warm.ms.toFixed(0)} ms warm` : 'what the lines above say'}`
+          : "  requests were read from /dev/fuse: this kernel does not offer FUSE over io_uring (Linux 6.14 and later, the fuse module's enable_uring parameter)",
+        `  reading /dev/fuse, the daemon polls for the next request for 100 us after each answer where trying both ways shows it pays (--busy-poll); here polling was faster`,
         `  in ${polling.won} of ${polling.trials} trials, so it ${polling.pays ? 'polled' : 'slept'} between them; with polling off, each request first wakes it up (${((unpolled * 1000) / Math.max(1, warm.ops)).toFixed(0)} us per request)`,
         `  read-only: cold ${m(ro.cold.ops)} FUSE requests (${per(ro.cold, files)} per file: ${mix(ro.cold)}), ${m(ro.cold.requests)} ZooKeeper requests; warm ${m(ro.warm.ops)} FUSE requests`,
         `  cold on a new mount includes the daemon's start: its code is compiled to machine code as it runs (the floor's client process has run long before it is timed)`,
@@ -723,7 +756,7 @@ export async function bench(): Promise<void> {
               `  the walk over tmpfs (no network, no FUSE) took ${ratio(tmpfsMs, floor)} the floor in this run: here no filesystem could walk faster than the floor`,
             ]
           : []),
-        `  one CPU: the daemon and the walk pinned to CPU 0 (taskset; a diagnosis, a mount cannot choose where programs run) took ${placement.oneCpu.toFixed(0)} ms,`,
+        `  one CPU (reading /dev/fuse): the daemon and the walk pinned to CPU 0 (taskset; a diagnosis, a mount cannot choose where programs run) took ${placement.oneCpu.toFixed(0)} ms,`,
         `  against ${placement.free.toFixed(0)} ms placed by the scheduler, alternating on one mount: the difference is what waking the other CPU costs, twice per open`,
         `  stub: a daemon on zkfs's own FUSE layer answering the same tree from memory (no cache, no ZooKeeper) took ${transport.stub.toFixed(0)} ms warm`,
         `  (${ratio(transport.stub, tmpfsMs)} tmpfs), alternating with a zkfs mount's warm walk (${transport.zkfs.toFixed(0)} ms): the stub's time is the transport's (the kernel's`,
@@ -733,6 +766,12 @@ export async function bench(): Promise<void> {
               `  C stub: the smallest FUSE daemon (C, one thread, blocking reads, the tree in memory) took ${limits.opens.toFixed(0)} ms warm answering an open per`,
               `  file as a read-write mount does (${ratio(limits.opens, floor)} the floor), and ${limits.noOpens.toFixed(0)} ms answering none as a read-only mount does (${ratio(limits.noOpens, floor)}):`,
               `  that is the kernel's round trips alone${limits.opens >= floor ? ': a read-write FUSE mount doing no work at all was not warm faster than the floor in this run' : ''}${limits.noOpens >= floor ? ', nor a read-only one' : ''}`,
+              ...(limits.ringOpens !== undefined
+                ? [
+                    `  over io_uring (a thread per CPU, kept on it) the C stub's opens took ${limits.ringOpens.toFixed(0)} ms: each answered on its program's own CPU, one thread handing the turn`,
+                    `  to the other, where reading /dev/fuse wakes a thread on the other CPU and is woken back from it`,
+                  ]
+                : []),
             ]
           : []),
         "  Every FUSE request is a round trip from the kernel to the daemon's event loop and back, usually between two CPUs;",
