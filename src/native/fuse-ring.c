@@ -38,6 +38,8 @@
 #define IN_HEADER_SIZE 40
 #define OUT_HEADER_SIZE 16
 #define OP_HEADER_ROOM 128
+/* The max_pages zkfs answers FUSE_INIT with (init.ts: MAX_WRITE / 4096). */
+#define MAX_PAGES 32
 
 struct ent_in_out {
   uint64_t flags;
@@ -429,6 +431,13 @@ static long possible_cpus(void) {
 
 struct fuse_ring *ring_create(int fuse_fd, size_t payload_size, ring_answer_fn answer, ring_forward_fn forward,
                               void *context, const char **why) {
+  /*
+   * The kernel refuses entries with less room than the largest request or
+   * reply it may pass: max_write, or max_pages (32, init.ts) pages, which is
+   * more where pages are bigger than 4 KiB.
+   */
+  long page = sysconf(_SC_PAGESIZE);
+  if (page > 0 && payload_size < (size_t)page * MAX_PAGES) payload_size = (size_t)page * MAX_PAGES;
   long cpus = possible_cpus();
   if (cpus < 1 || cpus > 4096) {
     *why = "cannot count this machine's CPUs";
