@@ -72,6 +72,11 @@ export interface ReaderStatus {
   xattrs?: number;
   /** Queues taking requests over io_uring (0: read from /dev/fuse); absent from a daemon older than it. */
   ringQueues?: number;
+  /**
+   * Times a queue's thread went from idle to normal priority, having waited
+   * for its CPU behind a busy program (src/native/fuse-ring.c); with queues only.
+   */
+  ringRaised?: number;
 }
 
 /** How long the kernel may take to send FUSE_INIT after the mount. */
@@ -171,8 +176,16 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     closeNative,
     polling: device.polling,
     reader: () => {
-      const { opens, releases, xattrs } = device.fast.answered();
-      return { kind: device.readerKind, opens, releases, xattrs, ringQueues: device.ringQueues() };
+      const { opens, releases, xattrs, raised } = device.fast.answered();
+      const ringQueues = device.ringQueues();
+      return {
+        kind: device.readerKind,
+        opens,
+        releases,
+        xattrs,
+        ringQueues,
+        ...(ringQueues ? { ringRaised: raised } : {}),
+      };
     },
     kernel: {
       nodeIdOf: (path) => nodes.idOf(path),

@@ -623,7 +623,7 @@ static napi_value allow(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* answered(reader) => [opens, releases, xattrs, windows, hits, misses] here so far */
+/* answered(reader) => [opens, releases, xattrs, windows, hits, misses, raised] here so far (raised: fuse-ring.c) */
 static napi_value answered(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   struct reader *r = reader_args(env, info, 1, argv);
@@ -633,7 +633,8 @@ static napi_value answered(napi_env env, napi_callback_info info) {
                            (double)__atomic_load_n(&r->xattrs, __ATOMIC_RELAXED),
                            r->windows,
                            r->hits,
-                           r->misses};
+                           r->misses,
+                           r->uring ? (double)ring_raised(r->uring) : 0};
   const uint32_t length = sizeof(counts) / sizeof(counts[0]);
   napi_value result;
   CHECK(napi_create_array_with_length(env, length, &result));

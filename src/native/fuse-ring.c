@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <linux/io_uring.h>
 #include <pthread.h>
 #include <sched.h>
@@ -30,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* From the kernel's uapi fuse.h (7.42); the build host's copy may be older. */
@@ -81,9 +83,36 @@ struct entry {
   struct iovec iov[2];
 };
 
+/*
+ * The queue threads run at idle priority (SCHED_IDLE) while that costs
+ * nothing. Why: when a thread answers, the kernel wakes the program that
+ * asked, and puts it on an idle CPU if the one it ran on is busy, which it
+ * is, with the thread answering. On the 2-CPU test VM that sent most
+ * programs to the other CPU, and each answer across CPUs: a warm walk took
+ * about 400 ms. A CPU running only idle-priority threads counts as idle, so
+ * the program stays on its CPU, where the next request finds this thread:
+ * about 270 ms. But a thread at idle priority waits behind any busy program
+ * on its CPU. So each thread reads how long it waited for its CPU
+ * (/proc/thread-self/schedstat) every CHECK_NS: more than WAIT_LIMIT_NS per
+ * run on average, and it runs at normal priority for NORMAL_FOR_NS before
+ * trying idle again.
+ */
+#define CHECK_NS 50000000ULL
+#define WAIT_LIMIT_NS 100000ULL
+#define NORMAL_FOR_NS 1000000000ULL
+
+struct priority {
+  int schedstat; /* /proc/thread-self/schedstat, or -1 */
+  int idle;      /* running at SCHED_IDLE now */
+  uint64_t checked_at, normal_until;
+  uint64_t waited, runs; /* schedstat's run_delay and pcount when last checked */
+};
+
 struct queue {
   struct fuse_ring *ring;
   int qid;
+  struct priority priority;
+  uint64_t raised; /* times raised to normal priority, atomic */
   int fd;
   int wake_fd;
   uint64_t wake_value;
@@ -308,6 +337,63 @@ static int take_replies(struct queue *q) {
   return 0;
 }
 
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static int set_idle(struct priority *p, int idle) {
+  struct sched_param param = {0};
+  if (sched_setscheduler(0, idle ? SCHED_IDLE : SCHED_OTHER, &param) != 0) return -1;
+  p->idle = idle;
+  return 0;
+}
+
+/* schedstat's run_delay (ns waited for a CPU) and pcount (runs) so far: 0, or -1 where unreadable. */
+static int read_schedstat(struct priority *p, uint64_t *waited, uint64_t *runs) {
+  char text[128];
+  ssize_t n = pread(p->schedstat, text, sizeof(text) - 1, 0);
+  if (n <= 0) return -1;
+  text[n] = 0;
+  unsigned long long ran, delay, count;
+  if (sscanf(text, "%llu %llu %llu", &ran, &delay, &count) != 3) return -1;
+  *waited = delay;
+  *runs = count;
+  return 0;
+}
+
+static void start_idle(struct priority *p) {
+  p->schedstat = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  p->idle = 0;
+  /* Without the means to see waits, stay at normal priority. */
+  if (p->schedstat < 0 || read_schedstat(p, &p->waited, &p->runs) != 0) return;
+  p->checked_at = now_ns();
+  set_idle(p, 1);
+}
+
+/* After waking: every CHECK_NS, whether the thread waited too long for its CPU, and its priority from now. */
+static void check_priority(struct queue *q) {
+  struct priority *p = &q->priority;
+  if (p->schedstat < 0) return;
+  uint64_t now = now_ns();
+  if (now - p->checked_at < CHECK_NS) return;
+  uint64_t waited, runs;
+  if (read_schedstat(p, &waited, &runs) != 0) return;
+  uint64_t dw = waited - p->waited, dr = runs - p->runs;
+  p->waited = waited;
+  p->runs = runs;
+  p->checked_at = now;
+  if (p->idle && dr > 0 && dw / dr > WAIT_LIMIT_NS) {
+    if (set_idle(p, 0) == 0) {
+      p->normal_until = now + NORMAL_FOR_NS;
+      __atomic_fetch_add(&q->raised, 1, __ATOMIC_RELAXED);
+    }
+  } else if (!p->idle && now >= p->normal_until) {
+    set_idle(p, 1);
+  }
+}
+
 static void *queue_main(void *arg) {
   struct queue *q = arg;
   cpu_set_t cpus;
@@ -332,6 +418,7 @@ static void *queue_main(void *arg) {
   if (stop) return NULL;
   for (int i = 0; i < DEPTH; i++) push_command(q, URING_CMD_REGISTER, i, 0);
   push_wake_read(q);
+  start_idle(&q->priority);
   for (;;) {
     int n = sys_enter(q->fd, q->to_submit, 1, IORING_ENTER_GETEVENTS);
     if (n < 0) {
@@ -339,6 +426,7 @@ static void *queue_main(void *arg) {
       /* The reader of /dev/fuse (fuse-fast.c) sees the connection end, and stops this thread. */
       return NULL;
     }
+    check_priority(q);
     q->to_submit = (unsigned)n >= q->to_submit ? 0 : q->to_submit - (unsigned)n;
     unsigned head = *q->cq_head;
     unsigned tail = __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE);
@@ -364,6 +452,7 @@ static void *queue_main(void *arg) {
 }
 
 static void free_queue(struct queue *q) {
+  if (q->priority.schedstat >= 0) close(q->priority.schedstat);
   unmap_queue(q);
   if (q->fd >= 0) close(q->fd);
   if (q->wake_fd >= 0) close(q->wake_fd);
@@ -462,6 +551,7 @@ struct fuse_ring *ring_create(int fuse_fd, size_t payload_size, ring_answer_fn a
     q->ring = ring;
     q->qid = i;
     q->fd = -1;
+    q->priority.schedstat = -1;
     q->wake_fd = eventfd(0, EFD_CLOEXEC);
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->set_up, NULL);
@@ -501,6 +591,12 @@ void ring_start(struct fuse_ring *ring) {
 
 int ring_queues(const struct fuse_ring *ring) {
   return ring->nqueues;
+}
+
+uint64_t ring_raised(const struct fuse_ring *ring) {
+  uint64_t raised = 0;
+  for (int i = 0; i < ring->nqueues; i++) raised += __atomic_load_n(&ring->queues[i].raised, __ATOMIC_RELAXED);
+  return raised;
 }
 
 int ring_reply(struct fuse_ring *ring, uint32_t token, const unsigned char *message, size_t length) {

@@ -37,6 +37,8 @@ struct fuse_ring *ring_create(int fuse_fd, size_t payload_size, ring_answer_fn a
 void ring_start(struct fuse_ring *ring);
 /* The number of queues. */
 int ring_queues(const struct fuse_ring *ring);
+/* Times a queue's thread went from idle to normal priority, having waited for its CPU (fuse-ring.c). */
+uint64_t ring_raised(const struct fuse_ring *ring);
 /* Sends the reply (header first) to the request behind `token`: 0, or an errno. From one thread at a time. */
 int ring_reply(struct fuse_ring *ring, uint32_t token, const unsigned char *message, size_t length);
 /* Stops the threads and closes the rings: before the FUSE descriptor is closed. */

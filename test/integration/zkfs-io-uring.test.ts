@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
+import { onCleanup } from '../fixtures/cleanup.js';
 import { missing } from '../fixtures/environment.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
@@ -79,12 +80,38 @@ describe.skipIf(uringMissing())('zkfs over io_uring', () => {
     expect(reader?.opens).toBeGreaterThanOrEqual(40);
     expect((await zkfsctl(['status', m.dir])).stdout).toMatch(
       new RegExp(
-        `reader\\s+native: .* answered without JavaScript, requests over io_uring \\(${possibleCpus()} queues?\\)`,
+        `reader\\s+native: .* answered without JavaScript, requests over io_uring \\(${possibleCpus()} queues?, at idle priority`,
       ),
     );
     // A change made elsewhere still reaches a file the queues answer opens of.
     await client.setData('/uring/walk/d/f7', Buffer.from('changed elsewhere\n'), -1);
     await expect.poll(() => m.ok('cat d/f7'), { timeout: 5000 }).toBe('changed elsewhere\n');
+    await m.unmount();
+  });
+
+  it('lets its queue threads wait at idle priority, and raises one that waits behind a busy program', async () => {
+    const m = await mountZkfs(zk.connectString, '/uring/busy');
+    await m.ok('mkdir d && for i in $(seq 1 60); do echo "busy $i" > d/f$i; done');
+    expect((await mountStatus(m.dir)).reader?.ringRaised).toBeGreaterThanOrEqual(0);
+    // A program that never sleeps shares CPU 0 with the queue thread of CPU 0, which at idle
+    // priority would get the CPU only after it; the programs reading run on CPU 0 too.
+    const hog = execa('taskset', ['-c', '0', 'sh', '-c', 'while :; do :; done'], { reject: false });
+    onCleanup('the CPU hog', () => {
+      hog.kill('SIGKILL');
+    });
+    try {
+      const reading = `for pass in 1 2 3; do for i in $(seq 1 60); do cat d/f$i; done; done`;
+      const out = await execa('taskset', ['-c', '0', 'bash', '-c', `cd '${m.dir}' && ${reading}`]);
+      expect(out.stdout).toBe(files('busy', 60).repeat(3).trimEnd());
+      await expect
+        .poll(async () => (await mountStatus(m.dir)).reader?.ringRaised, { timeout: 10_000 })
+        .toBeGreaterThan(0);
+    } finally {
+      hog.kill('SIGKILL');
+    }
+    expect((await zkfsctl(['status', m.dir])).stdout).toMatch(
+      /raised to normal \d+ times? behind a busy program/,
+    );
     await m.unmount();
   });
 

@@ -151,7 +151,15 @@ export async function openFuseDevice(
     changes: () => reader?.fast?.changes() ?? 0,
     isFastHandle: (fh) => reader?.fast?.isFastHandle(fh) ?? false,
     answered: () =>
-      reader?.fast?.answered() ?? { opens: 0, releases: 0, xattrs: 0, windows: 0, hits: 0, misses: 0 },
+      reader?.fast?.answered() ?? {
+        opens: 0,
+        releases: 0,
+        xattrs: 0,
+        windows: 0,
+        hits: 0,
+        misses: 0,
+        raised: 0,
+      },
     pollWindow: (us) => reader?.fast?.pollWindow(us),
     onCycle: (listener) => reader?.fast?.onCycle(listener),
   };

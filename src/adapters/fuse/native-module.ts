@@ -17,7 +17,7 @@ export interface NativeReader {
     onCycles: () => void,
   ): object;
   allow(reader: object, nodeId: number, openFlags: number, change: number): void;
-  answered(reader: object): [number, number, number, number, number, number];
+  answered(reader: object): [number, number, number, number, number, number, number?];
   close(reader: object): void;
   /** Sets FUSE over io_uring up (fuse-ring.c): the number of queues; throws saying why it cannot. */
   prepareRing?(reader: object): number;

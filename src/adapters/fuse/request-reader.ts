@@ -105,6 +105,8 @@ export interface NativeAnswers {
   windows: number;
   hits: number;
   misses: number;
+  /** Times an io_uring queue's thread left idle priority, having waited for its CPU (fuse-ring.c). */
+  raised: number;
 }
 
 export type CycleListener = (ms: number, polled: boolean) => void;
@@ -288,8 +290,8 @@ function readNatively(native: NativeReader, setup: ReaderSetup): RequestReader {
     changes: () => cells[CELL_CHANGES] as number,
     isFastHandle: (fh) => (typeof fh === 'bigint' ? fh >= BigInt(base) : fh >= base),
     answered: () => {
-      const [opens, releases, xattrs, windows, hits, misses] = native.answered(reader);
-      return { opens, releases, xattrs, windows, hits, misses };
+      const [opens, releases, xattrs, windows, hits, misses, raised = 0] = native.answered(reader);
+      return { opens, releases, xattrs, windows, hits, misses, raised };
     },
     pollWindow: (us) => {
       cells[CELL_WINDOW] = us;

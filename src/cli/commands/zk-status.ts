@@ -90,9 +90,17 @@ function reader(r: NonNullable<ZkStatusResult['reader']>): string {
   const last = answered.pop();
   // Absent (a daemon older than them) or 0: requests are read from /dev/fuse.
   const ring = r.ringQueues
-    ? `, requests over io_uring (${n(r.ringQueues)} ${r.ringQueues === 1 ? 'queue' : 'queues'})`
+    ? `, requests over io_uring (${n(r.ringQueues)} ${r.ringQueues === 1 ? 'queue' : 'queues'}${raised(r.ringRaised)})`
     : '';
   return `native: ${answered.join(', ')} and ${last} answered without JavaScript${ring}`;
+}
+
+/** How often the queues' threads left idle priority, waiting for a busy CPU (fuse-ring.c). */
+function raised(times: number | undefined): string {
+  if (times === undefined) return '';
+  return times === 0
+    ? ', at idle priority'
+    : `, at idle priority but raised to normal ${n(times)} ${times === 1 ? 'time' : 'times'} behind a busy program`;
 }
 
 function polling(p: NonNullable<ZkStatusResult['polling']>): string {

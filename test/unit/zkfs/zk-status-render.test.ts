@@ -102,6 +102,12 @@ describe('zkfsctl status output', () => {
     expect(renderZkStatus({ ...status, reader: ring }, out)).toMatch(
       /reader\s+native: .* answered without JavaScript, requests over io_uring \(2 queues\)/,
     );
+    expect(renderZkStatus({ ...status, reader: { ...ring, ringRaised: 0 } }, out)).toMatch(
+      /requests over io_uring \(2 queues, at idle priority\)/,
+    );
+    expect(renderZkStatus({ ...status, reader: { ...ring, ringRaised: 3 } }, out)).toMatch(
+      /requests over io_uring \(2 queues, at idle priority but raised to normal 3 times behind a busy program\)/,
+    );
     const loop = { kind: 'event-loop' as const, opens: 0, releases: 0 };
     expect(renderZkStatus({ ...status, reader: loop }, out)).toMatch(/reader\s+event loop \(JavaScript\)/);
     const pool = { kind: 'thread-pool' as const, opens: 0, releases: 0 };
