@@ -736,7 +736,7 @@ export async function bench(): Promise<void> {
           ? `  the native reader answered ${m(warm.native)} of them (opens of files the daemon opened or listed from memory, their releases, and queries for attributes zkfs never has) without entering JavaScript; cold, ${m(cold.native)} of ${m(cold.ops)}`
           : `  requests were read in JavaScript (${warm.reader}): no native reader was built (bin/build-native)`,
         rw.ringQueues > 0
-          ? `  requests came over io_uring, on ${rw.ringQueues} queues (one per CPU), each served by a thread of the daemon kept on its CPU; read from /dev/fuse (--no-io-uring) the same walks took ${plain ? `${plain.cold.ms.toFixed(0)} ms cold on a new mount and ${plain.warm.ms.toFixed(0)} ms warm` : 'what the lines above say'}`
+          ? `  requests came over io_uring, on ${rw.ringQueues} queues (one per CPU), each served by a thread of the daemon kept on its CPU at idle priority (so the program it answers stays on that CPU); read from /dev/fuse (--no-io-uring) the same walks took ${plain ? `${plain.cold.ms.toFixed(0)} ms cold on a new mount and ${plain.warm.ms.toFixed(0)} ms warm` : 'what the lines above say'}`
           : "  requests were read from /dev/fuse: this kernel does not offer FUSE over io_uring (Linux 6.14 and later, the fuse module's enable_uring parameter)",
         `  reading /dev/fuse, the daemon polls for the next request for 100 us after each answer where trying both ways shows it pays (--busy-poll); here polling was faster`,
         `  in ${polling.won} of ${polling.trials} trials, so it ${polling.pays ? 'polled' : 'slept'} between them; with polling off, each request first wakes it up (${((unpolled * 1000) / Math.max(1, warm.ops)).toFixed(0)} us per request)`,
@@ -768,7 +768,7 @@ export async function bench(): Promise<void> {
               `  that is the kernel's round trips alone${limits.opens >= floor ? ': a read-write FUSE mount doing no work at all was not warm faster than the floor in this run' : ''}${limits.noOpens >= floor ? ', nor a read-only one' : ''}`,
               ...(limits.ringOpens !== undefined
                 ? [
-                    `  over io_uring (a thread per CPU, kept on it) the C stub's opens took ${limits.ringOpens.toFixed(0)} ms: each answered on its program's own CPU, one thread handing the turn`,
+                    `  over io_uring (a thread per CPU, kept on it at idle priority) the C stub's opens took ${limits.ringOpens.toFixed(0)} ms: each answered on its program's own CPU, one thread handing the turn`,
                     `  to the other, where reading /dev/fuse wakes a thread on the other CPU and is woken back from it`,
                   ]
                 : []),
