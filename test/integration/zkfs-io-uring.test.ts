@@ -5,7 +5,7 @@
  * more requests than a queue's entries wait their turn rather than stall,
  * and --no-io-uring reads /dev/fuse as before.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
@@ -21,6 +21,8 @@ import {
 } from '../fixtures/zkfs-mount.js';
 
 const ENABLE_URING = '/sys/module/fuse/parameters/enable_uring';
+/** 2: io_uring_setup refuses every process (Linux 6.6 and later). */
+const IO_URING_DISABLED = '/proc/sys/kernel/io_uring_disabled';
 
 /** Why this kernel cannot take FUSE requests over io_uring, if it cannot (an error under CI). */
 function uringMissing(): string | undefined {
@@ -112,6 +114,26 @@ describe.skipIf(uringMissing())('zkfs over io_uring', () => {
     expect((await zkfsctl(['status', m.dir])).stdout).toMatch(
       /raised to normal \d+ times? behind a busy program/,
     );
+    await m.unmount();
+  });
+
+  it('reads /dev/fuse where io_uring is refused, and logs why', async () => {
+    // As under a seccomp profile that refuses io_uring (Docker's default): here, the kernel's
+    // switch for every process, turned back at once (what runs meanwhile is refused too).
+    const before = readFileSync(IO_URING_DISABLED, 'utf8').trim();
+    const restore = () => writeFileSync(IO_URING_DISABLED, `${before}\n`);
+    onCleanup(`kernel.io_uring_disabled back to ${before}`, restore);
+    writeFileSync(IO_URING_DISABLED, '2\n');
+    let m: ZkfsMount;
+    try {
+      m = await mountZkfs(zk.connectString, '/uring/refused');
+    } finally {
+      restore();
+    }
+    expect(await ringQueues(m)).toBe(0);
+    expect(m.log()).toContain('FUSE over io_uring is offered, but io_uring is not permitted');
+    await m.ok('mkdir d && for i in $(seq 1 10); do echo "refused $i" > d/f$i; done');
+    expect(await m.ok('for i in $(seq 1 10); do cat d/f$i; done')).toBe(files('refused', 10));
     await m.unmount();
   });
 
