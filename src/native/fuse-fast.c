@@ -394,6 +394,18 @@ static ssize_t read_request(struct reader *r) {
 }
 
 /* Serves the request in buf here or in JavaScript; 1 if here. */
+/* Hands the request of `length` bytes in buf to JavaScript, whose own poller decides what follows. */
+static void to_javascript(struct reader *r, size_t length) {
+  stop_window(r);
+  napi_handle_scope scope;
+  napi_open_handle_scope(r->env, &scope);
+  napi_value argv[2];
+  napi_get_reference_value(r->env, r->buffer, &argv[0]);
+  napi_create_uint32(r->env, (uint32_t)length, &argv[1]);
+  call_js(r, r->on_request, 2, argv);
+  napi_close_handle_scope(r->env, scope);
+}
+
 static int serve(struct reader *r, size_t n) {
   uint64_t now = uv_hrtime();
   note_arrival(r, now);
@@ -402,15 +414,7 @@ static int serve(struct reader *r, size_t n) {
     open_window(r, now);
     return 1;
   }
-  /* JavaScript answers this one, and its own poller decides what follows. */
-  stop_window(r);
-  napi_handle_scope scope;
-  napi_open_handle_scope(r->env, &scope);
-  napi_value argv[2];
-  napi_get_reference_value(r->env, r->buffer, &argv[0]);
-  napi_create_uint32(r->env, (uint32_t)n, &argv[1]);
-  call_js(r, r->on_request, 2, argv);
-  napi_close_handle_scope(r->env, scope);
+  to_javascript(r, n);
   return 0;
 }
 
@@ -709,14 +713,7 @@ static void on_handed(uv_async_t *handle) {
         ring_reply(r->uring, q->token, out, header_reply(out, h->unique, -EIO, 0));
       } else {
         memcpy(r->buf, q->bytes, q->length);
-        stop_window(r);
-        napi_handle_scope scope;
-        napi_open_handle_scope(r->env, &scope);
-        napi_value argv[2];
-        napi_get_reference_value(r->env, r->buffer, &argv[0]);
-        napi_create_uint32(r->env, (uint32_t)q->length, &argv[1]);
-        call_js(r, r->on_request, 2, argv);
-        napi_close_handle_scope(r->env, scope);
+        to_javascript(r, q->length);
       }
     }
     free(q);

@@ -62,10 +62,6 @@ struct cmd_req {
   uint8_t padding[6];
 };
 
-#define FUSE_OPEN 14
-#define FUSE_RELEASE 18
-#define FUSE_GETXATTR 22
-
 /*
  * Entries per queue: requests of one CPU in the daemon's hands at once. A
  * request waiting for ZooKeeper holds its entry; beyond this many, the
@@ -277,18 +273,20 @@ static void reply_error(struct queue *q, int index, uint64_t unique, int error) 
   commit(q, index);
 }
 
-static int small_candidate(uint32_t opcode) {
-  return opcode == FUSE_OPEN || opcode == FUSE_RELEASE || opcode == FUSE_GETXATTR;
+/* Lays the request in entry `e` out into `to` as read(2) would have returned it. */
+static void flatten(const struct entry *e, size_t op_len, size_t payload, unsigned char *to) {
+  memcpy(to, e->header->in_out, IN_HEADER_SIZE);
+  memcpy(to + IN_HEADER_SIZE, e->header->op_in, op_len);
+  memcpy(to + IN_HEADER_SIZE + op_len, e->payload, payload);
 }
 
 /* A request has arrived in entry `index`: answers it here or hands it on. */
 static void serve_entry(struct queue *q, int index) {
   struct entry *e = &q->entries[index];
   struct fuse_ring *ring = q->ring;
-  uint32_t len, opcode;
+  uint32_t len;
   uint64_t unique;
   memcpy(&len, e->header->in_out, 4);
-  memcpy(&opcode, e->header->in_out + 4, 4);
   memcpy(&unique, e->header->in_out + 8, 8);
   size_t payload = e->header->ent.payload_sz;
   if (len < IN_HEADER_SIZE + payload || len - IN_HEADER_SIZE - payload > OP_HEADER_ROOM ||
@@ -297,12 +295,11 @@ static void serve_entry(struct queue *q, int index) {
     return;
   }
   size_t op_len = len - IN_HEADER_SIZE - payload;
-  if (small_candidate(opcode) && len <= SMALL_REQUEST) {
-    unsigned char request[SMALL_REQUEST], out[256];
-    memcpy(request, e->header->in_out, IN_HEADER_SIZE);
-    memcpy(request + IN_HEADER_SIZE, e->header->op_in, op_len);
-    memcpy(request + IN_HEADER_SIZE + op_len, e->payload, payload);
-    size_t n = ring->answer(ring->context, request, len, out, sizeof(out));
+  /* What may be answered here is small (the answer callback decides what is); the rest is handed on. */
+  if (len <= SMALL_REQUEST) {
+    unsigned char small[SMALL_REQUEST], out[256];
+    flatten(e, op_len, payload, small);
+    size_t n = ring->answer(ring->context, small, len, out, sizeof(out));
     if (n >= OUT_HEADER_SIZE) {
       fill_reply(q, index, out, n);
       commit(q, index);
@@ -317,9 +314,7 @@ static void serve_entry(struct queue *q, int index) {
   r->next = NULL;
   r->token = ((uint32_t)q->qid << 16) | (uint32_t)index;
   r->length = len;
-  memcpy(r->bytes, e->header->in_out, IN_HEADER_SIZE);
-  memcpy(r->bytes + IN_HEADER_SIZE, e->header->op_in, op_len);
-  memcpy(r->bytes + IN_HEADER_SIZE + op_len, e->payload, payload);
+  flatten(e, op_len, payload, r->bytes);
   ring->forward(ring->context, r);
 }
 

@@ -15,9 +15,10 @@ struct ring_request {
 };
 
 /*
- * Called on a queue thread with each request laid out as read(2) would
- * return it: writes a whole reply (header first) into `out` and returns its
- * length, or returns 0 to hand the request on.
+ * Called on a queue thread with each request of up to 1 KiB (larger ones
+ * are always handed on), laid out as read(2) would return it: writes a whole
+ * reply (header first) into `out` and returns its length, or returns 0 to
+ * hand the request on.
  */
 typedef size_t (*ring_answer_fn)(void *context, const unsigned char *request, size_t length, unsigned char *out,
                                  size_t room);

@@ -16,7 +16,7 @@
  */
 import { openFuseDevice } from '../../src/adapters/fuse/device.js';
 import { ENOSYS, ERRNO } from '../../src/adapters/fuse/errno.js';
-import { initAnswer, offersRing } from '../../src/adapters/fuse/init.js';
+import { answerInit } from '../../src/adapters/fuse/init.js';
 import { silentLogger } from '../../src/adapters/logger.js';
 import { ArgReader, Op, OpenFlag, ROOT_ID, readHeader, readInit } from '../../src/core/fuse/protocol.js';
 import {
@@ -125,14 +125,10 @@ async function main(dir: string): Promise<void> {
       const u = h.unique;
       const node = nodes.get(h.nodeId);
       switch (h.opcode) {
-        case Op.INIT: {
-          // As zkfs takes it (ops.ts): over io_uring where the kernel offers it.
-          const offer = readInit(buf, length);
-          const useRing = offersRing(offer) && ring.prepare();
-          send(initAnswer(u, offer, useRing));
-          if (useRing) ring.start();
+        case Op.INIT:
+          // As zkfs answers it (ops.ts): over io_uring where the kernel offers it.
+          answerInit(u, readInit(buf, length), send, ring);
           return;
-        }
         case Op.FORGET:
         case Op.BATCH_FORGET:
         case Op.INTERRUPT:

@@ -18,6 +18,7 @@ import {
 } from '../../core/fuse/protocol.js';
 import { initReply } from '../../core/fuse/replies.js';
 import { MAX_WRITE } from './device.js';
+import type { RequestRing } from './request-reader.js';
 
 const WANTED_FLAGS =
   InitFlag.ASYNC_READ |
@@ -46,4 +47,20 @@ export function initAnswer(unique: Unique, offer: InitRequest, ring = false): Bu
     // zkfs keeps times in milliseconds
     timeGranNs: 1_000_000,
   });
+}
+
+/**
+ * Answers FUSE_INIT through `send`, taking requests over io_uring where the
+ * kernel offers it and `ring` sets its queues up: before the answer, as the
+ * kernel holds every request after it until each queue has taken an entry.
+ */
+export function answerInit(
+  unique: Unique,
+  offer: InitRequest,
+  send: (message: Buffer) => unknown,
+  ring: RequestRing | undefined,
+): void {
+  const useRing = offersRing(offer) && ring?.prepare() === true;
+  send(initAnswer(unique, offer, useRing));
+  if (useRing) ring?.start();
 }

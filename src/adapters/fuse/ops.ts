@@ -61,7 +61,7 @@ import type { FileAttr } from '../zkfs/attr-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
-import { initAnswer, offersRing } from './init.js';
+import { answerInit } from './init.js';
 import { Listings } from './listings.js';
 import type { Orphans } from './orphans.js';
 import { renameNode } from './rename.js';
@@ -317,11 +317,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     if (!UNCHANGING.has(h.opcode)) fast?.changed();
     switch (h.opcode) {
       case Op.INIT: {
-        const offer = readInit(buf, length);
-        // The kernel holds every request after this reply until each queue has taken an entry.
-        const ring = offersRing(offer) && o.ring?.prepare() === true;
-        o.send(initAnswer(u, offer, ring));
-        if (ring) o.ring?.start();
+        answerInit(u, readInit(buf, length), o.send, o.ring);
         o.onInit();
         return;
       }
