@@ -242,6 +242,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
 
   const fileLog = logFile ? fileLogger(logFile, ctx.log.level === 'debug' ? 'debug' : 'info') : undefined;
   const log = fileLog ?? ctx.log;
+  let ready = false;
   try {
     const auth = await readAuth(options, ctx.log);
     if (auth) log.addSecret(auth.password);
@@ -258,11 +259,14 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
       log,
       stop: options.signal ?? new AbortController().signal,
       stopNow: options.signalNow,
-      onReady: (pid) => notifyParent({ type: 'ready', pid }),
+      onReady: (pid) => {
+        ready = true;
+        notifyParent({ type: 'ready', pid });
+      },
     });
     return { ...base, pid: process.pid, foreground: true, ended: result.reason };
   } catch (error) {
-    log.error(`mount failed: ${errorMessage(error)}`);
+    log.error(`${ready ? 'serving the mount' : 'mount'} failed: ${errorMessage(error)}`);
     notifyParent({
       type: 'failed',
       message: errorMessage(error),

@@ -141,7 +141,7 @@ struct reader {
   size_t size;
   napi_ref buffer;      /* the Buffer over buf handed to JavaScript */
   napi_ref on_request;  /* (buffer, length) => void */
-  napi_ref on_end;      /* (errno) => void */
+  napi_ref on_end;      /* (errno, queue) => void; queue: the io_uring queue that failed, or -1 */
   napi_ref resource;    /* the async resource callbacks are made on behalf of */
   napi_ref on_cycles;   /* () => void: the ring is a quarter full */
   napi_ref counts_ref;  /* the shared Float64Array (a double never wraps round) */
@@ -164,6 +164,8 @@ struct reader {
   int has_async;
   pthread_mutex_t inbox_lock;
   struct ring_request *inbox, *inbox_tail;
+  int ring_failure;     /* under inbox_lock: the errno of the first queue that failed, or 0 */
+  int failed_queue;
   struct pending *pending; /* requests JavaScript has yet to answer, and the ring entries holding them */
   size_t npending, pending_room;
   /* Freed when JavaScript has dropped it and both its handles have closed. */
@@ -338,16 +340,22 @@ static void stop(struct reader *r) {
   }
 }
 
-static void end(struct reader *r, int error) {
+/* Reading ends with `error`, from /dev/fuse (queue -1) or from that io_uring queue. */
+static void end_from(struct reader *r, int error, int queue) {
   if (r->ended) return;
   r->ended = 1;
   stop(r);
   napi_handle_scope scope;
   napi_open_handle_scope(r->env, &scope);
-  napi_value arg;
-  napi_create_int32(r->env, error, &arg);
-  call_js(r, r->on_end, 1, &arg);
+  napi_value args[2];
+  napi_create_int32(r->env, error, &args[0]);
+  napi_create_int32(r->env, queue, &args[1]);
+  call_js(r, r->on_end, 2, args);
   napi_close_handle_scope(r->env, scope);
+}
+
+static void end(struct reader *r, int error) {
+  end_from(r, error, -1);
 }
 
 /* Leaves a cycle of `ms` in the ring, and tells JavaScript once a quarter of it is new. */
@@ -685,6 +693,18 @@ static void ring_forward(void *context, struct ring_request *request) {
   uv_async_send(&r->handed);
 }
 
+/* On a ring thread whose ring failed: this thread ends reading, which ends the connection. */
+static void ring_failed(void *context, int qid, int error) {
+  struct reader *r = context;
+  pthread_mutex_lock(&r->inbox_lock);
+  if (!r->ring_failure) {
+    r->ring_failure = error;
+    r->failed_queue = qid;
+  }
+  pthread_mutex_unlock(&r->inbox_lock);
+  uv_async_send(&r->handed);
+}
+
 static int remember_pending(struct reader *r, uint64_t unique, uint32_t token) {
   if (r->npending == r->pending_room) {
     size_t room = r->pending_room ? r->pending_room * 2 : 64;
@@ -703,7 +723,9 @@ static void on_handed(uv_async_t *handle) {
   pthread_mutex_lock(&r->inbox_lock);
   struct ring_request *q = r->inbox;
   r->inbox = r->inbox_tail = NULL;
+  int failure = r->ring_failure, failed_queue = r->failed_queue;
   pthread_mutex_unlock(&r->inbox_lock);
+  if (failure) end_from(r, failure, failed_queue);
   while (q) {
     struct ring_request *next = q->next;
     if (!r->ended && r->uring) {
@@ -745,7 +767,7 @@ static napi_value prepare_ring(napi_env env, napi_callback_info info) {
   }
   const char *why = "unknown";
   /* Room for a request's largest payload: a WRITE of the size the reader's buffer takes. */
-  r->uring = ring_create(r->fd, r->size, ring_answer, ring_forward, r, &why);
+  r->uring = ring_create(r->fd, r->size, ring_answer, ring_forward, ring_failed, r, &why);
   if (!r->uring) {
     napi_throw_error(env, NULL, why);
     return NULL;

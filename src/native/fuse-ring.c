@@ -127,6 +127,7 @@ struct queue {
   int stop;           /* under lock */
   int ready[DEPTH];   /* entries whose replies ring_reply() has written, under lock */
   int nready;
+  long served; /* requests that arrived on this queue, for fail_after */
   struct entry entries[DEPTH];
 };
 
@@ -137,7 +138,14 @@ struct fuse_ring {
   struct queue *queues;
   ring_answer_fn answer;
   ring_forward_fn forward;
+  ring_failed_fn failed;
   void *context;
+  /*
+   * For tests only (VOLKIT_FUSE_RING_FAIL_AFTER=N): a queue's io_uring_enter
+   * fails with EIO once it has served N requests, as a real failure would.
+   * -1: never.
+   */
+  long fail_after;
 };
 
 static int sys_setup(unsigned entries, struct io_uring_params *p) {
@@ -146,6 +154,16 @@ static int sys_setup(unsigned entries, struct io_uring_params *p) {
 
 static int sys_enter(int fd, unsigned submit, unsigned wait, unsigned flags) {
   return (int)syscall(__NR_io_uring_enter, fd, submit, wait, flags, NULL, 0);
+}
+
+/* io_uring_enter for the queue's thread, or the failure a test asked for. */
+static int enter(struct queue *q) {
+  long after = q->ring->fail_after;
+  if (after >= 0 && q->served >= after) {
+    errno = EIO;
+    return -1;
+  }
+  return sys_enter(q->fd, q->to_submit, 1, IORING_ENTER_GETEVENTS);
 }
 
 static void unmap_queue(struct queue *q) {
@@ -415,10 +433,15 @@ static void *queue_main(void *arg) {
   push_wake_read(q);
   start_idle(&q->priority);
   for (;;) {
-    int n = sys_enter(q->fd, q->to_submit, 1, IORING_ENTER_GETEVENTS);
+    int n = enter(q);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == EBUSY) continue;
-      /* The reader of /dev/fuse (fuse-fast.c) sees the connection end, and stops this thread. */
+      /*
+       * Nothing else serves this queue: the kernel keeps its CPU's requests
+       * for it. The reader (fuse-fast.c) ends the connection, so that they
+       * fail instead of waiting for ever.
+       */
+      q->ring->failed(q->ring->context, q->qid, errno);
       return NULL;
     }
     check_priority(q);
@@ -439,6 +462,7 @@ static void *queue_main(void *arg) {
          * too). A failed registration makes the kernel go back to /dev/fuse.
          */
       } else {
+        q->served++;
         serve_entry(q, (int)cqe->user_data);
       }
     }
@@ -514,7 +538,7 @@ static long possible_cpus(void) {
 }
 
 struct fuse_ring *ring_create(int fuse_fd, size_t payload_size, ring_answer_fn answer, ring_forward_fn forward,
-                              void *context, const char **why) {
+                              ring_failed_fn failed, void *context, const char **why) {
   /*
    * The kernel refuses entries with less room than the largest request or
    * reply it may pass: max_write, or max_pages (32, init.ts) pages, which is
@@ -540,7 +564,10 @@ struct fuse_ring *ring_create(int fuse_fd, size_t payload_size, ring_answer_fn a
   ring->queues = queues;
   ring->answer = answer;
   ring->forward = forward;
+  ring->failed = failed;
   ring->context = context;
+  const char *fail_after = getenv("VOLKIT_FUSE_RING_FAIL_AFTER");
+  ring->fail_after = fail_after && *fail_after ? strtol(fail_after, NULL, 10) : -1;
   for (int i = 0; i < cpus; i++) {
     struct queue *q = &queues[i];
     q->ring = ring;

@@ -24,6 +24,12 @@ typedef size_t (*ring_answer_fn)(void *context, const unsigned char *request, si
                                  size_t room);
 /* Called on a queue thread with a request to hand on; the callee owns it (free() it). */
 typedef void (*ring_forward_fn)(void *context, struct ring_request *request);
+/*
+ * Called on a queue thread whose ring failed (io_uring_enter's errno): the
+ * thread has ended, and requests from programs on its CPU will wait until
+ * the connection ends. Called at most once per queue.
+ */
+typedef void (*ring_failed_fn)(void *context, int qid, int error);
 
 /*
  * Sets up a ring for every CPU the kernel may run programs on, each with a
@@ -33,7 +39,7 @@ typedef void (*ring_forward_fn)(void *context, struct ring_request *request);
  * until each queue has an entry.
  */
 struct fuse_ring *ring_create(int fuse_fd, size_t payload_size, ring_answer_fn answer, ring_forward_fn forward,
-                              void *context, const char **why);
+                              ring_failed_fn failed, void *context, const char **why);
 /* Has the threads register their entries: call just after the FUSE_INIT reply. */
 void ring_start(struct fuse_ring *ring);
 /* The number of queues. */

@@ -8,14 +8,19 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { isProcessAlive } from '../../src/adapters/processes.js';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { missing } from '../fixtures/environment.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
+  daemonPid,
+  eventually,
+  isMounted,
   mountStatus,
   mountZkfs,
   startZkWithClient,
+  waitUntilOpen,
   type ZkfsMount,
   zkfsctl,
 } from '../fixtures/zkfs-mount.js';
@@ -144,6 +149,50 @@ describe.skipIf(uringMissing())('zkfs over io_uring', () => {
     expect(await m.ok('for i in $(seq 1 10); do cat d/f$i; done')).toBe(files('plain', 10));
     expect((await zkfsctl(['status', m.dir])).stdout).not.toContain('io_uring');
     await m.unmount();
+  });
+
+  it('ends the mount when a queue fails, so that programs on its CPU get an error instead of waiting for ever', async () => {
+    // Nothing else could serve that queue: the kernel keeps its CPU's requests for it.
+    // VOLKIT_FUSE_RING_FAIL_AFTER makes a queue's io_uring_enter fail (EIO) after that many requests.
+    await client.create('/uring/failing', Buffer.alloc(0));
+    await client.create('/uring/failing/d', Buffer.alloc(0));
+    for (let i = 1; i <= 100; i++)
+      await client.create(`/uring/failing/d/f${i}`, Buffer.from(`failing ${i}\n`));
+    const m = await mountZkfs(zk.connectString, '/uring/failing', {
+      env: { VOLKIT_FUSE_RING_FAIL_AFTER: '60' },
+    });
+    const pid = daemonPid(m.dir);
+    // Everything on CPU 0, so that its queue is the one that fails. A file open for writing
+    // holds a line the daemon has not written to ZooKeeper yet.
+    const holder = execa(
+      'taskset',
+      ['-c', '0', 'bash', '-c', `cd '${m.dir}' && exec 7>held && echo kept >&7 && read`],
+      {
+        stdin: 'pipe',
+        reject: false,
+      },
+    );
+    onCleanup('the program holding a file open', () => {
+      holder.kill('SIGKILL');
+    });
+    await waitUntilOpen(holder.pid as number, `${m.dir}/held`);
+    const reading = await execa(
+      'taskset',
+      ['-c', '0', 'bash', '-c', `cd '${m.dir}' && for i in $(seq 1 100); do cat d/f$i; done`],
+      { reject: false, timeout: 60_000 },
+    );
+    expect(reading.timedOut).toBe(false);
+    expect(reading.exitCode).not.toBe(0);
+    expect(reading.stdout).toContain('failing 1\n');
+    expect(reading.stderr).toMatch(
+      /Transport endpoint is not connected|Software caused connection abort|Operation canceled/,
+    );
+    await eventually(async () => !isProcessAlive(pid), 'the daemon exits');
+    expect(isMounted(m.dir)).toBe(false);
+    expect(m.log()).toContain('FUSE requests over io_uring: queue 0 failed (EIO)');
+    expect((await client.getData('/uring/failing/held')).data.toString()).toBe('kept\n');
+    holder.stdin?.end('\n');
+    await holder;
   });
 
   it('serves more requests at once than its queues have entries, all waiting for ZooKeeper', async () => {

@@ -3,7 +3,7 @@
  * bounded failure, signals, credentials, read-only mounts, and refusals.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -237,6 +237,31 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     const r = await holder;
     expect(r.stderr).toContain('Transport endpoint is not connected');
     expect(m.log()).toContain('still open: writing back what they hold');
+  });
+
+  it('when its FUSE connection is aborted, writes back open files, unmounts the dead mount and exits', async () => {
+    const m = await mountZkfs(zk.connectString, '/aborted');
+    const pid = daemonPid(m.dir);
+    const { holder } = await startHolder(m.dir);
+    // What `echo 1 > .../abort` does by hand (or the kernel, when the daemon cannot go on).
+    const minor = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((line) => line.split(' ')[4] === m.dir)
+      ?.split(' ')[2]
+      ?.split(':')[1];
+    writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1');
+    await eventually(async () => !isProcessAlive(pid), 'the daemon exits');
+    expect(isMounted(m.dir)).toBe(false);
+    expect(existsSync(recordFile(m.dir))).toBe(false);
+    // What the program had written before the abort is in ZooKeeper; its next write fails.
+    expect((await client.getData('/aborted/f')).data.toString()).toBe('one\n');
+    holder.stdin?.end('\n\n');
+    const r = await holder;
+    expect(r.stderr).toMatch(/Transport endpoint is not connected|Software caused connection abort/);
+    expect(m.log()).toMatch(/the FUSE connection of .* ended while it was mounted/);
+    expect(m.log()).toContain('1 file(s) still open: writing back what they hold');
+    // No dead mount is left behind (it would answer ENOTCONN): the empty directory under it shows.
+    expect(readdirSync(m.dir)).toEqual([]);
   });
 
   it('serves in the foreground until SIGINT', async () => {

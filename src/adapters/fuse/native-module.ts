@@ -13,7 +13,8 @@ export interface NativeReader {
     bufferSize: number,
     cells: Float64Array,
     onRequest: (buf: Buffer, length: number) => void,
-    onEnd: (errno: number) => void,
+    /** `queue`: the io_uring queue whose failure ended reading, or -1 (reading /dev/fuse ended). */
+    onEnd: (errno: number, queue: number) => void,
     onCycles: () => void,
   ): object;
   allow(reader: object, nodeId: number, openFlags: number, change: number): void;

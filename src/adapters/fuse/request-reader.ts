@@ -249,9 +249,14 @@ function readNatively(native: NativeReader, setup: ReaderSetup): RequestReader {
       if (cells[CELL_CYCLES] !== drained) drain();
       onRequest(buf, length);
     },
-    (errno) => {
+    (errno, queue) => {
       const code = errnoName(errno);
-      if (!ENDED.has(code)) log.warn(`reading /dev/fuse: ${code}`);
+      if (queue >= 0) {
+        // Its CPU's requests would wait for ever: closing the descriptor ends the connection, so they fail.
+        log.error(
+          `FUSE requests over io_uring: queue ${queue} failed (${code}); ending the mount, as programs on CPU ${queue} would wait for ever`,
+        );
+      } else if (!ENDED.has(code)) log.warn(`reading /dev/fuse: ${code}`);
       close();
     },
     drain,

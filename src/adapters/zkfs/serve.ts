@@ -93,12 +93,17 @@ async function checkReadable(client: ZkApi, path: string): Promise<void> {
   }
 }
 
+/** Whether the kernel lists a zkfs mount at `dir`: undefined where the mount table cannot be read. */
+async function mountedAt(dir: string): Promise<boolean | undefined> {
+  const table = await readMountTable().catch(() => undefined);
+  return table && mountAt(table, dir)?.fsType === ZKFS_FSTYPE;
+}
+
 /** Resolves when the kernel no longer lists a zkfs mount at `dir` (someone ran umount). */
 function watchUnmount(dir: string, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setInterval(async () => {
-      const table = await readMountTable().catch(() => undefined);
-      if (table && mountAt(table, dir)?.fsType !== ZKFS_FSTYPE) {
+      if ((await mountedAt(dir)) === false) {
         clearInterval(timer);
         resolve();
       }
@@ -201,6 +206,24 @@ async function unmountAndDrain(
     await serveOpenFiles(vfs, mount, stop, stopNow);
     await closeDrained(vfs, log);
   }
+  mount.closeNative();
+}
+
+/**
+ * The kernel ended the connection while `dir` is still mounted (aborted
+ * through /sys/fs/fuse/connections, or an io_uring queue failed): every
+ * access there fails (ENOTCONN) and no close will come. Writes back what
+ * files still open hold, and unmounts the dead mount point, so that a new
+ * mount can take its place (the Docker plugin mounts afresh once this
+ * daemon has gone).
+ */
+async function endDeadMount(mount: FuseMount, vfs: ZkVfs, dir: string, log: Logger): Promise<void> {
+  log.error(
+    `the FUSE connection of ${dir} ended while it was mounted (aborted, or failed as logged above): ` +
+      'writing back files still open and unmounting it',
+  );
+  await closeDrained(vfs, log);
+  await mount.detach();
   mount.closeNative();
 }
 
@@ -319,9 +342,20 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     );
     options.onReady?.(process.pid);
 
-    await watchUnmount(dir, options.stop);
+    const watching = new AbortController();
+    const connectionEnded = await Promise.race([
+      watchUnmount(dir, AbortSignal.any([options.stop, watching.signal])).then(() => false),
+      mount.ended.then(() => true),
+    ]);
+    watching.abort();
     // Before the /dev/fuse descriptor is closed, whose number could then be reused.
     notifier?.close();
+    if (connectionEnded && !options.stop.aborted && (await mountedAt(dir))) {
+      await endDeadMount(mount, vfs, dir, log);
+      throw new OperationError(`the FUSE connection of ${dir} ended while it was mounted`, {
+        detail: `files still open were written back to ZooKeeper and ${dir} was unmounted; mount it again to go on`,
+      });
+    }
     const reason = options.stop.aborted ? 'stopped' : 'unmounted';
     if (reason === 'stopped') {
       log.info(`stopping: unmounting ${dir}`);
