@@ -414,6 +414,10 @@ static void *queue_main(void *arg) {
   CPU_SET(q->qid, &cpus);
   /* Where the CPU is offline or out of this process's set, the queue is served from wherever. */
   pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+  /* So that `top -H` and `ps -L` tell the queues from Node's own threads. */
+  char name[16];
+  snprintf(name, sizeof(name), "zkfs-uring-%d", q->qid);
+  pthread_setname_np(pthread_self(), name);
   const char *why = NULL;
   int failed = setup_queue(q, &why);
   pthread_mutex_lock(&q->lock);

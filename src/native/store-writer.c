@@ -6,7 +6,7 @@
  * isolate (about 8 MB, and CPU that the first walk of a new mount paid,
  * since stores start with the first listing: the daemon took about 50 ms
  * more CPU over that walk with the worker). This thread starts in well
- * under a millisecond, and ends after THREAD_IDLE_S with nothing to write.
+ * under a millisecond, and ends after THREAD_IDLE_MS with nothing to write.
  *
  * Why not libuv's thread pool: a job per batch waited for a pool thread to
  * wake, and a cold walk sent half as many READs again, for stores that
@@ -22,6 +22,7 @@
  * process may reuse). A write in progress is waited for; a write not yet
  * started is answered ENODEV.
  */
+#define _GNU_SOURCE
 #include "store-writer.h"
 
 #include <errno.h>
@@ -56,6 +57,7 @@ struct queue {
 
 struct writer {
   int fd;
+  uint32_t idle_ms; /* how long the thread waits for a batch before it ends */
   pthread_mutex_t lock;
   pthread_cond_t idle;
   pthread_cond_t work; /* signalled when a batch is queued */
@@ -154,14 +156,24 @@ static void on_writer_dropped(napi_env env, void *data, void *hint) {
   napi_release_threadsafe_function(w->answers, napi_tsfn_release);
 }
 
-/* storeWriter(fd) => writer */
+/* How long the writing thread waits for a batch before it ends (the next batch starts another). */
+#define THREAD_IDLE_MS 30000
+
+/* storeWriter(fd, idleMs = 30000) => writer */
 static napi_value store_writer(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
     napi_throw_type_error(env, NULL, "store-writer: a descriptor is required");
+    return NULL;
+  }
+  uint32_t idle_ms = THREAD_IDLE_MS;
+  napi_valuetype type = napi_undefined;
+  if (argc > 1 && napi_typeof(env, argv[1], &type) == napi_ok && type != napi_undefined &&
+      napi_get_value_uint32(env, argv[1], &idle_ms) != napi_ok) {
+    napi_throw_type_error(env, NULL, "store-writer: idleMs must be a number of milliseconds");
     return NULL;
   }
   struct writer *w = calloc(1, sizeof(*w));
@@ -170,6 +182,7 @@ static napi_value store_writer(napi_env env, napi_callback_info info) {
     return NULL;
   }
   w->fd = fd;
+  w->idle_ms = idle_ms;
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->idle, NULL);
   pthread_cond_init(&w->work, NULL);
@@ -226,17 +239,20 @@ static void write_one(struct writer *w, struct batch *b) {
   }
 }
 
-/* How long the writing thread waits for a batch before it ends (the next batch starts another). */
-#define THREAD_IDLE_S 30
-
 /* The writing thread: batches in order, as they come. */
 static void *run_thread(void *data) {
   struct writer *w = data;
+  pthread_setname_np(pthread_self(), "zkfs-store");
   for (;;) {
     pthread_mutex_lock(&w->lock);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += THREAD_IDLE_S;
+    until.tv_sec += w->idle_ms / 1000;
+    until.tv_nsec += (long)(w->idle_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
     int ended = 0;
     while (!w->waiting.head && !ended)
       ended = w->closed || pthread_cond_timedwait(&w->work, &w->lock, &until) == ETIMEDOUT;

@@ -112,6 +112,36 @@ describe('batchWriter on the native thread', () => {
   });
 });
 
+/** Threads of this process named `zkfs-store`: the native writer's (store-writer.c names it). */
+function storeThreads(): number {
+  return readdirSync('/proc/self/task').filter((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'zkfs-store';
+    } catch {
+      return false; // ended meanwhile
+    }
+  }).length;
+}
+
+describe('batchWriter on the native thread, idle', () => {
+  it('ends its thread after the idle time, and starts another for the next batch', async () => {
+    const { path, fd } = scratchFile();
+    const writer = batchWriter(fd, log, { thread: 'native', idleMs: 200 });
+    cleanups.push(() => writer.close());
+    expect(await writer.write(Buffer.from('one;'))).toBeNull();
+    expect(storeThreads()).toBe(1);
+    const deadline = Date.now() + 5000;
+    while (storeThreads() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(storeThreads()).toBe(0);
+    // The writer goes on: the next batch finds no thread and starts one.
+    expect(await writer.write(Buffer.from('two;'))).toBeNull();
+    expect(await writer.write(Buffer.from('three;'))).toBeNull();
+    expect(storeThreads()).toBe(1);
+    expect(readFileSync(path, 'utf8')).toBe('one;two;three;');
+    expect(writer.close()).toBe(true);
+  });
+});
+
 describe('batchWriter on a worker', () => {
   it('stops its thread when idle, and starts another for the next message', async () => {
     const { path, fd } = scratchFile();

@@ -45,7 +45,7 @@ export interface BatchWriter {
 }
 
 export interface BatchWriterOptions {
-  /** A worker with nothing to write for this long is stopped. */
+  /** A thread with nothing to write for this long is stopped (a worker after 5 min, the native thread after 30 s). */
   idleMs?: number;
   /** Which thread writes; by default the native module's, where it is built. */
   thread?: 'native' | 'worker';
@@ -79,7 +79,9 @@ function errnoError(code: string): NodeJS.ErrnoException {
 export function batchWriter(fd: number, log: Logger, options: BatchWriterOptions = {}): BatchWriter {
   const native = options.thread === 'worker' ? undefined : nativeStoreWriter(log);
   if (options.thread === 'native' && !native) throw new Error('the native store writer is not built');
-  const thread = native ? nativeThread(native, fd, log) : workerThread(fd, log, options.idleMs ?? IDLE_MS);
+  const thread = native
+    ? nativeThread(native, fd, log, options.idleMs)
+    : workerThread(fd, log, options.idleMs ?? IDLE_MS);
   let closed = false;
   /** Messages waiting for the next batch. */
   let queued: Buffer[] = [];
@@ -127,8 +129,8 @@ export function batchWriter(fd: number, log: Logger, options: BatchWriterOptions
 }
 
 /** Batches written by the native module's thread. */
-function nativeThread(native: NativeStoreWriter, fd: number, log: Logger): Thread {
-  const writer = native.storeWriter(fd);
+function nativeThread(native: NativeStoreWriter, fd: number, log: Logger, idleMs?: number): Thread {
+  const writer = native.storeWriter(fd, idleMs);
   let closed = false;
   return {
     send(messages, done) {

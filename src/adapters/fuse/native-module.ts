@@ -30,7 +30,8 @@ export interface NativeReader {
 }
 
 export interface NativeStoreWriter {
-  storeWriter(fd: number): object;
+  /** A writer for `fd`, whose thread ends after `idleMs` (30 s) with nothing to write. */
+  storeWriter(fd: number, idleMs?: number): object;
   /** Writes each of `lengths`' messages from `bytes` on the thread pool; `done` gets 0 or an errno for each. */
   writeBatch(writer: object, bytes: Buffer, lengths: number[], done: (errnos: number[]) => void): void;
   /** Nothing is written after this; true once no write is in progress (waited for up to `waitMs`). */
