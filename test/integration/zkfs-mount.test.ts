@@ -58,9 +58,9 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(isProcessAlive(pid)).toBe(true);
     // V8's background work (compiling, helping the collector) takes a thread per four CPUs, not
     // four: it competes with the programs using the mount.
-    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain(
-      `--v8-pool-size=${daemonV8PoolSize(availableParallelism())}`,
-    );
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(argv).toContain(`--v8-pool-size=${daemonV8PoolSize(availableParallelism())}`);
+    expect(argv).toContain('--no-turbo-inlining');
     const r = await m.unmount();
     expect(r?.exitCode).toBe(0);
     expect(r?.stdout).toContain(`unmounted ${m.dir}`);

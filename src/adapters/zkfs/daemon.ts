@@ -48,9 +48,17 @@ export function daemonV8PoolSize(cpus: number): number {
   return Math.min(4, Math.max(1, Math.floor(cpus / 4)));
 }
 
-/** Node's options for the daemon on this machine. */
+/**
+ * Node's options for the daemon on this machine. --no-turbo-inlining: V8
+ * compiles each hot function on its own, not with the functions it calls
+ * copied in, which makes compiling cheaper. On a new mount's first walk of
+ * 10,000 files (2 CPUs, 12 rounds each, alternating) the compiling thread
+ * used about 110–145 ms less CPU, the event loop no more than before, and
+ * the walk took 650 ms against 664 (read-write) and 602 against 647
+ * (read-only), medians; `cp -r` of 1,000 files was unchanged.
+ */
 export function daemonNodeOptions(cpus = availableParallelism()): string[] {
-  return [`--v8-pool-size=${daemonV8PoolSize(cpus)}`];
+  return [`--v8-pool-size=${daemonV8PoolSize(cpus)}`, '--no-turbo-inlining'];
 }
 
 /** The built CLI entry point the daemon runs (dist/cli/zkfsctl.js). */
