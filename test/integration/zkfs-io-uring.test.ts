@@ -16,6 +16,7 @@ import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   daemonPid,
   eventually,
+  fuseConnection,
   isMounted,
   mountStatus,
   mountZkfs,
@@ -50,15 +51,6 @@ function possibleCpus(): number {
       const [first, last = first] = range.split('-').map(Number);
       return sum + (last as number) - (first as number) + 1;
     }, 0);
-}
-
-/** The FUSE connection of the mount at `dir` (its device minor), read from the mount table. */
-function connectionOf(dir: string): number {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .find((l) => l.split(' ')[4] === dir);
-  if (!line) throw new Error(`${dir} is not mounted`);
-  return Number(line.split(' ')[2]?.split(':')[1]);
 }
 
 async function ringQueues(m: ZkfsMount): Promise<number | undefined> {
@@ -211,7 +203,7 @@ describe.skipIf(uringMissing())('zkfs over io_uring', () => {
       ['-c', `cd '${m.dir}' && seq 1 ${count} | xargs -P ${count} -I{} cat d/f{}`],
       { reject: false, timeout: 120_000 },
     );
-    const waiting = `/sys/fs/fuse/connections/${connectionOf(m.dir)}/waiting`;
+    const waiting = `/sys/fs/fuse/connections/${await fuseConnection(m.dir)}/waiting`;
     await expect
       .poll(() => Number(readFileSync(waiting, 'utf8')), { timeout: 10_000 })
       .toBeGreaterThan(2 * 64);

@@ -17,6 +17,7 @@ import { freePort } from '../fixtures/ports.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   eventually,
+  fuseConnection,
   isMounted,
   mountZkfs,
   sees,
@@ -244,12 +245,7 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     const pid = daemonPid(m.dir);
     const { holder } = await startHolder(m.dir);
     // What `echo 1 > .../abort` does by hand (or the kernel, when the daemon cannot go on).
-    const minor = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .find((line) => line.split(' ')[4] === m.dir)
-      ?.split(' ')[2]
-      ?.split(':')[1];
-    writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1');
+    writeFileSync(`/sys/fs/fuse/connections/${await fuseConnection(m.dir)}/abort`, '1');
     await eventually(async () => !isProcessAlive(pid), 'the daemon exits');
     expect(isMounted(m.dir)).toBe(false);
     expect(existsSync(recordFile(m.dir))).toBe(false);

@@ -87,7 +87,7 @@ function pollingNow(counters: PollCounters, fast: FastOpens): PollCounters {
  * The connection number of the FUSE mount at `dir` (its device minor), read
  * from the mount table: a stat() of the mount would be a request to ourselves.
  */
-function connectionId(table: readonly MountEntry[], dir: string): number | undefined {
+export function connectionId(table: readonly MountEntry[], dir: string): number | undefined {
   const entry = mountAt(table, dir);
   const minor = Number(entry?.device.split(':')[1]);
   return Number.isInteger(minor) ? minor : undefined;
