@@ -321,7 +321,25 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   /** Nothing from memory for a name just deleted: stat() asks ZooKeeper. */
   override cachedNode(keys: NodeKeys): CachedNode | undefined {
-    return this.justDeleted(keys.znode) ? undefined : super.cachedNode(keys);
+    if (this.justDeleted(keys.znode)) return undefined;
+    return super.cachedNode(keys) ?? this.absentNode(keys);
+  }
+
+  /**
+   * A name its directory's exact listing in memory does not hold, as
+   * cachedNode() tells a node that is not there (no stat), as stat() would
+   * answer it with no request: so that a lookup of a new name (each file
+   * `cp` makes) is answered at once too.
+   */
+  private absentNode(keys: NodeKeys): CachedNode | undefined {
+    if (!this.live || keys.znode === this.root || this.stats.has(keys.znode)) return undefined;
+    const siblings = this.children.peek(keys.dir);
+    if (!siblings || sortedIncludes(siblings, baseName(keys.znode))) return undefined;
+    const meta = this.metas.freshEntry(keys.dir);
+    const links = this.links.freshEntry(this.linksPath);
+    if (!meta || !links) return undefined;
+    this.stats.stats.hits++;
+    return { stat: null, meta: this.metas.served(meta), links: this.links.served(links) };
   }
 
   override heldNode(keys: NodeKeys): CachedNode | undefined {
