@@ -191,6 +191,28 @@ describe('watch-driven cache', () => {
     expect(m.tree.status().hitRate).toBeGreaterThan(0.5);
   });
 
+  it("changes a file's mode, owner or times with one write, and keeps its directory in memory", async () => {
+    const m = await mount();
+    await m.vfs.mkdir('/d', 0o755);
+    for (let i = 0; i < 3; i++) await writeFile(m.vfs, `/d/f${i}`, `content ${i}`);
+    await walk(m.vfs);
+    const before = m.session.counters.requests;
+    await m.vfs.chmod('/d/f0', 0o600);
+    await m.vfs.chown('/d/f1', 1234, 1234);
+    await m.vfs.utimens('/d/f2', 1_000_000, 2_000_000);
+    // One write each: the directory's document, written through.
+    expect(m.session.counters.requests - before).toBe(3);
+    const written = m.session.counters.requests;
+    // What cp -a asks next, of the directory and of the next name, is still known.
+    expect((await m.vfs.getattr('/d')).mode & 0o777).toBe(0o755);
+    await expect(m.vfs.getattr('/d/f3')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await m.vfs.getattr('/d/f0')).mode & 0o777).toBe(0o600);
+    expect(await m.vfs.getattr('/d/f1')).toMatchObject({ uid: 1234, gid: 1234 });
+    expect((await m.vfs.getattr('/d/f2')).mtimeMs).toBe(2_000_000);
+    expect((await walk(m.vfs)).sort()).toEqual(['/d/f0=content 0', '/d/f1=content 1', '/d/f2=content 2']);
+    expect(m.session.counters.requests).toBe(written);
+  });
+
   it('opens a file it holds for reading without waiting, and with what open() would give', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/f', 'one');

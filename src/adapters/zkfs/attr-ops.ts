@@ -169,9 +169,8 @@ export async function updateEntry(
   }).catch((error: unknown) => {
     throw asFsError(error, `updating attributes of ${owner.path}`);
   });
-  ctx.tree.metas.invalidate(owner.metaDir);
-  ctx.tree.stats.invalidate(owner.metaDir);
-  ctx.tree.children.invalidate(owner.metaDir);
+  // A tree kept exact by its watch has the document written through, and hears of the rest.
+  ctx.tree.forget(owner.metaDir);
 }
 
 /**
