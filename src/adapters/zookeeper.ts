@@ -16,6 +16,7 @@ import type { ZkErrorName } from '../core/zkfs/errors.js';
 import type { AclEntry, ZkOp } from '../core/zkfs/zk-ops.js';
 import {
   decodeMultiReply,
+  type MultiReply,
   multiBodyBytes,
   OP_MULTI,
   OP_SET_DATA,
@@ -199,6 +200,9 @@ const PERSISTENT = 0;
 const EPHEMERAL = 1;
 
 type Callback<T> = (error: unknown, value: T) => void;
+
+/** Each op's node stat after a multi, where its reply says (ZkClient.multi). */
+export type MultiStats = readonly (ZkStat | undefined)[];
 
 export interface SetDataOptions {
   /**
@@ -457,10 +461,13 @@ export class ZkClient {
 
   /**
    * Runs `ops` atomically. On failure throws a ZkError whose `opIndex` and
-   * `path` name the op that failed.
+   * `path` name the op that failed. Resolves to each op's node stat after
+   * it where the reply carries one (a setData's, sent by the raw encoder),
+   * else undefined: a create's result has none (ZooKeeper 3.8 answers a
+   * create2 in a multi as a plain create).
    */
-  async multi(ops: readonly ZkOp[]): Promise<void> {
-    if (ops.length === 0) return;
+  async multi(ops: readonly ZkOp[]): Promise<MultiStats> {
+    if (ops.length === 0) return [];
     if (canSendRaw(this.client)) return this.multiRaw(ops);
     const txn = this.client.transaction() as unknown as {
       ops: unknown[];
@@ -499,27 +506,29 @@ export class ZkClient {
         else cb(error, undefined);
       }),
     );
+    return [];
   }
 
   /** multi() with the request encoded here rather than by the library (core/zkfs/zk-write-codec.ts). */
-  private async multiRaw(ops: readonly ZkOp[]): Promise<void> {
+  private async multiRaw(ops: readonly ZkOp[]): Promise<MultiStats> {
     const sent = ops.map((op) => (op.op === 'create' && op.acl.length === 0 ? { ...op, acl: OPEN_ACL } : op));
-    const codes = await this.call<number[]>(`multi(${ops.length} ops)`, (cb) => {
+    const none: MultiReply<ZkStat> = { codes: [], stats: [] };
+    const { codes, stats } = await this.call<MultiReply<ZkStat>>(`multi(${ops.length} ops)`, (cb) => {
       sendRaw(
         this.client,
         OP_MULTI,
         multiBodyBytes(sent),
         (buffer, offset) => writeMultiBody(buffer, offset, sent),
-        decodeMultiReply,
+        (frame) => decodeMultiReply(frame, readStat),
       ).then(
-        (codes) => cb(null, codes),
-        (error: unknown) => cb(error, []),
+        (reply) => cb(null, reply),
+        (error: unknown) => cb(error, none),
       );
     });
     // The op at fault has its own code; those after it were not tried (-2, RUNTIMEINCONSISTENCY).
     const index = codes.findIndex((code) => code !== 0 && code !== RUNTIME_INCONSISTENCY);
     const failed = index >= 0 ? index : codes.findIndex((code) => code !== 0);
-    if (failed < 0) return;
+    if (failed < 0) return stats;
     const code = codes[failed] as number;
     throw new ZkError(CODE_NAMES.get(code) ?? 'UNKNOWN', ops[failed]?.path, failed);
   }

@@ -213,6 +213,25 @@ describe('watch-driven cache', () => {
     expect(m.session.counters.requests).toBe(written);
   });
 
+  it('knows the stat of a file it has just made without reading it: cp -a changes it before closing', async () => {
+    const m = await mount();
+    await m.vfs.mkdir('/d', 0o755);
+    await writeFile(m.vfs, '/d/first', 'x'); // the directory has its document
+    await walk(m.vfs);
+    const before = m.session.counters.requests;
+    const { fh } = await m.vfs.create('/d/new', 0o600);
+    expect(m.session.counters.requests - before).toBe(1);
+    // Worked out from the transaction's other op, and exactly what ZooKeeper holds.
+    expect(m.tree.stats.peek(`${m.root}/d/new`)).toEqual(await raw.exists(`${m.root}/d/new`));
+    expect((await m.vfs.getattr('/d/new')).mode & 0o777).toBe(0o600);
+    await m.vfs.utimens('/d/new', 1_000_000, 2_000_000);
+    await m.vfs.flush(fh);
+    await m.vfs.release(fh);
+    expect((await m.vfs.getattr('/d/new')).mtimeMs).toBe(2_000_000);
+    // The create and the times: no read.
+    expect(m.session.counters.requests - before).toBe(2);
+  });
+
   it('opens a file it holds for reading without waiting, and with what open() would give', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/f', 'one');
@@ -581,8 +600,8 @@ describe('session faults', () => {
     const multi = client.multi.bind(client);
     let lose = 0;
     client.multi = async (ops) => {
-      await multi(ops);
-      if (lose === 0) return;
+      const stats = await multi(ops);
+      if (lose === 0) return stats;
       lose--;
       await meanwhile();
       throw new ZkError('CONNECTION_LOSS', ops[0]?.path);

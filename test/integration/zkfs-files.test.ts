@@ -307,7 +307,7 @@ async function deleteTree(path: string): Promise<void> {
 
 /** Creates `names` under `dir` with no data, a few thousand to a request. */
 async function fillDirectory(dir: string, names: readonly string[]): Promise<void> {
-  const batches: Promise<void>[] = [];
+  const batches: Promise<unknown>[] = [];
   for (let i = 0; i < names.length; i += 2000) {
     const ops = names
       .slice(i, i + 2000)

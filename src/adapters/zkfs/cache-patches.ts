@@ -84,6 +84,41 @@ function childChanged(tree: CachedTree, parent: string, name: string, delta: 1 |
 }
 
 /**
+ * The stat of the node `create` made, worked out from the stats the other
+ * ops of its multi (`ops`) left (`stats`, ZkClient.multi): a multi is one
+ * transaction, so every node it writes has its zxid as mzxid and its time
+ * as mtime, and a new node has them as czxid, pzxid and ctime too. A
+ * create's own result carries no stat, and the file a program just made
+ * is one it stats next (cp -a sets its times and mode before closing it),
+ * which cost a read per file. Undefined when no op of the multi left a
+ * stat, or when the multi also wrote below the new node (its child count
+ * is then not 0).
+ */
+export function createdStat(
+  create: ZkOp & { op: 'create' },
+  ops: readonly ZkOp[],
+  stats: readonly (ZkStat | undefined)[] | undefined,
+): ZkStat | undefined {
+  const txn = stats?.find((stat) => stat !== undefined);
+  if (!txn) return undefined;
+  const below = `${create.path}/`;
+  if (ops.some((op) => op.path.startsWith(below))) return undefined;
+  return {
+    czxid: txn.mzxid,
+    mzxid: txn.mzxid,
+    pzxid: txn.mzxid,
+    ctimeMs: txn.mtimeMs,
+    mtimeMs: txn.mtimeMs,
+    version: 0,
+    cversion: 0,
+    aversion: 0,
+    ephemeralOwner: 0n,
+    dataLength: create.data.length,
+    numChildren: 0,
+  };
+}
+
+/**
  * One op of this mount's own write, applied: the data (and stat, when the
  * reply carried it) it set, the metadata or symlink document it wrote, and
  * for a node just created, no children and the ACL it was created with.

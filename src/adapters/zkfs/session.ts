@@ -42,6 +42,7 @@ import {
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import {
+  type MultiStats,
   type SetDataOptions,
   type ZkApi,
   ZkClient,
@@ -87,8 +88,8 @@ export interface SessionCounters extends RetryCounters {
 /** Told about each write before it is first sent and once its outcome is known (watch-cache.ts). */
 export interface WriteObserver {
   begin(ops: readonly ZkOp[]): unknown;
-  /** `stat` is the new stat of a single setData. */
-  end(token: unknown, ok: boolean, stat?: ZkStat): void;
+  /** `stats`: each op's node stat after the write, where the reply said (ZkClient.multi). */
+  end(token: unknown, ok: boolean, stats?: MultiStats): void;
 }
 
 /** Throws (ENOSPC or EFBIG) when `ops` need a larger request than ZooKeeper takes. */
@@ -326,14 +327,14 @@ export class ZkSession implements ZkApi {
     ops: readonly ZkOp[],
     attempt: (client: ZkClient) => Promise<T>,
     verify: (client: ZkClient, error: ZkError) => Promise<T | undefined>,
-    statOf?: (result: T) => ZkStat,
+    statsOf?: (result: T) => MultiStats,
   ): Promise<T> {
     refuseOversized(ops);
     const observer = this.observer;
     const token = observer?.begin(ops);
     try {
       const result = await this.retry.run(ops[0]?.path ?? '/', attempt, verify);
-      observer?.end(token, true, statOf?.(result));
+      observer?.end(token, true, statsOf?.(result));
       return result;
     } catch (error) {
       observer?.end(token, false);
@@ -389,7 +390,7 @@ export class ZkSession implements ZkApi {
         return c.setData(path, data, version);
       },
       verifySetData(path, data, version),
-      (stat) => stat,
+      (stat) => [stat],
     );
   }
 
@@ -401,9 +402,14 @@ export class ZkSession implements ZkApi {
     ).then(() => undefined);
   }
 
-  multi(ops: readonly ZkOp[]): Promise<void> {
-    return this.write(ops, (c) => c.multi(ops).then(() => true as const), verifyMulti(ops)).then(
-      () => undefined,
+  /** A multi; a write whose reply was lost and that is found applied resolves to no stats. */
+  multi(ops: readonly ZkOp[]): Promise<MultiStats> {
+    const verify = verifyMulti(ops);
+    return this.write(
+      ops,
+      (c) => c.multi(ops),
+      (c, error) => verify(c, error).then((applied) => (applied ? [] : undefined)),
+      (stats) => stats,
     );
   }
 

@@ -43,8 +43,8 @@ import { position, sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import { UnusedPrefetch } from '../../core/zkfs/unused-prefetch.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
-import { isZkError, ZkError, type ZkStat } from '../zookeeper.js';
-import { applyNotice, writeThrough } from './cache-patches.js';
+import { isZkError, type MultiStats, ZkError, type ZkStat } from '../zookeeper.js';
+import { applyNotice, createdStat, writeThrough } from './cache-patches.js';
 import { ChildWatches } from './child-watches.js';
 import type { Stale, StaleEntry } from './kernel-notify.js';
 import { type CacheView, docChanges, staleFor } from './kernel-stale.js';
@@ -294,20 +294,23 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return this.own.begin(ops, this.gate.epoch);
   }
 
-  end(token: unknown, ok: boolean, stat?: ZkStat): void {
+  end(token: unknown, ok: boolean, stats?: MultiStats): void {
     const write = token as OwnWrite;
     const { alone, stale } = this.own.finish(write, ok);
     if (stale.length > 0) this.onStale?.(stale);
     if (!this.live || write.epoch !== this.gate.epoch) return;
     for (const op of alone) {
-      writeThrough(this, op, write.ops.length === 1 ? stat : undefined);
+      const stat =
+        stats?.[write.ops.indexOf(op)] ??
+        (op.op === 'create' ? createdStat(op, write.ops, stats) : undefined);
+      writeThrough(this, op, stat);
       if (op.op === 'create') {
         // Memory holds it as written: no need to ask ZooKeeper about it as a name just deleted.
         if (this.recentlyDeleted.size > 0) this.recentlyDeleted.created(op.path);
         // The ACL written through counts as just read; and the kernel asks for a new node's
-        // attributes next, so start reading them now.
+        // attributes next: without its stat from the reply, start reading them now.
         this.aclTimes.set(op.path, Date.now());
-        if (baseName(op.path) !== META_NODE && op.readBack !== false) {
+        if (!stat && baseName(op.path) !== META_NODE && op.readBack !== false) {
           this.stats.get(op.path, () => this.session.exists(op.path)).catch(() => {});
         }
       }

@@ -73,31 +73,53 @@ export function writeMultiBody(buffer: Buffer, offset: number, ops: readonly ZkO
   return buffer.writeInt32BE(-1, offset);
 }
 
+/** What a multi reply says of each op, in order. */
+export interface MultiReply<S> {
+  /**
+   * 0 where the op was done, else the error code the server gave it. When a
+   * multi fails, the op at fault has its own code, the ops before it 0, and
+   * those after it -2 (RUNTIMEINCONSISTENCY): nothing was done.
+   */
+  codes: number[];
+  /** The node's stat after the op, where the reply has one (a setData, a create2); else undefined. */
+  stats: (S | undefined)[];
+}
+
 /**
- * The outcome of each op of a multi reply's frame (whose header said no
- * error): 0 where it was done, else the error code the server gave it.
- * When a multi fails, the op at fault has its own code, the ops before it
- * 0, and those after it -2 (RUNTIMEINCONSISTENCY): nothing was done.
+ * Decodes a multi reply's frame (whose header said no error). `readStat`
+ * reads a stat at an offset of the frame: the connection's own reader.
  */
-export function decodeMultiReply(frame: Buffer): number[] {
+export function decodeMultiReply<S>(
+  frame: Buffer,
+  readStat: (frame: Buffer, offset: number) => S,
+): MultiReply<S> {
   const codes: number[] = [];
+  const stats: (S | undefined)[] = [];
+  const stat = (offset: number): S => {
+    need(frame, offset, STAT_BYTES);
+    return readStat(frame, offset);
+  };
   let offset = REPLY_BODY;
   for (;;) {
     need(frame, offset, 9);
     const type = frame.readInt32BE(offset);
     const done = frame.readUInt8(offset + 4) !== 0;
     offset += 9;
-    if (done) return codes;
+    if (done) return { codes, stats };
+    let after: S | undefined;
     switch (type) {
       case OP_CODES.create:
         offset = skipString(frame, offset);
         codes.push(0);
         break;
       case OP_CREATE2:
-        offset = skipString(frame, offset) + STAT_BYTES;
+        offset = skipString(frame, offset);
+        after = stat(offset);
+        offset += STAT_BYTES;
         codes.push(0);
         break;
       case OP_CODES.setData:
+        after = stat(offset);
         offset += STAT_BYTES;
         codes.push(0);
         break;
@@ -113,6 +135,7 @@ export function decodeMultiReply(frame: Buffer): number[] {
       default:
         throw new Error(`a multi reply holds a result of type ${type}`);
     }
+    stats.push(after);
   }
 }
 

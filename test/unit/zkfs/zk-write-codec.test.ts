@@ -156,16 +156,27 @@ const int = (n: number) => {
 const text = (s: string) => Buffer.concat([int(Buffer.byteLength(s)), Buffer.from(s)]);
 
 describe('multi replies decoded without the library', () => {
-  it('reads every op of a transaction that was done', () => {
+  /** A stat whose first field is `n`: which stat the reader was pointed at. */
+  const statNumbered = (n: number) => {
+    const stat = Buffer.alloc(STAT_BYTES);
+    stat.writeBigInt64BE(BigInt(n), 0);
+    return stat;
+  };
+  const firstField = (buffer: Buffer, offset: number) => Number(buffer.readBigInt64BE(offset));
+
+  it('reads every op of a transaction that was done, with the stats it carries', () => {
     const reply = frame(
       result(1, false, 0, text('/d/f')),
-      result(15, false, 0, Buffer.concat([text('/d/g'), Buffer.alloc(STAT_BYTES)])),
-      result(5, false, 0, Buffer.alloc(STAT_BYTES)),
+      result(15, false, 0, Buffer.concat([text('/d/g'), statNumbered(15)])),
+      result(5, false, 0, statNumbered(5)),
       result(2, false, 0),
       result(13, false, 0),
       result(-1, true, -1),
     );
-    expect(decodeMultiReply(reply)).toEqual([0, 0, 0, 0, 0]);
+    expect(decodeMultiReply(reply, firstField)).toEqual({
+      codes: [0, 0, 0, 0, 0],
+      stats: [undefined, 15, 5, undefined, undefined],
+    });
   });
 
   it('gives the failed op its code, and the ops after it theirs', () => {
@@ -176,11 +187,15 @@ describe('multi replies decoded without the library', () => {
       result(-1, false, 0, int(-2)),
       result(-1, true, -1),
     );
-    expect(decodeMultiReply(reply)).toEqual([0, -103, -2]);
+    expect(decodeMultiReply(reply, firstField).codes).toEqual([0, -103, -2]);
   });
 
   it('refuses a reply that is cut short or holds what no request asked for', () => {
-    expect(() => decodeMultiReply(frame(result(5, false, 0, Buffer.alloc(10))))).toThrow(/cut short/);
-    expect(() => decodeMultiReply(frame(result(77, false, 0), result(-1, true, -1)))).toThrow(/type 77/);
+    expect(() => decodeMultiReply(frame(result(5, false, 0, Buffer.alloc(10))), firstField)).toThrow(
+      /cut short/,
+    );
+    expect(() => decodeMultiReply(frame(result(77, false, 0), result(-1, true, -1)), firstField)).toThrow(
+      /type 77/,
+    );
   });
 });
