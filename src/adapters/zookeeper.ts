@@ -204,6 +204,7 @@ type Callback<T> = (error: unknown, value: T) => void;
 /** Each op's node stat after a multi, where its reply says (ZkClient.multi). */
 export type MultiStats = readonly (ZkStat | undefined)[];
 
+/** What a write may ask of the session that sends it (ZkSession): a client sends it once. */
 export interface SetDataOptions {
   /**
    * Run before the write is sent again after the connection or the session
@@ -466,7 +467,7 @@ export class ZkClient {
    * else undefined: a create's result has none (ZooKeeper 3.8 answers a
    * create2 in a multi as a plain create).
    */
-  async multi(ops: readonly ZkOp[]): Promise<MultiStats> {
+  async multi(ops: readonly ZkOp[], _options?: SetDataOptions): Promise<MultiStats> {
     if (ops.length === 0) return [];
     if (canSendRaw(this.client)) return this.multiRaw(ops);
     const txn = this.client.transaction() as unknown as {

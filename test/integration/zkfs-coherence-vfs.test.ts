@@ -213,6 +213,65 @@ describe('watch-driven cache', () => {
     expect(m.session.counters.requests).toBe(written);
   });
 
+  it('writes times set before close with the data, in one request, and alone when the document moved meanwhile', async () => {
+    const m = await mount();
+    await m.vfs.mkdir('/d', 0o755);
+    await writeFile(m.vfs, '/d/first', 'x');
+    await walk(m.vfs);
+    const copy = async (name: string, mtimeMs: number) => {
+      const { fh } = await m.vfs.create(`/d/${name}`, 0o644);
+      m.vfs.write(fh, Buffer.from(`content of ${name}`), 0);
+      await m.vfs.utimens(`/d/${name}`, mtimeMs, mtimeMs); // futimens before close, as cp -a
+      await m.vfs.flush(fh);
+      await m.vfs.release(fh);
+    };
+    const before = m.session.counters.requests;
+    await copy('one', 1_000_000);
+    // The create, then the data with the times.
+    expect(m.session.counters.requests - before).toBe(2);
+    const stored = async (name: string) => ({
+      data: (await raw.getData(`${m.root}/d/${name}`)).data.toString(),
+      entry: parseMeta((await raw.getData(`${m.root}/d/__zkfs__`)).data).entries.get(name),
+    });
+    expect(await stored('one')).toEqual({
+      data: 'content of one',
+      entry: { t: 'f', at: 1_000_000, mt: 1_000_000, v: 1 },
+    });
+    expect((await m.vfs.getattr('/d/one')).mtimeMs).toBe(1_000_000);
+
+    // Another host rewrites the document just before the write-back goes: the data go alone,
+    // then the times, at the document as it is now.
+    const client = (m.session as unknown as { client: ZkClient }).client;
+    const multi = client.multi.bind(client);
+    let race = false;
+    client.multi = async (ops) => {
+      if (race && ops.some((op) => op.path.endsWith('/two'))) {
+        race = false;
+        const doc = `${m.root}/d/__zkfs__`;
+        const now = await raw.getData(doc);
+        const meta = withEntry(parseMeta(now.data), 'theirs', { t: 'f', m: 0o600 });
+        await raw.multi([
+          { op: 'create', path: `${m.root}/d/theirs`, data: Buffer.alloc(0), acl: OPEN_ACL },
+          { op: 'setData', path: doc, data: encodeMeta(meta), version: now.stat.version },
+        ]);
+      }
+      return multi(ops);
+    };
+    const { fh } = await m.vfs.create('/d/two', 0o644);
+    m.vfs.write(fh, Buffer.from('content of two'), 0);
+    await m.vfs.utimens('/d/two', 3_000_000, 3_000_000);
+    race = true;
+    await m.vfs.flush(fh);
+    await m.vfs.release(fh);
+    expect(race).toBe(false);
+    expect(await stored('two')).toEqual({
+      data: 'content of two',
+      entry: { t: 'f', at: 3_000_000, mt: 3_000_000, v: 1 },
+    });
+    expect((await stored('theirs')).entry).toEqual({ t: 'f', m: 0o600 });
+    expect((await m.vfs.getattr('/d/two')).mtimeMs).toBe(3_000_000);
+  });
+
   it('knows the stat of a file it has just made without reading it: cp -a changes it before closing', async () => {
     const m = await mount();
     await m.vfs.mkdir('/d', 0o755);
@@ -619,6 +678,14 @@ describe('session faults', () => {
     await writeFile(m.vfs, '/new', 'replacement');
     lose = 1;
     await m.vfs.rename('/new', '/seed'); // was ENOENT, as editors and certbot replace files
+    // A write-back that carries the times set before close (cp -a, tar), with the document.
+    const timed = await m.vfs.create('/timed', 0o644);
+    m.vfs.write(timed.fh, Buffer.from('kept'), 0);
+    await m.vfs.utimens('/timed', 1_000_000, 2_000_000);
+    lose = 1;
+    await m.vfs.flush(timed.fh);
+    await m.vfs.release(timed.fh);
+    expect((await m.vfs.getattr('/timed')).mtimeMs).toBe(2_000_000);
     // A link, with another host's link made meanwhile: the table holds no token, but the link.
     meanwhile = async () => {
       const now = await raw.getData(`${m.root}/__symlinks__`).catch(() => undefined);
@@ -632,18 +699,20 @@ describe('session faults', () => {
     lose = 1;
     await m.vfs.rename('/link', '/moved'); // was ENOENT
     expect(await m.vfs.readlink('/moved')).toBe('seed');
-    expect(m.session.counters.confirmedWrites - confirmed).toBe(7);
-    const others5 = ['other0', 'other1', 'other2', 'other3', 'other4'];
+    expect(m.session.counters.confirmedWrites - confirmed).toBe(8);
+    const others6 = ['other0', 'other1', 'other2', 'other3', 'other4', 'other5'];
     expect((await raw.getChildren(m.root)).children.sort()).toEqual([
       '__symlinks__',
       '__zkfs__',
-      ...others5,
+      ...others6,
       'seed',
+      'timed',
     ]);
     expect((await raw.getData(`${m.root}/seed`)).data.toString()).toBe('replacement');
+    expect((await raw.getData(`${m.root}/timed`)).data.toString()).toBe('kept');
     // The other host's entries are all there: nothing was written twice over them.
     const entries = [...parseMeta((await raw.getData(doc)).data).entries.keys()].sort();
-    expect(entries).toEqual([...others5, 'seed']);
+    expect(entries).toEqual([...others6, 'seed', 'timed']);
   });
 
   it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {

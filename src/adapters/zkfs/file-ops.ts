@@ -18,14 +18,22 @@ import {
   S_IFDIR,
   S_IFMT,
   S_IFREG,
+  showsEntry,
   withEntry,
+  withTimes,
 } from '../../core/zkfs/attrs.js';
 import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError, isFsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import { RACE_BUDGET_MS, raceWaitMs } from '../../core/zkfs/race-backoff.js';
-import { docWrite, setDataBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
+import {
+  docWrite,
+  requestBytes,
+  setDataBytes,
+  ZK_MAX_REQUEST_BYTES,
+  type ZkOp,
+} from '../../core/zkfs/zk-ops.js';
 import { isZkError, type ZkStat } from '../zookeeper.js';
 import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -489,13 +497,14 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
   ctx.log.debug(`write back ${file.mountPath}: ${content.length} bytes over data version ${file.version}`);
   let stat: ZkStat;
   file.cutInFlight = Number.POSITIVE_INFINITY;
+  // Sent again once the connection or session is back: the watch was down meanwhile.
+  const beforeResend = async () => {
+    if (await goneUnheard(ctx, file)) throw new NodeGone();
+  };
   try {
-    stat = await ctx.client.setData(file.znode, content, file.version, {
-      // Sent again once the connection or session is back: the watch was down meanwhile.
-      beforeResend: async () => {
-        if (await goneUnheard(ctx, file)) throw new NodeGone();
-      },
-    });
+    stat =
+      (await writeWithTimes(ctx, file, content, beforeResend)) ??
+      (await ctx.client.setData(file.znode, content, file.version, { beforeResend }));
   } catch (error) {
     if (error instanceof NodeGone) {
       await appendToName(ctx, file);
@@ -523,6 +532,59 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
   }
   written(ctx, file, stat, seq, content);
   await applyTimes(ctx, file, stat);
+}
+
+/**
+ * Writes `content` back with the times a program set since its last write
+ * (futimens before close, as cp -a and tar do), pinned to the version this
+ * write makes, in one transaction with the directory's document: not a
+ * second request after it. Resolves to the file's new stat; undefined,
+ * having written nothing, when there are no such times, or they cannot go
+ * along (the version is not known, the name holds another node now, the
+ * two do not fit one request, another host changed the document first):
+ * the data then go alone and the times after them. A failure of the
+ * file's own write is the caller's to answer, as a setData's would be.
+ */
+async function writeWithTimes(
+  ctx: VfsContext,
+  file: OpenFile,
+  content: Buffer,
+  beforeResend: () => Promise<void>,
+): Promise<ZkStat | undefined> {
+  const times = file.pendingTimes;
+  if (!times || file.version < 0) return undefined;
+  const target = await resolve(ctx, file.mountPath).catch(() => undefined);
+  if (target?.type !== 'file' || target.znode !== file.znode) return undefined;
+  // Where the document cannot be read now, the data are not held up for it.
+  const doc = await ctx.tree.meta(target.metaDir).catch(() => undefined);
+  const acl = await ctx.tree.acl(target.metaDir).catch(() => undefined);
+  if (!doc || !acl) return undefined;
+  const entry = withTimes(
+    doc.value.entries.get(target.entryName),
+    times.atimeMs,
+    times.mtimeMs,
+    file.version + 1,
+  );
+  const data = encodeMeta(withEntry(doc.value, target.entryName, entry));
+  // Sent again after a lost reply, the document may have been rewritten since by another host.
+  const applied = (now: Buffer) => showsEntry(now, target.entryName, entry);
+  const ops: ZkOp[] = [
+    { op: 'setData', path: file.znode, data: content, version: file.version },
+    docWrite(doc.path, doc.version, data, acl, applied),
+  ];
+  if (requestBytes(ops) > ZK_MAX_REQUEST_BYTES) return undefined;
+  let stats: readonly (ZkStat | undefined)[];
+  try {
+    stats = await ctx.client.multi(ops, { beforeResend });
+  } catch (error) {
+    // Only the document's check failed, so the file's passed: its data were not written.
+    if (isZkError(error) && error.opIndex === 1) return undefined;
+    throw error;
+  }
+  if (file.pendingTimes === times) file.pendingTimes = undefined;
+  const stat = stats[0] ?? (await ctx.tree.freshStat(file.znode));
+  if (!stat) throw new FsError('EIO', `${file.mountPath} was deleted as it was written back`);
+  return stat;
 }
 
 /** Data version `stat` of `file` holds `content`, its buffer as it stood at change `seq`. */

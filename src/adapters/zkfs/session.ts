@@ -402,13 +402,17 @@ export class ZkSession implements ZkApi {
     ).then(() => undefined);
   }
 
-  /** A multi; a write whose reply was lost and that is found applied resolves to no stats. */
-  multi(ops: readonly ZkOp[]): Promise<MultiStats> {
-    const verify = verifyMulti(ops);
+  /** A multi; one whose reply was lost and that is found applied resolves to the stats read back. */
+  multi(ops: readonly ZkOp[], options: SetDataOptions = {}): Promise<MultiStats> {
+    let sent = false;
     return this.write(
       ops,
-      (c) => c.multi(ops),
-      (c, error) => verify(c, error).then((applied) => (applied ? [] : undefined)),
+      async (c) => {
+        if (sent) await options.beforeResend?.();
+        sent = true;
+        return c.multi(ops);
+      },
+      verifyMulti(ops),
       (stats) => stats,
     );
   }

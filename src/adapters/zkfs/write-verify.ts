@@ -6,25 +6,33 @@
  * or undefined when the failure is real (session.ts).
  */
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
-import { isZkError, type ZkClient, type ZkError, type ZkStat } from '../zookeeper.js';
+import { isZkError, type MultiStats, type ZkClient, type ZkError, type ZkStat } from '../zookeeper.js';
 
-/** Whether ZooKeeper shows every effect of `ops`. */
-async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<boolean> {
+/**
+ * Whether ZooKeeper shows every effect of `ops`: the stats of the nodes it
+ * wrote, read back (MultiStats, by op; undefined for the ops it did not
+ * need to read), or undefined when it does not.
+ */
+async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<MultiStats | undefined> {
   const last = new Map(ops.map((op, i) => [op.path, i]));
+  const stats: (ZkStat | undefined)[] = ops.map(() => undefined);
   for (const [i, op] of ops.entries()) {
     if (op.op === 'check') continue;
     // A rename over a name deletes the old node and creates the new one: the last op on a path is its effect.
     if (last.get(op.path) !== i) continue;
     if (op.op === 'delete') {
-      if (await client.exists(op.path)) return false;
+      if (await client.exists(op.path)) return undefined;
       continue;
     }
     const now = await client.getData(op.path).catch(() => undefined);
-    if (!now) return false;
-    if (!now.data.equals(op.data) && op.applied?.(now.data) !== true) return false;
-    if (op.op === 'setData' && op.version >= 0 && now.stat.version <= op.version) return false;
+    if (!now) return undefined;
+    if (!now.data.equals(op.data) && op.applied?.(now.data) !== true) return undefined;
+    if (op.op === 'setData' && op.version >= 0 && now.stat.version <= op.version) return undefined;
+    // Read after the write: only what this write set, with no later change, is its result.
+    if (op.op === 'setData' && now.data.equals(op.data) && now.stat.version === op.version + 1)
+      stats[i] = now.stat;
   }
-  return true;
+  return stats;
 }
 
 export function verifyCreate(
@@ -53,8 +61,8 @@ export function verifyRemove() {
 }
 
 export function verifyMulti(ops: readonly ZkOp[]) {
-  return async (client: ZkClient, error: ZkError): Promise<true | undefined> => {
+  return async (client: ZkClient, error: ZkError): Promise<MultiStats | undefined> => {
     if (!isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE')) return undefined;
-    return (await multiApplied(client, ops)) ? true : undefined;
+    return multiApplied(client, ops);
   };
 }
