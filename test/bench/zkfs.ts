@@ -241,6 +241,8 @@ interface WriteResult {
   copy: Measured;
   /** The same copy on a mount reading /dev/fuse (--no-io-uring), where requests came over io_uring. */
   plainCopyMs: number | undefined;
+  /** `cp -a` of the same files (mode and times kept: a chmod and a futimens per file), one directory only. */
+  archive: Measured | undefined;
   docBytes: number;
 }
 
@@ -617,9 +619,10 @@ export async function bench(): Promise<void> {
       let clientMs = Number.POSITIVE_INFINITY;
       let copy: Measured | undefined;
       let plainCopyMs: number | undefined;
-      const copyTo = async (dir: string, dest: string): Promise<Measured> => {
+      let archive: Measured | undefined;
+      const copyTo = async (dir: string, dest: string, flags = '-r'): Promise<Measured> => {
         const m = await measured(dir, async () => {
-          const { ms } = await timed(() => shell(dir, `cp -r ${source} ${dest}`));
+          const { ms } = await timed(() => shell(dir, `cp ${flags} ${source} ${dest}`));
           return ms;
         });
         const count = await shell(dir, `find ${dest} -type f | wc -l`);
@@ -634,10 +637,14 @@ export async function bench(): Promise<void> {
           const plain = await copyTo(plainTarget.dir, `plain${dirs}-${run}`);
           plainCopyMs = Math.min(plainCopyMs ?? Number.POSITIVE_INFINITY, plain.ms);
         }
+        if (dirs === 1) {
+          const a = await copyTo(target.dir, `archive${dirs}-${run}`, '-a');
+          if (!archive || a.ms < archive.ms) archive = a;
+        }
       }
       if (!copy) throw new Error('nothing measured');
       const doc = await client.exists(`/bench/write/cp${dirs}-0/d0/__zkfs__`);
-      writes.push({ dirs, perDir, clientMs, copy, plainCopyMs, docBytes: doc?.dataLength ?? 0 });
+      writes.push({ dirs, perDir, clientMs, copy, plainCopyMs, archive, docBytes: doc?.dataLength ?? 0 });
     }
 
     const met = (ok: boolean) => (ok ? 'target met' : 'TARGET MISSED');
@@ -735,6 +742,9 @@ export async function bench(): Promise<void> {
                 floor: w.clientMs,
               },
             ]),
+        ...(w.archive === undefined
+          ? []
+          : [{ label: `  the same with cp -a (no target)`, ms: w.archive.ms, floor: w.clientMs }]),
       ]),
     ];
     console.log(
@@ -769,6 +779,13 @@ export async function bench(): Promise<void> {
         ...writes.map(
           (w) =>
             `  cp ${w.dirs} x ${w.perDir}: ${m(w.copy.ops)} FUSE requests (${per(w.copy, WRITE_FILES)} per file), ${m(w.copy.requests)} ZooKeeper requests (the client sends ${m(2 * WRITE_FILES + w.dirs + 1)}); each directory's metadata document (rewritten with every file created in it) ends at ${(w.docBytes / 1024).toFixed(0)} KiB`,
+        ),
+        ...writes.flatMap((w) =>
+          w.archive === undefined
+            ? []
+            : [
+                `  cp -a ${w.dirs} x ${w.perDir}: ${m(w.archive.ops)} FUSE requests (${per(w.archive, WRITE_FILES)} per file), ${m(w.archive.requests)} ZooKeeper requests (${(w.archive.requests / WRITE_FILES).toFixed(1)} per file): it sets each file's times before closing it, which go with its data, and its mode, which is one more write of the directory's document`,
+              ],
         ),
         ...(writes.some((w) => w.plainCopyMs !== undefined)
           ? [
