@@ -464,8 +464,9 @@ export class ZkClient {
    * Runs `ops` atomically. On failure throws a ZkError whose `opIndex` and
    * `path` name the op that failed. Resolves to each op's node stat after
    * it where the reply carries one (a setData's, sent by the raw encoder),
-   * else undefined: a create's result has none (ZooKeeper 3.8 answers a
-   * create2 in a multi as a plain create).
+   * else undefined. A create's result has none, and asking for one with
+   * create2 would not help: ZooKeeper 3.8 answers it in a multi as a plain
+   * create (cache-patches.ts, createdStat, works it out instead).
    */
   async multi(ops: readonly ZkOp[], _options?: SetDataOptions): Promise<MultiStats> {
     if (ops.length === 0) return [];
