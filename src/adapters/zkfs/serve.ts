@@ -344,16 +344,12 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     );
     options.onReady?.(process.pid);
 
-    // Not AbortSignal.any(): Node 20 before 20.3 lacks it.
     const watching = new AbortController();
-    const stopWatching = () => watching.abort();
-    if (options.stop.aborted) stopWatching();
-    else options.stop.addEventListener('abort', stopWatching, { once: true });
     const connectionEnded = await Promise.race([
       watchUnmount(dir, watching.signal).then(() => false),
+      aborted(options.stop, watching.signal).then(() => false),
       mount.ended.then(() => true),
     ]);
-    options.stop.removeEventListener('abort', stopWatching);
     watching.abort();
     // Before the /dev/fuse descriptor is closed, whose number could then be reused.
     notifier?.close();
