@@ -401,7 +401,6 @@ static ssize_t read_request(struct reader *r) {
   return n;
 }
 
-/* Serves the request in buf here or in JavaScript; 1 if here. */
 /* Hands the request of `length` bytes in buf to JavaScript, whose own poller decides what follows. */
 static void to_javascript(struct reader *r, size_t length) {
   stop_window(r);
@@ -414,6 +413,7 @@ static void to_javascript(struct reader *r, size_t length) {
   napi_close_handle_scope(r->env, scope);
 }
 
+/* Serves the request in buf here or in JavaScript; 1 if here. */
 static int serve(struct reader *r, size_t n) {
   uint64_t now = uv_hrtime();
   note_arrival(r, now);
