@@ -84,25 +84,33 @@ function childChanged(tree: CachedTree, parent: string, name: string, delta: 1 |
 }
 
 /**
- * The stat of the node `create` made, worked out from the stats the other
- * ops of its multi (`ops`) left (`stats`, ZkClient.multi): a multi is one
+ * `stats` (ZkClient.multi) with the stat of each node the multi `ops`
+ * created filled in, worked out from a stat another op left: a multi is one
  * transaction, so every node it writes has its zxid as mzxid and its time
  * as mtime, and a new node has them as czxid, pzxid and ctime too. A
  * create's own result carries no stat, and the file a program just made
  * is one it stats next (cp -a sets its times and mode before closing it),
- * which cost a read per file. Undefined when no op of the multi left a
- * stat, or when the multi also wrote below the new node (its child count
- * is then not 0).
+ * which cost a read per file. Left undefined where no op of the multi left
+ * a stat, or where the multi also wrote below the new node (its child
+ * count is then not 0). Once per write, in one pass: a rename carries a
+ * create per node it moves.
  */
-export function createdStat(
-  create: ZkOp & { op: 'create' },
+export function withCreatedStats(
   ops: readonly ZkOp[],
   stats: readonly (ZkStat | undefined)[] | undefined,
-): ZkStat | undefined {
+): readonly (ZkStat | undefined)[] | undefined {
   const txn = stats?.find((stat) => stat !== undefined);
-  if (!txn) return undefined;
-  const below = `${create.path}/`;
-  if (ops.some((op) => op.path.startsWith(below))) return undefined;
+  if (!stats || !txn) return stats;
+  // Below a node the multi made, only nodes it made (or deleted first) can be, their parents
+  // among them: so it wrote below that node exactly when it wrote a child of it.
+  const parents = new Set(ops.map((op) => parentPath(op.path)));
+  return ops.map(
+    (op, i) => stats[i] ?? (op.op === 'create' && !parents.has(op.path) ? createdStat(op, txn) : undefined),
+  );
+}
+
+/** A node `create` made with no children, in the transaction that left `txn`. */
+function createdStat(create: ZkOp & { op: 'create' }, txn: ZkStat): ZkStat {
   return {
     czxid: txn.mzxid,
     mzxid: txn.mzxid,

@@ -44,7 +44,7 @@ import { UnusedPrefetch } from '../../core/zkfs/unused-prefetch.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
 import { isZkError, type MultiStats, ZkError, type ZkStat } from '../zookeeper.js';
-import { applyNotice, createdStat, writeThrough } from './cache-patches.js';
+import { applyNotice, withCreatedStats, writeThrough } from './cache-patches.js';
 import { ChildWatches } from './child-watches.js';
 import type { Stale, StaleEntry } from './kernel-notify.js';
 import { type CacheView, docChanges, staleFor } from './kernel-stale.js';
@@ -299,10 +299,11 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const { alone, stale } = this.own.finish(write, ok);
     if (stale.length > 0) this.onStale?.(stale);
     if (!this.live || write.epoch !== this.gate.epoch) return;
-    for (const op of alone) {
-      const stat =
-        stats?.[write.ops.indexOf(op)] ??
-        (op.op === 'create' ? createdStat(op, write.ops, stats) : undefined);
+    const known = withCreatedStats(write.ops, stats);
+    const mine = new Set(alone);
+    for (const [i, op] of write.ops.entries()) {
+      if (!mine.has(op)) continue;
+      const stat = known?.[i];
       writeThrough(this, op, stat);
       if (op.op === 'create') {
         // Memory holds it as written: no need to ask ZooKeeper about it as a name just deleted.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createdStat } from '../../../src/adapters/zkfs/cache-patches.js';
+import { withCreatedStats } from '../../../src/adapters/zkfs/cache-patches.js';
 import type { ZkStat } from '../../../src/adapters/zookeeper.js';
 import type { ZkOp } from '../../../src/core/zkfs/zk-ops.js';
 
@@ -22,7 +22,9 @@ const doc: ZkOp = { op: 'setData', path: '/d/__zkfs__', data: Buffer.from('{}'),
 
 describe("a created node's stat, from its transaction", () => {
   it('has the transaction zxid and time as its own, and nothing else yet', () => {
-    expect(createdStat(create, [create, doc], [undefined, docStat])).toEqual({
+    const stats = withCreatedStats([create, doc], [undefined, docStat]);
+    expect(stats?.[1]).toBe(docStat);
+    expect(stats?.[0]).toEqual({
       czxid: 42n,
       mzxid: 42n,
       pzxid: 42n,
@@ -38,15 +40,15 @@ describe("a created node's stat, from its transaction", () => {
   });
 
   it('is unknown when no op of the transaction left a stat', () => {
-    expect(createdStat(create, [create], [undefined])).toBeUndefined();
-    expect(createdStat(create, [create, doc], undefined)).toBeUndefined();
+    expect(withCreatedStats([create], [undefined])?.[0]).toBeUndefined();
+    expect(withCreatedStats([create, doc], undefined)?.[0]).toBeUndefined();
   });
 
   it('is unknown when the transaction also made something below it', () => {
     const child: ZkOp = { op: 'create', path: '/d/f/g', data: Buffer.alloc(0), acl: [] };
-    expect(createdStat(create, [create, child, doc], [undefined, undefined, docStat])).toBeUndefined();
+    expect(withCreatedStats([create, child, doc], [undefined, undefined, docStat])?.[0]).toBeUndefined();
     // A sibling whose name starts alike is not below it.
     const sibling: ZkOp = { op: 'create', path: '/d/fg', data: Buffer.alloc(0), acl: [] };
-    expect(createdStat(create, [create, sibling, doc], [undefined, undefined, docStat])).toBeDefined();
+    expect(withCreatedStats([create, sibling, doc], [undefined, undefined, docStat])?.[0]).toBeDefined();
   });
 });
