@@ -62,6 +62,7 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     expect(argv).toContain(`--v8-pool-size=${daemonV8PoolSize(availableParallelism())}`);
     expect(argv).toContain('--no-turbo-inlining');
+    expect(argv).toContain('--max-semi-space-size=4');
     const r = await m.unmount();
     expect(r?.exitCode).toBe(0);
     expect(r?.stdout).toContain(`unmounted ${m.dir}`);

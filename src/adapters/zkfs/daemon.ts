@@ -49,6 +49,19 @@ export function daemonV8PoolSize(cpus: number): number {
 }
 
 /**
+ * V8's cap on each half of its young generation, in MiB (Node's default
+ * lets it grow to 16). On a new mount's first walk most of what the daemon
+ * allocates survives (the cache filling), so V8 grows the young generation
+ * to its largest at once, and every page it grows onto is a page the
+ * kernel must fault in. Capped at 4 MiB, on a walk of 10,000 files (2 CPUs,
+ * 8 rounds each, alternating) the daemon took 8,200 page faults instead of
+ * 13,700 and 900 ms of CPU instead of 1,070, and the walk 1,600 ms instead
+ * of 1,709 (medians); `cp -r` of 1,000 files and the warm walk were
+ * unchanged. On the machine measured a page fault cost about 16 us.
+ */
+export const DAEMON_SEMI_SPACE_MIB = 4;
+
+/**
  * Node's options for the daemon on this machine. --no-turbo-inlining: V8
  * compiles each hot function on its own, not with the functions it calls
  * copied in, which makes compiling cheaper. On a new mount's first walk of
@@ -58,7 +71,11 @@ export function daemonV8PoolSize(cpus: number): number {
  * (read-only), medians; `cp -r` of 1,000 files was unchanged.
  */
 export function daemonNodeOptions(cpus = availableParallelism()): string[] {
-  return [`--v8-pool-size=${daemonV8PoolSize(cpus)}`, '--no-turbo-inlining'];
+  return [
+    `--v8-pool-size=${daemonV8PoolSize(cpus)}`,
+    '--no-turbo-inlining',
+    `--max-semi-space-size=${DAEMON_SEMI_SPACE_MIB}`,
+  ];
 }
 
 /** The built CLI entry point the daemon runs (dist/cli/zkfsctl.js). */
