@@ -45,6 +45,7 @@ import { execa } from 'execa';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { onCleanup, runCleanups } from '../fixtures/cleanup.js';
 import { freePorts } from '../fixtures/ports.js';
+import { pageFaultsOf, pageFaultUs } from './page-faults.js';
 import { DIRS, FILES_PER_DIR, fileContent, names } from './tree-shape.js';
 import { wakeUpUs } from './wake-latency.js';
 
@@ -258,9 +259,12 @@ interface Measured {
   native: number;
   /** How the daemon read requests: `native`, or in JavaScript. */
   reader: string;
+  /** Page faults the daemon took (all its threads). */
+  faults: number;
 }
 
 interface StatusDoc {
+  pid: number;
   operations: { total: number; byName: Record<string, number> };
   session: { requests: number };
   cache: { hitRate: number; bytes: number; entries: number };
@@ -275,7 +279,9 @@ async function mountStatus(dir: string): Promise<StatusDoc> {
 /** Runs `work` (which returns its own timing) and counts what the mount's daemon did meanwhile. */
 async function measured(dir: string, work: () => Promise<number>): Promise<Measured> {
   const before = await mountStatus(dir);
+  const faultsBefore = pageFaultsOf(before.pid);
   const ms = await work();
+  const faults = pageFaultsOf(before.pid) - faultsBefore;
   const after = await mountStatus(dir);
   return {
     ms,
@@ -287,6 +293,7 @@ async function measured(dir: string, work: () => Promise<number>): Promise<Measu
     requests: after.session.requests - before.session.requests,
     native: nativeAnswers(after.reader) - nativeAnswers(before.reader),
     reader: after.reader.kind,
+    faults,
   };
 }
 
@@ -561,6 +568,7 @@ export async function bench(): Promise<void> {
     let tmpfsMs = await best(3, tmpfsRun);
     let batched = await best(3, batchedRun);
     const wakeUs = await wakeUpUs();
+    const faultUs = pageFaultUs();
 
     const rw = await readRuns(zk.connectString, totalBytes, []);
     // A read-only mount has nothing to check or publish at close, so the kernel opens files itself.
@@ -775,6 +783,8 @@ export async function bench(): Promise<void> {
         `  in ${polling.won} of ${polling.trials} trials, so it ${polling.pays ? 'polled' : 'slept'} between them; with polling off, each request first wakes it up (${((unpolled * 1000) / Math.max(1, warm.ops)).toFixed(0)} us per request)`,
         `  read-only: cold ${m(ro.cold.ops)} FUSE requests (${per(ro.cold, files)} per file: ${mix(ro.cold)}), ${m(ro.cold.requests)} ZooKeeper requests; warm ${m(ro.warm.ops)} FUSE requests`,
         `  cold on a new mount includes the daemon's start: its code is compiled to machine code as it runs (the floor's client process has run long before it is timed)`,
+        `  and its memory is new: the daemon took ${m(cold.faults)} page faults in that walk (${m(rw.coldRunning.faults)} on the unseen tree, mount running; ${m(warm.faults)} warm); a page fault costs ${faultUs.toFixed(1)} us`,
+        `  on this machine (the first write of each page of a new 64 MiB buffer, best of three), so about ${m(Math.round((cold.faults * faultUs) / 1000))} ms of the daemon's CPU went on them`,
         `  --cache-size ${SMALL_CACHE}: less than the tree needs, so each walk evicts as it reads and reads again what it evicted: ${m(small.ops)} FUSE requests, ${m(small.requests)} ZooKeeper requests`,
         ...writes.map(
           (w) =>
