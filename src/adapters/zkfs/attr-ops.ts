@@ -219,13 +219,23 @@ export async function utimens(
   );
 }
 
+/**
+ * The entry that keeps open `file`'s times: its name's, while the name
+ * still holds the file's node; undefined once it holds another (renamed
+ * over, deleted and made again) or cannot be resolved.
+ */
+export async function timesOwner(ctx: VfsContext, file: OpenFile): Promise<NodeTarget | undefined> {
+  const target = await resolve(ctx, file.mountPath).catch(() => undefined);
+  return target?.type === 'file' && target.znode === file.znode ? target : undefined;
+}
+
 /** After a flush: the times set while the data was pending, pinned to the version just written. */
 export async function applyPendingTimes(ctx: VfsContext, file: OpenFile, version: number): Promise<void> {
   const times = file.pendingTimes;
   if (!times) return;
   file.pendingTimes = undefined;
-  const target = await resolve(ctx, file.mountPath).catch(() => undefined);
-  if (target?.type !== 'file' || target.znode !== file.znode) return;
+  const target = await timesOwner(ctx, file);
+  if (!target) return;
   await updateEntry(ctx, target, (entry) => withTimes(entry, times.atimeMs, times.mtimeMs, version));
 }
 

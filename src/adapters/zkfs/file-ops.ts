@@ -35,7 +35,7 @@ import {
   type ZkOp,
 } from '../../core/zkfs/zk-ops.js';
 import { isZkError, type ZkStat } from '../zookeeper.js';
-import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs } from './attr-ops.js';
+import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs, timesOwner } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere } from './gone-names.js';
 import {
@@ -553,8 +553,8 @@ async function writeWithTimes(
 ): Promise<ZkStat | undefined> {
   const times = file.pendingTimes;
   if (!times || file.version < 0) return undefined;
-  const target = await resolve(ctx, file.mountPath).catch(() => undefined);
-  if (target?.type !== 'file' || target.znode !== file.znode) return undefined;
+  const target = await timesOwner(ctx, file);
+  if (!target) return undefined;
   // Where the document cannot be read now, the data are not held up for it.
   const doc = await ctx.tree.meta(target.metaDir).catch(() => undefined);
   const acl = await ctx.tree.acl(target.metaDir).catch(() => undefined);
