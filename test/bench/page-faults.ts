@@ -1,9 +1,9 @@
 /**
  * What a page fault costs on this machine, and how many a process has
  * taken. Memory a program touches for the first time is given to it one
- * page at a time by the kernel, and what that costs varies by a factor of
- * ten or more between machines (a guest whose memory the host hands over
- * lazily pays for each page twice). The zkfs bench uses both to say how
+ * page at a time by the kernel, and what that costs depends on the machine
+ * (about 10 us in the paravirtualised guest this was written on, where
+ * every fault also passes through the hypervisor). The zkfs bench uses both to say how
  * much of a new mount's first walk went on the daemon's fresh memory.
  */
 import { readFileSync } from 'node:fs';
