@@ -557,8 +557,11 @@ async function writeWithTimes(
   if (!target) return undefined;
   // Where the document cannot be read now, the data are not held up for it.
   const doc = await ctx.tree.meta(target.metaDir).catch(() => undefined);
-  const acl = await ctx.tree.acl(target.metaDir).catch(() => undefined);
-  if (!doc || !acl) return undefined;
+  if (!doc) return undefined;
+  // Only a document not made yet needs an ACL (its directory's); asked otherwise, a stale one
+  // would cost a request for nothing.
+  const acl = doc.version === undefined ? await ctx.tree.acl(target.metaDir).catch(() => undefined) : [];
+  if (!acl) return undefined;
   const entry = withTimes(
     doc.value.entries.get(target.entryName),
     times.atimeMs,
