@@ -210,13 +210,17 @@ export class ZkTree {
     return this.childNames(znode);
   }
 
-  /** The metadata document of directory `dir`; empty (version undefined) when it has none. */
-  meta(dir: string): Promise<DocSnapshot<DirMeta>> {
+  /**
+   * The metadata document of directory `dir`; empty (version undefined) when
+   * it has none. `previous`, a version of it read before, makes reading one
+   * that only grew since cheaper (parseMeta).
+   */
+  meta(dir: string, previous?: DirMeta): Promise<DocSnapshot<DirMeta>> {
     const path = zkChild(dir, META_NODE);
     return this.metas.get(dir, async () => {
       try {
         const { data, stat } = await this.client.getData(path);
-        const meta = parseMeta(data);
+        const meta = parseMeta(data, previous);
         if (meta.corrupt && !this.warned.has(path)) {
           this.warned.add(path);
           this.log.warn(`${path} is not a valid zkfs metadata document; its entries are ignored`);

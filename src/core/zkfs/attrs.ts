@@ -105,11 +105,20 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 const encoded = new WeakMap<Buffer, DirMeta>();
 
-/** Reads a metadata document; an absent node is `undefined`, unreadable JSON is empty and `corrupt`. */
-export function parseMeta(data: Buffer | undefined): DirMeta {
+/** The bytes each document was parsed from or encoded to, for parseGrown. */
+const sources = new WeakMap<DirMeta, Buffer>();
+
+/**
+ * Reads a metadata document; an absent node is `undefined`, unreadable JSON
+ * is empty and `corrupt`. `previous`, an earlier version of the same
+ * document, lets a document that only grew be read from what it added.
+ */
+export function parseMeta(data: Buffer | undefined, previous?: DirMeta): DirMeta {
   if (data === undefined || data.length === 0) return emptyMeta();
   const known = encoded.get(data);
   if (known) return known;
+  const grown = previous && parseGrown(data, previous);
+  if (grown) return grown;
   let parsed: unknown;
   try {
     parsed = JSON.parse(data.toString('utf8'));
@@ -122,7 +131,89 @@ export function parseMeta(data: Buffer | undefined): DirMeta {
     if (isRecord(value)) entries.set(name, sanitizeEntry(value));
   }
   const { e: _e, zkfs: _v, ...extra } = parsed;
-  return { entries, extra, corrupt: false };
+  const meta: DirMeta = { entries, extra, corrupt: false };
+  sources.set(meta, data);
+  return meta;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const E_KEY = Buffer.from('"e":{');
+/** How far into a document its entries may start: past this, the head is not one this code writes. */
+const HEAD_LIMIT = 4096;
+
+/** Whether `data` ends with `}}`, as a document encodeMeta wrote does (its entries, then itself). */
+function closesTwice(data: Buffer): boolean {
+  return data[data.length - 1] === CLOSE_BRACE && data[data.length - 2] === CLOSE_BRACE;
+}
+
+/** Where the entries of document `data` start (just past `"e":{` at the top level), if found early. */
+function entriesStart(data: Buffer): number | undefined {
+  let depth = 0;
+  let inString = false;
+  const end = Math.min(data.length, HEAD_LIMIT);
+  for (let i = 0; i < end; i++) {
+    const c = data[i];
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) {
+      const next = i + E_KEY.length;
+      const isKey = depth === 1 && next <= data.length && data.compare(E_KEY, 0, E_KEY.length, i, next) === 0;
+      if (isKey) return next;
+      inString = true;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
+    else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+  }
+  return undefined;
+}
+
+/**
+ * Document `data` read as `previous` plus the entries added at its end, as
+ * a create on another host writes it (withEntry puts a new name last): a
+ * host watching a directory of a thousand files while another fills it
+ * read each of its versions whole, a thousand entries parsed per file
+ * created. Undefined, for a full parse, unless `data` is in the form
+ * encodeMeta writes and its entries are `previous`'s, byte for byte, then
+ * more; the result is what the full parse gives.
+ */
+function parseGrown(data: Buffer, previous: DirMeta): DirMeta | undefined {
+  const old = sources.get(previous);
+  if (!old || data.length <= old.length || !closesTwice(data) || !closesTwice(old)) return undefined;
+  const oldStart = entriesStart(old);
+  const start = entriesStart(data);
+  if (oldStart === undefined || start === undefined) return undefined;
+  const oldBody = old.subarray(oldStart, old.length - 2);
+  const body = data.subarray(start, data.length - 2);
+  if (body.length <= oldBody.length || body.compare(oldBody, 0, oldBody.length, 0, oldBody.length) !== 0) {
+    return undefined;
+  }
+  const added = body.subarray(oldBody.length);
+  if (oldBody.length > 0 && added[0] !== 0x2c) return undefined;
+  let head: unknown;
+  let tail: unknown;
+  try {
+    head = JSON.parse(`${data.toString('utf8', 0, start - 1)}0}`);
+    tail = JSON.parse(`{${added.toString('utf8', oldBody.length > 0 ? 1 : 0)}}`);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(head) || !isRecord(tail)) return undefined;
+  const { e: _e, zkfs: _v, ...extra } = head;
+  // Only the form encodeMeta writes: its format, `e` its last key, nothing else in its head.
+  const canonical = `${JSON.stringify({ zkfs: META_FORMAT, ...extra, e: 0 }).slice(0, -2)}{`;
+  if (data.toString('utf8', 0, start) !== canonical) return undefined;
+  let entries = previous.entries;
+  for (const [name, value] of Object.entries(tail)) {
+    if (isRecord(value)) entries = GrownMap.with(entries, name, sanitizeEntry(value));
+  }
+  const meta: DirMeta = { entries, extra, corrupt: false };
+  sources.set(meta, data);
+  return meta;
 }
 
 /** Drops fields of the wrong type so a hand-edited document cannot poison getattr. */
@@ -178,7 +269,9 @@ export function encodeMeta(meta: DirMeta): Buffer {
   // parseMeta keeps neither `zkfs` nor `e` in `extra`, so `e` is the last key.
   const head = JSON.stringify({ zkfs: META_FORMAT, ...meta.extra, e: 0 }).slice(0, -2);
   const data = Buffer.concat([Buffer.from(`${head}{`, 'utf8'), entriesBytes(meta.entries), CLOSE]);
-  encoded.set(data, { entries: meta.entries, extra: meta.extra, corrupt: false });
+  const value: DirMeta = { entries: meta.entries, extra: meta.extra, corrupt: false };
+  encoded.set(data, value);
+  sources.set(value, data);
   return data;
 }
 
@@ -244,7 +337,9 @@ export function withoutGoneNames(meta: DirMeta, present: (name: string) => boole
  * absent entry is the same only as another absent one.
  */
 export function sameEntry(a: MetaEntry | undefined, b: MetaEntry | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
+  // Entries are never changed once made: one kept from an earlier version is the same.
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
   const set = (entry: MetaEntry) => Object.keys(entry).filter((key) => entry[key] !== undefined);
   const keys = set(a);
   if (keys.length !== set(b).length) return false;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { aclAllows, PERM_READ, PERM_WRITE, sessionIdentities } from '../../../src/core/zkfs/acl.js';
 import {
   creatorOwner,
+  type DirMeta,
   effectiveAttrs,
   emptyMeta,
   encodeMeta,
@@ -81,6 +82,50 @@ describe('metadata document', () => {
     expect(encodeMeta(withEntry(fresh, 'next', { t: 'f' })).toString('utf8')).toBe(
       '{"zkfs":1,"e":{"only":{"t":"d"},"next":{"t":"f"}}}',
     );
+  });
+
+  it('reads a document another host grew from the version before as reading it whole would', () => {
+    // Bytes as another host writes them: copies, which this process never encoded.
+    const read = (text: string, previous?: DirMeta) => parseMeta(Buffer.from(text), previous);
+    const shown = (m: DirMeta) => ({
+      entries: Object.fromEntries([...m.entries].sort(([a], [b]) => (a < b ? -1 : 1))),
+      extra: m.extra,
+      corrupt: m.corrupt,
+    });
+    const v1 = '{"zkfs":1,"cn":["t1"],"e":{"a":{"t":"f"},"b":{"t":"d","m":493}}}';
+    const previous = read(v1);
+    const cases = [
+      // A create elsewhere: its token in the head, its entry last.
+      '{"zkfs":1,"cn":["t1","t2"],"e":{"a":{"t":"f"},"b":{"t":"d","m":493},"c":{"t":"f"}}}',
+      // Several at once, one named by digits (JSON puts those first), one named again.
+      '{"zkfs":1,"cn":[],"e":{"a":{"t":"f"},"b":{"t":"d","m":493},"7":{"t":"f"},"a":{"t":"d"},"x":3}}',
+      // Not grown: changed, removed, reordered, or another head.
+      '{"zkfs":1,"cn":["t1"],"e":{"a":{"t":"f","m":384},"b":{"t":"d","m":493},"c":{"t":"f"}}}',
+      '{"zkfs":1,"cn":["t1"],"e":{"b":{"t":"d","m":493},"c":{"t":"f"},"d":{"t":"f"}}}',
+      '{"zkfs":2,"cn":["t1"],"e":{"a":{"t":"f"},"b":{"t":"d","m":493},"c":{"t":"f"}}}',
+      '{"zkfs":1,"cn":["t1"],"e":{"a":{"t":"f"},"b":{"t":"d","m":493},"c":{"t":"f"}},"late":1}',
+      '{"zkfs":1,"e":{"a":{"t":"f"},"b":{"t":"d","m":493},"c":{"t":"f"}},"cn":["t1"]}',
+      '{ "zkfs": 1, "cn": ["t1"], "e": { "a": {"t":"f"}, "b": {"t":"d","m":493}, "c": {} } }',
+      // Quoting that looks like the entries' key.
+      '{"zkfs":1,"cn":["\\"e\\":{"],"e":{"a":{"t":"f"},"b":{"t":"d","m":493},"e":{"t":"f"}}}',
+      // Broken after the part it shares.
+      '{"zkfs":1,"cn":["t1"],"e":{"a":{"t":"f"},"b":{"t":"d","m":493},"c":{"t":}}}',
+    ];
+    for (const text of cases) expect(shown(read(text, previous))).toEqual(shown(read(text)));
+    // Grown, the entries it had are the very same: nothing to compare for what did not change.
+    const grown = read(cases[0] as string, previous);
+    expect(grown.entries.get('b')).toBe(previous.entries.get('b'));
+
+    // A directory filled one file at a time, read after each, from the read before.
+    let text = '{"zkfs":1,"e":{}}';
+    let meta = read(text);
+    for (let i = 0; i < 40; i++) {
+      const doc = parseMeta(Buffer.from(text));
+      const next = withEntry(doc, i % 10 === 9 ? 'f0' : `f${i}`, { t: 'f', m: i });
+      text = Buffer.from(encodeMeta({ ...next, extra: { cn: [`t${i}`] } })).toString('utf8');
+      meta = read(text, meta);
+      expect(shown(meta)).toEqual(shown(read(text)));
+    }
   });
 
   it('treats a missing or empty node as empty and garbage as empty but corrupt', () => {
