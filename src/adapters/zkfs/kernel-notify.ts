@@ -28,6 +28,15 @@ import type { Logger } from '../logger.js';
 export interface StaleEntry {
   path: string;
   entry: boolean;
+  /**
+   * A name that has just appeared, or one whose data changed: unless the
+   * node table has it, the kernel holds no entry of it but one for a name
+   * it found missing, which it asks about again each time (zkfs answers a
+   * missing name with ENOENT, never with an entry the kernel may keep).
+   * Only its directory's listing is then stale. Never a name gone: the node
+   * table lets go of a deleted node before the kernel does.
+   */
+  fresh?: boolean;
 }
 
 /** Stale paths; 'all': everything the kernel holds; 'prune': every name at the top. */
@@ -112,7 +121,12 @@ export class KernelNotifier {
         if (path.lastIndexOf('/') === 0 && path !== '/') this.enqueue(path, true);
       this.enqueue('/', false);
     } else {
-      for (const { path, entry } of stale) this.enqueue(path, entry);
+      for (const { path, entry, fresh } of stale) {
+        // Another host's `cp` into a directory listed here: one invalidation per file, not three.
+        if (fresh && !this.knows(path)) {
+          if (entry && path !== '/') this.enqueue(parentPath(path), false);
+        } else this.enqueue(path, entry);
+      }
     }
   }
 

@@ -38,6 +38,11 @@ function staysDir(view: CacheView, znode: string): boolean {
   return view.meta(parentPath(znode))?.entries.get(baseName(znode))?.t === 'd';
 }
 
+/** The type `znode`'s directory document stores for it, when that document is cached. */
+function storedTypeOf(view: CacheView, znode: string): 'f' | 'd' | undefined {
+  return view.meta(parentPath(znode))?.entries.get(baseName(znode))?.t;
+}
+
 /**
  * The mount paths the kernel may hold stale copies of after `notice`. For
  * a directory's metadata document this is the fallback: the caller diffs
@@ -57,10 +62,12 @@ export function staleFor(view: CacheView, { type, path }: WatchNotice): Stale {
   const at = mountPath(view, path);
   const dataFile = { path: childPath(view, path, DATA_FILE), entry: true };
   if (type === 'dataChanged') {
-    // New size and times; a node typed by its data alone may even turn from file to directory.
-    return [{ path: at, entry: !staysDir(view, path) && path !== view.root }, dataFile];
+    // New size and times; a node typed by its data alone (no stored type) may even turn from file
+    // to directory.
+    const typed = staysDir(view, path) || storedTypeOf(view, path) !== undefined;
+    return [{ path: at, entry: !typed && path !== view.root, fresh: true }, dataFile];
   }
-  const out: StaleEntry[] = [{ path: at, entry: path !== view.root }];
+  const out: StaleEntry[] = [{ path: at, entry: path !== view.root, fresh: type === 'created' }];
   // A first child turns a file into a directory; losing the last may turn it back.
   if (path !== view.root && !staysDir(view, parent)) out.push({ path: mountPath(view, parent), entry: true });
   return out;
@@ -71,9 +78,10 @@ export function docChanges(view: CacheView, dir: string, before: DirMeta, after:
   const out: StaleEntry[] = [];
   const names = new Set([...before.entries.keys(), ...after.entries.keys()]);
   for (const name of names) {
-    if (sameEntry(before.entries.get(name), after.entries.get(name))) continue;
+    const was = before.entries.get(name);
+    if (sameEntry(was, after.entries.get(name))) continue;
     if (name === '.') out.push({ path: '/', entry: false });
-    else out.push({ path: childPath(view, dir, name), entry: true });
+    else out.push({ path: childPath(view, dir, name), entry: true, fresh: was === undefined });
   }
   return out;
 }

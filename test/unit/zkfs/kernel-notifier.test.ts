@@ -8,7 +8,11 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/adapters/logger.js';
 import { type KernelLink, KernelNotifier } from '../../../src/adapters/zkfs/kernel-notify.js';
-import { FUSE_NOTIFY_INVAL_INODE, FUSE_NOTIFY_STORE } from '../../../src/core/fuse/notifications.js';
+import {
+  FUSE_NOTIFY_INVAL_ENTRY,
+  FUSE_NOTIFY_INVAL_INODE,
+  FUSE_NOTIFY_STORE,
+} from '../../../src/core/fuse/notifications.js';
 
 interface Write {
   code: number;
@@ -150,6 +154,37 @@ describe('KernelNotifier order', () => {
       await settle();
     }
     expect(writes.filter((w) => w.code === FUSE_NOTIFY_STORE).map((w) => w.nodeId)).toEqual([3]);
+  });
+
+  it('drops only the listing of the directory for a name just made that the kernel does not hold', async () => {
+    const { notifier, writes, settle } = await recorder();
+    // Made elsewhere in /d (listed here): /d's listing at once, then once more for the two changes
+    // heard while that one was on its way.
+    notifier.apply([
+      { path: '/d/new', entry: true, fresh: true },
+      { path: '/d/new', entry: false, fresh: true },
+      { path: '/d/other', entry: true, fresh: true },
+    ]);
+    notifier.apply([{ path: '/nowhere/new', entry: true, fresh: true }]); // nor its directory: nothing
+    for (let i = 0; i < 2; i++) {
+      for (const w of writes) w.finish();
+      await settle();
+    }
+    expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
+      [FUSE_NOTIFY_INVAL_INODE, 2],
+      [FUSE_NOTIFY_INVAL_INODE, 2],
+    ]);
+    // A name gone is dropped from the kernel by name, though the node table let it go first.
+    writes.length = 0;
+    notifier.apply([{ path: '/d/gone', entry: true }]);
+    for (let i = 0; i < 2; i++) {
+      for (const w of writes) w.finish();
+      await settle();
+    }
+    expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
+      [FUSE_NOTIFY_INVAL_ENTRY, 2],
+      [FUSE_NOTIFY_INVAL_INODE, 2],
+    ]);
   });
 
   it('sends nothing for a store its builder no longer wants', async () => {
