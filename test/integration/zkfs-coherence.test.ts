@@ -356,6 +356,37 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     expect(await b.ok('stat -c %s d/f')).toBe('15\n');
   });
 
+  it('a directory listed on one mount while another copies files into it shows each as the file it is', async () => {
+    const [a, b] = await mountTwice(zk.connectString, '/coh/fill');
+    await a.ok('mkdir d && echo first > d/first');
+    expect(await b.ok('ls d')).toBe('first\n'); // b's kernel and cache hold the directory and its document
+    // b keeps listing as the copy goes: every name it shows is a regular file (an empty node whose
+    // type the document has not told b yet would show as a directory).
+    const copy = a.ok(
+      'mkdir /tmp/src-$$ && for i in $(seq 100 299); do echo "file $i" > /tmp/src-$$/f$i; done && chmod 600 /tmp/src-$$/f150 && cp -p /tmp/src-$$/* d/ && rm -r /tmp/src-$$',
+    );
+    let done = false;
+    void copy.finally(() => {
+      done = true;
+    });
+    let listings = 0;
+    while (!done) {
+      const types = await b.ok('find d -mindepth 1 -printf "%y\\n" | sort | uniq -c');
+      expect(types.trim(), 'only regular files').toMatch(/^\d+ f$/);
+      listings++;
+    }
+    await copy;
+    expect(listings).toBeGreaterThan(0);
+    await eventually(
+      async () => (await b.ok('ls d | wc -l')).trim() === '201',
+      'all 200 copies listed',
+      1000,
+    );
+    expect(await b.ok('cat d/f100 d/f299 && stat -c "%a %s %F" d/f150 d/f151')).toBe(
+      'file 100\nfile 299\n600 9 regular file\n644 9 regular file\n',
+    );
+  });
+
   it('a write on one mount is read on another within 100 ms (1,000 writes, p50 and p99)', async () => {
     const [a, b] = await mountTwice(zk.connectString, '/coh/pair');
     await a.ok('echo start > shared');

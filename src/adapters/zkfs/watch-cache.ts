@@ -27,6 +27,7 @@
  * `cat` of a cold tree do not wait for one round trip after another; and
  * the next sibling directories are listed ahead of a walk.
  */
+import type { DirMeta } from '../../core/zkfs/attrs.js';
 import { BatchSize } from '../../core/zkfs/batch-size.js';
 import { hitRate } from '../../core/zkfs/cache-policy.js';
 import { ListAheadWindow } from '../../core/zkfs/list-ahead.js';
@@ -69,6 +70,27 @@ const PREFETCH_WINDOW = 4;
 const DELETION_WINDOW_MS = 1000;
 
 type ManyRead = ({ data: Buffer; stat: ZkStat } | ZkError)[];
+
+/**
+ * How long after another host changes a directory's document it is read
+ * again to tell the kernel which entries changed: changes heard meanwhile
+ * go with it. The kernel shows another host's chmod that much later (still
+ * well within the 100 ms the mount promises); a directory filled by
+ * another host costs a read per this long, not one per file.
+ */
+const DOC_DIFF_DELAY_MS = 10;
+
+/** A document read again to see what another host changed (WatchCache.diffDoc). */
+interface DocDiff {
+  /** The document as the kernel was last told of it. */
+  before: DirMeta;
+  /** The read is on its way. */
+  reading: boolean;
+  /** Changed again since the read on its way was sent. */
+  again: boolean;
+  /** What to drop should the read fail: the first change's fallback. */
+  fallback: Stale | undefined;
+}
 
 export interface WatchCacheOptions {
   /** Memory budget (bytes); 0 keeps nothing. */
@@ -113,6 +135,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly aclTtlMs: number;
   private notices = 0;
   private readonly prefetcher: Prefetcher;
+  /** Directories whose document another host changed, being read again (diffDoc). */
+  private readonly docDiffs = new Map<string, DocDiff>();
   /** Data read ahead and not used since the queue last ran dry; past a quarter of the budget, stats only. */
   private readonly unused = new UnusedPrefetch<NodeData>();
   /** How many directories a walk's next listing lists ahead of it. */
@@ -252,16 +276,52 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     }
     applyNotice(this, notice);
     if (notice.type === 'dataChanged' && !own) this.onDataChanged?.(notice.path);
-    if (kernel && isDoc && !own && before) {
-      // Which entries changed, the document read again says.
+    if (kernel && isDoc && !own) {
       const dir = parentPath(notice.path);
-      void this.meta(dir).then(
-        (after) => this.onStale?.(docChanges(this.view, dir, before.value, after.value)),
-        () => this.onStale?.(stale ?? 'prune'),
-      );
-      return;
+      const diffing = this.docDiffs.get(dir);
+      if (diffing) {
+        // A read not sent yet sees this change too; one on its way may not: read again after it.
+        if (diffing.reading) diffing.again = true;
+        return;
+      }
+      if (before) {
+        this.diffDoc(dir, { before: before.value, reading: false, again: false, fallback: stale });
+        return;
+      }
     }
     if (stale && (typeof stale === 'string' || stale.length > 0)) this.onStale?.(stale);
+  }
+
+  /**
+   * Tells the kernel which entries of `dir` another host changed, from its
+   * document read again (DOC_DIFF_DELAY_MS after the change) and compared
+   * with the one before. Changes heard before that read is sent are read
+   * with it, those heard while it is on its way by one more after it:
+   * another host's `cp` of a thousand files into a directory listed here
+   * had the whole document read for every file, or for want of the
+   * document before (dropped by the change before, its read not back yet)
+   * every name the kernel held in the directory dropped.
+   */
+  private diffDoc(dir: string, diff: DocDiff): void {
+    this.docDiffs.set(dir, diff);
+    const read = () => {
+      diff.reading = true;
+      this.meta(dir, diff.before).then(
+        (after) => {
+          this.onStale?.(docChanges(this.view, dir, diff.before, after.value));
+          if (!diff.again) {
+            this.docDiffs.delete(dir);
+            return;
+          }
+          this.diffDoc(dir, { before: after.value, reading: false, again: false, fallback: diff.fallback });
+        },
+        () => {
+          this.docDiffs.delete(dir);
+          this.onStale?.(diff.fallback ?? 'prune');
+        },
+      );
+    };
+    setTimeout(read, DOC_DIFF_DELAY_MS).unref();
   }
 
   /**
