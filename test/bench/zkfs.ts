@@ -46,7 +46,8 @@ import { execa } from 'execa';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { onCleanup, runCleanups } from '../fixtures/cleanup.js';
 import { freePorts } from '../fixtures/ports.js';
-import { pageFaultsOf, pageFaultUs } from './page-faults.js';
+import { pageFaultUs } from './page-faults.js';
+import { cpuMsOf, pageFaultsOf } from './proc-stat.js';
 import { DIRS, FILES_PER_DIR, fileContent, names } from './tree-shape.js';
 import { wakeUpUs } from './wake-latency.js';
 
@@ -248,6 +249,43 @@ interface WriteResult {
   docBytes: number;
 }
 
+/** What a second mount did while the first copied files into a directory it had listed. */
+interface Watcher {
+  cpuMs: number;
+  requests: number;
+  invalidations: number;
+}
+
+/**
+ * Another host watching a copy: a second mount of /bench/write lists a
+ * directory, then the mount at `dir` copies the files of `source` into it.
+ * The second mount hears of every file; what that costs it (its daemon's
+ * CPU, its requests to ZooKeeper, its notifications to its kernel) is what
+ * each host watching a directory pays for another host's writes there.
+ */
+async function watchedCopy(hosts: string, dir: string, source: string): Promise<Watcher> {
+  const watching = await mountZkfs(hosts, '/bench/write');
+  await shell(dir, 'mkdir watched && echo first > watched/first');
+  await shell(watching.dir, 'ls -l watched > /dev/null');
+  const before = await mountStatus(watching.dir);
+  const cpuBefore = cpuMsOf(before.pid);
+  await shell(dir, `cp -r ${source}/. watched/`);
+  // Done hearing of it once it lists every file.
+  const files = Number((await shell(dir, 'ls watched | wc -l')).trim());
+  for (let tries = 0; Number((await shell(watching.dir, 'ls watched | wc -l')).trim()) < files; tries++) {
+    if (tries > 100) throw new Error('the watching mount never listed every copied file');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const after = await mountStatus(watching.dir);
+  const watcher = {
+    cpuMs: cpuMsOf(before.pid) - cpuBefore,
+    requests: after.session.requests - before.session.requests,
+    invalidations: after.kernel.invalidations - before.kernel.invalidations,
+  };
+  await watching.unmount();
+  return watcher;
+}
+
 interface Measured {
   ms: number;
   /** FUSE requests the daemon served. */
@@ -266,6 +304,7 @@ interface Measured {
 
 interface StatusDoc {
   pid: number;
+  kernel: { invalidations: number };
   operations: { total: number; byName: Record<string, number> };
   session: { requests: number };
   cache: { hitRate: number; bytes: number; entries: number };
@@ -662,6 +701,7 @@ export async function bench(): Promise<void> {
       const doc = await client.exists(`/bench/write/cp${dirs}-0/d0/__zkfs__`);
       writes.push({ dirs, perDir, clientMs, copy, plainCopyMs, archive, docBytes: doc?.dataLength ?? 0 });
     }
+    const watcher = await watchedCopy(zk.connectString, target.dir, join(tmpfs, 'src1', 'd0'));
 
     const met = (ok: boolean) => (ok ? 'target met' : 'TARGET MISSED');
     const rows: Row[] = [
@@ -805,6 +845,8 @@ export async function bench(): Promise<void> {
                 `  cp -a ${w.dirs} x ${w.perDir}: ${m(w.archive.ops)} FUSE requests (${per(w.archive, WRITE_FILES)} per file), ${m(w.archive.requests)} ZooKeeper requests (${(w.archive.requests / WRITE_FILES).toFixed(1)} per file): it sets each file's times before closing it, which go with its data, and its mode, which is one more write of the directory's document`,
               ],
         ),
+        `  another mount (a second host) listing the directory that 1,000 files were copied into took ${m(Math.round(watcher.cpuMs))} ms of CPU hearing of them,`,
+        `  ${m(watcher.requests)} ZooKeeper requests (the directory's document read again, once per 10 ms of changes) and ${m(watcher.invalidations)} notifications to its kernel`,
         ...(writes.some((w) => w.plainCopyMs !== undefined)
           ? [
               `  cp over io_uring against /dev/fuse (--no-io-uring): ${writes.map((w) => `${w.copy.ms.toFixed(0)} against ${w.plainCopyMs?.toFixed(0)} ms`).join(', ')}; JavaScript answers most of a copy's requests, and each one it answers`,
