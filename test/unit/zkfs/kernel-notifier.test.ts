@@ -21,7 +21,13 @@ interface Write {
 }
 
 /** A kernel that knows `/d`, `/d/a` and `/d/b`, and finishes each write when told to. */
-async function recorder(): Promise<{ notifier: KernelNotifier; writes: Write[]; settle(): Promise<void> }> {
+async function recorder(): Promise<{
+  notifier: KernelNotifier;
+  writes: Write[];
+  settle(): Promise<void>;
+  /** Finishes every write so far, `rounds` times over, letting those they release start. */
+  drain(rounds: number): Promise<void>;
+}> {
   const ids = new Map([
     ['/', 1],
     ['/d', 2],
@@ -54,7 +60,13 @@ async function recorder(): Promise<{ notifier: KernelNotifier; writes: Write[]; 
   const notifier = await KernelNotifier.open(link, createLogger({ level: 'error', write: () => {} }));
   if (!notifier) throw new Error('the notifier refused the recorder');
   const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
-  return { notifier, writes, settle };
+  const drain = async (rounds: number) => {
+    for (let i = 0; i < rounds; i++) {
+      for (const w of writes) w.finish();
+      await settle();
+    }
+  };
+  return { notifier, writes, settle, drain };
 }
 
 const store = (nodeId: number) => (id: number) => {
@@ -84,7 +96,7 @@ describe('KernelNotifier order', () => {
   });
 
   it('drops a store still waiting when its path is invalidated, and runs invalidations first', async () => {
-    const { notifier, writes, settle } = await recorder();
+    const { notifier, writes, settle, drain } = await recorder();
     // Two invalidations fill their slots and a third waits: stores wait behind it.
     notifier.apply([
       { path: '/d', entry: false },
@@ -96,10 +108,7 @@ describe('KernelNotifier order', () => {
     notifier.apply([{ path: '/d/a', entry: false }]);
     await settle();
     expect(writes.map((w) => w.nodeId)).toEqual([2, 1]);
-    for (let i = 0; i < 4; i++) {
-      for (const w of writes) w.finish();
-      await settle();
-    }
+    await drain(4);
     // /d/a: invalidated, never stored; /d/b: stored after the invalidations.
     expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
       [FUSE_NOTIFY_INVAL_INODE, 2],
@@ -111,7 +120,7 @@ describe('KernelNotifier order', () => {
   });
 
   it('lets many stores be on their way at once, so they can go to the kernel as one batch', async () => {
-    const { notifier, writes, settle } = await recorder();
+    const { notifier, writes, settle, drain } = await recorder();
     notifier.store('/d/a', store(3));
     notifier.store('/d/b', store(4));
     notifier.store('/e', store(5));
@@ -121,13 +130,12 @@ describe('KernelNotifier order', () => {
       [FUSE_NOTIFY_STORE, 4],
       [FUSE_NOTIFY_STORE, 5],
     ]);
-    for (const w of writes) w.finish();
-    await settle();
+    await drain(1);
     expect(notifier.counters.stored).toBe(3);
   });
 
   it('settles a path once its store has landed, at once when none is on its way, and drops a waiting one', async () => {
-    const { notifier, writes, settle } = await recorder();
+    const { notifier, writes, settle, drain } = await recorder();
     notifier.store('/d/a', store(3));
     await settle();
     let settled = false;
@@ -149,15 +157,12 @@ describe('KernelNotifier order', () => {
     ]);
     notifier.store('/d/b', store(4));
     await notifier.settled('/d/b');
-    for (let i = 0; i < 4; i++) {
-      for (const w of writes) w.finish();
-      await settle();
-    }
+    await drain(4);
     expect(writes.filter((w) => w.code === FUSE_NOTIFY_STORE).map((w) => w.nodeId)).toEqual([3]);
   });
 
   it('drops only the listing of the directory for a name just made that the kernel does not hold', async () => {
-    const { notifier, writes, settle } = await recorder();
+    const { notifier, writes, drain } = await recorder();
     // Made elsewhere in /d (listed here): /d's listing at once, then once more for the two changes
     // heard while that one was on its way.
     notifier.apply([
@@ -166,10 +171,7 @@ describe('KernelNotifier order', () => {
       { path: '/d/other', entry: true, fresh: true },
     ]);
     notifier.apply([{ path: '/nowhere/new', entry: true, fresh: true }]); // nor its directory: nothing
-    for (let i = 0; i < 2; i++) {
-      for (const w of writes) w.finish();
-      await settle();
-    }
+    await drain(2);
     expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
       [FUSE_NOTIFY_INVAL_INODE, 2],
       [FUSE_NOTIFY_INVAL_INODE, 2],
@@ -177,10 +179,7 @@ describe('KernelNotifier order', () => {
     // A name gone is dropped from the kernel by name, though the node table let it go first.
     writes.length = 0;
     notifier.apply([{ path: '/d/gone', entry: true }]);
-    for (let i = 0; i < 2; i++) {
-      for (const w of writes) w.finish();
-      await settle();
-    }
+    await drain(2);
     expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
       [FUSE_NOTIFY_INVAL_ENTRY, 2],
       [FUSE_NOTIFY_INVAL_INODE, 2],
