@@ -842,7 +842,7 @@ export async function bench(): Promise<void> {
           w.archive === undefined
             ? []
             : [
-                `  cp -a ${w.dirs} x ${w.perDir}: ${m(w.archive.ops)} FUSE requests (${per(w.archive, WRITE_FILES)} per file), ${m(w.archive.requests)} ZooKeeper requests (${(w.archive.requests / WRITE_FILES).toFixed(1)} per file): it sets each file's times before closing it, which go with its data, and its mode, which is one more write of the directory's document`,
+                `  cp -a ${w.dirs} x ${w.perDir}: ${m(w.archive.ops)} FUSE requests (${per(w.archive, WRITE_FILES)} per file), ${m(w.archive.requests)} ZooKeeper requests (${(w.archive.requests / WRITE_FILES).toFixed(1)} per file): it sets each file's times and mode before closing it, which go with its data in one transaction with the directory's document`,
               ],
         ),
         `  another mount (a second host) listing the directory that 1,000 files were copied into took ${m(Math.round(watcher.cpuMs))} ms of CPU hearing of them,`,

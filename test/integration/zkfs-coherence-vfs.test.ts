@@ -14,7 +14,7 @@ import { ZkVfs } from '../../src/adapters/zkfs/vfs.js';
 import { WatchedTree } from '../../src/adapters/zkfs/watch-cache.js';
 import { dropConnection } from '../../src/adapters/zkfs/zk-wire.js';
 import { ZkClient, ZkError } from '../../src/adapters/zookeeper.js';
-import { encodeMeta, parseMeta, withEntry } from '../../src/core/zkfs/attrs.js';
+import { encodeMeta, parseMeta, S_IFREG, withEntry } from '../../src/core/zkfs/attrs.js';
 import { encodeSymlinks, parseSymlinks } from '../../src/core/zkfs/symlinks.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
@@ -260,16 +260,66 @@ describe('watch-driven cache', () => {
     const { fh } = await m.vfs.create('/d/two', 0o644);
     m.vfs.write(fh, Buffer.from('content of two'), 0);
     await m.vfs.utimens('/d/two', 3_000_000, 3_000_000);
+    await m.vfs.chmod('/d/two', 0o640); // goes first, then the data, then the times
     race = true;
     await m.vfs.flush(fh);
     await m.vfs.release(fh);
     expect(race).toBe(false);
     expect(await stored('two')).toEqual({
       data: 'content of two',
-      entry: { t: 'f', at: 3_000_000, mt: 3_000_000, v: 1 },
+      entry: { t: 'f', m: 0o640, at: 3_000_000, mt: 3_000_000, v: 1 },
     });
     expect((await stored('theirs')).entry).toEqual({ t: 'f', m: 0o600 });
     expect((await m.vfs.getattr('/d/two')).mtimeMs).toBe(3_000_000);
+  });
+
+  it("writes a mode and owner set before a new file's first write-back with its data, and at once on one written before", async () => {
+    const m = await mount();
+    await m.vfs.mkdir('/d', 0o755);
+    await writeFile(m.vfs, '/d/first', 'x');
+    await walk(m.vfs);
+    const entry = async (name: string) =>
+      parseMeta((await raw.getData(`${m.root}/d/__zkfs__`)).data).entries.get(name);
+    // As cp -a does: made 0600, written, then its times, owner and mode, then closed.
+    const before = m.session.counters.requests;
+    const { fh } = await m.vfs.create('/d/new', 0o600);
+    m.vfs.write(fh, Buffer.from('new content'), 0);
+    await m.vfs.utimens('/d/new', 1_000_000, 1_000_000);
+    await m.vfs.chown('/d/new', 1234, 1234);
+    await m.vfs.chmod('/d/new', 0o640);
+    // Shown here at once; other hosts still see the empty file as made.
+    expect(await m.vfs.getattr('/d/new')).toMatchObject({ mode: S_IFREG | 0o640, uid: 1234, gid: 1234 });
+    expect(await entry('new')).toEqual({ t: 'f', m: 0o600 });
+    await m.vfs.flush(fh);
+    await m.vfs.release(fh);
+    // The create, then the data with all of it.
+    expect(m.session.counters.requests - before).toBe(2);
+    expect(await entry('new')).toEqual({
+      t: 'f',
+      m: 0o640,
+      u: 1234,
+      g: 1234,
+      at: 1_000_000,
+      mt: 1_000_000,
+      v: 1,
+    });
+    expect((await raw.getData(`${m.root}/d/new`)).data.toString()).toBe('new content');
+    expect(await m.vfs.getattr('/d/new')).toMatchObject({
+      mode: S_IFREG | 0o640,
+      uid: 1234,
+      mtimeMs: 1_000_000,
+    });
+
+    // A file other hosts have seen written: its mode changes for them at once, data or not.
+    const again = await m.vfs.open('/d/new', 1); // O_WRONLY
+    m.vfs.write(again, Buffer.from('NEW'), 0);
+    const written = m.session.counters.requests;
+    await m.vfs.chmod('/d/new', 0o600);
+    expect(m.session.counters.requests - written).toBe(1);
+    expect((await entry('new'))?.m).toBe(0o600);
+    await m.vfs.flush(again);
+    await m.vfs.release(again);
+    expect((await raw.getData(`${m.root}/d/new`)).data.toString()).toBe('NEW content');
   });
 
   it('knows the stat of a file it has just made without reading it: cp -a changes it before closing', async () => {

@@ -9,12 +9,16 @@ import {
   encodeMeta,
   type MetaEntry,
   type ParentAttrs,
+  pendingMode,
+  pendingOwner,
   S_IFLNK,
+  S_IFMT,
   S_IFREG,
   sameEntry,
   withEntry,
   withMode,
   withOwner,
+  withPendingAttrs,
   withTimes,
 } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
@@ -140,10 +144,20 @@ function nodeAttr(ctx: VfsContext, target: NodeTarget | DataTarget, entry: MetaE
   return target.type === 'dir' ? result : withOpenChanges(ctx.files.byZnode(target.znode), result);
 }
 
-/** `attr` of a file open here as `open`, with the size and times of changes not yet written back. */
+/** `attr` of a file open here as `open`, with the size, times, mode and owner of changes not yet written back. */
 export function withOpenChanges(open: OpenFile | undefined, attr: FileAttr): FileAttr {
-  if (!open || !isDirty(open)) return attr;
-  return { ...attr, size: open.buffer.length, mtimeMs: open.mtimeMs, ctimeMs: open.mtimeMs };
+  if (!open) return attr;
+  const pending = open.pendingAttrs;
+  const shown: FileAttr = pending
+    ? {
+        ...attr,
+        mode: pending.mode === undefined ? attr.mode : (attr.mode & S_IFMT) | pending.mode,
+        uid: pending.uid ?? attr.uid,
+        gid: pending.gid ?? attr.gid,
+      }
+    : attr;
+  if (!isDirty(open)) return shown;
+  return { ...shown, size: open.buffer.length, mtimeMs: open.mtimeMs, ctimeMs: open.mtimeMs };
 }
 
 /** Rewrites one entry of a directory's metadata document, re-reading it if another host raced us. */
@@ -187,12 +201,50 @@ async function storable(ctx: VfsContext, path: string): Promise<NodeTarget | Lin
 export async function chmod(ctx: VfsContext, path: string, mode: number): Promise<void> {
   const node = await storable(ctx, path);
   // A link's own mode is always 0777 (Linux has no lchmod).
-  if (node && node.type !== 'symlink') await updateEntry(ctx, node, (entry) => withMode(entry, mode));
+  if (!node || node.type === 'symlink') return;
+  const unwritten = neverWrittenBack(ctx, node);
+  if (unwritten) unwritten.pendingAttrs = pendingMode(unwritten.pendingAttrs, mode);
+  else await updateEntry(ctx, node, (entry) => withMode(entry, mode));
 }
 
 export async function chown(ctx: VfsContext, path: string, uid: number, gid: number): Promise<void> {
   const node = await storable(ctx, path);
-  if (node) await updateEntry(ctx, node, (entry) => withOwner(entry, uid, gid));
+  if (!node) return;
+  const unwritten = node.type === 'symlink' ? undefined : neverWrittenBack(ctx, node);
+  if (unwritten) unwritten.pendingAttrs = pendingOwner(unwritten.pendingAttrs, uid, gid);
+  else await updateEntry(ctx, node, (entry) => withOwner(entry, uid, gid));
+}
+
+/**
+ * The file open here at `node` whose data no host has seen yet: made (or
+ * found empty) at data version 0 and written to since, the write-back not
+ * done. Its mode and owner wait to go with that write-back, in the same
+ * transaction (`cp -a` and `cp -p` set them before close): one request per
+ * file fewer, and other hosts see content and mode arrive together.
+ */
+function neverWrittenBack(ctx: VfsContext, node: NodeTarget): OpenFile | undefined {
+  if (node.type !== 'file') return undefined;
+  const open = ctx.files.byZnode(node.znode);
+  return open && isDirty(open) && open.version === 0 && !open.deleted ? open : undefined;
+}
+
+/**
+ * The mode and owner set on `file` while its data waited (neverWrittenBack),
+ * where its write-back could not take them along: written now, to its
+ * name's entry while the name still holds it. A failure is logged, as the
+ * caller's chmod was answered long ago.
+ */
+export async function settlePendingAttrs(ctx: VfsContext, file: OpenFile): Promise<void> {
+  const pending = file.pendingAttrs;
+  if (!pending) return;
+  file.pendingAttrs = undefined;
+  const target = await timesOwner(ctx, file);
+  if (!target) return;
+  await updateEntry(ctx, target, (entry) => withPendingAttrs(entry, pending)).catch((error: unknown) => {
+    ctx.log.warn(
+      `${file.mountPath}: mode and owner not kept: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  });
 }
 
 export async function utimens(

@@ -20,6 +20,7 @@ import {
   S_IFREG,
   showsEntry,
   withEntry,
+  withPendingAttrs,
   withTimes,
 } from '../../core/zkfs/attrs.js';
 import { showsCreateProof } from '../../core/zkfs/create-proof.js';
@@ -35,7 +36,14 @@ import {
   type ZkOp,
 } from '../../core/zkfs/zk-ops.js';
 import { isZkError, type ZkStat } from '../zookeeper.js';
-import { applyPendingTimes, type FileAttr, getattrCached, parentAttrs, timesOwner } from './attr-ops.js';
+import {
+  applyPendingTimes,
+  type FileAttr,
+  getattrCached,
+  parentAttrs,
+  settlePendingAttrs,
+  timesOwner,
+} from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere } from './gone-names.js';
 import {
@@ -479,6 +487,15 @@ function lostToDeletion(ctx: VfsContext, file: OpenFile): FsError {
 }
 
 async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<void> {
+  try {
+    await writeBackData(ctx, file, by);
+  } finally {
+    // A mode or owner that waited for data that did not go (or went another way): on its own now.
+    if (file.pendingAttrs) await settlePendingAttrs(ctx, file);
+  }
+}
+
+async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<void> {
   if (!isDirty(file) || file.deleted) return;
   // Its appends went out alone, ahead of a rewrite here that cannot be written back.
   if (by && file.salvaged && appendedWithin(by, file.salvaged.from, file.salvaged.to)) return;
@@ -503,8 +520,10 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
   };
   try {
     stat =
-      (await writeWithTimes(ctx, file, content, beforeResend)) ??
-      (await ctx.client.setData(file.znode, content, file.version, { beforeResend }));
+      (await writeWithAttrs(ctx, file, content, beforeResend)) ??
+      (await settlePendingAttrs(ctx, file).then(() =>
+        ctx.client.setData(file.znode, content, file.version, { beforeResend }),
+      ));
   } catch (error) {
     if (error instanceof NodeGone) {
       await appendToName(ctx, file);
@@ -537,22 +556,25 @@ async function writeBack(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<
 /**
  * Writes `content` back with the times a program set since its last write
  * (futimens before close, as cp -a and tar do), pinned to the version this
- * write makes, in one transaction with the directory's document: not a
- * second request after it. Resolves to the file's new stat; undefined,
- * having written nothing, when there are no such times, or they cannot go
- * along (the version is not known, the name holds another node now, the
- * two do not fit one request, another host changed the document first):
- * the data then go alone and the times after them. A failure of the
- * file's own write is the caller's to answer, as a setData's would be.
+ * write makes, and the mode and owner set before a first write-back
+ * (attr-ops.ts, neverWrittenBack), in one transaction with the directory's
+ * document: not a second request after it. Resolves to the file's new
+ * stat; undefined, having written nothing, when nothing waits, or it
+ * cannot go along (the version is not known, the name holds another node
+ * now, the two do not fit one request, another host changed the document
+ * first): the mode and owner then go first, the data alone and the times
+ * after them. A failure of the file's own write is the caller's to answer,
+ * as a setData's would be.
  */
-async function writeWithTimes(
+async function writeWithAttrs(
   ctx: VfsContext,
   file: OpenFile,
   content: Buffer,
   beforeResend: () => Promise<void>,
 ): Promise<ZkStat | undefined> {
   const times = file.pendingTimes;
-  if (!times || file.version < 0) return undefined;
+  const attrs = file.pendingAttrs;
+  if ((!times && !attrs) || file.version < 0) return undefined;
   const target = await timesOwner(ctx, file);
   if (!target) return undefined;
   // Where the document cannot be read now, the data are not held up for it.
@@ -562,12 +584,9 @@ async function writeWithTimes(
   // would cost a request for nothing.
   const acl = doc.version === undefined ? await ctx.tree.acl(target.metaDir).catch(() => undefined) : [];
   if (!acl) return undefined;
-  const entry = withTimes(
-    doc.value.entries.get(target.entryName),
-    times.atimeMs,
-    times.mtimeMs,
-    file.version + 1,
-  );
+  const before = doc.value.entries.get(target.entryName);
+  const timed = times ? withTimes(before, times.atimeMs, times.mtimeMs, file.version + 1) : before;
+  const entry = attrs ? withPendingAttrs(timed, attrs) : (timed as MetaEntry);
   const data = encodeMeta(withEntry(doc.value, target.entryName, entry));
   // Sent again after a lost reply, the document may have been rewritten since by another host.
   const applied = (now: Buffer) => showsEntry(now, target.entryName, entry);
@@ -585,6 +604,7 @@ async function writeWithTimes(
     throw error;
   }
   if (file.pendingTimes === times) file.pendingTimes = undefined;
+  if (file.pendingAttrs === attrs) file.pendingAttrs = undefined;
   const stat = stats[0] ?? (await ctx.tree.freshStat(file.znode));
   if (!stat) throw new FsError('EIO', `${file.mountPath} was deleted as it was written back`);
   return stat;

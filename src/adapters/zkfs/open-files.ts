@@ -6,6 +6,7 @@
  * version, one flush at a time per file.
  */
 
+import type { PendingAttrs } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { FileBuffer } from '../../core/zkfs/file-buffer.js';
 import { isWithin } from '../../core/zkfs/paths.js';
@@ -91,6 +92,13 @@ export interface OpenFile {
    * and tar do before close: applied once the flush has made the new version.
    */
   pendingTimes?: { atimeMs: number; mtimeMs: number } | undefined;
+  /**
+   * Mode and owner set while the buffer held data never yet written back
+   * (a file made here and being written, as `cp -a` sets its mode before
+   * close): they go with its first write-back, so other hosts see its
+   * content and these together.
+   */
+  pendingAttrs?: PendingAttrs | undefined;
 }
 
 export interface NodeIdentity {

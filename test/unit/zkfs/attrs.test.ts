@@ -10,6 +10,8 @@ import {
   holdsGoneNames,
   newEntry,
   parseMeta,
+  pendingMode,
+  pendingOwner,
   S_IFDIR,
   S_IFREG,
   sameEntry,
@@ -19,6 +21,7 @@ import {
   withMode,
   withOwner,
   withoutGoneNames,
+  withPendingAttrs,
   withTimes,
 } from '../../../src/core/zkfs/attrs.js';
 
@@ -126,6 +129,21 @@ describe('metadata document', () => {
       meta = read(text, meta);
       expect(shown(meta)).toEqual(shown(read(text)));
     }
+  });
+
+  it('keeps a chmod and chown waiting for a write-back, and applies them to the entry then', () => {
+    let pending = pendingMode(undefined, 0o100640);
+    pending = pendingOwner(pending, 1234, -1); // -1: the group stays
+    pending = pendingOwner(pending, 0xffffffff, 55);
+    expect(pending).toEqual({ mode: 0o640, uid: 1234, gid: 55 });
+    expect(withPendingAttrs({ t: 'f', m: 0o600, mt: 5 }, pending)).toEqual({
+      t: 'f',
+      m: 0o640,
+      u: 1234,
+      g: 55,
+      mt: 5,
+    });
+    expect(withPendingAttrs(undefined, { uid: 7 })).toEqual({ u: 7 });
   });
 
   it('treats a missing or empty node as empty and garbage as empty but corrupt', () => {
