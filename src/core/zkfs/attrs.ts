@@ -174,15 +174,17 @@ function entriesStart(data: Buffer): number | undefined {
 
 /**
  * Document `data` read as `previous` plus the entries added at its end, as
- * a create on another host writes it (withEntry puts a new name last): a
- * host watching a directory of a thousand files while another fills it
- * read each of its versions whole, a thousand entries parsed per file
- * created. Undefined, for a full parse, unless `data` is in the form
- * encodeMeta writes and its entries are `previous`'s, byte for byte, then
- * more; the result is what the full parse gives.
+ * a create on another host writes it (withEntry puts a new name last), or
+ * as `previous` itself when it is the same bytes: a host watching a
+ * directory of a thousand files while another fills it read each of its
+ * versions whole, a thousand entries parsed per file created. Undefined,
+ * for a full parse, unless `data` is in the form encodeMeta writes and its
+ * entries are `previous`'s, byte for byte, then more; the result is what
+ * the full parse gives.
  */
 function parseGrown(data: Buffer, previous: DirMeta): DirMeta | undefined {
   const old = sources.get(previous);
+  if (old?.equals(data)) return previous;
   if (!old || data.length <= old.length || !closesTwice(data) || !closesTwice(old)) return undefined;
   const oldStart = entriesStart(old);
   const start = entriesStart(data);

@@ -118,6 +118,7 @@ describe('metadata document', () => {
     // Grown, the entries it had are the very same: nothing to compare for what did not change.
     const grown = read(cases[0] as string, previous);
     expect(grown.entries.get('b')).toBe(previous.entries.get('b'));
+    expect(read(v1, previous)).toBe(previous); // read again unchanged
 
     // A directory filled one file at a time, read after each, from the read before.
     let text = '{"zkfs":1,"e":{}}';
