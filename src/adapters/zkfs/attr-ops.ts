@@ -9,8 +9,6 @@ import {
   encodeMeta,
   type MetaEntry,
   type ParentAttrs,
-  pendingMode,
-  pendingOwner,
   S_IFLNK,
   S_IFMT,
   S_IFREG,
@@ -18,7 +16,6 @@ import {
   withEntry,
   withMode,
   withOwner,
-  withPendingAttrs,
   withTimes,
 } from '../../core/zkfs/attrs.js';
 import { FsError } from '../../core/zkfs/errors.js';
@@ -151,9 +148,9 @@ export function withOpenChanges(open: OpenFile | undefined, attr: FileAttr): Fil
   const shown: FileAttr = pending
     ? {
         ...attr,
-        mode: pending.mode === undefined ? attr.mode : (attr.mode & S_IFMT) | pending.mode,
-        uid: pending.uid ?? attr.uid,
-        gid: pending.gid ?? attr.gid,
+        mode: pending.m === undefined ? attr.mode : (attr.mode & S_IFMT) | pending.m,
+        uid: pending.u ?? attr.uid,
+        gid: pending.g ?? attr.gid,
       }
     : attr;
   if (!isDirty(open)) return shown;
@@ -203,7 +200,7 @@ export async function chmod(ctx: VfsContext, path: string, mode: number): Promis
   // A link's own mode is always 0777 (Linux has no lchmod).
   if (!node || node.type === 'symlink') return;
   const unwritten = neverWrittenBack(ctx, node);
-  if (unwritten) unwritten.pendingAttrs = pendingMode(unwritten.pendingAttrs, mode);
+  if (unwritten) unwritten.pendingAttrs = withMode(unwritten.pendingAttrs, mode);
   else await updateEntry(ctx, node, (entry) => withMode(entry, mode));
 }
 
@@ -211,7 +208,7 @@ export async function chown(ctx: VfsContext, path: string, uid: number, gid: num
   const node = await storable(ctx, path);
   if (!node) return;
   const unwritten = node.type === 'symlink' ? undefined : neverWrittenBack(ctx, node);
-  if (unwritten) unwritten.pendingAttrs = pendingOwner(unwritten.pendingAttrs, uid, gid);
+  if (unwritten) unwritten.pendingAttrs = withOwner(unwritten.pendingAttrs, uid, gid);
   else await updateEntry(ctx, node, (entry) => withOwner(entry, uid, gid));
 }
 
@@ -238,9 +235,9 @@ export async function settlePendingAttrs(ctx: VfsContext, file: OpenFile): Promi
   const pending = file.pendingAttrs;
   if (!pending) return;
   file.pendingAttrs = undefined;
-  const target = await timesOwner(ctx, file);
+  const target = await fileEntryOwner(ctx, file);
   if (!target) return;
-  await updateEntry(ctx, target, (entry) => withPendingAttrs(entry, pending)).catch((error: unknown) => {
+  await updateEntry(ctx, target, (entry) => ({ ...entry, ...pending })).catch((error: unknown) => {
     ctx.log.warn(
       `${file.mountPath}: mode and owner not kept: ${error instanceof Error ? error.message : String(error)}`,
     );
@@ -272,11 +269,11 @@ export async function utimens(
 }
 
 /**
- * The entry that keeps open `file`'s times: its name's, while the name
- * still holds the file's node; undefined once it holds another (renamed
- * over, deleted and made again) or cannot be resolved.
+ * The entry that keeps open `file`'s times, mode and owner: its name's,
+ * while the name still holds the file's node; undefined once it holds
+ * another (renamed over, deleted and made again) or cannot be resolved.
  */
-export async function timesOwner(ctx: VfsContext, file: OpenFile): Promise<NodeTarget | undefined> {
+export async function fileEntryOwner(ctx: VfsContext, file: OpenFile): Promise<NodeTarget | undefined> {
   const target = await resolve(ctx, file.mountPath).catch(() => undefined);
   return target?.type === 'file' && target.znode === file.znode ? target : undefined;
 }
@@ -286,7 +283,7 @@ export async function applyPendingTimes(ctx: VfsContext, file: OpenFile, version
   const times = file.pendingTimes;
   if (!times) return;
   file.pendingTimes = undefined;
-  const target = await timesOwner(ctx, file);
+  const target = await fileEntryOwner(ctx, file);
   if (!target) return;
   await updateEntry(ctx, target, (entry) => withTimes(entry, times.atimeMs, times.mtimeMs, version));
 }

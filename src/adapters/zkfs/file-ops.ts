@@ -20,7 +20,6 @@ import {
   S_IFREG,
   showsEntry,
   withEntry,
-  withPendingAttrs,
   withTimes,
 } from '../../core/zkfs/attrs.js';
 import { showsCreateProof } from '../../core/zkfs/create-proof.js';
@@ -39,10 +38,10 @@ import { isZkError, type ZkStat } from '../zookeeper.js';
 import {
   applyPendingTimes,
   type FileAttr,
+  fileEntryOwner,
   getattrCached,
   parentAttrs,
   settlePendingAttrs,
-  timesOwner,
 } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere } from './gone-names.js';
@@ -575,7 +574,7 @@ async function writeWithAttrs(
   const times = file.pendingTimes;
   const attrs = file.pendingAttrs;
   if ((!times && !attrs) || file.version < 0) return undefined;
-  const target = await timesOwner(ctx, file);
+  const target = await fileEntryOwner(ctx, file);
   if (!target) return undefined;
   // Where the document cannot be read now, the data are not held up for it.
   const doc = await ctx.tree.meta(target.metaDir).catch(() => undefined);
@@ -586,7 +585,7 @@ async function writeWithAttrs(
   if (!acl) return undefined;
   const before = doc.value.entries.get(target.entryName);
   const timed = times ? withTimes(before, times.atimeMs, times.mtimeMs, file.version + 1) : before;
-  const entry = attrs ? withPendingAttrs(timed, attrs) : (timed as MetaEntry);
+  const entry: MetaEntry = { ...timed, ...attrs };
   const data = encodeMeta(withEntry(doc.value, target.entryName, entry));
   // Sent again after a lost reply, the document may have been rewritten since by another host.
   const applied = (now: Buffer) => showsEntry(now, target.entryName, entry);

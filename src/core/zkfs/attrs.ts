@@ -469,29 +469,12 @@ export function withMode(entry: MetaEntry | undefined, mode: number): MetaEntry 
   return { ...entry, m: mode & 0o7777 };
 }
 
-/** chmod and chown set on a file and waiting to go with its data (open-files.ts, pendingAttrs). */
-export interface PendingAttrs {
-  mode?: number;
-  uid?: number;
-  gid?: number;
-}
-
-/** `pending` with chmod to `mode` added. */
-export function pendingMode(pending: PendingAttrs | undefined, mode: number): PendingAttrs {
-  return { ...pending, mode: mode & 0o7777 };
-}
-
-/** `pending` with chown to `uid`, `gid` added (-1 leaves one alone, as withOwner does). */
-export function pendingOwner(pending: PendingAttrs | undefined, uid: number, gid: number): PendingAttrs {
-  const { u, g } = withOwner(undefined, uid, gid);
-  return { ...pending, ...(u === undefined ? {} : { uid: u }), ...(g === undefined ? {} : { gid: g }) };
-}
-
-/** `entry` with the waiting chmod and chown applied. */
-export function withPendingAttrs(entry: MetaEntry | undefined, pending: PendingAttrs): MetaEntry {
-  const moded = pending.mode === undefined ? { ...entry } : withMode(entry, pending.mode);
-  return withOwner(moded, pending.uid ?? -1, pending.gid ?? -1);
-}
+/**
+ * chmod and chown set on a file and waiting to go with its data
+ * (open-files.ts, pendingAttrs): the fields of its entry they set, as
+ * withMode and withOwner make them, laid over its entry when they go.
+ */
+export type PendingAttrs = Pick<MetaEntry, 'm' | 'u' | 'g'>;
 
 /** chown: uid or gid of -1 (or 0xffffffff, as the kernel passes it) leaves that field alone. */
 export function withOwner(entry: MetaEntry | undefined, uid: number, gid: number): MetaEntry {

@@ -8,10 +8,10 @@ import {
   encodeMeta,
   entryForMove,
   holdsGoneNames,
+  type MetaEntry,
   newEntry,
+  type PendingAttrs,
   parseMeta,
-  pendingMode,
-  pendingOwner,
   S_IFDIR,
   S_IFREG,
   sameEntry,
@@ -21,7 +21,6 @@ import {
   withMode,
   withOwner,
   withoutGoneNames,
-  withPendingAttrs,
   withTimes,
 } from '../../../src/core/zkfs/attrs.js';
 
@@ -133,18 +132,23 @@ describe('metadata document', () => {
   });
 
   it('keeps a chmod and chown waiting for a write-back, and applies them to the entry then', () => {
-    let pending = pendingMode(undefined, 0o100640);
-    pending = pendingOwner(pending, 1234, -1); // -1: the group stays
-    pending = pendingOwner(pending, 0xffffffff, 55);
-    expect(pending).toEqual({ mode: 0o640, uid: 1234, gid: 55 });
-    expect(withPendingAttrs({ t: 'f', m: 0o600, mt: 5 }, pending)).toEqual({
+    // As attr-ops and file-ops lay them over the entry when they go.
+    const laid = (entry: MetaEntry | undefined, pending: PendingAttrs): MetaEntry => ({
+      ...entry,
+      ...pending,
+    });
+    let pending: PendingAttrs = withMode(undefined, 0o100640);
+    pending = withOwner(pending, 1234, -1); // -1: the group stays
+    pending = withOwner(pending, 0xffffffff, 55);
+    expect(pending).toEqual({ m: 0o640, u: 1234, g: 55 });
+    expect(laid({ t: 'f', m: 0o600, mt: 5 }, pending)).toEqual({
       t: 'f',
       m: 0o640,
       u: 1234,
       g: 55,
       mt: 5,
     });
-    expect(withPendingAttrs(undefined, { uid: 7 })).toEqual({ u: 7 });
+    expect(laid(undefined, withOwner(undefined, 7, -1))).toEqual({ u: 7 });
   });
 
   it('treats a missing or empty node as empty and garbage as empty but corrupt', () => {
