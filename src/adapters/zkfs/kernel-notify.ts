@@ -89,7 +89,9 @@ export class KernelNotifier {
    * of the content it invalidates.
    */
   private readonly busy = new Set<string>();
-  /** Callers of settled() waiting for a path's notification in flight to be done. */
+  /** The paths in `busy` whose notification in flight is a store. */
+  private readonly storingNow = new Set<string>();
+  /** Callers of settled() waiting for a path's store in flight to land. */
   private readonly waiters = new Map<string, (() => void)[]>();
   private dropping = 0;
   private storing = 0;
@@ -157,14 +159,19 @@ export class KernelNotifier {
   }
 
   /**
-   * Resolves once nothing is on its way to the kernel for `path`, dropping a
-   * store still waiting: a change made here (a truncate, an open for
+   * Resolves once no store is on its way to the kernel for `path`, dropping
+   * a store still waiting: a change made here (a truncate, an open for
    * writing) must not be reported done while a store of the old content
-   * could still land over it.
+   * could still land over it. An invalidation on its way is not waited for:
+   * dropping a name takes its directory's lock in the kernel, which a
+   * program may hold while it waits for the very request that would wait
+   * here (unlink holds the directory and waits for the file's lock, which
+   * an open(O_TRUNC) holds while its truncate is answered), and an
+   * invalidation landing after the change only drops what is stale anyway.
    */
   settled(path: string): Promise<void> {
     this.stores.delete(path);
-    if (!this.busy.has(path)) return Promise.resolve();
+    if (!this.storingNow.has(path)) return Promise.resolve();
     return new Promise((resolve) => {
       const list = this.waiters.get(path);
       if (list) list.push(resolve);
@@ -215,7 +222,11 @@ export class KernelNotifier {
       const message = id === undefined ? undefined : build(id);
       if (!message) continue;
       this.storing++;
-      this.track(path, this.send(message, 'store'), () => this.storing--);
+      this.storingNow.add(path);
+      this.track(path, this.send(message, 'store'), () => {
+        this.storing--;
+        this.storingNow.delete(path);
+      });
     }
   }
 

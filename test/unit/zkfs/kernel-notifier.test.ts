@@ -161,6 +161,17 @@ describe('KernelNotifier order', () => {
     expect(writes.filter((w) => w.code === FUSE_NOTIFY_STORE).map((w) => w.nodeId)).toEqual([3]);
   });
 
+  it('settles a path at once while only an invalidation of it is on its way, which may wait on the caller', async () => {
+    // The kernel holds a dropped name's directory lock for it; a program holding that lock may be
+    // waiting for the file's, held by a program whose truncate waits on settled().
+    const { notifier, writes, settle, drain } = await recorder();
+    notifier.apply([{ path: '/d/a', entry: true }]);
+    await settle();
+    expect(writes.map((w) => [w.code, w.nodeId])).toEqual([[FUSE_NOTIFY_INVAL_INODE, 3]]);
+    await notifier.settled('/d/a');
+    await drain(3);
+  });
+
   it('drops only the listing of the directory for a name just made that the kernel does not hold', async () => {
     const { notifier, writes, drain } = await recorder();
     // Made elsewhere in /d (listed here): /d's listing at once, then once more for the two changes
