@@ -392,7 +392,13 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `setattr ${where()}`,
           async () => {
-            const a = await applySetattr(vfs, req, pathOf(h.nodeId));
+            // Gone since the kernel looked it up (another host renamed or deleted it): truncate(2),
+            // chmod(2) and open(O_TRUNC) walk the path again on ESTALE, and find the name made
+            // again (or make it) or missing, as they would have had they come a moment later.
+            const path = pathOf(h.nodeId, 'ESTALE');
+            const a = await applySetattr(vfs, req, path).catch((error: unknown) => {
+              throw goneIsStale(error, path);
+            });
             return told(u, h.nodeId, a);
           },
         );
