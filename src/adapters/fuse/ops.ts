@@ -539,8 +539,14 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             }
             const path = nodes.path(h.nodeId);
             // Deleted, and still open somewhere: as it was.
-            if (path === undefined) return dataReply(u, orphans.read(h.nodeId, size, offset));
-            return vfs.readPath(path, size, offset).then((data) => dataReply(u, data));
+            const asItWas = () => dataReply(u, orphans.read(h.nodeId, size, offset));
+            if (path === undefined) return asItWas();
+            // ZooKeeper tells of a change before it answers a read that sees it: data of a node
+            // that replaced this one (another host's rename over it) arrive after the node went
+            // from the table, and are not this file's, whose size the kernel holds.
+            return vfs
+              .readPath(path, size, offset)
+              .then((data) => (nodes.path(h.nodeId) === undefined ? asItWas() : dataReply(u, data)));
           },
         );
         return;
