@@ -83,7 +83,9 @@ export class Orphans {
     const type = attr.mode & S_IFMT;
     if (type === S_IFDIR) return { attr: { ...attr, nlink: 0 }, data: undefined, open: undefined };
     if (type !== S_IFREG) return undefined;
-    const data = seen?.data;
+    // A file open here holds its data too (read in when it was opened): a file made here and
+    // renamed over another, then deleted, may be in no cache, and was given to the kernel empty.
+    const data = seen?.data ?? seen?.open?.buffer.content();
     // The data memory holds is the node's latest; the size the kernel was given may be older.
     const size = seen?.attr || !data ? attr.size : data.length;
     return { attr: { ...attr, size, nlink: 0 }, data, open: seen?.open };
