@@ -268,10 +268,22 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * stand for: that handle goes, and the node opens as it was, as for an
    * OPEN that comes after the name went.
    */
-  const openedForReading = async (unique: Unique, id: number, fh: number): Promise<Buffer> => {
+  const openedForReading = async (unique: Unique, id: number, fh: number, path: string): Promise<Buffer> => {
+    await renamedOver(path);
     if (nodes.path(id) !== undefined) return openReply(unique, fh, READ_OPEN_FLAGS);
     await vfs.release(fh);
     return openedAsItWas(unique, id);
+  };
+  /**
+   * Renames here over a name, by that name, on their way. Until one is done
+   * the node table still gives the name's node id the path, but ZooKeeper
+   * may already hold the file moved there: an open or read of the path
+   * (which the node the kernel holds, at its size, replaced) waits for it,
+   * and then finds that node gone, and opens or reads it as it was.
+   */
+  const renamesOver = new Map<string, Promise<void>>();
+  const renamedOver = async (path: string): Promise<void> => {
+    await renamesOver.get(path)?.catch(() => {});
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
   const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
@@ -468,9 +480,16 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const to = childPath(pathOf(req.newDir), req.newName);
             // A file renamed over stays readable to programs holding it open.
             const replaced = orphans.leaving(to);
-            await renameNode(vfs, from, to, req.flags);
-            orphans.gone(replaced);
-            nodes.renamed(from, to);
+            const done = renameNode(vfs, from, to, req.flags).then(() => {
+              orphans.gone(replaced);
+              nodes.renamed(from, to);
+            });
+            renamesOver.set(to, done);
+            try {
+              await done;
+            } finally {
+              if (renamesOver.get(to) === done) renamesOver.delete(to);
+            }
             return errorReply(u, 0);
           },
         );
@@ -497,7 +516,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
               const stale = (error: unknown): never => {
                 throw goneIsStale(error, path);
               };
-              if (reading) return opened.then((got) => openedForReading(u, h.nodeId, got), stale);
+              if (reading) return opened.then((got) => openedForReading(u, h.nodeId, got, path), stale);
               return opened.then((got) => openReply(u, got, openFlags), stale);
             }
             // Answered from memory: until something changes, the next open for reading needs no JavaScript.
@@ -542,11 +561,13 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const asItWas = () => dataReply(u, orphans.read(h.nodeId, size, offset));
             if (path === undefined) return asItWas();
             // ZooKeeper tells of a change before it answers a read that sees it: data of a node
-            // that replaced this one (another host's rename over it) arrive after the node went
-            // from the table, and are not this file's, whose size the kernel holds.
-            return vfs
-              .readPath(path, size, offset)
-              .then((data) => (nodes.path(h.nodeId) === undefined ? asItWas() : dataReply(u, data)));
+            // that replaced this one (another host's rename over it, or one here: renamedOver)
+            // arrive after the node went from the table, and are not this file's, whose size the
+            // kernel holds.
+            return vfs.readPath(path, size, offset).then(async (data) => {
+              await renamedOver(path);
+              return nodes.path(h.nodeId) === undefined ? asItWas() : dataReply(u, data);
+            });
           },
         );
         return;
