@@ -84,13 +84,11 @@ export class KernelNotifier {
   /** Page-cache stores waiting: they go after every invalidation. */
   private readonly stores = new Map<string, StoreBuilder>();
   /**
-   * Paths with a notification in flight. Nothing else starts for such a
-   * path until it is done, so an invalidation can never overtake the store
-   * of the content it invalidates.
+   * Paths with a notification in flight, and which kind. Nothing else
+   * starts for such a path until it is done, so an invalidation can never
+   * overtake the store of the content it invalidates.
    */
-  private readonly busy = new Set<string>();
-  /** The paths in `busy` whose notification in flight is a store. */
-  private readonly storingNow = new Set<string>();
+  private readonly busy = new Map<string, 'drop' | 'store'>();
   /** Callers of settled() waiting for a path's store in flight to land. */
   private readonly waiters = new Map<string, (() => void)[]>();
   private dropping = 0;
@@ -171,7 +169,7 @@ export class KernelNotifier {
    */
   settled(path: string): Promise<void> {
     this.stores.delete(path);
-    if (!this.storingNow.has(path)) return Promise.resolve();
+    if (this.busy.get(path) !== 'store') return Promise.resolve();
     return new Promise((resolve) => {
       const list = this.waiters.get(path);
       if (list) list.push(resolve);
@@ -209,7 +207,7 @@ export class KernelNotifier {
       const [path, entry] = drop;
       this.queue.delete(path);
       this.dropping++;
-      this.track(path, this.drop(path, entry), () => this.dropping--);
+      this.track(path, 'drop', this.drop(path, entry), () => this.dropping--);
     }
     // Read-ahead waits while the kernel still has changes to hear of.
     if (this.queue.size > 0) return;
@@ -222,17 +220,13 @@ export class KernelNotifier {
       const message = id === undefined ? undefined : build(id);
       if (!message) continue;
       this.storing++;
-      this.storingNow.add(path);
-      this.track(path, this.send(message, 'store'), () => {
-        this.storing--;
-        this.storingNow.delete(path);
-      });
+      this.track(path, 'store', this.send(message, 'store'), () => this.storing--);
     }
   }
 
   /** Marks `path` busy until `work` is done, then frees its slot and looks for more. */
-  private track(path: string, work: Promise<void>, free: () => void): void {
-    this.busy.add(path);
+  private track(path: string, kind: 'drop' | 'store', work: Promise<void>, free: () => void): void {
+    this.busy.set(path, kind);
     work
       .catch((error: unknown) => this.log.debug(`kernel notification for ${path}: ${String(error)}`))
       .finally(() => {
