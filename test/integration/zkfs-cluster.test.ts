@@ -166,7 +166,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs on a three-server ensemble', () =
   it('two hosts making (O_EXCL) and removing files in one directory across leader restarts: no operation fails', async () => {
     // A reply lost with the leader, and the other host rewriting the directory's document before
     // the mount sends the request again: creates failed with EEXIST and removals with ENOENT, in
-    // about one leader restart in ten (create-proof.ts, write-verify.ts).
+    // about one leader restart in ten (write-proof.ts, write-verify.ts).
     const a = await mountZkfs(zk.connectString, '/cluster/two', { args: ['--reconnect-timeout', '60'] });
     const b = await mountZkfs(zk.connectString, '/cluster/two', { args: ['--reconnect-timeout', '60'] });
     await a.ok('mkdir w');

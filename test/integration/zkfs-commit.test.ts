@@ -13,9 +13,10 @@ import { ZkTree } from '../../src/adapters/zkfs/tree.js';
 import { verifyMulti } from '../../src/adapters/zkfs/write-verify.js';
 import { isZkError, ZkClient, type ZkError } from '../../src/adapters/zookeeper.js';
 import { encodeMeta, parseMeta, withEntry } from '../../src/core/zkfs/attrs.js';
-import { CreateProofs, showsCreateProof } from '../../src/core/zkfs/create-proof.js';
 import { isFsError } from '../../src/core/zkfs/errors.js';
-import type { AclEntry, ZkOp } from '../../src/core/zkfs/zk-ops.js';
+import { planRename } from '../../src/core/zkfs/rename-plan.js';
+import { showsProof, WriteProofs } from '../../src/core/zkfs/write-proof.js';
+import { type AclEntry, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../src/core/zkfs/zk-ops.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 
@@ -97,8 +98,8 @@ describe('a shared document another client keeps changing', () => {
 });
 
 describe('a create whose reply was lost, sent again', () => {
-  const here = new CreateProofs();
-  const there = new CreateProofs();
+  const here = new WriteProofs();
+  const there = new WriteProofs();
   /** The ops create() sends to make `name` in `dir`, over the document as read (version 0). */
   function createOps(dir: string, name: string, doc: Buffer, proof: string): ZkOp[] {
     const meta = encodeMeta(here.withProof(withEntry(parseMeta(doc), name, { t: 'f' }), proof));
@@ -109,7 +110,7 @@ describe('a create whose reply was lost, sent again', () => {
         path: `${dir}/__zkfs__`,
         data: meta,
         version: 0,
-        applied: (now) => showsCreateProof(now, proof),
+        proof: (now) => showsProof(now, proof),
       },
     ];
   }
@@ -153,5 +154,117 @@ describe('a create whose reply was lost, sent again', () => {
     const again = await other.multi(ops).catch((e: unknown) => e);
     expect(isZkError(again, 'NODE_EXISTS')).toBe(true);
     expect(await verifyMulti(ops)(other, again as ZkError)).toBeUndefined();
+  });
+});
+
+describe('a rename or removal whose reply was lost, sent again, after another host used the name', () => {
+  const here = new WriteProofs();
+  const there = new WriteProofs();
+
+  /** A directory holding files `names` (data: their names), each with an entry in its document. */
+  async function directory(names: string[]): Promise<string> {
+    const dir = `/race/names${serial++}`;
+    let meta = parseMeta(undefined);
+    for (const name of names) meta = withEntry(meta, name, { t: 'f' });
+    await other.create(dir, Buffer.alloc(0));
+    await other.create(`${dir}/__zkfs__`, encodeMeta(meta));
+    for (const name of names) await other.create(`${dir}/${name}`, Buffer.from(name));
+    return dir;
+  }
+
+  /** The multi a mount sends to rename `from` over `to` in `dir`, with `proofs`' token when given. */
+  async function renameOps(dir: string, from: string, to: string, proofs?: WriteProofs): Promise<ZkOp[]> {
+    const doc = await other.getData(`${dir}/__zkfs__`);
+    const source = await other.getData(`${dir}/${from}`);
+    const target = await other.exists(`${dir}/${to}`);
+    const meta = {
+      path: `${dir}/__zkfs__`,
+      version: doc.stat.version,
+      meta: parseMeta(doc.data),
+      acl: OPEN_ACL,
+    };
+    const token = proofs?.issue();
+    return planRename({
+      from: `${dir}/${from}`,
+      to: `${dir}/${to}`,
+      nodes: [
+        {
+          rel: '',
+          data: source.data,
+          version: source.stat.version,
+          mtimeMs: 0,
+          acl: OPEN_ACL,
+          ephemeral: false,
+        },
+      ],
+      replace: target ? { version: target.version } : undefined,
+      fromMeta: meta,
+      toMeta: meta,
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+      proof:
+        proofs && token
+          ? { mark: (m) => proofs.withProof(m, token), shows: (now) => showsProof(now, token) }
+          : undefined,
+    }).ops;
+  }
+
+  it('a rename counts as done though another host renamed over its target since', async () => {
+    const dir = await directory(['mine', 'theirs', 'n']);
+    const ops = await renameOps(dir, 'mine', 'n', here);
+    await other.multi(ops); // the send whose reply was lost
+    await other.multi(await renameOps(dir, 'theirs', 'n', there));
+    const again = await other.multi(ops).catch((e: unknown) => e);
+    expect(isZkError(again, 'NO_NODE', 'BAD_VERSION')).toBe(true);
+    expect(await verifyMulti(ops)(other, again as ZkError)).toBeDefined();
+    // Without the token, nothing left in ZooKeeper could tell: `mv` failed with ENOENT.
+    const dir2 = await directory(['mine', 'theirs', 'n']);
+    const bare = await renameOps(dir2, 'mine', 'n');
+    await other.multi(bare);
+    await other.multi(await renameOps(dir2, 'theirs', 'n', there));
+    const again2 = await other.multi(bare).catch((e: unknown) => e);
+    expect(await verifyMulti(bare)(other, again2 as ZkError)).toBeUndefined();
+  });
+
+  it('a rename not done still fails: another host renamed over the target before it', async () => {
+    const dir = await directory(['mine', 'theirs', 'n']);
+    const ops = await renameOps(dir, 'mine', 'n', here);
+    await other.multi(await renameOps(dir, 'theirs', 'n', there));
+    const again = await other.multi(ops).catch((e: unknown) => e);
+    expect(isZkError(again, 'BAD_VERSION', 'NO_NODE')).toBe(true);
+    expect(await verifyMulti(ops)(other, again as ZkError)).toBeUndefined();
+    expect((await other.getData(`${dir}/mine`)).data.toString()).toBe('mine');
+  });
+
+  it('a removal counts as done, and is not done again to the file another host made by that name since', async () => {
+    const dir = await directory(['f']);
+    const doc = await other.getData(`${dir}/__zkfs__`);
+    const token = here.issue();
+    const ops: ZkOp[] = [
+      { op: 'delete', path: `${dir}/f`, version: -1 },
+      {
+        op: 'setData',
+        path: `${dir}/__zkfs__`,
+        data: encodeMeta(here.withProof(withEntry(parseMeta(doc.data), 'f', undefined), token)),
+        version: doc.stat.version,
+        proof: (now) => showsProof(now, token),
+      },
+    ];
+    await other.multi(ops); // the send whose reply was lost
+    // Another host makes f anew, with its entry.
+    const now = await other.getData(`${dir}/__zkfs__`);
+    await other.multi([
+      { op: 'create', path: `${dir}/f`, data: Buffer.from('new'), acl: OPEN_ACL },
+      {
+        op: 'setData',
+        path: `${dir}/__zkfs__`,
+        data: encodeMeta(withEntry(parseMeta(now.data), 'f', { t: 'f' })),
+        version: now.stat.version,
+      },
+    ]);
+    const again = await other.multi(ops).catch((e: unknown) => e);
+    expect(isZkError(again, 'BAD_VERSION')).toBe(true);
+    // Found done: the mount does not remove the new f, which a second try at the version read would.
+    expect(await verifyMulti(ops)(other, again as ZkError)).toBeDefined();
+    expect((await other.getData(`${dir}/f`)).data.toString()).toBe('new');
   });
 });

@@ -12,7 +12,6 @@ import {
   showsEntry,
   withEntry,
 } from '../../core/zkfs/attrs.js';
-import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { showsDataFile } from '../../core/zkfs/modes.js';
 import {
@@ -34,6 +33,7 @@ import {
   type SymlinkMap,
   showsLinkChanges,
 } from '../../core/zkfs/symlinks.js';
+import { showsProof } from '../../core/zkfs/write-proof.js';
 import { docWrite, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { parentAttrs, updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -74,7 +74,7 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number, creator
   const entry = newEntry('dir', mode, ctx.defaults, creator, creator && (await parentAttrs(ctx, parent)));
   let wroteLinks = false;
   const proof = ctx.proofs.issue();
-  const applied = (now: Buffer) => showsCreateProof(now, proof);
+  const shows = (now: Buffer) => showsProof(now, proof);
   await commitWithRetry(ctx.tree, async (attempt) => {
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const acl = await ctx.tree.acl(parent.znode);
@@ -82,7 +82,7 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number, creator
     const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
     const ops: ZkOp[] = [
       { op: 'create', path: znode, data: Buffer.alloc(0), acl },
-      docWrite(doc.path, doc.version, meta, acl, applied),
+      docWrite(doc.path, doc.version, meta, acl, undefined, shows),
     ];
     // At the version read: a link made anywhere meanwhile makes this multi start over, not vanish.
     const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
@@ -111,40 +111,52 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number, creator
 
 /**
  * The ops that remove a node's entry from its directory's metadata, if it
- * has one. Sent again after its reply was lost, with the document rewritten
- * by another host since, the removal counts as done when the entry is gone:
- * the node's deletion, in the same multi, is checked on its own, and a
- * removal is done whoever did it (rm answered ENOENT for a file it had
- * removed).
+ * has one, with the removal's token (write-proof.ts). Sent again after its
+ * reply was lost, the removal counts as done when the document holds the
+ * token, whatever other hosts did to the name since. With no entry to drop
+ * there is no token; the removal then counts as done when the node is gone,
+ * whoever removed it (rm answered ENOENT for a file it had removed).
  */
-async function dropEntry(ctx: VfsContext, node: NodeTarget, fresh: boolean): Promise<ZkOp[]> {
+async function dropEntry(ctx: VfsContext, node: NodeTarget, fresh: boolean, proof: string): Promise<ZkOp[]> {
   const doc = fresh ? await ctx.tree.freshMeta(node.metaDir) : await ctx.tree.meta(node.metaDir);
   if (doc.version === undefined || doc.value.entries.get(node.entryName) === undefined) return [];
-  const data = encodeMeta(withEntry(doc.value, node.entryName, undefined));
-  const applied = (now: Buffer) => showsEntry(now, node.entryName, undefined);
-  return [{ op: 'setData', path: doc.path, data, version: doc.version, applied }];
+  const data = encodeMeta(ctx.proofs.withProof(withEntry(doc.value, node.entryName, undefined), proof));
+  const shows = (now: Buffer) => showsProof(now, proof);
+  return [{ op: 'setData', path: doc.path, data, version: doc.version, proof: shows }];
+}
+
+/** `work` with a token of its own for its writes (write-proof.ts), settled once it is done. */
+async function withToken<T>(ctx: VfsContext, work: (proof: string) => Promise<T>): Promise<T> {
+  const proof = ctx.proofs.issue();
+  try {
+    return await work(proof);
+  } finally {
+    ctx.proofs.settle(proof);
+  }
 }
 
 export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   assertWritable(ctx);
   const dir = await resolveDir(ctx, path);
   if (dir.isRoot) throw new FsError('EBUSY', 'the mount root cannot be removed');
-  await commitWithRetry(ctx.tree, async (attempt) => {
-    const stat = await ctx.tree.freshStat(dir.znode);
-    if (!stat) throw new FsError('ENOENT', `${path} vanished`);
-    const children = await ctx.tree.freshChildNames(dir.znode);
-    const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
-    const visible = children.filter((c) => c !== META_NODE);
-    if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
-      throw new FsError('ENOTEMPTY', `${path} is not empty`);
-    }
-    const ops: ZkOp[] = [];
-    if (children.includes(META_NODE))
-      ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
-    ops.push({ op: 'delete', path: dir.znode, version: stat.version });
-    ops.push(...(await dropEntry(ctx, dir, attempt > 0)));
-    return ops;
-  }).catch((error: unknown) => {
+  await withToken(ctx, (proof) =>
+    commitWithRetry(ctx.tree, async (attempt) => {
+      const stat = await ctx.tree.freshStat(dir.znode);
+      if (!stat) throw new FsError('ENOENT', `${path} vanished`);
+      const children = await ctx.tree.freshChildNames(dir.znode);
+      const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
+      const visible = children.filter((c) => c !== META_NODE);
+      if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
+        throw new FsError('ENOTEMPTY', `${path} is not empty`);
+      }
+      const ops: ZkOp[] = [];
+      if (children.includes(META_NODE))
+        ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
+      ops.push({ op: 'delete', path: dir.znode, version: stat.version });
+      ops.push(...(await dropEntry(ctx, dir, attempt > 0, proof)));
+      return ops;
+    }),
+  ).catch((error: unknown) => {
     throw asFsError(error, `removing directory ${path}`);
   });
   ctx.tree.forgetTree(dir.znode);
@@ -175,10 +187,12 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     ctx.tree.forget(target.znode);
     return;
   }
-  await commitWithRetry(ctx.tree, async (attempt) => [
-    { op: 'delete', path: target.znode, version: -1 },
-    ...(await dropEntry(ctx, target, attempt > 0)),
-  ]).catch((error: unknown) => {
+  await withToken(ctx, (proof) =>
+    commitWithRetry(ctx.tree, async (attempt) => [
+      { op: 'delete', path: target.znode, version: -1 },
+      ...(await dropEntry(ctx, target, attempt > 0, proof)),
+    ]),
+  ).catch((error: unknown) => {
     throw asFsError(error, `removing ${path}`);
   });
   ctx.files.markDeleted(target.znode);

@@ -22,11 +22,11 @@ import {
   withEntry,
   withTimes,
 } from '../../core/zkfs/attrs.js';
-import { showsCreateProof } from '../../core/zkfs/create-proof.js';
 import { FsError, isFsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import { RACE_BUDGET_MS, raceWaitMs } from '../../core/zkfs/race-backoff.js';
+import { showsProof } from '../../core/zkfs/write-proof.js';
 import {
   docWrite,
   requestBytes,
@@ -298,7 +298,7 @@ async function makeFile(
   data: Buffer,
 ): Promise<void> {
   const proof = ctx.proofs.issue();
-  const applied = (now: Buffer) => showsCreateProof(now, proof);
+  const shows = (now: Buffer) => showsProof(now, proof);
   try {
     await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
       const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
@@ -307,7 +307,7 @@ async function makeFile(
       const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
       return [
         { op: 'create', path: znode, data, acl, readBack: false },
-        docWrite(doc.path, doc.version, meta, acl, applied),
+        docWrite(doc.path, doc.version, meta, acl, undefined, shows),
       ];
     });
   } finally {

@@ -25,6 +25,7 @@ import {
   type SymlinkMap,
   showsLinkChanges,
 } from '../../core/zkfs/symlinks.js';
+import { showsProof } from '../../core/zkfs/write-proof.js';
 import { multiBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkError } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -152,7 +153,13 @@ async function outOfDataFile(
   return { ops: fit(ops, `moving ${dir.path}/${DATA_FILE}`), versions: new Map(), dataMove: true };
 }
 
-async function build(ctx: VfsContext, from: string, to: string, fresh: boolean): Promise<Built> {
+async function build(
+  ctx: VfsContext,
+  from: string,
+  to: string,
+  fresh: boolean,
+  proof: string,
+): Promise<Built> {
   const fromZnode = toZnode(ctx.root, from);
   const toZnodePath = toZnode(ctx.root, to);
   if (fresh) {
@@ -221,6 +228,7 @@ async function build(ctx: VfsContext, from: string, to: string, fresh: boolean):
     toMeta,
     docs,
     maxBytes: ZK_MAX_REQUEST_BYTES,
+    proof: { mark: (meta) => ctx.proofs.withProof(meta, proof), shows: (now) => showsProof(now, proof) },
   });
   const versions = new Map(nodes.map((n) => [n.rel === '' ? fromZnode : `${fromZnode}/${n.rel}`, n.version]));
   return { ops: plan.ops, versions };
@@ -238,11 +246,12 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
   const name = baseName(to);
   if (name !== DATA_FILE) checkNewName(name, parentPath(to) === '/');
   let done: Built | undefined;
+  const proof = ctx.proofs.issue();
   try {
     await commitWithRetry(
       ctx.tree,
       async (attempt) => {
-        done = await build(ctx, from, to, attempt > 0);
+        done = await build(ctx, from, to, attempt > 0, proof);
         return done.ops;
       },
       { retryAlso: isRace },
@@ -253,6 +262,8 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
       ctx.log.warn(`rename ${from} → ${to}: ${fsError.message}`);
     }
     throw fsError;
+  } finally {
+    ctx.proofs.settle(proof);
   }
   const fromZnode = toZnode(ctx.root, from);
   const toZnodePath = toZnode(ctx.root, to);

@@ -5,10 +5,10 @@
  */
 import type { AclIdentity } from '../../core/zkfs/acl.js';
 import { type AttrDefaults, type DirMeta, ROOT_ENTRY, storedType } from '../../core/zkfs/attrs.js';
-import type { CreateProofs } from '../../core/zkfs/create-proof.js';
 import { FsError } from '../../core/zkfs/errors.js';
 import { nodeKind, showsDataFile, type ZkfsMode } from '../../core/zkfs/modes.js';
 import { baseName, DATA_FILE, isHiddenChild, parentPath, toZnode } from '../../core/zkfs/paths.js';
+import type { WriteProofs } from '../../core/zkfs/write-proof.js';
 import type { Logger } from '../logger.js';
 import type { ZkApi, ZkStat } from '../zookeeper.js';
 import type { OpenFiles } from './open-files.js';
@@ -34,8 +34,8 @@ export interface VfsContext extends VfsConfig {
   files: OpenFiles;
   /** What cachedTarget() derives from each path, kept. */
   pathKeys: PathKeyTable;
-  /** The tokens by which a create sent again finds whether it went through (create-proof.ts). */
-  proofs: CreateProofs;
+  /** The tokens by which a create sent again finds whether it went through (write-proof.ts). */
+  proofs: WriteProofs;
   /** Told when a program starts reading a file (page-store.ts reads ahead from there). */
   onReadStart?: ((path: string) => void) | undefined;
   /** Told when a program opens a file for reading, before its data is read for the open. */

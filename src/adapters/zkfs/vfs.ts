@@ -6,9 +6,9 @@
  * serves the mount.
  */
 import type { Creator } from '../../core/zkfs/attrs.js';
-import { CreateProofs } from '../../core/zkfs/create-proof.js';
 import type { FsErrorCode } from '../../core/zkfs/errors.js';
 import { toZnode } from '../../core/zkfs/paths.js';
+import { WriteProofs } from '../../core/zkfs/write-proof.js';
 import type { ZkStat } from '../zookeeper.js';
 import * as attrs from './attr-ops.js';
 import * as dirs from './dir-ops.js';
@@ -67,7 +67,7 @@ export class ZkVfs {
       tree,
       files: new OpenFiles(),
       pathKeys: new PathKeyTable(options.root),
-      proofs: new CreateProofs(),
+      proofs: new WriteProofs(),
     };
     tree.onDataChanged = (znode) => this.ctx.files.changedElsewhere(znode);
   }

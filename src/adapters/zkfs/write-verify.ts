@@ -14,6 +14,8 @@ import { isZkError, type MultiStats, type ZkClient, type ZkError, type ZkStat } 
  * need to read), or undefined when it does not.
  */
 async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<MultiStats | undefined> {
+  const proven = ops.find((op) => (op.op === 'create' || op.op === 'setData') && op.proof !== undefined);
+  if (proven) return provenApplied(client, ops, proven);
   const last = new Map(ops.map((op, i) => [op.path, i]));
   const stats: (ZkStat | undefined)[] = ops.map(() => undefined);
   for (const [i, op] of ops.entries()) {
@@ -33,6 +35,22 @@ async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<Mul
       stats[i] = now.stat;
   }
   return stats;
+}
+
+/**
+ * A multi that wrote its token into a document (write-proof.ts): applied
+ * exactly when the document shows the token. Its other nodes are not looked
+ * at: other hosts may have renamed over, removed or made them since. No
+ * stats: what the multi wrote may have been rewritten since.
+ */
+async function provenApplied(
+  client: ZkClient,
+  ops: readonly ZkOp[],
+  proven: ZkOp,
+): Promise<MultiStats | undefined> {
+  if (proven.op !== 'create' && proven.op !== 'setData') return undefined;
+  const now = await client.getData(proven.path).catch(() => undefined);
+  return now && proven.proof?.(now.data) === true ? ops.map(() => undefined) : undefined;
 }
 
 export function verifyCreate(

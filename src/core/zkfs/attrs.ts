@@ -19,7 +19,7 @@
  * The entry for the mount root itself is kept under the name ".". Entries of
  * names that no longer exist are ignored. Unknown keys are preserved on
  * rewrite. The top-level key `cn` holds the tokens of recent creates
- * (create-proof.ts).
+ * (write-proof.ts).
  *
  * Why a per-directory child: it is hidden from listings, a lookup needs one
  * read per directory (cached with the directory), creating a file and

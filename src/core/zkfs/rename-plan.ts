@@ -31,7 +31,14 @@ import {
 } from './attrs.js';
 import { FsError } from './errors.js';
 import { META_NODE } from './paths.js';
-import { type AclEntry, docWrite, multiBytes, type ShowsApplied, type ZkOp } from './zk-ops.js';
+import {
+  type AclEntry,
+  docWrite,
+  multiBytes,
+  type ShowsApplied,
+  type ShowsProof,
+  type ZkOp,
+} from './zk-ops.js';
 
 /** One node of the source subtree as read just before planning. */
 export interface PlanNode {
@@ -77,6 +84,12 @@ export interface RenameInput {
   toMeta: MetaDoc;
   docs?: readonly DocWrite[];
   maxBytes: number;
+  /**
+   * The rename's token (write-proof.ts): `mark` adds it to the first
+   * metadata document the plan writes (the destination's, when written),
+   * and `shows` finds it in that document read back.
+   */
+  proof?: { mark: (meta: DirMeta) => DirMeta; shows: ShowsProof } | undefined;
 }
 
 export interface RenamePlan {
@@ -179,22 +192,27 @@ export function planRename(input: RenameInput): RenamePlan {
   const moved: MetaEntry | undefined = root
     ? entryForMove(input.fromMeta.meta.entries.get(fromName), root)
     : input.fromMeta.meta.entries.get(fromName);
+  // Each document as written; the token goes into the first one the plan writes.
+  let proof = input.proof;
+  const metaWrite = (doc: MetaDoc, meta: DirMeta, names: readonly string[]): ZkOp => {
+    const marked = proof ? proof.mark(meta) : meta;
+    const shows = proof?.shows;
+    proof = undefined;
+    return docWrite(doc.path, doc.version, encodeMeta(marked), doc.acl, showsNames(meta, names), shows);
+  };
   if (input.fromMeta.path === input.toMeta.path) {
     const meta = withEntry(withEntry(input.fromMeta.meta, fromName, undefined), toName, moved);
-    const { path, version, acl } = input.toMeta;
-    ops.push(docWrite(path, version, encodeMeta(meta), acl, showsNames(meta, [fromName, toName])));
+    ops.push(metaWrite(input.toMeta, meta, [fromName, toName]));
   } else {
-    if (input.fromMeta.meta.entries.get(fromName) !== undefined) {
-      const meta = withEntry(input.fromMeta.meta, fromName, undefined);
-      const { path, version, acl } = input.fromMeta;
-      ops.push(docWrite(path, version, encodeMeta(meta), acl, showsNames(meta, [fromName])));
-    }
     const replaced = input.toMeta.meta.entries.get(toName) !== undefined;
-    if (moved || replaced) {
-      const meta = withEntry(input.toMeta.meta, toName, moved);
-      const { path, version, acl } = input.toMeta;
-      ops.push(docWrite(path, version, encodeMeta(meta), acl, showsNames(meta, [toName])));
+    const toWrite =
+      moved || replaced
+        ? metaWrite(input.toMeta, withEntry(input.toMeta.meta, toName, moved), [toName])
+        : undefined;
+    if (input.fromMeta.meta.entries.get(fromName) !== undefined) {
+      ops.push(metaWrite(input.fromMeta, withEntry(input.fromMeta.meta, fromName, undefined), [fromName]));
     }
+    if (toWrite) ops.push(toWrite);
   }
 
   for (const doc of input.docs ?? [])

@@ -19,10 +19,17 @@ export interface AclEntry {
 /**
  * For a document other hosts rewrite: whether its data, read back after the
  * reply to this write was lost, shows the write applied though other
- * writes came after it (create-proof.ts). Without it, only the very bytes
+ * writes came after it (write-proof.ts). Without it, only the very bytes
  * written do.
  */
 export type ShowsApplied = (now: Buffer) => boolean;
+
+/**
+ * For a document a write adds its token to (write-proof.ts): whether its
+ * data, read back, holds the token. That decides for the whole multi,
+ * whatever other hosts did to its other nodes since.
+ */
+export type ShowsProof = (now: Buffer) => boolean;
 
 export type ZkOp =
   | {
@@ -33,9 +40,17 @@ export type ZkOp =
       /** False when the writer knows what it needs of the new node, so the mount need not read its stat back. */
       readBack?: boolean;
       applied?: ShowsApplied;
+      proof?: ShowsProof;
     }
   | { op: 'delete'; path: string; version: number }
-  | { op: 'setData'; path: string; data: Buffer; version: number; applied?: ShowsApplied }
+  | {
+      op: 'setData';
+      path: string;
+      data: Buffer;
+      version: number;
+      applied?: ShowsApplied;
+      proof?: ShowsProof;
+    }
   | { op: 'check'; path: string; version: number };
 
 /**
@@ -49,10 +64,11 @@ export function docWrite(
   data: Buffer,
   acl: readonly AclEntry[],
   applied?: ShowsApplied,
+  proof?: ShowsProof,
 ): ZkOp {
   return version === undefined
-    ? { op: 'create', path, data, acl, applied }
-    : { op: 'setData', path, data, version, applied };
+    ? { op: 'create', path, data, acl, applied, proof }
+    : { op: 'setData', path, data, version, applied, proof };
 }
 
 /** Any version (ZooKeeper's -1). */

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { emptyMeta, encodeMeta, type MetaEntry, parseMeta, withEntry } from '../../../src/core/zkfs/attrs.js';
+import {
+  type DirMeta,
+  emptyMeta,
+  encodeMeta,
+  type MetaEntry,
+  parseMeta,
+  withEntry,
+} from '../../../src/core/zkfs/attrs.js';
 import { FsError } from '../../../src/core/zkfs/errors.js';
 import { type PlanNode, planRename, type RenameInput } from '../../../src/core/zkfs/rename-plan.js';
+import { showsProof, WriteProofs } from '../../../src/core/zkfs/write-proof.js';
 import { multiBytes, ZK_MAX_REQUEST_BYTES } from '../../../src/core/zkfs/zk-ops.js';
 
 const acl = [{ perms: 31, scheme: 'world', id: 'anyone' }];
@@ -207,5 +215,47 @@ describe('a rename sent again after its reply was lost', () => {
       true,
     );
     expect(applied(toDoc)?.(encodeMeta(metaDoc('', 6).meta))).toBe(false);
+  });
+
+  describe("with the rename's token (write-proof.ts)", () => {
+    const proofs = new WriteProofs();
+    const token = proofs.issue();
+    const proof = {
+      mark: (meta: DirMeta) => proofs.withProof(meta, token),
+      shows: (now: Buffer) => showsProof(now, token),
+    };
+    const marked = (ops: ReturnType<typeof planRename>['ops']) =>
+      ops.filter((op) => (op.op === 'setData' || op.op === 'create') && op.proof !== undefined);
+    const data = (op: ReturnType<typeof planRename>['ops'][number] | undefined) =>
+      op && (op.op === 'setData' || op.op === 'create') ? op.data : Buffer.alloc(0);
+
+    it('writes it into the one document of a move within a directory, which then shows it', () => {
+      const plan = planRename({ ...withinOneDirectory(), proof });
+      const [doc, ...more] = marked(plan.ops);
+      expect(more).toEqual([]);
+      expect(doc?.path).toBe('/r/__zkfs__');
+      expect(showsProof(data(doc), token)).toBe(true);
+      // The entries are what they are without the token.
+      expect(parseMeta(data(doc)).entries).toEqual(
+        parseMeta(data(planRename(withinOneDirectory()).ops.at(-1))).entries,
+      );
+    });
+
+    it("writes it into the destination's document only, when moving between two directories", () => {
+      const plan = planRename({
+        from: '/r/a',
+        to: '/s/b',
+        nodes: [node('', 'x', 1, 100)],
+        fromMeta: metaDoc('/r/__zkfs__', 2, { a: { t: 'f' } }),
+        toMeta: metaDoc('/s/__zkfs__', 3),
+        maxBytes: ZK_MAX_REQUEST_BYTES,
+        proof,
+      });
+      expect(marked(plan.ops).map((op) => op.path)).toEqual(['/s/__zkfs__']);
+      const fromDoc = plan.ops.find((op) => op.path === '/r/__zkfs__');
+      expect(showsProof(data(fromDoc), token)).toBe(false);
+      // The source directory's document is still written first.
+      expect(summary(plan.ops).slice(-2)).toEqual(['setData /r/__zkfs__ @2', 'setData /s/__zkfs__ @3']);
+    });
   });
 });

@@ -4,15 +4,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encodeMeta, parseMeta, withEntry } from '../../../src/core/zkfs/attrs.js';
-import { CreateProofs, PROOF_KEY, showsCreateProof } from '../../../src/core/zkfs/create-proof.js';
+import { PROOF_KEY, showsProof, WriteProofs } from '../../../src/core/zkfs/write-proof.js';
 
 const T0 = Date.UTC(2026, 11, 4);
 const tokens = (meta: ReturnType<typeof parseMeta>) => meta.extra[PROOF_KEY] as string[];
 
 describe('create proofs', () => {
   it('are told apart, within a mount and between mounts', () => {
-    const here = new CreateProofs();
-    const there = new CreateProofs();
+    const here = new WriteProofs();
+    const there = new WriteProofs();
     const all = new Set<string>();
     for (let i = 0; i < 500; i++) {
       all.add(here.issue(T0));
@@ -23,22 +23,22 @@ describe('create proofs', () => {
   });
 
   it('stay in the document through another host rewriting it for its own change', () => {
-    const here = new CreateProofs();
+    const here = new WriteProofs();
     const proof = here.issue(T0);
     const mine = encodeMeta(here.withProof(withEntry(parseMeta(undefined), 'mine', { t: 'f' }), proof, T0));
-    expect(showsCreateProof(mine, proof)).toBe(true);
+    expect(showsProof(mine, proof)).toBe(true);
     const theirs = encodeMeta(withEntry(parseMeta(mine), 'theirs', { t: 'd', m: 0o700 }));
-    expect(showsCreateProof(theirs, proof)).toBe(true);
+    expect(showsProof(theirs, proof)).toBe(true);
     // Another mount's next create keeps it, while the first create waits for its reply.
-    const there = new CreateProofs();
+    const there = new WriteProofs();
     const next = encodeMeta(there.withProof(parseMeta(theirs), there.issue(T0 + 5), T0 + 5));
-    expect(showsCreateProof(next, proof)).toBe(true);
-    expect(showsCreateProof(next, new CreateProofs().issue(T0))).toBe(false);
-    expect(showsCreateProof(Buffer.from('not json'), proof)).toBe(false);
+    expect(showsProof(next, proof)).toBe(true);
+    expect(showsProof(next, new WriteProofs().issue(T0))).toBe(false);
+    expect(showsProof(Buffer.from('not json'), proof)).toBe(false);
   });
 
   it("leave with the mount's next write once their create was answered: a burst of creates leaves one", () => {
-    const here = new CreateProofs();
+    const here = new WriteProofs();
     let meta = parseMeta(undefined);
     for (let i = 0; i < 1000; i++) {
       const proof = here.issue(T0 + i);
@@ -56,7 +56,7 @@ describe('create proofs', () => {
   it("keep other mounts' tokens ten minutes at most, the newest 64", () => {
     let meta = parseMeta(undefined);
     for (let i = 0; i < 100; i++) {
-      const other = new CreateProofs();
+      const other = new WriteProofs();
       meta = other.withProof(meta, other.issue(T0 + i), T0 + i);
     }
     expect(tokens(meta)).toHaveLength(64);
@@ -65,7 +65,7 @@ describe('create proofs', () => {
         .at(-1)
         ?.startsWith((T0 + 99).toString(36)),
     ).toBe(true);
-    const here = new CreateProofs();
+    const here = new WriteProofs();
     const late = here.issue(T0 + 11 * 60_000);
     expect(tokens(here.withProof(meta, late, T0 + 11 * 60_000))).toEqual([late]);
     // A token from a clock far ahead goes too, as does one this version cannot read.
@@ -75,7 +75,7 @@ describe('create proofs', () => {
   });
 
   it('leave the other top-level keys as they were', () => {
-    const here = new CreateProofs();
+    const here = new WriteProofs();
     const proof = here.issue(T0);
     const meta = { ...parseMeta(undefined), extra: { future: { x: 1 } } };
     expect(here.withProof(meta, proof, T0).extra).toEqual({ future: { x: 1 }, [PROOF_KEY]: [proof] });

@@ -1,24 +1,29 @@
 /**
- * Proof that a create went through when its reply was lost.
+ * Proof that a create, rename or removal went through when its reply was
+ * lost.
  *
- * A create is a multi: the new node, and its directory's metadata document
- * rewritten at the version read. When the connection drops before the
- * reply, the mount sends it again, and a failure (the node exists now)
- * only says the first send worked if ZooKeeper shows exactly what it
- * wrote. If another host rewrote the document meanwhile, it does not, and
- * the new node alone cannot say whose it is: a node made by another host
- * under the same name looks the same. Answered EEXIST, `cp` and lock files
- * made with O_EXCL or mkdir took a file this host had made for someone
- * else's.
+ * Each is a multi that also rewrites its directory's metadata document at
+ * the version read. When the connection drops before the reply, the mount
+ * sends it again, and a failure (the node exists now, or is gone, or the
+ * document has moved on) only says the first send worked if ZooKeeper shows
+ * what it wrote. Once another host has changed the names or the document
+ * since, it does not, and the nodes alone cannot say who did what: a node
+ * made by another host under the same name looks the same. Answered EEXIST,
+ * `cp` and lock files made with O_EXCL or mkdir took a file this host had
+ * made for someone else's; a rename over a name another host replaced right
+ * after failed with ENOENT though it had been done; and a removal found
+ * "not done" was done again, removing the file another host had put under
+ * the name meanwhile.
  *
- * So each create adds a token of its own to the document it writes, under
- * the top-level key `cn`, which every zkfs keeps as it is when it rewrites
- * the document (unknown keys are preserved). The token in the document
- * means this create's multi was applied, as NFS's exclusive create keeps a
- * verifier with the file. A token is only needed until its create's reply
- * arrives: the mount drops its own settled tokens when it next writes the
- * document, and anyone's once ten minutes old, keeping the newest 64 at
- * most, so a burst of creates from one host leaves one or two.
+ * So each such write adds a token of its own to the document it writes,
+ * under the top-level key `cn`, which every zkfs keeps as it is when it
+ * rewrites the document (unknown keys are preserved). The token in the
+ * document means this write's multi was applied, and its absence that it
+ * was not, as NFS's exclusive create keeps a verifier with the file. A token
+ * is only needed until its write's reply arrives: the mount drops its own
+ * settled tokens when it next writes the document, and anyone's once ten
+ * minutes old, keeping the newest 64 at most, so a burst of writes from one
+ * host leaves one or two.
  */
 import type { DirMeta } from './attrs.js';
 import { parseMeta } from './attrs.js';
@@ -40,16 +45,16 @@ function proofsIn(meta: DirMeta): string[] {
 }
 
 /** Whether the document `data` (as read now) holds `proof`. */
-export function showsCreateProof(data: Buffer, proof: string): boolean {
+export function showsProof(data: Buffer, proof: string): boolean {
   return proofsIn(parseMeta(data)).includes(proof);
 }
 
-/** The tokens of one mount's creates: `${time}-${mount}${serial}`, base 36. */
-export class CreateProofs {
+/** The tokens of one mount's writes: `${time}-${mount}${serial}`, base 36. */
+export class WriteProofs {
   /** 40 random bits naming this mount's tokens: its own are told from others' by it. */
   private readonly mine: string;
   private serial = 0;
-  /** Tokens of creates whose reply has not come yet. */
+  /** Tokens of writes whose reply has not come yet. */
   private readonly pending = new Set<string>();
 
   constructor(random: () => number = Math.random) {
@@ -58,14 +63,14 @@ export class CreateProofs {
       .padStart(8, '0');
   }
 
-  /** A token for a create about to be sent. */
+  /** A token for a write about to be sent. */
   issue(now: number = Date.now()): string {
     const proof = `${now.toString(36)}-${this.mine}${(this.serial++).toString(36)}`;
     this.pending.add(proof);
     return proof;
   }
 
-  /** The create of `proof` has its answer, whatever it was: the token is not needed any more. */
+  /** The write of `proof` has its answer, whatever it was: the token is not needed any more. */
   settle(proof: string): void {
     this.pending.delete(proof);
   }
