@@ -97,6 +97,43 @@ describe('a shared document another client keeps changing', () => {
   });
 });
 
+describe('a rename that loses races on the document and on its own target', () => {
+  it('tries again after ten lost on the document and then one on the target, and is made', async () => {
+    // Counted together, the ninth failure (the first on the target) was the last: rename(2) failed
+    // with EEXIST in a busy directory.
+    const dir = `/race/target${serial++}`;
+    await other.create(dir, Buffer.alloc(0));
+    await other.create(`${dir}/__zkfs__`, Buffer.from('{"entries":{}}'));
+    let attempts = 0;
+    await commitWithRetry(
+      tree,
+      async (attempt) => {
+        attempts = attempt + 1;
+        const doc = attempt === 0 ? await tree.meta(dir) : await tree.freshMeta(dir);
+        const target = await other.exists(`${dir}/n`);
+        // Another host gets in between this read and the write: on the document, then on the target.
+        if (attempt < 10)
+          await other.setData(`${dir}/__zkfs__`, Buffer.from(`{"entries":{},"o":${attempt}}`), -1);
+        else if (attempt === 10) await other.create(`${dir}/n`, Buffer.from('theirs'));
+        const ops: ZkOp[] = target ? [{ op: 'delete', path: `${dir}/n`, version: target.version }] : [];
+        ops.push(
+          { op: 'create', path: `${dir}/n`, data: Buffer.from('mine'), acl: OPEN_ACL },
+          {
+            op: 'setData',
+            path: `${dir}/__zkfs__`,
+            data: Buffer.from('{"entries":{}}'),
+            version: doc.version ?? -1,
+          },
+        );
+        return ops;
+      },
+      { retryAlso: (error) => isZkError(error, 'NODE_EXISTS', 'NO_NODE') },
+    );
+    expect(attempts).toBe(12);
+    expect((await other.getData(`${dir}/n`)).data.toString()).toBe('mine');
+  });
+});
+
 describe('a create whose reply was lost, sent again', () => {
   const here = new WriteProofs();
   const there = new WriteProofs();

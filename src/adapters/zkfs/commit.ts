@@ -12,8 +12,15 @@ import type { ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError, ZkError } from '../zookeeper.js';
 import type { ZkTree } from './tree.js';
 
-/** Attempts after failures a caller takes for races (`retryAlso`) other than on a shared document. */
-const MAX_OTHER_ATTEMPTS = 8;
+/**
+ * Races lost on something other than a shared document (`retryAlso`: a
+ * rename's target made or removed meanwhile) that a write takes before it
+ * fails. Counted apart from races lost on the documents, which any busy
+ * directory brings and the time budget bounds: counted together, a rename
+ * that lost the document eight times failed on its first lost race for the
+ * target, with EEXIST or ENOENT, which rename(2) over a file never answers.
+ */
+const MAX_OTHER_RACES = 8;
 
 /** Any thrown value as the FsError a tool should see; `what` names the operation for the log. */
 export function asFsError(error: unknown, what: string): FsError {
@@ -45,6 +52,7 @@ export async function commitWithRetry(
 ): Promise<void> {
   const started = Date.now();
   const budgetMs = options.budgetMs ?? RACE_BUDGET_MS;
+  let otherRaces = 0;
   for (let attempt = 0; ; attempt++) {
     const ops = await build(attempt);
     if (!ops || ops.length === 0) return;
@@ -60,7 +68,11 @@ export async function commitWithRetry(
       if (lostRace) {
         const elapsedMs = Date.now() - started;
         if (elapsedMs >= budgetMs) throw gaveUp(error, attempt + 1, elapsedMs);
-      } else if (options.retryAlso?.(error) !== true || attempt + 1 >= MAX_OTHER_ATTEMPTS) {
+      } else if (
+        options.retryAlso?.(error) !== true ||
+        ++otherRaces >= MAX_OTHER_RACES ||
+        Date.now() - started >= budgetMs
+      ) {
         throw error;
       }
       if (error.path) {
