@@ -91,6 +91,8 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
   });
   const nodes = new NodeTable<FileAttr>();
   const orphans = new Orphans(nodes, vfs);
+  // Made once the device is open (its deletions notify the kernel); requests may come before.
+  let gap: GapDeletions | undefined;
   const device = await openFuseDevice(
     {
       dir,
@@ -116,6 +118,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         send,
         fast,
         ring,
+        gapSettled: () => gap?.settled(),
         onInit: () => initialised(),
       });
     },
@@ -129,7 +132,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
   };
   vfs.tree.onDeleting = (znode) => deleted(orphans.leaving(toMountPath(vfs.tree.root, znode)), znode);
   // The same for deletions made while the watch was down, found once it is back.
-  const gap = new GapDeletions(
+  gap = new GapDeletions(
     nodes,
     orphans,
     vfs,
@@ -143,10 +146,11 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     },
     log,
   );
-  vfs.tree.onWatchLost = () => gap.watchLost();
+  const gaps = gap;
+  vfs.tree.onWatchLost = () => gaps.watchLost();
   vfs.tree.onWatchBack = () => {
     vfs.watchBack();
-    void gap.watchBack();
+    void gaps.watchBack();
   };
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {

@@ -116,4 +116,34 @@ describe('names deleted while the watch was down', () => {
     expect(t.lookups).not.toContain('/d/y');
     expect(t.lookups).toContain('/d/x');
   });
+
+  it('holds requests by path from the watch going until the names are checked, then lets them go', async () => {
+    const t = setup(BEFORE);
+    expect(t.gap.settled()).toBeUndefined();
+    t.gap.watchLost();
+    const after: Tree = new Map(BEFORE);
+    after.set('/d/x', [9n, 9n]);
+    after.set('/d', [4n, 9n]);
+    t.after(after);
+    // A read of /d/x that got the new node's data waits, then finds the kernel's node gone.
+    let seen: number | undefined | 'not yet' = 'not yet';
+    const waiting = t.gap.settled()?.then(() => {
+      seen = t.nodes.idOf('/d/x');
+    });
+    expect(waiting).toBeDefined();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen).toBe('not yet');
+    await t.gap.watchBack();
+    await waiting;
+    expect(seen).toBeUndefined();
+    expect(t.gap.settled()).toBeUndefined();
+  });
+
+  it('lets requests go when the watch came back with nothing held to check', async () => {
+    const t = setup(new Map([['/', [1n, 1n]]]));
+    t.gap.watchLost();
+    const waiting = t.gap.settled();
+    await t.gap.watchBack();
+    await expect(waiting).resolves.toBeUndefined();
+  });
 });

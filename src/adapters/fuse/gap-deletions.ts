@@ -16,6 +16,11 @@
  * deleted too, so that a program holding the old file goes on reading the
  * old file, and the name becomes a new node. Only the first gap's picture
  * counts until the watch is back: memory is empty after it.
+ *
+ * Until those checks are done, a read or open by path of a name the kernel
+ * held may get the new node's data for the old node, whose size the kernel
+ * holds: a file cut short, or padded with zeros. Such requests wait for
+ * settled() (ops.ts), then find the old node gone and answer as it was.
  */
 import type { NodeTable } from '../../core/fuse/node-table.js';
 import { isFsError } from '../../core/zkfs/errors.js';
@@ -30,6 +35,13 @@ interface Held {
   created: bigint | undefined;
 }
 
+/**
+ * The longest a request waits for the checks: they take a listing per
+ * directory once the watch is back; should it never come back (a server
+ * that lost persistent watches), requests go on after this.
+ */
+const SETTLE_WAIT_MS = 5000;
+
 interface Picture {
   held: Held[];
   /** The directories holding them, as memory knew them then. */
@@ -38,6 +50,8 @@ interface Picture {
 
 export class GapDeletions {
   private taken: Picture | undefined;
+  /** From the watch going until the names it held have been checked. */
+  private checking: { done: Promise<void>; finish: () => void } | undefined;
 
   constructor(
     private readonly nodes: NodeTable,
@@ -54,6 +68,12 @@ export class GapDeletions {
   /** The watch is gone; memory still holds what it held. */
   watchLost(): void {
     if (this.taken) return;
+    // A gap after one still being checked: requests from now on wait for this one's checks.
+    let finish = () => {};
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    this.checking = { done, finish };
     const picture: Picture = { held: [], dirs: new Map() };
     for (const path of this.nodes.paths()) {
       const leaving = this.orphans.leaving(path);
@@ -65,8 +85,33 @@ export class GapDeletions {
     this.taken = picture;
   }
 
+  /**
+   * Undefined while no names held across a watch gap wait to be checked;
+   * else settles once they have been (or after SETTLE_WAIT_MS).
+   */
+  settled(): Promise<void> | undefined {
+    const checking = this.checking;
+    if (!checking) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const cap = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SETTLE_WAIT_MS);
+      timer.unref();
+    });
+    return Promise.race([checking.done, cap]).finally(() => clearTimeout(timer));
+  }
+
   /** The watch is back: finds the names deleted (or deleted and made again) meanwhile. */
   async watchBack(): Promise<void> {
+    const checking = this.checking;
+    try {
+      await this.check();
+    } finally {
+      if (this.checking === checking) this.checking = undefined;
+      checking?.finish();
+    }
+  }
+
+  private async check(): Promise<void> {
     const picture = this.taken;
     this.taken = undefined;
     if (!picture || picture.held.length === 0) return;

@@ -87,6 +87,11 @@ export interface OpsOptions {
   ring?: RequestRing;
   /** Called once the kernel has accepted FUSE_INIT. */
   onInit(): void;
+  /**
+   * Pending while names the kernel held across a watch gap are being
+   * checked for deletion (fuse/gap-deletions.ts); undefined otherwise.
+   */
+  gapSettled?(): Promise<void> | undefined;
 }
 
 const O_ACCMODE = 0o3;
@@ -269,7 +274,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * OPEN that comes after the name went.
    */
   const openedForReading = async (unique: Unique, id: number, fh: number, path: string): Promise<Buffer> => {
-    await renamedOver(path);
+    await settledFor(path);
     if (nodes.path(id) !== undefined) return openReply(unique, fh, READ_OPEN_FLAGS);
     await vfs.release(fh);
     return openedAsItWas(unique, id);
@@ -284,6 +289,21 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   const renamesOver = new Map<string, Promise<void>>();
   const renamedOver = async (path: string): Promise<void> => {
     await renamesOver.get(path)?.catch(() => {});
+  };
+  /**
+   * Before the answer to a request by `path` for a node the kernel holds is
+   * trusted to be that node's: a rename here over the path is done, and so
+   * are the checks of names deleted while the watch was down, which the
+   * watch did not report (gap-deletions.ts).
+   */
+  const settledFor = async (path: string): Promise<void> => {
+    await renamedOver(path);
+    await o.gapSettled?.();
+  };
+  /** `work` at once, or once such checks are done if they are under way (memory may answer it). */
+  const afterGap = (work: () => Buffer | Promise<Buffer>): Buffer | Promise<Buffer> => {
+    const settling = o.gapSettled?.();
+    return settling ? settling.then(work) : work();
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
   const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
@@ -373,29 +393,31 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `getattr ${where()}`,
-          () => {
-            const path = nodes.path(h.nodeId);
-            // Deleted, and still open somewhere: as it was.
-            const gone = () => attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS);
-            if (path === undefined) return gone();
-            // Gone since the kernel looked it up (another host renamed or deleted it): stat(2) and
-            // open(2) walk the path again on ESTALE, and find the name made again or missing.
-            let a: FileAttr | typeof NOT_CACHED;
-            try {
-              a = cachedAttr(path);
-            } catch (error) {
-              throw goneIsStale(error, path);
-            }
-            if (a !== NOT_CACHED) return told(u, h.nodeId, a);
-            // Deleted meanwhile, the name may stand for a node made again under it: not this one.
-            return vfs.getattr(path).then(
-              (fresh) => (nodes.path(h.nodeId) === undefined ? gone() : told(u, h.nodeId, fresh)),
-              (error: unknown) => {
-                if (nodes.path(h.nodeId) === undefined) return gone();
+          () =>
+            afterGap(() => {
+              const path = nodes.path(h.nodeId);
+              // Deleted, and still open somewhere: as it was.
+              const gone = () => attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS);
+              if (path === undefined) return gone();
+              // Gone since the kernel looked it up (another host renamed or deleted it): stat(2) and
+              // open(2) walk the path again on ESTALE, and find the name made again or missing.
+              let a: FileAttr | typeof NOT_CACHED;
+              try {
+                a = cachedAttr(path);
+              } catch (error) {
                 throw goneIsStale(error, path);
-              },
-            );
-          },
+              }
+              if (a !== NOT_CACHED) return told(u, h.nodeId, a);
+              // Deleted meanwhile, the name may stand for a node made again under it: not this one.
+              return vfs.getattr(path).then(
+                (fresh) =>
+                  afterGap(() => (nodes.path(h.nodeId) === undefined ? gone() : told(u, h.nodeId, fresh))),
+                (error: unknown) => {
+                  if (nodes.path(h.nodeId) === undefined) return gone();
+                  throw goneIsStale(error, path);
+                },
+              );
+            }),
         );
         return;
       case Op.SETATTR: {
@@ -504,25 +526,26 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         const reading = (flags & O_ACCMODE) === 0;
         const openFlags = reading ? READ_OPEN_FLAGS : OpenFlag.KEEP_CACHE;
         if (!reading) fast?.changed();
+        const openIt = (): Buffer | Promise<Buffer> => {
+          if (reading && nodes.path(h.nodeId) === undefined) return openedAsItWas(u, h.nodeId);
+          const path = walkedPathOf(h.nodeId);
+          const fh = vfs.openCached(path, flags);
+          if (fh === undefined) {
+            const opened = vfs.open(path, flags);
+            const stale = (error: unknown): never => {
+              throw goneIsStale(error, path);
+            };
+            if (reading) return opened.then((got) => openedForReading(u, h.nodeId, got, path), stale);
+            return opened.then((got) => openReply(u, got, openFlags), stale);
+          }
+          // Answered from memory: until something changes, the next open for reading needs no JavaScript.
+          if (reading) allowReads(h.nodeId, path);
+          return openReply(u, fh, openFlags);
+        };
         answer(
           h,
           () => `open ${where()}`,
-          () => {
-            if (reading && nodes.path(h.nodeId) === undefined) return openedAsItWas(u, h.nodeId);
-            const path = walkedPathOf(h.nodeId);
-            const fh = vfs.openCached(path, flags);
-            if (fh === undefined) {
-              const opened = vfs.open(path, flags);
-              const stale = (error: unknown): never => {
-                throw goneIsStale(error, path);
-              };
-              if (reading) return opened.then((got) => openedForReading(u, h.nodeId, got, path), stale);
-              return opened.then((got) => openReply(u, got, openFlags), stale);
-            }
-            // Answered from memory: until something changes, the next open for reading needs no JavaScript.
-            if (reading) allowReads(h.nodeId, path);
-            return openReply(u, fh, openFlags);
-          },
+          () => (reading ? afterGap(openIt) : openIt()),
         );
         return;
       }
@@ -561,11 +584,12 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const asItWas = () => dataReply(u, orphans.read(h.nodeId, size, offset));
             if (path === undefined) return asItWas();
             // ZooKeeper tells of a change before it answers a read that sees it: data of a node
-            // that replaced this one (another host's rename over it, or one here: renamedOver)
+            // that replaced this one (another host's rename over it, or one here: renamedOver; or
+            // a name replaced while the watch was down, found when it is back: settledFor)
             // arrive after the node went from the table, and are not this file's, whose size the
             // kernel holds.
             return vfs.readPath(path, size, offset).then(async (data) => {
-              await renamedOver(path);
+              await settledFor(path);
               return nodes.path(h.nodeId) === undefined ? asItWas() : dataReply(u, data);
             });
           },
