@@ -44,15 +44,21 @@ afterAll(async () => {
 let serial = 0;
 const OPEN_ACL: AclEntry[] = [{ perms: 31, scheme: 'world', id: 'anyone' }];
 
+/** A new directory, named `prefix` and a number, with an empty metadata document. */
+async function withDocument(prefix: string): Promise<string> {
+  const dir = `/race/${prefix}${serial++}`;
+  await other.create(dir, Buffer.alloc(0));
+  await other.create(`${dir}/__zkfs__`, Buffer.from('{"entries":{}}'));
+  return dir;
+}
+
 /**
  * A directory whose metadata document another client rewrites after each
  * of our reads for the first `losses` attempts; resolves with the attempts
  * our write took and what the document holds at the end.
  */
 async function contended(losses: number, budgetMs?: number): Promise<{ attempts: number; doc: string }> {
-  const dir = `/race/d${serial++}`;
-  await other.create(dir, Buffer.alloc(0));
-  await other.create(`${dir}/__zkfs__`, Buffer.from('{"entries":{}}'));
+  const dir = await withDocument('d');
   let attempts = 0;
   await commitWithRetry(
     tree,
@@ -101,9 +107,7 @@ describe('a rename that loses races on the document and on its own target', () =
   it('tries again after ten lost on the document and then one on the target, and is made', async () => {
     // Counted together, the ninth failure (the first on the target) was the last: rename(2) failed
     // with EEXIST in a busy directory.
-    const dir = `/race/target${serial++}`;
-    await other.create(dir, Buffer.alloc(0));
-    await other.create(`${dir}/__zkfs__`, Buffer.from('{"entries":{}}'));
+    const dir = await withDocument('target');
     let attempts = 0;
     await commitWithRetry(
       tree,
