@@ -765,6 +765,42 @@ describe('session faults', () => {
     expect(entries).toEqual([...others6, 'seed', 'timed']);
   });
 
+  it('takes an append whose reply was lost as done when another host appended after it landed, and appends it once when it had not', async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/log', 'start\n');
+    const log = `${m.root}/log`;
+    // The write-back of `>> log` lands (or does not), another host appends, and the connection
+    // drops before the reply: sent again, it finds another client's version.
+    const client = (m.session as unknown as { client: ZkClient }).client;
+    const setData = client.setData.bind(client);
+    let lose: 'after it landed' | 'before it landed' | undefined;
+    client.setData = async (path, data, version) => {
+      const how = path === log ? lose : undefined;
+      if (!how) return setData(path, data, version);
+      lose = undefined;
+      if (how === 'after it landed') await setData(path, data, version);
+      const now = await raw.getData(path);
+      await raw.setData(path, Buffer.concat([now.data, Buffer.from(`theirs, ${how}\n`)]), now.stat.version);
+      throw new ZkError('CONNECTION_LOSS', path);
+    };
+    const append = async (line: string) => {
+      const fh = await m.vfs.open('/log', 0o1 | 0o2000); // O_WRONLY | O_APPEND
+      m.vfs.write(fh, Buffer.from(line), 0);
+      await m.vfs.flush(fh); // was EIO, "conflicting write", though the first line was there
+      await m.vfs.release(fh);
+    };
+    lose = 'after it landed';
+    await append('mine 1\n');
+    lose = 'before it landed';
+    await append('mine 2\n');
+    expect((await raw.getData(log)).data.toString()).toBe(
+      'start\nmine 1\ntheirs, after it landed\ntheirs, before it landed\nmine 2\n',
+    );
+    expect(await readFile(m.vfs, '/log')).toBe(
+      'start\nmine 1\ntheirs, after it landed\ntheirs, before it landed\nmine 2\n',
+    );
+  });
+
   it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/open', 'old');

@@ -528,7 +528,9 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
       await appendToName(ctx, file);
       return;
     }
-    if (isZkError(error, 'BAD_VERSION') && !error.resent && onlyAppended(file)) {
+    if (isZkError(error, 'BAD_VERSION') && onlyAppended(file)) {
+      const sent = { data: content, seq, bufferLength: content.length };
+      if (error.resent && (await landedBeforeLoss(ctx, file, sent))) return;
       await appendToCurrent(ctx, file);
       return;
     }
@@ -661,6 +663,12 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     try {
       stat = await ctx.client.setData(file.znode, merged, node.stat.version);
     } catch (error) {
+      if (
+        isZkError(error, 'BAD_VERSION') &&
+        error.resent &&
+        (await landedBeforeLoss(ctx, file, { data: merged, seq, bufferLength: sent }))
+      )
+        return;
       if (await lostRace(error, started, attempt)) continue;
       if (isZkError(error, 'NO_NODE') && !error.resent) return appendToName(ctx, file);
       throw await refusal(ctx, file, error, merged.length);
@@ -668,6 +676,37 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     await landed(ctx, file, { merged, stat, seq, sent }, "after another client's change");
     return;
   }
+}
+
+/**
+ * An append-only write-back of `sent.data` (made of the buffer as it was,
+ * `sent.bufferLength` bytes, at change `sent.seq`) whose
+ * reply was lost, and which, sent again, found another client's write
+ * (BAD_VERSION): whether the first send had landed, another client
+ * appending after it. Appenders only add at the end, so the node holding
+ * those bytes as its head says it did: the bytes are not appended again (nor
+ * the close failed with EIO, which made a program that retried write the
+ * line twice); else they go at the end as after any race lost to another
+ * appender. Bytes another client appended meanwhile that are the very
+ * bytes sent here pass for them: the same line from two hosts at one
+ * moment then shows once.
+ */
+async function landedBeforeLoss(
+  ctx: VfsContext,
+  file: OpenFile,
+  sent: { data: Buffer; seq: number; bufferLength: number },
+): Promise<boolean> {
+  const node = await currentNode(ctx, file);
+  if (!node || isAnotherNode(file, node.stat) || node.stat.version <= file.version) return false;
+  const { data, seq, bufferLength } = sent;
+  if (node.data.length < data.length || !node.data.subarray(0, data.length).equals(data)) return false;
+  await landed(
+    ctx,
+    file,
+    { merged: node.data, stat: node.stat, seq, sent: bufferLength },
+    'after its reply was lost',
+  );
+  return true;
 }
 
 /**
