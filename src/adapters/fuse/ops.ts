@@ -300,10 +300,19 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     await renamedOver(path);
     await o.gapSettled?.();
   };
-  /** `work` at once, or once such checks are done if they are under way (memory may answer it). */
-  const afterGap = (work: () => Buffer | Promise<Buffer>): Buffer | Promise<Buffer> => {
+  /**
+   * `work` at once, or, when a rename here over `path` or those checks are
+   * under way, once they are done (memory may answer it, with the new node's
+   * attributes or data already).
+   */
+  const whenSettled = (
+    path: string | undefined,
+    work: () => Buffer | Promise<Buffer>,
+  ): Buffer | Promise<Buffer> => {
+    const renaming = path === undefined ? undefined : renamesOver.get(path);
     const settling = o.gapSettled?.();
-    return settling ? settling.then(work) : work();
+    if (!renaming && !settling) return work();
+    return Promise.all([renaming?.catch(() => {}), settling]).then(work);
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
   const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
@@ -394,7 +403,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `getattr ${where()}`,
           () =>
-            afterGap(() => {
+            whenSettled(nodes.path(h.nodeId), () => {
               const path = nodes.path(h.nodeId);
               // Deleted, and still open somewhere: as it was.
               const gone = () => attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS);
@@ -411,7 +420,9 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
               // Deleted meanwhile, the name may stand for a node made again under it: not this one.
               return vfs.getattr(path).then(
                 (fresh) =>
-                  afterGap(() => (nodes.path(h.nodeId) === undefined ? gone() : told(u, h.nodeId, fresh))),
+                  whenSettled(path, () =>
+                    nodes.path(h.nodeId) === undefined ? gone() : told(u, h.nodeId, fresh),
+                  ),
                 (error: unknown) => {
                   if (nodes.path(h.nodeId) === undefined) return gone();
                   throw goneIsStale(error, path);
@@ -545,7 +556,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `open ${where()}`,
-          () => (reading ? afterGap(openIt) : openIt()),
+          () => (reading ? whenSettled(nodes.path(h.nodeId), openIt) : openIt()),
         );
         return;
       }
