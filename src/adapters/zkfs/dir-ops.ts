@@ -33,7 +33,7 @@ import {
   type SymlinkMap,
   showsLinkChanges,
 } from '../../core/zkfs/symlinks.js';
-import { showsProof } from '../../core/zkfs/write-proof.js';
+import type { WriteToken } from '../../core/zkfs/write-proof.js';
 import { docWrite, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { parentAttrs, updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -73,37 +73,38 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number, creator
   const znode = toZnode(ctx.root, path);
   const entry = newEntry('dir', mode, ctx.defaults, creator, creator && (await parentAttrs(ctx, parent)));
   let wroteLinks = false;
-  const proof = ctx.proofs.issue();
-  const shows = (now: Buffer) => showsProof(now, proof);
-  await commitWithRetry(ctx.tree, async (attempt) => {
-    const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
-    const acl = await ctx.tree.acl(parent.znode);
-    const entries = withEntry(await entriesStillThere(ctx, parent, doc), name, entry);
-    const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
-    const ops: ZkOp[] = [
-      { op: 'create', path: znode, data: Buffer.alloc(0), acl },
-      docWrite(doc.path, doc.version, meta, acl, undefined, shows),
-    ];
-    // At the version read: a link made anywhere meanwhile makes this multi start over, not vanish.
-    const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
-    const kept = linksLeftBelow(ctx, links.value, path);
-    wroteLinks = kept !== undefined;
-    if (kept)
-      ops.push(
-        docWrite(
-          links.path,
-          links.version,
-          encodeSymlinks(kept),
-          await ctx.tree.acl(ctx.root),
-          showsLinkChanges(links.value, kept),
-        ),
-      );
-    return ops;
-  })
+  await ctx.proofs
+    .during((token) =>
+      commitWithRetry(ctx.tree, async (attempt) => {
+        const doc =
+          attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
+        const acl = await ctx.tree.acl(parent.znode);
+        const entries = withEntry(await entriesStillThere(ctx, parent, doc), name, entry);
+        const meta = encodeMeta(token.mark(entries));
+        const ops: ZkOp[] = [
+          { op: 'create', path: znode, data: Buffer.alloc(0), acl },
+          docWrite(doc.path, doc.version, meta, acl, undefined, token.shows),
+        ];
+        // At the version read: a link made anywhere meanwhile makes this multi start over, not vanish.
+        const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
+        const kept = linksLeftBelow(ctx, links.value, path);
+        wroteLinks = kept !== undefined;
+        if (kept)
+          ops.push(
+            docWrite(
+              links.path,
+              links.version,
+              encodeSymlinks(kept),
+              await ctx.tree.acl(ctx.root),
+              showsLinkChanges(links.value, kept),
+            ),
+          );
+        return ops;
+      }),
+    )
     .catch((error: unknown) => {
       throw asFsError(error, `creating directory ${path}`);
-    })
-    .finally(() => ctx.proofs.settle(proof));
+    });
   ctx.tree.forget(znode);
   ctx.tree.forget(parent.znode);
   if (wroteLinks) ctx.tree.forgetSymlinks();
@@ -117,48 +118,44 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number, creator
  * there is no token; the removal then counts as done when the node is gone,
  * whoever removed it (rm answered ENOENT for a file it had removed).
  */
-async function dropEntry(ctx: VfsContext, node: NodeTarget, fresh: boolean, proof: string): Promise<ZkOp[]> {
+async function dropEntry(
+  ctx: VfsContext,
+  node: NodeTarget,
+  fresh: boolean,
+  token: WriteToken,
+): Promise<ZkOp[]> {
   const doc = fresh ? await ctx.tree.freshMeta(node.metaDir) : await ctx.tree.meta(node.metaDir);
   if (doc.version === undefined || doc.value.entries.get(node.entryName) === undefined) return [];
-  const data = encodeMeta(ctx.proofs.withProof(withEntry(doc.value, node.entryName, undefined), proof));
-  const shows = (now: Buffer) => showsProof(now, proof);
-  return [{ op: 'setData', path: doc.path, data, version: doc.version, proof: shows }];
-}
-
-/** `work` with a token of its own for its writes (write-proof.ts), settled once it is done. */
-async function withToken<T>(ctx: VfsContext, work: (proof: string) => Promise<T>): Promise<T> {
-  const proof = ctx.proofs.issue();
-  try {
-    return await work(proof);
-  } finally {
-    ctx.proofs.settle(proof);
-  }
+  const data = encodeMeta(token.mark(withEntry(doc.value, node.entryName, undefined)));
+  return [{ op: 'setData', path: doc.path, data, version: doc.version, proof: token.shows }];
 }
 
 export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   assertWritable(ctx);
   const dir = await resolveDir(ctx, path);
   if (dir.isRoot) throw new FsError('EBUSY', 'the mount root cannot be removed');
-  await withToken(ctx, (proof) =>
-    commitWithRetry(ctx.tree, async (attempt) => {
-      const stat = await ctx.tree.freshStat(dir.znode);
-      if (!stat) throw new FsError('ENOENT', `${path} vanished`);
-      const children = await ctx.tree.freshChildNames(dir.znode);
-      const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
-      const visible = children.filter((c) => c !== META_NODE);
-      if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
-        throw new FsError('ENOTEMPTY', `${path} is not empty`);
-      }
-      const ops: ZkOp[] = [];
-      if (children.includes(META_NODE))
-        ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
-      ops.push({ op: 'delete', path: dir.znode, version: stat.version });
-      ops.push(...(await dropEntry(ctx, dir, attempt > 0, proof)));
-      return ops;
-    }),
-  ).catch((error: unknown) => {
-    throw asFsError(error, `removing directory ${path}`);
-  });
+  await ctx.proofs
+    .during((token) =>
+      commitWithRetry(ctx.tree, async (attempt) => {
+        const stat = await ctx.tree.freshStat(dir.znode);
+        if (!stat) throw new FsError('ENOENT', `${path} vanished`);
+        const children = await ctx.tree.freshChildNames(dir.znode);
+        const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
+        const visible = children.filter((c) => c !== META_NODE);
+        if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
+          throw new FsError('ENOTEMPTY', `${path} is not empty`);
+        }
+        const ops: ZkOp[] = [];
+        if (children.includes(META_NODE))
+          ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
+        ops.push({ op: 'delete', path: dir.znode, version: stat.version });
+        ops.push(...(await dropEntry(ctx, dir, attempt > 0, token)));
+        return ops;
+      }),
+    )
+    .catch((error: unknown) => {
+      throw asFsError(error, `removing directory ${path}`);
+    });
   ctx.tree.forgetTree(dir.znode);
   ctx.tree.forget(dir.metaDir);
 }
@@ -187,14 +184,16 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     ctx.tree.forget(target.znode);
     return;
   }
-  await withToken(ctx, (proof) =>
-    commitWithRetry(ctx.tree, async (attempt) => [
-      { op: 'delete', path: target.znode, version: -1 },
-      ...(await dropEntry(ctx, target, attempt > 0, proof)),
-    ]),
-  ).catch((error: unknown) => {
-    throw asFsError(error, `removing ${path}`);
-  });
+  await ctx.proofs
+    .during((token) =>
+      commitWithRetry(ctx.tree, async (attempt) => [
+        { op: 'delete', path: target.znode, version: -1 },
+        ...(await dropEntry(ctx, target, attempt > 0, token)),
+      ]),
+    )
+    .catch((error: unknown) => {
+      throw asFsError(error, `removing ${path}`);
+    });
   ctx.files.markDeleted(target.znode);
   ctx.tree.forget(target.znode);
   ctx.tree.forget(target.metaDir);

@@ -26,7 +26,6 @@ import { FsError, isFsError } from '../../core/zkfs/errors.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
 import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
 import { RACE_BUDGET_MS, raceWaitMs } from '../../core/zkfs/race-backoff.js';
-import { showsProof } from '../../core/zkfs/write-proof.js';
 import {
   docWrite,
   requestBytes,
@@ -297,22 +296,18 @@ async function makeFile(
   entry: MetaEntry,
   data: Buffer,
 ): Promise<void> {
-  const proof = ctx.proofs.issue();
-  const shows = (now: Buffer) => showsProof(now, proof);
-  try {
-    await commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
+  await ctx.proofs.during((token) =>
+    commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
       const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
       const acl = await ctx.tree.acl(parent.znode);
       const entries = withEntry(await entriesStillThere(ctx, parent, doc), baseName(znode), entry);
-      const meta = encodeMeta(ctx.proofs.withProof(entries, proof));
+      const meta = encodeMeta(token.mark(entries));
       return [
         { op: 'create', path: znode, data, acl, readBack: false },
-        docWrite(doc.path, doc.version, meta, acl, undefined, shows),
+        docWrite(doc.path, doc.version, meta, acl, undefined, token.shows),
       ];
-    });
-  } finally {
-    ctx.proofs.settle(proof);
-  }
+    }),
+  );
 }
 
 export function read(

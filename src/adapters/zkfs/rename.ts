@@ -25,7 +25,7 @@ import {
   type SymlinkMap,
   showsLinkChanges,
 } from '../../core/zkfs/symlinks.js';
-import { showsProof } from '../../core/zkfs/write-proof.js';
+import type { WriteToken } from '../../core/zkfs/write-proof.js';
 import { multiBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkError } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
@@ -158,7 +158,7 @@ async function build(
   from: string,
   to: string,
   fresh: boolean,
-  proof: string,
+  token: WriteToken,
 ): Promise<Built> {
   const fromZnode = toZnode(ctx.root, from);
   const toZnodePath = toZnode(ctx.root, to);
@@ -228,7 +228,7 @@ async function build(
     toMeta,
     docs,
     maxBytes: ZK_MAX_REQUEST_BYTES,
-    proof: { mark: (meta) => ctx.proofs.withProof(meta, proof), shows: (now) => showsProof(now, proof) },
+    proof: token,
   });
   const versions = new Map(nodes.map((n) => [n.rel === '' ? fromZnode : `${fromZnode}/${n.rel}`, n.version]));
   return { ops: plan.ops, versions };
@@ -246,15 +246,16 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
   const name = baseName(to);
   if (name !== DATA_FILE) checkNewName(name, parentPath(to) === '/');
   let done: Built | undefined;
-  const proof = ctx.proofs.issue();
   try {
-    await commitWithRetry(
-      ctx.tree,
-      async (attempt) => {
-        done = await build(ctx, from, to, attempt > 0, proof);
-        return done.ops;
-      },
-      { retryAlso: isRace },
+    await ctx.proofs.during((token) =>
+      commitWithRetry(
+        ctx.tree,
+        async (attempt) => {
+          done = await build(ctx, from, to, attempt > 0, token);
+          return done.ops;
+        },
+        { retryAlso: isRace },
+      ),
     );
   } catch (error) {
     const fsError = asFsError(error, `renaming ${from} to ${to}`);
@@ -262,8 +263,6 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
       ctx.log.warn(`rename ${from} → ${to}: ${fsError.message}`);
     }
     throw fsError;
-  } finally {
-    ctx.proofs.settle(proof);
   }
   const fromZnode = toZnode(ctx.root, from);
   const toZnodePath = toZnode(ctx.root, to);

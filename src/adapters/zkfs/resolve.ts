@@ -34,7 +34,7 @@ export interface VfsContext extends VfsConfig {
   files: OpenFiles;
   /** What cachedTarget() derives from each path, kept. */
   pathKeys: PathKeyTable;
-  /** The tokens by which a create sent again finds whether it went through (write-proof.ts). */
+  /** The tokens by which a create, rename or removal sent again finds whether it went through (write-proof.ts). */
   proofs: WriteProofs;
   /** Told when a program starts reading a file (page-store.ts reads ahead from there). */
   onReadStart?: ((path: string) => void) | undefined;

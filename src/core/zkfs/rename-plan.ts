@@ -31,14 +31,8 @@ import {
 } from './attrs.js';
 import { FsError } from './errors.js';
 import { META_NODE } from './paths.js';
-import {
-  type AclEntry,
-  docWrite,
-  multiBytes,
-  type ShowsApplied,
-  type ShowsProof,
-  type ZkOp,
-} from './zk-ops.js';
+import type { WriteToken } from './write-proof.js';
+import { type AclEntry, docWrite, multiBytes, type ShowsApplied, type ZkOp } from './zk-ops.js';
 
 /** One node of the source subtree as read just before planning. */
 export interface PlanNode {
@@ -89,7 +83,7 @@ export interface RenameInput {
    * metadata document the plan writes (the destination's, when written),
    * and `shows` finds it in that document read back.
    */
-  proof?: { mark: (meta: DirMeta) => DirMeta; shows: ShowsProof } | undefined;
+  proof?: WriteToken | undefined;
 }
 
 export interface RenamePlan {

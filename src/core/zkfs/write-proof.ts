@@ -27,6 +27,7 @@
  */
 import type { DirMeta } from './attrs.js';
 import { parseMeta } from './attrs.js';
+import type { ShowsProof } from './zk-ops.js';
 
 export const PROOF_KEY = 'cn';
 /** Long past any resend: the reconnect wait, then one request. */
@@ -47,6 +48,14 @@ function proofsIn(meta: DirMeta): string[] {
 /** Whether the document `data` (as read now) holds `proof`. */
 export function showsProof(data: Buffer, proof: string): boolean {
   return proofsIn(parseMeta(data)).includes(proof);
+}
+
+/** One write's token, as its ops use it. */
+export interface WriteToken {
+  /** The document `meta` as the write leaves it: with the token (see WriteProofs.withProof). */
+  mark(meta: DirMeta): DirMeta;
+  /** Whether a document read back holds the token (ZkOp `proof`). */
+  shows: ShowsProof;
 }
 
 /** The tokens of one mount's writes: `${time}-${mount}${serial}`, base 36. */
@@ -73,6 +82,19 @@ export class WriteProofs {
   /** The write of `proof` has its answer, whatever it was: the token is not needed any more. */
   settle(proof: string): void {
     this.pending.delete(proof);
+  }
+
+  /** Runs `work`, one write however many times it is built and sent, with a token of its own, settled once it is done. */
+  async during<T>(work: (token: WriteToken) => Promise<T>): Promise<T> {
+    const proof = this.issue();
+    try {
+      return await work({
+        mark: (meta) => this.withProof(meta, proof),
+        shows: (now) => showsProof(now, proof),
+      });
+    } finally {
+      this.settle(proof);
+    }
   }
 
   /** `meta` with `proof` added, less this mount's settled tokens, tokens past KEEP_MS and beyond KEEP_MAX. */

@@ -80,4 +80,23 @@ describe('create proofs', () => {
     const meta = { ...parseMeta(undefined), extra: { future: { x: 1 } } };
     expect(here.withProof(meta, proof, T0).extra).toEqual({ future: { x: 1 }, [PROOF_KEY]: [proof] });
   });
+
+  it('last one write, however many times it is built, and are settled when it ends, failed or not', async () => {
+    const here = new WriteProofs();
+    let marked = parseMeta(undefined);
+    await expect(
+      here.during(async (token) => {
+        // Built twice (a race lost on the document): the same token both times.
+        const first = encodeMeta(token.mark(withEntry(parseMeta(undefined), 'a', { t: 'f' })));
+        marked = token.mark(withEntry(parseMeta(first), 'b', { t: 'f' }));
+        expect(tokens(marked)).toHaveLength(1);
+        expect(token.shows(encodeMeta(marked))).toBe(true);
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    // Settled: the mount's next write drops it.
+    const next = here.withProof(marked, here.issue());
+    expect(tokens(next)).toHaveLength(1);
+    expect(tokens(next)).not.toContain(tokens(marked)[0]);
+  });
 });
