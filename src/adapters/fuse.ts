@@ -146,11 +146,10 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     },
     log,
   );
-  const gaps = gap;
-  vfs.tree.onWatchLost = () => gaps.watchLost();
+  vfs.tree.onWatchLost = () => gap?.watchLost();
   vfs.tree.onWatchBack = () => {
     vfs.watchBack();
-    void gaps.watchBack();
+    void gap?.watchBack();
   };
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {

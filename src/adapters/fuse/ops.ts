@@ -274,7 +274,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * OPEN that comes after the name went.
    */
   const openedForReading = async (unique: Unique, id: number, fh: number, path: string): Promise<Buffer> => {
-    await settledFor(path);
+    await pendingFor(path);
     if (nodes.path(id) !== undefined) return openReply(unique, fh, READ_OPEN_FLAGS);
     await vfs.release(fh);
     return openedAsItWas(unique, id);
@@ -287,32 +287,26 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * and then finds that node gone, and opens or reads it as it was.
    */
   const renamesOver = new Map<string, Promise<void>>();
-  const renamedOver = async (path: string): Promise<void> => {
-    await renamesOver.get(path)?.catch(() => {});
-  };
   /**
-   * Before the answer to a request by `path` for a node the kernel holds is
-   * trusted to be that node's: a rename here over the path is done, and so
-   * are the checks of names deleted while the watch was down, which the
-   * watch did not report (gap-deletions.ts).
+   * What an answer to a request by `path` for a node the kernel holds waits
+   * for before it is trusted to be that node's: a rename here over the path,
+   * and the checks of names deleted while the watch was down, which the
+   * watch did not report (gap-deletions.ts). Undefined when neither is under
+   * way.
    */
-  const settledFor = async (path: string): Promise<void> => {
-    await renamedOver(path);
-    await o.gapSettled?.();
+  const pendingFor = (path: string | undefined): Promise<unknown> | undefined => {
+    const renaming = path === undefined ? undefined : renamesOver.get(path);
+    if (!renaming) return o.gapSettled?.();
+    // Checks that start while the rename is on its way are waited for too.
+    return renaming.catch(() => {}).then(() => o.gapSettled?.());
   };
-  /**
-   * `work` at once, or, when a rename here over `path` or those checks are
-   * under way, once they are done (memory may answer it, with the new node's
-   * attributes or data already).
-   */
+  /** `work` at once, or once what `path` waits for is done (memory may answer it, with the new node's already). */
   const whenSettled = (
     path: string | undefined,
     work: () => Buffer | Promise<Buffer>,
   ): Buffer | Promise<Buffer> => {
-    const renaming = path === undefined ? undefined : renamesOver.get(path);
-    const settling = o.gapSettled?.();
-    if (!renaming && !settling) return work();
-    return Promise.all([renaming?.catch(() => {}), settling]).then(work);
+    const pending = pendingFor(path);
+    return pending ? pending.then(work) : work();
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
   const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
@@ -595,12 +589,12 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const asItWas = () => dataReply(u, orphans.read(h.nodeId, size, offset));
             if (path === undefined) return asItWas();
             // ZooKeeper tells of a change before it answers a read that sees it: data of a node
-            // that replaced this one (another host's rename over it, or one here: renamedOver; or
-            // a name replaced while the watch was down, found when it is back: settledFor)
+            // that replaced this one (another host's rename over it, or one here; or a name
+            // replaced while the watch was down, found when it is back: pendingFor)
             // arrive after the node went from the table, and are not this file's, whose size the
             // kernel holds.
             return vfs.readPath(path, size, offset).then(async (data) => {
-              await settledFor(path);
+              await pendingFor(path);
               return nodes.path(h.nodeId) === undefined ? asItWas() : dataReply(u, data);
             });
           },
