@@ -146,7 +146,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     },
     log,
   );
-  vfs.tree.onWatchLost = () => gap?.watchLost();
+  vfs.tree.onWatchLost = (lastZxid) => gap?.watchLost(lastZxid);
   vfs.tree.onWatchBack = () => {
     vfs.watchBack();
     void gap?.watchBack();

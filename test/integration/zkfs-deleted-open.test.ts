@@ -216,6 +216,48 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     },
   );
 
+  it('tells a file made again while the watch was down from the one a program holds, though memory kept neither', async () => {
+    // No cache: when the session goes, memory holds no stat of the file open here.
+    const { m, base, fd } = await openedFile(READERS[0] as Reader, [
+      '--session-timeout',
+      '2',
+      '--cache-size',
+      '0',
+    ]);
+    try {
+      const first = fstatSync(fd).ino;
+      const granted = (await mountStatus(m.dir)).session.timeoutMs;
+      const pid = daemonPid(m.dir);
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await sleep(granted + 4000);
+        await client.remove(`${base}/f`, -1);
+        await client.create(`${base}/f`, Buffer.from('made again, longer than the first\n'));
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await eventually(async () => {
+        const s = await mountStatus(m.dir);
+        return s.session.expiries >= 1 && s.cache.mode === 'watch';
+      }, 'a new session with its watch');
+      await eventually(
+        async () =>
+          /1 names the kernel held were deleted while the watch was down \(1 of them made again\)/.test(
+            m.log(),
+          ),
+        'the gap checked',
+      );
+      expect(await m.ok('cat f')).toBe('made again, longer than the first\n');
+      expect(statSync(join(m.dir, 'f')).ino).not.toBe(first);
+      dropPages();
+      expect(readAll(fd)).toBe(CONTENT);
+      expect(fstatSync(fd).nlink).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+    await m.unmount();
+  });
+
   it.each([
     { name: 'nothing is made under its name', again: undefined },
     // Both at data version 0: the version check alone would let the write land in the new file.

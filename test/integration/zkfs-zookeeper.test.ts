@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/adapters/logger.js';
-import { coalesceWrites } from '../../src/adapters/zkfs/zk-wire.js';
+import { coalesceWrites, lastZxidSeen } from '../../src/adapters/zkfs/zk-wire.js';
 import { isZkError, ZkClient } from '../../src/adapters/zookeeper.js';
 import { OperationError } from '../../src/core/errors.js';
 import { freePort } from '../fixtures/ports.js';
@@ -221,6 +221,28 @@ describe('ZooKeeper adapter', () => {
     } finally {
       await reader.close();
       await owner.close();
+    }
+  });
+
+  it('knows the last transaction its connection saw, reads of many nodes at once included', async () => {
+    const reader = await ZkClient.connect({ connectString: zk.connectString });
+    try {
+      await client.create('/seen', Buffer.alloc(0));
+      await client.create('/seen/a', Buffer.from('a'));
+      const a = await client.exists('/seen/a');
+      // Another client's write, and the reader's only request: a read of many nodes at once.
+      await client.setData('/seen/a', Buffer.from('b'), 0);
+      expect(lastZxidSeen(reader.library)).toBeUndefined();
+      const [read] = await reader.getDataMany(['/seen/a']);
+      const stat = (read as { stat: { czxid: bigint; mzxid: bigint } }).stat;
+      expect(stat.czxid).toBe(a?.czxid);
+      expect(lastZxidSeen(reader.library)).toBeGreaterThanOrEqual(stat.mzxid);
+      // A node created after that is newer than anything the reader has seen.
+      await client.create('/seen/b', Buffer.alloc(0));
+      const b = await client.exists('/seen/b');
+      expect(b?.czxid).toBeGreaterThan(lastZxidSeen(reader.library) as bigint);
+    } finally {
+      await reader.close();
     }
   });
 

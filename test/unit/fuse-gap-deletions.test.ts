@@ -15,7 +15,8 @@ import { NodeTable } from '../../src/core/fuse/node-table.js';
 /** Paths to [created, childrenChanged]; a directory's names are the paths one level below it. */
 type Tree = Map<string, [bigint, bigint]>;
 
-function setup(before: Tree) {
+/** `forgotten`: paths whose stat memory no longer held when the watch went (evicted). */
+function setup(before: Tree, forgotten: ReadonlySet<string> = new Set()) {
   const nodes = new NodeTable<FileAttr>();
   for (const path of before.keys()) if (path !== '/') nodes.lookup(path);
   let now: Tree = before;
@@ -31,7 +32,7 @@ function setup(before: Tree) {
         .filter((p) => p.startsWith(prefix) && p !== dir && !p.slice(prefix.length).includes('/'))
         .map((p) => p.slice(prefix.length));
     },
-    cachedIdentity: (path: string) => identity(before, path),
+    cachedIdentity: (path: string) => (forgotten.has(path) ? undefined : identity(before, path)),
     async identity(path: string) {
       lookups.push(path);
       return identity(now, path) ?? null;
@@ -115,6 +116,39 @@ describe('names deleted while the watch was down', () => {
     expect(t.found).toEqual([]);
     expect(t.lookups).not.toContain('/d/y');
     expect(t.lookups).toContain('/d/x');
+  });
+
+  it('tells a name made again from the one the kernel held when memory had let go of both it and its directory', async () => {
+    const t = setup(BEFORE, new Set(['/d', '/d/x', '/d/y']));
+    // The last transaction the session had seen when the watch went: 6.
+    t.gap.watchLost(6n);
+    const after: Tree = new Map(BEFORE);
+    after.set('/d/x', [9n, 9n]);
+    after.set('/d', [4n, 9n]);
+    t.after(after);
+    await t.gap.watchBack();
+    expect(t.found).toEqual([{ path: '/d/x', madeAgain: true }]);
+    expect(t.nodes.idOf('/d/y')).toBeDefined();
+  });
+
+  it('without that transaction, cannot tell a name memory had let go of', async () => {
+    const t = setup(BEFORE, new Set(['/d/x']));
+    t.gap.watchLost();
+    const after: Tree = new Map(BEFORE);
+    after.set('/d/x', [9n, 9n]);
+    after.set('/d', [4n, 9n]);
+    t.after(after);
+    await t.gap.watchBack();
+    expect(t.found).toEqual([]);
+  });
+
+  it('spends one lookup per directory memory had let go of when no child came or went in it since', async () => {
+    const t = setup(BEFORE, new Set(['/', '/d', '/d/x', '/a']));
+    t.gap.watchLost(6n);
+    t.after(BEFORE);
+    await t.gap.watchBack();
+    expect(t.found).toEqual([]);
+    expect(t.lookups.sort()).toEqual(['/', '/d']);
   });
 
   it('holds requests by path from the watch going until the names are checked, then lets them go', async () => {

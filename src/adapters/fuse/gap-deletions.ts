@@ -14,7 +14,12 @@
  * meanwhile may also hold a name deleted and made again: each of its names
  * the kernel still holds is looked up, and one created since is handled as
  * deleted too, so that a program holding the old file goes on reading the
- * old file, and the name becomes a new node. Only the first gap's picture
+ * old file, and the name becomes a new node. "Created since" is told by the
+ * node memory knew then; where memory no longer held it (its entry evicted
+ * from a bounded cache), by the last transaction the session had seen when
+ * the watch went: the kernel learns of a node only from a reply, which
+ * comes after the node's creation, so a node created after that
+ * transaction is not the one the kernel held. Only the first gap's picture
  * counts until the watch is back: memory is empty after it.
  *
  * Until those checks are done, a read or open by path of a name the kernel
@@ -46,6 +51,8 @@ interface Picture {
   held: Held[];
   /** The directories holding them, as memory knew them then. */
   dirs: Map<string, NodeIdentity | undefined>;
+  /** The last transaction the session had seen when the watch went, if known. */
+  lastZxid: bigint | undefined;
 }
 
 export class GapDeletions {
@@ -66,7 +73,7 @@ export class GapDeletions {
   ) {}
 
   /** The watch is gone; memory still holds what it held. */
-  watchLost(): void {
+  watchLost(lastZxid?: bigint): void {
     if (this.taken) return;
     // A gap after one still being checked: requests from now on wait for this one's checks.
     let finish = () => {};
@@ -74,7 +81,7 @@ export class GapDeletions {
       finish = resolve;
     });
     this.checking = { done, finish };
-    const picture: Picture = { held: [], dirs: new Map() };
+    const picture: Picture = { held: [], dirs: new Map(), lastZxid };
     for (const path of this.nodes.paths()) {
       const leaving = this.orphans.leaving(path);
       if (!leaving) continue;
@@ -136,7 +143,7 @@ export class GapDeletions {
             this.gone(held.leaving, false);
           }
         }
-        for (const held of await this.replaced(dir, picture.dirs.get(dir), present)) {
+        for (const held of await this.replaced(dir, picture, present)) {
           deleted++;
           madeAgain++;
           this.gone(held.leaving, true);
@@ -168,18 +175,23 @@ export class GapDeletions {
    * child came or went in it (one request); otherwise the names the kernel
    * still holds are looked up, together.
    */
-  private async replaced(dir: string, before: NodeIdentity | undefined, present: Held[]): Promise<Held[]> {
-    const known = present.filter((held) => held.created !== undefined);
+  private async replaced(dir: string, picture: Picture, present: Held[]): Promise<Held[]> {
+    const { lastZxid } = picture;
+    const known = present.filter((held) => held.created !== undefined || lastZxid !== undefined);
     if (known.length === 0) return [];
     try {
-      if (before) {
+      const before = picture.dirs.get(dir);
+      if (before || lastZxid !== undefined) {
         const now = await this.vfs.identity(dir);
-        if (now && now.created === before.created && now.childrenChanged === before.childrenChanged)
-          return [];
+        if (now && unchangedSince(now, before, lastZxid)) return [];
       }
       const still = known.filter(({ leaving }) => this.nodes.idOf(leaving.path) === leaving.id);
       const now = await this.vfs.identities(still.map(({ leaving }) => leaving.path));
-      return still.filter((held, i) => now[i]?.created !== held.created);
+      return still.filter((held, i) => {
+        const node = now[i];
+        if (!node) return true;
+        return held.created !== undefined ? node.created !== held.created : node.created > (lastZxid ?? 0n);
+      });
     } catch (error) {
       this.cannotTell(dir, error);
       return [];
@@ -191,4 +203,18 @@ export class GapDeletions {
       `zkfs: cannot tell what was deleted from ${dir} while the watch was down: ${String(error)}`,
     );
   }
+}
+
+/**
+ * Whether a directory is the one it was when the watch went, with no child
+ * made or removed in it since: by what memory knew of it then, or else by
+ * the last transaction the session had seen.
+ */
+function unchangedSince(
+  now: NodeIdentity,
+  before: NodeIdentity | undefined,
+  lastZxid: bigint | undefined,
+): boolean {
+  if (before) return now.created === before.created && now.childrenChanged === before.childrenChanged;
+  return lastZxid !== undefined && now.created <= lastZxid && now.childrenChanged <= lastZxid;
 }

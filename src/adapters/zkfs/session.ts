@@ -60,6 +60,7 @@ import {
   addRecursiveWatch,
   coalesceWrites,
   connectedServer,
+  lastZxidSeen,
   negotiatedTimeout,
   observeNotifications,
   type WatchNotice,
@@ -175,6 +176,11 @@ export class ZkSession implements ZkApi {
   /** `host:port` of the server in use, when connected. */
   get server(): string | undefined {
     return this.current === 'connected' ? connectedServer(this.client.library) : undefined;
+  }
+
+  /** The last zxid the connection saw (see zk-wire.ts lastZxidSeen). */
+  get lastZxidSeen(): bigint | undefined {
+    return lastZxidSeen(this.client.library);
   }
 
   /** Since when the current connection is up (ms since epoch). */

@@ -82,9 +82,11 @@ export class ZkTree {
   /**
    * Told, by a tree kept exact by a watch, that the watch is gone (changes
    * from now on go unreported) while memory still holds what it held; and
-   * that it is back, with memory emptied in between.
+   * that it is back, with memory emptied in between. `lastZxid`: the last
+   * transaction the session had seen when the watch went (no node memory
+   * knew of then was created after it), when known.
    */
-  onWatchLost: (() => void) | undefined;
+  onWatchLost: ((lastZxid: bigint | undefined) => void) | undefined;
   onWatchBack: (() => void) | undefined;
 
   constructor(

@@ -205,7 +205,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     });
     session.onNotice((notice) => this.onNotice(notice));
     gate.attach({
-      lost: () => this.onWatchLost?.(),
+      lost: () => this.onWatchLost?.(this.session.lastZxidSeen),
       forgetAll: () => {
         this.forgetAll();
         this.onChange?.();

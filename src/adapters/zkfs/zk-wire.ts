@@ -355,6 +355,19 @@ function handFrame(cm: Internals, frame: Buffer): void {
   }
 }
 
+/**
+ * The last zxid the connection saw in a reply, as the library records it
+ * (it sends it when it reconnects); undefined before any. Replies to our
+ * own requests pass through the library's decoder too (frameReplies), so
+ * they count.
+ */
+export function lastZxidSeen(client: zookeeper.Client): bigint | undefined {
+  const zxid = (client as unknown as { connectionManager?: { zxid?: unknown } }).connectionManager?.zxid;
+  if (!Buffer.isBuffer(zxid) || zxid.length !== 8) return undefined;
+  const value = zxid.readBigInt64BE(0);
+  return value > 0n ? value : undefined;
+}
+
 /** The session timeout the server granted (ms), as the library recorded it. */
 export function negotiatedTimeout(client: zookeeper.Client): number | undefined {
   const timeout = (client as unknown as { connectionManager?: { sessionTimeout?: unknown } })
