@@ -58,6 +58,13 @@ export interface KernelLink {
 
 /** Invalidations in flight at once (each holds a thread-pool thread). */
 const PARALLEL = 2;
+/**
+ * After a directory's listing is dropped for a name made elsewhere, how
+ * long further such drops of it are gathered into one (ms): the first name
+ * shows at once, and another host's `cp` into a directory listed here
+ * costs one drop per window instead of one or more per file.
+ */
+const LISTING_WINDOW_MS = 10;
 /** Stores in flight at once: about one read-ahead window (page-store.ts), written as a batch. */
 const STORE_SLOTS = 64;
 
@@ -91,6 +98,12 @@ export class KernelNotifier {
   private readonly busy = new Map<string, 'drop' | 'store'>();
   /** Callers of settled() waiting for a path's store in flight to land. */
   private readonly waiters = new Map<string, (() => void)[]>();
+  /**
+   * Directories whose listing was dropped for a name made elsewhere less
+   * than LISTING_WINDOW_MS ago: whether another such drop waits for the
+   * window's end, and the window's timer.
+   */
+  private readonly listingWindows = new Map<string, { again: boolean; timer: NodeJS.Timeout }>();
   private dropping = 0;
   private storing = 0;
   private closed = false;
@@ -124,7 +137,7 @@ export class KernelNotifier {
       for (const { path, entry, fresh } of stale) {
         // Another host's `cp` into a directory listed here: one invalidation per file, not three.
         if (fresh && !this.knows(path)) {
-          if (entry && path !== '/') this.enqueue(parentPath(path), false);
+          if (entry && path !== '/') this.dropListing(parentPath(path));
         } else this.enqueue(path, entry);
       }
     }
@@ -179,10 +192,36 @@ export class KernelNotifier {
 
   close(): void {
     this.closed = true;
+    for (const { timer } of this.listingWindows.values()) clearTimeout(timer);
+    this.listingWindows.clear();
     this.queue.clear();
     this.stores.clear();
     for (const list of this.waiters.values()) for (const resolve of list) resolve();
     this.waiters.clear();
+  }
+
+  /** Drops `dir`'s listing for a name made in it elsewhere: at once, or at the end of its window (LISTING_WINDOW_MS). */
+  private dropListing(dir: string): void {
+    if (this.closed) return;
+    const window = this.listingWindows.get(dir);
+    if (window) {
+      window.again = true;
+      return;
+    }
+    this.enqueue(dir, false);
+    this.openListingWindow(dir);
+  }
+
+  private openListingWindow(dir: string): void {
+    const timer = setTimeout(() => {
+      const window = this.listingWindows.get(dir);
+      this.listingWindows.delete(dir);
+      if (!window?.again || this.closed) return;
+      this.enqueue(dir, false);
+      this.openListingWindow(dir);
+    }, LISTING_WINDOW_MS);
+    timer.unref();
+    this.listingWindows.set(dir, { again: false, timer });
   }
 
   private enqueue(path: string, entry: boolean): void {

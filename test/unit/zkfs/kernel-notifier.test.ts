@@ -69,6 +69,10 @@ async function recorder(): Promise<{
   return { notifier, writes, settle, drain };
 }
 
+/** A little more than the notifier's window for gathering drops of a listing (LISTING_WINDOW_MS). */
+const LISTING_WINDOW = 15;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const store = (nodeId: number) => (id: number) => {
   expect(id).toBe(nodeId);
   const m = Buffer.alloc(40);
@@ -174,14 +178,17 @@ describe('KernelNotifier order', () => {
 
   it('drops only the listing of the directory for a name just made that the kernel does not hold', async () => {
     const { notifier, writes, drain } = await recorder();
-    // Made elsewhere in /d (listed here): /d's listing at once, then once more for the two changes
-    // heard while that one was on its way.
+    // Made elsewhere in /d (listed here): /d's listing at once, then once more, at the end of the
+    // window, for the names made in it meanwhile (a data change of a new name drops nothing).
     notifier.apply([
       { path: '/d/new', entry: true, fresh: true },
       { path: '/d/new', entry: false, fresh: true },
       { path: '/d/other', entry: true, fresh: true },
     ]);
     notifier.apply([{ path: '/nowhere/new', entry: true, fresh: true }]); // nor its directory: nothing
+    await drain(2);
+    expect(writes.map((w) => [w.code, w.nodeId])).toEqual([[FUSE_NOTIFY_INVAL_INODE, 2]]);
+    await sleep(LISTING_WINDOW);
     await drain(2);
     expect(writes.map((w) => [w.code, w.nodeId])).toEqual([
       [FUSE_NOTIFY_INVAL_INODE, 2],
@@ -195,6 +202,34 @@ describe('KernelNotifier order', () => {
       [FUSE_NOTIFY_INVAL_ENTRY, 2],
       [FUSE_NOTIFY_INVAL_INODE, 2],
     ]);
+  });
+
+  it("drops a listing once per window while another host's cp fills its directory, and at once after a quiet one", async () => {
+    const { notifier, writes, drain } = await recorder();
+    const made = () => writes.filter((w) => w.code === FUSE_NOTIFY_INVAL_INODE && w.nodeId === 2).length;
+    // 40 names, one every millisecond or so, in a directory listed here; one in /e, listed too.
+    const started = Date.now();
+    for (let i = 0; i < 40; i++) {
+      notifier.apply([{ path: `/d/f${i}`, entry: true, fresh: true }]);
+      if (i === 20) notifier.apply([{ path: '/e/x', entry: true, fresh: true }]);
+      await drain(1);
+      await sleep(1);
+    }
+    const took = Date.now() - started;
+    await sleep(LISTING_WINDOW);
+    await drain(2);
+    const during = made();
+    // One at once, then at most one per 10 ms window, the last name's window ending with one.
+    expect(during).toBeGreaterThanOrEqual(2);
+    expect(during).toBeLessThanOrEqual(Math.ceil(took / 10) + 1);
+    expect(during).toBeLessThan(40);
+    expect(writes.filter((w) => w.nodeId === 5)).toHaveLength(1);
+    // A quiet window later, the next name drops the listing at once.
+    await sleep(LISTING_WINDOW);
+    notifier.apply([{ path: '/d/late', entry: true, fresh: true }]);
+    await drain(2);
+    expect(made()).toBe(during + 1);
+    notifier.close();
   });
 
   it('sends nothing for a store its builder no longer wants', async () => {
