@@ -5,7 +5,8 @@
  * also drops every name cached below it, so that is done only when the
  * directory's own type may have changed or nothing better is known.
  */
-import { type DirMeta, sameEntry } from '../../core/zkfs/attrs.js';
+import { type DirMeta, type MetaEntry, sameEntry } from '../../core/zkfs/attrs.js';
+import { GrownMap } from '../../core/zkfs/grown-map.js';
 import { baseName, DATA_FILE, META_NODE, parentPath, toMountPath } from '../../core/zkfs/paths.js';
 import type { SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { ZkStat } from '../zookeeper.js';
@@ -75,13 +76,21 @@ export function staleFor(view: CacheView, { type, path }: WatchNotice): Stale {
 
 /** The entries of directory `dir` whose metadata differs between two documents. */
 export function docChanges(view: CacheView, dir: string, before: DirMeta, after: DirMeta): StaleEntry[] {
+  // A document that only grew (read from what it added, parseMeta): only the new names differ,
+  // and a directory another host fills is not compared whole for every file.
+  const added = GrownMap.addedSince(after.entries, before.entries);
+  if (added) return added.map(([name]) => entryChange(view, dir, name, undefined));
   const out: StaleEntry[] = [];
   const names = new Set([...before.entries.keys(), ...after.entries.keys()]);
   for (const name of names) {
     const was = before.entries.get(name);
-    if (sameEntry(was, after.entries.get(name))) continue;
-    if (name === '.') out.push({ path: '/', entry: false });
-    else out.push({ path: childPath(view, dir, name), entry: true, fresh: was === undefined });
+    if (!sameEntry(was, after.entries.get(name))) out.push(entryChange(view, dir, name, was));
   }
   return out;
+}
+
+/** The kernel's entry stale after `name`'s metadata in `dir` changed from `was`. */
+function entryChange(view: CacheView, dir: string, name: string, was: MetaEntry | undefined): StaleEntry {
+  if (name === '.') return { path: '/', entry: false };
+  return { path: childPath(view, dir, name), entry: true, fresh: was === undefined };
 }

@@ -32,6 +32,22 @@ export class GrownMap<K, V> implements ReadonlyMap<K, V> {
     return new GrownMap(base, key, value);
   }
 
+  /**
+   * The additions that made `map` out of `base` (an earlier map it was
+   * grown from), oldest first; undefined when it was not grown from `base`
+   * (or was folded into a copy since).
+   */
+  static addedSince<K, V>(map: ReadonlyMap<K, V>, base: ReadonlyMap<K, V>): [K, V][] | undefined {
+    const added: [K, V][] = [];
+    let at: ReadonlyMap<K, V> = map;
+    while (at !== base) {
+      if (!(at instanceof GrownMap)) return undefined;
+      added.push([at.key, at.value]);
+      at = at.base;
+    }
+    return added.reverse();
+  }
+
   get(key: K): V | undefined {
     // A loop, not recursion through base.get: the chain is walked without a call per link.
     let at: ReadonlyMap<K, V> = this;

@@ -53,4 +53,19 @@ describe('GrownMap', () => {
     ]);
     expect(map.get('k1')).toBe(1);
   });
+
+  it('tells what was added since a map it was grown from, and nothing for one it was not', () => {
+    const { map: before } = grow(3);
+    let after = before;
+    for (const key of ['x', 'y']) after = GrownMap.with(after, key, key.length);
+    expect(GrownMap.addedSince(after, before)).toEqual([
+      ['x', 1],
+      ['y', 1],
+    ]);
+    expect(GrownMap.addedSince(before, before)).toEqual([]);
+    // Not grown from it: another map, a changed key (a copy), additions folded into a Map.
+    expect(GrownMap.addedSince(after, new Map(before))).toBeUndefined();
+    expect(GrownMap.addedSince(GrownMap.with(before, 'k1', 9), before)).toBeUndefined();
+    expect(GrownMap.addedSince(grow(MAX_DEPTH + 1, before).map, before)).toBeUndefined();
+  });
 });

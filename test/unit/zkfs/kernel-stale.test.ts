@@ -1,0 +1,52 @@
+/**
+ * Which names the kernel holds go stale when a directory's metadata
+ * document changes: the entries that differ, whether the document only
+ * grew (read from what it added) or was rewritten.
+ */
+import { describe, expect, it } from 'vitest';
+import { type CacheView, docChanges } from '../../../src/adapters/zkfs/kernel-stale.js';
+import { encodeMeta, parseMeta, withEntry } from '../../../src/core/zkfs/attrs.js';
+import { GrownMap } from '../../../src/core/zkfs/grown-map.js';
+
+const view: CacheView = {
+  root: '/mnt',
+  linksPath: '/mnt/__symlinks__',
+  stat: () => undefined,
+  meta: () => undefined,
+  links: () => undefined,
+};
+
+describe('docChanges', () => {
+  it('names only the entries a grown document added, as fresh names', () => {
+    let meta = parseMeta(undefined);
+    for (let i = 0; i < 40; i++) meta = withEntry(meta, `f${i}`, { t: 'f' });
+    const before = parseMeta(encodeMeta(meta));
+    const grown = withEntry(withEntry(before, 'g1', { t: 'f' }), 'g2', { t: 'd', m: 0o755 });
+    const after = parseMeta(encodeMeta(grown), before);
+    // Read as grown: the old entries are not compared again.
+    expect(GrownMap.addedSince(after.entries, before.entries)).toHaveLength(2);
+    expect(docChanges(view, '/mnt/d', before, after)).toEqual([
+      { path: '/d/g1', entry: true, fresh: true },
+      { path: '/d/g2', entry: true, fresh: true },
+    ]);
+  });
+
+  it('compares a rewritten document entry by entry: changed, removed and added names', () => {
+    let meta = parseMeta(undefined);
+    for (const name of ['a', 'b', 'c']) meta = withEntry(meta, name, { t: 'f' });
+    const before = parseMeta(encodeMeta(meta));
+    const rewritten = withEntry(
+      withEntry(withEntry(before, 'a', { t: 'f', m: 0o600 }), 'b', undefined),
+      'n',
+      {
+        t: 'f',
+      },
+    );
+    const after = parseMeta(encodeMeta(rewritten), before);
+    expect(docChanges(view, '/mnt', before, after)).toEqual([
+      { path: '/a', entry: true, fresh: false },
+      { path: '/b', entry: true, fresh: false },
+      { path: '/n', entry: true, fresh: true },
+    ]);
+  });
+});
