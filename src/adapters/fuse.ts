@@ -119,6 +119,11 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         fast,
         ring,
         gapSettled: () => gap?.settled(),
+        goneElsewhere: (leaving) => {
+          deleted(leaving, toZnode(vfs.tree.root, leaving.path));
+          const parent = nodes.idOf(parentPath(leaving.path));
+          if (parent !== undefined) void device.notify(invalEntry(parent, baseName(leaving.path)));
+        },
         onInit: () => initialised(),
       });
     },

@@ -16,6 +16,7 @@ import { dropConnection } from '../../src/adapters/zkfs/zk-wire.js';
 import { ZkClient, ZkError } from '../../src/adapters/zookeeper.js';
 import { encodeMeta, parseMeta, S_IFREG, withEntry } from '../../src/core/zkfs/attrs.js';
 import { encodeSymlinks, parseSymlinks } from '../../src/core/zkfs/symlinks.js';
+import type { ZkOp } from '../../src/core/zkfs/zk-ops.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 
@@ -438,6 +439,57 @@ describe('watch-driven cache', () => {
     await raw.remove(`${m.root}/g`, -1);
     await until(async () => !(await m.vfs.readdir('/')).includes('g'), 'the node gone');
     await expect(m.vfs.getattr('/g')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it("doubts a name it made when another client's deletion of it comes with its own notices, and asks whose it is", async () => {
+    // A rename over the name by another host landing right after this mount's write, whose notices
+    // come before that write's reply is acted on, and so are taken for its own.
+    const m = await mount();
+    let expected = m.tree.status().notices + 1;
+    await raw.create(`${m.root}/doc`, Buffer.alloc(0));
+    await until(async () => m.tree.status().notices >= expected, "the document's notice");
+    const write = async (name: string, between: () => Promise<void>, after: () => Promise<void>) => {
+      const ops: ZkOp[] = [
+        { op: 'create', path: `${m.root}/${name}`, data: Buffer.from('mine'), acl: OPEN_ACL },
+        { op: 'setData', path: `${m.root}/doc`, data: Buffer.from(name), version: -1 },
+      ];
+      const token = m.tree.begin(ops);
+      await between();
+      const stats = await raw.multi(ops);
+      await after();
+      await until(async () => m.tree.status().notices >= expected, 'the notices');
+      m.tree.end(token, true, stats);
+    };
+    // Replaced right after: another file stands under the name now.
+    expected += 4;
+    await write(
+      'a',
+      async () => {},
+      async () => {
+        await raw.remove(`${m.root}/a`, -1);
+        await raw.create(`${m.root}/a`, Buffer.from('theirs'));
+      },
+    );
+    expect(await m.tree.replacedSinceMade(`${m.root}/a`)).toBe(true);
+    // Made and deleted by another client before this write landed: the name is this write's.
+    expected += 4;
+    await write(
+      'b',
+      async () => {
+        await raw.create(`${m.root}/b`, Buffer.from('theirs'));
+        await raw.remove(`${m.root}/b`, -1);
+      },
+      async () => {},
+    );
+    expect(await m.tree.replacedSinceMade(`${m.root}/b`)).toBe(false);
+    // No other client's deletion heard: no question asked.
+    expected += 2;
+    await write(
+      'c',
+      async () => {},
+      async () => {},
+    );
+    expect(await m.tree.replacedSinceMade(`${m.root}/c`)).toBe(false);
   });
 
   it('answers a create of a name another client made with ESTALE, or EEXIST for O_EXCL', async () => {

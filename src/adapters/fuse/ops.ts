@@ -63,7 +63,7 @@ import type { ZkVfs } from '../zkfs/vfs.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
 import { answerInit } from './init.js';
 import { Listings } from './listings.js';
-import type { Orphans } from './orphans.js';
+import type { Leaving, Orphans } from './orphans.js';
 import { renameNode } from './rename.js';
 import type { FastOpens, RequestRing } from './request-reader.js';
 import { applySetattr } from './setattr.js';
@@ -92,6 +92,12 @@ export interface OpsOptions {
    * checked for deletion (fuse/gap-deletions.ts); undefined otherwise.
    */
   gapSettled?(): Promise<void> | undefined;
+  /**
+   * A name a rename here has just made was deleted by another host right
+   * after (`leaving`: the node moved there, as it was before the rename):
+   * as for a deletion the watch reports (fuse.ts).
+   */
+  goneElsewhere?(leaving: Leaving): void;
 }
 
 const O_ACCMODE = 0o3;
@@ -507,9 +513,16 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const to = childPath(pathOf(req.newDir), req.newName);
             // A file renamed over stays readable to programs holding it open.
             const replaced = orphans.leaving(to);
-            const done = renameNode(vfs, from, to, req.flags).then(() => {
+            // Taken before: once the name is another host's file, memory describes that one.
+            const moving = orphans.leaving(from);
+            const done = renameNode(vfs, from, to, req.flags).then(async () => {
               orphans.gone(replaced);
               nodes.renamed(from, to);
+              // Another host's rename over `to` right after this one: its notices came before this
+              // rename's reply was acted on, so the node moved to `to` stands for a file now gone.
+              // A stat meanwhile waits for this (whenSettled), and never gets the new file's size.
+              if (moving && (await vfs.replacedSinceMade(to).catch(() => false)))
+                o.goneElsewhere?.({ ...moving, path: to });
             });
             renamesOver.set(to, done);
             try {

@@ -28,6 +28,8 @@ export interface OwnWrite {
   seen: Map<string, number>;
   /** Paths the write deletes: notices about their children are not counted for them. */
   deletes: Set<string>;
+  /** Deletion notices seen per written path while the write was out. */
+  deletions: Map<string, number>;
   held: StaleEntry[];
 }
 
@@ -40,6 +42,7 @@ export class OwnWrites {
       epoch,
       seen: new Map(ops.map((op) => [op.path, 0])),
       deletes: new Set(ops.filter((op) => op.op === 'delete').map((op) => op.path)),
+      deletions: new Map(),
       held: [],
     };
     this.open.add(write);
@@ -47,15 +50,16 @@ export class OwnWrites {
   }
 
   /**
-   * Counts a notice about `path` against the writes in flight. Returns
-   * whether one of them wrote `path` (then `stale`, if a list, is held
-   * with it).
+   * Counts a notice about `path` (`deleted`: a deletion) against the writes
+   * in flight. Returns whether one of them wrote `path` (then `stale`, if a
+   * list, is held with it).
    */
-  observe(path: string, stale: Stale | undefined): boolean {
+  observe(path: string, stale: Stale | undefined, deleted = false): boolean {
     if (this.open.size === 0) return false;
     const parent = parentPath(path);
     let own = false;
     for (const write of this.open) {
+      if (deleted && write.seen.has(path)) write.deletions.set(path, (write.deletions.get(path) ?? 0) + 1);
       for (const at of [path, parent]) {
         const n = write.seen.get(at);
         if (n === undefined || (at !== path && write.deletes.has(at))) continue;
@@ -70,11 +74,23 @@ export class OwnWrites {
 
   /**
    * Ends a write. Returns the ops whose notice was ours alone (to write
-   * through) and the kernel entries to drop after all (someone else wrote).
+   * through), the kernel entries to drop after all (someone else wrote),
+   * and `doubted`: names the write made of which more deletions were heard
+   * than it made. Such a deletion was counted as the write's own, and may
+   * have come after it: another host's rename over the name just made, say,
+   * whose notices come before this write's reply is acted on.
    */
-  finish(write: OwnWrite, ok: boolean): { alone: ZkOp[]; stale: StaleEntry[] } {
+  finish(write: OwnWrite, ok: boolean): { alone: ZkOp[]; stale: StaleEntry[]; doubted: string[] } {
     this.open.delete(write);
     const alone = ok ? write.ops.filter((op) => write.seen.get(op.path) === 1) : [];
-    return { alone, stale: alone.length === write.ops.length ? [] : write.held };
+    const doubted: string[] = [];
+    if (ok) {
+      for (const op of write.ops) {
+        if (op.op !== 'create') continue;
+        const own = write.ops.filter((o) => o.op === 'delete' && o.path === op.path).length;
+        if ((write.deletions.get(op.path) ?? 0) > own) doubted.push(op.path);
+      }
+    }
+    return { alone, stale: alone.length === write.ops.length ? [] : write.held, doubted };
   }
 }

@@ -89,6 +89,14 @@ export class ZkTree {
   onWatchLost: ((lastZxid: bigint | undefined) => void) | undefined;
   onWatchBack: (() => void) | undefined;
 
+  /**
+   * Whether the node this mount just made at `znode` has been deleted by
+   * another host since; only a tree kept by a watch can tell (watch-cache.ts).
+   */
+  async replacedSinceMade(_znode: string): Promise<boolean> {
+    return false;
+  }
+
   constructor(
     readonly client: ZkApi,
     /** The mounted znode. */

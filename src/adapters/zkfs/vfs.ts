@@ -145,6 +145,10 @@ export class ZkVfs {
     const stat = this.tree.stats.peek(toZnode(this.ctx.root, path));
     return stat ? identityOf(stat) : undefined;
   }
+  /** Whether the node a rename or create here just put at `path` was deleted by another host since (watch-cache.ts). */
+  replacedSinceMade(path: string): Promise<boolean> {
+    return this.tree.replacedSinceMade(toZnode(this.ctx.root, path));
+  }
   /** The identity of the node at `path` now; null when there is none. */
   async identity(path: string): Promise<NodeIdentity | null> {
     const stat = await this.tree.stat(toZnode(this.ctx.root, path));

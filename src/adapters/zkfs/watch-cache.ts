@@ -127,6 +127,9 @@ function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
+/** Nodes remembered as possibly deleted right after this mount made them, until asked about. */
+const MAX_DOUBTED = 64;
+
 export class WatchedTree extends ZkTree implements WriteObserver {
   readonly data: CacheSlot<NodeData>;
   private readonly gate: WatchGate;
@@ -148,6 +151,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly recentlyDeleted = new RecentDeletions(DELETION_WINDOW_MS);
   /** Told which mount paths the kernel may hold stale copies of (kernel-notify.ts). */
   onStale: ((stale: Stale) => void) | undefined;
+  /** Nodes this mount made whose deletion by another host may have come right after (OwnWrites.finish), with the zxid that made them. */
+  private readonly doubted = new Map<string, bigint | undefined>();
   /** Directories holding a node this mount may not read, of which no notification speaks. */
   private readonly childWatches: ChildWatches;
   /** The node the last notice created or deleted, if it did. */
@@ -263,7 +268,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const isDoc = baseName(notice.path) === META_NODE;
     const before = kernel && isDoc ? this.metas.peek(parentPath(notice.path)) : undefined;
     // The kernel saw this mount's own writes; it only needs telling if someone else wrote too.
-    const own = this.own.observe(notice.path, stale);
+    const own = this.own.observe(notice.path, stale, notice.type === 'deleted');
     if (own) stale = undefined;
     if (this.gate.mode === 'waiting') return;
     if (notice.type === 'deleted') {
@@ -350,14 +355,33 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     if (dir !== this.root) this.childWatches.refused(dir, baseName(znode));
   }
 
+  /**
+   * Whether the node this mount just made at `znode` was deleted since by
+   * another host, whose notice came with the write's and so was taken for
+   * its own. Asks ZooKeeper only when such a notice was heard.
+   */
+  override async replacedSinceMade(znode: string): Promise<boolean> {
+    if (!this.doubted.has(znode)) return false;
+    const zxid = this.doubted.get(znode);
+    this.doubted.delete(znode);
+    const stat = await this.freshStat(znode);
+    return !stat || zxid === undefined || stat.czxid !== zxid;
+  }
+
   begin(ops: readonly ZkOp[]): unknown {
     return this.own.begin(ops, this.gate.epoch);
   }
 
   end(token: unknown, ok: boolean, stats?: MultiStats): void {
     const write = token as OwnWrite;
-    const { alone, stale } = this.own.finish(write, ok);
+    const { alone, stale, doubted } = this.own.finish(write, ok);
     if (stale.length > 0) this.onStale?.(stale);
+    if (doubted.length > 0) {
+      // Every op of a multi is one transaction: any stat it returned carries its zxid.
+      const zxid = stats?.find((stat) => stat !== undefined)?.mzxid;
+      for (const znode of doubted) this.doubted.set(znode, zxid);
+      for (const znode of [...this.doubted.keys()].slice(0, -MAX_DOUBTED)) this.doubted.delete(znode);
+    }
     if (!this.live || write.epoch !== this.gate.epoch) return;
     const known = withCreatedStats(write.ops, stats);
     const mine = new Set(alone);

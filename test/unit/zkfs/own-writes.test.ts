@@ -1,0 +1,59 @@
+/**
+ * Telling a write's own change notices from another host's that arrive
+ * while it is out: which ops may be written through, and which names the
+ * write made may have been deleted by someone else right after.
+ */
+import { describe, expect, it } from 'vitest';
+import { OwnWrites } from '../../../src/adapters/zkfs/own-writes.js';
+import type { ZkOp } from '../../../src/core/zkfs/zk-ops.js';
+
+const create = (path: string): ZkOp => ({ op: 'create', path, data: Buffer.alloc(0), acl: [] });
+const remove = (path: string): ZkOp => ({ op: 'delete', path, version: -1 });
+const doc = (path: string): ZkOp => ({ op: 'setData', path, data: Buffer.from('{}'), version: 0 });
+
+/** A rename of /d/.t over `to`, replacing a file there when `over`. */
+function rename(over: boolean): ZkOp[] {
+  return [...(over ? [remove('/d/n')] : []), create('/d/n'), remove('/d/.t'), doc('/d/__zkfs__')];
+}
+
+describe('OwnWrites', () => {
+  it('finds nothing doubtful in a rename whose notices were its own', () => {
+    for (const over of [false, true]) {
+      const own = new OwnWrites();
+      const write = own.begin(rename(over), 0);
+      if (over) expect(own.observe('/d/n', [], true)).toBe(true);
+      expect(own.observe('/d/n', [])).toBe(true);
+      own.observe('/d/.t', [], true);
+      own.observe('/d/__zkfs__', []);
+      expect(own.finish(write, true).doubted).toEqual([]);
+    }
+  });
+
+  it("doubts a name it made when another host's deletion of it came with its notices", () => {
+    for (const over of [false, true]) {
+      const own = new OwnWrites();
+      const write = own.begin(rename(over), 0);
+      if (over) own.observe('/d/n', [], true);
+      own.observe('/d/n', []);
+      own.observe('/d/.t', [], true);
+      own.observe('/d/__zkfs__', []);
+      // Another host renames over the name just made: its deletion is taken for the write's own.
+      expect(own.observe('/d/n', [], true)).toBe(true);
+      own.observe('/d/n', []);
+      const { alone, doubted } = own.finish(write, true);
+      expect(doubted).toEqual(['/d/n']);
+      expect(alone.map((op) => op.path)).not.toContain('/d/n');
+    }
+  });
+
+  it('doubts nothing for a write that failed, nor for names it only deletes', () => {
+    const own = new OwnWrites();
+    const failed = own.begin(rename(false), 0);
+    own.observe('/d/n', [], true);
+    expect(own.finish(failed, false).doubted).toEqual([]);
+    const unlink = own.begin([remove('/d/x'), doc('/d/__zkfs__')], 0);
+    own.observe('/d/x', [], true);
+    own.observe('/d/x', [], true);
+    expect(own.finish(unlink, true).doubted).toEqual([]);
+  });
+});
