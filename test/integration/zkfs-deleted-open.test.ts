@@ -121,6 +121,27 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     return { m, base, fd };
   }
 
+  /**
+   * Makes `changes` while `m`'s daemon is frozen past its session's timeout,
+   * so that it hears of none of them (the server closes the session and its
+   * watch), then lets it go on and waits for its new session's watch.
+   */
+  async function whileExpired(m: ZkfsMount, changes: () => Promise<void>): Promise<void> {
+    const granted = (await mountStatus(m.dir)).session.timeoutMs;
+    const pid = daemonPid(m.dir);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await sleep(granted + 4000);
+      await changes();
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await eventually(async () => {
+      const s = await mountStatus(m.dir);
+      return s.session.expiries >= 1 && s.cache.mode === 'watch';
+    }, 'a new session with its watch');
+  }
+
   /** `f` made again under its name is another file; the deleted one, open as `fd` (inode `ino`), stays as it was. */
   async function madeAgain(m: ZkfsMount, base: string, fd: number, ino: number): Promise<void> {
     await client.create(`${base}/f`, Buffer.from('made again\n'));
@@ -170,25 +191,13 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
         replaced = openSync(join(m.dir, 'h'), 'r');
         expect(readAll(replaced)).toBe('the first h\n');
         const firstH = fstatSync(replaced).ino;
-        const granted = (await mountStatus(m.dir)).session.timeoutMs;
-        // Frozen past its session's timeout, the daemon hears of nothing that happens after:
-        // the server has closed the session and its watch.
-        const pid = daemonPid(m.dir);
-        process.kill(pid, 'SIGSTOP');
-        try {
-          await sleep(granted + 4000);
+        await whileExpired(m, async () => {
           await client.remove(`${base}/f`, -1);
           await client.remove(`${base}/sub/g`, -1);
           await client.remove(`${base}/sub`, -1);
           await client.remove(`${base}/h`, -1);
           await client.create(`${base}/h`, Buffer.from('another h\n'));
-        } finally {
-          process.kill(pid, 'SIGCONT');
-        }
-        await eventually(async () => {
-          const s = await mountStatus(m.dir);
-          return s.session.expiries >= 1 && s.cache.mode === 'watch';
-        }, 'a new session with its watch');
+        });
         await sees(m, 'ls; cat h; cat f 2>&1 || true', 'h\nanother h\ncat: f: No such file or directory\n');
         dropPages();
         expect(readAll(fd)).toBe(CONTENT);
@@ -226,20 +235,10 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     ]);
     try {
       const first = fstatSync(fd).ino;
-      const granted = (await mountStatus(m.dir)).session.timeoutMs;
-      const pid = daemonPid(m.dir);
-      process.kill(pid, 'SIGSTOP');
-      try {
-        await sleep(granted + 4000);
+      await whileExpired(m, async () => {
         await client.remove(`${base}/f`, -1);
         await client.create(`${base}/f`, Buffer.from('made again, longer than the first\n'));
-      } finally {
-        process.kill(pid, 'SIGCONT');
-      }
-      await eventually(async () => {
-        const s = await mountStatus(m.dir);
-        return s.session.expiries >= 1 && s.cache.mode === 'watch';
-      }, 'a new session with its watch');
+      });
       await eventually(
         async () =>
           /1 names the kernel held were deleted while the watch was down \(1 of them made again\)/.test(
