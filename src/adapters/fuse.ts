@@ -119,11 +119,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         fast,
         ring,
         gapSettled: () => gap?.settled(),
-        goneElsewhere: (leaving) => {
-          deleted(leaving, toZnode(vfs.tree.root, leaving.path));
-          const parent = nodes.idOf(parentPath(leaving.path));
-          if (parent !== undefined) void device.notify(invalEntry(parent, baseName(leaving.path)));
-        },
+        goneElsewhere: (leaving) => replaced(leaving),
         onInit: () => initialised(),
       });
     },
@@ -136,19 +132,23 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     if (leaving) void device.notify(invalInode(leaving.id));
   };
   vfs.tree.onDeleting = (znode) => deleted(orphans.leaving(toMountPath(vfs.tree.root, znode)), znode);
+  /**
+   * Deleted, and another node under its name now, which the kernel may have
+   * looked up meanwhile and found as the old node: its next lookup must find
+   * the new one.
+   */
+  const replaced = (leaving: Leaving) => {
+    deleted(leaving, toZnode(vfs.tree.root, leaving.path));
+    const parent = nodes.idOf(parentPath(leaving.path));
+    if (parent !== undefined) void device.notify(invalEntry(parent, baseName(leaving.path)));
+  };
   // The same for deletions made while the watch was down, found once it is back.
   gap = new GapDeletions(
     nodes,
     orphans,
     vfs,
-    (leaving, madeAgain) => {
-      deleted(leaving, toZnode(vfs.tree.root, leaving.path));
-      if (!madeAgain) return;
-      // The kernel may have looked the name up again since the watch came back, finding the old
-      // node: its next lookup must find the new one.
-      const parent = nodes.idOf(parentPath(leaving.path));
-      if (parent !== undefined) void device.notify(invalEntry(parent, baseName(leaving.path)));
-    },
+    (leaving, madeAgain) =>
+      madeAgain ? replaced(leaving) : deleted(leaving, toZnode(vfs.tree.root, leaving.path)),
     log,
   );
   vfs.tree.onWatchLost = (lastZxid) => gap?.watchLost(lastZxid);

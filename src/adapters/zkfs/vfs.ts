@@ -145,7 +145,7 @@ export class ZkVfs {
     const stat = this.tree.stats.peek(toZnode(this.ctx.root, path));
     return stat ? identityOf(stat) : undefined;
   }
-  /** Whether the node a rename or create here just put at `path` was deleted by another host since (watch-cache.ts). */
+  /** Whether the node a rename here just put at `path` was deleted by another host since (watch-cache.ts). */
   replacedSinceMade(path: string): Promise<boolean> {
     return this.tree.replacedSinceMade(toZnode(this.ctx.root, path));
   }
