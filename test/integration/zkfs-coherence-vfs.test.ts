@@ -492,6 +492,47 @@ describe('watch-driven cache', () => {
     expect(await m.tree.replacedSinceMade(`${m.root}/c`)).toBe(false);
   });
 
+  it('gives a file another client replaced right after this mount made it to its handle alone', async () => {
+    // Another host's `mv tmp f` landing just after this host's create of f: its notices come
+    // before the create's reply is acted on (held back here until they are in).
+    const O_EXCL = 0o200;
+    const O_APPEND = 0o2000;
+    const m = await mount();
+    const replacedAfter = async (name: string, flags: number) => {
+      const client = (m.session as unknown as { client: { multi: ZkSession['multi'] } }).client;
+      const multi = client.multi.bind(client);
+      client.multi = async (ops) => {
+        client.multi = multi;
+        const stats = await multi(ops);
+        const expected = m.tree.status().notices + 2;
+        await raw.remove(`${m.root}/${name}`, -1);
+        await raw.create(`${m.root}/${name}`, Buffer.from('theirs'));
+        await until(async () => m.tree.status().notices >= expected, "the other client's notices");
+        return stats;
+      };
+      const created = await m.vfs.create(`/${name}`, 0o644, flags);
+      expect(created.gone?.open).toBeDefined();
+      m.vfs.write(created.fh, Buffer.from('mine'), 0);
+      return created.fh;
+    };
+    // Written back as to a file deleted elsewhere while open, never over the other file at the
+    // version 0 both have: refused, and said so.
+    const fh = await replacedAfter('f', O_EXCL);
+    await expect(m.vfs.flush(fh)).rejects.toMatchObject({ code: 'EIO' });
+    await m.vfs.release(fh);
+    expect((await raw.getData(`${m.root}/f`)).data.toString()).toBe('theirs');
+    expect(await readFile(m.vfs, '/f')).toBe('theirs');
+    // Appends go after the other file, as to a log another host replaced.
+    const appending = await replacedAfter('log', O_APPEND);
+    await m.vfs.flush(appending);
+    await m.vfs.release(appending);
+    expect((await raw.getData(`${m.root}/log`)).data.toString()).toBe('theirsmine');
+    // Nobody else touching the name: no question asked, nothing given away.
+    const plain = await m.vfs.create('/g', 0o644);
+    expect(plain.gone).toBeUndefined();
+    await m.vfs.release(plain.fh);
+  });
+
   it('answers a create of a name another client made with ESTALE, or EEXIST for O_EXCL', async () => {
     // O_WRONLY|O_CREAT, as `echo x > f` opens; ESTALE has the kernel look the name up again and
     // open the file, as open(O_CREAT) opens a file that exists on a local disk.

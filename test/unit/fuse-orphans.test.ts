@@ -36,4 +36,20 @@ describe('Orphans', () => {
     expect(orphans.attr(id).size).toBe(content.length);
     expect(orphans.read(id, 4096, 0)).toEqual(content);
   });
+
+  it('keeps a file made here as it was made when memory already holds the file that replaced it', () => {
+    // Another host's rename over the name right after this mount made it: memory describes theirs.
+    const nodes = new NodeTable<FileAttr>();
+    const id = nodes.lookup('/f', EMPTY_FILE);
+    const theirs = Buffer.from('their whole file\n');
+    const orphans = new Orphans(nodes, {
+      lastSeen: () => ({ attr: { ...EMPTY_FILE, size: theirs.length }, data: theirs, open: undefined }),
+    });
+    const buffer = new FileBuffer(Buffer.alloc(0), 1 << 20);
+    const open = { buffer, seq: 1, flushedSeq: 0 } as unknown as OpenFile;
+    orphans.gone(orphans.leaving('/f', { attr: EMPTY_FILE, data: undefined, open }));
+    buffer.write(Buffer.from('mine'), 0);
+    expect(nodes.path(id)).toBeUndefined();
+    expect(orphans.attr(id)).toMatchObject({ size: 4, nlink: 0 });
+  });
 });

@@ -93,9 +93,9 @@ export interface OpsOptions {
    */
   gapSettled?(): Promise<void> | undefined;
   /**
-   * A name a rename here has just made was deleted by another host right
-   * after (`leaving`: the node moved there, as it was before the rename):
-   * as for a deletion the watch reports (fuse.ts).
+   * A name a rename or create here has just made was deleted by another
+   * host right after (`leaving`: the node put there, as this mount made or
+   * moved it): as for a deletion the watch reports (fuse.ts).
    */
   goneElsewhere?(leaving: Leaving): void;
 }
@@ -580,6 +580,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const path = childPath(pathOf(h.nodeId), name);
             const created = await vfs.create(path, mode, flags, callerOf(h));
             const { id, attr } = created.attr ? handOutAs(path, created.attr) : await handOut(path);
+            // Deleted or replaced by another host right after: the program gets the file it made,
+            // and the name, once this reply is in, the node under it now.
+            const leaving = created.gone && orphans.leaving(path, created.gone);
+            if (leaving) o.goneElsewhere?.(leaving);
             return createReply(u, id, attr, validS, created.fh, OpenFlag.KEEP_CACHE);
           },
         );

@@ -60,14 +60,15 @@ export class Orphans {
 
   /**
    * What the node at `path` will answer once the name is gone, taken now,
-   * before a change drops it from memory; undefined when the kernel holds
-   * no node there.
+   * before a change drops it from memory (or `seen`, where memory may
+   * already hold the node made again under the name); undefined when the
+   * kernel holds no node there.
    */
-  leaving(path: string): Leaving | undefined {
+  leaving(path: string, seen: LastSeen | undefined = this.vfs.lastSeen(path)): Leaving | undefined {
     // The mount's root stays the root, deleted or not: made again, it is the same directory.
     const id = path === '/' ? undefined : this.nodes.idOf(path);
     if (id === undefined) return undefined;
-    return { id, path, orphan: this.orphanOf(id, this.vfs.lastSeen(path)) };
+    return { id, path, orphan: this.orphanOf(id, seen) };
   }
 
   /**

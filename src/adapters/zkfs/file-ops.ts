@@ -216,6 +216,12 @@ export async function open(ctx: VfsContext, path: string, flags: number): Promis
 export interface Created {
   fh: number;
   attr?: FileAttr;
+  /**
+   * The file as made, when another client deleted or replaced it right
+   * after (its handle writes back as to a file deleted elsewhere): what a
+   * program holding it still sees.
+   */
+  gone?: LastSeen;
 }
 
 /**
@@ -280,7 +286,14 @@ export async function create(
   const times = effectiveAttrs('file', { mtimeMs: now, version: 0 }, entry, ctx.defaults);
   const attr: FileAttr = { ...times, atimeMs: now, ctimeMs: now, size: 0, nlink: 1 };
   // O_APPEND counts from the start: two hosts' `>> f` making f at once each append (writeBack).
-  return { fh: ctx.files.open(file, { writable: true, append: (flags & O_APPEND) !== 0 }), attr };
+  const fh = ctx.files.open(file, { writable: true, append: (flags & O_APPEND) !== 0 });
+  // Another client's deletion of the name, or rename over it, right after this create: its
+  // notices came with the create's and were taken for its own. Unnoticed, the file's version 0
+  // was written back over a node made again under the name (also at version 0), and the
+  // kernel's new node gave the other file's size. Asked of ZooKeeper only after such a notice.
+  if (!(await ctx.tree.replacedSinceMade(znode).catch(() => false))) return { fh, attr };
+  ctx.files.deletedElsewhere(znode);
+  return { fh, attr, gone: { attr, data: undefined, open: file } };
 }
 
 /**
