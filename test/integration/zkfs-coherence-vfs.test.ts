@@ -490,6 +490,24 @@ describe('watch-driven cache', () => {
       async () => {},
     );
     expect(await m.tree.replacedSinceMade(`${m.root}/c`)).toBe(false);
+    // A doubt nobody asked about is not the next node's made under that name.
+    expected += 4;
+    await write(
+      'd',
+      async () => {},
+      async () => {
+        await raw.remove(`${m.root}/d`, -1);
+        await raw.create(`${m.root}/d`, Buffer.from('theirs'));
+      },
+    );
+    await raw.remove(`${m.root}/d`, -1);
+    expected += 3;
+    await write(
+      'd',
+      async () => {},
+      async () => {},
+    );
+    expect(await m.tree.replacedSinceMade(`${m.root}/d`)).toBe(false);
   });
 
   it('gives a file another client replaced right after this mount made it to its handle alone', async () => {

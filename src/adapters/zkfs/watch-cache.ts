@@ -376,6 +376,9 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const write = token as OwnWrite;
     const { alone, stale, doubted } = this.own.finish(write, ok);
     if (stale.length > 0) this.onStale?.(stale);
+    // A doubt is about the latest node this mount made at a name: one left by an earlier node
+    // there (a directory, say, never asked about) is not this one's.
+    if (ok) for (const op of write.ops) if (op.op === 'create') this.doubted.delete(op.path);
     if (doubted.length > 0) {
       // Every op of a multi is one transaction: any stat it returned carries its zxid.
       const zxid = stats?.find((stat) => stat !== undefined)?.mzxid;
