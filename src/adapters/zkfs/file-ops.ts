@@ -289,8 +289,8 @@ export async function create(
   const fh = ctx.files.open(file, { writable: true, append: (flags & O_APPEND) !== 0 });
   // Another client's deletion of the name, or rename over it, right after this create: its
   // notices came with the create's and were taken for its own. Unnoticed, the file's version 0
-  // was written back over a node made again under the name (also at version 0), and the
-  // kernel's new node gave the other file's size. Asked of ZooKeeper only after such a notice.
+  // would be written back over a node made again under the name (also at version 0), and the
+  // kernel's new node would give the other file's size. Asked of ZooKeeper only after such a notice.
   if (!(await ctx.tree.replacedSinceMade(znode).catch(() => false))) return { fh, attr };
   ctx.files.deletedElsewhere(znode);
   return { fh, attr, gone: { attr, data: undefined, open: file } };
