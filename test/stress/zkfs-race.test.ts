@@ -7,12 +7,14 @@
  *
  * What they do: new files renamed over a few shared names, renames between
  * those names and removals of them; rewrites in place of two more names, one
- * writer per mount; appends to shared logs; and, each in a directory of its
- * own, files in subdirectories that are made, renamed (whole directories
- * too) and removed. A name only ever replaced by a rename reads, on either
- * mount, as missing or as one whole file some program wrote, never a mix nor
- * empty; an own file reads as its program wrote it. At the end both mounts
- * and ZooKeeper agree on every name, each shared name holds one whole file,
+ * writer per mount; files made in place (O_EXCL) under three more names
+ * that others remove or rename over; appends to shared logs; and, each in a
+ * directory of its own, files in subdirectories that are made, renamed
+ * (whole directories too) and removed. A name only ever replaced by a
+ * rename reads, on either mount, as missing or as one whole file some
+ * program wrote, never a mix nor empty (one made in place may be empty
+ * until closed); an own file reads as its program wrote it. At the end both
+ * mounts and ZooKeeper agree on every name, each shared name holds one whole file,
  * each log holds every line whose append returned, once and in each
  * program's order, and every own directory is as its program left it.
  *
@@ -34,6 +36,7 @@ import { daemonPid, mountStatus, mountZkfs, type ZkfsMount } from '../fixtures/z
 
 const SHARED_NAMES = 5;
 const INPLACE_NAMES = 2;
+const MADE_NAMES = 3;
 const LOGS = 2;
 const PROGRAMS_PER_MOUNT = 3;
 
@@ -48,7 +51,7 @@ const RACE_SCRIPT = `
 const fs = require('node:fs');
 const crypto = require('node:crypto');
 const [root, other, id, ops, seed0] = process.argv.slice(2);
-const SHARED = ${SHARED_NAMES}, INPLACE = ${INPLACE_NAMES}, LOGS = ${LOGS};
+const SHARED = ${SHARED_NAMES}, INPLACE = ${INPLACE_NAMES}, MADE = ${MADE_NAMES}, LOGS = ${LOGS};
 let seed = Number(seed0) >>> 0;
 const rnd = (n) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
 const fail = (what) => { process.stderr.write('program ' + id + ': ' + what + '\\n'); process.exitCode = 1; };
@@ -73,7 +76,7 @@ const mine = 'own' + id;
 const own = new Map();   // path under mine -> content
 const dirs = new Set();  // subdirectories of mine
 const appended = {};
-let conflicts = 0, stale = 0;
+let conflicts = 0, stale = 0, lost = 0;
 fs.mkdirSync(root + '/' + mine);
 const at = (r, p) => r + '/' + mine + '/' + p;
 const checkShared = (r) => {
@@ -94,7 +97,7 @@ const checkOwn = (r, tries) => {
 };
 const dirOf = () => 'd' + rnd(4);
 for (let i = 0; i < Number(ops); i++) {
-  const op = rnd(16);
+  const op = rnd(18);
   try {
     if (op <= 1 && Number(id) % ${PROGRAMS_PER_MOUNT} === 0) {
       // A rewrite in place, by one program per mount, of names nothing renames: refused (EIO) when
@@ -146,12 +149,40 @@ for (let i = 0; i < Number(ops); i++) {
         if (p !== to) { fs.renameSync(at(root, p), at(root, to)); own.set(to, own.get(p)); own.delete(p); }
       }
     } else if (op === 14) checkOwn(root, 1);
-    else checkOwn(other, 250);
+    else if (op === 15) checkOwn(other, 250);
+    else if (op === 16) {
+      // Names made in place (O_CREAT|O_EXCL, written, closed) while other programs remove them or
+      // rename over them: a close fails (EIO) when another host's did so while the file was open,
+      // however soon after it was made.
+      const p = root + '/shared/x' + rnd(MADE);
+      const how = rnd(3);
+      if (how === 0) {
+        let fd;
+        try { fd = fs.openSync(p, 'wx'); } catch (e) { if (e.code !== 'EEXIST') throw e; }
+        if (fd !== undefined) {
+          sleep(rnd(10)); // open a while: another host's removal or rename lands meanwhile
+          fs.writeSync(fd, record(i));
+          try { fs.closeSync(fd); } catch (e) { if (e.code !== 'EIO') throw e; lost++; }
+        }
+      } else if (how === 1) {
+        try { fs.unlinkSync(p); } catch (e) { if (e.code !== 'ENOENT') throw e; }
+      } else {
+        const tmp = root + '/shared/.u' + id + '-' + i;
+        fs.writeFileSync(tmp, record(i));
+        fs.renameSync(tmp, p);
+      }
+    } else {
+      // Read on either mount: missing, empty (made, not closed yet) or one whole file.
+      const p = (rnd(2) === 0 ? root : other) + '/shared/x' + rnd(MADE);
+      const got = read(p);
+      if (got === 'ESTALE') stale++;
+      else if (got !== 'ENOENT' && !(Buffer.isBuffer(got) && whole(got))) fail(p + ': neither missing, empty nor a whole file: ' + shown(got));
+    }
   } catch (e) {
     fail('operation ' + op + ' (step ' + i + '): ' + (e.code ?? e.message));
   }
 }
-const out = { own: {}, dirs: [...dirs].sort(), appended, conflicts, stale };
+const out = { own: {}, dirs: [...dirs].sort(), appended, conflicts, stale, lost };
 for (const [p, c] of own) out.own[p] = c.toString('base64');
 process.stdout.write(JSON.stringify(out));
 `;
@@ -174,6 +205,7 @@ interface ProgramResult {
   appended: Record<string, number[]>;
   conflicts: number;
   stale: number;
+  lost: number;
 }
 
 /** How ZooKeeper fails while the programs run; returns what it did, once `running()` is false. */
@@ -290,6 +322,7 @@ for (const run of RUNS) {
       console.log(
         `${faults}; ${programs.length} programs, ${ops} operations each; ` +
           `${outs.reduce((n, o) => n + o.conflicts, 0)} rewrites in place refused as conflicts, ` +
+          `${outs.reduce((n, o) => n + o.lost, 0)} files made in place refused at close (another host's removal or rename while open), ` +
           `${outs.reduce((n, o) => n + o.stale, 0)} reads of a replaced name ESTALE`,
       );
       await agreeAtTheEnd(client, [a, b], outs);
@@ -321,6 +354,8 @@ async function agreeAtTheEnd(
   const names = [
     ...Array.from({ length: SHARED_NAMES }, (_, k) => `shared/n${k}`),
     ...Array.from({ length: INPLACE_NAMES }, (_, k) => `shared/m${k}`),
+    // Every file made there was closed by the end: none stays empty.
+    ...Array.from({ length: MADE_NAMES }, (_, k) => `shared/x${k}`),
   ];
   for (const name of names) {
     const content = await sameOnAll(name);
