@@ -460,16 +460,13 @@ describe('watch-driven cache', () => {
       await until(async () => m.tree.status().notices >= expected, 'the notices');
       m.tree.end(token, true, stats);
     };
+    const replaced = (name: string) => async () => {
+      await raw.remove(`${m.root}/${name}`, -1);
+      await raw.create(`${m.root}/${name}`, Buffer.from('theirs'));
+    };
     // Replaced right after: another file stands under the name now.
     expected += 4;
-    await write(
-      'a',
-      async () => {},
-      async () => {
-        await raw.remove(`${m.root}/a`, -1);
-        await raw.create(`${m.root}/a`, Buffer.from('theirs'));
-      },
-    );
+    await write('a', async () => {}, replaced('a'));
     expect(await m.tree.replacedSinceMade(`${m.root}/a`)).toBe(true);
     // Made and deleted by another client before this write landed: the name is this write's.
     expected += 4;
@@ -492,14 +489,7 @@ describe('watch-driven cache', () => {
     expect(await m.tree.replacedSinceMade(`${m.root}/c`)).toBe(false);
     // A doubt nobody asked about is not the next node's made under that name.
     expected += 4;
-    await write(
-      'd',
-      async () => {},
-      async () => {
-        await raw.remove(`${m.root}/d`, -1);
-        await raw.create(`${m.root}/d`, Buffer.from('theirs'));
-      },
-    );
+    await write('d', async () => {}, replaced('d'));
     await raw.remove(`${m.root}/d`, -1);
     expected += 3;
     await write(

@@ -7,12 +7,12 @@
  * after a restart, until that mount is connected again), and at the end every file is, on both mounts and in ZooKeeper,
  * what the model says. No operation may fail.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
-import { missing, scratchDir } from '../fixtures/environment.js';
+import { missing } from '../fixtures/environment.js';
+import { startRacingPrograms } from '../fixtures/racing-programs.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 import { mountZkfs } from '../fixtures/zkfs-mount.js';
 
@@ -95,25 +95,20 @@ describe.skipIf(missing({ fuse: true }))('zkfs against a model of its files', ()
     const a = await mountZkfs(zk.connectString, '/model', { args });
     const b = await mountZkfs(zk.connectString, '/model', { args });
     await a.ok('mkdir shared');
-    const script = join(scratchDir('zkfs-model'), 'model.cjs');
-    writeFileSync(script, MODEL_SCRIPT);
-    const sides = [
-      [a, b],
-      [b, a],
-    ] as const;
-    const programs = sides.flatMap(([here, there], side) =>
-      Array.from({ length: PROGRAMS_PER_MOUNT }, (_, i) => {
-        const id = side * PROGRAMS_PER_MOUNT + i;
-        const argv = [
-          join(here.dir, 'shared'),
-          join(there.dir, 'shared'),
-          String(id),
-          String(OPS),
-          String(1000 + id),
-        ];
-        return execa(process.execPath, [script, ...argv], { reject: false, timeout: 300_000 });
-      }),
-    );
+    const programs = startRacingPrograms({
+      name: 'zkfs-model',
+      source: MODEL_SCRIPT,
+      mounts: [a, b],
+      perMount: PROGRAMS_PER_MOUNT,
+      argv: (here, there, id) => [
+        join(here.dir, 'shared'),
+        join(there.dir, 'shared'),
+        String(id),
+        String(OPS),
+        String(1000 + id),
+      ],
+      timeoutMs: 300_000,
+    });
     let running = true;
     const finished = Promise.all(programs).finally(() => {
       running = false;

@@ -27,10 +27,10 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
-import { missing, scratchDir } from '../fixtures/environment.js';
+import { missing } from '../fixtures/environment.js';
+import { startRacingPrograms } from '../fixtures/racing-programs.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 import { daemonPid, mountStatus, mountZkfs, type ZkfsMount } from '../fixtures/zkfs-mount.js';
 
@@ -292,19 +292,14 @@ for (const run of RUNS) {
       await a.ok(
         `mkdir shared logs && touch ${Array.from({ length: LOGS }, (_, k) => `logs/l${k}`).join(' ')}`,
       );
-      const script = join(scratchDir('zkfs-race'), 'race.cjs');
-      writeFileSync(script, RACE_SCRIPT);
-      const sides = [
-        [a, b],
-        [b, a],
-      ] as const;
-      const programs = sides.flatMap(([here, there], side) =>
-        Array.from({ length: PROGRAMS_PER_MOUNT }, (_, i) => {
-          const id = side * PROGRAMS_PER_MOUNT + i;
-          const argv = [here.dir, there.dir, String(id), String(ops), String(2000 + id)];
-          return execa(process.execPath, [script, ...argv], { reject: false, timeout: 600_000 });
-        }),
-      );
+      const programs = startRacingPrograms({
+        name: 'zkfs-race',
+        source: RACE_SCRIPT,
+        mounts: [a, b],
+        perMount: PROGRAMS_PER_MOUNT,
+        argv: (here, there, id) => [here.dir, there.dir, String(id), String(ops), String(2000 + id)],
+        timeoutMs: 600_000,
+      });
       let running = true;
       const fault = run.fault(zk, [a, b], () => running);
       const results = await Promise.all(programs);
