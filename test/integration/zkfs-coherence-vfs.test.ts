@@ -448,7 +448,8 @@ describe('watch-driven cache', () => {
     let expected = m.tree.status().notices + 1;
     await raw.create(`${m.root}/doc`, Buffer.alloc(0));
     await until(async () => m.tree.status().notices >= expected, "the document's notice");
-    const write = async (name: string, between: () => Promise<void>, after: () => Promise<void>) => {
+    const nothing = async () => {};
+    const write = async (name: string, between = nothing, after = nothing) => {
       const ops: ZkOp[] = [
         { op: 'create', path: `${m.root}/${name}`, data: Buffer.from('mine'), acl: OPEN_ACL },
         { op: 'setData', path: `${m.root}/doc`, data: Buffer.from(name), version: -1 },
@@ -466,37 +467,25 @@ describe('watch-driven cache', () => {
     };
     // Replaced right after: another file stands under the name now.
     expected += 4;
-    await write('a', async () => {}, replaced('a'));
+    await write('a', nothing, replaced('a'));
     expect(await m.tree.replacedSinceMade(`${m.root}/a`)).toBe(true);
     // Made and deleted by another client before this write landed: the name is this write's.
     expected += 4;
-    await write(
-      'b',
-      async () => {
-        await raw.create(`${m.root}/b`, Buffer.from('theirs'));
-        await raw.remove(`${m.root}/b`, -1);
-      },
-      async () => {},
-    );
+    await write('b', async () => {
+      await raw.create(`${m.root}/b`, Buffer.from('theirs'));
+      await raw.remove(`${m.root}/b`, -1);
+    });
     expect(await m.tree.replacedSinceMade(`${m.root}/b`)).toBe(false);
     // No other client's deletion heard: no question asked.
     expected += 2;
-    await write(
-      'c',
-      async () => {},
-      async () => {},
-    );
+    await write('c');
     expect(await m.tree.replacedSinceMade(`${m.root}/c`)).toBe(false);
     // A doubt nobody asked about is not the next node's made under that name.
     expected += 4;
-    await write('d', async () => {}, replaced('d'));
+    await write('d', nothing, replaced('d'));
     await raw.remove(`${m.root}/d`, -1);
     expected += 3;
-    await write(
-      'd',
-      async () => {},
-      async () => {},
-    );
+    await write('d');
     expect(await m.tree.replacedSinceMade(`${m.root}/d`)).toBe(false);
   });
 
