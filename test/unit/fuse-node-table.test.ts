@@ -68,6 +68,17 @@ describe('NodeTable', () => {
     expect(t.told(f)).toBeUndefined();
   });
 
+  it('keeps what the kernel was told in step with what it changed itself, and nothing for a node it was told nothing of', () => {
+    const t = new NodeTable<{ size: number }>();
+    const f = t.lookup('/f', { size: 0 });
+    // A write of 10 bytes from 0: the kernel's size is 10 now, as a deleted file's attributes must say.
+    t.retell(f, (told) => ({ size: Math.max(told.size, 10) }));
+    expect(t.told(f)).toEqual({ size: 10 });
+    const g = t.lookup('/g');
+    t.retell(g, () => ({ size: 5 }));
+    expect(t.told(g)).toBeUndefined();
+  });
+
   it('joins names under the root and below', () => {
     expect(childPath('/', 'a')).toBe('/a');
     expect(childPath('/a', 'b')).toBe('/a/b');

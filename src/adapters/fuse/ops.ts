@@ -627,7 +627,15 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `write ${where()}`,
-          () => writeReply(u, vfs.write(fh, data, offset)),
+          () => {
+            const written = vfs.write(fh, data, offset);
+            // The kernel grows the file's size itself on a write: what it was told (which a file
+            // deleted while open answers with, fuse/orphans.ts) grows with it, or a program still
+            // holding a file made here, written and then deleted would find it empty.
+            const end = offset + written;
+            nodes.retell(h.nodeId, (told) => (end > told.size ? { ...told, size: end } : told));
+            return writeReply(u, written);
+          },
         );
         return;
       }

@@ -64,6 +64,12 @@ export class NodeTable<A = unknown> {
     if (record) record.told = attr;
   }
 
+  /** The kernel changed what it holds of node `id` itself (a write grows its size): what it was told, updated. */
+  retell(id: number, update: (told: A) => A): void {
+    const record = this.byId.get(id);
+    if (record?.told !== undefined) record.told = update(record.told);
+  }
+
   /** The attributes the kernel was last given for node `id`, if any. */
   told(id: number): A | undefined {
     return this.byId.get(id)?.told;
