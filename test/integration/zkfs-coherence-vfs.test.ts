@@ -214,6 +214,37 @@ describe('watch-driven cache', () => {
     expect(m.session.counters.requests).toBe(written);
   });
 
+  it('renames a file it has just written with one request, and never moves data gone stale', async () => {
+    // rsync, certbot and editors write a temporary file, then rename it over the name.
+    const m = await mount();
+    const acl = [...OPEN_ACL, { perms: 1, scheme: 'ip', id: '127.0.0.2' }];
+    await raw.create(`${m.root}/d`, Buffer.alloc(0), { acl });
+    await writeFile(m.vfs, '/d/.f.tmp', 'new content');
+    await writeFile(m.vfs, '/d/f', 'old content');
+    const before = m.session.counters.requests;
+    await m.vfs.rename('/d/.f.tmp', '/d/f');
+    expect(m.session.counters.requests - before).toBe(1);
+    expect((await raw.getData(`${m.root}/d/f`)).data.toString()).toBe('new content');
+    expect((await raw.getAcl(`${m.root}/d/f`)).acl).toEqual(acl);
+    expect(await raw.exists(`${m.root}/d/.f.tmp`)).toBeNull();
+    expect(await readFile(m.vfs, '/d/f')).toBe('new content');
+
+    // Another client's write lands after the move was built from memory, before it is sent: the
+    // move is refused by ZooKeeper and built again from what the node holds now.
+    await writeFile(m.vfs, '/d/.g.tmp', 'mine');
+    const client = (m.session as unknown as { client: { multi: ZkSession['multi'] } }).client;
+    const multi = client.multi.bind(client);
+    client.multi = async (ops) => {
+      client.multi = multi;
+      await raw.setData(`${m.root}/d/.g.tmp`, Buffer.from('theirs'), -1);
+      return multi(ops);
+    };
+    await m.vfs.rename('/d/.g.tmp', '/d/g');
+    expect((await raw.getData(`${m.root}/d/g`)).data.toString()).toBe('theirs');
+    expect(await raw.exists(`${m.root}/d/.g.tmp`)).toBeNull();
+    expect(await readFile(m.vfs, '/d/g')).toBe('theirs');
+  });
+
   it('writes times set before close with the data, in one request, and alone when the document moved meanwhile', async () => {
     const m = await mount();
     await m.vfs.mkdir('/d', 0o755);

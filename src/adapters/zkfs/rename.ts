@@ -49,8 +49,20 @@ interface Built {
   dataMove?: boolean;
 }
 
-/** Reads the subtree under `znode`, parents first; EXDEV as soon as it cannot fit one request. */
-async function gather(ctx: VfsContext, znode: string): Promise<PlanNode[]> {
+/**
+ * Reads the subtree under `znode`, parents first; EXDEV as soon as it
+ * cannot fit one request. A file memory holds whole is not read (unless
+ * `fresh`): rsync, certbot and editors rename the file they have just
+ * written. Its multi deletes it at the version memory holds, so a stale
+ * copy only costs a retry from fresh reads.
+ */
+async function gather(ctx: VfsContext, znode: string, fresh: boolean): Promise<PlanNode[]> {
+  const held = fresh ? undefined : ctx.tree.heldLeaf(znode);
+  if (held) {
+    const { data, stat, acl } = held;
+    const node = { rel: '', data, version: stat.version, mtimeMs: stat.mtimeMs, acl };
+    return [{ ...node, ephemeral: stat.ephemeralOwner !== 0n }];
+  }
   const nodes: PlanNode[] = [];
   let bytes = 0;
   const queue: string[] = [''];
@@ -196,7 +208,7 @@ async function build(
     throw new FsError('ENOTDIR', `${to} is not a directory`);
   }
 
-  const nodes = src.type === 'symlink' ? [] : await gather(ctx, fromZnode);
+  const nodes = src.type === 'symlink' ? [] : await gather(ctx, fromZnode, fresh);
   const links = await ctx.tree.symlinks();
   // A new name: links left below it by a directory another client deleted go.
   const kept = dst ? undefined : linksLeftBelow(ctx, links.value, to);

@@ -34,6 +34,11 @@ export interface NodeData {
   stat: ZkStat;
 }
 
+/** A node with no children, as memory holds it whole: see heldLeaf(). */
+export interface HeldLeaf extends NodeData {
+  acl: AclEntry[];
+}
+
 /**
  * The keys cachedNode() looks up for one path: its znode, and the directory
  * whose metadata holds its entry. V8 finds a string key in a Map several
@@ -155,6 +160,16 @@ export class ZkTree {
 
   /** What readData() of `keys.znode` answers without waiting; never anything here, where it always reads afresh. */
   cachedData(_keys: NodeKeys): NodeData | undefined {
+    return undefined;
+  }
+
+  /**
+   * The data, stat and ACL of `znode` when memory holds all three as
+   * current and the node has no children: what moving it takes (a rename
+   * of a file this mount just wrote). Never anything here, where values
+   * expire by time.
+   */
+  heldLeaf(_znode: string): HeldLeaf | undefined {
     return undefined;
   }
 

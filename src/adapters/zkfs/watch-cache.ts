@@ -54,7 +54,7 @@ import { type OwnWrite, OwnWrites } from './own-writes.js';
 import { Prefetcher } from './prefetch.js';
 import type { WriteObserver, ZkSession } from './session.js';
 import { SlotBudget, sizeOf } from './slot-budget.js';
-import { type CachedNode, type NodeData, type NodeKeys, ZkTree } from './tree.js';
+import { type CachedNode, type HeldLeaf, type NodeData, type NodeKeys, ZkTree } from './tree.js';
 import { type CacheMode, WatchGate } from './watch-gate.js';
 import type { WatchNotice } from './zk-wire.js';
 
@@ -395,9 +395,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       if (op.op === 'create') {
         // Memory holds it as written: no need to ask ZooKeeper about it as a name just deleted.
         if (this.recentlyDeleted.size > 0) this.recentlyDeleted.created(op.path);
-        // The ACL written through counts as just read; and the kernel asks for a new node's
-        // attributes next: without its stat from the reply, start reading them now.
-        this.aclTimes.set(op.path, Date.now());
+        // The kernel asks for a new node's attributes next (its ACL, written through, counts as
+        // just read): without its stat from the reply, start reading them now.
         if (!stat && baseName(op.path) !== META_NODE && op.readBack !== false) {
           this.stats.get(op.path, () => this.session.exists(op.path)).catch(() => {});
         }
@@ -667,22 +666,28 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   }
 
   override acl(znode: string): Promise<AclEntry[]> {
-    const cached = this.acls.peek(znode);
-    if (cached !== undefined && this.aclReadAt(znode) < Date.now() - this.aclTtlMs) {
-      this.acls.invalidate(znode);
-    }
-    return this.acls.get(znode, async () => {
-      const { acl } = await this.session.getAcl(znode);
-      this.aclTimes.set(znode, Date.now());
-      if (this.aclTimes.size > 4096) this.aclTimes.clear();
-      return acl;
-    });
+    if (this.acls.peek(znode) !== undefined && this.heldAcl(znode) === undefined) this.acls.invalidate(znode);
+    return this.acls.get(znode, async () => (await this.session.getAcl(znode)).acl);
   }
 
-  private readonly aclTimes = new Map<string, number>();
+  /**
+   * The ACL of `znode` if read, or set by this mount's create, within the
+   * last aclTtlMs: no watch tells of an ACL changed elsewhere.
+   */
+  private heldAcl(znode: string): AclEntry[] | undefined {
+    const entry = this.acls.freshEntry(znode);
+    return entry && entry.readAt >= Date.now() - this.aclTtlMs ? entry.value : undefined;
+  }
 
-  private aclReadAt(znode: string): number {
-    return this.aclTimes.get(znode) ?? 0;
+  override heldLeaf(znode: string): HeldLeaf | undefined {
+    if (!this.live) return undefined;
+    const stat = this.stats.peek(znode);
+    const node = this.data.peek(znode);
+    const acl = this.heldAcl(znode);
+    if (!stat || !node || !acl || stat.numChildren !== 0) return undefined;
+    // The data as of the stat memory holds: a stat patched since (a child count) keeps its mzxid.
+    if (node.stat.mzxid !== stat.mzxid || node.stat.version !== stat.version) return undefined;
+    return { data: node.data, stat, acl };
   }
 
   // While the watch is live, the notices of the mount's own writes arrive before their replies and
