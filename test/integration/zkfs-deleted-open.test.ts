@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
+import { OP_MULTI, startZkProxy } from '../fixtures/zk-proxy.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   daemonPid,
@@ -346,6 +347,40 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     expect(await inRemoved.look()).toBe(`directory 0\n0\n${GONE}${m.dir}\n`);
     expect(await inReplaced.look()).toBe(`directory 0\n0\n${GONE}${m.dir}\n`);
     expect(await m.ok('ls')).toBe('replaced\n');
+    await m.unmount();
+  });
+
+  it('an open of a file rm is removing while another host replaces it reads the old file, as on a local disk', async () => {
+    // Another host's `mv new f` lands just before this host's `rm f`, whose transaction then
+    // fails on the directory's document and is made again. Its notices come while that
+    // transaction is out, so they count as the removal's own. An open of f meanwhile, by the node
+    // the kernel holds (11 bytes), read the new file through it: a program sizing its read by
+    // fstat got its first 11 bytes (found by `npm run stress`).
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    const base = `/orphans/t${serial++}`;
+    await client.create(base, Buffer.alloc(0));
+    const m = await mountZkfs(proxy.connectString, base);
+    await m.ok('printf "old content" > f');
+    expect(await m.ok('cat f')).toBe('old content');
+    proxy.holdRequests(OP_MULTI);
+    const rm = m.sh('rm f');
+    await proxy.holding();
+    const doc = await client.getData(`${base}/__zkfs__`);
+    await client.multi([
+      { op: 'delete', path: `${base}/f`, version: -1 },
+      { op: 'create', path: `${base}/f`, data: Buffer.from('new and longer content'), acl: [] },
+      { op: 'setData', path: `${base}/__zkfs__`, data: doc.data, version: doc.stat.version },
+    ]);
+    proxy.holdReplies();
+    proxy.releaseRequests();
+    await sleep(300); // the notices heard, the removal's reply held
+    const cat = m.sh('cat f');
+    await sleep(300);
+    proxy.releaseReplies();
+    // As on a local disk, where the open finds the file rm is unlinking: the old file, whole.
+    expect((await cat).stdout).toBe('old content');
+    expect((await rm).exitCode).toBe(0);
+    expect(await client.exists(`${base}/f`)).toBeNull();
     await m.unmount();
   });
 });

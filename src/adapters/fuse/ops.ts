@@ -54,7 +54,7 @@ import {
   writeReply,
 } from '../../core/fuse/replies.js';
 import type { Creator } from '../../core/zkfs/attrs.js';
-import { FsError } from '../../core/zkfs/errors.js';
+import { FsError, isFsError } from '../../core/zkfs/errors.js';
 import { baseName, DATA_FILE } from '../../core/zkfs/paths.js';
 import type { Logger } from '../logger.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
@@ -286,25 +286,37 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     return openedAsItWas(unique, id);
   };
   /**
-   * Renames here over a name, by that name, on their way. Until one is done
-   * the node table still gives the name's node id the path, but ZooKeeper
-   * may already hold the file moved there: an open or read of the path
-   * (which the node the kernel holds, at its size, replaced) waits for it,
-   * and then finds that node gone, and opens or reads it as it was.
+   * Removals here of a name's node on their way, by that name: an unlink or
+   * rmdir of it, a rename of it or over it. Until one is done the node table
+   * still gives the name's node id the path, but ZooKeeper may already hold
+   * another node there: the file this rename moved, or another host's, whose
+   * deletion of the node was taken for this removal's own while it was out
+   * (own-writes.ts). An open or read of the path (which the node the kernel
+   * holds, at its size, stood for) waits for it, then finds that node gone,
+   * and opens or reads it as it was.
    */
-  const renamesOver = new Map<string, Promise<void>>();
+  const leavingNames = new Map<string, Promise<void>>();
+  /** Awaits `removal` of the node at each of `paths`, with opens and reads of them waiting for it. */
+  const removing = async (paths: readonly string[], removal: Promise<void>): Promise<void> => {
+    for (const path of paths) leavingNames.set(path, removal);
+    try {
+      await removal;
+    } finally {
+      for (const path of paths) if (leavingNames.get(path) === removal) leavingNames.delete(path);
+    }
+  };
   /**
    * What an answer to a request by `path` for a node the kernel holds waits
-   * for before it is trusted to be that node's: a rename here over the path,
-   * and the checks of names deleted while the watch was down, which the
-   * watch did not report (gap-deletions.ts). Undefined when neither is under
-   * way.
+   * for before it is trusted to be that node's: a removal here of the path's
+   * node, and the checks of names deleted while the watch was down, which
+   * the watch did not report (gap-deletions.ts). Undefined when neither is
+   * under way.
    */
   const pendingFor = (path: string | undefined): Promise<unknown> | undefined => {
-    const renaming = path === undefined ? undefined : renamesOver.get(path);
-    if (!renaming) return o.gapSettled?.();
-    // Checks that start while the rename is on its way are waited for too.
-    return renaming.catch(() => {}).then(() => o.gapSettled?.());
+    const leaving = path === undefined ? undefined : leavingNames.get(path);
+    if (!leaving) return o.gapSettled?.();
+    // Checks that start while the removal is on its way are waited for too.
+    return leaving.catch(() => {}).then(() => o.gapSettled?.());
   };
   /** `work` at once, or once what `path` waits for is done (memory may answer it, with the new node's already). */
   const whenSettled = (
@@ -495,8 +507,15 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           async () => {
             const path = childPath(pathOf(h.nodeId), name);
             const leaving = orphans.leaving(path);
-            await (op === 'unlink' ? vfs.unlink(path) : vfs.rmdir(path));
-            orphans.gone(leaving);
+            const removal = (op === 'unlink' ? vfs.unlink(path) : vfs.rmdir(path)).then(
+              () => orphans.gone(leaving),
+              (error: unknown) => {
+                // Gone already: another host's deletion, which may have been heard as this one's.
+                if (isFsError(error) && error.code === 'ENOENT') orphans.gone(leaving);
+                throw error;
+              },
+            );
+            await removing([path], removal);
             return errorReply(u, 0);
           },
         );
@@ -524,12 +543,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
               if (moving && (await vfs.replacedSinceMade(to).catch(() => false)))
                 o.goneElsewhere?.({ ...moving, path: to });
             });
-            renamesOver.set(to, done);
-            try {
-              await done;
-            } finally {
-              if (renamesOver.get(to) === done) renamesOver.delete(to);
-            }
+            await removing([from, to], done);
             return errorReply(u, 0);
           },
         );
