@@ -91,6 +91,25 @@ async function mount(options: { root?: string; cacheBytes?: number; reconnectTim
   return { session, tree, vfs: vfsOver(session, tree, root), root } satisfies Mounted;
 }
 
+type Multi = ZkSession['multi'];
+
+/**
+ * Sends the session's next multi through `around`, given the real one (what
+ * another client does just before it lands, or just after); later ones go
+ * straight.
+ */
+function aroundNextMulti(
+  m: Mounted,
+  around: (send: Multi, ops: Parameters<Multi>[0]) => ReturnType<Multi>,
+): void {
+  const client = (m.session as unknown as { client: { multi: Multi } }).client;
+  const multi = client.multi.bind(client);
+  client.multi = (ops) => {
+    client.multi = multi;
+    return around(multi, ops);
+  };
+}
+
 async function writeFile(vfs: ZkVfs, path: string, data: string | Buffer): Promise<void> {
   const { fh } = await vfs.create(path, 0o644);
   vfs.write(fh, Buffer.from(data), 0);
@@ -232,13 +251,10 @@ describe('watch-driven cache', () => {
     // Another client's write lands after the move was built from memory, before it is sent: the
     // move is refused by ZooKeeper and built again from what the node holds now.
     await writeFile(m.vfs, '/d/.g.tmp', 'mine');
-    const client = (m.session as unknown as { client: { multi: ZkSession['multi'] } }).client;
-    const multi = client.multi.bind(client);
-    client.multi = async (ops) => {
-      client.multi = multi;
+    aroundNextMulti(m, async (send, ops) => {
       await raw.setData(`${m.root}/d/.g.tmp`, Buffer.from('theirs'), -1);
-      return multi(ops);
-    };
+      return send(ops);
+    });
     await m.vfs.rename('/d/.g.tmp', '/d/g');
     expect((await raw.getData(`${m.root}/d/g`)).data.toString()).toBe('theirs');
     expect(await raw.exists(`${m.root}/d/.g.tmp`)).toBeNull();
@@ -527,17 +543,14 @@ describe('watch-driven cache', () => {
     const O_APPEND = 0o2000;
     const m = await mount();
     const replacedAfter = async (name: string, flags: number) => {
-      const client = (m.session as unknown as { client: { multi: ZkSession['multi'] } }).client;
-      const multi = client.multi.bind(client);
-      client.multi = async (ops) => {
-        client.multi = multi;
-        const stats = await multi(ops);
+      aroundNextMulti(m, async (send, ops) => {
+        const stats = await send(ops);
         const expected = m.tree.status().notices + 2;
         await raw.remove(`${m.root}/${name}`, -1);
         await raw.create(`${m.root}/${name}`, Buffer.from('theirs'));
         await until(async () => m.tree.status().notices >= expected, "the other client's notices");
         return stats;
-      };
+      });
       const created = await m.vfs.create(`/${name}`, 0o644, flags);
       expect(created.gone?.open).toBeDefined();
       m.vfs.write(created.fh, Buffer.from('mine'), 0);
