@@ -1,6 +1,7 @@
 /**
  * `simplectl umount DIR` (and the simple plugin's Unmount): stop the volume's
- * watcher, unmount its disks and close their LUKS mappings, unmount the root.
+ * watcher, unmount its disks, then the root, then close their LUKS mappings;
+ * a disk or root that is busy puts back the disks already unmounted.
  * The disks stay assigned to the volume (same disks, same numbers next time)
  * unless `release` is given; `volumeRelease` frees an unmounted volume's disks.
  *
@@ -17,7 +18,7 @@
  *
  * Exports: `volumeUmount`, `volumeRelease`, `NotMountedError`.
  */
-import { isVolumeRoot, unmount } from '../adapters/mount.js';
+import { isBusyError, isVolumeRoot, unmount } from '../adapters/mount.js';
 import { type MountEntry, mountAt, mountsOn, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir } from '../adapters/real-path.js';
 import { loadState, resolveStateDir, withStateLock } from '../adapters/volume-state.js';
@@ -105,6 +106,28 @@ export async function volumeUmount(
       Object.values(volume?.mount?.disks ?? {}).map((d) => [d.mountPoint, d]),
     );
     const detached: MountedDisk[] = [];
+    /** All or nothing: puts the disks back and says what stays, after `error` stopped the umount. */
+    const undo = async (error: unknown): Promise<never> => {
+      const back = await reattach(detached, ctx);
+      if (volume?.mount) {
+        // Record what could not be put back, so that a second umount carries on from here.
+        const left = Object.fromEntries(
+          Object.entries(volume.mount.disks).filter(
+            ([, d]) => !unmounted.includes(d.mountPoint) || back.includes(d.mountPoint),
+          ),
+        );
+        await session.commit(
+          setMount(session.state, volume.name, { ...volume.mount, disks: left, watcher: null }),
+        );
+      }
+      if (back.length === unmounted.length) {
+        throw new OperationError(`${errorMessage(error)}. ${dir} stays mounted, with all its disks.`, {
+          cause: error,
+          ...(error instanceof OperationError && error.detail ? { detail: error.detail } : {}),
+        });
+      }
+      throw error;
+    };
     // The disks on the root: recorded ones, and any a crash left untracked (nothing is inside them).
     for (const entry of mountsOn(table, root)) {
       const disk = recorded.get(entry.mountPoint);
@@ -116,35 +139,30 @@ export async function volumeUmount(
           await unmount(entry.mountPoint, { lazy: options.lazy ?? false, logger: ctx.log });
         }
       } catch (error) {
-        // All or nothing: a container keeps every disk of its volume, or the volume is gone.
-        const back = await reattach(detached, ctx);
-        if (volume?.mount) {
-          // Record what could not be put back, so that a second umount carries on from here.
-          const left = Object.fromEntries(
-            Object.entries(volume.mount.disks).filter(
-              ([, d]) => !unmounted.includes(d.mountPoint) || back.includes(d.mountPoint),
-            ),
-          );
-          await session.commit(
-            setMount(session.state, volume.name, { ...volume.mount, disks: left, watcher: null }),
-          );
-        }
-        if (back.length === unmounted.length) {
-          throw new OperationError(`${errorMessage(error)}. ${dir} stays mounted, with all its disks.`, {
-            cause: error,
-            ...(error instanceof OperationError && error.detail ? { detail: error.detail } : {}),
-          });
-        }
-        throw error;
+        return undo(error);
       }
       unmounted.push(entry.mountPoint);
     }
+    // The root last, before any LUKS mapping closes, so that a root still in use (a shell
+    // working in it) can have its disks back: it holds nothing of theirs, so their
+    // unmounts went through, and without this the volume would be left empty.
+    try {
+      await unmount(dir, { lazy: options.lazy ?? false, logger: ctx.log });
+    } catch (error) {
+      return undo(
+        isBusyError(error)
+          ? new OperationError(
+              `${dir} is busy (a process works in it or holds it open); stop it, or unmount with --lazy`,
+              { cause: error },
+            )
+          : error,
+      );
+    }
+    unmounted.push(dir);
     const rest = volume ? setMount(session.state, volume.name, null) : session.state;
     for (const disk of detached) {
       await closeDiskMapper(disk, { mapperInUse: (m) => mappersInUse(rest).has(m) }, ctx);
     }
-    await unmount(dir, { logger: ctx.log });
-    unmounted.push(dir);
     let released = false;
     if (volume) {
       let next = setMount(session.state, volume.name, null);

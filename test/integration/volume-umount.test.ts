@@ -6,7 +6,7 @@
  * crash left out of the state is still unmounted.
  */
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -100,6 +100,52 @@ describe.skipIf(missing({ root: true, loop: true }))(
       await env.umount(dir);
       expect(mountsUnder(dir)).toEqual([]);
       expect((await env.status()).volumes.every((v) => !v.mounted)).toBe(true);
+    });
+
+    it('puts the disks back when a process works in the root, and --lazy takes the volume down', async () => {
+      const label = uniqueLabel();
+      const disks = await labelledDisks(label, 2);
+      const env = volumeEnv();
+      const dir = volumeDir('v', 'vol-busy-root');
+      const mounted = await env.mount(`label.${label}_min-disks.2`, dir, disks);
+      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      writeFileSync(join(dir, 'simple-0', 'file'), 'kept\n');
+      // Put back, the disks come in another order in the mount table.
+      const before = mountsUnder(dir).sort();
+      expect(before).toHaveLength(3);
+      // A shell left in the root pins the root only: the disks alone could be unmounted.
+      const shell = spawn('sleep', ['600'], { cwd: dir, stdio: 'ignore' });
+      onCleanup('sleep in the volume root', () => {
+        shell.kill('SIGKILL');
+      });
+      for (const args of [
+        ['umount', dir],
+        ['umount', '--release', dir],
+      ]) {
+        const r = await env.run(args);
+        expect(r.exitCode, args.join(' ')).toBe(1);
+        expect(r.stderr.trim()).toBe(
+          `simplectl: ${dir} is busy (a process works in it or holds it open); stop it, or unmount with --lazy. ${dir} stays mounted, with all its disks.`,
+        );
+        expect(mountsUnder(dir).sort()).toEqual(before);
+        expect(readFileSync(join(dir, 'simple-0', 'file'), 'utf8')).toBe('kept\n');
+        const status = await env.status();
+        expect(status.notes).toEqual([]);
+        expect(status.volumes).toHaveLength(1);
+        expect(status.volumes[0]).toMatchObject({ mounted: true, dir });
+        expect(status.volumes[0]!.disks.map((d) => d.mountPoint).sort()).toEqual([
+          join(dir, 'simple-0'),
+          join(dir, 'simple-1'),
+        ]);
+      }
+      // Mounting it again finds it whole, not an empty root.
+      const again = await env.mount(`label.${label}_min-disks.2`, dir, disks);
+      expect(again.exitCode, again.stderr).toBe(0);
+      expect(mountsUnder(dir).sort()).toEqual(before);
+      const lazy = await env.run(['umount', '--lazy', dir]);
+      expect(lazy.exitCode, lazy.stderr).toBe(0);
+      expect(mountsUnder(dir)).toEqual([]);
+      expect((await env.status()).volumes[0]).toMatchObject({ mounted: false });
     });
 
     it('still unmounts a disk a crash left out of the state', async () => {
