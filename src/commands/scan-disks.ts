@@ -13,6 +13,7 @@ import {
   classifyDisk,
   type DiskAssignment,
   type DiskReport,
+  rejectSharedIds,
   withShownAssignment,
 } from '../core/disk-state.js';
 import { redactQuery } from '../core/query.js';
@@ -59,5 +60,6 @@ export async function scanDisks(options: ScanDisksOptions, ctx: CommandContext):
     ctx.progress(`probing ${device.device}`);
     reports.push(await inspectAndClassify(device, host, ctx, assignment));
   }
-  return options.assignmentOf ? reports : reports.map((r) => withShownAssignment(r, redactQuery));
+  const checked = rejectSharedIds(reports);
+  return options.assignmentOf ? checked : checked.map((r) => withShownAssignment(r, redactQuery));
 }

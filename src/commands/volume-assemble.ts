@@ -176,8 +176,13 @@ export async function syncMountedVolume(
   const mount = volume?.mount;
   if (!volume || !mount) return { added: [], removed: [] };
   const root = mount.dir;
-  const here = new Map<string, DiskReport>();
-  for (const d of present) if (d.state === 'initialised') here.set(diskId(d), d);
+  // Each disk present, as `id device`. A copy of a mounted disk attached since makes both
+  // rejected (rejectSharedIds), which is no reason to take the mounted one away.
+  const here = new Set<string>();
+  for (const d of present) {
+    const id = d.state === 'initialised' ? diskId(d) : d.state === 'rejected' ? d.sharedId : undefined;
+    if (id !== undefined) here.add(`${id} ${d.device}`);
+  }
 
   // Disks that left: their device is gone, detaching, holds another disk now, or holds new
   // media under the same name (a changed diskseq: unplugged and plugged back between passes).
@@ -186,7 +191,7 @@ export async function syncMountedVolume(
     const recorded = volume.disks[m.id]?.diskseq ?? null;
     const seq = await currentDiskseq(m.device);
     const replaced = recorded !== null && seq !== null && seq !== recorded;
-    if (here.get(m.id)?.device !== m.device || replaced) removed.push(m);
+    if (!here.has(`${m.id} ${m.device}`) || replaced) removed.push(m);
   }
   let state = ac.session.state;
   for (const m of removed) {

@@ -109,6 +109,11 @@ export interface RejectedDisk extends DiskCommon {
   reason: string;
   /** Set when the disk could not be read at all: nothing may write to it, not even with --force. */
   readError?: string;
+  /**
+   * The data partition UUID it shares with another disk (see rejectSharedIds): the
+   * volume layer knows a disk by it, so a mounted one is still known to be there.
+   */
+  sharedId?: string;
 }
 
 export interface InitialisedDisk extends DiskCommon {
@@ -181,6 +186,38 @@ function layoutProblem(facts: DiskFacts): string | undefined {
 /** Why a disk that is neither mounted nor held by a stacked device is in use (DiskFacts.busy). */
 export const BUSY_USAGE =
   'in use though not mounted (it cannot be opened exclusively): a filesystem on it was unmounted with umount --lazy and is still busy, or another program holds it';
+
+/**
+ * `reports` with each initialised disk whose data partition UUID another one
+ * also has turned into a rejected one. The volume layer knows a disk by that
+ * UUID, so it cannot tell such disks apart: a copy of a disk (dd, a cloned VM
+ * image) or a second path to the same one (multipath without multipathd).
+ * Taking both would mount them on one directory, and two paths to one disk
+ * would mount its filesystem twice, which corrupts it; taking either could
+ * swap one for the other between mounts.
+ */
+export function rejectSharedIds(reports: readonly DiskReport[]): DiskReport[] {
+  const devices = new Map<string, string[]>();
+  for (const r of reports) {
+    if (r.state !== 'initialised') continue;
+    const id = r.dataPartition.uuid.toLowerCase();
+    devices.set(id, [...(devices.get(id) ?? []), r.device]);
+  }
+  return reports.map((r) => {
+    if (r.state !== 'initialised') return r;
+    const id = r.dataPartition.uuid.toLowerCase();
+    const others = (devices.get(id) ?? []).filter((d) => d !== r.device);
+    if (others.length === 0) return r;
+    const { device, name, sizeBytes, model, mounted, mountPoints, inUse, usage, holders, assignment } = r;
+    const reason = `shares its data partition's UUID ${id} with ${others.join(', ')}: a copy of one disk (dd, a cloned image) or a second path to it; detach all but one, or give a copy new UUIDs with simplectl initialize-disk --force (which erases it)`;
+    return {
+      ...{ device, name, sizeBytes, model, mounted, mountPoints, inUse, usage, holders, assignment },
+      state: 'rejected',
+      reason: [reason, ...(usage ? [usage] : [])].join('; '),
+      sharedId: id,
+    } satisfies RejectedDisk;
+  });
+}
 
 /** Classifies one disk. `host` decides `thisHost`. */
 export function classifyDisk(facts: DiskFacts, host: { hostname: string; machineId: string }): DiskReport {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyDisk, type DiskFacts, MIN_DISK_BYTES } from '../../src/core/disk-state.js';
+import { classifyDisk, type DiskFacts, MIN_DISK_BYTES, rejectSharedIds } from '../../src/core/disk-state.js';
 import { newMetadata } from '../../src/core/metadata.js';
 import { DATA_PARTITION_TYPE, METADATA_PARTITION_TYPE } from '../../src/core/names.js';
 
@@ -214,5 +214,37 @@ describe('classifyDisk', () => {
   it('keeps a mounted initialised disk initialised, in use', () => {
     const r = classifyDisk(ours({ mountPoints: ['/srv/a'] }), HOST);
     expect(r).toMatchObject({ state: 'initialised', mounted: true, inUse: true, mountPoints: ['/srv/a'] });
+  });
+});
+
+describe('rejectSharedIds', () => {
+  const at = (n: number, overrides: Partial<DiskFacts> = {}) =>
+    classifyDisk(ours({ name: `loop${n}`, device: `/dev/loop${n}`, ...overrides }), HOST);
+
+  it('rejects every disk whose data partition UUID another one has, naming the others', () => {
+    const other = at(7, { partitions: [META, { ...DATA, uuid: 'u9' }] });
+    const blank = classifyDisk(facts({ name: 'loop8', device: '/dev/loop8' }), HOST);
+    const out = rejectSharedIds([at(5), at(6, { mountPoints: ['/srv/a'] }), other, blank, at(4)]);
+    expect(out.map((d) => d.state)).toEqual(['rejected', 'rejected', 'initialised', 'blank', 'rejected']);
+    const why = (others: string) =>
+      `shares its data partition's UUID u2 with ${others}: a copy of one disk (dd, a cloned image) or a second path to it; detach all but one, or give a copy new UUIDs with simplectl initialize-disk --force (which erases it)`;
+    expect(out[0]).toMatchObject({
+      device: '/dev/loop5',
+      reason: why('/dev/loop6, /dev/loop4'),
+      sharedId: 'u2',
+    });
+    // A mounted one says where, as any rejected disk in use does.
+    expect(out[1]).toMatchObject({
+      reason: `${why('/dev/loop5, /dev/loop4')}; mounted at /srv/a`,
+      mounted: true,
+      inUse: true,
+    });
+    expect(out[2]).toBe(other);
+    expect(out[3]).toBe(blank);
+  });
+
+  it('compares UUIDs whatever their case', () => {
+    const upper = at(6, { partitions: [META, { ...DATA, uuid: 'U2' }] });
+    expect(rejectSharedIds([at(5), upper]).map((d) => d.state)).toEqual(['rejected', 'rejected']);
   });
 });
