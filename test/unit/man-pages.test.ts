@@ -61,7 +61,8 @@ function longOptions(cmd: Command): Set<string> {
 for (const tool of ['simplectl', 'zkfsctl'] as const) {
   describe(`man/${tool}.1`, () => {
     const program = buildProgram(tool);
-    const man = parseManPage(new URL(`../../man/${tool}.1`, import.meta.url).pathname);
+    const page = new URL(`../../man/${tool}.1`, import.meta.url).pathname;
+    const man = parseManPage(page);
 
     it('is installed with the package (npm links it into share/man/man1)', () => {
       const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -70,6 +71,14 @@ for (const tool of ['simplectl', 'zkfsctl'] as const) {
       };
       expect(pkg.man).toContain(`./man/${tool}.1`);
       expect(pkg.files).toContain('man');
+    });
+
+    it('holds no control characters (a font escape written as a JavaScript "\\f" becomes a form feed)', () => {
+      const text = readFileSync(page, 'utf8');
+      const lines = text
+        .split('\n')
+        .flatMap((line, i) => (/[\x00-\x08\x0b-\x1f\x7f]/.test(line) ? [i + 1] : []));
+      expect(lines).toEqual([]);
     });
 
     it('documents exactly the commands that --help lists', () => {
