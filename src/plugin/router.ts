@@ -147,6 +147,11 @@ function isBlank(raw: Buffer | string): boolean {
   return (typeof raw === 'string' ? raw : raw.toString('utf8')).trim() === '';
 }
 
+/** An option key with case, spaces and punctuation dropped, to compare misspellings. */
+function looseKey(key: string): string {
+  return key.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
 function decodeBody(raw: Buffer | string): Body {
   const text = typeof raw === 'string' ? raw : raw.toString('utf8');
   // Activate (and sometimes List) arrives with an empty body.
@@ -154,8 +159,9 @@ function decodeBody(raw: Buffer | string): Body {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (error) {
-    throw new RequestError(400, `malformed JSON in request body: ${errorMessage(error)}`);
+  } catch {
+    // The parser's message quotes the text around the fault, which may be a passphrase.
+    throw new RequestError(400, `malformed JSON in request body (${Buffer.byteLength(text)} bytes, not shown)`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new RequestError(400, 'request body must be a JSON object');
@@ -265,7 +271,12 @@ export class Router {
     const opts = body.Opts;
     if (typeof opts !== 'object' || opts === null) return JSON.stringify(body);
     const masked: Record<string, unknown> = { ...(opts as Record<string, unknown>) };
-    for (const key of this.driver.secretOptions) if (key in masked) masked[key] = REDACTED;
+    // Also keys that are a secret option misspelt ("Auth", "pass phrase"): refused as unknown,
+    // their value may still be the secret.
+    const secret = this.driver.secretOptions.map(looseKey);
+    for (const key of Object.keys(masked)) {
+      if (secret.some((s) => looseKey(key).includes(s))) masked[key] = REDACTED;
+    }
     return JSON.stringify({ ...body, Opts: masked });
   }
 }

@@ -321,6 +321,20 @@ describe('plugin protocol errors', () => {
     expect(r.json.Err).toContain(message);
   });
 
+  it('quotes nothing of a malformed body, which may hold a secret, in its reply or log', async () => {
+    const r = await post(socketPath, '/VolumeDriver.Create', '{"Name":"v","Opts":{"auth":bob:s3cr3t}}\n');
+    expect(r.status).toBe(400);
+    expect(r.json.Err).toBe('malformed JSON in request body (40 bytes, not shown)');
+    expect(logLines.join('\n')).not.toContain('s3cr3t');
+  });
+
+  it('masks in its debug log the value of a secret option given with another spelling', async () => {
+    await post(socketPath, '/VolumeDriver.Create', '{"Name":"v","Opts":{"Auth ":"bob:s3cr3t"}}\n');
+    const line = logLines.find((l) => l.includes('VolumeDriver.Create request'));
+    expect(line).toContain('"Auth ":');
+    expect(logLines.join('\n')).not.toContain('s3cr3t');
+  });
+
   it('refuses methods other than POST', async () => {
     const r = await post(socketPath, '/VolumeDriver.List', '', 'GET');
     expect(r.status).toBe(405);
