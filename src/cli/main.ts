@@ -4,13 +4,21 @@
  * errors (no command given too) exit 2, and only unexpected bugs show a stack
  * (with --debug).
  */
-import { CommanderError } from 'commander';
+import { type Command, CommanderError } from 'commander';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorMessage, isOperationError } from '../core/errors.js';
 import type { AppIO, Tool } from './app.js';
 import { buildProgram } from './program.js';
 
-/** Options that take a list of values (`--include GLOB...`), which swallows arguments given after them. */
-const GREEDY_OPTIONS = new Set(['--include', '-o', '--opt']);
+/**
+ * The flags of options that take a list of values (`--include GLOB...`), which swallow
+ * the arguments given after them, of the command `argv` calls (and the program's own).
+ */
+function greedyOptions(program: Command, argv: readonly string[]): Set<string> {
+  const name = argv.find((arg, i) => !arg.startsWith('-') && argv[i - 1] !== '--log-level');
+  const command = program.commands.find((c) => c.name() === name || c.aliases().includes(name ?? ''));
+  const options = [...program.options, ...(command?.options ?? [])].filter((o) => o.variadic);
+  return new Set(options.flatMap((o) => [o.short, o.long].filter((f): f is string => f !== undefined)));
+}
 
 /**
  * `argv` with `help NAME` made plain `NAME` when no command is called NAME:
@@ -50,7 +58,8 @@ export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}
       // went to stderr with a non-zero code, and like any Unix tool's usage message it is a usage error.
       if (error.code === 'commander.help') return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
       // commander has already printed its message; unknown commands and bad options are usage errors.
-      const greedy = error.code === 'commander.missingArgument' && argv.find((a) => GREEDY_OPTIONS.has(a));
+      const greedy =
+        error.code === 'commander.missingArgument' && argv.find((a) => greedyOptions(program, argv).has(a));
       if (greedy) {
         stderr(
           `(${greedy} takes every word after it, up to the next option: give it after the arguments, or end its list with --)\n`,

@@ -103,6 +103,13 @@ describe('command line', () => {
     expect(r.stderr).not.toContain('takes every word');
   });
 
+  it('says nothing of lists after an option that takes one value', async () => {
+    const r = await capture('zkfsctl', ['mount', '-o', 'allow_other', '127.0.0.1:1', '/app']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("missing required argument 'dir'");
+    expect(r.stderr).not.toContain('takes every word');
+  });
+
   it('says why arguments went missing after a list option, and how to end the list', async () => {
     const r = await capture('simplectl', ['mount', '--include', 'loop1', 'label.w', '/srv/w']);
     expect(r.code).toBe(2);
