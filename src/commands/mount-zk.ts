@@ -121,7 +121,8 @@ async function readAuth(
     dashIsStdin: true,
   });
   const file = options.authFile === '-' ? 'standard input' : options.authFile;
-  return parseAuth(text.split('\n')[0] ?? '', `the first line of ${label} ${file}`);
+  // A file written on Windows ends its lines with \r\n; the \r is no part of the password.
+  return parseAuth(text.split(/\r?\n/)[0] ?? '', `the first line of ${label} ${file}`);
 }
 
 /** `dir` is the real path (the mount table's), `shown` what the user gave (realMountPoint). */

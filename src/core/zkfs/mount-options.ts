@@ -69,6 +69,8 @@ export function parseHosts(
  */
 export function parseAuth(auth: string, source = '--auth'): { user: string; password: string } {
   const value = auth.replace(/\r?\n$/, '');
+  // The daemon reads its credentials as one line: a second one would be cut off unseen.
+  if (/[\r\n]/.test(value)) throw new UsageError(`${source} must be one line`);
   const colon = value.indexOf(':');
   if (colon <= 0) throw new UsageError(`${source} must be user:password (digest scheme)`);
   return { user: value.slice(0, colon), password: value.slice(colon + 1) };
@@ -125,10 +127,15 @@ export function parseBusyPoll(value: string | number): number {
 }
 
 /** Seconds `zkfsctl mount` waits for a ZooKeeper session: any positive number. */
+const MAX_CONNECT_TIMEOUT_S = 86_400;
+
 export function parseConnectTimeout(value: string | number): number {
   const n = typeof value === 'number' ? value : value.trim() === '' ? Number.NaN : Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new UsageError(`--connect-timeout '${value}' is not a positive number of seconds`);
+  // Longer than a day is a typo, and past 24.8 days Node's timers fire at once.
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_CONNECT_TIMEOUT_S) {
+    throw new UsageError(
+      `--connect-timeout '${value}' is not a positive number of seconds up to ${MAX_CONNECT_TIMEOUT_S}`,
+    );
   }
   return n;
 }

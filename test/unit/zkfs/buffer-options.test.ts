@@ -5,6 +5,7 @@ import { FileBuffer } from '../../../src/core/zkfs/file-buffer.js';
 import {
   parseAuth,
   parseBusyPoll,
+  parseConnectTimeout,
   parseFuseOptions,
   parseHosts,
   parseMaxFileSize,
@@ -102,6 +103,18 @@ describe('mount options', () => {
     expect(parseAuth('user:pa:ss\n')).toEqual({ user: 'user', password: 'pa:ss' });
     expect(() => parseAuth('nocolon')).toThrow(/user:password/);
     expect(() => parseAuth(':pw')).toThrow(UsageError);
+    expect(parseAuth('user:pw\r\n')).toEqual({ user: 'user', password: 'pw' });
+    // The daemon reads one line of credentials: the rest would be lost without a word.
+    expect(() => parseAuth('user:pw\nmore')).toThrow('--auth must be one line');
+    expect(() => parseAuth('user:p\rw')).toThrow('--auth must be one line');
+  });
+
+  it('takes a connect timeout up to a day, which timers can hold', () => {
+    expect(parseConnectTimeout('0.5')).toBe(0.5);
+    expect(parseConnectTimeout(86_400)).toBe(86_400);
+    expect(() => parseConnectTimeout('3000000')).toThrow(
+      "--connect-timeout '3000000' is not a positive number of seconds up to 86400",
+    );
   });
 
   it('accepts sizes with units up to what one ZooKeeper request carries', () => {
