@@ -161,7 +161,10 @@ function decodeBody(raw: Buffer | string): Body {
     value = JSON.parse(text);
   } catch {
     // The parser's message quotes the text around the fault, which may be a passphrase.
-    throw new RequestError(400, `malformed JSON in request body (${Buffer.byteLength(text)} bytes, not shown)`);
+    throw new RequestError(
+      400,
+      `malformed JSON in request body (${Buffer.byteLength(text)} bytes, not shown)`,
+    );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new RequestError(400, 'request body must be a JSON object');
