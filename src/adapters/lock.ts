@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OperationError } from '../core/errors.js';
+import { makeDirs } from './make-dirs.js';
 import { isProcessAlive, processStartTime } from './processes.js';
 
 export interface LockOptions {
@@ -120,7 +121,7 @@ async function breakIfStale(path: string, seen: string): Promise<void> {
 export async function acquireLock(path: string, options: LockOptions = {}): Promise<LockHandle> {
   const timeoutMs = options.timeoutMs ?? 120_000;
   const pollMs = options.pollMs ?? 50;
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await makeDirs(dirname(path), 0o700);
   const me: LockHolder = {
     pid: process.pid,
     startTime: processStartTime(process.pid) ?? '',

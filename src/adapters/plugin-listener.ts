@@ -5,10 +5,11 @@
  * socket path bound with mode 0660. A stale socket left by a dead server is
  * replaced; a live one, or anything that is not a socket, is left alone.
  */
-import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, stat, unlink } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { errorMessage, OperationError } from '../core/errors.js';
+import { makeDirs } from './make-dirs.js';
 
 /** The first fd systemd passes (SD_LISTEN_FDS_START). */
 export const SYSTEMD_FIRST_FD = 3;
@@ -115,7 +116,7 @@ export async function listenPlugin(server: Server, options: ListenOptions): Prom
   }
 
   const path = options.socketPath;
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await makeDirs(dirname(path), 0o755);
   await removeStaleSocket(path);
   // Bind with a tight umask so the socket is never reachable by others, then widen to the group.
   const oldMask = process.umask(0o177);

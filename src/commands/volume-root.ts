@@ -7,6 +7,7 @@
  */
 import { mkdir, readdir, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeDirs } from '../adapters/make-dirs.js';
 import { isVolumeRoot, mountTmpfs, remount, unmount } from '../adapters/mount.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { OperationError, UsageError } from '../core/errors.js';
@@ -55,7 +56,7 @@ export async function createVolumeRoot(dir: string, ctx: CommandContext, undo: U
   if (existing) {
     throw new OperationError(`${dir} is already a mount point (${existing.fsType} from ${existing.source})`);
   }
-  const made = await mkdir(dir, { recursive: true, mode: 0o755 });
+  const made = await makeDirs(dir, 0o755);
   if (made !== undefined) {
     ctx.log.info(`created ${dir}`);
     undo.push(`remove ${made}`, () => removeCreated(made, dir));

@@ -12,13 +12,14 @@
  * Exports: `watchVolume`, `syncVolume`, `ensureWatcher`, `stopWatcher`, `WatcherMode`.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnDetachedNode } from '../adapters/detached-process.js';
 import { type DiskWatchOptions, watchDisks } from '../adapters/disk-watch.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
+import { makeDirsSync } from '../adapters/make-dirs.js';
 import { isProcessAlive, processStartTime } from '../adapters/processes.js';
 import { canonicalDir } from '../adapters/real-path.js';
 import { type StateSession, watcherLogDir, withStateLock } from '../adapters/volume-state.js';
@@ -132,7 +133,7 @@ export async function ensureWatcher(
     throw new OperationError(`the volume watcher ${WATCHER_ENTRY} is missing (run npm run build)`);
   }
   const log = watcherLogPath(options.stateDir, mount.dir);
-  mkdirSync(watcherLogDir(options.stateDir), { recursive: true, mode: 0o700 });
+  makeDirsSync(watcherLogDir(options.stateDir), 0o700);
   const args = ['--dir', mount.dir, '--state-dir', options.stateDir];
   for (const glob of options.include) args.push('--include', glob);
   const pid = await spawnDetachedNode(WATCHER_ENTRY, args, log);

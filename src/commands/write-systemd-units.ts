@@ -1,6 +1,7 @@
 /** Writes the plugin's systemd unit files (see core/systemd-units.ts) into a unit directory. */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../adapters/state-file.js';
+import { errorMessage, OperationError } from '../core/errors.js';
 import type { UnitFile } from '../core/systemd-units.js';
 import type { CommandContext } from './context.js';
 
@@ -23,7 +24,11 @@ export async function writeSystemdUnits(
   const files: string[] = [];
   for (const unit of options.units) {
     const path = join(options.dir, unit.fileName);
-    await writeFileAtomic(path, unit.text, 0o644);
+    try {
+      await writeFileAtomic(path, unit.text, 0o644);
+    } catch (error) {
+      throw new OperationError(`cannot write ${path} (${errorMessage(error)})`, { cause: error });
+    }
     ctx.log.info(`wrote ${path}`);
     files.push(path);
   }

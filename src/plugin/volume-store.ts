@@ -7,8 +7,9 @@
  * the kernel's mount table, never from saved state.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rmdir } from 'node:fs/promises';
+import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeDirs } from '../adapters/make-dirs.js';
 import { type MountUse, readMountUse, usersOf } from '../adapters/mount-holders.js';
 import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir } from '../adapters/real-path.js';
@@ -496,7 +497,7 @@ export class VolumeStore implements VolumeDriver {
   }
 
   private async mountAt(volume: VolumeRecord, dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await makeDirs(dir, 0o755);
     await this.backend.mount(volume, dir, this.ctx);
   }
 

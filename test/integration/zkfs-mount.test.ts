@@ -133,6 +133,27 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(isMounted(dir)).toBe(false);
   });
 
+  it('says which log file it cannot write, quickly, and mounts nothing', async () => {
+    const dir = scratchDir('zkfs-log-file');
+    const logDir = scratchDir('zkfs-log-dir');
+    for (const [logFile, foreground] of [
+      [logDir, false],
+      [logDir, true],
+      // Node 20's recursive mkdir spins for ever under /proc.
+      ['/proc/volkit-no-such/zk.log', false],
+    ] as const) {
+      const args = ['mount', zk.connectString, '/x', dir, '--log-file', logFile];
+      const r = await zkfsctl(foreground ? [...args, '--foreground'] : args);
+      expect(r.exitCode, args.join(' ')).toBe(1);
+      expect(r.stderr.trim()).toMatch(
+        new RegExp(
+          `^zkfsctl: cannot write the log file ${logFile} \\(E[A-Z]+: .*\\); give --log-file a file you can write$`,
+        ),
+      );
+      expect(isMounted(dir)).toBe(false);
+    }
+  });
+
   it('refuses to mount twice, to unmount what is not a zkfs mount, and to unmount nothing', async () => {
     const m = await mountZkfs(zk.connectString, '/twice');
     const again = await zkfsctl(['mount', zk.connectString, '/twice', m.dir]);

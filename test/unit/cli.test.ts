@@ -103,6 +103,14 @@ describe('command line', () => {
     expect(r.stderr).not.toContain('takes every word');
   });
 
+  it('says which unit file it cannot write, at once, where Node’s own mkdir -p would spin', async () => {
+    const r = await capture('zkfsctl', ['serve-plugin', '--write-systemd-units', '/proc/volkit-no-such']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^zkfsctl: cannot write \/proc\/volkit-no-such\/volkit-zookeeper-plugin\.\w+ \(ENOENT: no such file or directory, mkdir '\/proc\/volkit-no-such'\)\n$/,
+    );
+  });
+
   it('says nothing of lists after an option that takes one value', async () => {
     const r = await capture('zkfsctl', ['mount', '-o', 'allow_other', '127.0.0.1:1', '/app']);
     expect(r.code).toBe(2);

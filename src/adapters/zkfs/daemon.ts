@@ -8,12 +8,13 @@
  * fails within the connect timeout and the child is gone.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OperationError } from '../../core/errors.js';
+import { errorMessage, OperationError } from '../../core/errors.js';
 import { createLogger, type Logger, type LogLevel } from '../logger.js';
+import { makeDirsSync } from '../make-dirs.js';
 
 /** Set in the daemon's environment so it reports readiness over IPC (it holds no secret). */
 export const DAEMON_ENV = 'ZKFSCTL_DAEMON';
@@ -94,10 +95,21 @@ function logTail(file: string, lines = 5): string {
   }
 }
 
+/** Opens the daemon's log for appending, making its directory; a failure says which file, and what to do. */
+function openLogFile(file: string): number {
+  try {
+    makeDirsSync(dirname(file), 0o755);
+    return openSync(file, 'a', 0o640);
+  } catch (error) {
+    throw new OperationError(
+      `cannot write the log file ${file} (${errorMessage(error)}); give --log-file a file you can write`,
+    );
+  }
+}
+
 /** Starts the daemon and resolves with its pid once it reports the mount live; rejects with its reason. */
 export async function spawnDaemon(options: SpawnDaemonOptions): Promise<{ pid: number }> {
-  mkdirSync(dirname(options.logFile), { recursive: true, mode: 0o755 });
-  const logFd = openSync(options.logFile, 'a', 0o640);
+  const logFd = openLogFile(options.logFile);
   let child: ReturnType<typeof spawn>;
   try {
     child = spawn(process.execPath, [...daemonNodeOptions(), cliScript(), ...options.args], {
@@ -168,8 +180,7 @@ export function notifyParent(message: DaemonMessage): void {
 
 /** A timestamped logger appending to `file` (the daemon's log); close() releases the file. */
 export function fileLogger(file: string, level: LogLevel): Logger & { close(): void } {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  let fd: number | undefined = openSync(file, 'a', 0o640);
+  let fd: number | undefined = openLogFile(file);
   const logger = createLogger({
     level,
     timestamps: true,
