@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { assertNotBusy, layoutFingerprint, resolveDisk, writeDevice } from '../adapters/block-devices.js';
 import * as cryptsetup from '../adapters/cryptsetup.js';
 import { lockDisk } from '../adapters/disk-lock.js';
+import { blockDeviceFacts } from '../adapters/disk-watch.js';
 import { hasCommand, run, ToolError } from '../adapters/exec.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
@@ -210,6 +211,36 @@ export async function initializeDisk(
   }
 }
 
+/** What tells the medium behind a device name from another put there since. */
+interface MediaIdentity {
+  devNumber: string;
+  sizeBytes: number;
+  /** The kernel's count of media seen (null where it keeps none). */
+  diskseq: number | null;
+  /** The partition table and first sectors (layoutFingerprint). */
+  layout: string;
+}
+
+async function mediaIdentity(sys: SysBlockDevice): Promise<MediaIdentity> {
+  return {
+    devNumber: sys.devNumber,
+    sizeBytes: sys.sizeBytes,
+    diskseq: (await blockDeviceFacts(sys.name))?.diskseq ?? null,
+    layout: await layoutFingerprint(sys.device, sys.sizeBytes),
+  };
+}
+
+/** How `now` differs from `before`, or undefined when it is the same medium as far as can be told. */
+function mediaChange(before: MediaIdentity, now: MediaIdentity): string | undefined {
+  if (now.devNumber !== before.devNumber) return `device number ${now.devNumber}, was ${before.devNumber}`;
+  if (now.diskseq !== before.diskseq) return `another medium: diskseq ${now.diskseq}, was ${before.diskseq}`;
+  if (now.sizeBytes !== before.sizeBytes) {
+    return `size ${humanSize(now.sizeBytes)}, was ${humanSize(before.sizeBytes)}`;
+  }
+  if (now.layout !== before.layout) return 'its partition table or first sectors were rewritten';
+  return undefined;
+}
+
 /** Everything after the disk is found and locked; a dry run makes every check and stops before writing. */
 async function initialise(
   options: InitializeDiskOptions,
@@ -315,15 +346,26 @@ async function initialise(
     holders.length > 0 ? ` It is assigned to ${describeHolders(holders)}, which loses it.` : '';
   const lost =
     before.state === 'blank' ? 'It is blank.' : `Everything on it is erased: ${describe(before)}.${assigned}`;
+  // The answer may come much later (a prompt waits as long as it must): the disk must still be
+  // the one inspected, not another put in its place under the same name meanwhile.
+  const asked = await mediaIdentity(sys);
   const ok = await ctx.confirm(
     `Initialise ${device} (${humanSize(sys.sizeBytes)}) as '${plan.label}' with ${plan.filesystem}` +
       `${encrypted ? ' inside LUKS' : ''}? ${lost}`,
   );
   if (!ok) throw new OperationError('initialize-disk cancelled; nothing was changed');
   await assertNotBusy(device);
+  const answered = await mediaIdentity(await resolveDisk(device));
+  const change = mediaChange(asked, answered);
+  if (change) {
+    throw new OperationError(
+      `${device} changed while the question was open (${change}), so it may not be the disk that was inspected. ` +
+        'Nothing was changed; run initialize-disk again to look at the disk there now.',
+    );
+  }
 
   ctx.log.info(`initialising ${device} with ${formatQuery(query, { redact: true })}`);
-  const untouched = await layoutFingerprint(device, sys.sizeBytes);
+  const untouched = answered.layout;
   // Once the old table is gone, so is the identity the volumes know the disk by.
   const release = async (): Promise<string> => {
     if (holders.length === 0 || before.state !== 'initialised') return '';

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { diskLockPath } from '../../src/adapters/disk-lock.js';
 import { acquireLock } from '../../src/adapters/lock.js';
 import { loadState, saveState } from '../../src/adapters/volume-state.js';
-import type { InitializeDiskResult } from '../../src/commands/initialize-disk.js';
+import { defaultContext } from '../../src/commands/context.js';
+import { type InitializeDiskResult, initializeDisk } from '../../src/commands/initialize-disk.js';
 import { assignDisks, emptyState, ensureVolume } from '../../src/core/assignments.js';
 import type { DiskReport, InitialisedDisk } from '../../src/core/disk-state.js';
 import { encodeMetadata, newMetadata } from '../../src/core/metadata.js';
@@ -31,7 +32,7 @@ import {
   sha256File,
   TEST_ENV,
 } from '../fixtures/simple-disks.js';
-import { mountsUnder, volumeDir, volumeEnv } from './volume-fixture.js';
+import { attachImageAt, mountsUnder, volumeDir, volumeEnv } from './volume-fixture.js';
 
 function simplectl(args: string[], env: Record<string, string> = {}) {
   return cli('simplectl', args, { env: { ...TEST_ENV, ...env } });
@@ -308,6 +309,57 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
       ['label.fast'],
       /Refusing without --yes: there is no terminal to ask/,
     );
+  });
+
+  it('writes nothing when the disk under the name changed while the question was open', async () => {
+    const disk = await blankDisk();
+    const other = await blankDisk();
+    await other.detach();
+    const stateDir = scratchDir('state-swapped');
+    const sums = async () => [await sha256File(disk.file), await sha256File(other.file)];
+    const before = await sums();
+    const swapped: string[] = [];
+    // Another disk put in its place under the same name (a hot-swap bay) while the prompt waited.
+    const swap = async (question: string) => {
+      swapped.push(question);
+      await disk.detach();
+      attachImageAt(other.file, disk.device);
+      return true;
+    };
+    await expect(
+      initializeDisk(
+        { device: disk.device, query: 'label.fast', volumeState: { dir: stateDir } },
+        defaultContext({ confirm: swap }),
+      ),
+    ).rejects.toThrow(
+      new RegExp(
+        `^${disk.device} changed while the question was open \\(another medium: diskseq \\d+, was \\d+\\), so it may not be the disk that was inspected\\. Nothing was changed; run initialize-disk again to look at the disk there now\\.$`,
+      ),
+    );
+    expect(swapped).toHaveLength(1);
+    expect(await sums()).toEqual(before);
+
+    // The same disk, given a partition table by someone else meanwhile.
+    const busy = await blankDisk();
+    let left = '';
+    const rewrite = async () => {
+      execFileSync('sgdisk', ['-o', busy.device], { stdio: 'ignore' });
+      left = await sha256File(busy.file);
+      return true;
+    };
+    await expect(
+      initializeDisk(
+        { device: busy.device, query: 'label.fast', volumeState: { dir: stateDir } },
+        defaultContext({ confirm: rewrite }),
+      ),
+    ).rejects.toThrow(
+      `${busy.device} changed while the question was open (its partition table or first sectors were rewritten)`,
+    );
+    expect(await sha256File(busy.file)).toBe(left);
+    expect(await scanOne(busy)).toMatchObject({
+      state: 'rejected',
+      reason: 'has an empty GPT partition table',
+    });
   });
 
   it('refuses bad queries, too-small disks and partitions before touching anything', async () => {
