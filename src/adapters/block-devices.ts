@@ -208,6 +208,7 @@ export async function inspectDisk(
     model: sys.model,
     sizeBytes: sys.sizeBytes,
     readOnly: sys.readOnly,
+    partitionable: sys.partitionable,
     signature: whole.values,
     ambiguous: whole.ambivalent,
     partitions: [],

@@ -32,6 +32,8 @@ export interface SysBlockDevice {
   partitions: string[];
   /** For loop devices: the file behind it. */
   loopBackingFile: string | null;
+  /** Whether the kernel keeps partitions on it: not on device-mapper or zram devices (ext_range 1). */
+  partitionable: boolean;
   model: string | null;
 }
 
@@ -89,6 +91,7 @@ export async function readSysBlock(
     holders: await list(join(dir, 'holders')),
     partitions: partitions.sort(naturalCompare),
     loopBackingFile: backing === null || backing === '' ? null : backing,
+    partitionable: (await attr(dir, 'ext_range')) !== '1',
     // Some drivers (UML's ubd) report "(null)".
     model: model === '' || model === '(null)' ? null : model,
   };

@@ -30,7 +30,7 @@ import {
   mkfsArgs,
   planInitialisation,
 } from '../core/disk-plan.js';
-import { type DiskReport, MIN_DISK_BYTES } from '../core/disk-state.js';
+import { type DiskReport, MIN_DISK_BYTES, NO_PARTITIONS } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
 import type { DiskMetadata } from '../core/metadata.js';
 import {
@@ -267,6 +267,11 @@ async function initialise(
     throw new OperationError(
       `${device} is read-only (the kernel refuses writes to it), so it cannot be initialised; ` +
         'make it writable first. Nothing was changed.',
+    );
+  }
+  if (!sys.partitionable) {
+    throw new OperationError(
+      `${device} ${NO_PARTITIONS}, so it cannot be initialised; give a whole disk. Nothing was changed.`,
     );
   }
   const encrypted = wantsEncryption(query);

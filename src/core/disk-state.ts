@@ -36,6 +36,8 @@ export interface DiskFacts {
   device: string;
   sizeBytes: number;
   readOnly: boolean;
+  /** Whether the kernel keeps partitions on it (not on device-mapper or zram devices). */
+  partitionable: boolean;
   /** `blkid -p` of the whole disk: PTTYPE for a partition table, TYPE/USAGE for a filesystem or other signature. */
   signature: Record<string, string>;
   /** blkid saw conflicting signatures. */
@@ -219,6 +221,10 @@ export function rejectSharedIds(reports: readonly DiskReport[]): DiskReport[] {
   });
 }
 
+/** Why a device the kernel keeps no partitions on is no disk for the simple layout. */
+export const NO_PARTITIONS =
+  'cannot hold partitions (the kernel keeps none on it, as on device-mapper and zram devices)';
+
 /** Classifies one disk. `host` decides `thisHost`. */
 export function classifyDisk(facts: DiskFacts, host: { hostname: string; machineId: string }): DiskReport {
   const mounted = facts.mountPoints.length > 0;
@@ -260,6 +266,7 @@ export function classifyDisk(facts: DiskFacts, host: { hostname: string; machine
     );
   }
   if (facts.readOnly) return reject('is read-only');
+  if (!facts.partitionable) return reject(NO_PARTITIONS);
   if (usage.length > 0) return reject('holds no signature blkid recognises, but is in use');
   return { ...common, state: 'blank' };
 }

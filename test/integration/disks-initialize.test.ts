@@ -13,7 +13,7 @@ import { loadState, saveState } from '../../src/adapters/volume-state.js';
 import { defaultContext } from '../../src/commands/context.js';
 import { type InitializeDiskResult, initializeDisk } from '../../src/commands/initialize-disk.js';
 import { assignDisks, emptyState, ensureVolume } from '../../src/core/assignments.js';
-import type { DiskReport, InitialisedDisk } from '../../src/core/disk-state.js';
+import { type DiskReport, type InitialisedDisk, NO_PARTITIONS } from '../../src/core/disk-state.js';
 import { encodeMetadata, newMetadata } from '../../src/core/metadata.js';
 import { cli } from '../fixtures/cli.js';
 import { kernelHasDeviceMapper, missing, scratchDir } from '../fixtures/environment.js';
@@ -31,6 +31,7 @@ import {
   mountReadOnly,
   sha256File,
   TEST_ENV,
+  zramDisk,
 } from '../fixtures/simple-disks.js';
 import { attachImageAt, mountsUnder, volumeDir, volumeEnv } from './volume-fixture.js';
 
@@ -361,6 +362,27 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
       reason: 'has an empty GPT partition table',
     });
   });
+
+  // A machine without zram lacks the device, not the behaviour; under CI it must be there.
+  it.skipIf(!existsSync('/sys/class/zram-control') && !process.env.CI)(
+    'refuses a device the kernel keeps no partitions on, before writing, even with --force',
+    async () => {
+      const device = zramDisk();
+      const sum = () => execFileSync('sha256sum', [device], { encoding: 'utf8' });
+      const before = sum();
+      const scan = await simplectl(['--json', 'scan-disks', '--include', device.replace('/dev/', '')]);
+      expect(scan.exitCode, scan.stderr).toBe(0);
+      expect(JSON.parse(scan.stdout)).toMatchObject([{ device, state: 'rejected', reason: NO_PARTITIONS }]);
+      for (const extra of [[], ['--force'], ['--dry-run']]) {
+        const r = await simplectl(['initialize-disk', device, 'label.fast', '--yes', ...extra]);
+        expect(r.exitCode, extra.join(' ')).toBe(1);
+        expect(r.stderr.trim()).toBe(
+          `simplectl: ${device} ${NO_PARTITIONS}, so it cannot be initialised; give a whole disk. Nothing was changed.`,
+        );
+      }
+      expect(sum()).toBe(before);
+    },
+  );
 
   it('refuses bad queries, too-small disks and partitions before touching anything', async () => {
     const disk = await blankDisk(32);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { classifyDisk, type DiskFacts, MIN_DISK_BYTES, rejectSharedIds } from '../../src/core/disk-state.js';
+import {
+  classifyDisk,
+  type DiskFacts,
+  MIN_DISK_BYTES,
+  NO_PARTITIONS,
+  rejectSharedIds,
+} from '../../src/core/disk-state.js';
 import { newMetadata } from '../../src/core/metadata.js';
 import { DATA_PARTITION_TYPE, METADATA_PARTITION_TYPE } from '../../src/core/names.js';
 
@@ -12,6 +18,7 @@ function facts(overrides: Partial<DiskFacts> = {}): DiskFacts {
     device: '/dev/loop5',
     sizeBytes: GIB,
     readOnly: false,
+    partitionable: true,
     signature: {},
     ambiguous: false,
     partitions: [],
@@ -209,6 +216,11 @@ describe('classifyDisk', () => {
       'metadata says encrypted but the data partition holds no LUKS header',
     ]);
     expect(r.state === 'initialised' && r.filesystem).toBeNull();
+  });
+
+  it('rejects a blank device the kernel keeps no partitions on', () => {
+    const r = classifyDisk(facts({ name: 'zram1', device: '/dev/zram1', partitionable: false }), HOST);
+    expect(r).toMatchObject({ state: 'rejected', reason: NO_PARTITIONS });
   });
 
   it('keeps a mounted initialised disk initialised, in use', () => {
