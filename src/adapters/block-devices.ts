@@ -20,7 +20,7 @@ import { type Probe, ProbeReadError, probe } from './blkid.js';
 import type { Logger } from './logger.js';
 import { readMountTable } from './mountinfo.js';
 import { PartitionTableReadError, readPartitionTable } from './partx.js';
-import { listSysBlock, readSysBlock, SYS_CLASS_BLOCK, type SysBlockDevice } from './sysfs.js';
+import { listSysBlock, loopsBackedBy, readSysBlock, SYS_CLASS_BLOCK, type SysBlockDevice } from './sysfs.js';
 
 export interface ListOptions {
   /**
@@ -256,7 +256,8 @@ export async function inspectDisk(
   // What uses the disk: its own node, its partitions, and anything stacked on them.
   const parts = await Promise.all(sys.partitions.map((p) => readSysBlock(p)));
   const members = [sys, ...parts.filter((p): p is SysBlockDevice => p !== undefined)];
-  const holders = [...new Set(members.flatMap((m) => m.holders))];
+  const backing = await loopsBackedBy(new Set(members.map((m) => m.device)));
+  const holders = [...new Set([...members.flatMap((m) => m.holders), ...backing])];
   const stacked = await Promise.all(holders.map((h) => readSysBlock(h)));
   const sources = new Set(members.map((m) => m.device));
   const numbers = new Set(members.map((m) => m.devNumber));

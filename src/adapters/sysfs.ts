@@ -2,7 +2,7 @@
  * Block devices as the kernel lists them in /sys/class/block. No udev needed:
  * everything here is read from sysfs attributes.
  *
- * Exports: `SysBlockDevice`, `readSysBlock(name)`, `listSysBlock()`, `SYS_CLASS_BLOCK`.
+ * Exports: `SysBlockDevice`, `readSysBlock(name)`, `listSysBlock()`, `loopsBackedBy(devices)`, `SYS_CLASS_BLOCK`.
  */
 import { readdir, readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -95,6 +95,24 @@ export async function readSysBlock(
     // Some drivers (UML's ubd) report "(null)".
     model: model === '' || model === '(null)' ? null : model,
   };
+}
+
+/**
+ * Loop devices (kernel names) whose backing file is one of `devices` (/dev
+ * paths; links such as /dev/disk/by-id/… are followed). Such a loop device
+ * uses the disk without showing as its holder or opening it exclusively: a
+ * filesystem mounted from it lives on the disk.
+ */
+export async function loopsBackedBy(devices: ReadonlySet<string>, root = SYS_CLASS_BLOCK): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await list(root)) {
+    if (!name.startsWith('loop')) continue;
+    const backing = await attr(join(root, name), 'loop/backing_file');
+    if (!backing) continue;
+    const real = await realpath(backing).catch(() => backing);
+    if (devices.has(real)) found.push(name);
+  }
+  return found.sort(naturalCompare);
 }
 
 /** Every block device the kernel knows (whole disks and partitions). */

@@ -15,6 +15,7 @@ import { type InitializeDiskResult, initializeDisk } from '../../src/commands/in
 import { assignDisks, emptyState, ensureVolume } from '../../src/core/assignments.js';
 import { type DiskReport, type InitialisedDisk, NO_PARTITIONS } from '../../src/core/disk-state.js';
 import { encodeMetadata, newMetadata } from '../../src/core/metadata.js';
+import { onCleanup } from '../fixtures/cleanup.js';
 import { cli } from '../fixtures/cli.js';
 import { kernelHasDeviceMapper, missing, scratchDir } from '../fixtures/environment.js';
 import { createLoopDisk, type LoopDisk } from '../fixtures/loop-disk.js';
@@ -302,6 +303,31 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
     const ours = await initialisedDisk('label.fast');
     mountReadOnly(`${ours.device}p2`);
     await expectRefusal(ours, ['label.fast', '--yes', '--force'], /is in use \(mounted at/);
+  });
+
+  it('refuses a disk a loop device is set up on, and one whose filesystem is mounted, even with --force', async () => {
+    const disk = await blankDisk();
+    const mountDir = scratchDir('on-loop');
+    // The disk itself is the loop device's backing file: nothing shows as its holder.
+    const loop = execFileSync('losetup', ['--find', '--show', disk.device], { encoding: 'utf8' }).trim();
+    onCleanup(`loop device ${loop} on ${disk.device}`, () => {
+      for (const m of mountsUnder(mountDir)) execFileSync('umount', ['-l', m]);
+      execFileSync('losetup', ['-d', loop]);
+    });
+    const name = loop.replace('/dev/', '');
+    expect(await scanOne(disk)).toMatchObject({ inUse: true, usage: `held by ${name}` });
+    const refusal = (usage: string) =>
+      new RegExp(`is in use \\(${usage}\\); unmount or close it first\\. Nothing was changed\\.`);
+    await expectRefusal(disk, ['label.fast', '--yes', '--force'], refusal(`held by ${name}`));
+
+    // No background initialisation, and all written before the refusal compares the disk's bytes.
+    execFileSync('mkfs.ext4', ['-q', '-E', 'lazy_itable_init=0,lazy_journal_init=0', loop]);
+    execFileSync('mount', [loop, mountDir]);
+    writeFileSync(join(mountDir, 'file'), 'precious');
+    execFileSync('sync');
+    expect(await scanOne(disk)).toMatchObject({ inUse: true, usage: `mounted at ${mountDir}` });
+    await expectRefusal(disk, ['label.fast', '--yes', '--force'], refusal(`mounted at ${mountDir}`));
+    expect(readFileSync(join(mountDir, 'file'), 'utf8')).toBe('precious');
   });
 
   it('asks before writing: without --yes and without a terminal it refuses', async () => {
