@@ -7,7 +7,8 @@
  * Too few disks fails before anything changes; a failure later undoes every
  * step (nothing stays mounted, opened or newly assigned). Mounting a volume
  * that is already mounted at DIR returns it as it is (and restarts its watcher
- * if that died); at another directory it is an error.
+ * if that died, or mounts again its own disks found unmounted); at another
+ * directory it is an error.
  *
  * Exports: `volumeMount(options, ctx)` → `VolumeMountResult`, `VolumeDiskInfo`, `describeVolume`.
  */
@@ -30,6 +31,7 @@ import type { CommandContext } from './context.js';
 import { Undo } from './undo.js';
 import {
   type AssembleContext,
+  addToMountedVolume,
   assign,
   chooseDisks,
   entriesFor,
@@ -150,6 +152,7 @@ export async function volumeMount(
       }
       if (existing.dynamic)
         await ensureWatcher(session, spec.name, { stateDir, include, mode: watcherMode }, ctx);
+      else await remountMembers(spec, found.disks, ac);
       return describeVolume(session.state.volumes[spec.name]!, true);
     }
     const other = volumeAtDir(session.state, dir);
@@ -173,6 +176,30 @@ export async function volumeMount(
       throw error;
     }
   });
+}
+
+/**
+ * Mounts again the disks of a mounted volume that are its own, here, and no
+ * longer mounted (unmounted by hand, or by a umount killed half-way), so a
+ * second mount brings the volume back whole rather than report an emptier
+ * one as mounted. It takes no disk that is not the volume's already; a
+ * dynamic-mounts volume's watcher does the same on its own.
+ */
+async function remountMembers(spec: VolumeSpec, present: DiskReport[], ac: AssembleContext): Promise<void> {
+  const mounted = new Set(Object.keys(ac.session.state.volumes[spec.name]?.mount?.disks ?? {}));
+  const match = await chooseDisks(spec, present, ac);
+  const missing = match.chosen.filter(
+    (d) =>
+      d.state === 'initialised' &&
+      d.action === 'use' &&
+      (d.assignment?.volumes.includes(spec.name) ?? false) &&
+      !mounted.has(diskId(d)),
+  );
+  if (missing.length === 0) return;
+  ac.ctx.log.info(
+    `volume ${shown(spec)} is mounted without ${missing.map((d) => d.device).join(', ')}; mounting ${missing.length === 1 ? 'it' : 'them'} again`,
+  );
+  await addToMountedVolume(spec, await prepareChosen(spec, missing, ac), ac);
 }
 
 /** Puts the state back as it was before a failed mount. */

@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { missing } from '../fixtures/environment.js';
-import { labelledDisks, mountsUnder, uniqueLabel, volumeDir, volumeEnv } from './volume-fixture.js';
+import {
+  diskSources,
+  labelledDisks,
+  mountsUnder,
+  uniqueLabel,
+  volumeDir,
+  volumeEnv,
+} from './volume-fixture.js';
 
 /** Mounts a small tmpfs of the user's at `dir` (created), unmounted at cleanup if still there. */
 function userTmpfs(dir: string): void {
@@ -146,6 +153,34 @@ describe.skipIf(missing({ root: true, loop: true }))(
       expect(lazy.exitCode, lazy.stderr).toBe(0);
       expect(mountsUnder(dir)).toEqual([]);
       expect((await env.status()).volumes[0]).toMatchObject({ mounted: false });
+    });
+
+    it('a second mount brings back the disks of a volume that were unmounted by hand', async () => {
+      const label = uniqueLabel();
+      const disks = await labelledDisks(label, 2);
+      const env = volumeEnv();
+      const dir = volumeDir('v', 'vol-half');
+      const query = `label.${label}_min-disks.2`;
+      const mounted = await env.mount(query, dir, disks);
+      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      writeFileSync(join(dir, 'simple-1', 'file'), 'on the second disk\n');
+      const whole = mountsUnder(dir).sort();
+      const source = diskSources(dir);
+      // What a umount killed between the disks and the root leaves: the root, without its disks.
+      execFileSync('umount', [join(dir, 'simple-1')]);
+      execFileSync('umount', [join(dir, 'simple-0')]);
+      const again = await env.mount(query, dir, disks);
+      expect(again.exitCode, again.stderr).toBe(0);
+      expect(mountsUnder(dir).sort()).toEqual(whole);
+      expect(diskSources(dir).sort()).toEqual(source.sort());
+      expect(readFileSync(join(dir, 'simple-1', 'file'), 'utf8')).toBe('on the second disk\n');
+      const status = await env.status();
+      expect(status.volumes[0]!.disks.map((d) => d.mountPoint).sort()).toEqual([
+        join(dir, 'simple-0'),
+        join(dir, 'simple-1'),
+      ]);
+      await env.umount(dir);
+      expect(mountsUnder(dir)).toEqual([]);
     });
 
     it('still unmounts a disk a crash left out of the state', async () => {
