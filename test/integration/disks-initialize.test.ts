@@ -353,12 +353,13 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
       attachImageAt(other.file, disk.device);
       return true;
     };
-    await expect(
+    // In-process: the answer to the prompt is where the disk is swapped.
+    const answering = (device: string, confirm: (question: string) => Promise<boolean>) =>
       initializeDisk(
-        { device: disk.device, query: 'label.fast', volumeState: { dir: stateDir } },
-        defaultContext({ confirm: swap }),
-      ),
-    ).rejects.toThrow(
+        { device, query: 'label.fast', volumeState: { dir: stateDir } },
+        defaultContext({ confirm }),
+      );
+    await expect(answering(disk.device, swap)).rejects.toThrow(
       new RegExp(
         `^${disk.device} changed while the question was open \\(another medium: diskseq \\d+, was \\d+\\), so it may not be the disk that was inspected\\. Nothing was changed; run initialize-disk again to look at the disk there now\\.$`,
       ),
@@ -374,12 +375,7 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
       left = await sha256File(busy.file);
       return true;
     };
-    await expect(
-      initializeDisk(
-        { device: busy.device, query: 'label.fast', volumeState: { dir: stateDir } },
-        defaultContext({ confirm: rewrite }),
-      ),
-    ).rejects.toThrow(
+    await expect(answering(busy.device, rewrite)).rejects.toThrow(
       `${busy.device} changed while the question was open (its partition table or first sectors were rewritten)`,
     );
     expect(await sha256File(busy.file)).toBe(left);

@@ -17,6 +17,7 @@ import {
   labelledDisks,
   mountsUnder,
   uniqueLabel,
+  type VolumeEnv,
   volumeDir,
   volumeEnv,
 } from './volume-fixture.js';
@@ -30,16 +31,35 @@ function userTmpfs(dir: string): void {
   });
 }
 
+/** A volume of two fresh disks mounted at a new directory named after `scratch`. */
+async function twoDiskVolume(scratch: string) {
+  const label = uniqueLabel();
+  const disks = await labelledDisks(label, 2);
+  const env = volumeEnv();
+  const dir = volumeDir('v', scratch);
+  const query = `label.${label}_min-disks.2`;
+  const mounted = await env.mount(query, dir, disks);
+  expect(mounted.exitCode, mounted.stderr).toBe(0);
+  return { disks, env, dir, query };
+}
+
+/** `simplectl status` shows the volume at `dir` mounted there with both its disks. */
+async function expectWhole(env: VolumeEnv, dir: string): Promise<void> {
+  const status = await env.status();
+  expect(status.notes).toEqual([]);
+  expect(status.volumes).toHaveLength(1);
+  expect(status.volumes[0]).toMatchObject({ mounted: true, dir });
+  expect(status.volumes[0]!.disks.map((d) => d.mountPoint).sort()).toEqual([
+    join(dir, 'simple-0'),
+    join(dir, 'simple-1'),
+  ]);
+}
+
 describe.skipIf(missing({ root: true, loop: true }))(
   'simplectl umount and mounts that are not the volume’s',
   () => {
     it('refuses while a user’s mount is inside a disk, with and without --lazy, and unmounts nothing', async () => {
-      const label = uniqueLabel();
-      const disks = await labelledDisks(label, 2);
-      const env = volumeEnv();
-      const dir = volumeDir('v', 'vol-foreign');
-      const mounted = await env.mount(`label.${label}_min-disks.2`, dir, disks);
-      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      const { env, dir } = await twoDiskVolume('vol-foreign');
       const cache = join(dir, 'simple-1', 'cache');
       userTmpfs(cache);
       writeFileSync(join(cache, 'file'), 'important\n');
@@ -57,14 +77,7 @@ describe.skipIf(missing({ root: true, loop: true }))(
         expect(mountsUnder(dir)).toEqual(before);
         expect(readFileSync(join(cache, 'file'), 'utf8')).toBe('important\n');
       }
-      const status = await env.status();
-      expect(status.notes).toEqual([]);
-      expect(status.volumes).toHaveLength(1);
-      expect(status.volumes[0]).toMatchObject({ mounted: true, dir });
-      expect(status.volumes[0]!.disks.map((d) => d.mountPoint).sort()).toEqual([
-        join(dir, 'simple-0'),
-        join(dir, 'simple-1'),
-      ]);
+      await expectWhole(env, dir);
       // Once the user's mount is gone, umount goes through.
       execFileSync('umount', [cache]);
       await env.umount(dir);
@@ -110,12 +123,7 @@ describe.skipIf(missing({ root: true, loop: true }))(
     });
 
     it('puts the disks back when a process works in the root, and --lazy takes the volume down', async () => {
-      const label = uniqueLabel();
-      const disks = await labelledDisks(label, 2);
-      const env = volumeEnv();
-      const dir = volumeDir('v', 'vol-busy-root');
-      const mounted = await env.mount(`label.${label}_min-disks.2`, dir, disks);
-      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      const { disks, env, dir, query } = await twoDiskVolume('vol-busy-root');
       writeFileSync(join(dir, 'simple-0', 'file'), 'kept\n');
       // Put back, the disks come in another order in the mount table.
       const before = mountsUnder(dir).sort();
@@ -136,17 +144,10 @@ describe.skipIf(missing({ root: true, loop: true }))(
         );
         expect(mountsUnder(dir).sort()).toEqual(before);
         expect(readFileSync(join(dir, 'simple-0', 'file'), 'utf8')).toBe('kept\n');
-        const status = await env.status();
-        expect(status.notes).toEqual([]);
-        expect(status.volumes).toHaveLength(1);
-        expect(status.volumes[0]).toMatchObject({ mounted: true, dir });
-        expect(status.volumes[0]!.disks.map((d) => d.mountPoint).sort()).toEqual([
-          join(dir, 'simple-0'),
-          join(dir, 'simple-1'),
-        ]);
+        await expectWhole(env, dir);
       }
       // Mounting it again finds it whole, not an empty root.
-      const again = await env.mount(`label.${label}_min-disks.2`, dir, disks);
+      const again = await env.mount(query, dir, disks);
       expect(again.exitCode, again.stderr).toBe(0);
       expect(mountsUnder(dir).sort()).toEqual(before);
       const lazy = await env.run(['umount', '--lazy', dir]);
@@ -156,13 +157,7 @@ describe.skipIf(missing({ root: true, loop: true }))(
     });
 
     it('a second mount brings back the disks of a volume that were unmounted by hand', async () => {
-      const label = uniqueLabel();
-      const disks = await labelledDisks(label, 2);
-      const env = volumeEnv();
-      const dir = volumeDir('v', 'vol-half');
-      const query = `label.${label}_min-disks.2`;
-      const mounted = await env.mount(query, dir, disks);
-      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      const { disks, env, dir, query } = await twoDiskVolume('vol-half');
       writeFileSync(join(dir, 'simple-1', 'file'), 'on the second disk\n');
       const whole = mountsUnder(dir).sort();
       const source = diskSources(dir);
@@ -174,28 +169,19 @@ describe.skipIf(missing({ root: true, loop: true }))(
       expect(mountsUnder(dir).sort()).toEqual(whole);
       expect(diskSources(dir).sort()).toEqual(source.sort());
       expect(readFileSync(join(dir, 'simple-1', 'file'), 'utf8')).toBe('on the second disk\n');
-      const status = await env.status();
-      expect(status.volumes[0]!.disks.map((d) => d.mountPoint).sort()).toEqual([
-        join(dir, 'simple-0'),
-        join(dir, 'simple-1'),
-      ]);
+      await expectWhole(env, dir);
       await env.umount(dir);
       expect(mountsUnder(dir)).toEqual([]);
     });
 
     it('still unmounts a disk a crash left out of the state', async () => {
-      const label = uniqueLabel();
-      const disks = await labelledDisks(label, 2);
-      const env = volumeEnv();
-      const dir = volumeDir('v', 'vol-untracked');
-      const mounted = await env.mount(`label.${label}_min-disks.2`, dir, disks);
-      expect(mounted.exitCode, mounted.stderr).toBe(0);
+      const { env, dir, query } = await twoDiskVolume('vol-untracked');
       // A crash between mounting a disk and recording it: the state knows one disk only.
       const file = join(env.stateDir, 'volumes.json');
       const state = JSON.parse(readFileSync(file, 'utf8')) as {
         volumes: Record<string, { mount: { disks: Record<string, { dirName: string }> } | null }>;
       };
-      const mount = state.volumes[`label.${label}_min-disks.2`]!.mount!;
+      const mount = state.volumes[query]!.mount!;
       for (const [id, d] of Object.entries(mount.disks)) if (d.dirName === 'simple-1') delete mount.disks[id];
       writeFileSync(file, JSON.stringify(state));
       await env.umount(dir);
