@@ -35,7 +35,12 @@ async function main(): Promise<number> {
     return 2;
   }
   const watcher = await watchVolume(
-    { dir: values.dir, stateDir: values['state-dir'], include: values.include ?? [] },
+    {
+      dir: values.dir,
+      stateDir: values['state-dir'],
+      include: values.include ?? [],
+      watcherPid: process.pid,
+    },
     defaultContext({ log }),
   );
   // Kept, not once: execa's clean-up of a running child (a mount) re-raises a signal that finds no

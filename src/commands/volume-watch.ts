@@ -41,10 +41,16 @@ export interface WatchTarget {
   stateDir: string;
   include: readonly string[];
   host?: HostIdentity;
+  /**
+   * A detached watcher's own pid: it acts only on the volume whose record names
+   * it. After a volume is unmounted by hand and another mounted at its
+   * directory, the first one's watcher must not take that one for its own.
+   */
+  watcherPid?: number;
 }
 
 export interface SyncResult extends SyncOutcome {
-  /** False when the volume at `dir` is no longer mounted: the watcher should stop. */
+  /** False when the volume watched is no longer mounted at `dir` (another may be): the watcher should stop. */
   mounted: boolean;
 }
 
@@ -54,7 +60,10 @@ export async function syncVolume(target: WatchTarget, ctx: CommandContext): Prom
   return withStateLock(target.stateDir, { purpose: `watch ${target.dir}` }, async (session) => {
     const found = await survey(session, { include: target.include, host }, ctx);
     const volume = volumeAtDir(session.state, await canonicalDir(target.dir));
-    if (!volume?.mount) return { mounted: false, added: [], removed: [] };
+    const ours =
+      volume?.mount?.dynamic === true &&
+      (target.watcherPid === undefined || volume.mount.watcher?.pid === target.watcherPid);
+    if (!volume?.mount || !ours) return { mounted: false, added: [], removed: [] };
     const query = parseQuery(volume.name, volume.options);
     const passphrase = wantsEncryption(query)
       ? await queryPassphrase(query, { log: ctx.log, name: volume.name })
@@ -84,13 +93,21 @@ export async function watchVolume(
     finish = resolve;
   });
   let stopping = false;
-  const pass = async (reason: string): Promise<void> => {
+  // One pass at a time, and stop() lets the one under way finish: a step cut short (a disk
+  // mounted but not recorded, a mapping opened and left) is worse than a late stop.
+  let current: Promise<void> = Promise.resolve();
+  const pass = (reason: string): Promise<void> => {
+    if (stopping) return current;
+    current = current.then(() => runPass(reason));
+    return current;
+  };
+  const runPass = async (reason: string): Promise<void> => {
     if (stopping) return;
     ctx.log.debug(`watch ${target.dir}: ${reason}`);
     try {
       const result = await syncVolume(target, ctx);
       if (!result.mounted) {
-        ctx.log.info(`watch ${target.dir}: the volume is no longer mounted; stopping`);
+        ctx.log.info(`watch ${target.dir}: the volume it watches is no longer mounted there; stopping`);
         void stop();
       }
     } catch (error) {
@@ -103,6 +120,7 @@ export async function watchVolume(
     if (stopping) return done;
     stopping = true;
     await watch.stop();
+    await current;
     finish();
   };
   // Catch up with whatever changed between the mount and now.
@@ -142,14 +160,17 @@ export async function ensureWatcher(
   await session.commit(setMount(session.state, name, { ...mount, watcher }));
 }
 
-/** Stops a detached watcher (SIGTERM, then SIGKILL after `graceMs`); a dead one is fine. */
-export async function stopWatcher(watcher: WatcherRecord, graceMs = 10_000): Promise<void> {
+/**
+ * Stops a detached watcher: SIGTERM to it alone, so that a tool its pass is running
+ * (mount, cryptsetup, mkfs) finishes and the pass with it, then SIGKILL to its whole
+ * process group (its uevent helper too) after `graceMs`; a dead one is fine.
+ */
+export async function stopWatcher(watcher: WatcherRecord, graceMs = 30_000): Promise<void> {
   if (!isProcessAlive(watcher.pid, watcher.startTime)) return;
   try {
-    // The watcher leads its own process group: this also reaches its uevent helper.
-    process.kill(-watcher.pid, 'SIGTERM');
-  } catch {
     process.kill(watcher.pid, 'SIGTERM');
+  } catch {
+    // gone meanwhile
   }
   const deadline = Date.now() + graceMs;
   while (isProcessAlive(watcher.pid, watcher.startTime)) {

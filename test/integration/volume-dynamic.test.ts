@@ -87,6 +87,33 @@ describe.skipIf(missing({ loop: true }))('dynamic-mounts', () => {
     });
   }
 
+  it('stops a watcher whose volume was unmounted by hand when another volume takes its directory', async () => {
+    const first = uniqueLabel();
+    const second = uniqueLabel();
+    const [disk] = await labelledDisks(first, 1);
+    const [other] = await labelledDisks(second, 1);
+    const spare = await initialisedDisk(`label.${second}`);
+    await spare.detach();
+    const slot = unusedLoopDevice();
+    const env = volumeEnv();
+    const dir = volumeDir();
+    const include = [disk!.device, other!.device, slot];
+    expect((await env.mount(`label.${first}_min-disks.0_dynamic-mounts`, dir, include)).exitCode).toBe(0);
+    const watcher = (await env.status()).volumes[0]!.watcher!;
+    expect(watcher.alive).toBe(true);
+    // By hand, behind simplectl's back; the watcher lives on until a disk event wakes it.
+    for (const m of mountsUnder(dir)) execFileSync('umount', [m]);
+    const static_ = await env.mount(`label.${second}`, dir, include);
+    expect(static_.exitCode, static_.stderr).toBe(0);
+    const before = mountsUnder(dir).sort();
+    // A disk of the second volume's label comes: that volume is not dynamic, so nothing takes it.
+    attachImageAt(spare.file, slot);
+    await waitFor('the first volume’s watcher gone', () => (isProcessAlive(watcher.pid) ? undefined : true));
+    expect(mountsUnder(dir).sort()).toEqual(before);
+    expect(diskSources(dir)).toEqual([`${other!.device}p2`]);
+    await env.umount(dir, { release: true });
+  });
+
   it('keeps numbered placeholders when a disk leaves a persist-numbering volume', async () => {
     const label = uniqueLabel();
     const disk = await initialisedDisk(`label.${label}`);
