@@ -23,6 +23,18 @@ export interface SimpleBackendOptions {
 }
 
 export function simpleBackend(options: SimpleBackendOptions): VolumeBackend {
+  const mountVolume = async (volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void> => {
+    await volumeMount(
+      {
+        query: volume.name,
+        dir,
+        options: { ...volume.options },
+        stateDir: options.stateDir,
+        include: [...options.include],
+      },
+      ctx,
+    );
+  };
   return {
     driver: SIMPLE_DRIVER,
     secretOptions: SECRET_KEYS,
@@ -32,18 +44,9 @@ export function simpleBackend(options: SimpleBackendOptions): VolumeBackend {
       parseQuery(name, opts); // throws a UsageError naming the bad setting
       return { ...opts };
     },
-    mount: async (volume: VolumeRecord, dir: string, ctx: CommandContext) => {
-      await volumeMount(
-        {
-          query: volume.name,
-          dir,
-          options: { ...volume.options },
-          stateDir: options.stateDir,
-          include: [...options.include],
-        },
-        ctx,
-      );
-    },
+    mount: (volume: VolumeRecord, dir: string, ctx: CommandContext) => mountVolume(volume, dir, ctx),
+    // A second mount of a mounted volume restarts its watcher and mounts its own disks back.
+    refresh: (volume: VolumeRecord, dir: string, ctx: CommandContext) => mountVolume(volume, dir, ctx),
     unmount: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {
       await volumeUmount({ dir, stateDir: options.stateDir }, ctx);
     },

@@ -62,6 +62,13 @@ export interface VolumeBackend {
   normalizeOptions(name: string, options: Readonly<Record<string, string>>): Record<string, string>;
   /** Mounts `volume` at `dir` (an existing empty directory) and returns when it is usable. */
   mount(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
+  /**
+   * Brings a volume already mounted at `dir` back to what its mount promises,
+   * where that can lapse while it stays mounted: the simple driver's
+   * dynamic-mounts watcher (stopped by an Unmount that failed, or gone with a
+   * restart of the plugin) and disks of its own found unmounted.
+   */
+  refresh?(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
   /** Unmounts what `mount` mounted at `dir`. */
   unmount(volume: VolumeRecord, dir: string, ctx: CommandContext): Promise<void>;
   /** False when the mount at `dir` lost the process serving it (a FUSE daemon that died). */

@@ -186,6 +186,8 @@ export class VolumeStore implements VolumeDriver {
       if (!first) this.ctx.log.warn(`volume ${name} is in use but not mounted; mounting it again`);
       await this.mountAt(volume, dir);
       mountedHere = true;
+    } else {
+      await this.refresh(volume, dir);
     }
     try {
       await this.update(name, (state) => withRefs(state, name, refs));
@@ -203,6 +205,16 @@ export class VolumeStore implements VolumeDriver {
     this.reportedDead.delete(name);
     this.ctx.log.debug(`volume ${name} mounted for ${id}; ${totalRefs(refs)} reference(s)`);
     return dir;
+  }
+
+  /**
+   * backend.refresh of a volume that stays mounted; a failure is logged, not
+   * thrown: the volume is served, and its containers are better off with it.
+   */
+  private async refresh(volume: VolumeRecord, dir: string): Promise<void> {
+    await this.backend.refresh?.(volume, dir, this.ctx).catch((error: unknown) => {
+      this.ctx.log.warn(`volume ${volume.name} stays mounted as it is: ${errorMessage(error)}`);
+    });
   }
 
   async path(name: string): Promise<string | undefined> {
@@ -425,6 +437,7 @@ export class VolumeStore implements VolumeDriver {
         this.ctx.log.info(`unmounted volume ${name} at ${dir}: nothing uses it`);
       } else if (action === 'keep') {
         this.ctx.log.info(`volume ${name} is still mounted at ${dir} for ${totalRefs(volume.refs)} mount(s)`);
+        await this.refresh(volume, dir);
       }
     } catch (error) {
       entry.error = errorMessage(error);

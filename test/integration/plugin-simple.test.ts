@@ -9,11 +9,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isProcessAlive } from '../../src/adapters/processes.js';
 import { onCleanup } from '../fixtures/cleanup.js';
 import { cli } from '../fixtures/cli.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { initialisedDisk, kernelName, TEST_ENV } from '../fixtures/simple-disks.js';
 import { mountedAt, startPluginProcess } from './plugin-fixture.js';
+import { attachImageAt, mountInfo, type StatusJson, unusedLoopDevice, waitFor } from './volume-fixture.js';
 
 const SECRET = 'Quietly-4242';
 
@@ -124,6 +126,51 @@ describe.skipIf(missing({ root: true, loop: true }))('simple driver over the plu
       status: 200,
       json: { Err: '' },
     });
+    expect(mountedAt(dir)).toBe(false);
+    expect((await plugin.post('/VolumeDriver.Remove', { Name: name })).status).toBe(200);
+  });
+
+  it('restarts the watcher of a dynamic-mounts volume that stays mounted, at start-up and at each Mount', async () => {
+    const label = `dyn${Math.random().toString(36).slice(2, 8)}`;
+    const disk = await initialisedDisk(`label.${label}`);
+    const spare = await initialisedDisk(`label.${label}`);
+    await spare.detach();
+    const slot = unusedLoopDevice();
+    const { plugin, stateDir } = await simplePlugin([kernelName(disk), slot.replace('/dev/', '')]);
+    const watcher = async () => {
+      const r = await cli('simplectl', ['--json', 'status', '--state-dir', stateDir], { env: TEST_ENV });
+      return (JSON.parse(r.stdout) as StatusJson).volumes[0]?.watcher;
+    };
+    const name = `label.${label}_min-disks.0_dynamic-mounts`;
+    expect((await plugin.post('/VolumeDriver.Create', { Name: name })).status).toBe(200);
+    const mounted = await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c1' });
+    expect(mounted.status).toBe(200);
+    const dir = mounted.json.Mountpoint as string;
+    // Watchers die with the plugin's processes (systemd stops its whole cgroup, docker its plugin).
+    const kill = async () => {
+      const w = await watcher();
+      expect(w?.alive).toBe(true);
+      process.kill(w!.pid, 'SIGKILL');
+      await waitFor('the watcher gone', () => (isProcessAlive(w!.pid) ? undefined : true));
+      return w!.pid;
+    };
+    let dead = await kill();
+    await plugin.kill('SIGTERM');
+    await plugin.start();
+    expect(await watcher()).toMatchObject({ alive: true });
+    expect((await watcher())?.pid).not.toBe(dead);
+    dead = await kill();
+    expect((await plugin.post('/VolumeDriver.Mount', { Name: name, ID: 'c2' })).status).toBe(200);
+    expect(await watcher()).toMatchObject({ alive: true });
+    expect((await watcher())?.pid).not.toBe(dead);
+    // And it does its work: a disk plugged in joins the volume.
+    attachImageAt(spare.file, slot);
+    await waitFor(`${slot} mounted in the volume`, () =>
+      mountInfo(join(dir, 'simple-1'))?.source === `${slot}p2` ? true : undefined,
+    );
+    for (const id of ['c1', 'c2']) {
+      expect((await plugin.post('/VolumeDriver.Unmount', { Name: name, ID: id })).status).toBe(200);
+    }
     expect(mountedAt(dir)).toBe(false);
     expect((await plugin.post('/VolumeDriver.Remove', { Name: name })).status).toBe(200);
   });
