@@ -100,13 +100,27 @@ export async function readSecretFile(path: string, options: SecretFileOptions): 
  * are readable or writable by group or others, or belong to another user
  * than root or us: a key anyone can read protects nothing.
  */
-export async function readKeyFile(path: string, options: { privateOnly?: boolean } = {}): Promise<string> {
+export async function readKeyFile(
+  path: string,
+  options: {
+    privateOnly?: boolean;
+    /** Where a file others may read is warned about (when not privateOnly). */
+    log?: Logger;
+    /** "-" is standard input. */
+    dashIsStdin?: boolean;
+  } = {},
+): Promise<string> {
   const text = await readSecretFile(path, {
     label: 'key file',
-    othersAccess: options.privateOnly ? 'refuse' : undefined,
+    othersAccess: options.privateOnly ? 'refuse' : options.log ? 'warn' : undefined,
+    ...(options.log ? { log: options.log } : {}),
+    ...(options.dashIsStdin ? { dashIsStdin: true } : {}),
   });
   const passphrase = passphraseFromText(text);
-  if (passphrase === '') throw new OperationError(`key file ${path} is empty`);
+  if (passphrase === '') {
+    const where = path === '-' && options.dashIsStdin ? '- (standard input)' : path;
+    throw new OperationError(`key file ${where} is empty`);
+  }
   return passphrase;
 }
 

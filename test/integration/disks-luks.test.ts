@@ -63,6 +63,17 @@ describe.skipIf(missing({ loop: true }))('luks-open and luks-close on the host',
       env: { SIMPLECTL_KEY_DIR: keys },
     });
     expect(shared.stderr).toMatch(/accessible by group or others \(mode 640\)/);
+    // --key-file: a file others may read is used, with a warning; "-" is standard input.
+    const open = join(keyDir({ k: 'pw' }, 0o644), 'k');
+    const named = await cli('simplectl', ['luks-open', disk.device, '--key-file', open]);
+    expect(named.stderr).toContain(
+      `key file ${open} is accessible by group or others (mode 644); chmod 600 it`,
+    );
+    const stdin = await cli('simplectl', ['luks-open', disk.device, '--key-file', '-'], { input: '\n' });
+    expect(stdin.stderr).toContain('key file - (standard input) is empty');
+    const read = await cli('simplectl', ['luks-open', disk.device, '--key-file', '-'], { input: 'pw\n' });
+    expect(read.stderr).not.toContain('does not exist');
+    if (!kernelHasDeviceMapper()) expect(read.stderr).toContain('this kernel has no device-mapper');
     const both = await cli('simplectl', ['luks-open', disk.device, '--key-name', 'k', '--key-file', '/x']);
     expect(both.exitCode).toBe(2);
     expect(both.stderr).toContain('give --key-file or --key-name, not both');

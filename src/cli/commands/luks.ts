@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { passphraseFromText, readKeyFile, readNamedKey } from '../../adapters/keys.js';
+import type { Logger } from '../../adapters/logger.js';
 import { luksClose } from '../../commands/luks-close.js';
 import { luksOpen } from '../../commands/luks-open.js';
 import { UsageError } from '../../core/errors.js';
@@ -40,11 +41,12 @@ async function readStdin(): Promise<string> {
 async function passphrase(
   options: { keyFile?: string; keyName?: string },
   device: string,
+  log: Logger,
 ): Promise<string | (() => Promise<string>)> {
   if (options.keyFile !== undefined && options.keyName !== undefined) {
     throw new UsageError('give --key-file or --key-name, not both');
   }
-  if (options.keyFile !== undefined) return readKeyFile(options.keyFile);
+  if (options.keyFile !== undefined) return readKeyFile(options.keyFile, { log, dashIsStdin: true });
   if (options.keyName !== undefined) return readNamedKey(options.keyName);
   if (process.stdin.isTTY) return () => promptHidden(`Passphrase for ${device}: `);
   return passphraseFromText(await readStdin());
@@ -59,7 +61,7 @@ export function luksOpenCommand(getApp: () => App): Command {
     .option('--name <name>', 'mapping name (default simple-<PARTUUID of the data partition>)')
     .action(async (device: string, options: { keyFile?: string; keyName?: string; name?: string }) => {
       const app = getApp();
-      const secret = await passphrase(options, device);
+      const secret = await passphrase(options, device, app.log);
       const result = await luksOpen(
         { device, passphrase: secret, ...(options.name !== undefined ? { name: options.name } : {}) },
         app.context(),
