@@ -95,11 +95,18 @@ export async function prepareChosen(
   return ready;
 }
 
-/** Numbers for disks joining `volume` (numeric naming); existing members keep theirs. */
+/**
+ * Numbers for disks joining `volume` (numeric naming); existing members keep
+ * theirs. Joining a volume in use (`live`), a newcomer avoids the numbers of the
+ * volume's disks that left, while another is free: a disk that dropped out for a
+ * moment must not find a stranger in its directory, where its container looks
+ * for its data. A volume mounted afresh numbers from the lowest free number.
+ */
 export function numbersFor(
   spec: VolumeSpec,
   volume: VolumeRecord | undefined,
   joining: readonly InitialisedDisk[],
+  live = false,
 ): Map<string, number | null> {
   const result = new Map<string, number | null>();
   if (spec.query.namingStyle !== 'numeric') {
@@ -121,6 +128,12 @@ export function numbersFor(
         (spec.query.persistNumbering && /^\d+$/.test(d.numbering) ? Number(d.numbering) : null),
     })),
     limit: spec.query.maxDisks,
+    // Numbers of the volume's disks that left (released, remembered for their return).
+    reserved: live
+      ? Object.entries(volume?.rememberedNumbers ?? {})
+          .filter(([id]) => !volume?.disks[id] && !joining.some((d) => diskId(d) === id))
+          .map(([, n]) => n)
+      : [],
   });
   for (const [id, n] of numbered) result.set(id, n);
   return result;
@@ -230,7 +243,7 @@ export async function addToMountedVolume(
   ac: AssembleContext,
 ): Promise<MountedDisk[]> {
   const { ctx } = ac;
-  const numbers = numbersFor(spec, ac.session.state.volumes[spec.name], disks);
+  const numbers = numbersFor(spec, ac.session.state.volumes[spec.name], disks, true);
   await assign(spec, disks, numbers, ac);
   const volume = ac.session.state.volumes[spec.name]!;
   const mount = volume.mount!;

@@ -1,7 +1,8 @@
 /**
  * Numbers of disks in a numerically named volume (`simple-0`, `simple-1`, …).
  * A disk that already has a number keeps it; a disk coming back gets the number
- * it had if that is still free; everything else gets the lowest free number.
+ * it had if that is still free; everything else gets the lowest free number
+ * that no disk gone for now is remembered by, if there is one.
  * With a limit (max-disks), numbers stay below it so that persist-numbering's
  * directories 0 … max-disks−1 are the only ones that ever exist.
  */
@@ -20,6 +21,12 @@ export interface AllocateOptions {
   wanted: readonly NumberRequest[];
   /** Numbers must be below this; 0 = no limit. */
   limit?: number;
+  /**
+   * Numbers remembered for the volume's disks that are gone for now: a
+   * newcomer takes one only when the limit leaves no other, so a disk that
+   * drops out for a moment finds its directory empty, not another disk in it.
+   */
+  reserved?: Iterable<number>;
 }
 
 /**
@@ -40,15 +47,21 @@ export function allocateNumbers(options: AllocateOptions): Map<string, number> {
       result.set(request.id, p);
     }
   }
-  let next = 0;
+  const reserved = new Set(options.reserved ?? []);
+  const lowestFree = (skipReserved: boolean): number | undefined => {
+    for (let n = 0; limit === 0 || n < limit; n++) {
+      if (!used.has(n) && !(skipReserved && reserved.has(n))) return n;
+    }
+    return undefined;
+  };
   for (const request of options.wanted) {
     if (result.has(request.id)) continue;
-    while (used.has(next)) next++;
-    if (!fits(next)) {
+    const n = lowestFree(true) ?? lowestFree(false);
+    if (n === undefined) {
       throw new RangeError(`no free disk number below ${limit} for disk ${request.id}`);
     }
-    used.add(next);
-    result.set(request.id, next);
+    used.add(n);
+    result.set(request.id, n);
   }
   return result;
 }

@@ -114,6 +114,43 @@ describe.skipIf(missing({ loop: true }))('dynamic-mounts', () => {
     await env.umount(dir, { release: true });
   });
 
+  it('gives a disk that joins while another is away a directory of its own, not the absent one’s', async () => {
+    const label = uniqueLabel();
+    const first = await initialisedDisk(`label.${label}`);
+    const second = await initialisedDisk(`label.${label}`);
+    const newcomer = await initialisedDisk(`label.${label}`);
+    await newcomer.detach();
+    const away = unusedLoopDevice();
+    let slot = unusedLoopDevice();
+    while (slot === away) slot = unusedLoopDevice();
+    await second.detach();
+    attachImageAt(second.file, away);
+    const env = volumeEnv();
+    const dir = volumeDir();
+    const r = await env.mount(`label.${label}_min-disks.0_dynamic-mounts`, dir, [first.device, away, slot]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(mountInfo(join(dir, 'simple-1'))?.source).toBe(`${away}p2`);
+    writeFileSync(join(dir, 'simple-1', 'db'), 'the second disk’s data');
+    // Its link resets: it is gone for a moment, and another disk of the label arrives meanwhile.
+    execFileSync('losetup', ['-d', away]);
+    await waitFor('simple-1 gone', () => (existsSync(join(dir, 'simple-1')) ? undefined : true));
+    attachImageAt(newcomer.file, slot);
+    await waitFor('the newcomer mounted', () =>
+      mountInfo(join(dir, 'simple-2'))?.source === `${slot}p2` ? true : undefined,
+    );
+    expect(existsSync(join(dir, 'simple-1'))).toBe(false);
+    // Back, the disk finds its own directory, with its data.
+    await waitFor(`${away} detached`, () =>
+      readFileSync(`/sys/block/${away.replace('/dev/', '')}/size`, 'utf8').trim() === '0' ? true : undefined,
+    );
+    attachImageAt(second.file, away);
+    await waitFor('the second disk back in simple-1', () =>
+      mountInfo(join(dir, 'simple-1'))?.source === `${away}p2` ? true : undefined,
+    );
+    expect(readFileSync(join(dir, 'simple-1', 'db'), 'utf8')).toBe('the second disk’s data');
+    await env.umount(dir, { release: true });
+  });
+
   it('keeps numbered placeholders when a disk leaves a persist-numbering volume', async () => {
     const label = uniqueLabel();
     const disk = await initialisedDisk(`label.${label}`);

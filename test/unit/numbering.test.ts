@@ -69,6 +69,13 @@ describe('allocateNumbers', () => {
     });
   }
 
+  it('gives reserved numbers only when the limit leaves no other', () => {
+    const got = (limit: number) =>
+      Object.fromEntries(allocateNumbers({ taken: [0], wanted: ids('a', 'b'), limit, reserved: [1] }));
+    expect(got(0)).toEqual({ a: 2, b: 3 });
+    expect(got(3)).toEqual({ a: 2, b: 1 });
+  });
+
   it('refuses to go past the limit', () => {
     expect(() => allocateNumbers({ taken: [0, 1], wanted: ids('a'), limit: 2 })).toThrow(
       /no free disk number below 2/,

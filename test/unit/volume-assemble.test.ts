@@ -41,6 +41,35 @@ describe('numbersFor', () => {
     expect(Object.fromEntries(got)).toEqual({ new: 2, x: 0 });
   });
 
+  it('joining a volume in use, keeps a newcomer out of the number of a disk that left while another is free', () => {
+    const s = spec('label.a_max-disks.3');
+    let state = ensureVolume(emptyState(), s.name, true, 'now');
+    state = assignDisks(
+      state,
+      s.name,
+      [
+        { id: 'x', number: 0, device: '/dev/x', diskseq: null },
+        { id: 'y', number: 1, device: '/dev/y', diskseq: null },
+      ],
+      'now',
+    );
+    state = releaseDisk(state, s.name, 'y');
+    const volume = state.volumes[s.name];
+    expect(Object.fromEntries(numbersFor(s, volume, [disk('new')], true))).toEqual({ new: 2 });
+    // Only when the limit leaves no other number does the newcomer take it.
+    expect(Object.fromEntries(numbersFor(s, volume, [disk('n1'), disk('n2')], true))).toEqual({
+      n1: 2,
+      n2: 1,
+    });
+    // Mounted afresh, the volume numbers from the lowest free number, as before.
+    expect(Object.fromEntries(numbersFor(s, volume, [disk('new')]))).toEqual({ new: 1 });
+    // And the disk that left gets its number back when it returns with a newcomer.
+    expect(Object.fromEntries(numbersFor(s, volume, [disk('new'), disk('y')], true))).toEqual({
+      new: 2,
+      y: 1,
+    });
+  });
+
   it('honours the numbering written in disk metadata with persist-numbering', () => {
     const s = spec('label.a_max-disks.4_persist-numbering');
     expect(Object.fromEntries(numbersFor(s, undefined, [disk('a', '3'), disk('b')]))).toEqual({ a: 3, b: 0 });
