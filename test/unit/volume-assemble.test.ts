@@ -15,6 +15,19 @@ function disk(uuid: string, numbering = ''): InitialisedDisk {
   return { dataPartition: { uuid }, numbering, device: `/dev/${uuid}` } as unknown as InitialisedDisk;
 }
 
+/** A state where volume `name` has disks x (number 0) and y (number 1). */
+function withXY(name: string) {
+  return assignDisks(
+    ensureVolume(emptyState(), name, true, 'now'),
+    name,
+    [
+      { id: 'x', number: 0, device: '/dev/x', diskseq: null },
+      { id: 'y', number: 1, device: '/dev/y', diskseq: null },
+    ],
+    'now',
+  );
+}
+
 describe('numbersFor', () => {
   it('numbers new disks from 0 and keeps members’ numbers', () => {
     const s = spec('label.a');
@@ -26,16 +39,7 @@ describe('numbersFor', () => {
 
   it('gives a returning disk its remembered number', () => {
     const s = spec('label.a');
-    let state = ensureVolume(emptyState(), s.name, true, 'now');
-    state = assignDisks(
-      state,
-      s.name,
-      [
-        { id: 'x', number: 0, device: '/dev/x', diskseq: null },
-        { id: 'y', number: 1, device: '/dev/y', diskseq: null },
-      ],
-      'now',
-    );
+    let state = withXY(s.name);
     state = releaseDisk(state, s.name, 'x');
     const got = numbersFor(s, state.volumes[s.name], [disk('new'), disk('x')]);
     expect(Object.fromEntries(got)).toEqual({ new: 2, x: 0 });
@@ -43,16 +47,7 @@ describe('numbersFor', () => {
 
   it('joining a volume in use, keeps a newcomer out of the number of a disk that left while another is free', () => {
     const s = spec('label.a_max-disks.3');
-    let state = ensureVolume(emptyState(), s.name, true, 'now');
-    state = assignDisks(
-      state,
-      s.name,
-      [
-        { id: 'x', number: 0, device: '/dev/x', diskseq: null },
-        { id: 'y', number: 1, device: '/dev/y', diskseq: null },
-      ],
-      'now',
-    );
+    let state = withXY(s.name);
     state = releaseDisk(state, s.name, 'y');
     const volume = state.volumes[s.name];
     expect(Object.fromEntries(numbersFor(s, volume, [disk('new')], true))).toEqual({ new: 2 });
