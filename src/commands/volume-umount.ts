@@ -23,6 +23,7 @@ import { type MountEntry, mountAt, mountsOn, readMountTable } from '../adapters/
 import { canonicalDir } from '../adapters/real-path.js';
 import { loadState, resolveStateDir, withStateLock } from '../adapters/volume-state.js';
 import {
+  handOverMapper,
   type MountedDisk,
   moveMountDir,
   releaseVolume,
@@ -159,13 +160,15 @@ export async function volumeUmount(
       );
     }
     unmounted.push(dir);
-    const rest = volume ? setMount(session.state, volume.name, null) : session.state;
+    let rest = volume ? setMount(session.state, volume.name, null) : session.state;
     for (const disk of detached) {
-      await closeDiskMapper(disk, { mapperInUse: (m) => mappersInUse(rest).has(m) }, ctx);
+      // A mapping another volume still reads through stays open, and becomes that one's to close.
+      if (disk.mapper && mappersInUse(rest).has(disk.mapper)) rest = handOverMapper(rest, disk.mapper);
+      else await closeDiskMapper(disk, { mapperInUse: (m) => mappersInUse(rest).has(m) }, ctx);
     }
     let released = false;
     if (volume) {
-      let next = setMount(session.state, volume.name, null);
+      let next = rest;
       if (options.release) {
         next = releaseVolume(next, volume.name);
         released = true;

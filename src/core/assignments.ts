@@ -87,6 +87,25 @@ function clone(state: VolumesState): VolumesState {
   return structuredClone(state);
 }
 
+/**
+ * `state` with LUKS mapping `mapper` recorded as the first mounted disk's that
+ * reads through it without having opened it (volumes sharing a disk share its
+ * mapping), so that the mapping is closed when that mount goes; `state` itself
+ * when no mount reads through it.
+ */
+export function handOverMapper(state: VolumesState, mapper: string): VolumesState {
+  const next = clone(state);
+  for (const volume of Object.values(next.volumes)) {
+    for (const disk of Object.values(volume.mount?.disks ?? {})) {
+      if (disk.mapper === null && disk.source === `/dev/mapper/${mapper}`) {
+        disk.mapper = mapper;
+        return next;
+      }
+    }
+  }
+  return state;
+}
+
 /** Volumes that have disk `id` assigned. */
 export function diskHolders(state: VolumesState, id: string): VolumeRecord[] {
   return Object.values(state.volumes).filter((v) => v.disks[id] !== undefined);

@@ -58,6 +58,17 @@ umount /run/mnt
 step reclose $S luks-close "/dev/mapper/$M"
 step keyfile $S luks-open /dev/ubda --key-file "$SIMPLECTL_KEY_DIR/k"
 step keyfile-close $S luks-close "$M"
+# Two volumes sharing the encrypted disk (exclusive.false): one mapping, opened by the first.
+V="--state-dir /run/volumes"
+A=label.secure_encryption-key.k_exclusive.false
+B=label.secure_encryption-key.k_exclusive.false_basename.b-
+step va-mount $S mount $A /run/va $V --include ubda
+step vb-mount $S mount $B /run/vb $V --include ubda
+step va-umount $S umount /run/va $V
+ls /dev/mapper > "$RESULTS/mapper-after-va.txt"
+step vb-read cat /run/vb/b-0/hello.txt
+step vb-umount $S umount /run/vb $V
+ls /dev/mapper > "$RESULTS/mapper-after-vb.txt"
 `;
 
 describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mode Linux', () => {
@@ -160,6 +171,15 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(rc('reclose'), why('reclose')).toBe('0');
   });
 
+  it('closes the mapping two volumes shared once the second is unmounted, whichever opened it', () => {
+    for (const step of ['va-mount', 'vb-mount', 'va-umount']) expect(rc(step), why(step)).toBe('0');
+    // The first volume's umount leaves the mapping to the second, which still reads through it.
+    expect(uml.read('mapper-after-va.txt')).toMatch(/^simple-/m);
+    expect(uml.read('vb-read.out')).toBe('written inside UML\n');
+    expect(rc('vb-umount'), why('vb-umount')).toBe('0');
+    expect(uml.read('mapper-after-vb.txt').trim()).toBe('control');
+  });
+
   it('opens with --key-file too; cryptsetup only ever got the passphrase on stdin', () => {
     expect(rc('keyfile'), why('keyfile')).toBe('0');
     expect(rc('keyfile-close'), why('keyfile-close')).toBe('0');
@@ -173,9 +193,10 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(format).toHaveLength(1);
     expect(format[0]).toEqual(expect.arrayContaining(['--key-file', '-', '/dev/ubda2']));
     const opens = calls.filter((c) => c[0] === 'open').map((c) => c.join(' '));
-    // initialize-disk (mkfs inside), the wrong and right passphrase, --key-name, --key-file.
+    // initialize-disk (mkfs inside), the wrong and right passphrase, --key-name, --key-file, and
+    // the two volumes' mounts (the second finds the mapping open, and reads through it).
     expect(opens.filter((c) => /^open --type luks --key-file - \/dev\/ubda2 simple-/.test(c))).toHaveLength(
-      5,
+      7,
     );
     expect(opens).toContain('open --test-passphrase --key-file - /dev/ubda2');
   });

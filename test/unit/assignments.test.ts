@@ -5,6 +5,7 @@ import {
   ensureVolume,
   forgetDisk,
   type HostFacts,
+  handOverMapper,
   isAvailable,
   type MountedDisk,
   reconcile,
@@ -116,6 +117,33 @@ describe('forgetDisk', () => {
     expect(after.volumes.B?.rememberedNumbers).toEqual({});
     expect(Object.keys(after.volumes)).toEqual(['A', 'B']);
     expect(s.volumes.A?.disks.d1).toBeDefined(); // the input is untouched
+  });
+});
+
+describe('handOverMapper', () => {
+  it('gives a shared LUKS mapping to the mount that reads through it without having opened it', () => {
+    const through = (dir: string, mapper: string | null): MountedDisk => ({
+      ...mounted('d1', 0, dir),
+      source: '/dev/mapper/simple-u1',
+      mapper,
+    });
+    let s = withVolume(emptyState(), 'A', false, ['d1']);
+    s = withVolume(s, 'B', false, ['d1']);
+    const mount = (dir: string, disk: MountedDisk) => ({
+      dir,
+      mountedAt: NOW,
+      dynamic: false,
+      disks: { d1: disk },
+      placeholders: [],
+      watcher: null,
+    });
+    s = setMount(s, 'A', mount('/a', through('/a', 'simple-u1')));
+    s = setMount(s, 'B', mount('/b', through('/b', null)));
+    const gone = setMount(s, 'A', null);
+    const after = handOverMapper(gone, 'simple-u1');
+    expect(after.volumes.B?.mount?.disks.d1?.mapper).toBe('simple-u1');
+    expect(gone.volumes.B?.mount?.disks.d1?.mapper).toBeNull(); // the input is untouched
+    expect(handOverMapper(gone, 'simple-other')).toBe(gone);
   });
 });
 
