@@ -8,9 +8,8 @@
 import type { Logger } from '../adapters/logger.js';
 import { loadState, resolveStateDir } from '../adapters/volume-state.js';
 import { assignmentOf, emptyState, type VolumesState } from '../core/assignments.js';
-import type { DiskAssignment, DiskReport } from '../core/disk-state.js';
+import { type DiskAssignment, type DiskReport, diskId } from '../core/disk-state.js';
 import { errorMessage } from '../core/errors.js';
-import { diskId } from './volume-disks.js';
 
 /** Where the volume state is: `dir`, else SIMPLECTL_STATE_DIR, else the default. */
 export interface VolumeStateScope {

@@ -15,7 +15,6 @@ import { existsSync } from 'node:fs';
 import { assertNotBusy, layoutFingerprint, resolveDisk, writeDevice } from '../adapters/block-devices.js';
 import * as cryptsetup from '../adapters/cryptsetup.js';
 import { lockDisk } from '../adapters/disk-lock.js';
-import { blockDeviceFacts } from '../adapters/disk-watch.js';
 import { hasCommand, run, ToolError } from '../adapters/exec.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
@@ -30,7 +29,7 @@ import {
   mkfsArgs,
   planInitialisation,
 } from '../core/disk-plan.js';
-import { type DiskReport, MIN_DISK_BYTES, NO_PARTITIONS } from '../core/disk-state.js';
+import { type DiskReport, diskId, MIN_DISK_BYTES, NO_PARTITIONS } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
 import type { DiskMetadata } from '../core/metadata.js';
 import {
@@ -45,7 +44,7 @@ import { formatCommand } from '../core/redact.js';
 import { humanSize } from '../core/units.js';
 import type { CommandContext } from './context.js';
 import { inspectAndClassify } from './scan-disks.js';
-import { diskId } from './volume-disks.js';
+import { currentDiskseq } from './volume-disks.js';
 
 export interface InitializeDiskOptions {
   /** Whole disk: /dev/sdb, sdb, or a /dev/disk/by-id/… link. */
@@ -225,7 +224,7 @@ async function mediaIdentity(sys: SysBlockDevice): Promise<MediaIdentity> {
   return {
     devNumber: sys.devNumber,
     sizeBytes: sys.sizeBytes,
-    diskseq: (await blockDeviceFacts(sys.name))?.diskseq ?? null,
+    diskseq: await currentDiskseq(sys.device),
     layout: await layoutFingerprint(sys.device, sys.sizeBytes),
   };
 }

@@ -15,7 +15,7 @@ import {
   setMount,
   type VolumeRecord,
 } from '../core/assignments.js';
-import type { DiskReport, InitialisedDisk } from '../core/disk-state.js';
+import { type DiskReport, diskId, type InitialisedDisk } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
 import type { ChosenDisk, MatchResult } from '../core/match.js';
 import { allocateNumbers } from '../core/numbering.js';
@@ -24,7 +24,7 @@ import { layoutChanges, layoutEntries } from '../core/volume-layout.js';
 import type { CommandContext } from './context.js';
 import { matchQuery } from './match-query.js';
 import { Undo } from './undo.js';
-import { currentDiskseq, diskId, mountDisk, unmountDisk } from './volume-disks.js';
+import { currentDiskseq, mountDisk, unmountDisk } from './volume-disks.js';
 import { prepareDisk } from './volume-prepare.js';
 import { changeSealedLayout } from './volume-root.js';
 import { mappersInUse } from './volume-survey.js';

@@ -12,7 +12,7 @@ import { isBusyError, mountFilesystem, unmount } from '../adapters/mount.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { rereadPartitions } from '../adapters/partx.js';
 import type { MountedDisk } from '../core/assignments.js';
-import type { InitialisedDisk } from '../core/disk-state.js';
+import { diskId, type InitialisedDisk } from '../core/disk-state.js';
 import { errorMessage, OperationError } from '../core/errors.js';
 import { kernelName, mapperName } from '../core/names.js';
 import type { CommandContext } from './context.js';
@@ -21,11 +21,6 @@ import type { Undo } from './undo.js';
 /** The device's diskseq now (null when the kernel does not report one). */
 export async function currentDiskseq(device: string): Promise<number | null> {
   return (await blockDeviceFacts(kernelName(device)))?.diskseq ?? null;
-}
-
-/** The disk id the volume layer uses: its data partition's UUID, lowercase. */
-export function diskId(disk: InitialisedDisk): string {
-  return disk.dataPartition.uuid.toLowerCase();
 }
 
 export interface MountDiskRequest {

@@ -23,7 +23,7 @@ import {
   type VolumesState,
   volumeAtDir,
 } from '../core/assignments.js';
-import type { DiskReport } from '../core/disk-state.js';
+import { type DiskReport, diskId } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
 import type { ChosenDisk } from '../core/match.js';
 import { parseQuery, redactQuery, wantsEncryption } from '../core/query.js';
@@ -41,7 +41,7 @@ import {
   tooFewDisks,
   type VolumeSpec,
 } from './volume-assemble.js';
-import { diskId, mountDisk } from './volume-disks.js';
+import { mountDisk } from './volume-disks.js';
 import { applyLayout, checkVolumeDir, createVolumeRoot, sealVolumeRoot } from './volume-root.js';
 import { survey } from './volume-survey.js';
 import { ensureWatcher, type WatcherMode } from './volume-watch.js';

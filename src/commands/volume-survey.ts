@@ -13,13 +13,12 @@ import { isProcessAlive } from '../adapters/processes.js';
 import { canonicalDir } from '../adapters/real-path.js';
 import type { StateSession } from '../adapters/volume-state.js';
 import { assignmentOf, type HostFacts, reconcile, type VolumesState } from '../core/assignments.js';
-import type { DiskReport } from '../core/disk-state.js';
+import { type DiskReport, diskId } from '../core/disk-state.js';
 import { errorMessage } from '../core/errors.js';
 import { kernelName } from '../core/names.js';
 import { redactQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
 import { scanDisks } from './scan-disks.js';
-import { diskId } from './volume-disks.js';
 
 export interface SurveyScope {
   /** Kernel-name globs of the devices to consider (`--include`); empty = every whole disk. */

@@ -5,7 +5,7 @@
  *
  * Exports: `DiskFacts` (input), `DiskReport` = `BlankDisk | InitialisedDisk | RejectedDisk`
  * (output), `classifyDisk(facts, host)`, `withShownAssignment(report, show)`, `MIN_DISK_BYTES`,
- * `DiskAssignment`, `PartitionReport`.
+ * `DiskAssignment`, `PartitionReport`, `diskId(disk)`, `rejectSharedIds(reports)`, `NO_PARTITIONS`.
  */
 import type { DiskMetadata } from './metadata.js';
 import { METADATA_PARTITION_NAME, METADATA_PARTITION_TYPE, partitionName } from './names.js';
@@ -139,6 +139,11 @@ export interface InitialisedDisk extends DiskCommon {
 
 export type DiskReport = BlankDisk | InitialisedDisk | RejectedDisk;
 
+/** The disk id the volume layer uses: its data partition's UUID, lowercase. */
+export function diskId(disk: InitialisedDisk): string {
+  return disk.dataPartition.uuid.toLowerCase();
+}
+
 /**
  * A copy of `report` whose assignment names its volumes as `show` writes
  * them: a volume's name may hold its passphrase, so what is shown is masked.
@@ -202,12 +207,11 @@ export function rejectSharedIds(reports: readonly DiskReport[]): DiskReport[] {
   const devices = new Map<string, string[]>();
   for (const r of reports) {
     if (r.state !== 'initialised') continue;
-    const id = r.dataPartition.uuid.toLowerCase();
-    devices.set(id, [...(devices.get(id) ?? []), r.device]);
+    devices.set(diskId(r), [...(devices.get(diskId(r)) ?? []), r.device]);
   }
   return reports.map((r) => {
     if (r.state !== 'initialised') return r;
-    const id = r.dataPartition.uuid.toLowerCase();
+    const id = diskId(r);
     const others = (devices.get(id) ?? []).filter((d) => d !== r.device);
     if (others.length === 0) return r;
     const { device, name, sizeBytes, model, mounted, mountPoints, inUse, usage, holders, assignment } = r;
