@@ -93,15 +93,7 @@ export async function watchVolume(
     finish = resolve;
   });
   let stopping = false;
-  // One pass at a time, and stop() lets the one under way finish: a step cut short (a disk
-  // mounted but not recorded, a mapping opened and left) is worse than a late stop.
-  let current: Promise<void> = Promise.resolve();
-  const pass = (reason: string): Promise<void> => {
-    if (stopping) return current;
-    current = current.then(() => runPass(reason));
-    return current;
-  };
-  const runPass = async (reason: string): Promise<void> => {
+  const pass = async (reason: string): Promise<void> => {
     if (stopping) return;
     ctx.log.debug(`watch ${target.dir}: ${reason}`);
     try {
@@ -119,8 +111,9 @@ export async function watchVolume(
   const stop = async (): Promise<void> => {
     if (stopping) return done;
     stopping = true;
+    // Waits for the pass under way (watchDisks runs one at a time): a step cut short (a disk
+    // mounted but not recorded, a mapping opened and left) is worse than a late stop.
     await watch.stop();
-    await current;
     finish();
   };
   // Catch up with whatever changed between the mount and now.
