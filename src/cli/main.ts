@@ -58,8 +58,8 @@ export async function runCli(tool: Tool, argv: readonly string[], io: AppIO = {}
       // went to stderr with a non-zero code, and like any Unix tool's usage message it is a usage error.
       if (error.code === 'commander.help') return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
       // commander has already printed its message; unknown commands and bad options are usage errors.
-      const greedy =
-        error.code === 'commander.missingArgument' && argv.find((a) => greedyOptions(program, argv).has(a));
+      const lists = error.code === 'commander.missingArgument' ? greedyOptions(program, argv) : undefined;
+      const greedy = lists && argv.find((a) => lists.has(a));
       if (greedy) {
         stderr(
           `(${greedy} takes every word after it, up to the next option: give it after the arguments, or end its list with --)\n`,

@@ -164,7 +164,7 @@ export async function volumeUmount(
     for (const disk of detached) {
       // A mapping another volume still reads through stays open, and becomes that one's to close.
       if (disk.mapper && mappersInUse(rest).has(disk.mapper)) rest = handOverMapper(rest, disk.mapper);
-      else await closeDiskMapper(disk, { mapperInUse: (m) => mappersInUse(rest).has(m) }, ctx);
+      else await closeDiskMapper(disk, {}, ctx);
     }
     let released = false;
     if (volume) {

@@ -126,9 +126,9 @@ export function parseBusyPoll(value: string | number): number {
   });
 }
 
-/** Seconds `zkfsctl mount` waits for a ZooKeeper session: any positive number. */
 const MAX_CONNECT_TIMEOUT_S = 86_400;
 
+/** Seconds `zkfsctl mount` waits for a ZooKeeper session: a positive number, up to a day. */
 export function parseConnectTimeout(value: string | number): number {
   const n = typeof value === 'number' ? value : value.trim() === '' ? Number.NaN : Number(value);
   // Longer than a day is a typo, and past 24.8 days Node's timers fire at once.
