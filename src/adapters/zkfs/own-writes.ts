@@ -40,7 +40,7 @@ export class OwnWrites {
     const write: OwnWrite = {
       ops,
       epoch,
-      seen: new Map(ops.map((op) => [op.path, 0])),
+      seen: new Map(writesOf(ops).map((op) => [op.path, 0])),
       deletes: new Set(ops.filter((op) => op.op === 'delete').map((op) => op.path)),
       deletions: new Map(),
       held: [],
@@ -82,7 +82,8 @@ export class OwnWrites {
    */
   finish(write: OwnWrite, ok: boolean): { alone: ZkOp[]; stale: StaleEntry[]; doubted: string[] } {
     this.open.delete(write);
-    const alone = ok ? write.ops.filter((op) => write.seen.get(op.path) === 1) : [];
+    const writes = writesOf(write.ops);
+    const alone = ok ? writes.filter((op) => write.seen.get(op.path) === 1) : [];
     const doubted: string[] = [];
     if (ok) {
       for (const op of write.ops) {
@@ -91,6 +92,14 @@ export class OwnWrites {
         if ((write.deletions.get(op.path) ?? 0) > own) doubted.push(op.path);
       }
     }
-    return { alone, stale: alone.length === write.ops.length ? [] : write.held, doubted };
+    return { alone, stale: alone.length === writes.length ? [] : write.held, doubted };
   }
+}
+
+/**
+ * The ops that change a node. A check writes nothing, so no notice comes of
+ * it: counted, it made every write holding one look shared with another client.
+ */
+function writesOf(ops: readonly ZkOp[]): ZkOp[] {
+  return ops.filter((op) => op.op !== 'check');
 }

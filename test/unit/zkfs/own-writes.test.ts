@@ -29,6 +29,19 @@ describe('OwnWrites', () => {
     }
   });
 
+  it('takes a write holding a check for its own: a check brings no notice', () => {
+    // A create that drops a sibling's mark checks the sibling's version (file-marks.ts).
+    const own = new OwnWrites();
+    const check: ZkOp = { op: 'check', path: '/d/old', version: 1 };
+    const write = own.begin([create('/d/n'), check, doc('/d/__zkfs__')], 0);
+    expect(own.observe('/d/n', [{ path: '/n', entry: true }])).toBe(true);
+    expect(own.observe('/d/__zkfs__', [{ path: '/d', entry: true }])).toBe(true);
+    const { alone, stale } = own.finish(write, true);
+    expect(alone.map((op) => op.path)).toEqual(['/d/n', '/d/__zkfs__']);
+    // Nothing for the kernel: it saw this write itself (before, it was told to drop /d).
+    expect(stale).toEqual([]);
+  });
+
   it("doubts a name it made when another host's deletion of it came with its notices", () => {
     for (const over of [false, true]) {
       const own = new OwnWrites();
