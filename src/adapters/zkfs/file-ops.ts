@@ -23,8 +23,9 @@ import {
   withTimes,
 } from '../../core/zkfs/attrs.js';
 import { FsError, isFsError } from '../../core/zkfs/errors.js';
+import { droppableMarks, type MarkedNode, markedAsFile, withoutEntries } from '../../core/zkfs/file-marks.js';
 import { allowsRegularFiles } from '../../core/zkfs/modes.js';
-import { baseName, checkNewName, DATA_FILE, parentPath, toZnode } from '../../core/zkfs/paths.js';
+import { baseName, checkNewName, DATA_FILE, parentPath, toZnode, zkChild } from '../../core/zkfs/paths.js';
 import { RACE_BUDGET_MS, raceWaitMs } from '../../core/zkfs/race-backoff.js';
 import {
   docWrite,
@@ -33,7 +34,7 @@ import {
   ZK_MAX_REQUEST_BYTES,
   type ZkOp,
 } from '../../core/zkfs/zk-ops.js';
-import { isZkError, type ZkStat } from '../zookeeper.js';
+import { isZkError, type ZkError, type ZkStat } from '../zookeeper.js';
 import {
   applyPendingTimes,
   type FileAttr,
@@ -299,8 +300,10 @@ export async function create(
 /**
  * Makes file `znode` in `parent`, holding `data`, and its entry in the
  * directory's document, in one multi (made again from fresh reads while
- * other hosts win the race for the document). The ZkError of a name taken
- * meanwhile (NODE_EXISTS at `znode`) is the caller's to answer.
+ * other hosts win the race for the document). The document sheds the marks
+ * of siblings memory knows to hold data, each checked at the data version
+ * seen (core/zkfs/file-marks.ts). The ZkError of a name taken meanwhile
+ * (NODE_EXISTS at `znode`) is the caller's to answer.
  */
 async function makeFile(
   ctx: VfsContext,
@@ -309,17 +312,49 @@ async function makeFile(
   entry: MetaEntry,
   data: Buffer,
 ): Promise<void> {
+  const name = baseName(znode);
+  // Siblings whose check failed (emptied or replaced meanwhile) keep their marks this time.
+  const keptMarks = new Set<string>();
+  const nodeOf = (sibling: string): MarkedNode | undefined =>
+    keptMarks.has(sibling) ? undefined : (ctx.tree.stats.peek(zkChild(parent.znode, sibling)) ?? undefined);
+  // The sibling each check of the last attempt is about, by path.
+  const checked = new Map<string, string>();
+  const retryAlso = (error: ZkError): boolean => {
+    const sibling = error.path === undefined ? undefined : checked.get(error.path);
+    if (sibling !== undefined) keptMarks.add(sibling);
+    return sibling !== undefined;
+  };
   await ctx.proofs.during((token) =>
-    commitWithRetry(ctx.tree, async (attempt): Promise<ZkOp[]> => {
-      const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
-      const acl = await ctx.tree.acl(parent.znode);
-      const entries = withEntry(await entriesStillThere(ctx, parent, doc), baseName(znode), entry);
-      const meta = encodeMeta(token.mark(entries));
-      return [
-        { op: 'create', path: znode, data, acl, readBack: false },
-        docWrite(doc.path, doc.version, meta, acl, undefined, token.shows),
-      ];
-    }),
+    commitWithRetry(
+      ctx.tree,
+      async (attempt): Promise<ZkOp[]> => {
+        const doc =
+          attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
+        const acl = await ctx.tree.acl(parent.znode);
+        const kept = await entriesStillThere(ctx, parent, doc);
+        const dropped = droppableMarks(kept, name, nodeOf);
+        const entries = withEntry(
+          withoutEntries(
+            kept,
+            dropped.map((mark) => mark.name),
+          ),
+          name,
+          entry,
+        );
+        checked.clear();
+        const checks = dropped.map((mark): ZkOp => {
+          const path = zkChild(parent.znode, mark.name);
+          checked.set(path, mark.name);
+          return { op: 'check', path, version: mark.version };
+        });
+        return [
+          { op: 'create', path: znode, data, acl, readBack: false },
+          ...checks,
+          docWrite(doc.path, doc.version, encodeMeta(token.mark(entries)), acl, undefined, token.shows),
+        ];
+      },
+      { retryAlso },
+    ),
   );
 }
 
@@ -529,7 +564,9 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
     stat =
       (await writeWithAttrs(ctx, file, content, beforeResend)) ??
       (await settlePendingAttrs(ctx, file).then(() =>
-        ctx.client.setData(file.znode, content, file.version, { beforeResend }),
+        content.length === 0 && baseName(file.mountPath) !== DATA_FILE
+          ? writeEmpty(ctx, file.znode, file.version, beforeResend)
+          : ctx.client.setData(file.znode, content, file.version, { beforeResend }),
       ));
   } catch (error) {
     if (error instanceof NodeGone) {
@@ -560,6 +597,50 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
   }
   written(ctx, file, stat, seq, content);
   await applyTimes(ctx, file, stat);
+}
+
+/**
+ * Empties file `znode` at data `version`, keeping its mark as a file
+ * (core/zkfs/file-marks.ts): in one multi with its directory's document,
+ * which gains the mark where it lacks it and is checked where it has it,
+ * so that a create elsewhere that saw the file hold data cannot drop the
+ * mark after this write. Fails as setData would when the file's own op
+ * does; the document's races are run again from a fresh read.
+ */
+async function writeEmpty(
+  ctx: VfsContext,
+  znode: string,
+  version: number,
+  beforeResend?: () => Promise<void>,
+): Promise<ZkStat> {
+  const dir = parentPath(znode);
+  const name = baseName(znode);
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    const doc = attempt === 0 ? await ctx.tree.meta(dir) : await ctx.tree.freshMeta(dir);
+    const mark = markedAsFile(doc.value.entries.get(name));
+    let docOp: ZkOp;
+    if (mark === undefined && doc.version !== undefined) {
+      docOp = { op: 'check', path: doc.path, version: doc.version };
+    } else {
+      const entry = mark ?? { t: 'f' };
+      const acl = doc.version === undefined ? await ctx.tree.acl(dir) : [];
+      const data = encodeMeta(withEntry(doc.value, name, entry));
+      docOp = docWrite(doc.path, doc.version, data, acl, (now) => showsEntry(now, name, entry));
+    }
+    const ops: ZkOp[] = [{ op: 'setData', path: znode, data: Buffer.alloc(0), version }, docOp];
+    try {
+      const stats = await ctx.client.multi(ops, { beforeResend });
+      const stat = stats[0] ?? (await ctx.tree.freshStat(znode));
+      if (!stat) throw new FsError('EIO', `${znode} was deleted as it was emptied`);
+      return stat;
+    } catch (error) {
+      // Only the document's op failed: another host changed it first. Anything else is the caller's.
+      if (!isZkError(error) || error.opIndex !== 1 || Date.now() - started >= RACE_BUDGET_MS) throw error;
+      ctx.tree.metas.invalidate(dir);
+      await new Promise((resolve) => setTimeout(resolve, raceWaitMs(attempt)));
+    }
+  }
 }
 
 /**
@@ -595,7 +676,8 @@ async function writeWithAttrs(
   if (!acl) return undefined;
   const before = doc.value.entries.get(target.entryName);
   const timed = times ? withTimes(before, times.atimeMs, times.mtimeMs, file.version + 1) : before;
-  const entry: MetaEntry = { ...timed, ...attrs };
+  // Emptied, it needs its mark as a file again (core/zkfs/file-marks.ts); the document's version guards it.
+  const entry: MetaEntry = { ...timed, ...attrs, ...(content.length === 0 ? { t: 'f' } : {}) };
   const data = encodeMeta(withEntry(doc.value, target.entryName, entry));
   // Sent again after a lost reply, the document may have been rewritten since by another host.
   const applied = (now: Buffer) => showsEntry(now, target.entryName, entry);
@@ -1032,7 +1114,11 @@ async function truncateNode(ctx: VfsContext, path: string, size: number): Promis
       if (data.length === size) return;
       const next = Buffer.alloc(size);
       data.copy(next, 0, 0, Math.min(size, data.length));
-      ctx.tree.stats.set(target.znode, await ctx.client.setData(target.znode, next, stat.version));
+      const written =
+        size === 0 && target.type === 'file'
+          ? await writeEmpty(ctx, target.znode, stat.version)
+          : await ctx.client.setData(target.znode, next, stat.version);
+      ctx.tree.stats.set(target.znode, written);
       return;
     } catch (error) {
       if (isZkError(error, 'BAD_VERSION') && attempt < 5) continue;

@@ -8,7 +8,9 @@
  *
  *     {"zkfs":1,"e":{"notes.txt":{"t":"f","m":416},"bin":{"t":"d","u":1000,"g":1000}}}
  *
- * - `t`  type, "f" or "d" (written at create/mkdir time, so every host agrees)
+ * - `t`  type, "f" or "d" (written at create/mkdir time, so every host agrees;
+ *   a file's "f" is dropped once it holds data, and written again when it is
+ *   emptied: file-marks.ts)
  * - `m`  permission bits (0o7777); absent = 0666/0777 minus --umask
  * - `u`, `g`  owner and group; absent = --uid/--gid. A node made through the
  *   mount by a caller other than --uid/--gid records the caller (newEntry)

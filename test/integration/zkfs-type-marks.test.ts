@@ -1,0 +1,122 @@
+/**
+ * The "t":"f" marks in directories' metadata documents (core/zkfs/file-marks.ts),
+ * through real mounts: a directory filled through the mount keeps a small
+ * document, and a file stays a file on every host however it is emptied,
+ * even while another host drops its mark.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ZkClient } from '../../src/adapters/zookeeper.js';
+import { missing } from '../fixtures/environment.js';
+import { OP_MULTI, startZkProxy } from '../fixtures/zk-proxy.js';
+import type { ZkServer } from '../fixtures/zk-server.js';
+import { mountZkfs, startZkWithClient, type ZkfsMount } from '../fixtures/zkfs-mount.js';
+
+let zk: ZkServer;
+let client: ZkClient;
+
+beforeAll(async () => {
+  ({ zk, client } = await startZkWithClient());
+});
+
+async function entries(dir: string): Promise<Record<string, Record<string, unknown>>> {
+  return JSON.parse((await client.getData(`${dir}/__zkfs__`)).data.toString()).e;
+}
+
+async function mountNew(root: string): Promise<ZkfsMount> {
+  await client.create(root, Buffer.alloc(0));
+  return mountZkfs(zk.connectString, root);
+}
+
+/** `stat -c '%n %F %s'` of `names` on a mount that has read nothing yet (another host). */
+async function freshStat(root: string, names: string): Promise<string[]> {
+  const other = await mountZkfs(zk.connectString, root);
+  const out = await other.ok(`stat -c '%n %F %s' ${names}`);
+  await other.unmount();
+  return out.trim().split('\n');
+}
+
+describe.skipIf(missing({ fuse: true }))('file type marks', () => {
+  it('keeps the document of a directory filled through the mount to the files still empty', async () => {
+    const m = await mountNew('/marks-fill');
+    await m.ok('mkdir src d && for i in $(seq 1 300); do echo "line $i" > src/f$i; done && cp -r src/. d/');
+    // Before, each of the 300 creates rewrote every earlier file's mark: the last document
+    // held 300 entries, and all of them together came to some 700 KiB sent to ZooKeeper.
+    for (const dir of ['src', 'd']) {
+      const doc = await client.getData(`/marks-fill/${dir}/__zkfs__`);
+      expect(doc.data.length).toBeLessThan(200);
+      expect(Object.keys(await entries(`/marks-fill/${dir}`)).length).toBeLessThanOrEqual(2);
+    }
+    // Every file is still a regular file with its content, here and on another host.
+    expect((await m.ok('find d -type f | wc -l')).trim()).toBe('300');
+    const other = await mountZkfs(zk.connectString, '/marks-fill');
+    expect((await other.ok('find d -type f | wc -l; cat d/f150')).trim()).toBe('300\nline 150');
+    await other.unmount();
+    await m.unmount();
+  });
+
+  it('marks a file again however it is emptied, so it stays a file on every host', async () => {
+    const m = await mountNew('/marks-empty');
+    await m.ok('for f in a b c e keep; do printf data > $f; done && touch z && chmod 600 keep');
+    // z's create dropped the marks of the files holding data; keep's mode keeps its entry.
+    expect(Object.keys(await entries('/marks-empty')).sort()).toEqual(['keep', 'z']);
+    await m.ok(
+      [
+        ': > a', // opened with O_TRUNC and closed: written back empty
+        'truncate -s 0 b', // truncate(2) of a file nobody has open
+        'cp /dev/null c', // cp over an existing file
+        // Emptied with times set before the close (as cp -a and tar do): the times go with it.
+        `python3 -c "import os; fd = os.open('e', os.O_WRONLY | os.O_TRUNC); os.utime(fd, (1e9, 1e9)); os.close(fd)"`,
+        ': > keep',
+      ].join(' && '),
+    );
+    const expected = ['a', 'b', 'c', 'e', 'keep', 'z'].map((name) => `${name} regular empty file 0`);
+    expect(await freshStat('/marks-empty', 'a b c e keep z')).toEqual(expected);
+    expect((await m.ok("stat -c '%n %F %s' a b c e keep z")).trim().split('\n')).toEqual(expected);
+    const after = await entries('/marks-empty');
+    for (const name of ['a', 'b', 'c', 'e', 'keep']) expect(after[name]).toMatchObject({ t: 'f' });
+    expect(after.keep).toMatchObject({ m: 0o600 });
+    expect(after.e).toMatchObject({ mt: 1e12 });
+    await m.unmount();
+  });
+
+  it('keeps the mark of a file another host empties while this one would drop it', async () => {
+    const a = await mountNew('/marks-race');
+    const b = await mountZkfs(zk.connectString, '/marks-race');
+    const n = 20;
+    await a.ok(`for i in $(seq 1 ${n}); do printf data > f$i; done`);
+    // b has read them (their data and the directory's document), marks and all.
+    await b.ok(`cat f* > /dev/null`);
+    // Each create on a may drop the marks of files b empties at the same moment.
+    for (let i = 1; i <= n; i++) await Promise.all([b.ok(`: > f${i}`), a.ok(`touch g${i}`)]);
+    const names = Array.from({ length: n }, (_, i) => `f${i + 1}`);
+    const expected = names.map((name) => `${name} regular empty file 0`);
+    expect(await freshStat('/marks-race', names.join(' '))).toEqual(expected);
+    const doc = await entries('/marks-race');
+    for (const name of names) expect(doc[name]).toMatchObject({ t: 'f' });
+    await b.unmount();
+    await a.unmount();
+  });
+
+  it('keeps the mark when the file was emptied after this host saw its data, before its create landed', async () => {
+    // The create's transaction is held on its way while another host empties the file: the
+    // mark's drop rests on data that is gone by the time it lands, and must fail with it.
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    await client.create('/marks-late', Buffer.alloc(0));
+    const a = await mountZkfs(proxy.connectString, '/marks-late');
+    const b = await mountZkfs(zk.connectString, '/marks-late');
+    await a.ok('printf data > f');
+    proxy.holdRequests(OP_MULTI);
+    const touch = a.sh('touch g');
+    await proxy.holding();
+    await b.ok(': > f');
+    proxy.releaseRequests();
+    expect((await touch).exitCode).toBe(0);
+    expect(await freshStat('/marks-late', 'f g')).toEqual([
+      'f regular empty file 0',
+      'g regular empty file 0',
+    ]);
+    expect((await entries('/marks-late')).f).toEqual({ t: 'f' });
+    await b.unmount();
+    await a.unmount();
+  });
+});
