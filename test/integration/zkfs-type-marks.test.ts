@@ -4,6 +4,7 @@
  * document, and a file stays a file on every host however it is emptied,
  * even while another host drops its mark.
  */
+import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
@@ -95,6 +96,26 @@ describe.skipIf(missing({ fuse: true }))('file type marks', () => {
     for (const name of names) expect(doc[name]).toMatchObject({ t: 'f' });
     await b.unmount();
     await a.unmount();
+  });
+
+  it('creates a file beside a dozen marked files it may not read, keeping their marks', async () => {
+    // A check needs leave to read its node: each of these fails. One failing op is named per
+    // attempt, so dropping the others' marks on the next one ran the create out of attempts.
+    const alice = createHash('sha1').update('alice:pw').digest('base64');
+    const secret = [{ perms: 31, scheme: 'digest', id: `alice:${alice}` }];
+    const names = Array.from({ length: 12 }, (_, i) => `s${i}`);
+    await client.create('/marks-acl', Buffer.alloc(0));
+    for (const name of names)
+      await client.create(`/marks-acl/${name}`, Buffer.from('secret'), { acl: secret });
+    const marks = Object.fromEntries(names.map((name) => [name, { t: 'f' }]));
+    await client.create('/marks-acl/__zkfs__', Buffer.from(JSON.stringify({ zkfs: 1, e: marks })));
+    const m = await mountZkfs(zk.connectString, '/marks-acl');
+    expect((await m.ok('ls | wc -l')).trim()).toBe('12');
+    await m.ok('printf x > new');
+    expect(await client.exists('/marks-acl/new')).not.toBeNull();
+    const doc = await entries('/marks-acl');
+    for (const name of names) expect(doc[name]).toEqual({ t: 'f' });
+    await m.unmount();
   });
 
   it('keeps the mark when the file was emptied after this host saw its data, before its create landed', async () => {

@@ -313,16 +313,17 @@ async function makeFile(
   data: Buffer,
 ): Promise<void> {
   const name = baseName(znode);
-  // Siblings whose check failed (emptied or replaced meanwhile) keep their marks this time.
-  const keptMarks = new Set<string>();
   const nodeOf = (sibling: string): MarkedNode | undefined =>
-    keptMarks.has(sibling) ? undefined : (ctx.tree.stats.peek(zkChild(parent.znode, sibling)) ?? undefined);
-  // The sibling each check of the last attempt is about, by path.
-  const checked = new Map<string, string>();
+    ctx.tree.stats.peek(zkChild(parent.znode, sibling)) ?? undefined;
+  // Once a sibling's check fails (emptied, replaced or unreadable meanwhile), the create goes
+  // on without dropping any mark: one failing op is named per attempt, and a directory of
+  // such siblings must not run the create out of attempts.
+  let dropping = true;
+  const checked = new Set<string>();
   const retryAlso = (error: ZkError): boolean => {
-    const sibling = error.path === undefined ? undefined : checked.get(error.path);
-    if (sibling !== undefined) keptMarks.add(sibling);
-    return sibling !== undefined;
+    if (error.path === undefined || !checked.has(error.path)) return false;
+    dropping = false;
+    return true;
   };
   await ctx.proofs.during((token) =>
     commitWithRetry(
@@ -332,7 +333,7 @@ async function makeFile(
           attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
         const acl = await ctx.tree.acl(parent.znode);
         const kept = await entriesStillThere(ctx, parent, doc);
-        const dropped = droppableMarks(kept, name, nodeOf);
+        const dropped = dropping ? droppableMarks(kept, name, nodeOf) : [];
         const entries = withEntry(
           withoutEntries(
             kept,
@@ -344,7 +345,7 @@ async function makeFile(
         checked.clear();
         const checks = dropped.map((mark): ZkOp => {
           const path = zkChild(parent.znode, mark.name);
-          checked.set(path, mark.name);
+          checked.add(path);
           return { op: 'check', path, version: mark.version };
         });
         return [
