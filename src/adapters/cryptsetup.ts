@@ -4,7 +4,7 @@
  * in argv or a log line; stdin is closed once written so luksFormat cannot
  * hang as it did in the original tool (shared/reference.md §1).
  *
- * Exports: `luksFormat`, `testPassphrase`, `open`, `close`, `isLuks`, `deviceMapperAvailable`,
+ * Exports: `luksFormat`, `testPassphrase`, `open`, `close`, `mappedDevice`, `isLuks`, `deviceMapperAvailable`,
  * `FAST_KDF_ENV`, `LuksFormatOptions`, and the argv builders `luksFormatArgs`, `openArgs`,
  * `closeArgs` (what luksFormat, open and close run, for a dry run to show).
  */
@@ -101,6 +101,19 @@ export async function open(
 
 export async function close(name: string, logger?: Logger): Promise<void> {
   await run('cryptsetup', closeArgs(name), logOpts(logger, `closing ${name}`));
+}
+
+/**
+ * The device mapping `name` sits on, as `cryptsetup status` names it from
+ * the mapping's table; null when it names none (not a crypt mapping, or
+ * its device is gone).
+ */
+export async function mappedDevice(name: string, logger?: Logger): Promise<string | null> {
+  const result = await run('cryptsetup', ['status', name], {
+    ...logOpts(logger, `asking what ${name} maps`),
+    okExitCodes: [1, 4],
+  });
+  return /^\s*device:\s*(\/\S+)/m.exec(result.stdout)?.[1] ?? null;
 }
 
 export async function isLuks(device: string, logger?: Logger): Promise<boolean> {

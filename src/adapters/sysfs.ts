@@ -2,7 +2,7 @@
  * Block devices as the kernel lists them in /sys/class/block. No udev needed:
  * everything here is read from sysfs attributes.
  *
- * Exports: `SysBlockDevice`, `readSysBlock(name)`, `listSysBlock()`, `loopsBackedBy(devices)`, `SYS_CLASS_BLOCK`.
+ * Exports: `SysBlockDevice`, `readSysBlock(name)`, `listSysBlock()`, `loopsBackedBy(devices)`, `slavesOf(name)`, `SYS_CLASS_BLOCK`.
  */
 import { readdir, readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -95,6 +95,14 @@ export async function readSysBlock(
     // Some drivers (UML's ubd) report "(null)".
     model: model === '' || model === '(null)' ? null : model,
   };
+}
+
+/**
+ * The kernel names of the devices a device-mapper device `name` (dm-N) sits
+ * on; empty when it has none the kernel still lists, or is no such device.
+ */
+export async function slavesOf(name: string, root = SYS_CLASS_BLOCK): Promise<string[]> {
+  return (await list(join(root, name, 'slaves'))).sort(naturalCompare);
 }
 
 /**

@@ -4,6 +4,7 @@
  * Each step that creates something registers its undo.
  */
 import { existsSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { probe } from '../adapters/blkid.js';
 import * as cryptsetup from '../adapters/cryptsetup.js';
@@ -11,6 +12,7 @@ import { blockDeviceFacts } from '../adapters/disk-watch.js';
 import { isBusyError, mountFilesystem, unmount } from '../adapters/mount.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { rereadPartitions } from '../adapters/partx.js';
+import { readSysBlock, slavesOf } from '../adapters/sysfs.js';
 import type { MountedDisk } from '../core/assignments.js';
 import { diskId, type InitialisedDisk } from '../core/disk-state.js';
 import { errorMessage, OperationError } from '../core/errors.js';
@@ -76,6 +78,7 @@ export async function mountDisk(
       }
       // Shared by a non-exclusive volume: the mapping is already there and ours to reuse.
       if (!existsSync(existing)) throw error;
+      await assertMapsPartition(existing, partition, mapper, ctx);
       source = existing;
       mapper = null;
     }
@@ -94,6 +97,40 @@ export async function mountDisk(
     fsType: fsType ?? mountAt(table, mountPoint)?.fsType ?? '',
     mapper,
   };
+}
+
+/**
+ * Refuses a mapping by this disk's name that does not sit on its data
+ * partition: one left open on the old device when the disk went away with
+ * its filesystem in use (its close failed), or anyone else's. Mounted as
+ * the disk, it would hand a container another device's filesystem, or a
+ * dead one. Where the kernel lists what a mapping sits on (User-Mode Linux
+ * does not), a mapping left on a disk that went away is not among the
+ * holders of the disk that came back, even under the same name and number.
+ */
+async function assertMapsPartition(
+  existing: string,
+  partition: string,
+  name: string,
+  ctx: CommandContext,
+): Promise<void> {
+  const part = await realpath(partition);
+  const on = await cryptsetup.mappedDevice(name, ctx.log);
+  const onPart = on !== null && (await realpath(on).catch(() => on)) === part;
+  const dm = kernelName(await realpath(existing));
+  const listed = (await slavesOf(dm)).length > 0;
+  const held = (await readSysBlock(kernelName(part)))?.holders.includes(dm) ?? false;
+  if (onPart && (held || !listed)) return;
+  const close = `close it (simplectl luks-close ${name}) and mount again`;
+  if (onPart) {
+    throw new OperationError(
+      `${existing} is already open on the ${partition} that went away, not on the one there now: it is stale; ${close}`,
+    );
+  }
+  throw new OperationError(
+    `${existing} is already open, but not on ${partition}${on === null ? '' : ` (it maps ${on})`}: ` +
+      `it is not this disk's mapping; if it is stale, ${close}`,
+  );
 }
 
 export interface UnmountDiskOptions {

@@ -69,11 +69,25 @@ ls /dev/mapper > "$RESULTS/mapper-after-va.txt"
 step vb-read cat /run/vb/b-0/hello.txt
 step vb-umount $S umount /run/vb $V
 ls /dev/mapper > "$RESULTS/mapper-after-vb.txt"
+# A mapping by the disk's name left on another device (as when the disk went away while its
+# filesystem was in use, and came back): never mounted as the disk.
+mkfs.ext4 -q /dev/ubdb && mkdir -p /run/decoy && mount /dev/ubdb /run/decoy
+echo 'another device' > /run/decoy/decoy.txt && umount /run/decoy
+dmsetup create "$M" --table "0 $(blockdev --getsz /dev/ubdb) linear /dev/ubdb 0" && dmsetup mknodes "$M"
+C=label.secure_encryption-key.k_exclusive.false_basename.s-
+step stale-mount $S mount $C /run/vs $V --include ubda
+grep -c ' /run/vs' /proc/mounts > "$RESULTS/stale-mounts.txt"
+ls /dev/mapper > "$RESULTS/mapper-after-stale.txt"
+dmsetup remove "$M"
+step fresh-mount $S mount $C /run/vs $V --include ubda
+step fresh-read cat /run/vs/s-0/hello.txt
+step fresh-umount $S umount /run/vs $V
 `;
 
 describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mode Linux', () => {
   let uml: UmlResult;
   let image: string;
+  let decoy: string;
   let keys: string;
 
   const rc = (name: string) => uml.read(`${name}.rc`).trim();
@@ -86,10 +100,14 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     const fd = openSync(image, 'w');
     ftruncateSync(fd, 128 * 1024 * 1024);
     closeSync(fd);
+    decoy = join(scratchDir('uml-decoy'), 'decoy.img');
+    const decoyFd = openSync(decoy, 'w');
+    ftruncateSync(decoyFd, 16 * 1024 * 1024);
+    closeSync(decoyFd);
     keys = keyDir({ k: 'correct horse' });
     uml = await runInUml({
       script: SCRIPT,
-      disks: [image],
+      disks: [image, decoy],
       env: { ...TEST_ENV, SIMPLECTL_KEY_DIR: keys, NO_COLOR: '1' },
     });
   }, 300_000);
@@ -180,6 +198,19 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(uml.read('mapper-after-vb.txt').trim()).toBe('control');
   });
 
+  it("refuses a mapping by the disk's name that sits on another device, and mounts once it is gone", () => {
+    expect(rc('stale-mount'), why('stale-mount')).not.toBe('0');
+    expect(uml.read('stale-mount.err')).toMatch(
+      /\/dev\/mapper\/simple-\S+ is already open, but not on \/dev\/ubda\d: it is not this disk's mapping; if it is stale, close it \(simplectl luks-close simple-\S+\) and mount again/,
+    );
+    // Nothing was mounted (neither the volume's root nor the other device's filesystem), and the
+    // mapping is left as it was.
+    expect(uml.read('stale-mounts.txt').trim()).toBe('0');
+    expect(uml.read('mapper-after-stale.txt')).toMatch(/^simple-/m);
+    for (const step of ['fresh-mount', 'fresh-read', 'fresh-umount']) expect(rc(step), why(step)).toBe('0');
+    expect(uml.read('fresh-read.out')).toBe('written inside UML\n');
+  });
+
   it('opens with --key-file too; cryptsetup only ever got the passphrase on stdin', () => {
     expect(rc('keyfile'), why('keyfile')).toBe('0');
     expect(rc('keyfile-close'), why('keyfile-close')).toBe('0');
@@ -193,10 +224,11 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(format).toHaveLength(1);
     expect(format[0]).toEqual(expect.arrayContaining(['--key-file', '-', '/dev/ubda2']));
     const opens = calls.filter((c) => c[0] === 'open').map((c) => c.join(' '));
-    // initialize-disk (mkfs inside), the wrong and right passphrase, --key-name, --key-file, and
-    // the two volumes' mounts (the second finds the mapping open, and reads through it).
+    // initialize-disk (mkfs inside), the wrong and right passphrase, --key-name, --key-file,
+    // the two volumes' mounts (the second finds the mapping open, and reads through it), and the
+    // third volume's two (the first finds another device's mapping by the disk's name).
     expect(opens.filter((c) => /^open --type luks --key-file - \/dev\/ubda2 simple-/.test(c))).toHaveLength(
-      7,
+      9,
     );
     expect(opens).toContain('open --test-passphrase --key-file - /dev/ubda2');
   });
