@@ -10,7 +10,7 @@ import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
 import { OP_MULTI, startZkProxy } from '../fixtures/zk-proxy.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
-import { mountZkfs, startZkWithClient, type ZkfsMount } from '../fixtures/zkfs-mount.js';
+import { eventually, mountZkfs, startZkWithClient, type ZkfsMount } from '../fixtures/zkfs-mount.js';
 
 let zk: ZkServer;
 let client: ZkClient;
@@ -118,6 +118,23 @@ describe.skipIf(missing({ fuse: true }))('file type marks', () => {
     await m.unmount();
   });
 
+  it("empties a file at once where the directory's document is read-only to the mount", async () => {
+    // The mark cannot be written there: the data go alone, as they did before marks were dropped
+    // (before this, the document's refusal was retried as a lost race for half a minute, then EIO).
+    await client.create('/marks-rodoc', Buffer.alloc(0));
+    await client.create('/marks-rodoc/f', Buffer.from('data'));
+    await client.create('/marks-rodoc/__zkfs__', Buffer.from('{"zkfs":1,"e":{}}'), {
+      acl: [{ perms: 1, scheme: 'world', id: 'anyone' }],
+    });
+    const m = await mountZkfs(zk.connectString, '/marks-rodoc');
+    await m.ok(': > f');
+    // A truncation alone is written back at release, which close does not wait for.
+    const emptied = async () => (await client.getData('/marks-rodoc/f')).data.length === 0;
+    await eventually(emptied, 'f emptied in ZooKeeper', 5000);
+    expect(m.log()).not.toContain('error');
+    await m.unmount();
+  });
+
   it('keeps the mark when the file was emptied after this host saw its data, before its create landed', async () => {
     // The create's transaction is held on its way while another host empties the file: the
     // mark's drop rests on data that is gone by the time it lands, and must fail with it.
@@ -130,6 +147,11 @@ describe.skipIf(missing({ fuse: true }))('file type marks', () => {
     const touch = a.sh('touch g');
     await proxy.holding();
     await b.ok(': > f');
+    await eventually(
+      async () => (await client.getData('/marks-late/f')).data.length === 0,
+      'f emptied',
+      5000,
+    );
     proxy.releaseRequests();
     expect((await touch).exitCode).toBe(0);
     expect(await freshStat('/marks-late', 'f g')).toEqual([

@@ -15,6 +15,7 @@ import {
   encodeMeta,
   type MetaEntry,
   newEntry,
+  parseMeta,
   S_IFDIR,
   S_IFMT,
   S_IFREG,
@@ -318,7 +319,9 @@ async function makeFile(
   // Once a sibling's check fails (emptied, replaced or unreadable meanwhile), the create goes
   // on without dropping any mark: one failing op is named per attempt, and a directory of
   // such siblings must not run the create out of attempts.
-  let dropping = true;
+  // Only from a tree kept exact by a watch: a stat kept by time may be of a node deleted and made
+  // again since, at the same data version, which a check cannot tell apart.
+  let dropping = ctx.tree.exact;
   const checked = new Set<string>();
   const retryAlso = (error: ZkError): boolean => {
     if (error.path === undefined || !checked.has(error.path)) return false;
@@ -606,7 +609,9 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
  * which gains the mark where it lacks it and is checked where it has it,
  * so that a create elsewhere that saw the file hold data cannot drop the
  * mark after this write. Fails as setData would when the file's own op
- * does; the document's races are run again from a fresh read.
+ * does; the document's races are run again from a fresh read, and a
+ * document this session may not read or write leaves the data to go
+ * alone, as it did before marks were dropped.
  */
 async function writeEmpty(
   ctx: VfsContext,
@@ -627,17 +632,33 @@ async function writeEmpty(
       const entry = mark ?? { t: 'f' };
       const acl = doc.version === undefined ? await ctx.tree.acl(dir) : [];
       const data = encodeMeta(withEntry(doc.value, name, entry));
-      docOp = docWrite(doc.path, doc.version, data, acl, (now) => showsEntry(now, name, entry));
+      // Read back after a lost reply, the document may hold another host's change to the entry since.
+      const applied = (now: Buffer) => parseMeta(now).entries.get(name)?.t === 'f';
+      docOp = docWrite(doc.path, doc.version, data, acl, applied);
     }
     const ops: ZkOp[] = [{ op: 'setData', path: znode, data: Buffer.alloc(0), version }, docOp];
     try {
       const stats = await ctx.client.multi(ops, { beforeResend });
+      // A tree kept by time holds the document as it was, without the mark: the file would show as a directory.
+      if (docOp.op !== 'check') ctx.tree.metas.invalidate(dir);
       const stat = stats[0] ?? (await ctx.tree.freshStat(znode));
       if (!stat) throw new FsError('EIO', `${znode} was deleted as it was emptied`);
       return stat;
     } catch (error) {
-      // Only the document's op failed: another host changed it first. Anything else is the caller's.
-      if (!isZkError(error) || error.opIndex !== 1 || Date.now() - started >= RACE_BUDGET_MS) throw error;
+      // Anything but the document's op is the caller's, as a setData's failure would be.
+      if (!isZkError(error) || error.opIndex !== 1) throw error;
+      if (!isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE')) {
+        return ctx.client.setData(znode, Buffer.alloc(0), version, { beforeResend });
+      }
+      if (Date.now() - started >= RACE_BUDGET_MS) {
+        throw new FsError(
+          'EIO',
+          `emptying ${znode}: other clients changed ${dir}'s metadata before each attempt`,
+          {
+            cause: error,
+          },
+        );
+      }
       ctx.tree.metas.invalidate(dir);
       await new Promise((resolve) => setTimeout(resolve, raceWaitMs(attempt)));
     }
@@ -697,6 +718,8 @@ async function writeWithAttrs(
   }
   if (file.pendingTimes === times) file.pendingTimes = undefined;
   if (file.pendingAttrs === attrs) file.pendingAttrs = undefined;
+  // As in writeEmpty: a tree kept by time must not pair the empty data with a document without the mark.
+  if (content.length === 0) ctx.tree.metas.invalidate(target.metaDir);
   const stat = stats[0] ?? (await ctx.tree.freshStat(file.znode));
   if (!stat) throw new FsError('EIO', `${file.mountPath} was deleted as it was written back`);
   return stat;
@@ -752,7 +775,10 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     let stat: ZkStat;
     file.cutInFlight = Number.POSITIVE_INFINITY;
     try {
-      stat = await ctx.client.setData(file.znode, merged, node.stat.version);
+      stat =
+        merged.length === 0
+          ? await writeEmpty(ctx, file.znode, node.stat.version)
+          : await ctx.client.setData(file.znode, merged, node.stat.version);
     } catch (error) {
       if (
         isZkError(error, 'BAD_VERSION') &&
