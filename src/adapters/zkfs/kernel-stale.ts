@@ -6,8 +6,9 @@
  * directory's own type may have changed or nothing better is known.
  */
 import { type DirMeta, type MetaEntry, sameEntry } from '../../core/zkfs/attrs.js';
+import { onlyFileMark } from '../../core/zkfs/file-marks.js';
 import { GrownMap } from '../../core/zkfs/grown-map.js';
-import { baseName, DATA_FILE, META_NODE, parentPath, toMountPath } from '../../core/zkfs/paths.js';
+import { baseName, DATA_FILE, META_NODE, parentPath, toMountPath, zkChild } from '../../core/zkfs/paths.js';
 import type { SymlinkMap } from '../../core/zkfs/symlinks.js';
 import type { ZkStat } from '../zookeeper.js';
 import type { Stale, StaleEntry } from './kernel-notify.js';
@@ -84,9 +85,23 @@ export function docChanges(view: CacheView, dir: string, before: DirMeta, after:
   const names = new Set([...before.entries.keys(), ...after.entries.keys()]);
   for (const name of names) {
     const was = before.entries.get(name);
-    if (!sameEntry(was, after.entries.get(name))) out.push(entryChange(view, dir, name, was));
+    const now = after.entries.get(name);
+    if (sameEntry(was, now) || (now === undefined && markOfDataFile(view, dir, name, was))) continue;
+    out.push(entryChange(view, dir, name, was));
   }
   return out;
+}
+
+/**
+ * Whether `was` is a bare file mark that another host's create dropped
+ * because the node holds data (core/zkfs/file-marks.ts), as memory knows
+ * it: nothing the kernel holds of the name changes, and a directory filled
+ * on another host had every earlier file's entry dropped here, one per create.
+ */
+function markOfDataFile(view: CacheView, dir: string, name: string, was: MetaEntry | undefined): boolean {
+  if (!onlyFileMark(was)) return false;
+  const stat = view.stat(zkChild(dir, name));
+  return stat !== null && stat !== undefined && stat.dataLength > 0 && stat.numChildren === 0;
 }
 
 /** The kernel's entry stale after `name`'s metadata in `dir` changed from `was`. */

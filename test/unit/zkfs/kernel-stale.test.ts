@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type CacheView, docChanges } from '../../../src/adapters/zkfs/kernel-stale.js';
+import type { ZkStat } from '../../../src/adapters/zookeeper.js';
 import { encodeMeta, parseMeta, withEntry } from '../../../src/core/zkfs/attrs.js';
 import { GrownMap } from '../../../src/core/zkfs/grown-map.js';
 
@@ -47,6 +48,27 @@ describe('docChanges', () => {
       { path: '/a', entry: true, fresh: false },
       { path: '/b', entry: true, fresh: false },
       { path: '/n', entry: true, fresh: true },
+    ]);
+  });
+
+  it("leaves alone the names whose marks another host's create dropped because they hold data", () => {
+    // Another host fills a directory: each create drops the mark of the file before it.
+    const stats: Record<string, { dataLength: number; numChildren: number }> = {
+      '/mnt/full': { dataLength: 5, numChildren: 0 },
+      '/mnt/empty': { dataLength: 0, numChildren: 0 },
+    };
+    const seen: CacheView = { ...view, stat: (znode) => stats[znode] as ZkStat | undefined };
+    let meta = parseMeta(undefined);
+    for (const name of ['full', 'empty', 'unknown']) meta = withEntry(meta, name, { t: 'f' });
+    const before = parseMeta(encodeMeta(meta));
+    let rewritten = before;
+    for (const name of ['full', 'empty', 'unknown']) rewritten = withEntry(rewritten, name, undefined);
+    const after = parseMeta(encodeMeta(withEntry(rewritten, 'next', { t: 'f' })), before);
+    // The empty one would turn into a directory, and one memory holds nothing of may be anything.
+    expect(docChanges(seen, '/mnt', before, after).map((s) => s.path)).toEqual([
+      '/empty',
+      '/unknown',
+      '/next',
     ]);
   });
 });
