@@ -650,7 +650,8 @@ async function writeEmpty(
       if (!isZkError(error, 'BAD_VERSION', 'NODE_EXISTS', 'NO_NODE')) {
         return ctx.client.setData(znode, Buffer.alloc(0), version, { beforeResend });
       }
-      if (Date.now() - started >= RACE_BUDGET_MS) {
+      ctx.tree.metas.invalidate(dir);
+      if (!(await retryAfterRace(true, started, attempt))) {
         throw new FsError(
           'EIO',
           `emptying ${znode}: other clients changed ${dir}'s metadata before each attempt`,
@@ -659,8 +660,6 @@ async function writeEmpty(
           },
         );
       }
-      ctx.tree.metas.invalidate(dir);
-      await new Promise((resolve) => setTimeout(resolve, raceWaitMs(attempt)));
     }
   }
 }

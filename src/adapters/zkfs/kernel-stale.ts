@@ -6,7 +6,7 @@
  * directory's own type may have changed or nothing better is known.
  */
 import { type DirMeta, type MetaEntry, sameEntry } from '../../core/zkfs/attrs.js';
-import { onlyFileMark } from '../../core/zkfs/file-marks.js';
+import { redundantMark } from '../../core/zkfs/file-marks.js';
 import { GrownMap } from '../../core/zkfs/grown-map.js';
 import { baseName, DATA_FILE, META_NODE, parentPath, toMountPath, zkChild } from '../../core/zkfs/paths.js';
 import type { SymlinkMap } from '../../core/zkfs/symlinks.js';
@@ -99,9 +99,7 @@ export function docChanges(view: CacheView, dir: string, before: DirMeta, after:
  * on another host had every earlier file's entry dropped here, one per create.
  */
 function markOfDataFile(view: CacheView, dir: string, name: string, was: MetaEntry | undefined): boolean {
-  if (!onlyFileMark(was)) return false;
-  const stat = view.stat(zkChild(dir, name));
-  return stat !== null && stat !== undefined && stat.dataLength > 0 && stat.numChildren === 0;
+  return redundantMark(was, view.stat(zkChild(dir, name)) ?? undefined);
 }
 
 /** The kernel's entry stale after `name`'s metadata in `dir` changed from `was`. */

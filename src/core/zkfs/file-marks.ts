@@ -19,6 +19,7 @@
  * Entries with more than a mark (a mode, an owner, times) stay whole.
  */
 import type { DirMeta, MetaEntry } from './attrs.js';
+import { nodeKind } from './modes.js';
 
 /** Marks dropped by one write at most: a document written by an older version sheds them a batch at a time. */
 export const MAX_DROPPED_MARKS = 64;
@@ -44,10 +45,19 @@ export function onlyFileMark(entry: MetaEntry | undefined): boolean {
 }
 
 /**
- * The marks of `meta` that the nodes' data make redundant (a leaf holding
- * data is a file without one), at most `max`, leaving out `keep` (the name
- * being written). `nodeOf` answers from memory, undefined when it holds
- * nothing of the name.
+ * Whether `entry` is a bare mark that `node` makes redundant: without it,
+ * hybrid mode (the one that reads marks of files) shows the node as a file
+ * all the same, as it does a leaf holding data. Undefined `node`: memory
+ * holds nothing of it, and it may be empty.
+ */
+export function redundantMark(entry: MetaEntry | undefined, node: MarkedNode | undefined): boolean {
+  return onlyFileMark(entry) && node !== undefined && nodeKind('hybrid', node) === 'file';
+}
+
+/**
+ * The marks of `meta` that the nodes' data make redundant (redundantMark),
+ * at most `max`, leaving out `keep` (the name being written). `nodeOf`
+ * answers from memory, undefined when it holds nothing of the name.
  */
 export function droppableMarks(
   meta: DirMeta,
@@ -60,7 +70,7 @@ export function droppableMarks(
     if (dropped.length >= max) break;
     if (name === keep || !onlyFileMark(entry)) continue;
     const node = nodeOf(name);
-    if (node && node.dataLength > 0 && node.numChildren === 0) dropped.push({ name, version: node.version });
+    if (node && redundantMark(entry, node)) dropped.push({ name, version: node.version });
   }
   return dropped;
 }
