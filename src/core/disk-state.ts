@@ -207,7 +207,8 @@ export function rejectSharedIds(reports: readonly DiskReport[]): DiskReport[] {
   const devices = new Map<string, string[]>();
   for (const r of reports) {
     if (r.state !== 'initialised') continue;
-    devices.set(diskId(r), [...(devices.get(diskId(r)) ?? []), r.device]);
+    const id = diskId(r);
+    devices.set(id, [...(devices.get(id) ?? []), r.device]);
   }
   return reports.map((r) => {
     if (r.state !== 'initialised') return r;

@@ -44,9 +44,9 @@ export function simpleBackend(options: SimpleBackendOptions): VolumeBackend {
       parseQuery(name, opts); // throws a UsageError naming the bad setting
       return { ...opts };
     },
-    mount: (volume: VolumeRecord, dir: string, ctx: CommandContext) => mountVolume(volume, dir, ctx),
+    mount: mountVolume,
     // A second mount of a mounted volume restarts its watcher and mounts its own disks back.
-    refresh: (volume: VolumeRecord, dir: string, ctx: CommandContext) => mountVolume(volume, dir, ctx),
+    refresh: mountVolume,
     unmount: async (_volume: VolumeRecord, dir: string, ctx: CommandContext) => {
       await volumeUmount({ dir, stateDir: options.stateDir }, ctx);
     },
