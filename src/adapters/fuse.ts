@@ -120,10 +120,16 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         ring,
         gapSettled: () => gap?.settled(),
         goneElsewhere: (leaving) => replaced(leaving),
+        nameStale: (path) => dropName(path),
         onInit: () => initialised(),
       });
     },
   );
+  /** The kernel's entry for `path` goes: its next lookup finds the node there now. */
+  const dropName = (path: string) => {
+    const parent = nodes.idOf(parentPath(path));
+    if (parent !== undefined) void device.notify(invalEntry(parent, baseName(path)));
+  };
   // Another client's deletion: a program holding the file open goes on reading it, and its
   // attributes (read afresh) count no link.
   const deleted = (leaving: Leaving | undefined, znode: string) => {
@@ -131,7 +137,10 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
     vfs.deletedElsewhere(znode);
     if (leaving) void device.notify(invalInode(leaving.id));
   };
-  vfs.tree.onDeleting = (znode) => deleted(orphans.leaving(toMountPath(vfs.tree.root, znode)), znode);
+  vfs.tree.onDeleting = (znode) => {
+    const leaving = orphans.leaving(toMountPath(vfs.tree.root, znode));
+    return () => deleted(leaving, znode);
+  };
   /**
    * Deleted, and another node under its name now, which the kernel may have
    * looked up meanwhile and found as the old node: its next lookup must find
@@ -139,8 +148,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
    */
   const replaced = (leaving: Leaving) => {
     deleted(leaving, toZnode(vfs.tree.root, leaving.path));
-    const parent = nodes.idOf(parentPath(leaving.path));
-    if (parent !== undefined) void device.notify(invalEntry(parent, baseName(leaving.path)));
+    dropName(leaving.path);
   };
   // The same for deletions made while the watch was down, found once it is back.
   gap = new GapDeletions(

@@ -38,6 +38,19 @@ const CONTENT = 'written before the deletion\n';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Waits until ZooKeeper holds each of `names` under `base`, and a while for what the mounts
+ * write back at release (times): a transaction held at a proxy is then the one a test starts.
+ */
+async function settled(client: ZkClient, base: string, names: readonly string[]): Promise<void> {
+  const there = async () => {
+    const { children } = await client.getChildren(base);
+    return names.every((name) => children.includes(name));
+  };
+  await eventually(there, `${names.join(', ')} written`, 5000);
+  await sleep(500);
+}
+
 /** What reading a name in a deleted directory says, as on a local disk (not "Stale file handle"). */
 const GONE = 'No such file or directory\n';
 
@@ -382,5 +395,66 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     expect((await rm).exitCode).toBe(0);
     expect(await client.exists(`${base}/f`)).toBeNull();
     await m.unmount();
+  });
+
+  it("reads another host's file whole when it replaced a name right after this host's rename to it", async () => {
+    // This host's `mv src f`, then another host's `mv tmp f`, whose notices come in one read with
+    // the first rename's reply, before that rename gives the kernel's node (src's, 11 bytes) the
+    // name f: f must be looked up again, or reads of it get the other file cut to 11 bytes.
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    const base = `/orphans/t${serial++}`;
+    await client.create(base, Buffer.alloc(0));
+    const a = await mountZkfs(proxy.connectString, base);
+    const b = await mountZkfs(zk.connectString, base);
+    // The same times for both: f's entry in the directory's document is then the same after
+    // either rename, and its diff tells the kernel nothing.
+    await a.ok('printf "old content" > src && touch -d @1000000000 src && cat src');
+    await b.ok('printf "new and longer content" > tmp && touch -d @1000000000 tmp');
+    await settled(client, base, ['src', 'tmp']);
+    // The rename's reads go through; its transaction lands, and its reply waits.
+    proxy.holdRequests(OP_MULTI);
+    const mv = a.sh('mv src f');
+    await proxy.holding();
+    proxy.holdReplies();
+    proxy.releaseRequests();
+    await eventually(async () => (await client.exists(`${base}/f`)) !== null, 'the rename landed', 5000);
+    await b.ok('mv tmp f');
+    await sleep(300); // its notices wait behind the held reply
+    proxy.releaseReplies();
+    expect((await mv).exitCode).toBe(0);
+    expect(await a.ok('cat f; echo; stat -c %s f')).toBe('new and longer content\n22\n');
+    await b.unmount();
+    await a.unmount();
+  });
+
+  it('reads the file a rename here moved when another host replaced its source as the rename was sent', async () => {
+    // This host's `mv src f` loses the race for the directory's document to another host's
+    // `mv tmp src`, and is made again, moving the other host's file. The other host's notices
+    // came while the first attempt was out, and counted as its own: the kernel's node of the old
+    // src, its pages cached, was then called f, and `cat f` read the old file, unless an
+    // invalidation came first (here two others hold the notifier, waiting for the directory
+    // the rename holds).
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    const base = `/orphans/t${serial++}`;
+    await client.create(base, Buffer.alloc(0));
+    const a = await mountZkfs(proxy.connectString, base);
+    const b = await mountZkfs(zk.connectString, base);
+    // Of one size and one time: only an invalidation drops the kernel's pages of the old file.
+    await a.ok(
+      'printf "old content" > src && touch -d @1000000000 src && printf 1 > k1 && printf 2 > k2 && cat src k1 k2',
+    );
+    await b.ok('printf "new content" > tmp && touch -d @1000000000 tmp');
+    await settled(client, base, ['src', 'k1', 'k2', 'tmp']);
+    proxy.holdRequests(OP_MULTI);
+    const mv = a.sh('mv src f');
+    await proxy.holding();
+    await b.ok('rm k1 k2 && mv tmp src');
+    await sleep(300); // the notices heard while the rename is out
+    proxy.releaseRequests();
+    expect((await mv).exitCode).toBe(0);
+    expect((await client.getData(`${base}/f`)).data.toString()).toBe('new content');
+    expect(await a.ok('cat f; echo; ls')).toBe('new content\nf\n');
+    await b.unmount();
+    await a.unmount();
   });
 });

@@ -98,6 +98,8 @@ export interface OpsOptions {
    * moved it): as for a deletion the watch reports (fuse.ts).
    */
   goneElsewhere?(leaving: Leaving): void;
+  /** The kernel must look `path` up again: the node it holds under that name is not the one there (fuse.ts). */
+  nameStale?(path: string): void;
 }
 
 const O_ACCMODE = 0o3;
@@ -535,12 +537,17 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             // Taken before: once the name is another host's file, memory describes that one.
             const moving = orphans.leaving(from);
             const done = renameNode(vfs, from, to, req.flags).then(async () => {
+              // Another host's deletion of `from` was heard since the kernel looked it up (its node
+              // kept as it was, in orphans): the node moved is not that one, which the kernel is
+              // about to call `to`, with the old file's pages.
+              const movedOther = moving === undefined || nodes.idOf(from) !== moving.id;
               orphans.gone(replaced);
               nodes.renamed(from, to);
+              if (movedOther) o.nameStale?.(to);
               // Another host's rename over `to` right after this one: its notices came before this
               // rename's reply was acted on, so the node moved to `to` stands for a file now gone.
               // A stat meanwhile waits for this (whenSettled), and never gets the new file's size.
-              if (moving && (await vfs.replacedSinceMade(to).catch(() => false)))
+              else if (await vfs.replacedSinceMade(to).catch(() => false))
                 o.goneElsewhere?.({ ...moving, path: to });
             });
             await removing([from, to], done);

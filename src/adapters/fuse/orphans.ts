@@ -64,11 +64,11 @@ export class Orphans {
    * already hold the node made again under the name); undefined when the
    * kernel holds no node there.
    */
-  leaving(path: string, seen: LastSeen | undefined = this.vfs.lastSeen(path)): Leaving | undefined {
+  leaving(path: string, seen?: LastSeen): Leaving | undefined {
     // The mount's root stays the root, deleted or not: made again, it is the same directory.
     const id = path === '/' ? undefined : this.nodes.idOf(path);
     if (id === undefined) return undefined;
-    return { id, path, orphan: this.orphanOf(id, seen) };
+    return { id, path, orphan: this.orphanOf(id, seen ?? this.vfs.lastSeen(path)) };
   }
 
   /**

@@ -14,7 +14,15 @@
  *
  * The kernel needs no telling about writes made through it, so stale
  * kernel entries a notice names are held back with the write and only
- * passed on when it turns out not to have been ours alone.
+ * passed on when it turns out not to have been ours alone. So is what the
+ * mount does of another client's deletion (the node the kernel holds under
+ * the name goes): a deletion counted for a write that failed, or beyond
+ * the deletions a write made, was someone else's. Without that, a rename
+ * here that lost the race for its directory to another host's rename over
+ * its source, and was made again, moved the other host's file under the
+ * kernel's node of the old one, whose cached pages programs then read
+ * under the new name (and, before the rename landed, whose size cut reads
+ * of the new file short).
  */
 import { parentPath } from '../../core/zkfs/paths.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
@@ -31,6 +39,25 @@ export interface OwnWrite {
   /** Deletion notices seen per written path while the write was out. */
   deletions: Map<string, number>;
   held: StaleEntry[];
+  /** What to do of those deletions, should they be another client's (holdDeletion). */
+  heldDeletions: { path: string; act: () => void }[];
+}
+
+/** What finish() makes of a write. */
+export interface FinishedWrite {
+  /** Ops whose notice was ours alone (to write through). */
+  alone: ZkOp[];
+  /** Kernel entries to drop after all (someone else wrote too). */
+  stale: StaleEntry[];
+  /**
+   * Names the write made of which more deletions were heard than it made.
+   * Such a deletion was counted as the write's own, and may have come after
+   * it: another host's rename over the name just made, say, whose notices
+   * come before this write's reply is acted on.
+   */
+  doubted: string[];
+  /** Held deletions (holdDeletion) that were another client's, to act on now. */
+  deletedElsewhere: (() => void)[];
 }
 
 export class OwnWrites {
@@ -44,6 +71,7 @@ export class OwnWrites {
       deletes: new Set(ops.filter((op) => op.op === 'delete').map((op) => op.path)),
       deletions: new Map(),
       held: [],
+      heldDeletions: [],
     };
     this.open.add(write);
     return write;
@@ -73,26 +101,38 @@ export class OwnWrites {
   }
 
   /**
-   * Ends a write. Returns the ops whose notice was ours alone (to write
-   * through), the kernel entries to drop after all (someone else wrote),
-   * and `doubted`: names the write made of which more deletions were heard
-   * than it made. Such a deletion was counted as the write's own, and may
-   * have come after it: another host's rename over the name just made, say,
-   * whose notices come before this write's reply is acted on.
+   * A deletion notice of `path` that observe() counted as a write's own:
+   * `act` is what the mount does of another client's deletion, run by
+   * finish() should it turn out to be one (taken now, while memory still
+   * holds the node the notice is about). Run once however many writes hold it.
    */
-  finish(write: OwnWrite, ok: boolean): { alone: ZkOp[]; stale: StaleEntry[]; doubted: string[] } {
+  holdDeletion(path: string, act: () => void): void {
+    let done = false;
+    const once = () => {
+      if (done) return;
+      done = true;
+      act();
+    };
+    for (const write of this.open) if (write.seen.has(path)) write.heldDeletions.push({ path, act: once });
+  }
+
+  /** Ends a write, `ok` when ZooKeeper applied it. */
+  finish(write: OwnWrite, ok: boolean): FinishedWrite {
     this.open.delete(write);
     const writes = writesOf(write.ops);
     const alone = ok ? writes.filter((op) => write.seen.get(op.path) === 1) : [];
-    const doubted: string[] = [];
-    if (ok) {
-      for (const op of write.ops) {
-        if (op.op !== 'create') continue;
-        const own = write.ops.filter((o) => o.op === 'delete' && o.path === op.path).length;
-        if ((write.deletions.get(op.path) ?? 0) > own) doubted.push(op.path);
-      }
-    }
-    return { alone, stale: alone.length === writes.length ? [] : write.held, doubted };
+    // Deletions of a path beyond the write's own: none are its own if it failed.
+    const othersDeleted = (path: string): boolean => {
+      const own = ok ? write.ops.filter((op) => op.op === 'delete' && op.path === path).length : 0;
+      return (write.deletions.get(path) ?? 0) > own;
+    };
+    const made = new Set(ok ? write.ops.filter((op) => op.op === 'create').map((op) => op.path) : []);
+    const doubted = [...made].filter(othersDeleted);
+    // A name the write made is doubted instead: the deletion may have been of the node it made.
+    const deletedElsewhere = write.heldDeletions
+      .filter(({ path }) => !made.has(path) && othersDeleted(path))
+      .map(({ act }) => act);
+    return { alone, stale: alone.length === writes.length ? [] : write.held, doubted, deletedElsewhere };
   }
 }
 

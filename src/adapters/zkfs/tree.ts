@@ -75,10 +75,13 @@ export class ZkTree {
    */
   onChange: (() => void) | undefined;
   /**
-   * Told that another client deleted `znode`, by a tree that hears of it
-   * (watch-cache.ts), while memory still holds what it held of the node.
+   * Asked, by a tree that hears of a deletion of `znode` (watch-cache.ts),
+   * while memory still holds what it held of the node, for what to do of
+   * another client's deletion of it: run at once, or, when the notice was
+   * counted for a write of this mount's, once that write turns out not to
+   * have made it (own-writes.ts).
    */
-  onDeleting: ((znode: string) => void) | undefined;
+  onDeleting: ((znode: string) => () => void) | undefined;
   /**
    * Told that another client changed the data of `znode`, by a tree that
    * hears of it (watch-cache.ts), once memory has dropped the old data.

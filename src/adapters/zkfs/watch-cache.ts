@@ -272,7 +272,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     if (own) stale = undefined;
     if (this.gate.mode === 'waiting') return;
     if (notice.type === 'deleted') {
-      if (!own) this.onDeleting?.(notice.path);
+      const gone = this.onDeleting?.(notice.path);
+      if (own) {
+        if (gone) this.own.holdDeletion(notice.path, gone);
+      } else gone?.();
       // This mount's own rename over a name deletes and creates it in one transaction too, and
       // its notices come before the reply that writes the new node through (end()).
       this.recentlyDeleted.deleted(notice.path, Date.now());
@@ -374,7 +377,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
 
   end(token: unknown, ok: boolean, stats?: MultiStats): void {
     const write = token as OwnWrite;
-    const { alone, stale, doubted } = this.own.finish(write, ok);
+    const { alone, stale, doubted, deletedElsewhere } = this.own.finish(write, ok);
+    for (const gone of deletedElsewhere) gone();
     if (stale.length > 0) this.onStale?.(stale);
     // A doubt is about the latest node this mount made at a name: one left by an earlier node
     // there (a directory, say, never asked about) is not this one's.

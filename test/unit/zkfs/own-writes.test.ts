@@ -1,7 +1,8 @@
 /**
  * Telling a write's own change notices from another host's that arrive
- * while it is out: which ops may be written through, and which names the
- * write made may have been deleted by someone else right after.
+ * while it is out: which ops may be written through, which names the
+ * write made may have been deleted by someone else right after, and which
+ * deletions counted as its own were someone else's.
  */
 import { describe, expect, it } from 'vitest';
 import { OwnWrites } from '../../../src/adapters/zkfs/own-writes.js';
@@ -68,5 +69,48 @@ describe('OwnWrites', () => {
     own.observe('/d/x', [], true);
     own.observe('/d/x', [], true);
     expect(own.finish(unlink, true).doubted).toEqual([]);
+  });
+
+  it("hands back another host's deletion counted for a write that failed, or beyond the deletions a write made", () => {
+    const own = new OwnWrites();
+    const acted: string[] = [];
+    const hear = (path: string) => {
+      expect(own.observe(path, [], true)).toBe(true);
+      own.holdDeletion(path, () => acted.push(path));
+    };
+    // A rename of /d/s to /d/f that lost the race for the document to another host's rename over /d/s.
+    const failed = own.begin([create('/d/f'), remove('/d/s'), doc('/d/__zkfs__')], 0);
+    hear('/d/s');
+    own.observe('/d/s', []);
+    expect(acted).toEqual([]);
+    for (const act of own.finish(failed, false).deletedElsewhere) act();
+    expect(acted).toEqual(['/d/s']);
+    // Its own deletion alone: nothing.
+    const unlink = own.begin([remove('/d/x'), doc('/d/__zkfs__')], 0);
+    hear('/d/x');
+    expect(own.finish(unlink, true).deletedElsewhere).toEqual([]);
+    // One more than it made: another host's.
+    const twice = own.begin([remove('/d/y'), doc('/d/__zkfs__')], 0);
+    hear('/d/y');
+    hear('/d/y');
+    expect(own.finish(twice, true).deletedElsewhere).toHaveLength(2);
+    // A name the write made is doubted instead: the deletion may have been of its node.
+    const over = own.begin(rename(true), 0);
+    hear('/d/n');
+    hear('/d/n');
+    const { doubted, deletedElsewhere } = own.finish(over, true);
+    expect(doubted).toEqual(['/d/n']);
+    expect(deletedElsewhere).toEqual([]);
+  });
+
+  it('acts once on a deletion two failed writes both counted', () => {
+    const own = new OwnWrites();
+    let acted = 0;
+    const first = own.begin([remove('/d/s'), doc('/d/__zkfs__')], 0);
+    const second = own.begin([create('/d/s'), doc('/d/__zkfs__')], 0);
+    expect(own.observe('/d/s', [], true)).toBe(true);
+    own.holdDeletion('/d/s', () => acted++);
+    for (const write of [first, second]) for (const act of own.finish(write, false).deletedElsewhere) act();
+    expect(acted).toBe(1);
   });
 });
