@@ -16,13 +16,14 @@
  * kernel entries a notice names are held back with the write and only
  * passed on when it turns out not to have been ours alone. So is what the
  * mount does of another client's deletion (the node the kernel holds under
- * the name goes): a deletion counted for a write that failed, or beyond
- * the deletions a write made, was someone else's. Without that, a rename
- * here that lost the race for its directory to another host's rename over
- * its source, and was made again, moved the other host's file under the
- * kernel's node of the old one, whose cached pages programs then read
- * under the new name (and, before the rename landed, whose size cut reads
- * of the new file short).
+ * the name goes), where a write out deletes the name: a deletion counted
+ * for writes that all failed, or beyond the deletions they made, was
+ * someone else's; with none out that deletes it, it is, at once. Without
+ * that, a rename here that lost the race for its directory to another
+ * host's rename over its source, and was made again, moved the other
+ * host's file under the kernel's node of the old one, whose cached pages
+ * programs then read under the new name (and, before the rename landed,
+ * whose size cut reads of the new file short).
  */
 import { parentPath } from '../../core/zkfs/paths.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
@@ -39,8 +40,16 @@ export interface OwnWrite {
   /** Deletion notices seen per written path while the write was out. */
   deletions: Map<string, number>;
   held: StaleEntry[];
-  /** What to do of those deletions, should they be another client's (holdDeletion). */
-  heldDeletions: { path: string; act: () => void }[];
+  /** Deletions of paths the write deletes, held until it is known whose they were (holdDeletion). */
+  heldDeletions: HeldDeletion[];
+}
+
+/** Another client's deletion of `path`, maybe: shared by the writes that delete the path. */
+interface HeldDeletion {
+  path: string;
+  act: () => void;
+  /** Acted on, or taken by a write as its own. */
+  settled: boolean;
 }
 
 /** What finish() makes of a write. */
@@ -101,19 +110,22 @@ export class OwnWrites {
   }
 
   /**
-   * A deletion notice of `path` that observe() counted as a write's own:
-   * `act` is what the mount does of another client's deletion, run by
-   * finish() should it turn out to be one (taken now, while memory still
-   * holds the node the notice is about). Run once however many writes hold it.
+   * A deletion notice of `path` that observe() counted as a write's own.
+   * `act` is what the mount does of another client's deletion (taken now,
+   * while memory still holds the node the notice is about). With no write
+   * out that deletes the path, it is another client's: `act` runs at once.
+   * Otherwise the writes that delete it hold it, and finish() runs it should
+   * none of them turn out to have made it (the first to end having made it
+   * takes it: replies come in the order ZooKeeper applied the writes).
    */
   holdDeletion(path: string, act: () => void): void {
-    let done = false;
-    const once = () => {
-      if (done) return;
-      done = true;
+    const deleters = [...this.open].filter((write) => write.deletes.has(path));
+    if (deleters.length === 0) {
       act();
-    };
-    for (const write of this.open) if (write.seen.has(path)) write.heldDeletions.push({ path, act: once });
+      return;
+    }
+    const held: HeldDeletion = { path, act, settled: false };
+    for (const write of deleters) write.heldDeletions.push(held);
   }
 
   /** Ends a write, `ok` when ZooKeeper applied it. */
@@ -122,16 +134,26 @@ export class OwnWrites {
     const writes = writesOf(write.ops);
     const alone = ok ? writes.filter((op) => write.seen.get(op.path) === 1) : [];
     // Deletions of a path beyond the write's own: none are its own if it failed.
-    const othersDeleted = (path: string): boolean => {
+    const othersDeletions = (path: string): number => {
       const own = ok ? write.ops.filter((op) => op.op === 'delete' && op.path === path).length : 0;
-      return (write.deletions.get(path) ?? 0) > own;
+      return (write.deletions.get(path) ?? 0) - own;
     };
     const made = new Set(ok ? write.ops.filter((op) => op.op === 'create').map((op) => op.path) : []);
-    const doubted = [...made].filter(othersDeleted);
-    // A name the write made is doubted instead: the deletion may have been of the node it made.
-    const deletedElsewhere = write.heldDeletions
-      .filter(({ path }) => !made.has(path) && othersDeleted(path))
-      .map(({ act }) => act);
+    const doubted = [...made].filter((path) => othersDeletions(path) > 0);
+    const deletedElsewhere: (() => void)[] = [];
+    const extra = new Map<string, number>();
+    for (const held of write.heldDeletions) {
+      if (held.settled) continue;
+      const left = extra.get(held.path) ?? othersDeletions(held.path);
+      // A name the write made again is doubted instead: the deletion may have been of its node.
+      if (made.has(held.path) || left <= 0) {
+        if (ok) held.settled = true;
+        continue;
+      }
+      extra.set(held.path, left - 1);
+      held.settled = true;
+      deletedElsewhere.push(held.act);
+    }
     return { alone, stale: alone.length === writes.length ? [] : write.held, doubted, deletedElsewhere };
   }
 }

@@ -93,7 +93,7 @@ describe('OwnWrites', () => {
     const twice = own.begin([remove('/d/y'), doc('/d/__zkfs__')], 0);
     hear('/d/y');
     hear('/d/y');
-    expect(own.finish(twice, true).deletedElsewhere).toHaveLength(2);
+    expect(own.finish(twice, true).deletedElsewhere).toHaveLength(1);
     // A name the write made is doubted instead: the deletion may have been of its node.
     const over = own.begin(rename(true), 0);
     hear('/d/n');
@@ -103,11 +103,42 @@ describe('OwnWrites', () => {
     expect(deletedElsewhere).toEqual([]);
   });
 
+  it('acts at once on a deletion no write out makes, though one out writes the name', () => {
+    // A write-back of /d/m while another host removes it: the deletion is that host's.
+    const own = new OwnWrites();
+    let acted = 0;
+    const writeBack = own.begin([doc('/d/m')], 0);
+    expect(own.observe('/d/m', [], true)).toBe(true);
+    own.holdDeletion('/d/m', () => acted++);
+    expect(acted).toBe(1);
+    expect(own.finish(writeBack, false).deletedElsewhere).toEqual([]);
+  });
+
+  it('takes a deletion for the write that made it, whatever else wrote the name meanwhile', () => {
+    const own = new OwnWrites();
+    let acted = 0;
+    // `rm log` while a program's write-back of log is out: the write-back fails, the removal is ours.
+    const writeBack = own.begin([doc('/d/log')], 0);
+    const unlink = own.begin([remove('/d/log'), doc('/d/__zkfs__')], 0);
+    own.observe('/d/log', [], true);
+    own.holdDeletion('/d/log', () => acted++);
+    expect(own.finish(unlink, true).deletedElsewhere).toEqual([]);
+    expect(own.finish(writeBack, false).deletedElsewhere).toEqual([]);
+    // Two removals of one name here: the first to end made it, the other failed.
+    const first = own.begin([remove('/d/x'), doc('/d/__zkfs__')], 0);
+    const second = own.begin([remove('/d/x'), doc('/d/__zkfs__')], 0);
+    own.observe('/d/x', [], true);
+    own.holdDeletion('/d/x', () => acted++);
+    expect(own.finish(first, true).deletedElsewhere).toEqual([]);
+    expect(own.finish(second, false).deletedElsewhere).toEqual([]);
+    expect(acted).toBe(0);
+  });
+
   it('acts once on a deletion two failed writes both counted', () => {
     const own = new OwnWrites();
     let acted = 0;
     const first = own.begin([remove('/d/s'), doc('/d/__zkfs__')], 0);
-    const second = own.begin([create('/d/s'), doc('/d/__zkfs__')], 0);
+    const second = own.begin([remove('/d/s'), create('/d/t'), doc('/d/__zkfs__')], 0);
     expect(own.observe('/d/s', [], true)).toBe(true);
     own.holdDeletion('/d/s', () => acted++);
     for (const write of [first, second]) for (const act of own.finish(write, false).deletedElsewhere) act();
