@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
-import { OP_MULTI, startZkProxy } from '../fixtures/zk-proxy.js';
+import { OP_MULTI, startZkProxy, type ZkProxy } from '../fixtures/zk-proxy.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   daemonPid,
@@ -363,16 +363,21 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
+  /** A fresh tree, mounted (a) through a proxy that can hold this host's transactions and replies. */
+  const throughProxy = async (): Promise<{ proxy: ZkProxy; base: string; a: ZkfsMount }> => {
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    const base = `/orphans/t${serial++}`;
+    await client.create(base, Buffer.alloc(0));
+    return { proxy, base, a: await mountZkfs(proxy.connectString, base) };
+  };
+
   it('an open of a file rm is removing while another host replaces it reads the old file, as on a local disk', async () => {
     // Another host's `mv new f` lands just before this host's `rm f`, whose transaction then
     // fails on the directory's document and is made again. Its notices come while that
     // transaction is out, so they count as the removal's own. An open of f meanwhile, by the node
     // the kernel holds (11 bytes), read the new file through it: a program sizing its read by
     // fstat got its first 11 bytes (found by `npm run stress`).
-    const proxy = await startZkProxy(zk.clientPorts[0] as number);
-    const base = `/orphans/t${serial++}`;
-    await client.create(base, Buffer.alloc(0));
-    const m = await mountZkfs(proxy.connectString, base);
+    const { proxy, base, a: m } = await throughProxy();
     await m.ok('printf "old content" > f');
     expect(await m.ok('cat f')).toBe('old content');
     proxy.holdRequests(OP_MULTI);
@@ -401,10 +406,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     // This host's `mv src f`, then another host's `mv tmp f`, whose notices come in one read with
     // the first rename's reply, before that rename gives the kernel's node (src's, 11 bytes) the
     // name f: f must be looked up again, or reads of it get the other file cut to 11 bytes.
-    const proxy = await startZkProxy(zk.clientPorts[0] as number);
-    const base = `/orphans/t${serial++}`;
-    await client.create(base, Buffer.alloc(0));
-    const a = await mountZkfs(proxy.connectString, base);
+    const { proxy, base, a } = await throughProxy();
     const b = await mountZkfs(zk.connectString, base);
     // The same times for both: f's entry in the directory's document is then the same after
     // either rename, and its diff tells the kernel nothing.
@@ -434,10 +436,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     // src, its pages cached, was then called f, and `cat f` read the old file, unless an
     // invalidation came first (here two others hold the notifier, waiting for the directory
     // the rename holds).
-    const proxy = await startZkProxy(zk.clientPorts[0] as number);
-    const base = `/orphans/t${serial++}`;
-    await client.create(base, Buffer.alloc(0));
-    const a = await mountZkfs(proxy.connectString, base);
+    const { proxy, base, a } = await throughProxy();
     const b = await mountZkfs(zk.connectString, base);
     // Of one size and one time: only an invalidation drops the kernel's pages of the old file.
     await a.ok(
