@@ -121,6 +121,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         gapSettled: () => gap?.settled(),
         goneElsewhere: (leaving) => replaced(leaving),
         nameStale: (path) => dropName(path),
+        nodeStale: (id) => device.notify(invalInode(id)),
         onInit: () => initialised(),
       });
     },

@@ -100,6 +100,11 @@ export interface OpsOptions {
   goneElsewhere?(leaving: Leaving): void;
   /** The kernel must look `path` up again: the node it holds under that name is not the one there (fuse.ts). */
   nameStale?(path: string): void;
+  /**
+   * The kernel must drop its attributes and pages of node `id`, and ask for
+   * them again; resolves once it has (fuse.ts).
+   */
+  nodeStale?(id: number): Promise<unknown>;
 }
 
 const O_ACCMODE = 0o3;
@@ -283,9 +288,31 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    */
   const openedForReading = async (unique: Unique, id: number, fh: number, path: string): Promise<Buffer> => {
     await pendingFor(path);
-    if (nodes.path(id) !== undefined) return openReply(unique, fh, READ_OPEN_FLAGS);
+    if (nodes.path(id) !== undefined) return readOpened(unique, id, fh);
     await vfs.release(fh);
     return openedAsItWas(unique, id);
+  };
+  /** Whether the kernel holds node `id` at the size of the data handle `fh` reads. */
+  const sizeAsTold = (id: number, fh: number): boolean => {
+    const told = nodes.told(id);
+    return told === undefined || told.size === vfs.sizeOf(fh);
+  };
+  /**
+   * The reply to an OPEN for reading of node `id` with handle `fh`, sent
+   * once the kernel holds the node at the size of what `fh` reads: the
+   * kernel stops reads at the size it holds, and a program sizes its read
+   * by fstat(). They differ when the node changed and the invalidation that
+   * tells the kernel is still on its way, behind others (after a session
+   * expired, the kernel is told to drop every name it holds): the new
+   * content, read here, was cut to the old size. So the kernel drops the
+   * node's attributes and pages first, and asks for them again. This takes
+   * no lock that the program waiting for this open holds, unlike dropping
+   * a name (kernel-notify.ts).
+   */
+  const readOpened = (unique: Unique, id: number, fh: number): Buffer | Promise<Buffer> => {
+    const reply = () => openReply(unique, fh, READ_OPEN_FLAGS);
+    if (sizeAsTold(id, fh) || !o.nodeStale) return reply();
+    return o.nodeStale(id).then(reply);
   };
   /**
    * Removals here of a name's node on their way, by that name: an unlink or
@@ -577,9 +604,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             if (reading) return opened.then((got) => openedForReading(u, h.nodeId, got, path), stale);
             return opened.then((got) => openReply(u, got, openFlags), stale);
           }
+          if (!reading) return openReply(u, fh, openFlags);
           // Answered from memory: until something changes, the next open for reading needs no JavaScript.
-          if (reading) allowReads(h.nodeId, path);
-          return openReply(u, fh, openFlags);
+          if (sizeAsTold(h.nodeId, fh)) allowReads(h.nodeId, path);
+          return readOpened(u, h.nodeId, fh);
         };
         answer(
           h,

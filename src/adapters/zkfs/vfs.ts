@@ -131,6 +131,10 @@ export class ZkVfs {
   read(fh: number, length: number, position: number) {
     return files.read(this.ctx, fh, length, position);
   }
+  /** The size of the data handle `fh` reads now. */
+  sizeOf(fh: number): number {
+    return this.ctx.files.get(fh).file.buffer.length;
+  }
   /** The watch is back after a gap: what open files hold may be out of date. */
   watchBack() {
     this.ctx.files.allChangedElsewhere();
