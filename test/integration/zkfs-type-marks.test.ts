@@ -2,15 +2,19 @@
  * The "t":"f" marks in directories' metadata documents (core/zkfs/file-marks.ts),
  * through real mounts: a directory filled through the mount keeps a small
  * document, and a file stays a file on every host however it is emptied,
- * even while another host drops its mark.
+ * even while another host drops its mark, or gives it data and drops its
+ * mark while this one looks it up.
  */
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
-import { OP_MULTI, startZkProxy } from '../fixtures/zk-proxy.js';
+import { OP_GET_DATA, OP_MULTI, startZkProxy } from '../fixtures/zk-proxy.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import { eventually, mountZkfs, startZkWithClient, type ZkfsMount } from '../fixtures/zkfs-mount.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let zk: ZkServer;
 let client: ZkClient;
@@ -159,6 +163,37 @@ describe.skipIf(missing({ fuse: true }))('file type marks', () => {
       'g regular empty file 0',
     ]);
     expect((await entries('/marks-late')).f).toEqual({ t: 'f' });
+    await b.unmount();
+    await a.unmount();
+  });
+  it('tells a file from a directory when it gets data and loses its mark while a lookup reads the document', async () => {
+    // A lookup here had the file's stat (empty) and then read the directory's document, which
+    // by then had lost the mark: the file had data, and another host's create dropped the mark.
+    // The old stat and the new document made it an empty node with no type: a directory, and
+    // `rm` of it failed with EISDIR (`npm run stress`, after a session expired).
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    await client.create('/marks-lookup', Buffer.alloc(0));
+    const a = await mountZkfs(proxy.connectString, '/marks-lookup');
+    const b = await mountZkfs(zk.connectString, '/marks-lookup');
+    await b.ok('set -C && : > x');
+    expect(await a.ok('stat -c %F x')).toBe('regular empty file\n');
+    // The kernel lets go of x; memory here keeps its stat.
+    writeFileSync('/proc/sys/vm/drop_caches', '2');
+    const doc = await client.getData('/marks-lookup/__zkfs__');
+    // Another host's change to the document: it is read again here, and that read waits.
+    proxy.holdRequests(OP_GET_DATA);
+    await client.setData('/marks-lookup/__zkfs__', doc.data, -1);
+    await proxy.holding();
+    const lookup = a.sh('stat -c %F x');
+    await sleep(300); // the lookup waits for the document
+    await client.setData('/marks-lookup/x', Buffer.from('data'), -1);
+    const { e, ...rest } = JSON.parse(doc.data.toString());
+    const { x: _mark, ...others } = e;
+    await client.setData('/marks-lookup/__zkfs__', Buffer.from(JSON.stringify({ ...rest, e: others })), -1);
+    await sleep(300); // their notices heard
+    proxy.releaseRequests();
+    expect((await lookup).stdout).toBe('regular file\n');
+    expect(await a.ok('cat x; rm x; ls')).toBe('data');
     await b.unmount();
     await a.unmount();
   });

@@ -125,10 +125,36 @@ export async function lookup(ctx: VfsContext, path: string): Promise<Target | un
   }
 
   const znode = toZnode(ctx.root, path);
-  const stat = await ctx.tree.stat(znode);
-  if (!stat) return undefined;
   const metaDir = toZnode(ctx.root, parent);
-  return nodeTarget(ctx.mode, path, name, znode, stat, metaDir, (await ctx.tree.meta(metaDir)).value);
+  let stat = await ctx.tree.stat(znode);
+  for (let reads = 1; stat; reads++) {
+    const meta = (await ctx.tree.meta(metaDir)).value;
+    const target = nodeTarget(ctx.mode, path, name, znode, stat, metaDir, meta);
+    if (!typedByAbsence(ctx.mode, stat, meta, name) || reads === TYPE_READS) return target;
+    // The stat was read before the document: the node may have had data and lost its mark since
+    // (another host's create drops the marks of files holding data). Unchanged, memory answers.
+    const again = await ctx.tree.stat(znode);
+    if (again && again.czxid === stat.czxid && again.mzxid === stat.mzxid) return target;
+    stat = again;
+  }
+  return undefined;
+}
+
+/** Reads of a node's stat and document, at most, to tell an empty file from an empty directory. */
+const TYPE_READS = 3;
+
+/**
+ * Whether `stat` and `meta` make the node named `name` a directory for want
+ * of a stored type alone: an empty leaf, which a file made through a mount
+ * also is until its first write, when its document's mark says it is a file.
+ */
+function typedByAbsence(mode: ZkfsMode, stat: ZkStat, meta: DirMeta, name: string): boolean {
+  return (
+    mode === 'hybrid' &&
+    stat.numChildren === 0 &&
+    stat.dataLength === 0 &&
+    !storedType(meta.entries.get(name))
+  );
 }
 
 /** The file or directory `znode` at `path`, as its stat and its directory's metadata say. */
