@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
-import { OP_GET_DATA, OP_MULTI, startZkProxy } from '../fixtures/zk-proxy.js';
+import { OP_GET_DATA, OP_MULTI, startZkProxy, type ZkProxy } from '../fixtures/zk-proxy.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import { eventually, mountZkfs, startZkWithClient, type ZkfsMount } from '../fixtures/zkfs-mount.js';
 
@@ -30,6 +30,17 @@ async function entries(dir: string): Promise<Record<string, Record<string, unkno
 async function mountNew(root: string): Promise<ZkfsMount> {
   await client.create(root, Buffer.alloc(0));
   return mountZkfs(zk.connectString, root);
+}
+
+/** A new tree `root` mounted twice: through a proxy that can hold this host's requests (a), and directly (b). */
+async function twoHosts(root: string): Promise<{ proxy: ZkProxy; a: ZkfsMount; b: ZkfsMount }> {
+  const proxy = await startZkProxy(zk.clientPorts[0] as number);
+  await client.create(root, Buffer.alloc(0));
+  return {
+    proxy,
+    a: await mountZkfs(proxy.connectString, root),
+    b: await mountZkfs(zk.connectString, root),
+  };
 }
 
 /** `stat -c '%n %F %s'` of `names` on a mount that has read nothing yet (another host). */
@@ -142,10 +153,7 @@ describe.skipIf(missing({ fuse: true }))('file type marks', () => {
   it('keeps the mark when the file was emptied after this host saw its data, before its create landed', async () => {
     // The create's transaction is held on its way while another host empties the file: the
     // mark's drop rests on data that is gone by the time it lands, and must fail with it.
-    const proxy = await startZkProxy(zk.clientPorts[0] as number);
-    await client.create('/marks-late', Buffer.alloc(0));
-    const a = await mountZkfs(proxy.connectString, '/marks-late');
-    const b = await mountZkfs(zk.connectString, '/marks-late');
+    const { proxy, a, b } = await twoHosts('/marks-late');
     await a.ok('printf data > f');
     proxy.holdRequests(OP_MULTI);
     const touch = a.sh('touch g');
@@ -166,15 +174,13 @@ describe.skipIf(missing({ fuse: true }))('file type marks', () => {
     await b.unmount();
     await a.unmount();
   });
+
   it('tells a file from a directory when it gets data and loses its mark while a lookup reads the document', async () => {
     // A lookup here had the file's stat (empty) and then read the directory's document, which
     // by then had lost the mark: the file had data, and another host's create dropped the mark.
     // The old stat and the new document made it an empty node with no type: a directory, and
     // `rm` of it failed with EISDIR (`npm run stress`, after a session expired).
-    const proxy = await startZkProxy(zk.clientPorts[0] as number);
-    await client.create('/marks-lookup', Buffer.alloc(0));
-    const a = await mountZkfs(proxy.connectString, '/marks-lookup');
-    const b = await mountZkfs(zk.connectString, '/marks-lookup');
+    const { proxy, a, b } = await twoHosts('/marks-lookup');
     await b.ok('set -C && : > x');
     expect(await a.ok('stat -c %F x')).toBe('regular empty file\n');
     // The kernel lets go of x; memory here keeps its stat.
