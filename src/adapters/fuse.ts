@@ -9,7 +9,7 @@
  * tar). Each kernel request it handed to JavaScript crossed threads twice.
  */
 import { NodeTable } from '../core/fuse/node-table.js';
-import { invalEntry, invalInode } from '../core/fuse/notifications.js';
+import { invalAttrs, invalEntry, invalInode } from '../core/fuse/notifications.js';
 import { baseName, parentPath, toMountPath, toZnode } from '../core/zkfs/paths.js';
 import { run } from './exec.js';
 import type { PollCounters } from './fuse/busy-poll.js';
@@ -121,7 +121,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         gapSettled: () => gap?.settled(),
         goneElsewhere: (leaving) => replaced(leaving),
         nameStale: (path) => dropName(path),
-        nodeStale: (id) => device.notify(invalInode(id)),
+        nodeStale: (id) => device.notify(invalAttrs(id)),
         onInit: () => initialised(),
       });
     },

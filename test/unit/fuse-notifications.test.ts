@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { invalEntry, invalInode, storeData } from '../../src/core/fuse/notifications.js';
+import { invalAttrs, invalEntry, invalInode, storeData } from '../../src/core/fuse/notifications.js';
 import { ROOT_ID } from '../../src/core/fuse/protocol.js';
 
 describe('FUSE notifications', () => {
@@ -11,6 +11,15 @@ describe('FUSE notifications', () => {
     expect(m.readBigUInt64LE(8)).toBe(0n);
     expect(m.readBigUInt64LE(16)).toBe(0x1234n);
     expect(m.readBigInt64LE(24)).toBe(0n);
+    expect(m.readBigInt64LE(32)).toBe(0n);
+  });
+
+  it('INVAL_INODE of attributes alone: offset -1 (no pages)', () => {
+    const m = invalAttrs(0x1234);
+    expect(m.length).toBe(40);
+    expect(m.readInt32LE(4)).toBe(2);
+    expect(m.readBigUInt64LE(16)).toBe(0x1234n);
+    expect(m.readBigInt64LE(24)).toBe(-1n);
     expect(m.readBigInt64LE(32)).toBe(0n);
   });
 

@@ -101,8 +101,8 @@ export interface OpsOptions {
   /** The kernel must look `path` up again: the node it holds under that name is not the one there (fuse.ts). */
   nameStale?(path: string): void;
   /**
-   * The kernel must drop its attributes and pages of node `id`, and ask for
-   * them again; resolves once it has (fuse.ts).
+   * The kernel must drop its attributes of node `id`, and ask for them
+   * again; resolves once it has (fuse.ts).
    */
   nodeStale?(id: number): Promise<unknown>;
 }
@@ -275,8 +275,8 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * reached, as it was. Without its data here, ESTALE: the kernel walks the
    * path again.
    */
-  const openedAsItWas = (unique: Unique, id: number): Buffer => {
-    if (orphans.readable(id)) return openReply(unique, NO_HANDLE, READ_OPEN_FLAGS);
+  const openedAsItWas = (unique: Unique, id: number): Buffer | Promise<Buffer> => {
+    if (orphans.readable(id)) return readOpened(unique, id, NO_HANDLE, orphans.attr(id).size);
     throw new FsError('ESTALE', `node ${id} was deleted as it was being opened`);
   };
   /**
@@ -288,30 +288,32 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    */
   const openedForReading = async (unique: Unique, id: number, fh: number, path: string): Promise<Buffer> => {
     await pendingFor(path);
-    if (nodes.path(id) !== undefined) return readOpened(unique, id, fh);
+    if (nodes.path(id) !== undefined) return readOpened(unique, id, fh, vfs.sizeOf(fh));
     await vfs.release(fh);
     return openedAsItWas(unique, id);
   };
-  /** Whether the kernel holds node `id` at the size of the data handle `fh` reads. */
-  const sizeAsTold = (id: number, fh: number): boolean => {
+  /** Whether the kernel holds node `id` at `size`, as far as this mount told it. */
+  const sizeAsTold = (id: number, size: number): boolean => {
     const told = nodes.told(id);
-    return told === undefined || told.size === vfs.sizeOf(fh);
+    return told === undefined || told.size === size;
   };
   /**
-   * The reply to an OPEN for reading of node `id` with handle `fh`, sent
-   * once the kernel holds the node at the size of what `fh` reads: the
-   * kernel stops reads at the size it holds, and a program sizes its read
-   * by fstat(). They differ when the node changed and the invalidation that
-   * tells the kernel is still on its way, behind others (after a session
-   * expired, the kernel is told to drop every name it holds): the new
-   * content, read here, was cut to the old size. So the kernel drops the
-   * node's attributes and pages first, and asks for them again. This takes
-   * no lock that the program waiting for this open holds, unlike dropping
-   * a name (kernel-notify.ts).
+   * The reply to an OPEN for reading of node `id` with handle `fh`, whose
+   * reads get `size` bytes, sent once the kernel holds the node at that
+   * size: the kernel stops reads at the size it holds, and a program sizes
+   * its read by fstat(). They differ when the node changed and the
+   * invalidation that tells the kernel is still on its way, behind others
+   * (after a session expired, the kernel is told to drop every name it
+   * holds): the new content, read here, was cut to the old size. So the
+   * kernel drops the node's attributes first: it asks for them before the
+   * program's read or fstat(), and drops its pages itself on finding
+   * another size or mtime. Dropping attributes alone takes no lock: not the
+   * directory's, as dropping a name does (kernel-notify.ts), nor a page's,
+   * which a read in flight holds.
    */
-  const readOpened = (unique: Unique, id: number, fh: number): Buffer | Promise<Buffer> => {
+  const readOpened = (unique: Unique, id: number, fh: number, size: number): Buffer | Promise<Buffer> => {
     const reply = () => openReply(unique, fh, READ_OPEN_FLAGS);
-    if (sizeAsTold(id, fh) || !o.nodeStale) return reply();
+    if (sizeAsTold(id, size) || !o.nodeStale) return reply();
     return o.nodeStale(id).then(reply);
   };
   /**
@@ -605,9 +607,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             return opened.then((got) => openReply(u, got, openFlags), stale);
           }
           if (!reading) return openReply(u, fh, openFlags);
+          const size = vfs.sizeOf(fh);
           // Answered from memory: until something changes, the next open for reading needs no JavaScript.
-          if (sizeAsTold(h.nodeId, fh)) allowReads(h.nodeId, path);
-          return readOpened(u, h.nodeId, fh);
+          if (sizeAsTold(h.nodeId, size)) allowReads(h.nodeId, path);
+          return readOpened(u, h.nodeId, fh, size);
         };
         answer(
           h,

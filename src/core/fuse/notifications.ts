@@ -18,9 +18,23 @@ const HEADER = 16;
 
 /** Drop the attributes and every cached page of node `nodeId`. */
 export function invalInode(nodeId: number): Buffer {
+  return invalInodeFrom(nodeId, 0n); // from offset 0, to the end
+}
+
+/**
+ * Drop the attributes of node `nodeId`, not its pages: the kernel asks for
+ * them before the next read or fstat(), and drops the pages itself if the
+ * size or mtime it gets differs. Unlike dropping pages, this waits for no
+ * page lock (a read in flight holds one).
+ */
+export function invalAttrs(nodeId: number): Buffer {
+  return invalInodeFrom(nodeId, -1n); // a negative offset: no pages
+}
+
+function invalInodeFrom(nodeId: number, offset: bigint): Buffer {
   const buffer = frame(0n, FUSE_NOTIFY_INVAL_INODE, 24);
   writeU64(buffer, nodeId, HEADER);
-  buffer.writeBigInt64LE(0n, HEADER + 8); // from offset 0
+  buffer.writeBigInt64LE(offset, HEADER + 8);
   buffer.writeBigInt64LE(0n, HEADER + 16); // length 0: to the end
   return buffer;
 }
