@@ -473,6 +473,22 @@ describe('watch-driven cache', () => {
     }, 'the new size');
   });
 
+  it('without a watch, a lookup tells a file that got data and lost its mark from an empty directory', async () => {
+    // Kept for a time, the file's stat (empty) outlived its mark: another client gave it data and
+    // dropped the mark, as another host's create does. The document read afresh, with the kept
+    // stat, made it an empty node of no stored type: a directory.
+    const m = await mount();
+    const timed = vfsOver(m.session, { ttlMs: 60_000 }, m.root);
+    await timed.release((await timed.create('/x', 0o644)).fh);
+    expect(await timed.getattr('/x')).toMatchObject({ mode: S_IFREG | 0o644, size: 0 });
+    await raw.setData(`${m.root}/x`, Buffer.from('data'), -1);
+    const doc = parseMeta((await raw.getData(`${m.root}/__zkfs__`)).data);
+    await raw.setData(`${m.root}/__zkfs__`, encodeMeta(withEntry(doc, 'x', undefined)), -1);
+    // A file made here has the document read again; x's stat stays in memory.
+    await timed.release((await timed.create('/y', 0o644)).fh);
+    expect(await timed.getattr('/x')).toMatchObject({ mode: S_IFREG | 0o644, size: 4 });
+  });
+
   it("sees another client's data changes, creations and deletions at once", async () => {
     const m = await mount();
     await writeFile(m.vfs, '/f', 'one');

@@ -132,8 +132,9 @@ export async function lookup(ctx: VfsContext, path: string): Promise<Target | un
     const target = nodeTarget(ctx.mode, path, name, znode, stat, metaDir, meta);
     if (!typedByAbsence(ctx.mode, stat, meta, name) || reads === TYPE_READS) return target;
     // The stat was read before the document: the node may have had data and lost its mark since
-    // (another host's create drops the marks of files holding data). Unchanged, memory answers.
-    const again = await ctx.tree.stat(znode);
+    // (another host's create drops the marks of files holding data). Memory kept exact by the
+    // watch answers unless a notice changed it; one kept for a time is read past.
+    const again = await (ctx.tree.exact ? ctx.tree.stat(znode) : ctx.tree.freshStat(znode));
     if (again && again.czxid === stat.czxid && again.mzxid === stat.mzxid) return target;
     stat = again;
   }
