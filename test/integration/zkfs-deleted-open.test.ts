@@ -458,43 +458,51 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await a.unmount();
   });
 
-  it('a file another client rewrote while the session was gone reads whole while the kernel is told to drop all it held', async () => {
-    // Once the watch is back, the kernel is told to drop every name it holds, a few at a time:
-    // here 3,000 held before f. An open of f meanwhile read its new content from ZooKeeper, and
-    // the kernel, still holding f at 11 bytes with no pages, cut the read there: cat printed
-    // "new and lon" (as `npm run stress` once found a file cut short).
-    const base = `/orphans/t${serial++}`;
-    await client.create(base, Buffer.alloc(0));
-    for (let i = 0; i < 3000; i += 500) {
-      const batch = Array.from({ length: 500 }, (_, j) => ({
-        op: 'create' as const,
-        path: `${base}/f${i + j}`,
-        data: Buffer.from('x'),
-        acl: [],
-      }));
-      await client.multi(batch);
-    }
-    const m = await mountZkfs(zk.connectString, base, { args: ['--session-timeout', '2'] });
-    expect(await m.ok('ls -l | wc -l')).toBe('3001\n');
-    // Made after the listing, so that the kernel holds it last.
-    await client.create(`${base}/f`, Buffer.from('old content'));
-    // Its attributes read after its data: a read leaves the kernel's atime stale, which the next
-    // fstat() would read afresh with the size.
-    expect(await m.ok('cat f; echo; stat f > /dev/null; stat -c %s f')).toBe('old content\n11\n');
-    const granted = (await mountStatus(m.dir)).session.timeoutMs;
-    const pid = daemonPid(m.dir);
-    process.kill(pid, 'SIGSTOP');
-    try {
-      await sleep(granted + 2500); // past the session's timeout, within the kernel's 10 s
-      await client.setData(`${base}/f`, Buffer.from('new and longer content'), -1);
-      dropPages(); // f's old content: reads ask the daemon
-    } finally {
-      process.kill(pid, 'SIGCONT');
-    }
-    const reads = (await m.ok('for i in $(seq 300); do cat f; echo; done')).split('\n').slice(0, -1);
-    const torn = reads.filter((r) => r !== 'old content' && r !== 'new and longer content');
-    expect(torn).toEqual([]);
-    expect(reads.at(-1)).toBe('new and longer content');
-    await m.unmount();
-  }, 60_000);
+  it.each([
+    { kind: 'read-write', args: [] },
+    { kind: 'read-only', args: ['--read-only'] },
+  ])(
+    'a file another client rewrote while the session was gone reads whole while the kernel is told to drop all it held ($kind)',
+    async ({ args }) => {
+      // Once the watch is back, the kernel is told to drop every name it holds, a few at a time:
+      // here 3,000 held before f. A read of f meanwhile got its new content from ZooKeeper, and
+      // the kernel, still holding f at 11 bytes with no pages, cut the read there: cat printed
+      // "new and lon" (as `npm run stress` once found a file cut short). A read-write mount is
+      // asked to open f, a read-only one (whose opens the kernel makes itself) only to read it.
+      const base = `/orphans/t${serial++}`;
+      await client.create(base, Buffer.alloc(0));
+      for (let i = 0; i < 3000; i += 500) {
+        const batch = Array.from({ length: 500 }, (_, j) => ({
+          op: 'create' as const,
+          path: `${base}/f${i + j}`,
+          data: Buffer.from('x'),
+          acl: [],
+        }));
+        await client.multi(batch);
+      }
+      const m = await mountZkfs(zk.connectString, base, { args: ['--session-timeout', '2', ...args] });
+      expect(await m.ok('ls -l | wc -l')).toBe('3001\n');
+      // Made after the listing, so that the kernel holds it last.
+      await client.create(`${base}/f`, Buffer.from('old content'));
+      // Its attributes read after its data: a read leaves the kernel's atime stale, which the next
+      // fstat() would read afresh with the size.
+      expect(await m.ok('cat f; echo; stat f > /dev/null; stat -c %s f')).toBe('old content\n11\n');
+      const granted = (await mountStatus(m.dir)).session.timeoutMs;
+      const pid = daemonPid(m.dir);
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await sleep(granted + 2500); // past the session's timeout, within the kernel's 10 s
+        await client.setData(`${base}/f`, Buffer.from('new and longer content'), -1);
+        dropPages(); // f's old content: reads ask the daemon
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      const reads = (await m.ok('for i in $(seq 300); do cat f; echo; done')).split('\n').slice(0, -1);
+      const torn = reads.filter((r) => r !== 'old content' && r !== 'new and longer content');
+      expect(torn).toEqual([]);
+      expect(reads.at(-1)).toBe('new and longer content');
+      await m.unmount();
+    },
+    60_000,
+  );
 });

@@ -58,6 +58,7 @@ import { FsError, isFsError } from '../../core/zkfs/errors.js';
 import { baseName, DATA_FILE } from '../../core/zkfs/paths.js';
 import type { Logger } from '../logger.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
+import type { PathRead } from '../zkfs/file-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
@@ -314,6 +315,20 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   const readOpened = (unique: Unique, id: number, fh: number, size: number): Buffer | Promise<Buffer> => {
     const reply = () => openReply(unique, fh, READ_OPEN_FLAGS);
     if (sizeAsTold(id, size) || !o.nodeStale) return reply();
+    return o.nodeStale(id).then(reply);
+  };
+  /**
+   * The reply to a READ of node `id` by its path, with `read.data` cut from
+   * content of `read.size` bytes. Where the kernel holds another size (its
+   * own opens, on a read-only mount, ask nothing of the daemon that
+   * readOpened could check), it stops this read at its size, and this reply
+   * cannot move that: it drops the node's attributes before replying, so
+   * that the program's next read() asks for them, finds the new size and
+   * reads on to the content's end, rather than taking the old size for it.
+   */
+  const readFrom = (unique: Unique, id: number, read: PathRead): Buffer | Promise<Buffer> => {
+    const reply = () => dataReply(unique, read.data);
+    if (sizeAsTold(id, read.size) || !o.nodeStale) return reply();
     return o.nodeStale(id).then(reply);
   };
   /**
@@ -662,9 +677,10 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             // replaced while the watch was down, found when it is back: pendingFor)
             // arrive after the node went from the table, and are not this file's, whose size the
             // kernel holds.
-            return vfs.readPath(path, size, offset).then(async (data) => {
+            return vfs.readPath(path, size, offset).then(async (read) => {
               await pendingFor(path);
-              return nodes.path(h.nodeId) === undefined ? asItWas() : dataReply(u, data);
+              if (nodes.path(h.nodeId) === undefined) return asItWas();
+              return readFrom(u, h.nodeId, read);
             });
           },
         );

@@ -408,6 +408,12 @@ async function catchUp(ctx: VfsContext, file: OpenFile): Promise<void> {
   }
 }
 
+/** Bytes read by path, and the size of the content they were cut from. */
+export interface PathRead {
+  data: Buffer;
+  size: number;
+}
+
 /**
  * A read of a file nobody opened through us (read-only mounts, where the
  * kernel opens files by itself): the node's current data, from the cache.
@@ -417,11 +423,11 @@ export async function readPath(
   path: string,
   length: number,
   position: number,
-): Promise<Buffer> {
+): Promise<PathRead> {
   const target = await resolveFile(ctx, path);
   const { data } = await readNode(ctx, target.znode, path);
   if (position === 0) ctx.onReadStart?.(path);
-  return data.subarray(position, position + length);
+  return { data: data.subarray(position, position + length), size: data.length };
 }
 
 export function write(ctx: VfsContext, fh: number, data: Buffer, position: number): number {
