@@ -18,6 +18,10 @@
  * each log holds every line whose append returned, once and in each
  * program's order, and every own directory is as its program left it.
  *
+ * Meanwhile programs on a third, read-only mount of the tree (whose kernel
+ * opens files without asking the daemon) read the shared names to their
+ * end, over and over: each reads as missing or one whole file, never a mix.
+ *
  * STRESS_OPS sets the operations per program; STRESS_CACHE_SIZE mounts with
  * that --cache-size (a small one makes memory let go of nodes under load).
  * When a program finds something wrong, both daemons' debug logs are kept in
@@ -29,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
-import { missing } from '../fixtures/environment.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
 import { startRacingPrograms } from '../fixtures/racing-programs.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 import { daemonPid, mountStatus, mountZkfs, type ZkfsMount } from '../fixtures/zkfs-mount.js';
@@ -187,6 +191,54 @@ for (const [p, c] of own) out.own[p] = c.toString('base64');
 process.stdout.write(JSON.stringify(out));
 `;
 
+/**
+ * A reader on the read-only mount: node read.cjs ROOT SEED STOP reads the
+ * shared names, to their end (not as far as fstat() said: README), until
+ * the file STOP exists. Prints JSON { reads, missing, stale }; anything it
+ * finds wrong goes to stderr and makes the exit code 1.
+ */
+const READ_SCRIPT = `
+const fs = require('node:fs');
+const crypto = require('node:crypto');
+const [root, seed0, stop] = process.argv.slice(2);
+const SHARED = ${SHARED_NAMES}, MADE = ${MADE_NAMES};
+let seed = Number(seed0) >>> 0;
+const rnd = (n) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
+const sum = (b) => crypto.createHash('sha1').update(b).digest('hex').slice(0, 12);
+const whole = (b) => {
+  const nl = b.indexOf(10);
+  const head = b.subarray(0, nl).toString().split(':');
+  const body = b.subarray(nl + 1);
+  return head.length === 4 && Number(head[2]) === body.length && head[3] === sum(body);
+};
+const code = (e) => (e.errno === -116 ? 'ESTALE' : e.code); // ESTALE: libuv has no name for it
+const readToEnd = (p) => {
+  let fd;
+  try { fd = fs.openSync(p, 'r'); } catch (e) { return code(e); }
+  try {
+    const parts = [];
+    const chunk = Buffer.alloc(65536);
+    for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0; ) parts.push(Buffer.from(chunk.subarray(0, n)));
+    return Buffer.concat(parts);
+  } catch (e) { return code(e); } finally { fs.closeSync(fd); }
+};
+let reads = 0, missing = 0, stale = 0;
+while (!fs.existsSync(stop)) {
+  // Names only ever replaced by a rename: missing or one whole file. Names made in place: also empty.
+  const made = rnd(3) === 0;
+  const p = root + '/shared/' + (made ? 'x' + rnd(MADE) : 'n' + rnd(SHARED));
+  const got = readToEnd(p);
+  reads++;
+  if (got === 'ENOENT') missing++;
+  else if (got === 'ESTALE') stale++;
+  else if (!Buffer.isBuffer(got) || !(whole(got) || (made && got.length === 0))) {
+    process.stderr.write('reader: ' + p + ' at ' + (Date.now() % 100000) + ': ' + (Buffer.isBuffer(got) ? got.length + ' bytes ' + JSON.stringify(got.subarray(0, 40).toString()) : got) + '\\n');
+    process.exitCode = 1;
+  }
+}
+process.stdout.write(JSON.stringify({ reads, missing, stale }));
+`;
+
 /** The race script's whole(), for a file as ZooKeeper holds it at the end. */
 function isWhole(content: Buffer): boolean {
   const nl = content.indexOf(10);
@@ -206,6 +258,12 @@ interface ProgramResult {
   conflicts: number;
   stale: number;
   lost: number;
+}
+
+interface ReaderResult {
+  reads: number;
+  missing: number;
+  stale: number;
 }
 
 /** How ZooKeeper fails while the programs run; returns what it did, once `running()` is false. */
@@ -228,7 +286,7 @@ const leaderKills: Fault = async (zk, _mounts, running) => {
   return `${kills} leaders killed`;
 };
 
-/** One daemon, then the other, frozen past its session's timeout: the server expires the session. */
+/** Each daemon in turn frozen past its session's timeout: the server expires the session. */
 const sessionExpiries: Fault = async (_zk, mounts, running) => {
   const granted = (await mountStatus(mounts[0]!.dir)).session.timeoutMs;
   let freezes = 0;
@@ -292,6 +350,16 @@ for (const run of RUNS) {
       await a.ok(
         `mkdir shared logs && touch ${Array.from({ length: LOGS }, (_, k) => `logs/l${k}`).join(' ')}`,
       );
+      const c = await mountZkfs(zk.connectString, '/race', { args: [...args, '--read-only'] });
+      const stop = join(scratchDir('zkfs-read-stop'), 'stop');
+      const readers = startRacingPrograms({
+        name: 'zkfs-read',
+        source: READ_SCRIPT,
+        mounts: [c, c],
+        perMount: 1,
+        argv: (here, _there, id) => [here.dir, String(3000 + id), stop],
+        timeoutMs: 600_000,
+      });
       const programs = startRacingPrograms({
         name: 'zkfs-race',
         source: RACE_SCRIPT,
@@ -301,26 +369,49 @@ for (const run of RUNS) {
         timeoutMs: 600_000,
       });
       let running = true;
-      const fault = run.fault(zk, [a, b], () => running);
+      const fault = run.fault(zk, [a, b, c], () => running);
       const results = await Promise.all(programs);
       running = false;
+      writeFileSync(stop, '');
+      const read = await Promise.all(readers);
       const faults = await fault;
-      const found = results.map((r) => r.stderr).filter(Boolean);
-      if (found.length > 0) {
+      /** Keeps the daemons' logs and ZooKeeper's stats of the shared names; says where. */
+      const keep = async (): Promise<string> => {
         const kept = mkdtempSync(join(tmpdir(), 'zkfs-stress-'));
         writeFileSync(join(kept, 'daemon-a.log'), a.log());
         writeFileSync(join(kept, 'daemon-b.log'), b.log());
-        expect.fail(`the programs found:\n${found.join('\n')}\n(daemon logs kept in ${kept})`);
+        writeFileSync(join(kept, 'daemon-c.log'), c.log());
+        const { children } = await client.getChildren('/race/shared');
+        const stats = await Promise.all(
+          children.map(
+            async (n) =>
+              `${n} ${JSON.stringify((await client.getData(`/race/shared/${n}`)).stat, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`,
+          ),
+        );
+        writeFileSync(join(kept, 'shared.txt'), `${stats.join('\n')}\n`);
+        return kept;
+      };
+      const found = [...results, ...read].map((r) => r.stderr).filter(Boolean);
+      if (found.length > 0) {
+        expect.fail(`the programs found:\n${found.join('\n')}\n(daemon logs kept in ${await keep()})`);
       }
-      for (const r of results) expect(r.exitCode).toBe(0);
+      for (const r of [...results, ...read]) expect(r.exitCode).toBe(0);
       const outs = results.map((r) => JSON.parse(r.stdout) as ProgramResult);
+      const readOuts = read.map((r) => JSON.parse(r.stdout) as ReaderResult);
       console.log(
         `${faults}; ${programs.length} programs, ${ops} operations each; ` +
           `${outs.reduce((n, o) => n + o.conflicts, 0)} rewrites in place refused as conflicts, ` +
           `${outs.reduce((n, o) => n + o.lost, 0)} files made in place refused at close (another host's removal or rename while open), ` +
-          `${outs.reduce((n, o) => n + o.stale, 0)} reads of a replaced name ESTALE`,
+          `${outs.reduce((n, o) => n + o.stale, 0)} reads of a replaced name ESTALE; ` +
+          `on the read-only mount, ${readOuts.reduce((n, o) => n + o.reads, 0)} reads to the end, ` +
+          `${readOuts.reduce((n, o) => n + o.missing, 0)} missing, ${readOuts.reduce((n, o) => n + o.stale, 0)} ESTALE`,
       );
-      await agreeAtTheEnd(client, [a, b], outs);
+      try {
+        await agreeAtTheEnd(client, [a, b, c], outs);
+      } catch (error) {
+        console.log(`the mounts disagree: daemon logs kept in ${await keep()}`);
+        throw error;
+      }
     });
   });
 }
