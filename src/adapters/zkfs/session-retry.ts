@@ -6,6 +6,7 @@
  * write sent again whose failure only shows that the first send worked
  * counts as done.
  */
+import { type Logger, silentLogger } from '../logger.js';
 import { isZkError, type ZkClient, ZkError } from '../zookeeper.js';
 
 /** What the retry loop counts (part of SessionCounters). */
@@ -94,6 +95,7 @@ export class SessionRetry {
     private readonly session: () => SessionView,
     /** How long an operation may wait for a connection in all (ms). */
     private readonly timeoutMs: number,
+    private readonly log: Logger = silentLogger,
   ) {}
 
   /** Lets every waiting operation go on: the session is connected again, or closed. */
@@ -196,6 +198,10 @@ export class SessionRetry {
           }
           this.counters.retries++;
           resent = true;
+          // What was sent twice, for a reader of the log after a server failed.
+          this.log.debug(
+            `${path}: sent again (${error instanceof ZkError ? error.zkName : 'the connection changed'})`,
+          );
           // The library reports the state change right after failing the request.
           if (now.connected && client === now.client) await sleep(20);
           continue;
@@ -204,10 +210,16 @@ export class SessionRetry {
           const done = await verify(now.client, error).catch(() => undefined);
           if (done !== undefined) {
             this.counters.confirmedWrites++;
+            this.log.debug(
+              `${path}: ${error.zkName} when sent again; ZooKeeper shows the first send applied`,
+            );
             return done;
           }
         }
-        if (resent && error instanceof ZkError) error.resent = true;
+        if (resent && error instanceof ZkError) {
+          error.resent = true;
+          this.log.debug(`${path}: ${error.zkName} when sent again`);
+        }
         throw error;
       }
     }

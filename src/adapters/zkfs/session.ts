@@ -141,6 +141,7 @@ export class ZkSession implements ZkApi {
         abandonment: this.abandonment,
       }),
       options.reconnectTimeoutMs,
+      this.log,
     );
     this.watchdog = new SilenceWatchdog({
       current: () => ({ client: this.client, connected: this.current === 'connected' }),
