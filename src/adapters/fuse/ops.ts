@@ -319,16 +319,20 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   };
   /**
    * The reply to a READ of node `id` by its path, with `read.data` cut from
-   * content of `read.size` bytes. Where the kernel holds another size (its
-   * own opens, on a read-only mount, ask nothing of the daemon that
-   * readOpened could check), it stops this read at its size, and this reply
-   * cannot move that: it drops the node's attributes before replying, so
+   * content of `read.size` bytes. Where the content outgrew the size the
+   * kernel holds (its own opens, on a read-only mount, ask nothing of the
+   * daemon that readOpened could check), the kernel stops this read at that
+   * size, and this reply cannot move it: the node's attributes go first, so
    * that the program's next read() asks for them, finds the new size and
    * reads on to the content's end, rather than taking the old size for it.
+   * Not where the content shrank: the kernel cuts its size to a short reply
+   * itself, unless attributes were dropped since it asked (attr_version),
+   * when it would hand the program zeros past the content's end.
    */
   const readFrom = (unique: Unique, id: number, read: PathRead): Buffer | Promise<Buffer> => {
     const reply = () => dataReply(unique, read.data);
-    if (sizeAsTold(id, read.size) || !o.nodeStale) return reply();
+    const told = nodes.told(id);
+    if (told === undefined || read.size <= told.size || !o.nodeStale) return reply();
     return o.nodeStale(id).then(reply);
   };
   /**
