@@ -210,6 +210,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       notify: device.notify,
       store: device.store,
       prepareStores: device.prepareStores,
+      sizeHeld: (id) => nodes.told(id)?.size,
     },
     detach: async () => {
       if (closed) return;

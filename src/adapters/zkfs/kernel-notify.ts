@@ -54,6 +54,8 @@ export interface KernelLink {
   store(message: Buffer): Promise<NodeJS.ErrnoException | null>;
   /** Gets store writing ready ahead of the first store. */
   prepareStores?(): void;
+  /** The size the kernel was last given for node `nodeId`, if it was given one. */
+  sizeHeld?(nodeId: number): number | undefined;
 }
 
 /** Invalidations in flight at once (each holds a thread-pool thread). */
@@ -157,6 +159,20 @@ export class KernelNotifier {
     if (this.closed || this.queue.has(path) || !this.knows(path)) return;
     this.stores.set(path, build);
     this.pump();
+  }
+
+  /**
+   * Whether a store of `size` bytes fits node `nodeId` as the kernel holds
+   * it. A store writes over the start of pages the kernel has and keeps the
+   * rest: content shorter than the size the kernel holds would read as the
+   * new content with the old one's tail. Where they differ, nothing is
+   * stored, and the next read asks the daemon.
+   */
+  holdsAt(nodeId: number, size: number): boolean {
+    const held = this.link.sizeHeld?.(nodeId);
+    if (held === undefined || held === size) return true;
+    this.log.debug(`page-cache store to node ${nodeId} skipped: ${size} bytes, and the kernel holds ${held}`);
+    return false;
   }
 
   /** Whether the kernel holds `path` (a store for anything else is dropped). */

@@ -303,6 +303,7 @@ export class PageStore {
     this.stored.add(node);
     this.notifier.store(sibling, (id) => {
       if (!isCachedFile(this.ctx, this.tree, sibling, znode, node)) return undefined;
+      if (!this.notifier.holdsAt(id, node.data.length)) return undefined;
       this.tree.storedForKernel(node);
       return storeData(id, node.data);
     });
