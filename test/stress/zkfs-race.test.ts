@@ -45,6 +45,24 @@ const LOGS = 2;
 const PROGRAMS_PER_MOUNT = 3;
 
 /**
+ * What both scripts below share, after they set `seed`: rnd(n), a number
+ * below n from the seed, and whole(b), whether b is one whole record as
+ * the race script's record() writes it (a head naming its body's length and
+ * checksum, then the body).
+ */
+const SCRIPT_BASICS = `
+const crypto = require('node:crypto');
+const rnd = (n) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
+const sum = (b) => crypto.createHash('sha1').update(b).digest('hex').slice(0, 12);
+const whole = (b) => {
+  const nl = b.indexOf(10);
+  const head = b.subarray(0, nl).toString().split(':');
+  const body = b.subarray(nl + 1);
+  return head.length === 4 && Number(head[2]) === body.length && head[3] === sum(body);
+};
+`;
+
+/**
  * One program: node race.cjs ROOT OTHER ID OPS SEED, ROOT and OTHER being
  * the same tree on two mounts. Prints JSON { own: {path: base64}, dirs: [],
  * appended: {log: [seq…]}, conflicts } when done; anything it finds wrong, or
@@ -53,24 +71,15 @@ const PROGRAMS_PER_MOUNT = 3;
  */
 const RACE_SCRIPT = `
 const fs = require('node:fs');
-const crypto = require('node:crypto');
 const [root, other, id, ops, seed0] = process.argv.slice(2);
 const SHARED = ${SHARED_NAMES}, INPLACE = ${INPLACE_NAMES}, MADE = ${MADE_NAMES}, LOGS = ${LOGS};
 let seed = Number(seed0) >>> 0;
-const rnd = (n) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
+${SCRIPT_BASICS}
 const fail = (what) => { process.stderr.write('program ' + id + ': ' + what + '\\n'); process.exitCode = 1; };
-const sum = (b) => crypto.createHash('sha1').update(b).digest('hex').slice(0, 12);
 // A whole file as some program wrote it: a head naming its body's length and checksum.
 const record = (i) => {
   const body = Buffer.from('x'.repeat(rnd(2000)) + '\\n');
   return Buffer.concat([Buffer.from(id + ':' + i + ':' + body.length + ':' + sum(body) + '\\n'), body]);
-};
-const whole = (b) => {
-  if (b.length === 0) return true;
-  const nl = b.indexOf(10);
-  const head = b.subarray(0, nl).toString().split(':');
-  const body = b.subarray(nl + 1);
-  return head.length === 4 && Number(head[2]) === body.length && head[3] === sum(body);
 };
 // ESTALE, which libuv has no name for, is errno 116.
 const read = (p) => { try { return fs.readFileSync(p); } catch (e) { return e.errno === -116 ? 'ESTALE' : e.code; } };
@@ -180,7 +189,7 @@ for (let i = 0; i < Number(ops); i++) {
       const p = (rnd(2) === 0 ? root : other) + '/shared/x' + rnd(MADE);
       const got = read(p);
       if (got === 'ESTALE') stale++;
-      else if (got !== 'ENOENT' && !(Buffer.isBuffer(got) && whole(got))) fail(p + ': neither missing, empty nor a whole file: ' + shown(got));
+      else if (got !== 'ENOENT' && !(Buffer.isBuffer(got) && (got.length === 0 || whole(got)))) fail(p + ': neither missing, empty nor a whole file: ' + shown(got));
     }
   } catch (e) {
     fail('operation ' + op + ' (step ' + i + '): ' + (e.code ?? e.message));
@@ -199,18 +208,10 @@ process.stdout.write(JSON.stringify(out));
  */
 const READ_SCRIPT = `
 const fs = require('node:fs');
-const crypto = require('node:crypto');
 const [root, seed0, stop] = process.argv.slice(2);
 const SHARED = ${SHARED_NAMES}, MADE = ${MADE_NAMES};
 let seed = Number(seed0) >>> 0;
-const rnd = (n) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
-const sum = (b) => crypto.createHash('sha1').update(b).digest('hex').slice(0, 12);
-const whole = (b) => {
-  const nl = b.indexOf(10);
-  const head = b.subarray(0, nl).toString().split(':');
-  const body = b.subarray(nl + 1);
-  return head.length === 4 && Number(head[2]) === body.length && head[3] === sum(body);
-};
+${SCRIPT_BASICS}
 const code = (e) => (e.errno === -116 ? 'ESTALE' : e.code); // ESTALE: libuv has no name for it
 const readToEnd = (p) => {
   let fd;

@@ -312,11 +312,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * directory's, as dropping a name does (kernel-notify.ts), nor a page's,
    * which a read in flight holds.
    */
-  const readOpened = (unique: Unique, id: number, fh: number, size: number): Buffer | Promise<Buffer> => {
-    const reply = () => openReply(unique, fh, READ_OPEN_FLAGS);
-    if (sizeAsTold(id, size) || !o.nodeStale) return reply();
-    return o.nodeStale(id).then(reply);
-  };
+  const readOpened = (unique: Unique, id: number, fh: number, size: number): Buffer | Promise<Buffer> =>
+    afterDropping(id, !sizeAsTold(id, size), () => openReply(unique, fh, READ_OPEN_FLAGS));
+  /** `reply()`, once the kernel has dropped node `id`'s attributes where `stale` says they are wrong. */
+  const afterDropping = (id: number, stale: boolean, reply: () => Buffer): Buffer | Promise<Buffer> =>
+    stale && o.nodeStale ? o.nodeStale(id).then(reply) : reply();
   /**
    * The reply to a READ of node `id` by its path, with `read.data` cut from
    * content of `read.size` bytes. Where the content outgrew the size the
@@ -330,10 +330,8 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * when it would hand the program zeros past the content's end.
    */
   const readFrom = (unique: Unique, id: number, read: PathRead): Buffer | Promise<Buffer> => {
-    const reply = () => dataReply(unique, read.data);
     const told = nodes.told(id);
-    if (told === undefined || read.size <= told.size || !o.nodeStale) return reply();
-    return o.nodeStale(id).then(reply);
+    return afterDropping(id, told !== undefined && read.size > told.size, () => dataReply(unique, read.data));
   };
   /**
    * Removals here of a name's node on their way, by that name: an unlink or
