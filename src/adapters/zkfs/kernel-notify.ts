@@ -165,12 +165,14 @@ export class KernelNotifier {
    * Whether a store of `size` bytes fits node `nodeId` as the kernel holds
    * it. A store writes over the start of pages the kernel has and keeps the
    * rest: content shorter than the size the kernel holds would read as the
-   * new content with the old one's tail. Where they differ, nothing is
-   * stored, and the next read asks the daemon.
+   * new content with the old one's tail, so it is not stored, and the next
+   * read asks the daemon. Longer content is stored: the kernel grows the
+   * file's size to it, which a file seen empty as it was made needs should
+   * its lookup's reply have come after the change's notice.
    */
   holdsAt(nodeId: number, size: number): boolean {
     const held = this.link.sizeHeld?.(nodeId);
-    if (held === undefined || held === size) return true;
+    if (held === undefined || size >= held) return true;
     this.log.debug(`page-cache store to node ${nodeId} skipped: ${size} bytes, and the kernel holds ${held}`);
     return false;
   }
