@@ -26,6 +26,10 @@
  * held may get the new node's data for the old node, whose size the kernel
  * holds: a file cut short, or padded with zeros. Such requests wait for
  * settled() (ops.ts), then find the old node gone and answer as it was.
+ * A name the kernel is handed while the watch is down is in no picture: a
+ * lookup or listing read across a gap is read again once settled() (ops.ts,
+ * listings.ts), so that the kernel never takes a node read before the
+ * watch was back, which another host may have replaced unheard of.
  */
 import type { NodeTable } from '../../core/fuse/node-table.js';
 import { isFsError } from '../../core/zkfs/errors.js';

@@ -33,6 +33,8 @@ export class Listings {
       since(): number;
       file(nodeId: number, path: string, since: number): void;
     },
+    /** Pending while names the kernel held across a watch gap are being checked (ops.ts). */
+    private readonly gapSettled: () => Promise<void> | undefined = () => undefined,
   ) {}
 
   /** The reply to a READDIR(PLUS) of directory node `h.nodeId` at `dir`; `r` is at its arguments. */
@@ -69,7 +71,14 @@ export class Listings {
     }
     const children = chosen.filter((e) => e.name !== '.' && e.name !== '..');
     const paths = children.map((e) => childPath(dir, e.name));
-    const attrs = await this.attrsOf(dir, paths);
+    const epoch = this.vfs.watchEpoch;
+    let attrs = await this.attrsOf(dir, paths);
+    if (plus && this.vfs.watchEpoch !== epoch) {
+      // Read across a watch gap, an entry may be of a node since replaced unheard of, which the
+      // kernel would take as the name's node (as for a lookup, ops.ts): read again once it is back.
+      await this.gapSettled();
+      attrs = await this.attrsOf(dir, paths);
+    }
     children.forEach((e, i) => {
       const attr = attrs[i];
       if (!attr) {

@@ -174,7 +174,7 @@ const READ_OPEN_FLAGS = OpenFlag.KEEP_CACHE | OpenFlag.NOFLUSH;
  */
 const NO_HANDLE = 0;
 
-/** Reads of a name's attributes for a lookup, at most, while other clients' deletions keep coming. */
+/** Reads of a name's attributes for a lookup, at most, while other clients' deletions (or watch gaps) keep coming. */
 const HANDOUT_TRIES = 3;
 
 /** The function device.ts calls with every request. */
@@ -191,10 +191,13 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     if (fast && baseName(path) !== DATA_FILE && vfs.reopensAlike(path))
       fast.allow(id, READ_OPEN_FLAGS, since);
   };
-  const listings = new Listings(vfs, nodes, validS, {
-    since: () => fast?.changes() ?? 0,
-    file: allowReads,
-  });
+  const listings = new Listings(
+    vfs,
+    nodes,
+    validS,
+    { since: () => fast?.changes() ?? 0, file: allowReads },
+    () => o.gapSettled?.(),
+  );
 
   /** The path of node `id`; `gone` is the error when the node is no longer in the tree. */
   const pathOf = (id: number, gone: 'ENOENT' | 'ESTALE' = 'ENOENT'): string => {
@@ -242,16 +245,22 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * The same with the attributes as they are now. Read again when another
    * client deleted a name meanwhile: `path` may stand for another node now
    * (replaced by a rename over it), and the kernel must not take the new
-   * node with the old one's size, which cuts its reads short.
+   * node with the old one's size, which cuts its reads short. Read again
+   * too when the watch went or came back meanwhile, once it is back and
+   * what the kernel held has been checked: a node read before then may
+   * have been replaced unheard of, and the checks cover only the names the
+   * kernel held when the watch went (gap-deletions.ts), not this one.
    */
   const handOut = async (path: string): Promise<{ id: number; attr: Attr }> => {
     let a: FileAttr;
-    let tries = 0;
-    let before: number;
-    do {
-      before = vfs.deletionsElsewhere;
+    for (let tries = 1; ; tries++) {
+      const deletions = vfs.deletionsElsewhere;
+      const epoch = vfs.watchEpoch;
       a = await vfs.getattr(path);
-    } while (vfs.deletionsElsewhere !== before && ++tries < HANDOUT_TRIES);
+      const gap = vfs.watchEpoch !== epoch;
+      if ((!gap && vfs.deletionsElsewhere === deletions) || tries === HANDOUT_TRIES) break;
+      if (gap) await o.gapSettled?.();
+    }
     return handOutAs(path, a);
   };
   /**

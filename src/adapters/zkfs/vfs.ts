@@ -57,6 +57,14 @@ export class ZkVfs {
   readonly counters: VfsCounters = { byOpcode: [], errors: {} };
   /** Names another client deleted so far (the watch said so): an answer read meanwhile may be of a node since gone. */
   deletionsElsewhere = 0;
+  /**
+   * Changes whenever the watch goes or comes back: an answer read across
+   * such a change may be of a node another client deleted meanwhile, which
+   * no notice told of (ZkTree.watchEpoch).
+   */
+  get watchEpoch(): number {
+    return this.tree.watchEpoch;
+  }
 
   constructor(options: VfsOptions) {
     const tree =
