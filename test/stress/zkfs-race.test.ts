@@ -60,6 +60,14 @@ const whole = (b) => {
   const body = b.subarray(nl + 1);
   return head.length === 4 && Number(head[2]) === body.length && head[3] === sum(body);
 };
+// What was read, for a finding: the tail tells zeros (a size the kernel kept) from another file's bytes.
+const shown = (v) => {
+  if (!Buffer.isBuffer(v)) return v;
+  const text = (b) => JSON.stringify(b.toString('latin1'));
+  return v.length + ' bytes ' + text(v.subarray(0, 40)) + ' … ' + text(v.subarray(-24));
+};
+// The time as the daemons' logs give it.
+const now = () => new Date().toISOString();
 `;
 
 /**
@@ -83,7 +91,6 @@ const record = (i) => {
 };
 // ESTALE, which libuv has no name for, is errno 116.
 const read = (p) => { try { return fs.readFileSync(p); } catch (e) { return e.errno === -116 ? 'ESTALE' : e.code; } };
-const shown = (v) => (Buffer.isBuffer(v) ? v.length + ' bytes ' + JSON.stringify(v.subarray(0, 40).toString()) : v);
 const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 const mine = 'own' + id;
 const own = new Map();   // path under mine -> content
@@ -97,7 +104,7 @@ const checkShared = (r) => {
   const got = read(p);
   // ESTALE: the name went again while the kernel looked it up once more (README).
   if (got === 'ESTALE') stale++;
-  else if (got !== 'ENOENT' && !(Buffer.isBuffer(got) && got.length > 0 && whole(got))) fail(p + ': neither missing nor a whole file at ' + (Date.now() % 100000) + ': ' + shown(got));
+  else if (got !== 'ENOENT' && !(Buffer.isBuffer(got) && got.length > 0 && whole(got))) fail(p + ': neither missing nor a whole file at ' + now() + ': ' + shown(got));
 };
 const checkOwn = (r, tries) => {
   const paths = [...own.keys()];
@@ -189,7 +196,7 @@ for (let i = 0; i < Number(ops); i++) {
       const p = (rnd(2) === 0 ? root : other) + '/shared/x' + rnd(MADE);
       const got = read(p);
       if (got === 'ESTALE') stale++;
-      else if (got !== 'ENOENT' && !(Buffer.isBuffer(got) && (got.length === 0 || whole(got)))) fail(p + ': neither missing, empty nor a whole file: ' + shown(got));
+      else if (got !== 'ENOENT' && !(Buffer.isBuffer(got) && (got.length === 0 || whole(got)))) fail(p + ': neither missing, empty nor a whole file at ' + now() + ': ' + shown(got));
     }
   } catch (e) {
     fail('operation ' + op + ' (step ' + i + '): ' + (e.code ?? e.message));
@@ -233,7 +240,7 @@ while (!fs.existsSync(stop)) {
   if (got === 'ENOENT') missing++;
   else if (got === 'ESTALE') stale++;
   else if (!Buffer.isBuffer(got) || !(whole(got) || (made && got.length === 0))) {
-    process.stderr.write('reader: ' + p + ' at ' + (Date.now() % 100000) + ': ' + (Buffer.isBuffer(got) ? got.length + ' bytes ' + JSON.stringify(got.subarray(0, 40).toString()) : got) + '\\n');
+    process.stderr.write('reader: ' + p + ' at ' + now() + ': ' + shown(got) + '\\n');
     process.exitCode = 1;
   }
 }
