@@ -12,6 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type MountStatus, statusSocketPath } from '../../src/adapters/zkfs/status-socket.js';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
+import { OP_GET_DATA, startZkProxy } from '../fixtures/zk-proxy.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   eventually,
@@ -251,6 +252,41 @@ describe.skipIf(missing({ fuse: true }))('zkfs coherence across mounts', () => {
     await client.remove('/coh/other/d/n', -1);
     await eventually(async () => (await m.ok('ls d')) === '', 'node gone', 2000);
   });
+
+  it.each([
+    { how: 'stat', kind: 'read-write', args: [] },
+    { how: 'stat', kind: 'read-only', args: ['--read-only'] },
+    { how: 'ls -l', kind: 'read-only', args: ['--read-only'] },
+  ])(
+    "shows a file another client writes while this mount looks it up ($how) at once, not as it was for the kernel's 10 s ($kind)",
+    async ({ how, args }) => {
+      // The lookup's read of x is answered before the write; its read of the directory's document
+      // after it, and so its reply to the kernel, come after the write's notice, which then found
+      // no node of x to drop (a proxy holds that read back; no cache, so that it is made at all).
+      const proxy = await startZkProxy(zk.clientPorts[0] as number);
+      const base = `/coh/looked-${how.length}-${args.length}`;
+      if (!(await client.exists('/coh'))) await client.create('/coh', Buffer.alloc(0));
+      await client.create(base, Buffer.alloc(0));
+      const m = await mountZkfs(proxy.connectString, base, { args: [...args, '--cache-size', '0'] });
+      await client.create(`${base}/x`, Buffer.from('old\n'));
+      await sees(m, 'stat -c %h .', '1\n');
+      // A listing reads every entry's stat with the document first, then each entry alone.
+      proxy.holdRequests(OP_GET_DATA, '__zkfs__', how === 'stat' ? 0 : 1);
+      // Not run in the mount: spawn() waits for the child's exec, and so for its chdir there.
+      const looked =
+        how === 'stat' ? execa('stat', ['-c', '%s', join(m.dir, 'x')]) : execa('ls', ['-l', m.dir]);
+      looked.catch(() => {});
+      await proxy.holding();
+      await client.setData(`${base}/x`, Buffer.from('written\n'), -1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      proxy.releaseRequests();
+      await looked;
+      // Its size first: a read would make the kernel ask for it again (it reads past the old end).
+      await eventually(async () => (await m.ok('stat -c %s x')) === '8\n', 'the new size', 1000);
+      expect(await m.ok('cat x')).toBe('written\n');
+      await m.unmount();
+    },
+  );
 
   it('shows nodes it may not read that another client creates or deletes, in a directory where it met one', async () => {
     // ZooKeeper 3.8.4+ tells the mount's recursive watch nothing about such nodes: it listed the

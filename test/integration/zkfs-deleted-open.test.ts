@@ -19,7 +19,7 @@ import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing } from '../fixtures/environment.js';
-import { OP_GET_DATA, OP_MULTI, startZkProxy, type ZkProxy } from '../fixtures/zk-proxy.js';
+import { OP_GET_CHILDREN2, OP_GET_DATA, OP_MULTI, startZkProxy, type ZkProxy } from '../fixtures/zk-proxy.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   daemonPid,
@@ -439,6 +439,43 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       await m.unmount();
     },
   );
+
+  it('a file open across a connection loss, replaced meanwhile, and opened again as the watch comes back, is the new file to the new opener', async () => {
+    // A program holds n open, so the kernel keeps its node when it drops its names once the watch
+    // is back. Another opens n again while the mount still checks which names the kernel held
+    // were replaced meanwhile (a proxy holds those checks' listing back). Handed out then, the
+    // node the first holds took the new file's size, and was then found replaced: the second
+    // read the old file's bytes.
+    const OLD = 'the old file\n';
+    const NEW = 'the new file, longer than the old one\n';
+    const { proxy, base, a: m } = await throughProxy(['--read-only']);
+    await client.create(`${base}/n`, Buffer.from(OLD));
+    await sees(m, 'cat n', OLD);
+    const held = openSync(join(m.dir, 'n'), 'r');
+    try {
+      proxy.refuse();
+      await eventually(
+        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
+        'the connection lost',
+      );
+      await client.remove(`${base}/n`, -1);
+      await client.create(`${base}/n`, Buffer.from(NEW));
+      proxy.holdRequests(OP_GET_CHILDREN2, base);
+      proxy.accept();
+      await proxy.holding();
+      // Not run in the mount: spawn() waits for the child's exec, and so for its chdir there.
+      const again = execa('sh', ['-c', `exec 3< ${join(m.dir, 'n')}; sleep 1; cat <&3`]);
+      again.catch(() => {});
+      await sleep(300);
+      proxy.releaseRequests();
+      expect((await again).stdout).toBe(NEW.trimEnd());
+      dropPages();
+      expect(readAll(held)).toBe(OLD);
+    } finally {
+      closeSync(held);
+    }
+    await m.unmount();
+  });
 
   it('an open of a file rm is removing while another host replaces it reads the old file, as on a local disk', async () => {
     // Another host's `mv new f` lands just before this host's `rm f`, whose transaction then

@@ -183,6 +183,12 @@ describe('FUSE protocol', () => {
     expect(out.length).toBe(16 + 128);
     expect(out.readBigUInt64LE(16)).toBe(42n);
     expect(out.readBigUInt64LE(16 + 16)).toBe(10n); // entry valid
+    expect(out.readBigUInt64LE(16 + 24)).toBe(10n); // attributes valid
+    // Attributes the kernel must ask for again at once, under a name it may keep.
+    const asking = entryReply(1n, 42, attr, 10, 0);
+    expect(asking.readBigUInt64LE(16 + 16)).toBe(10n);
+    expect(asking.readBigUInt64LE(16 + 24)).toBe(0n);
+    expect(asking.readUInt32LE(16 + 36)).toBe(0);
   });
 
   it('lays out directory entries 8-byte aligned, with attributes for READDIRPLUS', () => {

@@ -26,10 +26,13 @@
  * held may get the new node's data for the old node, whose size the kernel
  * holds: a file cut short, or padded with zeros. Such requests wait for
  * settled() (ops.ts), then find the old node gone and answer as it was.
- * A name the kernel is handed while the watch is down is in no picture: a
- * lookup or listing read across a gap is read again once settled() (ops.ts,
- * listings.ts), so that the kernel never takes a node read before the
- * watch was back, which another host may have replaced unheard of.
+ * A lookup or listing of a held name waits for them too: handed out before
+ * them, the old node would take the new file's attributes, then be found
+ * gone and answer with the old file's data. And a name the kernel is handed
+ * while the watch is down is in no picture: a lookup or listing whose reads
+ * span a gap reads again once settled() (ops.ts, listings.ts), so that the
+ * kernel does not take a node read before the watch was back, which another
+ * host may have replaced unheard of.
  */
 import type { NodeTable } from '../../core/fuse/node-table.js';
 import { isFsError } from '../../core/zkfs/errors.js';
@@ -50,6 +53,13 @@ interface Held {
  * that lost persistent watches), requests go on after this.
  */
 const SETTLE_WAIT_MS = 5000;
+
+/**
+ * Reads of what a lookup or listing hands the kernel, at most, while watch
+ * gaps keep coming: each read across one is made again once its checks are
+ * done (ops.ts, listings.ts).
+ */
+export const GAP_TRIES = 10;
 
 interface Picture {
   held: Held[];

@@ -12,6 +12,7 @@ import { S_IFMT, S_IFREG } from '../../core/zkfs/attrs.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
+import { GAP_TRIES } from './gap-deletions.js';
 
 /** An inode number no node has: for an entry that vanished between the listing and its attributes. */
 const GONE_INO = 0xffffffff;
@@ -71,14 +72,7 @@ export class Listings {
     }
     const children = chosen.filter((e) => e.name !== '.' && e.name !== '..');
     const paths = children.map((e) => childPath(dir, e.name));
-    const epoch = this.vfs.watchEpoch;
-    let attrs = await this.attrsOf(dir, paths);
-    if (plus && this.vfs.watchEpoch !== epoch) {
-      // Read across a watch gap, an entry may be of a node since replaced unheard of, which the
-      // kernel would take as the name's node (as for a lookup, ops.ts): read again once it is back.
-      await this.gapSettled();
-      attrs = await this.attrsOf(dir, paths);
-    }
+    const attrs = plus ? await this.handingOut(dir, paths) : await this.attrsOf(dir, paths);
     children.forEach((e, i) => {
       const attr = attrs[i];
       if (!attr) {
@@ -109,6 +103,50 @@ export class Listings {
       }
     });
     return direntReply(h.unique, chosen, plus, this.validS);
+  }
+
+  /**
+   * The attributes of `paths` for READDIRPLUS, which hands their nodes to
+   * the kernel as a lookup does, with what ops.ts checks there: a name the
+   * kernel holds waits for the checks of a watch gap; entries read while
+   * the watch was down or came back are read again once it is back (one
+   * read then may be of a node since replaced unheard of); and entries
+   * another client changed meanwhile are read again.
+   */
+  private async handingOut(dir: string, paths: readonly string[]): Promise<(FileAttr | undefined)[]> {
+    let attrs: (FileAttr | undefined)[];
+    let mark: number | undefined;
+    for (let gaps = 0; ; ) {
+      const checks = this.gapSettled();
+      if (checks) await checks;
+      const epoch = this.vfs.watchEpoch;
+      mark = this.vfs.changeMark();
+      attrs = await this.attrsOf(dir, paths);
+      if ((this.vfs.watchEpoch === epoch && !this.vfs.watchDown) || ++gaps === GAP_TRIES) break;
+    }
+    await this.rereadChanged(paths, attrs, mark);
+    return attrs;
+  }
+
+  /**
+   * Reads again the attributes of entries another client changed while
+   * they were read: the change's notice found no node of them in the
+   * kernel to drop, and the kernel would keep what was read before it for
+   * --attr-timeout (as for a lookup, ops.ts).
+   */
+  private async rereadChanged(
+    paths: readonly string[],
+    attrs: (FileAttr | undefined)[],
+    mark: number | undefined,
+  ): Promise<void> {
+    const changed: number[] = [];
+    for (let i = 0; i < paths.length; i++)
+      if (this.vfs.changedSince(paths[i] as string, mark)) changed.push(i);
+    await Promise.all(
+      changed.map(async (i) => {
+        attrs[i] = await this.vfs.getattr(paths[i] as string).catch(() => undefined);
+      }),
+    );
   }
 
   /**

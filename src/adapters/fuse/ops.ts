@@ -62,6 +62,7 @@ import type { PathRead } from '../zkfs/file-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
+import { GAP_TRIES } from './gap-deletions.js';
 import { answerInit } from './init.js';
 import { Listings } from './listings.js';
 import type { Leaving, Orphans } from './orphans.js';
@@ -174,7 +175,7 @@ const READ_OPEN_FLAGS = OpenFlag.KEEP_CACHE | OpenFlag.NOFLUSH;
  */
 const NO_HANDLE = 0;
 
-/** Reads of a name's attributes for a lookup, at most, while other clients' deletions (or watch gaps) keep coming. */
+/** Reads of a name's attributes for a lookup, at most, while other clients' changes keep coming. */
 const HANDOUT_TRIES = 3;
 
 /** The function device.ts calls with every request. */
@@ -243,33 +244,54 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   };
   /**
    * The same with the attributes as they are now. Read again when another
-   * client deleted a name meanwhile: `path` may stand for another node now
-   * (replaced by a rename over it), and the kernel must not take the new
-   * node with the old one's size, which cuts its reads short. Read again
-   * too when the watch went or came back meanwhile, once it is back and
-   * what the kernel held has been checked: a node read before then may
-   * have been replaced unheard of, and the checks cover only the names the
-   * kernel held when the watch went (gap-deletions.ts), not this one.
+   * client deleted, made or changed this name meanwhile: `path` may stand
+   * for another node now (replaced by a rename over it), and the kernel
+   * must not take the new node with the old one's size, which cuts its
+   * reads short or pads them with zeros; nor keep the old size of a file
+   * written meanwhile, whose change's notice found no node of it in the
+   * kernel to drop. Where it keeps changing, the last read is handed out
+   * with attributes the kernel asks for again at once (`settled` false).
+   * Read again too when the watch was down or came back meanwhile, once it
+   * is back and what the kernel held has been checked: a node read before
+   * then may have been replaced unheard of, and the checks cover only the
+   * names the kernel held when the watch went (gap-deletions.ts).
    */
-  const handOut = async (path: string): Promise<{ id: number; attr: Attr }> => {
+  const handOut = async (path: string): Promise<{ id: number; attr: Attr; settled: boolean }> => {
     let a: FileAttr;
-    for (let tries = 1; ; tries++) {
+    let changed: boolean;
+    for (let tries = 1, gaps = 0; ; ) {
       const deletions = vfs.deletionsElsewhere;
       const epoch = vfs.watchEpoch;
+      const mark = vfs.changeMark();
       a = await vfs.getattr(path);
-      const gap = vfs.watchEpoch !== epoch;
-      if ((!gap && vfs.deletionsElsewhere === deletions) || tries === HANDOUT_TRIES) break;
-      if (gap) await o.gapSettled?.();
+      if (vfs.watchEpoch !== epoch || vfs.watchDown) {
+        changed = true;
+        if (++gaps === GAP_TRIES) break;
+        await o.gapSettled?.();
+        continue;
+      }
+      // Without kernel notifications, any deletion elsewhere may have been this name's.
+      changed = mark === undefined ? vfs.deletionsElsewhere !== deletions : vfs.changedSince(path, mark);
+      if (!changed || tries++ === HANDOUT_TRIES) break;
     }
-    return handOutAs(path, a);
+    return { ...handOutAs(path, a), settled: !changed };
   };
   /**
    * The entry reply for `path`: at once when memory holds its attributes,
-   * as for a program walking files whose kernel entries have timed out.
+   * as for a program walking files whose kernel entries have timed out. A
+   * name the kernel holds waits first for the checks of a watch gap (as
+   * its attributes and reads do), which may find it replaced meanwhile:
+   * handed out before them, the old node would take the new file's
+   * attributes, then be found gone and answer with the old file's data.
    */
-  const entry = (unique: Unique, path: string): Buffer | Promise<Buffer> => {
+  const entry = (unique: Unique, path: string): Buffer | Promise<Buffer> =>
+    nodes.idOf(path) === undefined ? entryNow(unique, path) : whenSettled(path, () => entryNow(unique, path));
+  const entryNow = (unique: Unique, path: string): Buffer | Promise<Buffer> => {
     const a = cachedAttr(path);
-    if (a === NOT_CACHED) return handOut(path).then(({ id, attr }) => entryReply(unique, id, attr, validS));
+    if (a === NOT_CACHED)
+      return handOut(path).then(({ id, attr, settled }) =>
+        entryReply(unique, id, attr, validS, settled ? validS : 0),
+      );
     const { id, attr } = handOutAs(path, a);
     return entryReply(unique, id, attr, validS);
   };

@@ -69,6 +69,13 @@ const PARALLEL = 2;
 const LISTING_WINDOW_MS = 10;
 /** Stores in flight at once: about one read-ahead window (page-store.ts), written as a batch. */
 const STORE_SLOTS = 64;
+/**
+ * Changes to names the kernel held no node of, remembered for
+ * changedSince(): the latest this many. A lookup in flight longer than it
+ * took that many others to come (a mark older than the oldest kept) counts
+ * its name as changed.
+ */
+const UNHELD_KEPT = 4096;
 
 export interface NotifyCounters {
   /** Invalidations the kernel acted on. */
@@ -106,6 +113,15 @@ export class KernelNotifier {
    * window's end, and the window's timer.
    */
   private readonly listingWindows = new Map<string, { again: boolean; timer: NodeJS.Timeout }>();
+  /**
+   * Names changed while the kernel held no node of them, each with the
+   * count of such changes when it last changed (oldest first): a lookup of
+   * one may be on its way with what was read before (changedSince()).
+   */
+  private readonly unheld = new Map<string, number>();
+  private unheldChanges = 0;
+  /** The count when the oldest change still remembered there came: nothing older is known. */
+  private unheldFloor = 0;
   private dropping = 0;
   private storing = 0;
   private closed = false;
@@ -139,10 +155,28 @@ export class KernelNotifier {
       for (const { path, entry, fresh } of stale) {
         // Another host's `cp` into a directory listed here: one invalidation per file, not three.
         if (fresh && !this.knows(path)) {
+          this.changedUnheld(path);
           if (entry && path !== '/') this.dropListing(parentPath(path));
         } else this.enqueue(path, entry);
       }
     }
+  }
+
+  /** Where changes to names the kernel holds no node of stand: taken before a lookup reads. */
+  mark(): number {
+    return this.unheldChanges;
+  }
+
+  /**
+   * Whether a change to `path` was reported after `mark` while the kernel
+   * held no node of it: such a change found nothing to drop, and a lookup
+   * of it that read before the change would give the kernel what it read,
+   * for --attr-timeout. (Dropping the node once handed out would race with
+   * the kernel making it: a drop of a node it does not hold yet is lost.)
+   */
+  changedSince(path: string, mark: number): boolean {
+    const changed = this.unheld.get(path);
+    return changed !== undefined ? changed > mark : mark < this.unheldFloor;
   }
 
   /** Stores are likely to follow (a program lists a directory whose files it may read next). */
@@ -242,10 +276,25 @@ export class KernelNotifier {
     this.listingWindows.set(dir, { again: false, timer });
   }
 
+  /** A change to `path`, of which the kernel holds no node, for changedSince(). */
+  private changedUnheld(path: string): void {
+    this.unheld.delete(path);
+    this.unheld.set(path, ++this.unheldChanges);
+    if (this.unheld.size <= UNHELD_KEPT) return;
+    for (const [oldest, at] of this.unheld) {
+      this.unheld.delete(oldest);
+      this.unheldFloor = at;
+      break;
+    }
+  }
+
   private enqueue(path: string, entry: boolean): void {
     if (this.closed) return;
-    // Nothing cached, nothing to drop: a new name's parent listing is handled through the parent.
-    if (!this.knows(path) && !(entry && this.knows(parentPath(path)))) return;
+    if (!this.knows(path)) {
+      this.changedUnheld(path);
+      // Nothing cached, nothing to drop: a new name's parent listing is handled through the parent.
+      if (!(entry && this.knows(parentPath(path)))) return;
+    }
     this.stores.delete(path);
     this.queue.set(path, entry || this.queue.get(path) === true);
     this.pump();

@@ -42,6 +42,10 @@ export interface VfsContext extends VfsConfig {
   onOpenRead?: ((path: string, znode: string) => void) | undefined;
   /** Told when a program lists a directory: reads of its files, and so stores, may follow. */
   onList?: ((path: string) => void) | undefined;
+  /** Where reports of changes to the kernel stand (kernel-notify.ts), before a node's attributes are read. */
+  changeMark?: (() => number) | undefined;
+  /** Whether a change to `path` the kernel held no node of was reported after `mark` (kernel-notify.ts). */
+  changedSince?: ((path: string, mark: number) => boolean) | undefined;
   /**
    * Resolves once no page-cache store of `path` is on its way to the kernel
    * (page-store.ts): awaited before a change made here is reported done.

@@ -303,6 +303,8 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       vfs.ctx.onReadStart = (path) => pages.readAhead(path);
       vfs.ctx.onOpenRead = (path, znode) => pages.opened(path, znode);
       vfs.ctx.onList = () => kernel.prepareStores();
+      vfs.ctx.changeMark = () => kernel.mark();
+      vfs.ctx.changedSince = (path, mark) => kernel.changedSince(path, mark);
       vfs.ctx.settleStores = (path) => kernel.settled(path);
     } else {
       log.warn(

@@ -145,6 +145,11 @@ export class ZkTree {
     return 0;
   }
 
+  /** Whether the watch that keeps this tree exact is being set again: changes meanwhile go unreported. */
+  get watchDown(): boolean {
+    return false;
+  }
+
   /** The stat of `znode`, or null when it does not exist. */
   stat(znode: string): Promise<ZkStat | null> {
     return this.stats.get(znode, () => this.client.exists(znode));

@@ -58,12 +58,29 @@ export class ZkVfs {
   /** Names another client deleted so far (the watch said so): an answer read meanwhile may be of a node since gone. */
   deletionsElsewhere = 0;
   /**
-   * Changes whenever the watch goes or comes back: an answer read across
-   * such a change may be of a node another client deleted meanwhile, which
-   * no notice told of (ZkTree.watchEpoch).
+   * Changes whenever the connection goes, the watch is set again, or a
+   * notice comes while it is: an answer read across such a change may be
+   * of a node another client deleted meanwhile, which no notice told of
+   * (ZkTree.watchEpoch).
    */
   get watchEpoch(): number {
     return this.tree.watchEpoch;
+  }
+  /** Whether the watch is being set again: what is read now may miss a change (ZkTree.watchDown). */
+  get watchDown(): boolean {
+    return this.tree.watchDown;
+  }
+  /** Where reports of others' changes to the kernel stand: take it before reading what a node is handed out with. */
+  changeMark(): number | undefined {
+    return this.ctx.changeMark?.();
+  }
+  /**
+   * Whether another client's change to `path` was reported after `mark`
+   * while the kernel held no node of it: attributes read meanwhile may be
+   * from before it, and nothing would tell the kernel once it has them.
+   */
+  changedSince(path: string, mark: number | undefined): boolean {
+    return mark !== undefined && this.ctx.changedSince?.(path, mark) === true;
   }
 
   constructor(options: VfsOptions) {

@@ -137,6 +137,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private readonly own = new OwnWrites();
   private readonly aclTtlMs: number;
   private notices = 0;
+  /** Notices that came while the watch was being set again, which memory did not act on. */
+  private unheard = 0;
   private readonly prefetcher: Prefetcher;
   /** Directories whose document another host changed, being read again (diffDoc). */
   private readonly docDiffs = new Map<string, DocDiff>();
@@ -237,8 +239,17 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return this.live;
   }
 
+  /**
+   * The gate's epoch, moved on too by each notice that came while the
+   * watch was being set again: memory drops everything once it is in
+   * place, but what was read in between may be from before that change.
+   */
   override get watchEpoch(): number {
-    return this.gate.epoch;
+    return this.gate.epoch + this.unheard;
+  }
+
+  override get watchDown(): boolean {
+    return this.gate.mode === 'waiting';
   }
 
   /** Whether cached values are being served as exact. */
@@ -270,7 +281,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     // The kernel saw this mount's own writes; it only needs telling if someone else wrote too.
     const own = this.own.observe(notice.path, stale, notice.type === 'deleted');
     if (own) stale = undefined;
-    if (this.gate.mode === 'waiting') return;
+    if (this.gate.mode === 'waiting') {
+      this.unheard++;
+      return;
+    }
     if (notice.type === 'deleted') {
       const gone = this.onDeleting?.(notice.path);
       if (own) {

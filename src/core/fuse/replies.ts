@@ -121,19 +121,35 @@ function writeValid(out: Buffer, secAt: number, nsecAt: number, seconds: number)
   out.writeUInt32LE(Math.round((seconds - whole) * 1e9), nsecAt);
 }
 
-function writeEntry(out: Buffer, at: number, nodeId: number, a: Attr | undefined, validS: number): void {
+function writeEntry(
+  out: Buffer,
+  at: number,
+  nodeId: number,
+  a: Attr | undefined,
+  validS: number,
+  attrValidS = validS,
+): void {
   writeU64(out, nodeId, at);
   // generation 0: node ids are never reused while mounted
   if (!a) return;
   writeValid(out, at + 16, at + 32, validS);
-  writeValid(out, at + 24, at + 36, validS);
+  writeValid(out, at + 24, at + 36, attrValidS);
   writeAttr(out, at + 40, a);
 }
 
-/** LOOKUP, MKDIR, SYMLINK reply: a name's node and attributes, both valid for `validS` seconds. */
-export function entryReply(unique: Unique, nodeId: number, a: Attr, validS: number): Buffer {
+/**
+ * LOOKUP, MKDIR, SYMLINK reply: a name's node, valid for `validS` seconds,
+ * and its attributes, valid as long unless `attrValidS` says otherwise.
+ */
+export function entryReply(
+  unique: Unique,
+  nodeId: number,
+  a: Attr,
+  validS: number,
+  attrValidS = validS,
+): Buffer {
   const out = frame(unique, 0, ENTRY_OUT_SIZE);
-  writeEntry(out, OUT_HEADER, nodeId, a, validS);
+  writeEntry(out, OUT_HEADER, nodeId, a, validS, attrValidS);
   return out;
 }
 

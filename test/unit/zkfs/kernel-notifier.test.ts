@@ -258,4 +258,24 @@ describe('KernelNotifier order', () => {
     expect(notifier?.holdsAt(3, 912)).toBe(true);
     expect(notifier?.holdsAt(4, 901)).toBe(true);
   });
+
+  it('says which names the kernel held no node of changed since a lookup began reading them', async () => {
+    const { notifier } = await recorder();
+    const before = notifier.mark();
+    // Another host writes /d/new, and deletes /d/gone, while the kernel holds neither.
+    notifier.apply([{ path: '/d/new', entry: false, fresh: true }]);
+    notifier.apply([{ path: '/d/gone', entry: true }]);
+    const after = notifier.mark();
+    expect(notifier.changedSince('/d/new', before)).toBe(true);
+    expect(notifier.changedSince('/d/gone', before)).toBe(true);
+    expect(notifier.changedSince('/d/new', after)).toBe(false);
+    expect(notifier.changedSince('/d/other', before)).toBe(false);
+    // A change to a name the kernel holds reaches its node: no lookup needs to read again for it.
+    notifier.apply([{ path: '/d/a', entry: false, fresh: true }]);
+    expect(notifier.changedSince('/d/a', after)).toBe(false);
+    // Past the changes it keeps, a lookup begun before the oldest kept counts any name as changed.
+    for (let i = 0; i < 5000; i++) notifier.apply([{ path: `/d/f${i}`, entry: false, fresh: true }]);
+    expect(notifier.changedSince('/d/other', before)).toBe(true);
+    expect(notifier.changedSince('/d/other', notifier.mark())).toBe(false);
+  });
 });
