@@ -90,7 +90,8 @@ export class ZkTree {
   /**
    * Told, by a tree kept exact by a watch, that the watch is gone (changes
    * from now on go unreported) while memory still holds what it held; and
-   * that it is back, with memory emptied in between. `lastZxid`: the last
+   * that it is back, with memory emptied in between (or that none will be:
+   * the server has no persistent watches). `lastZxid`: the last
    * transaction the session had seen when the watch went (no node memory
    * knew of then was created after it), when known.
    */

@@ -226,6 +226,9 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       timeLimited: () => {
         for (const slot of this.memory.all()) slot.trustSet = true;
         this.onChange?.();
+        // No watch is coming back: what the kernel holds and names deleted meanwhile are seen to now.
+        this.onStale?.('all');
+        this.onWatchBack?.();
       },
     });
     session.setWriteObserver(this);

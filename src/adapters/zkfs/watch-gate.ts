@@ -88,20 +88,18 @@ export class WatchGate {
     try {
       await this.session.addRecursiveWatch(this.root);
     } catch (error) {
-      if (epoch !== this.armings) return;
+      // A dropped connection moves the epoch on before its request fails: counted all the same.
       if (errorName(error) === 'CONNECTION_LOSS') this.connectionDrops++;
-      if (addWatchVerdict(error, this.connectionDrops) === 'again') {
+      const verdict = addWatchVerdict(error, this.connectionDrops);
+      if (verdict === 'again' && epoch !== this.armings) return;
+      if (verdict === 'again') {
         // A reconnection or a new session sets the watch again; should neither come, so does this.
         setTimeout(() => {
           if (epoch === this.armings && this.session.state === 'connected') void this.arm();
         }, 1000).unref();
         return;
       }
-      this.current = 'ttl';
-      this.hooks?.timeLimited();
-      this.logger.warn(
-        `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.ttlMs} ms`,
-      );
+      this.timeLimited();
       return;
     }
     if (epoch !== this.armings) return;
@@ -110,6 +108,17 @@ export class WatchGate {
     this.hooks?.forgetAll();
     this.current = 'watch';
     this.hooks?.live();
+  }
+
+  /** The server has no persistent watches: values are kept for a time instead, from now on. */
+  private timeLimited(): void {
+    // Two armings may both find that out (one sent before a reconnection, one after).
+    if (this.current === 'ttl') return;
+    this.current = 'ttl';
+    this.hooks?.timeLimited();
+    this.logger.warn(
+      `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.ttlMs} ms`,
+    );
   }
 
   private onSessionChange(change: SessionChange): void {
