@@ -59,7 +59,35 @@ const SETTLE_WAIT_MS = 5000;
  * gaps keep coming: each read across one is made again once its checks are
  * done (ops.ts, listings.ts).
  */
-export const GAP_TRIES = 10;
+const GAP_TRIES = 10;
+
+/** What a lookup or listing read, and where reports of others' changes stood before (ZkVfs.changeMark). */
+export interface GapFreeRead<T> {
+  value: T;
+  mark: number | undefined;
+  /** False when gaps kept coming, GAP_TRIES times, and this read too spanned one. */
+  clean: boolean;
+}
+
+/**
+ * `read()`, made again once `settled()` whenever it spanned a watch gap
+ * (the connection went, the watch was set again, or it was down): what it
+ * read then may be of a node replaced unheard of, which is in no picture.
+ */
+export async function readOutsideGaps<T>(
+  watch: Pick<ZkVfs, 'watchEpoch' | 'watchDown' | 'changeMark'>,
+  settled: () => Promise<void> | undefined,
+  read: () => Promise<T>,
+): Promise<GapFreeRead<T>> {
+  for (let gaps = 1; ; gaps++) {
+    const epoch = watch.watchEpoch;
+    const mark = watch.changeMark();
+    const value = await read();
+    const clean = watch.watchEpoch === epoch && !watch.watchDown;
+    if (clean || gaps === GAP_TRIES) return { value, mark, clean };
+    await settled();
+  }
+}
 
 interface Picture {
   held: Held[];

@@ -12,7 +12,7 @@ import { S_IFMT, S_IFREG } from '../../core/zkfs/attrs.js';
 import type { FileAttr } from '../zkfs/attr-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
-import { GAP_TRIES } from './gap-deletions.js';
+import { readOutsideGaps } from './gap-deletions.js';
 
 /** An inode number no node has: for an entry that vanished between the listing and its attributes. */
 const GONE_INO = 0xffffffff;
@@ -114,16 +114,11 @@ export class Listings {
    * another client changed meanwhile are read again.
    */
   private async handingOut(dir: string, paths: readonly string[]): Promise<(FileAttr | undefined)[]> {
-    let attrs: (FileAttr | undefined)[];
-    let mark: number | undefined;
-    for (let gaps = 0; ; ) {
-      const checks = this.gapSettled();
-      if (checks) await checks;
-      const epoch = this.vfs.watchEpoch;
-      mark = this.vfs.changeMark();
-      attrs = await this.attrsOf(dir, paths);
-      if ((this.vfs.watchEpoch === epoch && !this.vfs.watchDown) || ++gaps === GAP_TRIES) break;
-    }
+    const checks = this.gapSettled();
+    if (checks) await checks;
+    const { value: attrs, mark } = await readOutsideGaps(this.vfs, this.gapSettled, () =>
+      this.attrsOf(dir, paths),
+    );
     await this.rereadChanged(paths, attrs, mark);
     return attrs;
   }

@@ -62,7 +62,7 @@ import type { PathRead } from '../zkfs/file-ops.js';
 import { NOT_CACHED } from '../zkfs/resolve.js';
 import type { ZkVfs } from '../zkfs/vfs.js';
 import { ENOSYS, ERRNO, failureCode, toErrno } from './errno.js';
-import { GAP_TRIES } from './gap-deletions.js';
+import { type GapFreeRead, readOutsideGaps } from './gap-deletions.js';
 import { answerInit } from './init.js';
 import { Listings } from './listings.js';
 import type { Leaving, Orphans } from './orphans.js';
@@ -257,24 +257,22 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * names the kernel held when the watch went (gap-deletions.ts).
    */
   const handOut = async (path: string): Promise<{ id: number; attr: Attr; settled: boolean }> => {
-    let a: FileAttr;
+    let read: GapFreeRead<FileAttr>;
     let changed: boolean;
-    for (let tries = 1, gaps = 0; ; ) {
+    for (let tries = 1; ; tries++) {
       const deletions = vfs.deletionsElsewhere;
-      const epoch = vfs.watchEpoch;
-      const mark = vfs.changeMark();
-      a = await vfs.getattr(path);
-      if (vfs.watchEpoch !== epoch || vfs.watchDown) {
-        changed = true;
-        if (++gaps === GAP_TRIES) break;
-        await o.gapSettled?.();
-        continue;
-      }
-      // Without kernel notifications, any deletion elsewhere may have been this name's.
-      changed = mark === undefined ? vfs.deletionsElsewhere !== deletions : vfs.changedSince(path, mark);
-      if (!changed || tries++ === HANDOUT_TRIES) break;
+      read = await readOutsideGaps(
+        vfs,
+        () => o.gapSettled?.(),
+        () => vfs.getattr(path),
+      );
+      // Without kernel notifications (no marks), any deletion elsewhere may have been this name's.
+      changed =
+        !read.clean ||
+        (read.mark === undefined ? vfs.deletionsElsewhere !== deletions : vfs.changedSince(path, read.mark));
+      if (!changed || !read.clean || tries === HANDOUT_TRIES) break;
     }
-    return { ...handOutAs(path, a), settled: !changed };
+    return { ...handOutAs(path, read.value), settled: !changed };
   };
   /**
    * The entry reply for `path`: at once when memory holds its attributes,

@@ -55,7 +55,11 @@ export interface VfsCounters {
 export class ZkVfs {
   readonly ctx: VfsContext;
   readonly counters: VfsCounters = { byOpcode: [], errors: {} };
-  /** Names another client deleted so far (the watch said so): an answer read meanwhile may be of a node since gone. */
+  /**
+   * Names another client deleted so far (the watch said so): an answer read
+   * meanwhile may be of a node since gone. A lookup looks at it only where
+   * the kernel takes no notifications, which changedSince() is built on.
+   */
   deletionsElsewhere = 0;
   /**
    * Changes whenever the connection goes, the watch is set again, or a
