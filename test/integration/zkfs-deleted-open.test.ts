@@ -509,6 +509,34 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
+  it('sets its watch again once the server takes it, after falling back to time-limited caching', async () => {
+    // Three connections dropped at addWatch made the mount give the watch up for good: changes by
+    // others showed only after the time limit (a second) for the rest of its life, even once the
+    // servers took the watch again (a flaky network, an ensemble upgraded from before 3.6).
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/f`, Buffer.from('one'));
+    proxy.cutOn(OP_ADD_WATCH);
+    proxy.refuse();
+    await eventually(
+      async () => (await mountStatus(m.dir)).session.state === 'disconnected',
+      'the connection lost',
+    );
+    proxy.accept();
+    await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'ttl', 'time-limited caching');
+    expect(m.log()).toContain('the watch is tried again in 10 s');
+    proxy.cutOn(undefined);
+    await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'watch', 'the watch back', 20_000);
+    expect(m.log()).toContain('the persistent watch is in place again');
+    // Exact again: a change shows at once, not after the time limit, and reading it costs no request.
+    expect(await m.ok('cat f')).toBe('one');
+    await client.setData(`${base}/f`, Buffer.from('two'), -1);
+    await eventually(async () => (await m.ok('cat f')) === 'two', 'the change shown', 600);
+    const before = (await mountStatus(m.dir)).session.requests;
+    expect(await m.ok('cat f; cat f')).toBe('twotwo');
+    expect((await mountStatus(m.dir)).session.requests).toBe(before);
+    await m.unmount();
+  });
+
   it('an open of a file rm is removing while another host replaces it reads the old file, as on a local disk', async () => {
     // Another host's `mv new f` lands just before this host's `rm f`, whose transaction then
     // fails on the directory's document and is made again. Its notices come while that

@@ -218,6 +218,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         this.onChange?.();
       },
       live: () => {
+        // Back from time-limited caching: values are kept only as the watch keeps them.
+        for (const slot of this.memory.all()) slot.trustSet = false;
         this.childWatches.rearm();
         this.onChange?.();
         this.onStale?.('all');

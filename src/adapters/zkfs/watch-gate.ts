@@ -6,8 +6,11 @@
  * nothing is served from memory, and everything read before is dropped once
  * it is back, since changes in between were not reported. A server without
  * persistent watches (ZooKeeper before 3.6) gets time-limited caching
- * instead. Each arming has an epoch, so that the outcome of an addWatch
- * sent before a reconnection is ignored after it.
+ * instead. That verdict is a guess where the connection dropped, and even
+ * an old server may be upgraded under a running mount: the watch is tried
+ * again later, less and less often while the server keeps refusing it.
+ * Each arming has an epoch, so that the outcome of an addWatch sent before
+ * a reconnection is ignored after it.
  */
 import type { Logger } from '../logger.js';
 import type { SessionChange, ZkSession } from './session.js';
@@ -33,6 +36,14 @@ function errorName(error: unknown): unknown {
   return (error as { name?: unknown } | null)?.name;
 }
 
+/**
+ * The wait before setting again a watch the server would not take,
+ * doubled each time it still will not, up to RETRY_MAX_MS: a try costs
+ * the connection where the server drops it at the request.
+ */
+const RETRY_FIRST_MS = 10_000;
+const RETRY_MAX_MS = 10 * 60_000;
+
 /** What the cache does when the gate changes. */
 export interface GateHooks {
   /** The watch is gone, and with it news of changes; memory still holds what it held. */
@@ -41,7 +52,7 @@ export interface GateHooks {
   forgetAll(): void;
   /** The watch is in place: what the kernel holds may have missed a change too. */
   live(): void;
-  /** No persistent watches: values read alone may be kept (for the time limit). */
+  /** No persistent watches: values read alone may be kept (for the time limit), until live(). */
   timeLimited(): void;
 }
 
@@ -51,6 +62,12 @@ export class WatchGate {
   /** addWatch requests that lost their connection since the watch was last in place. */
   private connectionDrops = 0;
   private hooks: GateHooks | undefined;
+  /** The wait before the next try at the watch, while in 'ttl'. */
+  private retryMs = RETRY_FIRST_MS;
+  /** That wait is over, and the try waits for a connection. */
+  private retryDue = false;
+  /** Whether time-limited caching has been logged already (once a mount, not once a try). */
+  private toldTtl = false;
 
   constructor(
     private readonly session: ZkSession,
@@ -80,9 +97,12 @@ export class WatchGate {
     return this.current === 'watch' || (this.current === 'ttl' && now() - readAt < this.ttlMs);
   }
 
-  /** Puts the watch in place (again). */
-  async arm(): Promise<void> {
-    if (this.current === 'ttl') return;
+  /** Puts the watch in place (again), unless the server was found not to take it (until it is tried again). */
+  arm(): Promise<void> {
+    return this.current === 'ttl' ? Promise.resolve() : this.setWatch();
+  }
+
+  private async setWatch(): Promise<void> {
     const epoch = ++this.armings;
     this.unwatched();
     try {
@@ -106,24 +126,47 @@ export class WatchGate {
     this.connectionDrops = 0;
     // Whatever was read before the watch was in place may have missed a change.
     this.hooks?.forgetAll();
+    if (this.toldTtl) {
+      this.toldTtl = false;
+      this.retryMs = RETRY_FIRST_MS;
+      this.logger.info('zookeeper: the persistent watch is in place again: changes by others show at once');
+    }
     this.current = 'watch';
     this.hooks?.live();
   }
 
-  /** The server has no persistent watches: values are kept for a time instead, from now on. */
+  /** The server does not take the watch: values are kept for a time instead, until a later try at it succeeds. */
   private timeLimited(): void {
     // Two armings may both find that out (one sent before a reconnection, one after).
     if (this.current === 'ttl') return;
     this.current = 'ttl';
     this.hooks?.timeLimited();
+    const wait = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+    const retry = setTimeout(() => this.retry(), wait);
+    retry.unref();
+    const tried = `the watch is tried again in ${Math.round(wait / 1000)} s`;
+    if (this.toldTtl) {
+      this.logger.debug(`zookeeper: still no persistent watch; ${tried}`);
+      return;
+    }
+    this.toldTtl = true;
     this.logger.warn(
-      `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.ttlMs} ms`,
+      `zookeeper: no persistent watches (server older than 3.6?): changes by others show within ${this.ttlMs} ms; ${tried}`,
     );
+  }
+
+  /** Tries the watch again, once connected. */
+  private retry(): void {
+    if (this.current !== 'ttl') return;
+    this.retryDue = this.session.state !== 'connected';
+    if (!this.retryDue) void this.setWatch();
   }
 
   private onSessionChange(change: SessionChange): void {
     if (this.current === 'ttl') {
       if (change.type === 'connected' && change.renewed) this.hooks?.forgetAll();
+      if (change.type === 'connected' && this.retryDue) this.retry();
       return;
     }
     if (change.type === 'connected') {

@@ -28,7 +28,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
   const modes: Record<string, string> = {
     watch: 'kept exact by a watch',
     waiting: 'rebuilding (watch being set up)',
-    ttl: 'time-limited (no persistent watches on the server)',
+    ttl: 'time-limited (the server did not take the persistent watch; it is tried again later)',
   };
   const rows: string[][] = [
     ['mount', `${r.hosts}${r.path} (${r.mode}${r.readOnly ? ', read-only' : ''}), daemon pid ${r.pid}`],
