@@ -260,11 +260,14 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     let read: GapFreeRead<FileAttr>;
     let changed: boolean;
     for (let tries = 1; ; tries++) {
-      const deletions = vfs.deletionsElsewhere;
+      let deletions = 0;
       read = await readOutsideGaps(
         vfs,
         () => o.gapSettled?.(),
-        () => vfs.getattr(path),
+        () => {
+          deletions = vfs.deletionsElsewhere;
+          return vfs.getattr(path);
+        },
       );
       // Without kernel notifications (no marks), any deletion elsewhere may have been this name's.
       changed =
