@@ -21,12 +21,18 @@ export type CacheMode = 'watch' | 'waiting' | 'ttl';
 /**
  * What a failed addWatch request says about the server. One older than 3.6
  * answers UNIMPLEMENTED, or drops the connection over the unknown request
- * (the third time in a row counts as that); a library without the internals
- * zk-wire.ts relies on fails with a plain Error. A session that expired or
- * timed out meanwhile says nothing about the server: set the watch again.
+ * (the third time in a row counts as that). A session that expired or timed
+ * out meanwhile says nothing about the server: set the watch again. A
+ * library without the internals zk-wire.ts relies on fails with a plain
+ * Error, not one of its exceptions (named by their codes): it never will
+ * send the request, whatever the server.
  */
-export function addWatchVerdict(error: unknown, connectionDrops: number): 'unsupported' | 'again' {
+export function addWatchVerdict(
+  error: unknown,
+  connectionDrops: number,
+): 'unsupported' | 'again' | 'unsendable' {
   const name = errorName(error);
+  if (typeof name !== 'string' || name === 'Error') return 'unsendable';
   if (name === 'CONNECTION_LOSS') return connectionDrops >= 3 ? 'unsupported' : 'again';
   return name === 'SESSION_EXPIRED' || name === 'OPERATION_TIMEOUT' ? 'again' : 'unsupported';
 }
@@ -64,9 +70,13 @@ export class WatchGate {
   private hooks: GateHooks | undefined;
   /** The wait before the next try at the watch, while in 'ttl'. */
   private retryMs = RETRY_FIRST_MS;
+  /** The next try's timer, while one is set. */
+  private retryTimer: NodeJS.Timeout | undefined;
   /** That wait is over, and the try waits for a connection. */
   private retryDue = false;
-  /** Whether time-limited caching has been logged already (once a mount, not once a try). */
+  /** A try at the watch out of 'ttl' is under way: should it fail, nothing was lost meanwhile. */
+  private retrying = false;
+  /** Whether falling back has been logged (once a fallback, not once a try). */
   private toldTtl = false;
 
   constructor(
@@ -119,13 +129,15 @@ export class WatchGate {
         }, 1000).unref();
         return;
       }
-      this.timeLimited();
+      this.timeLimited(verdict === 'unsupported');
       return;
     }
     if (epoch !== this.armings) return;
     this.connectionDrops = 0;
     // Whatever was read before the watch was in place may have missed a change.
     this.hooks?.forgetAll();
+    this.retrying = false;
+    clearTimeout(this.retryTimer);
     if (this.toldTtl) {
       this.toldTtl = false;
       this.retryMs = RETRY_FIRST_MS;
@@ -136,15 +148,24 @@ export class WatchGate {
   }
 
   /** The server does not take the watch: values are kept for a time instead, until a later try at it succeeds. */
-  private timeLimited(): void {
+  private timeLimited(tryAgain: boolean): void {
     // Two armings may both find that out (one sent before a reconnection, one after).
     if (this.current === 'ttl') return;
     this.current = 'ttl';
-    this.hooks?.timeLimited();
+    // A failed try leaves what the kernel and memory hold as time-limited caching left them.
+    if (!this.retrying) this.hooks?.timeLimited();
+    this.retrying = false;
+    if (!tryAgain) {
+      this.logger.warn(
+        `zookeeper: this client library cannot set persistent watches: changes by others show within ${this.ttlMs} ms`,
+      );
+      return;
+    }
     const wait = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
-    const retry = setTimeout(() => this.retry(), wait);
-    retry.unref();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.retry(), wait);
+    this.retryTimer.unref();
     const tried = `the watch is tried again in ${Math.round(wait / 1000)} s`;
     if (this.toldTtl) {
       this.logger.debug(`zookeeper: still no persistent watch; ${tried}`);
@@ -160,7 +181,9 @@ export class WatchGate {
   private retry(): void {
     if (this.current !== 'ttl') return;
     this.retryDue = this.session.state !== 'connected';
-    if (!this.retryDue) void this.setWatch();
+    if (this.retryDue) return;
+    this.retrying = true;
+    void this.setWatch();
   }
 
   private onSessionChange(change: SessionChange): void {

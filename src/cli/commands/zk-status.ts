@@ -28,7 +28,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
   const modes: Record<string, string> = {
     watch: 'kept exact by a watch',
     waiting: 'rebuilding (watch being set up)',
-    ttl: 'time-limited (the server did not take the persistent watch; it is tried again later)',
+    ttl: 'time-limited (the persistent watch could not be set; see the log)',
   };
   const rows: string[][] = [
     ['mount', `${r.hosts}${r.path} (${r.mode}${r.readOnly ? ', read-only' : ''}), daemon pid ${r.pid}`],

@@ -48,11 +48,11 @@ describe('a failed addWatch request', () => {
     expect(addWatchVerdict(libraryError(name), drops)).toBe(verdict);
   });
 
-  it('a library that cannot send it means no persistent watches', () => {
+  it('a library that cannot send it means no persistent watches, whatever the server', () => {
     expect(addWatchVerdict(new Error('this node-zookeeper-client cannot send addWatch'), 0)).toBe(
-      'unsupported',
+      'unsendable',
     );
-    expect(addWatchVerdict(undefined, 0)).toBe('unsupported');
+    expect(addWatchVerdict(undefined, 0)).toBe('unsendable');
   });
 });
 
