@@ -40,6 +40,21 @@ import {
   type ZkfsMount,
 } from '../fixtures/zkfs-mount.js';
 
+/** Makes f (O_EXCL), writes to it, says "written", and closes it once a line comes in; says how the close ended. */
+const MAKE_WRITE_CLOSE = `
+import os, sys
+fd = os.open('f', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, b'this host, written to a file since replaced')
+print('written', flush=True)
+sys.stdin.readline()
+try:
+    os.close(fd)
+except OSError as e:
+    print('close:', e.strerror)
+    sys.exit(1)
+print('closed')
+`;
+
 /** Drops the kernel's clean pages: the next read through a descriptor asks the daemon. */
 function dropPages(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '1');
@@ -508,6 +523,51 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     expect(Date.now() - started).toBeLessThan(4000);
     await m.unmount();
   });
+
+  it.each([
+    { where: 'the first file of its directory', first: true },
+    { where: 'a file beside others', first: false },
+  ])(
+    "does not write a file it made over another host's file that replaced it while the connection was down ($where)",
+    async ({ first }) => {
+      // This host makes f and writes to it; the connection goes; another host replaces f (a new
+      // node, at data version 0 as the made file was); the program closes f, and the connection
+      // comes back. The write-back, sent as it came back, ahead of the checks of the names the
+      // kernel held, landed on the other host's file at version 0: its content was lost. (The
+      // first file made in a directory makes its metadata document too.)
+      const { proxy, base, a: m } = await throughProxy();
+      if (!first) await m.ok('echo other > g');
+      // In a process of its own: a descriptor of f held here would be closed in each child this
+      // test spawns (zkfsctl status), as it execs, and that close waits for the connection too.
+      const writer = execa('python3', ['-c', MAKE_WRITE_CLOSE], {
+        cwd: m.dir,
+        reject: false,
+        stdin: 'pipe',
+        timeout: 60_000,
+      });
+      let said = '';
+      writer.stdout?.on('data', (c: Buffer) => {
+        said += c.toString();
+      });
+      await eventually(async () => said.includes('written'), 'the program wrote');
+      proxy.refuse();
+      await eventually(
+        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
+        'the connection lost',
+      );
+      await client.remove(`${base}/f`, -1);
+      await client.create(`${base}/f`, Buffer.from('the other host'));
+      writer.stdin?.write('\n');
+      await sleep(300);
+      proxy.accept();
+      const { exitCode, stdout } = await writer;
+      // As for a file another host deleted while it was open here: the close fails, the other's file stays.
+      expect({ exitCode, stdout }).toEqual({ exitCode: 1, stdout: 'written\nclose: Input/output error' });
+      expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
+      expect(m.log()).toContain('write to /f lost: another client deleted it while it was open');
+      await m.unmount();
+    },
+  );
 
   it('sets its watch again once the server takes it, after falling back to time-limited caching', async () => {
     // Three connections dropped at addWatch made the mount give the watch up for good: changes by

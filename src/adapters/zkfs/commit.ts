@@ -9,7 +9,7 @@ import { FsError, fsCodeForZk, isFsError } from '../../core/zkfs/errors.js';
 import { isSharedDoc, META_NODE, parentPath, SYMLINKS_NODE } from '../../core/zkfs/paths.js';
 import { RACE_BUDGET_MS, raceWaitMs } from '../../core/zkfs/race-backoff.js';
 import type { ZkOp } from '../../core/zkfs/zk-ops.js';
-import { isZkError, ZkError } from '../zookeeper.js';
+import { isZkError, type MultiStats, ZkError } from '../zookeeper.js';
 import type { ZkTree } from './tree.js';
 
 /**
@@ -43,22 +43,22 @@ export interface CommitOptions {
 /**
  * Builds and commits a multi, rebuilding it from fresh reads when it lost a
  * race on a shared document. `build(attempt)` returns the ops (attempt > 0:
- * read documents fresh) or null when there is nothing to write.
+ * read documents fresh) or null when there is nothing to write. Resolves to
+ * the stats of the multi that landed (ZkClient.multi), none when nothing was written.
  */
 export async function commitWithRetry(
   tree: ZkTree,
   build: (attempt: number) => Promise<ZkOp[] | null>,
   options: CommitOptions = {},
-): Promise<void> {
+): Promise<MultiStats> {
   const started = Date.now();
   const budgetMs = options.budgetMs ?? RACE_BUDGET_MS;
   let otherRaces = 0;
   for (let attempt = 0; ; attempt++) {
     const ops = await build(attempt);
-    if (!ops || ops.length === 0) return;
+    if (!ops || ops.length === 0) return [];
     try {
-      await tree.client.multi(ops);
-      return;
+      return await tree.client.multi(ops);
     } catch (error) {
       if (!(error instanceof ZkError)) throw error;
       const lostRace =

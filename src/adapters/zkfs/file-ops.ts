@@ -35,7 +35,7 @@ import {
   ZK_MAX_REQUEST_BYTES,
   type ZkOp,
 } from '../../core/zkfs/zk-ops.js';
-import { isZkError, type ZkError, type ZkStat } from '../zookeeper.js';
+import { isZkError, type MultiStats, type ZkError, type ZkStat } from '../zookeeper.js';
 import {
   applyPendingTimes,
   type FileAttr,
@@ -268,7 +268,9 @@ export async function create(
   if (await lookup(ctx, path)) throw nameTaken(path, flags);
   const znode = toZnode(ctx.root, path);
   const entry = newEntry('file', mode, ctx.defaults, creator, creator && (await parentAttrs(ctx, parent)));
-  await makeFile(ctx, parent, znode, entry, Buffer.alloc(0)).catch((error: unknown) => {
+  // Taken before the create is sent: a gap while it is out may hide a replacement of the new node.
+  const watchEpoch = ctx.tree.watchEpoch;
+  const made = await makeFile(ctx, parent, znode, entry, Buffer.alloc(0)).catch((error: unknown) => {
     if (isZkError(error, 'NODE_EXISTS') && error.path === znode) {
       // Another client made it since the lookup: what this mount holds of the name is stale.
       ctx.tree.forget(znode);
@@ -280,7 +282,15 @@ export async function create(
   ctx.tree.forget(znode);
   ctx.tree.forget(parent.znode);
   ctx.files.markDeleted(znode); // a stale buffer of an earlier file by this name
-  const file = ctx.files.attach(znode, path, Buffer.alloc(0), 0, ctx.maxFileSize);
+  // The node made, known by the multi's transaction (every stat it left carries it; where it
+  // left none, as when it made the directory's document too, by a stat read now): a write-back
+  // after a watch gap then finds out whether another host replaced it meanwhile (goneUnheard),
+  // rather than writing over a node made again under the name at the same version 0.
+  const czxid =
+    made.find((stat) => stat !== undefined)?.mzxid ??
+    (await ctx.client.exists(znode).catch(() => null))?.czxid;
+  const identity = czxid === undefined ? undefined : { czxid, watchEpoch };
+  const file = ctx.files.attach(znode, path, Buffer.alloc(0), 0, ctx.maxFileSize, identity);
   // The kernel wants the new file's attributes at once: they are known (empty, version 0,
   // the entry just written; times are this host's clock until the first write brings the
   // server's), so no stat is read back, which cost a round trip per file.
@@ -304,7 +314,8 @@ export async function create(
  * other hosts win the race for the document). The document sheds the marks
  * of siblings memory knows to hold data, each checked at the data version
  * seen (core/zkfs/file-marks.ts). The ZkError of a name taken meanwhile
- * (NODE_EXISTS at `znode`) is the caller's to answer.
+ * (NODE_EXISTS at `znode`) is the caller's to answer. Resolves to the
+ * multi's stats (ZkClient.multi).
  */
 async function makeFile(
   ctx: VfsContext,
@@ -312,7 +323,7 @@ async function makeFile(
   znode: string,
   entry: MetaEntry,
   data: Buffer,
-): Promise<void> {
+): Promise<MultiStats> {
   const name = baseName(znode);
   const nodeOf = (sibling: string): MarkedNode | undefined =>
     ctx.tree.stats.peek(zkChild(parent.znode, sibling)) ?? undefined;
@@ -328,7 +339,7 @@ async function makeFile(
     dropping = false;
     return true;
   };
-  await ctx.proofs.during((token) =>
+  return ctx.proofs.during((token) =>
     commitWithRetry(
       ctx.tree,
       async (attempt): Promise<ZkOp[]> => {
