@@ -549,17 +549,25 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       writer.stdout?.on('data', (c: Buffer) => {
         said += c.toString();
       });
-      await eventually(async () => said.includes('written'), 'the program wrote');
-      proxy.refuse();
-      await eventually(
-        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
-        'the connection lost',
-      );
-      await client.remove(`${base}/f`, -1);
-      await client.create(`${base}/f`, Buffer.from('the other host'));
-      writer.stdin?.write('\n');
-      await sleep(300);
-      proxy.accept();
+      try {
+        await eventually(async () => said.includes('written'), 'the program wrote');
+        proxy.refuse();
+        await eventually(
+          async () => (await mountStatus(m.dir)).session.state === 'disconnected',
+          'the connection lost',
+        );
+        await client.remove(`${base}/f`, -1);
+        await client.create(`${base}/f`, Buffer.from('the other host'));
+        const flushes = async () => (await mountStatus(m.dir)).operations.byName?.flush ?? 0;
+        const before = await flushes();
+        writer.stdin?.write('\n');
+        // The close's write-back is on its way, waiting for the connection, before it comes back.
+        await eventually(async () => (await flushes()) > before, 'the close sent');
+        proxy.accept();
+      } catch (error) {
+        writer.kill(); // it holds f open on the mount
+        throw error;
+      }
       const { exitCode, stdout } = await writer;
       // As for a file another host deleted while it was open here: the close fails, the other's file stays.
       expect({ exitCode, stdout }).toEqual({ exitCode: 1, stdout: 'written\nclose: Input/output error' });

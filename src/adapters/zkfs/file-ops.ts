@@ -282,15 +282,7 @@ export async function create(
   ctx.tree.forget(znode);
   ctx.tree.forget(parent.znode);
   ctx.files.markDeleted(znode); // a stale buffer of an earlier file by this name
-  // The node made, known by the multi's transaction (every stat it left carries it; where it
-  // left none, as when it made the directory's document too, by a stat read now): a write-back
-  // after a watch gap then finds out whether another host replaced it meanwhile (goneUnheard),
-  // rather than writing over a node made again under the name at the same version 0.
-  const czxid =
-    made.find((stat) => stat !== undefined)?.mzxid ??
-    (await ctx.client.exists(znode).catch(() => null))?.czxid;
-  const identity = czxid === undefined ? undefined : { czxid, watchEpoch };
-  const file = ctx.files.attach(znode, path, Buffer.alloc(0), 0, ctx.maxFileSize, identity);
+  const file = ctx.files.attach(znode, path, Buffer.alloc(0), 0, ctx.maxFileSize);
   // The kernel wants the new file's attributes at once: they are known (empty, version 0,
   // the entry just written; times are this host's clock until the first write brings the
   // server's), so no stat is read back, which cost a round trip per file.
@@ -299,6 +291,7 @@ export async function create(
   const attr: FileAttr = { ...times, atimeMs: now, ctimeMs: now, size: 0, nlink: 1 };
   // O_APPEND counts from the start: two hosts' `>> f` making f at once each append (writeBack).
   const fh = ctx.files.open(file, { writable: true, append: (flags & O_APPEND) !== 0 });
+  knowMadeNode(ctx, file, made, watchEpoch);
   // Another client's deletion of the name, or rename over it, right after this create: its
   // notices came with the create's and were taken for its own. Unnoticed, the file's version 0
   // would be written back over a node made again under the name (also at version 0), and the
@@ -306,6 +299,35 @@ export async function create(
   if (!(await ctx.tree.replacedSinceMade(znode).catch(() => false))) return { fh, attr };
   ctx.files.deletedElsewhere(znode);
   return { fh, attr, gone: { attr, data: undefined, open: file } };
+}
+
+/**
+ * Records which node `file`, just made and open, is, so that a write-back
+ * after a watch gap finds out whether another host replaced it meanwhile
+ * (goneUnheard), rather than writing over a node made again under the name
+ * at the same data version 0: by the transaction of the multi that made it
+ * (`made`: every stat it left carries it), or, where it left none (it made
+ * the directory's document too; its reply was lost), by a stat read in the
+ * background, not to hold the create up. That read is kept only if nothing
+ * since says it may be of another node: no deletion heard, no watch gap, no
+ * rename or write-back of the file. `watchEpoch` is the tree's before the
+ * create was sent.
+ */
+function knowMadeNode(ctx: VfsContext, file: OpenFile, made: MultiStats, watchEpoch: number): void {
+  const zxid = made.find((stat) => stat !== undefined)?.mzxid;
+  if (zxid !== undefined) {
+    file.identity ??= { czxid: zxid, watchEpoch };
+    return;
+  }
+  const { znode } = file;
+  ctx.client.exists(znode).then(
+    (stat) => {
+      const same = file.znode === znode && ctx.tree.watchEpoch === watchEpoch;
+      if (stat && same && !file.identity && !file.deletedElsewhere && !file.deleted)
+        file.identity = { czxid: stat.czxid, watchEpoch };
+    },
+    () => {},
+  );
 }
 
 /**

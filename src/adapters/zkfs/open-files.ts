@@ -21,8 +21,9 @@ export interface OpenFile {
   /**
    * The node the buffer came from: the zxid that created it (a node made
    * again under the name has another, though its data version may be the
-   * same), and the tree's watch epoch when that was known (tree.ts). Unknown
-   * for a file made here until its first write-back.
+   * same), and the tree's watch epoch when that was known (tree.ts). For a
+   * file made here, known from its create (file-ops.ts knowMadeNode), or
+   * else from its first write-back.
    */
   identity?: NodeIdentity | undefined;
   /** Bumped by every change; the buffer is clean when `flushedSeq === seq`. */
