@@ -83,6 +83,20 @@ export interface ReaderStatus {
 const INIT_TIMEOUT_MS = 10_000;
 
 /** Mounts `vfs` at `dir`; resolves once the kernel has initialised the mount. */
+/**
+ * Seconds the kernel may keep names and attributes now: `attrS`, where a
+ * watch reports changes (the kernel is told to drop what they touch); no
+ * longer than memory keeps values where none does (time-limited caching),
+ * since nothing tells the kernel then, and a read-only mount's kernel opens
+ * files and reads their pages without asking.
+ */
+function kernelValidity(vfs: ZkVfs, attrS: number): () => number {
+  return () => {
+    const limitMs = vfs.tree.timeLimitedMs;
+    return limitMs === undefined ? attrS : Math.min(attrS, limitMs / 1000);
+  };
+}
+
 export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptions): Promise<FuseMount> {
   const log = options.log;
   let initialised: () => void = () => {};
@@ -111,7 +125,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       return requestHandler({
         vfs,
         log,
-        validS: options.attrTimeoutS ?? 1,
+        validS: kernelValidity(vfs, options.attrTimeoutS ?? 1),
         readOnly: options.readOnly === true,
         nodes,
         orphans,

@@ -577,6 +577,36 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     },
   );
 
+  it.each([
+    { kind: 'read-write', args: [] },
+    { kind: 'read-only', args: ['--read-only'] },
+  ])(
+    "shows another host's change within the time limit once the watch cannot be set ($kind)",
+    async ({ args }) => {
+      // With no watch, nothing tells the kernel of changes: it kept what it was told for
+      // --attr-timeout (10 s), and a read-only mount's kernel, which opens and reads files without
+      // asking the daemon, showed another host's write 10 s late, not within the second the log says.
+      const { proxy, base, a: m } = await throughProxy(args);
+      await client.create(`${base}/f`, Buffer.from('one'));
+      proxy.cutOn(OP_ADD_WATCH);
+      proxy.refuse();
+      await eventually(
+        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
+        'the connection lost',
+      );
+      proxy.accept();
+      await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'ttl', 'time-limited caching');
+      expect(m.log()).toContain('changes by others show within 1000 ms');
+      expect(await m.ok('cat f; stat -c %s f')).toBe('one3\n');
+      await client.setData(`${base}/f`, Buffer.from('three'), -1);
+      const started = Date.now();
+      await sees(m, 'cat f', 'three');
+      // The second memory keeps values, and as long for the kernel, with room for a loaded machine.
+      expect(Date.now() - started).toBeLessThan(3000);
+      await m.unmount();
+    },
+  );
+
   it('sets its watch again once the server takes it, after falling back to time-limited caching', async () => {
     // Three connections dropped at addWatch made the mount give the watch up for good: changes by
     // others showed only after the time limit (a second) for the rest of its life, even once the

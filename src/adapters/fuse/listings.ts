@@ -24,7 +24,7 @@ export class Listings {
   constructor(
     private readonly vfs: ZkVfs,
     private readonly nodes: NodeTable<FileAttr>,
-    private readonly validS: number,
+    private readonly validS: () => number,
     /**
      * Told of each regular file handed out with its attributes, with where
      * changes stood (`since`) before they were read: ops.ts lets the native
@@ -68,7 +68,7 @@ export class Listings {
     }
     if (chosen.length === 0) {
       this.snapshots.delete(h.nodeId);
-      return direntReply(h.unique, [], plus, this.validS);
+      return direntReply(h.unique, [], plus, this.validS());
     }
     const children = chosen.filter((e) => e.name !== '.' && e.name !== '..');
     const paths = children.map((e) => childPath(dir, e.name));
@@ -102,7 +102,7 @@ export class Listings {
         e.ino = this.nodes.idOf(path) ?? GONE_INO;
       }
     });
-    return direntReply(h.unique, chosen, plus, this.validS);
+    return direntReply(h.unique, chosen, plus, this.validS());
   }
 
   /**

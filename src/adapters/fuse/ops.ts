@@ -74,8 +74,8 @@ import { readXattr, xattrAnswer } from './xattrs.js';
 export interface OpsOptions {
   vfs: ZkVfs;
   log: Logger;
-  /** Seconds the kernel may keep names and attributes. */
-  validS: number;
+  /** Seconds the kernel may keep names and attributes, as of now. */
+  validS: () => number;
   /** The mount is read-only: the kernel opens and closes files without us. */
   readOnly: boolean;
   /** The node ids handed to the kernel (shared with kernel-notify.ts). */
@@ -180,7 +180,8 @@ const HANDOUT_TRIES = 3;
 
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
-  const { vfs, log, validS, nodes, orphans } = o;
+  const { vfs, log, nodes, orphans } = o;
+  const validS = o.validS;
   // A read-only mount has the kernel open files by itself (OPEN is "not implemented"): nothing to allow.
   const fast = o.readOnly ? undefined : o.fast;
   /**
@@ -291,15 +292,15 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     const a = cachedAttr(path);
     if (a === NOT_CACHED)
       return handOut(path).then(({ id, attr, settled }) =>
-        entryReply(unique, id, attr, validS, settled ? validS : 0),
+        entryReply(unique, id, attr, validS(), settled ? validS() : 0),
       );
     const { id, attr } = handOutAs(path, a);
-    return entryReply(unique, id, attr, validS);
+    return entryReply(unique, id, attr, validS());
   };
   /** The attribute reply giving node `id` attributes `a`, which it answers with should its name go. */
   const told = (unique: Unique, id: number, a: FileAttr): Buffer => {
     nodes.tell(id, a);
-    return attrReply(unique, toAttr(a, id), validS);
+    return attrReply(unique, toAttr(a, id), validS());
   };
   /**
    * The reply to an OPEN for reading of node `id`, whose name went as the
@@ -498,7 +499,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             whenSettled(nodes.path(h.nodeId), () => {
               const path = nodes.path(h.nodeId);
               // Deleted, and still open somewhere: as it was.
-              const gone = () => attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS);
+              const gone = () => attrReply(u, toAttr(orphans.attr(h.nodeId), h.nodeId), validS());
               if (path === undefined) return gone();
               // Gone since the kernel looked it up (another host renamed or deleted it): stat(2) and
               // open(2) walk the path again on ESTALE, and find the name made again or missing.
@@ -685,7 +686,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             // and the name, once this reply is in, the node under it now.
             const leaving = created.gone && orphans.leaving(path, created.gone);
             if (leaving) o.goneElsewhere?.(leaving);
-            return createReply(u, id, attr, validS, created.fh, OpenFlag.KEEP_CACHE);
+            return createReply(u, id, attr, validS(), created.fh, OpenFlag.KEEP_CACHE);
           },
         );
         return;
@@ -787,7 +788,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             const plus = h.opcode === Op.READDIRPLUS;
             // Deleted while a program works in it (our own rmdir the kernel answers itself): empty.
             if (nodes.path(h.nodeId) === undefined && orphans.has(h.nodeId)) {
-              return direntReply(u, [], plus, validS);
+              return direntReply(u, [], plus, validS());
             }
             return listings.reply(h, r, pathOf(h.nodeId), plus);
           },

@@ -151,6 +151,15 @@ export class ZkTree {
     return false;
   }
 
+  /**
+   * How long values are kept where no watch reports changes, for the
+   * kernel to keep what it is told no longer; undefined where a watch
+   * reports them, or where this tree does not say.
+   */
+  get timeLimitedMs(): number | undefined {
+    return undefined;
+  }
+
   /** The stat of `znode`, or null when it does not exist. */
   stat(znode: string): Promise<ZkStat | null> {
     return this.stats.get(znode, () => this.client.exists(znode));

@@ -257,6 +257,10 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return this.gate.mode === 'waiting';
   }
 
+  override get timeLimitedMs(): number | undefined {
+    return this.gate.mode === 'ttl' ? this.gate.ttlMs : undefined;
+  }
+
   /** Whether cached values are being served as exact. */
   private get live(): boolean {
     return this.gate.mode === 'watch';
