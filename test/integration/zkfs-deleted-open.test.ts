@@ -597,6 +597,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       proxy.accept();
       await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'ttl', 'time-limited caching');
       expect(m.log()).toContain('changes by others show within 1000 ms');
+      expect((await mountStatus(m.dir)).kernel.attrTimeoutMs).toBe(1000);
       expect(await m.ok('cat f; stat -c %s f')).toBe('one3\n');
       await client.setData(`${base}/f`, Buffer.from('three'), -1);
       const started = Date.now();

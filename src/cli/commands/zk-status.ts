@@ -55,9 +55,11 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
     ['memory', r.memory ? `${humanSize(r.memory.residentBytes)} resident, the cache included` : OLDER_DAEMON],
     [
       'kernel cache',
-      r.kernel.notifications
-        ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`
-        : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
+      c.mode === 'ttl'
+        ? `attributes, names and pages for ${seconds(r.kernel.attrTimeoutMs)} (no watch reports changes)`
+        : r.kernel.notifications
+          ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`
+          : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
     ],
     ['polling', r.polling ? polling(r.polling) : OLDER_DAEMON],
     ['reader', r.reader ? reader(r.reader) : OLDER_DAEMON],

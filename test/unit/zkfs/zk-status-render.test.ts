@@ -81,6 +81,20 @@ describe('zkfsctl status output', () => {
     );
   });
 
+  it('says the kernel keeps what it is told only for the time limit while no watch reports changes', () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    const text = renderZkStatus(
+      {
+        ...status,
+        cache: { ...status.cache, mode: 'ttl' },
+        kernel: { ...status.kernel, attrTimeoutMs: 1000 },
+      },
+      out,
+    );
+    expect(text).toMatch(/cache\s+time-limited \(the persistent watch could not be set; see the log\)/);
+    expect(text).toMatch(/kernel cache\s+attributes, names and pages for 1 s \(no watch reports changes\)/);
+  });
+
   it("shows the daemon's resident memory, which a daemon older than it does not report", () => {
     const out = createOutput({ color: false, json: false, interactive: false });
     expect(renderZkStatus(status, out)).toMatch(/memory\s+250 MiB resident, the cache included/);
