@@ -577,6 +577,51 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     },
   );
 
+  it("does not write a file it made over another host's file that replaced it after the create's reply was lost", async () => {
+    // The create lands, its reply is lost with the connection, and another host replaces f before
+    // the connection is back. The create, found applied, tells nothing of the node it made (a stat
+    // read then may be of the other host's), and the kernel held no f when the watch went, so no
+    // check looks at it: the close's write-back went over the other host's file, at version 0.
+    const { proxy, base, a: m } = await throughProxy();
+    await m.ok('echo other > g');
+    proxy.holdRequests(OP_MULTI);
+    const writer = execa('python3', ['-c', MAKE_WRITE_CLOSE], {
+      cwd: m.dir,
+      reject: false,
+      stdin: 'pipe',
+      timeout: 60_000,
+    });
+    let said = '';
+    writer.stdout?.on('data', (c: Buffer) => {
+      said += c.toString();
+    });
+    try {
+      await proxy.holding();
+      proxy.holdReplies();
+      proxy.releaseRequests();
+      await eventually(async () => (await client.exists(`${base}/f`)) !== null, 'the create landed', 5000);
+      proxy.refuse();
+      await eventually(
+        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
+        'the connection lost',
+      );
+      await client.remove(`${base}/f`, -1);
+      await client.create(`${base}/f`, Buffer.from('the other host'));
+      proxy.releaseReplies();
+      proxy.accept();
+      await eventually(async () => said.includes('written'), 'the program wrote');
+      await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'watch', 'the watch back');
+      writer.stdin?.write('\n');
+    } catch (error) {
+      writer.kill(); // it holds f open on the mount
+      throw error;
+    }
+    const { exitCode, stdout } = await writer;
+    expect({ exitCode, stdout }).toEqual({ exitCode: 1, stdout: 'written\nclose: Input/output error' });
+    expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
+    await m.unmount();
+  });
+
   it.each([
     { kind: 'read-write', args: [] },
     { kind: 'read-only', args: ['--read-only'] },

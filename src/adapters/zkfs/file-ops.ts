@@ -319,6 +319,7 @@ function knowMadeNode(ctx: VfsContext, file: OpenFile, made: MultiStats, watchEp
     file.identity ??= { czxid: zxid, watchEpoch };
     return;
   }
+  file.madeEpoch = watchEpoch;
   const { znode } = file;
   ctx.client.exists(znode).then(
     (stat) => {
@@ -541,16 +542,22 @@ class NodeGone extends Error {}
  * mount hearing of it: asked of ZooKeeper only when the watch was lost
  * since the node was known (or there is none), since a write at the data
  * version read would land in a node made again that has the same version.
+ * A file made here whose node is not known (knowMadeNode) is told from one
+ * made again by its bytes: the same node at the same data version holds the
+ * same bytes, so a node at its version with another length is another's
+ * (an empty one made again is not told apart, and loses nothing).
  */
 async function goneUnheard(ctx: VfsContext, file: OpenFile): Promise<boolean> {
   const known = file.identity;
-  if (!known || (ctx.tree.exact && known.watchEpoch === ctx.tree.watchEpoch)) return false;
+  const since = known?.watchEpoch ?? file.madeEpoch;
+  if (since === undefined || (ctx.tree.exact && since === ctx.tree.watchEpoch)) return false;
   let stat: ZkStat | null;
   try {
     stat = await ctx.client.exists(file.znode);
   } catch (error) {
     throw asFsError(error, `writing ${file.mountPath}`);
   }
+  if (!known) return !stat || (stat.version === file.version && stat.dataLength !== file.base.length);
   if (stat?.czxid !== known.czxid) return true;
   file.identity = identityOf(ctx, stat);
   return false;

@@ -26,6 +26,11 @@ export interface OpenFile {
    * else from its first write-back.
    */
   identity?: NodeIdentity | undefined;
+  /**
+   * For a file made here whose node is not known yet (no identity): the
+   * tree's watch epoch before it was made (file-ops.ts goneUnheard).
+   */
+  madeEpoch?: number | undefined;
   /** Bumped by every change; the buffer is clean when `flushedSeq === seq`. */
   seq: number;
   flushedSeq: number;
@@ -198,6 +203,7 @@ export class OpenFiles {
       buffer: new FileBuffer(data, Math.max(maxSize, data.length)),
       version,
       identity,
+      madeEpoch: undefined,
       seq: 0,
       flushedSeq: 0,
       base: data,
