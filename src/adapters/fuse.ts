@@ -82,7 +82,6 @@ export interface ReaderStatus {
 /** How long the kernel may take to send FUSE_INIT after the mount. */
 const INIT_TIMEOUT_MS = 10_000;
 
-/** Mounts `vfs` at `dir`; resolves once the kernel has initialised the mount. */
 /**
  * Seconds the kernel may keep names and attributes now: `attrS`, where a
  * watch reports changes (the kernel is told to drop what they touch); no
@@ -97,6 +96,7 @@ function kernelValidity(vfs: ZkVfs, attrS: number): () => number {
   };
 }
 
+/** Mounts `vfs` at `dir`; resolves once the kernel has initialised the mount. */
 export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptions): Promise<FuseMount> {
   const log = options.log;
   let initialised: () => void = () => {};
