@@ -316,8 +316,10 @@ export class OpenFiles {
         file.mountPath = mountTo + file.mountPath.slice(mountFrom.length);
       }
       if (versions.get(key) === file.version) file.version = 0;
-      // The rename made a new node (a create and a delete), whose czxid its stat has not told yet.
+      // The rename made a new node (a create and a delete), whose czxid its stat has not told yet;
+      // nor is it the node made here, whose bytes goneUnheard would look for.
       file.identity = undefined;
+      file.madeEpoch = undefined;
       this.files.set(file.znode, file);
     }
   }

@@ -57,9 +57,11 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
       'kernel cache',
       c.mode === 'ttl'
         ? `attributes, names and pages for ${seconds(r.kernel.attrTimeoutMs)} (no watch reports changes)`
-        : r.kernel.notifications
-          ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`
-          : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
+        : c.mode === 'waiting'
+          ? `attributes, names and pages for ${seconds(r.kernel.attrTimeoutMs)} while the watch is being set (changes meanwhile are not reported; all is dropped once it is)`
+          : r.kernel.notifications
+            ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`
+            : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
     ],
     ['polling', r.polling ? polling(r.polling) : OLDER_DAEMON],
     ['reader', r.reader ? reader(r.reader) : OLDER_DAEMON],

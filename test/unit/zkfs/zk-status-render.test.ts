@@ -93,6 +93,17 @@ describe('zkfsctl status output', () => {
     );
     expect(text).toMatch(/cache\s+time-limited \(the persistent watch could not be set; see the log\)/);
     expect(text).toMatch(/kernel cache\s+attributes, names and pages for 1 s \(no watch reports changes\)/);
+    const waiting = renderZkStatus(
+      {
+        ...status,
+        cache: { ...status.cache, mode: 'waiting' },
+        kernel: { ...status.kernel, attrTimeoutMs: 1000 },
+      },
+      out,
+    );
+    expect(waiting).toMatch(
+      /kernel cache\s+attributes, names and pages for 1 s while the watch is being set \(changes meanwhile are not reported; all is dropped once it is\)/,
+    );
   });
 
   it("shows the daemon's resident memory, which a daemon older than it does not report", () => {
