@@ -389,6 +389,56 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
+  /** Cuts mount `m` off from ZooKeeper at `proxy`, and waits until it knows. */
+  const cutOff = async (proxy: ZkProxy, m: ZkfsMount): Promise<void> => {
+    proxy.refuse();
+    await eventually(
+      async () => (await mountStatus(m.dir)).session.state === 'disconnected',
+      'the connection lost',
+    );
+  };
+
+  /** Has mount `m` fall back to time-limited caching: `proxy` cuts the connection at each addWatch. */
+  const withoutWatch = async (proxy: ZkProxy, m: ZkfsMount): Promise<void> => {
+    proxy.cutOn(OP_ADD_WATCH);
+    await cutOff(proxy, m);
+    proxy.accept();
+    await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'ttl', 'time-limited caching');
+  };
+
+  /**
+   * Runs MAKE_WRITE_CLOSE in mount `m`, in a process of its own: a descriptor of f held here
+   * would be closed in each child this test spawns (zkfsctl status), as it execs, and that
+   * close would wait for the connection too. `steps` says when it has written and tells it to
+   * close f; should a step fail, the program is stopped (it holds f open on the mount).
+   */
+  const makeWriteClose = async (
+    m: ZkfsMount,
+    steps: (program: { written(): Promise<void>; close(): void }) => Promise<void>,
+  ): Promise<{ exitCode: number | undefined; stdout: string }> => {
+    const writer = execa('python3', ['-c', MAKE_WRITE_CLOSE], {
+      cwd: m.dir,
+      reject: false,
+      stdin: 'pipe',
+      timeout: 60_000,
+    });
+    let said = '';
+    writer.stdout?.on('data', (c: Buffer) => {
+      said += c.toString();
+    });
+    try {
+      await steps({
+        written: () => eventually(async () => said.includes('written'), 'the program wrote'),
+        close: () => writer.stdin?.write('\n'),
+      });
+    } catch (error) {
+      writer.kill();
+      throw error;
+    }
+    const { exitCode, stdout } = await writer;
+    return { exitCode, stdout };
+  };
+
   /** A fresh tree, mounted (a) through a proxy that can hold this host's transactions and replies. */
   const throughProxy = async (
     args: string[] = [],
@@ -441,11 +491,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
         looked = look();
         await proxy.holding();
       }
-      proxy.refuse();
-      await eventually(
-        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
-        'the connection lost',
-      );
+      await cutOff(proxy, m);
       if (!connected) {
         looked = look();
         await sleep(200);
@@ -478,11 +524,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await sees(m, 'cat n', OLD);
     const held = openSync(join(m.dir, 'n'), 'r');
     try {
-      proxy.refuse();
-      await eventually(
-        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
-        'the connection lost',
-      );
+      await cutOff(proxy, m);
       await client.remove(`${base}/n`, -1);
       await client.create(`${base}/n`, Buffer.from(NEW));
       proxy.holdRequests(OP_GET_CHILDREN2, base);
@@ -509,14 +551,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     const { proxy, base, a: m } = await throughProxy(['--read-only']);
     await client.create(`${base}/f`, Buffer.from(CONTENT));
     await sees(m, 'cat f', CONTENT);
-    proxy.cutOn(OP_ADD_WATCH);
-    proxy.refuse();
-    await eventually(
-      async () => (await mountStatus(m.dir)).session.state === 'disconnected',
-      'the connection lost',
-    );
-    proxy.accept();
-    await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'ttl', 'time-limited caching');
+    await withoutWatch(proxy, m);
     dropPages();
     const started = Date.now();
     expect(await m.ok('cat f')).toBe(CONTENT);
@@ -537,40 +572,20 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       // first file made in a directory makes its metadata document too.)
       const { proxy, base, a: m } = await throughProxy();
       if (!first) await m.ok('echo other > g');
-      // In a process of its own: a descriptor of f held here would be closed in each child this
-      // test spawns (zkfsctl status), as it execs, and that close waits for the connection too.
-      const writer = execa('python3', ['-c', MAKE_WRITE_CLOSE], {
-        cwd: m.dir,
-        reject: false,
-        stdin: 'pipe',
-        timeout: 60_000,
-      });
-      let said = '';
-      writer.stdout?.on('data', (c: Buffer) => {
-        said += c.toString();
-      });
-      try {
-        await eventually(async () => said.includes('written'), 'the program wrote');
-        proxy.refuse();
-        await eventually(
-          async () => (await mountStatus(m.dir)).session.state === 'disconnected',
-          'the connection lost',
-        );
+      const ended = await makeWriteClose(m, async (program) => {
+        await program.written();
+        await cutOff(proxy, m);
         await client.remove(`${base}/f`, -1);
         await client.create(`${base}/f`, Buffer.from('the other host'));
         const flushes = async () => (await mountStatus(m.dir)).operations.byName?.flush ?? 0;
         const before = await flushes();
-        writer.stdin?.write('\n');
+        program.close();
         // The close's write-back is on its way, waiting for the connection, before it comes back.
         await eventually(async () => (await flushes()) > before, 'the close sent');
         proxy.accept();
-      } catch (error) {
-        writer.kill(); // it holds f open on the mount
-        throw error;
-      }
-      const { exitCode, stdout } = await writer;
+      });
       // As for a file another host deleted while it was open here: the close fails, the other's file stays.
-      expect({ exitCode, stdout }).toEqual({ exitCode: 1, stdout: 'written\nclose: Input/output error' });
+      expect(ended).toEqual({ exitCode: 1, stdout: 'written\nclose: Input/output error' });
       expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
       expect(m.log()).toContain('write to /f lost: another client deleted it while it was open');
       await m.unmount();
@@ -585,39 +600,21 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     const { proxy, base, a: m } = await throughProxy();
     await m.ok('echo other > g');
     proxy.holdRequests(OP_MULTI);
-    const writer = execa('python3', ['-c', MAKE_WRITE_CLOSE], {
-      cwd: m.dir,
-      reject: false,
-      stdin: 'pipe',
-      timeout: 60_000,
-    });
-    let said = '';
-    writer.stdout?.on('data', (c: Buffer) => {
-      said += c.toString();
-    });
-    try {
+    const ended = await makeWriteClose(m, async (program) => {
       await proxy.holding();
       proxy.holdReplies();
       proxy.releaseRequests();
       await eventually(async () => (await client.exists(`${base}/f`)) !== null, 'the create landed', 5000);
-      proxy.refuse();
-      await eventually(
-        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
-        'the connection lost',
-      );
+      await cutOff(proxy, m);
       await client.remove(`${base}/f`, -1);
       await client.create(`${base}/f`, Buffer.from('the other host'));
       proxy.releaseReplies();
       proxy.accept();
-      await eventually(async () => said.includes('written'), 'the program wrote');
+      await program.written();
       await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'watch', 'the watch back');
-      writer.stdin?.write('\n');
-    } catch (error) {
-      writer.kill(); // it holds f open on the mount
-      throw error;
-    }
-    const { exitCode, stdout } = await writer;
-    expect({ exitCode, stdout }).toEqual({ exitCode: 1, stdout: 'written\nclose: Input/output error' });
+      program.close();
+    });
+    expect(ended).toEqual({ exitCode: 1, stdout: 'written\nclose: Input/output error' });
     expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
     await m.unmount();
   });
@@ -633,14 +630,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       // asking the daemon, showed another host's write 10 s late, not within the second the log says.
       const { proxy, base, a: m } = await throughProxy(args);
       await client.create(`${base}/f`, Buffer.from('one'));
-      proxy.cutOn(OP_ADD_WATCH);
-      proxy.refuse();
-      await eventually(
-        async () => (await mountStatus(m.dir)).session.state === 'disconnected',
-        'the connection lost',
-      );
-      proxy.accept();
-      await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'ttl', 'time-limited caching');
+      await withoutWatch(proxy, m);
       expect(m.log()).toContain('changes by others show within 1000 ms');
       expect((await mountStatus(m.dir)).kernel.attrTimeoutMs).toBe(1000);
       expect(await m.ok('cat f; stat -c %s f')).toBe('one3\n');
@@ -659,14 +649,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     // servers took the watch again (a flaky network, an ensemble upgraded from before 3.6).
     const { proxy, base, a: m } = await throughProxy();
     await client.create(`${base}/f`, Buffer.from('one'));
-    proxy.cutOn(OP_ADD_WATCH);
-    proxy.refuse();
-    await eventually(
-      async () => (await mountStatus(m.dir)).session.state === 'disconnected',
-      'the connection lost',
-    );
-    proxy.accept();
-    await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'ttl', 'time-limited caching');
+    await withoutWatch(proxy, m);
     expect(m.log()).toContain('the watch is tried again in 10 s');
     proxy.cutOn(undefined);
     await eventually(async () => (await mountStatus(m.dir)).cache.mode === 'watch', 'the watch back', 20_000);
