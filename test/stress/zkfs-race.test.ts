@@ -36,6 +36,7 @@ import { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { startRacingPrograms } from '../fixtures/racing-programs.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
+import { childrenByServer } from '../fixtures/zk-views.js';
 import { daemonPid, mountStatus, mountZkfs, type ZkfsMount } from '../fixtures/zkfs-mount.js';
 
 const SHARED_NAMES = 5;
@@ -425,20 +426,6 @@ for (const run of RUNS) {
       }
     });
   });
-}
-
-/** The children of `path` as each server holds them, asked alone. */
-async function childrenByServer(zk: ZkServer, path: string): Promise<string[][]> {
-  return Promise.all(
-    zk.clientPorts.map(async (port) => {
-      const one = await ZkClient.connect({ connectString: `127.0.0.1:${port}`, requestTimeoutMs: 10_000 });
-      try {
-        return (await one.getChildren(path)).children.sort();
-      } finally {
-        await one.close();
-      }
-    }),
-  );
 }
 
 /**
