@@ -82,20 +82,6 @@ export interface ReaderStatus {
 /** How long the kernel may take to send FUSE_INIT after the mount. */
 const INIT_TIMEOUT_MS = 10_000;
 
-/**
- * Seconds the kernel may keep names and attributes now: `attrS`, where a
- * watch reports changes (the kernel is told to drop what they touch); no
- * longer than memory keeps values where none does (time-limited caching),
- * since nothing tells the kernel then, and a read-only mount's kernel opens
- * files and reads their pages without asking.
- */
-function kernelValidity(vfs: ZkVfs, attrS: number): () => number {
-  return () => {
-    const limitMs = vfs.tree.timeLimitedMs;
-    return limitMs === undefined ? attrS : Math.min(attrS, limitMs / 1000);
-  };
-}
-
 /** Mounts `vfs` at `dir`; resolves once the kernel has initialised the mount. */
 export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptions): Promise<FuseMount> {
   const log = options.log;
@@ -125,7 +111,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       return requestHandler({
         vfs,
         log,
-        validS: kernelValidity(vfs, options.attrTimeoutS ?? 1),
+        validS: () => vfs.tree.kernelKeepsMs((options.attrTimeoutS ?? 1) * 1000) / 1000,
         readOnly: options.readOnly === true,
         nodes,
         orphans,

@@ -180,8 +180,7 @@ const HANDOUT_TRIES = 3;
 
 /** The function device.ts calls with every request. */
 export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => void {
-  const { vfs, log, nodes, orphans } = o;
-  const validS = o.validS;
+  const { vfs, log, validS, nodes, orphans } = o;
   // A read-only mount has the kernel open files by itself (OPEN is "not implemented"): nothing to allow.
   const fast = o.readOnly ? undefined : o.fast;
   /**

@@ -115,8 +115,8 @@ export function collectStatus(s: StatusSources): MountStatus {
     },
     openFiles: s.vfs.openHandles,
     kernel: {
-      // What replies give the kernel now: no more than memory keeps values while no watch reports changes.
-      attrTimeoutMs: Math.min(s.attrTimeoutMs, s.tree.timeLimitedMs ?? Number.POSITIVE_INFINITY),
+      // What replies give the kernel now.
+      attrTimeoutMs: s.tree.kernelKeepsMs(s.attrTimeoutMs),
       notifications: s.notifier !== undefined,
       invalidations: s.notifier?.counters.sent ?? 0,
       pagesStored: s.notifier?.counters.stored ?? 0,

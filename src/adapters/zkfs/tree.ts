@@ -152,12 +152,13 @@ export class ZkTree {
   }
 
   /**
-   * How long values are kept where no watch reports changes, for the
-   * kernel to keep what it is told no longer; undefined where a watch
-   * reports them, or where this tree does not say.
+   * How long the kernel may keep what it is told now (ms), given the
+   * mount's --attr-timeout: no longer than memory keeps values where no
+   * watch reports changes, since nothing would tell the kernel of them.
+   * This tree does not say how long its values live: all of it.
    */
-  get timeLimitedMs(): number | undefined {
-    return undefined;
+  kernelKeepsMs(attrTimeoutMs: number): number {
+    return attrTimeoutMs;
   }
 
   /** The stat of `znode`, or null when it does not exist. */

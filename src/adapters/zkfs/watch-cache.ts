@@ -257,9 +257,9 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     return this.gate.mode === 'waiting';
   }
 
-  /** Also while the watch is being set (again): a try out of 'ttl' that fails leaves no drop behind it. */
-  override get timeLimitedMs(): number | undefined {
-    return this.gate.mode === 'watch' ? undefined : this.gate.ttlMs;
+  /** The time limit also while the watch is being set (again): a try out of 'ttl' that fails leaves no drop behind it. */
+  override kernelKeepsMs(attrTimeoutMs: number): number {
+    return this.gate.mode === 'watch' ? attrTimeoutMs : Math.min(attrTimeoutMs, this.gate.ttlMs);
   }
 
   /** Whether cached values are being served as exact. */

@@ -15,6 +15,16 @@ function age(iso: string | undefined, now = Date.now()): string {
   return `${Math.round(s / 3600)} h`;
 }
 
+/** What the kernel keeps of the mount, and what drops it, as the cache stands now. */
+function kernelCache(r: ZkStatusResult): string {
+  const kept = seconds(r.kernel.attrTimeoutMs);
+  if (r.cache.mode === 'ttl') return `attributes, names and pages for ${kept} (no watch reports changes)`;
+  if (r.cache.mode === 'waiting')
+    return `attributes, names and pages for ${kept} while the watch is being set (changes meanwhile are not reported; all is dropped once it is)`;
+  if (!r.kernel.notifications) return `attributes and names for ${kept} (no change notifications)`;
+  return `attributes, names and pages up to ${kept}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`;
+}
+
 /** The status as a two-column table for people (`--json` prints the document itself). */
 export function renderZkStatus(r: ZkStatusResult, out: Output): string {
   const s = r.session;
@@ -53,16 +63,7 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
     ['by request', r.operations.byName ? byRequest(r.operations.byName) : OLDER_DAEMON],
     ['open files', n(r.openFiles)],
     ['memory', r.memory ? `${humanSize(r.memory.residentBytes)} resident, the cache included` : OLDER_DAEMON],
-    [
-      'kernel cache',
-      c.mode === 'ttl'
-        ? `attributes, names and pages for ${seconds(r.kernel.attrTimeoutMs)} (no watch reports changes)`
-        : c.mode === 'waiting'
-          ? `attributes, names and pages for ${seconds(r.kernel.attrTimeoutMs)} while the watch is being set (changes meanwhile are not reported; all is dropped once it is)`
-          : r.kernel.notifications
-            ? `attributes, names and pages up to ${seconds(r.kernel.attrTimeoutMs)}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`
-            : `attributes and names for ${seconds(r.kernel.attrTimeoutMs)} (no change notifications)`,
-    ],
+    ['kernel cache', kernelCache(r)],
     ['polling', r.polling ? polling(r.polling) : OLDER_DAEMON],
     ['reader', r.reader ? reader(r.reader) : OLDER_DAEMON],
   ];
