@@ -975,6 +975,33 @@ describe('session faults', () => {
     expect(logged.join('\n')).toMatch(/expired; opening a new one/);
   });
 
+  it("keeps the version check across a rename here: another client's write before the move is not written over", async () => {
+    // The moved node starts again at data version 0: a handle opened at version 0 of the old one
+    // must not take it for its own.
+    const m = await mount();
+    await raw.create(`${m.root}/r`, Buffer.from('base'));
+    const fh = await m.vfs.open('/r', 2);
+    await raw.setData(`${m.root}/r`, Buffer.from('theirs'), -1);
+    await until(async () => (await m.vfs.getattr('/r')).size === 6, 'the other write heard');
+    await m.vfs.rename('/r', '/moved');
+    expect((await raw.exists(`${m.root}/moved`))?.version).toBe(0);
+    m.vfs.write(fh, Buffer.from('mine'), 0);
+    await expect(m.vfs.flush(fh)).rejects.toMatchObject({ code: 'EIO' });
+    await m.vfs.release(fh);
+    expect((await raw.getData(`${m.root}/moved`)).data.toString()).toBe('theirs');
+
+    // Appends alone still go on the end of what the node holds, as without the move.
+    await raw.create(`${m.root}/log`, Buffer.from('a\n'));
+    const appender = await m.vfs.open('/log', 2 | 0o2000);
+    await raw.setData(`${m.root}/log`, Buffer.from('a\nb\n'), -1);
+    await until(async () => (await m.vfs.getattr('/log')).size === 4, 'the other append heard');
+    await m.vfs.rename('/log', '/log.1');
+    m.vfs.write(appender, Buffer.from('c\n'), 2);
+    await m.vfs.flush(appender);
+    await m.vfs.release(appender);
+    expect((await raw.getData(`${m.root}/log.1`)).data.toString()).toBe('a\nb\nc\n');
+  });
+
   it('keeps the version check across expiry: a conflicting write made meanwhile is refused', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/v', 'base');

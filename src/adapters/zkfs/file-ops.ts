@@ -49,6 +49,7 @@ import { entriesStillThere } from './gone-names.js';
 import {
   type Handle,
   isDirty,
+  NO_VERSION,
   type NodeIdentity,
   type OpenFile,
   onlyAppended,
@@ -815,7 +816,7 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     checkAppendedSize(file, merged.length);
     ctx.log.debug(
       `write back ${file.mountPath}: ${appended} bytes appended over data version ${node.stat.version} ` +
-        `(another client wrote version ${file.version} onwards)`,
+        `(another client wrote after the version it was opened at)`,
     );
     let stat: ZkStat;
     file.cutInFlight = Number.POSITIVE_INFINITY;
@@ -1082,7 +1083,8 @@ async function refusal(ctx: VfsContext, file: OpenFile, error: unknown, length: 
     const now = await ctx.client.exists(file.znode).catch(() => null);
     ctx.log.error(
       `write to ${file.mountPath} refused: another client changed it since it was opened ` +
-        `(opened at data version ${file.version}, now ${now?.version ?? 'unknown'}); ` +
+        `(${file.version === NO_VERSION ? 'renamed here after that' : `opened at data version ${file.version}`}, ` +
+        `now ${now?.version ?? 'unknown'}); ` +
         `${length} bytes not written — reopen the file and write again`,
     );
     return new FsError('EIO', `conflicting write to ${file.mountPath}`);

@@ -107,6 +107,12 @@ export interface OpenFile {
   pendingAttrs?: PendingAttrs | undefined;
 }
 
+/**
+ * A data version no node has: ZooKeeper's count from 0, and -1 asks for
+ * any. A write-back at it is refused as another client's change would be.
+ */
+export const NO_VERSION = -2;
+
 export interface NodeIdentity {
   czxid: bigint;
   watchEpoch: number;
@@ -300,7 +306,7 @@ export class OpenFiles {
     for (const file of this.files.values()) file.behind = true;
   }
 
-  /** Re-keys open files after a rename of `from` to `to` (versions restart at 0 if unchanged). */
+  /** Re-keys open files after a rename of `from` to `to` (versions restart at 0 if unchanged, else NO_VERSION). */
   moved(
     from: string,
     to: string,
@@ -315,7 +321,10 @@ export class OpenFiles {
       if (file.mountPath === mountFrom || file.mountPath.startsWith(`${mountFrom}/`)) {
         file.mountPath = mountTo + file.mountPath.slice(mountFrom.length);
       }
-      if (versions.get(key) === file.version) file.version = 0;
+      // The new node's versions count from 0 again: a buffer of the moved version is of version 0
+      // now; one of an older version (another client wrote after it was opened) is of no version
+      // of the new node, or its write-back could land once the new node reached that number.
+      file.version = versions.get(key) === file.version ? 0 : NO_VERSION;
       // The rename made a new node (a create and a delete), whose czxid its stat has not told yet;
       // nor is it the node made here, whose bytes goneUnheard would look for.
       file.identity = undefined;
