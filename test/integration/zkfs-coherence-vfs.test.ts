@@ -590,6 +590,38 @@ describe('watch-driven cache', () => {
     await m.vfs.release(plain.fh);
   });
 
+  it('asks again at write-back when whose file it made could not be asked at once', async () => {
+    // As above, but ZooKeeper answers nothing while the question is out (the server paused past
+    // the request time limit, not long enough to lose the connection, so no watch gap).
+    const m = await mount({ reconnectTimeoutMs: 1000 });
+    await writeFile(m.vfs, '/seed', 'x');
+    await m.vfs.mkdir('/fresh', 0o755);
+    // Beside another file, the create leaves a stat naming its node; as the first file of a
+    // directory it makes the document too, and leaves none.
+    for (const path of ['/f', '/fresh/f']) {
+      const znode = `${m.root}${path}`;
+      let paused: Promise<void> | undefined;
+      aroundNextMulti(m, async (send, ops) => {
+        const stats = await send(ops);
+        const expected = m.tree.status().notices + 2;
+        await raw.remove(znode, -1);
+        await raw.create(znode, Buffer.from('theirs'));
+        await until(async () => m.tree.status().notices >= expected, "the other client's notices");
+        paused = zk.pause(0, 1800);
+        return stats;
+      });
+      const epoch = m.tree.watchEpoch;
+      const created = await m.vfs.create(path, 0o644);
+      await paused;
+      expect(created.gone).toBeUndefined();
+      expect(m.tree.watchEpoch).toBe(epoch);
+      m.vfs.write(created.fh, Buffer.from('mine'), 0);
+      await expect(m.vfs.flush(created.fh)).rejects.toMatchObject({ code: 'EIO' });
+      await m.vfs.release(created.fh);
+      expect((await raw.getData(znode)).data.toString()).toBe('theirs');
+    }
+  });
+
   it('answers a create of a name another client made with ESTALE, or EEXIST for O_EXCL', async () => {
     // O_WRONLY|O_CREAT, as `echo x > f` opens; ESTALE has the kernel look the name up again and
     // open the file, as open(O_CREAT) opens a file that exists on a local disk.

@@ -296,8 +296,11 @@ export async function create(
   // Another client's deletion of the name, or rename over it, right after this create: its
   // notices came with the create's and were taken for its own. Unnoticed, the file's version 0
   // would be written back over a node made again under the name (also at version 0), and the
-  // kernel's new node would give the other file's size. Asked of ZooKeeper only after such a notice.
-  if (!(await ctx.tree.replacedSinceMade(znode).catch(() => false))) return { fh, attr };
+  // kernel's new node would give the other file's size. Asked of ZooKeeper only after such a notice;
+  // where asking fails, the file's next write-back asks again (goneUnheard), as after a watch gap.
+  const replaced = await ctx.tree.replacedSinceMade(znode).catch(() => undefined);
+  if (replaced === undefined) askBeforeWriteBack(file);
+  if (!replaced) return { fh, attr };
   ctx.files.deletedElsewhere(znode);
   return { fh, attr, gone: { attr, data: undefined, open: file } };
 }
@@ -311,7 +314,7 @@ export async function create(
  * the directory's document too; its reply was lost), by a stat read in the
  * background, not to hold the create up. That read is kept only if nothing
  * since says it may be of another node: no deletion heard, no watch gap, no
- * rename or write-back of the file. `watchEpoch` is the tree's before the
+ * doubt left unsettled (askBeforeWriteBack), no rename or write-back of the file. `watchEpoch` is the tree's before the
  * create was sent.
  */
 function knowMadeNode(ctx: VfsContext, file: OpenFile, made: MultiStats, watchEpoch: number): void {
@@ -324,12 +327,25 @@ function knowMadeNode(ctx: VfsContext, file: OpenFile, made: MultiStats, watchEp
   const { znode } = file;
   ctx.client.exists(znode).then(
     (stat) => {
-      const same = file.znode === znode && ctx.tree.watchEpoch === watchEpoch;
+      const same =
+        file.znode === znode && ctx.tree.watchEpoch === watchEpoch && file.madeEpoch === watchEpoch;
       if (stat && same && !file.identity && !file.deletedElsewhere && !file.deleted)
         file.identity = { czxid: stat.czxid, watchEpoch };
     },
     () => {},
   );
+}
+
+/** A watch epoch the tree never has: a node known "since" it is asked about again (goneUnheard). */
+const UNSURE_EPOCH = -1;
+
+/**
+ * Has `file`'s next write-back ask ZooKeeper whether its node is still the
+ * one made here, as after a watch gap: a doubt about it could not be settled.
+ */
+function askBeforeWriteBack(file: OpenFile): void {
+  if (file.identity) file.identity = { ...file.identity, watchEpoch: UNSURE_EPOCH };
+  else file.madeEpoch = UNSURE_EPOCH;
 }
 
 /**
