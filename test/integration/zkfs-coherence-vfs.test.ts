@@ -591,34 +591,36 @@ describe('watch-driven cache', () => {
   });
 
   it('asks again at write-back when whose file it made could not be asked at once', async () => {
-    // As above, but ZooKeeper answers nothing while the question is out (the server paused past
-    // the request time limit, not long enough to lose the connection, so no watch gap).
+    // As above, but ZooKeeper answers nothing while the question is out: the server is paused
+    // until the question has timed out (the request time limit, not long enough to lose the
+    // connection, so no watch gap).
     const m = await mount({ reconnectTimeoutMs: 1000 });
     await writeFile(m.vfs, '/seed', 'x');
     await m.vfs.mkdir('/fresh', 0o755);
     // Beside another file, the create leaves a stat naming its node; as the first file of a
-    // directory it makes the document too, and leaves none.
-    for (const path of ['/f', '/fresh/f']) {
+    // directory it makes the document too, and leaves none. Renamed while open, the doubt goes
+    // with it to the moved node.
+    for (const [path, movedTo] of [['/f'], ['/fresh/f'], ['/g', '/g.moved']] as const) {
       const znode = `${m.root}${path}`;
-      let paused: Promise<void> | undefined;
+      let resume = () => {};
       aroundNextMulti(m, async (send, ops) => {
         const stats = await send(ops);
         const expected = m.tree.status().notices + 2;
         await raw.remove(znode, -1);
         await raw.create(znode, Buffer.from('theirs'));
         await until(async () => m.tree.status().notices >= expected, "the other client's notices");
-        paused = zk.pause(0, 1800);
+        resume = zk.pause(0);
         return stats;
       });
       const epoch = m.tree.watchEpoch;
-      const created = await m.vfs.create(path, 0o644);
-      await paused;
+      const created = await m.vfs.create(path, 0o644).finally(() => resume());
       expect(created.gone).toBeUndefined();
       expect(m.tree.watchEpoch).toBe(epoch);
+      if (movedTo) await m.vfs.rename(path, movedTo);
       m.vfs.write(created.fh, Buffer.from('mine'), 0);
       await expect(m.vfs.flush(created.fh)).rejects.toMatchObject({ code: 'EIO' });
       await m.vfs.release(created.fh);
-      expect((await raw.getData(znode)).data.toString()).toBe('theirs');
+      expect((await raw.getData(`${m.root}${movedTo ?? path}`)).data.toString()).toBe('theirs');
     }
   });
 
@@ -1032,6 +1034,39 @@ describe('session faults', () => {
     await m.vfs.flush(appender);
     await m.vfs.release(appender);
     expect((await raw.getData(`${m.root}/log.1`)).data.toString()).toBe('a\nb\nc\n');
+  });
+
+  it('lets a write-back on its way land before renaming its file here', async () => {
+    // A close waiting for ZooKeeper (here: held before it is sent) and a rename of the file by
+    // another program on this host: the close's bytes go with the move, and the file writes on.
+    const m = await mount();
+    await writeFile(m.vfs, '/w', 'old');
+    const fh = await m.vfs.open('/w', 2);
+    m.vfs.write(fh, Buffer.from('new!'), 0);
+    type SetData = ZkSession['setData'];
+    const client = (m.session as unknown as { client: { setData: SetData } }).client;
+    const setData = client.setData.bind(client);
+    let letGo = () => {};
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    client.setData = async (...args) => {
+      client.setData = setData;
+      await held;
+      return setData(...args);
+    };
+    const flushed = m.vfs.flush(fh);
+    const renamed = m.vfs.rename('/w', '/w.moved');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    letGo();
+    await flushed;
+    await renamed;
+    expect((await raw.getData(`${m.root}/w.moved`)).data.toString()).toBe('new!');
+    m.vfs.write(fh, Buffer.from('more'), 4);
+    await m.vfs.flush(fh);
+    await m.vfs.release(fh);
+    expect((await raw.getData(`${m.root}/w.moved`)).data.toString()).toBe('new!more');
+    expect(await raw.exists(`${m.root}/w`)).toBeNull();
   });
 
   it('keeps the version check across expiry: a conflicting write made meanwhile is refused', async () => {

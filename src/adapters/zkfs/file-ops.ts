@@ -55,6 +55,7 @@ import {
   onlyAppended,
   rebase,
   takeVersion,
+  UNSURE_EPOCH,
 } from './open-files.js';
 import {
   assertWritable,
@@ -336,16 +337,20 @@ function knowMadeNode(ctx: VfsContext, file: OpenFile, made: MultiStats, watchEp
   );
 }
 
-/** A watch epoch the tree never has: a node known "since" it is asked about again (goneUnheard). */
-const UNSURE_EPOCH = -1;
-
 /**
  * Has `file`'s next write-back ask ZooKeeper whether its node is still the
  * one made here, as after a watch gap: a doubt about it could not be settled.
+ * An identity the create's own stats gave is checked by its czxid; one a
+ * background read gave (`madeEpoch` set) may be of the other client's node,
+ * read after it replaced this one, so only the bytes check is left.
  */
 function askBeforeWriteBack(file: OpenFile): void {
-  if (file.identity) file.identity = { ...file.identity, watchEpoch: UNSURE_EPOCH };
-  else file.madeEpoch = UNSURE_EPOCH;
+  if (file.identity && file.madeEpoch === undefined) {
+    file.identity = { ...file.identity, watchEpoch: UNSURE_EPOCH };
+  } else {
+    file.identity = undefined;
+    file.madeEpoch = UNSURE_EPOCH;
+  }
 }
 
 /**
@@ -875,6 +880,8 @@ async function landedBeforeLoss(
   file: OpenFile,
   sent: { data: Buffer; seq: number; bufferLength: number },
 ): Promise<boolean> {
+  // Sent at no version a node has, it was refused wherever it went.
+  if (file.version === NO_VERSION) return false;
   const node = await currentNode(ctx, file);
   if (!node || isAnotherNode(file, node.stat) || node.stat.version <= file.version) return false;
   const { data, seq, bufferLength } = sent;

@@ -113,6 +113,13 @@ export interface OpenFile {
  */
 export const NO_VERSION = -2;
 
+/**
+ * A watch epoch the tree never has: a file whose node is "known since" it,
+ * or made "since" it, asks ZooKeeper before its next write-back whether the
+ * node under its name is still its own (file-ops.ts goneUnheard).
+ */
+export const UNSURE_EPOCH = -1;
+
 export interface NodeIdentity {
   czxid: bigint;
   watchEpoch: number;
@@ -295,6 +302,12 @@ export class OpenFiles {
     if (this.files.get(file.znode) === file) this.files.delete(file.znode);
   }
 
+  /** Until the write-backs on their way of every file at or under `znode` are done (never rejects). */
+  flushesUnder(znode: string): Promise<void> {
+    const flushing = [...this.files].filter(([key]) => isWithin(key, znode)).map(([, file]) => file.flushing);
+    return Promise.all(flushing).then(() => {});
+  }
+
   /** Another client changed `znode`'s data (a watch said so). */
   changedElsewhere(znode: string): void {
     const file = this.files.get(znode);
@@ -324,11 +337,18 @@ export class OpenFiles {
       // The new node's versions count from 0 again: a buffer of the moved version is of version 0
       // now; one of an older version (another client wrote after it was opened) is of no version
       // of the new node, or its write-back could land once the new node reached that number.
-      file.version = versions.get(key) === file.version ? 0 : NO_VERSION;
+      if (versions.get(key) === file.version) {
+        file.version = 0;
+      } else {
+        file.version = NO_VERSION;
+        file.behind = true; // a reader reads what was moved, though the change's notice comes later
+      }
       // The rename made a new node (a create and a delete), whose czxid its stat has not told yet;
-      // nor is it the node made here, whose bytes goneUnheard would look for.
+      // nor is it the node made here, whose bytes goneUnheard would look for. A doubt whether the
+      // node moved was this file's at all stays: the moved node is asked about by its bytes.
+      const unsure = file.identity?.watchEpoch === UNSURE_EPOCH || file.madeEpoch === UNSURE_EPOCH;
       file.identity = undefined;
-      file.madeEpoch = undefined;
+      file.madeEpoch = unsure ? UNSURE_EPOCH : undefined;
       this.files.set(file.znode, file);
     }
   }

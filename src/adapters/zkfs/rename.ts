@@ -257,6 +257,11 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
   if (isWithin(to, from)) throw new FsError('EINVAL', `cannot move ${from} into itself`);
   const name = baseName(to);
   if (name !== DATA_FILE) checkNewName(name, parentPath(to) === '/');
+  const fromZnode = toZnode(ctx.root, from);
+  const toZnodePath = toZnode(ctx.root, to);
+  // A write-back on its way lands first: its reply, coming after the move, would give the moved
+  // file the old node's version and identity, and fail its next write-back.
+  await ctx.files.flushesUnder(fromZnode);
   let done: Built | undefined;
   try {
     await ctx.proofs.during((token) =>
@@ -276,8 +281,6 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
     }
     throw fsError;
   }
-  const fromZnode = toZnode(ctx.root, from);
-  const toZnodePath = toZnode(ctx.root, to);
   if (done?.dataMove) {
     ctx.files.markDeleted(fromZnode);
   } else {

@@ -26,6 +26,8 @@ async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<Mul
       if (await client.exists(op.path)) return undefined;
       continue;
     }
+    // A version below -1 (any) is one no node has: ZooKeeper refused it wherever it went.
+    if (op.op === 'setData' && op.version < -1) return undefined;
     const now = await client.getData(op.path).catch(() => undefined);
     if (!now) return undefined;
     if (!now.data.equals(op.data) && op.applied?.(now.data) !== true) return undefined;
@@ -67,7 +69,8 @@ export function verifyCreate(
 
 export function verifySetData(path: string, data: Buffer, version: number) {
   return async (client: ZkClient, error: ZkError): Promise<ZkStat | undefined> => {
-    if (error.zkName !== 'BAD_VERSION') return undefined;
+    // A version below -1 (any) is one no node has: the first send was refused too.
+    if (error.zkName !== 'BAD_VERSION' || version < -1) return undefined;
     const now = await client.getData(path);
     return now.data.equals(data) && now.stat.version > version ? now.stat : undefined;
   };
