@@ -1036,25 +1036,29 @@ describe('session faults', () => {
     expect((await raw.getData(`${m.root}/log.1`)).data.toString()).toBe('a\nb\nc\n');
   });
 
-  it('lets a write-back on its way land before renaming its file here', async () => {
-    // A close waiting for ZooKeeper (here: held before it is sent) and a rename of the file by
-    // another program on this host: the close's bytes go with the move, and the file writes on.
+  it('lets no write-back cross a rename or removal here of the file moved, replaced or removed', async () => {
+    // A close waiting for ZooKeeper (here: its setData held before it is sent) and a rename by
+    // another program on this host: the close's bytes land first, and go with the move.
     const m = await mount();
+    type SetData = ZkSession['setData'];
+    const client = (m.session as unknown as { client: { setData: SetData } }).client;
+    const holdNextSetData = (): (() => void) => {
+      const setData = client.setData.bind(client);
+      let letGo = () => {};
+      const held = new Promise<void>((resolve) => {
+        letGo = resolve;
+      });
+      client.setData = async (...args) => {
+        client.setData = setData;
+        await held;
+        return setData(...args);
+      };
+      return letGo;
+    };
     await writeFile(m.vfs, '/w', 'old');
     const fh = await m.vfs.open('/w', 2);
     m.vfs.write(fh, Buffer.from('new!'), 0);
-    type SetData = ZkSession['setData'];
-    const client = (m.session as unknown as { client: { setData: SetData } }).client;
-    const setData = client.setData.bind(client);
-    let letGo = () => {};
-    const held = new Promise<void>((resolve) => {
-      letGo = resolve;
-    });
-    client.setData = async (...args) => {
-      client.setData = setData;
-      await held;
-      return setData(...args);
-    };
+    let letGo = holdNextSetData();
     const flushed = m.vfs.flush(fh);
     const renamed = m.vfs.rename('/w', '/w.moved');
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -1062,11 +1066,40 @@ describe('session faults', () => {
     await flushed;
     await renamed;
     expect((await raw.getData(`${m.root}/w.moved`)).data.toString()).toBe('new!');
+    // The file writes on under its new name.
     m.vfs.write(fh, Buffer.from('more'), 4);
     await m.vfs.flush(fh);
     await m.vfs.release(fh);
     expect((await raw.getData(`${m.root}/w.moved`)).data.toString()).toBe('new!more');
     expect(await raw.exists(`${m.root}/w`)).toBeNull();
+
+    // The file renamed over: its close lands on its own node, at version 0 as the node moved in
+    // will be, before the move replaces it, not on the moved-in node after it.
+    await raw.create(`${m.root}/target`, Buffer.from('target'));
+    await writeFile(m.vfs, '/incoming', 'incoming');
+    const over = await m.vfs.open('/target', 2);
+    m.vfs.write(over, Buffer.from('closing'), 0);
+    letGo = holdNextSetData();
+    const closed = m.vfs.flush(over);
+    const replaced = m.vfs.rename('/incoming', '/target');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    letGo();
+    await closed;
+    await replaced;
+    await m.vfs.release(over);
+    expect((await raw.getData(`${m.root}/target`)).data.toString()).toBe('incoming');
+
+    // Removed here meanwhile: the close succeeds and writes nowhere, as on a local disk.
+    await writeFile(m.vfs, '/doomed', 'old');
+    const doomed = await m.vfs.open('/doomed', 2);
+    m.vfs.write(doomed, Buffer.from('last words'), 0);
+    letGo = holdNextSetData();
+    const lastClose = m.vfs.flush(doomed);
+    await m.vfs.unlink('/doomed');
+    letGo();
+    await lastClose;
+    await m.vfs.release(doomed);
+    expect(await raw.exists(`${m.root}/doomed`)).toBeNull();
   });
 
   it('keeps the version check across expiry: a conflicting write made meanwhile is refused', async () => {

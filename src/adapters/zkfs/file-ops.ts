@@ -582,6 +582,7 @@ async function goneUnheard(ctx: VfsContext, file: OpenFile): Promise<boolean> {
   if (!known) return !stat || (stat.version === file.version && stat.dataLength !== file.base.length);
   if (stat?.czxid !== known.czxid) return true;
   file.identity = identityOf(ctx, stat);
+  file.madeEpoch = undefined;
   return false;
 }
 
@@ -646,7 +647,7 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
       return;
     }
     if (isZkError(error, 'BAD_VERSION') && onlyAppended(file)) {
-      const sent = { data: content, seq, bufferLength: content.length };
+      const sent = { data: content, version: file.version, seq, bufferLength: content.length };
       if (error.resent && (await landedBeforeLoss(ctx, file, sent))) return;
       await appendToCurrent(ctx, file);
       return;
@@ -796,6 +797,7 @@ async function writeWithAttrs(
 function written(ctx: VfsContext, file: OpenFile, stat: ZkStat, seq: number, content: Buffer): void {
   rebase(file, content, stat.version);
   file.identity = identityOf(ctx, stat);
+  file.madeEpoch = undefined; // known now: no doubt left about it
   // A truncation since `seq` left the buffer a shorter prefix of `content`.
   file.keptLength = Math.min(content.length, file.cutInFlight);
   file.flushedSeq = seq;
@@ -850,7 +852,12 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
       if (
         isZkError(error, 'BAD_VERSION') &&
         error.resent &&
-        (await landedBeforeLoss(ctx, file, { data: merged, seq, bufferLength: sent }))
+        (await landedBeforeLoss(ctx, file, {
+          data: merged,
+          version: node.stat.version,
+          seq,
+          bufferLength: sent,
+        }))
       )
         return;
       if (await lostRace(error, started, attempt)) continue;
@@ -864,8 +871,8 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
 
 /**
  * An append-only write-back of `sent.data` (made of the buffer as it was,
- * `sent.bufferLength` bytes, at change `sent.seq`) whose
- * reply was lost, and which, sent again, found another client's write
+ * `sent.bufferLength` bytes, at change `sent.seq`), sent at data version
+ * `sent.version`, whose reply was lost, and which, sent again, found another client's write
  * (BAD_VERSION): whether the first send had landed, another client
  * appending after it. Appenders only add at the end, so the node holding
  * those bytes as its head says it did: the bytes are not appended again (nor
@@ -878,12 +885,12 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
 async function landedBeforeLoss(
   ctx: VfsContext,
   file: OpenFile,
-  sent: { data: Buffer; seq: number; bufferLength: number },
+  sent: { data: Buffer; version: number; seq: number; bufferLength: number },
 ): Promise<boolean> {
-  // Sent at no version a node has, it was refused wherever it went.
-  if (file.version === NO_VERSION) return false;
+  // Sent at no version a node has (NO_VERSION), it was refused wherever it went.
+  if (sent.version < -1) return false;
   const node = await currentNode(ctx, file);
-  if (!node || isAnotherNode(file, node.stat) || node.stat.version <= file.version) return false;
+  if (!node || isAnotherNode(file, node.stat) || node.stat.version <= sent.version) return false;
   const { data, seq, bufferLength } = sent;
   if (node.data.length < data.length || !node.data.subarray(0, data.length).equals(data)) return false;
   await landed(
@@ -961,6 +968,8 @@ async function landed(
 async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
+    // Removed here while the write-back was on its way: its content goes nowhere, as on a local disk.
+    if (file.deleted) return;
     // Nothing to read for a change that is not only appends: it fails at once, as it always did.
     if (!onlyAppended(file)) {
       throw lostToDeletion(ctx, file);

@@ -178,6 +178,7 @@ export function takeVersion(file: OpenFile, content: Buffer, version: number, id
   file.buffer.reset(content);
   rebase(file, content, version);
   file.identity = identity;
+  file.madeEpoch = undefined;
 }
 
 /**
@@ -279,6 +280,14 @@ export class OpenFiles {
     }
   }
 
+  /** Marks the file open on exactly `znode` unlinked: a directory's `_zoo_data_`, whose children stay. */
+  markDeletedAt(znode: string): void {
+    const file = this.files.get(znode);
+    if (!file) return;
+    file.deleted = true;
+    this.files.delete(znode);
+  }
+
   /**
    * Another client deleted `znode`: the file open on it keeps its bytes for
    * its handles, and an open of a node made again under the name reads that
@@ -302,10 +311,24 @@ export class OpenFiles {
     if (this.files.get(file.znode) === file) this.files.delete(file.znode);
   }
 
-  /** Until the write-backs on their way of every file at or under `znode` are done (never rejects). */
-  flushesUnder(znode: string): Promise<void> {
-    const flushing = [...this.files].filter(([key]) => isWithin(key, znode)).map(([, file]) => file.flushing);
-    return Promise.all(flushing).then(() => {});
+  /**
+   * Holds the write-backs of every file at or under any of `znodes` until
+   * `release()`; `settled` resolves (never rejects) once those already on
+   * their way are done. A rename runs in between, so that no write-back
+   * crosses it: one landing after it would go to a node it moved or made.
+   */
+  holdFlushes(znodes: readonly string[]): { settled: Promise<void>; release(): void } {
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const before: Promise<void>[] = [];
+    for (const [key, file] of this.files) {
+      if (!znodes.some((znode) => isWithin(key, znode))) continue;
+      before.push(file.flushing);
+      file.flushing = file.flushing.then(() => gate);
+    }
+    return { settled: Promise.all(before).then(() => {}), release };
   }
 
   /** Another client changed `znode`'s data (a watch said so). */

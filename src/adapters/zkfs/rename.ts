@@ -251,17 +251,8 @@ function isRace(error: ZkError): boolean {
   return ['BAD_VERSION', 'NO_NODE', 'NODE_EXISTS', 'NOT_EMPTY'].includes(error.zkName);
 }
 
-export async function rename(ctx: VfsContext, from: string, to: string): Promise<void> {
-  assertWritable(ctx);
-  if (from === to) return;
-  if (isWithin(to, from)) throw new FsError('EINVAL', `cannot move ${from} into itself`);
-  const name = baseName(to);
-  if (name !== DATA_FILE) checkNewName(name, parentPath(to) === '/');
-  const fromZnode = toZnode(ctx.root, from);
-  const toZnodePath = toZnode(ctx.root, to);
-  // A write-back on its way lands first: its reply, coming after the move, would give the moved
-  // file the old node's version and identity, and fail its next write-back.
-  await ctx.files.flushesUnder(fromZnode);
+/** Builds and commits the move of `from` to `to`, from fresh reads while other clients win races: the plan that landed. */
+async function commitRename(ctx: VfsContext, from: string, to: string): Promise<Built> {
   let done: Built | undefined;
   try {
     await ctx.proofs.during((token) =>
@@ -281,11 +272,35 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
     }
     throw fsError;
   }
-  if (done?.dataMove) {
-    ctx.files.markDeleted(fromZnode);
-  } else {
-    ctx.files.markDeleted(toZnodePath);
-    ctx.files.moved(fromZnode, toZnodePath, done?.versions ?? new Map(), from, to);
+  if (!done) throw new FsError('EIO', `renaming ${from} to ${to}: nothing was built`);
+  return done;
+}
+
+export async function rename(ctx: VfsContext, from: string, to: string): Promise<void> {
+  assertWritable(ctx);
+  if (from === to) return;
+  if (isWithin(to, from)) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+  const name = baseName(to);
+  if (name !== DATA_FILE) checkNewName(name, parentPath(to) === '/');
+  const fromZnode = toZnode(ctx.root, from);
+  const toZnodePath = toZnode(ctx.root, to);
+  // Files open on a directory's _zoo_data_ are kept under the directory's node.
+  const openKey = (path: string) => toZnode(ctx.root, baseName(path) === DATA_FILE ? parentPath(path) : path);
+  // No write-back of a file it moves or replaces crosses the move: one landing after it would give
+  // the moved file the old node's version, or fail, or land on the node moved in at the same version.
+  const held = ctx.files.holdFlushes([openKey(from), openKey(to)]);
+  try {
+    await held.settled;
+    const done = await commitRename(ctx, from, to);
+    if (done.dataMove) {
+      ctx.files.markDeletedAt(openKey(from));
+      ctx.files.markDeletedAt(openKey(to));
+    } else {
+      ctx.files.markDeleted(toZnodePath);
+      ctx.files.moved(fromZnode, toZnodePath, done.versions, from, to);
+    }
+  } finally {
+    held.release();
   }
   ctx.tree.forgetTree(fromZnode);
   ctx.tree.forgetTree(toZnodePath);
