@@ -1089,17 +1089,34 @@ describe('session faults', () => {
     await m.vfs.release(over);
     expect((await raw.getData(`${m.root}/target`)).data.toString()).toBe('incoming');
 
-    // Removed here meanwhile: the close succeeds and writes nowhere, as on a local disk.
-    await writeFile(m.vfs, '/doomed', 'old');
+    // Removed here meanwhile, and made again: the close lands on the old file before it goes, and
+    // the new file is not written over (both at version 0).
+    await raw.create(`${m.root}/doomed`, Buffer.from('old'));
     const doomed = await m.vfs.open('/doomed', 2);
     m.vfs.write(doomed, Buffer.from('last words'), 0);
     letGo = holdNextSetData();
     const lastClose = m.vfs.flush(doomed);
-    await m.vfs.unlink('/doomed');
+    const removed = m.vfs.unlink('/doomed');
+    await new Promise((resolve) => setTimeout(resolve, 200));
     letGo();
     await lastClose;
+    await removed;
+    await writeFile(m.vfs, '/doomed', 'reborn');
     await m.vfs.release(doomed);
-    expect(await raw.exists(`${m.root}/doomed`)).toBeNull();
+    expect((await raw.getData(`${m.root}/doomed`)).data.toString()).toBe('reborn');
+  });
+
+  it("removes a directory's _zoo_data_ without dropping what files open below it write", async () => {
+    const m = await mount();
+    await m.vfs.mkdir('/dd', 0o755);
+    await writeFile(m.vfs, '/dd/_zoo_data_', 'directory data');
+    const { fh } = await m.vfs.create('/dd/kept', 0o644);
+    m.vfs.write(fh, Buffer.from('kept'), 0);
+    await m.vfs.unlink('/dd/_zoo_data_');
+    await m.vfs.flush(fh);
+    await m.vfs.release(fh);
+    expect((await raw.getData(`${m.root}/dd`)).data.length).toBe(0);
+    expect((await raw.getData(`${m.root}/dd/kept`)).data.toString()).toBe('kept');
   });
 
   it('keeps the version check across expiry: a conflicting write made meanwhile is refused', async () => {

@@ -180,21 +180,29 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     await ctx.client.setData(target.znode, Buffer.alloc(0), -1).catch((error: unknown) => {
       throw asFsError(error, `clearing ${path}`);
     });
-    ctx.files.markDeleted(target.znode);
+    // Only the file open on the directory's data goes: files open below it stay.
+    ctx.files.markDeletedAt(target.znode);
     ctx.tree.forget(target.znode);
     return;
   }
-  await ctx.proofs
-    .during((token) =>
-      commitWithRetry(ctx.tree, async (attempt) => [
-        { op: 'delete', path: target.znode, version: -1 },
-        ...(await dropEntry(ctx, target, attempt > 0, token)),
-      ]),
-    )
-    .catch((error: unknown) => {
-      throw asFsError(error, `removing ${path}`);
-    });
-  ctx.files.markDeleted(target.znode);
+  // A write-back on its way lands first; one sent after would land on a file made again under the name.
+  const held = ctx.files.holdFlushes([target.znode]);
+  try {
+    await held.settled;
+    await ctx.proofs
+      .during((token) =>
+        commitWithRetry(ctx.tree, async (attempt) => [
+          { op: 'delete', path: target.znode, version: -1 },
+          ...(await dropEntry(ctx, target, attempt > 0, token)),
+        ]),
+      )
+      .catch((error: unknown) => {
+        throw asFsError(error, `removing ${path}`);
+      });
+    ctx.files.markDeleted(target.znode);
+  } finally {
+    held.release();
+  }
   ctx.tree.forget(target.znode);
   ctx.tree.forget(target.metaDir);
 }

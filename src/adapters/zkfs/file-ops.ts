@@ -1132,7 +1132,10 @@ async function refusal(ctx: VfsContext, file: OpenFile, error: unknown, length: 
  * `by`: the handle whose flush this is, when one is.
  */
 export function flushFile(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<void> {
-  const next = file.flushing.then(() => writeBack(ctx, file, by));
+  // A rename or removal under way over the file goes first (OpenFiles.holdFlushes).
+  const held = ctx.files.heldFor(file.znode);
+  const prior = held ? file.flushing.then(() => held) : file.flushing;
+  const next = prior.then(() => writeBack(ctx, file, by));
   file.flushing = next.catch(() => {});
   return next;
 }

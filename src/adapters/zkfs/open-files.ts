@@ -193,6 +193,8 @@ export function isReadOnlyAt(file: OpenFile, version: number): boolean {
 export class OpenFiles {
   private readonly handles = new Map<number, Handle>();
   private readonly files = new Map<string, OpenFile>();
+  /** Renames and removals under way, holding write-backs (holdFlushes). */
+  private readonly holds = new Set<{ znodes: readonly string[]; gate: Promise<void> }>();
   private nextFh = 1;
 
   /** The OpenFile of `znode`, if any handle has it open. */
@@ -270,22 +272,26 @@ export class OpenFiles {
     return { file, last };
   }
 
-  /** Marks the files at or below `znode` unlinked: later flushes write nothing. */
+  /**
+   * Marks the files at or below `znode` unlinked: later flushes write
+   * nothing. Also those only handles hold: left where they were, a node
+   * made again under the name could take their bytes at its version.
+   */
   markDeleted(znode: string): void {
-    for (const [key, file] of this.files) {
-      if (isWithin(key, znode)) {
-        file.deleted = true;
-        this.files.delete(key);
-      }
+    for (const file of this.everyFile()) {
+      if (!isWithin(file.znode, znode)) continue;
+      file.deleted = true;
+      if (this.files.get(file.znode) === file) this.files.delete(file.znode);
     }
   }
 
   /** Marks the file open on exactly `znode` unlinked: a directory's `_zoo_data_`, whose children stay. */
   markDeletedAt(znode: string): void {
-    const file = this.files.get(znode);
-    if (!file) return;
-    file.deleted = true;
-    this.files.delete(znode);
+    for (const file of this.everyFile()) {
+      if (file.znode !== znode) continue;
+      file.deleted = true;
+      if (this.files.get(znode) === file) this.files.delete(znode);
+    }
   }
 
   /**
@@ -318,17 +324,40 @@ export class OpenFiles {
    * crosses it: one landing after it would go to a node it moved or made.
    */
   holdFlushes(znodes: readonly string[]): { settled: Promise<void>; release(): void } {
-    let release = () => {};
+    let open = () => {};
     const gate = new Promise<void>((resolve) => {
-      release = resolve;
+      open = resolve;
     });
+    const hold = { znodes, gate };
+    this.holds.add(hold);
     const before: Promise<void>[] = [];
-    for (const [key, file] of this.files) {
-      if (!znodes.some((znode) => isWithin(key, znode))) continue;
+    for (const file of this.everyFile()) {
+      if (!znodes.some((znode) => isWithin(file.znode, znode))) continue;
       before.push(file.flushing);
       file.flushing = file.flushing.then(() => gate);
     }
+    const release = () => {
+      this.holds.delete(hold);
+      open();
+    };
     return { settled: Promise.all(before).then(() => {}), release };
+  }
+
+  /**
+   * What a write-back of a file on `znode` waits for first: the holds under
+   * way over it (a file opened, or re-keyed by another rename, after a hold
+   * began is not in its chain).
+   */
+  heldFor(znode: string): Promise<void> | undefined {
+    const gates = [...this.holds].filter((h) => h.znodes.some((z) => isWithin(znode, z))).map((h) => h.gate);
+    return gates.length === 0 ? undefined : Promise.all(gates).then(() => {});
+  }
+
+  /** Files open by name and those only handles still hold (detached, or deleted elsewhere). */
+  private everyFile(): Set<OpenFile> {
+    const files = new Set(this.files.values());
+    for (const handle of this.handles.values()) files.add(handle.file);
+    return files;
   }
 
   /** Another client changed `znode`'s data (a watch said so). */
