@@ -1106,6 +1106,25 @@ describe('session faults', () => {
     expect((await raw.getData(`${m.root}/doomed`)).data.toString()).toBe('reborn');
   });
 
+  it('keeps appending to the name after another host removed the log, when this host makes it again', async () => {
+    // logrotate's `create` (or the program reopening with O_CREAT) on this host, after the log was
+    // rotated away elsewhere: the logger still holding the old one appends to the new file.
+    const O_APPEND = 0o2000;
+    const m = await mount();
+    // As the FUSE face wires it (fuse.ts): another client's deletion reaches the files open on it.
+    m.tree.onDeleting = (znode) => () => m.vfs.deletedElsewhere(znode);
+    await writeFile(m.vfs, '/app.log', 'one\n');
+    const logger = await m.vfs.open('/app.log', 1 | O_APPEND);
+    await raw.remove(`${m.root}/app.log`, -1);
+    await until(async () => !(await m.vfs.readdir('/')).includes('app.log'), 'the removal heard');
+    const made = await m.vfs.create('/app.log', 0o644);
+    await m.vfs.release(made.fh);
+    m.vfs.write(logger, Buffer.from('two\n'), 4);
+    await m.vfs.flush(logger);
+    await m.vfs.release(logger);
+    expect((await raw.getData(`${m.root}/app.log`)).data.toString()).toBe('two\n');
+  });
+
   it("removes a directory's _zoo_data_ without dropping what files open below it write", async () => {
     const m = await mount();
     await m.vfs.mkdir('/dd', 0o755);

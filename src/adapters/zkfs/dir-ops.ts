@@ -186,7 +186,7 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     return;
   }
   // A write-back on its way lands first; one sent after would land on a file made again under the name.
-  const held = ctx.files.holdFlushes([target.znode]);
+  const held = ctx.files.holdFlushes([{ znode: target.znode }]);
   try {
     await held.settled;
     await ctx.proofs

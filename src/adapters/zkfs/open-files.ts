@@ -107,6 +107,25 @@ export interface OpenFile {
   pendingAttrs?: PendingAttrs | undefined;
 }
 
+/** What a rename or removal holds write-backs of: the files at or below `znode`, or at it alone (`exact`). */
+export interface HoldTarget {
+  znode: string;
+  exact?: boolean;
+}
+
+function holds(targets: readonly HoldTarget[], znode: string): boolean {
+  return targets.some((t) => (t.exact ? znode === t.znode : isWithin(znode, t.znode)));
+}
+
+/**
+ * Whether `file` goes to whatever file is under its name (its appends, after
+ * another host deleted or rotated it): it writes at no version of its own,
+ * so a node made again under the name is where its bytes should go.
+ */
+function followsName(file: OpenFile): boolean {
+  return file.followsName === true || file.deletedElsewhere === true;
+}
+
 /**
  * A data version no node has: ZooKeeper's count from 0, and -1 asks for
  * any. A write-back at it is refused as another client's change would be.
@@ -194,7 +213,7 @@ export class OpenFiles {
   private readonly handles = new Map<number, Handle>();
   private readonly files = new Map<string, OpenFile>();
   /** Renames and removals under way, holding write-backs (holdFlushes). */
-  private readonly holds = new Set<{ znodes: readonly string[]; gate: Promise<void> }>();
+  private readonly holds = new Set<{ targets: readonly HoldTarget[]; gate: Promise<void> }>();
   private nextFh = 1;
 
   /** The OpenFile of `znode`, if any handle has it open. */
@@ -274,12 +293,13 @@ export class OpenFiles {
 
   /**
    * Marks the files at or below `znode` unlinked: later flushes write
-   * nothing. Also those only handles hold: left where they were, a node
-   * made again under the name could take their bytes at its version.
+   * nothing. Also those only handles hold after a refused write-back: left
+   * where they were, a node made again under the name could take their
+   * bytes at its version. Not those that follow their name (followsName).
    */
   markDeleted(znode: string): void {
     for (const file of this.everyFile()) {
-      if (!isWithin(file.znode, znode)) continue;
+      if (!isWithin(file.znode, znode) || followsName(file)) continue;
       file.deleted = true;
       if (this.files.get(file.znode) === file) this.files.delete(file.znode);
     }
@@ -288,7 +308,7 @@ export class OpenFiles {
   /** Marks the file open on exactly `znode` unlinked: a directory's `_zoo_data_`, whose children stay. */
   markDeletedAt(znode: string): void {
     for (const file of this.everyFile()) {
-      if (file.znode !== znode) continue;
+      if (file.znode !== znode || followsName(file)) continue;
       file.deleted = true;
       if (this.files.get(znode) === file) this.files.delete(znode);
     }
@@ -323,16 +343,16 @@ export class OpenFiles {
    * their way are done. A rename runs in between, so that no write-back
    * crosses it: one landing after it would go to a node it moved or made.
    */
-  holdFlushes(znodes: readonly string[]): { settled: Promise<void>; release(): void } {
+  holdFlushes(targets: readonly HoldTarget[]): { settled: Promise<void>; release(): void } {
     let open = () => {};
     const gate = new Promise<void>((resolve) => {
       open = resolve;
     });
-    const hold = { znodes, gate };
+    const hold = { targets, gate };
     this.holds.add(hold);
     const before: Promise<void>[] = [];
     for (const file of this.everyFile()) {
-      if (!znodes.some((znode) => isWithin(file.znode, znode))) continue;
+      if (!holds(targets, file.znode)) continue;
       before.push(file.flushing);
       file.flushing = file.flushing.then(() => gate);
     }
@@ -349,7 +369,7 @@ export class OpenFiles {
    * began is not in its chain).
    */
   heldFor(znode: string): Promise<void> | undefined {
-    const gates = [...this.holds].filter((h) => h.znodes.some((z) => isWithin(znode, z))).map((h) => h.gate);
+    const gates = [...this.holds].filter((h) => holds(h.targets, znode)).map((h) => h.gate);
     return gates.length === 0 ? undefined : Promise.all(gates).then(() => {});
   }
 
@@ -379,17 +399,20 @@ export class OpenFiles {
     mountFrom: string,
     mountTo: string,
   ): void {
-    for (const [key, file] of [...this.files]) {
-      if (!isWithin(key, from)) continue;
-      this.files.delete(key);
+    for (const file of this.everyFile()) {
+      const key = file.znode;
+      if (!isWithin(key, from) || followsName(file)) continue;
+      const named = this.files.get(key) === file;
+      if (named) this.files.delete(key);
       file.znode = to + key.slice(from.length);
       if (file.mountPath === mountFrom || file.mountPath.startsWith(`${mountFrom}/`)) {
         file.mountPath = mountTo + file.mountPath.slice(mountFrom.length);
       }
       // The new node's versions count from 0 again: a buffer of the moved version is of version 0
       // now; one of an older version (another client wrote after it was opened) is of no version
-      // of the new node, or its write-back could land once the new node reached that number.
-      if (versions.get(key) === file.version) {
+      // of the new node, or its write-back could land once the new node reached that number. A
+      // file only its handles hold was refused already: so it stays.
+      if (named && versions.get(key) === file.version) {
         file.version = 0;
       } else {
         file.version = NO_VERSION;
@@ -401,7 +424,7 @@ export class OpenFiles {
       const unsure = file.identity?.watchEpoch === UNSURE_EPOCH || file.madeEpoch === UNSURE_EPOCH;
       file.identity = undefined;
       file.madeEpoch = unsure ? UNSURE_EPOCH : undefined;
-      this.files.set(file.znode, file);
+      if (named) this.files.set(file.znode, file);
     }
   }
 

@@ -284,8 +284,11 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
   if (name !== DATA_FILE) checkNewName(name, parentPath(to) === '/');
   const fromZnode = toZnode(ctx.root, from);
   const toZnodePath = toZnode(ctx.root, to);
-  // Files open on a directory's _zoo_data_ are kept under the directory's node.
-  const openKey = (path: string) => toZnode(ctx.root, baseName(path) === DATA_FILE ? parentPath(path) : path);
+  // Files open on a directory's _zoo_data_ are kept under the directory's node (that key alone).
+  const openKey = (path: string) =>
+    baseName(path) === DATA_FILE
+      ? { znode: toZnode(ctx.root, parentPath(path)), exact: true }
+      : { znode: toZnode(ctx.root, path) };
   // No write-back of a file it moves or replaces crosses the move: one landing after it would give
   // the moved file the old node's version, or fail, or land on the node moved in at the same version.
   const held = ctx.files.holdFlushes([openKey(from), openKey(to)]);
@@ -293,8 +296,8 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
     await held.settled;
     const done = await commitRename(ctx, from, to);
     if (done.dataMove) {
-      ctx.files.markDeletedAt(openKey(from));
-      ctx.files.markDeletedAt(openKey(to));
+      ctx.files.markDeletedAt(openKey(from).znode);
+      ctx.files.markDeletedAt(openKey(to).znode);
     } else {
       ctx.files.markDeleted(toZnodePath);
       ctx.files.moved(fromZnode, toZnodePath, done.versions, from, to);
