@@ -1055,16 +1055,20 @@ describe('session faults', () => {
       };
       return letGo;
     };
+    /** Closes `fh` with its setData held until `op` has begun and had time to land, if it would. */
+    const closeDuring = async (fh: number, op: () => Promise<void>): Promise<void> => {
+      const letGo = holdNextSetData();
+      const closed = m.vfs.flush(fh);
+      const done = op();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      letGo();
+      await closed;
+      await done;
+    };
     await writeFile(m.vfs, '/w', 'old');
     const fh = await m.vfs.open('/w', 2);
     m.vfs.write(fh, Buffer.from('new!'), 0);
-    let letGo = holdNextSetData();
-    const flushed = m.vfs.flush(fh);
-    const renamed = m.vfs.rename('/w', '/w.moved');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    letGo();
-    await flushed;
-    await renamed;
+    await closeDuring(fh, () => m.vfs.rename('/w', '/w.moved'));
     expect((await raw.getData(`${m.root}/w.moved`)).data.toString()).toBe('new!');
     // The file writes on under its new name.
     m.vfs.write(fh, Buffer.from('more'), 4);
@@ -1079,13 +1083,7 @@ describe('session faults', () => {
     await writeFile(m.vfs, '/incoming', 'incoming');
     const over = await m.vfs.open('/target', 2);
     m.vfs.write(over, Buffer.from('closing'), 0);
-    letGo = holdNextSetData();
-    const closed = m.vfs.flush(over);
-    const replaced = m.vfs.rename('/incoming', '/target');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    letGo();
-    await closed;
-    await replaced;
+    await closeDuring(over, () => m.vfs.rename('/incoming', '/target'));
     await m.vfs.release(over);
     expect((await raw.getData(`${m.root}/target`)).data.toString()).toBe('incoming');
 
@@ -1094,13 +1092,7 @@ describe('session faults', () => {
     await raw.create(`${m.root}/doomed`, Buffer.from('old'));
     const doomed = await m.vfs.open('/doomed', 2);
     m.vfs.write(doomed, Buffer.from('last words'), 0);
-    letGo = holdNextSetData();
-    const lastClose = m.vfs.flush(doomed);
-    const removed = m.vfs.unlink('/doomed');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    letGo();
-    await lastClose;
-    await removed;
+    await closeDuring(doomed, () => m.vfs.unlink('/doomed'));
     await writeFile(m.vfs, '/doomed', 'reborn');
     await m.vfs.release(doomed);
     expect((await raw.getData(`${m.root}/doomed`)).data.toString()).toBe('reborn');
