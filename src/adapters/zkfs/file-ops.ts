@@ -49,6 +49,7 @@ import { entriesStillThere } from './gone-names.js';
 import {
   type Handle,
   isDirty,
+  knowNode,
   NO_VERSION,
   type NodeIdentity,
   type OpenFile,
@@ -315,8 +316,8 @@ export async function create(
  * the directory's document too; its reply was lost), by a stat read in the
  * background, not to hold the create up. That read is kept only if nothing
  * since says it may be of another node: no deletion heard, no watch gap, no
- * doubt left unsettled (askBeforeWriteBack), no rename or write-back of the file. `watchEpoch` is the tree's before the
- * create was sent.
+ * doubt left unsettled (askBeforeWriteBack), no rename or write-back of the
+ * file. `watchEpoch` is the tree's before the create was sent.
  */
 function knowMadeNode(ctx: VfsContext, file: OpenFile, made: MultiStats, watchEpoch: number): void {
   const zxid = made.find((stat) => stat !== undefined)?.mzxid;
@@ -581,8 +582,7 @@ async function goneUnheard(ctx: VfsContext, file: OpenFile): Promise<boolean> {
   }
   if (!known) return !stat || (stat.version === file.version && stat.dataLength !== file.base.length);
   if (stat?.czxid !== known.czxid) return true;
-  file.identity = identityOf(ctx, stat);
-  file.madeEpoch = undefined;
+  knowNode(file, identityOf(ctx, stat));
   return false;
 }
 
@@ -796,8 +796,7 @@ async function writeWithAttrs(
 /** Data version `stat` of `file` holds `content`, its buffer as it stood at change `seq`. */
 function written(ctx: VfsContext, file: OpenFile, stat: ZkStat, seq: number, content: Buffer): void {
   rebase(file, content, stat.version);
-  file.identity = identityOf(ctx, stat);
-  file.madeEpoch = undefined; // known now: no doubt left about it
+  knowNode(file, identityOf(ctx, stat));
   // A truncation since `seq` left the buffer a shorter prefix of `content`.
   file.keptLength = Math.min(content.length, file.cutInFlight);
   file.flushedSeq = seq;
@@ -872,8 +871,8 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
 /**
  * An append-only write-back of `sent.data` (made of the buffer as it was,
  * `sent.bufferLength` bytes, at change `sent.seq`), sent at data version
- * `sent.version`, whose reply was lost, and which, sent again, found another client's write
- * (BAD_VERSION): whether the first send had landed, another client
+ * `sent.version`, whose reply was lost, and which, sent again, found
+ * another client's write (BAD_VERSION): whether the first send had landed, another client
  * appending after it. Appenders only add at the end, so the node holding
  * those bytes as its head says it did: the bytes are not appended again (nor
  * the close failed with EIO, which made a program that retried write the

@@ -196,6 +196,14 @@ export function rebase(file: OpenFile, content: Buffer, version: number): void {
 export function takeVersion(file: OpenFile, content: Buffer, version: number, identity: NodeIdentity): void {
   file.buffer.reset(content);
   rebase(file, content, version);
+  knowNode(file, identity);
+}
+
+/**
+ * `file`'s node is `identity`, as ZooKeeper said just now (a read, a
+ * write-back, a check): whatever doubt its create left is settled.
+ */
+export function knowNode(file: OpenFile, identity: NodeIdentity): void {
   file.identity = identity;
   file.madeEpoch = undefined;
 }
@@ -298,19 +306,19 @@ export class OpenFiles {
    * bytes at its version. Not those that follow their name (followsName).
    */
   markDeleted(znode: string): void {
-    for (const file of this.everyFile()) {
-      if (!isWithin(file.znode, znode) || followsName(file)) continue;
-      file.deleted = true;
-      if (this.files.get(file.znode) === file) this.files.delete(file.znode);
-    }
+    this.markUnlinked({ znode });
   }
 
   /** Marks the file open on exactly `znode` unlinked: a directory's `_zoo_data_`, whose children stay. */
   markDeletedAt(znode: string): void {
+    this.markUnlinked({ znode, exact: true });
+  }
+
+  private markUnlinked(target: HoldTarget): void {
     for (const file of this.everyFile()) {
-      if (file.znode !== znode || followsName(file)) continue;
+      if (!holds([target], file.znode) || followsName(file)) continue;
       file.deleted = true;
-      if (this.files.get(znode) === file) this.files.delete(znode);
+      if (this.files.get(file.znode) === file) this.files.delete(file.znode);
     }
   }
 

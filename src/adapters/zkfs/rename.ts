@@ -291,13 +291,13 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
       : { znode: toZnode(ctx.root, path) };
   // No write-back of a file it moves or replaces crosses the move: one landing after it would give
   // the moved file the old node's version, or fail, or land on the node moved in at the same version.
-  const held = ctx.files.holdFlushes([openKey(from), openKey(to)]);
+  const keys = [openKey(from), openKey(to)];
+  const held = ctx.files.holdFlushes(keys);
   try {
     await held.settled;
     const done = await commitRename(ctx, from, to);
     if (done.dataMove) {
-      ctx.files.markDeletedAt(openKey(from).znode);
-      ctx.files.markDeletedAt(openKey(to).znode);
+      for (const key of keys) ctx.files.markDeletedAt(key.znode);
     } else {
       ctx.files.markDeleted(toZnodePath);
       ctx.files.moved(fromZnode, toZnodePath, done.versions, from, to);
