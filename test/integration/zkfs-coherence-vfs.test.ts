@@ -110,6 +110,31 @@ function aroundNextMulti(
   };
 }
 
+/**
+ * Holds the session's next setData before it is sent until `letGo()`;
+ * `reached` resolves once it is called.
+ */
+function holdNextSetData(m: Mounted): { reached: Promise<void>; letGo: () => void } {
+  type SetData = ZkSession['setData'];
+  const client = (m.session as unknown as { client: { setData: SetData } }).client;
+  const setData = client.setData.bind(client);
+  let letGo = () => {};
+  let arrive = () => {};
+  const held = new Promise<void>((resolve) => {
+    letGo = resolve;
+  });
+  const reached = new Promise<void>((resolve) => {
+    arrive = resolve;
+  });
+  client.setData = async (...args) => {
+    client.setData = setData;
+    arrive();
+    await held;
+    return setData(...args);
+  };
+  return { reached, letGo };
+}
+
 async function writeFile(vfs: ZkVfs, path: string, data: string | Buffer): Promise<void> {
   const { fh } = await vfs.create(path, 0o644);
   vfs.write(fh, Buffer.from(data), 0);
@@ -1040,24 +1065,9 @@ describe('session faults', () => {
     // A close waiting for ZooKeeper (here: its setData held before it is sent) and a rename by
     // another program on this host: the close's bytes land first, and go with the move.
     const m = await mount();
-    type SetData = ZkSession['setData'];
-    const client = (m.session as unknown as { client: { setData: SetData } }).client;
-    const holdNextSetData = (): (() => void) => {
-      const setData = client.setData.bind(client);
-      let letGo = () => {};
-      const held = new Promise<void>((resolve) => {
-        letGo = resolve;
-      });
-      client.setData = async (...args) => {
-        client.setData = setData;
-        await held;
-        return setData(...args);
-      };
-      return letGo;
-    };
     /** Closes `fh` with its setData held until `op` has begun and had time to land, if it would. */
     const closeDuring = async (fh: number, op: () => Promise<void>): Promise<void> => {
-      const letGo = holdNextSetData();
+      const { letGo } = holdNextSetData(m);
       const closed = m.vfs.flush(fh);
       const done = op();
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -1096,6 +1106,23 @@ describe('session faults', () => {
     await writeFile(m.vfs, '/doomed', 'reborn');
     await m.vfs.release(doomed);
     expect((await raw.getData(`${m.root}/doomed`)).data.toString()).toBe('reborn');
+  });
+
+  it('lets no truncate by path of a file not open here cross a rename over it here', async () => {
+    // truncate(2) reads the node and writes it at the version read; the node a rename moves in is
+    // at version 0 too, so a cut landing after the move would put the old file's head in it.
+    const m = await mount();
+    await raw.create(`${m.root}/cut`, Buffer.from('target'));
+    await writeFile(m.vfs, '/incoming', 'incoming');
+    const { reached, letGo } = holdNextSetData(m);
+    const cut = m.vfs.truncate('/cut', 3);
+    await reached;
+    const moved = m.vfs.rename('/incoming', '/cut');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    letGo();
+    await cut;
+    await moved;
+    expect((await raw.getData(`${m.root}/cut`)).data.toString()).toBe('incoming');
   });
 
   it('keeps appending to the name after another host removed the log, when this host makes it again', async () => {

@@ -1196,26 +1196,45 @@ export async function truncate(ctx: VfsContext, path: string, size: number): Pro
 
 async function truncateNode(ctx: VfsContext, path: string, size: number): Promise<void> {
   assertWritable(ctx);
-  const target = await resolveFile(ctx, path);
-  if (size > ctx.maxFileSize) throw new FsError('EFBIG', `${size} bytes exceed --max-file-size`);
-  checkRequestSize(target.znode, size, `truncating ${path}`);
-  const open = ctx.files.byZnode(target.znode);
-  if (open) {
-    const before = open.buffer.length;
-    refuseTooLarge(open, () => open.buffer.truncate(size));
-    open.seq++;
-    truncated(open, before, size);
-    open.mtimeMs = Date.now();
-    open.pendingTimes = undefined;
-    // truncate(2) by path while the file is open for writing here: the truncating
-    // process is (nearly always) the one that opened it last, and its close writes
-    // the file back once, with its data, so other hosts never see it emptied in
-    // between (see Handle.truncated). Older handles must not write it back.
-    const writer = ctx.files.writers(open).at(-1);
-    if (writer) writer.truncated = true;
-    else await flushFile(ctx, open);
-    return;
+  for (;;) {
+    const target = await resolveFile(ctx, path);
+    if (size > ctx.maxFileSize) throw new FsError('EFBIG', `${size} bytes exceed --max-file-size`);
+    checkRequestSize(target.znode, size, `truncating ${path}`);
+    // A rename or removal here over the name goes first; the name may then be another node's.
+    const held = ctx.files.heldFor(target.znode);
+    if (held) {
+      await held;
+      continue;
+    }
+    const open = ctx.files.byZnode(target.znode);
+    if (open) return truncateOpen(ctx, open, size);
+    return ctx.files.trackPathWrite(target.znode, cutNode(ctx, target, path, size));
   }
+}
+
+async function truncateOpen(ctx: VfsContext, open: OpenFile, size: number): Promise<void> {
+  const before = open.buffer.length;
+  refuseTooLarge(open, () => open.buffer.truncate(size));
+  open.seq++;
+  truncated(open, before, size);
+  open.mtimeMs = Date.now();
+  open.pendingTimes = undefined;
+  // truncate(2) by path while the file is open for writing here: the truncating
+  // process is (nearly always) the one that opened it last, and its close writes
+  // the file back once, with its data, so other hosts never see it emptied in
+  // between (see Handle.truncated). Older handles must not write it back.
+  const writer = ctx.files.writers(open).at(-1);
+  if (writer) writer.truncated = true;
+  else await flushFile(ctx, open);
+}
+
+/** Cuts or lengthens the node of a file not open here, at the version read (again on a race). */
+async function cutNode(
+  ctx: VfsContext,
+  target: Exclude<Target, LinkTarget>,
+  path: string,
+  size: number,
+): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       const { data, stat } = await ctx.client.getData(target.znode);

@@ -113,6 +113,8 @@ export interface HoldTarget {
   exact?: boolean;
 }
 
+const noop = () => {};
+
 function holds(targets: readonly HoldTarget[], znode: string): boolean {
   return targets.some((t) => (t.exact ? znode === t.znode : isWithin(znode, t.znode)));
 }
@@ -222,6 +224,8 @@ export class OpenFiles {
   private readonly files = new Map<string, OpenFile>();
   /** Renames and removals under way, holding write-backs (holdFlushes). */
   private readonly holds = new Set<{ targets: readonly HoldTarget[]; gate: Promise<void> }>();
+  /** Writes by path of files not open here under way (trackPathWrite), which holds wait for too. */
+  private readonly pathWrites = new Set<{ znode: string; settled: Promise<void> }>();
   private nextFh = 1;
 
   /** The OpenFile of `znode`, if any handle has it open. */
@@ -364,6 +368,7 @@ export class OpenFiles {
       before.push(file.flushing);
       file.flushing = file.flushing.then(() => gate);
     }
+    for (const write of this.pathWrites) if (holds(targets, write.znode)) before.push(write.settled);
     const release = () => {
       this.holds.delete(hold);
       open();
@@ -379,6 +384,20 @@ export class OpenFiles {
   heldFor(znode: string): Promise<void> | undefined {
     const gates = [...this.holds].filter((h) => holds(h.targets, znode)).map((h) => h.gate);
     return gates.length === 0 ? undefined : Promise.all(gates).then(() => {});
+  }
+
+  /**
+   * Makes holds that begin while `done` (a write by path to `znode` of a file
+   * not open here: truncate(2), which reads the node and writes it at the
+   * version read) is under way wait for it, as for a write-back: landing
+   * after a move, it would reach the node moved in at the same version. The
+   * caller found `heldFor(znode)` empty in the same turn.
+   */
+  trackPathWrite<T>(znode: string, done: Promise<T>): Promise<T> {
+    const entry = { znode, settled: done.then(noop, noop) };
+    this.pathWrites.add(entry);
+    entry.settled.then(() => this.pathWrites.delete(entry));
+    return done;
   }
 
   /** Files open by name and those only handles still hold (detached, or deleted elsewhere). */
