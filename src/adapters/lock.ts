@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { OperationError } from '../core/errors.js';
+import { errorMessage, isOperationError, OperationError } from '../core/errors.js';
 import { makeDirs } from './make-dirs.js';
 import { isProcessAlive, processStartTime } from './processes.js';
 
@@ -20,6 +20,8 @@ export interface LockOptions {
   pollMs?: number;
   /** Recorded in the lock file and named in "waiting for" errors, e.g. "mount label.fast". */
   purpose?: string;
+  /** Told once, when it first has to wait, who holds the lock ("held by pid …"). */
+  onWait?: (who: string) => void;
 }
 
 export interface LockHolder {
@@ -121,7 +123,9 @@ async function breakIfStale(path: string, seen: string): Promise<void> {
 export async function acquireLock(path: string, options: LockOptions = {}): Promise<LockHandle> {
   const timeoutMs = options.timeoutMs ?? 120_000;
   const pollMs = options.pollMs ?? 50;
-  await makeDirs(dirname(path), 0o700);
+  await makeDirs(dirname(path), 0o700).catch((error: unknown) => {
+    throw cannotLock(path, error);
+  });
   const me: LockHolder = {
     pid: process.pid,
     startTime: processStartTime(process.pid) ?? '',
@@ -131,8 +135,12 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   };
   const content = `${JSON.stringify(me)}\n`;
   const deadline = Date.now() + timeoutMs;
+  let told = false;
   for (;;) {
-    if (await tryCreate(path, content)) break;
+    const created = await tryCreate(path, content).catch((error: unknown) => {
+      throw cannotLock(path, error);
+    });
+    if (created) break;
     const seen = await readFile(path, 'utf8').catch(() => undefined);
     if (seen === undefined) continue; // released between our create and read: try again at once
     const holder = parseHolder(seen);
@@ -141,10 +149,14 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       const after = await readFile(path, 'utf8').catch(() => undefined);
       if (after !== seen) continue;
     }
+    const who = holder
+      ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}`
+      : 'whose lock file is unreadable (remove it if no simplectl is running)';
+    if (!told) {
+      told = true;
+      options.onWait?.(who);
+    }
     if (Date.now() >= deadline) {
-      const who = holder
-        ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}`
-        : 'whose lock file is unreadable (remove it if no simplectl is running)';
       throw new OperationError(
         `timed out after ${(timeoutMs / 1000).toFixed(1)} s waiting for the lock ${path}, ${who}`,
       );
@@ -162,6 +174,12 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       if (now === content) await unlink(path).catch(() => {});
     },
   };
+}
+
+/** Why the lock file could not be made (a read-only or unwritable directory), as a sentence. */
+function cannotLock(path: string, error: unknown): Error {
+  if (isOperationError(error)) return error;
+  return new OperationError(`cannot take the lock ${path}: ${errorMessage(error)}`, { cause: error });
 }
 
 /** Runs `work` while holding the lock at `path`; releases it however `work` ends. */

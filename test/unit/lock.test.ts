@@ -87,6 +87,14 @@ describe('lock', () => {
     await held.release();
   });
 
+  it('says which lock it could not make, and why, where its directory cannot be made', async () => {
+    const file = lockFile();
+    writeFileSync(file, 'a file, not a directory');
+    const path = join(file, 'state', 'assign.lock');
+    await expect(acquireLock(path)).rejects.toThrow(`cannot take the lock ${path}: ENOTDIR`);
+    await expect(acquireLock(path)).rejects.toMatchObject({ name: 'OperationError' });
+  });
+
   it('release never removes a lock another holder has taken since', async () => {
     const path = lockFile();
     const first = await acquireLock(path);
