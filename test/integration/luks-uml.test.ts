@@ -57,7 +57,18 @@ step reread cat /run/mnt/hello.txt
 umount /run/mnt
 step reclose $S luks-close "/dev/mapper/$M"
 step keyfile $S luks-open /dev/ubda --key-file "$SIMPLECTL_KEY_DIR/k"
-step keyfile-close $S luks-close "$M"
+# A volume mount under way holds the state lock (a process stands in for one here): luks-close
+# waits for it before it looks, and closes once it ends.
+mkdir -p /run/locked
+sleep 60 & HOLDER=$!
+printf '{"pid":%d,"startTime":"%s","purpose":"mount label.secure at /run/x","since":"now"}' \
+  "$HOLDER" "$(cut -d' ' -f22 /proc/$HOLDER/stat)" > /run/locked/assign.lock
+step keyfile-close $S luks-close "$M" --state-dir /run/locked & CLOSER=$!
+for i in $(seq 120); do grep -q 'waiting for the lock' "$RESULTS/keyfile-close.err" 2>/dev/null && break; sleep 0.25; done
+sleep 1
+ls /dev/mapper > "$RESULTS/mapper-while-locked.txt"
+kill $HOLDER; wait $CLOSER
+ls /dev/mapper > "$RESULTS/mapper-after-locked.txt"
 # Two volumes sharing the encrypted disk (exclusive.false): one mapping, opened by the first.
 V="--state-dir /run/volumes"
 A=label.secure_encryption-key.k_exclusive.false
@@ -211,9 +222,14 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(uml.read('fresh-read.out')).toBe('written inside UML\n');
   });
 
-  it('opens with --key-file too; cryptsetup only ever got the passphrase on stdin', () => {
+  it('opens with --key-file too; its close waits for a volume mount holding the state lock; cryptsetup only ever got the passphrase on stdin', () => {
     expect(rc('keyfile'), why('keyfile')).toBe('0');
     expect(rc('keyfile-close'), why('keyfile-close')).toBe('0');
+    expect(uml.read('keyfile-close.err')).toMatch(
+      /waiting for the lock \/run\/locked\/assign\.lock, held by pid \d+ \(mount label\.secure at \/run\/x\)/,
+    );
+    expect(uml.read('mapper-while-locked.txt')).toMatch(/^simple-/m);
+    expect(uml.read('mapper-after-locked.txt').trim()).toBe('control');
     const calls = uml
       .read('cryptsetup.argv')
       .split('\u001e')

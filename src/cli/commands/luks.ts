@@ -7,6 +7,7 @@ import { luksOpen } from '../../commands/luks-open.js';
 import { UsageError } from '../../core/errors.js';
 import type { App } from '../app.js';
 import { printResult } from '../output.js';
+import { STATE_DIR_HELP } from './shared-options.js';
 
 /** Asks on the terminal without echoing what is typed. */
 async function promptHidden(question: string): Promise<string> {
@@ -74,9 +75,10 @@ export function luksCloseCommand(getApp: () => App): Command {
   return new Command('luks-close')
     .description('close an opened LUKS mapping')
     .argument('<name>', 'mapping name, or /dev/mapper/NAME')
-    .action(async (name: string) => {
+    .option('--state-dir <dir>', `${STATE_DIR_HELP}: a volume mount under way there finishes first`)
+    .action(async (name: string, options: { stateDir?: string }) => {
       const app = getApp();
-      const result = await luksClose({ name }, app.context());
+      const result = await luksClose({ name, ...options }, app.context());
       printResult(app.out, result, (r) => `${r.name} closed`);
     });
 }
