@@ -1108,21 +1108,48 @@ describe('session faults', () => {
     expect((await raw.getData(`${m.root}/doomed`)).data.toString()).toBe('reborn');
   });
 
-  it('lets no truncate by path of a file not open here cross a rename over it here', async () => {
-    // truncate(2) reads the node and writes it at the version read; the node a rename moves in is
-    // at version 0 too, so a cut landing after the move would put the old file's head in it.
+  it('lets no truncate by path of a file not open here cross a rename here', async () => {
+    // truncate(2) reads the node and writes it at the version read; a node a rename moves in is at
+    // version 0 too, so a cut landing after the move would put the old file's head in it. Through
+    // FUSE the kernel keeps a rename of the file itself from overlapping; a directory swapped
+    // (mv d d.old && mv d.new d) is not.
     const m = await mount();
-    await raw.create(`${m.root}/cut`, Buffer.from('target'));
-    await writeFile(m.vfs, '/incoming', 'incoming');
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await m.vfs.mkdir('/d', 0o755);
+    await writeFile(m.vfs, '/d/f', 'target');
+    await m.vfs.mkdir('/d.new', 0o755);
+    await writeFile(m.vfs, '/d.new/f', 'incoming');
     const { reached, letGo } = holdNextSetData(m);
-    const cut = m.vfs.truncate('/cut', 3);
+    const cut = m.vfs.truncate('/d/f', 3);
     await reached;
-    const moved = m.vfs.rename('/incoming', '/cut');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    let swapped = false;
+    const swap = (async () => {
+      await m.vfs.rename('/d', '/d.old');
+      await m.vfs.rename('/d.new', '/d');
+      swapped = true;
+    })();
+    await sleep(200);
+    expect(swapped, 'the swap waits for the cut on its way').toBe(false);
     letGo();
     await cut;
-    await moved;
-    expect((await raw.getData(`${m.root}/cut`)).data.toString()).toBe('incoming');
+    await swap;
+    expect((await raw.getData(`${m.root}/d/f`)).data.toString()).toBe('incoming');
+    expect((await raw.getData(`${m.root}/d.old/f`)).data.toString()).toBe('tar');
+
+    // One that comes while a rename is on its way waits for it, then cuts the file moved in.
+    await writeFile(m.vfs, '/next', 'replacement');
+    let cutting: Promise<void> | undefined;
+    aroundNextMulti(m, async (send, ops) => {
+      const held = holdNextSetData(m);
+      cutting = m.vfs.truncate('/d/f', 2);
+      await Promise.race([held.reached, sleep(200)]);
+      const result = await send(ops);
+      held.letGo();
+      return result;
+    });
+    await m.vfs.rename('/next', '/d/f');
+    await cutting;
+    expect((await raw.getData(`${m.root}/d/f`)).data.toString()).toBe('re');
   });
 
   it('keeps appending to the name after another host removed the log, when this host makes it again', async () => {
@@ -1155,6 +1182,18 @@ describe('session faults', () => {
     await m.vfs.release(fh);
     expect((await raw.getData(`${m.root}/dd`)).data.length).toBe(0);
     expect((await raw.getData(`${m.root}/dd/kept`)).data.toString()).toBe('kept');
+  });
+
+  it('removes a directory without its _zoo_data_ open here writing into one made again by its name', async () => {
+    const m = await mount();
+    await m.vfs.mkdir('/rd', 0o755);
+    const { fh } = await m.vfs.create('/rd/_zoo_data_', 0o644);
+    m.vfs.write(fh, Buffer.from('late'), 0);
+    await m.vfs.rmdir('/rd');
+    await m.vfs.mkdir('/rd', 0o755);
+    await m.vfs.flush(fh);
+    await m.vfs.release(fh);
+    expect((await raw.getData(`${m.root}/rd`)).data.toString()).toBe('');
   });
 
   it('keeps the version check across expiry: a conflicting write made meanwhile is refused', async () => {

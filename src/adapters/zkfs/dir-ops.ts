@@ -134,28 +134,38 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   assertWritable(ctx);
   const dir = await resolveDir(ctx, path);
   if (dir.isRoot) throw new FsError('EBUSY', 'the mount root cannot be removed');
-  await ctx.proofs
-    .during((token) =>
-      commitWithRetry(ctx.tree, async (attempt) => {
-        const stat = await ctx.tree.freshStat(dir.znode);
-        if (!stat) throw new FsError('ENOENT', `${path} vanished`);
-        const children = await ctx.tree.freshChildNames(dir.znode);
-        const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
-        const visible = children.filter((c) => c !== META_NODE);
-        if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
-          throw new FsError('ENOTEMPTY', `${path} is not empty`);
-        }
-        const ops: ZkOp[] = [];
-        if (children.includes(META_NODE))
-          ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
-        ops.push({ op: 'delete', path: dir.znode, version: stat.version });
-        ops.push(...(await dropEntry(ctx, dir, attempt > 0, token)));
-        return ops;
-      }),
-    )
-    .catch((error: unknown) => {
-      throw asFsError(error, `removing directory ${path}`);
-    });
+  // The directory's _zoo_data_ open here: a write-back on its way lands first (and then the
+  // directory is not empty); one sent after would land on a directory made again by the name.
+  const data = { znode: dir.znode, exact: true };
+  const held = ctx.files.holdFlushes([data]);
+  try {
+    await held.settled;
+    await ctx.proofs
+      .during((token) =>
+        commitWithRetry(ctx.tree, async (attempt) => {
+          const stat = await ctx.tree.freshStat(dir.znode);
+          if (!stat) throw new FsError('ENOENT', `${path} vanished`);
+          const children = await ctx.tree.freshChildNames(dir.znode);
+          const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
+          const visible = children.filter((c) => c !== META_NODE);
+          if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
+            throw new FsError('ENOTEMPTY', `${path} is not empty`);
+          }
+          const ops: ZkOp[] = [];
+          if (children.includes(META_NODE))
+            ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
+          ops.push({ op: 'delete', path: dir.znode, version: stat.version });
+          ops.push(...(await dropEntry(ctx, dir, attempt > 0, token)));
+          return ops;
+        }),
+      )
+      .catch((error: unknown) => {
+        throw asFsError(error, `removing directory ${path}`);
+      });
+    ctx.files.markDeletedAt(data.znode);
+  } finally {
+    held.release();
+  }
   ctx.tree.forgetTree(dir.znode);
   ctx.tree.forget(dir.metaDir);
 }
