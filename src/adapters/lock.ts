@@ -20,7 +20,7 @@ export interface LockOptions {
   pollMs?: number;
   /** Recorded in the lock file and named in "waiting for" errors, e.g. "mount label.fast". */
   purpose?: string;
-  /** Told once, when it first has to wait, who holds the lock ("held by pid …"). */
+  /** Told once, when it first finds a live holder, who that is ("held by pid … (purpose) since …"). */
   onWait?: (who: string) => void;
 }
 
@@ -93,7 +93,7 @@ async function breakIfStale(path: string, seen: string): Promise<void> {
   try {
     await mkdir(breaker, { mode: 0o700 });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw cannotLock(path, error);
     const age = await stat(breaker).then(
       (s) => Date.now() - s.mtimeMs,
       () => 0,
@@ -144,7 +144,8 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
     const seen = await readFile(path, 'utf8').catch(() => undefined);
     if (seen === undefined) continue; // released between our create and read: try again at once
     const holder = parseHolder(seen);
-    if (!holder || !isProcessAlive(holder.pid, holder.startTime)) {
+    const alive = holder !== undefined && isProcessAlive(holder.pid, holder.startTime);
+    if (!alive) {
       await breakIfStale(path, seen);
       const after = await readFile(path, 'utf8').catch(() => undefined);
       if (after !== seen) continue;
@@ -152,7 +153,8 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
     const who = holder
       ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}`
       : 'whose lock file is unreadable (remove it if no simplectl is running)';
-    if (!told) {
+    // Only a live holder is named: a file not yet parsed may be one between its create and write.
+    if (alive && !told) {
       told = true;
       options.onWait?.(who);
     }

@@ -95,6 +95,26 @@ describe('lock', () => {
     await expect(acquireLock(path)).rejects.toMatchObject({ name: 'OperationError' });
   });
 
+  it('tells a waiter once who holds the lock, and never names a lock file not yet written', async () => {
+    const path = lockFile();
+    const held = await acquireLock(path, { purpose: 'mount label.a' });
+    const told: string[] = [];
+    const waiting = acquireLock(path, { pollMs: 10, onWait: (who) => told.push(who) });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await held.release();
+    await (await waiting).release();
+    expect(told).toEqual([
+      expect.stringMatching(new RegExp(`^held by pid ${process.pid} \\(mount label.a\\) since `)),
+    ]);
+
+    writeFileSync(path, ''); // as between a holder's create and its write
+    const quiet: string[] = [];
+    await expect(
+      acquireLock(path, { timeoutMs: 100, pollMs: 10, onWait: (who) => quiet.push(who) }),
+    ).rejects.toThrow(/unreadable/);
+    expect(quiet).toEqual([]);
+  });
+
   it('release never removes a lock another holder has taken since', async () => {
     const path = lockFile();
     const first = await acquireLock(path);
