@@ -10,10 +10,10 @@
 import { existsSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import * as cryptsetup from '../adapters/cryptsetup.js';
-import { withLock } from '../adapters/lock.js';
+import { acquireLock, type LockHandle } from '../adapters/lock.js';
 import { readMountTable } from '../adapters/mountinfo.js';
-import { lockPath, resolveStateDir } from '../adapters/volume-state.js';
-import { OperationError, UsageError } from '../core/errors.js';
+import { lockPath, resolveStateDir, statePath } from '../adapters/volume-state.js';
+import { errorMessage, OperationError, UsageError } from '../core/errors.js';
 import { isMapperName } from '../core/names.js';
 import type { CommandContext } from './context.js';
 
@@ -32,11 +32,8 @@ export async function luksClose(options: LuksCloseOptions, ctx: CommandContext):
   const name = options.name.replace(/^\/dev\/mapper\//, '');
   if (!isMapperName(name)) throw new UsageError(`'${options.name}' is not a mapping name`);
   const path = `/dev/mapper/${name}`;
-  // The state itself is not read: a close needs none of it, and must work beside a damaged file.
-  // Where no state directory exists, no mount has begun there to wait for (a mount makes it
-  // first), and none is made (it may be on a read-only filesystem).
-  const stateDir = resolveStateDir(options.stateDir);
-  const closeUnmounted = async () => {
+  const lock = await mountsLock(options.stateDir, name, ctx);
+  try {
     if (!existsSync(path)) throw new OperationError(`${name} is not open (no ${path})`);
     const node = await realpath(path).catch(() => path);
     const mounts = (await readMountTable()).filter((e) => e.source === path || e.source === node);
@@ -47,16 +44,38 @@ export async function luksClose(options: LuksCloseOptions, ctx: CommandContext):
     }
     ctx.progress(`closing ${name}`);
     await cryptsetup.close(name, ctx.log);
-  };
-  if (existsSync(stateDir))
-    await withLock(
-      lockPath(stateDir),
-      {
-        purpose: `luks-close ${name}`,
-        onWait: (who) => ctx.log.warn(`waiting for the lock ${lockPath(stateDir)}, ${who}`),
-      },
-      closeUnmounted,
-    );
-  else await closeUnmounted();
+  } finally {
+    await lock?.release();
+  }
   return { name };
+}
+
+/** Errors making a lock file that mean no mount could take the lock there either. */
+const UNWRITABLE = new Set(['EROFS', 'EACCES', 'EPERM']);
+
+/**
+ * The state directory's lock, waited for, where volume mounts keep state
+ * there (its state file or lock exists). The state itself is not read: a
+ * close needs none of it, and must work beside a damaged file. Where the
+ * directory holds neither, or cannot be written (a mount could take no lock
+ * there either), none is taken or made.
+ */
+async function mountsLock(
+  option: string | undefined,
+  name: string,
+  ctx: CommandContext,
+): Promise<LockHandle | undefined> {
+  const stateDir = resolveStateDir(option);
+  const path = lockPath(stateDir);
+  if (!existsSync(statePath(stateDir)) && !existsSync(path)) {
+    if (option !== undefined) ctx.log.warn(`${stateDir} holds no volume state: waiting for no mount there`);
+    return undefined;
+  }
+  const onWait = (who: string) => ctx.log.warn(`waiting for the lock ${path}, ${who}`);
+  return acquireLock(path, { purpose: `luks-close ${name}`, onWait }).catch((error: unknown) => {
+    const code = (error as { cause?: NodeJS.ErrnoException }).cause?.code;
+    if (!code || !UNWRITABLE.has(code)) throw error;
+    ctx.log.warn(`${errorMessage(error)}; closing without it`);
+    return undefined;
+  });
 }

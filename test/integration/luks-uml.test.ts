@@ -60,7 +60,7 @@ step keyfile $S luks-open /dev/ubda --key-file "$SIMPLECTL_KEY_DIR/k"
 # A volume mount under way holds the state lock (a process stands in for one here): luks-close
 # waits for it before it looks, and closes once it ends.
 mkdir -p /run/locked
-sleep 60 & HOLDER=$!
+sleep 600 & HOLDER=$!
 printf '{"pid":%d,"startTime":"%s","purpose":"mount label.secure at /run/x","since":"now"}' \
   "$HOLDER" "$(cut -d' ' -f22 /proc/$HOLDER/stat)" > /run/locked/assign.lock
 step keyfile-close $S luks-close "$M" --state-dir /run/locked & CLOSER=$!
