@@ -1184,16 +1184,30 @@ describe('session faults', () => {
     expect((await raw.getData(`${m.root}/dd/kept`)).data.toString()).toBe('kept');
   });
 
-  it('removes a directory without its _zoo_data_ open here writing into one made again by its name', async () => {
+  it('removes a directory whose _zoo_data_ is open here only once nothing is written to it, and never into one made again', async () => {
     const m = await mount();
     await m.vfs.mkdir('/rd', 0o755);
     const { fh } = await m.vfs.create('/rd/_zoo_data_', 0o644);
-    m.vfs.write(fh, Buffer.from('late'), 0);
-    await m.vfs.rmdir('/rd');
-    await m.vfs.mkdir('/rd', 0o755);
+    await m.vfs.mkdir('/rd/child', 0o755);
+    m.vfs.write(fh, Buffer.from('kept'), 0);
+    // Written and not yet closed, as a listing shows it: not empty.
+    await expect(m.vfs.rmdir('/rd')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    await m.vfs.rmdir('/rd/child');
+    await expect(m.vfs.rmdir('/rd')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    // A refused rmdir leaves the file as it was: its close writes.
     await m.vfs.flush(fh);
+    expect((await raw.getData(`${m.root}/rd`)).data.toString()).toBe('kept');
     await m.vfs.release(fh);
-    expect((await raw.getData(`${m.root}/rd`)).data.toString()).toBe('');
+
+    // Removed while open and clean, then made again: what the old handle writes goes nowhere.
+    await m.vfs.mkdir('/rd2', 0o755);
+    const late = await m.vfs.create('/rd2/_zoo_data_', 0o644);
+    await m.vfs.rmdir('/rd2');
+    await m.vfs.mkdir('/rd2', 0o755);
+    m.vfs.write(late.fh, Buffer.from('late'), 0);
+    await m.vfs.flush(late.fh);
+    await m.vfs.release(late.fh);
+    expect((await raw.getData(`${m.root}/rd2`)).data.toString()).toBe('');
   });
 
   it('keeps the version check across expiry: a conflicting write made meanwhile is refused', async () => {

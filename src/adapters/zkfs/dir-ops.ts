@@ -140,6 +140,10 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   const held = ctx.files.holdFlushes([data]);
   try {
     await held.settled;
+    // As readdir shows it: a _zoo_data_ written here and not yet closed makes the directory not empty.
+    const open = ctx.files.byZnode(dir.znode);
+    if (open && isDirty(open))
+      throw new FsError('ENOTEMPTY', `${path} is not empty (its ${DATA_FILE} is being written)`);
     await ctx.proofs
       .during((token) =>
         commitWithRetry(ctx.tree, async (attempt) => {
