@@ -141,8 +141,13 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       throw cannotLock(path, error);
     });
     if (created) break;
-    const seen = await readFile(path, 'utf8').catch(() => undefined);
-    if (seen === undefined) continue; // released between our create and read: try again at once
+    const seen = await readFile(path, 'utf8').catch((error: unknown) => {
+      // Released between our create and read: try again at once. Anything else (a directory in
+      // its place, no permission to read it) would only come back every turn.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw cannotLock(path, error);
+    });
+    if (seen === undefined) continue;
     const holder = parseHolder(seen);
     const alive = holder !== undefined && isProcessAlive(holder.pid, holder.startTime);
     if (!alive) {
@@ -151,7 +156,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       if (after !== seen) continue;
     }
     const who = holder
-      ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}`
+      ? `held by pid ${holder.pid}${alive ? '' : ', not running,'}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}`
       : 'whose lock file is unreadable (remove it if no simplectl is running)';
     // Only a live holder is named: a file not yet parsed may be one between its create and write.
     if (alive && !told) {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -93,6 +93,12 @@ describe('lock', () => {
     const path = join(file, 'state', 'assign.lock');
     await expect(acquireLock(path)).rejects.toThrow(`cannot take the lock ${path}: ENOTDIR`);
     await expect(acquireLock(path)).rejects.toMatchObject({ name: 'OperationError' });
+    // A directory where the lock file goes: said at once, not tried again for ever.
+    const blocked = lockFile();
+    mkdirSync(blocked);
+    await expect(acquireLock(blocked, { timeoutMs: 60_000 })).rejects.toThrow(
+      `cannot take the lock ${blocked}: EISDIR`,
+    );
   });
 
   it('tells a waiter once who holds the lock, and never names a lock file not yet written', async () => {
