@@ -68,7 +68,10 @@ async function mountsLock(
   const stateDir = resolveStateDir(option);
   const path = lockPath(stateDir);
   if (!existsSync(statePath(stateDir)) && !existsSync(path)) {
-    if (option !== undefined) ctx.log.warn(`${stateDir} holds no volume state: waiting for no mount there`);
+    if (option !== undefined) {
+      const what = existsSync(stateDir) ? 'holds no volume state' : 'does not exist';
+      ctx.log.warn(`${stateDir} ${what}: waiting for no mount there`);
+    }
     return undefined;
   }
   const onWait = (who: string) => ctx.log.warn(`waiting for the lock ${path}, ${who}`);
