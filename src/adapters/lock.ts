@@ -7,7 +7,7 @@
  * two waiters never both delete a lock that a third has just taken.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage, isOperationError, OperationError } from '../core/errors.js';
 import { makeDirs } from './make-dirs.js';
@@ -119,6 +119,32 @@ async function breakIfStale(path: string, seen: string): Promise<void> {
   }
 }
 
+const GONE = Symbol('gone');
+const UNREADABLE = Symbol('unreadable');
+
+/**
+ * The lock file's text; GONE when it was released meanwhile; UNREADABLE when
+ * this process may not read it (waited on like a file it cannot judge).
+ * Anything else (a directory or a link to nothing in its place) would only
+ * come back every turn, and is an error.
+ */
+async function readHolderFile(path: string): Promise<string | typeof GONE | typeof UNREADABLE> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') return UNREADABLE;
+    if (code !== 'ENOENT' && code !== 'ESTALE') throw cannotLock(path, error);
+    // Exclusive create fails on a symbolic link to nothing, which reads as missing.
+    const link = await lstat(path).then(
+      (s) => s.isSymbolicLink(),
+      () => false,
+    );
+    if (link) throw cannotLock(path, new Error('it is a symbolic link to nothing'));
+    return GONE;
+  }
+}
+
 /** Waits for and takes the lock at `path`. */
 export async function acquireLock(path: string, options: LockOptions = {}): Promise<LockHandle> {
   const timeoutMs = options.timeoutMs ?? 120_000;
@@ -141,22 +167,17 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       throw cannotLock(path, error);
     });
     if (created) break;
-    const seen = await readFile(path, 'utf8').catch((error: unknown) => {
-      // Released between our create and read: try again at once. Anything else (a directory in
-      // its place, no permission to read it) would only come back every turn.
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw cannotLock(path, error);
-    });
-    if (seen === undefined) continue;
-    const holder = parseHolder(seen);
+    const seen = await readHolderFile(path);
+    if (seen === GONE) continue; // released between our create and read: try again at once
+    const holder = seen === UNREADABLE ? undefined : parseHolder(seen);
     const alive = holder !== undefined && isProcessAlive(holder.pid, holder.startTime);
-    if (!alive) {
+    if (!alive && seen !== UNREADABLE) {
       await breakIfStale(path, seen);
       const after = await readFile(path, 'utf8').catch(() => undefined);
       if (after !== seen) continue;
     }
     const who = holder
-      ? `held by pid ${holder.pid}${alive ? '' : ', not running,'}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}`
+      ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}${alive ? '' : ', not running'}`
       : 'whose lock file is unreadable (remove it if no simplectl is running)';
     // Only a live holder is named: a file not yet parsed may be one between its create and write.
     if (alive && !told) {

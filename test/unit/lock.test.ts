@@ -1,7 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireLock, readLockHolder, withLock } from '../../src/adapters/lock.js';
 import { isProcessAlive, processStartTime } from '../../src/adapters/processes.js';
@@ -98,6 +106,11 @@ describe('lock', () => {
     mkdirSync(blocked);
     await expect(acquireLock(blocked, { timeoutMs: 60_000 })).rejects.toThrow(
       `cannot take the lock ${blocked}: EISDIR`,
+    );
+    const dangling = lockFile();
+    symlinkSync(join(dirname(dangling), 'nowhere'), dangling);
+    await expect(acquireLock(dangling, { timeoutMs: 60_000 })).rejects.toThrow(
+      `cannot take the lock ${dangling}: it is a symbolic link to nothing`,
     );
   });
 
