@@ -1184,7 +1184,7 @@ describe('session faults', () => {
     expect((await raw.getData(`${m.root}/dd/kept`)).data.toString()).toBe('kept');
   });
 
-  it('removes a directory whose _zoo_data_ is open here only once nothing is written to it, and never into one made again', async () => {
+  it('removes or renames over a directory whose _zoo_data_ is open here only once nothing is written to it, and never writes into one made again', async () => {
     const m = await mount();
     await m.vfs.mkdir('/rd', 0o755);
     const { fh } = await m.vfs.create('/rd/_zoo_data_', 0o644);
@@ -1194,6 +1194,8 @@ describe('session faults', () => {
     await expect(m.vfs.rmdir('/rd')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
     await m.vfs.rmdir('/rd/child');
     await expect(m.vfs.rmdir('/rd')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    await m.vfs.mkdir('/other', 0o755);
+    await expect(m.vfs.rename('/other', '/rd')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
     // A refused rmdir leaves the file as it was: its close writes.
     await m.vfs.flush(fh);
     expect((await raw.getData(`${m.root}/rd`)).data.toString()).toBe('kept');

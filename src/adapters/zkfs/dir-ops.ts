@@ -38,7 +38,6 @@ import { docWrite, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import { parentAttrs, updateEntry } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere, linksLeftBelow, linksOfGoneDirs } from './gone-names.js';
-import { isDirty } from './open-files.js';
 import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
 
 /**
@@ -55,8 +54,8 @@ export async function readdir(ctx: VfsContext, path: string, readAhead = true): 
     ctx.tree.symlinks(),
   ]);
   const names = new Set<string>(['.', '..']);
-  const open = ctx.files.byZnode(dir.znode);
-  if (showsDataFile(ctx.mode, dir.stat.dataLength) || (open && isDirty(open))) names.add(DATA_FILE);
+  if (showsDataFile(ctx.mode, dir.stat.dataLength) || ctx.files.hasUnsavedWrites(dir.znode))
+    names.add(DATA_FILE);
   for (const name of children) if (!isHiddenChild(name, dir.isRoot)) names.add(name);
   for (const name of linksIn(links.value, path)) names.add(name);
   return [...names];
@@ -140,13 +139,11 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   const held = ctx.files.holdFlushes([data]);
   try {
     await held.settled;
-    // As readdir shows it: a _zoo_data_ written here and not yet closed makes the directory not empty.
-    const open = ctx.files.byZnode(dir.znode);
-    if (open && isDirty(open))
-      throw new FsError('ENOTEMPTY', `${path} is not empty (its ${DATA_FILE} is being written)`);
     await ctx.proofs
       .during((token) =>
         commitWithRetry(ctx.tree, async (attempt) => {
+          // As readdir shows it: a _zoo_data_ written here and not yet written back is there.
+          if (ctx.files.hasUnsavedWrites(dir.znode)) throw dataBeingWritten(path);
           const stat = await ctx.tree.freshStat(dir.znode);
           if (!stat) throw new FsError('ENOENT', `${path} vanished`);
           const children = await ctx.tree.freshChildNames(dir.znode);
@@ -297,4 +294,9 @@ export async function readlink(ctx: VfsContext, path: string): Promise<string> {
   const target = await resolve(ctx, path);
   if (target.type !== 'symlink') throw new FsError('EINVAL', `${path} is not a symbolic link`);
   return target.target;
+}
+
+/** rmdir, or a rename over, a directory whose `_zoo_data_` a program here is writing. */
+export function dataBeingWritten(path: string): FsError {
+  return new FsError('ENOTEMPTY', `${path} is not empty (its ${DATA_FILE} is being written)`);
 }

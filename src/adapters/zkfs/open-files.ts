@@ -233,6 +233,16 @@ export class OpenFiles {
     return this.files.get(znode);
   }
 
+  /**
+   * Whether the file open on `znode` holds writes that a handle still open
+   * will write back (not those a refused write-back dropped): a directory's
+   * `_zoo_data_` then counts as there, as a listing shows it.
+   */
+  hasUnsavedWrites(znode: string): boolean {
+    const file = this.files.get(znode);
+    return file !== undefined && isDirty(file) && file.writerRefs > 0 && !file.refused;
+  }
+
   /** Adopts a freshly read file, or returns the one already open. */
   attach(
     znode: string,

@@ -29,6 +29,7 @@ import type { WriteToken } from '../../core/zkfs/write-proof.js';
 import { multiBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { ZkError } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
+import { dataBeingWritten } from './dir-ops.js';
 import { linksLeftBelow } from './gone-names.js';
 import {
   assertWritable,
@@ -191,6 +192,7 @@ async function build(
   let replace: { version: number; metaVersion?: number | undefined } | undefined;
   if (dst?.type === 'dir') {
     if (!srcIsDir) throw new FsError('EISDIR', `${to} is a directory`);
+    if (ctx.files.hasUnsavedWrites(dst.znode)) throw dataBeingWritten(to);
     const children = await ctx.tree.freshChildNames(dst.znode);
     const stat = (await ctx.tree.freshStat(dst.znode)) ?? dst.stat;
     const links = await ctx.tree.symlinks();
