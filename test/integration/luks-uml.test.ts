@@ -53,7 +53,8 @@ step umount umount /run/mnt
 # take their lock either, so a close beside them goes on.
 mkdir -p /run/rostate /run/rocrashed
 echo '{}' > /run/rostate/volumes.json
-printf '{"pid":999999,"startTime":"1","purpose":"mount label.secure at /run/x","since":"then"}' > /run/rocrashed/assign.lock
+sh -c : & DEAD=$!; wait $DEAD
+printf '{"pid":%d,"startTime":"1","purpose":"mount label.secure at /run/x","since":"then"}' "$DEAD" > /run/rocrashed/assign.lock
 step robind sh -c 'for d in /run/rostate /run/rocrashed; do mount --bind $d $d && mount -o remount,bind,ro $d || exit 1; done'
 step close $S luks-close "$M" --state-dir /run/rostate
 ls /dev/mapper > "$RESULTS/mapper-after-close.txt"
