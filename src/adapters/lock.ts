@@ -204,7 +204,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   };
 }
 
-/** Why the lock file could not be made (a read-only or unwritable directory), as a sentence. */
+/** Why the lock could not be taken (its directory or file could not be made, read or broken), naming it. */
 function cannotLock(path: string, error: unknown): Error {
   if (isOperationError(error)) return error;
   return new OperationError(`cannot take the lock ${path}: ${errorMessage(error)}`, { cause: error });

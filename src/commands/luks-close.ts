@@ -1,9 +1,10 @@
 /**
  * `simplectl luks-close NAME`: closes a mapping opened by luks-open (or
- * initialize-disk), refusing while it is mounted. It holds the volume state's
- * lock while it looks and closes, so that a volume mount under way, which
- * opens mappings before it mounts them, is never left with its mapping
- * closed between the two: the close waits for it, then finds it mounted.
+ * initialize-disk), refusing while it is mounted. Where a volume state
+ * directory keeps state, it holds its lock while it looks and closes, so
+ * that a volume mount under way there, which opens mappings before it
+ * mounts them, is never left with its mapping closed between the two: the
+ * close waits for it, then finds it mounted.
  *
  * Exports: `luksClose(options, ctx)` → `LuksCloseResult`.
  */
