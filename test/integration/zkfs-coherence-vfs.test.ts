@@ -1152,6 +1152,23 @@ describe('session faults', () => {
     expect((await raw.getData(`${m.root}/d/f`)).data.toString()).toBe('re');
   });
 
+  it('writes back what a handle wrote while its own flush was on its way', async () => {
+    // Another thread of the program writes through the descriptor while fsync() waits.
+    const m = await mount();
+    await writeFile(m.vfs, '/threads', 'x');
+    const fh = await m.vfs.open('/threads', 2);
+    m.vfs.write(fh, Buffer.from('one '), 0);
+    const { reached, letGo } = holdNextSetData(m);
+    const synced = m.vfs.flush(fh);
+    await reached;
+    m.vfs.write(fh, Buffer.from('two'), 4);
+    letGo();
+    await synced;
+    await m.vfs.flush(fh);
+    await m.vfs.release(fh);
+    expect((await raw.getData(`${m.root}/threads`)).data.toString()).toBe('one two');
+  });
+
   it('keeps appending to the name after another host removed the log, when this host makes it again', async () => {
     // logrotate's `create` (or the program reopening with O_CREAT) on this host, after the log was
     // rotated away elsewhere: the logger still holding the old one appends to the new file.

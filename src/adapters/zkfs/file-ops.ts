@@ -1143,9 +1143,22 @@ export function flushFile(ctx: VfsContext, file: OpenFile, by?: Handle): Promise
 export async function flush(ctx: VfsContext, fh: number): Promise<void> {
   const handle = ctx.files.get(fh);
   if (!handle.pending) return;
-  await flushFile(ctx, handle.file, handle);
-  handle.pending = false;
+  // What this handle does while the write-back is on its way (another thread of the program
+  // writing or truncating through the same descriptor) is left for its next flush or release.
+  const upTo = handle.lastWriteSeq;
+  const truncated = handle.truncated;
   handle.truncated = false;
+  try {
+    await flushFile(ctx, handle.file, handle);
+  } catch (error) {
+    handle.truncated ||= truncated;
+    throw error;
+  }
+  if (handle.lastWriteSeq !== upTo) {
+    handle.firstWriteSeq = upTo + 1; // at most the seq of its first write since
+    return;
+  }
+  handle.pending = false;
   handle.firstWriteSeq = 0;
 }
 
