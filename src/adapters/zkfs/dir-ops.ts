@@ -142,8 +142,6 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
     await ctx.proofs
       .during((token) =>
         commitWithRetry(ctx.tree, async (attempt) => {
-          // As readdir shows it: a _zoo_data_ written here and not yet written back is there.
-          if (ctx.files.hasUnsavedWrites(dir.znode)) throw dataBeingWritten(path);
           const stat = await ctx.tree.freshStat(dir.znode);
           if (!stat) throw new FsError('ENOENT', `${path} vanished`);
           const children = await ctx.tree.freshChildNames(dir.znode);
@@ -157,6 +155,9 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
             ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
           ops.push({ op: 'delete', path: dir.znode, version: stat.version });
           ops.push(...(await dropEntry(ctx, dir, attempt > 0, token)));
+          // As readdir shows it, a _zoo_data_ written here and not yet written back is there;
+          // checked last, with nothing awaited before the transaction goes.
+          if (ctx.files.hasUnsavedWrites(dir.znode)) throw dataBeingWritten(path);
           return ops;
         }),
       )

@@ -235,7 +235,7 @@ export class OpenFiles {
 
   /**
    * Whether the file open on `znode` holds writes that a handle still open
-   * will write back (not those a refused write-back dropped): a directory's
+   * will write back (not those refused as too large, which never are): a directory's
    * `_zoo_data_` then counts as there, as a listing shows it.
    */
   hasUnsavedWrites(znode: string): boolean {

@@ -192,7 +192,6 @@ async function build(
   let replace: { version: number; metaVersion?: number | undefined } | undefined;
   if (dst?.type === 'dir') {
     if (!srcIsDir) throw new FsError('EISDIR', `${to} is a directory`);
-    if (ctx.files.hasUnsavedWrites(dst.znode)) throw dataBeingWritten(to);
     const children = await ctx.tree.freshChildNames(dst.znode);
     const stat = (await ctx.tree.freshStat(dst.znode)) ?? dst.stat;
     const links = await ctx.tree.symlinks();
@@ -245,6 +244,8 @@ async function build(
     proof: token,
   });
   const versions = new Map(nodes.map((n) => [n.rel === '' ? fromZnode : `${fromZnode}/${n.rel}`, n.version]));
+  // Last, with nothing awaited before the transaction goes: a write to it meanwhile would be lost.
+  if (dst?.type === 'dir' && ctx.files.hasUnsavedWrites(dst.znode)) throw dataBeingWritten(to);
   return { ops: plan.ops, versions };
 }
 
