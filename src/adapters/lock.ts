@@ -20,7 +20,7 @@ export interface LockOptions {
   pollMs?: number;
   /** Recorded in the lock file and named in "waiting for" errors, e.g. "mount label.fast". */
   purpose?: string;
-  /** Told once, when it first finds a live holder, who that is ("held by pid … (purpose) since …"). */
+  /** Told once, when it first finds a live holder (or one it may not read), who that is ("held by pid …"). */
   onWait?: (who: string) => void;
 }
 
@@ -138,7 +138,10 @@ async function readHolderFile(path: string): Promise<string | typeof GONE | type
     // Exclusive create fails on a symbolic link to nothing, which reads as missing.
     const link = await lstat(path).then(
       (s) => s.isSymbolicLink(),
-      () => false,
+      (lstatError: NodeJS.ErrnoException) => {
+        if (lstatError.code === 'ENOENT' || lstatError.code === 'ESTALE') return false;
+        throw cannotLock(path, lstatError);
+      },
     );
     if (link) throw cannotLock(path, new Error('it is a symbolic link to nothing'));
     return GONE;
@@ -179,8 +182,9 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
     const who = holder
       ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}${alive ? '' : ', not running'}`
       : 'whose lock file is unreadable (remove it if no simplectl is running)';
-    // Only a live holder is named: a file not yet parsed may be one between its create and write.
-    if (alive && !told) {
+    // A live holder is named, and a file this process may not read; not a file not yet parsed,
+    // which may be one between its holder's create and write.
+    if ((alive || seen === UNREADABLE) && !told) {
       told = true;
       options.onWait?.(who);
     }
