@@ -136,9 +136,7 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   // The directory's _zoo_data_ open here: a write-back on its way lands first (and then the
   // directory is not empty); one sent after would land on a directory made again by the name.
   const data = { znode: dir.znode, exact: true };
-  const held = ctx.files.holdFlushes([data]);
-  try {
-    await held.settled;
+  await ctx.files.whileHeld([data], async () => {
     await ctx.proofs
       .during((token) =>
         commitWithRetry(ctx.tree, async (attempt) => {
@@ -165,9 +163,7 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
         throw asFsError(error, `removing directory ${path}`);
       });
     ctx.files.markDeletedAt(data.znode);
-  } finally {
-    held.release();
-  }
+  });
   ctx.tree.forgetTree(dir.znode);
   ctx.tree.forget(dir.metaDir);
 }
@@ -198,9 +194,7 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     return;
   }
   // A write-back on its way lands first; one sent after would land on a file made again under the name.
-  const held = ctx.files.holdFlushes([{ znode: target.znode }]);
-  try {
-    await held.settled;
+  await ctx.files.whileHeld([{ znode: target.znode }], async () => {
     await ctx.proofs
       .during((token) =>
         commitWithRetry(ctx.tree, async (attempt) => [
@@ -212,9 +206,7 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
         throw asFsError(error, `removing ${path}`);
       });
     ctx.files.markDeleted(target.znode);
-  } finally {
-    held.release();
-  }
+  });
   ctx.tree.forget(target.znode);
   ctx.tree.forget(target.metaDir);
 }

@@ -1131,7 +1131,7 @@ async function refusal(ctx: VfsContext, file: OpenFile, error: unknown, length: 
  * `by`: the handle whose flush this is, when one is.
  */
 export function flushFile(ctx: VfsContext, file: OpenFile, by?: Handle): Promise<void> {
-  // A rename or removal under way over the file goes first (OpenFiles.holdFlushes).
+  // A rename or removal under way over the file goes first (OpenFiles.whileHeld).
   const held = ctx.files.heldFor(file.znode);
   const prior = held ? file.flushing.then(() => held) : file.flushing;
   const next = prior.then(() => writeBack(ctx, file, by));

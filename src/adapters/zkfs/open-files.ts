@@ -222,7 +222,7 @@ export function isReadOnlyAt(file: OpenFile, version: number): boolean {
 export class OpenFiles {
   private readonly handles = new Map<number, Handle>();
   private readonly files = new Map<string, OpenFile>();
-  /** Renames and removals under way, holding write-backs (holdFlushes). */
+  /** Renames and removals under way, holding write-backs (whileHeld). */
   private readonly holds = new Set<{ targets: readonly HoldTarget[]; gate: Promise<void> }>();
   /** Writes by path of files not open here under way (trackPathWrite), which holds wait for too. */
   private readonly pathWrites = new Set<{ znode: string; settled: Promise<void> }>();
@@ -360,12 +360,13 @@ export class OpenFiles {
   }
 
   /**
-   * Holds the write-backs of every file at or under any of `znodes` until
-   * `release()`; `settled` resolves (never rejects) once those already on
-   * their way are done. A rename runs in between, so that no write-back
-   * crosses it: one landing after it would go to a node it moved or made.
+   * Runs `work` (a rename or removal here) holding the write-backs of every
+   * file at or under any of `targets`: those already on their way (and
+   * writes by path, trackPathWrite) land first, and those that start
+   * meanwhile wait until it is done, so that no write-back crosses it: one
+   * landing after it would go to a node it moved or made.
    */
-  holdFlushes(targets: readonly HoldTarget[]): { settled: Promise<void>; release(): void } {
+  async whileHeld<T>(targets: readonly HoldTarget[], work: () => Promise<T>): Promise<T> {
     let open = () => {};
     const gate = new Promise<void>((resolve) => {
       open = resolve;
@@ -379,11 +380,13 @@ export class OpenFiles {
       file.flushing = file.flushing.then(() => gate);
     }
     for (const write of this.pathWrites) if (holds(targets, write.znode)) before.push(write.settled);
-    const release = () => {
+    try {
+      await Promise.all(before);
+      return await work();
+    } finally {
       this.holds.delete(hold);
       open();
-    };
-    return { settled: Promise.all(before).then(() => {}), release };
+    }
   }
 
   /**

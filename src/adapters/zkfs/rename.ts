@@ -295,9 +295,7 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
   // No write-back of a file it moves or replaces crosses the move: one landing after it would give
   // the moved file the old node's version, or fail, or land on the node moved in at the same version.
   const keys = [openKey(from), openKey(to)];
-  const held = ctx.files.holdFlushes(keys);
-  try {
-    await held.settled;
+  await ctx.files.whileHeld(keys, async () => {
     const done = await commitRename(ctx, from, to);
     if (done.dataMove) {
       for (const key of keys) ctx.files.markDeletedAt(key.znode);
@@ -305,9 +303,7 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
       ctx.files.markDeleted(toZnodePath);
       ctx.files.moved(fromZnode, toZnodePath, done.versions, from, to);
     }
-  } finally {
-    held.release();
-  }
+  });
   ctx.tree.forgetTree(fromZnode);
   ctx.tree.forgetTree(toZnodePath);
   ctx.tree.forget(toZnode(ctx.root, parentPath(from)));
