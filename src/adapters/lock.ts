@@ -7,7 +7,8 @@
  * two waiters never both delete a lock that a third has just taken.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { lstat, mkdir, open, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage, isOperationError, OperationError } from '../core/errors.js';
 import { makeDirs } from './make-dirs.js';
@@ -58,10 +59,34 @@ function parseHolder(text: string): LockHolder | undefined {
   }
 }
 
+/**
+ * The text of the lock file at `path`. Anything but a regular file is refused
+ * without reading it: reading a FIFO would wait for a writer that may never
+ * come, so it is opened without blocking and looked at first.
+ */
+async function readLockText(path: string): Promise<string> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const kind = fileKind(await handle.stat());
+    if (kind !== undefined) throw new Error(`it is ${kind}, not a regular file`);
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+function fileKind(s: Stats): string | undefined {
+  if (s.isFile()) return undefined;
+  if (s.isDirectory()) return 'a directory';
+  if (s.isFIFO()) return 'a FIFO';
+  if (s.isSocket()) return 'a socket';
+  return 'a device';
+}
+
 /** Who holds the lock at `path`, if anyone (a torn or foreign file reads as undefined). */
 export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
   try {
-    return parseHolder(await readFile(path, 'utf8'));
+    return parseHolder(await readLockText(path));
   } catch {
     return undefined;
   }
@@ -102,7 +127,7 @@ async function breakIfStale(path: string, seen: string): Promise<void> {
     return;
   }
   try {
-    const now = await readFile(path, 'utf8').catch(() => undefined);
+    const now = await readLockText(path).catch(() => undefined);
     if (now === undefined || now !== seen) return;
     const holder = parseHolder(now);
     if (holder && isProcessAlive(holder.pid, holder.startTime)) return;
@@ -125,12 +150,12 @@ const UNREADABLE = Symbol('unreadable');
 /**
  * The lock file's text; GONE when it was released meanwhile; UNREADABLE when
  * this process may not read it (waited on like a file it cannot judge).
- * Anything else (a directory or a link to nothing in its place) would only
- * come back every turn, and is an error.
+ * Anything else (a directory, a FIFO or a link to nothing in its place)
+ * would only come back every turn, and is an error.
  */
 async function readHolderFile(path: string): Promise<string | typeof GONE | typeof UNREADABLE> {
   try {
-    return await readFile(path, 'utf8');
+    return await readLockText(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') return UNREADABLE;
@@ -165,23 +190,30 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   const content = `${JSON.stringify(me)}\n`;
   const deadline = Date.now() + timeoutMs;
   let told = false;
+  let gone = 0;
   for (;;) {
     const created = await tryCreate(path, content).catch((error: unknown) => {
       throw cannotLock(path, error);
     });
     if (created) break;
     const seen = await readHolderFile(path);
-    if (seen === GONE) continue; // released between our create and read: try again at once
-    const holder = seen === UNREADABLE ? undefined : parseHolder(seen);
+    // Released between our create and read: try again at once. Not for ever at
+    // full speed: where the two keep disagreeing (a network filesystem's
+    // cached lookups), it is waited on like a holder, up to the deadline.
+    if (seen === GONE && ++gone <= 2) continue;
+    if (seen !== GONE) gone = 0;
+    const holder = typeof seen === 'string' ? parseHolder(seen) : undefined;
     const alive = holder !== undefined && isProcessAlive(holder.pid, holder.startTime);
-    if (!alive && seen !== UNREADABLE) {
+    if (!alive && typeof seen === 'string') {
       await breakIfStale(path, seen);
-      const after = await readFile(path, 'utf8').catch(() => undefined);
+      const after = await readLockText(path).catch(() => undefined);
       if (after !== seen) continue;
     }
     const who = holder
       ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}${alive ? '' : ', not running'}`
-      : 'whose lock file is unreadable (remove it if no simplectl is running)';
+      : seen === GONE
+        ? 'which exists to an exclusive create but reads as missing'
+        : 'whose lock file is unreadable (remove it if no simplectl is running)';
     // A live holder is named, and a file this process may not read; not a file not yet parsed,
     // which may be one between its holder's create and write.
     if ((alive || seen === UNREADABLE) && !told) {
@@ -202,7 +234,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       if (released) return;
       released = true;
       // Only remove the file if it is still ours: never delete a lock someone else took.
-      const now = await readFile(path, 'utf8').catch(() => undefined);
+      const now = await readLockText(path).catch(() => undefined);
       if (now === content) await unlink(path).catch(() => {});
     },
   };

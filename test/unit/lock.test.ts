@@ -105,8 +105,15 @@ describe('lock', () => {
     const blocked = lockFile();
     mkdirSync(blocked);
     await expect(acquireLock(blocked, { timeoutMs: 60_000 })).rejects.toThrow(
-      `cannot take the lock ${blocked}: EISDIR`,
+      `cannot take the lock ${blocked}: it is a directory, not a regular file`,
     );
+    // A FIFO: reading it would wait for a writer; it is said at once instead.
+    const fifo = lockFile();
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expect(acquireLock(fifo, { timeoutMs: 60_000 })).rejects.toThrow(
+      `cannot take the lock ${fifo}: it is a FIFO, not a regular file`,
+    );
+    expect(await readLockHolder(fifo)).toBeUndefined();
     const dangling = lockFile();
     symlinkSync(join(dirname(dangling), 'nowhere'), dangling);
     await expect(acquireLock(dangling, { timeoutMs: 60_000 })).rejects.toThrow(
