@@ -62,25 +62,31 @@ function parseHolder(text: string): LockHolder | undefined {
 /**
  * The text of the lock file at `path`. Anything but a regular file is refused
  * without reading it: reading a FIFO would wait for a writer that may never
- * come, so it is opened without blocking and looked at first.
+ * come, opening a device may act on it, and a socket cannot be opened. It
+ * is looked at before it is opened, and again once open, without blocking,
+ * in case it was replaced between the two.
  */
 async function readLockText(path: string): Promise<string> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  refuseNonFile(await stat(path));
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
-    const kind = fileKind(await handle.stat());
-    if (kind !== undefined) throw new Error(`it is ${kind}, not a regular file`);
+    refuseNonFile(await handle.stat());
     return await handle.readFile('utf8');
   } finally {
     await handle.close();
   }
 }
 
-function fileKind(s: Stats): string | undefined {
-  if (s.isFile()) return undefined;
-  if (s.isDirectory()) return 'a directory';
-  if (s.isFIFO()) return 'a FIFO';
-  if (s.isSocket()) return 'a socket';
-  return 'a device';
+function refuseNonFile(s: Stats): void {
+  if (s.isFile()) return;
+  const kind = s.isDirectory()
+    ? 'a directory'
+    : s.isFIFO()
+      ? 'a FIFO'
+      : s.isSocket()
+        ? 'a socket'
+        : 'a device';
+  throw new Error(`it is ${kind}, not a regular file`);
 }
 
 /** Who holds the lock at `path`, if anyone (a torn or foreign file reads as undefined). */
@@ -149,7 +155,8 @@ const UNREADABLE = Symbol('unreadable');
 
 /**
  * The lock file's text; GONE when it was released meanwhile; UNREADABLE when
- * this process may not read it (waited on like a file it cannot judge).
+ * this process may not read it, or not now (another process's lease): it is
+ * waited on like a file it cannot judge.
  * Anything else (a directory, a FIFO or a link to nothing in its place)
  * would only come back every turn, and is an error.
  */
@@ -158,7 +165,7 @@ async function readHolderFile(path: string): Promise<string | typeof GONE | type
     return await readLockText(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') return UNREADABLE;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EAGAIN') return UNREADABLE;
     if (code !== 'ENOENT' && code !== 'ESTALE') throw cannotLock(path, error);
     // Exclusive create fails on a symbolic link to nothing, which reads as missing.
     const link = await lstat(path).then(
@@ -190,33 +197,35 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   const content = `${JSON.stringify(me)}\n`;
   const deadline = Date.now() + timeoutMs;
   let told = false;
-  let gone = 0;
+  /**
+   * Tries made again at once since the last pause: after a release between
+   * our create and read, or a break. Not for ever at full speed: where the
+   * create and the reads keep disagreeing (a network filesystem's cached
+   * lookups), or the file keeps changing, it is waited on like a holder.
+   */
+  let quick = 0;
   for (;;) {
     const created = await tryCreate(path, content).catch((error: unknown) => {
       throw cannotLock(path, error);
     });
     if (created) break;
     const seen = await readHolderFile(path);
-    // Released between our create and read: try again at once. Not for ever at
-    // full speed: where the two keep disagreeing (a network filesystem's
-    // cached lookups), it is waited on like a holder, up to the deadline.
-    if (seen === GONE && ++gone <= 2) continue;
-    if (seen !== GONE) gone = 0;
+    if (seen === GONE && quick++ < 2) continue;
     const holder = typeof seen === 'string' ? parseHolder(seen) : undefined;
     const alive = holder !== undefined && isProcessAlive(holder.pid, holder.startTime);
     if (!alive && typeof seen === 'string') {
       await breakIfStale(path, seen);
       const after = await readLockText(path).catch(() => undefined);
-      if (after !== seen) continue;
+      if (after !== seen && quick++ < 2) continue;
     }
     const who = holder
       ? `held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''} since ${holder.since}${alive ? '' : ', not running'}`
       : seen === GONE
-        ? 'which exists to an exclusive create but reads as missing'
+        ? "whose lock file is reported both there and missing (a network filesystem's stale cache?); remove it if no simplectl is running"
         : 'whose lock file is unreadable (remove it if no simplectl is running)';
-    // A live holder is named, and a file this process may not read; not a file not yet parsed,
-    // which may be one between its holder's create and write.
-    if ((alive || seen === UNREADABLE) && !told) {
+    // Named: a live holder, and a file this process cannot read or find; not a
+    // file not yet parsed, which may be one between its holder's create and write.
+    if ((alive || typeof seen !== 'string') && !told) {
       told = true;
       options.onWait?.(who);
     }
@@ -225,6 +234,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
         `timed out after ${(timeoutMs / 1000).toFixed(1)} s waiting for the lock ${path}, ${who}`,
       );
     }
+    quick = 0;
     await new Promise((r) => setTimeout(r, pollMs / 2 + Math.random() * pollMs));
   }
   let released = false;
