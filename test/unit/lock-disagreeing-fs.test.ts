@@ -6,12 +6,12 @@
  * machine), so node:fs/promises answers for the one lock path as it would;
  * every other path is the real filesystem.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { acquireLock } from '../../src/adapters/lock.js';
+import { deadPid } from '../fixtures/dead-pid.js';
 
 const fake = vi.hoisted(() => ({
   path: '',
@@ -83,7 +83,7 @@ function disagreeing(reads: 'missing' | 'changing'): string {
   fake.path = join(dir, 'assign.lock');
   fake.reads = reads;
   fake.creates = 0;
-  fake.deadPid = Number(String(spawnSync('sh', ['-c', 'echo $$']).stdout).trim());
+  fake.deadPid = deadPid();
   return fake.path;
 }
 

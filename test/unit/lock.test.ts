@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireLock, readLockHolder, withLock } from '../../src/adapters/lock.js';
 import { isProcessAlive, processStartTime } from '../../src/adapters/processes.js';
+import { deadPid } from '../fixtures/dead-pid.js';
 
 const dirs: string[] = [];
 function lockFile(): string {
@@ -23,12 +24,6 @@ function lockFile(): string {
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-/** The pid of a process that has exited. */
-function deadPid(): number {
-  const r = spawnSync('sh', ['-c', 'echo $$']);
-  return Number(String(r.stdout).trim());
-}
 
 describe('lock', () => {
   it('serialises holders: no two run their critical section at once', async () => {
