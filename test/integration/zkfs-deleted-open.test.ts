@@ -55,6 +55,20 @@ except OSError as e:
 print('closed')
 `;
 
+/** Opens n for reading, says "open", and once a line comes in makes it mode 600 through the descriptor; says how that ended. */
+const OPEN_THEN_FCHMOD = `
+import os, sys
+fd = os.open('n', os.O_RDONLY)
+print('open', flush=True)
+sys.stdin.readline()
+try:
+    os.fchmod(fd, 0o600)
+    print('changed')
+except OSError as e:
+    print('fchmod:', e.strerror)
+os.close(fd)
+`;
+
 /** Drops the kernel's clean pages: the next read through a descriptor asks the daemon. */
 function dropPages(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '1');
@@ -541,6 +555,39 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     } finally {
       closeSync(held);
     }
+    await m.unmount();
+  });
+
+  it("leaves the mode of another host's file alone when a program holding the file it replaced fchmods it as the watch comes back", async () => {
+    // fchmod(2) names the node the program holds, not a path. Sent while the mount still
+    // checked which names the kernel held were replaced while the connection was down (a proxy
+    // holds those checks' listing back), it reached the new file by the old one's name and set
+    // its mode. Now it waits for the checks, as a stat does, and finds its file gone.
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/n`, Buffer.from('the old file\n'));
+    await sees(m, 'stat -c %a n', '644\n');
+    const program = execa('python3', ['-c', OPEN_THEN_FCHMOD], { cwd: m.dir, reject: false });
+    const said = new Promise<void>((resolve) => {
+      program.stdout?.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('open')) resolve();
+      });
+    });
+    try {
+      await said;
+      await cutOff(proxy, m);
+      await client.remove(`${base}/n`, -1);
+      await client.create(`${base}/n`, Buffer.from('the new file\n'));
+      proxy.holdRequests(OP_GET_CHILDREN2, base);
+      proxy.accept();
+      await proxy.holding();
+      program.stdin?.write('\n');
+      await sleep(300);
+    } finally {
+      proxy.releaseRequests();
+      program.stdin?.end();
+    }
+    expect((await program).stdout).toBe('open\nfchmod: Stale file handle');
+    expect(await m.ok('stat -c %a n; cat n')).toBe('644\nthe new file\n');
     await m.unmount();
   });
 

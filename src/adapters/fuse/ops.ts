@@ -528,16 +528,20 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `setattr ${where()}`,
-          async () => {
-            // Gone since the kernel looked it up (another host renamed or deleted it): truncate(2),
-            // chmod(2) and open(O_TRUNC) walk the path again on ESTALE, and find the name made
-            // again (or make it) or missing, as they would have had they come a moment later.
-            const path = pathOf(h.nodeId, 'ESTALE');
-            const a = await applySetattr(vfs, req, path).catch((error: unknown) => {
-              throw goneIsStale(error, path);
-            });
-            return told(u, h.nodeId, a);
-          },
+          // After the checks of a watch gap, as a GETATTR: before them, a name another host
+          // replaced meanwhile still leads to the new file, and fchmod(2) of a descriptor of the
+          // old one would set the new one's mode.
+          () =>
+            whenSettled(nodes.path(h.nodeId), async () => {
+              // Gone since the kernel looked it up (another host renamed or deleted it): truncate(2),
+              // chmod(2) and open(O_TRUNC) walk the path again on ESTALE, and find the name made
+              // again (or make it) or missing, as they would have had they come a moment later.
+              const path = pathOf(h.nodeId, 'ESTALE');
+              const a = await applySetattr(vfs, req, path).catch((error: unknown) => {
+                throw goneIsStale(error, path);
+              });
+              return told(u, h.nodeId, a);
+            }),
         );
         return;
       }
