@@ -37,6 +37,8 @@ export interface FuseMountOptions {
   subtype: string;
   /** Seconds the kernel may cache attributes, names, listings and pages (kept exact by kernel-notify.ts). */
   attrTimeoutS?: number;
+  /** How long an operation waits for a lost connection (ms): a change waits as long for the checks after it (fuse/ops.ts). */
+  reconnectTimeoutMs?: number;
   /** Microseconds to keep polling for the next request after each answer, rather than sleep (default 0). */
   busyPollUs?: number;
   /** Take requests over io_uring where the kernel offers them (default true; fuse/request-reader.ts). */
@@ -119,6 +121,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         fast,
         ring,
         gapSettled: () => gap?.settled(),
+        changeWaitMs: options.reconnectTimeoutMs,
         goneElsewhere: (leaving) => replaced(leaving),
         nameStale: (path) => dropName(path),
         nodeStale: (id) => device.notify(invalAttrs(id)),

@@ -558,38 +558,60 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
-  it("leaves the mode of another host's file alone when a program holding the file it replaced fchmods it as the watch comes back", async () => {
-    // fchmod(2) names the node the program holds, not a path. Sent while the mount still
-    // checked which names the kernel held were replaced while the connection was down (a proxy
-    // holds those checks' listing back), it reached the new file by the old one's name and set
-    // its mode. Now it waits for the checks, as a stat does, and finds its file gone.
-    const { proxy, base, a: m } = await throughProxy();
-    await client.create(`${base}/n`, Buffer.from('the old file\n'));
-    await sees(m, 'stat -c %a n', '644\n');
-    const program = execa('python3', ['-c', OPEN_THEN_FCHMOD], { cwd: m.dir, reject: false });
-    const said = new Promise<void>((resolve) => {
-      program.stdout?.on('data', (chunk: Buffer) => {
-        if (chunk.toString().includes('open')) resolve();
+  it.each([
+    { when: 'as the watch comes back', downMs: 0 },
+    // Longer than a read waits for the checks (5 s): a session that expires is out for longer.
+    { when: 'while the connection is down, for longer than a read waits for the checks', downMs: 6000 },
+  ])(
+    "leaves the mode of another host's file alone when a program holding the file it replaced fchmods it $when",
+    async ({ downMs }) => {
+      // fchmod(2) names the node the program holds, not a path. Sent before the mount had
+      // checked which names the kernel held were replaced while the connection was down (a
+      // proxy holds those checks' listing back), it reached the new file by the old one's name
+      // and set its mode. Now it waits for the checks and finds its file gone.
+      const { proxy, base, a: m } = await throughProxy();
+      await client.create(`${base}/n`, Buffer.from('the old file\n'));
+      await sees(m, 'stat -c %a n', '644\n');
+      const program = execa('python3', ['-c', OPEN_THEN_FCHMOD], {
+        cwd: m.dir,
+        reject: false,
+        timeout: 60_000,
       });
-    });
-    try {
-      await said;
-      await cutOff(proxy, m);
-      await client.remove(`${base}/n`, -1);
-      await client.create(`${base}/n`, Buffer.from('the new file\n'));
-      proxy.holdRequests(OP_GET_CHILDREN2, base);
-      proxy.accept();
-      await proxy.holding();
-      program.stdin?.write('\n');
-      await sleep(300);
-    } finally {
-      proxy.releaseRequests();
-      program.stdin?.end();
-    }
-    expect((await program).stdout).toBe('open\nfchmod: Stale file handle');
-    expect(await m.ok('stat -c %a n; cat n')).toBe('644\nthe new file\n');
-    await m.unmount();
-  });
+      const opened = new Promise<boolean>((resolve) => {
+        program.stdout?.on('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('open')) resolve(true);
+        });
+        void program.then(() => resolve(false));
+      });
+      const setattrs = async () => (await mountStatus(m.dir)).operations.byName?.setattr ?? 0;
+      try {
+        expect(await opened).toBe(true);
+        await cutOff(proxy, m);
+        await client.remove(`${base}/n`, -1);
+        await client.create(`${base}/n`, Buffer.from('the new file\n'));
+        const before = await setattrs();
+        const fchmod = async () => {
+          program.stdin?.write('\n');
+          await eventually(async () => (await setattrs()) > before, 'the fchmod sent');
+        };
+        if (downMs > 0) {
+          await fchmod();
+          await sleep(downMs);
+        }
+        proxy.holdRequests(OP_GET_CHILDREN2, base);
+        proxy.accept();
+        await proxy.holding();
+        if (downMs === 0) await fchmod();
+        await sleep(300);
+      } finally {
+        proxy.releaseRequests();
+        program.stdin?.end();
+      }
+      expect((await program).stdout).toBe('open\nfchmod: Stale file handle');
+      expect(await m.ok('stat -c %a n; cat n')).toBe('644\nthe new file\n');
+      await m.unmount();
+    },
+  );
 
   it('answers at once when its watch cannot be set again after a connection loss, not after waiting for checks that never come', async () => {
     // The server drops the connection at each addWatch (as one older than 3.6 may): the mount

@@ -95,6 +95,13 @@ export interface OpsOptions {
    */
   gapSettled?(): Promise<void> | undefined;
   /**
+   * How long a change through a node the kernel holds (SETATTR) waits for
+   * those checks at most, however many of gapSettled()'s waits that takes:
+   * as long as an operation waits for a lost connection (ms; default 0,
+   * one such wait).
+   */
+  changeWaitMs?: number;
+  /**
    * A name a rename or create here has just made was deleted by another
    * host right after (`leaving`: the node put there, as this mount made or
    * moved it): as for a deletion the watch reports (fuse.ts).
@@ -373,10 +380,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * deletion of the node was taken for this removal's own while it was out
    * (own-writes.ts). An open or read of the path (which the node the kernel
    * holds, at its size, stood for) waits for it, then finds that node gone,
-   * and opens or reads it as it was.
+   * and opens or reads it as it was; a change of its attributes waits too,
+   * and then finds it gone (ESTALE).
    */
   const leavingNames = new Map<string, Promise<void>>();
-  /** Awaits `removal` of the node at each of `paths`, with opens and reads of them waiting for it. */
+  /** Awaits `removal` of the node at each of `paths`, with opens, reads and attribute changes of them waiting for it. */
   const removing = async (paths: readonly string[], removal: Promise<void>): Promise<void> => {
     for (const path of paths) leavingNames.set(path, removal);
     try {
@@ -405,6 +413,21 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   ): Buffer | Promise<Buffer> => {
     const pending = pendingFor(path);
     return pending ? pending.then(work) : work();
+  };
+  /**
+   * `work` once what node `id` waits for is done, for a change made through
+   * it. A read that spanned the checks of a watch gap is made again after
+   * them; a change cannot be taken back, so it waits them out, through as
+   * many of gapSettled()'s waits as a long gap takes (a session that
+   * expired is out for longer than one), up to `changeWaitMs`.
+   */
+  const whenSettledToChange = async (id: number, work: () => Promise<Buffer>): Promise<Buffer> => {
+    const until = Date.now() + (o.changeWaitMs ?? 0);
+    for (let pending = pendingFor(nodes.path(id)); pending; pending = pendingFor(nodes.path(id))) {
+      await pending;
+      if (Date.now() >= until) break;
+    }
+    return work();
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
   const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
@@ -528,11 +551,13 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `setattr ${where()}`,
-          // After the checks of a watch gap, as a GETATTR: before them, a name another host
-          // replaced meanwhile still leads to the new file, and fchmod(2) of a descriptor of the
-          // old one would set the new one's mode.
+          // After a removal of the node here and the checks of a watch gap: before them, a name
+          // another host replaced meanwhile still leads to the new file, and fchmod(2), fchown(2)
+          // or futimens(2) of a descriptor of the old one would change the new one. Found gone,
+          // the node answers ESTALE (a call by path walks it again; one through a descriptor
+          // fails, where a local disk would change the unlinked file).
           () =>
-            whenSettled(nodes.path(h.nodeId), async () => {
+            whenSettledToChange(h.nodeId, async () => {
               // Gone since the kernel looked it up (another host renamed or deleted it): truncate(2),
               // chmod(2) and open(O_TRUNC) walk the path again on ESTALE, and find the name made
               // again (or make it) or missing, as they would have had they come a moment later.

@@ -282,6 +282,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         busyPollUs: resolved.busyPollUs,
         ioUring: resolved.ioUring,
         attrTimeoutS: coherence.attrTimeoutMs / 1000,
+        reconnectTimeoutMs: coherence.reconnectTimeoutMs,
         log,
       });
     } catch (error) {
