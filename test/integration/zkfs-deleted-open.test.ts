@@ -69,6 +69,24 @@ except OSError as e:
 os.close(fd)
 `;
 
+/**
+ * Reads x, says "ready", and once a line comes in waits 6 s, stats its working directory and
+ * unlinks x; says why the unlink failed, if it did, then "done".
+ */
+const UNLINK_WHEN_TOLD = `
+import os, sys, time
+print(open('x').read(), end='')
+print('ready', flush=True)
+sys.stdin.readline()
+time.sleep(6)
+os.stat('.')
+try:
+    os.unlink('x')
+except OSError as e:
+    print(e.strerror)
+print('done')
+`;
+
 /** Drops the kernel's clean pages: the next read through a descriptor asks the daemon. */
 function dropPages(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '1');
@@ -612,6 +630,47 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       await m.unmount();
     },
   );
+
+  it("does not remove a file from another host's directory that replaced the one a program works in while the connection was down", async () => {
+    // The program's unlink named x in its working directory, the node the kernel holds. Sent
+    // while the connection was down, it went out as the connection came back, ahead of the
+    // checks that find that directory deleted and made again, and removed the new directory's
+    // x. (Its stat of . first: a stat waits for the checks 5 s at most, then answers from
+    // memory, and the kernel then lets the unlink through without asking again.) Now the unlink
+    // waits for the checks, and finds its directory gone, as on a local disk.
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/d`, Buffer.alloc(0));
+    await client.create(`${base}/d/x`, Buffer.from('the old x\n'));
+    const program = execa('python3', ['-c', UNLINK_WHEN_TOLD], {
+      cwd: join(m.dir, 'd'),
+      reject: false,
+      timeout: 60_000,
+    });
+    const ready = new Promise<boolean>((resolve) => {
+      program.stdout?.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('ready')) resolve(true);
+      });
+      void program.then(() => resolve(false));
+    });
+    const unlinks = async () => (await mountStatus(m.dir)).operations.byName?.unlink ?? 0;
+    try {
+      expect(await ready).toBe(true);
+      await cutOff(proxy, m);
+      await client.remove(`${base}/d/x`, -1);
+      await client.remove(`${base}/d`, -1);
+      await client.create(`${base}/d`, Buffer.alloc(0));
+      await client.create(`${base}/d/x`, Buffer.from('the new x\n'));
+      const before = await unlinks();
+      program.stdin?.write('\n');
+      await eventually(async () => (await unlinks()) > before, 'the unlink sent', 25_000);
+    } finally {
+      proxy.accept();
+      program.stdin?.end();
+    }
+    expect((await program).stdout).toBe('the old x\nready\nNo such file or directory\ndone');
+    expect((await client.getData(`${base}/d/x`)).data.toString()).toBe('the new x\n');
+    await m.unmount();
+  });
 
   it('answers at once when its watch cannot be set again after a connection loss, not after waiting for checks that never come', async () => {
     // The server drops the connection at each addWatch (as one older than 3.6 may): the mount

@@ -29,9 +29,10 @@
  * A lookup or listing of a held name waits for them too: handed out before
  * them, the old node would take the new file's attributes, then be found
  * gone and answer with the old file's data. A change of a held node's
- * attributes (fchmod on a descriptor of the old file) would change the new
- * one: it waits for the checks however many settled() waits they take,
- * bounded by the reconnect timeout (ops.ts). And a name the kernel is handed
+ * attributes (fchmod on a descriptor of the old file), or of the names in
+ * a held directory (an unlink in a program's working directory), would
+ * change the new one: it waits for the checks however many settled() waits
+ * they take, bounded by the reconnect timeout (ops.ts). And a name the kernel is handed
  * while the watch is down is in no picture: a lookup or listing whose reads
  * span a gap reads again once settled() (ops.ts, listings.ts), so that the
  * kernel does not take a node read before the watch was back, which another

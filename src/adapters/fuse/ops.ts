@@ -415,15 +415,29 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     return pending ? pending.then(work) : work();
   };
   /**
-   * `work` once what node `id` waits for is done, for a change made through
-   * it. A read that spanned the checks of a watch gap is made again after
-   * them; a change cannot be taken back, so it waits them out, through as
-   * many of gapSettled()'s waits as a long gap takes (a session that
-   * expired is out for longer than one), up to `changeWaitMs`.
+   * `work` once what nodes `ids` wait for is done, for a change made
+   * through them: a node's attributes, or a name made or removed in a
+   * directory. A read that spanned the checks of a watch gap is made again
+   * after them; a change cannot be taken back, so it waits them out,
+   * through as many of gapSettled()'s waits as a long gap takes (a session
+   * that expired is out for longer than one), up to `changeWaitMs`. Before
+   * them, a directory another host removed and made again meanwhile is the
+   * new one by the old one's path: `rm x` in a shell whose working
+   * directory was the old one removed the new one's x.
    */
-  const whenSettledToChange = async (id: number, work: () => Promise<Buffer>): Promise<Buffer> => {
+  const whenSettledToChange = async (
+    ids: readonly number[],
+    work: () => Promise<Buffer>,
+  ): Promise<Buffer> => {
     const until = Date.now() + (o.changeWaitMs ?? 0);
-    for (let pending = pendingFor(nodes.path(id)); pending; pending = pendingFor(nodes.path(id))) {
+    const pendingForAny = () => {
+      for (const id of ids) {
+        const pending = pendingFor(nodes.path(id));
+        if (pending) return pending;
+      }
+      return undefined;
+    };
+    for (let pending = pendingForAny(); pending; pending = pendingForAny()) {
       await pending;
       if (Date.now() >= until) break;
     }
@@ -557,7 +571,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           // the node answers ESTALE (a call by path walks it again; one through a descriptor
           // fails, where a local disk would change the unlinked file).
           () =>
-            whenSettledToChange(h.nodeId, async () => {
+            whenSettledToChange([h.nodeId], async () => {
               // Gone since the kernel looked it up (another host renamed or deleted it): truncate(2),
               // chmod(2) and open(O_TRUNC) walk the path again on ESTALE, and find the name made
               // again (or make it) or missing, as they would have had they come a moment later.
@@ -583,11 +597,12 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `symlink ${whereChild(name)}`,
-          async () => {
-            const path = childPath(pathOf(h.nodeId), name);
-            await vfs.symlink(target, path, callerOf(h));
-            return entry(u, path);
-          },
+          () =>
+            whenSettledToChange([h.nodeId], async () => {
+              const path = childPath(pathOf(h.nodeId), name);
+              await vfs.symlink(target, path, callerOf(h));
+              return entry(u, path);
+            }),
         );
         return;
       }
@@ -598,11 +613,12 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `mkdir ${whereChild(name)}`,
-          async () => {
-            const path = childPath(pathOf(h.nodeId), name);
-            await vfs.mkdir(path, mode, callerOf(h));
-            return entry(u, path);
-          },
+          () =>
+            whenSettledToChange([h.nodeId], async () => {
+              const path = childPath(pathOf(h.nodeId), name);
+              await vfs.mkdir(path, mode, callerOf(h));
+              return entry(u, path);
+            }),
         );
         return;
       }
@@ -613,20 +629,21 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `${op} ${whereChild(name)}`,
-          async () => {
-            const path = childPath(pathOf(h.nodeId), name);
-            const leaving = orphans.leaving(path);
-            const removal = (op === 'unlink' ? vfs.unlink(path) : vfs.rmdir(path)).then(
-              () => orphans.gone(leaving),
-              (error: unknown) => {
-                // Gone already: another host's deletion, which may have been heard as this one's.
-                if (isFsError(error) && error.code === 'ENOENT') orphans.gone(leaving);
-                throw error;
-              },
-            );
-            await removing([path], removal);
-            return errorReply(u, 0);
-          },
+          () =>
+            whenSettledToChange([h.nodeId], async () => {
+              const path = childPath(pathOf(h.nodeId), name);
+              const leaving = orphans.leaving(path);
+              const removal = (op === 'unlink' ? vfs.unlink(path) : vfs.rmdir(path)).then(
+                () => orphans.gone(leaving),
+                (error: unknown) => {
+                  // Gone already: another host's deletion, which may have been heard as this one's.
+                  if (isFsError(error) && error.code === 'ENOENT') orphans.gone(leaving);
+                  throw error;
+                },
+              );
+              await removing([path], removal);
+              return errorReply(u, 0);
+            }),
         );
         return;
       }
@@ -636,30 +653,31 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `rename ${where()}`,
-          async () => {
-            const from = childPath(pathOf(h.nodeId), req.oldName);
-            const to = childPath(pathOf(req.newDir), req.newName);
-            // A file renamed over stays readable to programs holding it open.
-            const replaced = orphans.leaving(to);
-            // Taken before: once the name is another host's file, memory describes that one.
-            const moving = orphans.leaving(from);
-            const done = renameNode(vfs, from, to, req.flags).then(async () => {
-              // Another host's deletion of `from` was heard since the kernel looked it up (its node
-              // kept as it was, in orphans): the node moved is not that one, which the kernel is
-              // about to call `to`, with the old file's pages.
-              const movedOther = moving === undefined || nodes.idOf(from) !== moving.id;
-              orphans.gone(replaced);
-              nodes.renamed(from, to);
-              if (movedOther) o.nameStale?.(to);
-              // Another host's rename over `to` right after this one: its notices came before this
-              // rename's reply was acted on, so the node moved to `to` stands for a file now gone.
-              // A stat meanwhile waits for this (whenSettled), and never gets the new file's size.
-              else if (await vfs.replacedSinceMade(to).catch(() => false))
-                o.goneElsewhere?.({ ...moving, path: to });
-            });
-            await removing([from, to], done);
-            return errorReply(u, 0);
-          },
+          () =>
+            whenSettledToChange([h.nodeId, req.newDir], async () => {
+              const from = childPath(pathOf(h.nodeId), req.oldName);
+              const to = childPath(pathOf(req.newDir), req.newName);
+              // A file renamed over stays readable to programs holding it open.
+              const replaced = orphans.leaving(to);
+              // Taken before: once the name is another host's file, memory describes that one.
+              const moving = orphans.leaving(from);
+              const done = renameNode(vfs, from, to, req.flags).then(async () => {
+                // Another host's deletion of `from` was heard since the kernel looked it up (its node
+                // kept as it was, in orphans): the node moved is not that one, which the kernel is
+                // about to call `to`, with the old file's pages.
+                const movedOther = moving === undefined || nodes.idOf(from) !== moving.id;
+                orphans.gone(replaced);
+                nodes.renamed(from, to);
+                if (movedOther) o.nameStale?.(to);
+                // Another host's rename over `to` right after this one: its notices came before this
+                // rename's reply was acted on, so the node moved to `to` stands for a file now gone.
+                // A stat meanwhile waits for this (whenSettled), and never gets the new file's size.
+                else if (await vfs.replacedSinceMade(to).catch(() => false))
+                  o.goneElsewhere?.({ ...moving, path: to });
+              });
+              await removing([from, to], done);
+              return errorReply(u, 0);
+            }),
         );
         return;
       }
@@ -706,16 +724,17 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         answer(
           h,
           () => `create ${whereChild(name)}`,
-          async () => {
-            const path = childPath(pathOf(h.nodeId), name);
-            const created = await vfs.create(path, mode, flags, callerOf(h));
-            const { id, attr } = created.attr ? handOutAs(path, created.attr) : await handOut(path);
-            // Deleted or replaced by another host right after: the program gets the file it made,
-            // and the name, once this reply is in, the node under it now.
-            const leaving = created.gone && orphans.leaving(path, created.gone);
-            if (leaving) o.goneElsewhere?.(leaving);
-            return createReply(u, id, attr, validS(), created.fh, OpenFlag.KEEP_CACHE);
-          },
+          () =>
+            whenSettledToChange([h.nodeId], async () => {
+              const path = childPath(pathOf(h.nodeId), name);
+              const created = await vfs.create(path, mode, flags, callerOf(h));
+              const { id, attr } = created.attr ? handOutAs(path, created.attr) : await handOut(path);
+              // Deleted or replaced by another host right after: the program gets the file it made,
+              // and the name, once this reply is in, the node under it now.
+              const leaving = created.gone && orphans.leaving(path, created.gone);
+              if (leaving) o.goneElsewhere?.(leaving);
+              return createReply(u, id, attr, validS(), created.fh, OpenFlag.KEEP_CACHE);
+            }),
         );
         return;
       }
