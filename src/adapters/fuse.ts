@@ -10,6 +10,7 @@
  */
 import { NodeTable } from '../core/fuse/node-table.js';
 import { invalAttrs, invalEntry, invalInode } from '../core/fuse/notifications.js';
+import { DEFAULT_RECONNECT_TIMEOUT_S } from '../core/zkfs/coherence-options.js';
 import { baseName, parentPath, toMountPath, toZnode } from '../core/zkfs/paths.js';
 import { run } from './exec.js';
 import type { PollCounters } from './fuse/busy-poll.js';
@@ -37,7 +38,7 @@ export interface FuseMountOptions {
   subtype: string;
   /** Seconds the kernel may cache attributes, names, listings and pages (kept exact by kernel-notify.ts). */
   attrTimeoutS?: number;
-  /** How long an operation waits for a lost connection (ms): a change waits as long for the checks after it (fuse/ops.ts). */
+  /** How long an operation waits for a lost connection (ms; default 30 s): a change waits as long for the checks after it (fuse/ops.ts). */
   reconnectTimeoutMs?: number;
   /** Microseconds to keep polling for the next request after each answer, rather than sleep (default 0). */
   busyPollUs?: number;
@@ -121,7 +122,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         fast,
         ring,
         gapSettled: () => gap?.settled(),
-        changeWaitMs: options.reconnectTimeoutMs,
+        changeWaitMs: options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_S * 1000,
         goneElsewhere: (leaving) => replaced(leaving),
         nameStale: (path) => dropName(path),
         nodeStale: (id) => device.notify(invalAttrs(id)),

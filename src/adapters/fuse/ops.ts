@@ -95,12 +95,12 @@ export interface OpsOptions {
    */
   gapSettled?(): Promise<void> | undefined;
   /**
-   * How long a change through a node the kernel holds (SETATTR) waits for
+   * How long a change through a node the kernel holds (SETATTR; CREATE,
+   * MKDIR, SYMLINK, UNLINK, RMDIR, RENAME in a directory it holds) waits for
    * those checks at most, however many of gapSettled()'s waits that takes:
-   * as long as an operation waits for a lost connection (ms; default 0,
-   * one such wait).
+   * as long as an operation waits for a lost connection (ms).
    */
-  changeWaitMs?: number;
+  changeWaitMs: number;
   /**
    * A name a rename or create here has just made was deleted by another
    * host right after (`leaving`: the node put there, as this mount made or
@@ -381,7 +381,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * (own-writes.ts). An open or read of the path (which the node the kernel
    * holds, at its size, stood for) waits for it, then finds that node gone,
    * and opens or reads it as it was; a change of its attributes waits too,
-   * and then finds it gone (ESTALE).
+   * and then finds it gone (ESTALE), or, after a rename, follows it.
    */
   const leavingNames = new Map<string, Promise<void>>();
   /** Awaits `removal` of the node at each of `paths`, with opens, reads and attribute changes of them waiting for it. */
@@ -420,16 +420,20 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * directory. A read that spanned the checks of a watch gap is made again
    * after them; a change cannot be taken back, so it waits them out,
    * through as many of gapSettled()'s waits as a long gap takes (a session
-   * that expired is out for longer than one), up to `changeWaitMs`. Before
-   * them, a directory another host removed and made again meanwhile is the
-   * new one by the old one's path: `rm x` in a shell whose working
-   * directory was the old one removed the new one's x.
+   * that expired is out for longer than one). Before them, a node another
+   * host replaced meanwhile leads to the new one by the old one's path:
+   * fchmod of a descriptor of the old file set the new file's mode, and
+   * `rm x` in a program's working directory, made again elsewhere, removed
+   * the new directory's x. Should they not be done within `changeWaitMs`,
+   * ETIMEDOUT, as for an operation whose connection did not come back: sent
+   * after that, the change could again go out ahead of them. While any gap
+   * is being checked, every such change waits: the checks are the mount's,
+   * not a directory's.
    */
   const whenSettledToChange = async (
     ids: readonly number[],
     work: () => Promise<Buffer>,
   ): Promise<Buffer> => {
-    const until = Date.now() + (o.changeWaitMs ?? 0);
     const pendingForAny = () => {
       for (const id of ids) {
         const pending = pendingFor(nodes.path(id));
@@ -437,9 +441,23 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       }
       return undefined;
     };
-    for (let pending = pendingForAny(); pending; pending = pendingForAny()) {
-      await pending;
-      if (Date.now() >= until) break;
+    let pending = pendingForAny();
+    if (!pending) return work();
+    const until = Date.now() + o.changeWaitMs;
+    while (pending) {
+      const left = until - Date.now();
+      if (left <= 0) {
+        throw new FsError(
+          'ETIMEDOUT',
+          'the names the kernel held across a watch gap are still being checked',
+        );
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const giveUp = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left);
+      });
+      await Promise.race([pending, giveUp]).finally(() => clearTimeout(timer));
+      pending = pendingForAny();
     }
     return work();
   };
