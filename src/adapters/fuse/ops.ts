@@ -117,6 +117,12 @@ export interface OpsOptions {
 }
 
 const O_ACCMODE = 0o3;
+/**
+ * How much longer than --reconnect-timeout a change waits for the checks of
+ * a watch gap: they take a listing per directory once the watch is back, so
+ * a connection back just in time still leaves them time to run.
+ */
+const CHECKS_GRACE_MS = 5000;
 /** Operations the kernel may send that zkfs does not implement; it falls back or gives up by itself. */
 const UNSUPPORTED: ReadonlyMap<number, number> = new Map([
   [Op.OPENDIR, ENOSYS],
@@ -424,42 +430,49 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * host replaced meanwhile leads to the new one by the old one's path:
    * fchmod of a descriptor of the old file set the new file's mode, and
    * `rm x` in a program's working directory, made again elsewhere, removed
-   * the new directory's x. Should they not be done within `changeWaitMs`,
-   * ETIMEDOUT, as for an operation whose connection did not come back: sent
-   * after that, the change could again go out ahead of them. While any gap
-   * is being checked, every such change waits: the checks are the mount's,
-   * not a directory's.
+   * the new directory's x. Should they not be done within `changeWaitMs`
+   * (and CHECKS_GRACE_MS for the checks themselves, once the connection is
+   * back late), ETIMEDOUT, as for an operation whose connection did not come
+   * back: sent after that, the change could again go out ahead of them.
+   * While any gap is being checked, every such change waits: the checks are
+   * the mount's, not a directory's.
    */
   const whenSettledToChange = async (
     ids: readonly number[],
     work: () => Promise<Buffer>,
   ): Promise<Buffer> => {
-    const pendingForAny = () => {
+    const leavingAny = () => {
       for (const id of ids) {
-        const pending = pendingFor(nodes.path(id));
-        if (pending) return pending;
+        const path = nodes.path(id);
+        const leaving = path === undefined ? undefined : leavingNames.get(path);
+        if (leaving) return leaving;
       }
       return undefined;
     };
-    let pending = pendingForAny();
-    if (!pending) return work();
-    const until = Date.now() + o.changeWaitMs;
-    while (pending) {
+    let until: number | undefined;
+    for (;;) {
+      // A removal here ends by itself: each of its requests has its own time limit.
+      const leaving = leavingAny();
+      if (leaving) {
+        await leaving.catch(() => {});
+        continue;
+      }
+      const checks = o.gapSettled?.();
+      if (!checks) return work();
+      until ??= Date.now() + o.changeWaitMs + CHECKS_GRACE_MS;
       const left = until - Date.now();
       if (left <= 0) {
         throw new FsError(
           'ETIMEDOUT',
-          'the names the kernel held across a watch gap are still being checked',
+          `not made: the names the kernel held across a watch gap were still being checked after ${Math.round((o.changeWaitMs + CHECKS_GRACE_MS) / 1000)} s (--reconnect-timeout, and the checks' own time)`,
         );
       }
       let timer: NodeJS.Timeout | undefined;
       const giveUp = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, left);
       });
-      await Promise.race([pending, giveUp]).finally(() => clearTimeout(timer));
-      pending = pendingForAny();
+      await Promise.race([checks, giveUp]).finally(() => clearTimeout(timer));
     }
-    return work();
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
   const cachedAttr = (path: string): FileAttr | typeof NOT_CACHED => {
