@@ -477,6 +477,42 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
   };
 
   /**
+   * A python `script` started in `cwd` on mount `m`, once it has printed `word` (it waits for a
+   * line on its input next); `told` sends that line and resolves once the daemon has counted
+   * one more `op` request (in `zkfsctl status`), so that a test knows the request is in.
+   */
+  const programSaying = async (m: ZkfsMount, script: string, cwd: string, word: string, op: string) => {
+    const program = execa('python3', ['-c', script], { cwd, reject: false, timeout: 60_000 });
+    const said = new Promise<boolean>((resolve) => {
+      program.stdout?.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes(word)) resolve(true);
+      });
+      void program.then(() => resolve(false));
+    });
+    expect(await said).toBe(true);
+    const count = async () => (await mountStatus(m.dir)).operations.byName?.[op] ?? 0;
+    const told = async () => {
+      const before = await count();
+      program.stdin?.write('\n');
+      program.stdin?.end();
+      await eventually(async () => (await count()) > before, `the ${op} sent`);
+    };
+    return { program, told };
+  };
+
+  /** A mount through a proxy (`args`) where a program holds n open, cut off while another client replaces n. */
+  const holdingReplaced = async (args: string[] = []) => {
+    const { proxy, base, a: m } = await throughProxy(args);
+    await client.create(`${base}/n`, Buffer.from('the old file\n'));
+    await sees(m, 'stat -c %a n', '644\n');
+    const { program, told } = await programSaying(m, OPEN_THEN_FCHMOD, m.dir, 'open', 'setattr');
+    await cutOff(proxy, m);
+    await client.remove(`${base}/n`, -1);
+    await client.create(`${base}/n`, Buffer.from('the new file\n'));
+    return { proxy, base, m, program, fchmod: told };
+  };
+
+  /**
    * `n` (the old file) is looked up on a mount through a proxy (by `stat`, or listed by `ls -l`)
    * while its connection goes, and another client replaces it with a shorter file before the
    * connection is back. The lookup is begun while the connection is there (its read of n
@@ -582,31 +618,8 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       // checked which names the kernel held were replaced while the connection was down (a
       // proxy holds those checks' listing back), it reached the new file by the old one's name
       // and set its mode. Now it waits for the checks and finds its file gone.
-      const { proxy, base, a: m } = await throughProxy();
-      await client.create(`${base}/n`, Buffer.from('the old file\n'));
-      await sees(m, 'stat -c %a n', '644\n');
-      const program = execa('python3', ['-c', OPEN_THEN_FCHMOD], {
-        cwd: m.dir,
-        reject: false,
-        timeout: 60_000,
-      });
-      const opened = new Promise<boolean>((resolve) => {
-        program.stdout?.on('data', (chunk: Buffer) => {
-          if (chunk.toString().includes('open')) resolve(true);
-        });
-        void program.then(() => resolve(false));
-      });
-      const setattrs = async () => (await mountStatus(m.dir)).operations.byName?.setattr ?? 0;
+      const { proxy, base, m, program, fchmod } = await holdingReplaced();
       try {
-        expect(await opened).toBe(true);
-        await cutOff(proxy, m);
-        await client.remove(`${base}/n`, -1);
-        await client.create(`${base}/n`, Buffer.from('the new file\n'));
-        const before = await setattrs();
-        const fchmod = async () => {
-          program.stdin?.write('\n');
-          await eventually(async () => (await setattrs()) > before, 'the fchmod sent');
-        };
         if (downMs > 0) {
           await fchmod();
           await sleep(downMs);
@@ -618,7 +631,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
         await sleep(300);
       } finally {
         proxy.releaseRequests();
-        program.stdin?.end();
+        proxy.accept();
       }
       expect((await program).stdout).toBe('open\nfchmod: Stale file handle');
       expect(await m.ok('stat -c %a n; cat n')).toBe('644\nthe new file\n');
@@ -635,30 +648,9 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     async ({ downMs, said }) => {
       // The wait for the checks used to end at its first 5 s turn past the deadline; the change
       // then waited for the connection, and went out with it, ahead of the checks.
-      const { proxy, base, a: m } = await throughProxy(['--reconnect-timeout', '3']);
-      await client.create(`${base}/n`, Buffer.from('the old file\n'));
-      await sees(m, 'stat -c %a n', '644\n');
-      const program = execa('python3', ['-c', OPEN_THEN_FCHMOD], {
-        cwd: m.dir,
-        reject: false,
-        timeout: 60_000,
-      });
-      const opened = new Promise<boolean>((resolve) => {
-        program.stdout?.on('data', (chunk: Buffer) => {
-          if (chunk.toString().includes('open')) resolve(true);
-        });
-        void program.then(() => resolve(false));
-      });
-      const setattrs = async () => (await mountStatus(m.dir)).operations.byName?.setattr ?? 0;
+      const { proxy, m, program, fchmod } = await holdingReplaced(['--reconnect-timeout', '3']);
       try {
-        expect(await opened).toBe(true);
-        await cutOff(proxy, m);
-        await client.remove(`${base}/n`, -1);
-        await client.create(`${base}/n`, Buffer.from('the new file\n'));
-        const before = await setattrs();
-        program.stdin?.write('\n');
-        program.stdin?.end();
-        await eventually(async () => (await setattrs()) > before, 'the fchmod sent');
+        await fchmod();
         await sleep(downMs);
       } finally {
         proxy.accept();
@@ -682,31 +674,16 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     const { proxy, base, a: m } = await throughProxy(['--attr-timeout', '60000']);
     await client.create(`${base}/d`, Buffer.alloc(0));
     await client.create(`${base}/d/x`, Buffer.from('the old x\n'));
-    const program = execa('python3', ['-c', UNLINK_WHEN_TOLD], {
-      cwd: join(m.dir, 'd'),
-      reject: false,
-      timeout: 60_000,
-    });
-    const ready = new Promise<boolean>((resolve) => {
-      program.stdout?.on('data', (chunk: Buffer) => {
-        if (chunk.toString().includes('ready')) resolve(true);
-      });
-      void program.then(() => resolve(false));
-    });
-    const unlinks = async () => (await mountStatus(m.dir)).operations.byName?.unlink ?? 0;
+    const { program, told } = await programSaying(m, UNLINK_WHEN_TOLD, join(m.dir, 'd'), 'ready', 'unlink');
     try {
-      expect(await ready).toBe(true);
       await cutOff(proxy, m);
       await client.remove(`${base}/d/x`, -1);
       await client.remove(`${base}/d`, -1);
       await client.create(`${base}/d`, Buffer.alloc(0));
       await client.create(`${base}/d/x`, Buffer.from('the new x\n'));
-      const before = await unlinks();
-      program.stdin?.write('\n');
-      await eventually(async () => (await unlinks()) > before, 'the unlink sent');
+      await told();
     } finally {
       proxy.accept();
-      program.stdin?.end();
     }
     expect((await program).stdout).toBe('the old x\nready\nNo such file or directory\ndone');
     expect((await client.getData(`${base}/d/x`)).data.toString()).toBe('the new x\n');
