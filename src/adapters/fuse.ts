@@ -10,7 +10,6 @@
  */
 import { NodeTable } from '../core/fuse/node-table.js';
 import { invalAttrs, invalEntry, invalInode } from '../core/fuse/notifications.js';
-import { DEFAULT_RECONNECT_TIMEOUT_S } from '../core/zkfs/coherence-options.js';
 import { baseName, parentPath, toMountPath, toZnode } from '../core/zkfs/paths.js';
 import { run } from './exec.js';
 import type { PollCounters } from './fuse/busy-poll.js';
@@ -38,8 +37,8 @@ export interface FuseMountOptions {
   subtype: string;
   /** Seconds the kernel may cache attributes, names, listings and pages (kept exact by kernel-notify.ts). */
   attrTimeoutS?: number;
-  /** How long an operation waits for a lost connection (ms; default 30 s): a change waits as long for the checks after it (fuse/ops.ts). */
-  reconnectTimeoutMs?: number;
+  /** How long an operation waits for a lost connection (ms): a change waits as long for the checks after it (fuse/ops.ts). */
+  reconnectTimeoutMs: number;
   /** Microseconds to keep polling for the next request after each answer, rather than sleep (default 0). */
   busyPollUs?: number;
   /** Take requests over io_uring where the kernel offers them (default true; fuse/request-reader.ts). */
@@ -121,8 +120,8 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         send,
         fast,
         ring,
-        gapSettled: () => gap?.settled(),
-        changeWaitMs: options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_S * 1000,
+        gapSettled: (capMs) => gap?.settled(capMs),
+        changeWaitMs: options.reconnectTimeoutMs,
         goneElsewhere: (leaving) => replaced(leaving),
         nameStale: (path) => dropName(path),
         nodeStale: (id) => device.notify(invalAttrs(id)),

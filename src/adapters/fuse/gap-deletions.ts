@@ -31,8 +31,8 @@
  * gone and answer with the old file's data. A change of a held node's
  * attributes (fchmod on a descriptor of the old file), or of the names in
  * a held directory (an unlink in a program's working directory), would
- * change the new one: it waits for the checks however many settled() waits
- * they take, bounded by the reconnect timeout (ops.ts). And a name the kernel is handed
+ * change the new one: it waits for the checks as long as an operation
+ * waits for the connection, and 5 s more (ops.ts). And a name the kernel is handed
  * while the watch is down is in no picture: a lookup or listing whose reads
  * span a gap reads again once settled() (ops.ts, listings.ts), so that the
  * kernel does not take a node read before the watch was back, which another
@@ -140,14 +140,14 @@ export class GapDeletions {
 
   /**
    * Undefined while no names held across a watch gap wait to be checked;
-   * else settles once they have been (or after SETTLE_WAIT_MS).
+   * else settles once they have been (or after `capMs`).
    */
-  settled(): Promise<void> | undefined {
+  settled(capMs = SETTLE_WAIT_MS): Promise<void> | undefined {
     const checking = this.checking;
     if (!checking) return undefined;
     let timer: NodeJS.Timeout | undefined;
     const cap = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, SETTLE_WAIT_MS);
+      timer = setTimeout(resolve, capMs);
       timer.unref();
     });
     return Promise.race([checking.done, cap]).finally(() => clearTimeout(timer));

@@ -91,14 +91,15 @@ export interface OpsOptions {
   onInit(): void;
   /**
    * Pending while names the kernel held across a watch gap are being
-   * checked for deletion (fuse/gap-deletions.ts); undefined otherwise.
+   * checked for deletion (fuse/gap-deletions.ts), for `capMs` at most
+   * (default 5 s); undefined otherwise.
    */
-  gapSettled?(): Promise<void> | undefined;
+  gapSettled?(capMs?: number): Promise<void> | undefined;
   /**
    * How long a change through a node the kernel holds (SETATTR; CREATE,
    * MKDIR, SYMLINK, UNLINK, RMDIR, RENAME in a directory it holds) waits for
-   * those checks at most, however many of gapSettled()'s waits that takes:
-   * as long as an operation waits for a lost connection (ms).
+   * those checks at most: as long as an operation waits for a lost
+   * connection (ms).
    */
   changeWaitMs: number;
   /**
@@ -399,6 +400,9 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       for (const path of paths) if (leavingNames.get(path) === removal) leavingNames.delete(path);
     }
   };
+  /** The removal here of `path`'s node under way, if any. */
+  const leavingFor = (path: string | undefined): Promise<void> | undefined =>
+    path === undefined ? undefined : leavingNames.get(path);
   /**
    * What an answer to a request by `path` for a node the kernel holds waits
    * for before it is trusted to be that node's: a removal here of the path's
@@ -407,7 +411,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * under way.
    */
   const pendingFor = (path: string | undefined): Promise<unknown> | undefined => {
-    const leaving = path === undefined ? undefined : leavingNames.get(path);
+    const leaving = leavingFor(path);
     if (!leaving) return o.gapSettled?.();
     // Checks that start while the removal is on its way are waited for too.
     return leaving.catch(() => {}).then(() => o.gapSettled?.());
@@ -425,8 +429,8 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
    * through them: a node's attributes, or a name made or removed in a
    * directory. A read that spanned the checks of a watch gap is made again
    * after them; a change cannot be taken back, so it waits them out,
-   * through as many of gapSettled()'s waits as a long gap takes (a session
-   * that expired is out for longer than one). Before them, a node another
+   * longer than a read's 5 s where a long gap takes it (a session that
+   * expired is out for longer than that). Before them, a node another
    * host replaced meanwhile leads to the new one by the old one's path:
    * fchmod of a descriptor of the old file set the new file's mode, and
    * `rm x` in a program's working directory, made again elsewhere, removed
@@ -443,12 +447,12 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
   ): Promise<Buffer> => {
     const leavingAny = () => {
       for (const id of ids) {
-        const path = nodes.path(id);
-        const leaving = path === undefined ? undefined : leavingNames.get(path);
+        const leaving = leavingFor(nodes.path(id));
         if (leaving) return leaving;
       }
       return undefined;
     };
+    const waitMs = o.changeWaitMs + CHECKS_GRACE_MS;
     let until: number | undefined;
     for (;;) {
       // A removal here ends by itself: each of its requests has its own time limit.
@@ -457,21 +461,17 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         await leaving.catch(() => {});
         continue;
       }
-      const checks = o.gapSettled?.();
+      const left = until === undefined ? waitMs : until - Date.now();
+      const checks = o.gapSettled?.(Math.max(left, 0));
       if (!checks) return work();
-      until ??= Date.now() + o.changeWaitMs + CHECKS_GRACE_MS;
-      const left = until - Date.now();
+      until ??= Date.now() + waitMs;
       if (left <= 0) {
         throw new FsError(
           'ETIMEDOUT',
-          `not made: the names the kernel held across a watch gap were still being checked after ${Math.round((o.changeWaitMs + CHECKS_GRACE_MS) / 1000)} s (--reconnect-timeout, and the checks' own time)`,
+          `not made: the names the kernel held across a watch gap were still being checked after ${Math.round(waitMs / 1000)} s (--reconnect-timeout, and the checks' own time)`,
         );
       }
-      let timer: NodeJS.Timeout | undefined;
-      const giveUp = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-      });
-      await Promise.race([checks, giveUp]).finally(() => clearTimeout(timer));
+      await checks;
     }
   };
   /** getattr() from memory (ENOENT thrown as getattr() would), or NOT_CACHED. */
