@@ -269,13 +269,20 @@ export class ZkTree {
           this.warned.add(path);
           this.log.warn(`${path} is not a valid zkfs metadata document; its entries are ignored`);
         }
-        return { path, version: stat.version, value: meta };
+        const doc = { path, version: stat.version, value: meta };
+        this.metaRead(dir, doc);
+        return doc;
       } catch (error) {
-        if (isZkError(error, 'NO_NODE')) return { path, version: undefined, value: emptyMeta() };
-        throw error;
+        if (!isZkError(error, 'NO_NODE')) throw error;
+        const none = { path, version: undefined, value: emptyMeta() };
+        this.metaRead(dir, none);
+        return none;
       }
     });
   }
+
+  /** Called with each version of `dir`'s document read from ZooKeeper, for a subclass to note. */
+  protected metaRead(_dir: string, _doc: DocSnapshot<DirMeta>): void {}
 
   async freshMeta(dir: string): Promise<DocSnapshot<DirMeta>> {
     this.metas.invalidate(dir);

@@ -54,7 +54,14 @@ import { type OwnWrite, OwnWrites } from './own-writes.js';
 import { Prefetcher } from './prefetch.js';
 import type { WriteObserver, ZkSession } from './session.js';
 import { SlotBudget, sizeOf } from './slot-budget.js';
-import { type CachedNode, type HeldLeaf, type NodeData, type NodeKeys, ZkTree } from './tree.js';
+import {
+  type CachedNode,
+  type DocSnapshot,
+  type HeldLeaf,
+  type NodeData,
+  type NodeKeys,
+  ZkTree,
+} from './tree.js';
 import { type CacheMode, WatchGate } from './watch-gate.js';
 import type { WatchNotice } from './zk-wire.js';
 
@@ -84,6 +91,13 @@ const DOC_DIFF_DELAY_MS = 10;
 interface DocDiff {
   /** The document as the kernel was last told of it. */
   before: DirMeta;
+  /**
+   * Versions read meanwhile (a stat of a name in it, after the change
+   * dropped the cached one), which the kernel may hold too: diffing only
+   * `before` against the new one missed a chmod back, and the kernel kept
+   * the mode in between for its whole --attr-timeout.
+   */
+  seen: DocSnapshot<DirMeta>[];
   /** The read is on its way. */
   reading: boolean;
   /** Changed again since the read on its way was sent. */
@@ -120,6 +134,11 @@ export interface CacheStatus {
   prefetched: number;
   /** Directories watched on their own, as they hold nodes this mount may not read (absent from older daemons). */
   childWatches?: number;
+}
+
+/** A document's version; -1 where there is none. */
+function versionOf(doc: DocSnapshot<DirMeta>): number {
+  return doc.version ?? -1;
 }
 
 /** A rejection as an Error, to hand to every waiter of a batch. */
@@ -317,11 +336,16 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         return;
       }
       if (before) {
-        this.diffDoc(dir, { before: before.value, reading: false, again: false, fallback: stale });
+        this.diffDoc(dir, { before: before.value, seen: [], reading: false, again: false, fallback: stale });
         return;
       }
     }
     if (stale && (typeof stale === 'string' || stale.length > 0)) this.onStale?.(stale);
+  }
+
+  /** A version of `dir`'s document was read: one a diff under way must compare too. */
+  protected override metaRead(dir: string, doc: DocSnapshot<DirMeta>): void {
+    this.docDiffs.get(dir)?.seen.push(doc);
   }
 
   /**
@@ -340,12 +364,21 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       diff.reading = true;
       this.meta(dir, diff.before).then(
         (after) => {
-          this.onStale?.(docChanges(this.view, dir, diff.before, after.value));
+          const known = [diff.before, ...diff.seen.map((doc) => doc.value)];
+          this.onStale?.(known.flatMap((held) => docChanges(this.view, dir, held, after.value)));
           if (!diff.again) {
             this.docDiffs.delete(dir);
             return;
           }
-          this.diffDoc(dir, { before: after.value, reading: false, again: false, fallback: diff.fallback });
+          // Read after this one was sent: newer, and the kernel may hold them too.
+          const newer = diff.seen.filter((doc) => versionOf(doc) > versionOf(after));
+          this.diffDoc(dir, {
+            before: after.value,
+            seen: newer,
+            reading: false,
+            again: false,
+            fallback: diff.fallback,
+          });
         },
         () => {
           this.docDiffs.delete(dir);
