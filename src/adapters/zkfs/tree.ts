@@ -281,7 +281,12 @@ export class ZkTree {
     });
   }
 
-  /** Called with each version of `dir`'s document read from ZooKeeper, for a subclass to note. */
+  /**
+   * Called with each version of `dir`'s document read from ZooKeeper, for a
+   * subclass to note (watch-cache.ts). Not with the copies this mount's own
+   * writes leave (cache-patches.ts): the kernel was told of those changes by
+   * the requests that made them.
+   */
   protected metaRead(_dir: string, _doc: DocSnapshot<DirMeta>): void {}
 
   async freshMeta(dir: string): Promise<DocSnapshot<DirMeta>> {

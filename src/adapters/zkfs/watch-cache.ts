@@ -100,6 +100,8 @@ interface DocDiff {
   seen: DocSnapshot<DirMeta>[];
   /** The read is on its way. */
   reading: boolean;
+  /** How many versions `seen` held when the read was sent. */
+  seenAtRead: number;
   /** Changed again since the read on its way was sent. */
   again: boolean;
   /** What to drop should the read fail: the first change's fallback. */
@@ -134,11 +136,6 @@ export interface CacheStatus {
   prefetched: number;
   /** Directories watched on their own, as they hold nodes this mount may not read (absent from older daemons). */
   childWatches?: number;
-}
-
-/** A document's version; -1 where there is none. */
-function versionOf(doc: DocSnapshot<DirMeta>): number {
-  return doc.version ?? -1;
 }
 
 /** A rejection as an Error, to hand to every waiter of a batch. */
@@ -336,7 +333,14 @@ export class WatchedTree extends ZkTree implements WriteObserver {
         return;
       }
       if (before) {
-        this.diffDoc(dir, { before: before.value, seen: [], reading: false, again: false, fallback: stale });
+        this.diffDoc(dir, {
+          before: before.value,
+          seen: [],
+          reading: false,
+          seenAtRead: 0,
+          again: false,
+          fallback: stale,
+        });
         return;
       }
     }
@@ -351,7 +355,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   /**
    * Tells the kernel which entries of `dir` another host changed, from its
    * document read again (DOC_DIFF_DELAY_MS after the change) and compared
-   * with the one before. Changes heard before that read is sent are read
+   * with the one before and with each version read meanwhile (which the
+   * kernel may have been handed). Changes heard before that read is sent are read
    * with it, those heard while it is on its way by one more after it:
    * another host's `cp` of a thousand files into a directory listed here
    * had the whole document read for every file, or for want of the
@@ -362,6 +367,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     this.docDiffs.set(dir, diff);
     const read = () => {
       diff.reading = true;
+      diff.seenAtRead = diff.seen.length;
       this.meta(dir, diff.before).then(
         (after) => {
           const known = [diff.before, ...diff.seen.map((doc) => doc.value)];
@@ -370,12 +376,15 @@ export class WatchedTree extends ZkTree implements WriteObserver {
             this.docDiffs.delete(dir);
             return;
           }
-          // Read after this one was sent: newer, and the kernel may hold them too.
-          const newer = diff.seen.filter((doc) => versionOf(doc) > versionOf(after));
+          // Versions read since this read was sent may be newer than it (a change heard while it
+          // was on its way), and the kernel may hold them: the next diff compares them too. Not by
+          // version number, which starts again at 0 for a document made again.
+          const since = diff.seen.slice(diff.seenAtRead).filter((doc) => doc !== after);
           this.diffDoc(dir, {
             before: after.value,
-            seen: newer,
+            seen: since,
             reading: false,
+            seenAtRead: 0,
             again: false,
             fallback: diff.fallback,
           });
