@@ -71,7 +71,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs native FUSE reader', () => {
       'a release for every native open',
     );
     expect((await zkfsctl(['status', m.dir])).stdout).toMatch(
-      /reader\s+native: [\d,]+ opens for reading, [\d,]+ releases and [\d,]+ attribute queries answered without JavaScript/,
+      /reader\s+native: [\d,]+ opens? for reading, [\d,]+ releases? and [\d,]+ attribute quer(y|ies) answered without JavaScript/,
     );
     await m.unmount();
   });

@@ -5,6 +5,8 @@ import type { App } from '../app.js';
 import { type Output, printResult, table } from '../output.js';
 
 const n = (value: number) => value.toLocaleString('en-US');
+/** `value` and what it counts, singular for exactly one ("1 reconnection", "2 reconnections"). */
+const count = (value: number, one: string, many = `${one}s`) => `${n(value)} ${value === 1 ? one : many}`;
 const seconds = (ms: number) => (ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`);
 
 function age(iso: string | undefined, now = Date.now()): string {
@@ -22,7 +24,7 @@ function kernelCache(r: ZkStatusResult): string {
   if (r.cache.mode === 'waiting')
     return `attributes, names and pages for ${kept} while the watch is being set (changes meanwhile are not reported; all is dropped once it is)`;
   if (!r.kernel.notifications) return `attributes and names for ${kept} (no change notifications)`;
-  return `attributes, names and pages up to ${kept}, dropped on change (${n(r.kernel.invalidations)} so far); ${n(r.kernel.pagesStored)} files read ahead`;
+  return `attributes, names and pages up to ${kept}, dropped on change (${n(r.kernel.invalidations)} so far); ${count(r.kernel.pagesStored, 'file')} read ahead`;
 }
 
 /** The status as a two-column table for people (`--json` prints the document itself). */
@@ -43,22 +45,22 @@ export function renderZkStatus(r: ZkStatusResult, out: Output): string {
   const rows: string[][] = [
     ['mount', `${r.hosts}${r.path} (${r.mode}${r.readOnly ? ', read-only' : ''}), daemon pid ${r.pid}`],
     ['session', `${s.id}, ${state}, timeout ${Math.round(s.timeoutMs / 1000)} s`],
-    ['faults', `${n(s.reconnects)} reconnections, ${n(s.expiries)} expired sessions replaced`],
+    ['faults', `${count(s.reconnects, 'reconnection')}, ${count(s.expiries, 'expired session')} replaced`],
     [
       'requests',
-      `${n(s.requests)} to ZooKeeper, ${n(s.retries)} retried, ${n(s.confirmedWrites)} writes confirmed after a lost reply, ${n(s.timeouts)} timed out`,
+      `${n(s.requests)} to ZooKeeper, ${n(s.retries)} retried, ${count(s.confirmedWrites, 'write')} confirmed after a lost reply, ${n(s.timeouts)} timed out`,
     ],
     [
       'cache',
-      `${modes[c.mode] ?? c.mode}${c.childWatches ? `, and by watches on ${n(c.childWatches)} ${c.childWatches === 1 ? 'directory' : 'directories'} holding nodes it may not read` : ''}, ${n(c.entries)} entries, ${humanSize(c.bytes)} of ${humanSize(c.limitBytes)}`,
+      `${modes[c.mode] ?? c.mode}${c.childWatches ? `, and by watches on ${count(c.childWatches, 'directory', 'directories')} holding nodes it may not read` : ''}, ${count(c.entries, 'entry', 'entries')}, ${humanSize(c.bytes)} of ${humanSize(c.limitBytes)}`,
     ],
     [
       'hit rate',
-      `${(c.hitRate * 100).toFixed(1)}% (${n(c.hits)} hits, ${n(c.misses)} misses), ${n(c.notices)} change notices, ${n(c.evictions)} evictions`,
+      `${(c.hitRate * 100).toFixed(1)}% (${count(c.hits, 'hit')}, ${count(c.misses, 'miss', 'misses')}), ${count(c.notices, 'change notice')}, ${count(c.evictions, 'eviction')}`,
     ],
     [
       'operations',
-      `${n(r.operations.total)}, ${errorTotal === 0 ? 'no errors' : `${n(errorTotal)} errors (${errors.map(([code, count]) => `${code} ${n(count)}`).join(', ')})`}`,
+      `${n(r.operations.total)}, ${errorTotal === 0 ? 'no errors' : `${count(errorTotal, 'error')} (${errors.map(([code, times]) => `${code} ${n(times)}`).join(', ')})`}`,
     ],
     ['by request', r.operations.byName ? byRequest(r.operations.byName) : OLDER_DAEMON],
     ['open files', n(r.openFiles)],
@@ -80,22 +82,20 @@ function byRequest(byName: Record<string, number>): string {
   // The daemon lists them most frequent first.
   const counted = Object.entries(byName);
   if (counted.length === 0) return 'none yet';
-  const shown = counted.slice(0, SHOWN_REQUESTS).map(([name, count]) => `${name} ${n(count)}`);
+  const shown = counted.slice(0, SHOWN_REQUESTS).map(([name, times]) => `${name} ${n(times)}`);
   const more = counted.length - SHOWN_REQUESTS;
-  return more > 0
-    ? `${shown.join(', ')} and ${more} more ${more === 1 ? 'kind' : 'kinds'}`
-    : shown.join(', ');
+  return more > 0 ? `${shown.join(', ')} and ${count(more, 'more kind', 'more kinds')}` : shown.join(', ');
 }
 
 function reader(r: NonNullable<ZkStatusResult['reader']>): string {
   if (r.kind !== 'native') return `${r.kind === 'event-loop' ? 'event loop' : 'thread pool'} (JavaScript)`;
-  const answered = [`${n(r.opens)} opens for reading`, `${n(r.releases)} releases`];
+  const answered = [`${count(r.opens, 'open')} for reading`, count(r.releases, 'release')];
   // A daemon older than the attribute answers does not report them.
-  if (r.xattrs !== undefined) answered.push(`${n(r.xattrs)} attribute queries`);
+  if (r.xattrs !== undefined) answered.push(count(r.xattrs, 'attribute query', 'attribute queries'));
   const last = answered.pop();
   // Absent (a daemon older than them) or 0: requests are read from /dev/fuse.
   const ring = r.ringQueues
-    ? `, requests over io_uring (${n(r.ringQueues)} ${r.ringQueues === 1 ? 'queue' : 'queues'}${raised(r.ringRaised)})`
+    ? `, requests over io_uring (${count(r.ringQueues, 'queue')}${raised(r.ringRaised)})`
     : '';
   return `native: ${answered.join(', ')} and ${last} answered without JavaScript${ring}`;
 }
@@ -105,7 +105,7 @@ function raised(times: number | undefined): string {
   if (times === undefined) return '';
   return times === 0
     ? ', at idle priority'
-    : `, at idle priority but raised to normal ${n(times)} ${times === 1 ? 'time' : 'times'} behind a busy program`;
+    : `, at idle priority but raised to normal ${count(times, 'time')} behind a busy program`;
 }
 
 function polling(p: NonNullable<ZkStatusResult['polling']>): string {
@@ -119,8 +119,8 @@ function polling(p: NonNullable<ZkStatusResult['polling']>): string {
       ? ''
       : p.trials === 0
         ? '; not tried against sleeping yet'
-        : `; faster than sleeping in ${n(p.won ?? 0)} of ${n(p.trials)} trials, ${p.pays ? 'so polling' : 'so not polling'} between them`;
-  return `${n(p.windowUs)} us after answers where it pays: ${n(p.windows)} windows${rate}${trials}`;
+        : `; faster than sleeping in ${n(p.won ?? 0)} of ${count(p.trials, 'trial')}, ${p.pays ? 'so polling' : 'so not polling'} between them`;
+  return `${n(p.windowUs)} us after answers where it pays: ${count(p.windows, 'window')}${rate}${trials}`;
 }
 
 export function zkStatusCommand(getApp: () => App, name: string): Command {

@@ -65,8 +65,8 @@ describe('zkfsctl status output', () => {
     expect(text).toMatch(
       /session\s+0x0100000000000001, connected to 10\.0\.0\.2:2181 for 90 s, timeout 30 s/,
     );
-    expect(text).toMatch(/faults\s+2 reconnections, 1 expired sessions replaced/);
-    expect(text).toMatch(/requests\s+12,345 to ZooKeeper, 3 retried, 1 writes confirmed/);
+    expect(text).toMatch(/faults\s+2 reconnections, 1 expired session replaced/);
+    expect(text).toMatch(/requests\s+12,345 to ZooKeeper, 3 retried, 1 write confirmed/);
     expect(text).toMatch(/cache\s+kept exact by a watch, 2,048 entries, 3\.00 MiB of 64\.0 MiB/);
     expect(text).toMatch(/hit rate\s+97\.5% \(975 hits, 25 misses\), 40 change notices, 0 evictions/);
     expect(text).toMatch(/operations\s+50,000, 13 errors \(ENOENT 12, EIO 1\)/);
@@ -78,6 +78,32 @@ describe('zkfsctl status output', () => {
     );
     expect(text).toMatch(
       /polling\s+100 us after answers where it pays: 1,200 windows, next request within it after 99\.0% of answers; faster than sleeping in 2 of 3 trials, so polling between them/,
+    );
+  });
+
+  it('counts one of anything in the singular', () => {
+    const out = createOutput({ color: false, json: false, interactive: false });
+    const text = renderZkStatus(
+      {
+        ...status,
+        session: { ...status.session, reconnects: 1, expiries: 1, confirmedWrites: 1 },
+        cache: { ...status.cache, entries: 1, hits: 1, misses: 1, notices: 1, evictions: 1, childWatches: 1 },
+        operations: { total: 1, byName: { getattr: 1 }, errors: { ENOENT: 1 } },
+        kernel: { ...status.kernel, pagesStored: 1 },
+        polling: { windowUs: 100, windows: 1, hits: 1, misses: 0, trials: 1, won: 1, pays: true },
+        reader: { kind: 'native', opens: 1, releases: 1, xattrs: 1, ringQueues: 1, ringRaised: 1 },
+      },
+      out,
+    );
+    expect(text).toMatch(/faults\s+1 reconnection, 1 expired session replaced/);
+    expect(text).toMatch(/1 write confirmed after a lost reply/);
+    expect(text).toMatch(/on 1 directory holding nodes it may not read, 1 entry,/);
+    expect(text).toMatch(/\(1 hit, 1 miss\), 1 change notice, 1 eviction/);
+    expect(text).toMatch(/operations\s+1, 1 error \(ENOENT 1\)/);
+    expect(text).toMatch(/1 file read ahead/);
+    expect(text).toMatch(/1 window, .* faster than sleeping in 1 of 1 trial,/);
+    expect(text).toMatch(
+      /1 open for reading, 1 release and 1 attribute query answered without JavaScript, requests over io_uring \(1 queue, at idle priority but raised to normal 1 time behind a busy program\)/,
     );
   });
 
