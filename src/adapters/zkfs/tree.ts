@@ -260,25 +260,26 @@ export class ZkTree {
    * that only grew since cheaper (parseMeta).
    */
   meta(dir: string, previous?: DirMeta): Promise<DocSnapshot<DirMeta>> {
-    const path = zkChild(dir, META_NODE);
     return this.metas.get(dir, async () => {
-      try {
-        const { data, stat } = await this.client.getData(path);
-        const meta = parseMeta(data, previous);
-        if (meta.corrupt && !this.warned.has(path)) {
-          this.warned.add(path);
-          this.log.warn(`${path} is not a valid zkfs metadata document; its entries are ignored`);
-        }
-        const doc = { path, version: stat.version, value: meta };
-        this.metaRead(dir, doc);
-        return doc;
-      } catch (error) {
-        if (!isZkError(error, 'NO_NODE')) throw error;
-        const none = { path, version: undefined, value: emptyMeta() };
-        this.metaRead(dir, none);
-        return none;
-      }
+      const doc = await this.readMeta(zkChild(dir, META_NODE), previous);
+      this.metaRead(dir, doc);
+      return doc;
     });
+  }
+
+  private async readMeta(path: string, previous: DirMeta | undefined): Promise<DocSnapshot<DirMeta>> {
+    try {
+      const { data, stat } = await this.client.getData(path);
+      const meta = parseMeta(data, previous);
+      if (meta.corrupt && !this.warned.has(path)) {
+        this.warned.add(path);
+        this.log.warn(`${path} is not a valid zkfs metadata document; its entries are ignored`);
+      }
+      return { path, version: stat.version, value: meta };
+    } catch (error) {
+      if (isZkError(error, 'NO_NODE')) return { path, version: undefined, value: emptyMeta() };
+      throw error;
+    }
   }
 
   /**

@@ -98,10 +98,8 @@ interface DocDiff {
    * the mode in between for its whole --attr-timeout.
    */
   seen: DocSnapshot<DirMeta>[];
-  /** The read is on its way. */
-  reading: boolean;
-  /** How many versions `seen` held when the read was sent. */
-  seenAtRead: number;
+  /** Once the read is on its way: how many versions `seen` held when it was sent. */
+  readSent: number | undefined;
   /** Changed again since the read on its way was sent. */
   again: boolean;
   /** What to drop should the read fail: the first change's fallback. */
@@ -136,6 +134,11 @@ export interface CacheStatus {
   prefetched: number;
   /** Directories watched on their own, as they hold nodes this mount may not read (absent from older daemons). */
   childWatches?: number;
+}
+
+/** A diff of a document the kernel was last told of as `before`, its read not sent yet. */
+function newDiff(before: DirMeta, seen: DocSnapshot<DirMeta>[], fallback: Stale | undefined): DocDiff {
+  return { before, seen, readSent: undefined, again: false, fallback };
 }
 
 /** A rejection as an Error, to hand to every waiter of a batch. */
@@ -329,18 +332,11 @@ export class WatchedTree extends ZkTree implements WriteObserver {
       const diffing = this.docDiffs.get(dir);
       if (diffing) {
         // A read not sent yet sees this change too; one on its way may not: read again after it.
-        if (diffing.reading) diffing.again = true;
+        if (diffing.readSent !== undefined) diffing.again = true;
         return;
       }
       if (before) {
-        this.diffDoc(dir, {
-          before: before.value,
-          seen: [],
-          reading: false,
-          seenAtRead: 0,
-          again: false,
-          fallback: stale,
-        });
+        this.diffDoc(dir, newDiff(before.value, [], stale));
         return;
       }
     }
@@ -366,8 +362,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
   private diffDoc(dir: string, diff: DocDiff): void {
     this.docDiffs.set(dir, diff);
     const read = () => {
-      diff.reading = true;
-      diff.seenAtRead = diff.seen.length;
+      diff.readSent = diff.seen.length;
       this.meta(dir, diff.before).then(
         (after) => {
           const known = [diff.before, ...diff.seen.map((doc) => doc.value)];
@@ -379,15 +374,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
           // Versions read since this read was sent may be newer than it (a change heard while it
           // was on its way), and the kernel may hold them: the next diff compares them too. Not by
           // version number, which starts again at 0 for a document made again.
-          const since = diff.seen.slice(diff.seenAtRead).filter((doc) => doc !== after);
-          this.diffDoc(dir, {
-            before: after.value,
-            seen: since,
-            reading: false,
-            seenAtRead: 0,
-            again: false,
-            fallback: diff.fallback,
-          });
+          const since = diff.seen.slice(diff.readSent).filter((doc) => doc !== after);
+          this.diffDoc(dir, newDiff(after.value, since, diff.fallback));
         },
         () => {
           this.docDiffs.delete(dir);
