@@ -1010,6 +1010,54 @@ describe('session faults', () => {
     );
   });
 
+  it('does not take a cut whose reply was lost as done because the file still begins with what is left of it', async () => {
+    // logrotate's copytruncate, or `truncate -s`, through a descriptor: what the cut sends is the
+    // start of the old content, so the old content with another host's line after it begins with it
+    // too, and only says the cut landed when it no longer begins with the old content.
+    const m = await mount();
+    const client = (m.session as unknown as { client: ZkClient }).client;
+    const setData = client.setData.bind(client);
+    const multi = client.multi.bind(client);
+    let lose: { path: string; landed: boolean } | undefined;
+    const theirs = async (path: string) => {
+      const now = await raw.getData(path);
+      await raw.setData(path, Buffer.concat([now.data, Buffer.from('theirs\n')]), now.stat.version);
+    };
+    client.setData = async (path, data, version) => {
+      const how = lose?.path === path ? lose : undefined;
+      if (!how) return setData(path, data, version);
+      lose = undefined;
+      if (how.landed) await setData(path, data, version);
+      await theirs(path);
+      throw new ZkError('CONNECTION_LOSS', path);
+    };
+    client.multi = async (ops) => {
+      const how = lose && ops[0]?.path === lose.path ? lose : undefined;
+      if (!how) return multi(ops);
+      lose = undefined;
+      if (how.landed) await multi(ops);
+      await theirs(how.path);
+      throw new ZkError('CONNECTION_LOSS', how.path);
+    };
+    const cut = async (name: string, size: number, landed: boolean) => {
+      await writeFile(m.vfs, `/${name}`, 'kept\nold lines\n');
+      const fh = await m.vfs.open(`/${name}`, 0o1); // O_WRONLY
+      await m.vfs.ftruncate(fh, size);
+      lose = { path: `${m.root}/${name}`, landed };
+      await m.vfs.flush(fh);
+      await m.vfs.release(fh);
+      expect(lose, `${name}: the write-back was sent`).toBeUndefined();
+      return (await raw.getData(`${m.root}/${name}`)).data.toString();
+    };
+    // Landed or not, the cut is made once and the other host's line stays: the old lines were doubled.
+    expect(await cut('part-lost', 5, false)).toBe('kept\ntheirs\n');
+    expect(await cut('part-landed', 5, true)).toBe('kept\ntheirs\n');
+    expect(await cut('all-lost', 0, false)).toBe('theirs\n');
+    expect(await cut('all-landed', 0, true)).toBe('theirs\n');
+    client.setData = setData;
+    client.multi = multi;
+  });
+
   it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/open', 'old');

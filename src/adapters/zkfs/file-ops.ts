@@ -647,7 +647,13 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
       return;
     }
     if (isZkError(error, 'BAD_VERSION') && onlyAppended(file)) {
-      const sent = { data: content, version: file.version, seq, bufferLength: content.length };
+      const sent = {
+        data: content,
+        over: file.base,
+        version: file.version,
+        seq,
+        bufferLength: content.length,
+      };
       if (error.resent && (await landedBeforeLoss(ctx, file, sent))) return;
       await appendToCurrent(ctx, file);
       return;
@@ -853,6 +859,7 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
         error.resent &&
         (await landedBeforeLoss(ctx, file, {
           data: merged,
+          over: node.data,
           version: node.stat.version,
           seq,
           bufferLength: sent,
@@ -871,27 +878,31 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
 /**
  * An append-only write-back of `sent.data` (made of the buffer as it was,
  * `sent.bufferLength` bytes, at change `sent.seq`), sent at data version
- * `sent.version`, whose reply was lost, and which, sent again, found
- * another client's write (BAD_VERSION): whether the first send had landed, another client
- * appending after it. Appenders only add at the end, so the node holding
- * those bytes as its head says it did: the bytes are not appended again (nor
- * the close failed with EIO, which made a program that retried write the
- * line twice); else they go at the end as after any race lost to another
- * appender. Bytes another client appended meanwhile that are the very
- * bytes sent here pass for them: the same line from two hosts at one
- * moment then shows once.
+ * `sent.version`, whose content was `sent.over`, whose reply was lost, and
+ * which, sent again, found another client's write (BAD_VERSION): whether
+ * the first send had landed, another client appending after it. Appenders
+ * only add at the end, so the node holding those bytes as its head says it
+ * did: the bytes are not appended again (nor the close failed with EIO,
+ * which made a program that retried write the line twice); else they go at
+ * the end as after any race lost to another appender. Bytes another client
+ * appended meanwhile that are the very bytes sent here pass for them: the
+ * same line from two hosts at one moment then shows once. A write that cut
+ * the file (copytruncate) sent the start of the old content, which the old
+ * content with another client's bytes after it begins with too: it landed
+ * only if the node no longer begins with the old content.
  */
 async function landedBeforeLoss(
   ctx: VfsContext,
   file: OpenFile,
-  sent: { data: Buffer; version: number; seq: number; bufferLength: number },
+  sent: { data: Buffer; over: Buffer; version: number; seq: number; bufferLength: number },
 ): Promise<boolean> {
   // Sent at no version a node has (NO_VERSION), it was refused wherever it went.
   if (sent.version < -1) return false;
   const node = await currentNode(ctx, file);
   if (!node || isAnotherNode(file, node.stat) || node.stat.version <= sent.version) return false;
-  const { data, seq, bufferLength } = sent;
-  if (node.data.length < data.length || !node.data.subarray(0, data.length).equals(data)) return false;
+  const { data, over, seq, bufferLength } = sent;
+  if (!startsWith(node.data, data)) return false;
+  if (!startsWith(data, over) && startsWith(node.data, over)) return false;
   await landed(
     ctx,
     file,
@@ -899,6 +910,10 @@ async function landedBeforeLoss(
     'after its reply was lost',
   );
   return true;
+}
+
+function startsWith(bytes: Buffer, head: Buffer): boolean {
+  return bytes.length >= head.length && bytes.subarray(0, head.length).equals(head);
 }
 
 /**
