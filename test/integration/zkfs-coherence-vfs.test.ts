@@ -1109,6 +1109,38 @@ describe('session faults', () => {
     expect((await raw.getData(`${m.root}/log.1`)).data.toString()).toBe('a\nb\nc\n');
   });
 
+  it('never writes a handle refused once over a file another host made again under its name at the version it had', async () => {
+    // An editor's save refused (another host wrote first): the editor keeps the file open and
+    // saves again after the other host replaced the file, whose new node reached the data
+    // version the editor's buffer was of.
+    const m = await mount();
+    // As the FUSE layer does (adapters/fuse.ts).
+    m.tree.onDeleting = (znode) => () => m.vfs.deletedElsewhere(znode);
+    await writeFile(m.vfs, '/f', 'start');
+    const version = (await raw.exists(`${m.root}/f`))?.version;
+    const fh = await m.vfs.open('/f', 2); // O_RDWR
+    m.vfs.write(fh, Buffer.from('mine'), 0);
+    await raw.setData(`${m.root}/f`, Buffer.from('theirs'), -1);
+    await expect(m.vfs.flush(fh)).rejects.toMatchObject({ code: 'EIO' });
+    // The same after a write-back that found the node gone.
+    const gone = await m.vfs.open('/f', 2);
+    m.vfs.write(gone, Buffer.from('mine too'), 0);
+    await raw.remove(`${m.root}/f`, -1);
+    await until(async () => !(await m.vfs.readdir('/')).includes('f'), 'the deletion heard');
+    await expect(m.vfs.flush(gone)).rejects.toMatchObject({ code: 'EIO' });
+    await raw.create(`${m.root}/f`, Buffer.from('new'));
+    for (let v = 0; v < (version ?? 0); v++) await raw.setData(`${m.root}/f`, Buffer.from('newer'), -1);
+    expect((await raw.exists(`${m.root}/f`))?.version).toBe(version);
+    await until(async () => (await readFile(m.vfs, '/f')) !== 'theirs', 'the new file heard');
+    m.vfs.write(fh, Buffer.from(' and more'), 4);
+    await expect(m.vfs.flush(fh)).rejects.toMatchObject({ code: 'EIO' });
+    await m.vfs.release(fh);
+    m.vfs.write(gone, Buffer.from(' and more'), 8);
+    await expect(m.vfs.flush(gone)).rejects.toMatchObject({ code: 'EIO' });
+    await m.vfs.release(gone);
+    expect((await raw.getData(`${m.root}/f`)).data.toString()).toBe(version ? 'newer' : 'new');
+  });
+
   it('lets no write-back cross a rename or removal here of the file moved, replaced or removed', async () => {
     // A close waiting for ZooKeeper (here: its setData held before it is sent) and a rename by
     // another program on this host: the close's bytes land first, and go with the move.

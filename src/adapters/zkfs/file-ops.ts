@@ -50,6 +50,7 @@ import {
   type Handle,
   isDirty,
   knowNode,
+  markDeletedElsewhere,
   NO_VERSION,
   type NodeIdentity,
   type OpenFile,
@@ -597,6 +598,8 @@ function checkAppendedSize(file: OpenFile, length: number): void {
 /** The failure of changes to a file whose node is gone; later opens read the name afresh. */
 function lostToDeletion(ctx: VfsContext, file: OpenFile): FsError {
   ctx.files.detach(file);
+  // Its later write-backs too: a node made again under the name may reach the version it was of.
+  markDeletedElsewhere(file);
   ctx.log.error(`write to ${file.mountPath} lost: another client deleted it while it was open`);
   return new FsError('EIO', `${file.mountPath} was deleted`);
 }

@@ -219,6 +219,11 @@ export function isReadOnlyAt(file: OpenFile, version: number): boolean {
   return file.writerRefs === 0 && !isDirty(file) && !file.deleted && file.version === version;
 }
 
+/** `file`'s node is gone: changes made through its handles, before or after, have nowhere to go. */
+export function markDeletedElsewhere(file: OpenFile): void {
+  if (file.writerRefs > 0 || isDirty(file)) file.deletedElsewhere = true;
+}
+
 export class OpenFiles {
   private readonly handles = new Map<number, Handle>();
   private readonly files = new Map<string, OpenFile>();
@@ -340,13 +345,19 @@ export class OpenFiles {
    * Another client deleted `znode`: the file open on it keeps its bytes for
    * its handles, and an open of a node made again under the name reads that
    * one. Changes made through its handles, before or after, have nowhere to
-   * go: writing them back fails and says so.
+   * go: writing them back fails and says so. So do those of files only
+   * handles hold (a write-back refused, detach): a node made again under
+   * the name may reach the data version their buffers are of.
    */
   deletedElsewhere(znode: string): void {
-    const file = this.files.get(znode);
-    if (!file) return;
-    this.files.delete(znode);
-    if (file.writerRefs > 0 || isDirty(file)) file.deletedElsewhere = true;
+    const named = this.files.get(znode);
+    if (named) {
+      this.files.delete(znode);
+      markDeletedElsewhere(named);
+    }
+    for (const handle of this.handles.values()) {
+      if (handle.file.znode === znode) markDeletedElsewhere(handle.file);
+    }
   }
 
   /**
