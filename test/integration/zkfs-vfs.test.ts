@@ -181,6 +181,25 @@ describe('hybrid mode', () => {
     expect((await client.getData(`${vfs.ctx.root}/p`)).data.toString()).toBe('new');
   });
 
+  it('writes a cut alone at fsync, though a close leaves it for the release', async () => {
+    // A close of a duplicate descriptor must not publish an emptied file (the shell's `>`), but a
+    // program that cut its file and asked for it to be stored (fsync) is told it is.
+    const vfs = await mount('hybrid');
+    await writeFile(vfs, '/cut', 'old content');
+    const fh = await vfs.open('/cut', 1); // O_WRONLY
+    await vfs.ftruncate(fh, 3);
+    await vfs.flush(fh);
+    expect((await client.getData(`${vfs.ctx.root}/cut`)).data.toString()).toBe('old content');
+    await vfs.fsync(fh);
+    expect((await client.getData(`${vfs.ctx.root}/cut`)).data.toString()).toBe('old');
+    await vfs.ftruncate(fh, 0);
+    await vfs.fsync(fh);
+    expect((await client.getData(`${vfs.ctx.root}/cut`)).data.toString()).toBe('');
+    await vfs.release(fh);
+    expect((await client.getData(`${vfs.ctx.root}/cut`)).data.toString()).toBe('');
+    expect((await vfs.getattr('/cut')).mode & 0o170000).toBe(0o100000);
+  });
+
   it('exposes the znode stat as read-only extended attributes', async () => {
     const vfs = await mount('hybrid');
     await writeFile(vfs, '/x', 'abc');

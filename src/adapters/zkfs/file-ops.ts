@@ -1157,10 +1157,22 @@ export function flushFile(ctx: VfsContext, file: OpenFile, by?: Handle): Promise
   return next;
 }
 
-/** close(2) and fsync(2): writes back what this handle wrote (with whatever else is buffered). */
-export async function flush(ctx: VfsContext, fh: number): Promise<void> {
+/**
+ * close(2): writes back what this handle wrote (with whatever else is
+ * buffered); a cut alone waits for a write or the release (Handle.truncated).
+ */
+export function flush(ctx: VfsContext, fh: number): Promise<void> {
   const handle = ctx.files.get(fh);
-  if (!handle.pending) return;
+  return handle.pending ? writeHandle(ctx, handle) : Promise.resolve();
+}
+
+/** fsync(2): as flush, and a cut alone too, which the program asked to be stored. */
+export function fsync(ctx: VfsContext, fh: number): Promise<void> {
+  const handle = ctx.files.get(fh);
+  return handle.pending || handle.truncated ? writeHandle(ctx, handle) : Promise.resolve();
+}
+
+async function writeHandle(ctx: VfsContext, handle: Handle): Promise<void> {
   // What this handle does while the write-back is on its way (another thread of the program
   // writing or truncating through the same descriptor) is left for its next flush or release.
   const upTo = handle.lastWriteSeq;

@@ -210,7 +210,7 @@ export class ZkVfs {
     return files.flush(this.ctx, fh);
   }
   fsync(fh: number) {
-    return files.flush(this.ctx, fh);
+    return files.fsync(this.ctx, fh);
   }
   release(fh: number) {
     return files.release(this.ctx, fh);
