@@ -78,6 +78,11 @@ export class ZkError extends Error {
    * the first send may have taken effect, so this failure may be its echo.
    */
   resent = false;
+  /**
+   * A TIMEOUT of a request that was sent and never answered before the wait
+   * for ZooKeeper ran out (session-retry.ts): it may have taken effect.
+   */
+  unanswered = false;
 
   constructor(zkName: ZkErrorName, path?: string, opIndex?: number, cause?: unknown) {
     super(`ZooKeeper ${zkName}${path ? ` at ${path}` : ''}`, cause === undefined ? undefined : { cause });

@@ -1058,6 +1058,42 @@ describe('session faults', () => {
     client.multi = multi;
   });
 
+  it('asks whether a write-back that timed out unanswered landed before it writes back again', async () => {
+    // ZooKeeper took the write, then went away for longer than the reconnect timeout: the close
+    // failed with ETIMEDOUT, and the release wrote back again once it was back.
+    const m = await mount({ reconnectTimeoutMs: 300 });
+    const client = (m.session as unknown as { client: ZkClient }).client;
+    const setData = client.setData.bind(client);
+    let away: { path: string; theirs: string | undefined; sent: boolean } | undefined;
+    client.setData = async (path, data, version) => {
+      if (away?.path !== path) return setData(path, data, version);
+      if (!away.sent) {
+        away.sent = true;
+        await setData(path, data, version);
+        const now = await raw.getData(path);
+        if (away.theirs) await raw.setData(path, Buffer.concat([now.data, Buffer.from(away.theirs)]), -1);
+      }
+      throw new ZkError('CONNECTION_LOSS', path);
+    };
+    const timeOut = async (name: string, flags: number, text: string, at: number, theirs?: string) => {
+      const fh = await m.vfs.open(`/${name}`, flags);
+      m.vfs.write(fh, Buffer.from(text), at);
+      away = { path: `${m.root}/${name}`, theirs, sent: false };
+      await expect(m.vfs.flush(fh)).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+      away = undefined;
+      await m.vfs.release(fh);
+      return (await raw.getData(`${m.root}/${name}`)).data.toString();
+    };
+    await writeFile(m.vfs, '/log', 'start\n');
+    const appended = await timeOut('log', 0o1 | 0o2000, 'mine\n', 6, 'theirs\n'); // O_WRONLY | O_APPEND
+    expect(appended).toBe('start\nmine\ntheirs\n'); // was appended again after theirs
+    await writeFile(m.vfs, '/doc', 'start');
+    expect(await timeOut('doc', 0o2, 'changed', 0)).toBe('changed'); // O_RDWR
+    // Its own write was not taken for another client's: nothing was refused.
+    expect(logged.join('\n')).not.toMatch(/write to \/doc refused/);
+    client.setData = setData;
+  });
+
   it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {
     const m = await mount();
     await writeFile(m.vfs, '/open', 'old');

@@ -56,6 +56,7 @@ import {
   type OpenFile,
   onlyAppended,
   rebase,
+  type SentWrite,
   takeVersion,
   UNSURE_EPOCH,
 } from './open-files.js';
@@ -627,9 +628,14 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
     await appendToName(ctx, file);
     return;
   }
+  if (file.inDoubt) {
+    await settleDoubt(ctx, file, file.inDoubt);
+    if (!isDirty(file)) return;
+  }
   const seq = file.seq;
   const content = file.buffer.content();
   ctx.log.debug(`write back ${file.mountPath}: ${content.length} bytes over data version ${file.version}`);
+  const sent = { data: content, over: file.base, version: file.version, seq, bufferLength: content.length };
   let stat: ZkStat;
   file.cutInFlight = Number.POSITIVE_INFINITY;
   // Sent again once the connection or session is back: the watch was down meanwhile.
@@ -649,14 +655,8 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
       await appendToName(ctx, file);
       return;
     }
+    if (isZkError(error, 'TIMEOUT') && error.unanswered) file.inDoubt = sent;
     if (isZkError(error, 'BAD_VERSION') && onlyAppended(file)) {
-      const sent = {
-        data: content,
-        over: file.base,
-        version: file.version,
-        seq,
-        bufferLength: content.length,
-      };
       if (error.resent && (await landedBeforeLoss(ctx, file, sent))) return;
       await appendToCurrent(ctx, file);
       return;
@@ -851,23 +851,15 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     );
     let stat: ZkStat;
     file.cutInFlight = Number.POSITIVE_INFINITY;
+    const write = { data: merged, over: node.data, version: node.stat.version, seq, bufferLength: sent };
     try {
       stat =
         merged.length === 0
           ? await writeEmpty(ctx, file.znode, node.stat.version)
           : await ctx.client.setData(file.znode, merged, node.stat.version);
     } catch (error) {
-      if (
-        isZkError(error, 'BAD_VERSION') &&
-        error.resent &&
-        (await landedBeforeLoss(ctx, file, {
-          data: merged,
-          over: node.data,
-          version: node.stat.version,
-          seq,
-          bufferLength: sent,
-        }))
-      )
+      if (isZkError(error, 'TIMEOUT') && error.unanswered) file.inDoubt = write;
+      if (isZkError(error, 'BAD_VERSION') && error.resent && (await landedBeforeLoss(ctx, file, write)))
         return;
       if (await lostRace(error, started, attempt)) continue;
       if (isZkError(error, 'NO_NODE') && !error.resent) return appendToName(ctx, file);
@@ -894,14 +886,19 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
  * content with another client's bytes after it begins with too: it landed
  * only if the node no longer begins with the old content.
  */
-async function landedBeforeLoss(
+async function landedBeforeLoss(ctx: VfsContext, file: OpenFile, sent: SentWrite): Promise<boolean> {
+  return appendsLanded(ctx, file, sent, await currentNode(ctx, file));
+}
+
+/** landedBeforeLoss, given `node`, the node under the name as it is now. */
+async function appendsLanded(
   ctx: VfsContext,
   file: OpenFile,
-  sent: { data: Buffer; over: Buffer; version: number; seq: number; bufferLength: number },
+  sent: SentWrite,
+  node: NodeData | null,
 ): Promise<boolean> {
   // Sent at no version a node has (NO_VERSION), it was refused wherever it went.
   if (sent.version < -1) return false;
-  const node = await currentNode(ctx, file);
   if (!node || isAnotherNode(file, node.stat) || node.stat.version <= sent.version) return false;
   const { data, over, seq, bufferLength } = sent;
   if (!startsWith(node.data, data)) return false;
@@ -913,6 +910,26 @@ async function landedBeforeLoss(
     'after its reply was lost',
   );
   return true;
+}
+
+/**
+ * `doubt`, a write-back of `file` sent and never answered before the wait
+ * for ZooKeeper ran out (the close that sent it failed with ETIMEDOUT):
+ * whether it landed, asked before the next write-back is sent. Landed, it
+ * is written: appends as after a lost reply (landedBeforeLoss), anything
+ * else when the node holds exactly its bytes at a later version. Else the
+ * next write-back goes as if it had never been sent. Throws, keeping the
+ * doubt, while ZooKeeper cannot be asked.
+ */
+async function settleDoubt(ctx: VfsContext, file: OpenFile, doubt: SentWrite): Promise<void> {
+  const node = await currentNode(ctx, file);
+  file.inDoubt = undefined;
+  if (onlyAppended(file)) {
+    await appendsLanded(ctx, file, doubt, node);
+    return;
+  }
+  if (!node || isAnotherNode(file, node.stat) || node.stat.version <= doubt.version) return;
+  if (node.data.equals(doubt.data)) written(ctx, file, node.stat, doubt.seq, doubt.data);
 }
 
 function startsWith(bytes: Buffer, head: Buffer): boolean {

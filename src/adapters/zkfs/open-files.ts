@@ -81,6 +81,13 @@ export interface OpenFile {
    * made here cannot be written back (file-ops.ts, salvageAppends).
    */
   tail?: { from: number; seq: number } | undefined;
+  /**
+   * A write-back sent and never answered before the wait for ZooKeeper ran
+   * out: the next one first asks ZooKeeper whether it landed (file-ops.ts,
+   * settleDoubt), so that it neither appends its bytes again nor takes its
+   * new version for another client's.
+   */
+  inDoubt?: SentWrite | undefined;
   /** Changes `from`..`to` (seqs) were O_APPEND writes that a salvage wrote to the node. */
   salvaged?: { from: number; to: number } | undefined;
   /** Time of the last local change, shown by getattr while dirty. */
@@ -168,6 +175,19 @@ export interface Handle {
   /** The `seq` of this handle's first and last writes since its last flush (none: 0). */
   firstWriteSeq: number;
   lastWriteSeq: number;
+}
+
+/**
+ * A write-back as sent: `data` at data version `version`, whose content was
+ * `over`, made of the buffer as it stood at change `seq` (`bufferLength`
+ * bytes of it).
+ */
+export interface SentWrite {
+  data: Buffer;
+  over: Buffer;
+  version: number;
+  seq: number;
+  bufferLength: number;
 }
 
 export function isDirty(file: OpenFile): boolean {

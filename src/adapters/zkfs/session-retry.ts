@@ -184,7 +184,10 @@ export class SessionRetry {
     const deadline = Date.now() + this.timeoutMs;
     let resent = false;
     for (;;) {
-      const client = await this.ready(deadline, path);
+      const client = await this.ready(deadline, path).catch((error: unknown) => {
+        if (resent && isZkError(error, 'TIMEOUT')) error.unanswered = true;
+        throw error;
+      });
       this.counters.requests++;
       try {
         return await this.session().abandonment.race(attempt(client));
@@ -194,7 +197,9 @@ export class SessionRetry {
         if (isRetryable(error) || client !== now.client) {
           if (Date.now() >= deadline) {
             this.counters.timeouts++;
-            throw new ZkError('TIMEOUT', path, undefined, error);
+            const timeout = new ZkError('TIMEOUT', path, undefined, error);
+            timeout.unanswered = true;
+            throw timeout;
           }
           this.counters.retries++;
           resent = true;
