@@ -5,8 +5,12 @@
  */
 import { unlink } from 'node:fs/promises';
 import { run, ToolError } from '../adapters/exec.js';
-import { isProcessAlive } from '../adapters/processes.js';
-import { readMountRecord, removeMountRecord } from '../adapters/zkfs/run-state.js';
+import {
+  isDaemonAlive,
+  type MountRecord,
+  readMountRecord,
+  removeMountRecord,
+} from '../adapters/zkfs/run-state.js';
 import { statusSocketPath } from '../adapters/zkfs/status-socket.js';
 import { OperationError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
@@ -29,20 +33,20 @@ export interface UmountZkResult {
   daemonExited: boolean;
 }
 
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+async function waitForExit(daemon: MountRecord, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!isProcessAlive(pid)) return true;
+    if (!isDaemonAlive(daemon)) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
-  return !isProcessAlive(pid);
+  return !isDaemonAlive(daemon);
 }
 
 export async function umountZk(options: UmountZkOptions, ctx: CommandContext): Promise<UmountZkResult> {
   const { dir, shown } = await zkMountPoint(options.dir);
   const lazy = options.lazy ?? false;
   const record = await readMountRecord(dir).catch(() => undefined);
-  const pid = record && isProcessAlive(record.pid) ? record.pid : undefined;
+  const daemon = record && isDaemonAlive(record) ? record : undefined;
   try {
     await run('fusermount', [lazy ? '-uz' : '-u', dir], {
       logger: ctx.log,
@@ -58,9 +62,10 @@ export async function umountZk(options: UmountZkOptions, ctx: CommandContext): P
     throw error;
   }
   let daemonExited = true;
-  if (pid !== undefined) {
+  if (daemon !== undefined) {
+    const { pid } = daemon;
     ctx.progress(`waiting for the daemon (pid ${pid}) to exit`);
-    daemonExited = await waitForExit(pid, lazy ? 2_000 : (options.timeoutMs ?? 30_000));
+    daemonExited = await waitForExit(daemon, lazy ? 2_000 : (options.timeoutMs ?? 30_000));
     if (!daemonExited && !lazy) {
       throw new OperationError(`${shown} is unmounted but its daemon (pid ${pid}) has not exited`, {
         detail: record?.logFile ? `see its log: ${record.logFile}` : undefined,

@@ -5,8 +5,7 @@
  * mount made on this host (its run record names the daemon); the daemon is
  * asked over its status socket and must answer within `timeoutMs`.
  */
-import { isProcessAlive } from '../adapters/processes.js';
-import { readMountRecord, runDir } from '../adapters/zkfs/run-state.js';
+import { isDaemonAlive, readMountRecord, runDir } from '../adapters/zkfs/run-state.js';
 import { type MountStatus, queryStatus, statusSocketPath } from '../adapters/zkfs/status-socket.js';
 import { errorMessage, OperationError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
@@ -29,7 +28,7 @@ export async function zkStatus(options: ZkStatusOptions, ctx: CommandContext): P
       detail: 'was it mounted with another ZKFSCTL_RUN_DIR, or by another host namespace?',
     });
   }
-  if (!isProcessAlive(record.pid)) {
+  if (!isDaemonAlive(record)) {
     throw new OperationError(`the daemon of ${shown} (pid ${record.pid}) is not running`, {
       detail: `the mount is dead; take it down with: zkfsctl umount ${dir} (add --lazy if programs still use it)`,
     });

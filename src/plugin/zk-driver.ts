@@ -7,8 +7,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { isProcessAlive } from '../adapters/processes.js';
-import { readMountRecord } from '../adapters/zkfs/run-state.js';
+import { isDaemonAlive, readMountRecord } from '../adapters/zkfs/run-state.js';
 import type { CommandContext } from '../commands/context.js';
 import { mountZk } from '../commands/mount-zk.js';
 import { umountZk } from '../commands/umount-zk.js';
@@ -105,7 +104,7 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
     },
     alive: async (dir: string) => {
       const record = await readMountRecord(dir).catch(() => undefined);
-      if (record !== undefined) return isProcessAlive(record.pid);
+      if (record !== undefined) return isDaemonAlive(record);
       // No record (another ZKFSCTL_RUN_DIR, /run cleaned): ask the mount itself. A FUSE mount whose
       // daemon died answers ENOTCONN at once (ECONNABORTED in the moment it dies, measured: the
       // request was queued as the connection went; ECANCELED where requests came over io_uring and

@@ -175,6 +175,30 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(r.stderr).toContain('is not mounted');
   });
 
+  it("does not take another process that has a dead daemon's pid now for the daemon", async () => {
+    // A restarted managed plugin's pid namespace hands out the same small pids again, and its run
+    // records outlive it.
+    const m = await mountZkfs(zk.connectString, '/reused');
+    const record = JSON.parse(readFileSync(recordFile(m.dir), 'utf8')) as { pid: number };
+    process.kill(record.pid, 'SIGKILL');
+    await eventually(async () => !isProcessAlive(record.pid), 'the daemon dies');
+    const other = execa('sleep', ['60'], { reject: false });
+    try {
+      writeFileSync(recordFile(m.dir), JSON.stringify({ ...record, pid: other.pid }));
+      const status = await zkfsctl(['status', m.dir]);
+      expect(status.exitCode).toBe(1);
+      expect(status.stderr).toContain(`(pid ${other.pid}) is not running`); // was "does not answer"
+      const started = Date.now();
+      const r = await zkfsctl(['umount', m.dir]);
+      expect(r.exitCode, r.stderr).toBe(0); // waited 30 s for the other process, then failed
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(isMounted(m.dir)).toBe(false);
+      expect(isProcessAlive(other.pid!)).toBe(true);
+    } finally {
+      other.kill();
+    }
+  });
+
   it('refuses a busy unmount, then detaches with --lazy and lets the daemon finish', async () => {
     const m = await mountZkfs(zk.connectString, '/busy');
     await m.ok('echo x > f');

@@ -8,17 +8,30 @@
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fitFileName } from '../../core/names.js';
+import { isProcessAlive } from '../processes.js';
 import { readJson, writeJsonAtomic } from '../state-file.js';
 
 export interface MountRecord {
   dir: string;
   pid: number;
+  /**
+   * The daemon's start time (/proc/PID/stat; absent in records of older
+   * builds): a process given the pid again since is not the daemon. Records
+   * outlive their daemons where /run does (a managed plugin's own root), and
+   * a restarted plugin's pid namespace hands out the same small pids.
+   */
+  startTime?: string | undefined;
   hosts: string;
   path: string;
   mode: string;
   readOnly: boolean;
   logFile?: string | undefined;
   startedAt: string;
+}
+
+/** Whether the daemon `record` names still runs. */
+export function isDaemonAlive(record: Pick<MountRecord, 'pid' | 'startTime'>): boolean {
+  return isProcessAlive(record.pid, record.startTime);
 }
 
 export function runDir(env: NodeJS.ProcessEnv = process.env): string {

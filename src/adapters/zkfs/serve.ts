@@ -13,6 +13,7 @@ import { run } from '../exec.js';
 import { type FuseMount, mountFuse } from '../fuse.js';
 import type { Logger } from '../logger.js';
 import { mountAt, readMountTable } from '../mountinfo.js';
+import { processStartTime } from '../processes.js';
 import { isZkError, type ZkApi } from '../zookeeper.js';
 import { KernelNotifier } from './kernel-notify.js';
 import { PageStore } from './page-store.js';
@@ -316,6 +317,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
     await writeMountRecord({
       dir,
       pid: process.pid,
+      startTime: processStartTime(process.pid),
       hosts: resolved.connectString,
       path: resolved.path,
       mode: resolved.mode,
