@@ -258,7 +258,13 @@ export async function addToMountedVolume(
     try {
       added.push(
         await mountDisk(
-          { disk, root: mount.dir, dirName: entry.name, passphrase: spec.passphrase },
+          {
+            disk,
+            root: mount.dir,
+            dirName: entry.name,
+            passphrase: spec.passphrase,
+            mapperInUse: (name) => mappersInUse(ac.session.state).has(name),
+          },
           ctx,
           undo,
         ),

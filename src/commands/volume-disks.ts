@@ -32,6 +32,12 @@ export interface MountDiskRequest {
   dirName: string;
   /** For encrypted disks. */
   passphrase: string | null;
+  /**
+   * Whether a mount the state records reads through LUKS mapping `name`.
+   * An open mapping of the disk that none does (a mount that died after
+   * opening it, or `luks-open`) becomes this disk's to close.
+   */
+  mapperInUse: (name: string) => boolean;
 }
 
 /** Mounts one initialised disk at root/dirName (the directory exists). */
@@ -80,7 +86,10 @@ export async function mountDisk(
       if (!existsSync(existing)) throw error;
       await assertMapsPartition(existing, partition, mapper, ctx);
       source = existing;
-      mapper = null;
+      // The volume that opened it closes it; one nobody reads through is this volume's now,
+      // or nothing would ever close it.
+      if (req.mapperInUse(mapper)) mapper = null;
+      else ctx.log.info(`${existing} was open already, and no volume reads through it: taking it over`);
     }
     fsType = (await probe(source, { logger: ctx.log })).values.TYPE ?? fsType;
   }
@@ -184,12 +193,15 @@ export async function closeDiskMapper(
   options: Pick<UnmountDiskOptions, 'mapperInUse'>,
   ctx: CommandContext,
 ): Promise<void> {
-  if (disk.mapper && !options.mapperInUse?.(disk.mapper)) {
-    try {
-      await cryptsetup.close(disk.mapper, ctx.log);
-    } catch (error) {
-      // After a lazy unmount the mapping may still be held; it cannot be closed yet.
-      ctx.log.warn(`could not close ${disk.mapper}: ${errorMessage(error)}`);
-    }
+  if (disk.mapper && !options.mapperInUse?.(disk.mapper)) await closeMapper(disk.mapper, ctx);
+}
+
+/** Closes LUKS mapping `name`; a failure is logged. */
+export async function closeMapper(name: string, ctx: CommandContext): Promise<void> {
+  try {
+    await cryptsetup.close(name, ctx.log);
+  } catch (error) {
+    // After a lazy unmount the mapping may still be held; it cannot be closed yet.
+    ctx.log.warn(`could not close ${name}: ${errorMessage(error)}`);
   }
 }

@@ -43,7 +43,7 @@ import {
 } from './volume-assemble.js';
 import { mountDisk } from './volume-disks.js';
 import { applyLayout, checkVolumeDir, createVolumeRoot, sealVolumeRoot } from './volume-root.js';
-import { survey } from './volume-survey.js';
+import { mappersInUse, survey } from './volume-survey.js';
 import { ensureWatcher, type WatcherMode } from './volume-watch.js';
 
 export interface VolumeMountOptions {
@@ -257,7 +257,17 @@ async function assemble(
   for (const disk of disks) {
     const entry = planned.find((e) => e.diskId === diskId(disk))!;
     mounted.push(
-      await mountDisk({ disk, root: dir, dirName: entry.name, passphrase: spec.passphrase }, ctx, undo),
+      await mountDisk(
+        {
+          disk,
+          root: dir,
+          dirName: entry.name,
+          passphrase: spec.passphrase,
+          mapperInUse: (name) => mappersInUse(session.state).has(name),
+        },
+        ctx,
+        undo,
+      ),
     );
   }
   ctx.progress(`making ${dir} read-only`);

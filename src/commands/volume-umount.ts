@@ -33,9 +33,10 @@ import {
   volumeAtDir,
 } from '../core/assignments.js';
 import { errorMessage, OperationError, UsageError } from '../core/errors.js';
+import { mapperOfSource } from '../core/names.js';
 import { checkVolumeName, redactQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
-import { closeDiskMapper, detachDisk, reattachDisk } from './volume-disks.js';
+import { closeDiskMapper, closeMapper, detachDisk, reattachDisk } from './volume-disks.js';
 import { mappersInUse } from './volume-survey.js';
 import { stopWatcher } from './volume-watch.js';
 
@@ -130,6 +131,7 @@ export async function volumeUmount(
       throw error;
     };
     // The disks on the root: recorded ones, and any a crash left untracked (nothing is inside them).
+    const untracked: string[] = [];
     for (const entry of mountsOn(table, root)) {
       const disk = recorded.get(entry.mountPoint);
       try {
@@ -138,6 +140,9 @@ export async function volumeUmount(
           detached.push(disk);
         } else {
           await unmount(entry.mountPoint, { lazy: options.lazy ?? false, logger: ctx.log });
+          // The mapping it read through, which its mount opened, is closed with the others below.
+          const mapper = mapperOfSource(entry.source);
+          if (mapper) untracked.push(mapper);
         }
       } catch (error) {
         return undo(error);
@@ -166,6 +171,7 @@ export async function volumeUmount(
       if (disk.mapper && mappersInUse(rest).has(disk.mapper)) rest = handOverMapper(rest, disk.mapper);
       else await closeDiskMapper(disk, {}, ctx);
     }
+    for (const mapper of untracked) if (!mappersInUse(rest).has(mapper)) await closeMapper(mapper, ctx);
     let released = false;
     if (volume) {
       let next = rest;

@@ -2,7 +2,7 @@
  * Names derived from other names, in one place so every caller agrees
  * (partition nodes, LUKS mapping names, device globs).
  *
- * Exports: `naturalCompare`, `kernelName`, `partitionName`, `mapperName`, `isMapperName`,
+ * Exports: `naturalCompare`, `kernelName`, `partitionName`, `mapperName`, `mapperOfSource`, `isMapperName`,
  * `globMatches`, `fitFileName`, `VIRTUAL_DEVICE_GLOBS`, `METADATA_PARTITION_NAME`, `METADATA_PARTITION_TYPE`,
  * `DATA_PARTITION_TYPE`.
  */
@@ -57,6 +57,12 @@ export function isMapperName(name: string): boolean {
 /** The device-mapper name an opened data partition gets: stable across reboots and hosts. */
 export function mapperName(dataPartitionUuid: string): string {
   return `simple-${dataPartitionUuid.toLowerCase()}`;
+}
+
+/** The mapping a mount's source (`/dev/mapper/simple-…`) is, when it is one mapperName gives. */
+export function mapperOfSource(source: string): string | undefined {
+  const name = source.startsWith('/dev/mapper/') ? source.slice('/dev/mapper/'.length) : '';
+  return name.startsWith('simple-') && isMapperName(name) ? name : undefined;
 }
 
 /** Shell-style glob (`*`, `?`, `[abc]`, `[!a]`) against a whole name. */

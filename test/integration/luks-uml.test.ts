@@ -101,6 +101,22 @@ dmsetup remove "$M"
 step fresh-mount $S mount $C /run/vs $V --include ubda
 step fresh-read cat /run/vs/s-0/hello.txt
 step fresh-umount $S umount /run/vs $V
+# A mapping of the disk nobody reads through (a mount opened it and died before it saved that, or
+# luks-open left it): the next volume to mount the disk takes it over, and its umount closes it.
+printf 'correct horse\n' | step left-open $S luks-open /dev/ubda
+D=label.secure_encryption-key.k_exclusive.false_basename.d-
+step left-mount $S mount $D /run/vd $V --include ubda
+step left-umount $S umount /run/vd $V
+ls /dev/mapper > "$RESULTS/mapper-after-left.txt"
+# A disk on a volume's root the state does not record (the mount died before it saved it):
+# umount unmounts it, and closes the mapping it read through.
+step untracked-mount $S mount $D /run/vd $V --include ubda
+$NODE -e 'const fs = require("fs"); const f = "/run/volumes/volumes.json"; const s = JSON.parse(fs.readFileSync(f));
+for (const v of Object.values(s.volumes)) if (v.mount && v.mount.dir === "/run/vd") v.mount.disks = {};
+fs.writeFileSync(f, JSON.stringify(s));'
+step untracked-umount $S umount /run/vd $V
+grep -c ' /run/vd' /proc/mounts > "$RESULTS/untracked-mounts.txt"
+ls /dev/mapper > "$RESULTS/mapper-after-untracked.txt"
 `;
 
 describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mode Linux', () => {
@@ -238,6 +254,14 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(uml.read('fresh-read.out')).toBe('written inside UML\n');
   });
 
+  it('closes a mapping nobody read through once the volume that took it over is unmounted, and one a disk no longer recorded read through', () => {
+    for (const step of ['left-open', 'left-mount', 'left-umount']) expect(rc(step), why(step)).toBe('0');
+    expect(uml.read('mapper-after-left.txt').trim()).toBe('control'); // was left open for good
+    for (const step of ['untracked-mount', 'untracked-umount']) expect(rc(step), why(step)).toBe('0');
+    expect(uml.read('untracked-mounts.txt').trim()).toBe('0');
+    expect(uml.read('mapper-after-untracked.txt').trim()).toBe('control');
+  });
+
   it('opens with --key-file too; its close waits for a volume mount holding the state lock; cryptsetup only ever got the passphrase on stdin', () => {
     expect(rc('keyfile'), why('keyfile')).toBe('0');
     expect(rc('keyfile-close'), why('keyfile-close')).toBe('0');
@@ -258,9 +282,10 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     const opens = calls.filter((c) => c[0] === 'open').map((c) => c.join(' '));
     // initialize-disk (mkfs inside), the wrong and right passphrase, --key-name, --key-file,
     // the two volumes' mounts (the second finds the mapping open, and reads through it), and the
-    // third volume's two (the first finds another device's mapping by the disk's name).
+    // third volume's two (the first finds another device's mapping by the disk's name), then the
+    // mapping left open, and the fourth volume's two (the first finds that one open).
     expect(opens.filter((c) => /^open --type luks --key-file - \/dev\/ubda2 simple-/.test(c))).toHaveLength(
-      9,
+      12,
     );
     expect(opens).toContain('open --test-passphrase --key-file - /dev/ubda2');
   });

@@ -7,6 +7,7 @@ import {
   globMatches,
   isMapperName,
   mapperName,
+  mapperOfSource,
   NAME_MAX,
   partitionName,
 } from '../../src/core/names.js';
@@ -75,6 +76,19 @@ describe('names', () => {
 
   it('names mappings after the data partition UUID', () => {
     expect(mapperName('A5B96D2B-D7D0')).toBe('simple-a5b96d2b-d7d0');
+  });
+
+  it('finds the mapping a mount reads through only in the mount sources it gives', () => {
+    expect(mapperOfSource('/dev/mapper/simple-a5b96d2b-d7d0')).toBe('simple-a5b96d2b-d7d0');
+    for (const source of [
+      '/dev/mapper/vault',
+      '/dev/loop0p2',
+      '/dev/mapper/simple-a/b',
+      'simple-a',
+      '/dev/dm-0',
+    ]) {
+      expect(mapperOfSource(source), source).toBeUndefined();
+    }
   });
 
   it.each([
