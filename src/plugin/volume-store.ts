@@ -82,6 +82,8 @@ export class VolumeStore implements VolumeDriver {
   private warnedBlind = false;
   /** Volumes whose serving process was found dead and reported, until they are served again or mounted. */
   private readonly reportedDead = new Set<string>();
+  /** Volumes left mounted after their last Unmount whose unmount unmountUnused already said failed. */
+  private readonly stuckMounted = new Set<string>();
 
   private constructor(options: VolumeStoreOptions, state: PluginState) {
     this.backend = options.backend;
@@ -261,6 +263,37 @@ export class VolumeStore implements VolumeDriver {
         'container mount(s) using it get "Transport endpoint is not connected" until they are restarted, ' +
         'and its next Mount mounts it afresh',
     );
+    return true;
+  }
+
+  /**
+   * Takes down the mount of `name` when no mount reference holds it: its
+   * last Unmount could not (a process worked in it, a mount was inside it),
+   * and nothing else would until its next Mount or Remove, its disks mounted
+   * and their mappings open meanwhile. A failure is logged once. Callers
+   * serialize this with the volume's requests. True when it unmounted it.
+   */
+  async unmountUnused(name: string): Promise<boolean> {
+    const volume = this.state.volumes[name];
+    if (volume === undefined || this.reconciling.has(name) || totalRefs(volume.refs) > 0) return false;
+    const dir = this.mountpointOf(name);
+    if (!(await this.isMounted(dir))) {
+      this.stuckMounted.delete(name);
+      return false;
+    }
+    try {
+      await this.teardown(volume, dir);
+    } catch (error) {
+      if (!this.stuckMounted.has(name)) {
+        this.stuckMounted.add(name);
+        this.ctx.log.warn(
+          `volume ${name} stays mounted at ${dir} with no container using it: ${errorMessage(error)}; trying again now and then`,
+        );
+      }
+      return false;
+    }
+    this.stuckMounted.delete(name);
+    this.ctx.log.info(`volume ${name}: unmounted ${dir}, which its last Unmount could not do`);
     return true;
   }
 

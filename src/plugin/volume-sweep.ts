@@ -1,7 +1,8 @@
 /**
  * Now and then, looks at the volumes that mount references hold, each in its
  * turn between its requests: reports one whose serving process died
- * (VolumeStore.reportDead), and releases the references the engine will
+ * (VolumeStore.reportDead), takes down one left mounted after its last
+ * Unmount failed (VolumeStore.unmountUnused), and releases the references the engine will
  * never release (VolumeStore.releaseUnheld: it was killed while containers
  * held volumes), so that such a volume does not stay mounted for good.
  */
@@ -17,7 +18,7 @@ export interface VolumeSweep {
 }
 
 export interface VolumeSweepOptions {
-  store: Pick<VolumeStore, 'names' | 'reportDead' | 'mayBeUnheld' | 'releaseUnheld'>;
+  store: Pick<VolumeStore, 'names' | 'reportDead' | 'unmountUnused' | 'mayBeUnheld' | 'releaseUnheld'>;
   router: Pick<Router, 'exclusive'>;
   /** --release-unheld in milliseconds; 0 releases nothing. */
   releaseUnheldMs: number;
@@ -44,7 +45,10 @@ export function startVolumeSweep(options: VolumeSweepOptions): VolumeSweep {
   const sweep = async () => {
     const candidates: string[] = [];
     for (const name of options.store.names()) {
-      await inTurn(name, 'check its mount', () => options.store.reportDead(name));
+      await inTurn(name, 'check its mount', async () => {
+        await options.store.reportDead(name);
+        await options.store.unmountUnused(name);
+      });
       if (releasing && (await options.store.mayBeUnheld(name))) candidates.push(name);
     }
     if (candidates.length === 0) return;

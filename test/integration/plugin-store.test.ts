@@ -129,6 +129,37 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     expect(await store.path('data')).toBeUndefined();
   });
 
+  it('takes down a mount its last Unmount could not, once what held it is gone, saying so once', async () => {
+    const root = newRoot();
+    const { backend } = tmpfsBackend();
+    const lines: string[] = [];
+    const store = await openStore(root, backend, lines);
+    await store.create('data', { size: '1m' });
+    const dir = await store.mount('data', 'id1');
+    // A shell working in the volume on the host.
+    const shell = spawn('sleep', ['600'], { cwd: dir, stdio: 'ignore' });
+    const gone = new Promise((resolve) => shell.once('exit', resolve));
+    onCleanup(`sleep ${shell.pid}`, () => {
+      shell.kill('SIGKILL');
+    });
+    await expect(store.unmount('data', 'id1')).rejects.toThrow(/could not unmount volume data/);
+    expect(mountedAt(dir)).toBe(true);
+    expect(await store.unmountUnused('data')).toBe(false);
+    expect(await store.unmountUnused('data')).toBe(false);
+    expect(lines.filter((l) => l.includes('stays mounted'))).toHaveLength(1);
+    shell.kill('SIGKILL');
+    await gone;
+    // Stayed mounted until its next Mount or Remove.
+    expect(await store.unmountUnused('data')).toBe(true);
+    expect(mountedAt(dir)).toBe(false);
+    expect(await store.unmountUnused('data')).toBe(false);
+    // A volume mount references hold is left alone.
+    await store.mount('data', 'id2');
+    expect(await store.unmountUnused('data')).toBe(false);
+    expect(mountedAt(dir)).toBe(true);
+    await store.unmount('data', 'id2');
+  });
+
   it('releases references of a mount nothing uses, once no Mount came for the timeout', async () => {
     const root = newRoot();
     // Volumes under a shared mount, as on a systemd host: other namespaces get copies by propagation.

@@ -15,12 +15,17 @@ describe('the sweep over the volumes in use', () => {
     const log = createLogger({ level: 'debug', write: (l) => lines.push(l) });
     const released: string[] = [];
     const checked: string[] = [];
+    const unused: string[] = [];
     const turns: string[] = [];
     const store = {
       names: () => ['a', 'b', 'c'],
       reportDead: async (name: string) => {
         checked.push(name);
         if (name === 'a') throw new Error('cannot read its mount record');
+        return false;
+      },
+      unmountUnused: async (name: string) => {
+        unused.push(name);
         return false;
       },
       mayBeUnheld: mayBe,
@@ -40,6 +45,7 @@ describe('the sweep over the volumes in use', () => {
       lines,
       released,
       checked,
+      unused,
       turns,
       start: (ms: number) =>
         startVolumeSweep({
@@ -59,6 +65,8 @@ describe('the sweep over the volumes in use', () => {
     expect(t.checked).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
     expect(t.checked).toEqual(['a', 'b', 'c']);
+    // In the same turn: a mount its last Unmount could not take down.
+    expect(t.unused).toEqual(['b', 'c']);
     expect(t.turns).toEqual(['a', 'b', 'c', 'b', 'c']);
     expect(t.released).toEqual(['b', 'c']);
     // A volume that could not be looked at or released is logged; the others are not held up by it.
