@@ -1092,6 +1092,28 @@ describe('session faults', () => {
     // Its own write was not taken for another client's: nothing was refused.
     expect(logged.join('\n')).not.toMatch(/write to \/doc refused/);
     client.setData = setData;
+
+    // A log another host removed: appends here make it again (one multi with the directory's
+    // document), which ZooKeeper took before it went away.
+    m.tree.onDeleting = (znode) => () => m.vfs.deletedElsewhere(znode);
+    const multi = client.multi.bind(client);
+    let gone: 'no' | 'after this' | 'yes' = 'no';
+    client.multi = async (ops) => {
+      if (ops[0]?.path !== `${m.root}/rotated` || gone === 'no') return multi(ops);
+      if (gone === 'after this') await multi(ops);
+      gone = 'yes';
+      throw new ZkError('CONNECTION_LOSS', ops[0].path);
+    };
+    await writeFile(m.vfs, '/rotated', 'old\n');
+    const logger = await m.vfs.open('/rotated', 0o1 | 0o2000);
+    await raw.remove(`${m.root}/rotated`, -1);
+    await until(async () => !(await m.vfs.readdir('/')).includes('rotated'), 'the removal heard');
+    m.vfs.write(logger, Buffer.from('line\n'), 4);
+    gone = 'after this';
+    await expect(m.vfs.flush(logger)).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    client.multi = multi;
+    await m.vfs.release(logger);
+    expect((await raw.getData(`${m.root}/rotated`)).data.toString()).toBe('line\n'); // was twice
   });
 
   it('replaces a session closed by the server: watch rebuilt, stale entries dropped, open writes kept', async () => {

@@ -639,7 +639,9 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
   let stat: ZkStat;
   file.cutInFlight = Number.POSITIVE_INFINITY;
   // Sent again once the connection or session is back: the watch was down meanwhile.
+  let resending = false;
   const beforeResend = async () => {
+    resending = true;
     if (await goneUnheard(ctx, file)) throw new NodeGone();
   };
   try {
@@ -655,7 +657,9 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
       await appendToName(ctx, file);
       return;
     }
-    if (isZkError(error, 'TIMEOUT') && error.unanswered) file.inDoubt = sent;
+    // Sent, and nothing says whether it landed (no answer, or the check before sending it again
+    // failed): the next write-back asks first.
+    if (isZkError(error, 'TIMEOUT') ? error.unanswered : resending && !isZkError(error)) file.inDoubt = sent;
     if (isZkError(error, 'BAD_VERSION') && onlyAppended(file)) {
       if (error.resent && (await landedBeforeLoss(ctx, file, sent))) return;
       await appendToCurrent(ctx, file);
@@ -1020,10 +1024,35 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     if (!onlyAppended(file) || elsewhere || unmade) {
       throw lostToDeletion(ctx, file);
     }
+    // Its last write-back got no answer: landed, its bytes are there, whatever it went to.
+    const doubt = file.inDoubt;
+    file.inDoubt = undefined;
+    if (doubt && current && current.stat.version > doubt.version && startsWith(current.data, doubt.data)) {
+      const { seq, bufferLength } = doubt;
+      await landed(
+        ctx,
+        file,
+        { merged: current.data, stat: current.stat, seq, sent: bufferLength },
+        'after no answer',
+      );
+      file.deletedElsewhere = false;
+      file.followsName = true;
+      ctx.files.detach(file);
+      if (!isDirty(file)) return;
+      continue;
+    }
     const seq = file.seq;
     const sent = file.buffer.length;
     const appended = Buffer.from(file.buffer.view().subarray(file.keptLength));
     const merged = current ? Buffer.concat([current.data, appended]) : appended;
+    const write = {
+      data: merged,
+      over: current?.data ?? Buffer.alloc(0),
+      // A create: any node found under the name is later.
+      version: current?.stat.version ?? -1,
+      seq,
+      bufferLength: sent,
+    };
     checkAppendedSize(file, merged.length);
     file.cutInFlight = Number.POSITIVE_INFINITY;
     let stat: ZkStat | null;
@@ -1044,6 +1073,7 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
         stat = await ctx.client.exists(file.znode).catch(() => null);
       }
     } catch (error) {
+      if (isZkError(error, 'TIMEOUT') && error.unanswered) file.inDoubt = write;
       // Another client wrote, deleted or made the file between the read and the write.
       const raced = current
         ? isZkError(error, 'BAD_VERSION', 'NO_NODE') && !error.resent

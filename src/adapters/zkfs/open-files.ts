@@ -169,7 +169,7 @@ export interface Handle {
    * flush. Programs close a duplicate descriptor right after opening (the
    * shell's `>`, dd), which sends a flush before any data is written: that
    * flush must not publish the emptied file, so a truncation alone is written
-   * back by the next flush that follows a write, or at release.
+   * back by the next flush that follows a write, by fsync, or at release.
    */
   truncated: boolean;
   /** The `seq` of this handle's first and last writes since its last flush (none: 0). */
