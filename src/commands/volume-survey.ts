@@ -12,7 +12,13 @@ import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.
 import { isProcessAlive } from '../adapters/processes.js';
 import { canonicalDir } from '../adapters/real-path.js';
 import type { StateSession } from '../adapters/volume-state.js';
-import { assignmentOf, type HostFacts, reconcile, type VolumesState } from '../core/assignments.js';
+import {
+  assignmentOf,
+  type HostFacts,
+  handOverMapper,
+  reconcile,
+  type VolumesState,
+} from '../core/assignments.js';
 import { type DiskReport, diskId } from '../core/disk-state.js';
 import { errorMessage } from '../core/errors.js';
 import { kernelName } from '../core/names.js';
@@ -98,7 +104,12 @@ export async function survey(
   if (result.notes.length > 0) await session.commit(result.state);
   const used = mappersInUse(session.state);
   for (const mapper of result.orphanMappers) {
-    if (used.has(mapper)) continue;
+    if (used.has(mapper)) {
+      // Another volume reads through it, having found it open: that one closes it now.
+      const handed = handOverMapper(session.state, mapper);
+      if (handed !== session.state) await session.commit(handed);
+      continue;
+    }
     await cryptsetup.close(mapper, ctx.log).catch((error) => {
       ctx.log.debug(`mapper ${mapper} of a forgotten mount not closed: ${errorMessage(error)}`);
     });

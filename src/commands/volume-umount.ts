@@ -171,7 +171,10 @@ export async function volumeUmount(
       if (disk.mapper && mappersInUse(rest).has(disk.mapper)) rest = handOverMapper(rest, disk.mapper);
       else await closeDiskMapper(disk, {}, ctx);
     }
-    for (const mapper of untracked) if (!mappersInUse(rest).has(mapper)) await closeMapper(mapper, ctx);
+    const closed = new Set(detached.map((disk) => disk.mapper));
+    for (const mapper of untracked) {
+      if (!closed.has(mapper) && !mappersInUse(rest).has(mapper)) await closeMapper(mapper, ctx);
+    }
     let released = false;
     if (volume) {
       let next = rest;

@@ -117,6 +117,15 @@ fs.writeFileSync(f, JSON.stringify(s));'
 step untracked-umount $S umount /run/vd $V
 grep -c ' /run/vd' /proc/mounts > "$RESULTS/untracked-mounts.txt"
 ls /dev/mapper > "$RESULTS/mapper-after-untracked.txt"
+# The volume that opened a shared mapping unmounted by hand (umount -R, not simplectl): the next
+# mount hands the mapping to a volume still reading through it, and the last umount closes it.
+step ha-mount $S mount $A /run/va $V --include ubda
+step hb-mount $S mount $B /run/vb $V --include ubda
+umount -R /run/va
+step hd-mount $S mount $D /run/vd $V --include ubda
+step hb-umount $S umount /run/vb $V
+step hd-umount $S umount /run/vd $V
+ls /dev/mapper > "$RESULTS/mapper-after-by-hand.txt"
 `;
 
 describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mode Linux', () => {
@@ -254,12 +263,16 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(uml.read('fresh-read.out')).toBe('written inside UML\n');
   });
 
-  it('closes a mapping nobody read through once the volume that took it over is unmounted, and one a disk no longer recorded read through', () => {
+  it('closes a mapping nobody read through once the volume that took it over is unmounted, one a disk no longer recorded read through, and one whose opener was unmounted by hand', () => {
     for (const step of ['left-open', 'left-mount', 'left-umount']) expect(rc(step), why(step)).toBe('0');
     expect(uml.read('mapper-after-left.txt').trim()).toBe('control'); // was left open for good
     for (const step of ['untracked-mount', 'untracked-umount']) expect(rc(step), why(step)).toBe('0');
     expect(uml.read('untracked-mounts.txt').trim()).toBe('0');
     expect(uml.read('mapper-after-untracked.txt').trim()).toBe('control');
+    for (const step of ['ha-mount', 'hb-mount', 'hd-mount', 'hb-umount', 'hd-umount']) {
+      expect(rc(step), why(step)).toBe('0');
+    }
+    expect(uml.read('mapper-after-by-hand.txt').trim()).toBe('control'); // was left open for good
   });
 
   it('opens with --key-file too; its close waits for a volume mount holding the state lock; cryptsetup only ever got the passphrase on stdin', () => {
@@ -283,9 +296,10 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     // initialize-disk (mkfs inside), the wrong and right passphrase, --key-name, --key-file,
     // the two volumes' mounts (the second finds the mapping open, and reads through it), and the
     // third volume's two (the first finds another device's mapping by the disk's name), then the
-    // mapping left open, and the fourth volume's two (the first finds that one open).
+    // mapping left open, the fourth volume's two (the first finds that one open), and the first,
+    // second and fourth volumes' mounts again (the last two find the mapping open).
     expect(opens.filter((c) => /^open --type luks --key-file - \/dev\/ubda2 simple-/.test(c))).toHaveLength(
-      12,
+      15,
     );
     expect(opens).toContain('open --test-passphrase --key-file - /dev/ubda2');
   });
