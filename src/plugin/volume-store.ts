@@ -171,6 +171,7 @@ export class VolumeStore implements VolumeDriver {
     if (await this.isMounted(dir)) await this.teardown(volume, dir);
     await this.backend.forget?.(volume, this.ctx);
     await this.update(name, (state) => removeVolume(state, name));
+    this.stuckMounted.delete(name);
     // rmdir, never a recursive delete: whatever is in there is not ours to destroy.
     await rmdir(dir).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') this.ctx.log.warn(`could not remove mount point ${dir}: ${error.message}`);
@@ -203,8 +204,10 @@ export class VolumeStore implements VolumeDriver {
     }
     // Its container starts after this reply: a slow mount must not use up its quiet time.
     this.lastMount.set(name, this.now().getTime());
-    // Served now (a dead mount was mounted afresh above): a death from here on is a new one.
+    // Served now (a dead mount was mounted afresh above): a death from here on is a new one, and
+    // so is an unmount that fails after it.
     this.reportedDead.delete(name);
+    this.stuckMounted.delete(name);
     this.ctx.log.debug(`volume ${name} mounted for ${id}; ${totalRefs(refs)} reference(s)`);
     return dir;
   }
@@ -275,9 +278,9 @@ export class VolumeStore implements VolumeDriver {
    */
   async unmountUnused(name: string): Promise<boolean> {
     const volume = this.state.volumes[name];
-    if (volume === undefined || this.reconciling.has(name) || totalRefs(volume.refs) > 0) return false;
+    if (volume === undefined || this.reconciling.has(name)) return false;
     const dir = this.mountpointOf(name);
-    if (!(await this.isMounted(dir))) {
+    if (totalRefs(volume.refs) > 0 || !(await this.isMounted(dir))) {
       this.stuckMounted.delete(name);
       return false;
     }

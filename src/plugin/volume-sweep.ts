@@ -1,6 +1,6 @@
 /**
- * Now and then, looks at the volumes that mount references hold, each in its
- * turn between its requests: reports one whose serving process died
+ * Now and then, looks at every volume, each in its turn between its
+ * requests: reports one in use whose serving process died
  * (VolumeStore.reportDead), takes down one left mounted after its last
  * Unmount failed (VolumeStore.unmountUnused), and releases the references the engine will
  * never release (VolumeStore.releaseUnheld: it was killed while containers
