@@ -891,19 +891,22 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
  * only if the node no longer begins with the old content.
  */
 async function landedBeforeLoss(ctx: VfsContext, file: OpenFile, sent: SentWrite): Promise<boolean> {
-  return appendsLanded(ctx, file, sent, await currentNode(ctx, file));
+  const node = await currentNode(ctx, file);
+  return node !== null && !isAnotherNode(file, node.stat) && appendsLanded(ctx, file, sent, node);
 }
 
-/** landedBeforeLoss, given `node`, the node under the name as it is now. */
+/**
+ * landedBeforeLoss, given `node`: the file's own node as it is now, or,
+ * for a file that follows its name (appendToName), the node under it.
+ */
 async function appendsLanded(
   ctx: VfsContext,
   file: OpenFile,
   sent: SentWrite,
-  node: NodeData | null,
+  node: NodeData,
 ): Promise<boolean> {
   // Sent at no version a node has (NO_VERSION), it was refused wherever it went.
-  if (sent.version < -1) return false;
-  if (!node || isAnotherNode(file, node.stat) || node.stat.version <= sent.version) return false;
+  if (sent.version < -1 || node.stat.version <= sent.version) return false;
   const { data, over, seq, bufferLength } = sent;
   if (!startsWith(node.data, data)) return false;
   if (!startsWith(data, over) && startsWith(node.data, over)) return false;
@@ -928,12 +931,11 @@ async function appendsLanded(
 async function settleDoubt(ctx: VfsContext, file: OpenFile, doubt: SentWrite): Promise<void> {
   const node = await currentNode(ctx, file);
   file.inDoubt = undefined;
-  if (onlyAppended(file)) {
-    await appendsLanded(ctx, file, doubt, node);
-    return;
+  if (!node || isAnotherNode(file, node.stat)) return;
+  if (onlyAppended(file)) await appendsLanded(ctx, file, doubt, node);
+  else if (node.stat.version > doubt.version && node.data.equals(doubt.data)) {
+    written(ctx, file, node.stat, doubt.seq, doubt.data);
   }
-  if (!node || isAnotherNode(file, node.stat) || node.stat.version <= doubt.version) return;
-  if (node.data.equals(doubt.data)) written(ctx, file, node.stat, doubt.seq, doubt.data);
 }
 
 function startsWith(bytes: Buffer, head: Buffer): boolean {
@@ -1027,14 +1029,7 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     // Its last write-back got no answer: landed, its bytes are there, whatever it went to.
     const doubt = file.inDoubt;
     file.inDoubt = undefined;
-    if (doubt && current && current.stat.version > doubt.version && startsWith(current.data, doubt.data)) {
-      const { seq, bufferLength } = doubt;
-      await landed(
-        ctx,
-        file,
-        { merged: current.data, stat: current.stat, seq, sent: bufferLength },
-        'after no answer',
-      );
+    if (doubt && current && (await appendsLanded(ctx, file, doubt, current))) {
       file.deletedElsewhere = false;
       file.followsName = true;
       ctx.files.detach(file);
@@ -1165,7 +1160,7 @@ function appendedTo(file: OpenFile, now: Buffer): Buffer | undefined {
   const appended = file.buffer.view().subarray(file.keptLength);
   if (file.keptLength === file.base.length) return Buffer.concat([now, appended]);
   const base = file.base;
-  if (now.length < base.length || !now.subarray(0, base.length).equals(base)) return undefined;
+  if (!startsWith(now, base)) return undefined;
   return Buffer.concat([base.subarray(0, file.keptLength), now.subarray(base.length), appended]);
 }
 
