@@ -188,7 +188,7 @@ export async function reattachDisk(disk: MountedDisk, ctx: CommandContext): Prom
 }
 
 /** Closes the LUKS mapping of a disk detachDisk unmounted, unless another mount still uses it. */
-export async function closeDiskMapper(
+async function closeDiskMapper(
   disk: MountedDisk,
   options: Pick<UnmountDiskOptions, 'mapperInUse'>,
   ctx: CommandContext,

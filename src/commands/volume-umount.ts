@@ -36,7 +36,7 @@ import { errorMessage, OperationError, UsageError } from '../core/errors.js';
 import { mapperOfSource } from '../core/names.js';
 import { checkVolumeName, redactQuery } from '../core/query.js';
 import type { CommandContext } from './context.js';
-import { closeDiskMapper, closeMapper, detachDisk, reattachDisk } from './volume-disks.js';
+import { closeMapper, detachDisk, reattachDisk } from './volume-disks.js';
 import { mappersInUse } from './volume-survey.js';
 import { stopWatcher } from './volume-watch.js';
 
@@ -140,7 +140,7 @@ export async function volumeUmount(
           detached.push(disk);
         } else {
           await unmount(entry.mountPoint, { lazy: options.lazy ?? false, logger: ctx.log });
-          // The mapping it read through, which its mount opened, is closed with the others below.
+          // The mapping it read through, which its mount opened, goes with the others below.
           const mapper = mapperOfSource(entry.source);
           if (mapper) untracked.push(mapper);
         }
@@ -166,14 +166,15 @@ export async function volumeUmount(
     }
     unmounted.push(dir);
     let rest = volume ? setMount(session.state, volume.name, null) : session.state;
-    for (const disk of detached) {
+    // The mappings this volume is to close: its disks', and those untracked disks' mounts opened.
+    const mappers = new Set([
+      ...detached.flatMap((disk) => (disk.mapper ? [disk.mapper] : [])),
+      ...untracked,
+    ]);
+    for (const mapper of mappers) {
       // A mapping another volume still reads through stays open, and becomes that one's to close.
-      if (disk.mapper && mappersInUse(rest).has(disk.mapper)) rest = handOverMapper(rest, disk.mapper);
-      else await closeDiskMapper(disk, {}, ctx);
-    }
-    const closed = new Set(detached.map((disk) => disk.mapper));
-    for (const mapper of untracked) {
-      if (!closed.has(mapper) && !mappersInUse(rest).has(mapper)) await closeMapper(mapper, ctx);
+      if (mappersInUse(rest).has(mapper)) rest = handOverMapper(rest, mapper);
+      else await closeMapper(mapper, ctx);
     }
     let released = false;
     if (volume) {
