@@ -693,6 +693,22 @@ describe('watch-driven cache', () => {
     );
   });
 
+  it("keeps child counts exact when a node's stat left memory and its data stayed", async () => {
+    const m = await mount();
+    await raw.create(`${m.root}/leaf`, Buffer.from('data'));
+    await m.vfs.readdir('/');
+    expect(await readFile(m.vfs, '/leaf')).toBe('data');
+    // The memory budget lets the stat go and keeps the data, which carries a stat of its own.
+    m.tree.stats.invalidate(`${m.root}/leaf`);
+    await raw.create(`${m.root}/leaf/child`, Buffer.from('x'));
+    // Notices come in order: once the next one is in, so is the child's.
+    await raw.create(`${m.root}/mark`, Buffer.alloc(0));
+    await until(async () => m.tree.children.peek(m.root)?.includes('mark') === true, 'mark heard of');
+    // The listing of its parent brings the stat back from memory rather than from ZooKeeper.
+    await m.vfs.readdir('/');
+    expect((await m.vfs.getattr('/leaf')).mode & 0o170000).toBe(0o040000);
+  });
+
   it('two mounts of one tree see each other within milliseconds', async () => {
     const a = await mount();
     const b = await mount({ root: a.root });

@@ -66,6 +66,10 @@ export function applyNotice(tree: CachedTree, { type, path }: WatchNotice): void
 
 /** A child appeared or vanished: patch what is cached of its parent, or forget it. */
 function childChanged(tree: CachedTree, parent: string, name: string, delta: 1 | -1): void {
+  // The parent's data, if kept, carries the stat read with it, whose child count is now wrong: a
+  // stat taken from it (once its own stat left memory) would show a directory as a file, or the
+  // other way round, until the parent changed again.
+  tree.data.invalidate(parent);
   const list = tree.children.peek(parent);
   const stat = tree.stats.peek(parent);
   const consistent = list !== undefined && sortedIncludes(list, name) === delta < 0;
