@@ -4,13 +4,15 @@
  * in argv or a log line; stdin is closed once written so luksFormat cannot
  * hang as it did in the original tool (shared/reference.md §1).
  *
- * Exports: `luksFormat`, `testPassphrase`, `open`, `close`, `mappedDevice`, `isLuks`, `deviceMapperAvailable`,
+ * Exports: `luksFormat`, `checkFormatSettings`, `testPassphrase`, `open`, `close`, `mappedDevice`, `isLuks`, `deviceMapperAvailable`,
  * `FAST_KDF_ENV`, `LuksFormatOptions`, and the argv builders `luksFormatArgs`, `openArgs`,
  * `closeArgs` (what luksFormat, open and close run, for a dry run to show).
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { OperationError } from '../core/errors.js';
-import { run } from './exec.js';
+import { run, ToolError } from './exec.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -63,6 +65,66 @@ export async function luksFormat(
     luksFormatArgs(device, options),
     logOpts(options.logger, `formatting ${device} as LUKS`, passphrase),
   );
+}
+
+/** A LUKS2 header with its default 16 MiB of metadata fits, with room for the key slots. */
+const TRIAL_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Whether cryptsetup accepts these cipher, key size and hash, asked by
+ * formatting a sparse scratch file with them (and a throwaway passphrase):
+ * only luksFormat itself knows which combinations the kernel supports
+ * (aes-xts takes 256 or 512 bits, not 128), and it would otherwise tell
+ * after the disk was wiped. Throws an OperationError naming cryptsetup's reason.
+ */
+export async function checkFormatSettings(options: LuksFormatOptions = {}): Promise<void> {
+  const dir = await scratchDir();
+  if (dir === undefined) {
+    options.logger?.warn(
+      `no writable directory for a scratch file (${SCRATCH_PARENTS().join(', ')}): the LUKS settings ` +
+        'are left for luksFormat itself to check',
+    );
+    return;
+  }
+  try {
+    const file = join(dir, 'trial.img');
+    await writeFile(file, '', { mode: 0o600 });
+    await truncate(file, TRIAL_BYTES);
+    // The key derivation's cost is no setting to check: the cheapest one keeps the trial quick.
+    const args = luksFormatArgs(file, { ...options, env: { [FAST_KDF_ENV]: '1' } });
+    await run('cryptsetup', args, {
+      ...logOpts(options.logger, 'checking the LUKS settings on a scratch file'),
+      input: 'trial',
+    }).catch((error: unknown) => {
+      const said = error instanceof ToolError ? error.stderr.trim().split('\n').join('; ') : '';
+      const reason = (said || (error instanceof Error ? error.message : String(error))).replace(/\.$/, '');
+      throw new OperationError(`cryptsetup refuses ${describeSettings(options)}: ${reason}`, {
+        cause: error,
+      });
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Where a scratch file may go: the temporary directory, else the tmpfs a read-only root still has. */
+const SCRATCH_PARENTS = () => [...new Set([tmpdir(), '/run', '/dev/shm'])];
+
+async function scratchDir(): Promise<string | undefined> {
+  for (const parent of SCRATCH_PARENTS()) {
+    const dir = await mkdtemp(join(parent, 'simplectl-luks-trial-')).catch(() => undefined);
+    if (dir !== undefined) return dir;
+  }
+  return undefined;
+}
+
+function describeSettings(options: LuksFormatOptions): string {
+  const parts = [
+    options.cipher ? `cipher ${options.cipher}` : 'the default cipher',
+    ...(options.keySizeBits ? [`key size ${options.keySizeBits} bits`] : []),
+    ...(options.hash ? [`hash ${options.hash}`] : []),
+  ];
+  return parts.join(', ');
 }
 
 /** The argv (after `cryptsetup`) open runs; the passphrase goes on stdin. */

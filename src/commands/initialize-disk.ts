@@ -323,6 +323,13 @@ async function initialise(
         'on this host (/proc/misc lists no device-mapper, and dm_mod cannot be loaded). Nothing was changed.',
     );
   }
+  if (encrypted) {
+    await cryptsetup
+      .checkFormatSettings({ ...luksFormatOptions(query, options.env), logger: ctx.log })
+      .catch((error: unknown) => {
+        throw new OperationError(`${(error as Error).message}. Nothing was changed.`, { cause: error });
+      });
+  }
   const result: InitializeDiskResult = {
     device,
     label: plan.label,

@@ -4,9 +4,11 @@
  * with a clear sentence instead of a cryptsetup trace. The full open/close
  * cycle runs in luks-uml.test.ts.
  */
-import { symlinkSync } from 'node:fs';
+import { readdirSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { checkFormatSettings } from '../../src/adapters/cryptsetup.js';
 import { cli } from '../fixtures/cli.js';
 import { kernelHasDeviceMapper, missing, scratchDir } from '../fixtures/environment.js';
 import { blankDisk, initialisedDisk, keyDir, luksDisk, sha256File } from '../fixtures/simple-disks.js';
@@ -83,5 +85,21 @@ describe.skipIf(missing({ loop: true }))('luks-open and luks-close on the host',
     const r = await cli('simplectl', ['luks-close', 'simple-no-such-mapping']);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('simple-no-such-mapping is not open');
+  });
+
+  it('asks cryptsetup whether it takes the LUKS settings on a scratch file, and says what it refused', async () => {
+    const scratch = () => readdirSync(tmpdir()).filter((n) => n.startsWith('simplectl-luks-trial-'));
+    const before = scratch();
+    // aes-xts splits its key in two AES keys: 128 bits is no size it takes.
+    await expect(checkFormatSettings({ cipher: 'aes-xts-plain64', keySizeBits: 128 })).rejects.toThrow(
+      /^cryptsetup refuses cipher aes-xts-plain64, key size 128 bits: \S/,
+    );
+    await expect(checkFormatSettings({ hash: 'no-such-hash' })).rejects.toThrow(
+      /^cryptsetup refuses the default cipher, hash no-such-hash: .*no-such-hash/,
+    );
+    await expect(
+      checkFormatSettings({ cipher: 'aes-xts-plain64', keySizeBits: 512, hash: 'sha256' }),
+    ).resolves.toBeUndefined();
+    expect(scratch()).toEqual(before);
   });
 });
