@@ -65,8 +65,18 @@ export function createApp(tool: Tool, options: GlobalOptions, io: AppIO = {}): A
           throw new UsageError(`${question} Refusing without --yes: there is no terminal to ask.`);
         }
         const rl = createInterface({ input: process.stdin, output: process.stderr });
+        // Ctrl-C (the prompt's raw terminal sends no signal) and Ctrl-D answer no. Unheard, they
+        // left the question pending with nothing to wait for, and the command ended with status 0.
+        const abandoned = new Promise<string>((resolve) => {
+          rl.once('SIGINT', () => {
+            out.stderr('^C\n');
+            resolve('');
+          });
+          rl.once('close', () => resolve(''));
+        });
         try {
-          const answer = await rl.question(`${question} Type "yes" to continue: `);
+          const asked = rl.question(`${question} Type "yes" to continue: `).catch(() => '');
+          const answer = await Promise.race([asked, abandoned]);
           return answer.trim().toLowerCase() === 'yes';
         } finally {
           rl.close();

@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { missing, REPO_ROOT } from '../fixtures/environment.js';
 import { createLoopDisk } from '../fixtures/loop-disk.js';
+import { sha256File } from '../fixtures/simple-disks.js';
 
 /** Runs `simplectl ARGS` in a pseudo-terminal of `cols` columns; everything it shows, and its exit code. */
 async function onTerminal(cols: number, args: string, env: Record<string, string> = {}) {
@@ -18,6 +19,30 @@ async function onTerminal(cols: number, args: string, env: Record<string, string
     extendEnv: true,
   });
   return { exitCode: r.exitCode, timedOut: r.timedOut, screen: String(r.stdout) };
+}
+
+/**
+ * Runs `simplectl ARGS` in a pseudo-terminal and, once it asks for "yes", types `keys`; the
+ * screen, the exit code and whether it had to be killed.
+ */
+async function answerPrompt(args: string, keys: string) {
+  const command = `stty cols 80 rows 24; ${REPO_ROOT}/bin/simplectl ${args}`;
+  const child = execa('script', ['-qec', command, '/dev/null'], {
+    reject: false,
+    timeout: 30_000,
+    env: { TERM: 'xterm', NO_COLOR: '1' },
+    extendEnv: true,
+  });
+  let screen = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    screen += chunk.toString();
+    if (screen.includes('Type "yes"') && keys !== '') {
+      child.stdin?.write(keys);
+      keys = '';
+    }
+  });
+  const r = await child;
+  return { exitCode: r.exitCode, timedOut: r.timedOut, screen };
 }
 
 const SGR_COLOUR = /\u001b\[(1|2|3[0-9])m/;
@@ -59,4 +84,21 @@ describe.skipIf(missing({ loop: true }))('simplectl on a terminal', () => {
     expect(r.screen).toContain(`${disk.device} is not an initialised disk (it is blank)`);
     expect(r.screen).not.toContain('Passphrase for');
   });
+
+  it.each([
+    ['Ctrl-C', '\u0003'],
+    ['Ctrl-D', '\u0004'],
+  ])(
+    'takes %s at the confirmation prompt for no: nothing changed, and a failure for the shell',
+    async (_, key) => {
+      const disk = await createLoopDisk();
+      const before = await sha256File(disk.file);
+      const r = await answerPrompt(`initialize-disk ${disk.device} label.typed`, key);
+      expect(r.timedOut).toBe(false);
+      expect(r.screen).toContain('Type "yes" to continue');
+      expect(r.screen).toContain('initialize-disk cancelled; nothing was changed');
+      expect(r.exitCode).toBe(1);
+      expect(await sha256File(disk.file)).toBe(before);
+    },
+  );
 });
