@@ -126,12 +126,37 @@ step hd-mount $S mount $D /run/vd $V --include ubda
 step hb-umount $S umount /run/vb $V
 step hd-umount $S umount /run/vd $V
 ls /dev/mapper > "$RESULTS/mapper-after-by-hand.txt"
+# A disk unplugged while two volumes share its mapping: the dynamic-mounts watcher of the volume
+# that opened it takes its disk away and hands the mapping to the other volume, whose umount
+# closes it. Only then can the loop device finish detaching.
+modprobe loop
+L=$(losetup --find --show /dev/ubdc); LN=$(basename "$L")
+step lo-init $S initialize-disk "$L" $Q --yes
+WA=label.secure_encryption-key.k_exclusive.false_basename.w-_dynamic-mounts
+WB=label.secure_encryption-key.k_exclusive.false_basename.x-
+step wa-mount $S mount $WA /run/wa $V --include "$LN"
+step wb-mount $S mount $WB /run/wb $V --include "$LN"
+losetup -d "$L"
+for i in $(seq 120); do grep -q ' /run/wa/' /proc/mounts || break; sleep 0.25; done
+grep -c ' /run/wa/' /proc/mounts > "$RESULTS/watch-left-mounts.txt"
+ls /dev/mapper > "$RESULTS/mapper-after-watch.txt"
+step wb-umount $S umount /run/wb $V
+ls /dev/mapper > "$RESULTS/mapper-after-wb.txt"
+for i in $(seq 40); do [ -e "/sys/block/$LN/loop/backing_file" ] || break; sleep 0.25; done
+cat "/sys/block/$LN/loop/backing_file" > "$RESULTS/loop-after-wb.txt" 2>&1
+step wa-umount $S umount /run/wa $V
+# LUKS settings cryptsetup refuses (aes-xts takes no 128-bit key) are refused before the disk is
+# touched: the disk still holds what it held.
+md5sum < /dev/ubdc > "$RESULTS/badkey-before.txt"
+step badkey $S initialize-disk /dev/ubdc label.bad_encryption-key.k_encryption-key-size.128 --force --yes
+md5sum < /dev/ubdc > "$RESULTS/badkey-after.txt"
 `;
 
 describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mode Linux', () => {
   let uml: UmlResult;
   let image: string;
   let decoy: string;
+  let unplugged: string;
   let keys: string;
 
   const rc = (name: string) => uml.read(`${name}.rc`).trim();
@@ -148,13 +173,19 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     const decoyFd = openSync(decoy, 'w');
     ftruncateSync(decoyFd, 16 * 1024 * 1024);
     closeSync(decoyFd);
+    unplugged = join(scratchDir('uml-unplugged'), 'unplugged.img');
+    const unpluggedFd = openSync(unplugged, 'w');
+    ftruncateSync(unpluggedFd, 64 * 1024 * 1024);
+    closeSync(unpluggedFd);
     keys = keyDir({ k: 'correct horse' });
     uml = await runInUml({
       script: SCRIPT,
-      disks: [image, decoy],
+      disks: [image, decoy, unplugged],
       env: { ...TEST_ENV, SIMPLECTL_KEY_DIR: keys, NO_COLOR: '1' },
+      // Well over the 3.5 minutes the script takes on two busy cores.
+      timeoutMs: 480_000,
     });
-  }, 300_000);
+  }, 500_000);
 
   it('boots, runs the script to its end', () => {
     expect(uml.exitCode, uml.console.slice(-3000)).toBe(0);
@@ -187,7 +218,7 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
       .read('cryptsetup.argv')
       .split('\u001e')
       .map((c) => c.split('\u001f').slice(0, -1))
-      .filter((c) => c[0] === 'luksFormat')
+      .filter((c) => c[0] === 'luksFormat' && c.at(-1) === '/dev/ubda2')
       .map((c) => `cryptsetup ${c.join(' ')}`);
     expect(executed).toEqual([
       'cryptsetup luksFormat --batch-mode --key-file - --cipher aes-xts-plain64 --key-size 512 --hash sha256 ' +
@@ -275,6 +306,24 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
     expect(uml.read('mapper-after-by-hand.txt').trim()).toBe('control'); // was left open for good
   });
 
+  it("hands a shared mapping over when the watcher takes away the disk of the volume that opened it, so the other volume's umount closes it", () => {
+    for (const step of ['lo-init', 'wa-mount', 'wb-mount']) expect(rc(step), why(step)).toBe('0');
+    expect(uml.read('watch-left-mounts.txt').trim(), uml.read('wa-mount.err')).toBe('0');
+    expect(uml.read('mapper-after-watch.txt')).toMatch(/^simple-/m); // the other volume reads through it
+    expect(rc('wb-umount'), why('wb-umount')).toBe('0');
+    expect(uml.read('mapper-after-wb.txt').trim()).toBe('control');
+    expect(uml.read('loop-after-wb.txt')).toMatch(/No such file/); // the unplugged device is gone
+    expect(rc('wa-umount'), why('wa-umount')).toBe('0');
+  });
+
+  it('refuses LUKS settings cryptsetup does not take before it touches the disk', () => {
+    expect(rc('badkey')).toBe('1');
+    expect(uml.read('badkey.err')).toMatch(
+      /cryptsetup refuses the default cipher, key size 128 bits: .+\. Nothing was changed\./,
+    );
+    expect(uml.read('badkey-after.txt')).toBe(uml.read('badkey-before.txt'));
+  });
+
   it('opens with --key-file too; its close waits for a volume mount holding the state lock; cryptsetup only ever got the passphrase on stdin', () => {
     expect(rc('keyfile'), why('keyfile')).toBe('0');
     expect(rc('keyfile-close'), why('keyfile-close')).toBe('0');
@@ -289,7 +338,7 @@ describe.skipIf(missing({ root: true, loop: true }))('LUKS cycle inside User-Mod
       .filter((c) => c !== '')
       .map((c) => c.split('\u001f').slice(0, -1));
     for (const call of calls) expect(call.join(' ')).not.toMatch(/correct horse|wrong horse/);
-    const format = calls.filter((c) => c[0] === 'luksFormat');
+    const format = calls.filter((c) => c[0] === 'luksFormat' && c.includes('/dev/ubda2'));
     expect(format).toHaveLength(1);
     expect(format[0]).toEqual(expect.arrayContaining(['--key-file', '-', '/dev/ubda2']));
     const opens = calls.filter((c) => c[0] === 'open').map((c) => c.join(' '));
