@@ -7,6 +7,7 @@
  * Exports: `matchQuery(options, ctx)` → `MatchQueryResult`.
  */
 import { testPassphrase } from '../adapters/cryptsetup.js';
+import { summaryLine, ToolError } from '../adapters/exec.js';
 import { queryPassphrase } from '../adapters/keys.js';
 import { type HostIdentity, hostIdentity } from '../adapters/machine.js';
 import { rereadPartitions } from '../adapters/partx.js';
@@ -68,14 +69,19 @@ export async function matchQuery(options: MatchQueryOptions, ctx: CommandContext
     ...(typeof options.query === 'string' ? { name: options.query } : {}),
     ...(options.env ? { env: options.env } : {}),
   });
-  const unlocks = new Map<string, boolean>();
+  const unlocks = new Map<string, boolean | string>();
   if (passphrase !== null) {
     for (const disk of disks) {
       if (disk.state !== 'initialised' || disk.label !== query.label || !disk.encrypted) continue;
       ctx.progress(`testing the passphrase on ${disk.device}`);
       // Without udev the kernel may not have the partition nodes yet.
       if (!disk.dataPartition.present) await rereadPartitions(disk.device, ctx.log);
-      unlocks.set(disk.device, await testPassphrase(disk.dataPartition.device, passphrase, ctx.log));
+      // One disk whose header cannot be read (no LUKS there after all) is that disk's rejection,
+      // not the end of the match for every other disk of the label.
+      const unlock = await testPassphrase(disk.dataPartition.device, passphrase, ctx.log).catch(
+        (error: unknown) => unlockFailure(error),
+      );
+      unlocks.set(disk.device, unlock);
     }
   }
   const result = matchDisks(query, disks, host, { unlocks, ...(volume ? { volume } : {}) });
@@ -87,6 +93,12 @@ export async function matchQuery(options: MatchQueryOptions, ctx: CommandContext
     maxDisks: query.maxDisks,
     ...shownAssignments(result),
   };
+}
+
+/** Why a passphrase test failed, in a rejection's words: what cryptsetup said, else the error. */
+function unlockFailure(error: unknown): string {
+  const said = error instanceof ToolError ? summaryLine(error.stderr) : '';
+  return (said || (error instanceof Error ? error.message : String(error))).replace(/\.$/, '');
 }
 
 /** The result with every disk's assignment naming volumes masked (their names may hold passphrases). */

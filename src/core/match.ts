@@ -37,8 +37,11 @@ export interface MatchResult {
 }
 
 export interface MatchOptions {
-  /** device → whether the query's passphrase opens that disk (`cryptsetup open --test-passphrase`). */
-  unlocks?: ReadonlyMap<string, boolean>;
+  /**
+   * device → whether the query's passphrase opens that disk (`cryptsetup
+   * open --test-passphrase`), or why that could not be tested.
+   */
+  unlocks?: ReadonlyMap<string, boolean | string>;
   /** The volume asking: disks already assigned to it are not "in use". */
   volume?: string;
 }
@@ -123,8 +126,12 @@ export function diskReasons(
     }
     if (wantsEncryption(query)) {
       if (!disk.encrypted) reasons.push('not encrypted, but the query gives a passphrase');
-      else if (options.unlocks?.get(disk.device) === false) reasons.push('the passphrase does not open it');
-      else if (options.unlocks?.get(disk.device) === undefined) reasons.push('the passphrase was not tested');
+      else {
+        const unlock = options.unlocks?.get(disk.device);
+        if (unlock === false) reasons.push('the passphrase does not open it');
+        else if (unlock === undefined) reasons.push('the passphrase was not tested');
+        else if (typeof unlock === 'string') reasons.push(`its passphrase could not be tested: ${unlock}`);
+      }
     } else if (disk.encrypted) {
       reasons.push('encrypted, but the query gives no passphrase');
     }

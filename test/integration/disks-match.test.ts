@@ -3,6 +3,7 @@
  * and why the others are left out; passphrases are tested against real LUKS
  * headers without mapping anything.
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MatchQueryResult } from '../../src/commands/match-query.js';
@@ -135,6 +136,30 @@ describe.skipIf(missing({ loop: true }))('match-query', () => {
     expect(opt.stderr).not.toContain('part of the volume name');
     expect(opt.result.name).toBe('label.vault');
     expect(await sha256File(vault.file)).toBe(before);
+  });
+
+  it('rejects a disk said to be encrypted whose LUKS header is gone, and still picks the others', async () => {
+    // As an interrupted initialise leaves one: metadata written, luksFormat never done.
+    const headless = await luksDisk('vault', 'correct horse');
+    execFileSync('wipefs', ['--all', '--quiet', `${headless.device}p2`]);
+    const r = await cli(
+      'simplectl',
+      [
+        '--json',
+        'match-query',
+        'label.vault_encryption-key.good',
+        '--include',
+        kernelName(vault),
+        kernelName(headless),
+      ],
+      { env: { ...TEST_ENV, SIMPLECTL_KEY_DIR: keys } },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as MatchQueryResult;
+    expect(devices(result.chosen)).toEqual([vault.device]);
+    expect(reasons(result, headless)).toEqual([
+      expect.stringMatching(/^its passphrase could not be tested: .*not a valid LUKS device/),
+    ]);
   });
 
   it('prints a readable report, headed by the volume name as given', async () => {
