@@ -32,11 +32,14 @@ function childPath(view: CacheView, dir: string, name: string): string {
   return at === '/' ? `/${name}` : `${at}/${name}`;
 }
 
-/** Whether `znode` is sure to stay a directory (children, or made by mkdir). */
-function staysDir(view: CacheView, znode: string): boolean {
+/**
+ * Whether `znode` is sure to stay a directory (children, or made by mkdir)
+ * through a change of `kind`: only a deletion can take its last child.
+ */
+function staysDir(view: CacheView, znode: string, kind: 'created' | 'deleted' | 'data'): boolean {
   if (znode === view.root) return true;
   const stat = view.stat(znode);
-  if (stat && stat.numChildren > 1) return true;
+  if (stat && stat.numChildren > (kind === 'deleted' ? 1 : 0)) return true;
   return view.meta(parentPath(znode))?.entries.get(baseName(znode))?.t === 'd';
 }
 
@@ -66,12 +69,14 @@ export function staleFor(view: CacheView, { type, path }: WatchNotice): Stale {
   if (type === 'dataChanged') {
     // New size and times; a node typed by its data alone (no stored type) may even turn from file
     // to directory.
-    const typed = staysDir(view, path) || storedTypeOf(view, path) !== undefined;
+    const typed = staysDir(view, path, 'data') || storedTypeOf(view, path) !== undefined;
     return [{ path: at, entry: !typed && path !== view.root, fresh: true }, dataFile];
   }
   const out: StaleEntry[] = [{ path: at, entry: path !== view.root, fresh: type === 'created' }];
   // A first child turns a file into a directory; losing the last may turn it back.
-  if (path !== view.root && !staysDir(view, parent)) out.push({ path: mountPath(view, parent), entry: true });
+  if (path !== view.root && !staysDir(view, parent, type === 'deleted' ? 'deleted' : 'created')) {
+    out.push({ path: mountPath(view, parent), entry: true });
+  }
   return out;
 }
 
@@ -80,14 +85,14 @@ export function docChanges(view: CacheView, dir: string, before: DirMeta, after:
   // A document that only grew (read from what it added, parseMeta): only the new names differ,
   // and a directory another host fills is not compared whole for every file.
   const added = GrownMap.addedSince(after.entries, before.entries);
-  if (added) return added.map(([name]) => entryChange(view, dir, name, undefined));
+  if (added) return added.map(([name, now]) => entryChange(view, dir, name, undefined, now));
   const out: StaleEntry[] = [];
   const names = new Set([...before.entries.keys(), ...after.entries.keys()]);
   for (const name of names) {
     const was = before.entries.get(name);
     const now = after.entries.get(name);
     if (sameEntry(was, now) || (now === undefined && markOfDataFile(view, dir, name, was))) continue;
-    out.push(entryChange(view, dir, name, was));
+    out.push(entryChange(view, dir, name, was, now));
   }
   return out;
 }
@@ -102,8 +107,20 @@ function markOfDataFile(view: CacheView, dir: string, name: string, was: MetaEnt
   return redundantMark(was, view.stat(zkChild(dir, name)) ?? undefined);
 }
 
-/** The kernel's entry stale after `name`'s metadata in `dir` changed from `was`. */
-function entryChange(view: CacheView, dir: string, name: string, was: MetaEntry | undefined): StaleEntry {
+/**
+ * The kernel's entry stale after `name`'s metadata in `dir` changed from
+ * `was` to `now`. A new mode, owner or time only needs the node's
+ * attributes dropped; the name itself only when its type may have changed,
+ * as dropping a directory's name drops every name cached below it.
+ */
+function entryChange(
+  view: CacheView,
+  dir: string,
+  name: string,
+  was: MetaEntry | undefined,
+  now: MetaEntry | undefined,
+): StaleEntry {
   if (name === '.') return { path: '/', entry: false };
-  return { path: childPath(view, dir, name), entry: true, fresh: was === undefined };
+  const retyped = was === undefined || now === undefined || was.t !== now.t;
+  return { path: childPath(view, dir, name), entry: retyped, fresh: was === undefined };
 }

@@ -4,7 +4,7 @@
  * grew (read from what it added) or was rewritten.
  */
 import { describe, expect, it } from 'vitest';
-import { type CacheView, docChanges } from '../../../src/adapters/zkfs/kernel-stale.js';
+import { type CacheView, docChanges, staleFor } from '../../../src/adapters/zkfs/kernel-stale.js';
 import type { ZkStat } from '../../../src/adapters/zookeeper.js';
 import { encodeMeta, parseMeta, withEntry } from '../../../src/core/zkfs/attrs.js';
 import { GrownMap } from '../../../src/core/zkfs/grown-map.js';
@@ -45,7 +45,8 @@ describe('docChanges', () => {
     );
     const after = parseMeta(encodeMeta(rewritten), before);
     expect(docChanges(view, '/mnt', before, after)).toEqual([
-      { path: '/a', entry: true, fresh: false },
+      // A new mode: the node's attributes go, its name stays (a directory's would take every name below).
+      { path: '/a', entry: false, fresh: false },
       { path: '/b', entry: true, fresh: false },
       { path: '/n', entry: true, fresh: true },
     ]);
@@ -69,6 +70,41 @@ describe('docChanges', () => {
       '/empty',
       '/unknown',
       '/next',
+    ]);
+  });
+});
+
+describe('staleFor', () => {
+  // A directory made by zkCli: no stored type, so only its children say it is one.
+  const withChildren = (counts: Record<string, number>): CacheView => ({
+    ...view,
+    stat: (znode) =>
+      znode in counts ? ({ numChildren: counts[znode], dataLength: 0 } as ZkStat) : undefined,
+  });
+
+  it("keeps a directory's name, and so every name below it, when a child is added to one that had a child", () => {
+    const one = withChildren({ '/mnt/d': 1 });
+    expect(staleFor(one, { type: 'created', path: '/mnt/d/b' })).toEqual([
+      { path: '/d/b', entry: true, fresh: true },
+    ]);
+    // Its data changed: it has a child still, so it stays a directory.
+    expect(staleFor(one, { type: 'dataChanged', path: '/mnt/d' })).toEqual([
+      { path: '/d', entry: false, fresh: true },
+      { path: '/d/_zoo_data_', entry: true },
+    ]);
+  });
+
+  it('drops the name of a node that may have changed type: its first child came or its last went', () => {
+    expect(staleFor(withChildren({ '/mnt/f': 0 }), { type: 'created', path: '/mnt/f/c' })).toContainEqual({
+      path: '/f',
+      entry: true,
+    });
+    expect(staleFor(withChildren({ '/mnt/d': 1 }), { type: 'deleted', path: '/mnt/d/c' })).toContainEqual({
+      path: '/d',
+      entry: true,
+    });
+    expect(staleFor(withChildren({ '/mnt/d': 2 }), { type: 'deleted', path: '/mnt/d/c' })).toEqual([
+      { path: '/d/c', entry: true, fresh: false },
     ]);
   });
 });
