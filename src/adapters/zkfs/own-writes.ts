@@ -40,6 +40,8 @@ export interface OwnWrite {
   /** Deletion notices seen per written path while the write was out. */
   deletions: Map<string, number>;
   held: StaleEntry[];
+  /** Whether a notice held with it named every name at the mount's top ('prune'). */
+  pruned: boolean;
   /** Deletions of paths the write deletes, held until it is known whose they were (holdDeletion). */
   heldDeletions: HeldDeletion[];
 }
@@ -57,7 +59,7 @@ export interface FinishedWrite {
   /** Ops whose notice was ours alone (to write through). */
   alone: ZkOp[];
   /** Kernel entries to drop after all (someone else wrote too). */
-  stale: StaleEntry[];
+  stale: Stale[];
   /**
    * Names the write made of which more deletions were heard than it made.
    * Such a deletion was counted as the write's own, and may have come after
@@ -80,6 +82,7 @@ export class OwnWrites {
       deletes: new Set(ops.filter((op) => op.op === 'delete').map((op) => op.path)),
       deletions: new Map(),
       held: [],
+      pruned: false,
       heldDeletions: [],
     };
     this.open.add(write);
@@ -88,8 +91,8 @@ export class OwnWrites {
 
   /**
    * Counts a notice about `path` (`deleted`: a deletion) against the writes
-   * in flight. Returns whether one of them wrote `path` (then `stale`, if a
-   * list, is held with it).
+   * in flight. Returns whether one of them wrote `path` (then `stale` is
+   * held with it).
    */
   observe(path: string, stale: Stale | undefined, deleted = false): boolean {
     if (this.open.size === 0) return false;
@@ -104,6 +107,8 @@ export class OwnWrites {
         if (at !== path || own) continue;
         own = true;
         if (Array.isArray(stale)) write.held.push(...stale);
+        // Another host's change to the top directory's document, counted here while ours was out.
+        else if (stale === 'prune') write.pruned = true;
       }
     }
     return own;
@@ -154,7 +159,9 @@ export class OwnWrites {
       held.settled = true;
       deletedElsewhere.push(held.act);
     }
-    return { alone, stale: alone.length === writes.length ? [] : write.held, doubted, deletedElsewhere };
+    const shared = alone.length !== writes.length;
+    const stale: Stale[] = shared ? [write.held, ...(write.pruned ? (['prune'] as const) : [])] : [];
+    return { alone, stale, doubted, deletedElsewhere };
   }
 }
 

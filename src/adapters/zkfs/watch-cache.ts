@@ -433,7 +433,8 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     const write = token as OwnWrite;
     const { alone, stale, doubted, deletedElsewhere } = this.own.finish(write, ok);
     for (const gone of deletedElsewhere) gone();
-    if (stale.length > 0) this.onStale?.(stale);
+    for (const entries of stale)
+      if (typeof entries === 'string' || entries.length > 0) this.onStale?.(entries);
     // A doubt is about the latest node this mount made at a name: one left by an earlier node
     // there (a directory, say, never asked about) is not this one's.
     if (ok) for (const op of write.ops) if (op.op === 'create') this.doubted.delete(op.path);

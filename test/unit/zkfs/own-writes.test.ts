@@ -43,6 +43,15 @@ describe('OwnWrites', () => {
     expect(stale).toEqual([]);
   });
 
+  it("passes on another host's change to the top directory's document, heard while a write of it was out and lost", () => {
+    // Another host's chmod of /top wins the race for the root's document: this write fails, and
+    // the kernel must still drop what it holds of the names at the top (no older document to diff).
+    const own = new OwnWrites();
+    const write = own.begin([create('/n'), doc('/__zkfs__')], 0);
+    expect(own.observe('/__zkfs__', 'prune')).toBe(true);
+    expect(own.finish(write, false).stale).toEqual([[], 'prune']);
+  });
+
   it("doubts a name it made when another host's deletion of it came with its notices", () => {
     for (const over of [false, true]) {
       const own = new OwnWrites();
