@@ -34,7 +34,20 @@ async function main(): Promise<number> {
     log.error('usage: volume-watcher --dir DIR --state-dir STATE [--include GLOB]...');
     return 2;
   }
-  const watcher = await watchVolume(
+  // Kept, not once: execa's clean-up of a running child (a mount) re-raises a signal that finds no
+  // other listener, which would end the watcher in the middle of that step. Listening from the
+  // start: a umount right after the mount signals the watcher during its first pass, which the
+  // signal's default action would cut short (a mapping opened, a disk mounted and not recorded).
+  let watcher: Awaited<ReturnType<typeof watchVolume>> | undefined;
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    void watcher?.stop();
+  };
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, onSignal);
+  watcher = await watchVolume(
     {
       dir: values.dir,
       stateDir: values['state-dir'],
@@ -43,16 +56,8 @@ async function main(): Promise<number> {
     },
     defaultContext({ log }),
   );
-  // Kept, not once: execa's clean-up of a running child (a mount) re-raises a signal that finds no
-  // other listener, which would end the watcher in the middle of that step.
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`${signal}: stopping`);
-    void watcher.stop();
-  };
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, onSignal);
+  // Told to stop during the first pass, which has finished by now.
+  if (stopping) void watcher.stop();
   await watcher.done;
   log.info('stopped');
   return 0;

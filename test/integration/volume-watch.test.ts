@@ -2,12 +2,15 @@
  * The block-device watch on real loop devices: kernel uevents through
  * busybox's uevent helper, and the sysfs poll used when no helper exists.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { blockDeviceFacts, isPresent, watchDisks } from '../../src/adapters/disk-watch.js';
 import { detectUeventSource, listenBlockUevents, type Uevent } from '../../src/adapters/uevents.js';
 import { onCleanup } from '../fixtures/cleanup.js';
-import { missing } from '../fixtures/environment.js';
+import { missing, REPO_ROOT, scratchDir } from '../fixtures/environment.js';
 import { createLoopDisk } from '../fixtures/loop-disk.js';
 
 async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
@@ -74,5 +77,41 @@ describe.skipIf(missing({ loop: true }))('block device watch', () => {
     expect(facts?.detaching).toBe(true);
     expect(isPresent(facts)).toBe(false);
     await fd.close();
+  });
+
+  it('a volume watcher told to stop during its first pass finishes that pass, then stops', async () => {
+    const state = scratchDir('watcher-state');
+    const dir = scratchDir('watcher-dir');
+    // Another simplectl holds the state lock: the first pass waits for it.
+    const holder = execa('sleep', ['600'], { reject: false });
+    onCleanup('lock holder', () => holder.kill());
+    const startTime = readFileSync(`/proc/${holder.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+    writeFileSync(
+      join(state, 'assign.lock'),
+      JSON.stringify({ pid: holder.pid, startTime, purpose: 'mount label.x at /x', since: 'now' }),
+    );
+    const watcher = execa(
+      'node',
+      [join(REPO_ROOT, 'dist/cli/volume-watcher.js'), '--dir', dir, '--state-dir', state],
+      {
+        reject: false,
+      },
+    );
+    onCleanup('volume watcher', () => watcher.kill('SIGKILL'));
+    let log = '';
+    watcher.stderr?.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+    });
+    await waitFor('the watch to start', () => (log.includes(`watching ${dir}`) ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    watcher.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    // Still in its pass, waiting for the lock: not cut short by the signal.
+    expect(watcher.exitCode, log).toBeNull();
+    holder.kill();
+    const r = await watcher;
+    expect(r.signal, log).toBeUndefined();
+    expect(r.exitCode, log).toBe(0);
+    expect(log).toContain('SIGTERM: stopping');
   });
 });
