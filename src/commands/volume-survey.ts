@@ -58,10 +58,14 @@ export async function hostFacts(
   const recorded = Object.values(state.volumes).flatMap((v) => Object.values(v.disks).map((d) => d.device));
   const seqs = await deviceSeqs([...recorded, ...disks.map((d) => d.device)]);
   const located = new Map<string, { device: string; diskseq: number | null }>();
+  const held = new Map<string, string | null>();
   for (const disk of disks) {
     if (disk.state === 'initialised') {
       located.set(diskId(disk), { device: disk.device, diskseq: seqs.get(disk.device) ?? null });
-    }
+      held.set(disk.device, diskId(disk));
+    } else if (disk.state === 'blank') held.set(disk.device, null);
+    // A copy of a disk (rejected, sharing its id) is that disk as far as anyone can tell.
+    else if (disk.state === 'rejected' && disk.sharedId !== undefined) held.set(disk.device, disk.sharedId);
   }
   const realDirs = new Map<string, string>();
   for (const v of Object.values(state.volumes)) {
@@ -73,6 +77,7 @@ export async function hostFacts(
     isMounted: (path) => mountAt(table, path) !== undefined,
     deviceSeq: (device) => seqs.get(device),
     locate: (id) => located.get(id),
+    heldBy: (device) => held.get(device),
     isWatcherAlive: (w) => isProcessAlive(w.pid, w.startTime),
   };
 }

@@ -270,6 +270,11 @@ export interface HostFacts {
   deviceSeq(device: string): number | null | undefined;
   /** Where a scan within scope found disk `id` now, if it did. */
   locate(id: string): { device: string; diskseq: number | null } | undefined;
+  /**
+   * The id of the disk a scan within scope found on `device`: null for a
+   * blank one, undefined when the scan did not cover it or could not tell.
+   */
+  heldBy(device: string): string | null | undefined;
   /** Is the recorded watcher process still running? */
   isWatcherAlive(watcher: WatcherRecord): boolean;
 }
@@ -349,7 +354,21 @@ export function reconcile(
       if (volume.mount?.disks[disk.id]) continue;
       const seq = facts.deviceSeq(disk.device);
       const sameMedia = seq !== undefined && (seq === null || disk.diskseq === null || seq === disk.diskseq);
-      if (sameMedia) continue;
+      if (sameMedia) {
+        // The very media it was (the same diskseq), scanned, holding another disk or none: it was
+        // initialised again or wiped, by another host or another state, and this disk will never
+        // come back. Kept, it held its number, and a max-disks volume had none for the disk there now.
+        const there = facts.heldBy(disk.device);
+        if (seq === null || disk.diskseq === null || there === undefined || there === disk.id) continue;
+        notes.push(
+          change(
+            `disk ${disk.id} of volume ${show(volume.name)} is gone: ${disk.device} holds ${there === null ? 'a blank disk' : `disk ${there}`} now, on the same media; released`,
+            `disk ${disk.id} of volume ${show(volume.name)} is gone: ${disk.device} holds ${there === null ? 'a blank disk' : `disk ${there}`} now, on the same media; the next mount releases it`,
+          ),
+        );
+        next = forgetDisk(next, disk.id);
+        continue;
+      }
       const found = facts.locate(disk.id);
       if (found) {
         if (found.device !== disk.device || found.diskseq !== disk.diskseq) {

@@ -8,8 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { missing } from '../fixtures/environment.js';
-import { blankDisk, initialisedDisk, luksDisk } from '../fixtures/simple-disks.js';
+import { cli } from '../fixtures/cli.js';
+import { missing, scratchDir } from '../fixtures/environment.js';
+import { blankDisk, initialisedDisk, luksDisk, TEST_ENV } from '../fixtures/simple-disks.js';
 import {
   attachImage,
   dataPartUuid,
@@ -218,6 +219,41 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     const status = await env.status();
     expect(status.notes).toEqual([]);
     expect(status.volumes[0]?.disks.map((d) => d.device).sort()).toEqual([...reattached].sort());
+    await env.umount(dir, { release: true });
+  });
+
+  it('lets go of a disk initialised again in its place by another host, and gives the new disk its number', async () => {
+    const label = uniqueLabel();
+    const [disk] = await labelledDisks(label, 1);
+    const env = volumeEnv();
+    const dir = volumeDir();
+    const query = `label.${label}_max-disks.1`;
+    expect((await env.mount(query, dir, [disk!])).exitCode).toBe(0);
+    const before = dataPartUuid(disk!.device);
+    await env.umount(dir);
+    // Another host (another state) erases and initialises the very same disk: a new identity.
+    const other = await cli(
+      'simplectl',
+      [
+        'initialize-disk',
+        disk!.device,
+        `label.${label}`,
+        '--force',
+        '--yes',
+        '--state-dir',
+        scratchDir('other'),
+      ],
+      { env: TEST_ENV },
+    );
+    expect(other.exitCode, other.stderr).toBe(0);
+    expect(dataPartUuid(disk!.device)).not.toBe(before);
+    const r = await env.mount(query, dir, [disk!]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    // Let go with a note (logged): 'disk … is gone: … holds disk … now, on the same media; released'.
+    const status = await env.status();
+    expect(status.volumes[0]?.disks.map((d) => [d.uuid, d.number])).toEqual([
+      [dataPartUuid(disk!.device), 0],
+    ]);
     await env.umount(dir, { release: true });
   });
 

@@ -47,6 +47,7 @@ const allHere: HostFacts = {
   isMounted: () => true,
   deviceSeq: (device) => 10 + Number(device.replace('/dev/loop', '')),
   locate: () => undefined,
+  heldBy: () => undefined,
   isWatcherAlive: () => true,
 };
 
@@ -270,6 +271,25 @@ describe('reconcile', () => {
       locate: (id) => (id === 'd0' ? { device: '/dev/loop7', diskseq: 50 } : undefined),
     });
     expect(r.state.volumes.A?.disks.d0).toMatchObject({ device: '/dev/loop7', diskseq: 50 });
+  });
+
+  it('forgets a disk whose very media now holds another disk, or none: it was initialised again elsewhere', () => {
+    for (const there of ['d9', null]) {
+      const s = withVolume(emptyState(), 'A', true, ['d0', 'd1']);
+      const r = reconcile(s, { ...allHere, heldBy: (d) => (d === '/dev/loop1' ? there : undefined) });
+      expect(Object.keys(r.state.volumes.A?.disks ?? {})).toEqual(['d0']);
+      // Its number is not kept for it: it never comes back.
+      expect(r.state.volumes.A?.rememberedNumbers).toEqual({});
+      expect(r.notes).toEqual([
+        `disk d1 of volume A is gone: /dev/loop1 holds ${there ? 'disk d9' : 'a blank disk'} now, on the same media; released`,
+      ]);
+    }
+    // The same disk there (or a copy of it), or new media that may not be the disk's: kept.
+    const s = withVolume(emptyState(), 'A', true, ['d0', 'd1']);
+    expect(reconcile(s, { ...allHere, heldBy: (d) => (d === '/dev/loop1' ? 'd1' : 'd0') }).state).toEqual(s);
+    expect(
+      reconcile(s, { ...allHere, heldBy: () => 'd9', deviceSeq: () => 77 }).state.volumes.A?.disks.d1,
+    ).toBeDefined();
   });
 
   it('keeps a disk whose device now holds other media but which the scan did not cover', () => {
