@@ -8,6 +8,7 @@ import { INLINE_PASSPHRASE_WARNING } from '../adapters/keys.js';
 import type { HostIdentity } from '../adapters/machine.js';
 import type { StateSession } from '../adapters/volume-state.js';
 import {
+  type AssignedDisk,
   assignDisks,
   ensureVolume,
   handOverMapper,
@@ -120,7 +121,7 @@ export function numbersFor(
     const n = volume?.disks[diskId(d)]?.number;
     if (n != null) result.set(diskId(d), n);
   }
-  const numbered = allocateNumbers({
+  const numbered = allocateOrExplain(spec, members, joining, {
     taken: members.map((m) => m.number).filter((n): n is number => n !== null),
     wanted: fresh.map((d) => ({
       id: diskId(d),
@@ -138,6 +139,32 @@ export function numbersFor(
   });
   for (const [id, n] of numbered) result.set(id, n);
   return result;
+}
+
+/**
+ * allocateNumbers, whose failure (max-disks' numbers all held, some by
+ * disks of the volume not here now) is told as what it is, not as an
+ * internal error.
+ */
+function allocateOrExplain(
+  spec: VolumeSpec,
+  members: readonly AssignedDisk[],
+  joining: readonly InitialisedDisk[],
+  options: Parameters<typeof allocateNumbers>[0],
+): Map<string, number> {
+  try {
+    return allocateNumbers(options);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    const here = new Set(joining.map((d) => diskId(d)));
+    const away = members.filter((m) => !here.has(m.id));
+    const newcomers = joining.filter((d) => !members.some((m) => m.id === diskId(d)));
+    throw new OperationError(
+      `volume ${shown(spec)}: no disk number below max-disks ${spec.query.maxDisks} is left for ` +
+        `${newcomers.map((d) => d.device).join(', ')}: ${away.length > 0 ? `disks of the volume not here hold them (${away.map((m) => `${m.id}, last seen as ${m.device}`).join('; ')}); if they are gone for good, release them (simplectl umount --release, or simplectl release VOLUME)` : 'its disks hold them all'}`,
+      { cause: error },
+    );
+  }
 }
 
 /** Records `disks` as assigned to the volume (creating its record), with their numbers. */
