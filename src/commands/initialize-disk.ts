@@ -12,7 +12,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { assertNotBusy, layoutFingerprint, resolveDisk, writeDevice } from '../adapters/block-devices.js';
+import {
+  assertNotBusy,
+  layoutFingerprint,
+  listBlockDevices,
+  resolveDisk,
+  writeDevice,
+} from '../adapters/block-devices.js';
 import * as cryptsetup from '../adapters/cryptsetup.js';
 import { lockDisk } from '../adapters/disk-lock.js';
 import { hasCommand, run, ToolError } from '../adapters/exec.js';
@@ -175,6 +181,22 @@ async function forgetErasedDisk(
   await withStateLock(resolveStateDir(scope?.dir), { purpose }, (session) =>
     session.commit(forgetDisk(session.state, id)),
   );
+}
+
+/** Another device on which an initialised disk with id `id` is found now, if any. */
+async function stillCarriedBy(
+  id: string,
+  device: string,
+  host: HostIdentity,
+  ctx: CommandContext,
+): Promise<string | undefined> {
+  // Every whole device, loop devices included: a copy's original may well be an image file.
+  for (const other of await listBlockDevices({ include: ['*'] })) {
+    if (other.device === device) continue;
+    const report = await inspectAndClassify(other, host, ctx).catch(() => undefined);
+    if (report?.state === 'initialised' && diskId(report) === id) return other.device;
+  }
+  return undefined;
 }
 
 async function requireTools(tools: string[]): Promise<void> {
@@ -380,6 +402,15 @@ async function initialise(
   // Once the old table is gone, so is the identity the volumes know the disk by.
   const release = async (): Promise<string> => {
     if (holders.length === 0 || before.state !== 'initialised') return '';
+    // scan-disks tells an operator to give a copy of a disk (dd, a cloned image) new UUIDs this
+    // way: the disk the volumes hold is then the one still carrying the old UUID, and keeps its
+    // place. A second path to this very disk shows the erase as well, and frees nothing.
+    const original = await stillCarriedBy(diskId(before), device, host, ctx);
+    if (original !== undefined) {
+      const note = `${device} was a copy of ${original}, which keeps its place in ${describeHolders(holders)}`;
+      ctx.log.info(note);
+      return ` ${note}.`;
+    }
     await forgetErasedDisk(diskId(before), options.volumeState, `initialize-disk ${device}`);
     result.released = true;
     const note = `${device} was assigned to ${describeHolders(holders)}; it is released from it`;

@@ -5,7 +5,7 @@
  * leave nothing behind.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../fixtures/cli.js';
@@ -255,6 +255,27 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
       [dataPartUuid(disk!.device), 0],
     ]);
     await env.umount(dir, { release: true });
+  });
+
+  it("gives a copy of a volume's disk new UUIDs as scan-disks advises, leaving the disk its place in the volume", async () => {
+    const label = uniqueLabel();
+    const [disk] = await labelledDisks(label, 1);
+    const env = volumeEnv();
+    const dir = volumeDir();
+    const query = `label.${label}`;
+    expect((await env.mount(query, dir, [disk!])).exitCode).toBe(0);
+    await env.umount(dir);
+    const id = dataPartUuid(disk!.device);
+    const image = join(scratchDir('copy'), 'copy.img');
+    copyFileSync(disk!.file, image);
+    const copy = attachImage(image);
+    execFileSync('partx', ['-a', copy], { stdio: 'ignore' });
+    const r = await env.run(['initialize-disk', copy, `label.${label}`, '--force', '--yes']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(dataPartUuid(copy)).not.toBe(id);
+    expect(r.stderr).not.toContain('released');
+    const status = await env.status();
+    expect(status.volumes[0]?.disks.map((d) => [d.uuid, d.device])).toEqual([[id, disk!.device]]);
   });
 
   it('keeps empty read-only placeholders for missing numbers with persist-numbering', async () => {
