@@ -17,6 +17,7 @@ import { errorMessage, OperationError, UsageError } from '../core/errors.js';
 import { decodeMetadata, METADATA_PARTITION_BYTES, MetadataError } from '../core/metadata.js';
 import { globMatches, kernelName, METADATA_PARTITION_NAME, VIRTUAL_DEVICE_GLOBS } from '../core/names.js';
 import { type Probe, ProbeReadError, probe } from './blkid.js';
+import { diskLockedBy } from './disk-lock.js';
 import type { Logger } from './logger.js';
 import { readMountTable } from './mountinfo.js';
 import { PartitionTableReadError, readPartitionTable } from './partx.js';
@@ -278,5 +279,7 @@ export async function inspectDisk(
   if (facts.mountPoints.length === 0 && holders.length === 0) {
     facts.busy = await isHeldExclusively(sys.device, logger);
   }
+  const lockedBy = await diskLockedBy(sys.name);
+  if (lockedBy !== undefined) facts.lockedBy = lockedBy;
   return facts;
 }

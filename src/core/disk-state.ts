@@ -65,6 +65,8 @@ export interface DiskFacts {
    * `umount --lazy` while still busy, a RAID member, a program using O_EXCL.
    */
   busy: boolean;
+  /** Another simplectl is working on the disk (initialize-disk holds its lock): who, in words. */
+  lockedBy?: string;
 }
 
 export interface PartitionReport {
@@ -237,6 +239,7 @@ export function classifyDisk(facts: DiskFacts, host: { hostname: string; machine
   if (mounted) usage.push(`mounted at ${facts.mountPoints.join(', ')}`);
   else if (facts.holders.length > 0) usage.push(`held by ${facts.holders.join(', ')}`);
   else if (facts.busy) usage.push(BUSY_USAGE);
+  else if (facts.lockedBy) usage.push(facts.lockedBy);
   const common: DiskCommon = {
     device: facts.device,
     name: facts.name,

@@ -1,9 +1,11 @@
 /** scan-disks on real loop devices in every state, through the built CLI. */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DISK_LOCK_DIR, diskLockPath } from '../../src/adapters/disk-lock.js';
 import { PartitionTableReadError, readPartitionTable } from '../../src/adapters/partx.js';
 import type { MatchQueryResult } from '../../src/commands/match-query.js';
 import { BUSY_USAGE, type DiskReport } from '../../src/core/disk-state.js';
@@ -310,3 +312,37 @@ describe.skipIf(missing({ root: true, loop: true }))(
     });
   },
 );
+
+describe.skipIf(missing({ root: true, loop: true }))('a disk another simplectl is initialising', () => {
+  it('shows in use by that simplectl, is not matched, and is free again once it is done', async () => {
+    const label = `locked${Math.random().toString(36).slice(2, 8)}`;
+    const disk = await initialisedDisk(`label.${label}`);
+    // initialize-disk holds the disk's lock from its first look to its last write.
+    const holder = execa('sleep', ['600'], { reject: false });
+    onCleanup('lock holder', () => holder.kill());
+    const startTime = readFileSync(`/proc/${holder.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+    mkdirSync(DISK_LOCK_DIR, { recursive: true });
+    const lock = diskLockPath(kernelName(disk));
+    writeFileSync(
+      lock,
+      JSON.stringify({ pid: holder.pid, startTime, purpose: `initialize-disk ${disk.device}`, since: 'now' }),
+    );
+    onCleanup(`lock ${lock}`, () => rmSync(lock, { force: true }));
+    const usage = `simplectl pid ${holder.pid} is working on it (initialize-disk ${disk.device})`;
+    expect((await scan([disk])).get(disk.device)).toMatchObject({ state: 'initialised', inUse: true, usage });
+    const match = () =>
+      cli('simplectl', ['--json', 'match-query', `label.${label}`, '--include', kernelName(disk)], {
+        env: TEST_ENV,
+      });
+    const refused = await match();
+    expect(refused.exitCode).toBe(1);
+    expect((JSON.parse(refused.stdout) as MatchQueryResult).rejected.map((x) => x.reasons)).toEqual([
+      [usage],
+    ]);
+    // Its holder gone (done, or dead), the lock is nobody's.
+    holder.kill();
+    await holder;
+    expect((await scan([disk])).get(disk.device)).toMatchObject({ inUse: false, usage: null });
+    expect((await match()).exitCode).toBe(0);
+  });
+});
