@@ -319,7 +319,9 @@ describe.skipIf(missing({ root: true, loop: true }))('a disk another simplectl i
     const disk = await initialisedDisk(`label.${label}`);
     // initialize-disk holds the disk's lock from its first look to its last write.
     const holder = execa('sleep', ['600'], { reject: false });
-    onCleanup('lock holder', () => holder.kill());
+    onCleanup('lock holder', () => {
+      holder.kill();
+    });
     const startTime = readFileSync(`/proc/${holder.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
     mkdirSync(DISK_LOCK_DIR, { recursive: true });
     const lock = diskLockPath(kernelName(disk));

@@ -84,7 +84,9 @@ describe.skipIf(missing({ loop: true }))('block device watch', () => {
     const dir = scratchDir('watcher-dir');
     // Another simplectl holds the state lock: the first pass waits for it.
     const holder = execa('sleep', ['600'], { reject: false });
-    onCleanup('lock holder', () => holder.kill());
+    onCleanup('lock holder', () => {
+      holder.kill();
+    });
     const startTime = readFileSync(`/proc/${holder.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
     writeFileSync(
       join(state, 'assign.lock'),
@@ -97,7 +99,9 @@ describe.skipIf(missing({ loop: true }))('block device watch', () => {
         reject: false,
       },
     );
-    onCleanup('volume watcher', () => watcher.kill('SIGKILL'));
+    onCleanup('volume watcher', () => {
+      watcher.kill('SIGKILL');
+    });
     let log = '';
     watcher.stderr?.on('data', (chunk: Buffer) => {
       log += chunk.toString();
