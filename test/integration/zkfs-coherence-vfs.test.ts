@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applySetattr } from '../../src/adapters/fuse/setattr.js';
 import { createLogger } from '../../src/adapters/logger.js';
 import { asFsError } from '../../src/adapters/zkfs/commit.js';
 import { NOT_CACHED } from '../../src/adapters/zkfs/resolve.js';
@@ -14,6 +15,7 @@ import { ZkVfs } from '../../src/adapters/zkfs/vfs.js';
 import { WatchedTree } from '../../src/adapters/zkfs/watch-cache.js';
 import { dropConnection } from '../../src/adapters/zkfs/zk-wire.js';
 import { ZkClient, ZkError } from '../../src/adapters/zookeeper.js';
+import { SetattrValid } from '../../src/core/fuse/protocol.js';
 import { encodeMeta, parseMeta, S_IFREG, withEntry } from '../../src/core/zkfs/attrs.js';
 import { encodeSymlinks, parseSymlinks } from '../../src/core/zkfs/symlinks.js';
 import type { ZkOp } from '../../src/core/zkfs/zk-ops.js';
@@ -284,6 +286,34 @@ describe('watch-driven cache', () => {
     expect((await raw.getData(`${m.root}/d/g`)).data.toString()).toBe('theirs');
     expect(await raw.exists(`${m.root}/d/.g.tmp`)).toBeNull();
     expect(await readFile(m.vfs, '/d/g')).toBe('theirs');
+  });
+
+  it("changes a file's owner alone without undoing another host's change of its group", async () => {
+    const a = await mount();
+    const b = await mount({ root: a.root });
+    await writeFile(a.vfs, '/f', 'x');
+    await a.vfs.chown('/f', 100, 200);
+    await until(async () => (await b.vfs.getattr('/f')).gid === 200, 'the owner seen on b');
+    // `chown 300 f` on b, with a's `chgrp 400 f` landing while b's request is on its way.
+    let raced = false;
+    const racing = new Proxy(b.vfs, {
+      get(target, key, receiver) {
+        if (key !== 'getattr') return Reflect.get(target, key, receiver);
+        return async (path: string) => {
+          const seen = await target.getattr(path);
+          if (!raced) await a.vfs.chown('/f', -1, 400);
+          raced = true;
+          return seen;
+        };
+      },
+    });
+    await applySetattr(
+      racing,
+      { valid: SetattrValid.UID, fh: 0, size: 0, atimeMs: 0, mtimeMs: 0, mode: 0, uid: 300, gid: 0 },
+      '/f',
+    );
+    await until(async () => (await a.vfs.getattr('/f')).uid === 300, "b's chown seen on a");
+    expect(await a.vfs.getattr('/f')).toMatchObject({ uid: 300, gid: 400 });
   });
 
   it('writes times set before close with the data, in one request, and alone when the document moved meanwhile', async () => {

@@ -13,12 +13,9 @@ export async function applySetattr(vfs: ZkVfs, req: SetattrRequest, path: string
   const { valid } = req;
   if (valid & SetattrValid.MODE) await vfs.chmod(path, req.mode);
   if (valid & (SetattrValid.UID | SetattrValid.GID)) {
-    const current = await vfs.getattr(path);
-    await vfs.chown(
-      path,
-      valid & SetattrValid.UID ? req.uid : current.uid,
-      valid & SetattrValid.GID ? req.gid : current.gid,
-    );
+    // The id not given stays as it is when the change is made (-1, as chown(2) takes it), not as
+    // read here: another host's chgrp in between would be undone by a chown of the owner alone.
+    await vfs.chown(path, valid & SetattrValid.UID ? req.uid : -1, valid & SetattrValid.GID ? req.gid : -1);
   }
   if (valid & SetattrValid.SIZE) {
     // Through a descriptor (ftruncate, O_TRUNC) it is written back at close, like a write.
