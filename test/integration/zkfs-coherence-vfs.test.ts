@@ -260,6 +260,23 @@ describe('watch-driven cache', () => {
     expect(m.session.counters.requests).toBe(written);
   });
 
+  it('renames with RENAME_NOREPLACE (mv -n) failing with EEXIST on a name another host makes meanwhile, replacing nothing', async () => {
+    const m = await mount();
+    await writeFile(m.vfs, '/mine', 'mine');
+    aroundNextMulti(m, async (send, ops) => {
+      await raw.create(`${m.root}/taken`, Buffer.from('theirs'));
+      return send(ops);
+    });
+    await expect(m.vfs.rename('/mine', '/taken', { noReplace: true })).rejects.toMatchObject({
+      code: 'EEXIST',
+    });
+    expect((await raw.getData(`${m.root}/taken`)).data.toString()).toBe('theirs');
+    expect(await readFile(m.vfs, '/mine')).toBe('mine');
+    // A name that stays free is taken as usual.
+    await m.vfs.rename('/mine', '/free', { noReplace: true });
+    expect(await readFile(m.vfs, '/free')).toBe('mine');
+  });
+
   it('renames a file it has just written with one request, and never moves data gone stale', async () => {
     // rsync, certbot and editors write a temporary file, then rename it over the name.
     const m = await mount();

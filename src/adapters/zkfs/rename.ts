@@ -172,6 +172,7 @@ async function build(
   to: string,
   fresh: boolean,
   token: WriteToken,
+  noReplace: boolean,
 ): Promise<Built> {
   const fromZnode = toZnode(ctx.root, from);
   const toZnodePath = toZnode(ctx.root, to);
@@ -184,6 +185,9 @@ async function build(
   const dstParent = await resolveDir(ctx, parentPath(to));
   const dst = await lookup(ctx, to);
   if (src.type === 'dir' && src.isRoot) throw new FsError('EBUSY', 'the mount root cannot be renamed');
+  // Asked here, in each attempt, not before the rename: a name made meanwhile fails the create in
+  // the multi, and the next attempt finds it.
+  if (noReplace && dst) throw new FsError('EEXIST', `${to} exists`);
   if (dst?.type === 'data' || (baseName(to) === DATA_FILE && !dst))
     return intoDataFile(ctx, src, dstParent, fresh);
   if (src.type === 'data') return outOfDataFile(ctx, src.dir, to, dst, fresh);
@@ -255,14 +259,14 @@ function isRace(error: ZkError): boolean {
 }
 
 /** Builds and commits the move of `from` to `to`, from fresh reads while other clients win races: the plan that landed. */
-async function commitRename(ctx: VfsContext, from: string, to: string): Promise<Built> {
+async function commitRename(ctx: VfsContext, from: string, to: string, noReplace: boolean): Promise<Built> {
   let done: Built | undefined;
   try {
     await ctx.proofs.during((token) =>
       commitWithRetry(
         ctx.tree,
         async (attempt) => {
-          done = await build(ctx, from, to, attempt > 0, token);
+          done = await build(ctx, from, to, attempt > 0, token, noReplace);
           return done.ops;
         },
         { retryAlso: isRace },
@@ -279,7 +283,17 @@ async function commitRename(ctx: VfsContext, from: string, to: string): Promise<
   return done;
 }
 
-export async function rename(ctx: VfsContext, from: string, to: string): Promise<void> {
+export interface RenameOptions {
+  /** RENAME_NOREPLACE: fail with EEXIST rather than replace what is at `to`. */
+  noReplace?: boolean;
+}
+
+export async function rename(
+  ctx: VfsContext,
+  from: string,
+  to: string,
+  options: RenameOptions = {},
+): Promise<void> {
   assertWritable(ctx);
   if (from === to) return;
   if (isWithin(to, from)) throw new FsError('EINVAL', `cannot move ${from} into itself`);
@@ -296,7 +310,7 @@ export async function rename(ctx: VfsContext, from: string, to: string): Promise
   // the moved file the old node's version, or fail, or land on the node moved in at the same version.
   const keys = [openKey(from), openKey(to)];
   await ctx.files.whileHeld(keys, async () => {
-    const done = await commitRename(ctx, from, to);
+    const done = await commitRename(ctx, from, to, options.noReplace ?? false);
     if (done.dataMove) {
       for (const key of keys) ctx.files.markDeletedAt(key.znode);
     } else {

@@ -16,7 +16,7 @@ import * as files from './file-ops.js';
 import { ttlFreshness } from './node-cache.js';
 import { OpenFiles } from './open-files.js';
 import { PathKeyTable } from './path-keys.js';
-import { rename } from './rename.js';
+import { type RenameOptions, rename } from './rename.js';
 import type { VfsConfig, VfsContext } from './resolve.js';
 import { ZkTree } from './tree.js';
 
@@ -140,8 +140,8 @@ export class ZkVfs {
   readlink(path: string) {
     return dirs.readlink(this.ctx, path);
   }
-  rename(from: string, to: string) {
-    return rename(this.ctx, from, to);
+  rename(from: string, to: string, options: RenameOptions = {}) {
+    return rename(this.ctx, from, to, options);
   }
   create(path: string, mode: number, flags?: number, creator?: Creator) {
     return files.create(this.ctx, path, mode, flags, creator);
