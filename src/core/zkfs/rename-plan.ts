@@ -130,6 +130,11 @@ function showsNames(meta: DirMeta, names: readonly string[]): ShowsApplied {
 function movedMetas(nodes: readonly PlanNode[]): Map<string, { meta: DirMeta; acl: readonly AclEntry[] }> {
   const byRel = new Map(nodes.map((n) => [n.rel, n]));
   const metas = new Map<string, { meta: DirMeta; acl: readonly AclEntry[] }>();
+  // Every document goes along, also one whose directory holds no node to move: its entries may be
+  // all of symbolic links (their owners and times), and keys it has that this version does not know.
+  for (const node of nodes) {
+    if (isMetaRel(node.rel)) metas.set(parentRel(node.rel), { meta: parseMeta(node.data), acl: node.acl });
+  }
   for (const node of nodes) {
     if (node.rel === '' || isMetaRel(node.rel)) continue;
     const dir = parentRel(node.rel);

@@ -51,6 +51,36 @@ describe('rename plan', () => {
     expect(plan.bytes).toBe(multiBytes(plan.ops));
   });
 
+  it('keeps the document of a moved directory that holds only symbolic links, keys it does not know included', () => {
+    // `ln -s a d/l` by a user other than the mount's default: the link's owner is only in d's document.
+    const doc = JSON.stringify({
+      ...JSON.parse(encodeMeta(withEntry(emptyMeta(), 'l', { u: 1000, g: 1000 })).toString()),
+      future: { kept: true },
+    });
+    const input: RenameInput = {
+      from: '/r/d',
+      to: '/r/e',
+      nodes: [node('', '', 1, 100), { ...node('__zkfs__', ''), data: Buffer.from(doc), version: 3 }],
+      fromMeta: metaDoc('/r/__zkfs__', 2, { d: { t: 'd' } }),
+      toMeta: metaDoc('/r/__zkfs__', 2, { d: { t: 'd' } }),
+      maxBytes: ZK_MAX_REQUEST_BYTES,
+    };
+    const plan = planRename(input);
+    expect(summary(plan.ops)).toEqual([
+      'create /r/e',
+      'create /r/e/__zkfs__',
+      'delete /r/d/__zkfs__ @3',
+      'delete /r/d @1',
+      'setData /r/__zkfs__ @2',
+    ]);
+    const moved = plan.ops[1]!;
+    const written = JSON.parse(moved.op === 'create' ? moved.data.toString() : '{}');
+    expect(written).toMatchObject({ future: { kept: true } });
+    expect(Object.fromEntries(parseMeta(Buffer.from(JSON.stringify(written))).entries)).toEqual({
+      l: { u: 1000, g: 1000 },
+    });
+  });
+
   it('moves a directory tree parents first, deletes children first, and rewrites nested metadata', () => {
     const sub = encodeMeta(withEntry(emptyMeta(), 'f', { t: 'f', m: 0o640 }));
     const input: RenameInput = {
