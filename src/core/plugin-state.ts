@@ -32,10 +32,16 @@ export interface PluginState {
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAX_NAME_LENGTH = 255;
 
-/** Returns `name` when it is safe as a volume name and a path component; throws UsageError naming the problem. */
-export function validateVolumeName(name: unknown): string {
+/**
+ * Returns `name` when it is safe as a volume name and a path component;
+ * throws UsageError naming the problem. `hide` masks what the name holds
+ * that no message may show (a passphrase), before it is cut or quoted:
+ * either would leave the secret no longer whole, and shown.
+ */
+export function validateVolumeName(name: unknown, hide: (name: string) => string = (n) => n): string {
   if (typeof name !== 'string' || name === '') throw new UsageError('volume name is missing');
-  const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+  const masked = hide(name);
+  const shown = JSON.stringify(masked.length > 80 ? `${masked.slice(0, 80)}…` : masked);
   if (name.length > MAX_NAME_LENGTH) {
     throw new UsageError(`invalid volume name ${shown}: longer than ${MAX_NAME_LENGTH} characters`);
   }

@@ -408,6 +408,12 @@ export function formatQuery(q: VolumeQuery, options: { redact?: boolean } = {}):
   return settings.join('_');
 }
 
+/** The key of a setting as the name spells it: before the first '.', or all of a flag. */
+function settingKey(setting: string): string {
+  const dot = setting.indexOf('.');
+  return dot < 0 ? setting : setting.slice(0, dot);
+}
+
 /**
  * Every passphrase a name and its options carry, read leniently (from a
  * malformed name too), so that a face can hide them before it logs or
@@ -415,9 +421,23 @@ export function formatQuery(q: VolumeQuery, options: { redact?: boolean } = {}):
  */
 export function querySecrets(name: string, options: Readonly<Record<string, string>> = {}): string[] {
   const found: string[] = [];
-  for (const setting of name.split('_')) {
+  const settings = name.split('_');
+  for (const [i, setting] of settings.entries()) {
     const dot = setting.indexOf('.');
-    if (dot > 0 && SECRET_KEYS.has(setting.slice(0, dot))) found.push(setting.slice(dot + 1));
+    if (dot > 0 && SECRET_KEYS.has(setting.slice(0, dot))) {
+      found.push(setting.slice(dot + 1));
+      // A passphrase with '_' in it runs on into what look like settings but are none (the name
+      // is refused, naming them): those are part of it too.
+      let rest = i + 1;
+      while (rest < settings.length && !FIELD_BY_KEY.has(settingKey(settings[rest]!))) rest++;
+      if (rest > i + 1)
+        found.push(
+          settings
+            .slice(i, rest)
+            .join('_')
+            .slice(dot + 1),
+        );
+    }
   }
   for (const [key, value] of Object.entries(options)) if (SECRET_KEYS.has(key)) found.push(value);
   return [...new Set(found.filter((secret) => secret !== ''))];

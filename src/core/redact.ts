@@ -7,7 +7,8 @@ export const REDACTED = '***';
  */
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text;
-  for (const secret of secrets) {
+  // Longest first: a secret that begins another (app:pw, app:pw-prod) would leave the rest showing.
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
     if (secret.length === 0) continue;
     out = out.split(secret).join(REDACTED);
   }

@@ -218,7 +218,7 @@ export class Router {
       if (this.log.enabled('debug')) this.log.debug(`${endpoint} request ${this.describe(body)}`);
       const gone = request.signal ?? new AbortController().signal;
       if (route.named) {
-        const name = validateVolumeName(body.Name);
+        const name = validateVolumeName(body.Name, (n) => redact(n, requestSecrets));
         volume = this.driver.displayName?.(name) ?? name;
         reply = {
           status: 200,

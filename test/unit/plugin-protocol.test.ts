@@ -366,7 +366,8 @@ describe('plugin protocol errors', () => {
       '{"Name":"leaky","Opts":{"auth":"alice:s3cret"}}\n',
     );
     expect(r.status).toBe(500);
-    expect(r.json.Err).toBe('cannot connect with digest alice:***');
+    // The whole option is the secret: its user name goes with it.
+    expect(r.json.Err).toBe('cannot connect with digest ***');
     expect(logLines.length).toBeGreaterThan(1);
     expect(logLines.join('\n')).not.toContain('s3cret');
     expect(logLines.join('\n')).toContain('"auth":"***"');
@@ -387,6 +388,19 @@ describe('secrets in volume names', () => {
     expect(logLines.filter((l) => l.startsWith('info:'))).toHaveLength(1);
     expect(logLines.join('\n')).toContain('volume=missing_pw.***');
     expect(logLines.join('\n')).not.toContain('Topsecret');
+  });
+});
+
+describe('secrets in volume names that are refused', () => {
+  it.each([
+    // Cut short at 80 characters: what is left of the secret is no longer it.
+    ['too long to show whole', `${'x'.repeat(60)}_pw.Topsecret${'y'.repeat(20)}/z`],
+  ])('a name %s says why without any of the secret', async (_, name) => {
+    const r = await post(socketPath, '/VolumeDriver.Create', `${JSON.stringify({ Name: name, Opts: {} })}\n`);
+    expect(r.status).toBe(400);
+    expect(r.json.Err).toMatch(/^invalid volume name /);
+    expect(r.json.Err).not.toMatch(/Top|secret/);
+    expect(logLines.join('\n')).not.toMatch(/Top|secret/);
   });
 });
 

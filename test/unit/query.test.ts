@@ -295,8 +295,10 @@ describe('formatQuery', () => {
     ['label.a_encryption-passphrase.secret_min-disks.2', {}, ['secret']],
     ['label.a', { 'encryption-passphrase': 'two words', 'min-disks': '2' }, ['two words']],
     // Read leniently: a malformed or unknown-keyed name still gives up its passphrase.
-    ['label.a_encryption-passphrase.se.cret_bogus', {}, ['se.cret']],
-    ['encryption-passphrase.x__', { label: 'a' }, ['x']],
+    ['label.a_encryption-passphrase.se.cret_bogus', {}, ['se.cret', 'se.cret_bogus']],
+    ['encryption-passphrase.x__', { label: 'a' }, ['x', 'x__']],
+    // A passphrase with '_' in it: what follows up to the next real setting is part of it.
+    ['label.a_encryption-passphrase.abc_secret_pass_min-disks.2', {}, ['abc', 'abc_secret_pass']],
     ['label.a_encryption-passphrase', {}, []],
   ] as const)('finds the passphrases in %s %o', (name, options, expected) => {
     expect(querySecrets(name, options)).toEqual(expected);
