@@ -116,9 +116,14 @@ export class NoSuchVolumeError extends OperationError {
   }
 }
 
+/** The volume called `name`, if any: never what every object has (a volume may be called constructor). */
+export function recordOf(state: PluginState, name: string): VolumeRecord | undefined {
+  return Object.hasOwn(state.volumes, name) ? state.volumes[name] : undefined;
+}
+
 /** The volume called `name`, or a NoSuchVolumeError. */
 export function getVolume(state: PluginState, name: string): VolumeRecord {
-  const volume = state.volumes[name];
+  const volume = recordOf(state, name);
   if (!volume) throw new NoSuchVolumeError(name);
   return volume;
 }
@@ -146,7 +151,7 @@ export function addVolume(
   now: Date,
   dir?: string,
 ): AddVolumeResult {
-  const existing = state.volumes[name];
+  const existing = recordOf(state, name);
   if (existing) {
     if (sameOptions(existing.options, options)) return { state, created: false };
     throw new UsageError(`volume ${name} already exists with different options`);

@@ -22,6 +22,7 @@ import {
   getVolume,
   type PluginState,
   parseState,
+  recordOf,
   removeVolume,
   type VolumeRecord,
   withRefs,
@@ -109,7 +110,7 @@ export class VolumeStore implements VolumeDriver {
 
   /** Where volume `name` is mounted. */
   mountpointOf(name: string): string {
-    return join(this.mountRoot, this.state.volumes[name]?.dir ?? name);
+    return join(this.mountRoot, recordOf(this.state, name)?.dir ?? name);
   }
 
   /** Names of the volumes held, sorted. */
@@ -252,7 +253,7 @@ export class VolumeStore implements VolumeDriver {
    * logged.
    */
   async reportDead(name: string): Promise<boolean> {
-    const volume = this.state.volumes[name];
+    const volume = recordOf(this.state, name);
     if (volume === undefined || this.reconciling.has(name) || totalRefs(volume.refs) === 0) return false;
     const dir = this.mountpointOf(name);
     if (mountAt(await this.readMounts(), dir) === undefined || (await this.backendAlive(dir))) {
@@ -277,7 +278,7 @@ export class VolumeStore implements VolumeDriver {
    * serialize this with the volume's requests. True when it unmounted it.
    */
   async unmountUnused(name: string): Promise<boolean> {
-    const volume = this.state.volumes[name];
+    const volume = recordOf(this.state, name);
     if (volume === undefined || this.reconciling.has(name)) return false;
     const dir = this.mountpointOf(name);
     if (totalRefs(volume.refs) > 0 || !(await this.isMounted(dir))) {
@@ -308,7 +309,7 @@ export class VolumeStore implements VolumeDriver {
   private async unheldCandidate(
     name: string,
   ): Promise<{ volume: VolumeRecord; mount: MountEntry; quietMs: number } | undefined> {
-    const volume = this.state.volumes[name];
+    const volume = recordOf(this.state, name);
     // A volume start-up has not looked at yet is start-up's to settle.
     if (volume === undefined || this.reconciling.has(name)) return undefined;
     const quietMs = this.now().getTime() - Math.max(this.startedAt, this.lastMount.get(name) ?? 0);
@@ -566,7 +567,7 @@ export class VolumeStore implements VolumeDriver {
    * router, so on a failed save only that volume's record is put back.
    */
   private async update(name: string, change: (state: PluginState) => PluginState): Promise<void> {
-    const before = this.state.volumes[name];
+    const before = recordOf(this.state, name);
     this.state = change(this.state);
     // Each write saves the newest state, and writes never overlap, so the last one on disk is the newest.
     const write = this.saving.then(() => writeJsonAtomic(this.stateFile, this.state));

@@ -10,6 +10,8 @@ import {
   validateVolumeName,
   withRefs,
 } from '../../src/core/plugin-state.js';
+import { querySecrets } from '../../src/core/query.js';
+import { redact } from '../../src/core/redact.js';
 
 const now = new Date('2026-01-02T03:04:05.000Z');
 
@@ -39,6 +41,19 @@ describe('volume names', () => {
     expect(() => validateVolumeName(name)).toThrow('volume name is missing');
   });
 
+  it('shows a refused name masked, before it is cut or quoted, so no part of a secret in it shows', () => {
+    const hide = (n: string) => redact(n, querySecrets(n));
+    for (const name of [
+      `label.x_encryption-passphrase.a"b/c`,
+      `label.x_encryption-passphrase.${'p'.repeat(90)}/c`,
+    ]) {
+      expect(() => validateVolumeName(name, hide)).toThrow(
+        /^invalid volume name "label\.x_encryption-passphrase\.\*\*\*/,
+      );
+      expect(() => validateVolumeName(name, hide)).not.toThrow(/a\\?"b|ppp/);
+    }
+  });
+
   it('checks mount IDs', () => {
     expect(validateMountId('abc')).toBe('abc');
     expect(() => validateMountId('')).toThrow('mount ID is missing');
@@ -48,6 +63,15 @@ describe('volume names', () => {
 });
 
 describe('plugin state transitions', () => {
+  it('knows no volume by a name every object has (constructor, toString), and records one so called', () => {
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+      expect(() => getVolume(emptyState(), name)).toThrow(`no such volume: ${name}`);
+      const { state, created } = addVolume(emptyState(), name, { path: '/a' }, now);
+      expect(created).toBe(true);
+      expect(getVolume(state, name).options).toEqual({ path: '/a' });
+    }
+  });
+
   it('adds a volume with its options and creation time, without touching the old state', () => {
     const before = emptyState();
     const { state, created } = addVolume(before, 'cfg', { hosts: 'h:1', path: '/app' }, now);
