@@ -277,6 +277,40 @@ describe('watch-driven cache', () => {
     expect(await readFile(m.vfs, '/free')).toBe('mine');
   });
 
+  it('never removes or moves a directory below which another host makes a link meanwhile, nor makes a link in one it removed', async () => {
+    const a = await mount();
+    const b = await mount({ root: a.root });
+    await a.vfs.mkdir('/d', 0o755);
+    await a.vfs.mkdir('/m', 0o755);
+    await a.vfs.symlink('elsewhere', '/other-link'); // the table exists
+    for (const dir of ['/d', '/m']) {
+      await until(async () => (await b.vfs.getattr(dir).catch(() => undefined)) !== undefined, `${dir} on b`);
+      aroundNextMulti(a, async (send, ops) => {
+        await b.vfs.symlink('t', `${dir}/l`);
+        return send(ops);
+      });
+      if (dir === '/d') await expect(a.vfs.rmdir('/d')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+      else await a.vfs.rename('/m', '/n');
+    }
+    expect(await b.vfs.readlink('/d/l')).toBe('t');
+    // Moved with the directory, as if made before the move.
+    await until(
+      async () => (await b.vfs.readlink('/n/l').catch(() => undefined)) === 't',
+      'the link moved along',
+    );
+    expect(parseSymlinks((await raw.getData(`${a.root}/__symlinks__`)).data).has('/m/l')).toBe(false);
+
+    // The other way round: the directory goes while the link is on its way.
+    await a.vfs.mkdir('/e', 0o755);
+    await until(async () => (await b.vfs.getattr('/e').catch(() => undefined)) !== undefined, '/e on b');
+    aroundNextMulti(b, async (send, ops) => {
+      await a.vfs.rmdir('/e');
+      return send(ops);
+    });
+    await expect(b.vfs.symlink('t', '/e/l')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(parseSymlinks((await raw.getData(`${a.root}/__symlinks__`)).data).has('/e/l')).toBe(false);
+  });
+
   it('renames a file it has just written with one request, and never moves data gone stale', async () => {
     // rsync, certbot and editors write a temporary file, then rename it over the name.
     const m = await mount();

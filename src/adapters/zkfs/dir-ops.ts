@@ -153,6 +153,9 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
             ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
           ops.push({ op: 'delete', path: dir.znode, version: stat.version });
           ops.push(...(await dropEntry(ctx, dir, attempt > 0, token)));
+          // No link made below it meanwhile (by another host: a link is only a table entry).
+          if (links.version !== undefined)
+            ops.push({ op: 'check', path: links.path, version: links.version });
           // As readdir shows it, a _zoo_data_ written here and not yet written back is there;
           // checked last, with nothing awaited before the transaction goes.
           if (ctx.files.hasUnsavedWrites(dir.znode)) throw dataBeingWritten(path);
@@ -263,12 +266,15 @@ export async function symlink(
   checkTarget(target);
   if (await lookup(ctx, path)) throw new FsError('EEXIST', `${path} exists`);
   const owner = creatorOwner(ctx.defaults, creator, creator && (await parentAttrs(ctx, parent)));
+  // The directory still there when the link is made: removed meanwhile by another host, the link
+  // would be left in the table for nothing to hold it (and dropped as such, ln having succeeded).
+  const parentThere: ZkOp[] = parent.isRoot ? [] : [{ op: 'check', path: parent.znode, version: -1 }];
   const ownerOps = async (attempt: number): Promise<ZkOp[]> => {
-    if (Object.keys(owner).length === 0) return [];
+    if (Object.keys(owner).length === 0) return parentThere;
     const doc = attempt === 0 ? await ctx.tree.meta(parent.znode) : await ctx.tree.freshMeta(parent.znode);
     const data = encodeMeta(withEntry(doc.value, name, owner));
     const applied = (now: Buffer) => showsEntry(now, name, owner);
-    return [docWrite(doc.path, doc.version, data, await ctx.tree.acl(parent.znode), applied)];
+    return [docWrite(doc.path, doc.version, data, await ctx.tree.acl(parent.znode), applied), ...parentThere];
   };
   // Another host's link by this name to the same target would pass too: a link is all it is.
   await updateSymlinks(

@@ -247,6 +247,11 @@ async function build(
     maxBytes: ZK_MAX_REQUEST_BYTES,
     proof: token,
   });
+  // A directory moved while another host makes a link below it would leave the link behind, under
+  // a name nothing holds: the table must be as read, whether or not the move rewrites it.
+  if (srcIsDir && !nextLinks && links.version !== undefined) {
+    plan.ops.push({ op: 'check', path: links.path, version: links.version });
+  }
   const versions = new Map(nodes.map((n) => [n.rel === '' ? fromZnode : `${fromZnode}/${n.rel}`, n.version]));
   // Last, with nothing awaited before the transaction goes: a write to it meanwhile would be lost.
   if (dst?.type === 'dir' && ctx.files.hasUnsavedWrites(dst.znode)) throw dataBeingWritten(to);
