@@ -311,6 +311,32 @@ describe('watch-driven cache', () => {
     expect(parseSymlinks((await raw.getData(`${a.root}/__symlinks__`)).data).has('/e/l')).toBe(false);
   });
 
+  it("removes a link and its stored owner in one write, never another host's entry for a file made under its name right after", async () => {
+    const a = await mount();
+    const b = await mount({ root: a.root });
+    await a.vfs.symlink('target', '/l', { uid: 1234, gid: 1234 }); // an owner other than the mount's
+    await until(
+      async () => (await b.vfs.getattr('/l').catch(() => undefined)) !== undefined,
+      'the link on b',
+    );
+    aroundNextMulti(a, async (send, ops) => {
+      const result = await send(ops);
+      // The link gone, b makes an empty file under its name (stored as a file by its entry).
+      await until(
+        async () => (await b.vfs.getattr('/l').catch(() => undefined)) === undefined,
+        'link gone on b',
+      );
+      await writeFile(b.vfs, '/l', '');
+      return result;
+    });
+    await a.vfs.unlink('/l');
+    await until(
+      async () => (await a.vfs.getattr('/l').catch(() => undefined)) !== undefined,
+      "b's file on a",
+    );
+    for (const m of [a, b]) expect((await m.vfs.getattr('/l')).mode & 0o170000).toBe(0o100000);
+  });
+
   it('renames a file it has just written with one request, and never moves data gone stale', async () => {
     // rsync, certbot and editors write a temporary file, then rename it over the name.
     const m = await mount();

@@ -35,7 +35,7 @@ import {
 } from '../../core/zkfs/symlinks.js';
 import type { WriteToken } from '../../core/zkfs/write-proof.js';
 import { docWrite, type ZkOp } from '../../core/zkfs/zk-ops.js';
-import { parentAttrs, updateEntry } from './attr-ops.js';
+import { parentAttrs } from './attr-ops.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { entriesStillThere, linksLeftBelow, linksOfGoneDirs } from './gone-names.js';
 import { assertWritable, lookup, type NodeTarget, resolve, resolveDir, type VfsContext } from './resolve.js';
@@ -176,14 +176,25 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
   const target = await resolve(ctx, path);
   if (target.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
   if (target.type === 'symlink') {
+    // The owner and times stored for it, if any, go in the same transaction: dropped after, they
+    // could be another host's entry for a file made under the name in between.
+    const entryOps = async (attempt: number): Promise<ZkOp[]> => {
+      const doc =
+        attempt === 0 ? await ctx.tree.meta(target.metaDir) : await ctx.tree.freshMeta(target.metaDir);
+      if (doc.version === undefined || doc.value.entries.get(target.entryName) === undefined) return [];
+      const data = encodeMeta(withEntry(doc.value, target.entryName, undefined));
+      const applied = (now: Buffer) => showsEntry(now, target.entryName, undefined);
+      return [docWrite(doc.path, doc.version, data, await ctx.tree.acl(target.metaDir), applied)];
+    };
     await updateSymlinks(
       ctx,
       (map) => {
         map.delete(path);
       },
       (map) => !map.has(path),
+      entryOps,
     );
-    await updateEntry(ctx, target, () => undefined); // owner and times stored for it, if any
+    ctx.tree.forget(target.metaDir);
     return;
   }
   if (target.type === 'data') {
