@@ -187,11 +187,22 @@ export async function isLuks(device: string, logger?: Logger): Promise<boolean> 
 }
 
 /** Whether the kernel can map devices (cryptsetup open needs it); tries to load dm_mod once. */
-export async function deviceMapperAvailable(logger?: Logger): Promise<boolean> {
+export async function deviceMapperAvailable(
+  logger?: Logger,
+  options: { load?: boolean } = {},
+): Promise<boolean> {
   // Only the kernel's own registry counts: libdevmapper creates /dev/mapper/control on first use
   // even where the kernel has no device-mapper, so that node proves nothing.
   const has = async () => /\bdevice-mapper\b/.test(await readFile('/proc/misc', 'utf8').catch(() => ''));
   if (await has()) return true;
+  if (options.load === false) {
+    // A dry run changes nothing, the kernel's modules included: it only asks whether dm_mod could load.
+    const could = await run('modprobe', ['--dry-run', 'dm_mod'], {
+      ...logOpts(logger, 'looking for dm_mod'),
+      okExitCodes: [1],
+    }).catch(() => undefined);
+    return could?.exitCode === 0;
+  }
   await run('modprobe', ['dm_mod'], { ...logOpts(logger, 'loading dm_mod'), okExitCodes: [1] }).catch(
     () => {},
   );

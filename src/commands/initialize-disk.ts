@@ -339,7 +339,7 @@ async function initialise(
     `mkfs.${plan.filesystem}`,
     ...(encrypted ? ['cryptsetup'] : []),
   ]);
-  if (encrypted && !(await cryptsetup.deviceMapperAvailable(ctx.log))) {
+  if (encrypted && !(await cryptsetup.deviceMapperAvailable(ctx.log, { load: !options.dryRun }))) {
     throw new OperationError(
       'encryption needs the kernel device-mapper (to create the filesystem inside LUKS), which is not available ' +
         'on this host (/proc/misc lists no device-mapper, and dm_mod cannot be loaded). Nothing was changed.',

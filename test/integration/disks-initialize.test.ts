@@ -489,6 +489,13 @@ describe.skipIf(missing({ loop: true }))('initialize-disk', () => {
       const real = await expectRefusal(disk, [query, '--yes'], /device-mapper.*Nothing was changed/, env);
       const dry = await expectRefusal(disk, [query, '--dry-run'], /device-mapper.*Nothing was changed/, env);
       expect(dry.stderr).toBe(real.stderr);
+      // The real run tries to load dm_mod; the dry run only asks whether it could.
+      const asked = await simplectl(
+        ['--log-level', 'debug', 'initialize-disk', disk.device, query, '--dry-run'],
+        env,
+      );
+      expect(asked.stderr).toContain('exec: modprobe --dry-run dm_mod');
+      expect(asked.stderr).not.toContain('exec: modprobe dm_mod');
     }
   });
 
