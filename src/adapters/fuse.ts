@@ -100,7 +100,9 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
       dir,
       fsname: options.fsname,
       subtype: options.subtype,
-      allowOther: options.allowOther === true || options.allowRoot === true,
+      // allow_root lets in root and the user who mounted, who is root here (mount -i needs it): the
+      // kernel's default. Taken for allow_other, it let every local user read the whole tree.
+      allowOther: options.allowOther === true,
       readOnly: options.readOnly === true,
       noExec: options.noExec === true,
       busyPollUs: options.busyPollUs ?? 0,

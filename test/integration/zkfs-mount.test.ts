@@ -439,6 +439,10 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     const denied = await asNobody(own.dir, 'cat f');
     expect(denied.exitCode).not.toBe(0);
     expect(String(denied.stderr)).toContain('Permission denied');
+    // allow_root lets in root and the user who mounted, who is root: nobody else.
+    const rootOnly = await mountZkfs(zk.connectString, '/open', { args: ['-o', 'allow_root'] });
+    expect(await rootOnly.ok('cat f')).toBe('for everyone');
+    expect(String((await asNobody(rootOnly.dir, 'cat f')).stderr)).toContain('Permission denied');
     const shared = await mountZkfs(zk.connectString, '/open', { args: ['-o', 'allow_other'] });
     expect(String((await asNobody(shared.dir, 'cat f')).stdout)).toBe('for everyone');
     // Modes still apply to other users (default_permissions): f is 0644 and root's.

@@ -290,7 +290,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       throw new OperationError(
         `could not mount FUSE at ${dir}: ${error instanceof Error ? error.message : String(error)}`,
         {
-          detail: 'is /dev/fuse present and are you root (or is allow_other permitted in /etc/fuse.conf)?',
+          detail: 'is /dev/fuse present, and are you root (mounting takes root)?',
         },
       );
     }
