@@ -3,7 +3,7 @@
  * bounded failure, signals, credentials, read-only mounts, and refusals.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -217,16 +217,19 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     await eventually(async () => !isProcessAlive(pid), 'the daemon exits once the last file is closed');
   });
 
-  it('unmounts on SIGTERM to the daemon', async () => {
-    const m = await mountZkfs(zk.connectString, '/term');
+  it.each(['SIGTERM', 'SIGHUP'] as const)('unmounts on %s to the daemon', async (signal) => {
+    const path = `/term-${signal}`;
+    const m = await mountZkfs(zk.connectString, path);
     await m.ok('printf kept > f');
     const pid = daemonPid(m.dir);
-    process.kill(pid, 'SIGTERM');
+    // The daemon keeps no directory of its caller busy.
+    expect(readlinkSync(`/proc/${pid}/cwd`)).toBe('/');
+    process.kill(pid, signal);
     await eventually(
       async () => !isProcessAlive(pid) && !isMounted(m.dir),
       'daemon exits and the mount is gone',
     );
-    expect((await client.getData('/term/f')).data.toString()).toBe('kept');
+    expect((await client.getData(`${path}/f`)).data.toString()).toBe('kept');
     expect(m.log()).toContain('stopping: unmounting');
   });
 

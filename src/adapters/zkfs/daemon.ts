@@ -114,6 +114,9 @@ export async function spawnDaemon(options: SpawnDaemonOptions): Promise<{ pid: n
   try {
     child = spawn(process.execPath, [...daemonNodeOptions(), cliScript(), ...options.args], {
       detached: true,
+      // Not the caller's directory, which the daemon would keep busy for as long as it lives (another
+      // mount the operator stood in could not be unmounted). Every path it is given is absolute.
+      cwd: '/',
       stdio: ['pipe', logFd, logFd, 'ipc'],
       env: { ...process.env, [DAEMON_ENV]: '1', NO_COLOR: '1' },
     });

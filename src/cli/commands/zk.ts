@@ -113,13 +113,14 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
         printResult(app.out, result, renderMount);
         return;
       }
-      // SIGTERM and SIGINT end the mount cleanly (flush, unmount, close the session); files still
-      // open are served until closed, for up to a minute, or until a second signal.
+      // SIGTERM, SIGINT and SIGHUP (the terminal of a foreground mount closed) end the mount cleanly
+      // (flush, unmount, close the session); files still open are served until closed, for up to a
+      // minute, or until a second signal. SIGHUP's default action left the mount dead and what was
+      // written to open files unsaved.
       const stop = new AbortController();
       const stopNow = new AbortController();
       const onSignal = () => (stop.signal.aborted ? stopNow.abort() : stop.abort());
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
+      for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
       try {
         const result = await mountZk(
           { ...options, signal: stop.signal, signalNow: stopNow.signal },
@@ -127,11 +128,13 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
         );
         printResult(app.out, result, renderMount);
       } finally {
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
+        for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
       }
     });
 }
+
+/** The signals that end a foreground mount (a daemon is one) cleanly. */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
 export function umountZkCommand(getApp: () => App, name: string): Command {
   return new Command(name)
