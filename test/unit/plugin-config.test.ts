@@ -19,8 +19,8 @@ describe('zookeeper driver options', () => {
       { hosts: 'zk1:2181,zk2:2182', path: '/app', mode: 'DIR' },
     ],
     [
-      { hosts: '[::1]:2181', mode: 'FILE' },
-      { hosts: '[::1]:2181', path: '/', mode: 'FILE' },
+      { hosts: 'localhost:2181', mode: 'FILE' },
+      { hosts: 'localhost:2181', path: '/', mode: 'FILE' },
     ],
     [
       { hosts: 'h:1', host: 'h:1', auth: 'alice:pw:with:colons' },

@@ -35,9 +35,11 @@ export const FUSE_OPTIONS = [
 export type FuseOption = (typeof FUSE_OPTIONS)[number];
 
 /**
- * Parses a connection string `h1:2181,h2:2181` (IPv6 as `[::1]:2181`).
- * Ports are mandatory (shared/reference.md §3); a chroot suffix is refused
- * because the ZooKeeper path is its own argument.
+ * Parses a connection string `h1:2181,h2:2181`. Ports are mandatory
+ * (shared/reference.md §3); a chroot suffix is refused because the
+ * ZooKeeper path is its own argument. An IPv6 address is refused: the
+ * ZooKeeper client library splits each host at its first ':', so `[::1]`
+ * would be tried as host '[' until the connect timeout, with no word of why.
  */
 export function parseHosts(
   hosts: string,
@@ -51,7 +53,13 @@ export function parseHosts(
   }
   return text.split(',').map((part) => {
     const item = part.trim();
-    const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d+)$/.exec(item);
+    if (/^\[[0-9a-fA-F:.]*\]/.test(item)) {
+      throw new UsageError(
+        `'${item}' in ${as.name} is an IPv6 address, which the ZooKeeper client cannot connect to; ` +
+          'give a host name that resolves to it',
+      );
+    }
+    const m = /^([A-Za-z0-9._-]+):(\d+)$/.exec(item);
     if (!m) {
       throw new UsageError(
         `'${item}' in ${as.name} is not host:port (ports are required, e.g. zk1:2181,zk2:2181)`,
