@@ -10,13 +10,14 @@
  * unless `create` is false.
  */
 import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { readSecretFile } from '../adapters/keys.js';
+import { acquireLock, type LockHandle, readLockHolder } from '../adapters/lock.js';
 import type { Logger } from '../adapters/logger.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir, realMountPoint } from '../adapters/real-path.js';
-import { fileLogger, notifyParent, spawnDaemon } from '../adapters/zkfs/daemon.js';
-import { mountPointFileName } from '../adapters/zkfs/run-state.js';
+import { DAEMON_ENV, fileLogger, notifyParent, spawnDaemon } from '../adapters/zkfs/daemon.js';
+import { mountPointFileName, runDir } from '../adapters/zkfs/run-state.js';
 import { serveZkfs } from '../adapters/zkfs/serve.js';
 import { errorMessage, isOperationError, OperationError, UsageError } from '../core/errors.js';
 import { type CoherenceOptions, resolveCoherenceOptions } from '../core/zkfs/coherence-options.js';
@@ -227,14 +228,20 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
 
   if (!options.foreground) {
     const auth = await readAuth(options, ctx.log);
-    await checkMountPoint(dir, shown);
-    ctx.progress(`mounting ${resolved.connectString}${resolved.path} at ${shown}`);
-    const { pid } = await spawnDaemon({
-      args: daemonArgs(resolved, coherence, dir, options, logFile!, auth !== undefined, ctx.log.level),
-      input: auth ? `${auth.user}:${auth.password}\n` : undefined,
-      logFile: logFile!,
-      timeoutMs: connectTimeout * 1000 + 30_000,
-    });
+    const lock = await lockMountPoint(dir, shown);
+    let pid: number;
+    try {
+      await checkMountPoint(dir, shown);
+      ctx.progress(`mounting ${resolved.connectString}${resolved.path} at ${shown}`);
+      ({ pid } = await spawnDaemon({
+        args: daemonArgs(resolved, coherence, dir, options, logFile!, auth !== undefined, ctx.log.level),
+        input: auth ? `${auth.user}:${auth.password}\n` : undefined,
+        logFile: logFile!,
+        timeoutMs: connectTimeout * 1000 + 30_000,
+      }));
+    } finally {
+      await lock.release();
+    }
     ctx.log.info(
       `mounted ${resolved.connectString}${resolved.path} at ${dir} (daemon pid ${pid}, log ${logFile})`,
     );
@@ -244,9 +251,12 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
   const fileLog = logFile ? fileLogger(logFile, ctx.log.level === 'debug' ? 'debug' : 'info') : undefined;
   const log = fileLog ?? ctx.log;
   let ready = false;
+  // A daemon's parent holds the mount point's lock for it, until the daemon reports the mount live.
+  let lock: LockHandle | undefined;
   try {
     const auth = await readAuth(options, ctx.log);
     if (auth) log.addSecret(auth.password);
+    if (process.env[DAEMON_ENV] !== '1') lock = await lockMountPoint(dir, shown);
     await checkMountPoint(dir, shown);
     const result = await serveZkfs({
       resolved,
@@ -262,6 +272,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
       stopNow: options.signalNow,
       onReady: (pid) => {
         ready = true;
+        void lock?.release();
         notifyParent({ type: 'ready', pid });
       },
     });
@@ -275,6 +286,27 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
     });
     throw error;
   } finally {
+    await lock?.release();
     fileLog?.close();
+  }
+}
+
+/**
+ * Takes the lock of mount point `dir` at once, from the check that nothing
+ * is mounted there to the mount being live: two mounts started together
+ * both passed the check, and the second was stacked on the first, with
+ * one run record for the two.
+ */
+async function lockMountPoint(dir: string, shown: string): Promise<LockHandle> {
+  const path = join(runDir(), mountPointFileName(dir, '.lock'));
+  try {
+    return await acquireLock(path, { timeoutMs: 0, purpose: `zkfsctl mount at ${dir}` });
+  } catch (error) {
+    const holder = await readLockHolder(path);
+    if (!holder) throw error;
+    throw new OperationError(
+      `${shown} is being mounted by another zkfsctl (pid ${holder.pid}, since ${holder.since}); ` +
+        'wait for it, or unmount what it mounts first',
+    );
   }
 }

@@ -12,8 +12,10 @@ import { isProcessAlive } from '../../src/adapters/processes.js';
 import { daemonV8PoolSize } from '../../src/adapters/zkfs/daemon.js';
 import { escapeMountPoint } from '../../src/adapters/zkfs/run-state.js';
 import { ZkClient } from '../../src/adapters/zookeeper.js';
+import { onCleanup } from '../fixtures/cleanup.js';
 import { missing, REPO_ROOT, scratchDir } from '../fixtures/environment.js';
 import { freePort } from '../fixtures/ports.js';
+import { startZkProxy } from '../fixtures/zk-proxy.js';
 import type { ZkServer } from '../fixtures/zk-server.js';
 import {
   eventually,
@@ -450,6 +452,33 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     expect(String((await asNobody(shared.dir, 'cat f')).stdout)).toBe('for everyone');
     // Modes still apply to other users (default_permissions): f is 0644 and root's.
     expect(String((await asNobody(shared.dir, 'echo x > f')).stderr)).toContain('Permission denied');
+  });
+
+  it('lets only one of two mounts started together at one DIR through', async () => {
+    const dir = scratchDir('zkfs-mnt');
+    const logs = scratchDir('zkfs-log');
+    // A slow ensemble: each mount has checked DIR long before its session is up.
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    proxy.holdReplies();
+    const mounting = Promise.all(
+      [1, 2].map((n) =>
+        zkfsctl(['mount', proxy.connectString, `/together${n}`, dir, '--log-file', join(logs, `d${n}.log`)]),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    proxy.releaseReplies();
+    const results = await mounting;
+    if (isMounted(dir)) onCleanup(`mount ${dir}`, async () => void (await zkfsctl(['umount', dir])));
+    expect(results.map((r) => r.exitCode).sort()).toEqual([0, 1]);
+    expect(results.find((r) => r.exitCode === 1)?.stderr).toMatch(
+      new RegExp(`${dir} (is being mounted by another zkfsctl|is already a mount point)`),
+    );
+    // One mount there, not one stacked on another.
+    expect(
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(` ${dir} `)),
+    ).toHaveLength(1);
   });
 
   it('refuses a missing PATH with --no-create', async () => {
