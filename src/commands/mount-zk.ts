@@ -75,7 +75,11 @@ export interface MountZkOptions {
   reconnectTimeout?: string | number | undefined;
   /** ZooKeeper session timeout in seconds (default 30; servers clamp it). */
   sessionTimeout?: string | number | undefined;
-  /** Foreground only: aborting it unmounts and makes mountZk resolve. */
+  /**
+   * Foreground: aborting it unmounts and makes mountZk resolve. Otherwise:
+   * aborting it before the daemon reports the mount live stops the daemon,
+   * and mountZk fails (the command was interrupted: nothing is to be mounted).
+   */
   signal?: AbortSignal | undefined;
   /** Foreground only: aborting it stops serving files still open after `signal` (serve.ts). */
   signalNow?: AbortSignal | undefined;
@@ -238,6 +242,7 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
         input: auth ? `${auth.user}:${auth.password}\n` : undefined,
         logFile: logFile!,
         timeoutMs: connectTimeout * 1000 + 30_000,
+        signal: options.signal,
       }));
     } finally {
       await lock.release();

@@ -27,6 +27,7 @@ import {
   tryMountZkfs,
   waitUntilOpen,
   zkfsctl,
+  zkfsEnv,
   zkfsRunDir,
 } from '../fixtures/zkfs-mount.js';
 
@@ -479,6 +480,44 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
         .split('\n')
         .filter((l) => l.includes(` ${dir} `)),
     ).toHaveLength(1);
+  });
+
+  it('stops the daemon it started when interrupted before the mount is live: nothing gets mounted', async () => {
+    const dir = scratchDir('zkfs-mnt');
+    const log = join(scratchDir('zkfs-log'), 'daemon.log');
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    proxy.holdReplies(); // a slow ensemble: the mount is still coming up when Ctrl-C is pressed
+    const command = execa(
+      join(REPO_ROOT, 'bin/zkfsctl'),
+      ['mount', proxy.connectString, '/interrupted', dir, '--log-file', log],
+      {
+        env: zkfsEnv(),
+        reject: false,
+      },
+    );
+    const daemons = () =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return (
+              readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`\0--foreground\0`) &&
+              readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`\0${dir}`)
+            );
+          } catch {
+            return false;
+          }
+        });
+    await eventually(async () => daemons().length > 0, 'the daemon started');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    command.kill('SIGINT');
+    const r = await command;
+    expect(r.exitCode).toBe(1);
+    expect(String(r.stderr)).toContain('interrupted before the mount was live; its daemon was stopped');
+    proxy.releaseReplies();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(isMounted(dir)).toBe(false);
+    expect(daemons()).toEqual([]);
   });
 
   it('refuses a missing PATH with --no-create', async () => {

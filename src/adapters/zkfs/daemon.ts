@@ -31,6 +31,8 @@ export interface SpawnDaemonOptions {
   logFile: string;
   /** How long to wait for the child to report. */
   timeoutMs: number;
+  /** Aborted before the child reports (the command interrupted): the child is stopped. */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -170,6 +172,10 @@ export async function spawnDaemon(options: SpawnDaemonOptions): Promise<{ pid: n
     child.on('error', (error) =>
       finish(new OperationError(`could not start the mount daemon: ${error.message}`)),
     );
+    const interrupted = () =>
+      finish(new OperationError('interrupted before the mount was live; its daemon was stopped'));
+    if (options.signal?.aborted) interrupted();
+    else options.signal?.addEventListener('abort', interrupted, { once: true });
   });
 }
 

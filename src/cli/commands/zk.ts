@@ -107,10 +107,19 @@ export function mountZkCommand(getApp: () => App, name: string): Command {
         sessionTimeout: flags.sessionTimeout,
       };
       if (!flags.foreground) {
-        const result = await withSpinner(app.out, `mounting ${hosts}${path} at ${dir}`, (progress) =>
-          mountZk(options, app.context({ progress })),
-        );
-        printResult(app.out, result, renderMount);
+        // Interrupted (Ctrl-C, timeout(1), a unit's start timeout) while the daemon comes up, the
+        // command stops it too: left alone, it mounted moments after the command had failed.
+        const interrupt = new AbortController();
+        const onSignal = () => interrupt.abort();
+        for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+        try {
+          const result = await withSpinner(app.out, `mounting ${hosts}${path} at ${dir}`, (progress) =>
+            mountZk({ ...options, signal: interrupt.signal }, app.context({ progress })),
+          );
+          printResult(app.out, result, renderMount);
+        } finally {
+          for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+        }
         return;
       }
       // SIGTERM, SIGINT and SIGHUP (the terminal of a foreground mount closed) end the mount cleanly
