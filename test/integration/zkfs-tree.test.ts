@@ -153,6 +153,14 @@ describe.skipIf(missing({ fuse: true })).each(ZKFS_MODES)('directory tree in %s 
     await again.unmount();
   });
 
+  it('keeps times before 1970, as tar and cp -p set them, for files and directories', async () => {
+    await m.ok(`${put('old', 'x')} && mkdir olddir && touch -d @-86400 old olddir`);
+    expect(await m.ok('stat -c "%Y" old olddir')).toBe('-86400\n-86400\n');
+    // The directory still lists, and its entries still answer.
+    expect(await m.ok('ls -d old olddir')).toBe('old\nolddir\n');
+    await m.ok('rm -r old olddir');
+  });
+
   it('exposes the znode stat as read-only user.zk.* extended attributes', async () => {
     await m.ok(`${put('x', 'abc')} && ${put('x', 'abcd')}`);
     const stat = await client.exists(`${root}/x`);

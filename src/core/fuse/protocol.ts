@@ -189,6 +189,13 @@ export class ArgReader {
     return v;
   }
 
+  /** A signed 64-bit field (a time, which is before 1970 when negative). */
+  i64(): number {
+    const v = Number(this.buf.readBigInt64LE(this.at));
+    this.at += 8;
+    return v;
+  }
+
   skip(bytes: number): this {
     this.at += bytes;
     return this;
@@ -229,8 +236,9 @@ export function readSetattr(r: ArgReader): SetattrRequest {
   const fh = r.u64();
   const size = r.u64();
   r.skip(8); // lock owner
-  const atime = r.u64();
-  const mtime = r.u64();
+  // time64_t, signed: read as unsigned, a time before 1970 became one 584 billion years ahead.
+  const atime = r.i64();
+  const mtime = r.i64();
   r.skip(8); // ctime
   const atimensec = r.u32();
   const mtimensec = r.u32();

@@ -220,13 +220,24 @@ function parseGrown(data: Buffer, previous: DirMeta): DirMeta | undefined {
   return meta;
 }
 
-/** Drops fields of the wrong type so a hand-edited document cannot poison getattr. */
+/** The range of times JavaScript dates (and so the kernel's attributes, here) can hold, in ms. */
+const MAX_TIME_MS = 8.64e15;
+
+/**
+ * Drops fields of the wrong type so a hand-edited document cannot poison
+ * getattr; so are times no date can hold (as an older version stored times
+ * before 1970), which made every listing of the directory fail with EIO.
+ */
 function sanitizeEntry(value: Record<string, unknown>): MetaEntry {
   const out: MetaEntry = { ...value };
   if (out.t !== 'f' && out.t !== 'd') delete out.t;
   for (const key of ['m', 'u', 'g', 'mt', 'at', 'v'] as const) {
     const n = out[key];
     if (typeof n !== 'number' || !Number.isFinite(n)) delete out[key];
+  }
+  for (const key of ['mt', 'at'] as const) {
+    const n = out[key];
+    if (n !== undefined && Math.abs(n) > MAX_TIME_MS) delete out[key];
   }
   return out;
 }

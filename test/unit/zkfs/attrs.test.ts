@@ -163,6 +163,13 @@ describe('metadata document', () => {
     expect(meta.entries.get('a')).toEqual({ u: 5 });
   });
 
+  it('drops times no date can hold, as an older version stored times before 1970, and keeps those it can', () => {
+    const meta = parseMeta(
+      Buffer.from('{"zkfs":1,"e":{"a":{"mt":1.8446744073393932e22,"at":-86400000,"v":1}}}'),
+    );
+    expect(meta.entries.get('a')).toEqual({ at: -86400000, v: 1 });
+  });
+
   it('removes an entry when it is set to undefined or to nothing', () => {
     const meta = withEntry(withEntry(emptyMeta(), 'a', { t: 'f' }), 'b', { t: 'd' });
     expect([...withEntry(meta, 'a', undefined).entries.keys()]).toEqual(['b']);
