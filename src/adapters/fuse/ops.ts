@@ -832,8 +832,11 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       case Op.FSYNC: {
         const fh = r.u64();
         if (fh === NO_HANDLE) {
-          // A file the kernel opened itself: nothing to write back, and no more FLUSHes please.
-          o.send(errorReply(u, h.opcode === Op.FLUSH ? ENOSYS : 0));
+          // A file the kernel opened itself: nothing to write back. On a read-only mount, no more
+          // FLUSHes please (ENOSYS turns them off for the whole connection); on one written to, the
+          // FLUSH at close is how a write-back failure reaches the program, and a kernel before
+          // 5.16, which ignores FOPEN_NOFLUSH on an open answered without a handle, asks here too.
+          o.send(errorReply(u, h.opcode === Op.FLUSH && o.readOnly ? ENOSYS : 0));
           return;
         }
         if (fast?.isFastHandle(fh)) {
