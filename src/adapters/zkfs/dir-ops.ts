@@ -115,17 +115,24 @@ export async function mkdir(ctx: VfsContext, path: string, mode: number, creator
  * reply was lost, the removal counts as done when the document holds the
  * token, whatever other hosts did to the name since. With no entry to drop
  * there is no token; the removal then counts as done when the node is gone,
- * whoever removed it (rm answered ENOENT for a file it had removed).
+ * whoever removed it (rm answered ENOENT for a file it had removed). Without
+ * `token` (a link's entry, dropped with the symlink table, which takes none)
+ * it counts as done when the document shows the entry gone.
  */
 async function dropEntry(
   ctx: VfsContext,
-  node: NodeTarget,
+  node: Pick<NodeTarget, 'metaDir' | 'entryName'>,
   fresh: boolean,
-  token: WriteToken,
+  token?: WriteToken,
 ): Promise<ZkOp[]> {
   const doc = fresh ? await ctx.tree.freshMeta(node.metaDir) : await ctx.tree.meta(node.metaDir);
   if (doc.version === undefined || doc.value.entries.get(node.entryName) === undefined) return [];
-  const data = encodeMeta(token.mark(withEntry(doc.value, node.entryName, undefined)));
+  const dropped = withEntry(doc.value, node.entryName, undefined);
+  if (!token) {
+    const applied = (now: Buffer) => showsEntry(now, node.entryName, undefined);
+    return [{ op: 'setData', path: doc.path, data: encodeMeta(dropped), version: doc.version, applied }];
+  }
+  const data = encodeMeta(token.mark(dropped));
   return [{ op: 'setData', path: doc.path, data, version: doc.version, proof: token.shows }];
 }
 
@@ -178,21 +185,13 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
   if (target.type === 'symlink') {
     // The owner and times stored for it, if any, go in the same transaction: dropped after, they
     // could be another host's entry for a file made under the name in between.
-    const entryOps = async (attempt: number): Promise<ZkOp[]> => {
-      const doc =
-        attempt === 0 ? await ctx.tree.meta(target.metaDir) : await ctx.tree.freshMeta(target.metaDir);
-      if (doc.version === undefined || doc.value.entries.get(target.entryName) === undefined) return [];
-      const data = encodeMeta(withEntry(doc.value, target.entryName, undefined));
-      const applied = (now: Buffer) => showsEntry(now, target.entryName, undefined);
-      return [docWrite(doc.path, doc.version, data, await ctx.tree.acl(target.metaDir), applied)];
-    };
     await updateSymlinks(
       ctx,
       (map) => {
         map.delete(path);
       },
       (map) => !map.has(path),
-      entryOps,
+      (attempt) => dropEntry(ctx, target, attempt > 0),
     );
     ctx.tree.forget(target.metaDir);
     return;
