@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import { OperationError } from '../core/errors.js';
-import { acquireLock, type LockHandle, readLockHolder } from './lock.js';
+import { type LockHandle, lockNowOr, readLockHolder } from './lock.js';
 import { isProcessAlive } from './processes.js';
 
 export const DISK_LOCK_DIR = '/run/lock/simplectl';
@@ -36,16 +36,14 @@ export async function diskLockedBy(name: string): Promise<string | undefined> {
  * Takes the disk's lock at once, or throws an OperationError naming who
  * holds it: waiting would only act on a disk another run has just changed.
  */
-export async function lockDisk(name: string, device: string, purpose: string): Promise<LockHandle> {
-  const path = diskLockPath(name);
-  try {
-    return await acquireLock(path, { timeoutMs: 0, purpose });
-  } catch (error) {
-    const holder = await readLockHolder(path);
-    if (!holder) throw error;
-    throw new OperationError(
-      `${device} is busy: another simplectl (pid ${holder.pid}${holder.purpose ? `, ${holder.purpose}` : ''}) ` +
-        `has been working on it since ${holder.since}. Nothing was changed.`,
-    );
-  }
+export function lockDisk(name: string, device: string, purpose: string): Promise<LockHandle> {
+  return lockNowOr(
+    diskLockPath(name),
+    purpose,
+    (holder) =>
+      new OperationError(
+        `${device} is busy: another simplectl (pid ${holder.pid}${holder.purpose ? `, ${holder.purpose}` : ''}) ` +
+          `has been working on it since ${holder.since}. Nothing was changed.`,
+      ),
+  );
 }

@@ -256,6 +256,25 @@ function cannotLock(path: string, error: unknown): Error {
   return new OperationError(`cannot take the lock ${path}: ${errorMessage(error)}`, { cause: error });
 }
 
+/**
+ * Takes the lock at `path` at once (a dead holder's is broken, as
+ * acquireLock does), or throws what `refusal` says of the one holding it;
+ * acquireLock's own error when the holder cannot be read.
+ */
+export async function lockNowOr(
+  path: string,
+  purpose: string,
+  refusal: (holder: LockHolder) => Error,
+): Promise<LockHandle> {
+  try {
+    return await acquireLock(path, { timeoutMs: 0, purpose });
+  } catch (error) {
+    const holder = await readLockHolder(path);
+    if (!holder) throw error;
+    throw refusal(holder);
+  }
+}
+
 /** Runs `work` while holding the lock at `path`; releases it however `work` ends. */
 export async function withLock<T>(path: string, options: LockOptions, work: () => Promise<T>): Promise<T> {
   const lock = await acquireLock(path, options);

@@ -12,7 +12,7 @@
 import { stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { readSecretFile } from '../adapters/keys.js';
-import { acquireLock, type LockHandle, readLockHolder } from '../adapters/lock.js';
+import { type LockHandle, lockNowOr } from '../adapters/lock.js';
 import type { Logger } from '../adapters/logger.js';
 import { mountAt, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir, realMountPoint } from '../adapters/real-path.js';
@@ -302,16 +302,14 @@ export async function mountZk(options: MountZkOptions, ctx: CommandContext): Pro
  * both passed the check, and the second was stacked on the first, with
  * one run record for the two.
  */
-async function lockMountPoint(dir: string, shown: string): Promise<LockHandle> {
-  const path = join(runDir(), mountPointFileName(dir, '.lock'));
-  try {
-    return await acquireLock(path, { timeoutMs: 0, purpose: `zkfsctl mount at ${dir}` });
-  } catch (error) {
-    const holder = await readLockHolder(path);
-    if (!holder) throw error;
-    throw new OperationError(
-      `${shown} is being mounted by another zkfsctl (pid ${holder.pid}, since ${holder.since}); ` +
-        'wait for it, or unmount what it mounts first',
-    );
-  }
+function lockMountPoint(dir: string, shown: string): Promise<LockHandle> {
+  return lockNowOr(
+    join(runDir(), mountPointFileName(dir, '.lock')),
+    `zkfsctl mount at ${dir}`,
+    (holder) =>
+      new OperationError(
+        `${shown} is being mounted by another zkfsctl (pid ${holder.pid}, since ${holder.since}); ` +
+          'wait for it, or unmount what it mounts first',
+      ),
+  );
 }
