@@ -238,10 +238,10 @@ export async function syncMountedVolume(
   for (const m of removed) {
     ctx.log.info(`volume ${shown(spec)}: disk ${m.id} (${m.device}) left; unmounting ${m.mountPoint}`);
     const others = releaseDisk(state, spec.name, m.id);
-    const shared = m.mapper !== null && mappersInUse(others).has(m.mapper);
-    await unmountDisk(m, { lazy: true, mapperInUse: (x) => mappersInUse(others).has(x) }, ctx);
+    const inUse = mappersInUse(others);
+    await unmountDisk(m, { lazy: true, mapperInUse: (x) => inUse.has(x) }, ctx);
     // A mapping another volume still reads through stays open: it becomes that volume's to close.
-    state = shared ? handOverMapper(others, m.mapper!) : others;
+    state = m.mapper !== null ? handOverMapper(others, m.mapper) : others;
   }
   if (removed.length > 0) {
     const after = state.volumes[spec.name]!;

@@ -360,12 +360,8 @@ export function reconcile(
         // come back. Kept, it held its number, and a max-disks volume had none for the disk there now.
         const there = facts.heldBy(disk.device);
         if (seq === null || disk.diskseq === null || there === undefined || there === disk.id) continue;
-        notes.push(
-          change(
-            `disk ${disk.id} of volume ${show(volume.name)} is gone: ${disk.device} holds ${there === null ? 'a blank disk' : `disk ${there}`} now, on the same media; released`,
-            `disk ${disk.id} of volume ${show(volume.name)} is gone: ${disk.device} holds ${there === null ? 'a blank disk' : `disk ${there}`} now, on the same media; the next mount releases it`,
-          ),
-        );
+        const gone = `disk ${disk.id} of volume ${show(volume.name)} is gone: ${disk.device} holds ${there === null ? 'a blank disk' : `disk ${there}`} now, on the same media`;
+        notes.push(change(`${gone}; released`, `${gone}; the next mount releases it`));
         next = forgetDisk(next, disk.id);
         continue;
       }
