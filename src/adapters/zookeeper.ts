@@ -30,7 +30,7 @@ import { silentLogger } from './logger.js';
 import { RequestDeadlines } from './request-deadlines.js';
 import { tolerateNewerErrorCodes } from './zk-error-codes.js';
 import {
-  boundHandshake,
+  boundAttempts,
   canSendRaw,
   frameReplies,
   handshakeTimeoutMs,
@@ -260,15 +260,17 @@ export class ZkClient {
       retries: 0,
     });
     frameReplies(client);
-    // Every handshake of this client, the first included, gives up on a server
-    // that took the connection but never answers.
+    // Every attempt of this client to reach a server, the first included, gives
+    // up on one that does not take the connection, or takes it but never answers.
     const requested = options.sessionTimeoutMs ?? 30_000;
-    boundHandshake(
+    boundAttempts(
       client,
       () => handshakeTimeoutMs(negotiatedTimeout(client) ?? requested),
-      (server, ms) =>
+      (server, ms, stage) =>
         log.warn(
-          `zookeeper: ${server ?? 'the server'} took the connection but did not answer within ${ms} ms; trying again`,
+          stage === 'connect'
+            ? `zookeeper: ${server} did not take the connection within ${ms} ms; trying the next server`
+            : `zookeeper: ${server} took the connection but did not answer within ${ms} ms; trying again`,
         ),
     );
     if (options.auth) {

@@ -1,12 +1,13 @@
 /** The ZooKeeper adapter against a real server: typed stats, errors, multi with real version checks, auth, timeouts. */
 import { createHash } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/adapters/logger.js';
 import { coalesceWrites, lastZxidSeen } from '../../src/adapters/zkfs/zk-wire.js';
 import { isZkError, ZkClient } from '../../src/adapters/zookeeper.js';
 import { OperationError } from '../../src/core/errors.js';
 import { freePort } from '../fixtures/ports.js';
+import { silentPort } from '../fixtures/silent-port.js';
 import { startZk, type ZkServer } from '../fixtures/zk-server.js';
 
 function digestId(user: string, password: string): string {
@@ -176,6 +177,37 @@ describe('ZooKeeper adapter', () => {
       silentFirst.close();
     }
   });
+
+  it('moves past a server that never accepts the connection to the next one in time', async () => {
+    // The mount's defaults: a 30 s session and 10 s to connect. The library gives each server a
+    // share of the session timeout (15 s of 30 s for two), more than the whole connect may take.
+    const silent = await silentPort();
+    const lines: string[] = [];
+    // Shuffled with Math.random always 0, the servers keep their order: the silent one is tried first.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0);
+    const started = Date.now();
+    try {
+      const reached = await ZkClient.connect({
+        connectString: `127.0.0.1:${silent.port},${zk.connectString}`,
+        sessionTimeoutMs: 30_000,
+        connectTimeoutMs: 10_000,
+        logger: createLogger({ level: 'warn', write: (l) => lines.push(l) }),
+      });
+      random.mockRestore();
+      try {
+        expect(lines.join('\n')).toContain(
+          `127.0.0.1:${silent.port} did not take the connection within 5000 ms; trying the next server`,
+        );
+        expect(Date.now() - started).toBeLessThan(9000);
+        expect(await reached.exists('/')).not.toBeNull();
+      } finally {
+        await reached.close();
+      }
+    } finally {
+      random.mockRestore();
+      silent.close();
+    }
+  }, 20_000);
 
   it('reads many nodes with one request: data and stat of each, missing and unreadable ones as their errors', async () => {
     const reader = await ZkClient.connect({ connectString: zk.connectString });

@@ -14,9 +14,11 @@
  * - A server that stops answering without closing the socket: the library
  *   pings but never checks the replies, so a watchdog drops a connection
  *   silent for two thirds of the session timeout, as ZooKeeper's Java client
- *   does; and a handshake left unanswered (a restarting server) is dropped
- *   after a few seconds (zk-wire.ts boundHandshake, set up by
- *   ZkClient.connect), so the library tries again instead of waiting forever.
+ *   does; and a connect not taken (a server whose host is gone) or a
+ *   handshake left unanswered (a restarting server) is dropped after a few
+ *   seconds (zk-wire.ts boundAttempts, set up by ZkClient.connect), so the
+ *   library tries the next server instead of waiting its whole share of the
+ *   session timeout, or forever.
  *
  * A write larger than the server takes in one request is never sent: the
  * server would drop the connection instead of answering, and every retry

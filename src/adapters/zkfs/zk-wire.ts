@@ -60,6 +60,14 @@ interface Internals {
   onSocketConnected?: (...args: unknown[]) => unknown;
   /** Decodes what a socket received; looked up anew for every socket. */
   onSocketData?: (chunk: Buffer) => unknown;
+  /** How long a TCP connect may take; read as each connect starts. */
+  connectTimeout?: number;
+  /** Sets the session timeout and the timeouts derived from it (connectTimeout among them). */
+  updateTimeout?: (...args: unknown[]) => unknown;
+  /** Gives up a connect that took too long (the library then tries the next server). */
+  onSocketConnectTimeout?: (...args: unknown[]) => unknown;
+  /** Picks the server the next connect goes to. */
+  findNextServer?: (callback: (server: { host: string; port: unknown }) => void) => unknown;
   /** Requests sent and not answered yet, oldest first. */
   pendingQueue?: { request?: Partial<RawRequest> }[];
 }
@@ -225,31 +233,72 @@ export function handshakeTimeoutMs(sessionTimeoutMs: number): number {
 }
 
 /**
- * Drops a connection whose session handshake is not answered within
- * `timeoutMs()`, so the library tries again (the next server). The library
- * stops its connect timer once the socket is connected and starts pinging
- * only after the answer, so without this it would wait forever: ZooKeeper
- * 3.8.0 accepts connections while still loading its database, fails them
- * ("ZooKeeperServer not running", then a NullPointerException while
- * closing) and leaves them open and unanswered. Covers the handshakes of
- * every later (re)connection of `client`; returns false when the library
- * does not have the shape this relies on.
+ * Bounds each attempt to reach a server, so the library goes on to the next
+ * one in time:
+ * - the TCP connect: the library gives each server the session timeout
+ *   divided by the number of servers (15 s of 30 s for two), longer than a
+ *   mount waits for its first session. A server whose host is gone, or
+ *   behind a firewall that drops packets, never answers the connect; on the
+ *   networks an ensemble runs on, one that answers does so within
+ *   `timeoutMs()` (a SYN lost twice is sent again after 1 s, then 2 s).
+ * - the session handshake: the library stops its connect timer once the
+ *   socket is connected and starts pinging only after the answer, so it
+ *   would wait forever: ZooKeeper 3.8.0 accepts connections while still
+ *   loading its database, fails them ("ZooKeeperServer not running", then a
+ *   NullPointerException while closing) and leaves them open and
+ *   unanswered.
+ * Covers every later (re)connection of `client`; returns false when the
+ * library does not have the shape this relies on.
  */
-export function boundHandshake(
+export function boundAttempts(
   client: zookeeper.Client,
   timeoutMs: () => number,
-  onDropped: (server: string | undefined, waitedMs: number) => void,
+  onDropped: (server: string, waitedMs: number, stage: 'connect' | 'handshake') => void,
 ): boolean {
   const cm = internals(client);
   const sendHandshake = cm?.onSocketConnected;
-  if (!cm || typeof sendHandshake !== 'function' || typeof cm.state !== 'number') return false;
+  const updateTimeout = cm?.updateTimeout;
+  const giveUp = cm?.onSocketConnectTimeout;
+  const findNext = cm?.findNextServer;
+  if (
+    !cm ||
+    typeof findNext !== 'function' ||
+    typeof sendHandshake !== 'function' ||
+    typeof updateTimeout !== 'function' ||
+    typeof giveUp !== 'function' ||
+    typeof cm.state !== 'number' ||
+    typeof cm.connectTimeout !== 'number'
+  )
+    return false;
+  let attempting = 'the server';
+  cm.findNextServer = function (this: unknown, callback) {
+    return findNext.call(this, (server) => {
+      attempting = `${server.host}:${server.port}`;
+      callback(server);
+    });
+  };
+  // The library reads connectTimeout when it starts each connect, and sets it with every
+  // session timeout it learns.
+  const capConnect = () => {
+    cm.connectTimeout = Math.min(cm.connectTimeout ?? Number.POSITIVE_INFINITY, timeoutMs());
+  };
+  cm.updateTimeout = function (this: unknown, ...args: unknown[]) {
+    const result = updateTimeout.apply(this, args);
+    capConnect();
+    return result;
+  };
+  capConnect();
+  cm.onSocketConnectTimeout = function (this: unknown, ...args: unknown[]) {
+    onDropped(attempting, cm.connectTimeout ?? 0, 'connect');
+    return giveUp.apply(this, args);
+  };
   cm.onSocketConnected = function (this: unknown, ...args: unknown[]) {
     const socket = cm.socket;
     const result = sendHandshake.apply(this, args);
     const waitMs = timeoutMs();
     const timer = setTimeout(() => {
       if (cm.socket !== socket || cm.state !== CONNECTING) return;
-      onDropped(connectedServer(client), waitMs);
+      onDropped(attempting, waitMs, 'handshake');
       (socket as { destroy?: () => void } | null)?.destroy?.();
     }, waitMs);
     timer.unref();
