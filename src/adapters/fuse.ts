@@ -43,6 +43,8 @@ export interface FuseMountOptions {
   busyPollUs?: number;
   /** Take requests over io_uring where the kernel offers them (default true; fuse/request-reader.ts). */
   ioUring?: boolean;
+  /** ZooKeeper cannot be reached now: a program interrupted while its read waits for it is let go. */
+  serverLost?: () => boolean;
   log: Logger;
 }
 
@@ -128,6 +130,7 @@ export async function mountFuse(vfs: ZkVfs, dir: string, options: FuseMountOptio
         nameStale: (path) => dropName(path),
         nodeStale: (id) => device.notify(invalAttrs(id)),
         onInit: () => initialised(),
+        serverLost: options.serverLost,
       });
     },
   );

@@ -21,6 +21,7 @@ import {
   eventually,
   fuseConnection,
   isMounted,
+  mountStatus,
   mountZkfs,
   sees,
   startZkWithClient,
@@ -518,6 +519,31 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     await new Promise((resolve) => setTimeout(resolve, 2000));
     expect(isMounted(dir)).toBe(false);
     expect(daemons()).toEqual([]);
+  });
+
+  it('lets Ctrl-C stop a program that waits for a lost connection to read, and serves it once back', async () => {
+    await client.create('/waiting', Buffer.alloc(0));
+    await client.create('/waiting/unread', Buffer.from('still here\n'));
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    const m = await mountZkfs(proxy.connectString, '/waiting', { args: ['--reconnect-timeout', '60'] });
+    proxy.refuse();
+    await eventually(
+      async () => (await mountStatus(m.dir)).session.state === 'disconnected',
+      'the connection lost',
+    );
+    // Nothing of the tree is in memory yet: cat waits for the connection, up to 60 s.
+    for (const signal of ['SIGINT', 'SIGKILL'] as const) {
+      const reader = execa('cat', [join(m.dir, 'unread')], { reject: false });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const started = Date.now();
+      reader.kill(signal);
+      const r = await reader;
+      expect(Date.now() - started, signal).toBeLessThan(3000);
+      expect(r.signal).toBe(signal);
+    }
+    proxy.accept();
+    expect(await m.ok('cat unread')).toBe('still here\n');
+    await m.unmount();
   });
 
   it('refuses a missing PATH with --no-create', async () => {

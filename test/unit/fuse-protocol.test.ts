@@ -19,7 +19,10 @@ import {
   direntSize,
   entryReply,
   errorReply,
+  handleOpened,
   initReply,
+  nodesHandedOut,
+  openReply,
   writeI64,
   writeU64,
   xattrReply,
@@ -207,6 +210,22 @@ describe('FUSE protocol', () => {
     expect(plus.readBigUInt64LE(16)).toBe(0n); // no node for an entry without one
     expect(plus.readBigUInt64LE(16 + 160)).toBe(4n);
     expect(plus.readUInt32LE(16 + 160 + 128 + 20)).toBe(8); // DT_REG
+  });
+
+  it('reads back the nodes and the handle a reply hands the kernel, for one never sent', () => {
+    const entries = [
+      { name: '.', nextOffset: 1, ino: 1, mode: 0o040755 },
+      { name: 'a long name, longer than a block', nextOffset: 2, ino: 7, mode: 0o100644, nodeId: 7, attr },
+      { name: 'gone', nextOffset: 3, ino: 0, mode: 0 },
+      { name: 'b', nextOffset: 4, ino: 9, mode: 0o040755, nodeId: 9, attr },
+    ];
+    expect(nodesHandedOut(direntReply(1n, entries, true, 1), true)).toEqual([7, 9]);
+    expect(nodesHandedOut(direntReply(1n, [], true, 1), true)).toEqual([]);
+    expect(nodesHandedOut(entryReply(2, 2 ** 40 + 5, attr, 1), false)).toEqual([2 ** 40 + 5]);
+    expect(nodesHandedOut(entryReply(2, 0, attr, 1), false)).toEqual([]); // a name known not to exist
+    expect(nodesHandedOut(errorReply(2, -2), false)).toEqual([]);
+    expect(handleOpened(openReply(3, 2 ** 33 + 1, 0))).toBe(2 ** 33 + 1);
+    expect(handleOpened(errorReply(3, -5))).toBeUndefined();
   });
 
   it('gives a name its length in bytes, not characters, and pads the entry with zeros', () => {

@@ -8,6 +8,7 @@ import { ZkError } from '../zookeeper.js';
 
 export const ERRNO: Record<FsErrorCode, number> = {
   ENOENT: -2,
+  EINTR: -4,
   EIO: -5,
   EBADF: -9,
   EACCES: -13,

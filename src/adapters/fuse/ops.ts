@@ -29,6 +29,7 @@
  *   all, and a READ (handle 0) reads the node's current data.
  */
 
+import { Interrupts } from '../../core/fuse/interrupts.js';
 import { childPath, type NodeTable } from '../../core/fuse/node-table.js';
 import {
   ArgReader,
@@ -49,6 +50,8 @@ import {
   direntReply,
   entryReply,
   errorReply,
+  handleOpened,
+  nodesHandedOut,
   openReply,
   statfsReply,
   writeReply,
@@ -89,6 +92,8 @@ export interface OpsOptions {
   ring?: RequestRing;
   /** Called once the kernel has accepted FUSE_INIT. */
   onInit(): void;
+  /** ZooKeeper cannot be reached now: requests wait for it (an interrupted one that changes nothing may end). */
+  serverLost?(): boolean;
   /**
    * Pending while names the kernel held across a watch gap are being
    * checked for deletion (fuse/gap-deletions.ts), for `capMs` at most
@@ -488,7 +493,18 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     listings.forgotten(id);
   };
 
-  const answer = (h: RequestHeader, what: () => string, work: () => Promise<Buffer> | Buffer): void => {
+  /**
+   * Sends what `work` answers to request `h`, or the errno it fails with.
+   * With `undo`, the request changes nothing and may be interrupted while it
+   * waits (core/fuse/interrupts.ts): an answer that comes after the program
+   * was answered EINTR goes to `undo` instead, to take back what it hands out.
+   */
+  const answer = (
+    h: RequestHeader,
+    what: () => string,
+    work: () => Promise<Buffer> | Buffer,
+    undo?: (reply: Buffer) => void,
+  ): void => {
     vfs.counters.byOpcode[h.opcode] = (vfs.counters.byOpcode[h.opcode] ?? 0) + 1;
     let pending: Promise<Buffer> | Buffer;
     try {
@@ -500,15 +516,35 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       o.send(pending);
       return;
     }
+    if (undo) interrupts.track(h.unique);
+    const wanted = () => !undo || interrupts.settle(h.unique);
     pending.then(
-      (reply) => o.send(reply),
+      (reply) => {
+        if (wanted()) o.send(reply);
+        else undo?.(reply);
+      },
       (error: unknown) => {
         const code = failureCode(error);
         vfs.counters.errors[code] = (vfs.counters.errors[code] ?? 0) + 1;
-        o.send(errorReply(h.unique, toErrno(error, log, what)));
+        if (wanted()) o.send(errorReply(h.unique, toErrno(error, log, what)));
       },
     );
   };
+  const interrupts = new Interrupts();
+  /** Nothing to take back: the answer hands out nothing. */
+  const nothing = (): void => {};
+  /** Closes the handle an OPEN answer gives out. */
+  const closeUnsent = (reply: Buffer): void => {
+    const fh = handleOpened(reply);
+    if (fh === undefined || fh === NO_HANDLE || fast?.isFastHandle(fh)) return;
+    void Promise.resolve(vfs.release(fh)).catch(() => {});
+  };
+  /** Takes back the references a LOOKUP (plus = false) or READDIRPLUS answer hands out. */
+  const unhand =
+    (plus: boolean) =>
+    (reply: Buffer): void => {
+      for (const id of nodesHandedOut(reply, plus)) forget(id, 1);
+    };
 
   return (buf: Buffer, length: number): void => {
     const h = readHeader(buf);
@@ -531,8 +567,16 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         for (let i = 0; i < count; i++) forget(r.u64(), r.u64());
         return;
       }
-      case Op.INTERRUPT:
-        return; // every request is answered anyway, soon
+      case Op.INTERRUPT: {
+        // With the connection up, every request is answered soon anyway, and an EINTR would reach
+        // programs that do not expect one (SA_RESTART does not restart a FUSE request).
+        const interrupted = r.u64();
+        if (o.serverLost?.() && interrupts.interrupt(interrupted)) {
+          vfs.counters.errors.EINTR = (vfs.counters.errors.EINTR ?? 0) + 1;
+          o.send(errorReply(interrupted, ERRNO.EINTR));
+        }
+        return;
+      }
       case Op.DESTROY:
         o.send(errorReply(u, 0));
         return;
@@ -555,6 +599,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `lookup ${whereChild(name)}`,
           () => entry(u, childPath(lookupDirOf(h.nodeId), name)),
+          unhand(false),
         );
         return;
       }
@@ -589,6 +634,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
                 },
               );
             }),
+          nothing,
         );
         return;
       case Op.SETATTR: {
@@ -620,6 +666,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `readlink ${where()}`,
           async () => dataReply(u, Buffer.from(await vfs.readlink(pathOf(h.nodeId)))),
+          nothing,
         );
         return;
       case Op.SYMLINK: {
@@ -743,6 +790,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `open ${where()}`,
           () => (reading ? whenSettled(nodes.path(h.nodeId), openIt) : openIt()),
+          reading ? closeUnsent : undefined,
         );
         return;
       }
@@ -796,6 +844,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
               return readFrom(u, h.nodeId, read);
             });
           },
+          nothing,
         );
         return;
       }
@@ -873,6 +922,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             }
             return listings.reply(h, r, pathOf(h.nodeId), plus);
           },
+          h.opcode === Op.READDIRPLUS ? unhand(true) : nothing,
         );
         return;
       case Op.GETXATTR:

@@ -284,6 +284,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
         ioUring: resolved.ioUring,
         attrTimeoutS: coherence.attrTimeoutMs / 1000,
         reconnectTimeoutMs: coherence.reconnectTimeoutMs,
+        serverLost: () => client.state !== 'connected',
         log,
       });
     } catch (error) {

@@ -276,3 +276,34 @@ export function direntReply(
   }
   return out;
 }
+
+function readU64(reply: Buffer, at: number): number {
+  return reply.readUInt32LE(at) + reply.readUInt32LE(at + 4) * TWO_32;
+}
+
+/**
+ * The nodes a successful LOOKUP (plus = false) or READDIRPLUS (plus = true)
+ * reply hands the kernel, each one a reference it takes: what is to be
+ * forgotten when such a reply is never sent. Empty for a failure.
+ */
+export function nodesHandedOut(reply: Buffer, plus: boolean): number[] {
+  if (reply.length < OUT_HEADER || reply.readInt32LE(4) !== 0) return [];
+  const ids: number[] = [];
+  if (!plus) {
+    if (reply.length >= OUT_HEADER + ENTRY_OUT_SIZE) ids.push(readU64(reply, OUT_HEADER));
+    return ids.filter((id) => id !== 0);
+  }
+  let at = OUT_HEADER;
+  while (at + ENTRY_OUT_SIZE + DIRENT_HEADER <= reply.length) {
+    const id = readU64(reply, at);
+    if (id !== 0) ids.push(id);
+    at += ENTRY_OUT_SIZE + align8(DIRENT_HEADER + reply.readUInt32LE(at + ENTRY_OUT_SIZE + 16));
+  }
+  return ids;
+}
+
+/** The handle a successful OPEN reply gives the kernel (undefined for a failure). */
+export function handleOpened(reply: Buffer): number | undefined {
+  if (reply.length < OUT_HEADER + 16 || reply.readInt32LE(4) !== 0) return undefined;
+  return readU64(reply, OUT_HEADER);
+}

@@ -27,6 +27,9 @@ export const FS_ERROR_CODES = [
   'EBUSY',
   'ENOSPC',
   'ETIMEDOUT',
+  // A request that changes nothing, given up when its program was interrupted while it waited for
+  // a lost connection (fuse/ops.ts): never thrown, counted.
+  'EINTR',
   // A step of a path walk the kernel should take again, asking afresh: a create without O_EXCL
   // of a name made meanwhile (it then opens that file, as open(O_CREAT) does on a local disk), an
   // open of or a lookup in a node another client replaced.
