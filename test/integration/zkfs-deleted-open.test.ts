@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
+import { META_NODE } from '../../src/core/zkfs/paths.js';
 import { missing } from '../fixtures/environment.js';
 import {
   OP_ADD_WATCH,
@@ -764,6 +765,39 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
     await m.unmount();
   });
+
+  it.each([
+    { command: 'rm f', made: Buffer.from('mine'), again: Buffer.from('the other host'), shows: 'cat f' },
+    { command: 'rmdir f', made: Buffer.alloc(0), again: Buffer.alloc(0), shows: 'ls' },
+  ])(
+    "does not remove another host's node made under the name after the reply to $command was lost",
+    async (c) => {
+      // The removal lands, its reply is lost with the connection, and another host makes f again
+      // before the connection is back. A node with nothing stored of it in its directory's document
+      // was removed with no proof, and a version that another node has too (0): sent again, that
+      // removed the other host's node.
+      const { proxy, base, a: m } = await throughProxy();
+      await client.create(`${base}/f`, c.made);
+      // A directory made by another tool, holding only its own metadata document.
+      if (c.command.startsWith('rmdir')) await client.create(`${base}/f/${META_NODE}`, Buffer.alloc(0));
+      expect((await m.ok('ls')).trim()).toBe('f');
+      proxy.holdRequests(OP_MULTI);
+      const removal = m.sh(c.command);
+      await proxy.holding();
+      proxy.holdReplies();
+      proxy.releaseRequests();
+      await eventually(async () => (await client.exists(`${base}/f`)) === null, 'the removal landed', 5000);
+      await cutOff(proxy, m);
+      await client.create(`${base}/f`, c.again);
+      proxy.releaseReplies();
+      proxy.accept();
+      const r = await removal;
+      expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect((await client.getData(`${base}/f`)).data).toEqual(c.again);
+      await sees(m, c.shows, c.command.startsWith('rmdir') ? 'f\n' : 'the other host');
+      await m.unmount();
+    },
+  );
 
   it.each([
     { kind: 'read-write', args: [] },

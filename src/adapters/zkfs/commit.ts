@@ -38,6 +38,8 @@ export interface CommitOptions {
   retryAlso?: (error: ZkError) => boolean;
   /** How long to keep trying after races lost on a shared document (ms; core/zkfs/race-backoff.ts). */
   budgetMs?: number;
+  /** Run before a multi is sent again after the connection was lost under it (SetDataOptions). */
+  beforeResend?: () => Promise<void>;
 }
 
 /**
@@ -58,7 +60,7 @@ export async function commitWithRetry(
     const ops = await build(attempt);
     if (!ops || ops.length === 0) return [];
     try {
-      return await tree.client.multi(ops);
+      return await tree.client.multi(ops, { beforeResend: options.beforeResend });
     } catch (error) {
       if (!(error instanceof ZkError)) throw error;
       const lostRace =

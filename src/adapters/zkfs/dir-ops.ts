@@ -136,6 +136,29 @@ async function dropEntry(
   return [{ op: 'setData', path: doc.path, data, version: doc.version, proof: token.shows }];
 }
 
+/**
+ * What a removal of `znode` does before it is sent again after its reply was
+ * lost: by then the first send may have landed and another host made a node
+ * under the name, which the removal would take (a node with no entry in its
+ * directory's document leaves no proof there, and a version number does not
+ * tell two nodes apart). `beforeResend` throws `gone` when the node there is
+ * not the one removed (`czxid()`), or there is none: the caller counts the
+ * removal done, by its first send or by another host.
+ */
+function removalResent(
+  ctx: VfsContext,
+  path: string,
+  znode: string,
+  czxid: () => bigint | undefined,
+): { gone: FsError; beforeResend: () => Promise<void> } {
+  const gone = new FsError('ENOENT', `${path} went before its removal was sent again`);
+  const beforeResend = async () => {
+    const now = await ctx.client.exists(znode);
+    if (!now || now.czxid !== czxid()) throw gone;
+  };
+  return { gone, beforeResend };
+}
+
 export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   assertWritable(ctx);
   const dir = await resolveDir(ctx, path);
@@ -143,34 +166,41 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   // The directory's _zoo_data_ open here: a write-back on its way lands first (and then the
   // directory is not empty); one sent after would land on a directory made again by the name.
   const data = { znode: dir.znode, exact: true };
+  let removing: bigint | undefined;
+  const { gone, beforeResend } = removalResent(ctx, path, dir.znode, () => removing);
   await ctx.files.whileHeld([data], async () => {
     await ctx.proofs
       .during((token) =>
-        commitWithRetry(ctx.tree, async (attempt) => {
-          const stat = await ctx.tree.freshStat(dir.znode);
-          if (!stat) throw new FsError('ENOENT', `${path} vanished`);
-          const children = await ctx.tree.freshChildNames(dir.znode);
-          const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
-          const visible = children.filter((c) => c !== META_NODE);
-          if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
-            throw new FsError('ENOTEMPTY', `${path} is not empty`);
-          }
-          const ops: ZkOp[] = [];
-          if (children.includes(META_NODE))
-            ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
-          ops.push({ op: 'delete', path: dir.znode, version: stat.version });
-          ops.push(...(await dropEntry(ctx, dir, attempt > 0, token)));
-          // No link made below it meanwhile (by another host: a link is only a table entry).
-          if (links.version !== undefined)
-            ops.push({ op: 'check', path: links.path, version: links.version });
-          // As readdir shows it, a _zoo_data_ written here and not yet written back is there;
-          // checked last, with nothing awaited before the transaction goes.
-          if (ctx.files.hasUnsavedWrites(dir.znode)) throw dataBeingWritten(path);
-          return ops;
-        }),
+        commitWithRetry(
+          ctx.tree,
+          async (attempt) => {
+            const stat = await ctx.tree.freshStat(dir.znode);
+            if (!stat) throw new FsError('ENOENT', `${path} vanished`);
+            removing = stat.czxid;
+            const children = await ctx.tree.freshChildNames(dir.znode);
+            const links = attempt === 0 ? await ctx.tree.symlinks() : await ctx.tree.freshSymlinks();
+            const visible = children.filter((c) => c !== META_NODE);
+            if (visible.length > 0 || stat.dataLength > 0 || hasLinksWithin(links.value, path)) {
+              throw new FsError('ENOTEMPTY', `${path} is not empty`);
+            }
+            const ops: ZkOp[] = [];
+            if (children.includes(META_NODE))
+              ops.push({ op: 'delete', path: zkChild(dir.znode, META_NODE), version: -1 });
+            ops.push({ op: 'delete', path: dir.znode, version: stat.version });
+            ops.push(...(await dropEntry(ctx, dir, attempt > 0, token)));
+            // No link made below it meanwhile (by another host: a link is only a table entry).
+            if (links.version !== undefined)
+              ops.push({ op: 'check', path: links.path, version: links.version });
+            // As readdir shows it, a _zoo_data_ written here and not yet written back is there;
+            // checked last, with nothing awaited before the transaction goes.
+            if (ctx.files.hasUnsavedWrites(dir.znode)) throw dataBeingWritten(path);
+            return ops;
+          },
+          { beforeResend },
+        ),
       )
       .catch((error: unknown) => {
-        throw asFsError(error, `removing directory ${path}`);
+        if (error !== gone) throw asFsError(error, `removing directory ${path}`);
       });
     ctx.files.markDeletedAt(data.znode);
   });
@@ -206,17 +236,22 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     ctx.tree.forget(target.znode);
     return;
   }
+  const { gone, beforeResend } = removalResent(ctx, path, target.znode, () => target.stat.czxid);
   // A write-back on its way lands first; one sent after would land on a file made again under the name.
   await ctx.files.whileHeld([{ znode: target.znode }], async () => {
     await ctx.proofs
       .during((token) =>
-        commitWithRetry(ctx.tree, async (attempt) => [
-          { op: 'delete', path: target.znode, version: -1 },
-          ...(await dropEntry(ctx, target, attempt > 0, token)),
-        ]),
+        commitWithRetry(
+          ctx.tree,
+          async (attempt) => [
+            { op: 'delete', path: target.znode, version: -1 },
+            ...(await dropEntry(ctx, target, attempt > 0, token)),
+          ],
+          { beforeResend },
+        ),
       )
       .catch((error: unknown) => {
-        throw asFsError(error, `removing ${path}`);
+        if (error !== gone) throw asFsError(error, `removing ${path}`);
       });
     ctx.files.markDeleted(target.znode);
   });
