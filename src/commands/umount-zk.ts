@@ -5,6 +5,7 @@
  */
 import { unlink } from 'node:fs/promises';
 import { run, ToolError } from '../adapters/exec.js';
+import { isProcessAlive } from '../adapters/processes.js';
 import {
   isDaemonAlive,
   type MountRecord,
@@ -74,8 +75,9 @@ export async function umountZk(options: UmountZkOptions, ctx: CommandContext): P
   }
   if (daemonExited) {
     await removeMountRecord(dir, record?.pid);
-    // A daemon that was killed left its status socket behind.
-    if (record) await unlink(statusSocketPath(record.pid)).catch(() => {});
+    // A daemon that was killed left its status socket behind. Its pid taken by a process since,
+    // the socket there may be that process's own: another mount's daemon's.
+    if (record && !isProcessAlive(record.pid)) await unlink(statusSocketPath(record.pid)).catch(() => {});
   }
   ctx.log.info(`unmounted ${dir}`);
   return { dir, pid: record?.pid, lazy, daemonExited };

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -187,6 +188,10 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     process.kill(record.pid, 'SIGKILL');
     await eventually(async () => !isProcessAlive(record.pid), 'the daemon dies');
     const other = execa('sleep', ['60'], { reject: false });
+    // Had the other process been another mount's daemon, this would be its status socket.
+    const othersSocket = join(zkfsRunDir(), `zkfsctl-${other.pid}.sock`);
+    const listening = createServer();
+    await new Promise<void>((resolve) => listening.listen(othersSocket, resolve));
     try {
       writeFileSync(recordFile(m.dir), JSON.stringify({ ...record, pid: other.pid }));
       const status = await zkfsctl(['status', m.dir]);
@@ -198,7 +203,9 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
       expect(Date.now() - started).toBeLessThan(10_000);
       expect(isMounted(m.dir)).toBe(false);
       expect(isProcessAlive(other.pid!)).toBe(true);
+      expect(existsSync(othersSocket)).toBe(true);
     } finally {
+      listening.close();
       other.kill();
     }
   });
