@@ -16,6 +16,7 @@ import {
   eventually,
   mountStatus,
   mountZkfs,
+  sees,
   startBlockedWrite,
   startZkWithClient,
   ZKFS_MODES,
@@ -118,6 +119,22 @@ describe.skipIf(missing({ fuse: true })).each(ZKFS_MODES)('file contents in %s m
     expect(r.stderr).toContain('Input/output error');
     expect((await zkData('race')).toString()).toBe('the other host');
     expect(m.log()).toMatch(/write to \/race.* refused: another client changed it/);
+  });
+
+  it("refuses it too when a program here opened the file after the other host's change", async () => {
+    await prepare('race-reopened');
+    const f = at('race-reopened');
+    await m.ok(`printf original > ${f}`);
+    const dd = await startBlockedWrite(m, f, 4);
+    await client.setData(`${root}/race-reopened`, Buffer.from('the other host'), -1);
+    // That open read the new content into the buffer dd shares, and moved dd's check to its version.
+    await sees(m, `cat ${f}`, 'the other host');
+    const r = await dd.finish('mine');
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('Input/output error');
+    expect((await zkData('race-reopened')).toString()).toBe('the other host');
+    // The kernel's pages, which took dd's bytes as it wrote them, go with the refused write.
+    await sees(m, `cat ${f}`, 'the other host');
   });
 
   itWhen(mode !== 'dir')('refuses regular files nowhere but dir mode', async () => {

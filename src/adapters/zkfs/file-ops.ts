@@ -131,7 +131,12 @@ async function load(ctx: VfsContext, znode: string, mountPath: string): Promise<
 /** `node`, just read, into the open-file table. */
 function adopt(ctx: VfsContext, znode: string, mountPath: string, { data, stat }: NodeData): OpenFile {
   const open = ctx.files.byZnode(znode);
-  if (open) {
+  if (open && !isDirty(open) && stat.version > open.version && open.writerRefs > 0) {
+    // Handles open for writing keep the version they opened, and their write-back fails once
+    // another client changed the node (as catchUp() leaves them): taking the newer content here
+    // would have their writes go over that change unchecked. This open reads the node as it is.
+    ctx.files.detach(open);
+  } else if (open) {
     // Another open raced this one, or holds the file; a clean buffer takes the newer content.
     if (!isDirty(open) && stat.version >= open.version) {
       takeVersion(open, data, stat.version, identityOf(ctx, stat));
@@ -1171,6 +1176,8 @@ function appendedTo(file: OpenFile, now: Buffer): Buffer | undefined {
 async function refusal(ctx: VfsContext, file: OpenFile, error: unknown, length: number): Promise<FsError> {
   if (error === 'conflict' || isZkError(error, 'BAD_VERSION')) {
     ctx.files.detach(file);
+    // The kernel's pages took the program's bytes as it wrote them.
+    ctx.pagesStale?.(file.mountPath);
     const now = await ctx.client.exists(file.znode).catch(() => null);
     ctx.log.error(
       `write to ${file.mountPath} refused: another client changed it since it was opened ` +

@@ -51,6 +51,11 @@ export interface VfsContext extends VfsConfig {
    * (page-store.ts): awaited before a change made here is reported done.
    */
   settleStores?: ((path: string) => Promise<void>) | undefined;
+  /**
+   * The kernel's pages and attributes of `path` hold what was never written
+   * (a write-back refused): it must drop them (kernel-notify.ts).
+   */
+  pagesStale?: ((path: string) => void) | undefined;
 }
 
 export interface NodeTarget {

@@ -309,6 +309,7 @@ export async function serveZkfs(options: ServeOptions): Promise<ServeResult> {
       vfs.ctx.changeMark = () => kernel.mark();
       vfs.ctx.changedSince = (path, mark) => kernel.changedSince(path, mark);
       vfs.ctx.settleStores = (path) => kernel.settled(path);
+      vfs.ctx.pagesStale = (path) => kernel.apply([{ path, entry: false }]);
     } else {
       log.warn(
         `the kernel may show other hosts' changes only after --attr-timeout (${coherence.attrTimeoutMs} ms)`,
