@@ -167,6 +167,25 @@ describe.skipIf(missing({ fuse: true }))('file size limits', () => {
     expect((await client.getData('/limit/full')).data).toEqual(before);
   });
 
+  it("keeps a file writable by a program holding it open after another program's truncate past the limit", async () => {
+    // The refused truncate changed nothing, yet marked the file every open here shares as too
+    // large: the holder's line, and every later write while the file stayed open, failed at close.
+    const m = await mountZkfs(zk.connectString, '/limit-held', { args: ['--max-file-size', '1000'] });
+    const script = `
+import os, subprocess
+fd = os.open('log', os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+print(subprocess.run(['truncate', '-s', '1001', 'log'], capture_output=True).returncode)
+os.write(fd, b'first\\n')
+try:
+    os.close(fd)
+    print('closed')
+except OSError as e:
+    print('close:', e.strerror)
+`;
+    expect(await m.ok(`python3 -c "${script}"`)).toBe('1\nclosed\n');
+    expect((await client.getData('/limit-held/log')).data.toString()).toBe('first\n');
+  });
+
   it('refuses what one ZooKeeper request cannot carry at the default limit, without a partial file', async () => {
     const m = await mountZkfs(zk.connectString, '/serverlimit');
     const src = join(scratchDir('zkfs-src'), 'mib');

@@ -502,7 +502,7 @@ export function write(ctx: VfsContext, fh: number, data: Buffer, position: numbe
   const offset = handle.append ? file.buffer.length : position;
   handle.pending = true;
   file.pendingTimes = undefined; // a write after futimens makes its own mtime
-  const written = refuseTooLarge(file, () => {
+  const written = refuseTooLarge(ctx, file, () => {
     checkRequestSize(
       file.znode,
       Math.max(file.buffer.length, offset + data.length),
@@ -534,12 +534,19 @@ function truncated(file: OpenFile, before: number, size: number): void {
   file.cutInFlight = Math.min(file.cutInFlight, size);
 }
 
-/** Runs a size-changing step; an EFBIG marks the file so its partial content is never written back. */
-function refuseTooLarge<T>(file: OpenFile, step: () => T): T {
+/**
+ * Runs a write; an EFBIG marks the file so its partial content (what the
+ * program wrote before) is never written back, and later opens read the
+ * node as it is instead of joining changes that can never be written.
+ */
+function refuseTooLarge<T>(ctx: VfsContext, file: OpenFile, step: () => T): T {
   try {
     return step();
   } catch (error) {
-    if (error instanceof FsError && error.code === 'EFBIG') file.refused = error;
+    if (error instanceof FsError && error.code === 'EFBIG') {
+      file.refused = error;
+      ctx.files.detach(file);
+    }
     throw error;
   }
 }
@@ -627,6 +634,7 @@ async function writeBackData(ctx: VfsContext, file: OpenFile, by?: Handle): Prom
     ctx.log.warn(
       `${file.mountPath}: not written back: ${file.refused.message}; it keeps its previous content`,
     );
+    ctx.pagesStale?.(file.mountPath);
     throw new FsError('EFBIG', file.refused.message);
   }
   if (file.deletedElsewhere || file.followsName || (await goneUnheard(ctx, file))) {
@@ -1268,12 +1276,11 @@ export async function ftruncate(ctx: VfsContext, fh: number, size: number): Prom
   assertWritable(ctx);
   const handle = ctx.files.get(fh);
   const file = handle.file;
-  handle.truncated = true;
   const before = file.buffer.length;
-  refuseTooLarge(file, () => {
-    checkRequestSize(file.znode, size, `truncating ${file.mountPath}`);
-    file.buffer.truncate(size);
-  });
+  // Refused (EFBIG), a truncation changes nothing: the file stays as writable as it was.
+  checkRequestSize(file.znode, size, `truncating ${file.mountPath}`);
+  file.buffer.truncate(size);
+  handle.truncated = true;
   file.seq++;
   truncated(file, before, size);
   file.mtimeMs = Date.now();
@@ -1306,7 +1313,7 @@ async function truncateNode(ctx: VfsContext, path: string, size: number): Promis
 
 async function truncateOpen(ctx: VfsContext, open: OpenFile, size: number): Promise<void> {
   const before = open.buffer.length;
-  refuseTooLarge(open, () => open.buffer.truncate(size));
+  open.buffer.truncate(size);
   open.seq++;
   truncated(open, before, size);
   open.mtimeMs = Date.now();
