@@ -25,6 +25,7 @@ import {
   OP_GET_CHILDREN2,
   OP_GET_DATA,
   OP_MULTI,
+  OP_SET_DATA,
   startZkProxy,
   type ZkProxy,
 } from '../fixtures/zk-proxy.js';
@@ -798,6 +799,35 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       await m.unmount();
     },
   );
+
+  it("does not empty a directory's data again over another host's write after the reply to rm _zoo_data_ was lost", async () => {
+    // The emptying lands, its reply is lost with the connection, and another host writes the
+    // directory's data before the connection is back: sent again with no version, the emptying
+    // wiped that write, whose close had succeeded.
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/d`, Buffer.from('old'));
+    await client.create(`${base}/d/child`, Buffer.alloc(0));
+    expect(await m.ok('cat d/_zoo_data_')).toBe('old');
+    proxy.holdRequests(OP_SET_DATA);
+    const removal = m.sh('rm d/_zoo_data_');
+    await proxy.holding();
+    proxy.holdReplies();
+    proxy.releaseRequests();
+    await eventually(
+      async () => (await client.getData(`${base}/d`)).data.length === 0,
+      'the emptying landed',
+      5000,
+    );
+    await cutOff(proxy, m);
+    await client.setData(`${base}/d`, Buffer.from('new'), -1);
+    proxy.releaseReplies();
+    proxy.accept();
+    const r = await removal;
+    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect((await client.getData(`${base}/d`)).data.toString()).toBe('new');
+    await sees(m, 'cat d/_zoo_data_', 'new');
+    await m.unmount();
+  });
 
   it.each([
     { kind: 'read-write', args: [] },

@@ -227,9 +227,16 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     return;
   }
   if (target.type === 'data') {
-    // Removing `_zoo_data_` empties the directory's data.
-    await ctx.client.setData(target.znode, Buffer.alloc(0), -1).catch((error: unknown) => {
-      throw asFsError(error, `clearing ${path}`);
+    // Removing `_zoo_data_` empties the directory's data. Sent again after its reply was lost,
+    // a write with no version would wipe what another host wrote since: it goes again only while
+    // the node is at the version read, else it is done (by its first send, or before the other's).
+    const done = new FsError('EEXIST', `${path} changed before its emptying was sent again`);
+    const beforeResend = async () => {
+      const now = await ctx.client.exists(target.znode);
+      if (now?.version !== target.stat.version) throw done;
+    };
+    await ctx.client.setData(target.znode, Buffer.alloc(0), -1, { beforeResend }).catch((error: unknown) => {
+      if (error !== done) throw asFsError(error, `clearing ${path}`);
     });
     // Only the file open on the directory's data goes: files open below it stay.
     ctx.files.markDeletedAt(target.znode);
