@@ -800,6 +800,40 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     },
   );
 
+  it('makes a file with O_EXCL whose reply was lost, though the connection drops again while it checks', async () => {
+    // The create lands and its reply is lost; sent again, it fails (the name exists), and the
+    // mount reads its directory's document to see whether the first send made it. That read lost
+    // to a second drop was taken for "not made": EEXIST, for a file this host made.
+    const { proxy, base, a: m } = await throughProxy();
+    await m.ok('mkdir d');
+    proxy.holdRequests(OP_MULTI);
+    const making = execa(
+      'python3',
+      ['-c', "import os; os.open('d/f', os.O_WRONLY | os.O_CREAT | os.O_EXCL)"],
+      {
+        cwd: m.dir,
+        reject: false,
+        timeout: 60_000,
+      },
+    );
+    await proxy.holding();
+    proxy.holdReplies();
+    proxy.releaseRequests();
+    await eventually(async () => (await client.exists(`${base}/d/f`)) !== null, 'the create landed', 5000);
+    proxy.holdRequests(OP_GET_DATA, '/d/__zkfs__');
+    await cutOff(proxy, m);
+    proxy.releaseReplies();
+    proxy.accept();
+    await proxy.holding(); // the check's read of the document, after the create sent again failed
+    await cutOff(proxy, m);
+    proxy.releaseRequests();
+    proxy.accept();
+    const r = await making;
+    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect(await m.ok('ls d')).toBe('f\n');
+    await m.unmount();
+  });
+
   it("does not empty a directory's data again over another host's write after the reply to rm _zoo_data_ was lost", async () => {
     // The emptying lands, its reply is lost with the connection, and another host writes the
     // directory's data before the connection is back: sent again with no version, the emptying

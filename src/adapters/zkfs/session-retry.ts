@@ -172,6 +172,41 @@ export class SessionRetry {
   }
 
   /**
+   * What `verify` finds of a write sent again that failed with `error`.
+   * Its reads lost to the connection (or the session) say nothing of the
+   * write: they are made again once connected, up to `deadline`, then fail
+   * as unanswered (the write may have landed). Any other failure of theirs
+   * is taken for a write that did not land, as before.
+   */
+  private async verified<T>(
+    verify: (client: ZkClient, error: ZkError) => Promise<T | undefined>,
+    error: ZkError,
+    deadline: number,
+    path: string,
+  ): Promise<T | undefined> {
+    for (;;) {
+      const client = await this.ready(deadline, path).catch((failure: unknown) => {
+        if (isZkError(failure, 'TIMEOUT')) failure.unanswered = true;
+        throw failure;
+      });
+      try {
+        return await this.session().abandonment.race(verify(client, error));
+      } catch (failure) {
+        const now = this.session();
+        if (now.closed || !(isRetryable(failure) || client !== now.client)) return undefined;
+        if (Date.now() >= deadline) {
+          this.counters.timeouts++;
+          const timeout = new ZkError('TIMEOUT', path, undefined, failure);
+          timeout.unanswered = true;
+          throw timeout;
+        }
+        this.log.debug(`${path}: checking whether it landed, again (the connection changed)`);
+        if (now.connected && client === now.client) await sleep(20);
+      }
+    }
+  }
+
+  /**
    * Runs `attempt` until it succeeds, fails for a reason other than the
    * connection, or the deadline passes. `verify` decides, after a write was
    * sent again, whether its failure only shows that the earlier send worked.
@@ -212,7 +247,7 @@ export class SessionRetry {
           continue;
         }
         if (resent && verify && error instanceof ZkError) {
-          const done = await verify(now.client, error).catch(() => undefined);
+          const done = await this.verified(verify, error, deadline, path);
           if (done !== undefined) {
             this.counters.confirmedWrites++;
             this.log.debug(

@@ -9,6 +9,15 @@ import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import { isZkError, type MultiStats, type ZkClient, type ZkError, type ZkStat } from '../zookeeper.js';
 
 /**
+ * A read back that found no node: the write is not there. Any other failure
+ * goes on: lost to the connection, the read says nothing of the write.
+ */
+function missing(error: unknown): undefined {
+  if (isZkError(error, 'NO_NODE')) return undefined;
+  throw error;
+}
+
+/**
  * Whether ZooKeeper shows every effect of `ops`: the stats of the nodes it
  * wrote, read back (MultiStats, by op; undefined for the ops it did not
  * need to read), or undefined when it does not.
@@ -28,7 +37,7 @@ async function multiApplied(client: ZkClient, ops: readonly ZkOp[]): Promise<Mul
     }
     // A version below -1 (any) is one no node has: ZooKeeper refused it wherever it went.
     if (op.op === 'setData' && op.version < -1) return undefined;
-    const now = await client.getData(op.path).catch(() => undefined);
+    const now = await client.getData(op.path).catch(missing);
     if (!now) return undefined;
     if (!now.data.equals(op.data) && op.applied?.(now.data) !== true) return undefined;
     if (op.op === 'setData' && op.version >= 0 && now.stat.version <= op.version) return undefined;
@@ -51,7 +60,7 @@ async function provenApplied(
   proven: ZkOp,
 ): Promise<MultiStats | undefined> {
   if (proven.op !== 'create' && proven.op !== 'setData') return undefined;
-  const now = await client.getData(proven.path).catch(() => undefined);
+  const now = await client.getData(proven.path).catch(missing);
   return now && proven.proof?.(now.data) === true ? ops.map(() => undefined) : undefined;
 }
 
