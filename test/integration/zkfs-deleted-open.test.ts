@@ -42,6 +42,18 @@ import {
   type ZkfsMount,
 } from '../fixtures/zkfs-mount.js';
 
+/** stat(2) of argv[1]: says how it ended, then how many seconds it took. */
+const STAT_TIMED = `
+import os, sys, time
+started = time.monotonic()
+try:
+    os.stat(sys.argv[1])
+    print('ok')
+except OSError as e:
+    print(e.strerror)
+print(round(time.monotonic() - started, 1))
+`;
+
 /** Makes f (O_EXCL), writes to it, says "written", and closes it once a line comes in; says how the close ended. */
 const MAKE_WRITE_CLOSE = `
 import os, sys
@@ -799,6 +811,30 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       await m.unmount();
     },
   );
+
+  it('fails an operation at --reconnect-timeout from its start, also when the server stalls once back', async () => {
+    // The connection comes back just before the operation's time is up, and the server takes its
+    // request but does not answer (pings pass): each request had the whole timeout of its own
+    // again, so a stat failed 7 s later than the option says (22.8 s).
+    const { proxy, base, a: m } = await throughProxy(['--reconnect-timeout', '10']);
+    await client.create(`${base}/x`, Buffer.from('x'));
+    await cutOff(proxy, m);
+    // One system call, from outside the mount: its first request that fails ends it.
+    const statting = execa('python3', ['-c', STAT_TIMED, join(m.dir, 'x')], {
+      reject: false,
+      timeout: 60_000,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 7000));
+    proxy.holdReplies();
+    proxy.accept();
+    const [outcome, seconds] = (await statting).stdout.split('\n');
+    proxy.releaseReplies();
+    expect(outcome).toBe('Connection timed out');
+    // 10 s, and up to 5 s before it for the checks of the names the kernel held across the loss.
+    expect(Number(seconds)).toBeGreaterThanOrEqual(9.5);
+    expect(Number(seconds)).toBeLessThan(17.5);
+    await m.unmount();
+  });
 
   it('makes a file with O_EXCL whose reply was lost, though the connection drops again while it checks', async () => {
     // The create lands and its reply is lost; sent again, it fails (the name exists), and the

@@ -148,12 +148,16 @@ export class SessionRetry {
     });
   }
 
-  /** What `work` settles with, or TIMEOUT at `deadline` if it has not settled by then. */
-  private by<T>(deadline: number, work: Promise<T>, path: string | undefined): Promise<T> {
+  /**
+   * What `work` settles with, or TIMEOUT at `deadline` if it has not settled
+   * by then (counted among the timeouts unless `count` is false: the caller
+   * counts it then).
+   */
+  private by<T>(deadline: number, work: Promise<T>, path: string | undefined, count = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
         () => {
-          this.counters.timeouts++;
+          if (count) this.counters.timeouts++;
           reject(new ZkError('TIMEOUT', path));
         },
         Math.max(0, deadline - Date.now()),
@@ -190,7 +194,7 @@ export class SessionRetry {
         throw failure;
       });
       try {
-        return await this.session().abandonment.race(verify(client, error));
+        return await this.by(deadline, this.session().abandonment.race(verify(client, error)), path, false);
       } catch (failure) {
         const now = this.session();
         if (now.closed || !(isRetryable(failure) || client !== now.client)) return undefined;
@@ -225,7 +229,9 @@ export class SessionRetry {
       });
       this.counters.requests++;
       try {
-        return await this.session().abandonment.race(attempt(client));
+        // Bounded by the operation's deadline too: sent just before it, a request the server takes
+        // and leaves unanswered would otherwise have a whole request timeout of its own.
+        return await this.by(deadline, this.session().abandonment.race(attempt(client)), path, false);
       } catch (error) {
         const now = this.session();
         if (now.closed) throw error;
