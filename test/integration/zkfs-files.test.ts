@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZkClient } from '../../src/adapters/zookeeper.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
@@ -19,6 +20,7 @@ import {
   sees,
   startBlockedWrite,
   startZkWithClient,
+  waitUntilOpen,
   ZKFS_MODES,
   type ZkfsMount,
 } from '../fixtures/zkfs-mount.js';
@@ -135,6 +137,26 @@ describe.skipIf(missing({ fuse: true })).each(ZKFS_MODES)('file contents in %s m
     expect((await zkData('race-reopened')).toString()).toBe('the other host');
     // The kernel's pages, which took dd's bytes as it wrote them, go with the refused write.
     await sees(m, `cat ${f}`, 'the other host');
+  });
+
+  it("truncates by path a file a program here holds open for reading, after another host's change", async () => {
+    await prepare('held-truncate');
+    const f = at('held-truncate');
+    await m.ok(`printf original > ${f}`);
+    const reader = execa('bash', ['-c', `exec 3<${f}; read -r _`], {
+      cwd: m.dir,
+      stdin: 'pipe',
+      reject: false,
+    });
+    await waitUntilOpen(reader.pid!, join(m.dir, f));
+    await client.setData(`${root}/held-truncate`, Buffer.from('the other host'), -1);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // heard of, not read
+    // truncate(2) by path, not through a descriptor of its own as coreutils truncate does.
+    const r = await m.sh(`python3 -c "import os; os.truncate('${f}', 3)"`);
+    reader.stdin?.end('\n');
+    await reader;
+    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect((await zkData('held-truncate')).toString()).toBe('the');
   });
 
   itWhen(mode !== 'dir')('refuses regular files nowhere but dir mode', async () => {

@@ -1306,8 +1306,13 @@ async function truncateNode(ctx: VfsContext, path: string, size: number): Promis
       continue;
     }
     const open = ctx.files.byZnode(target.znode);
-    if (open) return truncateOpen(ctx, open, size);
-    return ctx.files.trackPathWrite(target.znode, cutNode(ctx, target, path, size));
+    // Held only by readers, with nothing to write back, the buffer may be of a version another
+    // host has replaced (readers catch up when they read): the node is cut as it is now, as for
+    // a file not open here, and the readers follow it.
+    if (open && (open.writerRefs > 0 || isDirty(open))) return truncateOpen(ctx, open, size);
+    await ctx.files.trackPathWrite(target.znode, cutNode(ctx, target, path, size));
+    if (open) open.behind = true;
+    return;
   }
 }
 
