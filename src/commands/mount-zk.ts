@@ -69,7 +69,7 @@ export interface MountZkOptions {
   cacheTtlMs?: number | undefined;
   /** Memory for the watch-driven cache (bytes, units accepted: 64M); 0 caches nothing. */
   cacheSize?: string | number | undefined;
-  /** Milliseconds the kernel may reuse attributes and names (default 50). */
+  /** Milliseconds the kernel may reuse attributes and names (default 10000, kept exact by the watch). */
   attrTimeout?: string | number | undefined;
   /** Seconds an operation waits for a lost ZooKeeper connection to come back (default 30). */
   reconnectTimeout?: string | number | undefined;
