@@ -836,6 +836,19 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
+  it('waits for a slow reply while connected, whatever --reconnect-timeout says (0 included)', async () => {
+    const { proxy, base, a: m } = await throughProxy(['--reconnect-timeout', '0']);
+    await client.create(`${base}/slow`, Buffer.from('slow'));
+    proxy.holdReplies();
+    // From outside the mount: a program started in it would be stat'ed there first, by this process.
+    const reading = execa('cat', [join(m.dir, 'slow')], { reject: false, timeout: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    proxy.releaseReplies();
+    const r = await reading;
+    expect({ stdout: r.stdout, stderr: r.stderr }).toEqual({ stdout: 'slow', stderr: '' });
+    await m.unmount();
+  });
+
   it('makes a file with O_EXCL whose reply was lost, though the connection drops again while it checks', async () => {
     // The create lands and its reply is lost; sent again, it fails (the name exists), and the
     // mount reads its directory's document to see whether the first send made it. That read lost

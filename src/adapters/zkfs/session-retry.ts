@@ -87,6 +87,14 @@ export function isRetryable(error: unknown): boolean {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The least time a request sent now is given for its answer (ms), whatever is left of its operation's. */
+export const MIN_REQUEST_MS = 1000;
+
+/** When a request sent now gives up waiting for its answer, its operation ending at `deadline`. */
+function cutoff(deadline: number): number {
+  return Math.max(deadline, Date.now() + MIN_REQUEST_MS);
+}
+
 export class SessionRetry {
   private waiters: (() => void)[] = [];
 
@@ -194,7 +202,12 @@ export class SessionRetry {
         throw failure;
       });
       try {
-        return await this.by(deadline, this.session().abandonment.race(verify(client, error)), path, false);
+        return await this.by(
+          cutoff(deadline),
+          this.session().abandonment.race(verify(client, error)),
+          path,
+          false,
+        );
       } catch (failure) {
         const now = this.session();
         if (now.closed || !(isRetryable(failure) || client !== now.client)) return undefined;
@@ -230,8 +243,9 @@ export class SessionRetry {
       this.counters.requests++;
       try {
         // Bounded by the operation's deadline too: sent just before it, a request the server takes
-        // and leaves unanswered would otherwise have a whole request timeout of its own.
-        return await this.by(deadline, this.session().abandonment.race(attempt(client)), path, false);
+        // and leaves unanswered would otherwise have a whole request timeout of its own. Each
+        // request has a second at least, as with no deadline at all (--reconnect-timeout 0).
+        return await this.by(cutoff(deadline), this.session().abandonment.race(attempt(client)), path, false);
       } catch (error) {
         const now = this.session();
         if (now.closed) throw error;

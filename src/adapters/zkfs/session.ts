@@ -54,7 +54,7 @@ import {
   type ZkStat,
   type ZkWatcher,
 } from '../zookeeper.js';
-import { Abandonment, type RetryCounters, SessionRetry, sleep } from './session-retry.js';
+import { Abandonment, MIN_REQUEST_MS, type RetryCounters, SessionRetry, sleep } from './session-retry.js';
 import { SilenceWatchdog } from './silence-watchdog.js';
 import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-verify.js';
 import {
@@ -165,7 +165,7 @@ export class ZkSession implements ZkApi {
 
   private static clientOptions(options: SessionOptions): ZkConnectOptions {
     // One attempt may wait as long as the whole operation may.
-    return { ...options, requestTimeoutMs: Math.max(1000, options.reconnectTimeoutMs) };
+    return { ...options, requestTimeoutMs: Math.max(MIN_REQUEST_MS, options.reconnectTimeoutMs) };
   }
 
   get state(): SessionState {
