@@ -553,6 +553,25 @@ describe.skipIf(missing({ fuse: true }))('zkfsctl mount and umount', () => {
     await m.unmount();
   });
 
+  it('lets Ctrl-C stop a program whose read a silent server leaves unanswered, before the connection is given up', async () => {
+    await client.create('/silent', Buffer.alloc(0));
+    await client.create('/silent/unread', Buffer.from('here\n'));
+    const proxy = await startZkProxy(zk.clientPorts[0] as number);
+    const m = await mountZkfs(proxy.connectString, '/silent', { args: ['--reconnect-timeout', '60'] });
+    // The server takes requests and answers none: the connection counts as up for 20 s more.
+    proxy.holdReplies();
+    const reader = execa('cat', [join(m.dir, 'unread')], { reject: false });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const started = Date.now();
+    reader.kill('SIGINT');
+    const r = await reader;
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(r.signal).toBe('SIGINT');
+    proxy.releaseReplies();
+    expect(await m.ok('cat unread')).toBe('here\n');
+    await m.unmount();
+  });
+
   it('refuses a missing PATH with --no-create', async () => {
     const { result: r } = await tryMountZkfs(zk.connectString, '/nope', { args: ['--no-create'] });
     expect(r.exitCode).toBe(1);

@@ -123,6 +123,10 @@ export interface OpsOptions {
 }
 
 const O_ACCMODE = 0o3;
+/** How long a request that changes nothing waits before its program's interruption ends it (ms). */
+const INTERRUPT_AFTER_MS = 1000;
+/** How often an interruption not acted on yet is looked at again (ms). */
+const INTERRUPT_RECHECK_MS = 250;
 /**
  * How much longer than --reconnect-timeout a change waits for the checks of
  * a watch gap: they take a listing per directory once the watch is back, so
@@ -516,7 +520,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
       o.send(pending);
       return;
     }
-    if (undo) interrupts.track(h.unique);
+    if (undo) interrupts.track(h.unique, Date.now());
     const wanted = () => !undo || interrupts.settle(h.unique);
     pending.then(
       (reply) => {
@@ -568,13 +572,23 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
         return;
       }
       case Op.INTERRUPT: {
-        // With the connection up, every request is answered soon anyway, and an EINTR would reach
-        // programs that do not expect one (SA_RESTART does not restart a FUSE request).
+        // Only a request that waits in vain (the connection lost, or no answer for a while): one
+        // answered soon anyway should not surprise its program with an EINTR (SA_RESTART does not
+        // restart a FUSE request). The kernel asks once: until then, it is asked again here.
         const interrupted = r.u64();
-        if (o.serverLost?.() && interrupts.interrupt(interrupted)) {
+        const since = interrupts.waitingSince(interrupted);
+        if (since === undefined) return;
+        const endIfInVain = (): void => {
+          if (interrupts.waitingSince(interrupted) === undefined) return; // answered meanwhile
+          if (!o.serverLost?.() && Date.now() - since < INTERRUPT_AFTER_MS) {
+            setTimeout(endIfInVain, INTERRUPT_RECHECK_MS).unref();
+            return;
+          }
+          interrupts.interrupt(interrupted);
           vfs.counters.errors.EINTR = (vfs.counters.errors.EINTR ?? 0) + 1;
           o.send(errorReply(interrupted, ERRNO.EINTR));
-        }
+        };
+        endIfInVain();
         return;
       }
       case Op.DESTROY:

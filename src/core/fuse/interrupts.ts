@@ -4,29 +4,42 @@
  * too: a program whose read waits for a lost connection could not be
  * stopped before --reconnect-timeout ran out. Requests that change nothing
  * (a lookup, a listing, a read, an open for reading) are tracked here while
- * they wait; ops.ts answers one EINTR when its program is interrupted while
- * ZooKeeper cannot be reached, and takes back what its late answer hands
- * out (node references, a handle) instead of sending it. Requests that
- * change something are seen through: once sent, their outcome is not known
- * until ZooKeeper answers. Pure.
+ * they wait; ops.ts answers one EINTR when its program is interrupted and
+ * it waits for ZooKeeper in vain (the connection is lost, or the request
+ * is slow), and takes back what its late answer hands out (node
+ * references, a handle) instead of sending it. Requests that change
+ * something are seen through: once sent, their outcome is not known until
+ * ZooKeeper answers. Pure.
  */
 import type { Unique } from './protocol.js';
 
-export class Interrupts {
-  /** Request (its unique as a number) → whether it was interrupted. */
-  private readonly waiting = new Map<number, boolean>();
+interface Waiting {
+  /** When the request came (ms). */
+  since: number;
+  interrupted: boolean;
+}
 
-  /** Request `unique` waits for its answer, and may be interrupted meanwhile. */
-  track(unique: Unique): void {
-    this.waiting.set(Number(unique), false);
+export class Interrupts {
+  /** Request (its unique as a number) → how it waits. */
+  private readonly waiting = new Map<number, Waiting>();
+
+  /** Request `unique` waits for its answer, since `now`, and may be interrupted meanwhile. */
+  track(unique: Unique, now: number): void {
+    this.waiting.set(Number(unique), { since: now, interrupted: false });
   }
 
   /** Request `unique` has its answer: whether to send it (false: the program was answered EINTR). */
   settle(unique: Unique): boolean {
     const key = Number(unique);
-    const interrupted = this.waiting.get(key) === true;
+    const interrupted = this.waiting.get(key)?.interrupted === true;
     this.waiting.delete(key);
     return !interrupted;
+  }
+
+  /** Since when request `unique` waits, while it is tracked and not interrupted; else undefined. */
+  waitingSince(unique: Unique): number | undefined {
+    const waiting = this.waiting.get(Number(unique));
+    return waiting && !waiting.interrupted ? waiting.since : undefined;
   }
 
   /**
@@ -34,9 +47,9 @@ export class Interrupts {
    * and not interrupted yet, and so is to be answered EINTR now.
    */
   interrupt(unique: Unique): boolean {
-    const key = Number(unique);
-    if (this.waiting.get(key) !== false) return false;
-    this.waiting.set(key, true);
+    const waiting = this.waiting.get(Number(unique));
+    if (!waiting || waiting.interrupted) return false;
+    waiting.interrupted = true;
     return true;
   }
 
