@@ -836,6 +836,36 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
+  it("does not cut another host's file that replaced the name after the reply to a truncate was lost", async () => {
+    // The truncation lands, its reply is lost with the connection, and another host replaces f
+    // (at data version 0, as the first file was): sent again at that version, it cut the new file.
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/f`, Buffer.from('mine, as made'));
+    expect(await m.ok('cat f')).toBe('mine, as made');
+    proxy.holdRequests(OP_SET_DATA);
+    const cutting = execa('python3', ['-c', `import os; os.truncate('${join(m.dir, 'f')}', 4)`], {
+      reject: false,
+      timeout: 60_000,
+    });
+    await proxy.holding();
+    proxy.holdReplies();
+    proxy.releaseRequests();
+    await eventually(
+      async () => (await client.getData(`${base}/f`)).data.length === 4,
+      'the cut landed',
+      5000,
+    );
+    await cutOff(proxy, m);
+    await client.remove(`${base}/f`, -1);
+    await client.create(`${base}/f`, Buffer.from('the other host'));
+    proxy.releaseReplies();
+    proxy.accept();
+    const r = await cutting;
+    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
+    await m.unmount();
+  });
+
   it('waits for a slow reply while connected, whatever --reconnect-timeout says (0 included)', async () => {
     const { proxy, base, a: m } = await throughProxy(['--reconnect-timeout', '0']);
     await client.create(`${base}/slow`, Buffer.from('slow'));

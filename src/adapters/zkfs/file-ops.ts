@@ -1339,19 +1339,27 @@ async function cutNode(
   path: string,
   size: number,
 ): Promise<void> {
+  // Sent again after its reply was lost, the write could land in a node another host made under
+  // the name meanwhile at the same version (a rename over it): only into the node it was read from.
+  const replaced = new FsError('ENOENT', `${path} was replaced before its truncation was sent again`);
   for (let attempt = 0; ; attempt++) {
     try {
       const { data, stat } = await ctx.client.getData(target.znode);
       if (data.length === size) return;
       const next = Buffer.alloc(size);
       data.copy(next, 0, 0, Math.min(size, data.length));
+      const beforeResend = async () => {
+        if ((await ctx.client.exists(target.znode))?.czxid !== stat.czxid) throw replaced;
+      };
       const written =
         size === 0 && target.type === 'file'
-          ? await writeEmpty(ctx, target.znode, stat.version)
-          : await ctx.client.setData(target.znode, next, stat.version);
+          ? await writeEmpty(ctx, target.znode, stat.version, beforeResend)
+          : await ctx.client.setData(target.znode, next, stat.version, { beforeResend });
       ctx.tree.stats.set(target.znode, written);
       return;
     } catch (error) {
+      // Cut by the first send, or not: either way before the other host's node took the name.
+      if (error === replaced) return;
       if (isZkError(error, 'BAD_VERSION') && attempt < 5) continue;
       throw asFsError(error, `truncating ${path}`);
     }
