@@ -159,6 +159,31 @@ describe.skipIf(missing({ fuse: true })).each(ZKFS_MODES)('file contents in %s m
     expect((await zkData('held-truncate')).toString()).toBe('the');
   });
 
+  it("shows a reader opened after another host's append the line a writer opened before appends", async () => {
+    await prepare('appended');
+    const f = at('appended');
+    await m.ok(`printf 'one\\n' > ${f}`);
+    const writer = execa('bash', ['-c', `exec 3>>${f}; read -r _; echo three >&3`], {
+      cwd: m.dir,
+      stdin: 'pipe',
+      reject: false,
+    });
+    await waitUntilOpen(writer.pid!, join(m.dir, f));
+    await client.setData(`${root}/appended`, Buffer.from('one\ntwo\n'), -1);
+    await sees(m, `cat ${f}`, 'one\ntwo\n');
+    const reader = execa('bash', ['-c', `exec 4<${f}; read -r _; cat <&4`], {
+      cwd: m.dir,
+      stdin: 'pipe',
+      reject: false,
+    });
+    await waitUntilOpen(reader.pid!, join(m.dir, f));
+    writer.stdin?.end('\n');
+    await writer;
+    expect((await zkData('appended')).toString()).toBe('one\ntwo\nthree\n');
+    reader.stdin?.end('\n');
+    expect((await reader).stdout).toBe('one\ntwo\nthree');
+  });
+
   itWhen(mode !== 'dir')('refuses regular files nowhere but dir mode', async () => {
     await m.ok('echo x > plain');
     expect((await zkData('plain')).toString()).toBe('x\n');

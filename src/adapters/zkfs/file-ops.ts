@@ -827,6 +827,9 @@ function written(ctx: VfsContext, file: OpenFile, stat: ZkStat, seq: number, con
   file.keptLength = Math.min(content.length, file.cutInFlight);
   file.flushedSeq = seq;
   ctx.tree.stats.set(file.znode, stat);
+  // Written from a file later opens no longer join (adopt()): the one open under the name now
+  // reads the node again, since ZooKeeper's notice of this write, being this mount's, says nothing.
+  if (ctx.files.byZnode(file.znode) !== file) ctx.files.changedElsewhere(file.znode);
 }
 
 async function applyTimes(ctx: VfsContext, file: OpenFile, stat: ZkStat): Promise<void> {
