@@ -439,6 +439,23 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     );
   };
 
+  /**
+   * Lets the request `proxy` holds go on, and once `landed()` says ZooKeeper applied it, cuts
+   * mount `m` off before its reply reaches it: a write whose reply was lost with the connection.
+   */
+  const loseReply = async (
+    proxy: ZkProxy,
+    m: ZkfsMount,
+    landed: () => Promise<boolean>,
+    what: string,
+  ): Promise<void> => {
+    await proxy.holding();
+    proxy.holdReplies();
+    proxy.releaseRequests();
+    await eventually(landed, what, 5000);
+    await cutOff(proxy, m);
+  };
+
   /** Has mount `m` fall back to time-limited caching: `proxy` cuts the connection at each addWatch. */
   const withoutWatch = async (proxy: ZkProxy, m: ZkfsMount): Promise<void> => {
     proxy.cutOn(OP_ADD_WATCH);
@@ -761,11 +778,7 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.ok('echo other > g');
     proxy.holdRequests(OP_MULTI);
     const ended = await makeWriteClose(m, async (program) => {
-      await proxy.holding();
-      proxy.holdReplies();
-      proxy.releaseRequests();
-      await eventually(async () => (await client.exists(`${base}/f`)) !== null, 'the create landed', 5000);
-      await cutOff(proxy, m);
+      await loseReply(proxy, m, async () => (await client.exists(`${base}/f`)) !== null, 'the create landed');
       await client.remove(`${base}/f`, -1);
       await client.create(`${base}/f`, Buffer.from('the other host'));
       proxy.releaseReplies();
@@ -796,11 +809,12 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       expect((await m.ok('ls')).trim()).toBe('f');
       proxy.holdRequests(OP_MULTI);
       const removal = m.sh(c.command);
-      await proxy.holding();
-      proxy.holdReplies();
-      proxy.releaseRequests();
-      await eventually(async () => (await client.exists(`${base}/f`)) === null, 'the removal landed', 5000);
-      await cutOff(proxy, m);
+      await loseReply(
+        proxy,
+        m,
+        async () => (await client.exists(`${base}/f`)) === null,
+        'the removal landed',
+      );
       await client.create(`${base}/f`, c.again);
       proxy.releaseReplies();
       proxy.accept();
@@ -847,15 +861,12 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
       reject: false,
       timeout: 60_000,
     });
-    await proxy.holding();
-    proxy.holdReplies();
-    proxy.releaseRequests();
-    await eventually(
+    await loseReply(
+      proxy,
+      m,
       async () => (await client.getData(`${base}/f`)).data.length === 4,
       'the cut landed',
-      5000,
     );
-    await cutOff(proxy, m);
     await client.remove(`${base}/f`, -1);
     await client.create(`${base}/f`, Buffer.from('the other host'));
     proxy.releaseReplies();
@@ -923,15 +934,12 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     expect(await m.ok('cat d/_zoo_data_')).toBe('old');
     proxy.holdRequests(OP_SET_DATA);
     const removal = m.sh('rm d/_zoo_data_');
-    await proxy.holding();
-    proxy.holdReplies();
-    proxy.releaseRequests();
-    await eventually(
+    await loseReply(
+      proxy,
+      m,
       async () => (await client.getData(`${base}/d`)).data.length === 0,
       'the emptying landed',
-      5000,
     );
-    await cutOff(proxy, m);
     await client.setData(`${base}/d`, Buffer.from('new'), -1);
     proxy.releaseReplies();
     proxy.accept();
