@@ -543,12 +543,14 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
     if (fh === undefined || fh === NO_HANDLE || fast?.isFastHandle(fh)) return;
     void Promise.resolve(vfs.release(fh)).catch(() => {});
   };
-  /** Takes back the references a LOOKUP (plus = false) or READDIRPLUS answer hands out. */
-  const unhand =
-    (plus: boolean) =>
-    (reply: Buffer): void => {
-      for (const id of nodesHandedOut(reply, plus)) forget(id, 1);
-    };
+  /** Takes back the reference a LOOKUP answer hands out. */
+  const unhandEntry = (reply: Buffer): void => {
+    for (const id of nodesHandedOut(reply, false)) forget(id, 1);
+  };
+  /** Takes back the references a READDIRPLUS answer hands out. */
+  const unhandListing = (reply: Buffer): void => {
+    for (const id of nodesHandedOut(reply, true)) forget(id, 1);
+  };
 
   return (buf: Buffer, length: number): void => {
     const h = readHeader(buf);
@@ -613,7 +615,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
           h,
           () => `lookup ${whereChild(name)}`,
           () => entry(u, childPath(lookupDirOf(h.nodeId), name)),
-          unhand(false),
+          unhandEntry,
         );
         return;
       }
@@ -936,7 +938,7 @@ export function requestHandler(o: OpsOptions): (buf: Buffer, length: number) => 
             }
             return listings.reply(h, r, pathOf(h.nodeId), plus);
           },
-          h.opcode === Op.READDIRPLUS ? unhand(true) : nothing,
+          h.opcode === Op.READDIRPLUS ? unhandListing : nothing,
         );
         return;
       case Op.GETXATTR:
