@@ -141,22 +141,23 @@ async function dropEntry(
  * lost: by then the first send may have landed and another host made a node
  * under the name, which the removal would take (a node with no entry in its
  * directory's document leaves no proof there, and a version number does not
- * tell two nodes apart). `beforeResend` throws `gone` when the node there is
- * not the one removed (`czxid()`), or there is none: the caller counts the
- * removal done, by its first send or by another host.
+ * tell two nodes apart). `beforeResend` throws `replaced` when the node there
+ * is not the one removed (`czxid()`): the caller counts the removal done, by
+ * its first send or before the other host's node came. With no node there,
+ * the removal goes again, and its failure is checked as any write's is.
  */
 function removalResent(
   ctx: VfsContext,
   path: string,
   znode: string,
   czxid: () => bigint | undefined,
-): { gone: FsError; beforeResend: () => Promise<void> } {
-  const gone = new FsError('ENOENT', `${path} went before its removal was sent again`);
+): { replaced: FsError; beforeResend: () => Promise<void> } {
+  const replaced = new FsError('ENOENT', `${path} was made again before its removal was sent again`);
   const beforeResend = async () => {
     const now = await ctx.client.exists(znode);
-    if (!now || now.czxid !== czxid()) throw gone;
+    if (now && now.czxid !== czxid()) throw replaced;
   };
-  return { gone, beforeResend };
+  return { replaced, beforeResend };
 }
 
 export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
@@ -167,7 +168,7 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
   // directory is not empty); one sent after would land on a directory made again by the name.
   const data = { znode: dir.znode, exact: true };
   let removing: bigint | undefined;
-  const { gone, beforeResend } = removalResent(ctx, path, dir.znode, () => removing);
+  const { replaced, beforeResend } = removalResent(ctx, path, dir.znode, () => removing);
   await ctx.files.whileHeld([data], async () => {
     await ctx.proofs
       .during((token) =>
@@ -200,7 +201,7 @@ export async function rmdir(ctx: VfsContext, path: string): Promise<void> {
         ),
       )
       .catch((error: unknown) => {
-        if (error !== gone) throw asFsError(error, `removing directory ${path}`);
+        if (error !== replaced) throw asFsError(error, `removing directory ${path}`);
       });
     ctx.files.markDeletedAt(data.znode);
   });
@@ -243,7 +244,7 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
     ctx.tree.forget(target.znode);
     return;
   }
-  const { gone, beforeResend } = removalResent(ctx, path, target.znode, () => target.stat.czxid);
+  const { replaced, beforeResend } = removalResent(ctx, path, target.znode, () => target.stat.czxid);
   // A write-back on its way lands first; one sent after would land on a file made again under the name.
   await ctx.files.whileHeld([{ znode: target.znode }], async () => {
     await ctx.proofs
@@ -258,7 +259,7 @@ export async function unlink(ctx: VfsContext, path: string): Promise<void> {
         ),
       )
       .catch((error: unknown) => {
-        if (error !== gone) throw asFsError(error, `removing ${path}`);
+        if (error !== replaced) throw asFsError(error, `removing ${path}`);
       });
     ctx.files.markDeleted(target.znode);
   });
