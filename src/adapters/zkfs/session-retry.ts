@@ -95,6 +95,13 @@ function cutoff(deadline: number): number {
   return Math.max(deadline, Date.now() + MIN_REQUEST_MS);
 }
 
+/** The failure of an operation at `path` that ran out of time after `cause`, a write maybe landed. */
+function unansweredTimeout(path: string, cause: unknown): ZkError {
+  const timeout = new ZkError('TIMEOUT', path, undefined, cause);
+  timeout.unanswered = true;
+  return timeout;
+}
+
 export class SessionRetry {
   private waiters: (() => void)[] = [];
 
@@ -184,6 +191,18 @@ export class SessionRetry {
   }
 
   /**
+   * What a request sent on the session's client now settles with, failed
+   * when that client is replaced, or with TIMEOUT at its cutoff: bounded by
+   * the operation's deadline, since sent just before it, a request the
+   * server takes and leaves unanswered would otherwise have a whole request
+   * timeout of its own; and a second at least, as with no deadline at all
+   * (--reconnect-timeout 0). The caller counts the timeout.
+   */
+  private sent<T>(deadline: number, request: Promise<T>, path: string): Promise<T> {
+    return this.by(cutoff(deadline), this.session().abandonment.race(request), path, false);
+  }
+
+  /**
    * What `verify` finds of a write sent again that failed with `error`.
    * Its reads lost to the connection (or the session) say nothing of the
    * write: they are made again once connected, up to `deadline`, then fail
@@ -202,20 +221,13 @@ export class SessionRetry {
         throw failure;
       });
       try {
-        return await this.by(
-          cutoff(deadline),
-          this.session().abandonment.race(verify(client, error)),
-          path,
-          false,
-        );
+        return await this.sent(deadline, verify(client, error), path);
       } catch (failure) {
         const now = this.session();
         if (now.closed || !(isRetryable(failure) || client !== now.client)) return undefined;
         if (Date.now() >= deadline) {
           this.counters.timeouts++;
-          const timeout = new ZkError('TIMEOUT', path, undefined, failure);
-          timeout.unanswered = true;
-          throw timeout;
+          throw unansweredTimeout(path, failure);
         }
         this.log.debug(`${path}: checking whether it landed, again (the connection changed)`);
         if (now.connected && client === now.client) await sleep(20);
@@ -242,19 +254,14 @@ export class SessionRetry {
       });
       this.counters.requests++;
       try {
-        // Bounded by the operation's deadline too: sent just before it, a request the server takes
-        // and leaves unanswered would otherwise have a whole request timeout of its own. Each
-        // request has a second at least, as with no deadline at all (--reconnect-timeout 0).
-        return await this.by(cutoff(deadline), this.session().abandonment.race(attempt(client)), path, false);
+        return await this.sent(deadline, attempt(client), path);
       } catch (error) {
         const now = this.session();
         if (now.closed) throw error;
         if (isRetryable(error) || client !== now.client) {
           if (Date.now() >= deadline) {
             this.counters.timeouts++;
-            const timeout = new ZkError('TIMEOUT', path, undefined, error);
-            timeout.unanswered = true;
-            throw timeout;
+            throw unansweredTimeout(path, error);
           }
           this.counters.retries++;
           resent = true;

@@ -112,7 +112,7 @@ const TWO_32 = 0x1_0000_0000;
 const EXACT_HIGH = 0x20_0000;
 
 /** The u64 at `at` as a number (rounded to the nearest above 2^53, as Number(bigint) does). */
-function readU64(buf: Buffer, at: number): number {
+export function readU64(buf: Buffer, at: number): number {
   return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32;
 }
 

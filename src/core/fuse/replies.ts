@@ -4,7 +4,7 @@
  * request calls for. Pure.
  */
 import { zeroedBuffer } from '../zeroed-buffer.js';
-import { FUSE_KERNEL_VERSION, type Unique } from './protocol.js';
+import { FUSE_KERNEL_VERSION, readU64, type Unique } from './protocol.js';
 
 const OUT_HEADER = 16;
 const ATTR_SIZE = 88;
@@ -275,10 +275,6 @@ export function direntReply(
     at += align8(DIRENT_HEADER + nameLength);
   }
   return out;
-}
-
-function readU64(reply: Buffer, at: number): number {
-  return reply.readUInt32LE(at) + reply.readUInt32LE(at + 4) * TWO_32;
 }
 
 /**
