@@ -83,6 +83,20 @@ except OSError as e:
 os.close(fd)
 `;
 
+/** Opens log to append, says "open", and once a line comes in appends a line and closes it; says how that ended. */
+const APPEND_WHEN_TOLD = `
+import os, sys
+fd = os.open('log', os.O_WRONLY | os.O_APPEND)
+print('open', flush=True)
+sys.stdin.readline()
+try:
+    os.write(fd, b'mine\\n')
+    os.close(fd)
+    print('closed')
+except OSError as e:
+    print(e.strerror)
+`;
+
 /** Reads x, says "ready", and once a line comes in unlinks x; says why that failed, if it did, then "done". */
 const UNLINK_WHEN_TOLD = `
 import os, sys
@@ -874,6 +888,37 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     const r = await cutting;
     expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
     expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
+    await m.unmount();
+  });
+
+  it("does not write over another host's file that replaced the name after the reply to an append was lost", async () => {
+    // A program holds log to append; another host replaces log, so the line goes to the file now
+    // under the name. That write lands, its reply is lost with the connection, and another host
+    // replaces log again (at data version 0, as the one written was): sent again at that version,
+    // the line and the replaced file's content went over the new file.
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/log`, Buffer.from('rotated away\n'));
+    expect(await m.ok('cat log')).toBe('rotated away\n');
+    const { program, told } = await programSaying(m, APPEND_WHEN_TOLD, m.dir, 'open', 'flush');
+    await client.remove(`${base}/log`, -1);
+    await client.create(`${base}/log`, Buffer.from('second\n'));
+    await sees(m, 'cat log', 'second\n');
+    proxy.holdRequests(OP_SET_DATA);
+    const telling = told();
+    await loseReply(
+      proxy,
+      m,
+      async () => (await client.getData(`${base}/log`)).data.toString() === 'second\nmine\n',
+      'the append landed',
+    );
+    await client.remove(`${base}/log`, -1);
+    await client.create(`${base}/log`, Buffer.from('third\n'));
+    proxy.releaseReplies();
+    proxy.accept();
+    await telling;
+    const r = await program;
+    expect({ exitCode: r.exitCode, stdout: r.stdout }).toEqual({ exitCode: 0, stdout: 'open\nclosed' });
+    expect((await client.getData(`${base}/log`)).data.toString()).toBe('third\nmine\n');
     await m.unmount();
   });
 

@@ -575,6 +575,19 @@ function identityOf(ctx: VfsContext, stat: ZkStat): NodeIdentity {
 class NodeGone extends Error {}
 
 /**
+ * The check before a write read from node `znode` of `czxid` is sent again
+ * after its reply was lost: at the data version read, it could land in a
+ * node another host made under the name meanwhile at that same version
+ * (each new node starts at 0). Throws NodeGone when the node there is not
+ * that one.
+ */
+function sameNodeBeforeResend(ctx: VfsContext, znode: string, czxid: bigint): () => Promise<void> {
+  return async () => {
+    if ((await ctx.client.exists(znode))?.czxid !== czxid) throw new NodeGone();
+  };
+}
+
+/**
  * Whether `file`'s node was deleted, or deleted and made again, without the
  * mount hearing of it: asked of ZooKeeper only when the watch was lost
  * since the node was known (or there is none), since a write at the data
@@ -872,12 +885,15 @@ async function appendToCurrent(ctx: VfsContext, file: OpenFile): Promise<void> {
     let stat: ZkStat;
     file.cutInFlight = Number.POSITIVE_INFINITY;
     const write = { data: merged, over: node.data, version: node.stat.version, seq, bufferLength: sent };
+    const beforeResend = sameNodeBeforeResend(ctx, file.znode, node.stat.czxid);
     try {
       stat =
         merged.length === 0
-          ? await writeEmpty(ctx, file.znode, node.stat.version)
-          : await ctx.client.setData(file.znode, merged, node.stat.version);
+          ? await writeEmpty(ctx, file.znode, node.stat.version, beforeResend)
+          : await ctx.client.setData(file.znode, merged, node.stat.version, { beforeResend });
     } catch (error) {
+      // Another node took the name before the write went again: the next round sees it (appendToName).
+      if (error instanceof NodeGone) continue;
       if (isZkError(error, 'TIMEOUT') && error.unanswered) file.inDoubt = write;
       if (isZkError(error, 'BAD_VERSION') && error.resent && (await landedBeforeLoss(ctx, file, write)))
         return;
@@ -1069,7 +1085,8 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
     let stat: ZkStat | null;
     try {
       if (current) {
-        stat = await ctx.client.setData(file.znode, merged, current.stat.version);
+        const beforeResend = sameNodeBeforeResend(ctx, file.znode, current.stat.czxid);
+        stat = await ctx.client.setData(file.znode, merged, current.stat.version, { beforeResend });
       } else {
         const parent = await resolveDir(ctx, parentPath(file.mountPath));
         await makeFile(
@@ -1084,6 +1101,9 @@ async function appendToName(ctx: VfsContext, file: OpenFile): Promise<void> {
         stat = await ctx.client.exists(file.znode).catch(() => null);
       }
     } catch (error) {
+      // Another node took the name before the write went again: the bytes go to that one. Should
+      // the first send have landed, they are also in the node that was there, now renamed or gone.
+      if (error instanceof NodeGone) continue;
       if (isZkError(error, 'TIMEOUT') && error.unanswered) file.inDoubt = write;
       // Another client wrote, deleted or made the file between the read and the write.
       const raced = current
@@ -1147,8 +1167,12 @@ async function salvageAppends(ctx: VfsContext, file: OpenFile): Promise<void> {
     checkAppendedSize(file, merged.length);
     let stat: ZkStat;
     try {
-      stat = await ctx.client.setData(file.znode, merged, node.stat.version);
+      stat = await ctx.client.setData(file.znode, merged, node.stat.version, {
+        beforeResend: sameNodeBeforeResend(ctx, file.znode, node.stat.czxid),
+      });
     } catch (error) {
+      // Another node took the name before the write went again: the next round refuses it.
+      if (error instanceof NodeGone) continue;
       if (await lostRace(error, started, attempt)) continue;
       throw await refusal(ctx, file, error, merged.length);
     }
@@ -1342,18 +1366,13 @@ async function cutNode(
   path: string,
   size: number,
 ): Promise<void> {
-  // Sent again after its reply was lost, the write could land in a node another host made under
-  // the name meanwhile at the same version (a rename over it): only into the node it was read from.
-  const replaced = new FsError('ENOENT', `${path} was replaced before its truncation was sent again`);
   for (let attempt = 0; ; attempt++) {
     try {
       const { data, stat } = await ctx.client.getData(target.znode);
       if (data.length === size) return;
       const next = Buffer.alloc(size);
       data.copy(next, 0, 0, Math.min(size, data.length));
-      const beforeResend = async () => {
-        if ((await ctx.client.exists(target.znode))?.czxid !== stat.czxid) throw replaced;
-      };
+      const beforeResend = sameNodeBeforeResend(ctx, target.znode, stat.czxid);
       const written =
         size === 0 && target.type === 'file'
           ? await writeEmpty(ctx, target.znode, stat.version, beforeResend)
@@ -1362,7 +1381,7 @@ async function cutNode(
       return;
     } catch (error) {
       // Cut by the first send, or not: either way before the other host's node took the name.
-      if (error === replaced) return;
+      if (error instanceof NodeGone) return;
       if (isZkError(error, 'BAD_VERSION') && attempt < 5) continue;
       throw asFsError(error, `truncating ${path}`);
     }
