@@ -891,6 +891,32 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
+  it("does not cut another host's write made after a truncate whose reply was lost", async () => {
+    // The truncation lands, its reply is lost with the connection, and another host writes the
+    // file: sent again, the cut failed on the version, and was made again over that write.
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/f`, Buffer.from('mine, as made'));
+    expect(await m.ok('cat f')).toBe('mine, as made');
+    proxy.holdRequests(OP_SET_DATA);
+    const cutting = execa('python3', ['-c', `import os; os.truncate('${join(m.dir, 'f')}', 4)`], {
+      reject: false,
+      timeout: 60_000,
+    });
+    await loseReply(
+      proxy,
+      m,
+      async () => (await client.getData(`${base}/f`)).data.length === 4,
+      'the cut landed',
+    );
+    await client.setData(`${base}/f`, Buffer.from('mine, then the other host'), -1);
+    proxy.releaseReplies();
+    proxy.accept();
+    const r = await cutting;
+    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect((await client.getData(`${base}/f`)).data.toString()).toBe('mine, then the other host');
+    await m.unmount();
+  });
+
   it("does not write over another host's file that replaced the name after the reply to an append was lost", async () => {
     // A program holds log to append; another host replaces log, so the line goes to the file now
     // under the name. That write lands, its reply is lost with the connection, and another host

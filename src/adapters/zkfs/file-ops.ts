@@ -1382,6 +1382,9 @@ async function cutNode(
     } catch (error) {
       // Cut by the first send, or not: either way before the other host's node took the name.
       if (error instanceof NodeGone) return;
+      // Refused when sent again: another host wrote after the first send, which had landed, or
+      // before it, a race lost. Either way that write is later than the cut, and stays.
+      if (isZkError(error, 'BAD_VERSION') && error.resent) return;
       if (isZkError(error, 'BAD_VERSION') && attempt < 5) continue;
       throw asFsError(error, `truncating ${path}`);
     }
