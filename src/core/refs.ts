@@ -22,9 +22,25 @@ export interface AddRefResult {
   first: boolean;
 }
 
+/**
+ * The count of `id`. IDs are any string the engine (or anyone on the socket)
+ * sends: one named like what every object has (constructor, __proto__) is
+ * an ID like any other, never the object's own.
+ */
+function countOf(refs: MountRefs, id: string): number {
+  return Object.hasOwn(refs, id) ? (refs[id] ?? 0) : 0;
+}
+
+/** `refs` with `id` counted `count` times (absent at 0), in their order, built so no name can set a prototype. */
+function withCount(refs: MountRefs, id: string, count: number): MountRefs {
+  const entries = Object.entries(refs).map(([key, n]): [string, number] => [key, key === id ? count : n]);
+  if (!Object.hasOwn(refs, id)) entries.push([id, count]);
+  return Object.fromEntries(entries.filter(([, n]) => n > 0));
+}
+
 /** One more Mount by `id`. */
 export function addRef(refs: MountRefs, id: string): AddRefResult {
-  return { refs: { ...refs, [id]: (refs[id] ?? 0) + 1 }, first: totalRefs(refs) === 0 };
+  return { refs: withCount(refs, id, countOf(refs, id) + 1), first: totalRefs(refs) === 0 };
 }
 
 export interface ReleaseRefResult {
@@ -37,11 +53,9 @@ export interface ReleaseRefResult {
 
 /** One Unmount by `id`. An unknown ID changes nothing, so no count ever drops below zero. */
 export function releaseRef(refs: MountRefs, id: string): ReleaseRefResult {
-  const count = refs[id] ?? 0;
+  const count = countOf(refs, id);
   if (count <= 0) return { refs, known: false, last: false };
-  const next: Record<string, number> = { ...refs };
-  if (count === 1) delete next[id];
-  else next[id] = count - 1;
+  const next = withCount(refs, id, count - 1);
   return { refs: next, known: true, last: totalRefs(next) === 0 };
 }
 
@@ -74,11 +88,11 @@ export function reconcileAction(refs: MountRefs, seen: MountSeen): ReconcileActi
 /** Drops malformed entries (non-positive or non-integer counts) from refs read back from disk. */
 export function sanitizeRefs(value: unknown): MountRefs {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
-  const refs: Record<string, number> = {};
-  for (const [id, count] of Object.entries(value)) {
-    if (typeof count === 'number' && Number.isInteger(count) && count > 0) refs[id] = count;
-  }
-  return refs;
+  return Object.fromEntries(
+    Object.entries(value).filter(
+      ([, count]) => typeof count === 'number' && Number.isInteger(count) && count > 0,
+    ),
+  );
 }
 
 export interface UnheldCheck {

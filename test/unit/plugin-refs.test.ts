@@ -59,6 +59,27 @@ describe('mount references', () => {
     expect(reconcileAction(refs, seen)).toBe(action);
   });
 
+  it('counts an ID named like what every object has (constructor, __proto__) as any other', () => {
+    for (const id of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const held = addRef(addRef({ c1: 1 }, id).refs, id);
+      expect(held.first).toBe(false);
+      expect(totalRefs(held.refs)).toBe(3);
+      // As saved and read back, then released.
+      const back = sanitizeRefs(JSON.parse(JSON.stringify(held.refs)));
+      expect(totalRefs(back)).toBe(3);
+      const once = releaseRef(back, id);
+      expect({ known: once.known, last: once.last, total: totalRefs(once.refs) }).toEqual({
+        known: true,
+        last: false,
+        total: 2,
+      });
+      const twice = releaseRef(once.refs, id);
+      expect({ known: twice.known, total: totalRefs(twice.refs) }).toEqual({ known: true, total: 1 });
+      expect(releaseRef(twice.refs, id)).toEqual({ refs: twice.refs, known: false, last: false });
+      expect(releaseRef({ c1: 1 }, id)).toEqual({ refs: { c1: 1 }, known: false, last: false });
+    }
+  });
+
   it('drops malformed counts read back from disk', () => {
     expect(sanitizeRefs({ a: 1, b: 0, c: -3, d: 1.5, e: '2', f: 4 })).toEqual({ a: 1, f: 4 });
     expect(sanitizeRefs(null)).toEqual({});
