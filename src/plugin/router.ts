@@ -147,11 +147,6 @@ function isBlank(raw: Buffer | string): boolean {
   return (typeof raw === 'string' ? raw : raw.toString('utf8')).trim() === '';
 }
 
-/** An option key with case, spaces and punctuation dropped, to compare misspellings. */
-function looseKey(key: string): string {
-  return key.toLowerCase().replace(/[^a-z0-9]/g, '');
-}
-
 function decodeBody(raw: Buffer | string): Body {
   const text = typeof raw === 'string' ? raw : raw.toString('utf8');
   // Activate (and sometimes List) arrives with an empty body.
@@ -273,13 +268,15 @@ export class Router {
   private describe(body: Body): string {
     const opts = body.Opts;
     if (typeof opts !== 'object' || opts === null) return JSON.stringify(body);
-    const masked: Record<string, unknown> = { ...(opts as Record<string, unknown>) };
-    // Also keys that are a secret option misspelt ("Auth", "pass phrase"): refused as unknown,
-    // their value may still be the secret.
-    const secret = this.driver.secretOptions.map(looseKey);
-    for (const key of Object.keys(masked)) {
-      if (secret.some((s) => looseKey(key).includes(s))) masked[key] = REDACTED;
-    }
+    // Only values known to be no secret: a key the driver refuses may be a secret option misspelt
+    // ("Auth", "pass phrase", "password"), its value the secret.
+    const plain = this.driver.plainOptions ?? [];
+    const masked = Object.fromEntries(
+      Object.entries(opts as Record<string, unknown>).map(([key, value]) => [
+        key,
+        plain.includes(key) ? value : REDACTED,
+      ]),
+    );
     return JSON.stringify({ ...body, Opts: masked });
   }
 }

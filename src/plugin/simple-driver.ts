@@ -38,6 +38,7 @@ export function simpleBackend(options: SimpleBackendOptions): VolumeBackend {
   return {
     driver: SIMPLE_DRIVER,
     secretOptions: SECRET_KEYS,
+    plainOptions: QUERY_FIELDS.filter((f) => f.kind !== 'secret').map((f) => f.key),
     displayName: redactQuery,
     secretsOf: (name, opts) => querySecrets(name, opts),
     normalizeOptions: (name, opts) => {

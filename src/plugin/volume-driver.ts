@@ -35,6 +35,12 @@ export interface VolumeDriver {
   capabilities(): { scope: 'local' | 'global' };
   /** Create option keys whose values are secrets (ZooKeeper `auth`): masked in debug logs. */
   readonly secretOptions: readonly string[];
+  /**
+   * Create option keys whose values debug logs may show. Every other value is
+   * masked, also under keys the driver refuses (a secret option misspelt).
+   * Absent: none is shown.
+   */
+  readonly plainOptions?: readonly string[];
   /** Secret values currently held, to be redacted from every reply and log line. */
   secrets(): readonly string[];
   /**
@@ -51,6 +57,8 @@ export interface VolumeBackend {
   readonly driver: string;
   /** Option keys whose values are secrets: kept only in the 0600 state file, masked in logs. */
   readonly secretOptions: readonly string[];
+  /** Option keys taken whose values are no secret: debug logs show them (VolumeDriver.plainOptions). */
+  readonly plainOptions?: readonly string[];
   /** The name with any secret inside it masked, for logs. */
   displayName?(name: string): string;
   /**

@@ -65,6 +65,7 @@ const RECONCILE_CONCURRENCY = 8;
 
 export class VolumeStore implements VolumeDriver {
   readonly secretOptions: readonly string[];
+  readonly plainOptions: readonly string[] | undefined;
   private state: PluginState;
   private saving: Promise<void> = Promise.resolve();
   /** Volumes whose start-up reconciliation is not over: calling the entry waits for it. */
@@ -89,6 +90,7 @@ export class VolumeStore implements VolumeDriver {
   private constructor(options: VolumeStoreOptions, state: PluginState) {
     this.backend = options.backend;
     this.secretOptions = options.backend.secretOptions;
+    this.plainOptions = options.backend.plainOptions;
     this.stateFile = options.stateFile;
     this.mountRoot = options.mountRoot;
     this.ctx = options.ctx;

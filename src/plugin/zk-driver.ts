@@ -77,6 +77,7 @@ export function zkBackend(options: ZkBackendOptions): VolumeBackend {
   return {
     driver: ZK_DRIVER,
     secretOptions: ['auth'],
+    plainOptions: OPTION_KEYS.filter((k) => k !== 'auth'),
     secretsOf: (_name, options) => (options.auth ? [options.auth] : []),
     normalizeOptions: (_name, options) => normalizeZkOptions(options),
     mount: async (volume: VolumeRecord, dir: string, ctx: CommandContext) => {

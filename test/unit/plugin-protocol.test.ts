@@ -30,6 +30,7 @@ interface Call {
 class FakeDriver implements VolumeDriver {
   readonly calls: Call[] = [];
   readonly secretOptions = ['auth'];
+  readonly plainOptions = ['mode'];
   delayMs = 0;
   active = new Map<string, number>();
   maxActive = new Map<string, number>();
@@ -333,6 +334,18 @@ describe('plugin protocol errors', () => {
     const line = logLines.find((l) => l.includes('VolumeDriver.Create request'));
     expect(line).toContain('"Auth ":');
     expect(logLines.join('\n')).not.toContain('s3cr3t');
+  });
+
+  it('shows in its debug log only the values of options known to be no secret', async () => {
+    await post(
+      socketPath,
+      '/VolumeDriver.Create',
+      '{"Name":"v","Opts":{"mode":"ro","passphrase":"hunter2","pass phrase":"x2","password":"pw3"}}\n',
+    );
+    const line = logLines.find((l) => l.includes('VolumeDriver.Create request')) ?? '';
+    expect(line).toContain('"mode":"ro"');
+    expect(line).toContain('"passphrase":"***"');
+    for (const secret of ['hunter2', 'x2', 'pw3']) expect(logLines.join('\n')).not.toContain(secret);
   });
 
   it('refuses methods other than POST', async () => {
