@@ -13,7 +13,7 @@
  * back, is the new file once it is.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +93,18 @@ try:
     os.write(fd, b'mine\\n')
     os.close(fd)
     print('closed')
+except OSError as e:
+    print(e.strerror)
+`;
+
+/** Makes argv[1] its working directory, says "ready", and once a line comes in says where it is, or why it cannot tell. */
+const CWD_WHEN_TOLD = `
+import os, sys
+os.chdir(sys.argv[1])
+print('ready', flush=True)
+sys.stdin.readline()
+try:
+    print(os.getcwd())
 except OSError as e:
     print(e.strerror)
 `;
@@ -888,6 +900,48 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     const r = await cutting;
     expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
     expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
+    await m.unmount();
+  });
+
+  it('keeps the working directory of a program in the mount where it is across a connection loss', async () => {
+    // The watch was down, so every name the kernel held was dropped: a directory dropped that
+    // way is unhashed, and getcwd(2) of a program working in it failed (git, pwd, a shell's prompt).
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/sub`, Buffer.alloc(0));
+    await client.create(`${base}/sub/x`, Buffer.from('x'));
+    const sub = join(m.dir, 'sub');
+    expect(await m.ok('cat sub/x')).toBe('x');
+    const program = execa('python3', ['-c', CWD_WHEN_TOLD, sub], {
+      cwd: '/',
+      reject: false,
+      timeout: 60_000,
+    });
+    const ready = new Promise<void>((resolve) => {
+      program.stdout?.on('data', (c: Buffer) => {
+        if (c.toString().includes('ready')) resolve();
+      });
+    });
+    try {
+      await ready;
+      const before = (await mountStatus(m.dir)).kernel.invalidations;
+      await cutOff(proxy, m);
+      proxy.accept();
+      // The kernel told that every name it held may have changed: sub, and x in it.
+      await eventually(
+        async () => (await mountStatus(m.dir)).kernel.invalidations >= before + 2,
+        'the kernel told',
+        20_000,
+      );
+      expect(readlinkSync(`/proc/${program.pid}/cwd`)).toBe(sub);
+    } catch (error) {
+      program.kill();
+      throw error;
+    }
+    program.stdin?.write('\n');
+    program.stdin?.end();
+    const r = await program;
+    expect(r.stdout).toBe(`ready\n${sub}`);
+    expect(await m.ok('cat sub/x')).toBe('x');
     await m.unmount();
   });
 

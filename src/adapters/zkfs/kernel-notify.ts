@@ -39,6 +39,15 @@ export interface StaleEntry {
   fresh?: boolean;
 }
 
+/**
+ * What to do with a cached name: nothing, have the kernel ask about it again
+ * at its next use (a change that may have happened), or drop it (one that
+ * did: a directory dropped is unhashed, so only for one gone or replaced).
+ */
+type NameDrop = 'none' | 'expire' | 'drop';
+
+const STRENGTH: Record<NameDrop, number> = { none: 0, expire: 1, drop: 2 };
+
 /** Stale paths; 'all': everything the kernel holds; 'prune': every name at the top. */
 export type Stale = readonly StaleEntry[] | 'all' | 'prune';
 
@@ -95,8 +104,8 @@ export type StoreBuilder = (nodeId: number) => Buffer | undefined;
 
 export class KernelNotifier {
   readonly counters: NotifyCounters = { sent: 0, unknown: 0, stored: 0 };
-  /** Mount path → whether its name must go too. */
-  private readonly queue = new Map<string, boolean>();
+  /** Mount path → what becomes of its name. */
+  private readonly queue = new Map<string, NameDrop>();
   /** Page-cache stores waiting: they go after every invalidation. */
   private readonly stores = new Map<string, StoreBuilder>();
   /**
@@ -144,20 +153,22 @@ export class KernelNotifier {
 
   /** Drops what the kernel may hold of what `stale` names. */
   apply(stale: Stale): void {
+    // Below, names that may have changed are only expired: dropping a directory would fail
+    // getcwd(2) in it, and detach what is mounted on it, though it most likely did not change.
     if (stale === 'all') {
       // The watch was down: changes may have gone unreported.
-      for (const path of [...this.link.knownPaths()]) this.enqueue(path, path !== '/');
+      for (const path of [...this.link.knownPaths()]) this.enqueue(path, path !== '/' ? 'expire' : 'none');
     } else if (stale === 'prune') {
       for (const path of [...this.link.knownPaths()])
-        if (path.lastIndexOf('/') === 0 && path !== '/') this.enqueue(path, true);
-      this.enqueue('/', false);
+        if (path.lastIndexOf('/') === 0 && path !== '/') this.enqueue(path, 'expire');
+      this.enqueue('/', 'none');
     } else {
       for (const { path, entry, fresh } of stale) {
         // Another host's `cp` into a directory listed here: one invalidation per file, not three.
         if (fresh && !this.knows(path)) {
           this.changedUnheld(path);
           if (entry && path !== '/') this.dropListing(parentPath(path));
-        } else this.enqueue(path, entry);
+        } else this.enqueue(path, entry ? 'drop' : 'none');
       }
     }
   }
@@ -260,7 +271,7 @@ export class KernelNotifier {
       window.again = true;
       return;
     }
-    this.enqueue(dir, false);
+    this.enqueue(dir, 'none');
     this.openListingWindow(dir);
   }
 
@@ -269,7 +280,7 @@ export class KernelNotifier {
       const window = this.listingWindows.get(dir);
       this.listingWindows.delete(dir);
       if (!window?.again || this.closed) return;
-      this.enqueue(dir, false);
+      this.enqueue(dir, 'none');
       this.openListingWindow(dir);
     }, LISTING_WINDOW_MS);
     timer.unref();
@@ -288,15 +299,16 @@ export class KernelNotifier {
     }
   }
 
-  private enqueue(path: string, entry: boolean): void {
+  private enqueue(path: string, name: NameDrop): void {
     if (this.closed) return;
     if (!this.knows(path)) {
       this.changedUnheld(path);
       // Nothing cached, nothing to drop: a new name's parent listing is handled through the parent.
-      if (!(entry && this.knows(parentPath(path)))) return;
+      if (!(name !== 'none' && this.knows(parentPath(path)))) return;
     }
     this.stores.delete(path);
-    this.queue.set(path, entry || this.queue.get(path) === true);
+    const queued = this.queue.get(path) ?? 'none';
+    this.queue.set(path, STRENGTH[queued] >= STRENGTH[name] ? queued : name);
     this.pump();
   }
 
@@ -347,13 +359,13 @@ export class KernelNotifier {
       });
   }
 
-  private async drop(path: string, entry: boolean): Promise<void> {
+  private async drop(path: string, name: NameDrop): Promise<void> {
     const self = this.link.nodeIdOf(path);
     if (self !== undefined) await this.send(invalInode(self));
-    if (!entry || path === '/') return;
+    if (name === 'none' || path === '/') return;
     const parent = this.link.nodeIdOf(parentPath(path));
     if (parent === undefined) return;
-    await this.send(invalEntry(parent, baseName(path)));
+    await this.send(invalEntry(parent, baseName(path), name === 'expire'));
     // The kernel keeps directory listings too: a name that came or went changes the parent's.
     await this.send(invalInode(parent));
   }

@@ -39,13 +39,21 @@ function invalInodeFrom(nodeId: number, offset: bigint): Buffer {
   return buffer;
 }
 
-/** Drop the name `name` in directory node `parent`. */
-export function invalEntry(parent: number, name: string): Buffer {
+/** FUSE_EXPIRE_ONLY: the kernel asks about the name at its next use, keeping it meanwhile. */
+const EXPIRE_ONLY = 1;
+
+/**
+ * Drop the name `name` in directory node `parent`; `expireOnly`: only have
+ * the kernel ask about it again at its next use. A dropped directory is
+ * unhashed: getcwd(2) fails in it, and what is mounted on it is detached.
+ * Kernels before 6.2 know no such flag, and drop the name as before.
+ */
+export function invalEntry(parent: number, name: string, expireOnly = false): Buffer {
   const bytes = Buffer.from(name);
   const buffer = frame(0n, FUSE_NOTIFY_INVAL_ENTRY, 16 + bytes.length + 1);
   writeU64(buffer, parent, HEADER);
   buffer.writeUInt32LE(bytes.length, HEADER + 8);
-  buffer.writeUInt32LE(0, HEADER + 12); // flags
+  buffer.writeUInt32LE(expireOnly ? EXPIRE_ONLY : 0, HEADER + 12); // flags
   bytes.copy(buffer, HEADER + 16);
   return buffer; // ends with the NUL the kernel expects
 }
