@@ -83,13 +83,15 @@ export async function readMountUse(): Promise<MountUse | undefined> {
 }
 
 /**
- * How many users `mount` (an entry of our mount table) has: namespaces
- * holding it by a mount of their own, and processes of ours inside it.
+ * How many users a volume has, given `mounts`, its mount and those inside it
+ * (entries of our mount table, mountsUnder): namespaces holding any of them
+ * by a mount of their own, and processes of ours inside one. A container
+ * given a subpath of a volume (volume-subpath) binds only the filesystem
+ * that holds that path, a disk mounted inside the volume's root.
  */
-export function usersOf(use: MountUse, mount: MountEntry): number {
-  const inside = `${mount.mountPoint}/`;
-  const holders = use.namespaces.filter((table) =>
-    table.some((e) => e.device === mount.device && !propagatedCopyOf(e, mount)),
-  ).length;
-  return holders + use.paths.filter((p) => p === mount.mountPoint || p.startsWith(inside)).length;
+export function usersOf(use: MountUse, mounts: readonly MountEntry[]): number {
+  const holds = (e: MountEntry) => mounts.some((m) => e.device === m.device && !propagatedCopyOf(e, m));
+  const holders = use.namespaces.filter((table) => table.some(holds)).length;
+  const inside = (p: string) => mounts.some((m) => p === m.mountPoint || p.startsWith(`${m.mountPoint}/`));
+  return holders + use.paths.filter(inside).length;
 }

@@ -11,7 +11,7 @@ import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from '../adapters/make-dirs.js';
 import { type MountUse, readMountUse, usersOf } from '../adapters/mount-holders.js';
-import { type MountEntry, mountAt, readMountTable } from '../adapters/mountinfo.js';
+import { type MountEntry, mountAt, mountsUnder, readMountTable } from '../adapters/mountinfo.js';
 import { canonicalDir } from '../adapters/real-path.js';
 import { readJson, writeJsonAtomic } from '../adapters/state-file.js';
 import type { CommandContext } from '../commands/context.js';
@@ -310,7 +310,7 @@ export class VolumeStore implements VolumeDriver {
    */
   private async unheldCandidate(
     name: string,
-  ): Promise<{ volume: VolumeRecord; mount: MountEntry; quietMs: number } | undefined> {
+  ): Promise<{ volume: VolumeRecord; mount: MountEntry; mounts: MountEntry[]; quietMs: number } | undefined> {
     const volume = recordOf(this.state, name);
     // A volume start-up has not looked at yet is start-up's to settle.
     if (volume === undefined || this.reconciling.has(name)) return undefined;
@@ -318,8 +318,9 @@ export class VolumeStore implements VolumeDriver {
     // The mount table is read only for a volume the rest of the rule does not keep already.
     const check = { refs: volume.refs, mounted: true, quietMs, timeoutMs: this.releaseUnheldMs, holders: 0 };
     if (!unheldRefs(check)) return undefined;
-    const mount = mountAt(await this.readMounts(), this.mountpointOf(name));
-    return mount && { volume, mount, quietMs };
+    const table = await this.readMounts();
+    const mount = mountAt(table, this.mountpointOf(name));
+    return mount && { volume, mount, mounts: mountsUnder(table, mount.mountPoint), quietMs };
   }
 
   /** Whether `name` may hold references the engine will never release, before asking who uses it. */
@@ -341,7 +342,7 @@ export class VolumeStore implements VolumeDriver {
   ): Promise<boolean> {
     const candidate = await this.unheldCandidate(name);
     if (candidate === undefined) return false;
-    const { volume, mount, quietMs } = candidate;
+    const { volume, mount, mounts, quietMs } = candidate;
     const use = await readUse();
     if (use === undefined && !this.warnedBlind) {
       this.warnedBlind = true;
@@ -350,7 +351,7 @@ export class VolumeStore implements VolumeDriver {
           'mount references the engine never releases are kept',
       );
     }
-    if (use === undefined || usersOf(use, mount) > 0) return false;
+    if (use === undefined || usersOf(use, mounts) > 0) return false;
     await this.update(name, (state) => withRefs(state, name, {}));
     this.ctx.log.warn(
       `volume ${name}: released ${totalRefs(volume.refs)} mount reference(s) the engine never released ` +
@@ -488,9 +489,10 @@ export class VolumeStore implements VolumeDriver {
 
   /** Users of the mount at `dir` now (usersOf); undefined when it is not mounted or the server cannot tell. */
   private async usersNow(dir: string): Promise<number | undefined> {
-    const mount = mountAt(await this.readMounts(), dir);
-    const use = mount && (await readMountUse());
-    return use && mount && usersOf(use, mount);
+    const table = await this.readMounts();
+    if (!mountAt(table, dir)) return undefined;
+    const use = await readMountUse();
+    return use && usersOf(use, mountsUnder(table, dir));
   }
 
   /** Waits for the start-up reconciliation of `name`, starting it now if its turn has not come. */

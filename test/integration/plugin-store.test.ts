@@ -69,8 +69,14 @@ async function openStore(
  * given propagation: `private` copies every mount (a holder, as a
  * container's bind is), `slave` receives our unmounts (a copy, not a holder).
  */
-async function inNamespace(propagation: 'private' | 'slave'): Promise<() => Promise<void>> {
-  const child = spawn('unshare', ['-m', '--propagation', propagation, 'sleep', '600'], { stdio: 'ignore' });
+async function inNamespace(
+  propagation: 'private' | 'slave',
+  setUp: string[] = [],
+): Promise<() => Promise<void>> {
+  // `setUp`: shell commands run in the namespace first, as a container's runtime binds its volumes.
+  const command =
+    setUp.length > 0 ? ['sh', '-c', `${setUp.join(' && ')} && exec sleep 600`] : ['sleep', '600'];
+  const child = spawn('unshare', ['-m', '--propagation', propagation, ...command], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -225,6 +231,41 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     expect(await store.mount('data', 'next')).toBe(dir);
     expect(mountedAt(dir)).toBe(true);
     await store.unmount('data', 'next');
+  });
+
+  it('counts a namespace holding only a mount inside the volume (a container given a subpath) as a user', async () => {
+    const root = newRoot();
+    const { backend } = tmpfsBackend();
+    // A disk inside the volume's root, as the simple driver mounts them.
+    const inner: VolumeBackend = {
+      ...backend,
+      mount: async (volume, dir, ctx) => {
+        await backend.mount(volume, dir, ctx);
+        mkdirSync(join(dir, 'simple-0'));
+        await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'volkit-disk', join(dir, 'simple-0')]);
+      },
+      unmount: async (volume, dir, ctx) => {
+        await run('umount', [join(dir, 'simple-0')]);
+        await backend.unmount(volume, dir, ctx);
+      },
+    };
+    let clock = Date.now();
+    const store = await openStore(root, inner, [], { now: () => new Date(clock), releaseUnheldMs: 60_000 });
+    await store.create('data', { size: '1m' });
+    const dir = await store.mount('data', 'container');
+    // docker run --mount ...,volume-subpath=simple-0: the container binds the disk's directory
+    // only, and none of the volume's root.
+    const bound = join(root, 'container-data');
+    mkdirSync(bound);
+    const holder = await inNamespace('private', [
+      `mount --bind ${join(dir, 'simple-0')} ${bound} && umount -l ${dir}`,
+    ]);
+    clock += 61_000;
+    expect(await store.releaseUnheld('data')).toBe(false);
+    expect(mountedAt(join(dir, 'simple-0'))).toBe(true);
+    await holder();
+    expect(await store.releaseUnheld('data')).toBe(true);
+    expect(mountedAt(dir)).toBe(false);
   });
 
   it('counts the quiet time of a volume from the reply to its Mount, however slow the mount was', async () => {
