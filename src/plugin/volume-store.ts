@@ -29,6 +29,7 @@ import {
 } from '../core/plugin-state.js';
 import {
   addRef,
+  type MountRefs,
   type MountSeen,
   type ReconcileAction,
   reconcileAction,
@@ -79,8 +80,14 @@ export class VolumeStore implements VolumeDriver {
   private readonly readMounts: () => Promise<MountEntry[]>;
   private readonly releaseUnheldMs: number;
   private readonly startedAt: number;
-  /** When each volume was last asked to Mount, or last answered one, by this process. */
-  private readonly lastMount = new Map<string, number>();
+  /**
+   * When any volume was last asked to Mount, or last answered one, by this
+   * process, and how many Mounts are under way: the engine mounts all of a
+   * container's volumes before it starts it, so a volume's mount is used by
+   * nothing until the last of them is answered.
+   */
+  private lastMount = 0;
+  private mountsUnderWay = 0;
   private warnedBlind = false;
   /** Volumes whose serving process was found dead and reported, until they are served again or mounted. */
   private readonly reportedDead = new Set<string>();
@@ -184,9 +191,26 @@ export class VolumeStore implements VolumeDriver {
   async mount(name: string, id: string): Promise<string> {
     await this.reconciled(name);
     const volume = getVolume(this.state, name);
-    const dir = this.mountpointOf(name);
     const { refs, first } = addRef(volume.refs, id);
-    this.lastMount.set(name, this.now().getTime());
+    this.lastMount = this.now().getTime();
+    this.mountsUnderWay++;
+    try {
+      return await this.mountFor(name, id, volume, refs, first);
+    } finally {
+      this.mountsUnderWay--;
+      // Its container starts after this reply: a slow mount must not use up its quiet time.
+      this.lastMount = this.now().getTime();
+    }
+  }
+
+  private async mountFor(
+    name: string,
+    id: string,
+    volume: VolumeRecord,
+    refs: MountRefs,
+    first: boolean,
+  ): Promise<string> {
+    const dir = this.mountpointOf(name);
     let mountedHere = false;
     if (!(await this.isServed(volume, dir))) {
       if (!first) this.ctx.log.warn(`volume ${name} is in use but not mounted; mounting it again`);
@@ -205,8 +229,6 @@ export class VolumeStore implements VolumeDriver {
       }
       throw error;
     }
-    // Its container starts after this reply: a slow mount must not use up its quiet time.
-    this.lastMount.set(name, this.now().getTime());
     // Served now (a dead mount was mounted afresh above): a death from here on is a new one, and
     // so is an unmount that fails after it.
     this.reportedDead.delete(name);
@@ -314,7 +336,8 @@ export class VolumeStore implements VolumeDriver {
     const volume = recordOf(this.state, name);
     // A volume start-up has not looked at yet is start-up's to settle.
     if (volume === undefined || this.reconciling.has(name)) return undefined;
-    const quietMs = this.now().getTime() - Math.max(this.startedAt, this.lastMount.get(name) ?? 0);
+    const quietMs =
+      this.mountsUnderWay > 0 ? 0 : this.now().getTime() - Math.max(this.startedAt, this.lastMount);
     // The mount table is read only for a volume the rest of the rule does not keep already.
     const check = { refs: volume.refs, mounted: true, quietMs, timeoutMs: this.releaseUnheldMs, holders: 0 };
     if (!unheldRefs(check)) return undefined;
@@ -355,7 +378,7 @@ export class VolumeStore implements VolumeDriver {
     await this.update(name, (state) => withRefs(state, name, {}));
     this.ctx.log.warn(
       `volume ${name}: released ${totalRefs(volume.refs)} mount reference(s) the engine never released ` +
-        `(${Object.keys(volume.refs).join(', ')}): nothing uses its mount, and no Mount came for ` +
+        `(${Object.keys(volume.refs).join(', ')}): nothing uses its mount, and no Mount of any volume came for ` +
         `${Math.round(quietMs / 1000)} s (was the engine killed with its containers?); unmounting it`,
     );
     await this.teardown(volume, mount.mountPoint);

@@ -223,7 +223,7 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     expect(calls.unmount).toBe(1);
     expect((await store.get('data')).status.mounts).toBe(0);
     expect(lines.join('\n')).toContain(
-      'volume data: released 1 mount reference(s) the engine never released (engine-forgot-me): nothing uses its mount, and no Mount came for 61 s',
+      'volume data: released 1 mount reference(s) the engine never released (engine-forgot-me): nothing uses its mount, and no Mount of any volume came for 61 s',
     );
     await copy();
 
@@ -287,6 +287,42 @@ describe.skipIf(missing({ root: true }))('volume store on real mounts', () => {
     expect(await store.releaseUnheld('slow')).toBe(false);
     expect(mountedAt(dir)).toBe(true);
     await store.unmount('slow', 'container-starting');
+  });
+
+  it("keeps a volume's references while the engine mounts its container's other volumes", async () => {
+    // The engine mounts a container's volumes one after another, and starts it after the last:
+    // a slow later Mount must not use up the quiet time of the first.
+    const root = newRoot();
+    const { backend } = tmpfsBackend();
+    let clock = Date.now();
+    let opening: (() => void) | undefined;
+    const slowOnce: VolumeBackend = {
+      ...backend,
+      mount: async (volume, dir, ctx) => {
+        if (volume.name === 'second') await new Promise<void>((resolve) => (opening = resolve));
+        await backend.mount(volume, dir, ctx);
+      },
+    };
+    const store = await openStore(root, slowOnce, [], {
+      now: () => new Date(clock),
+      releaseUnheldMs: 60_000,
+    });
+    await store.create('first', { size: '1m' });
+    await store.create('second', { size: '1m' });
+    const dir = await store.mount('first', 'container');
+    const second = store.mount('second', 'container');
+    await waitUntil('the second Mount to start', () => opening !== undefined);
+    clock += 61_000;
+    expect(await store.releaseUnheld('first')).toBe(false);
+    opening?.();
+    await second;
+    clock += 59_000;
+    expect(await store.releaseUnheld('first')).toBe(false);
+    expect(mountedAt(dir)).toBe(true);
+    // Nothing started using either, and no Mount came since: the engine forgot them.
+    clock += 2_000;
+    expect(await store.releaseUnheld('first')).toBe(true);
+    expect(await store.releaseUnheld('second')).toBe(true);
   });
 
   it('reports the mount point in Get, Path and List only while mounted', async () => {

@@ -144,7 +144,7 @@ export function servePluginCommand(getApp: () => App, defaultDriver: DriverName)
     .option('--mount-root <dir>', 'where volumes are mounted (default STATE-DIR/volumes)')
     .option(
       '--release-unheld <seconds>',
-      `release mount references of volumes nothing uses, once no Mount came for SECONDS (after the engine was killed; default ${DEFAULT_RELEASE_UNHELD_S}, 0 never)`,
+      `release mount references of volumes nothing uses, once no Mount of any volume came for SECONDS (after the engine was killed; default ${DEFAULT_RELEASE_UNHELD_S}, 0 never)`,
     )
     .addOption(
       actionOption(
