@@ -109,6 +109,20 @@ except OSError as e:
     print(e.strerror)
 `;
 
+/** Writes to app.log, says "written", and closes it once a line comes in; says how the close ended. */
+const WRITE_THEN_CLOSE = `
+import os, sys
+fd = os.open('app.log', os.O_WRONLY)
+os.write(fd, b'this host, written before the rename')
+print('written', flush=True)
+sys.stdin.readline()
+try:
+    os.close(fd)
+    print('closed')
+except OSError as e:
+    print('close:', e.strerror)
+`;
+
 /** Reads x, says "ready", and once a line comes in unlinks x; says why that failed, if it did, then "done". */
 const UNLINK_WHEN_TOLD = `
 import os, sys
@@ -942,6 +956,43 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     const r = await program;
     expect(r.stdout).toBe(`ready\n${sub}`);
     expect(await m.ok('cat sub/x')).toBe('x');
+    await m.unmount();
+  });
+
+  it('writes a file renamed here while open once the connection is back, when nothing replaced it', async () => {
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/app.log`, Buffer.from('old\n'));
+    expect(await m.ok('cat app.log')).toBe('old\n');
+    const { program, told } = await programSaying(m, WRITE_THEN_CLOSE, m.dir, 'written', 'flush');
+    await m.ok('mv app.log app.log.1');
+    await cutOff(proxy, m);
+    await told();
+    proxy.accept();
+    const r = await program;
+    expect(r.stdout).toBe('written\nclosed');
+    expect((await client.getData(`${base}/app.log.1`)).data.toString()).toBe(
+      'this host, written before the rename',
+    );
+    await m.unmount();
+  });
+
+  it("does not write a file renamed here over another host's file that replaced it while the connection was down", async () => {
+    // A program writes app.log, which is renamed here: its bytes go to the node the rename made,
+    // at version 0. The connection drops, and another host replaces app.log.1 (at version 0
+    // too): the close sent the bytes at that version over the other host's file.
+    const { proxy, base, a: m } = await throughProxy();
+    await client.create(`${base}/app.log`, Buffer.from('old\n'));
+    expect(await m.ok('cat app.log')).toBe('old\n');
+    const { program, told } = await programSaying(m, WRITE_THEN_CLOSE, m.dir, 'written', 'flush');
+    await m.ok('mv app.log app.log.1');
+    await cutOff(proxy, m);
+    await client.remove(`${base}/app.log.1`, -1);
+    await client.create(`${base}/app.log.1`, Buffer.from('the other host\n'));
+    await told();
+    proxy.accept();
+    const r = await program;
+    expect((await client.getData(`${base}/app.log.1`)).data.toString()).toBe('the other host\n');
+    expect(r.stdout).toBe('written\nclose: Input/output error');
     await m.unmount();
   });
 

@@ -469,6 +469,7 @@ export class OpenFiles {
     versions: ReadonlyMap<string, number>,
     mountFrom: string,
     mountTo: string,
+    made: { zxid: bigint | undefined; watchEpoch: number },
   ): void {
     for (const file of this.everyFile()) {
       const key = file.znode;
@@ -489,12 +490,14 @@ export class OpenFiles {
         file.version = NO_VERSION;
         file.behind = true; // a reader reads what was moved, though the change's notice comes later
       }
-      // The rename made a new node (a create and a delete), whose czxid its stat has not told yet;
-      // nor is it the node made here, whose bytes goneUnheard would look for. A doubt whether the
-      // node moved was this file's at all stays: the moved node is asked about by its bytes.
+      // The rename made a new node (a create and a delete), whose czxid is the zxid of the
+      // transaction (`made`); unknown, the node counts as made here at `made.watchEpoch`, asked
+      // about by its bytes after a watch gap. A doubt whether the node moved was this file's at
+      // all stays: the moved node is asked about by its bytes.
       const unsure = file.identity?.watchEpoch === UNSURE_EPOCH || file.madeEpoch === UNSURE_EPOCH;
-      file.identity = undefined;
-      file.madeEpoch = unsure ? UNSURE_EPOCH : undefined;
+      file.identity =
+        unsure || made.zxid === undefined ? undefined : { czxid: made.zxid, watchEpoch: made.watchEpoch };
+      file.madeEpoch = unsure ? UNSURE_EPOCH : made.zxid === undefined ? made.watchEpoch : undefined;
       if (named) this.files.set(file.znode, file);
     }
   }

@@ -27,7 +27,7 @@ import {
 } from '../../core/zkfs/symlinks.js';
 import type { WriteToken } from '../../core/zkfs/write-proof.js';
 import { multiBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
-import type { ZkError } from '../zookeeper.js';
+import type { MultiStats, ZkError } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { dataBeingWritten } from './dir-ops.js';
 import { linksLeftBelow } from './gone-names.js';
@@ -48,6 +48,11 @@ interface Built {
   versions: Map<string, number>;
   /** A move into or out of `_zoo_data_`: the source's open buffers are orphaned, not moved. */
   dataMove?: boolean;
+  /**
+   * The zxid of the transaction that landed, read off a stat it returned: the
+   * czxid of every node it made. Undefined when it returned none.
+   */
+  zxid?: bigint;
 }
 
 /**
@@ -266,8 +271,9 @@ function isRace(error: ZkError): boolean {
 /** Builds and commits the move of `from` to `to`, from fresh reads while other clients win races: the plan that landed. */
 async function commitRename(ctx: VfsContext, from: string, to: string, noReplace: boolean): Promise<Built> {
   let done: Built | undefined;
+  let stats: MultiStats = [];
   try {
-    await ctx.proofs.during((token) =>
+    stats = await ctx.proofs.during((token) =>
       commitWithRetry(
         ctx.tree,
         async (attempt) => {
@@ -285,7 +291,8 @@ async function commitRename(ctx: VfsContext, from: string, to: string, noReplace
     throw fsError;
   }
   if (!done) throw new FsError('EIO', `renaming ${from} to ${to}: nothing was built`);
-  return done;
+  const zxid = stats.find((stat) => stat !== undefined)?.mzxid;
+  return zxid === undefined ? done : { ...done, zxid };
 }
 
 export interface RenameOptions {
@@ -315,12 +322,15 @@ export async function rename(
   // the moved file the old node's version, or fail, or land on the node moved in at the same version.
   const keys = [openKey(from), openKey(to)];
   await ctx.files.whileHeld(keys, async () => {
+    // A file moved is in a node the move made: its write-backs must tell it from one another host
+    // makes under the name later (goneUnheard), by its czxid or, unknown, as made in this epoch.
+    const watchEpoch = ctx.tree.watchEpoch;
     const done = await commitRename(ctx, from, to, options.noReplace ?? false);
     if (done.dataMove) {
       for (const key of keys) ctx.files.markDeletedAt(key.znode);
     } else {
       ctx.files.markDeleted(toZnodePath);
-      ctx.files.moved(fromZnode, toZnodePath, done.versions, from, to);
+      ctx.files.moved(fromZnode, toZnodePath, done.versions, from, to, { zxid: done.zxid, watchEpoch });
     }
   });
   ctx.tree.forgetTree(fromZnode);
