@@ -102,6 +102,35 @@ function unansweredTimeout(path: string, cause: unknown): ZkError {
   return timeout;
 }
 
+/**
+ * One attempt of an operation (SessionRetry.run) on `client`. `live` says
+ * whether the operation still waits for this attempt: false once it ended,
+ * or went on to another attempt.
+ */
+export type Attempt<T> = (client: ZkClient, live: () => boolean) => Promise<T>;
+
+/**
+ * `send` as an attempt that, sent again, runs `beforeResend` first, and then
+ * sends nothing unless its operation still waits for it. A check that ran
+ * past the operation's deadline (the connection dropped under it) would
+ * otherwise send the write after its close failed with ETIMEDOUT: landing
+ * after the check of whether it had, the next write-back sent its bytes again.
+ */
+export function resending<T>(
+  send: (client: ZkClient) => Promise<T>,
+  beforeResend?: () => Promise<void>,
+): Attempt<T> {
+  let sent = false;
+  return async (client, live) => {
+    if (sent && beforeResend) {
+      await beforeResend();
+      if (!live()) throw new ZkError('CONNECTION_LOSS');
+    }
+    sent = true;
+    return send(client);
+  };
+}
+
 export class SessionRetry {
   private waiters: (() => void)[] = [];
 
@@ -242,8 +271,23 @@ export class SessionRetry {
    */
   async run<T>(
     path: string,
-    attempt: (client: ZkClient) => Promise<T>,
+    attempt: Attempt<T>,
     verify?: (client: ZkClient, error: ZkError) => Promise<T | undefined>,
+  ): Promise<T> {
+    // The attempt the operation waits for; none once it has ended.
+    const turn = { at: 0 };
+    try {
+      return await this.attempts(path, attempt, verify, turn);
+    } finally {
+      turn.at = -1;
+    }
+  }
+
+  private async attempts<T>(
+    path: string,
+    attempt: Attempt<T>,
+    verify: ((client: ZkClient, error: ZkError) => Promise<T | undefined>) | undefined,
+    turn: { at: number },
   ): Promise<T> {
     const deadline = Date.now() + this.timeoutMs;
     let resent = false;
@@ -253,8 +297,13 @@ export class SessionRetry {
         throw error;
       });
       this.counters.requests++;
+      const mine = ++turn.at;
       try {
-        return await this.sent(deadline, attempt(client), path);
+        return await this.sent(
+          deadline,
+          attempt(client, () => turn.at === mine),
+          path,
+        );
       } catch (error) {
         const now = this.session();
         if (now.closed) throw error;

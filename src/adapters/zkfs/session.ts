@@ -54,7 +54,15 @@ import {
   type ZkStat,
   type ZkWatcher,
 } from '../zookeeper.js';
-import { Abandonment, MIN_REQUEST_MS, type RetryCounters, SessionRetry, sleep } from './session-retry.js';
+import {
+  Abandonment,
+  type Attempt,
+  MIN_REQUEST_MS,
+  type RetryCounters,
+  resending,
+  SessionRetry,
+  sleep,
+} from './session-retry.js';
 import { SilenceWatchdog } from './silence-watchdog.js';
 import { verifyCreate, verifyMulti, verifyRemove, verifySetData } from './write-verify.js';
 import {
@@ -334,7 +342,7 @@ export class ZkSession implements ZkApi {
   /** A write: the observer hears of it around the retried run. */
   private async write<T>(
     ops: readonly ZkOp[],
-    attempt: (client: ZkClient) => Promise<T>,
+    attempt: Attempt<T>,
     verify: (client: ZkClient, error: ZkError) => Promise<T | undefined>,
     statsOf?: (result: T) => MultiStats,
   ): Promise<T> {
@@ -390,14 +398,9 @@ export class ZkSession implements ZkApi {
   }
 
   setData(path: string, data: Buffer, version: number, options: SetDataOptions = {}): Promise<ZkStat> {
-    let sent = false;
     return this.write(
       [{ op: 'setData', path, data, version }],
-      async (c) => {
-        if (sent) await options.beforeResend?.();
-        sent = true;
-        return c.setData(path, data, version);
-      },
+      resending((c) => c.setData(path, data, version), options.beforeResend),
       verifySetData(path, data, version),
       (stat) => [stat],
     );
@@ -413,14 +416,9 @@ export class ZkSession implements ZkApi {
 
   /** A multi; one whose reply was lost and that is found applied resolves to the stats read back. */
   multi(ops: readonly ZkOp[], options: SetDataOptions = {}): Promise<MultiStats> {
-    let sent = false;
     return this.write(
       ops,
-      async (c) => {
-        if (sent) await options.beforeResend?.();
-        sent = true;
-        return c.multi(ops);
-      },
+      resending((c) => c.multi(ops), options.beforeResend),
       verifyMulti(ops),
       (stats) => stats,
     );

@@ -6,9 +6,15 @@
  * that joins another's request waits.
  */
 import { describe, expect, it } from 'vitest';
-import { Abandonment, SessionRetry, type SessionView } from '../../../src/adapters/zkfs/session-retry.js';
+import {
+  Abandonment,
+  resending,
+  SessionRetry,
+  type SessionView,
+} from '../../../src/adapters/zkfs/session-retry.js';
 import { addWatchVerdict } from '../../../src/adapters/zkfs/watch-gate.js';
 import { handshakeTimeoutMs } from '../../../src/adapters/zkfs/zk-wire.js';
+import type { ZkClient } from '../../../src/adapters/zookeeper.js';
 import { ZkError } from '../../../src/adapters/zookeeper.js';
 
 /** What the library rejects with: an Exception whose name is the code's name. */
@@ -125,5 +131,60 @@ describe('an operation joining a request that waits for the connection', () => {
     );
     await expect(retry(false, 10).joined(late, again)).rejects.toThrow('TIMEOUT');
     expect(sent).toBe(0);
+  });
+});
+
+describe('a write sent again after the connection dropped under it', () => {
+  const counters = { requests: 0, retries: 0, confirmedWrites: 0, timeouts: 0 };
+  const client = {} as ZkClient;
+  const connected = (): SessionView => ({
+    client,
+    connected: true,
+    closed: false,
+    abandonment: new Abandonment(),
+  });
+
+  it('is not sent once its operation gave up while the check before sending it again ran', async () => {
+    let sends = 0;
+    let checked!: () => void;
+    const check = new Promise<void>((resolve) => (checked = resolve));
+    const attempt = resending(
+      async () => {
+        sends++;
+        throw new ZkError('CONNECTION_LOSS', '/app/log');
+      },
+      () => check,
+    );
+    const error = await new SessionRetry(counters, connected, 200)
+      .run('/app/log', attempt)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ZkError);
+    expect({ name: (error as ZkError).zkName, unanswered: (error as ZkError).unanswered }).toEqual({
+      name: 'TIMEOUT',
+      unanswered: true,
+    });
+    // The check answers late (its server came back): the write it guarded stays unsent.
+    checked();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sends).toBe(1);
+  });
+
+  it('is sent once the check passes in time', async () => {
+    let sends = 0;
+    let checks = 0;
+    const attempt = resending(
+      async () => {
+        sends++;
+        if (sends === 1) throw new ZkError('CONNECTION_LOSS', '/app/log');
+        return 'landed';
+      },
+      async () => {
+        checks++;
+      },
+    );
+    await expect(new SessionRetry(counters, connected, 5000).run('/app/log', attempt)).resolves.toBe(
+      'landed',
+    );
+    expect({ sends, checks }).toEqual({ sends: 2, checks: 1 });
   });
 });
