@@ -890,31 +890,48 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
-  it("does not cut another host's file that replaced the name after the reply to a truncate was lost", async () => {
-    // The truncation lands, its reply is lost with the connection, and another host replaces f
-    // (at data version 0, as the first file was): sent again at that version, it cut the new file.
+  /**
+   * truncate(2) of f (made as "mine, as made") to 4 bytes on a mount through a proxy: the cut
+   * lands, its reply is lost with the connection, and another client does `meanwhile` before the
+   * mount is back. How the truncate ended, and f after.
+   */
+  const truncateLosingReply = async (meanwhile: (f: string) => Promise<void>) => {
     const { proxy, base, a: m } = await throughProxy();
-    await client.create(`${base}/f`, Buffer.from('mine, as made'));
+    const f = `${base}/f`;
+    await client.create(f, Buffer.from('mine, as made'));
     expect(await m.ok('cat f')).toBe('mine, as made');
     proxy.holdRequests(OP_SET_DATA);
     const cutting = execa('python3', ['-c', `import os; os.truncate('${join(m.dir, 'f')}', 4)`], {
       reject: false,
       timeout: 60_000,
     });
-    await loseReply(
-      proxy,
-      m,
-      async () => (await client.getData(`${base}/f`)).data.length === 4,
-      'the cut landed',
-    );
-    await client.remove(`${base}/f`, -1);
-    await client.create(`${base}/f`, Buffer.from('the other host'));
+    await loseReply(proxy, m, async () => (await client.getData(f)).data.length === 4, 'the cut landed');
+    await meanwhile(f);
     proxy.releaseReplies();
     proxy.accept();
     const r = await cutting;
-    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
-    expect((await client.getData(`${base}/f`)).data.toString()).toBe('the other host');
+    const after = { exitCode: r.exitCode, stderr: r.stderr, f: (await client.getData(f)).data.toString() };
     await m.unmount();
+    return after;
+  };
+
+  it("does not cut another host's file that replaced the name after the reply to a truncate was lost", async () => {
+    // Another host replaces f (at data version 0, as the first file was): sent again at that
+    // version, the cut landed in the new file.
+    const after = await truncateLosingReply(async (f) => {
+      await client.remove(f, -1);
+      await client.create(f, Buffer.from('the other host'));
+    });
+    expect(after).toEqual({ exitCode: 0, stderr: '', f: 'the other host' });
+  });
+
+  it("does not cut another host's write made after a truncate whose reply was lost", async () => {
+    // Another host writes f: sent again, the cut failed on the version, and was made again over
+    // that write.
+    const after = await truncateLosingReply(async (f) => {
+      await client.setData(f, Buffer.from('mine, then the other host'), -1);
+    });
+    expect(after).toEqual({ exitCode: 0, stderr: '', f: 'mine, then the other host' });
   });
 
   it('keeps the working directory of a program in the mount where it is across a connection loss', async () => {
@@ -959,68 +976,33 @@ describe.skipIf(missing({ fuse: true }))('zkfs: a deleted file stays readable wh
     await m.unmount();
   });
 
-  it('writes a file renamed here while open once the connection is back, when nothing replaced it', async () => {
-    const { proxy, base, a: m } = await throughProxy();
-    await client.create(`${base}/app.log`, Buffer.from('old\n'));
-    expect(await m.ok('cat app.log')).toBe('old\n');
-    const { program, told } = await programSaying(m, WRITE_THEN_CLOSE, m.dir, 'written', 'flush');
-    await m.ok('mv app.log app.log.1');
-    await cutOff(proxy, m);
-    await told();
-    proxy.accept();
-    const r = await program;
-    expect(r.stdout).toBe('written\nclosed');
-    expect((await client.getData(`${base}/app.log.1`)).data.toString()).toBe(
-      'this host, written before the rename',
-    );
-    await m.unmount();
-  });
-
-  it("does not write a file renamed here over another host's file that replaced it while the connection was down", async () => {
-    // A program writes app.log, which is renamed here: its bytes go to the node the rename made,
-    // at version 0. The connection drops, and another host replaces app.log.1 (at version 0
-    // too): the close sent the bytes at that version over the other host's file.
-    const { proxy, base, a: m } = await throughProxy();
-    await client.create(`${base}/app.log`, Buffer.from('old\n'));
-    expect(await m.ok('cat app.log')).toBe('old\n');
-    const { program, told } = await programSaying(m, WRITE_THEN_CLOSE, m.dir, 'written', 'flush');
-    await m.ok('mv app.log app.log.1');
-    await cutOff(proxy, m);
-    await client.remove(`${base}/app.log.1`, -1);
-    await client.create(`${base}/app.log.1`, Buffer.from('the other host\n'));
-    await told();
-    proxy.accept();
-    const r = await program;
-    expect((await client.getData(`${base}/app.log.1`)).data.toString()).toBe('the other host\n');
-    expect(r.stdout).toBe('written\nclose: Input/output error');
-    await m.unmount();
-  });
-
-  it("does not cut another host's write made after a truncate whose reply was lost", async () => {
-    // The truncation lands, its reply is lost with the connection, and another host writes the
-    // file: sent again, the cut failed on the version, and was made again over that write.
-    const { proxy, base, a: m } = await throughProxy();
-    await client.create(`${base}/f`, Buffer.from('mine, as made'));
-    expect(await m.ok('cat f')).toBe('mine, as made');
-    proxy.holdRequests(OP_SET_DATA);
-    const cutting = execa('python3', ['-c', `import os; os.truncate('${join(m.dir, 'f')}', 4)`], {
-      reject: false,
-      timeout: 60_000,
-    });
-    await loseReply(
-      proxy,
-      m,
-      async () => (await client.getData(`${base}/f`)).data.length === 4,
-      'the cut landed',
-    );
-    await client.setData(`${base}/f`, Buffer.from('mine, then the other host'), -1);
-    proxy.releaseReplies();
-    proxy.accept();
-    const r = await cutting;
-    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
-    expect((await client.getData(`${base}/f`)).data.toString()).toBe('mine, then the other host');
-    await m.unmount();
-  });
+  // A program writes app.log, which is renamed here: its bytes go to the node the rename made, at
+  // version 0. The connection drops, and another host may replace app.log.1 (at version 0 too):
+  // the close sent the bytes at that version over the other host's file.
+  it.each([
+    { replaced: false, closed: 'closed', left: 'this host, written before the rename' },
+    { replaced: true, closed: 'close: Input/output error', left: 'the other host\n' },
+  ])(
+    'writes a file renamed here while open once the connection is back: replaced meanwhile, $replaced',
+    async ({ replaced, closed, left }) => {
+      const { proxy, base, a: m } = await throughProxy();
+      await client.create(`${base}/app.log`, Buffer.from('old\n'));
+      expect(await m.ok('cat app.log')).toBe('old\n');
+      const { program, told } = await programSaying(m, WRITE_THEN_CLOSE, m.dir, 'written', 'flush');
+      await m.ok('mv app.log app.log.1');
+      await cutOff(proxy, m);
+      if (replaced) {
+        await client.remove(`${base}/app.log.1`, -1);
+        await client.create(`${base}/app.log.1`, Buffer.from('the other host\n'));
+      }
+      await told();
+      proxy.accept();
+      const r = await program;
+      expect(r.stdout).toBe(`written\n${closed}`);
+      expect((await client.getData(`${base}/app.log.1`)).data.toString()).toBe(left);
+      await m.unmount();
+    },
+  );
 
   it("does not write over another host's file that replaced the name after the reply to an append was lost", async () => {
     // A program holds log to append; another host replaces log, so the line goes to the file now
