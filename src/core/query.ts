@@ -93,7 +93,16 @@ export const DEFAULT_QUERY: Readonly<VolumeQuery> = Object.freeze({
   encryptionHash: null,
 });
 
-export type FieldKind = 'label' | 'boolean' | 'size' | 'count' | 'choice' | 'word' | 'secret' | 'bits';
+export type FieldKind =
+  | 'label'
+  | 'boolean'
+  | 'size'
+  | 'count'
+  | 'choice'
+  | 'word'
+  | 'spec'
+  | 'secret'
+  | 'bits';
 
 /** One setting of the query language. */
 export interface QueryField {
@@ -159,9 +168,9 @@ export const QUERY_FIELDS: readonly QueryField[] = [
     'LUKS passphrase (prefer encryption-key)',
   ),
   f('encryption-key', 'encryptionKey', 'word', 'none', 'name of a root-only key file in the key directory'),
-  f('encryption-cipher', 'encryptionCipher', 'word', 'LUKS default', 'LUKS cipher when a disk is created'),
+  f('encryption-cipher', 'encryptionCipher', 'spec', 'LUKS default', 'LUKS cipher when a disk is created'),
   f('encryption-key-size', 'encryptionKeySize', 'bits', 'LUKS default', 'LUKS key size in bits when created'),
-  f('encryption-hash', 'encryptionHash', 'word', 'LUKS default', 'LUKS hash when a disk is created'),
+  f('encryption-hash', 'encryptionHash', 'spec', 'LUKS default', 'LUKS hash when a disk is created'),
 ];
 
 function f(
@@ -180,6 +189,8 @@ function f(
 const FIELD_BY_KEY = new Map(QUERY_FIELDS.map((field) => [field.key, field]));
 /** Keys and values of a name (shared/reference.md §1); fits Docker's volume-name rule. */
 const TOKEN = /^[a-zA-Z0-9][a-zA-Z0-9-]*$/;
+/** A cipher or hash as cryptsetup names it, given with -o. */
+const SPEC = /^[\x21-\x2c\x2e-\x7e][\x21-\x7e]*$/;
 
 /** Whether `text` can be a key or value in a volume name (an `encryption-key` NAME, say). */
 export function isQueryWord(text: string): boolean {
@@ -346,6 +357,18 @@ function assign(
       return;
     case 'word':
       if (!TOKEN.test(value)) bad("may hold only letters, digits and '-' (not first)");
+      target[field.property] = value;
+      return;
+    case 'spec':
+      // cryptsetup's own names (aes-cbc-essiv:sha256, capi:xts(aes)-plain64), given as one argument:
+      // from -o, any printable character but a space; in a name, its separators cannot be there.
+      if (fromOption ? !SPEC.test(value) : !TOKEN.test(value)) {
+        bad(
+          fromOption
+            ? "may hold only printable characters, no space, and not begin with '-'"
+            : "may hold only letters, digits and '-' (not first); give others with -o",
+        );
+      }
       target[field.property] = value;
       return;
     case 'secret':

@@ -150,6 +150,31 @@ describe('parseQuery: options merged over the name', () => {
     ).toBe('two words_and.dots');
   });
 
+  it('accepts a cipher or hash as cryptsetup names it from -o, which a volume name cannot hold', () => {
+    const parsed = parseQuery('label.a_encryption-key.k', {
+      'encryption-cipher': 'aes-cbc-essiv:sha256',
+      'encryption-hash': 'sha512',
+    });
+    expect({ cipher: parsed.encryptionCipher, hash: parsed.encryptionHash }).toEqual({
+      cipher: 'aes-cbc-essiv:sha256',
+      hash: 'sha512',
+    });
+    expect(
+      parseQuery('label.a_encryption-key.k', { 'encryption-cipher': 'capi:xts(aes)-plain64' })
+        .encryptionCipher,
+    ).toBe('capi:xts(aes)-plain64');
+    expect(error(() => parseQuery('label.a', { 'encryption-cipher': 'aes xts' })).message).toBe(
+      "invalid volume query 'label.a': -o encryption-cipher=aes xts may hold only printable characters, no space, and not begin with '-'",
+    );
+    expect(error(() => parseQuery('label.a', { 'encryption-hash': '--help' })).message).toContain(
+      "-o encryption-hash=--help may hold only printable characters, no space, and not begin with '-'",
+    );
+    // The key names a file in the key directory: still a plain name.
+    expect(error(() => parseQuery('label.a', { 'encryption-key': '../k' })).message).toContain(
+      "-o encryption-key=../k may hold only letters, digits and '-' (not first)",
+    );
+  });
+
   it('accepts sizes with a decimal point in options', () => {
     expect(parseQuery('label.a', { 'min-size': '1.5G' }).minSize).toBe(1.5e9);
   });

@@ -35,7 +35,10 @@ export function initializeDiskCommand(getApp: () => App): Command {
       'initialise even a disk that is not blank (never one that is mounted, in use, unreadable, read-only or too small)',
     )
     .option('--dry-run', 'make every check of a real run and print the exact command lines, change nothing')
-    .option('-o, --opt <key=value...>', 'extra settings merged over QUERY (values may hold any character)')
+    .option(
+      '-o, --opt <key=value...>',
+      'extra settings merged over QUERY (a passphrase, cipher or hash may hold what QUERY cannot)',
+    )
     .option(
       '--state-dir <dir>',
       `${STATE_DIR_HELP}: a disk assigned to a volume is refused without --force, and released when erased`,

@@ -69,7 +69,10 @@ export function volumeMountCommand(getApp: () => App): Command {
     .argument('<query>', 'volume query, e.g. label.fast_min-disks.2')
     .argument('<dir>', 'where the volume root (a read-only tmpfs) is mounted; created if missing')
     .option('--include <glob...>', INCLUDE_HELP)
-    .option('-o, --opt <key=value...>', 'extra settings merged over QUERY (values may hold any character)')
+    .option(
+      '-o, --opt <key=value...>',
+      'extra settings merged over QUERY (a passphrase, cipher or hash may hold what QUERY cannot)',
+    )
     .option('--state-dir <dir>', STATE_DIR_HELP)
     .action(
       async (
