@@ -25,7 +25,7 @@ import {
 } from '../core/assignments.js';
 import { type DiskReport, diskId } from '../core/disk-state.js';
 import { OperationError } from '../core/errors.js';
-import type { ChosenDisk } from '../core/match.js';
+import type { MatchResult } from '../core/match.js';
 import { parseQuery, redactQuery, wantsEncryption } from '../core/query.js';
 import type { CommandContext } from './context.js';
 import { Undo } from './undo.js';
@@ -164,7 +164,7 @@ export async function volumeMount(
     const before = session.state;
     const undo = new Undo();
     try {
-      await assemble(spec, dir, match.chosen, found.disks, ac, undo);
+      await assemble(spec, dir, match, found.disks, ac, undo);
       if (query.dynamicMounts) {
         await ensureWatcher(session, spec.name, { stateDir, include, mode: watcherMode }, ctx);
       }
@@ -211,17 +211,28 @@ async function restore(session: StateSession, before: VolumesState): Promise<voi
 async function assemble(
   spec: VolumeSpec,
   dir: string,
-  chosen: readonly ChosenDisk[],
+  match: MatchResult,
   present: readonly DiskReport[],
   ac: AssembleContext,
   undo: Undo,
 ): Promise<void> {
   const { ctx, session } = ac;
-  const disks = await prepareChosen(spec, chosen, ac);
+  const disks = await prepareChosen(spec, match.chosen, ac);
   // Members that are here but no longer match (relabelled, another filesystem, a
   // passphrase that no longer opens them) stop being this volume's. Members not
-  // seen at all may lie outside the scan's scope and keep their assignment.
+  // seen at all may lie outside the scan's scope and keep their assignment, and
+  // so do members in use now (fsck, a backup, another namespace's mount): left
+  // out of this mount, they are still nobody else's.
   const keep = new Set(disks.map(diskId));
+  for (const { disk, busy } of match.rejected) {
+    if (!busy || disk.state !== 'initialised') continue;
+    keep.add(diskId(disk));
+    if (session.state.volumes[spec.name]?.disks[diskId(disk)]) {
+      ctx.log.warn(
+        `volume ${shown(spec)}: ${disk.device} is in use now (${disk.usage}); left out of this mount, still assigned`,
+      );
+    }
+  }
   let released = session.state;
   for (const d of present) {
     if (d.state !== 'initialised' || keep.has(diskId(d))) continue;

@@ -24,6 +24,12 @@ export type ChosenDisk = (BlankDisk | InitialisedDisk) & { action: DiskAction };
 export interface RejectedMatch {
   disk: DiskReport;
   reasons: string[];
+  /**
+   * It would match but for what passes: it is in use now (a program holds
+   * it, it is mounted elsewhere), and so its passphrase could not be tested
+   * either. A volume's member rejected so stays its member.
+   */
+  busy?: boolean;
 }
 
 export interface MatchResult {
@@ -139,6 +145,15 @@ export function diskReasons(
   return reasons;
 }
 
+/** Whether initialised `disk`, in use now, would match `query` once free (RejectedMatch.busy). */
+function onlyBusy(query: VolumeQuery, disk: DiskReport, host: Host, options: MatchOptions): boolean {
+  if (disk.state !== 'initialised' || !disk.inUse) return false;
+  const unlocks = new Map(options.unlocks);
+  // Opening it may have failed for the same reason; only a passphrase that did not open it counts.
+  if (unlocks.get(disk.device) !== false) unlocks.set(disk.device, true);
+  return diskReasons(query, { ...disk, inUse: false }, host, { ...options, unlocks }).length === 0;
+}
+
 const ACTION_RANK: Record<DiskAction, number> = { use: 0, relabel: 1, initialise: 2 };
 
 function numbering(disk: DiskReport): number {
@@ -158,7 +173,7 @@ export function matchDisks(
     const reasons = diskReasons(query, disk, host, options);
     const action = actionFor(query, disk);
     if (reasons.length > 0 || action === undefined || disk.state === 'rejected')
-      rejected.push({ disk, reasons });
+      rejected.push({ disk, reasons, ...(onlyBusy(query, disk, host, options) ? { busy: true } : {}) });
     else candidates.push({ ...disk, action } as ChosenDisk);
   }
   const assignedHere = (d: ChosenDisk) =>

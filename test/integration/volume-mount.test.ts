@@ -4,10 +4,11 @@
  * remounts and restarts, persist-numbering placeholders, and failures that
  * leave nothing behind.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { onCleanup } from '../fixtures/cleanup.js';
 import { cli } from '../fixtures/cli.js';
 import { missing, scratchDir } from '../fixtures/environment.js';
 import { blankDisk, initialisedDisk, luksDisk, TEST_ENV } from '../fixtures/simple-disks.js';
@@ -124,6 +125,41 @@ describe.skipIf(missing({ loop: true }))('simplectl mount', () => {
     expect((await env.mount(`label.${label}_min-disks.2_basename.c-`, c, disks)).exitCode).toBe(0);
     expect(readdirSync(c).sort()).toEqual(['c-0', 'c-1']);
     for (const dir of [b, c]) await env.umount(dir, { release: true });
+  });
+
+  it('keeps a member another program holds for a moment assigned, leaving it out of this mount only', async () => {
+    const label = uniqueLabel();
+    const disks = await labelledDisks(label, 2);
+    const env = volumeEnv();
+    const a = volumeDir('a');
+    const query = `label.${label}_max-disks.2`;
+    expect((await env.mount(query, a, disks)).exitCode).toBe(0);
+    await env.umount(a);
+    // fsck, a backup tool or a prompt of initialize-disk --force holds the second disk exclusively.
+    const held = disks[1]!.device;
+    const holder = spawn(
+      'python3',
+      [
+        '-c',
+        `import os, sys; os.open('${held}', os.O_RDONLY | os.O_EXCL); print('held', flush=True); sys.stdin.read()`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    onCleanup(`holder of ${held}`, () => {
+      holder.kill('SIGKILL');
+    });
+    await new Promise<void>((resolve) => holder.stdout?.once('data', () => resolve()));
+    const r = await env.mount(query, a, disks);
+    holder.kill('SIGKILL');
+    expect(r.exitCode).toBe(0);
+    expect(diskSources(a)).toHaveLength(1);
+    expect(r.stderr).not.toContain('releasing it');
+    expect(r.stderr).toContain(`${held} is in use now`);
+    expect(r.stderr).toContain('left out of this mount, still assigned');
+    const status = await env.status();
+    const assigned = status.assignments.filter((x) => x.volumes.includes(query)).map((x) => x.device);
+    expect(assigned.sort()).toEqual(disks.map((d) => d.device).sort());
+    await env.umount(a, { release: true });
   });
 
   it('refuses to release a malformed volume name (exit 2, naming the problem), changing nothing', async () => {
