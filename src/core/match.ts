@@ -11,7 +11,8 @@
  * min-disks: `untyped` disks to relabel (destroys their data: README
  * "Automatic typing"), then blank disks to initialise. max-disks caps the lot.
  */
-import type { BlankDisk, DiskReport, InitialisedDisk } from './disk-state.js';
+import { DEFAULT_FILESYSTEM, minimumDiskBytes } from './disk-plan.js';
+import { type BlankDisk, type DiskReport, type InitialisedDisk, MIN_DISK_BYTES } from './disk-state.js';
 import { naturalCompare } from './names.js';
 import { redactQuery, UNTYPED_LABEL, type VolumeQuery, wantsEncryption } from './query.js';
 import { formatSize, humanSize } from './units.js';
@@ -65,6 +66,22 @@ function actionFor(query: VolumeQuery, disk: DiskReport): DiskAction | undefined
   return undefined;
 }
 
+/**
+ * Why a disk of `sizeBytes` cannot be initialised for `query` (its filesystem,
+ * inside LUKS when encrypted), as initialize-disk would refuse it: chosen,
+ * it would fail the mount though a larger disk could serve.
+ */
+function tooSmallToInitialise(query: VolumeQuery, sizeBytes: number): string[] {
+  const filesystem = query.filesystem ?? DEFAULT_FILESYSTEM;
+  const encrypted = wantsEncryption(query);
+  const minimum = Math.max(MIN_DISK_BYTES, minimumDiskBytes(filesystem, encrypted));
+  if (sizeBytes >= minimum) return [];
+  return [
+    `${humanSize(sizeBytes)} is too small to initialise for ${filesystem}${encrypted ? ' inside LUKS' : ''}: ` +
+      `it needs at least ${humanSize(minimum)}`,
+  ];
+}
+
 /** Every reason `disk` cannot serve `query` ([] when it can). */
 export function diskReasons(
   query: VolumeQuery,
@@ -83,6 +100,7 @@ export function diskReasons(
   }
   if (disk.state === 'blank') {
     if (query.initialized) reasons.push('blank, and the query asks for initialized disks only');
+    else reasons.push(...tooSmallToInitialise(query, disk.sizeBytes));
     return reasons;
   }
   if (action === undefined) reasons.push(`label is '${disk.label}', not '${query.label}'`);
@@ -90,7 +108,7 @@ export function diskReasons(
     reasons.push(
       `label is '${UNTYPED_LABEL}'; claiming it would erase it, and the query asks for initialized disks`,
     );
-  }
+  } else if (action === 'relabel') reasons.push(...tooSmallToInitialise(query, disk.sizeBytes));
   if (query.ownHostname && disk.hostname !== host.hostname) {
     reasons.push(`initialised by host '${disk.hostname}', not this host '${host.hostname}'`);
   }

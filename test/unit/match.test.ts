@@ -107,6 +107,22 @@ describe('matchDisks', () => {
     expect(names(one.chosen)).toEqual(['d']);
   });
 
+  it('initialises or relabels no disk too small for the filesystem, taking the next one', () => {
+    const MIB = 1024 * 1024;
+    const disks = [blank('a', 100 * MIB), disk('b', 'untyped', { sizeBytes: 100 * MIB }), blank('c', GIB)];
+    const r = matchDisks(parseQuery('label.fast_filesystem.xfs'), disks, HOST);
+    expect(r.chosen.map((d) => [d.name, d.action])).toEqual([['c', 'initialise']]);
+    expect(why(r, 'a')).toEqual(['100 MiB is too small to initialise for xfs: it needs at least 303 MiB']);
+    expect(why(r, 'b')).toEqual(['100 MiB is too small to initialise for xfs: it needs at least 303 MiB']);
+    // ext4 fits: the same disk is taken.
+    expect(names(matchDisks(parseQuery('label.fast'), disks, HOST).chosen)).toEqual(['b']);
+    // LUKS takes its header too.
+    const tiny = [blank('d', 20 * MIB)];
+    expect(why(matchDisks(parseQuery('label.fast_encryption-key.k'), tiny, HOST), 'd')[0]).toMatch(
+      /^20.0 MiB is too small to initialise for ext4 inside LUKS: it needs at least 24.0 MiB$/,
+    );
+  });
+
   it('never initialises or relabels with initialized.true', () => {
     const r = matchDisks(parseQuery('label.fast_initialized.true'), [blank('a'), disk('b', 'untyped')], HOST);
     expect(r.chosen).toEqual([]);
