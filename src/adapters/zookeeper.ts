@@ -209,6 +209,15 @@ type Callback<T> = (error: unknown, value: T) => void;
 /** Each op's node stat after a multi, where its reply says (ZkClient.multi). */
 export type MultiStats = readonly (ZkStat | undefined)[];
 
+/**
+ * The zxid of the transaction a multi's `stats` came from: a multi is one
+ * transaction, so every node it wrote has it as mzxid, and every node it
+ * made as czxid too. Undefined when it returned no stat.
+ */
+export function transactionZxid(stats: MultiStats | undefined): bigint | undefined {
+  return stats?.find((stat) => stat !== undefined)?.mzxid;
+}
+
 /** What a write may ask of the session that sends it (ZkSession): a client sends it once. */
 export interface SetDataOptions {
   /**

@@ -35,7 +35,7 @@ import {
   ZK_MAX_REQUEST_BYTES,
   type ZkOp,
 } from '../../core/zkfs/zk-ops.js';
-import { isZkError, type MultiStats, type ZkError, type ZkStat } from '../zookeeper.js';
+import { isZkError, type MultiStats, transactionZxid, type ZkError, type ZkStat } from '../zookeeper.js';
 import {
   applyPendingTimes,
   type FileAttr,
@@ -327,7 +327,7 @@ export async function create(
  * file. `watchEpoch` is the tree's before the create was sent.
  */
 function knowMadeNode(ctx: VfsContext, file: OpenFile, made: MultiStats, watchEpoch: number): void {
-  const zxid = made.find((stat) => stat !== undefined)?.mzxid;
+  const zxid = transactionZxid(made);
   if (zxid !== undefined) {
     file.identity ??= { czxid: zxid, watchEpoch };
     return;

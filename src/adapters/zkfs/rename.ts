@@ -27,7 +27,7 @@ import {
 } from '../../core/zkfs/symlinks.js';
 import type { WriteToken } from '../../core/zkfs/write-proof.js';
 import { multiBytes, ZK_MAX_REQUEST_BYTES, type ZkOp } from '../../core/zkfs/zk-ops.js';
-import type { MultiStats, ZkError } from '../zookeeper.js';
+import { type MultiStats, transactionZxid, type ZkError } from '../zookeeper.js';
 import { asFsError, commitWithRetry } from './commit.js';
 import { dataBeingWritten } from './dir-ops.js';
 import { linksLeftBelow } from './gone-names.js';
@@ -48,10 +48,7 @@ interface Built {
   versions: Map<string, number>;
   /** A move into or out of `_zoo_data_`: the source's open buffers are orphaned, not moved. */
   dataMove?: boolean;
-  /**
-   * The zxid of the transaction that landed, read off a stat it returned: the
-   * czxid of every node it made. Undefined when it returned none.
-   */
+  /** The transaction that landed (transactionZxid): the czxid of every node it made. */
   zxid?: bigint;
 }
 
@@ -291,7 +288,7 @@ async function commitRename(ctx: VfsContext, from: string, to: string, noReplace
     throw fsError;
   }
   if (!done) throw new FsError('EIO', `renaming ${from} to ${to}: nothing was built`);
-  const zxid = stats.find((stat) => stat !== undefined)?.mzxid;
+  const zxid = transactionZxid(stats);
   return zxid === undefined ? done : { ...done, zxid };
 }
 

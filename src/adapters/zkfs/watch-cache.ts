@@ -44,7 +44,7 @@ import { position, sortedIncludes } from '../../core/zkfs/sorted-names.js';
 import { UnusedPrefetch } from '../../core/zkfs/unused-prefetch.js';
 import type { AclEntry, ZkOp } from '../../core/zkfs/zk-ops.js';
 import type { Logger } from '../logger.js';
-import { isZkError, type MultiStats, ZkError, type ZkStat } from '../zookeeper.js';
+import { isZkError, type MultiStats, transactionZxid, ZkError, type ZkStat } from '../zookeeper.js';
 import { applyNotice, withCreatedStats, writeThrough } from './cache-patches.js';
 import { ChildWatches } from './child-watches.js';
 import type { Stale, StaleEntry } from './kernel-notify.js';
@@ -439,8 +439,7 @@ export class WatchedTree extends ZkTree implements WriteObserver {
     // there (a directory, say, never asked about) is not this one's.
     if (ok) for (const op of write.ops) if (op.op === 'create') this.doubted.delete(op.path);
     if (doubted.length > 0) {
-      // Every op of a multi is one transaction: any stat it returned carries its zxid.
-      const zxid = stats?.find((stat) => stat !== undefined)?.mzxid;
+      const zxid = transactionZxid(stats);
       for (const znode of doubted) this.doubted.set(znode, zxid);
       for (const znode of [...this.doubted.keys()].slice(0, -MAX_DOUBTED)) this.doubted.delete(znode);
     }
